@@ -1,0 +1,35 @@
+# gr-lwmspectro: `make demo` runs the receiver on synthetic signals, `make test` runs the suite.
+# Both set up everything they need: system packages (as root, on Debian), the venv, the build.
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip
+STAMP   := $(VENV)/.installed
+REQS    := python/pyproject.toml training/pyproject.toml requirements-dev.txt
+
+.PHONY: all setup system test demo gallery clean
+
+all: setup
+
+system:
+	@tools/install-system-deps.sh
+
+$(STAMP): $(REQS)
+	@tools/install-system-deps.sh
+	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PIP) install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PIP) install -q --disable-pip-version-check --no-deps -e python -e training
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q tests
+
+gallery: setup
+	$(VENV)/bin/lwmspectro iq --gallery out/gallery
+
+demo: gallery
+
+clean:
+	rm -rf build out

@@ -1,0 +1,68 @@
+"""The label sets, defined once for the generator, the model and the readouts."""
+
+from __future__ import annotations
+
+PROTOCOLS = ("wifi", "lte", "nr")
+"""Protocols with an expert encoder."""
+
+NEGATIVES = ("none", "other")
+"""Router outcomes that are not a protocol: receiver noise only, or a foreign signal."""
+
+ROUTER_CLASSES = PROTOCOLS + NEGATIVES
+"""What the router (and the readout's `protocol` field) can say."""
+
+OTHER_KINDS = ("cw", "sc_psk", "sc_qam", "fm")
+"""Signals the generator makes for the `other` class."""
+
+MODULATIONS = ("BPSK", "QPSK", "16QAM", "64QAM", "256QAM")
+
+BITS_PER_SYMBOL = {"BPSK": 1, "QPSK": 2, "16QAM": 4, "64QAM": 6, "256QAM": 8}
+
+ALLOWED_MODULATIONS = {
+    # 802.11a/g carries BPSK..64QAM; 256QAM comes from the 802.11ac VHT MCS 8/9.
+    "wifi": ("BPSK", "QPSK", "16QAM", "64QAM", "256QAM"),
+    # LTE PDSCH (36.211 Table 7.1-x): QPSK..256QAM.
+    "lte": ("QPSK", "16QAM", "64QAM", "256QAM"),
+    # NR PDSCH (38.211 Table 7.3.1.2-1): QPSK..256QAM; pi/2-BPSK exists only on the uplink.
+    "nr": ("QPSK", "16QAM", "64QAM", "256QAM"),
+}
+
+MOBILITY_CLASSES = ("static", "pedestrian", "vehicular")
+
+SPEED_RANGES_KMH = {
+    "static": (0.0, 0.0),
+    "pedestrian": (3.0, 10.0),
+    "vehicular": (30.0, 120.0),
+}
+"""Speed range drawn uniformly per mobility class (km/h)."""
+
+SNR_GRID_DB = (-5, 0, 5, 10, 15, 20, 25)
+"""Default SNR grid; SNR is signal power over noise power within the occupied bandwidth."""
+
+SNR_RANGE_DB = (-30.0, 60.0)
+"""SNRs the generator accepts."""
+
+SNR_MOBILITY_CLASSES = tuple((snr, mob) for snr in SNR_GRID_DB for mob in MOBILITY_CLASSES)
+"""Joint SNR x mobility classes of the SNR x mobility head, SNR-major."""
+
+
+def snr_mobility_index(snr_db: float, mobility: str) -> int:
+    """Index of the joint class whose SNR bin is nearest to `snr_db`."""
+    snr_bin = min(range(len(SNR_GRID_DB)), key=lambda i: abs(SNR_GRID_DB[i] - snr_db))
+    return snr_bin * len(MOBILITY_CLASSES) + MOBILITY_CLASSES.index(mobility)
+
+
+def check_choice(kind: str, value, valid) -> None:
+    """Raise a ValueError naming the valid choices when `value` is not among them."""
+    if value not in valid:
+        raise ValueError(f"unknown {kind} {value!r}; valid choices: {', '.join(map(str, valid))}")
+
+
+def check_modulation(protocol: str, modulation: str) -> None:
+    """Refuse a modulation the protocol's standard does not allow, listing those it does."""
+    check_choice("protocol", protocol, PROTOCOLS)
+    allowed = ALLOWED_MODULATIONS[protocol]
+    if modulation not in allowed:
+        raise ValueError(
+            f"{protocol} does not carry {modulation!r}; valid choices: {', '.join(allowed)}"
+        )

@@ -1,0 +1,86 @@
+"""The readout: one dict, the same on the PMT port, the CLI and ZMQ (DESIGN.md schema)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+FIELDS = (
+    "valid",
+    "invalid_reason",
+    "protocol",
+    "protocol_confidence",
+    "modulation",
+    "modulation_confidence",
+    "snr_db",
+    "snr_confidence",
+    "mobility",
+    "mobility_confidence",
+    "expert",
+    "window_start",
+    "rx_time",
+    "latency_ms",
+    "windows_seen",
+    "windows_classified",
+    "windows_dropped",
+)
+
+INVALID_REASONS = ("nan_or_inf", "all_zero", "dc_only", "clipped", "too_short")
+
+
+def make_readout(
+    *,
+    protocol: str,
+    protocol_confidence: float,
+    modulation: str | None = None,
+    modulation_confidence: float | None = None,
+    snr_db: float | None = None,
+    snr_confidence: float | None = None,
+    mobility: str | None = None,
+    mobility_confidence: float | None = None,
+    expert: str | None = None,
+    window_start: int = 0,
+    rx_time: float | None = None,
+    latency_ms: float = 0.0,
+    windows_seen: int = 0,
+    windows_classified: int = 0,
+    windows_dropped: int = 0,
+) -> dict:
+    """A valid readout; task fields are None when the protocol is `none` or `other`."""
+    readout = dict(locals())
+    readout.update(valid=True, invalid_reason=None)
+    return {key: readout[key] for key in FIELDS}
+
+
+def invalid_readout(reason: str, *, window_start: int = 0, rx_time: float | None = None,
+                    latency_ms: float = 0.0, windows_seen: int = 0, windows_classified: int = 0,
+                    windows_dropped: int = 0) -> dict:
+    """A readout that says the input could not be judged, and why; it carries no guess."""
+    if reason not in INVALID_REASONS:
+        raise ValueError(f"unknown invalid reason {reason!r}; valid: {', '.join(INVALID_REASONS)}")
+    readout = {key: None for key in FIELDS}
+    readout.update(valid=False, invalid_reason=reason, window_start=window_start, rx_time=rx_time,
+                   latency_ms=latency_ms, windows_seen=windows_seen,
+                   windows_classified=windows_classified, windows_dropped=windows_dropped)
+    return readout
+
+
+def to_json(readout: dict) -> str:
+    """One JSON line; non-finite floats become null so every consumer can parse it."""
+    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in readout.items()}
+    return json.dumps(clean, separators=(",", ":"))
+
+
+def format_line(readout: dict) -> str:
+    """A short human-readable line for consoles and logs."""
+    if not readout["valid"]:
+        return f"@{readout['window_start']:>12d}  INVALID ({readout['invalid_reason']})"
+    parts = [f"@{readout['window_start']:>12d}", f"{readout['protocol']:<5s} {readout['protocol_confidence']:.2f}"]
+    if readout["modulation"] is not None:
+        parts += [
+            f"{readout['modulation']:<6s} {readout['modulation_confidence']:.2f}",
+            f"SNR {readout['snr_db']:>3.0f} dB {readout['snr_confidence']:.2f}",
+            f"{readout['mobility']:<10s} {readout['mobility_confidence']:.2f}",
+        ]
+    parts.append(f"{readout['latency_ms']:.1f} ms")
+    return "  ".join(parts)

@@ -1,0 +1,1 @@
+"""LWM-Spectro offline package (torch): model, training stages, evaluation and ONNX export."""
