@@ -27,7 +27,7 @@ test: setup
 	$(PY) -m pytest -q tests
 
 gallery: setup
-	$(VENV)/bin/lwmspectro iq --gallery out/gallery
+	$(VENV)/bin/lwmspectro gallery --out out/gallery
 
 demo: gallery
 

@@ -45,18 +45,18 @@ def write_recording(path, iq: np.ndarray, sample_rate_hz: float, frequency_hz: f
     data_path = base.with_suffix(".sigmf-data")
     np.asarray(iq, np.complex64).tofile(data_path)
     global_info = {
-        SigMFFile.DATATYPE_KEY: "cf32_le",
-        SigMFFile.SAMPLE_RATE_KEY: float(sample_rate_hz),
-        SigMFFile.VERSION_KEY: sigmf.__specification__,
-        SigMFFile.RECORDER_KEY: f"lwmspectro {__version__}",
-        SigMFFile.LICENSE_KEY: "https://spdx.org/licenses/CC0-1.0",
-        SigMFFile.DESCRIPTION_KEY: description or "LWM-Spectro synthetic labelled recording",
-        SigMFFile.EXTENSIONS_KEY: [{"name": NAMESPACE, "version": "1.0.0", "optional": True}],
+        "core:datatype": "cf32_le",
+        "core:sample_rate": float(sample_rate_hz),
+        "core:version": sigmf.__specification__,
+        "core:recorder": f"lwmspectro {__version__}",
+        "core:license": "https://spdx.org/licenses/CC0-1.0",
+        "core:description": description or "LWM-Spectro synthetic labelled recording",
+        "core:extensions": [{"name": NAMESPACE, "version": "1.0.0", "optional": True}],
     }
     for key, value in (labels or {}).items():
         global_info[f"{NAMESPACE}:{key}"] = value
     meta = SigMFFile(data_file=data_path, global_info=global_info)
-    meta.add_capture(0, metadata={SigMFFile.FREQUENCY_KEY: float(frequency_hz)})
+    meta.add_capture(0, metadata={"core:frequency": float(frequency_hz)})
     meta_path = base.with_suffix(".sigmf-meta")
     meta.tofile(meta_path, overwrite=True)
     return meta_path
@@ -69,15 +69,15 @@ def read_recording(path, start: int = 0, count: int = -1) -> Recording:
     if not meta_path.exists():
         raise FileNotFoundError(f"no SigMF metadata at {meta_path}")
     meta = fromfile(str(meta_path), skip_checksum=True, autoscale=True)
-    datatype = meta.get_global_field(SigMFFile.DATATYPE_KEY)
+    datatype = meta.get_global_field("core:datatype")
     if datatype not in SUPPORTED_DATATYPES:
         raise ValueError(f"{meta_path}: datatype {datatype!r} is not supported; "
                          f"supported: {', '.join(SUPPORTED_DATATYPES)}")
-    rate = meta.get_global_field(SigMFFile.SAMPLE_RATE_KEY)
+    rate = meta.get_global_field("core:sample_rate")
     if not rate or rate <= 0:
         raise ValueError(f"{meta_path}: core:sample_rate missing or not positive")
     captures = meta.get_captures()
-    frequency = float(captures[0].get(SigMFFile.FREQUENCY_KEY, 0.0)) if captures else 0.0
+    frequency = float(captures[0].get("core:frequency", 0.0)) if captures else 0.0
     total = meta.sample_count
     if count < 0:
         count = total - start

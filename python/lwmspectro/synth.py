@@ -1,0 +1,297 @@
+"""Labelled examples: PHY waveform -> site-specific fading channel -> AWGN -> impairments -> G.
+
+One draw is an `ExampleSpec` (every label fixed by a seed); `make_frames` realises it
+only at the T frames G reads (how datasets are made fast), `make_stream` realises the
+whole observation (recordings, the synthetic source). Both give the same labels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import labels, phy
+from .channels import TapProfile, TDLChannel, add_awgn, doppler_hz, draw_speed, impairments, tdl_profile
+from .resample import resample_to
+from .spectrogram import DEFAULT_PARAMS, SpectrogramParams, spectrogram_from_frames
+
+CARRIERS_HZ = {
+    "wifi": (2.412e9, 2.437e9, 5.18e9, 5.5e9, 5.785e9),
+    "lte": (0.796e9, 1.842e9, 2.14e9, 2.655e9),
+    "nr": (2.5e9, 3.5e9, 3.7e9),
+    "other": (0.433e9, 0.868e9, 2.45e9),
+    "none": (1.0e9,),
+}
+"""Carriers drawn per class; they set the Doppler frequency of a given speed."""
+
+NOISE_POWER_NONE = 1.0
+"""Noise variance per sample of a noise-only (`none`) example."""
+
+
+@dataclass
+class GeneratorConfig:
+    """What a dataset holds; written verbatim into its manifest."""
+
+    n_samples: int = 1000
+    shard_size: int = 250
+    seed: int = 0
+    classes: dict = field(default_factory=lambda: {"wifi": 0.28, "lte": 0.28, "nr": 0.28, "none": 0.08, "other": 0.08})
+    snr_db: list = field(default_factory=lambda: list(labels.SNR_GRID_DB))
+    mobility: list = field(default_factory=lambda: list(labels.MOBILITY_CLASSES))
+    channel: str = "site"
+    """'site' for ray-traced scenario users, or a standard profile name (TDL-A..E)."""
+    scenarios: list | None = None
+    """Scenario names; None means the training scenarios."""
+    scenario_folder: str | None = None
+    users_per_scenario: int = 1000
+    delay_spread_s: float = 100e-9
+    impairment_probability: float = 0.0
+    spectrogram: dict = field(default_factory=lambda: DEFAULT_PARAMS.to_dict())
+
+    def __post_init__(self):
+        for name in self.classes:
+            labels.check_choice("class", name, labels.ROUTER_CLASSES)
+        for mob in self.mobility:
+            labels.check_choice("mobility", mob, labels.MOBILITY_CLASSES)
+        for snr in self.snr_db:
+            check_snr(snr)
+        if self.n_samples < 1 or self.shard_size < 1:
+            raise ValueError("n_samples and shard_size must be positive")
+
+    @property
+    def params(self) -> SpectrogramParams:
+        return SpectrogramParams.from_dict(self.spectrogram)
+
+    @property
+    def n_shards(self) -> int:
+        return -(-self.n_samples // self.shard_size)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_file(cls, path) -> "GeneratorConfig":
+        data = json.loads(Path(path).read_text())
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown config keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**data)
+
+
+def check_snr(snr_db: float) -> None:
+    low, high = labels.SNR_RANGE_DB
+    if not low <= snr_db <= high:
+        raise ValueError(f"SNR {snr_db} dB is out of range; valid: {low:g} to {high:g} dB")
+
+
+@dataclass(frozen=True)
+class ExampleSpec:
+    """Every label of one example; with `seed` it fixes the example bit for bit."""
+
+    protocol: str
+    snr_db: float | None
+    mobility: str | None
+    speed_kmh: float | None
+    carrier_hz: float
+    seed: int
+    bandwidth_hz: float | None = None
+    modulation: str | None = None
+    code_rate: str | None = None
+    other_kind: str | None = None
+    scenario: str | None = None
+    user: int | None = None
+    channel: str = "site"
+    delay_spread_s: float = 100e-9
+    impairments: bool = False
+
+    def __post_init__(self):
+        labels.check_choice("protocol", self.protocol, labels.ROUTER_CLASSES)
+        if self.protocol in labels.PROTOCOLS and self.modulation is not None:
+            labels.check_modulation(self.protocol, self.modulation)
+        if self.snr_db is not None:
+            check_snr(self.snr_db)
+        if self.mobility is not None:
+            labels.check_choice("mobility", self.mobility, labels.MOBILITY_CLASSES)
+        if self.other_kind is not None:
+            labels.check_choice("other kind", self.other_kind, labels.OTHER_KINDS)
+
+    @property
+    def doppler_hz(self) -> float:
+        return 0.0 if not self.speed_kmh else doppler_hz(self.speed_kmh, self.carrier_hz)
+
+
+def draw_spec(config: GeneratorConfig, index: int) -> ExampleSpec:
+    """The `index`-th example of a dataset: a pure function of (config.seed, index)."""
+    rng = np.random.default_rng([config.seed, index])
+    names = list(config.classes)
+    weights = np.asarray([config.classes[n] for n in names], float)
+    protocol = names[rng.choice(len(names), p=weights / weights.sum())]
+    seed = int(rng.integers(2**31))
+    carrier = float(rng.choice(CARRIERS_HZ[protocol]))
+    if protocol == "none":
+        return ExampleSpec(protocol, None, None, None, carrier, seed)
+    mobility = str(rng.choice(config.mobility))
+    speed = draw_speed(mobility, rng)
+    snr = float(rng.choice(config.snr_db))
+    scenario = user = None
+    if config.channel == "site":
+        from . import scenarios
+
+        names = config.scenarios or list(scenarios.TRAIN_SCENARIOS)
+        scenario = str(rng.choice(names))
+        users = scenarios.active_users(scenarios.load_scenario(scenario, config.scenario_folder))
+        user = int(users[rng.integers(min(len(users), config.users_per_scenario))])
+    impaired = bool(rng.random() < config.impairment_probability)
+    if protocol == "other":
+        return ExampleSpec(protocol, snr, mobility, speed, carrier, seed, other_kind=str(rng.choice(labels.OTHER_KINDS)),
+                           scenario=scenario, user=user, channel=config.channel,
+                           delay_spread_s=config.delay_spread_s, impairments=impaired)
+    opts = phy.options(protocol)
+    modulation = str(rng.choice(opts["modulation"]))
+    bandwidth = float(rng.choice(opts["bandwidth_hz"]))
+    code_rate = str(rng.choice(opts["code_rate"][modulation]))
+    return ExampleSpec(protocol, snr, mobility, speed, carrier, seed, bandwidth, modulation, code_rate,
+                       scenario=scenario, user=user, channel=config.channel,
+                       delay_spread_s=config.delay_spread_s, impairments=impaired)
+
+
+def _channel(spec: ExampleSpec, sample_rate_hz: float, rng, scenario_folder=None) -> TDLChannel:
+    if spec.channel == "site":
+        from . import scenarios
+
+        paths = scenarios.user_paths(scenarios.load_scenario(spec.scenario, scenario_folder), spec.user)
+        profile = TapProfile.from_paths(paths.delays_s, paths.powers_lin, los=paths.los)
+    else:
+        profile = tdl_profile(spec.channel, delay_spread_s=spec.delay_spread_s)
+    return TDLChannel(profile, sample_rate_hz=sample_rate_hz, doppler_hz=spec.doppler_hz, rng=rng)
+
+
+def _transmit(spec: ExampleSpec, params: SpectrogramParams, n_samples: int, rng):
+    """The transmitted stream at the analysis rate, its tx-on mask, its occupied bandwidth and PHY labels."""
+    duration = n_samples / params.sample_rate_hz
+    if spec.protocol == "other":
+        wf = phy.generate("other", kind=spec.other_kind, duration_s=duration, rng=rng)
+    else:
+        wf = phy.generate(spec.protocol, bandwidth_hz=spec.bandwidth_hz, modulation=spec.modulation,
+                          code_rate=spec.code_rate, duration_s=duration, rng=rng)
+    iq = resample_to(wf.iq, wf.sample_rate_hz, params.sample_rate_hz)
+    nearest = np.minimum((np.arange(len(iq)) * wf.sample_rate_hz / params.sample_rate_hz).astype(np.int64),
+                         len(wf.active) - 1)
+    active = wf.active[nearest]
+    if len(iq) < n_samples:
+        iq = np.concatenate([iq, np.zeros(n_samples - len(iq), np.complex64)])
+        active = np.concatenate([active, np.zeros(n_samples - len(active), bool)])
+    phy_labels = {"coding": wf.coding, "bandwidth_hz": wf.bandwidth_hz, "occupied_bw_hz": wf.occupied_bw_hz}
+    return iq[:n_samples], active[:n_samples], wf.occupied_bw_hz, phy_labels
+
+
+def label_row(spec: ExampleSpec, extra: dict) -> dict:
+    """The manifest / SigMF label dict of an example."""
+    row = {
+        "protocol": spec.protocol, "bandwidth_hz": spec.bandwidth_hz, "modulation": spec.modulation,
+        "code_rate": spec.code_rate, "coding": None, "snr_db": spec.snr_db, "mobility": spec.mobility,
+        "speed_kmh": spec.speed_kmh, "doppler_hz": spec.doppler_hz if spec.mobility else None,
+        "carrier_hz": spec.carrier_hz, "scenario": spec.scenario, "user": spec.user, "seed": spec.seed,
+        "channel": spec.channel if spec.mobility else None, "other_kind": spec.other_kind,
+    }
+    row.update(extra)
+    return row
+
+
+def _realise(spec: ExampleSpec, params: SpectrogramParams, starts: np.ndarray, length: int,
+             scenario_folder=None) -> tuple[np.ndarray, dict]:
+    """Received samples y[s : s + length] for each start s (absolute, analysis rate), and labels."""
+    rng = np.random.default_rng(spec.seed)
+    if spec.protocol == "none":
+        shape = (len(starts), length)
+        noise = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) * np.sqrt(NOISE_POWER_NONE / 2)
+        return noise.astype(np.complex64), label_row(spec, {})
+    n_samples = int(starts.max()) + length
+    x, active, occupied_bw, phy_labels = _transmit(spec, params, n_samples, rng)
+    channel = _channel(spec, params.sample_rate_hz, rng, scenario_folder)
+    y = channel.apply_frames(x, starts, length)
+    on = active[starts[:, None] + np.arange(length)[None, :]]
+    signal_power = float(np.mean(np.abs(y[on]) ** 2)) if on.any() else float(np.mean(np.abs(y) ** 2))
+    y, _ = add_awgn(y, spec.snr_db, occupied_bw, params.sample_rate_hz, signal_power, rng)
+    extra = dict(phy_labels)
+    if spec.impairments:
+        index = starts[:, None] + np.arange(length)[None, :]
+        y, impairment_labels = impairments.apply_random(y, index, params.sample_rate_hz, rng)
+        extra["impairments"] = impairment_labels
+    return y.astype(np.complex64), label_row(spec, extra)
+
+
+def guard_samples(params: SpectrogramParams) -> int:
+    """Lead-in before the first frame so that every frame sees the channel's full memory."""
+    return params.hop
+
+
+def make_frames(spec: ExampleSpec, params: SpectrogramParams = DEFAULT_PARAMS, scenario_folder=None):
+    """(frames (T, N_w) complex64, labels): the example only where G reads it."""
+    starts = guard_samples(params) + params.frame_starts
+    return _realise(spec, params, starts, params.n_fft, scenario_folder)
+
+
+def make_spectrogram(spec: ExampleSpec, params: SpectrogramParams = DEFAULT_PARAMS, scenario_folder=None):
+    frames, row = make_frames(spec, params, scenario_folder)
+    return spectrogram_from_frames(frames, params), row
+
+
+def make_stream(spec: ExampleSpec, params: SpectrogramParams = DEFAULT_PARAMS, n_samples: int | None = None,
+                scenario_folder=None) -> tuple[np.ndarray, dict]:
+    """The whole received stream at the analysis rate (n_samples, default one observation)."""
+    n_samples = n_samples or params.window_samples
+    iq, row = _realise(spec, params, np.asarray([guard_samples(params)]), n_samples, scenario_folder)
+    return iq[0], row
+
+
+class SyntheticStream:
+    """Endless labelled observations for the synthetic source block and the demo.
+
+    Fixed fields stay as given; fields left None are drawn per observation (cycling
+    through the protocols in turn when `cycle`)."""
+
+    def __init__(self, protocol=None, modulation=None, snr_db=None, mobility=None, cycle=True, seed=0,
+                 params: SpectrogramParams = DEFAULT_PARAMS, channel="TDL-C", scenario_folder=None):
+        if protocol is not None:
+            labels.check_choice("protocol", protocol, labels.ROUTER_CLASSES)
+        if modulation is not None:
+            if protocol is None or protocol not in labels.PROTOCOLS:
+                raise ValueError("a fixed modulation needs a fixed protocol among " + ", ".join(labels.PROTOCOLS))
+            labels.check_modulation(protocol, modulation)
+        if snr_db is not None:
+            check_snr(snr_db)
+        if mobility is not None:
+            labels.check_choice("mobility", mobility, labels.MOBILITY_CLASSES)
+        self.fixed = {"protocol": protocol, "modulation": modulation, "snr_db": snr_db, "mobility": mobility}
+        self.cycle = cycle
+        self.params = params
+        self.config = GeneratorConfig(seed=seed, channel=channel)
+        self.scenario_folder = scenario_folder
+        self.index = 0
+
+    def next_spec(self) -> ExampleSpec:
+        spec = draw_spec(self.config, self.index)
+        protocol = self.fixed["protocol"]
+        if protocol is None and self.cycle:
+            protocol = labels.PROTOCOLS[self.index % len(labels.PROTOCOLS)]
+        self.index += 1
+        if protocol is not None and protocol != spec.protocol:
+            config = dataclasses.replace(self.config, classes={protocol: 1.0})
+            spec = draw_spec(config, self.index)
+        updates = {k: v for k, v in self.fixed.items() if v is not None and k != "protocol"}
+        if spec.protocol in ("none",):
+            updates = {}
+        elif spec.protocol == "other":
+            updates.pop("modulation", None)
+        if "mobility" in updates:
+            updates["speed_kmh"] = draw_speed(updates["mobility"], np.random.default_rng(spec.seed))
+        return dataclasses.replace(spec, **updates)
+
+    def next_observation(self) -> tuple[np.ndarray, dict]:
+        return make_stream(self.next_spec(), self.params, scenario_folder=self.scenario_folder)
