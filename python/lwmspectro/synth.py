@@ -44,8 +44,8 @@ class GeneratorConfig:
     mobility: list = field(default_factory=lambda: list(labels.MOBILITY_CLASSES))
     channel: str = "site"
     """'site' for ray-traced scenario users, or a standard profile name (TDL-A..E)."""
-    scenarios: list | None = None
-    """Scenario names; None means the training scenarios."""
+    scenarios: list | str = "train"
+    """Scenario names, or "train" (the training sites) or "heldout" (the held-out site)."""
     scenario_folder: str | None = None
     users_per_scenario: int = 1000
     delay_spread_s: float = 100e-9
@@ -81,6 +81,19 @@ class GeneratorConfig:
         if unknown:
             raise ValueError(f"{path}: unknown config keys {sorted(unknown)}; known: {sorted(known)}")
         return cls(**data)
+
+
+def scenario_names(selection) -> list[str]:
+    """Scenario names from a config's selection: "train", "heldout" or explicit names."""
+    from . import scenarios
+
+    if selection == "train":
+        return list(scenarios.TRAIN_SCENARIOS)
+    if selection == "heldout":
+        return [scenarios.HELDOUT_SCENARIO]
+    if isinstance(selection, str):
+        return [selection]
+    return list(selection)
 
 
 def check_snr(snr_db: float) -> None:
@@ -142,7 +155,7 @@ def draw_spec(config: GeneratorConfig, index: int) -> ExampleSpec:
     if config.channel == "site":
         from . import scenarios
 
-        names = config.scenarios or list(scenarios.TRAIN_SCENARIOS)
+        names = scenario_names(config.scenarios)
         scenario = str(rng.choice(names))
         users = scenarios.active_users(scenarios.load_scenario(scenario, config.scenario_folder))
         user = int(users[rng.integers(min(len(users), config.users_per_scenario))])

@@ -1,0 +1,144 @@
+"""Labelled examples and dataset generation: determinism, SNR, resume, bad input."""
+
+import dataclasses
+import json
+import multiprocessing
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lwmspectro.dataset import open_dataset
+from lwmspectro.generate import generate_dataset, pending_shards
+from lwmspectro.spectrogram import DEFAULT_PARAMS
+from lwmspectro.synth import ExampleSpec, GeneratorConfig, SyntheticStream, draw_spec, make_spectrogram, make_stream
+
+SMALL = dict(n_samples=6, shard_size=2, channel="TDL-B", seed=3)
+
+
+def lte(snr=10.0, **kw):
+    base = ExampleSpec("lte", snr, "pedestrian", 5.0, 2.14e9, 11, 10e6, "16QAM", "1/2", channel="TDL-A")
+    return dataclasses.replace(base, **kw)
+
+
+def test_same_seed_same_bytes_and_other_seed_differs():
+    a, row_a = make_spectrogram(lte())
+    b, row_b = make_spectrogram(lte())
+    c, _ = make_spectrogram(lte(seed=12))
+    assert a.tobytes() == b.tobytes() and row_a == row_b
+    assert not np.array_equal(a, c)
+
+
+def test_labels_record_what_was_drawn():
+    _, row = make_spectrogram(lte(mobility="vehicular", speed_kmh=72.0))
+    assert row["protocol"] == "lte" and row["modulation"] == "16QAM" and row["snr_db"] == 10.0
+    assert row["doppler_hz"] == pytest.approx(72 / 3.6 * 2.14e9 / 299792458.0, rel=1e-6)
+    assert row["coding"] in ("turbo", "bcc", "ldpc", "none")
+
+
+@pytest.mark.parametrize("snr_db", [0.0, 15.0])
+def test_measured_snr_in_occupied_band_matches_label(snr_db):
+    """Same seed, same signal: the difference from a 90 dB copy is the noise alone."""
+    spec = lte(snr=snr_db, mobility="static", speed_kmh=0.0)
+    noisy, row = make_stream(spec, n_samples=200_000)
+    clean, _ = make_stream(dataclasses.replace(spec, snr_db=60.0), n_samples=200_000)
+    noise = noisy - clean
+    occupied = row["occupied_bw_hz"]
+    noise_in_band = np.mean(np.abs(noise) ** 2) * occupied / DEFAULT_PARAMS.sample_rate_hz
+    measured = 10 * np.log10(np.mean(np.abs(clean) ** 2) / noise_in_band)
+    assert measured == pytest.approx(snr_db, abs=0.5)
+
+
+def test_noise_only_example_has_no_task_labels():
+    spec = ExampleSpec("none", None, None, None, 1e9, 5)
+    S, row = make_spectrogram(spec)
+    assert S.shape == DEFAULT_PARAMS.shape
+    assert row["modulation"] is None and row["snr_db"] is None and row["mobility"] is None
+
+
+def test_bad_input_lists_valid_choices():
+    with pytest.raises(ValueError, match="valid choices: wifi, lte, nr, none, other"):
+        ExampleSpec("bluetooth", 10.0, "static", 0.0, 1e9, 0)
+    with pytest.raises(ValueError, match="valid choices: QPSK, 16QAM, 64QAM, 256QAM"):
+        lte(modulation="BPSK")
+    with pytest.raises(ValueError, match="out of range"):
+        lte(snr=99.0)
+    with pytest.raises(ValueError, match="valid choices: static, pedestrian, vehicular"):
+        SyntheticStream(mobility="flying")
+
+
+def test_dataset_is_byte_identical_for_the_same_seed(tmp_path):
+    config = GeneratorConfig(**SMALL)
+    generate_dataset(config, tmp_path / "a", progress=False)
+    generate_dataset(config, tmp_path / "b", progress=False)
+    for name in ("shard-000000.npy", "shard-000002.jsonl"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    ds = open_dataset(tmp_path / "a", verify=True)
+    assert len(ds) == 6 and ds.manifest["config"] == config.to_dict()
+    assert [row["index"] for row in ds.labels] == list(range(6))
+
+
+def test_split_across_machines_covers_every_shard_once(tmp_path):
+    config = GeneratorConfig(**SMALL)
+    generate_dataset(config, tmp_path, shard_filter=(0, 2), progress=False)
+    assert pending_shards(config, tmp_path) == [1]
+    manifest = generate_dataset(config, tmp_path, shard_filter=(1, 2), progress=False)
+    assert manifest["complete"] and manifest["count"] == 6
+
+
+def _generate_forever(config_dict, folder):
+    generate_dataset(GeneratorConfig(**config_dict), folder, progress=False)
+
+
+def test_resume_after_a_kill_leaves_no_corrupt_or_duplicate_shard(tmp_path):
+    config = GeneratorConfig(**{**SMALL, "n_samples": 40, "shard_size": 2})
+    proc = multiprocessing.get_context("spawn").Process(target=_generate_forever, args=(config.to_dict(), str(tmp_path)))
+    proc.start()
+    deadline = 60
+    while deadline and not (tmp_path / "shard-000001.json").exists():
+        proc.join(0.5)
+        deadline -= 1
+    proc.kill()
+    proc.join()
+    done_before = set(range(config.n_shards)) - set(pending_shards(config, tmp_path))
+    assert done_before, "the writer made no shard before it was killed"
+    manifest = generate_dataset(config, tmp_path, progress=False)
+    assert manifest["complete"] and manifest["count"] == 40
+    ds = open_dataset(tmp_path, verify=True)
+    assert sorted(row["index"] for row in ds.labels) == list(range(40))
+    assert not list(tmp_path.glob("*.tmp")) or all(p.stat().st_size >= 0 for p in tmp_path.glob("*.tmp"))
+
+
+def test_generating_into_a_folder_of_another_config_is_refused(tmp_path):
+    generate_dataset(GeneratorConfig(**SMALL), tmp_path, progress=False)
+    with pytest.raises(ValueError, match="another config"):
+        generate_dataset(GeneratorConfig(**{**SMALL, "seed": 4}), tmp_path, progress=False)
+
+
+def test_synthetic_stream_cycles_protocols_and_honours_fixed_fields():
+    stream = SyntheticStream(seed=1, channel="TDL-A")
+    protocols = [stream.next_spec().protocol for _ in range(3)]
+    assert protocols == ["wifi", "lte", "nr"]
+    fixed = SyntheticStream(protocol="nr", modulation="64QAM", snr_db=5.0, mobility="vehicular", channel="TDL-A")
+    spec = fixed.next_spec()
+    assert (spec.protocol, spec.modulation, spec.snr_db, spec.mobility) == ("nr", "64QAM", 5.0, "vehicular")
+    assert 30 <= spec.speed_kmh <= 120
+    iq, truth = fixed.next_observation()
+    assert len(iq) == DEFAULT_PARAMS.window_samples and truth["protocol"] == "nr"
+
+
+def test_cli_generate_and_iq_write_their_outputs(tmp_path):
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps(SMALL))
+    cli = [sys.executable, "-m", "lwmspectro.cli"]
+    subprocess.run(cli + ["generate", "--config", str(config), "--out", str(tmp_path / "ds"), "--quiet"],
+                   check=True, stdin=subprocess.DEVNULL)
+    assert open_dataset(tmp_path / "ds").manifest["complete"]
+    out = subprocess.run(cli + ["iq", "--protocol", "wifi", "--modulation", "256QAM", "--snr", "5", "--channel", "TDL-D",
+                                "--out", str(tmp_path / "rec")], check=True, capture_output=True, text=True)
+    meta = json.loads((tmp_path / "rec.sigmf-meta").read_text())
+    assert meta["global"]["lwm:modulation"] == "256QAM" and "rec.sigmf-meta" in out.stdout
+    bad = subprocess.run(cli + ["iq", "--protocol", "lte", "--modulation", "BPSK", "--channel", "TDL-A",
+                                "--out", str(tmp_path / "bad")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "valid choices" in bad.stderr
