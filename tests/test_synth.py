@@ -107,7 +107,6 @@ def test_resume_after_a_kill_leaves_no_corrupt_or_duplicate_shard(tmp_path):
     assert manifest["complete"] and manifest["count"] == 40
     ds = open_dataset(tmp_path, verify=True)
     assert sorted(row["index"] for row in ds.labels) == list(range(40))
-    assert not list(tmp_path.glob("*.tmp")) or all(p.stat().st_size >= 0 for p in tmp_path.glob("*.tmp"))
 
 
 def test_generating_into_a_folder_of_another_config_is_refused(tmp_path):
