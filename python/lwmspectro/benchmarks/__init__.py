@@ -1,0 +1,1 @@
+"""Benchmarks behind `lwmspectro bench`: each module has HELP, add_arguments(parser) and run(args)."""
