@@ -1,0 +1,55 @@
+"""Input validity checks: windows the model cannot judge are reported, never classified.
+
+The checks run on the raw I/Q of each observation before G, at the source rate (so that
+an ADC's integer rails are still visible), and cost a few vectorised passes over it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DC_RESIDUAL_FRACTION = 1e-4
+"""A window whose power away from 0 Hz is below this fraction of its total power
+(40 dB under the DC component) carries nothing but a constant."""
+
+CLIPPED_FRACTION = 0.01
+"""A window with at least this fraction of samples sitting exactly on the extreme value of
+I or Q is clipped: an unclipped signal reaches its extreme in a handful of samples."""
+
+
+def clipped_fraction(iq: np.ndarray) -> float:
+    """Fraction of samples whose I or Q equals that component's maximum or minimum.
+
+    Exact equality is deliberate: a clipper (or an ADC rail: int8 -128/+127, int16
+    -32768/+32767 after scaling) writes the very same value again and again, while a
+    constant-envelope signal (CW, FM) that merely comes close to its peak does not.
+    Both rails of each component count, so asymmetric integer rails are caught too.
+    """
+    at_rail = np.zeros(iq.shape, bool)
+    for component in (iq.real, iq.imag):
+        at_rail |= (component == component.max()) | (component == component.min())
+    return float(at_rail.mean())
+
+
+def check_iq(iq: np.ndarray) -> str | None:
+    """The reason a window of complex samples cannot be judged, or None when it can.
+
+    Reasons (readout.INVALID_REASONS): "nan_or_inf", "all_zero", "dc_only", "clipped".
+    """
+    iq = np.asarray(iq)
+    if iq.size == 0:
+        return "too_short"
+    if not np.iscomplexobj(iq):
+        iq = iq.astype(np.complex64)
+    if not np.isfinite(iq).all():
+        return "nan_or_inf"
+    power = iq.real.astype(np.float64) ** 2 + iq.imag.astype(np.float64) ** 2
+    total = power.mean()
+    if total == 0.0:
+        return "all_zero"
+    dc_power = abs(iq.mean(dtype=np.complex128)) ** 2
+    if total - dc_power <= DC_RESIDUAL_FRACTION * total:
+        return "dc_only"
+    if clipped_fraction(iq) >= CLIPPED_FRACTION:
+        return "clipped"
+    return None

@@ -1,0 +1,334 @@
+"""The ONNX runtime: bundle validation, the router -> expert -> heads path, readouts, I/Q input."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import scipy.signal
+
+from bundle_factory import band_spectrograms, export_onnx, linear_expert, make_bundle
+from lwmspectro import labels, quality, readout
+from lwmspectro.runtime import BundleError, Runtime, default_bundle_dir, softmax
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return make_bundle(tmp_path_factory.mktemp("bundles"))
+
+
+@pytest.fixture(scope="module")
+def runtime(bundle):
+    return Runtime(bundle, intra_op_threads=1)
+
+
+@pytest.fixture
+def copy_of(bundle, tmp_path):
+    return shutil.copytree(bundle, tmp_path / "copy")
+
+
+class RouterSpy:
+    """Wraps the router session and records the batch sizes it is fed."""
+
+    def __init__(self, model):
+        self.model, self.batches = model, []
+
+    def __call__(self, feed):
+        self.batches.append(len(feed))
+        return self.model(feed)
+
+
+@pytest.fixture
+def spy(runtime, monkeypatch):
+    spy = RouterSpy(runtime._router)
+    monkeypatch.setattr(runtime, "_router", spy)
+    return spy
+
+
+def noise(n, rng, scale=1.0):
+    return (scale * (rng.standard_normal(n) + 1j * rng.standard_normal(n))).astype(np.complex64)
+
+
+# --- bundle validation --------------------------------------------------------------------
+
+def test_loads_a_valid_bundle(runtime):
+    assert runtime.experts == list(labels.PROTOCOLS)
+    assert runtime.router_classes == list(labels.ROUTER_CLASSES)
+    assert runtime.window_samples == runtime.params.window_samples
+    assert runtime.embedding_dim == 16
+    assert runtime.snr_bins_db == [float(s) for s in labels.SNR_GRID_DB]
+
+
+def test_missing_onnx_file_names_the_file(copy_of):
+    (copy_of / "heads_nr.onnx").unlink()
+    with pytest.raises(BundleError, match=r"heads_nr\.onnx: missing"):
+        Runtime(copy_of)
+
+
+def test_missing_card_names_the_file(copy_of):
+    (copy_of / "card.json").unlink()
+    with pytest.raises(BundleError, match=r"card\.json: missing"):
+        Runtime(copy_of)
+
+
+def test_wrong_schema_version_is_refused(copy_of):
+    card = json.loads((copy_of / "card.json").read_text())
+    card["schema_version"] = 99
+    (copy_of / "card.json").write_text(json.dumps(card))
+    with pytest.raises(BundleError, match=r"card\.json: schema_version 99 is not supported"):
+        Runtime(copy_of)
+
+
+def test_corrupt_onnx_names_the_file(copy_of):
+    (copy_of / "expert_lte.onnx").write_bytes(b"\x08\x07 this is not a protobuf" * 10)
+    with pytest.raises(BundleError, match=r"expert_lte\.onnx: not a loadable ONNX model"):
+        Runtime(copy_of)
+
+
+def test_router_output_size_mismatch_names_the_file(copy_of):
+    wrong = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(4))
+    example = torch.zeros(2, 128, 128)
+    wrong(example)
+    export_onnx(wrong, copy_of / "router.onnx", example, "spectrogram", ["router_logits"])
+    with pytest.raises(BundleError, match=r"router\.onnx: tensor 'router_logits' has shape \(batch, 4\), expected \(batch, 5\)"):
+        Runtime(copy_of)
+
+
+def test_spectrogram_shape_mismatch_names_the_file(copy_of):
+    expert = linear_expert(64, 16, seed=0)
+    export_onnx(expert, copy_of / "expert_wifi.onnx", torch.zeros(2, 128, 64), "spectrogram", ["embedding"])
+    with pytest.raises(BundleError, match=r"expert_wifi\.onnx: tensor 'spectrogram' has shape .*axis 2: 64 != 128"):
+        Runtime(copy_of)
+
+
+def test_embedding_size_mismatch_between_expert_and_heads(copy_of):
+    expert = linear_expert(128, 8, seed=0)
+    export_onnx(expert, copy_of / "expert_nr.onnx", torch.zeros(2, 128, 128), "spectrogram", ["embedding"])
+    with pytest.raises(BundleError, match=r"nr\.onnx: tensor 'embedding'"):
+        Runtime(copy_of)
+
+
+def test_wrong_tensor_name_is_refused(copy_of):
+    expert = linear_expert(128, 16, seed=0)
+    export_onnx(expert, copy_of / "expert_wifi.onnx", torch.zeros(2, 128, 128), "x", ["embedding"])
+    with pytest.raises(BundleError, match=r"expert_wifi\.onnx: inputs \['x'\], expected \['spectrogram'\]"):
+        Runtime(copy_of)
+
+
+def test_fixed_batch_axis_is_refused(copy_of):
+    expert = linear_expert(128, 16, seed=0)
+    export_onnx(expert, copy_of / "expert_wifi.onnx", torch.zeros(2, 128, 128), "spectrogram", ["embedding"],
+                dynamic_batch=False)
+    with pytest.raises(BundleError, match=r"expert_wifi\.onnx: .*fixed batch axis of 2"):
+        Runtime(copy_of)
+
+
+def test_bad_normalisation_is_refused(copy_of):
+    card = json.loads((copy_of / "card.json").read_text())
+    card["normalisation"] = {"mean": [0.0] * 7, "std": 1.0}
+    (copy_of / "card.json").write_text(json.dumps(card))
+    with pytest.raises(BundleError, match=r"normalisation\.mean must be a number or 128 numbers"):
+        Runtime(copy_of)
+
+
+def test_default_bundle_dir_prefers_the_environment(bundle, monkeypatch):
+    monkeypatch.setenv("LWMSPECTRO_BUNDLE", str(bundle))
+    assert default_bundle_dir() == bundle
+
+
+def test_default_bundle_dir_says_how_to_get_one(tmp_path, monkeypatch):
+    import lwmspectro.runtime as runtime_module
+
+    monkeypatch.delenv("LWMSPECTRO_BUNDLE", raising=False)
+    monkeypatch.setattr(runtime_module, "_bundle_candidates", lambda: [tmp_path / "nowhere"])
+    with pytest.raises(BundleError, match=r"no model bundle found .*nowhere.*lwmspectro-train all"):
+        default_bundle_dir()
+    monkeypatch.setenv("LWMSPECTRO_BUNDLE", str(tmp_path / "empty"))
+    with pytest.raises(BundleError, match=r"LWMSPECTRO_BUNDLE=.*empty: no card\.json"):
+        default_bundle_dir()
+
+
+# --- classify ------------------------------------------------------------------------------
+
+def test_readouts_have_every_field_and_confidences_in_range(runtime):
+    spectrograms = band_spectrograms(runtime.params, [0, 1, 2, None, 1])
+    results = runtime.classify(spectrograms, window_starts=[10, 20, 30, 40, 50], rx_times=[1.0, 2.0, 3.0, 4.0, 5.0])
+    assert [r["protocol"] for r in results] == ["wifi", "lte", "nr", "none", "lte"]
+    assert [r["expert"] for r in results] == ["wifi", "lte", "nr", None, "lte"]
+    assert [r["window_start"] for r in results] == [10, 20, 30, 40, 50]
+    assert [r["rx_time"] for r in results] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    for r in results:
+        assert tuple(r) == readout.FIELDS
+        assert r["valid"] is True and r["latency_ms"] > 0
+        confidences = [r[k] for k in r if k.endswith("_confidence") and r[k] is not None]
+        assert confidences and all(0.0 <= c <= 1.0 for c in confidences)
+        json.loads(readout.to_json(r))
+    for r in results[:3]:
+        assert r["modulation"] in labels.MODULATIONS
+        assert r["snr_db"] in labels.SNR_GRID_DB
+        assert r["mobility"] in labels.MOBILITY_CLASSES
+
+
+def test_snr_and_mobility_are_marginals_of_the_joint_head(runtime, bundle):
+    import onnxruntime as ort
+
+    spectrograms = band_spectrograms(runtime.params, [1, 1, 1], seed=3)
+    results, embeddings = runtime.classify(spectrograms, return_embedding=True)
+    heads = ort.InferenceSession(str(bundle / "heads_lte.onnx"))
+    modulation_logits, joint_logits = heads.run(None, {"embedding": embeddings})
+    joint = softmax(joint_logits).reshape(len(results), len(labels.SNR_GRID_DB), len(labels.MOBILITY_CLASSES))
+    for r, p, m in zip(results, joint, softmax(modulation_logits)):
+        snr_marginal, mobility_marginal = p.sum(axis=1), p.sum(axis=0)
+        assert r["snr_db"] == labels.SNR_GRID_DB[snr_marginal.argmax()]
+        assert r["snr_confidence"] == pytest.approx(snr_marginal.max(), abs=1e-6)
+        assert r["mobility"] == labels.MOBILITY_CLASSES[mobility_marginal.argmax()]
+        assert r["mobility_confidence"] == pytest.approx(mobility_marginal.max(), abs=1e-6)
+        assert r["modulation"] == labels.MODULATIONS[m.argmax()]
+        assert r["modulation_confidence"] == pytest.approx(m.max(), abs=1e-6)
+
+
+def test_embeddings_come_from_the_chosen_expert_and_are_nan_for_none(runtime, bundle):
+    import onnxruntime as ort
+
+    spectrograms = band_spectrograms(runtime.params, [2, None, 0], seed=4)
+    results, embeddings = runtime.classify(spectrograms, return_embedding=True)
+    assert embeddings.shape == (3, runtime.embedding_dim)
+    assert np.isnan(embeddings[1]).all()
+    for row, protocol in ((0, "nr"), (2, "wifi")):
+        session = ort.InferenceSession(str(bundle / f"expert_{protocol}.onnx"))
+        (expected,) = session.run(None, {"spectrogram": spectrograms[row:row + 1]})
+        np.testing.assert_allclose(embeddings[row], expected[0], atol=1e-5)
+
+
+def test_router_choosing_none_leaves_task_fields_empty(tmp_path):
+    forced = Runtime(make_bundle(tmp_path, forced_class="none", experts=("lte",)))
+    for r in forced.classify(band_spectrograms(forced.params, [0, 1, 2])):
+        assert r["protocol"] == "none" and r["protocol_confidence"] > 0.99
+        assert r["expert"] is None
+        assert all(r[k] is None for k in ("modulation", "modulation_confidence", "snr_db", "snr_confidence",
+                                         "mobility", "mobility_confidence"))
+        assert readout.format_line(r)
+
+
+def test_card_normalisation_is_applied_before_the_model(tmp_path, runtime):
+    spectrograms = band_spectrograms(runtime.params, [0, 1], seed=5)
+    # A mean that lifts the upper third by 6 on the model's side moves both to nr.
+    mean = np.zeros(128, np.float32)
+    mean[np.array_split(np.arange(128), 3)[2]] = -6.0
+    shifted = Runtime(make_bundle(tmp_path, normalisation={"mean": mean.tolist(), "std": 1.0}))
+    assert [r["protocol"] for r in runtime.classify(spectrograms)] == ["wifi", "lte"]
+    assert [r["protocol"] for r in shifted.classify(spectrograms)] == ["nr", "nr"]
+
+
+def test_classify_rejects_the_wrong_shape_and_handles_empty_batches(runtime):
+    with pytest.raises(ValueError, match=r"shape \(batch, 128, 128\)"):
+        runtime.classify(np.zeros((2, 64, 128), np.float32))
+    assert runtime.classify(np.zeros((0, 128, 128), np.float32)) == []
+    readouts, embeddings = runtime.classify(np.zeros((0, 128, 128), np.float32), return_embedding=True)
+    assert readouts == [] and embeddings.shape == (0, 16)
+
+
+def test_non_finite_spectrogram_is_invalid_and_not_fed(runtime, spy):
+    spectrograms = band_spectrograms(runtime.params, [0, 1], seed=6)
+    spectrograms[0, 5, 5] = np.nan
+    results = runtime.classify(spectrograms)
+    assert results[0]["valid"] is False and results[0]["invalid_reason"] == "nan_or_inf"
+    assert results[1]["protocol"] == "lte"
+    assert spy.batches == [1]
+
+
+# --- raw I/Q -----------------------------------------------------------------------------
+
+def test_invalid_windows_get_invalid_readouts_and_never_reach_the_model(runtime, spy):
+    rng = np.random.default_rng(7)
+    n = runtime.window_samples
+    windows = [noise(n, rng) for _ in range(5)]
+    windows[1][1000] = np.nan
+    windows[2][:] = 0
+    windows[3][:] = 0.3 + 0.2j
+    windows[4] = (np.clip(windows[4].real, -0.5, 0.5) + 1j * np.clip(windows[4].imag, -0.5, 0.5)).astype(np.complex64)
+    results = runtime.classify_iq(np.concatenate(windows), runtime.params.sample_rate_hz, start_offset=100)
+    assert [r["invalid_reason"] for r in results] == [None, "nan_or_inf", "all_zero", "dc_only", "clipped"]
+    assert [r["valid"] for r in results] == [True, False, False, False, False]
+    assert [r["window_start"] for r in results] == [100 + i * n for i in range(5)]
+    assert results[0]["protocol"] == "none"
+    assert all(r["protocol"] is None for r in results[1:])
+    assert [(r["windows_seen"], r["windows_classified"], r["windows_dropped"]) for r in results][-1] == (5, 1, 4)
+    assert spy.batches == [1]
+
+
+def test_iq_spectrograms_match_g(runtime):
+    from lwmspectro.spectrogram import spectrograms as g
+
+    rng = np.random.default_rng(8)
+    n = runtime.window_samples
+    iq = noise(2 * n + 500, rng)
+    narrow = scipy.signal.lfilter(scipy.signal.firwin(129, 0.25), 1.0, noise(n, rng, 10.0))
+    iq[:n] += (narrow * np.exp(2j * np.pi * -0.33 * np.arange(n))).astype(np.complex64)
+    expected = runtime.classify(g(iq, runtime.params))
+    got = runtime.classify_iq(iq, runtime.params.sample_rate_hz)
+    assert [r["protocol"] for r in got] == [r["protocol"] for r in expected] == ["wifi", "none"]
+    assert [r["protocol_confidence"] for r in got] == pytest.approx([r["protocol_confidence"] for r in expected], abs=1e-6)
+
+
+def test_recording_at_another_rate_is_resampled(runtime):
+    """White noise at 20 MS/s fills only the middle 20 MHz of the 30.72 MS/s analysis band once
+    resampled; the test router reads a strong middle third as lte. Unresampled, the same
+    samples would be flat noise (none)."""
+    rng = np.random.default_rng(9)
+    span = runtime.source_window_samples(20e6)
+    assert span == -(-runtime.window_samples * 125 // 192)
+    iq = noise(2 * span + 1000, rng)
+    results = runtime.classify_iq(iq, 20e6, stride=span // 2)
+    assert [r["window_start"] for r in results] == [0, span // 2, 2 * (span // 2)]
+    assert [r["protocol"] for r in results] == ["lte"] * 3
+    assert [r["protocol"] for r in runtime.classify_iq(iq, runtime.params.sample_rate_hz)] == ["none"]
+
+
+def test_batches_agree_with_one_window_at_a_time(runtime):
+    rng = np.random.default_rng(10)
+    iq = noise(3 * runtime.source_window_samples(20e6), rng)
+    whole = list(runtime.iter_classify_iq(iq, 20e6, batch_windows=3))
+    single = list(runtime.iter_classify_iq(iq, 20e6, batch_windows=1))
+    assert [r["window_start"] for r in whole] == [r["window_start"] for r in single]
+    for a, b in zip(whole, single):
+        assert a["protocol_confidence"] == pytest.approx(b["protocol_confidence"], abs=1e-5)
+        assert a["snr_confidence"] == pytest.approx(b["snr_confidence"], abs=1e-5)
+
+
+def test_too_short_input_says_so(runtime):
+    results = runtime.classify_iq(np.ones(1000, np.complex64), 30.72e6)
+    assert len(results) == 1 and results[0]["invalid_reason"] == "too_short"
+    with pytest.raises(ValueError, match="stride must be a positive"):
+        runtime.classify_iq(np.ones(10**6, np.complex64), 30.72e6, stride=0)
+
+
+# --- quality checks ------------------------------------------------------------------------
+
+def test_check_iq_passes_clean_signals():
+    rng = np.random.default_rng(11)
+    n = 200_000
+    assert quality.check_iq(noise(n, rng)) is None
+    tone = np.exp(2j * np.pi * 0.0123456 * np.arange(n)).astype(np.complex64)
+    assert quality.check_iq(tone + noise(n, rng, 0.01)) is None
+    assert quality.check_iq(tone) is None
+    quantised = np.round(noise(n, rng, 20.0))  # int8 codes well inside the rails
+    assert quality.check_iq((quantised / 128).astype(np.complex64)) is None
+    assert quality.check_iq(0.5 + noise(n, rng, 0.1)) is None  # an SDR's DC offset beside real content
+
+
+def test_check_iq_names_each_fault():
+    rng = np.random.default_rng(12)
+    n = 200_000
+    assert quality.check_iq(np.full(n, np.inf + 0j, np.complex64)) == "nan_or_inf"
+    assert quality.check_iq(np.zeros(n, np.complex64)) == "all_zero"
+    assert quality.check_iq(np.full(n, 0.1 - 0.4j, np.complex64)) == "dc_only"
+    assert quality.check_iq(np.full(n, 0.1 - 0.4j, np.complex64) + noise(n, rng, 1e-4)) == "dc_only"
+    loud = noise(n, rng, 20_000.0)
+    int16 = np.clip(np.round(loud.real), -32768, 32767) + 1j * np.clip(np.round(loud.imag), -32768, 32767)
+    assert quality.check_iq((int16 / 32768).astype(np.complex64)) == "clipped"
+    loud8 = noise(n, rng, 90.0)
+    int8 = np.clip(np.round(loud8.real), -128, 127) + 1j * np.clip(np.round(loud8.imag), -128, 127)
+    assert quality.check_iq((int8 / 128).astype(np.complex64)) == "clipped"
