@@ -97,7 +97,7 @@ def linear_heads(embedding_dim: int, n_modulations: int, n_joint: int, seed: int
     return Heads()
 
 
-def make_card(params: SpectrogramParams, experts=labels.PROTOCOLS, normalisation: dict | None = None) -> dict:
+def make_card(params: SpectrogramParams, experts=labels.PROTOCOLS) -> dict:
     card_labels = card_mod.default_labels()
     card_labels["experts"] = list(experts)
     return {
@@ -106,7 +106,7 @@ def make_card(params: SpectrogramParams, experts=labels.PROTOCOLS, normalisation
         "spectrogram": params.to_dict(),
         "input": card_mod.input_contract(params),
         "labels": card_labels,
-        "normalisation": normalisation or {},
+        "normalisation": {"mean": 0.0, "std": 1.0},
         "files": card_mod.default_files(experts),
         "model": {"kind": "hand-wired linear test modules"},
         "training": {"command": "tests/bundle_factory.py make_bundle", "data": None},
@@ -116,13 +116,13 @@ def make_card(params: SpectrogramParams, experts=labels.PROTOCOLS, normalisation
 
 def make_bundle(folder, *, name: str = "bundle", params: SpectrogramParams = DEFAULT_PARAMS,
                 experts=labels.PROTOCOLS, embedding_dim: int = 16, forced_class: str | None = None,
-                normalisation: dict | None = None, seed: int = 0) -> Path:
+                seed: int = 0) -> Path:
     """Write a complete bundle to `folder`/`name` and return its path."""
     import torch
 
     bundle = Path(folder) / name
     bundle.mkdir(parents=True, exist_ok=True)
-    card = make_card(params, experts, normalisation)
+    card = make_card(params, experts)
     files = card["files"]
     T, K = params.shape
     spectrogram = torch.zeros(2, T, K)

@@ -125,14 +125,6 @@ def test_fixed_batch_axis_is_refused(copy_of):
         Runtime(copy_of)
 
 
-def test_bad_normalisation_is_refused(copy_of):
-    card = json.loads((copy_of / "card.json").read_text())
-    card["normalisation"] = {"mean": [0.0] * 7, "std": 1.0}
-    (copy_of / "card.json").write_text(json.dumps(card))
-    with pytest.raises(BundleError, match=r"normalisation\.mean must be a number or 128 numbers"):
-        Runtime(copy_of)
-
-
 def test_default_bundle_dir_prefers_the_environment(bundle, monkeypatch):
     monkeypatch.setenv("LWMSPECTRO_BUNDLE", str(bundle))
     assert default_bundle_dir() == bundle
@@ -210,16 +202,6 @@ def test_router_choosing_none_leaves_task_fields_empty(tmp_path):
         assert all(r[k] is None for k in ("modulation", "modulation_confidence", "snr_db", "snr_confidence",
                                          "mobility", "mobility_confidence"))
         assert readout.format_line(r)
-
-
-def test_card_normalisation_is_applied_before_the_model(tmp_path, runtime):
-    spectrograms = band_spectrograms(runtime.params, [0, 1], seed=5)
-    # A mean that lifts the upper third by 6 on the model's side moves both to nr.
-    mean = np.zeros(128, np.float32)
-    mean[np.array_split(np.arange(128), 3)[2]] = -6.0
-    shifted = Runtime(make_bundle(tmp_path, normalisation={"mean": mean.tolist(), "std": 1.0}))
-    assert [r["protocol"] for r in runtime.classify(spectrograms)] == ["wifi", "lte"]
-    assert [r["protocol"] for r in shifted.classify(spectrograms)] == ["nr", "nr"]
 
 
 def test_classify_rejects_the_wrong_shape_and_handles_empty_batches(runtime):

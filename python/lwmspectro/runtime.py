@@ -6,9 +6,8 @@ are read from the joint SNR x mobility head by marginalising its softmax (the SN
 largest marginal, and that marginal as confidence; the same for mobility). `none` and `other`
 carry no task fields.
 
-A card's ``normalisation`` may hold ``mean`` and ``std`` (a number, or one per frequency bin):
-the runtime then feeds (G - mean) / std to the model, as training did. Without them G is fed
-as it is.
+The ONNX graphs take G's output unchanged: the training set's normalisation statistics are
+folded into them, and the card's ``normalisation`` only records them.
 
 No torch here: the GNU Radio blocks and the CLI import this module.
 """
@@ -165,7 +164,6 @@ class Runtime:
         self.modulations = list(labels["modulation"])
         self.mobility_classes = list(labels["mobility"])
         self._read_joint_labels(labels["snr_mobility"], where)
-        self._mean, self._std = self._read_normalisation(self.card["normalisation"], where)
 
         options = session_options(intra_op_threads)
         providers = list(providers)
@@ -208,25 +206,6 @@ class Runtime:
         self._joint_snr = np.array([snr_bins.index(snr) for snr, _ in pairs])
         self._joint_mobility = np.array([self.mobility_classes.index(mob) for _, mob in pairs])
 
-    def _read_normalisation(self, normalisation, where):
-        if not isinstance(normalisation, dict):
-            raise BundleError(f"{where}: normalisation must be an object, got {type(normalisation).__name__}")
-        if ("mean" in normalisation) != ("std" in normalisation):
-            raise BundleError(f"{where}: normalisation needs both mean and std, or neither")
-        if "mean" not in normalisation:
-            return None, None
-        K = self.params.n_bins
-        stats = []
-        for key in ("mean", "std"):
-            value = np.asarray(normalisation[key], np.float32)
-            if value.shape not in ((), (K,)):
-                raise BundleError(f"{where}: normalisation.{key} must be a number or {K} numbers "
-                                  f"(one per frequency bin), got shape {value.shape}")
-            stats.append(value)
-        if np.any(stats[1] <= 0):
-            raise BundleError(f"{where}: normalisation.std must be positive")
-        return stats
-
     @property
     def window_samples(self) -> int:
         """Analysis-rate samples one observation spans."""
@@ -266,7 +245,7 @@ class Runtime:
         rows = np.flatnonzero(finite)
         fields = [None] * n
         if len(rows):
-            feed = x[rows] if self._mean is None else (x[rows] - self._mean) / self._std
+            feed = x[rows]
             router_probs = softmax(self._router(feed)[0])
             top = router_probs.argmax(axis=-1)
             for row, cls, probs in zip(rows, top, router_probs):
