@@ -1,0 +1,188 @@
+"""Frequency offsets and receiver impairments, each optional and each returning its labels.
+
+Every function takes `y` as a stream (1-D) or as frames (F, L) cut from a stream; where
+time matters (CFO, phase noise) it also takes `sample_index`, the absolute sample index
+of every element of `y` (`frame_sample_index` builds it for frames), so that frames
+computed separately see one consistent impairment. Each returns (impaired y, labels).
+
+Frequency offsets follow the paper's receiver: the transmitter's and receiver's reference
+oscillators differ by a few ppm, the receiver estimates and removes the resulting carrier
+and sampling frequency offsets, and a small residual of each remains
+(`draw_frequency_offsets`). The residual CFO is applied with `carrier_frequency_offset`;
+the residual SFO is a receiver clock that runs fast or slow, applied by
+`TDLChannel.apply`/`apply_frames(..., sampling_offset_ppm=...)`, which can read the
+signal between samples.
+
+The receiver impairments real SDR front ends add, in the order a receive chain applies
+them (`RECEIVER_IMPAIRMENTS`): local-oscillator phase noise (a Wiener process, whose
+spectrum falls as 1/f^2), IQ gain/phase imbalance of the mixer, a DC offset from LO
+leakage, and an AGC followed by an 8-bit ADC as in an RTL-SDR. `receiver_impairments`
+draws their parameters from `RECEIVER_IMPAIRMENT_RANGES` and applies the chosen ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..labels import check_choice
+from .noise import mean_power
+
+RECEIVER_IMPAIRMENTS = ("phase_noise", "iq_imbalance", "dc_offset", "adc8")
+
+RECEIVER_IMPAIRMENT_RANGES = {
+    "phase_noise_dbc_hz": (-100.0, -80.0),  # at PHASE_NOISE_OFFSET_HZ: linewidths of 6 to 630 Hz
+    "iq_gain_db": (-1.0, 1.0),
+    "iq_phase_deg": (-5.0, 5.0),
+    "dc_offset_dbc": (-40.0, -15.0),
+    "agc_backoff_db": (8.0, 18.0),  # RMS below the ADC's full scale
+}
+"""Uniform ranges the augmentation draws from (typical of low-cost SDR front ends)."""
+
+PHASE_NOISE_OFFSET_HZ = 100e3
+
+
+def frame_sample_index(starts, frame_len: int) -> np.ndarray:
+    """Absolute sample indices (F, frame_len) of frames starting at `starts`."""
+    starts = np.atleast_1d(np.asarray(starts, np.int64))
+    return starts[:, None] + np.arange(int(frame_len))[None, :]
+
+
+def _sample_index(y: np.ndarray, sample_index) -> np.ndarray:
+    if sample_index is None:
+        if y.ndim != 1:
+            raise ValueError(f"frames of shape {y.shape} need sample_index (see frame_sample_index)")
+        return np.arange(y.size)
+    sample_index = np.asarray(sample_index, np.int64)
+    if sample_index.shape != y.shape:
+        raise ValueError(f"sample_index has shape {sample_index.shape}, expected the signal's {y.shape}")
+    return sample_index
+
+
+def draw_frequency_offsets(
+    rng: np.random.Generator, carrier_hz: float, max_ppm: float = 5.0, residual_fraction: float = 0.02
+) -> dict:
+    """Oscillator error drawn uniformly in +-`max_ppm`, compensated to a residual.
+
+    One reference drives both the LO and the sampling clock (as in most SDRs), so the CFO
+    (ppm x fc) and SFO (ppm) share the error; compensation leaves each a residual drawn
+    uniformly within +-`residual_fraction` of it. Returns the labels, whose `cfo_hz` and
+    `sfo_ppm` are the residuals to apply.
+    """
+    if not np.isfinite(carrier_hz) or carrier_hz <= 0:
+        raise ValueError(f"carrier frequency must be positive (Hz), got {carrier_hz}")
+    if max_ppm < 0 or not 0 <= residual_fraction <= 1:
+        raise ValueError("max_ppm must be non-negative and residual_fraction within [0, 1]")
+    ppm = float(rng.uniform(-max_ppm, max_ppm))
+    cfo_hz = ppm * 1e-6 * carrier_hz
+    return {
+        "oscillator_ppm": ppm,
+        "cfo_before_compensation_hz": cfo_hz,
+        "cfo_hz": float(cfo_hz * rng.uniform(-residual_fraction, residual_fraction)),
+        "sfo_ppm": float(ppm * rng.uniform(-residual_fraction, residual_fraction)),
+    }
+
+
+def carrier_frequency_offset(y, cfo_hz: float, sample_rate_hz: float, sample_index=None) -> tuple[np.ndarray, dict]:
+    """Shift the spectrum of `y` by `cfo_hz`: y[n] exp(j 2 pi cfo n / fs) at absolute n."""
+    y = np.asarray(y)
+    n = _sample_index(y, sample_index)
+    cycles = (cfo_hz / sample_rate_hz) * n
+    rotation = np.exp(2j * np.pi * (cycles - np.rint(cycles)))
+    return (y * rotation).astype(np.complex64), {"cfo_hz": float(cfo_hz)}
+
+
+def phase_noise(
+    y,
+    rng: np.random.Generator,
+    sample_rate_hz: float,
+    dbc_hz: float,
+    offset_hz: float = PHASE_NOISE_OFFSET_HZ,
+    sample_index=None,
+) -> tuple[np.ndarray, dict]:
+    """Wiener phase noise whose 1/f^2 spectrum is `dbc_hz` at `offset_hz`.
+
+    A Wiener process with 3 dB linewidth b has L(f) = b / (2 pi f^2) far from the carrier,
+    so b = 2 pi f^2 10^(L/10), and phase increments of variance 2 pi b dn / fs over dn
+    samples; drawing the increments between the sorted absolute indices makes frames far
+    apart correctly decorrelated without generating the samples between them.
+    """
+    y = np.asarray(y)
+    n = _sample_index(y, sample_index)
+    linewidth_hz = 2.0 * np.pi * offset_hz**2 * 10.0 ** (dbc_hz / 10.0)
+    unique, inverse = np.unique(n, return_inverse=True)
+    gaps = np.diff(unique, prepend=unique[:1])
+    steps = rng.standard_normal(unique.size) * np.sqrt(2.0 * np.pi * linewidth_hz * gaps / sample_rate_hz)
+    phase = np.cumsum(steps)[inverse].reshape(y.shape)
+    labels = {"phase_noise_dbc_hz": float(dbc_hz), "phase_noise_offset_hz": float(offset_hz),
+              "phase_noise_linewidth_hz": float(linewidth_hz)}
+    return (y * np.exp(1j * phase)).astype(np.complex64), labels
+
+
+def iq_imbalance(y, gain_db: float, phase_deg: float) -> tuple[np.ndarray, dict]:
+    """Mixer imbalance: the Q branch has gain g and a phase error phi against I,
+    y' = mu y + nu conj(y), mu = (1 + g e^-j phi) / 2, nu = (1 - g e^j phi) / 2,
+    which leaves an image of relative power |nu / mu|^2 at the mirrored frequency."""
+    gain = 10.0 ** (gain_db / 20.0)
+    phi = np.deg2rad(phase_deg)
+    mu = (1.0 + gain * np.exp(-1j * phi)) / 2.0
+    nu = (1.0 - gain * np.exp(1j * phi)) / 2.0
+    y = np.asarray(y)
+    return (mu * y + nu * np.conj(y)).astype(np.complex64), {"iq_gain_db": float(gain_db), "iq_phase_deg": float(phase_deg)}
+
+
+def dc_offset(y, level_dbc: float, phase_rad: float = 0.0) -> tuple[np.ndarray, dict]:
+    """Add a constant `level_dbc` below the mean power of `y` (LO leakage at DC)."""
+    y = np.asarray(y)
+    offset = np.sqrt(mean_power(y) * 10.0 ** (level_dbc / 10.0)) * np.exp(1j * phase_rad)
+    return (y + offset).astype(np.complex64), {"dc_offset_dbc": float(level_dbc)}
+
+
+def quantize(y, bits: int = 8, backoff_db: float = 12.0) -> tuple[np.ndarray, dict]:
+    """AGC then an ADC of `bits` per rail, as in an RTL-SDR's unsigned 8-bit I/Q.
+
+    The AGC scales `y` so that its RMS sits `backoff_db` below full scale (+-1 per rail);
+    each rail is then clipped and rounded to one of 2^bits mid-rise levels. Output is in
+    units of full scale.
+    """
+    if int(bits) < 1 or int(bits) > 16:
+        raise ValueError(f"bits must be 1..16, got {bits}")
+    y = np.asarray(y)
+    levels = 2 ** (int(bits) - 1)
+    scaled = y * (10.0 ** (-backoff_db / 20.0) / np.sqrt(mean_power(y)))
+
+    def rail(v):
+        return (np.clip(np.floor(v * levels), -levels, levels - 1) + 0.5) / levels
+
+    return (rail(scaled.real) + 1j * rail(scaled.imag)).astype(np.complex64), {
+        "adc_bits": int(bits),
+        "agc_backoff_db": float(backoff_db),
+    }
+
+
+def receiver_impairments(
+    y, rng: np.random.Generator, sample_rate_hz: float, kinds=RECEIVER_IMPAIRMENTS, sample_index=None
+) -> tuple[np.ndarray, dict]:
+    """Apply the receiver impairments named in `kinds`, in receive-chain order, with
+    parameters drawn from RECEIVER_IMPAIRMENT_RANGES; returns (y, all their labels)."""
+    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+    for kind in kinds:
+        check_choice("receiver impairment", kind, RECEIVER_IMPAIRMENTS)
+    ranges = RECEIVER_IMPAIRMENT_RANGES
+
+    def draw(name):
+        return float(rng.uniform(*ranges[name]))
+
+    labels = {"receiver_impairments": [k for k in RECEIVER_IMPAIRMENTS if k in kinds]}
+    if "phase_noise" in kinds:
+        y, more = phase_noise(y, rng, sample_rate_hz, draw("phase_noise_dbc_hz"), sample_index=sample_index)
+        labels.update(more)
+    if "iq_imbalance" in kinds:
+        y, more = iq_imbalance(y, draw("iq_gain_db"), draw("iq_phase_deg"))
+        labels.update(more)
+    if "dc_offset" in kinds:
+        y, more = dc_offset(y, draw("dc_offset_dbc"), float(rng.uniform(-np.pi, np.pi)))
+        labels.update(more)
+    if "adc8" in kinds:
+        y, more = quantize(y, 8, draw("agc_backoff_db"))
+        labels.update(more)
+    return np.asarray(y, np.complex64), labels
