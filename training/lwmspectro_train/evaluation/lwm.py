@@ -1,0 +1,144 @@
+"""LWM-Spectro as the evaluation uses it: pretrained experts and router (torch), the
+residual 1-D CNN head of Sec. III-F on the pooled embedding, frozen ("LWM") or
+fine-tuned with the encoder at a reduced learning rate ("LWM_FT")."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from lwmspectro import labels
+from lwmspectro.card import BundleError, load_card
+from lwmspectro.spectrogram import SpectrogramParams
+from lwmspectro_train.model import (EncoderConfig, HeadsConfig, ResidualCNNHead, Router, RouterConfig,
+                                    SpectrogramEncoder)
+
+
+@dataclass
+class LWMComponents:
+    """The pretrained parts a bundle was exported from."""
+
+    experts: dict
+    router: Router | None
+    heads: HeadsConfig
+    description: str
+
+    @property
+    def embedding_dim(self) -> int:
+        return next(iter(self.experts.values())).cfg.d_model
+
+
+class LWMClassifier(nn.Module):
+    """Encoder then head: spectrogram (B, T, K) -> logits (the LWM_FT model)."""
+
+    def __init__(self, encoder: SpectrogramEncoder, head: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def forward(self, spectrogram):
+        return self.head(self.encoder(spectrogram))
+
+
+def build_head(components: LWMComponents, n_classes: int) -> ResidualCNNHead:
+    return ResidualCNNHead(components.embedding_dim, n_classes, components.heads)
+
+
+def finetune_model(components: LWMComponents, expert: str, n_classes: int, lr: float, encoder_lr_scale: float):
+    """A fresh copy of the pretrained expert with a new head, and AdamW parameter groups
+    that train the encoder at `encoder_lr_scale` times the head's rate."""
+    model = LWMClassifier(copy.deepcopy(components.experts[expert]), build_head(components, n_classes))
+    model.encoder.requires_grad_(True)
+    groups = [{"params": list(model.encoder.parameters()), "lr": lr * encoder_lr_scale},
+              {"params": list(model.head.parameters()), "lr": lr}]
+    return model, groups
+
+
+@torch.no_grad()
+def embed(encoder: nn.Module, spectrograms: np.ndarray, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
+    """Pooled embeddings (n, d) of a frozen encoder, in eval mode."""
+    encoder.eval().to(device)
+    out = [encoder(torch.from_numpy(np.ascontiguousarray(spectrograms[i:i + batch_size], np.float32)).to(device)).cpu()
+           for i in range(0, len(spectrograms), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+@torch.no_grad()
+def route(router: Router, experts, spectrograms: np.ndarray, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
+    """Top-1 expert index (into `experts`) per spectrogram: the argmax of the router's
+    weights over the experts alone, as in the paper's three-way router (the `none` and
+    `other` outputs are not a choice for a task whose inputs all carry a protocol)."""
+    router.eval().to(device)
+    columns = [labels.ROUTER_CLASSES.index(name) for name in experts]
+    chosen = []
+    for i in range(0, len(spectrograms), batch_size):
+        logits = router(torch.from_numpy(np.ascontiguousarray(spectrograms[i:i + batch_size], np.float32)).to(device))
+        chosen.append(logits[:, columns].argmax(dim=-1).cpu())
+    return torch.cat(chosen).numpy() if chosen else np.zeros(0, np.int64)
+
+
+def routed_embeddings(components: LWMComponents, spectrograms: np.ndarray, device: str = "cpu"):
+    """(h_MoE (n, d) from each input's top-1 expert, expert index per input)."""
+    if components.router is None:
+        raise ValueError(f"{components.description}: no router, which the mixed-protocol task needs")
+    names = list(components.experts)
+    choice = route(components.router, names, spectrograms, device=device)
+    out = np.zeros((len(spectrograms), components.embedding_dim), np.float32)
+    for index, name in enumerate(names):
+        rows = np.flatnonzero(choice == index)
+        if len(rows):
+            out[rows] = embed(components.experts[name], spectrograms[rows], device=device)
+    return out, choice
+
+
+def _resolve(reference: str, bundle_dir: Path) -> Path:
+    """A path from the card: relative to the bundle folder, else to the working directory."""
+    for candidate in (bundle_dir / reference, Path(reference)):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"{bundle_dir / 'card.json'}: training.checkpoint {reference!r} not found beside the "
+                            f"bundle nor from {Path.cwd()}; LWM and LWM_FT need the torch weights the bundle "
+                            "was exported from")
+
+
+def load_components(bundle_dir) -> tuple[LWMComponents, dict]:
+    """The torch experts and router a bundle was exported from, and a description of the bundle.
+
+    The card's training.checkpoint names a torch file with the run config (model, router,
+    heads sections) and the state dicts of each expert encoder and of the router."""
+    bundle_dir = Path(bundle_dir)
+    card = load_card(bundle_dir)
+    card_sha = hashlib.sha256((bundle_dir / "card.json").read_bytes()).hexdigest()
+    reference = (card.get("training") or {}).get("checkpoint")
+    if not reference:
+        raise BundleError(f"{bundle_dir / 'card.json'}: training.checkpoint is not set; LWM and LWM_FT need "
+                          "the torch weights the bundle was exported from")
+    path = _resolve(reference, bundle_dir)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("config", "experts", "router"):
+        if key not in checkpoint:
+            raise BundleError(f"{path}: no {key!r} entry; found {sorted(checkpoint)}")
+    config = checkpoint["config"]
+    input_shape = SpectrogramParams.from_dict(card["spectrogram"]).shape
+    experts = {}
+    for name in card["labels"]["experts"]:
+        if name not in checkpoint["experts"]:
+            raise BundleError(f"{path}: no weights for expert {name!r}; it has {sorted(checkpoint['experts'])}")
+        encoder = SpectrogramEncoder(EncoderConfig.from_dict(config["model"]), input_shape)
+        encoder.load_state_dict(checkpoint["experts"][name])
+        experts[name] = encoder.eval().requires_grad_(False)
+    router = Router(RouterConfig.from_dict(config["router"]), input_shape)
+    router.load_state_dict(checkpoint["router"])
+    components = LWMComponents(experts, router.eval().requires_grad_(False),
+                               HeadsConfig.from_dict(config.get("heads", {})), f"{bundle_dir} ({path.name})")
+    info = {"card_sha256": card_sha,
+            "summary": f"card `{card.get('name')}`, schema {card['schema_version']}, experts "
+                       f"{', '.join(experts)}, embedding d={components.embedding_dim}, torch weights `{path}`, "
+                       f"card.json sha256 {card_sha[:12]}"}
+    return components, info

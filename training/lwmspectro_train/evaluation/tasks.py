@@ -1,0 +1,122 @@
+"""The three downstream tasks of the paper (Sec. V) and the presets that size the runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lwmspectro import labels
+
+from .baselines import BASELINES
+from .fit import TrainSettings
+
+LWM = "LWM"
+LWM_FT = "LWM_FT"
+MOE = "MoE"
+LWM_MODELS = (LWM_FT, LWM, MOE)
+DISPLAY_NAMES = {LWM: "LWM", LWM_FT: "LWM_FT", MOE: "MoE-Router (3 experts)"}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One downstream task: which held-out samples, which label, which LWM models."""
+
+    key: str
+    title: str
+    protocols: tuple
+    target: str
+    expert: str | None
+    lwm_models: tuple
+
+    def class_names(self) -> list[str]:
+        if self.target == "modulation":
+            return list(labels.MODULATIONS)
+        return [f"{snr:+d} dB {mob}" for snr, mob in labels.SNR_MOBILITY_CLASSES]
+
+    def label(self, row: dict) -> int:
+        if self.target == "modulation":
+            return labels.MODULATIONS.index(row["modulation"])
+        return labels.snr_mobility_index(row["snr_db"], row["mobility"])
+
+
+TASKS = {
+    # Only WiFi carries all five modulations (BPSK comes from 802.11a/g), so Task 1 runs
+    # on WiFi through the WiFi expert.
+    "task1": TaskSpec("task1", "Task 1: modulation classification (WiFi, 5 classes)",
+                      ("wifi",), "modulation", "wifi", (LWM, LWM_FT)),
+    "task2": TaskSpec("task2", "Task 2: joint SNR x mobility classification (LTE)",
+                      ("lte",), "snr_mobility", "lte", (LWM_FT, LWM)),
+    # Mixed protocols: the router picks one expert per input (top-1 over the experts) and
+    # one head classifies the modulation from the routed embedding.
+    "task3": TaskSpec("task3", "Task 3: modulation on mixed WiFi / LTE / 5G NR through the router",
+                      ("wifi", "lte", "nr"), "modulation", None, (MOE,)),
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How big a run is: labelled counts per class, seeds, models, test size, optimisation."""
+
+    name: str
+    n_per_class: dict
+    seeds: tuple
+    baselines: dict
+    baseline_width: float
+    test_per_class: int
+    max_val_per_class: int
+    tsne_samples: int
+    settings: TrainSettings = field(default_factory=TrainSettings)
+
+    def val_per_class(self, n: int) -> int:
+        """Validation samples per class for early stopping: a quarter of N, at least 2."""
+        return int(min(max(2, round(n / 4)), self.max_val_per_class))
+
+    def models(self, task: str) -> tuple:
+        return TASKS[task].lwm_models + tuple(self.baselines[task])
+
+
+ALL_BASELINES = tuple(BASELINES)
+
+PRESETS = {
+    # The paper's grid (Fig. 5, Tables II and III), five seeds, published baseline sizes.
+    "full": Preset(
+        name="full",
+        n_per_class={"task1": (2, 4, 8, 16, 32, 64, 128, 256),
+                     "task2": (5, 10, 20, 50, 100, 200, 400),
+                     "task3": (100, 200, 400, 800, 1600, 3200)},
+        seeds=(0, 1, 2, 3, 4),
+        baselines={"task1": ALL_BASELINES, "task2": ALL_BASELINES, "task3": ("deep_cnn", "resnet18")},
+        baseline_width=1.0, test_per_class=100, max_val_per_class=64, tsne_samples=1500,
+    ),
+    # Sized to finish on two CPU cores in under 30 minutes: fewer points of each grid, two
+    # seeds, baselines at half width, a smaller test set.
+    "quick": Preset(
+        name="quick",
+        n_per_class={"task1": (2, 8, 32), "task2": (5, 10, 50), "task3": (25, 100)},
+        seeds=(0, 1),
+        baselines={"task1": ALL_BASELINES, "task2": ("deep_cnn", "resnet18", "efficientnet_b0", "mobilenet_v3"),
+                   "task3": ("deep_cnn", "resnet18")},
+        baseline_width=0.5, test_per_class=20, max_val_per_class=8, tsne_samples=400,
+        settings=TrainSettings(epochs=8, patience=3),
+    ),
+}
+
+
+def task_pool(spec: TaskSpec, rows: list, scenario: str) -> np.ndarray:
+    """Indices of the dataset rows that belong to the task: the held-out scenario, the
+    task's protocols, a labelled modulation (negatives `none` / `other` are left out)."""
+    return np.asarray([i for i, row in enumerate(rows)
+                       if row.get("scenario") == scenario and row.get("protocol") in spec.protocols
+                       and row.get("modulation") in labels.MODULATIONS], np.int64)
+
+
+def present_classes(spec: TaskSpec, rows: list, pool: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Class index per pool sample, renumbered over the classes the pool holds (in the
+    canonical order), and those classes' names."""
+    full = np.asarray([spec.label(rows[i]) for i in pool], np.int64)
+    present = np.unique(full)
+    names = spec.class_names()
+    remap = np.full(len(names), -1, np.int64)
+    remap[present] = np.arange(len(present))
+    return remap[full], [names[c] for c in present]

@@ -1,0 +1,205 @@
+"""Few-shot and data-rich trials: every (task, model, N, seed) trained and tested on the
+same stratified split, one CSV row each, resumable (finished trials are skipped)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .baselines import build_baseline, load_pretrained
+from .fit import fit, macro_f1, predict_logits
+from .lwm import LWMComponents, build_head, embed, finetune_model, routed_embeddings
+from .splits import TooFewSamples, stratified_split
+from .tasks import LWM, LWM_FT, MOE, TASKS, Preset, present_classes, task_pool
+
+CSV_FIELDS = ("task", "model", "n_per_class", "seed", "status", "accuracy", "macro_f1", "val_f1",
+              "epochs_run", "best_epoch", "train_seconds", "n_train", "n_val", "n_test", "n_classes",
+              "width", "reason")
+
+
+def trial_key(task: str, model: str, n_per_class, seed) -> tuple:
+    return (str(task), str(model), int(n_per_class), int(seed))
+
+
+class TrialLog:
+    """trials.csv (one row per trial) and predictions.jsonl (test labels and predictions of
+    each finished trial) in the output folder. A trial counts as finished once its CSV row
+    with status "ok" is on disk; rows are appended and flushed one at a time, so a killed
+    run loses at most the trial it was in."""
+
+    def __init__(self, out_dir):
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.csv_path = self.out_dir / "trials.csv"
+        self.predictions_path = self.out_dir / "predictions.jsonl"
+
+    def rows(self) -> list[dict]:
+        """All complete rows; for a trial logged more than once (a skipped trial retried), the last."""
+        if not self.csv_path.exists():
+            return []
+        latest = {}
+        with open(self.csv_path, newline="") as f:
+            for row in csv.DictReader(f):
+                if None in row or any(row.get(k) is None for k in CSV_FIELDS):
+                    continue  # a row cut short by a kill
+                latest[trial_key(row["task"], row["model"], row["n_per_class"], row["seed"])] = row
+        return list(latest.values())
+
+    def finished(self) -> set:
+        return {trial_key(r["task"], r["model"], r["n_per_class"], r["seed"]) for r in self.rows() if r["status"] == "ok"}
+
+    def predictions(self) -> dict:
+        """Trial key -> prediction record (the last one logged)."""
+        records = {}
+        if self.predictions_path.exists():
+            for line in self.predictions_path.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                records[trial_key(record["task"], record["model"], record["n_per_class"], record["seed"])] = record
+        return records
+
+    def append(self, row: dict, predictions: dict | None = None) -> None:
+        if predictions is not None:
+            self._append_line(self.predictions_path, json.dumps(predictions, separators=(",", ":")) + "\n")
+        new_file = not self.csv_path.exists()
+        with open(self.csv_path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+            if new_file:
+                writer.writeheader()
+            writer.writerow({k: row.get(k, "") for k in CSV_FIELDS})
+            f.flush()
+            os.fsync(f.fileno())
+
+    @staticmethod
+    def _append_line(path: Path, line: str) -> None:
+        with open(path, "a") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+class _TaskData:
+    """A task's sample pool from the held-out scenario, capped at what the largest trial needs."""
+
+    def __init__(self, dataset, spec, preset: Preset, scenario: str):
+        rows = dataset.labels
+        pool = task_pool(spec, rows, scenario)
+        if len(pool) == 0:
+            found = sorted({(r.get("scenario"), r.get("protocol")) for r in rows}, key=str)
+            raise ValueError(f"{spec.key}: no {'/'.join(spec.protocols)} samples from scenario {scenario!r} "
+                             f"in {dataset.folder}; (scenario, protocol) pairs there: {found}")
+        y, self.class_names = present_classes(spec, rows, pool)
+        largest = max(preset.n_per_class[spec.key])
+        cap = largest + preset.val_per_class(largest) + preset.test_per_class
+        rng = np.random.default_rng(12345)
+        keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[:cap]
+                                       for c in range(len(self.class_names))]))
+        self.indices = pool[keep]
+        self.y = y[keep]
+        self.snr_db = np.asarray([rows[i]["snr_db"] for i in self.indices], np.float64)
+        self.protocol = [rows[i]["protocol"] for i in self.indices]
+        self.x = dataset.spectrograms(self.indices)
+        self._embeddings = None
+        self.routed_expert = None
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def embeddings(self, spec, components: LWMComponents, device: str) -> np.ndarray:
+        """Frozen-encoder embeddings of the pool (the fixed expert, or the router's choice)."""
+        if self._embeddings is None:
+            if spec.expert is None:
+                self._embeddings, choice = routed_embeddings(components, self.x, device)
+                names = list(components.experts)
+                self.routed_expert = [names[c] for c in choice]
+            else:
+                self._embeddings = embed(components.experts[spec.expert], self.x, device=device)
+        return self._embeddings
+
+
+def _train_and_test(model_name, data: _TaskData, spec, split, components, preset: Preset,
+                    pretrained: dict, seed: int, progress) -> tuple[np.ndarray, object, float]:
+    """Train one model on split.train (early stopping on split.val); test predictions."""
+    settings = preset.settings
+    torch.manual_seed(seed)
+    if model_name in (LWM, MOE):
+        features = data.embeddings(spec, components, settings.device)
+        model, groups, width = build_head(components, data.n_classes), None, ""
+    elif model_name == LWM_FT:
+        features = data.x
+        model, groups = finetune_model(components, spec.expert, data.n_classes, settings.lr,
+                                       settings.finetune_lr_scale)
+        width = ""
+    else:
+        features, groups, width = data.x, None, preset.baseline_width
+        model = build_baseline(model_name, data.n_classes, preset.baseline_width)
+        if model_name in pretrained:
+            load_pretrained(model, pretrained[model_name])
+    result = fit(model, features[split.train], data.y[split.train], features[split.val], data.y[split.val],
+                 data.n_classes, settings, seed, groups, progress)
+    logits = predict_logits(model, features[split.test], settings.batch_size * 2, settings.device)
+    return logits.argmax(1), result, width
+
+
+def run_trials(dataset, components: LWMComponents | None, out_dir, preset: Preset, tasks=tuple(TASKS),
+               scenario: str = "", pretrained: dict | None = None, show_progress: bool = True) -> TrialLog:
+    """Run every unfinished trial of `tasks` under `preset`; returns the log.
+
+    `components` may be None when no task model needs LWM (then only baselines run).
+    `pretrained` maps a baseline name to a state-dict path."""
+    log = TrialLog(out_dir)
+    pretrained = dict(pretrained or {})
+    done = log.finished()
+    plan = [(task, n, seed, model) for task in tasks for n in preset.n_per_class[task] for seed in preset.seeds
+            for model in preset.models(task)]
+    todo = [p for p in plan if trial_key(p[0], p[3], p[1], p[2]) not in done]
+    bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="eval trials", unit="trial",
+               disable=not show_progress, dynamic_ncols=True)
+    for task in tasks:
+        spec = TASKS[task]
+        task_todo = [p for p in todo if p[0] == task]
+        if not task_todo:
+            continue
+        data = _TaskData(dataset, spec, preset, scenario)
+        for n, seed in dict.fromkeys((p[1], p[2]) for p in task_todo):
+            models = [p[3] for p in task_todo if p[1] == n and p[2] == seed]
+            n_val, n_test = preset.val_per_class(n), preset.test_per_class
+            try:
+                split = stratified_split(data.y, n, n_val, n_test, [seed, n, list(TASKS).index(task)],
+                                         data.class_names)
+            except TooFewSamples as err:
+                for model in models:
+                    log.append({"task": task, "model": model, "n_per_class": n, "seed": seed,
+                                "status": "skipped", "n_classes": data.n_classes, "reason": str(err)})
+                    bar.update()
+                continue
+            for model in models:
+                bar.set_description(f"{task} {model} N={n} seed={seed}")
+                pred, result, width = _train_and_test(model, data, spec, split, components, preset, pretrained,
+                                                      seed, bar)
+                truth = data.y[split.test]
+                record = {"task": task, "model": model, "n_per_class": n, "seed": seed,
+                          "class_names": data.class_names, "y_true": truth.tolist(), "y_pred": pred.tolist(),
+                          "snr_db": data.snr_db[split.test].tolist(),
+                          "protocol": [data.protocol[i] for i in split.test]}
+                if model == MOE:
+                    record["expert"] = [data.routed_expert[i] for i in split.test]
+                log.append({"task": task, "model": model, "n_per_class": n, "seed": seed, "status": "ok",
+                            "accuracy": f"{float(np.mean(pred == truth)):.6f}",
+                            "macro_f1": f"{macro_f1(truth, pred, data.n_classes):.6f}",
+                            "val_f1": f"{result.best_val_f1:.6f}", "epochs_run": result.epochs_run,
+                            "best_epoch": result.best_epoch, "train_seconds": f"{result.seconds:.2f}",
+                            "n_train": len(split.train), "n_val": len(split.val), "n_test": len(split.test),
+                            "n_classes": data.n_classes, "width": width, "reason": ""}, record)
+                bar.update()
+    bar.close()
+    return log
