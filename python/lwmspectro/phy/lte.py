@@ -1,0 +1,212 @@
+"""LTE downlink FDD (3GPP TS 36.211 / 36.212), normal cyclic prefix, one antenna port.
+
+Per subframe: a control region of CFI symbols, PSS / SSS in subframes 0 and 5 (slots 0 and 10,
+last two symbols, centre 62 subcarriers), PBCH in subframe 0 (slot 1, symbols 0-3, centre 72
+subcarriers, the REs of CRS ports 0-3 left out), cell-specific reference signals of port 0
+(Gold-sequence QPSK, v_shift = cell_id mod 6) and PDSCH on every remaining RE of all resource
+blocks. The PDSCH carries one DL-SCH transport block per subframe: CRC, segmentation, turbo
+coding and rate matching to the labelled code rate (turbo.py), scrambled per 36.211 6.3.1 and
+Gray-mapped per 7.1. The control region and PBCH carry QPSK of random bits: their channel
+coding (PDCCH convolutional code, PBCH MIB) is not modelled.
+"""
+
+from __future__ import annotations
+
+import functools
+from fractions import Fraction
+
+import numpy as np
+
+from .. import labels
+from . import turbo
+from .common import (PhyWaveform, crop, finish, gold_qpsk, gold_sequence, modulate, n_samples_for,
+                     ofdm_modulate, random_bits)
+
+SUBCARRIER_SPACING_HZ = 15e3
+# bandwidth -> (N_RB, FFT size); the sample rate is N_FFT x 15 kHz.
+NUMEROLOGY = {1.4e6: (6, 128), 3e6: (15, 256), 5e6: (25, 512), 10e6: (50, 1024), 20e6: (100, 2048)}
+BANDWIDTHS_HZ = tuple(NUMEROLOGY)
+CODE_RATES = {"QPSK": ("1/3", "1/2", "2/3"), "16QAM": ("1/2", "2/3", "3/4"), "64QAM": ("2/3", "3/4", "5/6"),
+              "256QAM": ("3/4", "5/6")}
+N_RB_MAX = 110
+SYMBOLS_PER_SLOT = 7
+
+
+def options() -> dict:
+    return {"bandwidth_hz": list(BANDWIDTHS_HZ), "modulation": list(labels.ALLOWED_MODULATIONS["lte"]),
+            "code_rate": {m: list(r) for m, r in CODE_RATES.items()}}
+
+
+def pss(n_id2: int) -> np.ndarray:
+    """Zadoff-Chu d_u(n), n = 0..61, roots 25 / 29 / 34 (36.211 6.11.1.1)."""
+    u = (25, 29, 34)[n_id2]
+    n = np.arange(62)
+    exponent = np.where(n < 31, u * n * (n + 1), u * (n + 1) * (n + 2))
+    return np.exp(-1j * np.pi * exponent / 63).astype(np.complex64)
+
+
+def _m_sequence(taps: tuple[int, ...]) -> np.ndarray:
+    """1 - 2x(i) of x(i+5) = sum x(i+t) mod 2 over taps, x(0..4) = 0, 0, 0, 0, 1."""
+    x = [0, 0, 0, 0, 1]
+    for i in range(26):
+        x.append(sum(x[i + t] for t in taps) % 2)
+    return 1 - 2 * np.array(x)
+
+
+def sss(n_id1: int, n_id2: int, subframe: int) -> np.ndarray:
+    """d(0..61) of 36.211 6.11.2.1 for subframe 0 or 5."""
+    q_prime = n_id1 // 30
+    q = (n_id1 + q_prime * (q_prime + 1) // 2) // 30
+    m_prime = n_id1 + q * (q + 1) // 2
+    m0 = m_prime % 31
+    m1 = (m0 + m_prime // 31 + 1) % 31
+    s_t, c_t, z_t = _m_sequence((0, 2)), _m_sequence((0, 3)), _m_sequence((0, 1, 2, 4))
+    n = np.arange(31)
+    s0, s1 = s_t[(n + m0) % 31], s_t[(n + m1) % 31]
+    c0, c1 = c_t[(n + n_id2) % 31], c_t[(n + n_id2 + 3) % 31]
+    z1_m0, z1_m1 = z_t[(n + m0 % 8) % 31], z_t[(n + m1 % 8) % 31]
+    d = np.empty(62)
+    if subframe == 0:
+        d[0::2], d[1::2] = s0 * c0, s1 * c1 * z1_m0
+    else:
+        d[0::2], d[1::2] = s1 * c0, s0 * c1 * z1_m1
+    return d.astype(np.complex64)
+
+
+def crs(cell_id: int, slot: int, symbol: int, n_rb: int) -> np.ndarray:
+    """Port-0 reference symbols r(m'), m' = m + N_RB_max - N_RB, m = 0..2 N_RB - 1 (6.10.1.1)."""
+    c_init = 2 ** 10 * (7 * (slot + 1) + symbol + 1) * (2 * cell_id + 1) + 2 * cell_id + 1
+    return gold_qpsk(c_init, 2 * N_RB_MAX)[N_RB_MAX - n_rb: N_RB_MAX + n_rb]
+
+
+def crs_subcarriers(cell_id: int, symbol: int, n_rb: int) -> np.ndarray:
+    """k = 6m + (v + v_shift) mod 6 for port 0: v = 0 in symbol 0, 3 in symbol 4 of a slot."""
+    v = 0 if symbol == 0 else 3
+    return 6 * np.arange(2 * n_rb) + (v + cell_id % 6) % 6
+
+
+class _Cell:
+    """Resource map of one cell configuration: what sits on every RE of each of the 10 subframes."""
+
+    def __init__(self, n_rb: int, cell_id: int, cfi: int):
+        self.n_rb, self.cell_id, self.cfi = n_rb, cell_id, cfi
+        self.n_sc = 12 * n_rb
+        centre = np.arange(self.n_sc // 2 - 36, self.n_sc // 2 + 36)
+        self.sync_sc = self.n_sc // 2 - 31 + np.arange(62)
+        v_shift = cell_id % 6
+        crs_mask = np.zeros((14, self.n_sc), bool)
+        for l in (0, 4, 7, 11):
+            crs_mask[l, crs_subcarriers(cell_id, l % 7, n_rb)] = True
+        self.crs_mask = crs_mask
+        control = np.zeros((14, self.n_sc), bool)
+        control[:cfi] = True
+        control &= ~crs_mask
+        self.control_mask = control
+        self.pbch_mask = np.zeros((14, self.n_sc), bool)
+        self.pbch_mask[7:11, centre] = True
+        reserved = (np.arange(self.n_sc) % 3) == (v_shift % 3)  # CRS REs of ports 0-3 in symbols 0, 1 of slot 1
+        self.pbch_mask[7:9] &= ~reserved
+        data = np.ones((14, self.n_sc), bool)
+        data[:cfi] = False
+        data &= ~crs_mask
+        self.pdsch_masks = []
+        for subframe in range(10):
+            mask = data.copy()
+            if subframe in (0, 5):
+                mask[5:7, centre] = False
+            if subframe == 0:
+                mask[7:11, centre] = False
+            self.pdsch_masks.append(mask)
+
+    def subcarrier_bins(self, n_fft: int) -> np.ndarray:
+        """FFT bin of each subcarrier k = 0..N_sc-1 (the DC subcarrier is skipped)."""
+        k = np.arange(self.n_sc)
+        signed = np.where(k < self.n_sc // 2, k - self.n_sc // 2, k - self.n_sc // 2 + 1)
+        return np.mod(signed, n_fft)
+
+
+def _fill(grid: np.ndarray, rows: np.ndarray, mask: np.ndarray, values: np.ndarray) -> None:
+    """Write values (n_rows, mask.sum()) into the masked REs of the selected subframes, k first then l."""
+    selected = grid[rows]
+    selected[:, mask] = values
+    grid[rows] = selected
+
+
+@functools.lru_cache(maxsize=64)
+def _crs_frame(cell_id: int, n_rb: int) -> np.ndarray:
+    """CRS values of a radio frame: (10 subframes, 4 CRS symbols, 2 N_RB)."""
+    return np.stack([np.stack([crs(cell_id, 2 * sf + l // 7, l % 7, n_rb) for l in (0, 4, 7, 11)])
+                     for sf in range(10)])
+
+
+def generate(*, bandwidth_hz: float, modulation: str, code_rate: str, duration_s: float,
+             rng: np.random.Generator, cell_id: int | None = None, cfi: int | None = None,
+             **unknown) -> PhyWaveform:
+    if unknown:
+        raise ValueError(f"unknown LTE options {sorted(unknown)}; valid: cell_id, cfi")
+    n_rb, n_fft = NUMEROLOGY[bandwidth_hz]
+    fs = n_fft * SUBCARRIER_SPACING_HZ
+    cell_id = int(rng.integers(504)) if cell_id is None else int(cell_id)
+    if not 0 <= cell_id < 504:
+        raise ValueError(f"LTE cell_id must be 0..503, got {cell_id}")
+    cfi_range = (2, 3, 4) if n_rb <= 10 else (1, 2, 3)
+    cfi = int(rng.choice(cfi_range)) if cfi is None else int(cfi)
+    labels.check_choice(f"CFI for {n_rb} RBs", cfi, cfi_range)
+    rnti = int(rng.integers(1, 0xFFF4))
+    qm = labels.BITS_PER_SYMBOL[modulation]
+    cell = _Cell(n_rb, cell_id, cfi)
+    n_id1, n_id2 = divmod(cell_id, 3)
+
+    cp_first, cp_other = 160 * n_fft // 2048, 144 * n_fft // 2048
+    subframe_len = 2 * (cp_first + n_fft + 6 * (cp_other + n_fft))
+    n_out = n_samples_for(duration_s, fs)
+    start = int(rng.integers(10 * subframe_len))
+    first_sf, stop_sf = start // subframe_len, -(-(start + n_out) // subframe_len)
+    numbers = np.arange(first_sf, stop_sf) % 10
+    grid = np.zeros((len(numbers), 14, cell.n_sc), np.complex64)
+
+    crs_values = _crs_frame(cell_id, n_rb)[numbers]
+    for i, l in enumerate((0, 4, 7, 11)):
+        grid[:, l, crs_subcarriers(cell_id, l % 7, n_rb)] = crs_values[:, i]
+    n_control = int(cell.control_mask.sum())
+    control_bits = random_bits(rng, 2 * n_control * len(numbers))
+    grid[:, cell.control_mask] = modulate(control_bits, "QPSK", "3gpp").reshape(len(numbers), n_control)
+    for subframe in (0, 5):
+        rows = numbers == subframe
+        grid[np.ix_(rows, [6], cell.sync_sc)] = pss(n_id2)
+        grid[np.ix_(rows, [5], cell.sync_sc)] = sss(n_id1, n_id2, subframe)
+    rows = numbers == 0
+    n_pbch = int(cell.pbch_mask.sum())
+    pbch = modulate(random_bits(rng, 2 * n_pbch * int(rows.sum())), "QPSK", "3gpp")
+    _fill(grid, rows, cell.pbch_mask, pbch.reshape(-1, n_pbch))
+
+    # PDSCH: one transport block per subframe, batched over subframes with the same RE count.
+    rate = Fraction(code_rate)
+    tb_sizes = {}
+    for group in ({0}, {5}, set(range(10)) - {0, 5}):
+        rows = np.isin(numbers, list(group))
+        if not rows.any():
+            continue
+        mask = cell.pdsch_masks[min(group)]
+        n_re = int(mask.sum())
+        tbs = turbo.transport_block_size(float(rate) * n_re * qm)
+        tb_sizes[min(group)] = tbs
+        codewords = turbo.dlsch_encode(random_bits(rng, tbs * int(rows.sum())).reshape(-1, tbs), n_re * qm, qm)
+        for j, number in enumerate(numbers[rows]):
+            c_init = rnti * 2 ** 14 + int(number) * 2 ** 9 + cell_id  # q = 0, floor(n_s / 2) = subframe
+            codewords[j] ^= gold_sequence(c_init, n_re * qm)
+        _fill(grid, rows, mask, modulate(codewords.reshape(-1), modulation, "3gpp").reshape(-1, n_re))
+
+    spectrum = np.zeros((len(numbers) * 2, SYMBOLS_PER_SLOT, n_fft), np.complex64)
+    spectrum[..., cell.subcarrier_bins(n_fft)] = grid.reshape(len(numbers) * 2, SYMBOLS_PER_SLOT, cell.n_sc)
+    iq = ofdm_modulate(spectrum, cp_first, cp_other)
+    active = np.ones(len(iq), bool)
+    iq, active = finish(*crop(iq, active, start - first_sf * subframe_len, n_out))
+    effective = {sf: tbs / (cell.pdsch_masks[sf].sum() * qm) for sf, tbs in tb_sizes.items()}
+    meta = {"standard": "LTE FDD downlink", "n_rb": n_rb, "n_fft": n_fft, "cp": [cp_first, cp_other],
+            "subcarrier_spacing_hz": SUBCARRIER_SPACING_HZ, "cell_id": cell_id, "cfi": cfi, "rnti": rnti,
+            "tbs": tb_sizes, "effective_code_rate": effective, "start_sample": start,
+            "first_subframe": int(first_sf % 10)}
+    return PhyWaveform(iq=iq, sample_rate_hz=fs, active=active, protocol="lte", bandwidth_hz=bandwidth_hz,
+                       occupied_bw_hz=(cell.n_sc + 1) * SUBCARRIER_SPACING_HZ, modulation=modulation,
+                       code_rate=code_rate, coding="turbo", meta=meta)
