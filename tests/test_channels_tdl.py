@@ -94,7 +94,8 @@ def test_integer_delays_give_single_taps():
 def test_frames_equal_the_stream_for_a_static_channel():
     rng = np.random.default_rng(13)
     params = DEFAULT_PARAMS
-    x = (rng.standard_normal(params.window_samples) + 1j * rng.standard_normal(params.window_samples)).astype(np.complex64)
+    n = params.window_samples
+    x = (rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(np.complex64)
     channel = TDLChannel(tdl_profile("TDL-C", 300e-9), FS, 0.0, rng)
     stream = channel.apply(x)
     starts = params.frame_starts
@@ -151,6 +152,10 @@ def test_labels_and_determinism():
     assert labels["channel_profile"] == "TDL-C" and labels["doppler_hz"] == 30.0 and labels["n_paths"] == 24
 
 
+def tdl_a_channel():
+    return TDLChannel(tdl_profile("TDL-A"), FS, 5.0, np.random.default_rng(0))
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
@@ -162,8 +167,9 @@ def test_labels_and_determinism():
         (lambda: TapProfile.from_paths([], []), "non-zero length"),
         (lambda: TDLChannel("TDL-A", FS, 0.0, np.random.default_rng(0)), "TapProfile"),
         (lambda: TDLChannel(tdl_profile("TDL-A"), FS, -5.0, np.random.default_rng(0)), "doppler_hz"),
-        (lambda: TDLChannel(tdl_profile("TDL-A"), FS, 5.0, np.random.default_rng(0)).apply_frames(np.ones(100), [-1], 8), "starts"),
-        (lambda: TDLChannel(tdl_profile("TDL-A"), FS, 5.0, np.random.default_rng(0)).apply(np.ones((2, 100))), "1-D"),
+        (lambda: tdl_a_channel().apply_frames(np.ones(100), [-1], 8), "starts"),
+        (lambda: tdl_a_channel().apply_frames(np.ones(100), [0], 8, sampling_offset_ppm=np.nan), "sampling_offset"),
+        (lambda: tdl_a_channel().apply(np.ones((2, 100))), "1-D"),
     ],
 )
 def test_bad_input_is_refused(make, message):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..labels import check_choice
+from .fading import require_generator
 from .noise import mean_power
 
 RECEIVER_IMPAIRMENTS = ("phase_noise", "iq_imbalance", "dc_offset", "adc8")
@@ -68,6 +69,7 @@ def draw_frequency_offsets(
     uniformly within +-`residual_fraction` of it. Returns the labels, whose `cfo_hz` and
     `sfo_ppm` are the residuals to apply.
     """
+    require_generator(rng)
     if not np.isfinite(carrier_hz) or carrier_hz <= 0:
         raise ValueError(f"carrier frequency must be positive (Hz), got {carrier_hz}")
     if max_ppm < 0 or not 0 <= residual_fraction <= 1:
@@ -106,6 +108,7 @@ def phase_noise(
     samples; drawing the increments between the sorted absolute indices makes frames far
     apart correctly decorrelated without generating the samples between them.
     """
+    require_generator(rng)
     y = np.asarray(y)
     n = _sample_index(y, sample_index)
     linewidth_hz = 2.0 * np.pi * offset_hz**2 * 10.0 ** (dbc_hz / 10.0)
@@ -127,7 +130,8 @@ def iq_imbalance(y, gain_db: float, phase_deg: float) -> tuple[np.ndarray, dict]
     mu = (1.0 + gain * np.exp(-1j * phi)) / 2.0
     nu = (1.0 - gain * np.exp(1j * phi)) / 2.0
     y = np.asarray(y)
-    return (mu * y + nu * np.conj(y)).astype(np.complex64), {"iq_gain_db": float(gain_db), "iq_phase_deg": float(phase_deg)}
+    labels = {"iq_gain_db": float(gain_db), "iq_phase_deg": float(phase_deg)}
+    return (mu * y + nu * np.conj(y)).astype(np.complex64), labels
 
 
 def dc_offset(y, level_dbc: float, phase_rad: float = 0.0) -> tuple[np.ndarray, dict]:
@@ -164,6 +168,7 @@ def receiver_impairments(
 ) -> tuple[np.ndarray, dict]:
     """Apply the receiver impairments named in `kinds`, in receive-chain order, with
     parameters drawn from RECEIVER_IMPAIRMENT_RANGES; returns (y, all their labels)."""
+    require_generator(rng)
     kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
     for kind in kinds:
         check_choice("receiver impairment", kind, RECEIVER_IMPAIRMENTS)

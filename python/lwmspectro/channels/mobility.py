@@ -6,11 +6,13 @@ import numpy as np
 from scipy.constants import speed_of_light
 
 from ..labels import MOBILITY_CLASSES, SPEED_RANGES_KMH, check_choice
+from .fading import require_generator
 
 
 def draw_speed(mobility: str, rng: np.random.Generator) -> float:
     """Speed in km/h drawn uniformly from `labels.SPEED_RANGES_KMH[mobility]`."""
     check_choice("mobility", mobility, MOBILITY_CLASSES)
+    require_generator(rng)
     low, high = SPEED_RANGES_KMH[mobility]
     return float(rng.uniform(low, high)) if high > low else float(low)
 

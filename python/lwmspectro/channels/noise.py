@@ -18,6 +18,7 @@ import numpy as np
 import scipy.signal
 
 from ..labels import SNR_RANGE_DB
+from .fading import require_generator
 
 
 def mean_power(y, active=None) -> float:
@@ -67,6 +68,7 @@ def add_awgn(
     `signal_power` is P_sig; None measures it from `y` over the `active` samples (see the
     module docstring for the SNR definition). Returns (noisy y as complex64, sigma^2).
     """
+    require_generator(rng)
     y = np.asarray(y)
     if signal_power is None:
         signal_power = mean_power(y, active)
@@ -76,7 +78,9 @@ def add_awgn(
     return (y + scale * noise).astype(np.complex64), variance
 
 
-def measure_snr_db(signal, noise, occupied_bw_hz: float, sample_rate_hz: float, active=None, centre_hz: float = 0.0) -> float:
+def measure_snr_db(
+    signal, noise, occupied_bw_hz: float, sample_rate_hz: float, active=None, centre_hz: float = 0.0
+) -> float:
     """SNR of `signal` against `noise` as the label defines it, measured independently:
     P_sig over the active samples, noise power integrated from its Welch PSD over the
     occupied band around `centre_hz`. Both arrays may be streams or frames (last axis time)."""

@@ -218,13 +218,13 @@ class TDLChannel:
         self.fading = jakes_fading(len(profile), doppler_hz, rng, profile.k_factors_db, n_sinusoids, los_aoa_rad)
         self._amplitudes = np.sqrt(profile.powers).astype(np.complex64)
         self._delays = profile.delays_s * self.sample_rate_hz
-        self._span = (
+        span = np.arange(
             int(np.floor(self._delays.min())) - FRACTIONAL_DELAY_HALF_WIDTH,
-            int(np.floor(self._delays.max())) + FRACTIONAL_DELAY_HALF_WIDTH,
+            int(np.floor(self._delays.max())) + FRACTIONAL_DELAY_HALF_WIDTH + 1,
         )
-        weights = fractional_delay_weights(self._delays, np.arange(self._span[0], self._span[1] + 1))
+        weights = fractional_delay_weights(self._delays, span)
         used = np.flatnonzero(np.any(weights != 0.0, axis=0))
-        self._integer_first_tap = self._span[0] + int(used[0])
+        self._integer_first_tap = int(span[used[0]])
         self._integer_weights = weights[:, used[0] : used[-1] + 1].astype(np.complex64)
 
     @property
@@ -255,14 +255,17 @@ class TDLChannel:
         """FIR taps at `times_s` (F,): (index of the first tap, (F, J) coefficients).
 
         `fractions` (F,) in [0, 1) advance each frame's read position by a fraction of a
-        sample (a sampling clock offset); None means none.
+        sample (a sampling clock offset); None means none. The advance is a second
+        band-limited interpolator convolved with the taps, which is cheaper than placing
+        every path again at its shifted delay.
         """
-        gains = self.path_gains(times_s)
+        taps = self.path_gains(times_s) @ self._integer_weights
         if fractions is None or not np.any(fractions):
-            return self._integer_first_tap, gains @ self._integer_weights
-        tap_index = np.arange(self._span[0], self._span[1] + 1)
-        weights = fractional_delay_weights(self._delays[None, :] - fractions[:, None], tap_index)
-        return self._span[0], np.einsum("fp,fpj->fj", gains, weights.astype(np.complex64))
+            return self._integer_first_tap, taps
+        a = FRACTIONAL_DELAY_HALF_WIDTH
+        advance = fractional_delay_weights(-np.asarray(fractions), np.arange(-a, a)).astype(np.complex64)
+        combined = scipy.signal.fftconvolve(taps, advance, mode="full", axes=1).astype(np.complex64)
+        return self._integer_first_tap - a, combined
 
     def apply_frames(self, x, starts, frame_len: int, sampling_offset_ppm: float = 0.0) -> np.ndarray:
         """Channel output y[s : s + frame_len] for each start s, without filtering the stream.
@@ -279,6 +282,8 @@ class TDLChannel:
         starts = np.atleast_1d(np.asarray(starts, np.float64))
         if starts.ndim != 1 or not np.all(np.isfinite(starts)) or np.any(starts < 0):
             raise ValueError("starts must be a 1-D array of finite, non-negative sample indices")
+        if not np.isfinite(sampling_offset_ppm) or abs(sampling_offset_ppm) >= 1e5:
+            raise ValueError(f"sampling_offset_ppm must be finite and well under 1e5, got {sampling_offset_ppm}")
         frame_len = int(frame_len)
         positions = starts * (1.0 + sampling_offset_ppm * 1e-6)
         first = np.floor(positions).astype(np.int64)

@@ -1,0 +1,91 @@
+"""AWGN at the labelled in-band SNR, and mobility classes."""
+
+import numpy as np
+import pytest
+
+from lwmspectro.channels import add_awgn, doppler_hz, draw_speed, measure_snr_db, noise_variance
+from lwmspectro.labels import MOBILITY_CLASSES, SPEED_RANGES_KMH
+
+FS = 30.72e6
+
+
+def bursty_signal(rng, n=1 << 16, occupied=20e6):
+    """Band-limited bursts (transmitter on half the time) occupying `occupied` Hz at FS."""
+    spectrum = np.zeros(n, complex)
+    inside = np.abs(np.fft.fftfreq(n, 1 / FS)) < occupied / 2
+    spectrum[inside] = rng.standard_normal(inside.sum()) + 1j * rng.standard_normal(inside.sum())
+    active = (np.arange(n) // 4096) % 2 == 0
+    return (np.fft.ifft(spectrum) * active).astype(np.complex64), active
+
+
+@pytest.mark.parametrize("snr_db", [-5.0, 0.0, 10.0, 25.0])
+def test_measured_snr_matches_the_label(snr_db):
+    rng = np.random.default_rng(int(snr_db) + 10)
+    signal, active = bursty_signal(rng)
+    noisy, variance = add_awgn(signal, snr_db, 20e6, FS, None, rng, active=active)
+    assert measure_snr_db(signal, noisy - signal, 20e6, FS, active=active) == pytest.approx(snr_db, abs=0.5)
+    # The noise is white over the whole band: its full-band power is sigma^2.
+    assert np.mean(np.abs(noisy - signal) ** 2) == pytest.approx(variance, rel=0.03)
+
+
+def test_snr_counts_only_active_samples_and_in_band_noise():
+    rng = np.random.default_rng(1)
+    signal, active = bursty_signal(rng)
+    power_active = np.mean(np.abs(signal[active]) ** 2)
+    _, variance = add_awgn(signal, 10.0, 20e6, FS, None, rng, active=active)
+    assert variance == pytest.approx(power_active * (FS / 20e6) / 10.0, rel=1e-6)
+
+
+def test_frames_take_noise_at_the_given_power():
+    rng = np.random.default_rng(2)
+    frames = (rng.standard_normal((128, 128)) + 1j * rng.standard_normal((128, 128))).astype(np.complex64)
+    noisy, variance = add_awgn(frames, 5.0, 15e6, FS, 2.0, rng)
+    assert noisy.shape == frames.shape and noisy.dtype == np.complex64
+    assert variance == pytest.approx(noise_variance(5.0, 15e6, FS, 2.0))
+    assert np.mean(np.abs(noisy - frames) ** 2) == pytest.approx(variance, rel=0.03)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((80.0, 20e6, FS, 1.0), "valid: -30 to 60"),
+        ((10.0, 40e6, FS, 1.0), "occupied_bw_hz"),
+        ((10.0, 20e6, FS, 0.0), "signal power"),
+    ],
+)
+def test_bad_noise_input_is_refused(args, message):
+    with pytest.raises(ValueError, match=message):
+        add_awgn(np.ones(16, np.complex64), *args, np.random.default_rng(0))
+
+
+def test_no_active_samples_is_refused():
+    with pytest.raises(ValueError, match="no active samples"):
+        add_awgn(np.ones(16, np.complex64), 0.0, 20e6, FS, None, np.random.default_rng(0), active=np.zeros(16, bool))
+
+
+@pytest.mark.parametrize("mobility", MOBILITY_CLASSES)
+def test_speed_is_drawn_inside_the_class_range(mobility):
+    rng = np.random.default_rng(3)
+    low, high = SPEED_RANGES_KMH[mobility]
+    speeds = np.array([draw_speed(mobility, rng) for _ in range(200)])
+    assert speeds.min() >= low and speeds.max() <= high
+    if high > low:
+        assert speeds.max() - speeds.min() > 0.8 * (high - low)
+
+
+def test_doppler_from_speed_and_carrier():
+    assert doppler_hz(120.0, 3.5e9) == pytest.approx(120 / 3.6 * 3.5e9 / 299792458.0)
+    assert doppler_hz(0.0, 2.4e9) == 0.0
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: draw_speed("flying", np.random.default_rng(0)), "static, pedestrian, vehicular"),
+        (lambda: doppler_hz(-3.0, 2.4e9), "non-negative"),
+        (lambda: doppler_hz(3.0, 0.0), "carrier"),
+    ],
+)
+def test_bad_mobility_input_is_refused(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
