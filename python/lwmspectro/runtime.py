@@ -70,13 +70,17 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its affinity, not the machine's total)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def session_options(intra_op_threads: int | None = None):
     """ONNX Runtime options for a small shared CPU: few threads, no busy-waiting."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    options.intra_op_num_threads = intra_op_threads or max(1, min(cores, 4))
+    options.intra_op_num_threads = intra_op_threads or min(available_cores(), 4)
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -97,8 +101,9 @@ def _describe(shape) -> str:
 
 
 def _check_tensor(path: Path, tensor, expected: tuple) -> None:
-    """`expected`: one entry per axis; "batch" for the dynamic batch axis, an int for a fixed
-    size, None for any size. Symbolic sizes in the model are accepted where a size is fixed."""
+    """`expected`: one entry per axis, "batch" for the dynamic batch axis or the int size the
+    card implies. A symbolic size in the model is accepted for a fixed one: ONNX Runtime
+    checks it on every run."""
     if tensor.type != "tensor(float)":
         raise BundleError(f"{path}: tensor {tensor.name!r} has type {tensor.type}, expected tensor(float)")
     shape = tensor.shape
@@ -110,7 +115,7 @@ def _check_tensor(path: Path, tensor, expected: tuple) -> None:
             if isinstance(have, int):
                 raise BundleError(f"{path}: tensor {tensor.name!r} has a fixed batch axis of {have}; "
                                   "re-export it with a dynamic batch axis")
-        elif want is not None and isinstance(have, int) and have != want:
+        elif isinstance(have, int) and have != want:
             raise BundleError(f"{path}: tensor {tensor.name!r} has shape {_describe(shape)}, "
                               f"expected {_describe(expected)} (axis {axis}: {have} != {want})")
 
