@@ -27,6 +27,16 @@ def trial_key(task: str, model: str, n_per_class, seed) -> tuple:
     return (str(task), str(model), int(n_per_class), int(seed))
 
 
+def _drop_partial_line(path: Path) -> None:
+    """Cut a last line that a kill left without its newline, so the next row starts clean."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if not data.endswith(b"\n"):
+        with open(path, "r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+
+
 class TrialLog:
     """trials.csv (one row per trial) and predictions.jsonl (test labels and predictions of
     each finished trial) in the output folder. A trial counts as finished once its CSV row
@@ -70,6 +80,7 @@ class TrialLog:
         if predictions is not None:
             self._append_line(self.predictions_path, json.dumps(predictions, separators=(",", ":")) + "\n")
         new_file = not self.csv_path.exists()
+        _drop_partial_line(self.csv_path)
         with open(self.csv_path, "a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
             if new_file:
@@ -80,6 +91,7 @@ class TrialLog:
 
     @staticmethod
     def _append_line(path: Path, line: str) -> None:
+        _drop_partial_line(path)
         with open(path, "a") as f:
             f.write(line)
             f.flush()

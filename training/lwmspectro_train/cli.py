@@ -1,0 +1,196 @@
+"""`lwmspectro-train`: the training recipe, one stage per subcommand, or `all` of it.
+
+    lwmspectro-train all --config small                 stages in order, then evaluate + export
+    lwmspectro-train pretrain --config small --resume   continue a killed stage where it stopped
+    torchrun --nproc_per_node 2 -m lwmspectro_train.cli pretrain --config small   data-parallel
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from lwmspectro import labels
+
+from .config import RunConfig, config_names, load_config
+from .distributed import Context, setup, teardown
+from .stages import Run, check_compatible
+from .trainer import atomic_write_bytes
+
+COMMANDS = {
+    "pretrain": "stage 1: masked spectrogram modelling, one expert per protocol",
+    "finetune": "stage 1b: reconstruction + supervised contrastive fine-tuning of each expert",
+    "router": "stage 2: the router on a class-balanced mix, experts frozen",
+    "heads": "stage 3: modulation and SNR x mobility heads per expert",
+    "evaluate": "held-out metrics per SNR of router -> top-1 expert -> heads",
+    "export": "write the ONNX bundle and card.json, with a parity check",
+    "all": "every stage in order (each resumable), then evaluate and export",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lwmspectro-train", description="LWM-Spectro training recipe")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("--config", required=True,
+                             help="a config name (" + ", ".join(config_names()) + ") or a path to a .json file")
+        command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                             help="override a config key, e.g. --set stages.pretrain.epochs=5 (repeatable)")
+        command.add_argument("--experts", help="comma-separated subset of the config's experts for this command")
+        command.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+        if name not in ("evaluate", "export"):
+            command.add_argument("--resume", action="store_true",
+                                 help="continue from the stage checkpoints (a finished stage is skipped)")
+        if name in ("evaluate", "export", "all"):
+            command.add_argument("--data", help="held-out dataset folder (default: the config's data.test)")
+        if name in ("export", "all"):
+            command.add_argument("--out", help="bundle folder to write (default: RUN_DIR/bundle)")
+            command.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
+            command.add_argument("--parity-samples", type=int, default=64,
+                                 help="held-out spectrograms for the ONNX parity check (default 64)")
+    return parser
+
+
+def _git_commit() -> str | None:
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                                cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
+def command_record(command: list[str], ctx: Context) -> dict:
+    """What the card's `training.commands` lists: the command line, where and when it ran."""
+    return {
+        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": shlex.join(command),
+        "cwd": os.getcwd(),
+        "world_size": ctx.world_size,
+        "git_commit": _git_commit(),
+    }
+
+
+def prepare_run_dir(cfg: RunConfig, record: dict, ctx: Context) -> None:
+    """config.json (one architecture per run dir) and commands.jsonl (every command run)."""
+    if ctx.is_main:
+        folder = Path(cfg.run_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "config.json"
+        if path.exists():
+            check_compatible(json.loads(path.read_text()), cfg.to_dict(), str(folder))
+        atomic_write_bytes(path, (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
+        with open(folder / "commands.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+    ctx.barrier()
+
+
+def _experts(args, cfg: RunConfig) -> tuple[str, ...]:
+    if not args.experts:
+        return cfg.experts
+    chosen = tuple(e.strip() for e in args.experts.split(",") if e.strip())
+    for expert in chosen:
+        labels.check_choice("expert", expert, cfg.experts)
+    return chosen
+
+
+def _report(name: str, result: dict) -> None:
+    best = result.get("best") or {}
+    shown = "  ".join(f"{k} {v:.4g}" for k, v in best.items() if k.startswith("val_"))
+    state = "complete" if result.get("complete") else "paused"
+    print(f"{name}: {state}; best epoch {best.get('epoch', '-')}: {shown}", flush=True)
+
+
+def print_metrics(metrics: dict) -> None:
+    print(f"held-out metrics on {metrics['dataset']} ({metrics['count']} spectrograms):")
+    for key, entry in metrics["targets"].items():
+        value = "n/a" if entry["value"] is None else f"{100 * entry['value']:.1f} %"
+        met = "" if entry["met"] is None else ("  met" if entry["met"] else "  MISSED")
+        print(f"  {key:<32s} {value:>8s}  (target {100 * entry['target']:.0f} %){met}")
+    print("  per SNR:  snr_db  router_acc  modulation_f1  snr_x_mobility_f1")
+    for snr, row in metrics["per_snr_db"].items():
+        cells = [row[k] for k in ("router_accuracy", "modulation_macro_f1", "snr_mobility_macro_f1")]
+        print(f"           {snr:>6s}  " + "  ".join("    n/a   " if v is None else f"{100 * v:9.1f}%" for v in cells))
+
+
+def run_evaluate(run: Run, data: str | None) -> dict:
+    from .evaluate import evaluate
+
+    folder = data or run.cfg.data.test
+    if not folder:
+        raise ValueError("no held-out dataset: set data.test in the config or pass --data DIR")
+    metrics = evaluate(run.mixture_of_experts(), folder, run.cfg.loader.eval_batch_size, run.cfg.loader.workers,
+                       progress=run.progress)
+    out = run.dir / "eval" / "metrics.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, (json.dumps(metrics, indent=1) + "\n").encode())
+    print_metrics(metrics)
+    return metrics
+
+
+def run_export(run: Run, args) -> None:
+    from .export import export_bundle
+
+    out = Path(args.out) if args.out else run.dir / "bundle"
+    card = export_bundle(run, out, args.data, args.parity_samples, args.overwrite)
+    print_metrics(card["metrics"]["held_out"])
+    print(f"wrote bundle {out}")
+
+
+def run_command(args, argv: list[str], cfg: RunConfig, ctx: Context) -> int:
+    record = command_record(["lwmspectro-train", *argv], ctx)
+    prepare_run_dir(cfg, record, ctx)
+    run = Run(cfg, ctx, progress=not args.no_progress)
+    experts = _experts(args, cfg)
+    resume = getattr(args, "resume", False)
+    steps = {
+        "pretrain": [(f"pretrain/{e}", lambda e=e: run.pretrain(e, resume)) for e in experts],
+        "finetune": [(f"finetune/{e}", lambda e=e: run.finetune(e, resume)) for e in experts],
+        "router": [("router", lambda: run.router(resume))],
+        "heads": [(f"heads/{e}", lambda e=e: run.heads(e, resume)) for e in experts],
+    }
+    order = list(steps) if args.command == "all" else [args.command] if args.command in steps else []
+    for stage in order:
+        for name, step in steps[stage]:
+            result = step()
+            if ctx.is_main:
+                _report(name, result)
+            if not result["complete"]:
+                return 0
+    if not ctx.is_main:
+        return 0
+    if args.command == "evaluate":
+        run_evaluate(run, args.data)
+    if args.command in ("export", "all"):
+        run_export(run, args)
+    return 0
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.set)
+        ctx = setup(cfg.device, cfg.loader.threads)
+        try:
+            return run_command(args, argv, cfg, ctx)
+        finally:
+            teardown()
+    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as err:
+        print(f"lwmspectro-train {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lwmspectro-train {args.command}: interrupted; --resume continues from the last checkpoint",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

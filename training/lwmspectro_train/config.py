@@ -1,0 +1,183 @@
+"""Run configs: named JSON files (configs/<name>.json) with data paths and hyperparameters.
+
+A config names the data, the architecture (model, router, heads) and one block of
+optimisation settings per stage; `--set a.b=value` overrides any key from the command
+line. Relative paths are taken from the directory the command runs in.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from importlib import resources
+from pathlib import Path
+
+from lwmspectro import labels
+
+from .model import EncoderConfig, HeadsConfig, RouterConfig, _check_fields
+
+STAGES = ("pretrain", "finetune", "router", "heads")
+CONTRASTIVE_LABELS = ("modulation", "snr_mobility")
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """Optimisation of one stage; defaults are the paper's Table I."""
+
+    epochs: int = 100
+    patience: int = 10
+    batch_size: int = 64
+    lr: float = 5e-4
+    betas: tuple = (0.9, 0.999)
+    weight_decay: float = 0.05
+    warmup_epochs: float = 5.0
+    min_lr: float = 1e-8
+    grad_clip: float | None = 1.0
+    max_train_samples: int | None = None
+    max_val_samples: int | None = None
+    max_steps: int | None = None
+    checkpoint_every_steps: int = 0
+    lambda_recon: float = 1.0
+    lambda_cont: float = 0.3
+    contrastive_label: str = "modulation"
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
+        if self.contrastive_label not in CONTRASTIVE_LABELS:
+            raise ValueError(f"contrastive_label {self.contrastive_label!r} is not valid; "
+                             f"valid: {', '.join(CONTRASTIVE_LABELS)}")
+        object.__setattr__(self, "betas", tuple(self.betas))
+
+    @classmethod
+    def from_dict(cls, values: dict, where: str) -> "StageConfig":
+        return cls(**_check_fields(cls, values, where))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: str = "data/train"
+    val: str | None = None
+    val_fraction: float = 0.1
+    test: str | None = "data/heldout"
+
+    def __post_init__(self):
+        if self.val is None and not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"data.val_fraction must lie in (0, 1) when data.val is not given, got {self.val_fraction}")
+
+
+@dataclass(frozen=True)
+class LoaderConfig:
+    workers: int = 2
+    threads: int | None = None
+    eval_batch_size: int = 128
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str
+    run_dir: str
+    seed: int = 0
+    device: str = "auto"
+    compile: bool = True
+    bf16: bool = True
+    experts: tuple = labels.PROTOCOLS
+    data: DataConfig = field(default_factory=DataConfig)
+    model: EncoderConfig = field(default_factory=EncoderConfig)
+    router: RouterConfig = field(default_factory=RouterConfig)
+    heads: HeadsConfig = field(default_factory=HeadsConfig)
+    loader: LoaderConfig = field(default_factory=LoaderConfig)
+    stages: dict = field(default_factory=lambda: {s: StageConfig() for s in STAGES})
+
+    def __post_init__(self):
+        for expert in self.experts:
+            labels.check_choice("expert", expert, labels.PROTOCOLS)
+        object.__setattr__(self, "experts", tuple(self.experts))
+
+    def stage(self, name: str) -> StageConfig:
+        labels.check_choice("stage", name, STAGES)
+        return self.stages[name]
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["experts"] = list(self.experts)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RunConfig":
+        _check_fields(cls, values, "config")
+        values = dict(values)
+        if "name" not in values or "run_dir" not in values:
+            raise ValueError("config: needs at least `name` and `run_dir`")
+        sections = {"data": DataConfig, "loader": LoaderConfig}
+        for key, section in sections.items():
+            if key in values:
+                values[key] = section(**_check_fields(section, values[key], key))
+        for key, section in (("model", EncoderConfig), ("router", RouterConfig), ("heads", HeadsConfig)):
+            if key in values:
+                values[key] = section.from_dict(values[key])
+        stages = values.get("stages", {})
+        unknown = set(stages) - set(STAGES)
+        if unknown:
+            raise ValueError(f"config: unknown stages {sorted(unknown)}; valid: {', '.join(STAGES)}")
+        values["stages"] = {s: StageConfig.from_dict(stages.get(s, {}), f"stages.{s}") for s in STAGES}
+        return cls(**values)
+
+
+def config_names() -> list[str]:
+    folder = resources.files("lwmspectro_train") / "configs"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+def _read(name_or_path: str) -> dict:
+    path = Path(name_or_path)
+    if path.suffix == ".json" or path.exists():
+        if not path.exists():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        text = path.read_text()
+    else:
+        packaged = resources.files("lwmspectro_train") / "configs" / f"{name_or_path}.json"
+        if not packaged.is_file():
+            raise ValueError(f"unknown config {name_or_path!r}; valid names: {', '.join(config_names())}, "
+                             "or a path to a .json file")
+        text = packaged.read_text()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"config {name_or_path}: not valid JSON ({err})") from err
+
+
+def apply_overrides(values: dict, overrides) -> dict:
+    """`key.sub=value` items, value parsed as JSON when it parses (numbers, null, lists), else a string."""
+    values = json.loads(json.dumps(values))
+    for item in overrides or ():
+        if "=" not in item:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. stages.pretrain.epochs=5")
+        key, raw = item.split("=", 1)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = values
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {key}: {part} is not a section")
+        node[leaf] = value
+    return values
+
+
+def load_config(name_or_path: str, overrides=()) -> RunConfig:
+    return RunConfig.from_dict(apply_overrides(_read(name_or_path), overrides))
+
+
+def with_stage(cfg: RunConfig, stage: str, **changes) -> RunConfig:
+    """A copy of `cfg` with some fields of one stage changed."""
+    stages = dict(cfg.stages)
+    stages[stage] = replace(stages[stage], **changes)
+    return replace(cfg, stages=stages)
+
+
+def stage_fields() -> list[str]:
+    return [f.name for f in fields(StageConfig)]

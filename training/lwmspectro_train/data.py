@@ -1,0 +1,150 @@
+"""Torch view of `lwmspectro.dataset` folders: encoded labels, subsets, epoch order."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from lwmspectro import labels
+from lwmspectro.dataset import open_dataset
+
+
+def encode_labels(rows: list[dict]) -> dict[str, np.ndarray]:
+    """Integer targets per row: protocol (index in ROUTER_CLASSES), modulation and joint
+    SNR x mobility (-1 where the row has none, as for `none`/`other`), and snr_db (NaN if none)."""
+    protocol = np.empty(len(rows), np.int64)
+    modulation = np.full(len(rows), -1, np.int64)
+    snr_mobility = np.full(len(rows), -1, np.int64)
+    snr_db = np.full(len(rows), np.nan)
+    for i, row in enumerate(rows):
+        labels.check_choice("protocol", row.get("protocol"), labels.ROUTER_CLASSES)
+        protocol[i] = labels.ROUTER_CLASSES.index(row["protocol"])
+        if row.get("snr_db") is not None:
+            snr_db[i] = float(row["snr_db"])
+        if row["protocol"] not in labels.PROTOCOLS:
+            continue
+        if row.get("modulation") is not None:
+            labels.check_choice("modulation", row["modulation"], labels.MODULATIONS)
+            modulation[i] = labels.MODULATIONS.index(row["modulation"])
+        if row.get("snr_db") is not None and row.get("mobility") is not None:
+            labels.check_choice("mobility", row["mobility"], labels.MOBILITY_CLASSES)
+            snr_mobility[i] = labels.snr_mobility_index(row["snr_db"], row["mobility"])
+    return {"protocol": protocol, "modulation": modulation, "snr_mobility": snr_mobility, "snr_db": snr_db}
+
+
+class SpectrogramSet(Dataset):
+    """Rows `indices` of a dataset folder as dicts of tensors.
+
+    The memory-mapped shards are opened lazily in each process (DataLoader workers
+    included), so the object pickles small and never copies the data."""
+
+    def __init__(self, folder, indices=None):
+        self.folder = Path(folder)
+        dataset = open_dataset(self.folder)
+        self.params = dataset.params
+        self.manifest = dataset.manifest
+        self.targets = encode_labels(dataset.labels)
+        self.indices = np.arange(len(dataset)) if indices is None else np.asarray(indices, np.int64)
+        self._dataset = dataset
+
+    def __getstate__(self):
+        return {**self.__dict__, "_dataset": None}
+
+    def subset(self, indices) -> "SpectrogramSet":
+        """The rows `indices` (positions in this set) as a new set over the same folder."""
+        other = object.__new__(SpectrogramSet)
+        other.__dict__.update(self.__dict__)
+        other.indices = self.indices[np.asarray(indices, np.int64)]
+        return other
+
+    def target(self, name: str) -> np.ndarray:
+        return self.targets[name][self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict:
+        if self._dataset is None:
+            self._dataset = open_dataset(self.folder)
+        row = int(self.indices[i])
+        spectrogram, _ = self._dataset[row]
+        return {
+            "spectrogram": torch.from_numpy(spectrogram),
+            **{name: torch.tensor(self.targets[name][row]) for name in ("protocol", "modulation", "snr_mobility")},
+        }
+
+
+def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) positions: a seeded random `fraction` of the n rows held out for validation."""
+    order = np.random.default_rng([seed, 7]).permutation(n)
+    n_val = max(1, int(round(fraction * n)))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def limit(indices: np.ndarray, max_count: int | None, seed: int) -> np.ndarray:
+    """At most `max_count` of `indices`, a seeded random choice kept in order."""
+    if max_count is None or len(indices) <= max_count:
+        return indices
+    return np.sort(np.random.default_rng([seed, 11]).choice(indices, max_count, replace=False))
+
+
+class EpochSampler(Sampler):
+    """The order of one epoch: a pure function of (seed, epoch), so a resumed run replays it.
+
+    Optionally class-balanced (each class drawn equally often, minorities with
+    replacement), sharded over DDP ranks, and able to start mid-epoch. torch's
+    DistributedSampler shards but neither balances nor skips, hence this class."""
+
+    def __init__(self, n: int, seed: int, shuffle: bool = True, balance: np.ndarray | None = None,
+                 rank: int = 0, world_size: int = 1):
+        self.n, self.seed, self.shuffle, self.balance = n, seed, shuffle, balance
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.skip = 0, 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Start epoch `epoch`, leaving out this rank's first `skip` samples (already trained on)."""
+        self.epoch, self.skip = epoch, skip
+
+    def epoch_order(self) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        if self.balance is not None:
+            classes = np.unique(self.balance)
+            per_class = math.ceil(self.n / len(classes))
+            order = np.concatenate([
+                rng.choice(np.flatnonzero(self.balance == c), per_class,
+                           replace=per_class > np.count_nonzero(self.balance == c))
+                for c in classes
+            ])
+            return rng.permutation(order)
+        return rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+
+    def shard(self) -> np.ndarray:
+        order = self.epoch_order()
+        if self.world_size > 1:
+            usable = len(order) // self.world_size * self.world_size if self.shuffle else len(order)
+            order = order[:usable][self.rank::self.world_size]
+        return order
+
+    def __iter__(self):
+        return iter(self.shard()[self.skip:].tolist())
+
+    def __len__(self) -> int:
+        return len(self.shard()) - self.skip
+
+
+def normalisation_stats(dataset: SpectrogramSet, max_samples: int = 2048, seed: int = 0) -> dict:
+    """Mean and standard deviation of the spectrogram pixels over (a seeded subset of) `dataset`."""
+    rows = limit(np.arange(len(dataset)), max_samples, seed)
+    total, total_sq, count = 0.0, 0.0, 0
+    for start in range(0, len(rows), 256):
+        x = np.stack([dataset[int(i)]["spectrogram"].numpy() for i in rows[start:start + 256]]).astype(np.float64)
+        total += x.sum()
+        total_sq += np.square(x).sum()
+        count += x.size
+    mean = total / count
+    std = math.sqrt(max(total_sq / count - mean**2, 1e-12))
+    return {"kind": "global_scalar", "mean": mean, "std": std, "samples": int(len(rows))}

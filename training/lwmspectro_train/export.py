@@ -1,0 +1,212 @@
+"""Write a model bundle (python/lwmspectro/card.py layout) from a run directory.
+
+router.onnx, expert_<p>.onnx and heads_<p>.onnx with card.TENSOR_NAMES and a dynamic
+batch axis, then card.json. Before the bundle is put in place, ONNX Runtime and torch
+run the same held-out spectrograms: every argmax must agree (or the export fails),
+and the largest absolute differences are printed and recorded in the card.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from lwmspectro import card as cardlib
+
+from .config import RunConfig
+from .data import SpectrogramSet
+from .evaluate import evaluate
+from .model import count_parameters
+from .stages import Run
+
+OPSET = 17
+
+
+class ExportError(ValueError):
+    """The exported graphs disagree with torch, or the run cannot be exported."""
+
+
+def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, kind: str) -> None:
+    """One ONNX file with the card's tensor names and a dynamic batch axis.
+
+    The TorchScript exporter (dynamo=False) writes opset 17 directly and needs no
+    onnxscript; the dynamo exporter targets newer opsets and would need that package."""
+    inputs, outputs = cardlib.TENSOR_NAMES[kind]
+    axes = {name: {0: "batch"} for name in (*inputs, *outputs)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(module.eval(), (example,), str(path), dynamo=False, opset_version=OPSET,
+                          input_names=list(inputs), output_names=list(outputs), dynamic_axes=axes)
+    onnx.checker.check_model(onnx.load(str(path)))
+
+
+def _session(path: Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def parity_check(moe, folder: Path, spectrograms: np.ndarray) -> dict:
+    """ONNX Runtime vs torch on real spectrograms, for the router and every expert + heads.
+
+    Every expert and its heads run on every sample (not only those routed to it), so the
+    check covers each graph on the whole set. Raises ExportError on any argmax mismatch."""
+    x = torch.from_numpy(spectrograms)
+    report, mismatches = {"samples": len(spectrograms)}, []
+    with torch.no_grad():
+        router_torch = moe.router(x).numpy()
+    router_onnx = _session(folder / "router.onnx").run(None, {"spectrogram": spectrograms})[0]
+    report["router"] = {"max_abs_diff": float(np.abs(router_torch - router_onnx).max()),
+                        "argmax_agree": bool((router_torch.argmax(1) == router_onnx.argmax(1)).all())}
+    if not report["router"]["argmax_agree"]:
+        mismatches.append("router")
+    for name in moe.expert_names:
+        with torch.no_grad():
+            embedding_torch = moe.experts[name](x)
+            heads_torch = [t.numpy() for t in moe.heads[name](embedding_torch)]
+        embedding_onnx = _session(folder / f"expert_{name}.onnx").run(None, {"spectrogram": spectrograms})[0]
+        heads_onnx = _session(folder / f"heads_{name}.onnx").run(None, {"embedding": embedding_onnx})
+        entry = {"embedding_max_abs_diff": float(np.abs(embedding_torch.numpy() - embedding_onnx).max())}
+        for task, t, o in zip(("modulation", "snr_mobility"), heads_torch, heads_onnx):
+            entry[f"{task}_max_abs_diff"] = float(np.abs(t - o).max())
+            entry[f"{task}_argmax_agree"] = bool((t.argmax(1) == o.argmax(1)).all())
+            if not entry[f"{task}_argmax_agree"]:
+                mismatches.append(f"{name} {task}")
+        report[name] = entry
+    report["all_argmax_agree"] = not mismatches
+    if mismatches:
+        raise ExportError(f"ONNX Runtime and torch disagree on the argmax of: {', '.join(mismatches)}; "
+                          f"parity report: {json.dumps(report)}")
+    return report
+
+
+def _dataset_summary(dataset: SpectrogramSet) -> dict:
+    return {"path": str(dataset.folder), "count": len(dataset.indices), "generator_config": dataset.manifest.get("config")}
+
+
+def _commands(run_dir: Path) -> list[dict]:
+    path = run_dir / "commands.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def load_run(run_dir, ctx, progress: bool = True) -> Run:
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} missing: {run_dir} is not a training run directory "
+                                "(make one with `lwmspectro-train all --config small`)")
+    return Run(RunConfig.from_dict(json.loads(path.read_text())), ctx, progress=progress)
+
+
+def export_bundle(run: Run, out_dir, eval_data=None, parity_samples: int = 64, overwrite: bool = False,
+                  command: dict | None = None) -> dict:
+    """Evaluate the run's model on the held-out set, export it, check parity, write the bundle.
+
+    `command` is the exporting command when it is not already in the run's commands.jsonl.
+
+    The bundle is assembled in a temporary folder beside `out_dir` and renamed into place,
+    so a failed export leaves no half bundle. Returns the card."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} exists; pass --overwrite to replace it")
+    cfg = run.cfg
+    eval_data = eval_data or cfg.data.test
+    if not eval_data:
+        raise ValueError("no held-out dataset: set data.test in the config or pass --data DIR")
+    train_set, _ = run.datasets()
+    test_set = SpectrogramSet(eval_data)
+    if test_set.params != train_set.params:
+        raise ExportError(f"{eval_data} was made with other spectrogram parameters than the training set "
+                          f"{cfg.data.train}; evaluate on data made with the same G")
+    moe = run.mixture_of_experts()
+    metrics = evaluate(moe, eval_data, cfg.loader.eval_batch_size, cfg.loader.workers, progress=run.progress)
+    rows = np.linspace(0, len(test_set) - 1, min(parity_samples, len(test_set))).round().astype(int)
+    spectrograms = np.stack([test_set[int(i)]["spectrogram"].numpy() for i in rows]).astype(np.float32)
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        example = torch.from_numpy(spectrograms[:2])
+        _export(moe.router, example, staging / "router.onnx", "router")
+        for name in cfg.experts:
+            _export(moe.experts[name], example, staging / f"expert_{name}.onnx", "expert")
+            with torch.no_grad():
+                embedding = moe.experts[name](example)
+            _export(moe.heads[name], embedding, staging / f"heads_{name}.onnx", "heads")
+        parity = parity_check(moe, staging, spectrograms)
+        print_parity(parity)
+        card = _card(run, out_dir.name, train_set, test_set, metrics, parity, command, moe)
+        cardlib.write_card(staging, card)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return card
+
+
+def print_parity(parity: dict) -> None:
+    lines = [f"parity on {parity['samples']} held-out spectrograms (ONNX Runtime vs torch):",
+             f"  router        max |diff| {parity['router']['max_abs_diff']:.2e}  argmax agree "
+             f"{parity['router']['argmax_agree']}"]
+    for name, entry in parity.items():
+        if isinstance(entry, dict) and "embedding_max_abs_diff" in entry:
+            lines.append(f"  {name:<13s} embedding {entry['embedding_max_abs_diff']:.2e}  modulation "
+                         f"{entry['modulation_max_abs_diff']:.2e}  snr x mobility {entry['snr_mobility_max_abs_diff']:.2e}"
+                         f"  argmax agree {entry['modulation_argmax_agree'] and entry['snr_mobility_argmax_agree']}")
+    print("\n".join(lines))
+
+
+def _card(run: Run, name: str, train_set, test_set, metrics: dict, parity: dict, command, moe) -> dict:
+    cfg = run.cfg
+    params = train_set.params
+    card_labels = cardlib.default_labels()
+    card_labels["experts"] = list(cfg.experts)
+    stats = run.normalisation()
+    stages = {}
+    for stage, experts in (("pretrain", cfg.experts), ("finetune", cfg.experts), ("router", (None,)),
+                           ("heads", cfg.experts)):
+        for expert in experts:
+            path = run.stage_dir(stage, expert) / "metrics.json"
+            history = json.loads(path.read_text()) if path.exists() else []
+            best = min(history, key=lambda row: row["val_loss"]) if history else None
+            stages[f"{stage}/{expert}" if expert else stage] = {"epochs": len(history), "best": best}
+    return {
+        "schema_version": cardlib.SCHEMA_VERSION,
+        "name": name,
+        "spectrogram": params.to_dict(),
+        "input": cardlib.input_contract(params),
+        "labels": card_labels,
+        "normalisation": {**stats, "applied": "inside every ONNX graph: feed the output of G unchanged"},
+        "files": cardlib.default_files(cfg.experts),
+        "model": {
+            "config": cfg.name,
+            "input_shape": list(params.shape),
+            "embedding_dim": cfg.model.d_model,
+            "expert": cfg.model.to_dict(),
+            "router": cfg.router.to_dict(),
+            "heads": cfg.heads.to_dict(),
+            "parameters": {"router": count_parameters(moe.router),
+                           **{f"expert_{p}": count_parameters(moe.experts[p]) for p in cfg.experts},
+                           **{f"heads_{p}": count_parameters(moe.heads[p]) for p in cfg.experts}},
+            "tensor_names": {k: {"inputs": list(v[0]), "outputs": list(v[1])} for k, v in cardlib.TENSOR_NAMES.items()},
+            "onnx_opset": OPSET,
+            "torch_version": torch.__version__,
+        },
+        "training": {
+            "commands": _commands(run.dir) + ([command] if command else []),
+            "config": cfg.to_dict(),
+            "data": {"train": _dataset_summary(train_set), "test": _dataset_summary(test_set)},
+            "stages": stages,
+        },
+        "metrics": {"held_out": metrics, "parity": parity},
+    }
+
