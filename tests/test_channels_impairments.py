@@ -116,7 +116,7 @@ def test_receiver_impairments_apply_the_chosen_ones_with_labels():
     rng = np.random.default_rng(6)
     index = impairments.frame_sample_index(np.arange(8) * 3840, 128)
     frames = (rng.standard_normal(index.shape) + 1j * rng.standard_normal(index.shape)).astype(np.complex64)
-    y, labels = impairments.receiver_impairments(frames, rng, FS, sample_index=index)
+    y, labels = impairments.apply_random(frames, index, FS, rng)
     assert y.shape == frames.shape and y.dtype == np.complex64
     assert labels["receiver_impairments"] == list(impairments.RECEIVER_IMPAIRMENTS)
     ranges = impairments.RECEIVER_IMPAIRMENT_RANGES
@@ -124,10 +124,10 @@ def test_receiver_impairments_apply_the_chosen_ones_with_labels():
         low, high = ranges[key]
         assert low <= labels[key] <= high
     assert labels["adc_bits"] == 8
-    only_dc, labels = impairments.receiver_impairments(frames, rng, FS, kinds="dc_offset")
+    only_dc, labels = impairments.apply_random(frames, index, FS, rng, kinds="dc_offset")
     assert set(labels) == {"receiver_impairments", "dc_offset_dbc"}
     assert np.ptp(only_dc - frames) < 1e-6
-    none, labels = impairments.receiver_impairments(frames, rng, FS, kinds=())
+    none, labels = impairments.apply_random(frames, index, FS, rng, kinds=())
     np.testing.assert_array_equal(none, frames)
     with pytest.raises(ValueError, match="phase_noise, iq_imbalance, dc_offset, adc8"):
-        impairments.receiver_impairments(frames, rng, FS, kinds=("adc12",))
+        impairments.apply_random(frames, index, FS, rng, kinds=("adc12",))

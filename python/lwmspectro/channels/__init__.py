@@ -26,7 +26,7 @@ What a transmitted stream x goes through, in order:
     frames, noise_var = add_awgn(frames, snr_db, occupied_bw_hz, 30.72e6, None, rng, active=active)
     index = impairments.frame_sample_index(starts, 128)
     frames, cfo_labels = impairments.carrier_frequency_offset(frames, offsets["cfo_hz"], 30.72e6, index)
-    frames, rx_labels = impairments.receiver_impairments(frames, rng, 30.72e6, sample_index=index)
+    frames, rx_labels = impairments.apply_random(frames, index, 30.72e6, rng)
 """
 
 from . import impairments

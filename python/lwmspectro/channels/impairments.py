@@ -16,8 +16,8 @@ signal between samples.
 The receiver impairments real SDR front ends add, in the order a receive chain applies
 them (`RECEIVER_IMPAIRMENTS`): local-oscillator phase noise (a Wiener process, whose
 spectrum falls as 1/f^2), IQ gain/phase imbalance of the mixer, a DC offset from LO
-leakage, and an AGC followed by an 8-bit ADC as in an RTL-SDR. `receiver_impairments`
-draws their parameters from `RECEIVER_IMPAIRMENT_RANGES` and applies the chosen ones.
+leakage, and an AGC followed by an 8-bit ADC as in an RTL-SDR. `apply_random` draws
+their parameters from `RECEIVER_IMPAIRMENT_RANGES` and applies the chosen ones.
 """
 
 from __future__ import annotations
@@ -163,11 +163,12 @@ def quantize(y, bits: int = 8, backoff_db: float = 12.0) -> tuple[np.ndarray, di
     }
 
 
-def receiver_impairments(
-    y, rng: np.random.Generator, sample_rate_hz: float, kinds=RECEIVER_IMPAIRMENTS, sample_index=None
+def apply_random(
+    y, sample_index, sample_rate_hz: float, rng: np.random.Generator, kinds=RECEIVER_IMPAIRMENTS
 ) -> tuple[np.ndarray, dict]:
     """Apply the receiver impairments named in `kinds`, in receive-chain order, with
-    parameters drawn from RECEIVER_IMPAIRMENT_RANGES; returns (y, all their labels)."""
+    parameters drawn from RECEIVER_IMPAIRMENT_RANGES; returns (y, all their labels).
+    `sample_index` is as in `phase_noise` (None for a stream)."""
     require_generator(rng)
     kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
     for kind in kinds:
