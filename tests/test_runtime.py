@@ -204,6 +204,18 @@ def test_router_choosing_none_leaves_task_fields_empty(tmp_path):
         assert readout.format_line(r)
 
 
+def test_large_batches_are_run_in_parts_with_the_same_result(runtime, spy, monkeypatch):
+    import lwmspectro.runtime as runtime_module
+
+    spectrograms = band_spectrograms(runtime.params, [0, 1, 2, None] * 5, seed=7)
+    whole = runtime.classify(spectrograms)
+    monkeypatch.setattr(runtime_module, "MODEL_BATCH", 3)
+    parts = runtime.classify(spectrograms)
+    assert [r["protocol"] for r in parts] == [r["protocol"] for r in whole]
+    assert [r["snr_confidence"] for r in parts] == pytest.approx([r["snr_confidence"] for r in whole], abs=1e-6)
+    assert spy.batches == [20, 20]
+
+
 def test_classify_rejects_the_wrong_shape_and_handles_empty_batches(runtime):
     with pytest.raises(ValueError, match=r"shape \(batch, 128, 128\)"):
         runtime.classify(np.zeros((2, 64, 128), np.float32))

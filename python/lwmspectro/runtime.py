@@ -34,6 +34,8 @@ BUNDLE_ENV = "LWMSPECTRO_BUNDLE"
 DEFAULT_BUNDLE_NAME = "small"
 IQ_BATCH_WINDOWS = 32
 """Observations cut, transformed and classified together by `iter_classify_iq`."""
+MODEL_BATCH = 64
+"""Most rows handed to one ONNX session run."""
 
 
 def _bundle_candidates() -> list[Path]:
@@ -151,8 +153,12 @@ class _Model:
         return tensor.shape[axis] if isinstance(tensor.shape[axis], int) else None
 
     def __call__(self, feed: np.ndarray) -> list[np.ndarray]:
+        """Outputs for `feed`, run MODEL_BATCH rows at a time so that a large batch cannot
+        blow up the attention's memory (it grows with batch x tokens^2)."""
         (name,) = self.inputs
-        return self.session.run(self.output_names, {name: feed})
+        parts = [self.session.run(self.output_names, {name: feed[i:i + MODEL_BATCH]})
+                 for i in range(0, len(feed), MODEL_BATCH)]
+        return [np.concatenate(outputs) for outputs in zip(*parts)]
 
 
 class Runtime:
