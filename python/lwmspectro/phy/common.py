@@ -146,19 +146,22 @@ def _gold_basis(length: int) -> np.ndarray:
     return packed
 
 
-def gold_sequence(c_init: int, length: int) -> np.ndarray:
-    """c(0..length-1) for the given c_init (uint8 0/1)."""
+def gold_sequence(c_init, length: int) -> np.ndarray:
+    """c(0..length-1) for the given c_init (uint8 0/1); an array of c_init gives one row each."""
     basis = _gold_basis(length)
     n_bytes = (length + 7) // 8
-    chosen = [31] + [b for b in range(31) if (int(c_init) >> b) & 1]
-    packed = np.bitwise_xor.reduce(basis[chosen, :n_bytes], axis=0)
-    return np.unpackbits(packed)[:length]
+    inits = np.asarray(c_init, np.int64)
+    chosen = ((inits.reshape(-1, 1) >> np.arange(31)) & 1).astype(bool)  # (n, 31)
+    rows = np.empty((len(chosen), n_bytes), np.uint8)
+    for i, bits in enumerate(chosen):
+        rows[i] = np.bitwise_xor.reduce(basis[np.r_[31, np.flatnonzero(bits)], :n_bytes], axis=0)
+    return np.unpackbits(rows, axis=1)[:, :length].reshape(inits.shape + (length,))
 
 
-def gold_qpsk(c_init: int, n_symbols: int) -> np.ndarray:
-    """Reference-signal QPSK r(m) = ((1 - 2c(2m)) + j (1 - 2c(2m+1))) / sqrt(2)."""
+def gold_qpsk(c_init, n_symbols: int) -> np.ndarray:
+    """Reference-signal QPSK r(m) = ((1 - 2c(2m)) + j (1 - 2c(2m+1))) / sqrt(2), per c_init."""
     c = gold_sequence(c_init, 2 * n_symbols).astype(np.float32)
-    return ((1 - 2 * c[0::2]) + 1j * (1 - 2 * c[1::2])).astype(np.complex64) / np.float32(np.sqrt(2))
+    return ((1 - 2 * c[..., 0::2]) + 1j * (1 - 2 * c[..., 1::2])).astype(np.complex64) / np.float32(np.sqrt(2))
 
 
 # --- OFDM -----------------------------------------------------------------------------------

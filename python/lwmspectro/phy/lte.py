@@ -73,10 +73,13 @@ def sss(n_id1: int, n_id2: int, subframe: int) -> np.ndarray:
     return d.astype(np.complex64)
 
 
-def crs(cell_id: int, slot: int, symbol: int, n_rb: int) -> np.ndarray:
-    """Port-0 reference symbols r(m'), m' = m + N_RB_max - N_RB, m = 0..2 N_RB - 1 (6.10.1.1)."""
+def crs(cell_id: int, slot, symbol, n_rb: int) -> np.ndarray:
+    """Port-0 reference symbols r(m'), m' = m + N_RB_max - N_RB, m = 0..2 N_RB - 1 (6.10.1.1).
+
+    slot and symbol may be arrays (one row per pair)."""
+    slot, symbol = np.asarray(slot), np.asarray(symbol)
     c_init = 2 ** 10 * (7 * (slot + 1) + symbol + 1) * (2 * cell_id + 1) + 2 * cell_id + 1
-    return gold_qpsk(c_init, 2 * N_RB_MAX)[N_RB_MAX - n_rb: N_RB_MAX + n_rb]
+    return gold_qpsk(c_init, 2 * N_RB_MAX)[..., N_RB_MAX - n_rb: N_RB_MAX + n_rb]
 
 
 def crs_subcarriers(cell_id: int, symbol: int, n_rb: int) -> np.ndarray:
@@ -135,8 +138,8 @@ def _fill(grid: np.ndarray, rows: np.ndarray, mask: np.ndarray, values: np.ndarr
 @functools.lru_cache(maxsize=64)
 def _crs_frame(cell_id: int, n_rb: int) -> np.ndarray:
     """CRS values of a radio frame: (10 subframes, 4 CRS symbols, 2 N_RB)."""
-    return np.stack([np.stack([crs(cell_id, 2 * sf + l // 7, l % 7, n_rb) for l in (0, 4, 7, 11)])
-                     for sf in range(10)])
+    sf, l = np.meshgrid(np.arange(10), np.array([0, 4, 7, 11]), indexing="ij")
+    return crs(cell_id, 2 * sf + l // 7, l % 7, n_rb)
 
 
 def generate(*, bandwidth_hz: float, modulation: str, code_rate: str, duration_s: float,
@@ -189,7 +192,7 @@ def generate(*, bandwidth_hz: float, modulation: str, code_rate: str, duration_s
             continue
         mask = cell.pdsch_masks[min(group)]
         n_re = int(mask.sum())
-        tbs = turbo.transport_block_size(float(rate) * n_re * qm)
+        tbs = turbo.transport_block_size(round(rate * n_re * qm))
         tb_sizes[min(group)] = tbs
         codewords = turbo.dlsch_encode(random_bits(rng, tbs * int(rows.sum())).reshape(-1, tbs), n_re * qm, qm)
         for j, number in enumerate(numbers[rows]):

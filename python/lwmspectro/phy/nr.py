@@ -86,8 +86,9 @@ def ssb_layout(cell_id: int) -> dict:
     return {"pss": (0, np.arange(56, 183)), "sss": (2, np.arange(56, 183)), "dmrs": dmrs, "data": pbch & ~dmrs}
 
 
-def pdsch_dmrs(cell_id: int, slot: int, symbol: int, n_rb: int) -> np.ndarray:
-    """Type-1 DMRS r(m), m = 0..6 N_RB - 1, for one slot and symbol (38.211 7.4.1.1, n_SCID = 0)."""
+def pdsch_dmrs(cell_id: int, slot, symbol, n_rb: int) -> np.ndarray:
+    """Type-1 DMRS r(m), m = 0..6 N_RB - 1, per slot and symbol (38.211 7.4.1.1, n_SCID = 0)."""
+    slot, symbol = np.asarray(slot, np.int64), np.asarray(symbol, np.int64)
     c_init = (2 ** 17 * (14 * slot + symbol + 1) * (2 * cell_id + 1) + 2 * cell_id) % 2 ** 31
     return gold_qpsk(c_init, 6 * n_rb)
 
@@ -95,8 +96,8 @@ def pdsch_dmrs(cell_id: int, slot: int, symbol: int, n_rb: int) -> np.ndarray:
 @functools.lru_cache(maxsize=32)
 def _dmrs_frame(cell_id: int, n_rb: int, mu: int, positions: tuple[int, ...]) -> np.ndarray:
     """(slots per frame, DMRS symbols, 6 N_RB) DMRS values of a frame."""
-    return np.stack([np.stack([pdsch_dmrs(cell_id, s, l, n_rb) for l in positions])
-                     for s in range(10 * 2 ** mu)])
+    slot, symbol = np.meshgrid(np.arange(10 * 2 ** mu), np.array(positions), indexing="ij")
+    return pdsch_dmrs(cell_id, slot, symbol, n_rb)
 
 
 def generate(*, bandwidth_hz: float, modulation: str, code_rate: str, duration_s: float,

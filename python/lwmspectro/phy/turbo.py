@@ -60,33 +60,61 @@ def qpp_interleaver(k: int) -> np.ndarray:
     return (f1 * i + f2 * i * i) % k
 
 
-@functools.lru_cache(maxsize=32)
+def _poly_bits(value: int) -> list[int]:
+    return [(value >> (23 - t)) & 1 for t in range(24)]
+
+
+def _times_d(value: int, poly: int) -> int:
+    """value * D mod g for a remainder of degree < 24."""
+    return ((value << 1) ^ (poly if value & 0x800000 else 0)) & 0xFFFFFF
+
+
+def _gf2_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return ((a.astype(np.float32) @ b.astype(np.float32)).astype(np.int64) & 1).astype(np.uint8)
+
+
 def _crc_rows(poly: int, length: int) -> np.ndarray:
-    """Row i: the 24 CRC bits (p0 first) that message bit i of `length` contributes (D^(24+length-1-i) mod g)."""
-    rows = np.zeros((length, 24), np.float32)
-    remainder = poly & 0xFFFFFF  # D^24 mod g
-    for j in range(length):  # j = length - 1 - i
-        rows[length - 1 - j] = [(remainder >> (23 - t)) & 1 for t in range(24)]
-        remainder = ((remainder << 1) ^ (poly if remainder & 0x800000 else 0)) & 0xFFFFFF
-    return rows
+    """Row i: the 24 CRC bits (p0 first) that message bit i contributes, D^(24+length-1-i) mod g.
+
+    Remainders r_j = D^(24+j) mod g are filled by doubling: r_(j+n) = r_j M_n over GF(2), where
+    M_n multiplies by D^n, and M_2n = M_n M_n.
+    """
+    rows = np.array([_poly_bits(poly & 0xFFFFFF)], np.uint8)  # D^24 mod g
+    step = np.array([_poly_bits(_times_d(1 << (23 - t), poly)) for t in range(24)], np.uint8)
+    while len(rows) < length:
+        rows = np.concatenate([rows, _gf2_matmul(rows, step)])
+        step = _gf2_matmul(step, step)
+    return rows[:length][::-1]
+
+
+@functools.lru_cache(maxsize=64)
+def _crc_byte_tables(poly: int, length: int) -> np.ndarray:
+    """(length / 8, 256) uint32: the CRC contribution of each value of each message byte."""
+    rows = _crc_rows(poly, length)
+    packed = (rows.astype(np.uint32) << np.arange(23, -1, -1, dtype=np.uint32)).sum(axis=1, dtype=np.uint32)
+    per_byte = packed.reshape(-1, 8)  # column b: message bit 8p + b, the byte's bit of weight 2^(7-b)
+    values = np.arange(256)
+    tables = np.zeros((len(per_byte), 256), np.uint32)
+    for bit in range(8):
+        has = ((values >> (7 - bit)) & 1).astype(bool)
+        tables[:, has] ^= per_byte[:, bit: bit + 1]
+    return tables
 
 
 def crc24(bits: np.ndarray, poly: int) -> np.ndarray:
-    """CRC parity bits (rows x 24) of each row of `bits`: linear in the message, so one matmul."""
+    """CRC parity bits (rows x 24, p0 first) of each row of `bits` (zero preset, not inverted).
+
+    The CRC is linear in the message: an XOR of per-byte table entries, all rows at once.
+    """
     bits = np.atleast_2d(bits)
-    return (np.rint(bits.astype(np.float32) @ _crc_rows(poly, bits.shape[1])).astype(np.int64) & 1).astype(np.uint8)
-
-
-def crc24_long(bits: np.ndarray, poly: int, chunk: int) -> np.ndarray:
-    """CRC of long rows (a multiple of `chunk` bits) chunk by chunk: state' = state D^chunk + crc(chunk)."""
-    rows = _crc_rows(poly, chunk)
     n, length = bits.shape
-    parts = crc24(bits.reshape(-1, chunk), poly).reshape(n, length // chunk, 24)
-    state = parts[:, 0]
-    for c in range(1, length // chunk):
-        carried = np.rint(state.astype(np.float32) @ rows[:24]).astype(np.int64) & 1
-        state = (carried.astype(np.uint8) ^ parts[:, c])
-    return state
+    lead = (-length) % 8  # leading zeros leave the CRC unchanged
+    if lead:
+        bits = np.concatenate([np.zeros((n, lead), np.uint8), bits], axis=1)
+    packed = np.packbits(bits, axis=1)
+    tables = _crc_byte_tables(poly, bits.shape[1])
+    crc = np.bitwise_xor.reduce(tables[np.arange(tables.shape[0]), packed], axis=1)
+    return ((crc[:, None] >> np.arange(23, -1, -1, dtype=np.uint32)) & 1).astype(np.uint8)
 
 
 def segmentation(tbs: int) -> tuple[int, int, int]:
@@ -98,7 +126,8 @@ def segmentation(tbs: int) -> tuple[int, int, int]:
     return c, k_plus, c * k_plus - b_prime
 
 
-def transport_block_size(target_bits: float) -> int:
+@functools.lru_cache(maxsize=256)
+def transport_block_size(target_bits: int) -> int:
     """A TB size near `target_bits` (TB + CRCs) whose segmentation has equal blocks and no filler."""
     best = None
     c0 = max(1, int(np.ceil(target_bits / MAX_BLOCK)))
@@ -189,26 +218,23 @@ def dlsch_encode(transport_blocks: np.ndarray, n_coded: int, bits_per_symbol: in
     c, k, filler = segmentation(tbs)
     if filler:
         raise ValueError(f"TBS {tbs} needs filler bits; use transport_block_size()")
-    with_crc = np.zeros((n, c * (k - 24) if c > 1 else k), np.uint8)
-    with_crc[:, -tbs - 24: -24] = transport_blocks  # leading zeros (if any) leave the CRC unchanged
-    chunk = k - 24 if c > 1 else with_crc.shape[1] - 24
-    body = with_crc[:, :-24]
+    with_crc = np.empty((n, tbs + 24), np.uint8)
+    with_crc[:, :tbs] = transport_blocks
+    with_crc[:, tbs:] = crc24(transport_blocks, CRC24A)
     if c > 1:
-        padded = np.concatenate([np.zeros((n, 24), np.uint8), body], axis=1)  # 24 zeros: C (K - 24) bits
-        with_crc[:, -24:] = crc24_long(padded, CRC24A, chunk)
         blocks = with_crc.reshape(n * c, k - 24)
         blocks = np.concatenate([blocks, crc24(blocks, CRC24B)], axis=1)
     else:
-        with_crc[:, -24:] = crc24(body, CRC24A)
         blocks = with_crc
     d = turbo_encode(blocks)
     symbols = n_coded // bits_per_symbol
     gamma = symbols % c
     lengths = [bits_per_symbol * (symbols // c if r < c - gamma else -(-symbols // c)) for r in range(c)]
-    out = np.empty((n, n_coded), np.uint8)
-    d = d.reshape(n, c, 3, k + 4)
-    start = 0
-    for r, e in enumerate(lengths):
-        out[:, start: start + e] = d[:, r].reshape(n, -1)[:, circular_buffer(k)[np.arange(e) % (3 * (k + 4))]]
-        start += e
-    return out
+    flat = d.reshape(n, c, -1)
+    order = circular_buffer(k)
+    out = []
+    for first, stop in ((0, c - gamma), (c - gamma, c)):  # two groups of equal E
+        if stop > first:
+            e = lengths[first]
+            out.append(flat[:, first:stop][..., order[np.arange(e) % len(order)]].reshape(n, -1))
+    return np.concatenate(out, axis=1)
