@@ -1,0 +1,119 @@
+"""`lwmspectro scenarios list|show|build`: the site-specific scenarios behind the TDL channel."""
+
+import os
+from pathlib import Path
+
+HELP = "site-specific scenarios: list them, show one, or ray-trace the bundled ones (build)"
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+BUILDER = REPO_ROOT / "tools" / "rt" / "build_scenarios.py"
+RT_REQUIREMENTS = REPO_ROOT / "tools" / "rt" / "requirements.txt"
+RT_PYTHON_DEFAULT = REPO_ROOT / ".venv-rt" / "bin" / "python"
+
+
+def add_arguments(parser):
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = sub.add_parser("list", help="the scenarios in a folder and their role (train / held-out)")
+    listing.add_argument("--folder", help="scenarios folder (default: the bundled scenarios)")
+    show = sub.add_parser("show", help="one scenario's site, users and multipath statistics")
+    show.add_argument("name")
+    show.add_argument("--folder", help="scenarios folder (default: the bundled scenarios)")
+    build = sub.add_parser("build", help="ray-trace Sionna RT's built-in scenes into DeepMIMO scenarios "
+                                         "(runs in the separate .venv-rt; see docs/scenarios.md)")
+    build.add_argument("--scene", nargs="+", metavar="NAME", help="scenarios to build (default: all)")
+    build.add_argument("--out", help="folder that receives the scenarios (default: the bundled scenarios folder)")
+    build.add_argument("--rt-python", help="python of the ray-tracing venv "
+                                           "(default: $LWMSPECTRO_RT_PYTHON, else .venv-rt/bin/python)")
+
+
+def run(args) -> int:
+    return {"list": list_command, "show": show_command, "build": build_command}[args.action](args)
+
+
+def list_command(args) -> int:
+    from .. import scenarios
+
+    root = scenarios.loader.resolve_folder(args.folder)
+    names = scenarios.list_scenarios(root)
+    if not names:
+        raise FileNotFoundError(f"no DeepMIMO scenarios in {root}; {scenarios.loader.BUILD_HINT}")
+    print(f"scenarios in {root}:")
+    for name in names:
+        role = "held-out" if name == scenarios.HELDOUT_SCENARIO else "train" if name in scenarios.TRAIN_SCENARIOS else "-"
+        print(f"  {name:<24} {role}")
+    return 0
+
+
+def show_command(args) -> int:
+    import json
+
+    import numpy as np
+
+    from .. import scenarios
+
+    sc = scenarios.load_scenario(args.name, args.folder)
+    users = scenarios.active_users(sc)
+    spreads = np.array([rms_delay_spread(scenarios.user_paths(sc, u)) for u in users])
+    print(f"scenario      {sc.name}  ({sc.folder})")
+    print(f"carrier       {sc.carrier_hz / 1e9:.3f} GHz")
+    print(f"base station  {np.round(sc.tx_position_m, 1).tolist()} m")
+    print(f"users         {sc.n_users} ({len(users)} with paths, {int(sc.los[users].sum())} line-of-sight)")
+    if len(users):
+        print(f"paths/user    median {np.median(sc.num_paths[users]):.0f}, max {sc.num_paths.max()}")
+        print(f"delay spread  median {np.median(spreads) * 1e9:.0f} ns, 90th percentile {np.percentile(spreads, 90) * 1e9:.0f} ns")
+    provenance = sc.folder / "provenance.json"
+    if provenance.is_file():
+        made = json.loads(provenance.read_text())
+        print(f"made with     {made.get('command', '?')} from Sionna scene {made['recipe']['sionna_scene']!r}, "
+              + ", ".join(f"{k} {v}" for k, v in made.get("versions", {}).items()))
+    return 0
+
+
+def rms_delay_spread(paths) -> float:
+    """RMS delay spread: the square root of the power-delay profile's second central moment."""
+    import numpy as np
+
+    weights = paths.powers_lin / paths.powers_lin.sum()
+    mean = float(np.sum(weights * paths.delays_s))
+    return float(np.sqrt(np.sum(weights * (paths.delays_s - mean) ** 2)))
+
+
+def builder_scene_names() -> list[str]:
+    """The scene recipes the builder knows, read from the builder itself (stdlib-only at import)."""
+    import importlib.util
+    import sys
+
+    if not BUILDER.is_file():
+        raise FileNotFoundError(f"the scenario builder {BUILDER} is missing: `scenarios build` needs a source checkout "
+                                "of gr-lwmspectro (it ships in tools/rt/, not in the installed package)")
+    spec = importlib.util.spec_from_file_location("lwmspectro_rt_builder", BUILDER)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return sorted(module.RECIPES)
+
+
+def build_command(args) -> int:
+    import subprocess
+    import sys
+
+    from .. import scenarios
+
+    known = builder_scene_names()
+    unknown = [name for name in args.scene or [] if name not in known]
+    if unknown:
+        raise ValueError(f"unknown scene {', '.join(unknown)}; valid choices: {', '.join(known)}")
+    rt_python = Path(args.rt_python or os.environ.get("LWMSPECTRO_RT_PYTHON") or RT_PYTHON_DEFAULT)
+    if not rt_python.is_file():
+        raise FileNotFoundError(
+            f"no ray-tracing python at {rt_python}. Sionna RT needs numpy 2 and GNU Radio needs numpy 1, so the "
+            f"build runs in a venv of its own; create it with\n"
+            f"    /usr/bin/python3 -m venv {REPO_ROOT / '.venv-rt'}\n"
+            f"    {REPO_ROOT / '.venv-rt' / 'bin' / 'pip'} install -r {RT_REQUIREMENTS}\n"
+            f"(Debian: apt-get install libllvm19 for Dr.Jit's CPU backend), then run this again.")
+    out = scenarios.loader.resolve_folder(args.out)
+    command = [str(rt_python), str(BUILDER), "--out", str(out)]
+    if args.scene:
+        command += ["--scene", *args.scene]
+    print("running: " + " ".join(command), file=sys.stderr, flush=True)
+    return subprocess.run(command, stdin=subprocess.DEVNULL, check=False).returncode

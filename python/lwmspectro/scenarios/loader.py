@@ -1,0 +1,160 @@
+"""Site-specific multipath from DeepMIMO v4 scenarios, read through the `deepmimo` package.
+
+A scenario is a folder of DeepMIMO files under a scenarios folder (by default the ray-traced
+scenes committed in `data/`; any folder of downloaded DeepMIMO v4 scenarios works as-is).
+Each is read once per process and kept as plain arrays, so drawing thousands of users costs
+array slicing only. DeepMIMO asks on stdin whether to download a scenario it cannot find;
+that question never reaches the user: a missing scenario is a FileNotFoundError that names
+the folder, what is there, and how to build the bundled ones.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import functools
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DATA_FOLDER = Path(__file__).resolve().parent / "data"
+"""The ray-traced scenarios that ship with the package (see docs/scenarios.md)."""
+
+HELDOUT_SCENARIO = "san_francisco"
+"""The test site: a different city (hilly terrain, taller buildings) that no training set draws from."""
+
+TRAIN_SCENARIOS = ("munich", "street_canyon")
+"""Sites the training data draws users from."""
+
+PARAMS_FILE = "params.json"
+MATRICES = ["delay", "power", "inter", "aoa_az", "rx_pos", "tx_pos"]
+"""What the loader reads: delays, powers, interaction codes (LoS) and azimuths (DeepMIMO counts
+a user's paths from them), and the positions; angles and phases are not needed for a TDL."""
+
+BUILD_HINT = "build the bundled ones with `lwmspectro scenarios build`, or name a folder of DeepMIMO v4 scenarios"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """One user's multipath: delays ascending, so that with `los` the first path is the direct one.
+
+    Powers are linear received-power gains as the ray tracer gives them (DeepMIMO stores dBW
+    for a 0 dBW transmitter); a channel model normalises them.
+    """
+
+    delays_s: np.ndarray
+    powers_lin: np.ndarray
+    los: bool
+
+
+@dataclass(frozen=True, eq=False)
+class Scenario:
+    """A scenario's per-user path tables (users x paths, NaN where a user has fewer paths)."""
+
+    name: str
+    folder: Path
+    carrier_hz: float
+    delays_s: np.ndarray
+    powers_db: np.ndarray
+    num_paths: np.ndarray
+    los: np.ndarray
+    rx_positions_m: np.ndarray
+    tx_position_m: np.ndarray
+
+    @property
+    def n_users(self) -> int:
+        return int(self.delays_s.shape[0])
+
+
+def resolve_folder(folder=None) -> Path:
+    return DATA_FOLDER if folder is None else Path(folder).expanduser().resolve()
+
+
+def list_scenarios(folder=None) -> list[str]:
+    """Names of the DeepMIMO scenarios (sub-folders with a params.json) in `folder`."""
+    root = resolve_folder(folder)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / PARAMS_FILE).is_file())
+
+
+def load_scenario(name: str, folder=None) -> Scenario:
+    """The scenario `name` from `folder` (default: the bundled ones), read once per process."""
+    return _load_cached(str(name), str(resolve_folder(folder)))
+
+
+def active_users(scenario: Scenario) -> np.ndarray:
+    """Indices of the users that receive at least one path."""
+    return np.flatnonzero(scenario.num_paths > 0)
+
+
+def user_paths(scenario: Scenario, user: int) -> Paths:
+    """The paths of one user, sorted by delay."""
+    if not 0 <= int(user) < scenario.n_users:
+        raise ValueError(f"user {user} out of range for scenario {scenario.name!r}: valid users are 0..{scenario.n_users - 1}")
+    user = int(user)
+    count = int(scenario.num_paths[user])
+    if count == 0:
+        raise ValueError(f"user {user} of scenario {scenario.name!r} receives no path; "
+                         "draw users from active_users(scenario)")
+    delays = scenario.delays_s[user, :count].astype(np.float64)
+    powers = 10.0 ** (scenario.powers_db[user, :count].astype(np.float64) / 10.0)
+    order = np.argsort(delays, kind="stable")
+    return Paths(delays_s=delays[order], powers_lin=powers[order], los=bool(scenario.los[user]))
+
+
+def missing_scenario_error(name: str, root: Path) -> FileNotFoundError:
+    present = list_scenarios(root)
+    there = ", ".join(present) if present else "none"
+    return FileNotFoundError(f"scenario {name!r} not found in {root} (scenarios there: {there}); {BUILD_HINT}")
+
+
+def _refuse_stdin(prompt=""):
+    raise FileNotFoundError(f"deepmimo asked on stdin ({str(prompt).strip()!r}); the scenario files are incomplete")
+
+
+@contextlib.contextmanager
+def _quiet_deepmimo(root: Path):
+    """Point deepmimo at `root`, swallow its prints (import notices, progress) and make any
+    stdin question an error."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        import deepmimo as dm
+
+        previous_folder = dm.config.get("scenarios_folder")
+        previous_input = builtins.input
+        dm.config.set("scenarios_folder", str(root))
+        builtins.input = _refuse_stdin
+        try:
+            yield dm
+        finally:
+            builtins.input = previous_input
+            dm.config.set("scenarios_folder", previous_folder)
+
+
+@functools.lru_cache(maxsize=None)
+def _load_cached(name: str, root_text: str) -> Scenario:
+    root = Path(root_text)
+    if name not in list_scenarios(root):
+        raise missing_scenario_error(name, root)
+    if name != name.lower():
+        raise ValueError(f"scenario {name!r} in {root}: DeepMIMO scenario names are lower case; rename the folder")
+    with _quiet_deepmimo(root) as dm:
+        dataset = dm.load(name, matrices=MATRICES)
+    if isinstance(dataset, dm.DynamicDataset):
+        raise ValueError(f"scenario {name!r} is dynamic (several snapshots); only static scenarios are supported")
+    if isinstance(dataset, dm.MacroDataset):
+        dataset = dataset.datasets[0]
+    los = np.asarray(dataset.los)
+    return Scenario(
+        name=name,
+        folder=root / name,
+        carrier_hz=float(dataset.rt_params["frequency"]),
+        delays_s=np.asarray(dataset.delay, dtype=np.float64),
+        powers_db=np.asarray(dataset.power, dtype=np.float32),
+        num_paths=np.asarray(dataset.num_paths, dtype=np.int64),
+        los=los == 1,
+        rx_positions_m=np.asarray(dataset.rx_pos, dtype=np.float64),
+        tx_position_m=np.asarray(dataset.tx_pos, dtype=np.float64).reshape(-1, 3)[0],
+    )
