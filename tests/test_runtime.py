@@ -279,6 +279,10 @@ def test_recording_at_another_rate_is_resampled(runtime):
     assert [r["window_start"] for r in results] == [0, span // 2, 2 * (span // 2)]
     assert [r["protocol"] for r in results] == ["lte"] * 3
     assert [r["protocol"] for r in runtime.classify_iq(iq, runtime.params.sample_rate_hz)] == ["none"]
+    fast = runtime.source_window_samples(61.44e6)
+    assert fast == 2 * runtime.window_samples
+    decimated = runtime.classify_iq(noise(2 * fast + 5, rng), 61.44e6)
+    assert [(r["window_start"], r["protocol"]) for r in decimated] == [(0, "none"), (fast, "none")]
 
 
 def test_batches_agree_with_one_window_at_a_time(runtime):

@@ -339,11 +339,11 @@ class Runtime:
         margin = 0 if up == down else -(-(math.ceil(10 * max(up, down) / up) + down) // down) * down
         seen = classified = dropped = 0
         for first in range(0, n_windows, batch_windows):
-            clock = time.perf_counter()
             source_starts = np.arange(first, min(first + batch_windows, n_windows)) * stride
             low = max(0, int(source_starts[0]) - margin) // down * down
             high = min(total, int(source_starts[-1]) + span + margin)
             chunk = np.asarray(iq[low:high], np.complex64)
+            clock = time.perf_counter()
             reasons = [self.check_window(chunk[s - low:s - low + span]) for s in source_starts]
             window_starts = [start_offset + int(s) for s in source_starts]
             valid = [i for i, reason in enumerate(reasons) if reason is None]
