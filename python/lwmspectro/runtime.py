@@ -195,7 +195,7 @@ class Runtime:
             expert.check("embedding", ("batch", dim))
             heads.check("embedding", ("batch", dim))
             heads.check("modulation_logits", ("batch", len(self.modulations)))
-            heads.check("snr_mobility_logits", ("batch", len(self._joint_snr)))
+            heads.check("snr_mobility_logits", ("batch", len(self._joint_to_snr)))
             self._experts[protocol], self._heads[protocol] = expert, heads
             dims[protocol] = dim
         if len(set(dims.values())) > 1:
@@ -214,8 +214,13 @@ class Runtime:
             raise BundleError(f"{where}: labels.snr_mobility uses mobility classes {unknown} "
                               f"not in labels.mobility {self.mobility_classes}")
         self.snr_bins_db = [float(s) for s in snr_bins]
-        self._joint_snr = np.array([snr_bins.index(snr) for snr, _ in pairs])
-        self._joint_mobility = np.array([self.mobility_classes.index(mob) for _, mob in pairs])
+        # Indicator matrices (joint classes x SNR bins, joint classes x mobility classes):
+        # the joint softmax times one of them is that readout's marginal.
+        self._joint_to_snr = np.zeros((len(pairs), len(snr_bins)), np.float32)
+        self._joint_to_mobility = np.zeros((len(pairs), len(self.mobility_classes)), np.float32)
+        for i, (snr, mob) in enumerate(pairs):
+            self._joint_to_snr[i, snr_bins.index(snr)] = 1.0
+            self._joint_to_mobility[i, self.mobility_classes.index(mob)] = 1.0
 
     @property
     def window_samples(self) -> int:
@@ -262,7 +267,7 @@ class Runtime:
             for row, cls, probs in zip(rows, top, router_probs):
                 fields[row] = {"protocol": self.router_classes[cls], "protocol_confidence": float(probs[cls])}
             for protocol in self.experts:
-                chosen = np.flatnonzero(np.asarray([self.router_classes[c] for c in top]) == protocol)
+                chosen = np.flatnonzero(top == self.router_classes.index(protocol))
                 if len(chosen):
                     embedding = self._experts[protocol](feed[chosen])[0]
                     embeddings[rows[chosen]] = embedding
@@ -284,10 +289,8 @@ class Runtime:
         modulation_probs = softmax(modulation_logits)
         joint_probs = softmax(joint_logits)
         n = len(joint_probs)
-        snr_marginal = np.zeros((n, len(self.snr_bins_db)))
-        mobility_marginal = np.zeros((n, len(self.mobility_classes)))
-        np.add.at(snr_marginal.T, self._joint_snr, joint_probs.T)
-        np.add.at(mobility_marginal.T, self._joint_mobility, joint_probs.T)
+        snr_marginal = joint_probs @ self._joint_to_snr
+        mobility_marginal = joint_probs @ self._joint_to_mobility
         modulation = modulation_probs.argmax(axis=-1)
         snr = snr_marginal.argmax(axis=-1)
         mobility = mobility_marginal.argmax(axis=-1)
