@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from . import labels, phy
-from .channels import TapProfile, TDLChannel, add_awgn, doppler_hz, draw_speed, impairments, tdl_profile
-from .resample import resample_to
+from .channels import TapProfile, TDLChannel, add_awgn, doppler_hz, draw_speed, impairments, mean_power, tdl_profile
+from .resample import resample_segments
 from .spectrogram import DEFAULT_PARAMS, SpectrogramParams, spectrogram_from_frames
 
 CARRIERS_HZ = {
@@ -184,23 +184,31 @@ def _channel(spec: ExampleSpec, sample_rate_hz: float, rng, scenario_folder=None
     return TDLChannel(profile, sample_rate_hz=sample_rate_hz, doppler_hz=spec.doppler_hz, rng=rng)
 
 
-def _transmit(spec: ExampleSpec, params: SpectrogramParams, n_samples: int, rng):
-    """The transmitted stream at the analysis rate, its tx-on mask, its occupied bandwidth and PHY labels."""
+CHANNEL_MEMORY_SAMPLES = 1024
+"""Transmit samples kept before each frame: the longest channel impulse response we model (33 us)."""
+
+
+def _transmit(spec: ExampleSpec, params: SpectrogramParams, starts: np.ndarray, length: int, rng):
+    """The transmit stream at the analysis rate, filled only where the receiver will look
+    (each [s - channel memory, s + length)), its tx-on mask, occupied bandwidth and PHY labels."""
+    n_samples = int(starts.max()) + length
     duration = n_samples / params.sample_rate_hz
     if spec.protocol == "other":
         wf = phy.generate("other", kind=spec.other_kind, duration_s=duration, rng=rng)
     else:
         wf = phy.generate(spec.protocol, bandwidth_hz=spec.bandwidth_hz, modulation=spec.modulation,
                           code_rate=spec.code_rate, duration_s=duration, rng=rng)
-    iq = resample_to(wf.iq, wf.sample_rate_hz, params.sample_rate_hz)
-    nearest = np.minimum((np.arange(len(iq)) * wf.sample_rate_hz / params.sample_rate_hz).astype(np.int64),
-                         len(wf.active) - 1)
-    active = wf.active[nearest]
-    if len(iq) < n_samples:
-        iq = np.concatenate([iq, np.zeros(n_samples - len(iq), np.complex64)])
-        active = np.concatenate([active, np.zeros(n_samples - len(active), bool)])
+    region_starts = np.maximum(starts - CHANNEL_MEMORY_SAMPLES, 0)
+    region_length = int(length + (starts - region_starts).max())
+    segments = resample_segments(wf.iq, wf.sample_rate_hz, params.sample_rate_hz, region_starts, region_length)
+    index = region_starts[:, None] + np.arange(region_length)[None, :]
+    native = np.floor(index * (wf.sample_rate_hz / params.sample_rate_hz)).astype(np.int64)
+    x = np.zeros(n_samples, np.complex64)
+    active = np.zeros(n_samples, bool)
+    x[index] = segments
+    active[index] = np.where(native < len(wf.active), wf.active[np.minimum(native, len(wf.active) - 1)], False)
     phy_labels = {"coding": wf.coding, "bandwidth_hz": wf.bandwidth_hz, "occupied_bw_hz": wf.occupied_bw_hz}
-    return iq[:n_samples], active[:n_samples], wf.occupied_bw_hz, phy_labels
+    return x, active, wf.occupied_bw_hz, phy_labels
 
 
 def label_row(spec: ExampleSpec, extra: dict) -> dict:
@@ -217,23 +225,30 @@ def label_row(spec: ExampleSpec, extra: dict) -> dict:
 
 
 def _realise(spec: ExampleSpec, params: SpectrogramParams, starts: np.ndarray, length: int,
-             scenario_folder=None) -> tuple[np.ndarray, dict]:
-    """Received samples y[s : s + length] for each start s (absolute, analysis rate), and labels."""
+             scenario_folder=None, stream: bool = False) -> tuple[np.ndarray, dict]:
+    """Received samples y[s : s + length] for each start s (absolute, analysis rate), and labels.
+
+    Frames (`stream` False) hold the channel fixed within each short frame; a stream (one
+    start) lets it fade sample by sample."""
     rng = np.random.default_rng(spec.seed)
     if spec.protocol == "none":
         shape = (len(starts), length)
         noise = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) * np.sqrt(NOISE_POWER_NONE / 2)
         return noise.astype(np.complex64), label_row(spec, {})
-    n_samples = int(starts.max()) + length
-    x, active, occupied_bw, phy_labels = _transmit(spec, params, n_samples, rng)
+    x, active, occupied_bw, phy_labels = _transmit(spec, params, starts, length, rng)
     channel = _channel(spec, params.sample_rate_hz, rng, scenario_folder)
-    y = channel.apply_frames(x, starts, length)
-    on = active[starts[:, None] + np.arange(length)[None, :]]
-    signal_power = float(np.mean(np.abs(y[on]) ** 2)) if on.any() else float(np.mean(np.abs(y) ** 2))
+    offsets = impairments.draw_frequency_offsets(rng, spec.carrier_hz)
+    if stream:
+        y = channel.apply(x, sampling_offset_ppm=offsets["sfo_ppm"])[starts[0]:starts[0] + length][None, :]
+    else:
+        y = channel.apply_frames(x, starts, length, sampling_offset_ppm=offsets["sfo_ppm"])
+    index = impairments.frame_sample_index(starts, length)
+    y, _ = impairments.carrier_frequency_offset(y, offsets["cfo_hz"], params.sample_rate_hz, index)
+    on = active[index]
+    signal_power = mean_power(y, on if on.any() else None)
     y, _ = add_awgn(y, spec.snr_db, occupied_bw, params.sample_rate_hz, signal_power, rng)
-    extra = dict(phy_labels)
+    extra = dict(phy_labels, cfo_hz=offsets["cfo_hz"], sfo_ppm=offsets["sfo_ppm"])
     if spec.impairments:
-        index = starts[:, None] + np.arange(length)[None, :]
         y, impairment_labels = impairments.apply_random(y, index, params.sample_rate_hz, rng)
         extra["impairments"] = impairment_labels
     return y.astype(np.complex64), label_row(spec, extra)
@@ -259,7 +274,7 @@ def make_stream(spec: ExampleSpec, params: SpectrogramParams = DEFAULT_PARAMS, n
                 scenario_folder=None) -> tuple[np.ndarray, dict]:
     """The whole received stream at the analysis rate (n_samples, default one observation)."""
     n_samples = n_samples or params.window_samples
-    iq, row = _realise(spec, params, np.asarray([guard_samples(params)]), n_samples, scenario_folder)
+    iq, row = _realise(spec, params, np.asarray([guard_samples(params)]), n_samples, scenario_folder, stream=True)
     return iq[0], row
 
 
@@ -302,8 +317,13 @@ class SyntheticStream:
             updates = {}
         elif spec.protocol == "other":
             updates.pop("modulation", None)
+        rng = np.random.default_rng(spec.seed)
         if "mobility" in updates:
-            updates["speed_kmh"] = draw_speed(updates["mobility"], np.random.default_rng(spec.seed))
+            updates["speed_kmh"] = draw_speed(updates["mobility"], rng)
+        if "modulation" in updates:
+            rates = phy.options(spec.protocol)["code_rate"][updates["modulation"]]
+            if spec.code_rate not in rates:
+                updates["code_rate"] = str(rng.choice(rates))
         return dataclasses.replace(spec, **updates)
 
     def next_observation(self) -> tuple[np.ndarray, dict]:
