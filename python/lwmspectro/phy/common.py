@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 import numpy as np
 import scipy.fft
@@ -38,10 +37,6 @@ def n_samples_for(duration_s: float, sample_rate_hz: float) -> int:
 def random_bits(rng: np.random.Generator, n: int) -> np.ndarray:
     """n uniform bits (uint8 0/1); drawn as bytes, which is ~20x faster than rng.integers per bit."""
     return np.unpackbits(np.frombuffer(rng.bytes((n + 7) // 8), np.uint8))[:n]
-
-
-def rate_fraction(code_rate: str) -> Fraction:
-    return Fraction(code_rate)
 
 
 def finish(iq: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -178,11 +173,6 @@ def ofdm_modulate(grid: np.ndarray, cp_first: int, cp_other: int) -> np.ndarray:
     first = np.concatenate([td[:, 0, n_fft - cp_first:], td[:, 0]], axis=-1)
     rest = np.concatenate([td[:, 1:, n_fft - cp_other:], td[:, 1:]], axis=-1).reshape(n_groups, -1)
     return np.concatenate([first, rest], axis=-1).reshape(-1)
-
-
-def subcarrier_bins(subcarriers: np.ndarray, n_fft: int) -> np.ndarray:
-    """FFT bin of signed subcarrier indices (0 = DC)."""
-    return np.mod(subcarriers, n_fft)
 
 
 def crop(iq: np.ndarray, active: np.ndarray, start: int, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -37,6 +37,7 @@ def options() -> dict:
             "code_rate": {m: list(r) for m, r in CODE_RATES.items()}}
 
 
+@functools.lru_cache(maxsize=None)
 def pss(n_id2: int) -> np.ndarray:
     """Zadoff-Chu d_u(n), n = 0..61, roots 25 / 29 / 34 (36.211 6.11.1.1)."""
     u = (25, 29, 34)[n_id2]
@@ -53,6 +54,7 @@ def _m_sequence(taps: tuple[int, ...]) -> np.ndarray:
     return 1 - 2 * np.array(x)
 
 
+@functools.lru_cache(maxsize=64)
 def sss(n_id1: int, n_id2: int, subframe: int) -> np.ndarray:
     """d(0..61) of 36.211 6.11.2.1 for subframe 0 or 5."""
     q_prime = n_id1 // 30

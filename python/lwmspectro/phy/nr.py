@@ -23,7 +23,8 @@ import functools
 import numpy as np
 
 from .. import labels
-from .common import PhyWaveform, crop, finish, gold_qpsk, gold_sequence, modulate, n_samples_for, ofdm_modulate, random_bits
+from .common import (PhyWaveform, crop, finish, gold_qpsk, gold_sequence, modulate, n_samples_for, ofdm_modulate,
+                     random_bits)
 
 # (mu, bandwidth) -> (N_RB of 38.101-1 Table 5.3.2-1, FFT size); fs = N_FFT x 15 kHz x 2^mu.
 NUMEROLOGY = {(0, 5e6): (25, 512), (0, 10e6): (52, 1024), (0, 20e6): (106, 2048),
@@ -50,12 +51,14 @@ def _m_sequence(taps: tuple[int, ...], init: tuple[int, ...]) -> np.ndarray:
     return np.array(x)
 
 
+@functools.lru_cache(maxsize=None)
 def pss(n_id2: int) -> np.ndarray:
     """d_PSS(n) = 1 - 2 x((n + 43 N_ID2) mod 127), x(i+7) = x(i+4) + x(i) (38.211 7.4.2.2)."""
     x = _m_sequence((4, 0), (0, 1, 1, 0, 1, 1, 1))
     return (1 - 2 * x[(np.arange(127) + 43 * n_id2) % 127]).astype(np.complex64)
 
 
+@functools.lru_cache(maxsize=64)
 def sss(n_id1: int, n_id2: int) -> np.ndarray:
     """d_SSS(n) of 38.211 7.4.2.3."""
     x0 = _m_sequence((4, 0), (1, 0, 0, 0, 0, 0, 0))
@@ -66,6 +69,7 @@ def sss(n_id1: int, n_id2: int) -> np.ndarray:
     return ((1 - 2 * x0[(n + m0) % 127]) * (1 - 2 * x1[(n + m1) % 127])).astype(np.complex64)
 
 
+@functools.lru_cache(maxsize=256)
 def pbch_dmrs(cell_id: int, ssb_index: int, half_frame: int) -> np.ndarray:
     """144 QPSK symbols, c_init = 2^11 (i + 1)(N_ID / 4 + 1) + 2^6 (i + 1) + N_ID mod 4, i = i_SSB + 4 n_hf."""
     i = ssb_index + 4 * half_frame
@@ -182,10 +186,11 @@ def generate(*, bandwidth_hz: float, modulation: str, code_rate: str, duration_s
     pdsch_mask[:, 2:] = True
     pdsch_mask &= ~dmrs_mask & ~ssb_grid_mask
     per_slot = pdsch_mask.reshape(n_slots, -1).sum(axis=1)
-    scrambling = gold_sequence(rnti * 2 ** 15 + cell_id, int(per_slot.max()) * qm)
+    scrambling = gold_sequence(rnti * 2 ** 15 + cell_id, int(per_slot.max()) * qm)  # the same in every slot
     bits = random_bits(rng, int(per_slot.sum()) * qm)
-    offsets = np.repeat(np.cumsum(per_slot) - per_slot, per_slot * qm) * qm
-    bits ^= scrambling[np.arange(len(bits)) - offsets]
+    ends = np.cumsum(per_slot) * qm
+    for begin, end in zip(ends - per_slot * qm, ends):
+        bits[begin:end] ^= scrambling[: end - begin]
     grid[pdsch_mask] = modulate(bits, modulation, "3gpp")
 
     spectrum = np.zeros((n_slots * 14 // group, group, n_fft), np.complex64)

@@ -11,13 +11,11 @@ All at 30.72 MS/s by default (the spectrogram's analysis rate), so no resampling
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import numpy as np
 import scipy.signal
 
 from .. import labels
-from .common import PhyWaveform, finish, modulate, n_samples_for
+from .common import PhyWaveform, finish, modulate, n_samples_for, random_bits
 
 SAMPLE_RATE_HZ = 30.72e6
 KIND_MODULATIONS = {"cw": (None,), "sc_psk": ("BPSK", "QPSK"), "sc_qam": ("16QAM", "64QAM"), "fm": (None,)}
@@ -35,7 +33,8 @@ def options() -> dict:
 
 def rrc(beta: float, samples_per_symbol: int, span_symbols: int = 8) -> np.ndarray:
     """Root-raised-cosine taps, unit energy (hand-written: scipy.signal has no RRC design)."""
-    t = np.arange(-span_symbols * samples_per_symbol // 2, span_symbols * samples_per_symbol // 2 + 1) / samples_per_symbol
+    half = span_symbols * samples_per_symbol // 2
+    t = np.arange(-half, half + 1) / samples_per_symbol
     taps = np.empty_like(t)
     zero = np.isclose(t, 0)
     edge = np.isclose(np.abs(t), 1 / (4 * beta))
@@ -55,28 +54,41 @@ def _offset(rng: np.random.Generator, fs: float, width: float) -> float:
     return float(rng.uniform(-room, room))
 
 
+def _phasor(cycles: np.ndarray) -> np.ndarray:
+    """exp(j 2 pi cycles) in complex64 from float32 cos and sin (numpy's complex exp is ~50x slower).
+
+    The phase is wrapped to one cycle in float64 first, so float32 keeps it accurate."""
+    angle = (2 * np.pi * (cycles - np.floor(cycles))).astype(np.float32)
+    out = np.empty(len(angle), np.complex64)
+    out.real = np.cos(angle)
+    out.imag = np.sin(angle)
+    return out
+
+
 def _cw(n: int, fs: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float, dict]:
     f0 = _offset(rng, fs, CW_NOMINAL_BW_HZ)
     drift = np.cumsum(rng.standard_normal(n // 4096 + 2))
     drift = np.interp(np.arange(n) / 4096, np.arange(len(drift)), drift)
     drift *= (CW_NOMINAL_BW_HZ / 4) / max(np.max(np.abs(drift)), 1e-12)
-    phase = 2 * np.pi * np.cumsum(f0 + drift) / fs + rng.uniform(0, 2 * np.pi)
-    return np.exp(1j * phase), np.ones(n, bool), CW_NOMINAL_BW_HZ, {"offset_hz": f0}
+    carrier = _phasor(np.cumsum(f0 + drift) / fs + rng.uniform(0, 1))
+    return carrier, np.ones(n, bool), CW_NOMINAL_BW_HZ, {"offset_hz": f0}
 
 
 def _single_carrier(n: int, fs: float, rng: np.random.Generator, modulation: str):
-    rate = float(np.exp(rng.uniform(*np.log(SYMBOL_RATE_RANGE))))
+    # Samples per symbol p/q with q <= 4 keeps the polyphase filter short (8 p taps) while the
+    # symbol rate still takes hundreds of values across 0.5-10 MBd (log-uniform draw).
     beta = float(rng.choice(ROLL_OFFS))
-    ratio = Fraction(fs / rate).limit_denominator(64)  # samples per symbol = up / down
-    up, down = ratio.numerator, ratio.denominator
+    target = float(np.exp(rng.uniform(*np.log(SYMBOL_RATE_RANGE))))
+    down = int(rng.integers(1, 5))
+    up = max(int(round(fs / target * down)), 2 * down + 1)
     rate = fs * down / up
     n_symbols = int(np.ceil(n * down / up)) + 16
-    bits = np.unpackbits(np.frombuffer(rng.bytes(n_symbols), np.uint8))[: n_symbols * labels.BITS_PER_SYMBOL[modulation]]
+    bits = random_bits(rng, n_symbols * labels.BITS_PER_SYMBOL[modulation])
     symbols = modulate(bits, modulation, "3gpp")
     taps = rrc(beta, up) * np.sqrt(up)
     shaped = scipy.signal.upfirdn(taps, symbols, up=up, down=down)[len(taps) // (2 * down):][:n]
     f0 = _offset(rng, fs, (1 + beta) * rate)
-    iq = shaped * np.exp(2j * np.pi * f0 * np.arange(n) / fs)
+    iq = shaped.astype(np.complex64) * _phasor(f0 / fs * np.arange(n))
     # Bursts: on for 0.2-4 ms, off for 0.05-2 ms, starting at a random point of the pattern.
     active = np.zeros(n, bool)
     pos = -int(rng.integers(int(4e-3 * fs)))
@@ -97,8 +109,8 @@ def _fm(n: int, fs: float, rng: np.random.Generator):
     message /= max(np.max(np.abs(message)), 1e-12)
     width = 2 * (deviation + audio_bw)  # Carson's rule
     f0 = _offset(rng, fs, width)
-    phase = 2 * np.pi * np.cumsum(f0 + deviation * message) / fs + rng.uniform(0, 2 * np.pi)
-    return np.exp(1j * phase), np.ones(n, bool), width, {"deviation_hz": deviation, "audio_bw_hz": audio_bw,
+    carrier = _phasor(np.cumsum(f0 + deviation * message) / fs + rng.uniform(0, 1))
+    return carrier, np.ones(n, bool), width, {"deviation_hz": deviation, "audio_bw_hz": audio_bw,
                                                           "offset_hz": f0}
 
 

@@ -275,8 +275,8 @@ def generate(*, bandwidth_hz: float = 20e6, modulation: str, code_rate: str, dur
 
     # Batched IFFTs: the SIGNAL symbols, the SIG-B symbols and all DATA symbols of all packets.
     scale = np.sqrt(N_FFT / mode.n_used)
-    sig_rows = _ofdm_rows(LEGACY_DATA_SC, sig_points, np.broadcast_to(PILOT_POLARITY[0] * PILOT_BASE, (len(lengths), 4)),
-                          np.sqrt(N_FFT / 52))
+    sig_pilots = np.broadcast_to(PILOT_POLARITY[0] * PILOT_BASE, (len(lengths), 4))
+    sig_rows = _ofdm_rows(LEGACY_DATA_SC, sig_points, sig_pilots, np.sqrt(N_FFT / 52))
     symbol_index = np.concatenate([np.arange(c) for c in n_sym])
     data_rows = _ofdm_rows(mode.data_sc, data_points, mode.pilots(symbol_index), scale)
     data_first = np.concatenate([[0], np.cumsum(n_sym)[:-1]])
