@@ -7,7 +7,7 @@ PIP     := $(PY) -m pip
 STAMP   := $(VENV)/.installed
 REQS    := python/pyproject.toml training/pyproject.toml requirements-dev.txt
 
-.PHONY: all setup system test demo gallery clean
+.PHONY: all setup system build test demo gallery clean
 
 all: setup
 
@@ -23,13 +23,22 @@ $(STAMP): $(REQS)
 
 setup: $(STAMP)
 
-test: setup
+# The GNU Radio module (blocks and GRC definitions), installed into the venv so that
+# `from gnuradio import lwmspectro` works there and GRC finds the blocks (docs/gnuradio.md).
+build: setup
+	cmake -S . -B build -DCMAKE_INSTALL_PREFIX=$(CURDIR)/$(VENV) -DCMAKE_INSTALL_MESSAGE=LAZY \
+	  -DPYTHON_EXECUTABLE=$(CURDIR)/$(PY) -DGR_PYTHON_DIR=$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))') >/dev/null
+	cmake --build build
+	cmake --install build
+
+test: build
 	$(PY) -m pytest -q tests
 
 gallery: setup
 	$(VENV)/bin/lwmspectro gallery --out out/gallery
 
-demo: gallery
+demo: build
+	$(VENV)/bin/lwmspectro demo
 
 clean:
 	rm -rf build out

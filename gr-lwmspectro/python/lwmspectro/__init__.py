@@ -1,0 +1,22 @@
+"""gr-lwmspectro: GNU Radio blocks that read out protocol, modulation, SNR and mobility
+with the LWM-Spectro model (thin wrappers over the `lwmspectro` core package).
+
+The Qt readout widget is imported on first use, so that headless flowgraphs never load Qt.
+"""
+
+from .classifier import classifier
+from .console_sink import console_sink
+from .receiver import receiver
+from .sigmf_annotator import sigmf_annotator
+from .sigmf_source import sigmf_source
+from .spectrogram import spectrogram
+from .synthetic_source import synthetic_source
+from .zmq_pub_sink import zmq_pub_sink
+
+
+def __getattr__(name):
+    if name == "readout_widget":
+        from .readout_widget import readout_widget
+
+        return readout_widget
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,242 @@
+"""LWM Classifier: spectrogram vectors in, readouts out on the `readout` message port.
+
+Inference runs in a worker thread through lwmspectro.runtime, fed by a bounded queue, so
+work() never waits for the model: when the queue is full the window is dropped and
+counted, and the source upstream never overflows because the model is slow. An optional
+readouts-per-second cap or "1 in N windows" thins the windows before they reach the queue.
+
+At the end of a finite stream the block keeps the newest window unconsumed until every
+queued window has been published, so that the scheduler does not declare the block done
+(and its message subscribers finished) while readouts are still on their way.
+"""
+
+from __future__ import annotations
+
+import collections
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pmt
+from gnuradio import gr
+
+from lwmspectro.readout import INVALID_REASONS, invalid_readout
+from lwmspectro.runtime import BundleError, Runtime
+
+from .common import (READOUT_PORT, TAG_CLOCK, TAG_INVALID, TAG_RX_TIME, TAG_WINDOW_START, ConfigError,
+                     readout_to_pmt, resolve_bundle, rx_time_to_seconds)
+
+LABEL = "LWM Classifier"
+DRAIN_POLL_S = 0.005
+"""How long one work() call waits for the worker while only the held window is left."""
+MAX_BATCH = 8
+"""Windows the worker classifies in one call of the runtime."""
+
+
+@dataclass
+class _Window:
+    spectrogram: np.ndarray
+    window_start: int
+    rx_time: float | None
+    clock: float
+
+
+class classifier(gr.basic_block):
+    """Float vectors of length T*K in; a PMT dict per classified window on `readout`.
+
+    bundle: model bundle folder ('' = the shipped model), or a loaded Runtime.
+    max_rate: at most this many readouts per second (0 = no cap).
+    one_in_n: classify one window in N (1 = every window).
+    queue_size: windows waiting for the worker before new ones are dropped.
+    embedding_output: add a stream output carrying the expert's embedding of each window
+    read as WiFi, LTE or NR (tagged with its window_start), for users' own heads.
+    vlen: the input vector length the flowgraph feeds (0 = take it from the bundle).
+    """
+
+    def __init__(self, bundle="", max_rate=0.0, one_in_n=1, queue_size=4, embedding_output=False, vlen=0):
+        self.runtime = bundle if isinstance(bundle, Runtime) else self._load(bundle)
+        params = self.runtime.params
+        self.vlen = params.n_frames * params.n_bins
+        if vlen and int(vlen) != self.vlen:
+            raise ConfigError(
+                f"{LABEL}: vector length {vlen} does not match the bundle's spectrogram "
+                f"({params.n_frames} x {params.n_bins} = {self.vlen}); feed it an LWM Spectrogram "
+                f"with the same bundle and set the vector length to {self.vlen} (or 0)")
+        if max_rate < 0:
+            raise ConfigError(f"{LABEL}: max rate {max_rate} is negative; give readouts per second, or 0 for no cap")
+        if int(one_in_n) < 1:
+            raise ConfigError(f"{LABEL}: one in N = {one_in_n}; give 1 to classify every window, or more")
+        if int(queue_size) < 1:
+            raise ConfigError(f"{LABEL}: queue size {queue_size}; give at least 1 window")
+        self.max_rate = float(max_rate)
+        self.one_in_n = int(one_in_n)
+        self.embedding_output = bool(embedding_output)
+        self.embedding_dim = self.runtime.embedding_dim
+        out_sig = [(np.float32, self.embedding_dim)] if self.embedding_output else None
+        gr.basic_block.__init__(self, name="lwm_classifier", in_sig=[(np.float32, self.vlen)], out_sig=out_sig)
+        self.set_tag_propagation_policy(gr.TPP_DONT)
+        self.message_port_register_out(pmt.intern(READOUT_PORT))
+        self._queue: queue.Queue = queue.Queue(maxsize=int(queue_size))
+        self._lock = threading.Condition()
+        self._pending = 0
+        self._embeddings: collections.deque = collections.deque()
+        self._worker: threading.Thread | None = None
+        self._processed_upto = 0
+        self._last_admitted = -np.inf
+        self.windows_seen = 0
+        self.windows_classified = 0
+        self.windows_dropped = 0
+        self.windows_skipped = 0
+        self.windows_invalid = 0
+
+    @staticmethod
+    def _load(bundle) -> Runtime:
+        folder = resolve_bundle(bundle, LABEL)
+        try:
+            return Runtime(folder)
+        except BundleError as err:
+            raise ConfigError(f"{LABEL}: bundle {str(folder)!r} cannot be used: {err}. Fix: set the bundle "
+                              "parameter to a model bundle folder (card.json beside its ONNX files), or "
+                              "leave it empty for the shipped model") from err
+
+    def counters(self) -> dict:
+        return {"windows_seen": self.windows_seen, "windows_classified": self.windows_classified,
+                "windows_dropped": self.windows_dropped, "windows_skipped": self.windows_skipped,
+                "windows_invalid": self.windows_invalid}
+
+    def start(self):
+        self._worker = threading.Thread(target=self._work_loop, name="lwm_classifier_worker", daemon=True)
+        self._worker.start()
+        return True
+
+    def stop(self):
+        """Let the worker finish what is queued, then join it."""
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join()
+            self._worker = None
+        return True
+
+    def forecast(self, noutput_items, ninputs):
+        return [1] * ninputs
+
+    def general_work(self, input_items, output_items):
+        vectors = input_items[0]
+        first = self.nitems_read(0)
+        new_from = max(0, self._processed_upto - first)
+        if new_from < len(vectors):
+            self._accept(vectors, first, new_from)
+            self._processed_upto = first + len(vectors)
+        with self._lock:
+            if self._pending and new_from >= len(vectors):
+                self._lock.wait(DRAIN_POLL_S)
+        produced = self._emit_embeddings(output_items[0]) if self.embedding_output else 0
+        with self._lock:
+            in_flight = self._pending or self._embeddings
+        # Hold the newest window while results are in flight (see the module docstring).
+        self.consume(0, len(vectors) - 1 if in_flight else len(vectors))
+        return produced
+
+    def _accept(self, vectors: np.ndarray, first: int, new_from: int) -> None:
+        tags = self._tags(first + new_from, first + len(vectors))
+        for i in range(new_from, len(vectors)):
+            offset = first + i
+            window_tags = tags.get(offset, {})
+            self._count("windows_seen")
+            if not self._admit():
+                self._count("windows_skipped")
+                continue
+            window_start = int(pmt.to_uint64(window_tags[TAG_WINDOW_START])) if TAG_WINDOW_START in window_tags else offset
+            rx_time = rx_time_to_seconds(window_tags[TAG_RX_TIME]) if TAG_RX_TIME in window_tags else None
+            clock = pmt.to_double(window_tags[TAG_CLOCK]) if TAG_CLOCK in window_tags else time.monotonic()
+            reason = pmt.symbol_to_string(window_tags[TAG_INVALID]) if TAG_INVALID in window_tags else None
+            if reason is not None:
+                self._publish_invalid(reason if reason in INVALID_REASONS else "nan_or_inf",
+                                      window_start, rx_time, clock)
+                continue
+            window = _Window(vectors[i].reshape(self.runtime.params.shape).copy(), window_start, rx_time, clock)
+            with self._lock:
+                try:
+                    self._queue.put_nowait(window)
+                    self._pending += 1
+                except queue.Full:
+                    self.windows_dropped += 1
+
+    def _tags(self, start: int, end: int) -> dict:
+        by_offset: dict = {}
+        for tag in self.get_tags_in_range(0, start, end):
+            by_offset.setdefault(tag.offset, {})[pmt.symbol_to_string(tag.key)] = tag.value
+        return by_offset
+
+    def _admit(self) -> bool:
+        if (self.windows_seen - 1) % self.one_in_n:
+            return False
+        if self.max_rate > 0:
+            now = time.monotonic()
+            if now - self._last_admitted < 1.0 / self.max_rate:
+                return False
+            self._last_admitted = now
+        return True
+
+    def _count(self, name: str, n: int = 1) -> None:
+        # The work thread and the worker both count: one lock keeps the sums exact.
+        with self._lock:
+            setattr(self, name, getattr(self, name) + n)
+
+    def _counts(self) -> dict:
+        return {"windows_seen": self.windows_seen, "windows_classified": self.windows_classified,
+                "windows_dropped": self.windows_dropped}
+
+    def _publish_invalid(self, reason: str, window_start: int, rx_time, clock: float) -> None:
+        self._count("windows_invalid")
+        readout = invalid_readout(reason, window_start=window_start, rx_time=rx_time,
+                                  latency_ms=(time.monotonic() - clock) * 1e3, **self._counts())
+        self.message_port_pub(pmt.intern(READOUT_PORT), readout_to_pmt(readout))
+
+    def _work_loop(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = None in batch
+            windows = [w for w in batch if w is not None]
+            if windows:
+                self._classify(windows)
+            if stop:
+                return
+
+    def _classify(self, windows: list[_Window]) -> None:
+        try:
+            readouts, embeddings = self.runtime.classify(
+                np.stack([w.spectrogram for w in windows]), window_starts=[w.window_start for w in windows],
+                rx_times=[w.rx_time for w in windows], return_embedding=True)
+        except Exception as err:  # a failing model must not take the flowgraph down; say so and count
+            self.logger.error(f"inference failed on {len(windows)} windows: {err}")
+            self._count("windows_dropped", len(windows))
+            readouts, embeddings = [], []
+        now = time.monotonic()
+        for window, readout, embedding in zip(windows, readouts, embeddings):
+            self._count("windows_classified" if readout["valid"] else "windows_invalid")
+            readout.update(latency_ms=(now - window.clock) * 1e3, **self._counts())
+            self.message_port_pub(pmt.intern(READOUT_PORT), readout_to_pmt(readout))
+            if self.embedding_output and np.isfinite(embedding).all():
+                with self._lock:
+                    self._embeddings.append((embedding, window.window_start))
+        with self._lock:
+            self._pending -= len(windows)
+            self._lock.notify_all()
+
+    def _emit_embeddings(self, out: np.ndarray) -> int:
+        with self._lock:
+            count = min(len(out), len(self._embeddings))
+            items = [self._embeddings.popleft() for _ in range(count)]
+        for i, (embedding, window_start) in enumerate(items):
+            out[i] = embedding
+            self.add_item_tag(0, self.nitems_written(0) + i, pmt.intern(TAG_WINDOW_START),
+                              pmt.from_uint64(window_start))
+        return count

@@ -1,0 +1,104 @@
+"""What the LWM-Spectro blocks share: tag keys, PMT conversions of readouts, bundle lookup, errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pmt
+
+from lwmspectro import readout as readout_schema
+from lwmspectro.card import BundleError, load_card
+from lwmspectro.resample import rational_ratio
+from lwmspectro.runtime import default_bundle_dir
+
+TAG_WINDOW_START = "window_start"
+"""Source sample offset where a spectrogram's analysis window starts (uint64)."""
+TAG_RX_TIME = "rx_time"
+"""UHD's time tag: (uint64 seconds, double fractional seconds) of the tagged sample."""
+TAG_RX_FREQ = "rx_freq"
+"""Centre frequency in Hz (double) from the tagged sample on."""
+TAG_INVALID = "lwm_invalid"
+"""Why a window cannot be judged (symbol, one of readout.INVALID_REASONS)."""
+TAG_CLOCK = "lwm_clock"
+"""time.monotonic() when the window's last sample reached the spectrogram block (double);
+the classifier measures a readout's latency from it."""
+TAG_TRUTH = "lwm_truth"
+"""Ground-truth labels of a synthetic observation (PMT dict), at its first sample."""
+
+READOUT_PORT = "readout"
+
+
+class ConfigError(ValueError):
+    """A block parameter that cannot work; the message names the block, the value and the fix."""
+
+
+def to_pmt(value):
+    """pmt.to_pmt for plain Python values, after turning numpy scalars and arrays into them."""
+    if isinstance(value, dict):
+        return pmt.to_pmt({str(k): _plain(v) for k, v in value.items()})
+    return pmt.to_pmt(_plain(value))
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def readout_to_pmt(readout: dict):
+    """A readout dict as a PMT dict holding every field of readout.FIELDS (None as PMT_NIL)."""
+    return to_pmt({key: readout.get(key) for key in readout_schema.FIELDS})
+
+
+def readout_from_pmt(message) -> dict:
+    """The readout dict carried by a PMT message; ValueError when it is not one."""
+    if not pmt.is_dict(message):
+        raise ValueError(f"expected a readout PMT dict, got {pmt.write_string(message)[:80]}")
+    value = pmt.to_python(message)
+    missing = [key for key in readout_schema.FIELDS if key not in value]
+    if missing:
+        raise ValueError(f"readout message lacks fields {missing}")
+    return value
+
+
+def rx_time_to_seconds(value) -> float:
+    """Seconds from an rx_time tag value (uint64 seconds, double fraction)."""
+    return float(pmt.to_uint64(pmt.tuple_ref(value, 0))) + pmt.to_double(pmt.tuple_ref(value, 1))
+
+
+def rx_time_pmt(whole_seconds: int, fraction: float):
+    """An rx_time tag value; the fraction is folded into [0, 1)."""
+    carry = math.floor(fraction)
+    return pmt.make_tuple(pmt.from_uint64(int(whole_seconds + carry)), pmt.from_double(fraction - carry))
+
+
+def resolve_bundle(bundle, block_label: str):
+    """The bundle folder a block uses: `bundle`, or the shipped one when it is empty."""
+    try:
+        return default_bundle_dir() if not bundle else bundle
+    except BundleError as err:
+        raise ConfigError(f"{block_label}: no bundle given and {err}") from err
+
+
+def load_bundle_card(bundle, block_label: str) -> dict:
+    """The validated card of `bundle` ('' for the shipped one), or a ConfigError saying why not."""
+    folder = resolve_bundle(bundle, block_label)
+    try:
+        return load_card(folder)
+    except BundleError as err:
+        raise ConfigError(f"{block_label}: bundle {str(folder)!r} cannot be used: {err}. Fix: set the "
+                          "bundle parameter to a model bundle folder (card.json beside its ONNX files), "
+                          "or leave it empty for the shipped model") from err
+
+
+def source_window_samples(params, samp_rate: float) -> int:
+    """Source-rate samples one observation spans once resampled to the analysis rate."""
+    up, down = rational_ratio(samp_rate, params.sample_rate_hz)
+    return -(-params.window_samples * down // up)

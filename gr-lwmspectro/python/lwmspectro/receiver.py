@@ -1,0 +1,35 @@
+"""LWM Receiver: the spectrogram and the classifier in one hierarchical block."""
+
+from __future__ import annotations
+
+from gnuradio import gr
+
+from .classifier import classifier
+from .common import READOUT_PORT
+from .spectrogram import spectrogram
+
+
+class receiver(gr.hier_block2):
+    """Complex samples in; readouts on the `readout` message port (and, optionally, the
+    embeddings of windows read as WiFi, LTE or NR on a vector output).
+
+    See `spectrogram` and `classifier` for the parameters.
+    """
+
+    def __init__(self, bundle="", samp_rate=30.72e6, hop=0, max_rate=0.0, one_in_n=1, queue_size=4,
+                 embedding_output=False):
+        self.classifier = classifier(bundle, max_rate, one_in_n, queue_size,
+                                     embedding_output)
+        runtime = self.classifier.runtime
+        self.spectrogram = spectrogram(str(runtime.bundle_dir), samp_rate, hop)
+        out_sig = (gr.io_signature(1, 1, gr.sizeof_float * runtime.embedding_dim) if embedding_output
+                   else gr.io_signature(0, 0, 0))
+        gr.hier_block2.__init__(self, "lwm_receiver", gr.io_signature(1, 1, gr.sizeof_gr_complex), out_sig)
+        self.message_port_register_hier_out(READOUT_PORT)
+        self.connect(self, self.spectrogram, self.classifier)
+        if embedding_output:
+            self.connect(self.classifier, self)
+        self.msg_connect(self.classifier, READOUT_PORT, self, READOUT_PORT)
+
+    def counters(self) -> dict:
+        return {**self.classifier.counters(), "windows_out": self.spectrogram.windows_out}

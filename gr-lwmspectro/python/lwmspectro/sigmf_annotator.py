@@ -1,0 +1,113 @@
+"""LWM SigMF Annotator: writes readouts as annotations into a recording's .sigmf-meta."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pmt
+from gnuradio import gr
+
+from lwmspectro.readout import FIELDS, format_line
+from lwmspectro.spectrogram import SpectrogramParams
+
+from .common import READOUT_PORT, ConfigError, load_bundle_card, readout_from_pmt, source_window_samples
+from .sigmf_source import meta_path_of
+
+LABEL = "LWM SigMF Annotator"
+GENERATOR = "gr-lwmspectro"
+NAMESPACE = "lwm"
+EXTENSION = {"name": NAMESPACE, "version": "1.0.0", "optional": True}
+
+
+class sigmf_annotator(gr.basic_block):
+    """Adds one SigMF annotation per readout to `path`'s .sigmf-meta: core:sample_start is
+    the readout's window_start, core:sample_count the window length at the recording's
+    rate, core:label the protocol (or "invalid"), core:comment the readout line, and every
+    readout field under the `lwm:` namespace.
+
+    Everything else in the file is kept. Annotations an earlier run of this block wrote
+    (core:generator "gr-lwmspectro") are replaced, so replaying a recording twice does not
+    double them. The file is rewritten atomically (temporary file, then rename) every
+    `flush_every` readouts and when the flowgraph stops, so a crash never leaves it half written.
+
+    path: the recording (base name, .sigmf-meta or .sigmf-data).
+    bundle: the model bundle the receiver uses ('' = the shipped model), for the window length.
+    flush_every: readouts between rewrites of the file.
+    """
+
+    def __init__(self, path, bundle="", flush_every=20):
+        self.path = meta_path_of(path)
+        try:
+            self.meta = json.loads(self.path.read_text())
+        except FileNotFoundError as err:
+            raise ConfigError(f"{LABEL}: no SigMF metadata at {self.path}; give the path of the recording "
+                              "whose samples the receiver reads") from err
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{LABEL}: {self.path} is not valid JSON ({err}); repair or regenerate it") from err
+        rate = self.meta.get("global", {}).get("core:sample_rate")
+        if not rate or rate <= 0:
+            raise ConfigError(f"{LABEL}: {self.path} has no positive core:sample_rate in its global object")
+        if int(flush_every) < 1:
+            raise ConfigError(f"{LABEL}: flush every {flush_every} readouts; give 1 or more")
+        params = SpectrogramParams.from_dict(load_bundle_card(bundle, LABEL)["spectrogram"])
+        self.sample_count = source_window_samples(params, float(rate))
+        self.flush_every = int(flush_every)
+        self.kept = [a for a in self.meta.get("annotations", []) if a.get("core:generator") != GENERATOR]
+        self.added: list[dict] = []
+        self._unwritten = 0
+        gr.basic_block.__init__(self, name="lwm_sigmf_annotator", in_sig=None, out_sig=None)
+        self.message_port_register_in(pmt.intern(READOUT_PORT))
+        self.set_msg_handler(pmt.intern(READOUT_PORT), self.handle_readout)
+
+    def handle_readout(self, message) -> None:
+        try:
+            readout = readout_from_pmt(message)
+        except ValueError as err:
+            self.logger.warn(f"ignored a message that is not a readout: {err}")
+            return
+        self.added.append(self.annotation(readout))
+        self._unwritten += 1
+        if self._unwritten >= self.flush_every:
+            self.write()
+
+    def annotation(self, readout: dict) -> dict:
+        annotation = {
+            "core:sample_start": int(readout["window_start"]),
+            "core:sample_count": self.sample_count,
+            "core:generator": GENERATOR,
+            "core:label": readout["protocol"] if readout["valid"] else "invalid",
+            "core:comment": format_line(readout).strip(),
+        }
+        annotation.update({f"{NAMESPACE}:{key}": readout[key] for key in FIELDS})
+        return annotation
+
+    def write(self) -> None:
+        """Rewrite the metadata file atomically with the kept and the added annotations."""
+        meta = dict(self.meta)
+        extensions = list(meta.get("global", {}).get("core:extensions", []))
+        if not any(e.get("name") == NAMESPACE for e in extensions):
+            extensions.append(EXTENSION)
+            meta["global"] = {**meta["global"], "core:extensions": extensions}
+        meta["annotations"] = sorted(self.kept + self.added, key=lambda a: a["core:sample_start"])
+        text = json.dumps(meta, indent=4)
+        # Written by hand rather than with sigmf's SigMFFile.tofile: that rewrites the file in
+        # place (a crash leaves it truncated) and drops fields the library does not model.
+        handle, tmp = tempfile.mkstemp(prefix=self.path.name, suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(handle, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, self.path.stat().st_mode & 0o777)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self._unwritten = 0
+
+    def stop(self):
+        self.write()
+        return True

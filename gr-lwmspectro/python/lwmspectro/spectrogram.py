@@ -1,0 +1,258 @@
+"""LWM Spectrogram: complex samples in, one T*K float vector of G per analysis window out.
+
+The block cuts observations from the stream at the bundle's window length (counted at the
+source rate) and applies G through lwmspectro.spectrogram, so the vectors are exactly what
+the model was trained on. Each vector carries tags: ``window_start`` (the source sample
+offset where its window starts), ``rx_time``/``rx_freq`` valid at that sample when the
+source tagged them, ``lwm_invalid`` when the window cannot be judged, and ``lwm_clock``
+for latency.
+
+When the source rate differs from the analysis rate, the block evaluates the output of
+scipy's resample_poly (lwmspectro.resample) only at the samples G reads: G reads 3 % of an
+observation, and scipy's upfirdn computes every output sample at some 100 ns each, which
+could not keep up with a 20 MS/s source on one core. `PointResampler` gives the same values
+(to float32 rounding; tests compare it with resample_to on whole streams).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pmt
+import scipy.signal
+from gnuradio import gr
+
+from lwmspectro import quality
+from lwmspectro.resample import rational_ratio, resample_to
+from lwmspectro.spectrogram import SpectrogramParams, frames_from_iq, spectrogram_from_frames
+
+from .common import (TAG_CLOCK, TAG_INVALID, TAG_RX_FREQ, TAG_RX_TIME, TAG_WINDOW_START, ConfigError,
+                     load_bundle_card, rx_time_pmt, source_window_samples)
+
+LABEL = "LWM Spectrogram"
+MAX_WINDOWS_PER_CALL = 16
+"""Windows transformed together: batching amortises numpy's per-call cost, the cap bounds
+the memory of one call."""
+
+
+class PointResampler:
+    """Frames of resample_poly(x, up, down) (scipy's default Kaiser-windowed filter): runs of
+    consecutive output samples, computed from the input under each run only.
+
+    resample_poly's output n is sum_i x[i] h[n down + L - i up], with h its FIR filter of
+    2L + 1 taps (L = 10 max(up, down)) scaled by `up`; it reads the inputs from
+    first(n) = ceil((n down - L) / up) on, at most 2L / up + 1 of them. For a run of outputs
+    n0 .. n0 + N - 1 this is one matrix (N x inputs) that depends on n0 mod up only, so
+    runs that share it are computed with one matrix product.
+    """
+
+    def __init__(self, up: int, down: int):
+        self.up, self.down = up, down
+        self.half_len = 10 * max(up, down)
+        self.taps = (scipy.signal.firwin(2 * self.half_len + 1, 1.0 / max(up, down), window=("kaiser", 5.0))
+                     * up).astype(np.float32)
+        self.n_taps = 2 * self.half_len // up + 1
+
+    def first_input(self, index):
+        """The first input sample output `index` reads (negative near the stream's start)."""
+        return -(-(np.asarray(index) * self.down - self.half_len) // self.up)
+
+    def _matrix(self, phase_class: int, length: int) -> np.ndarray:
+        """(inputs, length) weights (complex, for a BLAS complex product) of the outputs phase_class .. phase_class + length - 1,
+        on the inputs from first_input(phase_class) on."""
+        outputs = phase_class + np.arange(length)
+        firsts = self.first_input(outputs)
+        n_inputs = int(firsts[-1] - firsts[0]) + self.n_taps
+        inputs = firsts[0] + np.arange(n_inputs)
+        filter_index = outputs[None, :] * self.down + self.half_len - inputs[:, None] * self.up
+        inside = (filter_index >= 0) & (filter_index <= 2 * self.half_len)
+        weights = np.where(inside, self.taps[np.clip(filter_index, 0, 2 * self.half_len)], np.float32(0))
+        return weights.astype(np.complex64)
+
+    def frames(self, x: np.ndarray, x_first: int, starts: np.ndarray, length: int) -> np.ndarray:
+        """(len(starts), length) complex64: outputs starts[f] .. starts[f] + length - 1, reading
+        `x`, whose first element is input sample `x_first`. Inputs before the stream's start
+        read as zero, as resample_poly pads."""
+        starts = np.asarray(starts)
+        firsts = self.first_input(starts)
+        lead = int(x_first - firsts.min())
+        if lead > 0:
+            if x_first - lead < -self.n_taps - 1 or x_first > 0:
+                raise ValueError(f"inputs from {firsts.min()} are needed but x starts at {x_first}")
+            x = np.concatenate([np.zeros(lead, np.complex64), x])
+            x_first -= lead
+        out = np.empty((len(starts), length), np.complex64)
+        classes = starts % self.up
+        for phase_class in np.unique(classes):
+            chosen = np.flatnonzero(classes == phase_class)
+            matrix = self._matrix(int(phase_class), length)
+            rows = np.lib.stride_tricks.sliding_window_view(x, len(matrix))[firsts[chosen] - x_first]
+            out[chosen] = rows @ matrix
+        return out
+
+
+class spectrogram(gr.basic_block):
+    """Complex stream in, one float32 vector of length T*K per analysis window out.
+
+    bundle: model bundle folder ('' = the shipped model); it fixes G and the analysis rate.
+    samp_rate: the source's sample rate in Hz.
+    hop: source samples from one window's start to the next; 0 = back to back.
+    vlen: the output vector length the flowgraph expects (T*K of the bundle); 0 = take it
+    from the bundle.
+    """
+
+    def __init__(self, bundle="", samp_rate=30.72e6, hop=0, vlen=0):
+        card = load_bundle_card(bundle, LABEL)
+        self.params = SpectrogramParams.from_dict(card["spectrogram"])
+        if not samp_rate or samp_rate <= 0:
+            raise ConfigError(f"{LABEL}: sample rate {samp_rate!r} is not a positive number of Hz; "
+                              "set it to the source's sample rate")
+        self.samp_rate = float(samp_rate)
+        self.up, self.down = rational_ratio(self.samp_rate, self.params.sample_rate_hz)
+        self.resampling = self.up != self.down
+        self.span = source_window_samples(self.params, self.samp_rate)
+        hop = int(hop)
+        if hop < 0:
+            raise ConfigError(f"{LABEL}: hop {hop} is negative; give source samples between window "
+                              f"starts, or 0 for back-to-back windows of {self.span}")
+        self.hop = hop or self.span
+        self.resampler = PointResampler(self.up, self.down) if self.resampling else None
+        # Analysis-rate offsets, inside one observation, of the samples G reads: (T, N_w).
+        self.frame_positions = frames_from_iq(np.arange(self.params.window_samples), self.params)
+        self.vlen = self.params.n_frames * self.params.n_bins
+        if vlen and int(vlen) != self.vlen:
+            raise ConfigError(
+                f"{LABEL}: vector length {vlen} does not match the bundle's spectrogram "
+                f"({self.params.n_frames} x {self.params.n_bins} = {self.vlen}); set the vector "
+                f"length to {self.vlen} (or 0) and use the same bundle in the classifier")
+        gr.basic_block.__init__(self, name="lwm_spectrogram", in_sig=[np.complex64],
+                                out_sig=[(np.float32, self.vlen)])
+        self.set_tag_propagation_policy(gr.TPP_DONT)
+        # The scheduler sizes the upstream buffer from this ratio: it must hold all a window
+        # needs at once, or the block could never see a whole one.
+        self.set_relative_rate(1, max(self.hop, self._window_end(0) - self._low(0) + self.down))
+        self._next_start = 0
+        self._tags_upto = 0
+        self._time_tags: list[tuple[int, object]] = []
+        self._freq_tags: list[tuple[int, object]] = []
+        self.windows_out = 0
+        self.windows_invalid = 0
+
+    def start(self):
+        if self.bandwidth_warning:
+            self.logger.warn(self.bandwidth_warning)
+        return True
+
+    @property
+    def bandwidth_warning(self) -> str | None:
+        """What the model will miss when the source is narrower than its analysis band."""
+        analysis = self.params.sample_rate_hz
+        if self.samp_rate >= analysis:
+            return None
+        return (f"source rate {self.samp_rate / 1e6:g} MS/s holds {self.samp_rate / 1e6:g} MHz of the "
+                f"{analysis / 1e6:g} MHz the model analyses: the outer spectrogram bins stay empty and "
+                "channels wider than the source bandwidth (20 MHz WiFi/LTE/NR) are cut off, so expect "
+                f"poor readouts; run the source at {analysis / 1e6:g} MS/s or more for full accuracy")
+
+    def _low(self, start: int) -> int:
+        """First source sample a window starting at `start` needs."""
+        if not self.resampling:
+            return start
+        return max(0, int(self.resampler.first_input(start * self.up // self.down)))
+
+    def _window_end(self, start: int) -> int:
+        """One past the last source sample a window starting at `start` needs."""
+        if not self.resampling:
+            return start + self.span
+        last = start * self.up // self.down + int(self.frame_positions[-1, -1])
+        return int(self.resampler.first_input(last)) + self.resampler.n_taps
+
+    def forecast(self, noutput_items, ninputs):
+        needed = self._window_end(self._next_start + (noutput_items - 1) * self.hop)
+        return [max(1, needed - self.nitems_read(0))] * ninputs
+
+    def general_work(self, input_items, output_items):
+        samples = input_items[0]
+        first = self.nitems_read(0)
+        end = first + len(samples)
+        self._collect_tags(end)
+        limit = min(len(output_items[0]), MAX_WINDOWS_PER_CALL)
+        starts = []
+        start = self._next_start
+        while len(starts) < limit and self._window_end(start) <= end:
+            starts.append(start)
+            start += self.hop
+        if starts:
+            vectors, reasons = self._transform(samples, first, starts)
+            output_items[0][:len(starts)] = vectors.reshape(len(starts), self.vlen)
+            clock = pmt.from_double(time.monotonic())
+            for i, (window_start, reason) in enumerate(zip(starts, reasons)):
+                self._tag_window(self.nitems_written(0) + i, window_start, reason, clock)
+            self._next_start = start
+            self.windows_out += len(starts)
+        self.consume(0, min(len(samples), max(0, self._low(self._next_start) - first)))
+        return len(starts)
+
+    def _transform(self, samples: np.ndarray, first: int, starts: list[int]):
+        """(G of each window (n, T, K), invalid reason or None per window)."""
+        low = self._low(starts[0])
+        chunk = samples[low - first:self._window_end(starts[-1]) - first]
+        if not self.resampling:
+            frames = np.stack([frames_from_iq(chunk, self.params, s - low) for s in starts])
+            reasons = [quality.check_iq(f) for f in frames]
+            return spectrogram_from_frames(frames, self.params), reasons
+        positions = (np.asarray(starts) * self.up // self.down)[:, None, None] + self.frame_positions
+        # Judged at the source rate, where ADC rails are still visible: the source samples
+        # under the frames G reads (the first at or after each analysis sample's time).
+        under = np.clip(-(-positions * self.down // self.up), np.asarray(starts)[:, None, None],
+                        np.asarray(starts)[:, None, None] + self.span - 1) - low
+        reasons = [quality.check_iq(chunk[window]) for window in under]
+        if "nan_or_inf" in reasons:
+            # Keep a broken window's NaN out of the filter taps that reach its neighbours.
+            chunk = np.where(np.isfinite(chunk), chunk, np.complex64(0))
+        frame_starts = positions[..., 0].ravel()
+        frames = self.resampler.frames(chunk, low, frame_starts, self.params.n_fft)
+        frames = frames.reshape(len(starts), self.params.n_frames, self.params.n_fft)
+        return spectrogram_from_frames(frames, self.params), reasons
+
+    def _collect_tags(self, end: int) -> None:
+        """Remember rx_time/rx_freq tags up to `end`; keep only those windows may still need."""
+        if end > self._tags_upto:
+            for tag in self.get_tags_in_range(0, self._tags_upto, end):
+                key = pmt.symbol_to_string(tag.key)
+                if key == TAG_RX_TIME:
+                    self._time_tags.append((tag.offset, tag.value))
+                elif key == TAG_RX_FREQ:
+                    self._freq_tags.append((tag.offset, tag.value))
+            self._tags_upto = end
+        for tags in (self._time_tags, self._freq_tags):
+            while len(tags) > 1 and tags[1][0] <= self._next_start:
+                del tags[0]
+
+    @staticmethod
+    def _in_force(tags, offset):
+        """The last tag at or before `offset`, else the first after it (a stream tagged late)."""
+        best = None
+        for tag in tags:
+            if tag[0] <= offset or best is None:
+                best = tag
+            if tag[0] > offset:
+                break
+        return best
+
+    def _tag_window(self, item: int, window_start: int, reason, clock) -> None:
+        self.add_item_tag(0, item, pmt.intern(TAG_WINDOW_START), pmt.from_uint64(window_start))
+        self.add_item_tag(0, item, pmt.intern(TAG_CLOCK), clock)
+        time_tag = self._in_force(self._time_tags, window_start)
+        if time_tag is not None:
+            offset, value = time_tag
+            whole = pmt.to_uint64(pmt.tuple_ref(value, 0))
+            fraction = pmt.to_double(pmt.tuple_ref(value, 1)) + (window_start - offset) / self.samp_rate
+            self.add_item_tag(0, item, pmt.intern(TAG_RX_TIME), rx_time_pmt(whole, fraction))
+        freq_tag = self._in_force(self._freq_tags, window_start)
+        if freq_tag is not None:
+            self.add_item_tag(0, item, pmt.intern(TAG_RX_FREQ), freq_tag[1])
+        if reason is not None:
+            self.windows_invalid += 1
+            self.add_item_tag(0, item, pmt.intern(TAG_INVALID), pmt.intern(reason))

@@ -1,0 +1,140 @@
+"""QA for the LWM Spectrogram block: G per window, resampling, hops, tags, bad input and parameters."""
+
+import shutil
+import tempfile
+
+import numpy as np
+import pmt
+from gnuradio import blocks, gr, gr_unittest
+
+import gnuradio.lwmspectro as lwm_blocks
+from bundle_factory import make_bundle
+from gnuradio.lwmspectro.common import ConfigError
+from lwmspectro.resample import rational_ratio, resample_to
+from lwmspectro.spectrogram import SpectrogramParams, frames_from_iq, spectrogram, spectrograms, spectrogram_from_frames
+
+PARAMS = SpectrogramParams(sample_rate_hz=1e6, n_fft=32, hop=64, n_frames=32, n_bins=16)
+WINDOW = PARAMS.window_samples
+BUNDLE = None
+
+
+def setUpModule():
+    global BUNDLE, _FOLDER
+    _FOLDER = tempfile.mkdtemp(prefix="lwm-qa-")
+    BUNDLE = str(make_bundle(_FOLDER, params=PARAMS))
+
+
+def tearDownModule():
+    shutil.rmtree(_FOLDER, ignore_errors=True)
+
+
+def noise(n, seed=0, scale=1.0):
+    rng = np.random.default_rng(seed)
+    return (scale * (rng.standard_normal(n) + 1j * rng.standard_normal(n))).astype(np.complex64)
+
+
+def make_tag(offset, key, value):
+    return gr.tag_utils.python_to_tag((offset, pmt.intern(key), value, pmt.intern("qa")))
+
+
+class qa_spectrogram(gr_unittest.TestCase):
+
+    def run_block(self, samples, tags=(), **kwargs):
+        """(vectors (n, T, K), {output index: {tag key: python value}})."""
+        tb = gr.top_block()
+        block = lwm_blocks.spectrogram(BUNDLE, **kwargs)
+        sink = blocks.vector_sink_f(block.vlen)
+        tb.connect(blocks.vector_source_c(samples, False, 1, list(tags)), block, sink)
+        tb.run()
+        vectors = np.asarray(sink.data(), np.float32).reshape(-1, *PARAMS.shape)
+        out_tags = {}
+        for tag in sink.tags():
+            out_tags.setdefault(tag.offset, {})[pmt.symbol_to_string(tag.key)] = pmt.to_python(tag.value)
+        return vectors, out_tags, block
+
+    def test_back_to_back_windows_are_G_of_each(self):
+        samples = noise(5 * WINDOW + 700)
+        vectors, tags, block = self.run_block(samples, samp_rate=1e6)
+        self.assertEqual(len(vectors), 5)
+        np.testing.assert_allclose(vectors, spectrograms(samples, PARAMS), atol=1e-5)
+        self.assertEqual([tags[i]["window_start"] for i in range(5)], [i * WINDOW for i in range(5)])
+        self.assertEqual(block.windows_out, 5)
+
+    def test_overlapping_and_gapped_hops(self):
+        samples = noise(4 * WINDOW, seed=1)
+        for hop in (700, WINDOW + 333):
+            vectors, tags, _ = self.run_block(samples, samp_rate=1e6, hop=hop)
+            starts = list(range(0, len(samples) - WINDOW + 1, hop))
+            self.assertEqual(len(vectors), len(starts), f"hop {hop}")
+            self.assertEqual([tags[i]["window_start"] for i in range(len(starts))], starts)
+            for vector, start in zip(vectors, starts):
+                np.testing.assert_allclose(vector, spectrogram(samples, PARAMS, start=start), atol=1e-5)
+
+    def test_resampled_windows_equal_the_whole_stream_resampled(self):
+        for rate in (0.8e6, 2.5e6):
+            up, down = rational_ratio(rate, PARAMS.sample_rate_hz)
+            samples = noise(int(4.5 * WINDOW * rate / PARAMS.sample_rate_hz), seed=2)
+            vectors, tags, block = self.run_block(samples, samp_rate=rate)
+            analysis = resample_to(samples, rate, PARAMS.sample_rate_hz)
+            starts = [tags[i]["window_start"] for i in range(len(vectors))]
+            self.assertEqual(starts, [i * block.span for i in range(len(vectors))])
+            self.assertGreaterEqual(len(vectors), 3)
+            expected = spectrogram_from_frames(
+                np.stack([frames_from_iq(analysis, PARAMS, s * up // down) for s in starts]), PARAMS)
+            np.testing.assert_allclose(vectors, expected, atol=2e-3, err_msg=f"source rate {rate}")
+
+    def test_rx_time_and_rx_freq_hold_at_each_window_start(self):
+        samples = noise(3 * WINDOW, seed=3)
+        tags = [make_tag(100, "rx_time", pmt.make_tuple(pmt.from_uint64(1000), pmt.from_double(0.25))),
+                make_tag(0, "rx_freq", pmt.from_double(2.4e9)),
+                make_tag(WINDOW + 10, "rx_freq", pmt.from_double(5.8e9))]
+        _, out, _ = self.run_block(samples, tags, samp_rate=1e6)
+        for i in range(3):
+            whole, fraction = out[i]["rx_time"]
+            self.assertAlmostEqual(whole + fraction, 1000.25 + (i * WINDOW - 100) / 1e6, places=9)
+            self.assertGreaterEqual(fraction, 0.0)
+        self.assertEqual([out[i]["rx_freq"] for i in range(3)], [2.4e9, 2.4e9, 5.8e9])
+
+    def test_unjudgeable_windows_are_tagged_with_the_reason(self):
+        for rate in (1e6, 0.8e6):
+            span = lwm_blocks.spectrogram(BUNDLE, rate).span
+            windows = [noise(span, seed=4), np.zeros(span, np.complex64), noise(span, seed=5),
+                       np.full(span, 0.5 + 0.5j, np.complex64), noise(span, seed=6, scale=10.0)]
+            windows[2][span // 3: span // 3 + PARAMS.hop] = np.nan  # wide enough to hit a frame
+            windows[4] = (np.clip(windows[4].real, -1, 1) + 1j * np.clip(windows[4].imag, -1, 1)).astype(np.complex64)
+            _, out, block = self.run_block(np.concatenate(windows), samp_rate=rate)
+            reasons = [out[i].get("lwm_invalid") for i in sorted(out)]
+            self.assertEqual(reasons[:4], [None, "all_zero", "nan_or_inf", "dc_only"], f"source rate {rate}")
+            if rate == PARAMS.sample_rate_hz:
+                # Resampling smooths the rails away from the stretch's edges: judged on the
+                # source samples, the last window is clipped at any rate that keeps it whole.
+                self.assertEqual(reasons[4], "clipped")
+                self.assertEqual(block.windows_invalid, 4)
+
+    def test_samples_g_does_not_read_do_not_invalidate_a_window(self):
+        samples = noise(2 * WINDOW, seed=7)
+        samples[PARAMS.n_fft + 3] = np.nan  # between the first two frames
+        vectors, out, _ = self.run_block(samples, samp_rate=1e6)
+        self.assertNotIn("lwm_invalid", out[0])
+        self.assertTrue(np.isfinite(vectors[0]).all())
+
+    def test_parameters_that_cannot_work_name_the_block_the_value_and_the_fix(self):
+        with self.assertRaisesRegex(ConfigError, r"LWM Spectrogram: vector length 1000 .*32 x 16 = 512.* 512"):
+            lwm_blocks.spectrogram(BUNDLE, 1e6, 0, 1000)
+        with self.assertRaisesRegex(ConfigError, r"LWM Spectrogram: bundle '/no/such/bundle' cannot be used"):
+            lwm_blocks.spectrogram("/no/such/bundle", 1e6)
+        with self.assertRaisesRegex(ConfigError, r"LWM Spectrogram: hop -5 is negative"):
+            lwm_blocks.spectrogram(BUNDLE, 1e6, -5)
+        with self.assertRaisesRegex(ConfigError, r"LWM Spectrogram: sample rate 0"):
+            lwm_blocks.spectrogram(BUNDLE, 0)
+
+    def test_a_source_narrower_than_the_analysis_band_is_warned_about(self):
+        self.assertIsNone(lwm_blocks.spectrogram(BUNDLE, 1e6).bandwidth_warning)
+        self.assertIsNone(lwm_blocks.spectrogram(BUNDLE, 2e6).bandwidth_warning)
+        warning = lwm_blocks.spectrogram(BUNDLE, 0.25e6).bandwidth_warning
+        self.assertIn("0.25 MS/s", warning)
+        self.assertIn("1 MHz the model analyses", warning)
+
+
+if __name__ == "__main__":
+    gr_unittest.run(qa_spectrogram)
