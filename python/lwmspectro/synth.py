@@ -184,22 +184,21 @@ def _channel(spec: ExampleSpec, sample_rate_hz: float, rng, scenario_folder=None
     return TDLChannel(profile, sample_rate_hz=sample_rate_hz, doppler_hz=spec.doppler_hz, rng=rng)
 
 
-CHANNEL_MEMORY_SAMPLES = 1024
-"""Transmit samples kept before each frame: the longest channel impulse response we model (33 us)."""
-
-
-def _transmit(spec: ExampleSpec, params: SpectrogramParams, starts: np.ndarray, length: int, rng):
-    """The transmit stream at the analysis rate, filled only where the receiver will look
-    (each [s - channel memory, s + length)), its tx-on mask, occupied bandwidth and PHY labels."""
-    n_samples = int(starts.max()) + length
-    duration = n_samples / params.sample_rate_hz
+def _phy_waveform(spec: ExampleSpec, duration_s: float, rng) -> phy.PhyWaveform:
     if spec.protocol == "other":
-        wf = phy.generate("other", kind=spec.other_kind, duration_s=duration, rng=rng)
-    else:
-        wf = phy.generate(spec.protocol, bandwidth_hz=spec.bandwidth_hz, modulation=spec.modulation,
-                          code_rate=spec.code_rate, duration_s=duration, rng=rng)
-    region_starts = np.maximum(starts - CHANNEL_MEMORY_SAMPLES, 0)
-    region_length = int(length + (starts - region_starts).max())
+        return phy.generate("other", kind=spec.other_kind, duration_s=duration_s, rng=rng)
+    return phy.generate(spec.protocol, bandwidth_hz=spec.bandwidth_hz, modulation=spec.modulation,
+                        code_rate=spec.code_rate, duration_s=duration_s, rng=rng)
+
+
+def _at_analysis_rate(wf: phy.PhyWaveform, params: SpectrogramParams, starts: np.ndarray, length: int,
+                      support: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The transmit stream and its tx-on mask at the analysis rate, filled only where the
+    channel output at [s, s + length) reads them (the channel's `support` around each frame)."""
+    first_tap, last_tap = support
+    n_samples = int(starts.max()) + length - min(first_tap, 0) + 1
+    region_starts = np.maximum(starts - max(last_tap, 0), 0)
+    region_length = int(length + (starts - region_starts).max() - min(first_tap, 0) + 1)
     segments = resample_segments(wf.iq, wf.sample_rate_hz, params.sample_rate_hz, region_starts, region_length)
     index = region_starts[:, None] + np.arange(region_length)[None, :]
     native = np.floor(index * (wf.sample_rate_hz / params.sample_rate_hz)).astype(np.int64)
@@ -207,8 +206,7 @@ def _transmit(spec: ExampleSpec, params: SpectrogramParams, starts: np.ndarray, 
     active = np.zeros(n_samples, bool)
     x[index] = segments
     active[index] = np.where(native < len(wf.active), wf.active[np.minimum(native, len(wf.active) - 1)], False)
-    phy_labels = {"coding": wf.coding, "bandwidth_hz": wf.bandwidth_hz, "occupied_bw_hz": wf.occupied_bw_hz}
-    return x, active, wf.occupied_bw_hz, phy_labels
+    return x, active
 
 
 def label_row(spec: ExampleSpec, extra: dict) -> dict:
@@ -235,8 +233,11 @@ def _realise(spec: ExampleSpec, params: SpectrogramParams, starts: np.ndarray, l
         shape = (len(starts), length)
         noise = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) * np.sqrt(NOISE_POWER_NONE / 2)
         return noise.astype(np.complex64), label_row(spec, {})
-    x, active, occupied_bw, phy_labels = _transmit(spec, params, starts, length, rng)
+    wf = _phy_waveform(spec, (int(starts.max()) + length) / params.sample_rate_hz, rng)
     channel = _channel(spec, params.sample_rate_hz, rng, scenario_folder)
+    x, active = _at_analysis_rate(wf, params, starts, length, channel.support)
+    occupied_bw = wf.occupied_bw_hz
+    phy_labels = {"coding": wf.coding, "bandwidth_hz": wf.bandwidth_hz, "occupied_bw_hz": wf.occupied_bw_hz}
     offsets = impairments.draw_frequency_offsets(rng, spec.carrier_hz)
     if stream:
         y = channel.apply(x, sampling_offset_ppm=offsets["sfo_ppm"])[starts[0]:starts[0] + length][None, :]

@@ -239,6 +239,13 @@ class TDLChannel:
         limit = int(self.sample_rate_hz / (HOLD_DOPPLER_FRACTION * self.doppler_hz))
         return max(1, min(MAX_HOLD_SAMPLES, limit))
 
+    @property
+    def support(self) -> tuple[int, int]:
+        """(first, last) tap offsets an output sample can depend on, the sampling-offset
+        interpolator included: y[n] reads x[n - last] .. x[n - first]."""
+        a = FRACTIONAL_DELAY_HALF_WIDTH
+        return self._integer_first_tap - a, self._integer_first_tap + self._integer_weights.shape[1] - 1 + a
+
     def labels(self) -> dict:
         return {
             "channel_profile": self.profile.name,
