@@ -87,9 +87,23 @@ def _crc_rows(poly: int, length: int) -> np.ndarray:
     return rows[:length][::-1]
 
 
-@functools.lru_cache(maxsize=64)
+_CRC_TABLES: dict[int, np.ndarray] = {}
+
+
 def _crc_byte_tables(poly: int, length: int) -> np.ndarray:
-    """(length / 8, 256) uint32: the CRC contribution of each value of each message byte."""
+    """(length / 8, 256) uint32: the CRC contribution of each value of each message byte.
+
+    A byte's contribution depends only on its distance from the message end, so the
+    table of a shorter message is the tail of a longer one's: one table per polynomial,
+    grown by doubling, serves every transport block size."""
+    table = _CRC_TABLES.get(poly)
+    if table is None or 8 * len(table) < length:
+        size = max(8192, 1 << (int(length) - 1).bit_length())
+        table = _CRC_TABLES[poly] = _build_crc_byte_tables(poly, size)
+    return table[len(table) - length // 8:]
+
+
+def _build_crc_byte_tables(poly: int, length: int) -> np.ndarray:
     rows = _crc_rows(poly, length)
     packed = (rows.astype(np.uint32) << np.arange(23, -1, -1, dtype=np.uint32)).sum(axis=1, dtype=np.uint32)
     per_byte = packed.reshape(-1, 8)  # column b: message bit 8p + b, the byte's bit of weight 2^(7-b)
