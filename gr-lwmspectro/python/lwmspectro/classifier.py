@@ -13,6 +13,7 @@ queued window has been published, so that the scheduler does not declare the blo
 from __future__ import annotations
 
 import collections
+import os
 import queue
 import threading
 import time
@@ -46,7 +47,7 @@ class _Window:
 class classifier(gr.basic_block):
     """Float vectors of length T*K in; a PMT dict per classified window on `readout`.
 
-    bundle: model bundle folder ('' = the shipped model), or a loaded Runtime.
+    bundle: model bundle folder ('' = the shipped model), or a loaded lwmspectro Runtime.
     max_rate: at most this many readouts per second (0 = no cap).
     one_in_n: classify one window in N (1 = every window).
     queue_size: windows waiting for the worker before new ones are dropped.
@@ -55,8 +56,8 @@ class classifier(gr.basic_block):
     vlen: the input vector length the flowgraph feeds (0 = take it from the bundle).
     """
 
-    def __init__(self, bundle="", max_rate=0.0, one_in_n=1, queue_size=4, embedding_output=False, vlen=0):
-        self.runtime = bundle if isinstance(bundle, Runtime) else self._load(bundle)
+    def __init__(self, bundle="", max_rate=0.0, one_in_n=1, queue_size=8, embedding_output=False, vlen=0):
+        self.runtime = self._load(bundle) if isinstance(bundle, (str, os.PathLike)) else bundle
         params = self.runtime.params
         self.vlen = params.n_frames * params.n_bins
         if vlen and int(vlen) != self.vlen:

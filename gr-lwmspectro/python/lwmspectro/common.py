@@ -58,14 +58,15 @@ def readout_to_pmt(readout: dict):
 
 
 def readout_from_pmt(message) -> dict:
-    """The readout dict carried by a PMT message; ValueError when it is not one."""
+    """The readout dict carried by a PMT message, fields in readout.FIELDS order (as the CLI
+    prints them); ValueError when it is not one."""
     if not pmt.is_dict(message):
         raise ValueError(f"expected a readout PMT dict, got {pmt.write_string(message)[:80]}")
     value = pmt.to_python(message)
     missing = [key for key in readout_schema.FIELDS if key not in value]
     if missing:
         raise ValueError(f"readout message lacks fields {missing}")
-    return value
+    return {key: value[key] for key in readout_schema.FIELDS}
 
 
 def rx_time_to_seconds(value) -> float:

@@ -16,7 +16,7 @@ class receiver(gr.hier_block2):
     See `spectrogram` and `classifier` for the parameters.
     """
 
-    def __init__(self, bundle="", samp_rate=30.72e6, hop=0, max_rate=0.0, one_in_n=1, queue_size=4,
+    def __init__(self, bundle="", samp_rate=30.72e6, hop=0, max_rate=0.0, one_in_n=1, queue_size=8,
                  embedding_output=False):
         self.classifier = classifier(bundle, max_rate, one_in_n, queue_size,
                                      embedding_output)

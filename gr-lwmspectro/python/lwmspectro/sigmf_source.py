@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pmt
 from gnuradio import gr
-from sigmf import SigMFFile
 from sigmf.error import SigMFError
 from sigmf.sigmffile import fromfile
 
@@ -30,7 +29,7 @@ def meta_path_of(path) -> Path:
 
 def _capture_time(capture: dict):
     """(whole seconds, fraction) since the epoch of a capture's core:datetime, or None."""
-    stamp = capture.get(SigMFFile.DATETIME_KEY)
+    stamp = capture.get("core:datetime")
     if not stamp:
         return None
     moment = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
@@ -58,24 +57,24 @@ class sigmf_source(gr.sync_block):
             self.meta = fromfile(str(meta_path), skip_checksum=True, autoscale=True)
         except (SigMFError, ValueError, OSError) as err:
             raise ConfigError(f"{LABEL}: {meta_path} is not a readable SigMF recording: {err}") from err
-        datatype = self.meta.get_global_field(SigMFFile.DATATYPE_KEY)
+        datatype = self.meta.get_global_field("core:datatype")
         if datatype not in SUPPORTED_DATATYPES:
             raise ConfigError(f"{LABEL}: {meta_path} has core:datatype {datatype!r}, which is not supported; "
                               f"supported: {', '.join(SUPPORTED_DATATYPES)}. Fix: convert the recording to "
                               "cf32_le (for example `lwmspectro iq`-style writing with lwmspectro.sigmf_io)")
-        channels = self.meta.get_global_field(SigMFFile.NUM_CHANNELS_KEY, 1)
+        channels = self.meta.get_global_field("core:num_channels", 1)
         if channels != 1:
             raise ConfigError(f"{LABEL}: {meta_path} holds {channels} channels; only single-channel "
                               "recordings can be replayed, split it into one recording per channel")
-        rate = self.meta.get_global_field(SigMFFile.SAMPLE_RATE_KEY)
+        rate = self.meta.get_global_field("core:sample_rate")
         if not rate or rate <= 0:
             raise ConfigError(f"{LABEL}: {meta_path} has no positive core:sample_rate; add it to the global object")
         self.samp_rate = float(rate)
         self.sample_count = int(self.meta.sample_count)
         if self.sample_count == 0:
             raise ConfigError(f"{LABEL}: {meta_path} has no samples in its data file")
-        self.captures = [(int(c.get(SigMFFile.START_INDEX_KEY, 0)), c) for c in self.meta.get_captures()]
-        self.center_freq = float(self.captures[0][1].get(SigMFFile.FREQUENCY_KEY, 0.0)) if self.captures else 0.0
+        self.captures = [(int(c.get("core:sample_start", 0)), c) for c in self.meta.get_captures()]
+        self.center_freq = float(self.captures[0][1].get("core:frequency", 0.0)) if self.captures else 0.0
         self.path = meta_path
         self.repeat = bool(repeat)
         self._position = 0
@@ -97,8 +96,8 @@ class sigmf_source(gr.sync_block):
 
     def _tag_capture(self, offset: int, capture: dict) -> None:
         self.add_item_tag(0, offset, pmt.intern(TAG_RX_RATE), pmt.from_double(self.samp_rate))
-        if SigMFFile.FREQUENCY_KEY in capture:
-            self.add_item_tag(0, offset, pmt.intern(TAG_RX_FREQ), pmt.from_double(float(capture[SigMFFile.FREQUENCY_KEY])))
+        if "core:frequency" in capture:
+            self.add_item_tag(0, offset, pmt.intern(TAG_RX_FREQ), pmt.from_double(float(capture["core:frequency"])))
         moment = _capture_time(capture)
         if moment is not None:
             self.add_item_tag(0, offset, pmt.intern(TAG_RX_TIME), rx_time_pmt(*moment))

@@ -1,0 +1,222 @@
+"""QA for the LWM Classifier and LWM Receiver blocks: readouts as PMT dicts, tags in, invalid
+windows, thinning, the worker queue under a slow model, clean stop, embeddings, bad parameters."""
+
+import shutil
+import tempfile
+import threading
+import time
+
+import numpy as np
+import pmt
+from gnuradio import blocks, gr, gr_unittest
+
+import gnuradio.lwmspectro as lwm_blocks
+from bundle_factory import band_spectrograms, make_bundle
+from gnuradio.lwmspectro.common import ConfigError
+from lwmspectro import labels, readout
+from lwmspectro.runtime import Runtime
+from lwmspectro.spectrogram import SpectrogramParams
+
+PARAMS = SpectrogramParams(sample_rate_hz=1e6, n_fft=32, hop=64, n_frames=32, n_bins=16)
+VLEN = PARAMS.n_frames * PARAMS.n_bins
+BANDS = [0, 1, 2, None, 0, 2, 1, None, 0, 1]
+"""Spectrogram bands the test bundle's router reads as wifi, lte, nr, none."""
+EXPECTED = ["wifi", "lte", "nr", "none", "wifi", "nr", "lte", "none", "wifi", "lte"]
+
+
+def setUpModule():
+    global BUNDLE, RUNTIME, _FOLDER
+    _FOLDER = tempfile.mkdtemp(prefix="lwm-qa-")
+    BUNDLE = str(make_bundle(_FOLDER, params=PARAMS))
+    RUNTIME = Runtime(BUNDLE, intra_op_threads=1)
+
+
+def tearDownModule():
+    shutil.rmtree(_FOLDER, ignore_errors=True)
+
+
+def make_tag(offset, key, value):
+    return gr.tag_utils.python_to_tag((offset, pmt.intern(key), value, pmt.intern("qa")))
+
+
+def window_tags(n, spacing=1000):
+    return [make_tag(i, "window_start", pmt.from_uint64(i * spacing)) for i in range(n)]
+
+
+def stored(debug):
+    return [debug.get_message(i) for i in range(debug.num_messages())]
+
+
+class SlowRuntime:
+    """A runtime whose every inference call takes `delay` seconds."""
+
+    def __init__(self, runtime, delay):
+        self.runtime, self.delay, self.calls = runtime, delay, 0
+
+    def __getattr__(self, name):
+        return getattr(self.runtime, name)
+
+    def classify(self, *args, **kwargs):
+        self.calls += 1
+        time.sleep(self.delay)
+        return self.runtime.classify(*args, **kwargs)
+
+
+class qa_classifier(gr_unittest.TestCase):
+
+    def run_classifier(self, vectors, tags=(), **kwargs):
+        tb = gr.top_block()
+        kwargs.setdefault("queue_size", len(vectors))
+        block = lwm_blocks.classifier(RUNTIME, **kwargs)
+        debug = blocks.message_debug()
+        tb.connect(blocks.vector_source_f(np.asarray(vectors, np.float32).ravel(), False, VLEN, list(tags)), block)
+        tb.msg_connect(block, "readout", debug, "store")
+        tb.run()
+        return stored(debug), block
+
+    def test_readouts_are_pmt_dicts_of_every_field_and_follow_the_model(self):
+        vectors = band_spectrograms(PARAMS, BANDS)
+        tags = window_tags(len(vectors)) + [
+            make_tag(2, "rx_time", pmt.make_tuple(pmt.from_uint64(1700000000), pmt.from_double(0.5)))]
+        messages, block = self.run_classifier(vectors, tags)
+        self.assertEqual(len(messages), len(vectors))
+        for message in messages:
+            self.assertTrue(pmt.is_dict(message))
+            self.assertEqual(set(pmt.to_python(message)), set(readout.FIELDS))
+        readouts = sorted((pmt.to_python(m) for m in messages), key=lambda r: r["window_start"])
+        self.assertEqual([r["protocol"] for r in readouts], EXPECTED)
+        self.assertEqual([r["window_start"] for r in readouts], [i * 1000 for i in range(len(vectors))])
+        self.assertEqual(readouts[2]["rx_time"], 1700000000.5)
+        self.assertIsNone(readouts[0]["rx_time"])
+        direct = RUNTIME.classify(vectors)
+        for got, want in zip(readouts, direct):
+            self.assertAlmostEqual(got["protocol_confidence"], want["protocol_confidence"], places=5)
+            self.assertEqual(got["modulation"], want["modulation"])
+            self.assertEqual(got["mobility"], want["mobility"])
+            self.assertGreater(got["latency_ms"], 0.0)
+        self.assertIsNone(readouts[3]["modulation"])
+        self.assertIn(readouts[0]["modulation"], labels.MODULATIONS)
+        self.assertEqual(max(r["windows_seen"] for r in readouts), len(vectors))
+        self.assertEqual(block.counters(), {"windows_seen": 10, "windows_classified": 10, "windows_dropped": 0,
+                                            "windows_skipped": 0, "windows_invalid": 0})
+
+    def test_unjudgeable_windows_give_invalid_readouts_and_are_counted(self):
+        vectors = band_spectrograms(PARAMS, [0, 1, 2])
+        vectors[2][5, 5] = np.nan
+        tags = window_tags(3) + [make_tag(1, "lwm_invalid", pmt.intern("clipped"))]
+        messages, block = self.run_classifier(vectors, tags)
+        by_start = {r["window_start"]: r for r in map(pmt.to_python, messages)}
+        self.assertTrue(by_start[0]["valid"])
+        self.assertEqual((by_start[1000]["valid"], by_start[1000]["invalid_reason"]), (False, "clipped"))
+        self.assertEqual((by_start[2000]["valid"], by_start[2000]["invalid_reason"]), (False, "nan_or_inf"))
+        self.assertIsNone(by_start[1000]["protocol"])
+        self.assertEqual(block.windows_invalid, 2)
+        self.assertEqual(block.windows_classified, 1)
+
+    def test_one_in_n_and_the_rate_cap_thin_the_windows(self):
+        vectors = band_spectrograms(PARAMS, BANDS)
+        messages, block = self.run_classifier(vectors, window_tags(10), one_in_n=3)
+        self.assertEqual(sorted(pmt.to_python(m)["window_start"] for m in messages), [0, 3000, 6000, 9000])
+        self.assertEqual(block.windows_skipped, 6)
+        messages, block = self.run_classifier(vectors, window_tags(10), max_rate=0.5)
+        self.assertEqual(len(messages), 1)
+        self.assertEqual(block.windows_skipped, 9)
+
+    def test_a_slow_model_drops_windows_but_never_blocks_the_scheduler(self):
+        slow = SlowRuntime(RUNTIME, delay=0.6)
+        vectors = band_spectrograms(PARAMS, BANDS * 4)
+        tb = gr.top_block()
+        block = lwm_blocks.classifier(slow, queue_size=2)
+        debug = blocks.message_debug()
+        tb.connect(blocks.vector_source_f(vectors.ravel(), False, VLEN, window_tags(len(vectors))), block)
+        tb.msg_connect(block, "readout", debug, "store")
+        started = time.monotonic()
+        tb.start()
+        while block.windows_seen < len(vectors) and time.monotonic() - started < 5:
+            time.sleep(0.01)
+        all_seen = time.monotonic() - started
+        tb.wait()
+        self.assertLess(all_seen, slow.delay, "work() waited for the model")
+        self.assertGreater(block.windows_dropped, 0)
+        self.assertEqual(block.windows_seen, len(vectors))
+        self.assertEqual(block.windows_classified + block.windows_dropped, len(vectors))
+        self.assertEqual(debug.num_messages(), block.windows_classified)
+        self.assertLessEqual(block.windows_classified, 1 + 2 * slow.calls)
+        last = max((pmt.to_python(m) for m in stored(debug)), key=lambda r: r["windows_seen"])
+        self.assertEqual(last["windows_dropped"], block.windows_dropped)
+        self.assertIsNone(block._worker, "stop() did not join the worker")
+
+    def test_stop_of_a_running_flowgraph_drains_and_joins_the_worker(self):
+        tb = gr.top_block()
+        block = lwm_blocks.classifier(SlowRuntime(RUNTIME, delay=0.05), queue_size=3)
+        tb.connect(blocks.vector_source_f(band_spectrograms(PARAMS, BANDS).ravel(), True, VLEN), block)
+        tb.start()
+        time.sleep(0.3)
+        stopper = threading.Thread(target=lambda: (tb.stop(), tb.wait()))
+        stopper.start()
+        stopper.join(timeout=10)
+        self.assertFalse(stopper.is_alive(), "stop() hung")
+        self.assertIsNone(block._worker)
+        self.assertTrue(block._queue.empty())
+        self.assertGreater(block.windows_classified, 0)
+
+    def test_embedding_output_carries_the_expert_embeddings_of_protocol_windows(self):
+        vectors = band_spectrograms(PARAMS, BANDS)
+        tb = gr.top_block()
+        block = lwm_blocks.classifier(RUNTIME, queue_size=len(vectors), embedding_output=True)
+        sink = blocks.vector_sink_f(RUNTIME.embedding_dim)
+        tb.connect(blocks.vector_source_f(vectors.ravel(), False, VLEN, window_tags(len(vectors))), block, sink)
+        tb.run()
+        embeddings = np.asarray(sink.data(), np.float32).reshape(-1, RUNTIME.embedding_dim)
+        starts = [pmt.to_uint64(t.value) for t in sorted(sink.tags(), key=lambda t: t.offset)]
+        protocol_rows = [i for i, p in enumerate(EXPECTED) if p in labels.PROTOCOLS]
+        self.assertEqual(sorted(starts), [i * 1000 for i in protocol_rows])
+        _, expected = RUNTIME.classify(vectors, return_embedding=True)
+        for embedding, start in zip(embeddings, starts):
+            np.testing.assert_allclose(embedding, expected[start // 1000], atol=1e-5)
+
+    def test_parameters_that_cannot_work_name_the_block_the_value_and_the_fix(self):
+        with self.assertRaisesRegex(ConfigError, r"LWM Classifier: vector length 100 .*= 512.*LWM Spectrogram"):
+            lwm_blocks.classifier(BUNDLE, vlen=100)
+        with self.assertRaisesRegex(ConfigError, r"LWM Classifier: bundle '/no/such' cannot be used.*Fix"):
+            lwm_blocks.classifier("/no/such")
+        with self.assertRaisesRegex(ConfigError, r"LWM Classifier: max rate -1"):
+            lwm_blocks.classifier(RUNTIME, max_rate=-1)
+        with self.assertRaisesRegex(ConfigError, r"LWM Classifier: one in N = 0"):
+            lwm_blocks.classifier(RUNTIME, one_in_n=0)
+        with self.assertRaisesRegex(ConfigError, r"LWM Classifier: queue size 0"):
+            lwm_blocks.classifier(RUNTIME, queue_size=0)
+
+
+def tone(n, frequency, seed, amplitude=3.0):
+    """Complex noise with a strong tone at `frequency` (fraction of the sample rate)."""
+    rng = np.random.default_rng(seed)
+    noise = (rng.standard_normal(n) + 1j * rng.standard_normal(n)) * 0.1
+    return (noise + amplitude * np.exp(2j * np.pi * frequency * np.arange(n))).astype(np.complex64)
+
+
+class qa_receiver(gr_unittest.TestCase):
+
+    def test_receiver_reads_out_each_window_of_a_stream(self):
+        window = PARAMS.window_samples
+        rng = np.random.default_rng(9)
+        noise = ((rng.standard_normal(window) + 1j * rng.standard_normal(window)) * 0.1).astype(np.complex64)
+        stream = np.concatenate([tone(window, -0.33, 1), tone(window, 0.0, 2), tone(window, 0.33, 3), noise,
+                                 np.zeros(window, np.complex64)])
+        tb = gr.top_block()
+        receiver = lwm_blocks.receiver(BUNDLE, PARAMS.sample_rate_hz, embedding_output=True)
+        debug = blocks.message_debug()
+        sink = blocks.vector_sink_f(RUNTIME.embedding_dim)
+        tb.connect(blocks.vector_source_c(stream), receiver, sink)
+        tb.msg_connect(receiver, "readout", debug, "store")
+        tb.run()
+        readouts = sorted((pmt.to_python(m) for m in stored(debug)), key=lambda r: r["window_start"])
+        self.assertEqual([r["window_start"] for r in readouts], [i * window for i in range(5)])
+        self.assertEqual([r["protocol"] for r in readouts[:4]], ["wifi", "lte", "nr", "none"])
+        self.assertEqual((readouts[4]["valid"], readouts[4]["invalid_reason"]), (False, "all_zero"))
+        self.assertEqual(len(sink.data()) // RUNTIME.embedding_dim, 3)
+        self.assertEqual(receiver.counters()["windows_out"], 5)
+
+
+if __name__ == "__main__":
+    gr_unittest.run(qa_classifier)

@@ -1,0 +1,193 @@
+"""QA for the readout sinks: console, ZMQ PUB, SigMF annotator and the Qt readout widget."""
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np
+import pmt
+import zmq
+from gnuradio import blocks, gr, gr_unittest
+from sigmf.sigmffile import fromfile
+
+import gnuradio.lwmspectro as lwm_blocks
+from bundle_factory import make_card
+from gnuradio.lwmspectro.common import ConfigError, readout_to_pmt
+from lwmspectro import card as card_mod
+from lwmspectro.readout import FIELDS, format_line, invalid_readout, make_readout, to_json
+from lwmspectro.sigmf_io import write_recording
+from lwmspectro.spectrogram import SpectrogramParams
+
+PARAMS = SpectrogramParams(sample_rate_hz=1e6, n_fft=32, hop=64, n_frames=32, n_bins=16)
+READOUTS = [
+    make_readout(protocol="lte", protocol_confidence=0.97, modulation="64QAM", modulation_confidence=0.81,
+                 snr_db=15.0, snr_confidence=0.6, mobility="pedestrian", mobility_confidence=0.7, expert="lte",
+                 window_start=0, rx_time=12.5, latency_ms=8.0, windows_seen=1, windows_classified=1),
+    invalid_readout("all_zero", window_start=2016, windows_seen=2, windows_classified=1),
+    make_readout(protocol="none", protocol_confidence=0.9, window_start=4032, latency_ms=7.5,
+                 windows_seen=3, windows_classified=2, windows_dropped=0),
+]
+
+
+def setUpModule():
+    global FOLDER, BUNDLE
+    FOLDER = Path(tempfile.mkdtemp(prefix="lwm-qa-"))
+    BUNDLE = FOLDER / "card-only"
+    BUNDLE.mkdir()
+    card_mod.write_card(BUNDLE, make_card(PARAMS))
+
+
+def tearDownModule():
+    shutil.rmtree(FOLDER, ignore_errors=True)
+
+
+class ReadoutFeeder(gr.sync_block):
+    """Publishes the given readouts on `readout`, then ends its (dummy) stream."""
+
+    def __init__(self, readouts):
+        gr.sync_block.__init__(self, name="readout_feeder", in_sig=None, out_sig=[np.uint8])
+        self.readouts = readouts
+        self.message_port_register_out(pmt.intern("readout"))
+
+    def work(self, input_items, output_items):
+        for readout in self.readouts:
+            self.message_port_pub(pmt.intern("readout"), readout_to_pmt(readout))
+        return -1
+
+
+def feed(sink, readouts=READOUTS):
+    tb = gr.top_block()
+    feeder = ReadoutFeeder(readouts)
+    tb.connect(feeder, blocks.null_sink(1))
+    tb.msg_connect(feeder, "readout", sink, "readout")
+    tb.run()
+
+
+class qa_console_sink(gr_unittest.TestCase):
+
+    def test_text_and_json_lines(self):
+        for fmt, expected in (("text", [format_line(r) for r in READOUTS]), ("json", [to_json(r) for r in READOUTS])):
+            out = io.StringIO()
+            sink = lwm_blocks.console_sink(fmt)
+            with contextlib.redirect_stdout(out):
+                feed(sink)
+            self.assertEqual(out.getvalue().splitlines(), expected)
+            self.assertEqual(sink.lines, len(READOUTS))
+        parsed = [json.loads(line) for line in expected]
+        self.assertEqual(parsed[0], READOUTS[0])
+
+    def test_log_destination_keeps_stdout_clean(self):
+        out = io.StringIO()
+        sink = lwm_blocks.console_sink("text", "log")
+        with contextlib.redirect_stdout(out):
+            feed(sink)
+        self.assertEqual(out.getvalue(), "")
+        self.assertEqual(sink.lines, len(READOUTS))
+
+    def test_unknown_choices_are_refused_with_the_valid_ones(self):
+        with self.assertRaisesRegex(ConfigError, r"LWM Console Sink: format 'xml' is unknown; valid: text, json"):
+            lwm_blocks.console_sink("xml")
+        with self.assertRaisesRegex(ConfigError, r"LWM Console Sink: destination 'file' .* valid: stdout, log"):
+            lwm_blocks.console_sink("text", "file")
+
+
+class qa_zmq_pub_sink(gr_unittest.TestCase):
+
+    def test_subscribers_get_one_json_readout_per_message(self):
+        sink = lwm_blocks.zmq_pub_sink("tcp://127.0.0.1:*")
+        subscriber = zmq.Context.instance().socket(zmq.SUB)
+        subscriber.setsockopt(zmq.SUBSCRIBE, b"")
+        subscriber.setsockopt(zmq.RCVTIMEO, 3000)
+        subscriber.connect(sink.endpoint)
+        time.sleep(0.3)  # let the subscription reach the publisher before anything is sent
+        try:
+            feed(sink)
+            received = [json.loads(subscriber.recv_string()) for _ in READOUTS]
+        finally:
+            subscriber.close()
+        self.assertEqual(received, [json.loads(to_json(r)) for r in READOUTS])
+        self.assertEqual(set(received[1]), set(FIELDS))
+        self.assertEqual(sink.sent, len(READOUTS))
+
+    def test_default_endpoint_is_localhost_and_a_busy_one_is_refused(self):
+        self.assertEqual(lwm_blocks.zmq_pub_sink.__init__.__defaults__, ("tcp://127.0.0.1:5557",))
+        first = lwm_blocks.zmq_pub_sink("tcp://127.0.0.1:*")
+        with self.assertRaisesRegex(ConfigError, r"LWM ZMQ PUB Sink: cannot bind '.*': .*give a free endpoint"):
+            lwm_blocks.zmq_pub_sink(first.endpoint)
+        with self.assertRaisesRegex(ConfigError, r"LWM ZMQ PUB Sink: cannot bind 'localhost'"):
+            lwm_blocks.zmq_pub_sink("localhost")
+        first.stop()
+
+
+class qa_sigmf_annotator(gr_unittest.TestCase):
+
+    def make_recording(self, name):
+        meta_path = write_recording(FOLDER / name, np.zeros(8000, np.complex64), 0.8e6, 2.4e9,
+                                    labels={"protocol": "lte"})
+        meta = json.loads(meta_path.read_text())
+        meta["global"]["core:author"] = "someone else"
+        meta["annotations"] = [{"core:sample_start": 3000, "core:sample_count": 10, "core:label": "burst"}]
+        meta_path.write_text(json.dumps(meta))
+        return meta_path
+
+    def test_readouts_become_annotations_beside_the_existing_content(self):
+        meta_path = self.make_recording("annotated")
+        before = json.loads(meta_path.read_text())
+        for _ in range(2):  # a second replay replaces, never doubles, this block's annotations
+            feed(lwm_blocks.sigmf_annotator(str(meta_path.with_suffix(".sigmf-data")), str(BUNDLE), flush_every=2))
+        meta = json.loads(meta_path.read_text())
+        self.assertEqual(meta["global"]["core:author"], "someone else")
+        self.assertEqual(meta["global"]["lwm:protocol"], "lte")
+        self.assertEqual(meta["captures"], before["captures"])
+        self.assertIn({"name": "lwm", "version": "1.0.0", "optional": True}, meta["global"]["core:extensions"])
+        annotations = meta["annotations"]
+        self.assertEqual([a["core:sample_start"] for a in annotations], [0, 2016, 3000, 4032])
+        ours = [a for a in annotations if a.get("core:generator") == "gr-lwmspectro"]
+        self.assertEqual([a["core:label"] for a in ours], ["lte", "invalid", "none"])
+        window = -(-PARAMS.window_samples * 4 // 5)  # at 0.8 MS/s
+        self.assertEqual({a["core:sample_count"] for a in ours}, {window})
+        self.assertEqual(ours[0]["lwm:modulation"], "64QAM")
+        self.assertEqual(ours[1]["lwm:invalid_reason"], "all_zero")
+        self.assertEqual(ours[0]["core:comment"], format_line(READOUTS[0]).strip())
+        self.assertEqual(sorted(p.name for p in FOLDER.glob("annotated*")),
+                         ["annotated.sigmf-data", "annotated.sigmf-meta"])
+        recording = fromfile(str(meta_path))
+        self.assertEqual(len(recording.get_annotations()), 4)
+
+    def test_missing_recording_names_the_block_and_the_path(self):
+        with self.assertRaisesRegex(ConfigError, r"LWM SigMF Annotator: no SigMF metadata at .*nowhere.sigmf-meta"):
+            lwm_blocks.sigmf_annotator(str(FOLDER / "nowhere"), str(BUNDLE))
+
+
+class qa_readout_widget(gr_unittest.TestCase):
+
+    def test_widget_shows_the_latest_readout_and_a_short_history(self):
+        from PyQt5 import QtWidgets
+
+        app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+        widget = lwm_blocks.readout_widget(history=2, title="LWM test")
+        feed(widget, [READOUTS[1], READOUTS[2], READOUTS[0]])
+        deadline = time.monotonic() + 3
+        while len(widget.view.lines) < 2 and time.monotonic() < deadline:
+            app.processEvents()
+        app.processEvents()
+        view = widget.qwidget()
+        self.assertEqual(view.values["protocol"].text(), "lte")
+        self.assertEqual(view.values["modulation"].text(), "64QAM")
+        self.assertEqual(view.values["snr_db"].text(), "15 dB")
+        self.assertEqual(view.bars["protocol"].value(), 97)
+        self.assertEqual(view.bars["mobility"].value(), 70)
+        self.assertEqual(view.history.count(), 2)
+        self.assertEqual(view.history.item(0).text(), format_line(READOUTS[0]).strip())
+        self.assertIn("classified 1", view.status.text())
+
+
+if __name__ == "__main__":
+    gr_unittest.run(qa_console_sink)
