@@ -1,0 +1,203 @@
+"""The trial loop and report generator on a tiny run: CSV, tables, figures, resume."""
+
+import csv
+import json
+import sys
+
+import matplotlib.image
+import numpy as np
+import pytest
+import torch
+
+from lwmspectro import cli, labels
+from lwmspectro.dataset import open_dataset, write_manifest, write_shard
+from lwmspectro.spectrogram import SpectrogramParams
+from lwmspectro_train.evaluation import trials as trials_mod
+from lwmspectro_train.evaluation.fit import TrainSettings
+from lwmspectro_train.evaluation.lwm import LWMComponents
+from lwmspectro_train.evaluation.report import aggregate
+from lwmspectro_train.evaluation.tasks import Preset
+from lwmspectro_train.evaluation.trials import TrialLog, run_trials
+from lwmspectro_train.model import EncoderConfig, HeadsConfig, Router, RouterConfig, SpectrogramEncoder
+
+HELDOUT = "toy_heldout"
+SIZE = 16
+TINY = Preset(
+    name="tiny",
+    n_per_class={"task1": (2, 4), "task2": (2,), "task3": (3, 50)},
+    seeds=(0, 1),
+    baselines={"task1": ("wu_cnn",), "task2": ("wu_cnn",), "task3": ("wu_cnn",)},
+    baseline_width=0.25, test_per_class=3, max_val_per_class=2, tsne_samples=40,
+    settings=TrainSettings(epochs=2, patience=1, batch_size=8, min_steps_per_epoch=1),
+)
+
+
+def _dataset(folder):
+    """Held-out rows of every protocol, modulation, two SNRs and two mobility classes, a
+    few rows of another scenario and a noise-only row, which the tasks must leave out."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for protocol, repeats in (("wifi", 3), ("lte", 2), ("nr", 2)):
+        for modulation in labels.ALLOWED_MODULATIONS[protocol]:
+            for snr in (0, 20):
+                for mobility in ("static", "vehicular"):
+                    rows += [dict(protocol=protocol, modulation=modulation, snr_db=snr, mobility=mobility,
+                                  scenario=HELDOUT)] * repeats
+    rows += [dict(protocol="wifi", modulation="QPSK", snr_db=20, mobility="static", scenario="toy_train")] * 4
+    rows.append(dict(protocol="none", modulation=None, snr_db=0, mobility="static", scenario=HELDOUT))
+    x = rng.normal(0, 0.3, (len(rows), SIZE, SIZE)).astype(np.float32)
+    for i, row in enumerate(rows):
+        if row["modulation"]:
+            x[i, 3 * labels.MODULATIONS.index(row["modulation"]), :] += 2.0
+            x[i, :, 2 * labels.MOBILITY_CLASSES.index(row["mobility"])] += row["snr_db"] / 10
+    params = SpectrogramParams(n_fft=SIZE, hop=SIZE, n_frames=SIZE, n_bins=SIZE)
+    folder.mkdir(parents=True)
+    write_shard(folder, 0, x, rows)
+    write_manifest(folder, params, {"toy": True}, 1)
+    return open_dataset(folder)
+
+
+def _components():
+    torch.manual_seed(0)
+    cfg = EncoderConfig(patch_size=4, d_model=16, n_layers=1, n_heads=2)
+    experts = {p: SpectrogramEncoder(cfg, (SIZE, SIZE)).eval().requires_grad_(False) for p in labels.PROTOCOLS}
+    router = Router(RouterConfig(patch_size=4, d_model=16, n_layers=1, n_heads=2), (SIZE, SIZE))
+    return LWMComponents(experts, router.eval().requires_grad_(False), HeadsConfig(channels=4, n_blocks=1), "toy")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """`lwmspectro eval` end to end on the tiny dataset, with the tiny preset standing in for --quick."""
+    from lwmspectro_train.evaluation import run as run_mod
+
+    root = tmp_path_factory.mktemp("eval")
+    dataset = _dataset(root / "data")
+    components = _components()
+    bundle = _bundle(root / "bundle", components, dataset.params)
+    out, md = root / "out", root / "docs" / "results.md"
+    argv = ["eval", "--bundle", str(bundle), "--data", str(dataset.folder), "--quick", "--out", str(out),
+            "--results-md", str(md), "--scenario", HELDOUT, "--no-progress"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(run_mod.PRESETS, "quick", TINY)
+        assert cli.main(argv) == 0
+    return dataset, components, out, md, argv
+
+
+def _rows(out):
+    with open(out / "trials.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_trial_has_a_row_and_short_classes_are_reported(tiny_run):
+    _, _, out, _, _ = tiny_run
+    rows = _rows(out)
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert len(ok) == 2 * 2 * 3 + 1 * 2 * 3 + 1 * 2 * 2  # task1, task2, task3 at N=3
+    skipped = [r for r in rows if r["status"] == "skipped"]
+    assert {(r["task"], r["n_per_class"]) for r in skipped} == {("task3", "50")}
+    assert "needs 55 samples" in skipped[0]["reason"]
+    task2 = [r for r in ok if r["task"] == "task2"]
+    assert {int(r["n_classes"]) for r in task2} == {4}  # 2 SNRs x 2 mobility classes present
+    for r in ok:
+        assert 0.0 <= float(r["macro_f1"]) <= 1.0
+        assert int(r["n_train"]) == int(r["n_per_class"]) * int(r["n_classes"])
+    predictions = TrialLog(out).predictions()
+    moe = predictions[("task3", "MoE", 3, 0)]
+    assert len(moe["expert"]) == len(moe["y_true"]) == 5 * 3
+    assert set(moe["protocol"]) <= set(labels.PROTOCOLS)
+
+
+def test_report_tables_hold_the_csv_numbers(tiny_run):
+    _, _, out, results, _ = tiny_run
+    text = results.read_text()
+    assert text.startswith("# Evaluation against baselines")
+    agg = aggregate(_rows(out))
+    mean, std = agg[("task1", "LWM", 2)]["f1"]
+    assert f"{mean:.2f} ± {std:.2f}" in text
+    mean, std = agg[("task3", "MoE", 3)]["accuracy"]
+    assert f"| MoE-Router (3 experts) | 3 | {mean:.2f} ± {std:.2f}" in text
+    assert "| N/cls | LWM_FT | LWM | STFT-CNN |" in text
+    assert "task3, N=50: each class needs 55 samples" in text
+    assert "not measured" in text  # no N=100 / N=3200 pair in this run
+    tables = (out / "tables.md").read_text()
+    assert "## Task 2" in tables and "| 2 |" in tables
+    quality = json.loads((out / "embedding_quality.json").read_text())
+    assert quality["protocol"] == "nr" and quality["n_samples"] == 32
+    assert f"{quality['silhouette']['raw spectrogram (PCA-50)']['snr']:.3f}" in text
+
+
+def test_figures_are_written_and_linked(tiny_run):
+    _, _, out, results, _ = tiny_run
+    text = results.read_text()
+    for name in ("task1_f1_vs_n", "task1_confusion", "task1_accuracy_per_snr", "task2_f1_vs_n",
+                 "task3_confusion", "tsne"):
+        path = out / f"{name}.png"
+        image = matplotlib.image.imread(path)
+        assert image.shape[0] > 200 and image[..., :3].std() > 0.05
+        assert f"(../out/{name}.png)" in text
+
+
+def test_resume_runs_only_unfinished_trials(tiny_run, monkeypatch, tmp_path):
+    dataset, components, out, _, _ = tiny_run
+    resumed = tmp_path / "out"
+    resumed.mkdir()
+    rows = (out / "trials.csv").read_text().splitlines()
+    last_ok = max(i for i, line in enumerate(rows) if ",ok," in line)
+    kept = rows[:last_ok] + rows[last_ok + 1:]
+    (resumed / "trials.csv").write_text("\n".join(kept) + "\n" + rows[last_ok][:25])  # a row cut by a kill
+    calls = []
+    real_fit = trials_mod.fit
+    monkeypatch.setattr(trials_mod, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
+    run_trials(dataset, components, resumed, TINY, scenario=HELDOUT, show_progress=False)
+    assert len(calls) == 1
+    assert len(TrialLog(resumed).finished()) == len(TrialLog(out).finished())
+    run_trials(dataset, components, resumed, TINY, scenario=HELDOUT, show_progress=False)
+    assert len(calls) == 1
+
+
+def test_eval_command_without_torch_says_how_to_install(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "lwmspectro_train.evaluation.run", None)
+    assert cli.main(["eval", "--bundle", "b", "--data", "d"]) == 2
+    assert "pip install -e training" in capsys.readouterr().err
+
+
+def _bundle(folder, components, params):
+    """A card plus the torch checkpoint it names (the ONNX files are not needed by eval)."""
+    from lwmspectro import card
+
+    folder.mkdir(parents=True)
+    torch.save({"config": {"model": next(iter(components.experts.values())).cfg.to_dict(),
+                           "router": components.router.cfg.to_dict(), "heads": components.heads.to_dict()},
+                "experts": {p: e.state_dict() for p, e in components.experts.items()},
+                "router": components.router.state_dict()}, folder / "lwm.pt")
+    card.write_card(folder, {
+        "schema_version": card.SCHEMA_VERSION, "name": "toy", "spectrogram": params.to_dict(),
+        "input": card.input_contract(params), "labels": card.default_labels(), "normalisation": {},
+        "files": card.default_files(), "model": {}, "training": {"checkpoint": "lwm.pt"}, "metrics": {}})
+    return folder
+
+
+def test_header_names_the_command_and_bundle(tiny_run):
+    dataset, _, out, md, argv = tiny_run
+    text = md.read_text()
+    assert f"lwmspectro eval --bundle {argv[2]} --data {dataset.folder} --quick --out {out}" in text
+    assert "card `toy`" in text and "card.json sha256" in text
+    assert f"held-out scenario `{HELDOUT}`" in text
+
+
+def test_a_run_of_another_bundle_is_not_mixed_in(tiny_run, tmp_path, capsys):
+    dataset, _, out, _, argv = tiny_run
+    other = _bundle(tmp_path / "bundle2", _components(), dataset.params)
+    (other / "card.json").write_text((other / "card.json").read_text().replace('"toy"', '"toy2"'))
+    assert cli.main(argv[:2] + [str(other)] + argv[3:]) == 2
+    assert "holds trials of another run" in capsys.readouterr().err
+
+
+def test_bundle_without_torch_weights_is_refused(tiny_run, tmp_path):
+    from lwmspectro_train.evaluation.lwm import load_components
+
+    dataset, components, _, _, _ = tiny_run
+    bundle = _bundle(tmp_path / "bundle", components, dataset.params)
+    (bundle / "lwm.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="LWM and LWM_FT need the torch weights"):
+        load_components(bundle)
