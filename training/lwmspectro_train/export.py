@@ -1,7 +1,8 @@
 """Write a model bundle (python/lwmspectro/card.py layout) from a run directory.
 
 router.onnx, expert_<p>.onnx and heads_<p>.onnx with card.TENSOR_NAMES and a dynamic
-batch axis, then card.json. Before the bundle is put in place, ONNX Runtime and torch
+batch axis, weights.pt (the same model in torch, named by the card's
+training.checkpoint), then card.json. Before the bundle is put in place, ONNX Runtime and torch
 run the same held-out spectrograms: every argmax must agree (or the export fails),
 and the largest absolute differences are printed and recorded in the card.
 """
@@ -28,6 +29,7 @@ from .model import count_parameters
 from .stages import Run
 
 OPSET = 17
+WEIGHTS = "weights.pt"
 
 
 class ExportError(ValueError):
@@ -140,17 +142,32 @@ def export_bundle(run: Run, out_dir, eval_data=None, parity_samples: int = 64, o
             with torch.no_grad():
                 embedding = moe.experts[name](example)
             _export(moe.heads[name], embedding, staging / f"heads_{name}.onnx", "heads")
+        save_weights(run, moe, staging / WEIGHTS)
         parity = parity_check(moe, staging, spectrograms)
         print_parity(parity)
         card = _card(run, out_dir.name, train_set, test_set, metrics, parity, command, moe)
         cardlib.write_card(staging, card)
         if out_dir.exists():
             shutil.rmtree(out_dir)
+        staging.chmod(0o755)
         staging.rename(out_dir)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
     return card
+
+
+def save_weights(run: Run, moe, path: Path) -> None:
+    """The torch twin of the ONNX graphs, for work that needs gradients (few-shot heads,
+    fine-tuning): the config, the deployed experts, router and heads, and the experts as
+    stage 1b left them (before any task fine-tuning). Loads with weights_only=True."""
+    torch.save({
+        "config": run.cfg.to_dict(),
+        "experts": {name: encoder.state_dict() for name, encoder in moe.experts.items()},
+        "foundation_experts": {name: run.trained_encoder(name).state_dict() for name in moe.expert_names},
+        "router": moe.router.state_dict(),
+        "heads": {name: head.state_dict() for name, head in moe.heads.items()},
+    }, path)
 
 
 def print_parity(parity: dict) -> None:
@@ -206,6 +223,7 @@ def _card(run: Run, name: str, train_set, test_set, metrics: dict, parity: dict,
             "config": cfg.to_dict(),
             "data": {"train": _dataset_summary(train_set), "test": _dataset_summary(test_set)},
             "stages": stages,
+            "checkpoint": WEIGHTS,
         },
         "metrics": {"held_out": metrics, "parity": parity},
     }

@@ -104,8 +104,11 @@ class Trainer:
         self.train_sampler = EpochSampler(len(train_set), seed, shuffle=True, balance=balance,
                                           rank=ctx.rank, world_size=ctx.world_size)
         self.val_sampler = EpochSampler(len(val_set), seed, shuffle=False, rank=ctx.rank, world_size=ctx.world_size)
+        # A loader draws its workers' base seed from its generator each epoch; with its own
+        # generator it leaves the global one (the masks) untouched, so a resumed run replays it.
         loader_args = dict(num_workers=workers, persistent_workers=workers > 0, pin_memory=ctx.cuda,
-                           worker_init_fn=_worker_init if workers > 0 else None)
+                           worker_init_fn=_worker_init if workers > 0 else None,
+                           generator=torch.Generator().manual_seed(seed))
         self.batch_size = stage.batch_size
         self.drop_last = len(self.train_sampler) > stage.batch_size
         self.train_loader = DataLoader(train_set, batch_size=stage.batch_size, sampler=self.train_sampler,
@@ -190,7 +193,10 @@ class Trainer:
         return {k: v.to(self.ctx.device, non_blocking=True) for k, v in batch.items()}
 
     def fit(self, resume: bool = False) -> dict:
-        """Train to the end (or early stop, or stage.max_steps); returns the best validation row."""
+        """Train to the end (or early stop, or stage.max_steps).
+
+        Returns the best validation row, whether the stage is complete, and the training
+        loss of every step this call ran."""
         self.folder.mkdir(parents=True, exist_ok=True)
         if self.checkpoint_path.exists():
             if not resume:
@@ -201,17 +207,18 @@ class Trainer:
             torch.manual_seed(self.seed * 1000 + 1 + self.ctx.rank)
         if self.complete():
             self._say(f"{self.name}: already complete (epoch {self.state['epoch']}), skipped")
-            return {"best": self._best_row(), "complete": True}
+            return self._result(True)
         while not self.complete():
             if not self._train_epoch():
-                return {"best": self._best_row(), "complete": False}
+                return self._result(False)
             self._end_epoch()
         self.save()
-        return {"best": self._best_row(), "complete": True}
+        return self._result(True)
 
-    def _best_row(self):
+    def _result(self, complete: bool) -> dict:
         epoch = self.state["best_epoch"]
-        return next((row for row in self.state["history"] if row["epoch"] == epoch), None)
+        best = next((row for row in self.state["history"] if row["epoch"] == epoch), None)
+        return {"best": best, "complete": complete, "step_losses": list(self.step_losses)}
 
     def _train_epoch(self) -> bool:
         """One epoch from where the state says; False when stopped by max_steps."""
@@ -247,7 +254,7 @@ class Trainer:
             state["step_in_epoch"] += 1
             self.step_losses.append(float(loss.detach()))
             bar.update(n)
-            bar.set_postfix(loss=f"{float(loss):.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
+            bar.set_postfix(loss=f"{self.step_losses[-1]:.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
             if stage.checkpoint_every_steps and state["global_step"] % stage.checkpoint_every_steps == 0:
                 self.save()
             if stage.max_steps and state["global_step"] >= stage.max_steps:

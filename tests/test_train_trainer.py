@@ -1,0 +1,153 @@
+"""Training loop: exact resume, checkpoints, early stopping, logs, epoch order, DDP."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from lwmspectro import labels  # noqa: E402
+from lwmspectro_train.config import STAGES, RunConfig  # noqa: E402
+from lwmspectro_train.data import EpochSampler  # noqa: E402
+from lwmspectro_train.distributed import Context  # noqa: E402
+from lwmspectro_train.stages import Run  # noqa: E402
+from lwmspectro_train.trainer import load_checkpoint  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_train_toydata import write_toy_dataset  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def toy_train(tmp_path_factory):
+    return write_toy_dataset(tmp_path_factory.mktemp("toy") / "train", n=200)
+
+
+def tiny_config(run_dir, train, test=None, **stage) -> dict:
+    return {
+        "name": "tiny", "run_dir": str(run_dir), "seed": 3,
+        "data": {"train": str(train), "val_fraction": 0.2, "test": str(test) if test else None},
+        "model": {"patch_size": 8, "d_model": 16, "n_layers": 1, "n_heads": 2, "decoder_hidden": 16,
+                  "projection_dim": 8},
+        "router": {"patch_size": 8, "d_model": 16, "n_layers": 2, "n_heads": 2},
+        "heads": {"channels": 4, "n_blocks": 1, "mode": "lwm"},
+        "loader": {"workers": 0, "threads": 1, "eval_batch_size": 32},
+        "stages": {s: {"epochs": 2, "batch_size": 8, "warmup_epochs": 0.5, "lr": 3e-3, **stage} for s in STAGES},
+    }
+
+
+def make_run(run_dir, train, **stage) -> Run:
+    return Run(RunConfig.from_dict(tiny_config(run_dir, train, **stage)), Context(), progress=False)
+
+
+def test_resume_after_a_stop_gives_the_bitwise_same_next_step(tmp_path, toy_train):
+    # About 32 wifi rows for training, batch 8: 4 steps per epoch, so step 3 stops mid-epoch.
+    stopped = make_run(tmp_path / "a", toy_train, max_steps=3).pretrain("wifi")
+    assert not stopped["complete"] and len(stopped["step_losses"]) == 3
+    resumed = make_run(tmp_path / "a", toy_train, max_steps=6).pretrain("wifi", resume=True)
+    straight = make_run(tmp_path / "b", toy_train, max_steps=6).pretrain("wifi")
+    assert len(resumed["step_losses"]) == 3
+    assert resumed["step_losses"] == straight["step_losses"][3:]
+    ckpt_a = load_checkpoint(tmp_path / "a" / "pretrain" / "wifi" / "checkpoint.pt")
+    ckpt_b = load_checkpoint(tmp_path / "b" / "pretrain" / "wifi" / "checkpoint.pt")
+    assert ckpt_a["global_step"] == ckpt_b["global_step"] == 6 and ckpt_a["epoch"] == 1
+    for key, value in ckpt_b["model"].items():
+        assert torch.equal(ckpt_a["model"][key], value), key
+
+
+def test_a_finished_stage_refuses_to_restart_and_skips_on_resume(tmp_path, toy_train):
+    run = make_run(tmp_path, toy_train, epochs=1)
+    run.router()
+    with pytest.raises(FileExistsError, match="pass --resume"):
+        run.router()
+    again = run.router(resume=True)
+    assert again["complete"] and again["step_losses"] == []
+    assert not list((tmp_path / "router").glob("*.tmp"))
+
+
+def test_checkpoint_is_complete_and_loads_weights_only(tmp_path, toy_train):
+    make_run(tmp_path, toy_train, epochs=2).pretrain("lte")
+    folder = tmp_path / "pretrain" / "lte"
+    ckpt = torch.load(folder / "checkpoint.pt", weights_only=True)
+    assert {"model", "optimizer", "scheduler", "rng", "epoch", "step_in_epoch", "global_step"} <= set(ckpt)
+    assert ckpt["epoch"] == 2 and ckpt["step_in_epoch"] == 0 and ckpt["complete"]
+    assert len(ckpt["rng"]) == 1 and ckpt["rng"][0]["torch"].dtype == torch.uint8
+    best = torch.load(folder / "best.pt", weights_only=True)
+    assert best["epoch"] in (1, 2) and "encoder.patch_embed.weight" in best["model"]
+
+
+def test_logs_have_one_row_per_epoch_with_every_metric(tmp_path, toy_train):
+    make_run(tmp_path, toy_train, epochs=3, patience=5).router()
+    folder = tmp_path / "router"
+    rows = json.loads((folder / "metrics.json").read_text())
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "step"} <= set(rows[0])
+    csv_lines = (folder / "metrics.csv").read_text().splitlines()
+    assert len(csv_lines) == 4 and csv_lines[0].startswith("epoch,step,lr")
+
+
+def test_early_stopping_ends_a_stage_that_stops_improving(tmp_path, toy_train):
+    result = make_run(tmp_path, toy_train, epochs=10, patience=2, lr=1e-12, min_lr=1e-13).router()
+    rows = json.loads((tmp_path / "router" / "metrics.json").read_text())
+    assert result["complete"] and len(rows) == 3 and result["best"]["epoch"] == 1
+
+
+def test_epoch_sampler_balances_shards_and_skips():
+    balance = np.array([0] * 80 + [1] * 15 + [2] * 5)
+    sampler = EpochSampler(100, seed=1, balance=balance)
+    sampler.set_epoch(4)
+    order = list(sampler)
+    counts = np.bincount(balance[order], minlength=3)
+    assert counts.tolist() == [34, 34, 34]
+    sampler.set_epoch(4, skip=10)
+    assert list(sampler) == order[10:]
+    shards = []
+    for rank in range(2):
+        shard = EpochSampler(100, seed=1, rank=rank, world_size=2)
+        shard.set_epoch(2)
+        shards.append(list(shard))
+    assert len(shards[0]) == len(shards[1]) == 50 and not set(shards[0]) & set(shards[1])
+    full = EpochSampler(100, seed=1)
+    full.set_epoch(2)
+    assert sorted(shards[0] + shards[1]) == list(range(100)) and list(full) != list(range(100))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_gloo_ddp_trains_one_model(tmp_path, toy_train):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(tiny_config(tmp_path / "run", toy_train, max_steps=2)))
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+               "--master_port", str(_free_port()), "-m", "lwmspectro_train.cli", "pretrain", "--config", str(config),
+               "--experts", "wifi", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env)
+    except subprocess.TimeoutExpired:
+        pytest.skip("two torchrun processes did not finish within 180 s on this machine")
+    cannot_spawn = ("Address already in use", "Connection refused", "RendezvousConnectionError",
+                    "Operation not permitted")
+    if result.returncode != 0 and any(s in result.stderr for s in cannot_spawn):
+        pytest.skip(f"cannot start two gloo processes here: {result.stderr[-400:]}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    ckpt = load_checkpoint(tmp_path / "run" / "pretrain" / "wifi" / "checkpoint.pt")
+    assert ckpt["world_size"] == 2 and len(ckpt["rng"]) == 2 and ckpt["global_step"] == 2
+    assert not torch.equal(ckpt["rng"][0]["torch"], ckpt["rng"][1]["torch"])
+    assert "paused" in result.stdout and labels.PROTOCOLS[0] in result.stdout
