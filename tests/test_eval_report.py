@@ -57,8 +57,8 @@ def _dataset(folder):
     return open_dataset(folder)
 
 
-def _components():
-    torch.manual_seed(0)
+def _components(seed=0):
+    torch.manual_seed(seed)
     cfg = EncoderConfig(patch_size=4, d_model=16, n_layers=1, n_heads=2)
     experts = {p: SpectrogramEncoder(cfg, (SIZE, SIZE)).eval().requires_grad_(False) for p in labels.PROTOCOLS}
     router = Router(RouterConfig(patch_size=4, d_model=16, n_layers=1, n_heads=2), (SIZE, SIZE))
@@ -168,7 +168,8 @@ def _bundle(folder, components, params):
     folder.mkdir(parents=True)
     torch.save({"config": {"model": next(iter(components.experts.values())).cfg.to_dict(),
                            "router": components.router.cfg.to_dict(), "heads": components.heads.to_dict()},
-                "experts": {p: e.state_dict() for p, e in components.experts.items()},
+                "foundation_experts": {p: e.state_dict() for p, e in components.experts.items()},
+                "experts": {p: e.state_dict() for p, e in _components(seed=1).experts.items()},
                 "router": components.router.state_dict()}, folder / "lwm.pt")
     card.write_card(folder, {
         "schema_version": card.SCHEMA_VERSION, "name": "toy", "spectrogram": params.to_dict(),
@@ -191,6 +192,17 @@ def test_a_run_of_another_bundle_is_not_mixed_in(tiny_run, tmp_path, capsys):
     (other / "card.json").write_text((other / "card.json").read_text().replace('"toy"', '"toy2"'))
     assert cli.main(argv[:2] + [str(other)] + argv[3:]) == 2
     assert "holds trials of another run" in capsys.readouterr().err
+
+
+def test_bundle_loads_the_foundation_experts(tiny_run, tmp_path):
+    from lwmspectro_train.evaluation.lwm import load_components
+
+    dataset, components, _, _, _ = tiny_run
+    loaded, info = load_components(_bundle(tmp_path / "bundle", components, dataset.params))
+    for name, expert in components.experts.items():
+        for key, value in expert.state_dict().items():
+            assert torch.equal(loaded.experts[name].state_dict()[key], value)
+    assert "foundation experts" in info["summary"] and len(info["card_sha256"]) == 64
 
 
 def test_bundle_without_torch_weights_is_refused(tiny_run, tmp_path):

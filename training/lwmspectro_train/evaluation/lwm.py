@@ -110,8 +110,12 @@ def _resolve(reference: str, bundle_dir: Path) -> Path:
 def load_components(bundle_dir) -> tuple[LWMComponents, dict]:
     """The torch experts and router a bundle was exported from, and a description of the bundle.
 
-    The card's training.checkpoint names a torch file with the run config (model, router,
-    heads sections) and the state dicts of each expert encoder and of the router."""
+    The card's training.checkpoint names a torch file (export.py's weights.pt) with the run
+    config (model, router, heads sections) and the state dicts of the experts and the router.
+    The experts are taken as the foundation stages left them ("foundation_experts":
+    pretrained and contrastively fine-tuned, before any task head was trained with them)
+    when the file has them, so that few-shot results measure the foundation model, not the
+    shipped task fine-tuning; otherwise the deployed "experts"."""
     bundle_dir = Path(bundle_dir)
     card = load_card(bundle_dir)
     card_sha = hashlib.sha256((bundle_dir / "card.json").read_bytes()).hexdigest()
@@ -126,19 +130,22 @@ def load_components(bundle_dir) -> tuple[LWMComponents, dict]:
             raise BundleError(f"{path}: no {key!r} entry; found {sorted(checkpoint)}")
     config = checkpoint["config"]
     input_shape = SpectrogramParams.from_dict(card["spectrogram"]).shape
+    which = "foundation_experts" if "foundation_experts" in checkpoint else "experts"
+    weights = checkpoint[which]
     experts = {}
     for name in card["labels"]["experts"]:
-        if name not in checkpoint["experts"]:
-            raise BundleError(f"{path}: no weights for expert {name!r}; it has {sorted(checkpoint['experts'])}")
+        if name not in weights:
+            raise BundleError(f"{path}: no {which} weights for expert {name!r}; it has {sorted(weights)}")
         encoder = SpectrogramEncoder(EncoderConfig.from_dict(config["model"]), input_shape)
-        encoder.load_state_dict(checkpoint["experts"][name])
+        encoder.load_state_dict(weights[name])
         experts[name] = encoder.eval().requires_grad_(False)
     router = Router(RouterConfig.from_dict(config["router"]), input_shape)
     router.load_state_dict(checkpoint["router"])
     components = LWMComponents(experts, router.eval().requires_grad_(False),
-                               HeadsConfig.from_dict(config.get("heads", {})), f"{bundle_dir} ({path.name})")
+                               HeadsConfig.from_dict(config.get("heads", {})), f"{bundle_dir} ({path.name}, {which})")
     info = {"card_sha256": card_sha,
             "summary": f"card `{card.get('name')}`, schema {card['schema_version']}, experts "
-                       f"{', '.join(experts)}, embedding d={components.embedding_dim}, torch weights `{path}`, "
+                       f"{', '.join(experts)} ({which.replace('_', ' ')}), embedding d={components.embedding_dim}, "
+                       f"torch weights `{path}`, "
                        f"card.json sha256 {card_sha[:12]}"}
     return components, info
