@@ -7,6 +7,7 @@ The Qt readout widget is imported on first use, so that headless flowgraphs neve
 from .classifier import classifier
 from .console_sink import console_sink
 from .receiver import receiver
+from .scoreboard import scoreboard
 from .sigmf_annotator import sigmf_annotator
 from .sigmf_source import sigmf_source
 from .spectrogram import spectrogram

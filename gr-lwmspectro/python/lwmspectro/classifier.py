@@ -5,6 +5,10 @@ work() never waits for the model: when the queue is full the window is dropped a
 counted, and the source upstream never overflows because the model is slow. An optional
 readouts-per-second cap or "1 in N windows" thins the windows before they reach the queue.
 
+A window tagged with ground truth (``lwm_truth``, from the LWM Synthetic Source through the
+spectrogram) publishes it under a ``truth`` key beside the readout fields, for the LWM
+Scoreboard; every other consumer reads the readout fields only.
+
 At the end of a finite stream the block keeps the newest window unconsumed until every
 queued window has been published, so that the scheduler does not declare the block done
 (and its message subscribers finished) while readouts are still on their way.
@@ -26,7 +30,7 @@ from gnuradio import gr
 from lwmspectro.readout import INVALID_REASONS, invalid_readout
 from lwmspectro.runtime import BundleError, Runtime
 
-from .common import (READOUT_PORT, TAG_CLOCK, TAG_INVALID, TAG_RX_TIME, TAG_WINDOW_START, ConfigError,
+from .common import (READOUT_PORT, TAG_CLOCK, TAG_INVALID, TAG_RX_TIME, TAG_TRUTH, TAG_WINDOW_START, ConfigError,
                      readout_to_pmt, resolve_bundle, rx_time_to_seconds)
 
 LABEL = "LWM Classifier"
@@ -42,6 +46,7 @@ class _Window:
     window_start: int
     rx_time: float | None
     clock: float
+    truth: object = None
 
 
 class classifier(gr.basic_block):
@@ -54,9 +59,11 @@ class classifier(gr.basic_block):
     embedding_output: add a stream output carrying the expert's embedding of each window
     read as WiFi, LTE or NR (tagged with its window_start), for users' own heads.
     vlen: the input vector length the flowgraph feeds (0 = take it from the bundle).
+    embedding_dim: the embedding output's vector length the flowgraph expects (0 = the bundle's).
     """
 
-    def __init__(self, bundle="", max_rate=0.0, one_in_n=1, queue_size=8, embedding_output=False, vlen=0):
+    def __init__(self, bundle="", max_rate=0.0, one_in_n=1, queue_size=8, embedding_output=False, vlen=0,
+                 embedding_dim=0):
         self.runtime = self._load(bundle) if isinstance(bundle, (str, os.PathLike)) else bundle
         params = self.runtime.params
         self.vlen = params.n_frames * params.n_bins
@@ -75,6 +82,9 @@ class classifier(gr.basic_block):
         self.one_in_n = int(one_in_n)
         self.embedding_output = bool(embedding_output)
         self.embedding_dim = self.runtime.embedding_dim
+        if self.embedding_output and embedding_dim and int(embedding_dim) != self.embedding_dim:
+            raise ConfigError(f"{LABEL}: embedding size {embedding_dim} does not match the bundle's "
+                              f"{self.embedding_dim}; set the embedding size to {self.embedding_dim} (or 0)")
         out_sig = [(np.float32, self.embedding_dim)] if self.embedding_output else None
         gr.basic_block.__init__(self, name="lwm_classifier", in_sig=[(np.float32, self.vlen)], out_sig=out_sig)
         self.set_tag_propagation_policy(gr.TPP_DONT)
@@ -153,11 +163,13 @@ class classifier(gr.basic_block):
             rx_time = rx_time_to_seconds(window_tags[TAG_RX_TIME]) if TAG_RX_TIME in window_tags else None
             clock = pmt.to_double(window_tags[TAG_CLOCK]) if TAG_CLOCK in window_tags else time.monotonic()
             reason = pmt.symbol_to_string(window_tags[TAG_INVALID]) if TAG_INVALID in window_tags else None
+            truth = window_tags.get(TAG_TRUTH)
             if reason is not None:
                 self._publish_invalid(reason if reason in INVALID_REASONS else "nan_or_inf",
-                                      window_start, rx_time, clock)
+                                      window_start, rx_time, clock, truth)
                 continue
-            window = _Window(vectors[i].reshape(self.runtime.params.shape).copy(), window_start, rx_time, clock)
+            window = _Window(vectors[i].reshape(self.runtime.params.shape).copy(), window_start, rx_time, clock,
+                             truth)
             with self._lock:
                 try:
                     self._queue.put_nowait(window)
@@ -190,11 +202,17 @@ class classifier(gr.basic_block):
         return {"windows_seen": self.windows_seen, "windows_classified": self.windows_classified,
                 "windows_dropped": self.windows_dropped}
 
-    def _publish_invalid(self, reason: str, window_start: int, rx_time, clock: float) -> None:
+    def _publish(self, readout: dict, truth) -> None:
+        message = readout_to_pmt(readout)
+        if truth is not None:
+            message = pmt.dict_add(message, pmt.intern("truth"), truth)
+        self.message_port_pub(pmt.intern(READOUT_PORT), message)
+
+    def _publish_invalid(self, reason: str, window_start: int, rx_time, clock: float, truth) -> None:
         self._count("windows_invalid")
         readout = invalid_readout(reason, window_start=window_start, rx_time=rx_time,
                                   latency_ms=(time.monotonic() - clock) * 1e3, **self._counts())
-        self.message_port_pub(pmt.intern(READOUT_PORT), readout_to_pmt(readout))
+        self._publish(readout, truth)
 
     def _work_loop(self) -> None:
         while True:
@@ -224,7 +242,7 @@ class classifier(gr.basic_block):
         for window, readout, embedding in zip(windows, readouts, embeddings):
             self._count("windows_classified" if readout["valid"] else "windows_invalid")
             readout.update(latency_ms=(now - window.clock) * 1e3, **self._counts())
-            self.message_port_pub(pmt.intern(READOUT_PORT), readout_to_pmt(readout))
+            self._publish(readout, window.truth)
             if self.embedding_output and np.isfinite(embedding).all():
                 with self._lock:
                     self._embeddings.append((embedding, window.window_start))

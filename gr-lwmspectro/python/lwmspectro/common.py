@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pmt
@@ -80,10 +81,14 @@ def rx_time_pmt(whole_seconds: int, fraction: float):
     return pmt.make_tuple(pmt.from_uint64(int(whole_seconds + carry)), pmt.from_double(fraction - carry))
 
 
-def resolve_bundle(bundle, block_label: str):
-    """The bundle folder a block uses: `bundle`, or the shipped one when it is empty."""
+def resolve_bundle(bundle, block_label: str) -> Path:
+    """The bundle folder a block uses: `bundle` (the folder or its card.json, which is what a
+    GRC file dialog picks), or the shipped one when it is empty."""
+    if bundle:
+        path = Path(bundle)
+        return path.parent if path.name == "card.json" else path
     try:
-        return default_bundle_dir() if not bundle else bundle
+        return default_bundle_dir()
     except BundleError as err:
         raise ConfigError(f"{block_label}: no bundle given and {err}") from err
 

@@ -4,8 +4,9 @@ The block cuts observations from the stream at the bundle's window length (count
 source rate) and applies G through lwmspectro.spectrogram, so the vectors are exactly what
 the model was trained on. Each vector carries tags: ``window_start`` (the source sample
 offset where its window starts), ``rx_time``/``rx_freq`` valid at that sample when the
-source tagged them, ``lwm_invalid`` when the window cannot be judged, and ``lwm_clock``
-for latency.
+source tagged them, ``lwm_truth`` in force there when the source is labelled (the LWM
+Synthetic Source), ``lwm_invalid`` when the window cannot be judged, and ``lwm_clock`` for
+latency.
 
 When the source rate differs from the analysis rate, the block evaluates the output of
 scipy's resample_poly (lwmspectro.resample) only at the samples G reads: G reads 3 % of an
@@ -27,7 +28,7 @@ from lwmspectro import quality
 from lwmspectro.resample import rational_ratio, resample_to
 from lwmspectro.spectrogram import SpectrogramParams, frames_from_iq, spectrogram_from_frames
 
-from .common import (TAG_CLOCK, TAG_INVALID, TAG_RX_FREQ, TAG_RX_TIME, TAG_WINDOW_START, ConfigError,
+from .common import (TAG_CLOCK, TAG_INVALID, TAG_RX_FREQ, TAG_RX_TIME, TAG_TRUTH, TAG_WINDOW_START, ConfigError,
                      load_bundle_card, rx_time_pmt, source_window_samples)
 
 LABEL = "LWM Spectrogram"
@@ -136,6 +137,7 @@ class spectrogram(gr.basic_block):
         self._tags_upto = 0
         self._time_tags: list[tuple[int, object]] = []
         self._freq_tags: list[tuple[int, object]] = []
+        self._truth_tags: list[tuple[int, object]] = []
         self.windows_out = 0
         self.windows_invalid = 0
 
@@ -217,16 +219,15 @@ class spectrogram(gr.basic_block):
         return spectrogram_from_frames(frames, self.params), reasons
 
     def _collect_tags(self, end: int) -> None:
-        """Remember rx_time/rx_freq tags up to `end`; keep only those windows may still need."""
+        """Remember rx_time/rx_freq/lwm_truth tags up to `end`; keep only those windows may still need."""
+        kept = {TAG_RX_TIME: self._time_tags, TAG_RX_FREQ: self._freq_tags, TAG_TRUTH: self._truth_tags}
         if end > self._tags_upto:
             for tag in self.get_tags_in_range(0, self._tags_upto, end):
                 key = pmt.symbol_to_string(tag.key)
-                if key == TAG_RX_TIME:
-                    self._time_tags.append((tag.offset, tag.value))
-                elif key == TAG_RX_FREQ:
-                    self._freq_tags.append((tag.offset, tag.value))
+                if key in kept:
+                    kept[key].append((tag.offset, tag.value))
             self._tags_upto = end
-        for tags in (self._time_tags, self._freq_tags):
+        for tags in kept.values():
             while len(tags) > 1 and tags[1][0] <= self._next_start:
                 del tags[0]
 
@@ -250,9 +251,10 @@ class spectrogram(gr.basic_block):
             whole = pmt.to_uint64(pmt.tuple_ref(value, 0))
             fraction = pmt.to_double(pmt.tuple_ref(value, 1)) + (window_start - offset) / self.samp_rate
             self.add_item_tag(0, item, pmt.intern(TAG_RX_TIME), rx_time_pmt(whole, fraction))
-        freq_tag = self._in_force(self._freq_tags, window_start)
-        if freq_tag is not None:
-            self.add_item_tag(0, item, pmt.intern(TAG_RX_FREQ), freq_tag[1])
+        for key, tags in ((TAG_RX_FREQ, self._freq_tags), (TAG_TRUTH, self._truth_tags)):
+            in_force = self._in_force(tags, window_start)
+            if in_force is not None:
+                self.add_item_tag(0, item, pmt.intern(key), in_force[1])
         if reason is not None:
             self.windows_invalid += 1
             self.add_item_tag(0, item, pmt.intern(TAG_INVALID), pmt.intern(reason))

@@ -42,13 +42,21 @@ class synthetic_source(gr.sync_block):
         self._samples = np.zeros(0, np.complex64)
         self._position = 0
         self.observations = 0
+        self._finishing = False
         gr.sync_block.__init__(self, name="lwm_synthetic_source", in_sig=None, out_sig=[np.complex64])
+
+    def finish(self) -> None:
+        """End the stream after the observation being streamed, so that the flowgraph drains
+        and stops by itself with every readout delivered."""
+        self._finishing = True
 
     def work(self, input_items, output_items):
         out = output_items[0]
         written = 0
         while written < len(out):
             if self._position >= len(self._samples):
+                if self._finishing:
+                    return written or -1
                 self._samples, truth = self.stream.next_observation()
                 self._position = 0
                 self.observations += 1

@@ -1,0 +1,99 @@
+"""LWM Scoreboard: readouts beside the ground truth of a labelled stream, with running accuracy."""
+
+from __future__ import annotations
+
+import sys
+
+import pmt
+from gnuradio import gr
+
+from lwmspectro import labels
+from lwmspectro.readout import format_line
+
+from .common import READOUT_PORT, readout_from_pmt
+
+TASKS = ("protocol", "modulation", "snr_db", "mobility")
+
+
+def _nearest_snr_bin(snr_db: float) -> float:
+    return float(min(labels.SNR_GRID_DB, key=lambda grid: abs(grid - snr_db)))
+
+
+def judge(readout: dict, truth: dict) -> dict:
+    """{task: True/False} for the tasks the truth decides: the protocol always; modulation,
+    SNR (as the nearest bin of the grid) and mobility when the truth is WiFi, LTE or NR and
+    the readout says so too."""
+    verdict = {"protocol": readout["protocol"] == truth["protocol"]}
+    if truth["protocol"] in labels.PROTOCOLS and readout["modulation"] is not None:
+        verdict["modulation"] = readout["modulation"] == truth["modulation"]
+        verdict["snr_db"] = readout["snr_db"] == _nearest_snr_bin(truth["snr_db"])
+        verdict["mobility"] = readout["mobility"] == truth["mobility"]
+    return verdict
+
+
+class scoreboard(gr.basic_block):
+    """Prints each readout beside the ground truth of its window and keeps the running
+    accuracy per task. The truth rides with the readout: the LWM Synthetic Source tags each
+    observation (lwm_truth), the spectrogram carries the tag to the window, and the
+    classifier publishes it under a `truth` key beside the readout fields.
+
+    show: print one line per readout (the readout, the truth and the verdict).
+    """
+
+    def __init__(self, show=True):
+        gr.basic_block.__init__(self, name="lwm_scoreboard", in_sig=None, out_sig=None)
+        self.show = bool(show)
+        self.correct = dict.fromkeys(TASKS, 0)
+        self.judged = dict.fromkeys(TASKS, 0)
+        self.invalid = 0
+        self.unlabelled = 0
+        self.readouts = 0
+        self.message_port_register_in(pmt.intern(READOUT_PORT))
+        self.set_msg_handler(pmt.intern(READOUT_PORT), self.handle_readout)
+
+    def handle_readout(self, message) -> None:
+        try:
+            readout = readout_from_pmt(message)
+        except ValueError as err:
+            self.logger.warn(f"ignored a message that is not a readout: {err}")
+            return
+        truth = pmt.to_python(pmt.dict_ref(message, pmt.intern("truth"), pmt.PMT_NIL))
+        self.readouts += 1
+        verdict = {}
+        if not readout["valid"]:
+            self.invalid += 1
+        elif truth is None:
+            self.unlabelled += 1
+        else:
+            verdict = judge(readout, truth)
+            for task, right in verdict.items():
+                self.judged[task] += 1
+                self.correct[task] += int(right)
+        if self.show:
+            print(self.line(readout, truth, verdict), file=sys.stdout, flush=True)
+
+    @staticmethod
+    def line(readout: dict, truth, verdict: dict) -> str:
+        text = format_line(readout)
+        if truth is None:
+            return f"{text}  | truth unknown"
+        truth_text = truth["protocol"]
+        if truth["protocol"] in labels.PROTOCOLS:
+            truth_text += f" {truth['modulation']} {truth['snr_db']:.0f} dB {truth['mobility']}"
+        marks = " ".join(f"{task.removesuffix('_db')} {'ok' if right else 'WRONG'}" for task, right in verdict.items())
+        return f"{text}  | truth {truth_text}" + (f"  [{marks}]" if marks else "")
+
+    def accuracy(self) -> dict:
+        """{task: fraction correct or None when nothing was judged}."""
+        return {task: (self.correct[task] / self.judged[task] if self.judged[task] else None) for task in TASKS}
+
+    def summary(self) -> str:
+        parts = []
+        for task in TASKS:
+            if self.judged[task]:
+                parts.append(f"{task.removesuffix('_db')} {100 * self.correct[task] / self.judged[task]:.0f} % "
+                             f"({self.correct[task]}/{self.judged[task]})")
+        parts.append(f"invalid {self.invalid}")
+        if self.unlabelled:
+            parts.append(f"without truth {self.unlabelled}")
+        return "accuracy: " + ", ".join(parts)

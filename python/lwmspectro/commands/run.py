@@ -1,0 +1,194 @@
+"""`lwmspectro run`: the GNU Radio receiver on a live or recorded source, without GRC."""
+
+HELP = ("run the receiver on a source: synthetic, sigmf:PATH, zmq:ADDR, soapy:ARGS or uhd:ARGS; "
+        "readouts on stdout (text or --json) and optionally on a ZMQ PUB socket")
+
+SOURCE_KINDS = ("synthetic", "sigmf:PATH", "zmq:ADDR", "soapy:ARGS", "uhd:ARGS")
+DEFAULT_RATE = 30.72e6
+
+
+def add_arguments(parser):
+    parser.add_argument("--source", default="synthetic",
+                        help="synthetic | sigmf:PATH | zmq:ADDR (a PUB socket of complex64 samples) | "
+                             "soapy:ARGS (e.g. soapy:driver=rtlsdr) | uhd:ARGS (e.g. uhd:type=b200)")
+    parser.add_argument("--freq", type=float, default=2.437e9, help="centre frequency in Hz (soapy, uhd)")
+    parser.add_argument("--rate", type=float, default=None,
+                        help=f"sample rate in Hz (soapy, uhd, zmq; default {DEFAULT_RATE:g}); "
+                             "a recording's and the synthetic source's are their own")
+    parser.add_argument("--gain", type=float, default=30.0, help="gain in dB (soapy, uhd)")
+    parser.add_argument("--bundle", default="", help="model bundle folder (default: the shipped model)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per readout instead of a text line")
+    parser.add_argument("--zmq-pub", metavar="ADDR", help="also publish JSON readouts on this ZMQ PUB endpoint "
+                                                          "(e.g. tcp://127.0.0.1:5557)")
+    parser.add_argument("--annotate", action="store_true",
+                        help="with sigmf:PATH, write the readouts into the recording as SigMF annotations")
+    parser.add_argument("--max-rate", type=float, default=20.0, help="at most this many readouts/s (0 = no cap)")
+    parser.add_argument("--one-in", type=int, default=1, help="classify one window in N")
+    parser.add_argument("--hop", type=int, default=0, help="source samples between window starts (0 = back to back)")
+    parser.add_argument("--seconds", type=float, default=0.0,
+                        help="stop after this many seconds (default: when the source ends, or Ctrl-C)")
+
+
+def parse_source(spec: str) -> tuple[str, str]:
+    """("synthetic" | "sigmf" | "zmq" | "soapy" | "uhd", argument)."""
+    kind, _, argument = spec.partition(":")
+    if kind == "synthetic" and not argument:
+        return kind, ""
+    if kind in ("sigmf", "zmq") and argument:
+        return kind, argument
+    if kind in ("soapy", "uhd"):
+        return kind, argument
+    raise ValueError(f"--source {spec!r} is not understood; valid: {', '.join(SOURCE_KINDS)}")
+
+
+def _soapy_devices(args: str) -> list[str] | None:
+    """Devices SoapySDR sees that match `args` (None when it cannot be asked)."""
+    try:
+        import SoapySDR
+    except ImportError:
+        import shutil
+        import subprocess
+
+        tool = shutil.which("SoapySDRUtil")
+        if tool is None:
+            return None
+        found = subprocess.run([tool, f"--find={args}"], capture_output=True, text=True, timeout=30).stdout
+        return [line.strip() for line in found.splitlines() if line.strip().startswith("Found device")]
+    return [", ".join(f"{k}={v}" for k, v in dict(device).items()) for device in SoapySDR.Device.enumerate(args)]
+
+
+def _soapy_modules() -> str:
+    try:
+        import SoapySDR
+    except ImportError:
+        return ""
+    modules = [module.rsplit("/", 1)[-1] for module in SoapySDR.listModules()]
+    return f"; its modules: {', '.join(modules) if modules else 'none installed'}"
+
+
+def open_soapy(args: str, rate: float, freq: float, gain: float):
+    try:
+        from gnuradio import soapy
+    except ImportError as err:
+        raise ValueError("soapy source: gr-soapy is not installed (apt-get install gnuradio, which ships it)") from err
+    matching = _soapy_devices(args)
+    if matching is not None and not matching:
+        visible = _soapy_devices("") or []
+        raise ValueError(f"soapy source: no SoapySDR device matches {args!r}; SoapySDR sees "
+                         + ("; ".join(visible) if visible else "no device at all") + _soapy_modules()
+                         + " (plug one in, install its SoapySDR module, e.g. soapysdr-module-rtlsdr, "
+                           "or pass its arguments, e.g. soapy:driver=rtlsdr)")
+    try:
+        source = soapy.source(args, "fc32", 1, "", "", [""], [""])
+    except RuntimeError as err:
+        listing = "cannot list devices: install python3-soapysdr or soapysdr-tools" if matching is None else ""
+        raise ValueError(f"soapy source: cannot open {args!r}: {err}; {listing}".rstrip("; ")) from err
+    source.set_sample_rate(0, rate)
+    source.set_frequency(0, freq)
+    source.set_gain_mode(0, False)
+    source.set_gain(0, gain)
+    return source, rate
+
+
+def _uhd_find(uhd, args: str) -> list[str]:
+    # gr-uhd 3.10's find_devices() calls a binding that is not there; its raw binding is `find`.
+    found = uhd.uhd_python.find(uhd.device_addr(args))
+    return [device.to_string() for device in found]
+
+
+def open_uhd(args: str, rate: float, freq: float, gain: float):
+    try:
+        from gnuradio import uhd
+    except ImportError as err:
+        raise ValueError("uhd source: gr-uhd is not installed (apt-get install gnuradio, which ships it)") from err
+    if not _uhd_find(uhd, args):
+        visible = _uhd_find(uhd, "")
+        raise ValueError(f"uhd source: no USRP matches {args!r}; UHD sees "
+                         + ("; ".join(visible) if visible else "no device at all")
+                         + " (connect one, check it with uhd_find_devices, or pass its arguments, "
+                           "e.g. uhd:type=b200 or uhd:addr=192.168.10.2)")
+    source = uhd.usrp_source(args, uhd.stream_args(cpu_format="fc32", channels=[0]))
+    source.set_samp_rate(rate)
+    source.set_center_freq(freq, 0)
+    source.set_gain(gain, 0)
+    return source, source.get_samp_rate()
+
+
+def open_zmq(address: str, rate: float):
+    from gnuradio import gr, zeromq
+
+    try:
+        return zeromq.sub_source(gr.sizeof_gr_complex, 1, address, 100, True, -1, ""), rate
+    except RuntimeError as err:
+        raise ValueError(f"zmq source: cannot connect to {address!r} ({err}); give the endpoint of a ZMQ PUB "
+                         "socket sending complex64 samples, e.g. tcp://127.0.0.1:5555") from err
+
+
+def open_source(spec: str, rate, freq: float, gain: float):
+    """(block, its sample rate, the synthetic source or None)."""
+    from gnuradio import lwmspectro as lwm_blocks
+
+    kind, argument = parse_source(spec)
+    if kind == "synthetic":
+        source = lwm_blocks.synthetic_source()
+        return source, source.samp_rate, source
+    if kind == "sigmf":
+        source = lwm_blocks.sigmf_source(argument)
+        return source, source.samp_rate, None
+    rate = DEFAULT_RATE if rate is None else rate
+    if rate <= 0:
+        raise ValueError(f"--rate {rate:g} must be a positive number of samples per second")
+    if kind == "zmq":
+        return (*open_zmq(argument, rate), None)
+    if kind == "soapy":
+        return (*open_soapy(argument, rate, freq, gain), None)
+    return (*open_uhd(argument, rate, freq, gain), None)
+
+
+def run(args) -> int:
+    import sys
+    import threading
+    import time
+
+    from gnuradio import gr
+    from gnuradio import lwmspectro as lwm_blocks
+
+    kind, argument = parse_source(args.source)
+    if args.annotate and kind != "sigmf":
+        raise ValueError("--annotate needs --source sigmf:PATH (it writes into that recording)")
+    source, rate, synthetic = open_source(args.source, args.rate, args.freq, args.gain)
+    receiver = lwm_blocks.receiver(args.bundle, rate, args.hop, args.max_rate, args.one_in)
+    sinks = [lwm_blocks.console_sink("json" if args.json else "text", "stdout")]
+    if args.zmq_pub:
+        sinks.append(lwm_blocks.zmq_pub_sink(args.zmq_pub))
+    if args.annotate:
+        sinks.append(lwm_blocks.sigmf_annotator(argument, str(receiver.classifier.runtime.bundle_dir)))
+    top = gr.top_block("lwmspectro run")
+    top.connect(source, receiver)
+    for sink in sinks:
+        top.msg_connect(receiver, "readout", sink, "readout")
+    runtime = receiver.classifier.runtime
+    print(f"lwmspectro run: {args.source} at {rate / 1e6:g} MS/s, bundle {runtime.card['name']} "
+          f"({runtime.bundle_dir}); Ctrl-C to stop", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    top.start()
+    waiter = threading.Thread(target=top.wait, daemon=True)
+    waiter.start()
+    try:
+        while waiter.is_alive() and (args.seconds <= 0 or time.monotonic() - started < args.seconds):
+            waiter.join(0.1)
+    except KeyboardInterrupt:
+        pass
+    if waiter.is_alive():
+        if synthetic is not None:
+            synthetic.finish()  # the last observation finishes and every queued window is read out
+        else:
+            top.stop()
+        waiter.join()
+    counters = receiver.counters()
+    print(f"lwmspectro run: {counters['windows_out']} windows in {time.monotonic() - started:.1f} s: "
+          f"{counters['windows_classified']} classified, {counters['windows_invalid']} invalid, "
+          f"{counters['windows_skipped']} skipped by the rate cap, {counters['windows_dropped']} dropped",
+          file=sys.stderr)
+    return 0
+
