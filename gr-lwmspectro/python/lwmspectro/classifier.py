@@ -47,6 +47,7 @@ class _Window:
     rx_time: float | None
     clock: float
     truth: object = None
+    invalid_reason: str | None = None
 
 
 class classifier(gr.basic_block):
@@ -163,13 +164,11 @@ class classifier(gr.basic_block):
             rx_time = rx_time_to_seconds(window_tags[TAG_RX_TIME]) if TAG_RX_TIME in window_tags else None
             clock = pmt.to_double(window_tags[TAG_CLOCK]) if TAG_CLOCK in window_tags else time.monotonic()
             reason = pmt.symbol_to_string(window_tags[TAG_INVALID]) if TAG_INVALID in window_tags else None
-            truth = window_tags.get(TAG_TRUTH)
-            if reason is not None:
-                self._publish_invalid(reason if reason in INVALID_REASONS else "nan_or_inf",
-                                      window_start, rx_time, clock, truth)
-                continue
-            window = _Window(vectors[i].reshape(self.runtime.params.shape).copy(), window_start, rx_time, clock,
-                             truth)
+            if reason not in INVALID_REASONS:
+                reason = None  # no tag, or one this block does not know: the model judges the window
+            # Invalid windows queue too (they cost the model nothing) so that readouts stay in order.
+            window = _Window(None if reason else vectors[i].reshape(self.runtime.params.shape).copy(),
+                             window_start, rx_time, clock, window_tags.get(TAG_TRUTH), reason)
             with self._lock:
                 try:
                     self._queue.put_nowait(window)
@@ -208,12 +207,6 @@ class classifier(gr.basic_block):
             message = pmt.dict_add(message, pmt.intern("truth"), truth)
         self.message_port_pub(pmt.intern(READOUT_PORT), message)
 
-    def _publish_invalid(self, reason: str, window_start: int, rx_time, clock: float, truth) -> None:
-        self._count("windows_invalid")
-        readout = invalid_readout(reason, window_start=window_start, rx_time=rx_time,
-                                  latency_ms=(time.monotonic() - clock) * 1e3, **self._counts())
-        self._publish(readout, truth)
-
     def _work_loop(self) -> None:
         while True:
             batch = [self._queue.get()]
@@ -230,20 +223,30 @@ class classifier(gr.basic_block):
                 return
 
     def _classify(self, windows: list[_Window]) -> None:
-        try:
-            readouts, embeddings = self.runtime.classify(
-                np.stack([w.spectrogram for w in windows]), window_starts=[w.window_start for w in windows],
-                rx_times=[w.rx_time for w in windows], return_embedding=True)
-        except Exception as err:  # a failing model must not take the flowgraph down; say so and count
-            self.logger.error(f"inference failed on {len(windows)} windows: {err}")
-            self._count("windows_dropped", len(windows))
-            readouts, embeddings = [], []
+        valid = [w for w in windows if w.invalid_reason is None]
+        results = {}
+        if valid:
+            try:
+                readouts, embeddings = self.runtime.classify(
+                    np.stack([w.spectrogram for w in valid]), window_starts=[w.window_start for w in valid],
+                    rx_times=[w.rx_time for w in valid], return_embedding=True)
+                results = {id(w): pair for w, pair in zip(valid, zip(readouts, embeddings))}
+            except Exception as err:  # a failing model must not take the flowgraph down; say so and count
+                self.logger.error(f"inference failed on {len(valid)} windows: {err}")
+                self._count("windows_dropped", len(valid))
         now = time.monotonic()
-        for window, readout, embedding in zip(windows, readouts, embeddings):
+        for window in windows:
+            if window.invalid_reason is not None:
+                readout, embedding = invalid_readout(window.invalid_reason, window_start=window.window_start,
+                                                     rx_time=window.rx_time), None
+            elif id(window) in results:
+                readout, embedding = results[id(window)]
+            else:
+                continue
             self._count("windows_classified" if readout["valid"] else "windows_invalid")
             readout.update(latency_ms=(now - window.clock) * 1e3, **self._counts())
             self._publish(readout, window.truth)
-            if self.embedding_output and np.isfinite(embedding).all():
+            if self.embedding_output and embedding is not None and np.isfinite(embedding).all():
                 with self._lock:
                     self._embeddings.append((embedding, window.window_start))
         with self._lock:

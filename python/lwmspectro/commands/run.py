@@ -9,7 +9,7 @@ DEFAULT_RATE = 30.72e6
 
 def add_arguments(parser):
     parser.add_argument("--source", default="synthetic",
-                        help="synthetic | sigmf:PATH | zmq:ADDR (a PUB socket of complex64 samples) | "
+                        help="synthetic | sigmf:PATH | zmq:ADDR (a ZMQ PUB socket of raw complex64 samples) | "
                              "soapy:ARGS (e.g. soapy:driver=rtlsdr) | uhd:ARGS (e.g. uhd:type=b200)")
     parser.add_argument("--freq", type=float, default=2.437e9, help="centre frequency in Hz (soapy, uhd)")
     parser.add_argument("--rate", type=float, default=None,
@@ -118,7 +118,7 @@ def open_zmq(address: str, rate: float):
     from gnuradio import gr, zeromq
 
     try:
-        return zeromq.sub_source(gr.sizeof_gr_complex, 1, address, 100, True, -1, ""), rate
+        return zeromq.sub_source(gr.sizeof_gr_complex, 1, address, 100, False, -1, ""), rate
     except RuntimeError as err:
         raise ValueError(f"zmq source: cannot connect to {address!r} ({err}); give the endpoint of a ZMQ PUB "
                          "socket sending complex64 samples, e.g. tcp://127.0.0.1:5555") from err

@@ -1,0 +1,126 @@
+"""`lwmspectro bench flowgraph`: how fast the GNU Radio receiver runs, in one run on one machine.
+
+1. The LWM Spectrogram block unthrottled (MS/s of input it sustains), beside a stock GNU Radio
+   chain doing the same transform: stream_to_vector(N_w) -> keep_one_in_n(R / N_w) (the same
+   sparse frames) -> fft(N_w, the same window, shifted) -> complex_to_mag_squared -> nlog10.
+2. The whole receiver unthrottled with inference capped at 20 readouts/s: the input rate it
+   sustains, against the 2x real-time target.
+3. The receiver on a source throttled to real time: readout latency from the window's last
+   sample to its readout (p50/p99), the rate the source kept, and dropped windows.
+4. Peak resident memory of the process.
+
+The input is a few observations from the synthetic generator, looped (the generator itself is
+far slower than real time and would measure nothing but itself).
+"""
+
+from __future__ import annotations
+
+HELP = "GNU Radio receiver speed: spectrogram block vs a stock GR chain, whole receiver, latency, memory"
+
+TARGET_REAL_TIME = 2.0
+TARGET_P99_MS = 100.0
+TARGET_RSS_MB = 1024.0
+READOUT_CAP = 20.0
+
+
+def add_arguments(parser):
+    parser.add_argument("--bundle", default="", help="model bundle folder (default: the shipped model)")
+    parser.add_argument("--seconds", type=float, default=6.0, help="time spent on each measurement")
+    parser.add_argument("--observations", type=int, default=3, help="synthetic observations looped as input")
+
+
+def _sustained_rate(top, counter, seconds: float, warmup: float = 1.0) -> float:
+    """Items/s `counter()` advances while `top` runs, after a warm-up."""
+    import time
+
+    top.start()
+    time.sleep(warmup)
+    start_count, start = counter(), time.monotonic()
+    time.sleep(seconds)
+    rate = (counter() - start_count) / (time.monotonic() - start)
+    top.stop()
+    top.wait()
+    return rate
+
+
+def _looped_source(samples):
+    from gnuradio import blocks
+
+    return blocks.vector_source_c(samples, True)
+
+
+def _stock_chain(samples, params):
+    import scipy.signal
+    from gnuradio import blocks, fft, gr
+
+    n_fft = params.n_fft
+    top = gr.top_block("stock chain")
+    to_vector = blocks.stream_to_vector(gr.sizeof_gr_complex, n_fft)
+    keep = blocks.keep_one_in_n(gr.sizeof_gr_complex * n_fft, max(1, params.hop // n_fft))
+    window = scipy.signal.get_window(params.window, n_fft, fftbins=True).tolist()
+    transform = fft.fft_vcc(n_fft, True, window, True, 1)
+    power = blocks.complex_to_mag_squared(n_fft)
+    log = blocks.nlog10_ff(10.0, n_fft, 0.0)
+    top.connect(_looped_source(samples), to_vector, keep, transform, power, log,
+                blocks.null_sink(gr.sizeof_float * n_fft))
+    return top, lambda: to_vector.nitems_read(0)
+
+
+def run(args) -> int:
+    import resource
+
+    import numpy as np
+    import pmt
+    from gnuradio import blocks, gr
+    from gnuradio import lwmspectro as lwm_blocks
+
+    from ..runtime import Runtime, default_bundle_dir
+    from ..synth import SyntheticStream
+
+    bundle = args.bundle or str(default_bundle_dir())
+    runtime = Runtime(bundle)
+    params = runtime.params
+    rate = params.sample_rate_hz
+    stream = SyntheticStream(cycle=True, seed=0, params=params)
+    samples = np.concatenate([stream.next_observation()[0] for _ in range(args.observations)])
+    print(f"bundle {runtime.card['name']} ({bundle}); input: {args.observations} synthetic observations "
+          f"({len(samples) / rate * 1e3:.0f} ms at {rate / 1e6:g} MS/s) looped; {args.seconds:g} s per figure")
+
+    top = gr.top_block("spectrogram alone")
+    spectrogram = lwm_blocks.spectrogram(bundle, rate)
+    top.connect(_looped_source(samples), spectrogram, blocks.null_sink(gr.sizeof_float * spectrogram.vlen))
+    block_rate = _sustained_rate(top, lambda: spectrogram.nitems_read(0), args.seconds)
+    stock_rate = _sustained_rate(*_stock_chain(samples, params), args.seconds)
+    print(f"{'LWM Spectrogram block (G, T x K vectors)':<46s} {block_rate / 1e6:8.1f} MS/s  "
+          f"{block_rate / rate:5.2f} x real time")
+    print(f"{'stock GR chain, same frames (no normalising)':<46s} {stock_rate / 1e6:8.1f} MS/s  "
+          f"{stock_rate / rate:5.2f} x real time")
+
+    top = gr.top_block("receiver unthrottled")
+    receiver = lwm_blocks.receiver(runtime, rate, max_rate=READOUT_CAP)
+    top.connect(_looped_source(samples), receiver)
+    receiver_rate = _sustained_rate(top, lambda: receiver.spectrogram.nitems_read(0), args.seconds)
+    verdict = "meets" if receiver_rate / rate >= TARGET_REAL_TIME else "MISSES"
+    print(f"{f'whole receiver, inference capped at {READOUT_CAP:g}/s':<46s} {receiver_rate / 1e6:8.1f} MS/s  "
+          f"{receiver_rate / rate:5.2f} x real time ({verdict} the {TARGET_REAL_TIME:g}x target)")
+
+    top = gr.top_block("receiver at real time")
+    throttle = blocks.throttle(gr.sizeof_gr_complex, rate, True)
+    receiver = lwm_blocks.receiver(runtime, rate, max_rate=READOUT_CAP)
+    debug = blocks.message_debug()
+    top.connect(_looped_source(samples), throttle, receiver)
+    top.msg_connect(receiver, "readout", debug, "store")
+    kept_rate = _sustained_rate(top, lambda: receiver.spectrogram.nitems_read(0), args.seconds)
+    latencies = np.array([pmt.to_python(debug.get_message(i))["latency_ms"] for i in range(debug.num_messages())])
+    counters = receiver.counters()
+    if len(latencies):
+        p50, p99 = np.percentile(latencies, [50, 99])
+        verdict = "meets" if p99 < TARGET_P99_MS else "MISSES"
+        print(f"{'readout latency at real time':<46s} p50 {p50:6.1f} ms  p99 {p99:6.1f} ms "
+              f"({verdict} the {TARGET_P99_MS:g} ms target; {len(latencies)} readouts)")
+    print(f"{'source throttled to real time kept':<46s} {kept_rate / 1e6:8.1f} MS/s  "
+          f"({counters['windows_dropped']} windows dropped by the classifier queue)")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    verdict = "meets" if peak_mb < TARGET_RSS_MB else "MISSES"
+    print(f"{'peak resident memory':<46s} {peak_mb:8.0f} MB  ({verdict} the {TARGET_RSS_MB:g} MB target)")
+    return 0

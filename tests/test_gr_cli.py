@@ -1,0 +1,77 @@
+"""`lwmspectro run` and `lwmspectro demo`: the receiver without GRC, its outputs and its errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from bundle_factory import make_bundle
+from lwmspectro import cli, readout
+from lwmspectro.sigmf_io import write_recording
+from lwmspectro.spectrogram import SpectrogramParams
+
+PARAMS = SpectrogramParams(sample_rate_hz=1e6, n_fft=32, hop=64, n_frames=32, n_bins=16)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return str(make_bundle(tmp_path_factory.mktemp("bundle"), params=PARAMS))
+
+
+@pytest.fixture
+def recording(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 3 * PARAMS.window_samples
+    iq = (rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(np.complex64)
+    iq[PARAMS.window_samples:2 * PARAMS.window_samples] = 0
+    return write_recording(tmp_path / "rec", iq, PARAMS.sample_rate_hz, 2.4e9)
+
+
+def test_run_on_a_recording_prints_one_json_readout_per_window(bundle, recording, capsys):
+    assert cli.main(["run", "--source", f"sigmf:{recording}", "--bundle", bundle, "--json", "--max-rate", "0"]) == 0
+    out, err = capsys.readouterr()
+    readouts = [json.loads(line) for line in out.splitlines()]
+    assert [r["window_start"] for r in readouts] == [0, PARAMS.window_samples, 2 * PARAMS.window_samples]
+    assert all(list(r) == list(readout.FIELDS) for r in readouts)
+    assert [r["valid"] for r in readouts] == [True, False, True]
+    assert readouts[1]["invalid_reason"] == "all_zero"
+    assert "3 windows" in err and "2 classified, 1 invalid" in err
+
+
+def test_run_can_annotate_the_recording_it_reads(bundle, recording, capsys):
+    assert cli.main(["run", "--source", f"sigmf:{recording}", "--bundle", bundle, "--annotate", "--max-rate", "0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and "INVALID (all_zero)" in lines[1]
+    labels = [a["core:label"] for a in json.loads(recording.read_text())["annotations"]]
+    assert labels[1] == "invalid" and len(labels) == 3
+
+
+@pytest.mark.parametrize("source, message", [
+    ("radio:1", "--source 'radio:1' is not understood; valid: synthetic, sigmf:PATH, zmq:ADDR, soapy:ARGS, uhd:ARGS"),
+    ("sigmf:/no/such.sigmf-meta", "LWM SigMF Source: no SigMF recording at '/no/such.sigmf-meta'"),
+    ("zmq:nowhere", "zmq source: cannot connect to 'nowhere'"),
+    ("soapy:driver=nosuchradio", "soapy source: no SoapySDR device matches 'driver=nosuchradio'; SoapySDR sees"),
+    ("uhd:type=nosuchradio", "uhd source: no USRP matches 'type=nosuchradio'; UHD sees"),
+])
+def test_a_source_that_is_not_there_says_which_and_why(bundle, source, message, capsys):
+    assert cli.main(["run", "--source", source, "--bundle", bundle]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_unsupported_recording_and_a_missing_bundle_fail_before_streaming(bundle, recording, tmp_path, capsys):
+    meta = json.loads(recording.read_text())
+    meta["global"]["core:datatype"] = "cu8"
+    recording.write_text(json.dumps(meta))
+    assert cli.main(["run", "--source", f"sigmf:{recording}", "--bundle", bundle]) == 2
+    assert "core:datatype 'cu8', which is not supported; supported: cf32_le" in capsys.readouterr().err
+    assert cli.main(["run", "--source", "synthetic", "--bundle", str(tmp_path / "nothing")]) == 2
+    assert "LWM Classifier: bundle" in capsys.readouterr().err
+
+
+def test_demo_prints_readouts_beside_the_truth_then_accuracy_and_throughput(bundle, capsys):
+    assert cli.main(["demo", "--seconds", "1", "--bundle", bundle, "--protocol", "lte", "--snr", "20"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    readout_lines = [line for line in out if line.startswith("@")]
+    assert readout_lines and all("| truth lte " in line for line in readout_lines)
+    assert any(line.startswith("--- ") and "accuracy: protocol " in line for line in out)
+    assert any(line.startswith("throughput: ") and "x real time" in line for line in out)
