@@ -25,7 +25,7 @@ import scipy.signal
 from gnuradio import gr
 
 from lwmspectro import quality
-from lwmspectro.resample import rational_ratio, resample_to
+from lwmspectro.resample import rational_ratio
 from lwmspectro.spectrogram import SpectrogramParams, frames_from_iq, spectrogram_from_frames
 
 from .common import (TAG_CLOCK, TAG_INVALID, TAG_RX_FREQ, TAG_RX_TIME, TAG_TRUTH, TAG_WINDOW_START, ConfigError,
