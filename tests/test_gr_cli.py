@@ -75,3 +75,23 @@ def test_demo_prints_readouts_beside_the_truth_then_accuracy_and_throughput(bund
     assert readout_lines and all("| truth lte " in line for line in readout_lines)
     assert any(line.startswith("--- ") and "accuracy: protocol " in line for line in out)
     assert any(line.startswith("throughput: ") and "x real time" in line for line in out)
+
+
+@pytest.mark.parametrize("rate", [PARAMS.sample_rate_hz, 0.8e6])
+def test_run_reads_out_what_the_runtime_reads_from_the_same_recording(bundle, tmp_path, rate, capsys):
+    from lwmspectro.runtime import Runtime
+
+    rng = np.random.default_rng(3)
+    n = int(4 * PARAMS.window_samples * rate / PARAMS.sample_rate_hz)
+    tone = 4 * np.exp(2j * np.pi * np.linspace(-0.4, 0.4, n) * np.arange(n))  # a chirp across the band
+    iq = (tone + rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(np.complex64)
+    meta = write_recording(tmp_path / "chirp", iq, rate, 1e9)
+    assert cli.main(["run", "--source", f"sigmf:{meta}", "--bundle", bundle, "--json", "--max-rate", "0"]) == 0
+    live = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    offline = Runtime(bundle).classify_iq(iq, rate)
+    assert [r["window_start"] for r in live] == [r["window_start"] for r in offline][:len(live)]
+    assert len(live) >= 3
+    for got, want in zip(live, offline):
+        assert got["protocol"] == want["protocol"]
+        assert got["protocol_confidence"] == pytest.approx(want["protocol_confidence"], abs=1e-4)
+        assert got["modulation_confidence"] == pytest.approx(want["modulation_confidence"], abs=1e-4)
