@@ -8,7 +8,7 @@ line. Relative paths are taken from the directory the command runs in.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -171,13 +171,3 @@ def apply_overrides(values: dict, overrides) -> dict:
 def load_config(name_or_path: str, overrides=()) -> RunConfig:
     return RunConfig.from_dict(apply_overrides(_read(name_or_path), overrides))
 
-
-def with_stage(cfg: RunConfig, stage: str, **changes) -> RunConfig:
-    """A copy of `cfg` with some fields of one stage changed."""
-    stages = dict(cfg.stages)
-    stages[stage] = replace(stages[stage], **changes)
-    return replace(cfg, stages=stages)
-
-
-def stage_fields() -> list[str]:
-    return [f.name for f in fields(StageConfig)]
