@@ -140,8 +140,10 @@ class qa_sigmf_annotator(gr_unittest.TestCase):
     def test_readouts_become_annotations_beside_the_existing_content(self):
         meta_path = self.make_recording("annotated")
         before = json.loads(meta_path.read_text())
-        for _ in range(2):  # a second replay replaces, never doubles, this block's annotations
-            feed(lwm_blocks.sigmf_annotator(str(meta_path.with_suffix(".sigmf-data")), str(BUNDLE), flush_every=2))
+        # Written once at stop, then after every readout; the second replay replaces, never
+        # doubles, this block's annotations.
+        for flush_seconds in (60.0, 0.0):
+            feed(lwm_blocks.sigmf_annotator(str(meta_path.with_suffix(".sigmf-data")), str(BUNDLE), flush_seconds))
         meta = json.loads(meta_path.read_text())
         self.assertEqual(meta["global"]["core:author"], "someone else")
         self.assertEqual(meta["global"]["lwm:protocol"], "lte")

@@ -42,7 +42,7 @@ MAX_BATCH = 8
 
 @dataclass
 class _Window:
-    spectrogram: np.ndarray
+    spectrogram: np.ndarray | None  # None for a window that cannot be judged
     window_start: int
     rx_time: float | None
     clock: float

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pmt
@@ -30,15 +31,16 @@ class sigmf_annotator(gr.basic_block):
 
     Everything else in the file is kept. Annotations an earlier run of this block wrote
     (core:generator "gr-lwmspectro") are replaced, so replaying a recording twice does not
-    double them. The file is rewritten atomically (temporary file, then rename) every
-    `flush_every` readouts and when the flowgraph stops, so a crash never leaves it half written.
+    double them. The file is rewritten atomically (temporary file, then rename) at most every
+    `flush_seconds` while readouts arrive, and when the flowgraph stops, so a crash never leaves
+    it half written and a long recording is not rewritten for every window.
 
     path: the recording (base name, .sigmf-meta or .sigmf-data).
     bundle: the model bundle the receiver uses ('' = the shipped model), for the window length.
-    flush_every: readouts between rewrites of the file.
+    flush_seconds: least time between two rewrites of the file (0 = after every readout).
     """
 
-    def __init__(self, path, bundle="", flush_every=20):
+    def __init__(self, path, bundle="", flush_seconds=5.0):
         self.path = meta_path_of(path)
         try:
             self.meta = json.loads(self.path.read_text())
@@ -50,14 +52,14 @@ class sigmf_annotator(gr.basic_block):
         rate = self.meta.get("global", {}).get("core:sample_rate")
         if not rate or rate <= 0:
             raise ConfigError(f"{LABEL}: {self.path} has no positive core:sample_rate in its global object")
-        if int(flush_every) < 1:
-            raise ConfigError(f"{LABEL}: flush every {flush_every} readouts; give 1 or more")
+        if flush_seconds < 0:
+            raise ConfigError(f"{LABEL}: flush interval {flush_seconds} s is negative; give 0 or more seconds")
         params = SpectrogramParams.from_dict(load_bundle_card(bundle, LABEL)["spectrogram"])
         self.sample_count = source_window_samples(params, float(rate))
-        self.flush_every = int(flush_every)
+        self.flush_seconds = float(flush_seconds)
+        self._written_at = time.monotonic()
         self.kept = [a for a in self.meta.get("annotations", []) if a.get("core:generator") != GENERATOR]
         self.added: list[dict] = []
-        self._unwritten = 0
         gr.basic_block.__init__(self, name="lwm_sigmf_annotator", in_sig=None, out_sig=None)
         self.message_port_register_in(pmt.intern(READOUT_PORT))
         self.set_msg_handler(pmt.intern(READOUT_PORT), self.handle_readout)
@@ -69,8 +71,7 @@ class sigmf_annotator(gr.basic_block):
             self.logger.warn(f"ignored a message that is not a readout: {err}")
             return
         self.added.append(self.annotation(readout))
-        self._unwritten += 1
-        if self._unwritten >= self.flush_every:
+        if time.monotonic() - self._written_at >= self.flush_seconds:
             self.write()
 
     def annotation(self, readout: dict) -> dict:
@@ -106,7 +107,7 @@ class sigmf_annotator(gr.basic_block):
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        self._unwritten = 0
+        self._written_at = time.monotonic()
 
     def stop(self):
         self.write()
