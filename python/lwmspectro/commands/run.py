@@ -72,17 +72,20 @@ def open_soapy(args: str, rate: float, freq: float, gain: float):
     except ImportError as err:
         raise ValueError("soapy source: gr-soapy is not installed (apt-get install gnuradio, which ships it)") from err
     matching = _soapy_devices(args)
+    advice = (" (plug one in, install its SoapySDR module, e.g. soapysdr-module-rtlsdr, or pass its "
+              "arguments, e.g. soapy:driver=rtlsdr)")
     if matching is not None and not matching:
         visible = _soapy_devices("") or []
         raise ValueError(f"soapy source: no SoapySDR device matches {args!r}; SoapySDR sees "
-                         + ("; ".join(visible) if visible else "no device at all") + _soapy_modules()
-                         + " (plug one in, install its SoapySDR module, e.g. soapysdr-module-rtlsdr, "
-                           "or pass its arguments, e.g. soapy:driver=rtlsdr)")
+                         + ("; ".join(visible) if visible else "no device at all") + _soapy_modules() + advice)
     try:
         source = soapy.source(args, "fc32", 1, "", "", [""], [""])
     except RuntimeError as err:
-        listing = "cannot list devices: install python3-soapysdr or soapysdr-tools" if matching is None else ""
-        raise ValueError(f"soapy source: cannot open {args!r}: {err}; {listing}".rstrip("; ")) from err
+        if matching is None:
+            raise ValueError(f"soapy source: no SoapySDR device matches {args!r} ({err}); SoapySDR sees an "
+                             "unknown set of devices (install python3-soapysdr or soapysdr-tools to list them)"
+                             + advice) from err
+        raise ValueError(f"soapy source: cannot open {args!r}: {err}") from err
     source.set_sample_rate(0, rate)
     source.set_frequency(0, freq)
     source.set_gain_mode(0, False)
