@@ -25,7 +25,7 @@ DATA_FOLDER = Path(__file__).resolve().parent / "data"
 HELDOUT_SCENARIO = "san_francisco"
 """The test site: a different city (hilly terrain, taller buildings) that no training set draws from."""
 
-TRAIN_SCENARIOS = ("munich", "street_canyon")
+TRAIN_SCENARIOS = ("etoile", "florence", "munich", "street_canyon", "street_canyon_cars")
 """Sites the training data draws users from."""
 
 PARAMS_FILE = "params.json"
