@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure GNU Radio 3.10 and the build tools are present; install them on Debian/Ubuntu as root.
 set -euo pipefail
-PACKAGES="gnuradio gnuradio-dev cmake g++ pybind11-dev python3-venv python3-pip python3-zmq python3-pyqt5"
+PACKAGES="gnuradio gnuradio-dev cmake g++ pybind11-dev python3-venv python3-pip python3-zmq python3-pyqt5 python3-soapysdr"
 have_gnuradio() { /usr/bin/python3 -c "from gnuradio import gr" >/dev/null 2>&1 && command -v cmake >/dev/null 2>&1 \
   && /usr/bin/python3 -c "import venv, ensurepip" >/dev/null 2>&1; }
 if have_gnuradio; then exit 0; fi
