@@ -230,6 +230,13 @@ def write_report(out_dir, results_md=None, header: dict | None = None) -> Path:
                        ("Machine", "machine"), ("Date", "date"), ("Wall time", "wall_time")):
         if header.get(key):
             doc.append(f"- **{label}**: {header[key]}")
+    ok_rows = [r for r in rows if r["status"] == "ok"]
+    if ok_rows:
+        wall = sum(float(r["seconds"]) for r in ok_rows)
+        cpu = sum(float(r["cpu_seconds"]) for r in ok_rows)
+        doc.append(f"- **Compute**: {len(ok_rows)} trials, {wall:.0f} s wall time and {cpu:.0f} s CPU time in "
+                   f"training and testing (the CPU time over the cores used is the wall time on an otherwise "
+                   f"idle machine)")
     doc += ["", "Every number is test-set macro-F1 or accuracy (%) as mean ± std over seeds, on "
             "spectrograms of the held-out scenario only, with a fresh stratified train / val / test "
             "split per (task, N, seed) shared by all models. All models use AdamW (weight decay 5e-4) "

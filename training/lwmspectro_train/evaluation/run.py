@@ -69,7 +69,9 @@ def evaluate(bundle, data, out_dir, results_md, preset_name: str = "quick", task
     header = {
         "command": command,
         "bundle": f"`{bundle}` ({bundle_info['summary']})",
-        "data": f"`{data}`: {len(dataset)} spectrograms; held-out scenario `{scenario}`",
+        "data": (f"`{data}`: {len(dataset)} spectrograms (generator config: "
+                 f"{json.dumps(dataset.manifest.get('config', {}), sort_keys=True)}); "
+                 f"held-out scenario `{scenario}`"),
         "preset": (f"{preset.name}: N per class {dict(preset.n_per_class)}, seeds {list(preset.seeds)}, "
                    f"baseline width {preset.baseline_width}, test {preset.test_per_class} per class, "
                    f"{preset.settings.epochs} epochs, patience {preset.settings.patience}, "
