@@ -7,7 +7,7 @@ PIP     := $(PY) -m pip
 STAMP   := $(VENV)/.installed
 REQS    := python/pyproject.toml training/pyproject.toml requirements-dev.txt
 
-.PHONY: all setup system build test demo gallery clean
+.PHONY: all setup system build test demo gallery scenarios clean
 
 all: setup
 
@@ -39,6 +39,11 @@ gallery: setup
 
 demo: build
 	$(VENV)/bin/lwmspectro demo
+
+# Ray-trace the bundled scenes again (sionna-rt needs numpy 2, so it gets a venv of its own).
+scenarios: setup
+	test -x .venv-rt/bin/python || (/usr/bin/python3 -m venv .venv-rt && .venv-rt/bin/pip install -r tools/rt/requirements.txt)
+	$(VENV)/bin/lwmspectro scenarios build
 
 clean:
 	rm -rf build out
