@@ -14,7 +14,6 @@ No torch here: the GNU Radio blocks and the CLI import this module.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time
@@ -25,8 +24,8 @@ import numpy as np
 from . import quality
 from .card import TENSOR_NAMES, BundleError, load_card
 from .readout import invalid_readout, make_readout
-from .resample import rational_ratio, resample_to
-from .spectrogram import SpectrogramParams, frames_from_iq, spectrogram_from_frames
+from .resample import PointResampler
+from .spectrogram import SpectrogramParams, spectrogram_from_frames
 
 __all__ = ["Runtime", "BundleError", "default_bundle_dir", "softmax"]
 
@@ -229,8 +228,7 @@ class Runtime:
 
     def source_window_samples(self, sample_rate_hz: float) -> int:
         """Source-rate samples one observation spans once resampled to the analysis rate."""
-        up, down = rational_ratio(sample_rate_hz, self.params.sample_rate_hz)
-        return -(-self.window_samples * down // up)
+        return self.params.source_window_samples(sample_rate_hz)
 
     def check_window(self, iq: np.ndarray) -> str | None:
         """Why this window of raw I/Q cannot be judged ("nan_or_inf", "all_zero", "dc_only",
@@ -319,14 +317,14 @@ class Runtime:
         `iq` is anything with len() and [a:b] slicing (an array, a memory map, a file reader),
         read one batch of observations at a time. Observations start every `stride` source
         samples (default: back to back); `window_start` is in source samples plus
-        `start_offset`. Each batch is resampled to the analysis rate with a margin on either
-        side, so that the filter's edges never touch an observation. Windows failing
+        `start_offset`. Only the frames G reads are resampled to the analysis rate, each
+        exactly as resampling the whole stream would give it. Windows failing
         `check_window` (judged at the source rate, where ADC rails are visible) yield an
         invalid readout and never reach the model. Input too short for one observation
         yields a single `too_short` readout. Counters count this call's windows.
         """
         rate = float(sample_rate_hz)
-        up, down = rational_ratio(rate, self.params.sample_rate_hz)
+        resampler = PointResampler.for_rates(rate, self.params.sample_rate_hz)
         span = self.source_window_samples(rate)
         stride = span if stride is None else int(stride)
         if stride < 1:
@@ -338,13 +336,15 @@ class Runtime:
         n_windows = (total - span) // stride + 1
         if max_windows is not None:
             n_windows = min(n_windows, max_windows)
-        # resample_poly's filter reaches 10 max(up, down) samples either side at the up-sampled rate.
-        margin = 0 if up == down else -(-(math.ceil(10 * max(up, down) / up) + down) // down) * down
+        T, n_fft = self.params.n_frames, self.params.n_fft
         seen = classified = dropped = 0
         for first in range(0, n_windows, batch_windows):
             source_starts = np.arange(first, min(first + batch_windows, n_windows)) * stride
-            low = max(0, int(source_starts[0]) - margin) // down * down
-            high = min(total, int(source_starts[-1]) + span + margin)
+            # Analysis-rate starts of each observation's frames: (windows, T).
+            frame_starts = (source_starts * resampler.up // resampler.down)[:, None] + self.params.frame_starts
+            needed_first, needed_end = resampler.input_span(frame_starts, n_fft)
+            low = max(0, min(int(source_starts[0]), needed_first))
+            high = min(total, max(int(source_starts[-1]) + span, needed_end))
             chunk = np.asarray(iq[low:high], np.complex64)
             clock = time.perf_counter()
             reasons = [self.check_window(chunk[s - low:s - low + span]) for s in source_starts]
@@ -355,10 +355,7 @@ class Runtime:
                 if "nan_or_inf" in reasons:
                     # Keep a broken neighbour's NaN out of the filter taps that reach valid windows.
                     chunk = np.where(np.isfinite(chunk), chunk, np.complex64(0))
-                analysis = resample_to(chunk, rate, self.params.sample_rate_hz)
-                offset = low * up // down
-                frames = np.stack([frames_from_iq(analysis, self.params, int(source_starts[i]) * up // down - offset)
-                                   for i in valid])
+                frames = resampler.frames(chunk, low, frame_starts[valid].ravel(), n_fft).reshape(len(valid), T, n_fft)
                 results = iter(self.classify(spectrogram_from_frames(frames, self.params),
                                              window_starts=[window_starts[i] for i in valid]))
             latency_ms = (time.perf_counter() - clock) * 1e3

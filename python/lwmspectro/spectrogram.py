@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.signal
 
-from .resample import resample_to
+from .resample import rational_ratio, resample_to
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,11 @@ class SpectrogramParams:
     def window_samples(self) -> int:
         """Samples one observation spans at the analysis rate: (T - 1) R + N_w (Eq. 8)."""
         return (self.n_frames - 1) * self.hop + self.n_fft
+
+    def source_window_samples(self, sample_rate_hz: float) -> int:
+        """Source-rate samples one observation spans once resampled to the analysis rate."""
+        up, down = rational_ratio(sample_rate_hz, self.sample_rate_hz)
+        return -(-self.window_samples * down // up)
 
     @property
     def window_seconds(self) -> float:

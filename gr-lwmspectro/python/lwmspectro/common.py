@@ -10,7 +10,6 @@ import pmt
 
 from lwmspectro import readout as readout_schema
 from lwmspectro.card import BundleError, load_card
-from lwmspectro.resample import rational_ratio
 from lwmspectro.runtime import default_bundle_dir
 
 TAG_WINDOW_START = "window_start"
@@ -106,5 +105,4 @@ def load_bundle_card(bundle, block_label: str) -> dict:
 
 def source_window_samples(params, samp_rate: float) -> int:
     """Source-rate samples one observation spans once resampled to the analysis rate."""
-    up, down = rational_ratio(samp_rate, params.sample_rate_hz)
-    return -(-params.window_samples * down // up)
+    return params.source_window_samples(samp_rate)

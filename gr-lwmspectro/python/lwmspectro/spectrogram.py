@@ -9,10 +9,9 @@ Synthetic Source), ``lwm_invalid`` when the window cannot be judged, and ``lwm_c
 latency.
 
 When the source rate differs from the analysis rate, the block evaluates the output of
-scipy's resample_poly (lwmspectro.resample) only at the samples G reads: G reads 3 % of an
-observation, and scipy's upfirdn computes every output sample at some 100 ns each, which
-could not keep up with a 20 MS/s source on one core. `PointResampler` gives the same values
-(to float32 rounding; tests compare it with resample_to on whole streams).
+scipy's resample_poly only at the samples G reads, with lwmspectro.resample.PointResampler:
+G reads 3 % of an observation, and resampling all of it could not keep up with a 20 MS/s
+source on one core.
 """
 
 from __future__ import annotations
@@ -21,76 +20,19 @@ import time
 
 import numpy as np
 import pmt
-import scipy.signal
 from gnuradio import gr
 
 from lwmspectro import quality
-from lwmspectro.resample import rational_ratio
+from lwmspectro.resample import PointResampler
 from lwmspectro.spectrogram import SpectrogramParams, frames_from_iq, spectrogram_from_frames
 
 from .common import (TAG_CLOCK, TAG_INVALID, TAG_RX_FREQ, TAG_RX_TIME, TAG_TRUTH, TAG_WINDOW_START, ConfigError,
-                     load_bundle_card, rx_time_pmt, source_window_samples)
+                     load_bundle_card, rx_time_pmt)
 
 LABEL = "LWM Spectrogram"
 MAX_WINDOWS_PER_CALL = 16
 """Windows transformed together: batching amortises numpy's per-call cost, the cap bounds
 the memory of one call."""
-
-
-class PointResampler:
-    """Frames of resample_poly(x, up, down) (scipy's default Kaiser-windowed filter): runs of
-    consecutive output samples, computed from the input under each run only.
-
-    resample_poly's output n is sum_i x[i] h[n down + L - i up], with h its FIR filter of
-    2L + 1 taps (L = 10 max(up, down)) scaled by `up`; it reads the inputs from
-    first(n) = ceil((n down - L) / up) on, at most 2L / up + 1 of them. For a run of outputs
-    n0 .. n0 + N - 1 this is one matrix (N x inputs) that depends on n0 mod up only, so
-    runs that share it are computed with one matrix product.
-    """
-
-    def __init__(self, up: int, down: int):
-        self.up, self.down = up, down
-        self.half_len = 10 * max(up, down)
-        self.taps = (scipy.signal.firwin(2 * self.half_len + 1, 1.0 / max(up, down), window=("kaiser", 5.0))
-                     * up).astype(np.float32)
-        self.n_taps = 2 * self.half_len // up + 1
-
-    def first_input(self, index):
-        """The first input sample output `index` reads (negative near the stream's start)."""
-        return -(-(np.asarray(index) * self.down - self.half_len) // self.up)
-
-    def _matrix(self, phase_class: int, length: int) -> np.ndarray:
-        """(inputs, length) weights (complex, for a BLAS complex product) of the outputs phase_class .. phase_class + length - 1,
-        on the inputs from first_input(phase_class) on."""
-        outputs = phase_class + np.arange(length)
-        firsts = self.first_input(outputs)
-        n_inputs = int(firsts[-1] - firsts[0]) + self.n_taps
-        inputs = firsts[0] + np.arange(n_inputs)
-        filter_index = outputs[None, :] * self.down + self.half_len - inputs[:, None] * self.up
-        inside = (filter_index >= 0) & (filter_index <= 2 * self.half_len)
-        weights = np.where(inside, self.taps[np.clip(filter_index, 0, 2 * self.half_len)], np.float32(0))
-        return weights.astype(np.complex64)
-
-    def frames(self, x: np.ndarray, x_first: int, starts: np.ndarray, length: int) -> np.ndarray:
-        """(len(starts), length) complex64: outputs starts[f] .. starts[f] + length - 1, reading
-        `x`, whose first element is input sample `x_first`. Inputs before the stream's start
-        read as zero, as resample_poly pads."""
-        starts = np.asarray(starts)
-        firsts = self.first_input(starts)
-        lead = int(x_first - firsts.min())
-        if lead > 0:
-            if x_first - lead < -self.n_taps - 1 or x_first > 0:
-                raise ValueError(f"inputs from {firsts.min()} are needed but x starts at {x_first}")
-            x = np.concatenate([np.zeros(lead, np.complex64), x])
-            x_first -= lead
-        out = np.empty((len(starts), length), np.complex64)
-        classes = starts % self.up
-        for phase_class in np.unique(classes):
-            chosen = np.flatnonzero(classes == phase_class)
-            matrix = self._matrix(int(phase_class), length)
-            rows = np.lib.stride_tricks.sliding_window_view(x, len(matrix))[firsts[chosen] - x_first]
-            out[chosen] = rows @ matrix
-        return out
 
 
 class spectrogram(gr.basic_block):
@@ -110,15 +52,15 @@ class spectrogram(gr.basic_block):
             raise ConfigError(f"{LABEL}: sample rate {samp_rate!r} is not a positive number of Hz; "
                               "set it to the source's sample rate")
         self.samp_rate = float(samp_rate)
-        self.up, self.down = rational_ratio(self.samp_rate, self.params.sample_rate_hz)
+        self.resampler = PointResampler.for_rates(self.samp_rate, self.params.sample_rate_hz)
+        self.up, self.down = self.resampler.up, self.resampler.down
         self.resampling = self.up != self.down
-        self.span = source_window_samples(self.params, self.samp_rate)
+        self.span = self.params.source_window_samples(self.samp_rate)
         hop = int(hop)
         if hop < 0:
             raise ConfigError(f"{LABEL}: hop {hop} is negative; give source samples between window "
                               f"starts, or 0 for back-to-back windows of {self.span}")
         self.hop = hop or self.span
-        self.resampler = PointResampler(self.up, self.down) if self.resampling else None
         # Analysis-rate offsets, inside one observation, of the samples G reads: (T, N_w).
         self.frame_positions = frames_from_iq(np.arange(self.params.window_samples), self.params)
         self.vlen = self.params.n_frames * self.params.n_bins
