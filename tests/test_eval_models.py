@@ -6,7 +6,7 @@ import torch
 
 from lwmspectro_train.evaluation.baselines import BASELINES, build_baseline, load_pretrained
 from lwmspectro_train.evaluation.fit import TrainSettings, fit, macro_f1, predict_logits
-from lwmspectro_train.evaluation.lwm import LWMComponents, build_head, finetune_model
+from lwmspectro_train.evaluation.lwm import LWMComponents, Standardise, embed, finetune_model, frozen_model
 from lwmspectro_train.model import EncoderConfig, HeadsConfig, SpectrogramEncoder
 
 SETTINGS = TrainSettings(epochs=12, patience=12, lr=3e-3, batch_size=16, min_steps_per_epoch=4)
@@ -35,31 +35,42 @@ def test_baseline_learns_a_separable_problem():
     assert 1 <= result.best_epoch <= result.epochs_run
 
 
-def test_lwm_head_learns_separable_embeddings():
+def _toy_components(expert="wifi"):
+    encoder = SpectrogramEncoder(EncoderConfig(patch_size=4, d_model=16, n_layers=1, n_heads=2), (16, 16))
+    return LWMComponents({expert: encoder}, None, HeadsConfig(channels=8, n_blocks=1), "toy")
+
+
+def test_lwm_head_learns_separable_embeddings_with_a_large_offset():
+    """Like a post-LN encoder's pooled embedding: a large common offset, small class spread."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    centres = rng.normal(0, 1, (4, 16)).astype(np.float32) * 3
+    offset = rng.normal(0, 3, 16).astype(np.float32)
+    centres = offset + rng.normal(0, 0.05, (4, 16)).astype(np.float32)
 
     def sample(n, seed):
-        r = np.random.default_rng(seed)
         y = np.repeat(np.arange(4), n)
-        return (centres[y] + r.normal(0, 0.5, (len(y), 16))).astype(np.float32), y
+        return (centres[y] + np.random.default_rng(seed).normal(0, 0.01, (len(y), 16))).astype(np.float32), y
 
-    encoder = SpectrogramEncoder(EncoderConfig(patch_size=4, d_model=16, n_layers=1, n_heads=2), (16, 16))
-    components = LWMComponents({"wifi": encoder}, None, HeadsConfig(channels=8, n_blocks=1), "toy")
-    head = build_head(components, 4)
-    (x, y), (xv, yv), (xt, yt) = sample(8, 1), sample(3, 2), sample(10, 3)
-    fit(head, x, y, xv, yv, 4, SETTINGS, seed=0)
-    assert macro_f1(yt, predict_logits(head, xt).argmax(1), 4) >= 0.9
+    (x, y), (xv, yv), (xt, yt) = sample(3, 1), sample(2, 2), sample(10, 3)
+    model = frozen_model(_toy_components(), x, 4)
+    fit(model, x, y, xv, yv, 4, SETTINGS, seed=0)
+    assert macro_f1(yt, predict_logits(model, xt).argmax(1), 4) >= 0.9
+
+
+def test_standardise_uses_the_training_statistics_only():
+    train = np.array([[1.0, 10.0], [3.0, 10.0]], np.float32)
+    out = Standardise(train)(torch.tensor([[2.0, 10.0], [5.0, 11.0]]))
+    assert torch.allclose(out[0], torch.zeros(2))
+    assert out[1, 0] == pytest.approx(3.0) and out[1, 1] > 1e5  # constant dimension: floor, no NaN
 
 
 def test_finetuning_trains_the_encoder_at_a_reduced_rate():
     torch.manual_seed(0)
-    encoder = SpectrogramEncoder(EncoderConfig(patch_size=4, d_model=16, n_layers=1, n_heads=2), (16, 16))
-    components = LWMComponents({"lte": encoder}, None, HeadsConfig(channels=8, n_blocks=1), "toy")
-    model, groups = finetune_model(components, "lte", 3, lr=1e-3, encoder_lr_scale=0.1)
-    assert [g["lr"] for g in groups] == [pytest.approx(1e-4), pytest.approx(1e-3)]
+    components = _toy_components("lte")
+    encoder = components.experts["lte"]
     x, y = band_spectrograms(6)
+    model, groups = finetune_model(components, "lte", embed(encoder, x), 3, lr=1e-3, encoder_lr_scale=0.1)
+    assert [g["lr"] for g in groups] == [pytest.approx(1e-4), pytest.approx(1e-3)]
     before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
     fit(model, x, y, x, y, 3, TrainSettings(epochs=1, min_steps_per_epoch=2), seed=0, param_groups=groups)
     changed = any(not torch.equal(before[k], v) for k, v in model.encoder.state_dict().items())

@@ -27,7 +27,7 @@ class TrainSettings:
     lr: float = 1e-3
     weight_decay: float = 5e-4
     batch_size: int = 32
-    min_steps_per_epoch: int = 4
+    min_steps_per_epoch: int = 8
     finetune_lr_scale: float = 0.1
     device: str = "cpu"
 

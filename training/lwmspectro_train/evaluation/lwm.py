@@ -34,26 +34,56 @@ class LWMComponents:
         return next(iter(self.experts.values())).cfg.d_model
 
 
-class LWMClassifier(nn.Module):
-    """Encoder then head: spectrogram (B, T, K) -> logits (the LWM_FT model)."""
+class Standardise(nn.Module):
+    """Per-dimension z-score of the embedding with statistics of the trial's training split.
 
-    def __init__(self, encoder: SpectrogramEncoder, head: nn.Module):
+    The pooled embedding of a post-LN encoder varies little around a large per-dimension
+    offset; a fresh head with batch normalisation learns from it only after many more
+    updates than a few-shot trial has (measured: a residual head on raw embeddings stayed
+    at chance where it learns on standardised ones). Standardising is the usual linear-probe
+    preprocessing and uses no label and no test sample."""
+
+    def __init__(self, embeddings: np.ndarray):
+        super().__init__()
+        embeddings = torch.as_tensor(np.asarray(embeddings, np.float32))
+        self.register_buffer("mean", embeddings.mean(dim=0))
+        self.register_buffer("std", embeddings.std(dim=0, unbiased=False).clamp_min(1e-6))
+
+    def forward(self, embedding):
+        return (embedding - self.mean) / self.std
+
+
+class LWMClassifier(nn.Module):
+    """Encoder (optional: absent when the head reads cached frozen embeddings), the
+    standardisation, then the residual 1-D CNN head."""
+
+    def __init__(self, encoder: SpectrogramEncoder | None, standardise: Standardise, head: nn.Module):
         super().__init__()
         self.encoder = encoder
+        self.standardise = standardise
         self.head = head
 
-    def forward(self, spectrogram):
-        return self.head(self.encoder(spectrogram))
+    def forward(self, inputs):
+        embedding = inputs if self.encoder is None else self.encoder(inputs)
+        return self.head(self.standardise(embedding))
 
 
 def build_head(components: LWMComponents, n_classes: int) -> ResidualCNNHead:
     return ResidualCNNHead(components.embedding_dim, n_classes, components.heads)
 
 
-def finetune_model(components: LWMComponents, expert: str, n_classes: int, lr: float, encoder_lr_scale: float):
-    """A fresh copy of the pretrained expert with a new head, and AdamW parameter groups
-    that train the encoder at `encoder_lr_scale` times the head's rate."""
-    model = LWMClassifier(copy.deepcopy(components.experts[expert]), build_head(components, n_classes))
+def frozen_model(components: LWMComponents, train_embeddings: np.ndarray, n_classes: int) -> LWMClassifier:
+    """LWM: a new head over cached embeddings of the frozen encoder."""
+    return LWMClassifier(None, Standardise(train_embeddings), build_head(components, n_classes))
+
+
+def finetune_model(components: LWMComponents, expert: str, train_embeddings: np.ndarray, n_classes: int,
+                   lr: float, encoder_lr_scale: float):
+    """LWM_FT: a fresh copy of the pretrained expert, the standardisation of its pretrained
+    embeddings of the training split, a new head; AdamW parameter groups train the encoder
+    at `encoder_lr_scale` times the head's rate."""
+    model = LWMClassifier(copy.deepcopy(components.experts[expert]), Standardise(train_embeddings),
+                          build_head(components, n_classes))
     model.encoder.requires_grad_(True)
     groups = [{"params": list(model.encoder.parameters()), "lr": lr * encoder_lr_scale},
               {"params": list(model.head.parameters()), "lr": lr}]

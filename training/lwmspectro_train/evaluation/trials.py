@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from .baselines import build_baseline, load_pretrained
 from .fit import fit, macro_f1, predict_logits
-from .lwm import LWMComponents, build_head, embed, finetune_model, routed_embeddings
+from .lwm import LWMComponents, embed, finetune_model, frozen_model, routed_embeddings
 from .splits import TooFewSamples, stratified_split
 from .tasks import LWM, LWM_FT, MOE, TASKS, Preset, present_classes, task_pool
 
@@ -146,10 +146,11 @@ def _train_and_test(model_name, data: _TaskData, spec, split, components, preset
     torch.manual_seed(seed)
     if model_name in (LWM, MOE):
         features = data.embeddings(spec, components, settings.device)
-        model, groups, width = build_head(components, data.n_classes), None, ""
+        model, groups, width = frozen_model(components, features[split.train], data.n_classes), None, ""
     elif model_name == LWM_FT:
+        train_embeddings = data.embeddings(spec, components, settings.device)[split.train]
         features = data.x
-        model, groups = finetune_model(components, spec.expert, data.n_classes, settings.lr,
+        model, groups = finetune_model(components, spec.expert, train_embeddings, data.n_classes, settings.lr,
                                        settings.finetune_lr_scale)
         width = ""
     else:
