@@ -213,3 +213,24 @@ def test_bundle_without_torch_weights_is_refused(tiny_run, tmp_path):
     (bundle / "lwm.pt").unlink()
     with pytest.raises(FileNotFoundError, match="LWM and LWM_FT need the torch weights"):
         load_components(bundle)
+
+
+def test_baselines_run_without_a_bundle_and_lwm_joins_later(tiny_run, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from lwmspectro_train.evaluation import run as run_mod
+
+    dataset, components, _, _, argv = tiny_run
+    monkeypatch.setitem(run_mod.PRESETS, "quick", replace(TINY, n_per_class={**TINY.n_per_class, "task1": (2,)}))
+    out = tmp_path / "out"
+    common = ["--data", str(dataset.folder), "--quick", "--out", str(out), "--results-md", str(tmp_path / "r.md"),
+              "--scenario", HELDOUT, "--tasks", "task1", "--no-progress"]
+    assert cli.main(["eval", "--models", "wu_cnn"] + common) == 0
+    assert {r["model"] for r in _rows(out)} == {"wu_cnn"}
+    assert cli.main(["eval", "--models", "LWM"] + common) == 2  # LWM needs a bundle
+    calls = []
+    real_fit = trials_mod.fit
+    monkeypatch.setattr(trials_mod, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
+    assert cli.main(["eval", "--bundle", argv[2]] + common) == 0
+    assert len(calls) == 4  # LWM and LWM_FT at two seeds; the baseline trials are kept
+    assert {r["model"] for r in _rows(out)} == {"wu_cnn", "LWM", "LWM_FT"}

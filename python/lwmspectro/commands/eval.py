@@ -11,7 +11,9 @@ TASK_CHOICES = ("task1", "task2", "task3")
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--bundle", required=True, help="model bundle folder (card.json + ONNX files)")
+    parser.add_argument("--bundle", default=None,
+                        help="model bundle folder (card.json, ONNX files, weights.pt); needed unless --models "
+                             "names baselines only")
     parser.add_argument("--data", required=True, help="dataset folder from `lwmspectro generate` holding the held-out scenario")
     parser.add_argument("--quick", action="store_true",
                         help="the preset sized for two CPU cores in under 30 minutes (default: the paper's full grid)")
@@ -26,6 +28,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--pretrained-weights", action="append", default=[], metavar="MODEL=PATH",
                         help="initialise a baseline from a state dict, e.g. resnet18=resnet18-imagenet.pth "
                              "(torchvision names; repeatable; needs width 1.0, i.e. the full preset)")
+    parser.add_argument("--models", nargs="+", default=None, metavar="MODEL",
+                        help="run only these models (LWM, LWM_FT, MoE, wu_cnn, deep_cnn, resnet18, "
+                             "efficientnet_b0, mobilenet_v3); default: all of the preset's")
     parser.add_argument("--device", default="cpu", help="torch device for training (cpu, cuda, cuda:1)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -46,7 +51,7 @@ def _parse_pretrained(items) -> dict:
 
 def command_line(args) -> str:
     """The command that reproduces this run, rebuilt from the parsed options, for the report."""
-    words = ["lwmspectro", "eval", "--bundle", args.bundle, "--data", args.data]
+    words = ["lwmspectro", "eval"] + (["--bundle", args.bundle] if args.bundle else []) + ["--data", args.data]
     words += ["--quick"] if args.quick else []
     defaults = {"out": "docs/results", "results_md": "docs/results.md", "scenario": None, "device": "cpu"}
     for key, default in defaults.items():
@@ -54,6 +59,8 @@ def command_line(args) -> str:
             words += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     if list(args.tasks) != list(TASK_CHOICES):
         words += ["--tasks", *args.tasks]
+    if args.models:
+        words += ["--models", *args.models]
     for item in args.pretrained_weights:
         words += ["--pretrained-weights", item]
     return shlex.join(words)
@@ -69,6 +76,6 @@ def run(args) -> int:
     command = command_line(args)
     path = evaluate(args.bundle, args.data, args.out, args.results_md, "quick" if args.quick else "full",
                     tuple(args.tasks), args.scenario, _parse_pretrained(args.pretrained_weights), args.device,
-                    command, not args.no_progress)
+                    command, not args.no_progress, args.models)
     print(f"report: {path}")
     return 0

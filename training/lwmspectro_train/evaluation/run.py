@@ -18,7 +18,7 @@ from .embedding_quality import embedding_quality
 from .lwm import load_components
 from .report import write_report
 from .tasks import LWM_MODELS, PRESETS, TASKS
-from .trials import run_trials
+from .trials import planned_models, run_trials
 
 RUN_IDENTITY = ("bundle_card_sha256", "data", "preset", "scenario", "baseline_width")
 
@@ -30,30 +30,45 @@ def _machine(device: str) -> str:
             f"{platform.machine()}, torch {torch.__version__}")
 
 
-def _check_resumable(out_dir: Path, identity: dict) -> None:
-    """Refuse to mix trials of a different bundle, data, preset or scenario into `out_dir`."""
+def _check_resumable(out_dir: Path, identity: dict) -> dict:
+    """Refuse to mix trials of a different bundle, data, preset or scenario into `out_dir`;
+    returns the previous run.json (empty if none). A bundle is compared only when both
+    runs name one, since baseline trials do not depend on it."""
     path = out_dir / "run.json"
     if not path.exists():
-        return
-    previous = json.loads(path.read_text()).get("identity", {})
-    changed = [k for k in RUN_IDENTITY if k in previous and previous[k] != identity.get(k)]
+        return {}
+    previous_run = json.loads(path.read_text())
+    previous = previous_run.get("identity", {})
+    changed = [k for k in RUN_IDENTITY if previous.get(k) is not None and identity.get(k) is not None
+               and previous[k] != identity[k]]
     if changed:
         details = "; ".join(f"{k}: {previous[k]!r} there, {identity.get(k)!r} now" for k in changed)
         raise ValueError(f"{out_dir} holds trials of another run ({details}); "
                          f"pass another --out, or delete {out_dir / 'trials.csv'} to start over")
+    return previous_run
 
 
 def evaluate(bundle, data, out_dir, results_md, preset_name: str = "quick", tasks=tuple(TASKS),
              scenario: str | None = None, pretrained: dict | None = None, device: str = "cpu",
-             command: str = "", show_progress: bool = True) -> Path:
-    """Run (or resume) the evaluation and regenerate the report; returns the results.md path."""
+             command: str = "", show_progress: bool = True, models=None) -> Path:
+    """Run (or resume) the evaluation and regenerate the report; returns the results.md path.
+
+    `models` restricts the run to some model names; without an LWM model among them the
+    bundle may be None (baseline trials do not depend on it)."""
     if preset_name not in PRESETS:
         raise ValueError(f"unknown preset {preset_name!r}; valid choices: {', '.join(PRESETS)}")
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown tasks {unknown}; valid choices: {', '.join(TASKS)}")
-    preset = PRESETS[preset_name]
-    preset = replace(preset, settings=replace(preset.settings, device=device))
+    preset = replace(PRESETS[preset_name], settings=replace(PRESETS[preset_name].settings, device=device))
+    valid_models = sorted({m for t in TASKS for m in PRESETS["full"].models(t)})
+    if models is not None and set(models) - set(valid_models):
+        raise ValueError(f"unknown models {sorted(set(models) - set(valid_models))}; valid choices: "
+                         f"{', '.join(valid_models)}")
+    needs_lwm = any(m in LWM_MODELS for t in tasks for m in planned_models(preset, t, models))
+    if needs_lwm and bundle is None:
+        raise ValueError("a model bundle is needed for LWM, LWM_FT and MoE: pass --bundle DIR "
+                         "(or restrict --models to baselines)")
     if scenario is None:
         from lwmspectro.scenarios import HELDOUT_SCENARIO
         scenario = HELDOUT_SCENARIO
@@ -61,31 +76,30 @@ def evaluate(bundle, data, out_dir, results_md, preset_name: str = "quick", task
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dataset = open_dataset(data)
-    needs_lwm = any(m in LWM_MODELS for t in tasks for m in preset.models(t))
-    components, bundle_info = load_components(bundle)
-    identity = {"bundle_card_sha256": bundle_info["card_sha256"], "data": str(Path(data)), "preset": preset.name,
-                "scenario": scenario, "baseline_width": preset.baseline_width}
-    _check_resumable(out_dir, identity)
+    components, bundle_info = load_components(bundle) if bundle is not None else (None, None)
+    identity = {"bundle_card_sha256": bundle_info and bundle_info["card_sha256"], "data": str(Path(data)),
+                "preset": preset.name, "scenario": scenario, "baseline_width": preset.baseline_width}
+    previous = _check_resumable(out_dir, identity)
     header = {
         "command": command,
-        "bundle": f"`{bundle}` ({bundle_info['summary']})",
+        "bundle": f"`{bundle}` ({bundle_info['summary']})" if bundle_info else previous.get("bundle", ""),
         "data": (f"`{data}`: {len(dataset)} spectrograms (generator config: "
                  f"{json.dumps(dataset.manifest.get('config', {}), sort_keys=True)}); "
                  f"held-out scenario `{scenario}`"),
         "preset": (f"{preset.name}: N per class {dict(preset.n_per_class)}, seeds {list(preset.seeds)}, "
                    f"baseline width {preset.baseline_width}, test {preset.test_per_class} per class, "
                    f"{preset.settings.epochs} epochs, patience {preset.settings.patience}, "
-                   f"batch {preset.settings.batch_size}, lr {preset.settings.lr:g} "
+                   f"batch {preset.settings.batch_size}, at least {preset.settings.min_steps_per_epoch} "
+                   f"updates per epoch, lr {preset.settings.lr:g} "
                    f"(LWM_FT encoder x{preset.settings.finetune_lr_scale:g})"),
         "machine": _machine(device),
-        "identity": identity,
+        "identity": {k: v if v is not None else previous.get("identity", {}).get(k) for k, v in identity.items()},
     }
     (out_dir / "run.json").write_text(json.dumps(header, indent=2) + "\n")
     run_trials(dataset, components if needs_lwm else None, out_dir, preset, tuple(tasks), scenario,
-               pretrained, show_progress)
-    if not (out_dir / "embedding_quality.json").exists():
+               pretrained, show_progress, models)
+    if components is not None and not (out_dir / "embedding_quality.json").exists():
         embedding_quality(dataset, components, out_dir, scenario, preset.tsne_samples, device=device)
     header["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    header["wall_time"] = f"{time.perf_counter() - started:.0f} s for this invocation (finished trials are not re-run)"
     (out_dir / "run.json").write_text(json.dumps(header, indent=2) + "\n")
     return write_report(out_dir, results_md, header)

@@ -164,17 +164,24 @@ def _train_and_test(model_name, data: _TaskData, spec, split, components, preset
     return logits.argmax(1), result, width
 
 
+def planned_models(preset: Preset, task: str, models=None) -> list[str]:
+    """The preset's models for `task`, restricted to `models` when given."""
+    return [m for m in preset.models(task) if models is None or m in models]
+
+
 def run_trials(dataset, components: LWMComponents | None, out_dir, preset: Preset, tasks=tuple(TASKS),
-               scenario: str = "", pretrained: dict | None = None, show_progress: bool = True) -> TrialLog:
+               scenario: str = "", pretrained: dict | None = None, show_progress: bool = True,
+               models=None) -> TrialLog:
     """Run every unfinished trial of `tasks` under `preset`; returns the log.
 
-    `components` may be None when no task model needs LWM (then only baselines run).
-    `pretrained` maps a baseline name to a state-dict path."""
+    `models` restricts the run to those model names (default: all of the preset's);
+    `components` may be None when none of them is an LWM model. `pretrained` maps a
+    baseline name to a state-dict path."""
     log = TrialLog(out_dir)
     pretrained = dict(pretrained or {})
     done = log.finished()
     plan = [(task, n, seed, model) for task in tasks for n in preset.n_per_class[task] for seed in preset.seeds
-            for model in preset.models(task)]
+            for model in planned_models(preset, task, models)]
     todo = [p for p in plan if trial_key(p[0], p[3], p[1], p[2]) not in done]
     bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="eval trials", unit="trial",
                disable=not show_progress, dynamic_ncols=True)
