@@ -280,6 +280,28 @@ def write_report(out_dir, results_md=None, header: dict | None = None) -> Path:
                 "| features | by SNR | by modulation |", "|---|---:|---:|"]
         doc += [f"| {name} | {s['snr']:.3f} | {s['modulation']:.3f} |" for name, s in quality["silhouette"].items()]
         doc += ["", f"![t-SNE]({_rel(out_dir / 'tsne.png', base)})", ""]
+    doc += ["## How the evaluation is set up", "",
+            "- **Tasks.** Task 1 classifies the five modulations on WiFi (the only protocol carrying all "
+            "five) through the WiFi expert. Task 2 classifies the joint (SNR bin, mobility) class on LTE "
+            "through the LTE expert (the classes present in the data; `labels.snr_mobility_index`). "
+            "Task 3 classifies the modulation of mixed WiFi / LTE / 5G NR inputs: the router picks one "
+            "expert per input (top-1 over the three experts) and one head reads the routed embedding.",
+            "- **LWM models.** The experts are taken as the foundation stages left them (masked "
+            "pretraining and contrastive fine-tuning on the training scenarios), not the shipped task "
+            "heads. LWM trains a new residual 1-D CNN head (Sec. III-F) on the frozen embedding; LWM_FT "
+            "also fine-tunes the encoder at a reduced learning rate. Embeddings are standardised per "
+            "dimension with the training split's statistics before the head.",
+            "- **Baselines.** STFT-CNN (Wu et al.), Deep CNN (Kojima et al.), ResNet-18, EfficientNet-B0 "
+            "and MobileNet-V3 (small) are written in plain torch in `lwmspectro_train.evaluation.baselines` "
+            "(torchvision does not import beside the pinned CPU torch wheel), with torchvision's layer "
+            "layout and parameter names, one input channel, trained from scratch; "
+            "`--pretrained-weights MODEL=PATH` loads a user's state dict (full width only).",
+            "- **Optimisation.** One recipe for every model: AdamW, weight decay 5e-4, cross-entropy, the "
+            "same epochs, batch size and patience, the weights of the best validation epoch kept; an "
+            "epoch takes at least the preset's minimum number of updates so that few-shot trials train at all.",
+            "- **Splits.** For each (task, N, seed): exactly N training, a quarter of N (at least 2) "
+            "validation and the preset's number of test samples per class, disjoint, drawn from the "
+            "held-out scenario only.", ""]
     doc += ["## Files", "", f"- every trial: `{_rel(log.csv_path, base)}`",
             f"- test labels and predictions of every trial: `{_rel(log.predictions_path, base)}`",
             f"- the tables alone: `{_rel(out_dir / 'tables.md', base)}`", ""]
