@@ -193,6 +193,16 @@ def test_paper_config_is_table_one():
     assert (cfg.router.n_layers, cfg.router.d_model) == (2, 64)
 
 
+def test_paper_size_model_masks_717_of_1024_patches():
+    cfg = load_config("paper").model
+    model = MaskedModelling(SpectrogramEncoder(cfg, (128, 128)))
+    assert model.encoder.n_patches == 1024 and math.floor(0.7 * 1024 + 0.5) == 717
+    with torch.no_grad():
+        out = model(torch.randn(1, 128, 128))
+        embedding = model.encoder(torch.randn(1, 128, 128))
+    assert torch.isfinite(out["loss"]) and embedding.shape == (1, 128)
+
+
 def test_small_config_is_smaller_with_the_same_structure():
     small, paper = load_config("small"), load_config("paper")
     assert (128 // small.model.patch_size) ** 2 < 1024 and small.model.n_layers < paper.model.n_layers
