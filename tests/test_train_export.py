@@ -2,7 +2,6 @@
 
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,17 +15,8 @@ from lwmspectro import labels  # noqa: E402
 from lwmspectro_train import cli  # noqa: E402
 from lwmspectro_train.evaluate import metrics_from_predictions  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
 from test_train_toydata import write_toy_dataset  # noqa: E402
-from test_train_trainer import tiny_config  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from train_fixtures import one_thread, tiny_config  # noqa: E402,F401 (one_thread: autouse fixture)
 
 
 @pytest.fixture(scope="module")

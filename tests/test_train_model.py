@@ -11,20 +11,12 @@ from lwmspectro_train.config import load_config  # noqa: E402
 from lwmspectro_train.model import (EncoderConfig, HeadsConfig, HeadsTraining, MaskedModelling,  # noqa: E402
                                     MixtureOfExperts, Router, RouterConfig, RouterTraining, SpectrogramEncoder,
                                     TaskHeads, masked_mse, patchify, random_mask, supervised_contrastive_loss)
+from train_fixtures import one_thread  # noqa: E402,F401 (autouse fixture)
 
 SHAPE = (32, 32)
 TINY = EncoderConfig(patch_size=8, d_model=16, n_layers=2, n_heads=2, decoder_hidden=16, projection_dim=8)
 TINY_ROUTER = RouterConfig(patch_size=8, d_model=16, n_layers=2, n_heads=2)
 TINY_HEADS = HeadsConfig(channels=4, n_blocks=1)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared two-core machine a second spinning thread only slows these tiny models."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def toy_batch(n=24, seed=0):

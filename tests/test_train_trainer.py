@@ -5,7 +5,6 @@ import os
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,40 +12,19 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from lwmspectro import labels  # noqa: E402
-from lwmspectro_train.config import STAGES, RunConfig  # noqa: E402
+from lwmspectro_train.config import RunConfig  # noqa: E402
 from lwmspectro_train.data import EpochSampler  # noqa: E402
 from lwmspectro_train.distributed import Context  # noqa: E402
 from lwmspectro_train.stages import Run  # noqa: E402
 from lwmspectro_train.trainer import load_checkpoint  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
 from test_train_toydata import write_toy_dataset  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from train_fixtures import one_thread, tiny_config  # noqa: E402,F401 (one_thread: autouse fixture)
 
 
 @pytest.fixture(scope="module")
 def toy_train(tmp_path_factory):
     return write_toy_dataset(tmp_path_factory.mktemp("toy") / "train", n=200)
-
-
-def tiny_config(run_dir, train, test=None, **stage) -> dict:
-    return {
-        "name": "tiny", "run_dir": str(run_dir), "seed": 3,
-        "data": {"train": str(train), "val_fraction": 0.2, "test": str(test) if test else None},
-        "model": {"patch_size": 8, "d_model": 16, "n_layers": 1, "n_heads": 2, "decoder_hidden": 16,
-                  "projection_dim": 8},
-        "router": {"patch_size": 8, "d_model": 16, "n_layers": 2, "n_heads": 2},
-        "heads": {"channels": 4, "n_blocks": 1, "mode": "lwm"},
-        "loader": {"workers": 0, "threads": 1, "eval_batch_size": 32},
-        "stages": {s: {"epochs": 2, "batch_size": 8, "warmup_epochs": 0.5, "lr": 3e-3, **stage} for s in STAGES},
-    }
 
 
 def make_run(run_dir, train, **stage) -> Run:
