@@ -96,32 +96,21 @@ def test_router_output_size_mismatch_names_the_file(copy_of):
         Runtime(copy_of)
 
 
-def test_spectrogram_shape_mismatch_names_the_file(copy_of):
-    expert = linear_expert(64, 16, seed=0)
-    export_onnx(expert, copy_of / "expert_wifi.onnx", torch.zeros(2, 128, 64), "spectrogram", ["embedding"])
-    with pytest.raises(BundleError, match=r"expert_wifi\.onnx: tensor 'spectrogram' has shape .*axis 2: 64 != 128"):
-        Runtime(copy_of)
-
-
-def test_embedding_size_mismatch_between_expert_and_heads(copy_of):
-    expert = linear_expert(128, 8, seed=0)
-    export_onnx(expert, copy_of / "expert_nr.onnx", torch.zeros(2, 128, 128), "spectrogram", ["embedding"])
-    with pytest.raises(BundleError, match=r"nr\.onnx: tensor 'embedding'"):
-        Runtime(copy_of)
-
-
-def test_wrong_tensor_name_is_refused(copy_of):
-    expert = linear_expert(128, 16, seed=0)
-    export_onnx(expert, copy_of / "expert_wifi.onnx", torch.zeros(2, 128, 128), "x", ["embedding"])
-    with pytest.raises(BundleError, match=r"expert_wifi\.onnx: inputs \['x'\], expected \['spectrogram'\]"):
-        Runtime(copy_of)
-
-
-def test_fixed_batch_axis_is_refused(copy_of):
-    expert = linear_expert(128, 16, seed=0)
-    export_onnx(expert, copy_of / "expert_wifi.onnx", torch.zeros(2, 128, 128), "spectrogram", ["embedding"],
-                dynamic_batch=False)
-    with pytest.raises(BundleError, match=r"expert_wifi\.onnx: .*fixed batch axis of 2"):
+@pytest.mark.parametrize("n_bins, embedding_dim, file, input_name, dynamic_batch, error", [
+    pytest.param(64, 16, "expert_wifi.onnx", "spectrogram", True,
+                 r"expert_wifi\.onnx: tensor 'spectrogram' has shape .*axis 2: 64 != 128", id="spectrogram-shape"),
+    pytest.param(128, 8, "expert_nr.onnx", "spectrogram", True, r"nr\.onnx: tensor 'embedding'",
+                 id="embedding-size-between-expert-and-heads"),
+    pytest.param(128, 16, "expert_wifi.onnx", "x", True,
+                 r"expert_wifi\.onnx: inputs \['x'\], expected \['spectrogram'\]", id="wrong-tensor-name"),
+    pytest.param(128, 16, "expert_wifi.onnx", "spectrogram", False, r"expert_wifi\.onnx: .*fixed batch axis of 2",
+                 id="fixed-batch-axis"),
+])
+def test_an_expert_that_does_not_fit_is_refused_naming_the_file(copy_of, n_bins, embedding_dim, file, input_name,
+                                                                dynamic_batch, error):
+    export_onnx(linear_expert(n_bins, embedding_dim, seed=0), copy_of / file, torch.zeros(2, 128, n_bins),
+                input_name, ["embedding"], dynamic_batch=dynamic_batch)
+    with pytest.raises(BundleError, match=error):
         Runtime(copy_of)
 
 
