@@ -101,8 +101,3 @@ def load_bundle_card(bundle, block_label: str) -> dict:
         raise ConfigError(f"{block_label}: bundle {str(folder)!r} cannot be used: {err}. Fix: set the "
                           "bundle parameter to a model bundle folder (card.json beside its ONNX files), "
                           "or leave it empty for the shipped model") from err
-
-
-def source_window_samples(params, samp_rate: float) -> int:
-    """Source-rate samples one observation spans once resampled to the analysis rate."""
-    return params.source_window_samples(samp_rate)

@@ -14,7 +14,7 @@ from gnuradio import gr
 from lwmspectro.readout import FIELDS, format_line
 from lwmspectro.spectrogram import SpectrogramParams
 
-from .common import READOUT_PORT, ConfigError, load_bundle_card, readout_from_pmt, source_window_samples
+from .common import READOUT_PORT, ConfigError, load_bundle_card, readout_from_pmt
 from .sigmf_source import meta_path_of
 
 LABEL = "LWM SigMF Annotator"
@@ -55,7 +55,7 @@ class sigmf_annotator(gr.basic_block):
         if flush_seconds < 0:
             raise ConfigError(f"{LABEL}: flush interval {flush_seconds} s is negative; give 0 or more seconds")
         params = SpectrogramParams.from_dict(load_bundle_card(bundle, LABEL)["spectrogram"])
-        self.sample_count = source_window_samples(params, float(rate))
+        self.sample_count = params.source_window_samples(float(rate))
         self.flush_seconds = float(flush_seconds)
         self._written_at = time.monotonic()
         self.kept = [a for a in self.meta.get("annotations", []) if a.get("core:generator") != GENERATOR]
