@@ -28,10 +28,10 @@ import pmt
 from gnuradio import gr
 
 from lwmspectro.readout import INVALID_REASONS, invalid_readout
-from lwmspectro.runtime import BundleError, Runtime
+from lwmspectro.runtime import Runtime
 
 from .common import (READOUT_PORT, TAG_CLOCK, TAG_INVALID, TAG_RX_TIME, TAG_TRUTH, TAG_WINDOW_START, ConfigError,
-                     readout_to_pmt, resolve_bundle, rx_time_to_seconds)
+                     load_bundle, readout_to_pmt, rx_time_to_seconds)
 
 LABEL = "LWM Classifier"
 DRAIN_POLL_S = 0.005
@@ -65,7 +65,7 @@ class classifier(gr.basic_block):
 
     def __init__(self, bundle="", max_rate=0.0, one_in_n=1, queue_size=8, embedding_output=False, vlen=0,
                  embedding_dim=0):
-        self.runtime = self._load(bundle) if isinstance(bundle, (str, os.PathLike)) else bundle
+        self.runtime = load_bundle(bundle, LABEL, Runtime) if isinstance(bundle, (str, os.PathLike)) else bundle
         params = self.runtime.params
         self.vlen = params.n_frames * params.n_bins
         if vlen and int(vlen) != self.vlen:
@@ -102,16 +102,6 @@ class classifier(gr.basic_block):
         self.windows_dropped = 0
         self.windows_skipped = 0
         self.windows_invalid = 0
-
-    @staticmethod
-    def _load(bundle) -> Runtime:
-        folder = resolve_bundle(bundle, LABEL)
-        try:
-            return Runtime(folder)
-        except BundleError as err:
-            raise ConfigError(f"{LABEL}: bundle {str(folder)!r} cannot be used: {err}. Fix: set the bundle "
-                              "parameter to a model bundle folder (card.json beside its ONNX files), or "
-                              "leave it empty for the shipped model") from err
 
     def counters(self) -> dict:
         return {"windows_seen": self.windows_seen, "windows_classified": self.windows_classified,

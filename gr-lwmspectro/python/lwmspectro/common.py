@@ -92,11 +92,12 @@ def resolve_bundle(bundle, block_label: str) -> Path:
         raise ConfigError(f"{block_label}: no bundle given and {err}") from err
 
 
-def load_bundle_card(bundle, block_label: str) -> dict:
-    """The validated card of `bundle` ('' for the shipped one), or a ConfigError saying why not."""
+def load_bundle(bundle, block_label: str, loader=load_card):
+    """`loader(folder)` on the bundle a block uses ('' = the shipped one): its validated card by
+    default, or e.g. a Runtime; a bundle that cannot be used is a ConfigError naming the fix."""
     folder = resolve_bundle(bundle, block_label)
     try:
-        return load_card(folder)
+        return loader(folder)
     except BundleError as err:
         raise ConfigError(f"{block_label}: bundle {str(folder)!r} cannot be used: {err}. Fix: set the "
                           "bundle parameter to a model bundle folder (card.json beside its ONNX files), "

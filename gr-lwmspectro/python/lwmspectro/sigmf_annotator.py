@@ -14,7 +14,7 @@ from gnuradio import gr
 from lwmspectro.readout import FIELDS, format_line
 from lwmspectro.spectrogram import SpectrogramParams
 
-from .common import READOUT_PORT, ConfigError, load_bundle_card, readout_from_pmt
+from .common import READOUT_PORT, ConfigError, load_bundle, readout_from_pmt
 from .sigmf_source import meta_path_of
 
 LABEL = "LWM SigMF Annotator"
@@ -54,7 +54,7 @@ class sigmf_annotator(gr.basic_block):
             raise ConfigError(f"{LABEL}: {self.path} has no positive core:sample_rate in its global object")
         if flush_seconds < 0:
             raise ConfigError(f"{LABEL}: flush interval {flush_seconds} s is negative; give 0 or more seconds")
-        params = SpectrogramParams.from_dict(load_bundle_card(bundle, LABEL)["spectrogram"])
+        params = SpectrogramParams.from_dict(load_bundle(bundle, LABEL)["spectrogram"])
         self.sample_count = params.source_window_samples(float(rate))
         self.flush_seconds = float(flush_seconds)
         self._written_at = time.monotonic()

@@ -27,7 +27,7 @@ from lwmspectro.resample import PointResampler
 from lwmspectro.spectrogram import SpectrogramParams, frames_from_iq, spectrogram_from_frames
 
 from .common import (TAG_CLOCK, TAG_INVALID, TAG_RX_FREQ, TAG_RX_TIME, TAG_TRUTH, TAG_WINDOW_START, ConfigError,
-                     load_bundle_card, rx_time_pmt)
+                     load_bundle, rx_time_pmt)
 
 LABEL = "LWM Spectrogram"
 MAX_WINDOWS_PER_CALL = 16
@@ -46,7 +46,7 @@ class spectrogram(gr.basic_block):
     """
 
     def __init__(self, bundle="", samp_rate=30.72e6, hop=0, vlen=0):
-        card = load_bundle_card(bundle, LABEL)
+        card = load_bundle(bundle, LABEL)
         self.params = SpectrogramParams.from_dict(card["spectrogram"])
         if not samp_rate or samp_rate <= 0:
             raise ConfigError(f"{LABEL}: sample rate {samp_rate!r} is not a positive number of Hz; "
