@@ -1,4 +1,5 @@
-"""What the LWM-Spectro blocks share: tag keys, PMT conversions of readouts, bundle lookup, errors."""
+"""What the LWM-Spectro blocks share: tag keys, PMT conversions of readouts, bundle lookup, errors,
+and the base of the blocks fed by the readout port."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pmt
+from gnuradio import gr
 
 from lwmspectro import readout as readout_schema
 from lwmspectro.card import BundleError, load_card
@@ -102,3 +104,23 @@ def load_bundle(bundle, block_label: str, loader=load_card):
         raise ConfigError(f"{block_label}: bundle {str(folder)!r} cannot be used: {err}. Fix: set the "
                           "bundle parameter to a model bundle folder (card.json beside its ONNX files), "
                           "or leave it empty for the shipped model") from err
+
+
+class ReadoutSink(gr.basic_block):
+    """A block with only the `readout` message input. Subclasses define
+    handle_readout(readout, message): each readout message reaches it as a readout dict, with
+    the PMT dict it came in for keys beside the readout fields (the classifier's `truth`).
+    Anything else is logged and dropped, so that one stray message does not stop the flowgraph."""
+
+    def __init__(self, name: str):
+        gr.basic_block.__init__(self, name=name, in_sig=None, out_sig=None)
+        self.message_port_register_in(pmt.intern(READOUT_PORT))
+        self.set_msg_handler(pmt.intern(READOUT_PORT), self._receive)
+
+    def _receive(self, message) -> None:
+        try:
+            readout = readout_from_pmt(message)
+        except ValueError as err:
+            self.logger.warn(f"ignored a message that is not a readout: {err}")
+            return
+        self.handle_readout(readout, message)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import collections
 
-import pmt
-from gnuradio import gr
 from PyQt5 import QtCore, QtWidgets
 
 from lwmspectro.readout import format_line
 
-from .common import READOUT_PORT, ConfigError, readout_from_pmt
+from .common import ConfigError, ReadoutSink
 
 LABEL = "LWM Readout Widget"
 ROWS = (("protocol", "Protocol"), ("modulation", "Modulation"), ("snr_db", "SNR"), ("mobility", "Mobility"))
@@ -70,7 +68,7 @@ class ReadoutView(QtWidgets.QWidget):
         self.history.addItems(list(self.lines))
 
 
-class readout_widget(gr.basic_block):
+class readout_widget(ReadoutSink):
     """A Qt GUI readout panel fed by the `readout` message port; place it with gui_hint like
     other QT GUI blocks (its widget is `qwidget()`).
 
@@ -81,18 +79,11 @@ class readout_widget(gr.basic_block):
     def __init__(self, history=10, title="LWM-Spectro readout", parent=None):
         if int(history) < 0:
             raise ConfigError(f"{LABEL}: history {history} is negative; give the number of lines to keep (0 or more)")
-        gr.basic_block.__init__(self, name="lwm_readout_widget", in_sig=None, out_sig=None)
+        ReadoutSink.__init__(self, "lwm_readout_widget")
         self.view = ReadoutView(title, int(history), parent)
-        self.message_port_register_in(pmt.intern(READOUT_PORT))
-        self.set_msg_handler(pmt.intern(READOUT_PORT), self.handle_readout)
 
     def qwidget(self) -> QtWidgets.QWidget:
         return self.view
 
-    def handle_readout(self, message) -> None:
-        try:
-            readout = readout_from_pmt(message)
-        except ValueError as err:
-            self.logger.warn(f"ignored a message that is not a readout: {err}")
-            return
+    def handle_readout(self, readout: dict, message) -> None:
         self.view.readout_arrived.emit(readout)

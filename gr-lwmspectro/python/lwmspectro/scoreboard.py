@@ -5,12 +5,11 @@ from __future__ import annotations
 import sys
 
 import pmt
-from gnuradio import gr
 
 from lwmspectro import labels
 from lwmspectro.readout import format_line
 
-from .common import READOUT_PORT, readout_from_pmt
+from .common import ReadoutSink
 
 TASKS = ("protocol", "modulation", "snr_db", "mobility")
 
@@ -31,7 +30,7 @@ def judge(readout: dict, truth: dict) -> dict:
     return verdict
 
 
-class scoreboard(gr.basic_block):
+class scoreboard(ReadoutSink):
     """Prints each readout beside the ground truth of its window and keeps the running
     accuracy per task. The truth rides with the readout: the LWM Synthetic Source tags each
     observation (lwm_truth), the spectrogram carries the tag to the window, and the
@@ -41,22 +40,15 @@ class scoreboard(gr.basic_block):
     """
 
     def __init__(self, show=True):
-        gr.basic_block.__init__(self, name="lwm_scoreboard", in_sig=None, out_sig=None)
+        ReadoutSink.__init__(self, "lwm_scoreboard")
         self.show = bool(show)
         self.correct = dict.fromkeys(TASKS, 0)
         self.judged = dict.fromkeys(TASKS, 0)
         self.invalid = 0
         self.unlabelled = 0
         self.readouts = 0
-        self.message_port_register_in(pmt.intern(READOUT_PORT))
-        self.set_msg_handler(pmt.intern(READOUT_PORT), self.handle_readout)
 
-    def handle_readout(self, message) -> None:
-        try:
-            readout = readout_from_pmt(message)
-        except ValueError as err:
-            self.logger.warn(f"ignored a message that is not a readout: {err}")
-            return
+    def handle_readout(self, readout: dict, message) -> None:
         truth = pmt.to_python(pmt.dict_ref(message, pmt.intern("truth"), pmt.PMT_NIL))
         self.readouts += 1
         verdict = {}

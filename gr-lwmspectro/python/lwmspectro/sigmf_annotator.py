@@ -8,13 +8,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import pmt
-from gnuradio import gr
-
 from lwmspectro.readout import FIELDS, format_line
 from lwmspectro.spectrogram import SpectrogramParams
 
-from .common import READOUT_PORT, ConfigError, load_bundle, readout_from_pmt
+from .common import ConfigError, ReadoutSink, load_bundle
 from .sigmf_source import meta_path_of
 
 LABEL = "LWM SigMF Annotator"
@@ -23,7 +20,7 @@ NAMESPACE = "lwm"
 EXTENSION = {"name": NAMESPACE, "version": "1.0.0", "optional": True}
 
 
-class sigmf_annotator(gr.basic_block):
+class sigmf_annotator(ReadoutSink):
     """Adds one SigMF annotation per readout to `path`'s .sigmf-meta: core:sample_start is
     the readout's window_start, core:sample_count the window length at the recording's
     rate, core:label the protocol (or "invalid"), core:comment the readout line, and every
@@ -60,16 +57,9 @@ class sigmf_annotator(gr.basic_block):
         self._written_at = time.monotonic()
         self.kept = [a for a in self.meta.get("annotations", []) if a.get("core:generator") != GENERATOR]
         self.added: list[dict] = []
-        gr.basic_block.__init__(self, name="lwm_sigmf_annotator", in_sig=None, out_sig=None)
-        self.message_port_register_in(pmt.intern(READOUT_PORT))
-        self.set_msg_handler(pmt.intern(READOUT_PORT), self.handle_readout)
+        ReadoutSink.__init__(self, "lwm_sigmf_annotator")
 
-    def handle_readout(self, message) -> None:
-        try:
-            readout = readout_from_pmt(message)
-        except ValueError as err:
-            self.logger.warn(f"ignored a message that is not a readout: {err}")
-            return
+    def handle_readout(self, readout: dict, message) -> None:
         self.added.append(self.annotation(readout))
         if time.monotonic() - self._written_at >= self.flush_seconds:
             self.write()

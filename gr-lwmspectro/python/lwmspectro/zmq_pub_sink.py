@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import pmt
 import zmq
-from gnuradio import gr
 
 from lwmspectro.readout import to_json
 
-from .common import READOUT_PORT, ConfigError, readout_from_pmt
+from .common import ConfigError, ReadoutSink
 
 LABEL = "LWM ZMQ PUB Sink"
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"
 
 
-class zmq_pub_sink(gr.basic_block):
+class zmq_pub_sink(ReadoutSink):
     """Publishes every readout arriving on `readout` as a JSON text frame (one object per
     message, the same line `lwmspectro run --json` prints).
 
@@ -23,13 +21,11 @@ class zmq_pub_sink(gr.basic_block):
     """
 
     def __init__(self, address=DEFAULT_ADDRESS):
-        gr.basic_block.__init__(self, name="lwm_zmq_pub_sink", in_sig=None, out_sig=None)
+        ReadoutSink.__init__(self, "lwm_zmq_pub_sink")
         self.address = address
         self._socket = None
         self._bind()
         self.sent = 0
-        self.message_port_register_in(pmt.intern(READOUT_PORT))
-        self.set_msg_handler(pmt.intern(READOUT_PORT), self.handle_readout)
 
     def _bind(self) -> None:
         # Bound at construction, so that a busy or malformed address fails when the flowgraph is built.
@@ -53,13 +49,8 @@ class zmq_pub_sink(gr.basic_block):
         """The bound endpoint (with the actual port when bound to a wildcard port)."""
         return self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
-    def handle_readout(self, message) -> None:
-        try:
-            text = to_json(readout_from_pmt(message))
-        except ValueError as err:
-            self.logger.warn(f"ignored a message that is not a readout: {err}")
-            return
-        self._socket.send_string(text)
+    def handle_readout(self, readout: dict, message) -> None:
+        self._socket.send_string(to_json(readout))
         self.sent += 1
 
     def stop(self):
