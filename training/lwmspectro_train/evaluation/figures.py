@@ -11,6 +11,23 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 
 
+def _percent_frame(ax, xlabel: str, ylabel: str, title: str) -> None:
+    """The frame the line plots share: axis labels, a 0-100 % y axis, a light grid, title and legend."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 100)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+
+
+def _save(fig, path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
 def f1_vs_labels(curves: dict, title: str, path) -> Path:
     """Macro-F1 (mean +- std over seeds) against labelled samples per class, one line per model.
 
@@ -23,16 +40,8 @@ def f1_vs_labels(curves: dict, title: str, path) -> Path:
     ticks = sorted({int(v) for n, _, _ in curves.values() for v in n})
     ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.minorticks_off()
-    ax.set_xlabel("labelled samples per class (N)")
-    ax.set_ylabel("test macro-F1 (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    _percent_frame(ax, "labelled samples per class (N)", "test macro-F1 (%)", title)
+    return _save(fig, path)
 
 
 def confusion_matrices(panels: list, path) -> Path:
@@ -54,10 +63,7 @@ def confusion_matrices(panels: list, path) -> Path:
                 for j in range(len(names)):
                     ax.text(j, i, f"{rates[i, j]:.2f}", ha="center", va="center", fontsize=7,
                             color="white" if rates[i, j] > 0.5 else "black")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def accuracy_per_snr(curves: dict, title: str, path) -> Path:
@@ -65,16 +71,8 @@ def accuracy_per_snr(curves: dict, title: str, path) -> Path:
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
     for name, (snr, acc) in curves.items():
         ax.plot(snr, acc, marker="o", label=name)
-    ax.set_xlabel("SNR (dB)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(True, alpha=0.3)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    _percent_frame(ax, "SNR (dB)", "test accuracy (%)", title)
+    return _save(fig, path)
 
 
 def tsne_panels(points: dict, colours: dict, title: str, path) -> Path:
@@ -106,7 +104,4 @@ def tsne_panels(points: dict, colours: dict, title: str, path) -> Path:
             ax.set_title(f"{col_title}, coloured by {row_title}", fontsize=9)
             ax.legend(fontsize=6, markerscale=2, loc="best")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
