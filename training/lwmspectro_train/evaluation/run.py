@@ -77,15 +77,16 @@ def evaluate(bundle, data, out_dir, results_md, preset_name: str = "quick", task
     out_dir.mkdir(parents=True, exist_ok=True)
     dataset = open_dataset(data)
     components, bundle_info = load_components(bundle) if bundle is not None else (None, None)
+    generator = dataset.manifest.get("config", {})
     identity = {"bundle_card_sha256": bundle_info and bundle_info["card_sha256"], "data": str(Path(data)),
                 "preset": preset.name, "scenario": scenario, "baseline_width": preset.baseline_width}
     previous = _check_resumable(out_dir, identity)
     header = {
         "command": command,
         "bundle": f"`{bundle}` ({bundle_info['summary']})" if bundle_info else previous.get("bundle", ""),
-        "data": (f"`{data}`: {len(dataset)} spectrograms (generator config: "
-                 f"{json.dumps(dataset.manifest.get('config', {}), sort_keys=True)}); "
-                 f"held-out scenario `{scenario}`"),
+        "data": (f"`{data}`: {len(dataset)} spectrograms (generator seed {generator.get('seed')}, "
+                 f"n_samples {generator.get('n_samples')}, scenarios {generator.get('scenarios')!r}; the full "
+                 f"config is in its manifest.json); held-out scenario `{scenario}`"),
         "preset": (f"{preset.name}: N per class {dict(preset.n_per_class)}, seeds {list(preset.seeds)}, "
                    f"baseline width {preset.baseline_width}, test {preset.test_per_class} per class, "
                    f"{preset.settings.epochs} epochs, patience {preset.settings.patience}, "
