@@ -148,10 +148,11 @@ def test_resume_runs_only_unfinished_trials(tiny_run, monkeypatch, tmp_path):
     calls = []
     real_fit = trials_mod.fit
     monkeypatch.setattr(trials_mod, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
-    run_trials(dataset, components, resumed, TINY, scenario=HELDOUT, show_progress=False)
+    sha = json.loads((out / "run.json").read_text())["identity"]["bundle_card_sha256"]
+    run_trials(dataset, components, resumed, TINY, scenario=HELDOUT, show_progress=False, bundle=sha)
     assert len(calls) == 1
-    assert len(TrialLog(resumed).finished()) == len(TrialLog(out).finished())
-    run_trials(dataset, components, resumed, TINY, scenario=HELDOUT, show_progress=False)
+    assert len(TrialLog(resumed).finished(sha)) == len(TrialLog(out).finished(sha))
+    run_trials(dataset, components, resumed, TINY, scenario=HELDOUT, show_progress=False, bundle=sha)
     assert len(calls) == 1
 
 
@@ -186,11 +187,29 @@ def test_header_names_the_command_and_bundle(tiny_run):
     assert f"held-out scenario `{HELDOUT}`" in text
 
 
-def test_a_run_of_another_bundle_is_not_mixed_in(tiny_run, tmp_path, capsys):
+def test_another_bundle_reruns_only_the_lwm_trials(tiny_run, tmp_path, monkeypatch, capsys):
+    import shutil
+
     dataset, _, out, _, argv = tiny_run
-    other = _bundle(tmp_path / "bundle2", _components(), dataset.params)
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    other = _bundle(tmp_path / "bundle2", _components(seed=2), dataset.params)
     (other / "card.json").write_text((other / "card.json").read_text().replace('"toy"', '"toy2"'))
-    assert cli.main(argv[:2] + [str(other)] + argv[3:]) == 2
+    calls = []
+    real_fit = trials_mod.fit
+    monkeypatch.setattr(trials_mod, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
+    from lwmspectro_train.evaluation import run as run_mod
+
+    monkeypatch.setitem(run_mod.PRESETS, "quick", TINY)
+    rest = ["--data", str(dataset.folder), "--quick", "--out", str(copy), "--results-md", str(tmp_path / "r.md"),
+            "--tasks", "task1", "--no-progress"]
+    assert cli.main(["eval", "--bundle", str(other), "--scenario", HELDOUT] + rest) == 0
+    assert len(calls) == 8  # LWM and LWM_FT at two N and two seeds; STFT-CNN kept
+    new_sha = json.loads((copy / "run.json").read_text())["identity"]["bundle_card_sha256"]
+    task1 = [r for r in TrialLog(copy).rows(new_sha) if r["task"] == "task1"]
+    assert {r["bundle"] for r in task1 if r["model"] != "wu_cnn"} == {new_sha}
+    assert "card `toy2`" in (tmp_path / "r.md").read_text()
+    assert cli.main(["eval", "--bundle", str(other), "--scenario", "elsewhere"] + rest) == 2
     assert "holds trials of another run" in capsys.readouterr().err
 
 

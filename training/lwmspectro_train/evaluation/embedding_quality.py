@@ -29,7 +29,7 @@ def _pick_protocol(rows, scenario: str, experts) -> str:
 
 
 def embedding_quality(dataset, components: LWMComponents, out_dir, scenario: str, n_samples: int,
-                      seed: int = 0, device: str = "cpu") -> dict:
+                      seed: int = 0, device: str = "cpu", bundle: str = "") -> dict:
     """Write tsne.png and embedding_quality.json to `out_dir`; return the JSON content."""
     out_dir = Path(out_dir)
     rows = dataset.labels
@@ -56,7 +56,7 @@ def embedding_quality(dataset, components: LWMComponents, out_dir, scenario: str
         return float(silhouette_score(features, values)) if len(np.unique(values)) > 1 else float("nan")
 
     result = {
-        "protocol": protocol, "scenario": scenario, "n_samples": int(len(x)),
+        "protocol": protocol, "scenario": scenario, "n_samples": int(len(x)), "bundle": bundle,
         "silhouette": {name: {"snr": silhouette(features, snr_bins), "modulation": silhouette(features, modulation)}
                        for name, features in spaces.items()},
     }

@@ -216,11 +216,11 @@ def write_report(out_dir, results_md=None, header: dict | None = None) -> Path:
         run_json = out_dir / "run.json"
         header = json.loads(run_json.read_text()) if run_json.exists() else {}
     log = TrialLog(out_dir)
-    rows = log.rows()
+    rows = log.rows(header.get("identity", {}).get("bundle_card_sha256") or None)
     agg = aggregate(rows)
     records = log.predictions()
     finished = {(r["task"], r["model"], int(r["n_per_class"]), int(r["seed"])) for r in rows if r["status"] == "ok"}
-    records = {k: v for k, v in records.items() if k in finished}
+    records = {k: v for k, v in records.items() if k in finished}  # the last record of a key is the kept row's
     base = results_md.parent
 
     doc = ["# Evaluation against baselines", ""]

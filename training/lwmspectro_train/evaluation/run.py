@@ -20,7 +20,8 @@ from .report import write_report
 from .tasks import LWM_MODELS, PRESETS, TASKS
 from .trials import planned_models, run_trials
 
-RUN_IDENTITY = ("bundle_card_sha256", "data", "preset", "scenario", "baseline_width")
+RUN_IDENTITY = ("data", "preset", "scenario", "baseline_width")
+"""What trials of one output folder must share; the bundle may change (its trials re-run)."""
 
 
 def _machine(device: str) -> str:
@@ -31,9 +32,8 @@ def _machine(device: str) -> str:
 
 
 def _check_resumable(out_dir: Path, identity: dict) -> dict:
-    """Refuse to mix trials of a different bundle, data, preset or scenario into `out_dir`;
-    returns the previous run.json (empty if none). A bundle is compared only when both
-    runs name one, since baseline trials do not depend on it."""
+    """Refuse to mix trials of different data, preset or scenario into `out_dir`; returns
+    the previous run.json (empty if none)."""
     path = out_dir / "run.json"
     if not path.exists():
         return {}
@@ -97,10 +97,14 @@ def evaluate(bundle, data, out_dir, results_md, preset_name: str = "quick", task
         "identity": {k: v if v is not None else previous.get("identity", {}).get(k) for k, v in identity.items()},
     }
     (out_dir / "run.json").write_text(json.dumps(header, indent=2) + "\n")
+    bundle_id = header["identity"]["bundle_card_sha256"] or ""
     run_trials(dataset, components if needs_lwm else None, out_dir, preset, tuple(tasks), scenario,
-               pretrained, show_progress, models)
-    if components is not None and not (out_dir / "embedding_quality.json").exists():
-        embedding_quality(dataset, components, out_dir, scenario, preset.tsne_samples, device=device)
+               pretrained, show_progress, models, bundle_id)
+    quality = out_dir / "embedding_quality.json"
+    if components is not None and (not quality.exists()
+                                   or json.loads(quality.read_text()).get("bundle") != bundle_id):
+        embedding_quality(dataset, components, out_dir, scenario, preset.tsne_samples, device=device,
+                          bundle=bundle_id)
     header["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     (out_dir / "run.json").write_text(json.dumps(header, indent=2) + "\n")
     return write_report(out_dir, results_md, header)

@@ -21,7 +21,9 @@ from .tasks import LWM, LWM_FT, MOE, TASKS, Preset, present_classes, task_pool
 
 CSV_FIELDS = ("task", "model", "n_per_class", "seed", "status", "accuracy", "macro_f1", "val_f1",
               "epochs_run", "best_epoch", "seconds", "cpu_seconds", "n_train", "n_val", "n_test", "n_classes",
-              "width", "reason")
+              "width", "bundle", "reason")
+BUNDLE_SCOPED = (LWM, LWM_FT, MOE)
+"""Models whose trials depend on the bundle: their rows carry its card hash."""
 
 
 def trial_key(task: str, model: str, n_per_class, seed) -> tuple:
@@ -50,20 +52,38 @@ class TrialLog:
         self.csv_path = self.out_dir / "trials.csv"
         self.predictions_path = self.out_dir / "predictions.jsonl"
 
-    def rows(self) -> list[dict]:
-        """All complete rows; for a trial logged more than once (a skipped trial retried), the last."""
+    def rows(self, bundle: str | None = None) -> list[dict]:
+        """All complete rows; for a trial logged more than once (a skipped trial retried, an
+        LWM trial re-run for another bundle), the last. With `bundle`, LWM rows of other
+        bundles are left out."""
         if not self.csv_path.exists():
             return []
         latest = {}
         with open(self.csv_path, newline="") as f:
             for row in csv.DictReader(f):
-                if None in row or any(row.get(k) is None for k in CSV_FIELDS):
+                if None in row or any(row.get(k) is None for k in CSV_FIELDS if k != "bundle"):
                     continue  # a row cut short by a kill
+                row.setdefault("bundle", "")
+                if bundle is not None and row["model"] in BUNDLE_SCOPED and row["bundle"] != bundle:
+                    continue
                 latest[trial_key(row["task"], row["model"], row["n_per_class"], row["seed"])] = row
         return list(latest.values())
 
-    def finished(self) -> set:
-        return {trial_key(r["task"], r["model"], r["n_per_class"], r["seed"]) for r in self.rows() if r["status"] == "ok"}
+    def finished(self, bundle: str | None = None) -> set:
+        """Keys of the trials done; LWM trials count only if run with `bundle`."""
+        return {trial_key(r["task"], r["model"], r["n_per_class"], r["seed"]) for r in self.rows(bundle)
+                if r["status"] == "ok"}
+
+    def _migrate_header(self) -> None:
+        """Rewrite a CSV written before a column was added, so appended rows line up."""
+        with open(self.csv_path, newline="") as f:
+            header = next(csv.reader(f), None)
+        if header is not None and tuple(header) != CSV_FIELDS:
+            rows = self.rows()
+            with open(self.csv_path, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+                writer.writeheader()
+                writer.writerows({k: row.get(k, "") for k in CSV_FIELDS} for row in rows)
 
     def predictions(self) -> dict:
         """Trial key -> prediction record (the last one logged)."""
@@ -82,6 +102,8 @@ class TrialLog:
             self._append_line(self.predictions_path, json.dumps(predictions, separators=(",", ":")) + "\n")
         new_file = not self.csv_path.exists()
         _drop_partial_line(self.csv_path)
+        if not new_file:
+            self._migrate_header()
         with open(self.csv_path, "a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
             if new_file:
@@ -171,15 +193,16 @@ def planned_models(preset: Preset, task: str, models=None) -> list[str]:
 
 def run_trials(dataset, components: LWMComponents | None, out_dir, preset: Preset, tasks=tuple(TASKS),
                scenario: str = "", pretrained: dict | None = None, show_progress: bool = True,
-               models=None) -> TrialLog:
+               models=None, bundle: str = "") -> TrialLog:
     """Run every unfinished trial of `tasks` under `preset`; returns the log.
 
     `models` restricts the run to those model names (default: all of the preset's);
-    `components` may be None when none of them is an LWM model. `pretrained` maps a
-    baseline name to a state-dict path."""
+    `components` may be None when none of them is an LWM model; `bundle` identifies them
+    (LWM trials of another bundle are run again, baseline trials are kept). `pretrained`
+    maps a baseline name to a state-dict path."""
     log = TrialLog(out_dir)
     pretrained = dict(pretrained or {})
-    done = log.finished()
+    done = log.finished(bundle)
     plan = [(task, n, seed, model) for task in tasks for n in preset.n_per_class[task] for seed in preset.seeds
             for model in planned_models(preset, task, models)]
     todo = [p for p in plan if trial_key(p[0], p[3], p[1], p[2]) not in done]
@@ -222,7 +245,8 @@ def run_trials(dataset, components: LWMComponents | None, out_dir, preset: Prese
                             "val_f1": f"{result.best_val_f1:.6f}", "epochs_run": result.epochs_run,
                             "best_epoch": result.best_epoch, "seconds": f"{wall:.2f}", "cpu_seconds": f"{cpu:.2f}",
                             "n_train": len(split.train), "n_val": len(split.val), "n_test": len(split.test),
-                            "n_classes": data.n_classes, "width": width, "reason": ""}, record)
+                            "n_classes": data.n_classes, "width": width,
+                            "bundle": bundle if model in BUNDLE_SCOPED else "", "reason": ""}, record)
                 bar.update()
     bar.close()
     return log
