@@ -88,6 +88,19 @@ def test_parity_holds_on_the_held_out_spectrograms_in_onnx_runtime(trained):
         assert (got.argmax(1) == want.numpy().argmax(1)).all()
 
 
+def test_torch_model_rebuilt_from_the_bundle_decides_as_onnx_runtime_does(trained):
+    from lwmspectro.dataset import open_dataset
+    from lwmspectro.runtime import Runtime
+    from lwmspectro_train.export import load_torch_from_bundle
+
+    bundle = trained / "bundle"
+    x = open_dataset(trained / "test").spectrograms(range(20))
+    with torch.no_grad():
+        out = load_torch_from_bundle(bundle)(torch.from_numpy(x))
+    readouts = Runtime(bundle).classify(x)
+    assert [labels.ROUTER_CLASSES[int(i)] for i in out["top1"]] == [r["protocol"] for r in readouts]
+
+
 def test_core_export_command_writes_a_bundle_and_refuses_to_overwrite(trained, capsys):
     out = trained / "exported"
     args = ["export", "--run", str(trained / "run"), "--out", str(out), "--parity-samples", "8", "--no-progress"]

@@ -21,11 +21,13 @@ import onnxruntime as ort
 import torch
 
 from lwmspectro import card as cardlib
+from lwmspectro.spectrogram import SpectrogramParams
 
 from .config import RunConfig
 from .data import SpectrogramSet
 from .evaluate import evaluate
-from .model import count_parameters
+from .model import (EncoderConfig, HeadsConfig, MixtureOfExperts, Router, RouterConfig, SpectrogramEncoder,
+                    TaskHeads, count_parameters)
 from .stages import Run
 
 OPSET = 17
@@ -228,3 +230,27 @@ def _card(run: Run, name: str, train_set, test_set, metrics: dict, parity: dict,
         "metrics": {"held_out": metrics, "parity": parity},
     }
 
+
+
+def load_torch_from_bundle(bundle_dir) -> MixtureOfExperts:
+    """The deployed model of a bundle in eager PyTorch, rebuilt from its weights.pt (the
+    same weights as its ONNX graphs, normalisation included), in eval mode."""
+    bundle_dir = Path(bundle_dir)
+    card = cardlib.load_card(bundle_dir)
+    path = bundle_dir / WEIGHTS
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: missing; the bundle's torch twin is needed to rebuild the model")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    config = checkpoint["config"]
+    shape = SpectrogramParams.from_dict(card["spectrogram"]).shape
+    encoder_cfg = EncoderConfig.from_dict(config["model"])
+    heads_cfg = HeadsConfig.from_dict(config["heads"])
+    router = Router(RouterConfig.from_dict(config["router"]), input_shape=shape)
+    router.load_state_dict(checkpoint["router"])
+    experts, heads = {}, {}
+    for name in card["labels"]["experts"]:
+        experts[name] = SpectrogramEncoder(encoder_cfg, input_shape=shape)
+        experts[name].load_state_dict(checkpoint["experts"][name])
+        heads[name] = TaskHeads(encoder_cfg.d_model, heads_cfg)
+        heads[name].load_state_dict(checkpoint["heads"][name])
+    return MixtureOfExperts(router, experts, heads).eval()
