@@ -209,6 +209,8 @@ def test_another_bundle_reruns_only_the_lwm_trials(tiny_run, tmp_path, monkeypat
     task1 = [r for r in TrialLog(copy).rows(new_sha) if r["task"] == "task1"]
     assert {r["bundle"] for r in task1 if r["model"] != "wu_cnn"} == {new_sha}
     assert "card `toy2`" in (tmp_path / "r.md").read_text()
+    assert len(_rows(copy)) == len(_rows(out))  # the superseded rows are compacted away
+    assert len((copy / "predictions.jsonl").read_text().splitlines()) == len(TrialLog(copy).finished())
     assert cli.main(["eval", "--bundle", str(other), "--scenario", "elsewhere"] + rest) == 2
     assert "holds trials of another run" in capsys.readouterr().err
 

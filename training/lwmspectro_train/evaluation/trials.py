@@ -74,6 +74,24 @@ class TrialLog:
         return {trial_key(r["task"], r["model"], r["n_per_class"], r["seed"]) for r in self.rows(bundle)
                 if r["status"] == "ok"}
 
+    def compact(self) -> None:
+        """Rewrite both files with only the last row and record of each trial (superseded
+        rows of retried or re-run trials go), each file replaced atomically."""
+        if not self.csv_path.exists():
+            return
+        rows = self.rows()
+        tmp = self.csv_path.with_name(self.csv_path.name + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+            writer.writeheader()
+            writer.writerows({k: row.get(k, "") for k in CSV_FIELDS} for row in rows)
+        os.replace(tmp, self.csv_path)
+        if self.predictions_path.exists():
+            lines = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in self.predictions().values())
+            tmp = self.predictions_path.with_name(self.predictions_path.name + ".tmp")
+            tmp.write_text(lines)
+            os.replace(tmp, self.predictions_path)
+
     def _migrate_header(self) -> None:
         """Rewrite a CSV written before a column was added, so appended rows line up."""
         with open(self.csv_path, newline="") as f:
@@ -249,4 +267,5 @@ def run_trials(dataset, components: LWMComponents | None, out_dir, preset: Prese
                             "bundle": bundle if model in BUNDLE_SCOPED else "", "reason": ""}, record)
                 bar.update()
     bar.close()
+    log.compact()
     return log
