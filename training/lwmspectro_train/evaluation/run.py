@@ -6,7 +6,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from .report import write_report
 from .tasks import LWM_MODELS, PRESETS, TASKS
 from .trials import planned_models, run_trials
 
-RUN_IDENTITY = ("data", "preset", "scenario", "baseline_width")
+RUN_IDENTITY = ("data", "preset", "scenario", "baseline_width", "settings")
 """What trials of one output folder must share; the bundle may change (its trials re-run)."""
 
 
@@ -79,7 +79,8 @@ def evaluate(bundle, data, out_dir, results_md, preset_name: str = "quick", task
     components, bundle_info = load_components(bundle) if bundle is not None else (None, None)
     generator = dataset.manifest.get("config", {})
     identity = {"bundle_card_sha256": bundle_info and bundle_info["card_sha256"], "data": str(Path(data)),
-                "preset": preset.name, "scenario": scenario, "baseline_width": preset.baseline_width}
+                "preset": preset.name, "scenario": scenario, "baseline_width": preset.baseline_width,
+                "settings": {k: v for k, v in asdict(preset.settings).items() if k != "device"}}
     previous = _check_resumable(out_dir, identity)
     header = {
         "command": command,

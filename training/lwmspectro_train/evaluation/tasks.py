@@ -101,7 +101,7 @@ PRESETS = {
         baselines={"task1": ("wu_cnn", "resnet18"), "task2": ("deep_cnn", "resnet18"),
                    "task3": ("deep_cnn", "resnet18")},
         baseline_width=0.5, test_per_class=15, max_val_per_class=8, tsne_samples=400,
-        settings=TrainSettings(epochs=8, patience=2),
+        settings=TrainSettings(epochs=8, patience=2, batch_size=8),
     ),
 }
 
