@@ -160,17 +160,15 @@ def draw_spec(config: GeneratorConfig, index: int) -> ExampleSpec:
         users = scenarios.active_users(scenarios.load_scenario(scenario, config.scenario_folder))
         user = int(users[rng.integers(min(len(users), config.users_per_scenario))])
     impaired = bool(rng.random() < config.impairment_probability)
+    spec = ExampleSpec(protocol, snr, mobility, speed, carrier, seed, scenario=scenario, user=user,
+                       channel=config.channel, delay_spread_s=config.delay_spread_s, impairments=impaired)
     if protocol == "other":
-        return ExampleSpec(protocol, snr, mobility, speed, carrier, seed, other_kind=str(rng.choice(labels.OTHER_KINDS)),
-                           scenario=scenario, user=user, channel=config.channel,
-                           delay_spread_s=config.delay_spread_s, impairments=impaired)
+        return dataclasses.replace(spec, other_kind=str(rng.choice(labels.OTHER_KINDS)))
     opts = phy.options(protocol)
     modulation = str(rng.choice(opts["modulation"]))
     bandwidth = float(rng.choice(opts["bandwidth_hz"]))
     code_rate = str(rng.choice(opts["code_rate"][modulation]))
-    return ExampleSpec(protocol, snr, mobility, speed, carrier, seed, bandwidth, modulation, code_rate,
-                       scenario=scenario, user=user, channel=config.channel,
-                       delay_spread_s=config.delay_spread_s, impairments=impaired)
+    return dataclasses.replace(spec, bandwidth_hz=bandwidth, modulation=modulation, code_rate=code_rate)
 
 
 def _channel(spec: ExampleSpec, sample_rate_hz: float, rng, scenario_folder=None) -> TDLChannel:
@@ -305,16 +303,14 @@ class SyntheticStream:
         self.index = 0
 
     def next_spec(self) -> ExampleSpec:
-        spec = draw_spec(self.config, self.index)
         protocol = self.fixed["protocol"]
         if protocol is None and self.cycle:
             protocol = labels.PROTOCOLS[self.index % len(labels.PROTOCOLS)]
+        config = self.config if protocol is None else dataclasses.replace(self.config, classes={protocol: 1.0})
+        spec = draw_spec(config, self.index)
         self.index += 1
-        if protocol is not None and protocol != spec.protocol:
-            config = dataclasses.replace(self.config, classes={protocol: 1.0})
-            spec = draw_spec(config, self.index)
         updates = {k: v for k, v in self.fixed.items() if v is not None and k != "protocol"}
-        if spec.protocol in ("none",):
+        if spec.protocol == "none":
             updates = {}
         elif spec.protocol == "other":
             updates.pop("modulation", None)
