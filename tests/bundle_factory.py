@@ -3,8 +3,8 @@ tensor names and shapes of card.py, and a card written by card.write_card.
 
 The modules are hand-wired so that tests can steer them: the router scores each expert
 protocol by the mean level of one third of the band (wifi the lower third, lte the middle,
-nr the upper) and gives `none` a small constant score, so a flat spectrogram reads as
-`none`; `forced_class` adds a large bias that makes one router class win everywhere.
+nr the upper) and gives `none` a constant score well above what noise gives a band (its
+mean fluctuates by about 0.3 at 16 bins), so a flat spectrogram reads as `none`; `forced_class` adds a large bias that makes one router class win everywhere.
 Experts and heads are seeded random linear maps.
 
     from bundle_factory import make_bundle
@@ -22,7 +22,7 @@ from lwmspectro import card as card_mod
 from lwmspectro import labels
 from lwmspectro.spectrogram import DEFAULT_PARAMS, SpectrogramParams
 
-NONE_BIAS = 0.5
+NONE_BIAS = 2.0
 BAND_SCALE = 4.0
 
 
