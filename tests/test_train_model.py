@@ -173,6 +173,24 @@ def test_heads_give_modulation_and_joint_snr_mobility_logits():
     assert mod.shape == (5, len(labels.MODULATIONS)) and joint.shape == (5, len(labels.SNR_MOBILITY_CLASSES)) == (5, 21)
 
 
+def test_each_contrastive_label_set_has_its_own_projection_and_term():
+    torch.manual_seed(0)
+    x, y = toy_batch()
+    two = MaskedModelling(SpectrogramEncoder(TINY, SHAPE), lambda_recon=0.0, lambda_cont=1.0, n_label_sets=2)
+    generator = lambda: torch.Generator().manual_seed(3)
+    one_label_terms = []
+    with torch.no_grad():
+        for column, projection in zip((y, y % 2), two.projections):
+            single = MaskedModelling(two.encoder, lambda_recon=0.0, lambda_cont=1.0)
+            single.projections[0] = projection
+            one_label_terms.append(float(single(x, column, generator=generator())["contrastive"]))
+        joint = float(two(x, torch.stack([y, y % 2], dim=1), generator=generator())["contrastive"])
+    assert joint == pytest.approx(sum(one_label_terms), rel=1e-5)
+    with pytest.raises(ValueError, match="1 contrastive label sets for 2 projections"):
+        two(x, y, generator=generator())
+    assert load_config("small").stage("finetune").contrastive_labels == ("modulation", "snr_mobility")
+
+
 def test_paper_config_is_table_one():
     cfg = load_config("paper")
     m, pre = cfg.model, cfg.stage("pretrain")
@@ -209,7 +227,9 @@ def test_bad_config_input_names_the_valid_choices(tmp_path):
     with pytest.raises(ValueError, match="valid: lwm .*lwm_ft"):
         load_config("small", ["heads.mode=frozen"])
     with pytest.raises(ValueError, match="valid: modulation, snr_mobility"):
-        load_config("small", ["stages.finetune.contrastive_label=protocol"])
+        load_config("small", ['stages.finetune.contrastive_labels=["protocol"]'])
+    with pytest.raises(ValueError, match="must be a list"):
+        load_config("small", ['stages.finetune.contrastive_labels="modulation"'])
     with pytest.raises(ValueError, match="valid choices: wifi, lte, nr"):
         load_config("small", ['experts=["wifi","bluetooth"]'])
     assert load_config("small", ["stages.pretrain.epochs=3"]).stage("pretrain").epochs == 3

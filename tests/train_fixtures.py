@@ -26,5 +26,6 @@ def tiny_config(run_dir, train, test=None, **stage) -> dict:
         "router": {"patch_size": 8, "d_model": 16, "n_layers": 2, "n_heads": 2},
         "heads": {"channels": 4, "n_blocks": 1, "mode": "lwm"},
         "loader": {"workers": 0, "threads": 1, "eval_batch_size": 32},
-        "stages": {s: {"epochs": 2, "batch_size": 8, "warmup_epochs": 0.5, "lr": 3e-3, **stage} for s in STAGES},
+        "stages": {s: {"epochs": 2, "batch_size": 8, "warmup_epochs": 0.5, "lr": 3e-3,
+                       "contrastive_labels": ["modulation", "snr_mobility"], **stage} for s in STAGES},
     }

@@ -39,15 +39,19 @@ class StageConfig:
     checkpoint_every_steps: int = 0
     lambda_recon: float = 1.0
     lambda_cont: float = 0.3
-    contrastive_label: str = "modulation"
+    contrastive_labels: tuple = ("modulation",)
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
-        if self.contrastive_label not in CONTRASTIVE_LABELS:
-            raise ValueError(f"contrastive_label {self.contrastive_label!r} is not valid; "
-                             f"valid: {', '.join(CONTRASTIVE_LABELS)}")
+        if isinstance(self.contrastive_labels, str):
+            raise ValueError(f"contrastive_labels must be a list, e.g. [{self.contrastive_labels!r}]")
+        invalid = [name for name in self.contrastive_labels if name not in CONTRASTIVE_LABELS]
+        if invalid or not self.contrastive_labels:
+            raise ValueError(f"contrastive_labels {list(self.contrastive_labels)!r} is not valid; "
+                             f"valid: {', '.join(CONTRASTIVE_LABELS)} (one or more)")
         object.__setattr__(self, "betas", tuple(self.betas))
+        object.__setattr__(self, "contrastive_labels", tuple(self.contrastive_labels))
 
     @classmethod
     def from_dict(cls, values: dict, where: str) -> "StageConfig":

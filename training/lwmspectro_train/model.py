@@ -285,39 +285,44 @@ class MaskedModelling(nn.Module):
     Contrastive term: the projection (Eq. 18) of two views of each sample enter Eq. 19:
     the clean spectrogram (the embedding the heads and the bundle use) and the masked one
     that the reconstruction already encodes, so the masked view acts as augmentation.
+    With several label sets (`contrastive_targets` of shape (B, L)), each has its own
+    projection and its own Eq. 19 term, each weighted lambda_cont: the one embedding is
+    asked to order the samples by every label (e.g. modulation and SNR x mobility)
+    without a projection having to serve two groupings at once.
     """
 
-    def __init__(self, encoder: SpectrogramEncoder, lambda_recon: float = 1.0, lambda_cont: float = 0.0):
+    def __init__(self, encoder: SpectrogramEncoder, lambda_recon: float = 1.0, lambda_cont: float = 0.0,
+                 n_label_sets: int = 1):
         super().__init__()
         cfg = encoder.cfg
         self.encoder = encoder
         self.decoder = nn.Sequential(nn.Linear(cfg.d_model, cfg.decoder_hidden), nn.GELU(),
                                      nn.Linear(cfg.decoder_hidden, cfg.patch_size**2))
-        self.projection = nn.Linear(cfg.d_model, cfg.projection_dim)
+        self.projections = nn.ModuleList(nn.Linear(cfg.d_model, cfg.projection_dim) for _ in range(n_label_sets))
         self.lambda_recon = lambda_recon
         self.lambda_cont = lambda_cont
-        self.projection.requires_grad_(lambda_cont > 0)
+        self.projections.requires_grad_(lambda_cont > 0)
 
     def reconstruct(self, spectrogram, mask):
         """(decoded patches for every position (B, N, P*P), final tokens)."""
         tokens = self.encoder.tokens(spectrogram, mask)
         return self.decoder(tokens[:, self.encoder.n_prefix:]), tokens
 
-    def project(self, embedding):
-        return F.normalize(self.projection(embedding), dim=-1)
-
     def forward(self, spectrogram, contrastive_targets=None, generator=None) -> dict:
+        """`contrastive_targets`: (B,) labels, or (B, L) with one column per label set."""
         b = spectrogram.shape[0]
         mask = random_mask(b, self.encoder.n_patches, self.encoder.cfg.mask_ratio, spectrogram.device, generator)
         prediction, tokens = self.reconstruct(spectrogram, mask)
         recon = masked_mse(prediction, self.encoder.patches(spectrogram), mask)
         out = {"recon": recon, "loss": self.lambda_recon * recon}
         if self.lambda_cont > 0 and contrastive_targets is not None:
-            clean = self.encoder(spectrogram)
-            masked = self.encoder.pool(tokens)
-            z = self.project(torch.cat([clean, masked]))
-            contrastive = supervised_contrastive_loss(z, torch.cat([contrastive_targets, contrastive_targets]),
-                                                      self.encoder.cfg.temperature)
+            targets = contrastive_targets.reshape(b, -1)
+            if targets.shape[1] != len(self.projections):
+                raise ValueError(f"{targets.shape[1]} contrastive label sets for {len(self.projections)} projections")
+            views = torch.cat([self.encoder(spectrogram), self.encoder.pool(tokens)])
+            contrastive = sum(supervised_contrastive_loss(F.normalize(projection(views), dim=-1),
+                                                          torch.cat([column, column]), self.encoder.cfg.temperature)
+                              for projection, column in zip(self.projections, targets.unbind(dim=1)))
             out["contrastive"] = contrastive
             out["loss"] = out["loss"] + self.lambda_cont * contrastive
         return out

@@ -161,19 +161,22 @@ class Run:
     def finetune(self, expert: str, resume: bool = False) -> dict:
         """Stage 1b: lambda_recon * recon + lambda_cont * supervised contrastive (Eq. 22).
 
-        The contrastive classes are the modulation labels by default: the heads' hardest
-        task and the one the paper's few-shot results (Fig. 5) are about; SNR structure
-        already emerges from reconstruction (Fig. 3). `contrastive_label` switches to the
-        joint SNR x mobility class."""
+        `contrastive_labels` lists the label sets the embedding is to be ordered by, each
+        with its own Eq. 19 term: modulation (the paper's Fig. 5 task) and the joint
+        SNR x mobility class (Table II's task) are the two the heads read."""
         stage = self.cfg.stage("finetune")
         train_set, val_set = self.stage_sets(stage, expert)
         self._seed(11 + labels.PROTOCOLS.index(expert))
-        module = MaskedModelling(self.new_encoder(), stage.lambda_recon, stage.lambda_cont)
-        module.load_state_dict(load_checkpoint(self.stage_dir("pretrain", expert) / BEST)["model"])
-        label = stage.contrastive_label
+        module = MaskedModelling(self.new_encoder(), stage.lambda_recon, stage.lambda_cont,
+                                 n_label_sets=len(stage.contrastive_labels))
+        pretrained = load_checkpoint(self.stage_dir("pretrain", expert) / BEST)["model"]
+        module.encoder.load_state_dict(_prefixed(pretrained, "encoder."))
+        module.decoder.load_state_dict(_prefixed(pretrained, "decoder."))
+        names = stage.contrastive_labels
         return self._trainer(f"finetune/{expert}", self.stage_dir("finetune", expert), module,
                              param_groups(module, stage.lr), train_set, val_set,
-                             lambda b, g: {"spectrogram": b["spectrogram"], "contrastive_targets": b[label],
+                             lambda b, g: {"spectrogram": b["spectrogram"],
+                                           "contrastive_targets": torch.stack([b[n] for n in names], dim=1),
                                            "generator": g}, stage).fit(resume)
 
     def router(self, resume: bool = False) -> dict:
