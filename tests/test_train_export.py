@@ -36,6 +36,7 @@ def trained(tmp_path_factory):
 def test_all_writes_a_bundle_the_card_contract_accepts(trained):
     bundle = trained / "bundle"
     card = cardlib.load_card(bundle)
+    assert card["name"] == "tiny", "a card is named after its run config, not the folder it was written to"
     assert card["files"] == cardlib.default_files()
     for name in ["router.onnx", *(f"expert_{p}.onnx" for p in labels.PROTOCOLS),
                  *(f"heads_{p}.onnx" for p in labels.PROTOCOLS), "weights.pt"]:

@@ -147,7 +147,7 @@ def export_bundle(run: Run, out_dir, eval_data=None, parity_samples: int = 64, o
         save_weights(run, moe, staging / WEIGHTS)
         parity = parity_check(moe, staging, spectrograms)
         print_parity(parity)
-        card = _card(run, out_dir.name, train_set, test_set, metrics, parity, command, moe)
+        card = _card(run, train_set, test_set, metrics, parity, command, moe)
         cardlib.write_card(staging, card)
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -184,7 +184,8 @@ def print_parity(parity: dict) -> None:
     print("\n".join(lines))
 
 
-def _card(run: Run, name: str, train_set, test_set, metrics: dict, parity: dict, command, moe) -> dict:
+def _card(run: Run, train_set, test_set, metrics: dict, parity: dict, command, moe) -> dict:
+    """The card is named after the run's config (e.g. `small`), wherever the bundle is written."""
     cfg = run.cfg
     params = train_set.params
     card_labels = cardlib.default_labels()
@@ -200,7 +201,7 @@ def _card(run: Run, name: str, train_set, test_set, metrics: dict, parity: dict,
             stages[f"{stage}/{expert}" if expert else stage] = {"epochs": len(history), "best": best}
     return {
         "schema_version": cardlib.SCHEMA_VERSION,
-        "name": name,
+        "name": cfg.name,
         "spectrogram": params.to_dict(),
         "input": cardlib.input_contract(params),
         "labels": card_labels,
