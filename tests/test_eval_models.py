@@ -6,7 +6,8 @@ import torch
 
 from lwmspectro_train.evaluation.baselines import BASELINES, build_baseline, load_pretrained
 from lwmspectro_train.evaluation.fit import TrainSettings, fit, macro_f1, predict_logits
-from lwmspectro_train.evaluation.lwm import LWMComponents, Standardise, embed, finetune_model, frozen_model
+from lwmspectro_train.evaluation.lwm import (LWMComponents, PrototypeClassifier, Standardise, embed, finetune_model,
+                                             frozen_model)
 from lwmspectro_train.model import EncoderConfig, HeadsConfig, SpectrogramEncoder
 
 SETTINGS = TrainSettings(epochs=12, patience=12, lr=3e-3, batch_size=16, min_steps_per_epoch=4)
@@ -52,9 +53,25 @@ def test_lwm_head_learns_separable_embeddings_with_a_large_offset():
         return (centres[y] + np.random.default_rng(seed).normal(0, 0.01, (len(y), 16))).astype(np.float32), y
 
     (x, y), (xv, yv), (xt, yt) = sample(3, 1), sample(2, 2), sample(10, 3)
-    model = frozen_model(_toy_components(), x, 4)
+    model = frozen_model(_toy_components(), x, y, 4)
     fit(model, x, y, xv, yv, 4, SETTINGS, seed=0)
     assert macro_f1(yt, predict_logits(model, xt).argmax(1), 4) >= 0.9
+
+
+def test_imprinted_classifier_is_the_nearest_class_mean_rule_before_any_training():
+    rng = np.random.default_rng(1)
+    centres = rng.normal(0, 1, (3, 8)).astype(np.float32)
+    y = np.repeat(np.arange(3), 2)
+    train = torch.as_tensor(centres[y] + rng.normal(0, 0.05, (6, 8)).astype(np.float32))
+    classifier = PrototypeClassifier(train, y, 3)
+    test = torch.as_tensor(centres + rng.normal(0, 0.05, (3, 8)).astype(np.float32))
+    assert classifier(test).argmax(1).tolist() == [0, 1, 2]
+    assert torch.allclose(classifier.weight.norm(dim=1), torch.ones(3))
+
+
+def test_a_class_without_training_samples_gets_no_nan_weight():
+    classifier = PrototypeClassifier(torch.ones(2, 4), np.array([0, 0]), 2)
+    assert torch.isfinite(classifier(torch.ones(1, 4))).all()
 
 
 def test_standardise_uses_the_training_statistics_only():
@@ -69,7 +86,7 @@ def test_finetuning_trains_the_encoder_at_a_reduced_rate():
     components = _toy_components("lte")
     encoder = components.experts["lte"]
     x, y = band_spectrograms(6)
-    model, groups = finetune_model(components, "lte", embed(encoder, x), 3, lr=1e-3, encoder_lr_scale=0.1)
+    model, groups = finetune_model(components, "lte", embed(encoder, x), y, 3, lr=1e-3, encoder_lr_scale=0.1)
     assert [g["lr"] for g in groups] == [pytest.approx(1e-4), pytest.approx(1e-3)]
     before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
     fit(model, x, y, x, y, 3, TrainSettings(epochs=1, min_steps_per_epoch=2), seed=0, param_groups=groups)

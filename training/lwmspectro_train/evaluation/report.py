@@ -288,9 +288,11 @@ def write_report(out_dir, results_md=None, header: dict | None = None) -> Path:
             "expert per input (top-1 over the three experts) and one head reads the routed embedding.",
             "- **LWM models.** The experts are taken as the foundation stages left them (masked "
             "pretraining and contrastive fine-tuning on the training scenarios), not the shipped task "
-            "heads. LWM trains a new residual 1-D CNN head (Sec. III-F) on the frozen embedding; LWM_FT "
-            "also fine-tunes the encoder at a reduced learning rate. Embeddings are standardised per "
-            "dimension with the training split's statistics before the head.",
+            "heads. LWM trains a new head on the frozen embedding: the residual 1-D CNN head of Sec. III-F "
+            "with a cosine classifier beside it whose class weights start at the class means of the "
+            "training split's embeddings (weight imprinting; the two logits add); LWM_FT also fine-tunes "
+            "the encoder at a reduced learning rate. Embeddings are standardised per dimension with the "
+            "training split's statistics before the head.",
             "- **Baselines.** STFT-CNN (Wu et al.), Deep CNN (Kojima et al.), ResNet-18, EfficientNet-B0 "
             "and MobileNet-V3 (small) are written in plain torch in `lwmspectro_train.evaluation.baselines` "
             "(torchvision does not import beside the pinned CPU torch wheel), with torchvision's layer "

@@ -186,12 +186,13 @@ def _train_and_test(model_name, data: _TaskData, spec, split, components, preset
     torch.manual_seed(seed)
     if model_name in (LWM, MOE):
         features = data.embeddings(spec, components, settings.device)
-        model, groups, width = frozen_model(components, features[split.train], data.n_classes), None, ""
+        model = frozen_model(components, features[split.train], data.y[split.train], data.n_classes)
+        groups, width = None, ""
     elif model_name == LWM_FT:
         train_embeddings = data.embeddings(spec, components, settings.device)[split.train]
         features = data.x
-        model, groups = finetune_model(components, spec.expert, train_embeddings, data.n_classes, settings.lr,
-                                       settings.finetune_lr_scale)
+        model, groups = finetune_model(components, spec.expert, train_embeddings, data.y[split.train],
+                                       data.n_classes, settings.lr, settings.finetune_lr_scale)
         width = ""
     else:
         features, groups, width = data.x, None, preset.baseline_width
