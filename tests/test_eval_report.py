@@ -255,3 +255,20 @@ def test_baselines_run_without_a_bundle_and_lwm_joins_later(tiny_run, tmp_path, 
     assert cli.main(["eval", "--bundle", argv[2]] + common) == 0
     assert len(calls) == 4  # LWM and LWM_FT at two seeds; the baseline trials are kept
     assert {r["model"] for r in _rows(out)} == {"wu_cnn", "LWM", "LWM_FT"}
+
+
+def test_coverage_says_which_trials_of_the_preset_a_partial_run_lacks():
+    from lwmspectro_train.evaluation.report import coverage
+    from lwmspectro_train.evaluation.tasks import PRESETS
+
+    quick = PRESETS["quick"]
+    rows = [dict(task="task2", model=m, n_per_class=str(n), seed=str(s), status="ok")
+            for m in quick.models("task2") for n, seeds in ((5, quick.seeds), (10, (0,))) for s in seeds]
+    rows += [dict(task="task3", model=m, n_per_class=str(n), seed=str(s), status="ok")
+             for m in quick.models("task3") for n in quick.n_per_class["task3"] for s in quick.seeds]
+    rows.append(dict(task="task1", model="LWM", n_per_class="2", seed="0", status="skipped"))
+    task1, task2, task3 = coverage(rows, "quick")
+    assert task1 == "- task1: 0 of 36 trials (not run)"
+    assert task2.startswith("- task2: 16 of 24 trials (LWM_FT: N=10 1 of 3 seeds; LWM: N=10 1 of 3 seeds;")
+    assert task3 == "- task3: all 18 trials"
+    assert coverage(rows, "no-such-preset") == []

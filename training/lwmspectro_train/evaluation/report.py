@@ -14,7 +14,7 @@ from sklearn.metrics import confusion_matrix
 from .baselines import DISPLAY_NAMES as BASELINE_NAMES
 from .figures import accuracy_per_snr, confusion_matrices, f1_vs_labels
 from .tasks import DISPLAY_NAMES as LWM_NAMES
-from .tasks import LWM, LWM_FT, LWM_MODELS, MOE, TASKS
+from .tasks import LWM, LWM_FT, LWM_MODELS, MOE, PRESETS, TASKS
 from .trials import TrialLog
 
 FEW_SHOT_MAX_N = 10
@@ -134,6 +134,38 @@ def check_targets(agg: dict) -> list[dict]:
     return checks
 
 
+def coverage(rows: list[dict], preset_name: str | None) -> list[str]:
+    """One line per task of the preset: how many of its planned trials this run finished,
+    and which (model, N) points are missing or have fewer seeds, so a partial run says so."""
+    preset = PRESETS.get(preset_name or "")
+    if preset is None:
+        return []
+    done = defaultdict(set)
+    for row in rows:
+        if row["status"] == "ok":
+            done[(row["task"], row["model"], int(row["n_per_class"]))].add(int(row["seed"]))
+    lines = []
+    for task in TASKS:
+        planned = [(m, n) for m in preset.models(task) for n in preset.n_per_class[task]]
+        finished = sum(len(done[(task, m, n)] & set(preset.seeds)) for m, n in planned)
+        total = len(planned) * len(preset.seeds)
+        if finished == total:
+            lines.append(f"- {task}: all {total} trials")
+            continue
+        gaps = []
+        for model in preset.models(task):
+            seeds = {n: len(done[(task, model, n)] & set(preset.seeds)) for n in preset.n_per_class[task]}
+            if not any(seeds.values()):
+                gaps.append(f"{display_name(model)} not run")
+            elif min(seeds.values()) < len(preset.seeds):
+                gaps.append(f"{display_name(model)}: " + ", ".join(
+                    f"N={n} " + ("not run" if k == 0 else f"{k} of {len(preset.seeds)} seeds")
+                    for n, k in seeds.items() if k < len(preset.seeds)))
+        detail = "not run" if finished == 0 else "; ".join(gaps)
+        lines.append(f"- {task}: {finished} of {total} trials ({detail})")
+    return lines
+
+
 def _largest_common_n(records: dict, task: str, models: list) -> int | None:
     ns = [n for n in sorted({k[2] for k in records if k[0] == task}, reverse=True)
           if all(any(k[0] == task and k[1] == m and k[2] == n for k in records) for m in models)]
@@ -250,6 +282,10 @@ def write_report(out_dir, results_md=None, header: dict | None = None) -> Path:
     missed = [c for c in checks if c["status"] == "missed"]
     doc += ["", f"{len(missed)} of {len(checks)} target checks missed; "
             f"{sum(c['status'] == 'not measured' for c in checks)} not measured in this run.", ""]
+    covered = coverage(rows, header.get("identity", {}).get("preset"))
+    if covered:
+        doc += ["Trials of the preset's grid that this run holds (a rerun of the command resumes the rest):",
+                "", *covered, ""]
 
     for task, spec in TASKS.items():
         if not any(k[0] == task for k in agg):
