@@ -109,21 +109,21 @@ class LWMClassifier(nn.Module):
         return self.head(self.standardise(embedding))
 
 
-def build_head(components: LWMComponents, standardise: Standardise, train_embeddings: np.ndarray, train_labels,
-               n_classes: int) -> FewShotHead:
-    """A fresh residual CNN head beside a cosine classifier imprinted from the training split."""
+def standardised_head(components: LWMComponents, train_embeddings: np.ndarray, train_labels,
+                      n_classes: int) -> tuple[Standardise, FewShotHead]:
+    """The training split's standardisation and a fresh head: a residual CNN beside a cosine
+    classifier imprinted from the standardised training embeddings."""
+    standardise = Standardise(train_embeddings)
     with torch.no_grad():
         standardised = standardise(torch.as_tensor(np.asarray(train_embeddings, np.float32)))
-    return FewShotHead(ResidualCNNHead(components.embedding_dim, n_classes, components.heads),
-                       PrototypeClassifier(standardised, train_labels, n_classes))
+    return standardise, FewShotHead(ResidualCNNHead(components.embedding_dim, n_classes, components.heads),
+                                    PrototypeClassifier(standardised, train_labels, n_classes))
 
 
 def frozen_model(components: LWMComponents, train_embeddings: np.ndarray, train_labels,
                  n_classes: int) -> LWMClassifier:
     """LWM: a new head over cached embeddings of the frozen encoder."""
-    standardise = Standardise(train_embeddings)
-    return LWMClassifier(None, standardise, build_head(components, standardise, train_embeddings, train_labels,
-                                                       n_classes))
+    return LWMClassifier(None, *standardised_head(components, train_embeddings, train_labels, n_classes))
 
 
 def finetune_model(components: LWMComponents, expert: str, train_embeddings: np.ndarray, train_labels,
@@ -131,9 +131,8 @@ def finetune_model(components: LWMComponents, expert: str, train_embeddings: np.
     """LWM_FT: a fresh copy of the pretrained expert, the standardisation of its pretrained
     embeddings of the training split, a new head; AdamW parameter groups train the encoder
     at `encoder_lr_scale` times the head's rate."""
-    standardise = Standardise(train_embeddings)
-    model = LWMClassifier(copy.deepcopy(components.experts[expert]), standardise,
-                          build_head(components, standardise, train_embeddings, train_labels, n_classes))
+    model = LWMClassifier(copy.deepcopy(components.experts[expert]),
+                          *standardised_head(components, train_embeddings, train_labels, n_classes))
     model.encoder.requires_grad_(True)
     groups = [{"params": list(model.encoder.parameters()), "lr": lr * encoder_lr_scale},
               {"params": list(model.head.parameters()), "lr": lr}]
