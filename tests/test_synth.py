@@ -8,9 +8,10 @@ import sys
 
 import numpy as np
 import pytest
+import threadpoolctl
 
 from lwmspectro.dataset import open_dataset
-from lwmspectro.generate import generate_dataset, pending_shards
+from lwmspectro.generate import generate_dataset, one_thread_per_worker, pending_shards
 from lwmspectro.spectrogram import DEFAULT_PARAMS
 from lwmspectro.synth import ExampleSpec, GeneratorConfig, SyntheticStream, draw_spec, make_spectrogram, make_stream
 
@@ -77,6 +78,18 @@ def test_dataset_is_byte_identical_for_the_same_seed(tmp_path):
     ds = open_dataset(tmp_path / "a", verify=True)
     assert len(ds) == 6 and ds.manifest["config"] == config.to_dict()
     assert [row["index"] for row in ds.labels] == list(range(6))
+
+
+def test_worker_processes_make_the_same_bytes_with_one_blas_thread_each(tmp_path):
+    config = GeneratorConfig(**SMALL)
+    generate_dataset(config, tmp_path / "serial", progress=False)
+    generate_dataset(config, tmp_path / "pool", workers=2, progress=False)
+    for name in ("shard-000000.npy", "shard-000002.jsonl"):
+        assert (tmp_path / "serial" / name).read_bytes() == (tmp_path / "pool" / name).read_bytes()
+    with threadpoolctl.threadpool_limits():
+        one_thread_per_worker()
+        pools = threadpoolctl.threadpool_info()
+        assert pools and all(pool["num_threads"] == 1 for pool in pools)
 
 
 def test_split_across_machines_covers_every_shard_once(tmp_path):

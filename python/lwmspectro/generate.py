@@ -13,6 +13,7 @@ import multiprocessing
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from .dataset import shard_is_complete, write_manifest, write_shard
@@ -37,6 +38,14 @@ def make_shard(config: GeneratorConfig, index: int, folder: Path) -> int:
 def _make_shard_job(job) -> int:
     config_dict, index, folder = job
     return make_shard(GeneratorConfig(**config_dict), index, Path(folder))
+
+
+def one_thread_per_worker() -> None:
+    """Pool initializer: one BLAS / OpenMP thread per worker process. Each process otherwise
+    starts a thread per core, and N workers oversubscribe the cores N times over (measured
+    on 16 cores: 16 worker processes made 16 shards in 240 s with default threading, 54
+    shards in 80 s with one thread each)."""
+    threadpool_limits(limits=1)
 
 
 def pending_shards(config: GeneratorConfig, folder: Path, shard_filter: tuple[int, int] = (0, 1)) -> list[int]:
@@ -78,7 +87,7 @@ def generate_dataset(config: GeneratorConfig, folder, workers: int = 1, shard_fi
             done, pending = ray.wait(pending)
             bar.update(sum(ray.get(done)))
     elif workers > 1 and len(jobs) > 1:
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        with multiprocessing.get_context("spawn").Pool(workers, initializer=one_thread_per_worker) as pool:
             for count in pool.imap_unordered(_make_shard_job, jobs):
                 bar.update(count)
     else:
