@@ -145,22 +145,23 @@ def coverage(rows: list[dict], preset_name: str | None) -> list[str]:
         if row["status"] == "ok":
             done[(row["task"], row["model"], int(row["n_per_class"]))].add(int(row["seed"]))
     lines = []
+    n_seeds = len(preset.seeds)
     for task in TASKS:
-        planned = [(m, n) for m in preset.models(task) for n in preset.n_per_class[task]]
-        finished = sum(len(done[(task, m, n)] & set(preset.seeds)) for m, n in planned)
-        total = len(planned) * len(preset.seeds)
+        counts = {model: {n: len(done[(task, model, n)] & set(preset.seeds)) for n in preset.n_per_class[task]}
+                  for model in preset.models(task)}
+        finished = sum(sum(per_n.values()) for per_n in counts.values())
+        total = sum(len(per_n) for per_n in counts.values()) * n_seeds
         if finished == total:
             lines.append(f"- {task}: all {total} trials")
             continue
         gaps = []
-        for model in preset.models(task):
-            seeds = {n: len(done[(task, model, n)] & set(preset.seeds)) for n in preset.n_per_class[task]}
-            if not any(seeds.values()):
+        for model, per_n in counts.items():
+            if not any(per_n.values()):
                 gaps.append(f"{display_name(model)} not run")
-            elif min(seeds.values()) < len(preset.seeds):
+            elif min(per_n.values()) < n_seeds:
                 gaps.append(f"{display_name(model)}: " + ", ".join(
-                    f"N={n} " + ("not run" if k == 0 else f"{k} of {len(preset.seeds)} seeds")
-                    for n, k in seeds.items() if k < len(preset.seeds)))
+                    f"N={n} " + ("not run" if k == 0 else f"{k} of {n_seeds} seeds")
+                    for n, k in per_n.items() if k < n_seeds))
         detail = "not run" if finished == 0 else "; ".join(gaps)
         lines.append(f"- {task}: {finished} of {total} trials ({detail})")
     return lines
