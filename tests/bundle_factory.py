@@ -4,7 +4,8 @@ tensor names and shapes of card.py, and a card written by card.write_card.
 The modules are hand-wired so that tests can steer them: the router scores each expert
 protocol by the mean level of one third of the band (wifi the lower third, lte the middle,
 nr the upper) and gives `none` a constant score well above what noise gives a band (its
-mean fluctuates by about 0.3 at 16 bins), so a flat spectrogram reads as `none`; `forced_class` adds a large bias that makes one router class win everywhere.
+mean fluctuates by about 0.3 at 16 bins), so a flat spectrogram reads as `none`; `forced_class`
+adds a large bias that makes one router class win everywhere.
 Experts and heads are seeded random linear maps.
 
     from bundle_factory import make_bundle
@@ -34,8 +35,16 @@ def export_onnx(module, path, example, input_name: str, output_names, dynamic_ba
     module.eval()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), str(path), dynamo=False, input_names=[input_name],
-                          output_names=list(output_names), dynamic_axes=axes, opset_version=17)
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            dynamo=False,
+            input_names=[input_name],
+            output_names=list(output_names),
+            dynamic_axes=axes,
+            opset_version=17,
+        )
     return Path(path)
 
 
@@ -114,9 +123,16 @@ def make_card(params: SpectrogramParams, experts=labels.PROTOCOLS) -> dict:
     }
 
 
-def make_bundle(folder, *, name: str = "bundle", params: SpectrogramParams = DEFAULT_PARAMS,
-                experts=labels.PROTOCOLS, embedding_dim: int = 16, forced_class: str | None = None,
-                seed: int = 0) -> Path:
+def make_bundle(
+    folder,
+    *,
+    name: str = "bundle",
+    params: SpectrogramParams = DEFAULT_PARAMS,
+    experts=labels.PROTOCOLS,
+    embedding_dim: int = 16,
+    forced_class: str | None = None,
+    seed: int = 0,
+) -> Path:
     """Write a complete bundle to `folder`/`name` and return its path."""
     import torch
 
@@ -132,8 +148,13 @@ def make_bundle(folder, *, name: str = "bundle", params: SpectrogramParams = DEF
         expert = linear_expert(K, embedding_dim, seed + 2 * i)
         export_onnx(expert, bundle / files["experts"][protocol], spectrogram, "spectrogram", ["embedding"])
         heads = linear_heads(embedding_dim, len(labels.MODULATIONS), len(labels.SNR_MOBILITY_CLASSES), seed + 2 * i + 1)
-        export_onnx(heads, bundle / files["heads"][protocol], torch.zeros(2, embedding_dim), "embedding",
-                    ["modulation_logits", "snr_mobility_logits"])
+        export_onnx(
+            heads,
+            bundle / files["heads"][protocol],
+            torch.zeros(2, embedding_dim),
+            "embedding",
+            ["modulation_logits", "snr_mobility_logits"],
+        )
     card_mod.write_card(bundle, card)
     return bundle
 

@@ -107,7 +107,7 @@ def test_8bit_quantisation_with_agc():
     scaled = x * 10 ** (-15 / 20) / np.sqrt(np.mean(np.abs(x) ** 2))
     # Uniform quantiser noise: step^2 / 12 per rail, step = 2 / 256.
     sqnr = np.mean(np.abs(scaled) ** 2) / np.mean(np.abs(y - scaled) ** 2)
-    assert 10 * np.log10(sqnr) == pytest.approx(10 * np.log10(10 ** -1.5 / (2 * (2 / 256) ** 2 / 12)), abs=0.5)
+    assert 10 * np.log10(sqnr) == pytest.approx(10 * np.log10(10**-1.5 / (2 * (2 / 256) ** 2 / 12)), abs=0.5)
     clipped, _ = impairments.quantize(x, bits=8, backoff_db=0.0)
     assert np.abs(clipped.real).max() == pytest.approx(127.5 / 128)
 

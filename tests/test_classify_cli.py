@@ -7,11 +7,12 @@ import pytest
 import sigmf
 from sigmf import SigMFFile
 
-from bundle_factory import make_bundle
 from lwmspectro import readout
 from lwmspectro.cli import main
 from lwmspectro.runtime import Runtime
 from lwmspectro.sigmf_io import write_recording
+
+from bundle_factory import make_bundle
 
 pytest.importorskip("torch")
 
@@ -40,11 +41,14 @@ def write_integer_recording(path, iq_codes, datatype, sample_rate_hz):
     interleaved[0::2], interleaved[1::2] = iq_codes.real, iq_codes.imag
     data_path = path.with_suffix(".sigmf-data")
     interleaved.tofile(data_path)
-    meta = SigMFFile(data_file=data_path, global_info={
-        sigmf.DATATYPE_KEY: datatype,
-        sigmf.SAMPLE_RATE_KEY: sample_rate_hz,
-        sigmf.VERSION_KEY: sigmf.__specification__,
-    })
+    meta = SigMFFile(
+        data_file=data_path,
+        global_info={
+            sigmf.DATATYPE_KEY: datatype,
+            sigmf.SAMPLE_RATE_KEY: sample_rate_hz,
+            sigmf.VERSION_KEY: sigmf.__specification__,
+        },
+    )
     meta.add_capture(0, metadata={sigmf.FREQUENCY_KEY: 2.4e9})
     meta.tofile(path.with_suffix(".sigmf-meta"))
     return path.with_suffix(".sigmf-meta")
@@ -90,7 +94,11 @@ def test_ci8_with_clipping_and_a_stride(tmp_path, bundle, window, capsys):
     assert [r["window_start"] for r in readouts] == [0, window // 2, window]
     assert [r["invalid_reason"] for r in readouts] == [None, "clipped", "clipped"]
     assert readouts[0]["protocol"] == "none"
-    assert (readouts[-1]["windows_seen"], readouts[-1]["windows_classified"], readouts[-1]["windows_dropped"]) == (3, 1, 2)
+    assert (readouts[-1]["windows_seen"], readouts[-1]["windows_classified"], readouts[-1]["windows_dropped"]) == (
+        3,
+        1,
+        2,
+    )
 
 
 def test_default_bundle_from_the_environment(tmp_path, bundle, window, capsys, monkeypatch):

@@ -6,8 +6,14 @@ import torch
 
 from lwmspectro_train.evaluation.baselines import BASELINES, build_baseline, load_pretrained
 from lwmspectro_train.evaluation.fit import TrainSettings, fit, macro_f1, predict_logits
-from lwmspectro_train.evaluation.lwm import (LWMComponents, PrototypeClassifier, Standardise, embed, finetune_model,
-                                             frozen_model)
+from lwmspectro_train.evaluation.lwm import (
+    LWMComponents,
+    PrototypeClassifier,
+    Standardise,
+    embed,
+    finetune_model,
+    frozen_model,
+)
 from lwmspectro_train.model import EncoderConfig, HeadsConfig, SpectrogramEncoder
 
 SETTINGS = TrainSettings(epochs=12, patience=12, lr=3e-3, batch_size=16, min_steps_per_epoch=4)
@@ -20,7 +26,7 @@ def band_spectrograms(n_per_class: int, n_classes: int = 3, size: int = 16, seed
     x = rng.normal(0, 0.3, (len(y), size, size)).astype(np.float32)
     rows = size // n_classes
     for i, c in enumerate(y):
-        x[i, c * rows:(c + 1) * rows, :] += 2.0
+        x[i, c * rows : (c + 1) * rows, :] += 2.0
     return x, y
 
 
@@ -104,8 +110,10 @@ def test_every_baseline_maps_spectrograms_to_logits(name):
 
 def test_published_sizes_match_torchvision_parameter_counts():
     # torchvision's 1000-class counts, less the 3-channel stem and the classifier difference
-    counts = {name: sum(p.numel() for p in build_baseline(name, 1000).parameters())
-              for name in ("resnet18", "efficientnet_b0", "mobilenet_v3")}
+    counts = {
+        name: sum(p.numel() for p in build_baseline(name, 1000).parameters())
+        for name in ("resnet18", "efficientnet_b0", "mobilenet_v3")
+    }
     assert counts["resnet18"] == 11_689_512 - 2 * 64 * 7 * 7
     assert counts["efficientnet_b0"] == 5_288_548 - 2 * 32 * 3 * 3
     assert counts["mobilenet_v3"] == 2_542_856 - 2 * 16 * 3 * 3

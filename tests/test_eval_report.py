@@ -27,7 +27,10 @@ TINY = Preset(
     n_per_class={"task1": (2, 4), "task2": (2,), "task3": (3, 50)},
     seeds=(0, 1),
     baselines={"task1": ("wu_cnn",), "task2": ("wu_cnn",), "task3": ("wu_cnn",)},
-    baseline_width=0.25, test_per_class=3, max_val_per_class=2, tsne_samples=40,
+    baseline_width=0.25,
+    test_per_class=3,
+    max_val_per_class=2,
+    tsne_samples=40,
     settings=TrainSettings(epochs=2, patience=1, batch_size=8, min_steps_per_epoch=1),
 )
 
@@ -41,8 +44,9 @@ def _dataset(folder):
         for modulation in labels.ALLOWED_MODULATIONS[protocol]:
             for snr in (0, 20):
                 for mobility in ("static", "vehicular"):
-                    rows += [dict(protocol=protocol, modulation=modulation, snr_db=snr, mobility=mobility,
-                                  scenario=HELDOUT)] * repeats
+                    rows += [
+                        dict(protocol=protocol, modulation=modulation, snr_db=snr, mobility=mobility, scenario=HELDOUT)
+                    ] * repeats
     rows += [dict(protocol="wifi", modulation="QPSK", snr_db=20, mobility="static", scenario="toy_train")] * 4
     rows.append(dict(protocol="none", modulation=None, snr_db=0, mobility="static", scenario=HELDOUT))
     x = rng.normal(0, 0.3, (len(rows), SIZE, SIZE)).astype(np.float32)
@@ -75,8 +79,21 @@ def tiny_run(tmp_path_factory):
     components = _components()
     bundle = _bundle(root / "bundle", components, dataset.params)
     out, md = root / "out", root / "docs" / "results.md"
-    argv = ["eval", "--bundle", str(bundle), "--data", str(dataset.folder), "--quick", "--out", str(out),
-            "--results-md", str(md), "--scenario", HELDOUT, "--no-progress"]
+    argv = [
+        "eval",
+        "--bundle",
+        str(bundle),
+        "--data",
+        str(dataset.folder),
+        "--quick",
+        "--out",
+        str(out),
+        "--results-md",
+        str(md),
+        "--scenario",
+        HELDOUT,
+        "--no-progress",
+    ]
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(run_mod.PRESETS, "quick", TINY)
         assert cli.main(argv) == 0
@@ -129,8 +146,14 @@ def test_report_tables_hold_the_csv_numbers(tiny_run):
 def test_figures_are_written_and_linked(tiny_run):
     _, _, out, results, _ = tiny_run
     text = results.read_text()
-    for name in ("task1_f1_vs_n", "task1_confusion", "task1_accuracy_per_snr", "task2_f1_vs_n",
-                 "task3_confusion", "tsne"):
+    for name in (
+        "task1_f1_vs_n",
+        "task1_confusion",
+        "task1_accuracy_per_snr",
+        "task2_f1_vs_n",
+        "task3_confusion",
+        "tsne",
+    ):
         path = out / f"{name}.png"
         image = matplotlib.image.imread(path)
         assert image.shape[0] > 200 and image[..., :3].std() > 0.05
@@ -143,7 +166,7 @@ def test_resume_runs_only_unfinished_trials(tiny_run, monkeypatch, tmp_path):
     resumed.mkdir()
     rows = (out / "trials.csv").read_text().splitlines()
     last_ok = max(i for i, line in enumerate(rows) if ",ok," in line)
-    kept = rows[:last_ok] + rows[last_ok + 1:]
+    kept = rows[:last_ok] + rows[last_ok + 1 :]
     (resumed / "trials.csv").write_text("\n".join(kept) + "\n" + rows[last_ok][:25])  # a row cut by a kill
     calls = []
     real_fit = trials_mod.fit
@@ -167,15 +190,34 @@ def _bundle(folder, components, params):
     from lwmspectro import card
 
     folder.mkdir(parents=True)
-    torch.save({"config": {"model": next(iter(components.experts.values())).cfg.to_dict(),
-                           "router": components.router.cfg.to_dict(), "heads": components.heads.to_dict()},
-                "foundation_experts": {p: e.state_dict() for p, e in components.experts.items()},
-                "experts": {p: e.state_dict() for p, e in _components(seed=1).experts.items()},
-                "router": components.router.state_dict()}, folder / "lwm.pt")
-    card.write_card(folder, {
-        "schema_version": card.SCHEMA_VERSION, "name": "toy", "spectrogram": params.to_dict(),
-        "input": card.input_contract(params), "labels": card.default_labels(), "normalisation": {},
-        "files": card.default_files(), "model": {}, "training": {"checkpoint": "lwm.pt"}, "metrics": {}})
+    torch.save(
+        {
+            "config": {
+                "model": next(iter(components.experts.values())).cfg.to_dict(),
+                "router": components.router.cfg.to_dict(),
+                "heads": components.heads.to_dict(),
+            },
+            "foundation_experts": {p: e.state_dict() for p, e in components.experts.items()},
+            "experts": {p: e.state_dict() for p, e in _components(seed=1).experts.items()},
+            "router": components.router.state_dict(),
+        },
+        folder / "lwm.pt",
+    )
+    card.write_card(
+        folder,
+        {
+            "schema_version": card.SCHEMA_VERSION,
+            "name": "toy",
+            "spectrogram": params.to_dict(),
+            "input": card.input_contract(params),
+            "labels": card.default_labels(),
+            "normalisation": {},
+            "files": card.default_files(),
+            "model": {},
+            "training": {"checkpoint": "lwm.pt"},
+            "metrics": {},
+        },
+    )
     return folder
 
 
@@ -190,7 +232,7 @@ def test_header_names_the_command_and_bundle(tiny_run):
 def test_another_bundle_reruns_only_the_lwm_trials(tiny_run, tmp_path, monkeypatch, capsys):
     import shutil
 
-    dataset, _, out, _, argv = tiny_run
+    dataset, _, out, _, _argv = tiny_run
     copy = tmp_path / "out"
     shutil.copytree(out, copy)
     other = _bundle(tmp_path / "bundle2", _components(seed=2), dataset.params)
@@ -201,8 +243,18 @@ def test_another_bundle_reruns_only_the_lwm_trials(tiny_run, tmp_path, monkeypat
     from lwmspectro_train.evaluation import run as run_mod
 
     monkeypatch.setitem(run_mod.PRESETS, "quick", TINY)
-    rest = ["--data", str(dataset.folder), "--quick", "--out", str(copy), "--results-md", str(tmp_path / "r.md"),
-            "--tasks", "task1", "--no-progress"]
+    rest = [
+        "--data",
+        str(dataset.folder),
+        "--quick",
+        "--out",
+        str(copy),
+        "--results-md",
+        str(tmp_path / "r.md"),
+        "--tasks",
+        "task1",
+        "--no-progress",
+    ]
     assert cli.main(["eval", "--bundle", str(other), "--scenario", HELDOUT] + rest) == 0
     assert len(calls) == 8  # LWM and LWM_FT at two N and two seeds; STFT-CNN kept
     new_sha = json.loads((copy / "run.json").read_text())["identity"]["bundle_card_sha256"]
@@ -241,11 +293,23 @@ def test_baselines_run_without_a_bundle_and_lwm_joins_later(tiny_run, tmp_path, 
 
     from lwmspectro_train.evaluation import run as run_mod
 
-    dataset, components, _, _, argv = tiny_run
+    dataset, _components, _, _, argv = tiny_run
     monkeypatch.setitem(run_mod.PRESETS, "quick", replace(TINY, n_per_class={**TINY.n_per_class, "task1": (2,)}))
     out = tmp_path / "out"
-    common = ["--data", str(dataset.folder), "--quick", "--out", str(out), "--results-md", str(tmp_path / "r.md"),
-              "--scenario", HELDOUT, "--tasks", "task1", "--no-progress"]
+    common = [
+        "--data",
+        str(dataset.folder),
+        "--quick",
+        "--out",
+        str(out),
+        "--results-md",
+        str(tmp_path / "r.md"),
+        "--scenario",
+        HELDOUT,
+        "--tasks",
+        "task1",
+        "--no-progress",
+    ]
     assert cli.main(["eval", "--models", "wu_cnn"] + common) == 0
     assert {r["model"] for r in _rows(out)} == {"wu_cnn"}
     assert cli.main(["eval", "--models", "LWM"] + common) == 2  # LWM needs a bundle
@@ -262,10 +326,18 @@ def test_coverage_says_which_trials_of_the_preset_a_partial_run_lacks():
     from lwmspectro_train.evaluation.tasks import PRESETS
 
     quick = PRESETS["quick"]
-    rows = [dict(task="task2", model=m, n_per_class=str(n), seed=str(s), status="ok")
-            for m in quick.models("task2") for n, seeds in ((5, quick.seeds), (10, (0,))) for s in seeds]
-    rows += [dict(task="task3", model=m, n_per_class=str(n), seed=str(s), status="ok")
-             for m in quick.models("task3") for n in quick.n_per_class["task3"] for s in quick.seeds]
+    rows = [
+        dict(task="task2", model=m, n_per_class=str(n), seed=str(s), status="ok")
+        for m in quick.models("task2")
+        for n, seeds in ((5, quick.seeds), (10, (0,)))
+        for s in seeds
+    ]
+    rows += [
+        dict(task="task3", model=m, n_per_class=str(n), seed=str(s), status="ok")
+        for m in quick.models("task3")
+        for n in quick.n_per_class["task3"]
+        for s in quick.seeds
+    ]
     rows.append(dict(task="task1", model="LWM", n_per_class="2", seed="0", status="skipped"))
     task1, task2, task3 = coverage(rows, "quick")
     assert task1 == "- task1: 0 of 36 trials (not run)"

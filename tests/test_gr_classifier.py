@@ -6,16 +6,17 @@ import tempfile
 import threading
 import time
 
+import gnuradio.lwmspectro as lwm_blocks
 import numpy as np
 import pmt
 from gnuradio import blocks, gr, gr_unittest
-
-import gnuradio.lwmspectro as lwm_blocks
-from bundle_factory import band_spectrograms, make_bundle
 from gnuradio.lwmspectro.common import ConfigError
+
 from lwmspectro import labels, readout
 from lwmspectro.runtime import Runtime
 from lwmspectro.spectrogram import SpectrogramParams
+
+from bundle_factory import band_spectrograms, make_bundle
 
 PARAMS = SpectrogramParams(sample_rate_hz=1e6, n_fft=32, hop=64, n_frames=32, n_bins=16)
 VLEN = PARAMS.n_frames * PARAMS.n_bins
@@ -63,7 +64,6 @@ class SlowRuntime:
 
 
 class qa_classifier(gr_unittest.TestCase):
-
     def run_classifier(self, vectors, tags=(), **kwargs):
         tb = gr.top_block()
         kwargs.setdefault("queue_size", len(vectors))
@@ -77,7 +77,8 @@ class qa_classifier(gr_unittest.TestCase):
     def test_readouts_are_pmt_dicts_of_every_field_and_follow_the_model(self):
         vectors = band_spectrograms(PARAMS, BANDS)
         tags = window_tags(len(vectors)) + [
-            make_tag(2, "rx_time", pmt.make_tuple(pmt.from_uint64(1700000000), pmt.from_double(0.5)))]
+            make_tag(2, "rx_time", pmt.make_tuple(pmt.from_uint64(1700000000), pmt.from_double(0.5)))
+        ]
         messages, block = self.run_classifier(vectors, tags)
         self.assertEqual(len(messages), len(vectors))
         for message in messages:
@@ -97,8 +98,16 @@ class qa_classifier(gr_unittest.TestCase):
         self.assertIsNone(readouts[3]["modulation"])
         self.assertIn(readouts[0]["modulation"], labels.MODULATIONS)
         self.assertEqual(max(r["windows_seen"] for r in readouts), len(vectors))
-        self.assertEqual(block.counters(), {"windows_seen": 10, "windows_classified": 10, "windows_dropped": 0,
-                                            "windows_skipped": 0, "windows_invalid": 0})
+        self.assertEqual(
+            block.counters(),
+            {
+                "windows_seen": 10,
+                "windows_classified": 10,
+                "windows_dropped": 0,
+                "windows_skipped": 0,
+                "windows_invalid": 0,
+            },
+        )
 
     def test_unjudgeable_windows_give_invalid_readouts_and_are_counted(self):
         vectors = band_spectrograms(PARAMS, [0, 1, 2])
@@ -196,13 +205,13 @@ def tone(n, frequency, seed, amplitude=3.0):
 
 
 class qa_receiver(gr_unittest.TestCase):
-
     def test_receiver_reads_out_each_window_of_a_stream(self):
         window = PARAMS.window_samples
         rng = np.random.default_rng(9)
         noise = ((rng.standard_normal(window) + 1j * rng.standard_normal(window)) * 0.1).astype(np.complex64)
-        stream = np.concatenate([tone(window, -0.33, 1), tone(window, 0.0, 2), tone(window, 0.33, 3), noise,
-                                 np.zeros(window, np.complex64)])
+        stream = np.concatenate(
+            [tone(window, -0.33, 1), tone(window, 0.0, 2), tone(window, 0.33, 3), noise, np.zeros(window, np.complex64)]
+        )
         tb = gr.top_block()
         receiver = lwm_blocks.receiver(BUNDLE, PARAMS.sample_rate_hz, embedding_output=True)
         debug = blocks.message_debug()

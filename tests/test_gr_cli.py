@@ -5,10 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from bundle_factory import make_bundle
 from lwmspectro import cli, readout
 from lwmspectro.sigmf_io import write_recording
 from lwmspectro.spectrogram import SpectrogramParams
+
+from bundle_factory import make_bundle
 
 PARAMS = SpectrogramParams(sample_rate_hz=1e6, n_fft=32, hop=64, n_frames=32, n_bins=16)
 
@@ -23,7 +24,7 @@ def recording(tmp_path):
     rng = np.random.default_rng(0)
     n = 3 * PARAMS.window_samples
     iq = (rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(np.complex64)
-    iq[PARAMS.window_samples:2 * PARAMS.window_samples] = 0
+    iq[PARAMS.window_samples : 2 * PARAMS.window_samples] = 0
     return write_recording(tmp_path / "rec", iq, PARAMS.sample_rate_hz, 2.4e9)
 
 
@@ -46,13 +47,19 @@ def test_run_can_annotate_the_recording_it_reads(bundle, recording, capsys):
     assert labels[1] == "invalid" and len(labels) == 3
 
 
-@pytest.mark.parametrize("source, message", [
-    ("radio:1", "--source 'radio:1' is not understood; valid: synthetic, sigmf:PATH, zmq:ADDR, soapy:ARGS, uhd:ARGS"),
-    ("sigmf:/no/such.sigmf-meta", "LWM SigMF Source: no SigMF recording at '/no/such.sigmf-meta'"),
-    ("zmq:nowhere", "zmq source: cannot connect to 'nowhere'"),
-    ("soapy:driver=nosuchradio", "soapy source: no SoapySDR device matches 'driver=nosuchradio'; SoapySDR sees"),
-    ("uhd:type=nosuchradio", "uhd source: no USRP matches 'type=nosuchradio'; UHD sees"),
-])
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        (
+            "radio:1",
+            "--source 'radio:1' is not understood; valid: synthetic, sigmf:PATH, zmq:ADDR, soapy:ARGS, uhd:ARGS",
+        ),
+        ("sigmf:/no/such.sigmf-meta", "LWM SigMF Source: no SigMF recording at '/no/such.sigmf-meta'"),
+        ("zmq:nowhere", "zmq source: cannot connect to 'nowhere'"),
+        ("soapy:driver=nosuchradio", "soapy source: no SoapySDR device matches 'driver=nosuchradio'; SoapySDR sees"),
+        ("uhd:type=nosuchradio", "uhd source: no USRP matches 'type=nosuchradio'; UHD sees"),
+    ],
+)
 def test_a_source_that_is_not_there_says_which_and_why(bundle, source, message, capsys):
     assert cli.main(["run", "--source", source, "--bundle", bundle]) == 2
     assert message in capsys.readouterr().err
@@ -89,7 +96,7 @@ def test_run_reads_out_what_the_runtime_reads_from_the_same_recording(bundle, tm
     assert cli.main(["run", "--source", f"sigmf:{meta}", "--bundle", bundle, "--json", "--max-rate", "0"]) == 0
     live = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     offline = Runtime(bundle).classify_iq(iq, rate)
-    assert [r["window_start"] for r in live] == [r["window_start"] for r in offline][:len(live)]
+    assert [r["window_start"] for r in live] == [r["window_start"] for r in offline][: len(live)]
     assert len(live) >= 3
     for got, want in zip(live, offline):
         assert got["protocol"] == want["protocol"]

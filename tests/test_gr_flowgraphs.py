@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
-
-from bundle_factory import make_bundle
 from test_gr_grcc import REPO, compile_flowgraphs
+
 from lwmspectro.sigmf_io import write_recording
 from lwmspectro.spectrogram import SpectrogramParams
+
+from bundle_factory import make_bundle
 
 PARAMS = SpectrogramParams(sample_rate_hz=1e6, n_fft=32, hop=64, n_frames=32, n_bins=16)
 HEADLESS = ("lwm_synthetic_headless", "lwm_sigmf_replay_headless", "lwm_zmq_headless")
@@ -35,8 +36,7 @@ def bundle(tmp_path_factory):
 
 
 def run_flowgraph(path: Path, *args, timeout=120, **kwargs):
-    return subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True, timeout=timeout,
-                          **kwargs)
+    return subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
 def test_headless_synthetic_prints_readouts_beside_the_truth(compiled, bundle):
@@ -53,7 +53,7 @@ def test_headless_synthetic_prints_readouts_beside_the_truth(compiled, bundle):
 def test_headless_sigmf_replay_prints_and_annotates_every_window(compiled, bundle, tmp_path):
     out = compiled
     rng = np.random.default_rng(0)
-    iq = (rng.standard_normal(4 * PARAMS.window_samples) + 1j * rng.standard_normal(4 * PARAMS.window_samples))
+    iq = rng.standard_normal(4 * PARAMS.window_samples) + 1j * rng.standard_normal(4 * PARAMS.window_samples)
     meta = write_recording(tmp_path / "rec", iq.astype(np.complex64), PARAMS.sample_rate_hz, 2.4e9)
     result = run_flowgraph(out / "lwm_sigmf_replay_headless.py", "--bundle", str(bundle), "--recording", str(meta))
     assert result.returncode == 0, result.stderr
@@ -73,9 +73,23 @@ def test_headless_zmq_reads_iq_from_a_publisher_and_publishes_json_readouts(comp
     readout_port = readouts.bind_to_random_port("tcp://127.0.0.1")
     readouts.unbind(f"tcp://127.0.0.1:{readout_port}")
     process = subprocess.Popen(
-        [sys.executable, str(out / "lwm_zmq_headless.py"), "--bundle", str(bundle), "--samp-rate", "1e6",
-         "--address", f"tcp://127.0.0.1:{iq_port}", "--readouts", f"tcp://127.0.0.1:{readout_port}"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            str(out / "lwm_zmq_headless.py"),
+            "--bundle",
+            str(bundle),
+            "--samp-rate",
+            "1e6",
+            "--address",
+            f"tcp://127.0.0.1:{iq_port}",
+            "--readouts",
+            f"tcp://127.0.0.1:{readout_port}",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     sending = threading.Event()
     sending.set()
 

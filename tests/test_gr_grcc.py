@@ -14,8 +14,9 @@ GRCC = "/usr/bin/grcc"
 def compile_flowgraphs(paths, out: Path):
     """grcc over `paths` (one run), with the repository's block definitions; returns the result."""
     env = {**os.environ, "GRC_BLOCKS_PATH": str(REPO / "grc")}
-    return subprocess.run([sys.executable, GRCC, "-o", str(out), *map(str, paths)], env=env,
-                          capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        [sys.executable, GRCC, "-o", str(out), *map(str, paths)], env=env, capture_output=True, text=True, timeout=240
+    )
 
 
 def test_there_is_a_gui_and_a_headless_example_per_source():

@@ -11,28 +11,49 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import gnuradio.lwmspectro as lwm_blocks
 import numpy as np
 import pmt
 import zmq
 from gnuradio import blocks, gr, gr_unittest
+from gnuradio.lwmspectro.common import ConfigError, readout_to_pmt
 from sigmf.sigmffile import fromfile
 
-import gnuradio.lwmspectro as lwm_blocks
-from bundle_factory import make_card
-from gnuradio.lwmspectro.common import ConfigError, readout_to_pmt
 from lwmspectro import card as card_mod
 from lwmspectro.readout import FIELDS, format_line, invalid_readout, make_readout, to_json
 from lwmspectro.sigmf_io import write_recording
 from lwmspectro.spectrogram import SpectrogramParams
 
+from bundle_factory import make_card
+
 PARAMS = SpectrogramParams(sample_rate_hz=1e6, n_fft=32, hop=64, n_frames=32, n_bins=16)
 READOUTS = [
-    make_readout(protocol="lte", protocol_confidence=0.97, modulation="64QAM", modulation_confidence=0.81,
-                 snr_db=15.0, snr_confidence=0.6, mobility="pedestrian", mobility_confidence=0.7, expert="lte",
-                 window_start=0, rx_time=12.5, latency_ms=8.0, windows_seen=1, windows_classified=1),
+    make_readout(
+        protocol="lte",
+        protocol_confidence=0.97,
+        modulation="64QAM",
+        modulation_confidence=0.81,
+        snr_db=15.0,
+        snr_confidence=0.6,
+        mobility="pedestrian",
+        mobility_confidence=0.7,
+        expert="lte",
+        window_start=0,
+        rx_time=12.5,
+        latency_ms=8.0,
+        windows_seen=1,
+        windows_classified=1,
+    ),
     invalid_readout("all_zero", window_start=2016, windows_seen=2, windows_classified=1),
-    make_readout(protocol="none", protocol_confidence=0.9, window_start=4032, latency_ms=7.5,
-                 windows_seen=3, windows_classified=2, windows_dropped=0),
+    make_readout(
+        protocol="none",
+        protocol_confidence=0.9,
+        window_start=4032,
+        latency_ms=7.5,
+        windows_seen=3,
+        windows_classified=2,
+        windows_dropped=0,
+    ),
 ]
 
 
@@ -71,7 +92,6 @@ def feed(sink, readouts=READOUTS):
 
 
 class qa_console_sink(gr_unittest.TestCase):
-
     def test_text_and_json_lines(self):
         for fmt, expected in (("text", [format_line(r) for r in READOUTS]), ("json", [to_json(r) for r in READOUTS])):
             out = io.StringIO()
@@ -99,7 +119,6 @@ class qa_console_sink(gr_unittest.TestCase):
 
 
 class qa_zmq_pub_sink(gr_unittest.TestCase):
-
     def test_subscribers_get_one_json_readout_per_message(self):
         sink = lwm_blocks.zmq_pub_sink("tcp://127.0.0.1:*")
         subscriber = zmq.Context.instance().socket(zmq.SUB)
@@ -127,10 +146,10 @@ class qa_zmq_pub_sink(gr_unittest.TestCase):
 
 
 class qa_sigmf_annotator(gr_unittest.TestCase):
-
     def make_recording(self, name):
-        meta_path = write_recording(FOLDER / name, np.zeros(8000, np.complex64), 0.8e6, 2.4e9,
-                                    labels={"protocol": "lte"})
+        meta_path = write_recording(
+            FOLDER / name, np.zeros(8000, np.complex64), 0.8e6, 2.4e9, labels={"protocol": "lte"}
+        )
         meta = json.loads(meta_path.read_text())
         meta["global"]["core:author"] = "someone else"
         meta["annotations"] = [{"core:sample_start": 3000, "core:sample_count": 10, "core:label": "burst"}]
@@ -158,8 +177,9 @@ class qa_sigmf_annotator(gr_unittest.TestCase):
         self.assertEqual(ours[0]["lwm:modulation"], "64QAM")
         self.assertEqual(ours[1]["lwm:invalid_reason"], "all_zero")
         self.assertEqual(ours[0]["core:comment"], format_line(READOUTS[0]).strip())
-        self.assertEqual(sorted(p.name for p in FOLDER.glob("annotated*")),
-                         ["annotated.sigmf-data", "annotated.sigmf-meta"])
+        self.assertEqual(
+            sorted(p.name for p in FOLDER.glob("annotated*")), ["annotated.sigmf-data", "annotated.sigmf-meta"]
+        )
         recording = fromfile(str(meta_path))
         self.assertEqual(len(recording.get_annotations()), 4)
 
@@ -169,7 +189,6 @@ class qa_sigmf_annotator(gr_unittest.TestCase):
 
 
 class qa_readout_widget(gr_unittest.TestCase):
-
     def test_widget_shows_the_latest_readout_and_a_short_history(self):
         from PyQt5 import QtWidgets
 

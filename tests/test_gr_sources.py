@@ -5,12 +5,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import gnuradio.lwmspectro as lwm_blocks
 import numpy as np
 import pmt
 from gnuradio import blocks, gr, gr_unittest
-
-import gnuradio.lwmspectro as lwm_blocks
 from gnuradio.lwmspectro.common import ConfigError
+
 from lwmspectro import labels
 from lwmspectro.sigmf_io import write_recording
 
@@ -41,7 +41,6 @@ def rewrite_as(meta_path: Path, datatype: str, data: bytes) -> None:
 
 
 class qa_sigmf_source(gr_unittest.TestCase):
-
     def run_source(self, path, n=None, repeat=False):
         tb = gr.top_block()
         source = lwm_blocks.sigmf_source(str(path), repeat)
@@ -65,7 +64,7 @@ class qa_sigmf_source(gr_unittest.TestCase):
         self.assertEqual((source.samp_rate, source.center_freq), (2e6, 915e6))
         self.assertEqual(tags["rx_rate"], [(0, 2e6)])
         self.assertEqual(tags["rx_freq"], [(0, 915e6)])
-        (offset, (whole, fraction)), = tags["rx_time"]
+        ((offset, (whole, fraction)),) = tags["rx_time"]
         self.assertEqual((offset, whole, fraction), (0, 1795341600, 0.25))
 
     def test_repeat_starts_over(self):
@@ -95,7 +94,6 @@ class qa_sigmf_source(gr_unittest.TestCase):
 
 
 class qa_synthetic_source(gr_unittest.TestCase):
-
     def test_observations_stream_back_to_back_with_their_truth_as_tags(self):
         source = lwm_blocks.synthetic_source(protocol="", snr_db=20.0, mobility="static", cycle=True, seed=3)
         n = source.observation_samples

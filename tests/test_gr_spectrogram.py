@@ -3,15 +3,16 @@
 import shutil
 import tempfile
 
+import gnuradio.lwmspectro as lwm_blocks
 import numpy as np
 import pmt
 from gnuradio import blocks, gr, gr_unittest
-
-import gnuradio.lwmspectro as lwm_blocks
-from bundle_factory import make_bundle
 from gnuradio.lwmspectro.common import ConfigError
+
 from lwmspectro.resample import rational_ratio, resample_to
-from lwmspectro.spectrogram import SpectrogramParams, frames_from_iq, spectrogram, spectrograms, spectrogram_from_frames
+from lwmspectro.spectrogram import SpectrogramParams, frames_from_iq, spectrogram, spectrogram_from_frames, spectrograms
+
+from bundle_factory import make_bundle
 
 PARAMS = SpectrogramParams(sample_rate_hz=1e6, n_fft=32, hop=64, n_frames=32, n_bins=16)
 WINDOW = PARAMS.window_samples
@@ -38,7 +39,6 @@ def make_tag(offset, key, value):
 
 
 class qa_spectrogram(gr_unittest.TestCase):
-
     def run_block(self, samples, tags=(), **kwargs):
         """(vectors (n, T, K), {output index: {tag key: python value}})."""
         tb = gr.top_block()
@@ -80,14 +80,17 @@ class qa_spectrogram(gr_unittest.TestCase):
             self.assertEqual(starts, [i * block.hop for i in range(len(vectors))])
             self.assertGreaterEqual(len(vectors), 3)
             expected = spectrogram_from_frames(
-                np.stack([frames_from_iq(analysis, PARAMS, s * up // down) for s in starts]), PARAMS)
+                np.stack([frames_from_iq(analysis, PARAMS, s * up // down) for s in starts]), PARAMS
+            )
             np.testing.assert_allclose(vectors, expected, atol=2e-3, err_msg=f"source rate {rate}")
 
     def test_rx_time_and_rx_freq_hold_at_each_window_start(self):
         samples = noise(3 * WINDOW, seed=3)
-        tags = [make_tag(100, "rx_time", pmt.make_tuple(pmt.from_uint64(1000), pmt.from_double(0.25))),
-                make_tag(0, "rx_freq", pmt.from_double(2.4e9)),
-                make_tag(WINDOW + 10, "rx_freq", pmt.from_double(5.8e9))]
+        tags = [
+            make_tag(100, "rx_time", pmt.make_tuple(pmt.from_uint64(1000), pmt.from_double(0.25))),
+            make_tag(0, "rx_freq", pmt.from_double(2.4e9)),
+            make_tag(WINDOW + 10, "rx_freq", pmt.from_double(5.8e9)),
+        ]
         _, out, _ = self.run_block(samples, tags, samp_rate=1e6)
         for i in range(3):
             whole, fraction = out[i]["rx_time"]
@@ -98,9 +101,14 @@ class qa_spectrogram(gr_unittest.TestCase):
     def test_unjudgeable_windows_are_tagged_with_the_reason(self):
         for rate in (1e6, 0.8e6):
             span = lwm_blocks.spectrogram(BUNDLE, rate).span
-            windows = [noise(span, seed=4), np.zeros(span, np.complex64), noise(span, seed=5),
-                       np.full(span, 0.5 + 0.5j, np.complex64), noise(span, seed=6, scale=10.0)]
-            windows[2][span // 3: span // 3 + PARAMS.hop] = np.nan  # wide enough to hit a frame
+            windows = [
+                noise(span, seed=4),
+                np.zeros(span, np.complex64),
+                noise(span, seed=5),
+                np.full(span, 0.5 + 0.5j, np.complex64),
+                noise(span, seed=6, scale=10.0),
+            ]
+            windows[2][span // 3 : span // 3 + PARAMS.hop] = np.nan  # wide enough to hit a frame
             windows[4] = (np.clip(windows[4].real, -1, 1) + 1j * np.clip(windows[4].imag, -1, 1)).astype(np.complex64)
             _, out, block = self.run_block(np.concatenate(windows), samp_rate=rate)
             reasons = [out[i].get("lwm_invalid") for i in sorted(out)]

@@ -35,8 +35,24 @@ def test_bcc_blocks_restart_from_zero_state():
 
 def test_wifi_scrambler_matches_the_standard_sequence():
     # IEEE 802.11 17.3.5.5: the all-ones state generates this 127-bit sequence.
-    expected = ("00001110" "11110010" "11001001" "00000010" "00100110" "00101110" "10110110" "00001100"
-                "11010100" "11100111" "10110100" "00101010" "11111010" "01010001" "10111000" "1111111")
+    expected = (
+        "00001110"
+        "11110010"
+        "11001001"
+        "00000010"
+        "00100110"
+        "00101110"
+        "10110110"
+        "00001100"
+        "11010100"
+        "11100111"
+        "10110100"
+        "00101010"
+        "11111010"
+        "01010001"
+        "10111000"
+        "1111111"
+    )
     assert "".join(map(str, wifi.scrambler_sequence(0x7F, 127))) == expected
 
 
@@ -58,7 +74,7 @@ def _gold_reference(c_init, n):
     return np.array([(x1[i + 1600] + x2[i + 1600]) % 2 for i in range(n)], np.uint8)
 
 
-@pytest.mark.parametrize("c_init", [0, 1, 0x12345, 2 ** 31 - 1])
+@pytest.mark.parametrize("c_init", [0, 1, 0x12345, 2**31 - 1])
 def test_gold_sequence_matches_the_lfsr_definition(c_init):
     assert np.array_equal(gold_sequence(c_init, 500), _gold_reference(c_init, 500))
 
@@ -150,4 +166,5 @@ def test_constellation_known_points():
     wifi16 = constellation("16QAM", "ieee")
     assert wifi16[0b0000] == pytest.approx((-3 - 3j) / s10) and wifi16[0b1011] == pytest.approx((3 + 1j) / s10)
     assert modulate(np.array([0, 1, 1, 0], np.uint8), "QPSK", "3gpp") == pytest.approx(
-        np.array([1 - 1j, -1 + 1j]) / np.sqrt(2))
+        np.array([1 - 1j, -1 + 1j]) / np.sqrt(2)
+    )

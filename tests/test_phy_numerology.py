@@ -13,9 +13,11 @@ from lwmspectro.phy import generate, options
 LTE = {1.4e6: 128, 3e6: 256, 5e6: 512, 10e6: 1024, 20e6: 2048}  # 15 kHz, fs = N x 15 kHz
 NR = {(0, 5e6): 512, (0, 10e6): 1024, (0, 20e6): 2048, (1, 10e6): 512, (1, 20e6): 1024}
 
-CASES = ([("wifi", 20e6, {}, "64QAM", "3/4"), ("wifi", 20e6, {}, "256QAM", "3/4")]
-         + [("lte", bw, {}, "16QAM", "1/2") for bw in LTE]
-         + [("nr", bw, {"mu": mu}, "64QAM", "2/3") for mu, bw in NR])
+CASES = (
+    [("wifi", 20e6, {}, "64QAM", "3/4"), ("wifi", 20e6, {}, "256QAM", "3/4")]
+    + [("lte", bw, {}, "16QAM", "1/2") for bw in LTE]
+    + [("nr", bw, {"mu": mu}, "64QAM", "2/3") for mu, bw in NR]
+)
 
 
 def expected_numerology(protocol, bw, opts):
@@ -28,7 +30,7 @@ def expected_numerology(protocol, bw, opts):
     mu = opts["mu"]
     n = NR[(mu, bw)]
     short = 144 * n // 2048
-    return n, 15e3 * 2 ** mu, {short, short + 16 * n * 2 ** mu // 2048}, 1 / (7 * 2 ** mu)
+    return n, 15e3 * 2**mu, {short, short + 16 * n * 2**mu // 2048}, 1 / (7 * 2**mu)
 
 
 def fft_size_by_autocorrelation(iq, lags=range(24, 4097)):
@@ -62,8 +64,15 @@ def occupied_bandwidth(iq, fs, resolution_hz):
 
 @pytest.mark.parametrize("protocol,bw,opts,modulation,rate", CASES)
 def test_numerology_measured_from_waveform(protocol, bw, opts, modulation, rate):
-    wf = generate(protocol, bandwidth_hz=bw, modulation=modulation, code_rate=rate, duration_s=0.003,
-                  rng=np.random.default_rng(11), **opts)
+    wf = generate(
+        protocol,
+        bandwidth_hz=bw,
+        modulation=modulation,
+        code_rate=rate,
+        duration_s=0.003,
+        rng=np.random.default_rng(11),
+        **opts,
+    )
     n_fft, scs, cps, long_share = expected_numerology(protocol, bw, opts)
     measured_n = fft_size_by_autocorrelation(wf.iq)
     assert measured_n == n_fft
@@ -81,12 +90,15 @@ def test_numerology_measured_from_waveform(protocol, bw, opts, modulation, rate)
 
 def test_occupied_bandwidth_labels_follow_the_standards():
     rng = np.random.default_rng(0)
-    assert generate("lte", bandwidth_hz=20e6, modulation="QPSK", code_rate="1/2", duration_s=0.001,
-                    rng=rng).occupied_bw_hz == pytest.approx(1201 * 15e3)
-    assert generate("nr", bandwidth_hz=20e6, mu=1, modulation="QPSK", code_rate="1/2", duration_s=0.001,
-                    rng=rng).occupied_bw_hz == pytest.approx(51 * 12 * 30e3)
-    assert generate("wifi", modulation="BPSK", code_rate="1/2", duration_s=0.001,
-                    rng=rng).occupied_bw_hz == pytest.approx(53 * 312.5e3)
+    assert generate(
+        "lte", bandwidth_hz=20e6, modulation="QPSK", code_rate="1/2", duration_s=0.001, rng=rng
+    ).occupied_bw_hz == pytest.approx(1201 * 15e3)
+    assert generate(
+        "nr", bandwidth_hz=20e6, mu=1, modulation="QPSK", code_rate="1/2", duration_s=0.001, rng=rng
+    ).occupied_bw_hz == pytest.approx(51 * 12 * 30e3)
+    assert generate(
+        "wifi", modulation="BPSK", code_rate="1/2", duration_s=0.001, rng=rng
+    ).occupied_bw_hz == pytest.approx(53 * 312.5e3)
 
 
 @pytest.mark.parametrize("kind", ["sc_psk", "sc_qam", "fm", "cw"])
@@ -121,8 +133,17 @@ def test_same_seed_same_waveform_other_seed_differs(protocol):
 
 
 def test_random_start_inside_the_frame():
-    starts = {generate("lte", bandwidth_hz=1.4e6, modulation="QPSK", code_rate="1/2", duration_s=0.001,
-                       rng=np.random.default_rng(s)).meta["start_sample"] for s in range(6)}
+    starts = {
+        generate(
+            "lte",
+            bandwidth_hz=1.4e6,
+            modulation="QPSK",
+            code_rate="1/2",
+            duration_s=0.001,
+            rng=np.random.default_rng(s),
+        ).meta["start_sample"]
+        for s in range(6)
+    }
     assert len(starts) == 6 and max(starts) < 10 * 1920
 
 
@@ -147,19 +168,22 @@ def test_options_list_what_each_standard_allows():
     assert options("other")["kind"] == list(labels.OTHER_KINDS)
 
 
-@pytest.mark.parametrize("call,needle", [
-    (dict(protocol="bluetooth"), "valid choices: wifi, lte, nr, other"),
-    (dict(protocol="lte", modulation="BPSK"), "QPSK, 16QAM, 64QAM, 256QAM"),
-    (dict(protocol="nr", bandwidth_hz=7e6), "5000000.0, 10000000.0, 20000000.0"),
-    (dict(protocol="wifi", modulation="256QAM", code_rate="5/6"), "valid choices: 3/4"),
-    (dict(protocol="nr", bandwidth_hz=5e6, mu=1), "valid choices: 0"),
-    (dict(protocol="lte", kind="cw"), "cw, sc_psk, sc_qam, fm"),
-    (dict(protocol="other", kind="radar"), "cw, sc_psk, sc_qam, fm"),
-    (dict(protocol="other", kind="cw", modulation="QPSK"), "valid choices: None"),
-    (dict(protocol="lte", cell_id=600), "0..503"),
-    (dict(protocol="wifi", antennas=2), "valid: psdu_bytes"),
-    (dict(protocol="lte", duration_s=0.0), "positive"),
-])
+@pytest.mark.parametrize(
+    "call,needle",
+    [
+        (dict(protocol="bluetooth"), "valid choices: wifi, lte, nr, other"),
+        (dict(protocol="lte", modulation="BPSK"), "QPSK, 16QAM, 64QAM, 256QAM"),
+        (dict(protocol="nr", bandwidth_hz=7e6), "5000000.0, 10000000.0, 20000000.0"),
+        (dict(protocol="wifi", modulation="256QAM", code_rate="5/6"), "valid choices: 3/4"),
+        (dict(protocol="nr", bandwidth_hz=5e6, mu=1), "valid choices: 0"),
+        (dict(protocol="lte", kind="cw"), "cw, sc_psk, sc_qam, fm"),
+        (dict(protocol="other", kind="radar"), "cw, sc_psk, sc_qam, fm"),
+        (dict(protocol="other", kind="cw", modulation="QPSK"), "valid choices: None"),
+        (dict(protocol="lte", cell_id=600), "0..503"),
+        (dict(protocol="wifi", antennas=2), "valid: psdu_bytes"),
+        (dict(protocol="lte", duration_s=0.0), "positive"),
+    ],
+)
 def test_bad_input_names_the_valid_choices(call, needle):
     call = dict(call)
     protocol = call.pop("protocol")

@@ -27,7 +27,7 @@ def lte_grid(wf):
         p = pos
         for l in range(14):
             p += cp0 if l % 7 == 0 else cp
-            symbols.append(np.fft.fft(wf.iq[p: p + n_fft])[bins])
+            symbols.append(np.fft.fft(wf.iq[p : p + n_fft])[bins])
             p += n_fft
         grids.append(symbols)
         numbers.append((first_number + len(numbers)) % 10)
@@ -36,8 +36,16 @@ def lte_grid(wf):
 
 
 def test_lte_crs_pss_sss_and_pdsch_at_their_resource_elements():
-    wf = generate("lte", bandwidth_hz=3e6, modulation="64QAM", code_rate="3/4", duration_s=0.012,
-                  rng=np.random.default_rng(7), cell_id=305, cfi=2)
+    wf = generate(
+        "lte",
+        bandwidth_hz=3e6,
+        modulation="64QAM",
+        code_rate="3/4",
+        duration_s=0.012,
+        rng=np.random.default_rng(7),
+        cell_id=305,
+        cfi=2,
+    )
     grid, numbers = lte_grid(wf)
     n_rb, n_sc = 15, 180
     cell_id = 305
@@ -59,7 +67,7 @@ def test_lte_crs_pss_sss_and_pdsch_at_their_resource_elements():
             assert np.argmax([abs(np.vdot(lte.pss(i), received_pss)) for i in range(3)]) == n_id2
             assert np.allclose(received_pss, lte.pss(n_id2), atol=1e-3)
             assert np.allclose(g[5, centre] / gain, lte.sss(n_id1, n_id2, number), atol=1e-3)
-            assert np.allclose(g[5:7, n_sc // 2 - 36: n_sc // 2 - 31], 0, atol=1e-3 * gain)  # guard REs
+            assert np.allclose(g[5:7, n_sc // 2 - 36 : n_sc // 2 - 31], 0, atol=1e-3 * gain)  # guard REs
     other_sss = [lte.sss(n_id1, n_id2, 0)[i] != lte.sss(n_id1, n_id2, 5)[i] for i in range(62)]
     assert any(other_sss)  # subframes 0 and 5 are told apart by the SSS
     # PDSCH REs (symbol 2 onwards, off CRS, outside the centre 72 in subframes 0 and 5) are 64QAM points.
@@ -78,7 +86,7 @@ def nr_grid(wf):
     n_fft, (cp0, cp) = wf.meta["n_fft"], wf.meta["cp"]
     mu = wf.meta["mu"]
     n_sc = 12 * wf.meta["n_rb"]
-    group = 7 * 2 ** mu
+    group = 7 * 2**mu
     slot_len = (cp0 + n_fft + (group - 1) * (cp + n_fft)) * 14 // group
     start = wf.meta["start_sample"]
     offset = (-start) % slot_len
@@ -90,7 +98,7 @@ def nr_grid(wf):
         p, symbols = pos, []
         for l in range(14):
             p += cp0 if l % group == 0 else cp
-            symbols.append(np.fft.fft(wf.iq[p: p + n_fft])[bins])
+            symbols.append(np.fft.fft(wf.iq[p : p + n_fft])[bins])
             p += n_fft
         grids.append(symbols)
         slots.append(first + len(slots))
@@ -101,10 +109,20 @@ def nr_grid(wf):
 @pytest.mark.parametrize("mu,first_symbols", [(0, (2, 8, 16, 22)), (1, (4, 8, 16, 20))])
 def test_nr_ssb_and_pdsch_dmrs_at_their_resource_elements(mu, first_symbols):
     cell_id = 517
-    wf = generate("nr", bandwidth_hz=20e6, mu=mu, modulation="16QAM", code_rate="1/2", duration_s=0.008,
-                  rng=np.random.default_rng(9), cell_id=cell_id, ssb_period_ms=5, dmrs_additional_position=2)
+    wf = generate(
+        "nr",
+        bandwidth_hz=20e6,
+        mu=mu,
+        modulation="16QAM",
+        code_rate="1/2",
+        duration_s=0.008,
+        rng=np.random.default_rng(9),
+        cell_id=cell_id,
+        ssb_period_ms=5,
+        dmrs_additional_position=2,
+    )
     grid, slots = nr_grid(wf)
-    slots_per_frame = 10 * 2 ** mu
+    slots_per_frame = 10 * 2**mu
     n_rb = wf.meta["n_rb"]
     assert wf.meta["dmrs_symbols"] == [2, 7, 11]
     k0 = 12 * wf.meta["ssb_rb_offset"]
@@ -119,13 +137,19 @@ def test_nr_ssb_and_pdsch_dmrs_at_their_resource_elements(mu, first_symbols):
                 continue
             ssb_slots.add(int(in_frame))
             l0 = first % 14
-            block = g[l0: l0 + 4, k0: k0 + 240]
+            block = g[l0 : l0 + 4, k0 : k0 + 240]
             pss = block[0, 56:183]
             gain = np.mean(np.abs(pss)) if gain is None else gain
             assert np.allclose(pss / gain, nr.pss(n_id2), atol=1e-3)
             assert np.allclose(block[2, 56:183] / gain, nr.sss(n_id1, n_id2), atol=1e-3)
-            dmrs = np.concatenate([block[1, cell_id % 4::4], block[2, cell_id % 4:48:4],
-                                   block[2, 192 + cell_id % 4::4], block[3, cell_id % 4::4]])
+            dmrs = np.concatenate(
+                [
+                    block[1, cell_id % 4 :: 4],
+                    block[2, cell_id % 4 : 48 : 4],
+                    block[2, 192 + cell_id % 4 :: 4],
+                    block[3, cell_id % 4 :: 4],
+                ]
+            )
             assert np.allclose(dmrs / gain, nr.pbch_dmrs(cell_id, index, int(half)), atol=1e-3)
             assert np.allclose(block[0, :56], 0, atol=1e-3 * gain)
     assert len(ssb_slots) >= 2
@@ -135,12 +159,16 @@ def test_nr_ssb_and_pdsch_dmrs_at_their_resource_elements(mu, first_symbols):
             received = g[l, 0::2] / gain
             clear = np.ones(len(expected), bool)
             if int(slot % slots_per_frame) in ssb_slots:
-                clear[k0 // 2: (k0 + 240) // 2] = False
+                clear[k0 // 2 : (k0 + 240) // 2] = False
             assert np.allclose(received[clear], expected[clear], atol=1e-3)
     # PDSCH: the odd subcarriers of DMRS symbols and the other symbols carry 16QAM points.
     points = constellation("16QAM", "3gpp")
-    data = np.concatenate([grid[:, 3, :k0], grid[:, 3, k0 + 240:], grid[:, 7, 1:k0:2],
-                           grid[:, 7, k0 + 241::2]], axis=1).reshape(-1) / gain
+    data = (
+        np.concatenate(
+            [grid[:, 3, :k0], grid[:, 3, k0 + 240 :], grid[:, 7, 1:k0:2], grid[:, 7, k0 + 241 :: 2]], axis=1
+        ).reshape(-1)
+        / gain
+    )
     data = data[np.abs(data) > 1e-3]
     assert len(data) > 1000 and np.max(np.min(np.abs(data[:, None] - points[None, :]), axis=1)) < 1e-3
 
@@ -156,7 +184,7 @@ def test_nr_pss_known_values():
 
 def wifi_symbols(wf, start, count):
     """FFT of `count` 80-sample symbols from `start` (prefix skipped), subcarriers -32..31 indexable."""
-    rows = wf.iq[start: start + 80 * count].reshape(count, 80)[:, 16:]
+    rows = wf.iq[start : start + 80 * count].reshape(count, 80)[:, 16:]
     return np.fft.fft(rows, axis=1)
 
 
@@ -173,8 +201,14 @@ def hard_bits(values, modulation):
 
 
 def test_wifi_legacy_packet_decodes_and_pilots_follow_the_polarity_sequence():
-    wf = generate("wifi", modulation="16QAM", code_rate="3/4", duration_s=0.004, rng=np.random.default_rng(12),
-                  psdu_bytes=(100, 300))
+    wf = generate(
+        "wifi",
+        modulation="16QAM",
+        code_rate="3/4",
+        duration_s=0.004,
+        rng=np.random.default_rng(12),
+        psdu_bytes=(100, 300),
+    )
     start = np.flatnonzero(np.diff(wf.active.astype(np.int8)) == 1)[0] + 1
     length = wf.meta["psdu_bytes"][1]
     data_sc, pilot_sc = wifi.LEGACY_DATA_SC, np.array([-21, -7, 7, 21])
@@ -186,7 +220,7 @@ def test_wifi_legacy_packet_decodes_and_pilots_follow_the_polarity_sequence():
     assert sig_bits[:18].sum() % 2 == 0 and not sig_bits[18:].any()
     n_sym = -(-(16 + 8 * length + 6) // 144)
     data = wifi_symbols(wf, start + 400, n_sym)
-    polarity = wifi.PILOT_POLARITY[1: 1 + n_sym]
+    polarity = wifi.PILOT_POLARITY[1 : 1 + n_sym]
     assert np.allclose(data[:, pilot_sc] / gain, polarity[:, None] * np.array([1, 1, 1, -1]), atol=1e-3)
     coded = deinterleave(hard_bits(data[:, data_sc] / gain, "16QAM"), 192, 4, 16)
     scrambled = bcc.viterbi_decode(1.0 - 2.0 * coded, "3/4", terminated=False)
@@ -194,7 +228,7 @@ def test_wifi_legacy_packet_decodes_and_pilots_follow_the_polarity_sequence():
     seed = _state_after(seed)
     plain = scrambled ^ wifi.scrambler_sequence(seed, len(scrambled))
     assert not plain[:16].any()  # SERVICE
-    assert not scrambled[16 + 8 * length: 22 + 8 * length].any()  # tail, zeroed after scrambling
+    assert not scrambled[16 + 8 * length : 22 + 8 * length].any()  # tail, zeroed after scrambling
 
 
 def _state_after(first_seven: int) -> int:
@@ -206,8 +240,14 @@ def _state_after(first_seven: int) -> int:
 
 
 def test_wifi_vht_sig_a_carries_mcs_8_and_pilots_rotate():
-    wf = generate("wifi", modulation="256QAM", code_rate="3/4", duration_s=0.004, rng=np.random.default_rng(13),
-                  psdu_bytes=(200, 400))
+    wf = generate(
+        "wifi",
+        modulation="256QAM",
+        code_rate="3/4",
+        duration_s=0.004,
+        rng=np.random.default_rng(13),
+        psdu_bytes=(200, 400),
+    )
     start = np.flatnonzero(np.diff(wf.active.astype(np.int8)) == 1)[0] + 1
     pilot_sc = np.array([-21, -7, 7, 21])
     sig_a = wifi_symbols(wf, start + 400, 2)
@@ -215,8 +255,9 @@ def test_wifi_vht_sig_a_carries_mcs_8_and_pilots_rotate():
     assert np.allclose(sig_a[1].real, 0, atol=1e-3 * gain)  # second SIG-A symbol is QBPSK
     first = hard_bits(sig_a[0, wifi.LEGACY_DATA_SC] / gain, "BPSK")
     second = hard_bits(sig_a[1, wifi.LEGACY_DATA_SC] / (1j * gain), "BPSK")
-    bits = bcc.viterbi_decode(1.0 - 2.0 * np.concatenate([deinterleave(first, 48, 1, 16),
-                                                          deinterleave(second, 48, 1, 16)]))
+    bits = bcc.viterbi_decode(
+        1.0 - 2.0 * np.concatenate([deinterleave(first, 48, 1, 16), deinterleave(second, 48, 1, 16)])
+    )
     a1, a2 = bits[:24], bits[24:]
     assert int("".join(map(str, a2[4:8][::-1])), 2) == 8  # VHT-MCS
     assert np.array_equal(a2[10:18], wifi.crc8(np.concatenate([a1, a2[:10]])))

@@ -66,7 +66,7 @@ def test_frames_read_from_a_slice_of_the_stream():
     np.testing.assert_array_equal(sliced, resampler.frames(x, 0, starts, 128))
     np.testing.assert_allclose(sliced, expected_segments(x, rate, starts, 128), rtol=0, atol=2e-6)
     with pytest.raises(ValueError, match="are needed but x starts at"):
-        resampler.frames(x[first + 1:end], first + 1, starts, 128)
+        resampler.frames(x[first + 1 : end], first + 1, starts, 128)
 
 
 def test_resampler_reduces_rates_as_resample_to_does():

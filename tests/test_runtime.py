@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from bundle_factory import band_spectrograms, export_onnx, linear_expert, make_bundle
 from lwmspectro import labels, quality, readout
 from lwmspectro.runtime import BundleError, Runtime, default_bundle_dir, softmax
+
+from bundle_factory import band_spectrograms, export_onnx, linear_expert, make_bundle
 
 torch = pytest.importorskip("torch")
 
@@ -53,6 +54,7 @@ def noise(n, rng, scale=1.0):
 
 # --- bundle validation --------------------------------------------------------------------
 
+
 def test_loads_a_valid_bundle(runtime):
     assert runtime.experts == list(labels.PROTOCOLS)
     assert runtime.router_classes == list(labels.ROUTER_CLASSES)
@@ -92,24 +94,64 @@ def test_router_output_size_mismatch_names_the_file(copy_of):
     example = torch.zeros(2, 128, 128)
     wrong(example)
     export_onnx(wrong, copy_of / "router.onnx", example, "spectrogram", ["router_logits"])
-    with pytest.raises(BundleError, match=r"router\.onnx: tensor 'router_logits' has shape \(batch, 4\), expected \(batch, 5\)"):
+    with pytest.raises(
+        BundleError, match=r"router\.onnx: tensor 'router_logits' has shape \(batch, 4\), expected \(batch, 5\)"
+    ):
         Runtime(copy_of)
 
 
-@pytest.mark.parametrize("n_bins, embedding_dim, file, input_name, dynamic_batch, error", [
-    pytest.param(64, 16, "expert_wifi.onnx", "spectrogram", True,
-                 r"expert_wifi\.onnx: tensor 'spectrogram' has shape .*axis 2: 64 != 128", id="spectrogram-shape"),
-    pytest.param(128, 8, "expert_nr.onnx", "spectrogram", True, r"nr\.onnx: tensor 'embedding'",
-                 id="embedding-size-between-expert-and-heads"),
-    pytest.param(128, 16, "expert_wifi.onnx", "x", True,
-                 r"expert_wifi\.onnx: inputs \['x'\], expected \['spectrogram'\]", id="wrong-tensor-name"),
-    pytest.param(128, 16, "expert_wifi.onnx", "spectrogram", False, r"expert_wifi\.onnx: .*fixed batch axis of 2",
-                 id="fixed-batch-axis"),
-])
-def test_an_expert_that_does_not_fit_is_refused_naming_the_file(copy_of, n_bins, embedding_dim, file, input_name,
-                                                                dynamic_batch, error):
-    export_onnx(linear_expert(n_bins, embedding_dim, seed=0), copy_of / file, torch.zeros(2, 128, n_bins),
-                input_name, ["embedding"], dynamic_batch=dynamic_batch)
+@pytest.mark.parametrize(
+    "n_bins, embedding_dim, file, input_name, dynamic_batch, error",
+    [
+        pytest.param(
+            64,
+            16,
+            "expert_wifi.onnx",
+            "spectrogram",
+            True,
+            r"expert_wifi\.onnx: tensor 'spectrogram' has shape .*axis 2: 64 != 128",
+            id="spectrogram-shape",
+        ),
+        pytest.param(
+            128,
+            8,
+            "expert_nr.onnx",
+            "spectrogram",
+            True,
+            r"nr\.onnx: tensor 'embedding'",
+            id="embedding-size-between-expert-and-heads",
+        ),
+        pytest.param(
+            128,
+            16,
+            "expert_wifi.onnx",
+            "x",
+            True,
+            r"expert_wifi\.onnx: inputs \['x'\], expected \['spectrogram'\]",
+            id="wrong-tensor-name",
+        ),
+        pytest.param(
+            128,
+            16,
+            "expert_wifi.onnx",
+            "spectrogram",
+            False,
+            r"expert_wifi\.onnx: .*fixed batch axis of 2",
+            id="fixed-batch-axis",
+        ),
+    ],
+)
+def test_an_expert_that_does_not_fit_is_refused_naming_the_file(
+    copy_of, n_bins, embedding_dim, file, input_name, dynamic_batch, error
+):
+    export_onnx(
+        linear_expert(n_bins, embedding_dim, seed=0),
+        copy_of / file,
+        torch.zeros(2, 128, n_bins),
+        input_name,
+        ["embedding"],
+        dynamic_batch=dynamic_batch,
+    )
     with pytest.raises(BundleError, match=error):
         Runtime(copy_of)
 
@@ -132,6 +174,7 @@ def test_default_bundle_dir_says_how_to_get_one(tmp_path, monkeypatch):
 
 
 # --- classify ------------------------------------------------------------------------------
+
 
 def test_readouts_have_every_field_and_confidences_in_range(runtime):
     spectrograms = band_spectrograms(runtime.params, [0, 1, 2, None, 1])
@@ -174,12 +217,12 @@ def test_embeddings_come_from_the_chosen_expert_and_are_nan_for_none(runtime, bu
     import onnxruntime as ort
 
     spectrograms = band_spectrograms(runtime.params, [2, None, 0], seed=4)
-    results, embeddings = runtime.classify(spectrograms, return_embedding=True)
+    _results, embeddings = runtime.classify(spectrograms, return_embedding=True)
     assert embeddings.shape == (3, runtime.embedding_dim)
     assert np.isnan(embeddings[1]).all()
     for row, protocol in ((0, "nr"), (2, "wifi")):
         session = ort.InferenceSession(str(bundle / f"expert_{protocol}.onnx"))
-        (expected,) = session.run(None, {"spectrogram": spectrograms[row:row + 1]})
+        (expected,) = session.run(None, {"spectrogram": spectrograms[row : row + 1]})
         np.testing.assert_allclose(embeddings[row], expected[0], atol=1e-5)
 
 
@@ -188,8 +231,17 @@ def test_router_choosing_none_leaves_task_fields_empty(tmp_path):
     for r in forced.classify(band_spectrograms(forced.params, [0, 1, 2])):
         assert r["protocol"] == "none" and r["protocol_confidence"] > 0.99
         assert r["expert"] is None
-        assert all(r[k] is None for k in ("modulation", "modulation_confidence", "snr_db", "snr_confidence",
-                                         "mobility", "mobility_confidence"))
+        assert all(
+            r[k] is None
+            for k in (
+                "modulation",
+                "modulation_confidence",
+                "snr_db",
+                "snr_confidence",
+                "mobility",
+                "mobility_confidence",
+            )
+        )
         assert readout.format_line(r)
 
 
@@ -224,6 +276,7 @@ def test_non_finite_spectrogram_is_invalid_and_not_fed(runtime, spy):
 
 # --- raw I/Q -----------------------------------------------------------------------------
 
+
 def test_invalid_windows_get_invalid_readouts_and_never_reach_the_model(runtime, spy):
     rng = np.random.default_rng(7)
     n = runtime.window_samples
@@ -253,7 +306,9 @@ def test_iq_spectrograms_match_g(runtime):
     expected = runtime.classify(g(iq, runtime.params))
     got = runtime.classify_iq(iq, runtime.params.sample_rate_hz)
     assert [r["protocol"] for r in got] == [r["protocol"] for r in expected] == ["wifi", "none"]
-    assert [r["protocol_confidence"] for r in got] == pytest.approx([r["protocol_confidence"] for r in expected], abs=1e-6)
+    assert [r["protocol_confidence"] for r in got] == pytest.approx(
+        [r["protocol_confidence"] for r in expected], abs=1e-6
+    )
 
 
 def test_recording_at_another_rate_is_resampled(runtime):
@@ -293,6 +348,7 @@ def test_too_short_input_says_so(runtime):
 
 
 # --- quality checks ------------------------------------------------------------------------
+
 
 def test_check_iq_passes_clean_signals():
     rng = np.random.default_rng(11)

@@ -4,12 +4,13 @@ import re
 
 import pytest
 
-from bundle_factory import band_router, band_spectrograms, make_bundle
 from lwmspectro import labels
 from lwmspectro.benchmarks import infer
 from lwmspectro.cli import main
 from lwmspectro.dataset import write_manifest, write_shard
 from lwmspectro.spectrogram import DEFAULT_PARAMS
+
+from bundle_factory import band_router, band_spectrograms, make_bundle
 
 pytest.importorskip("torch")
 
@@ -23,8 +24,9 @@ def bundle(tmp_path_factory):
 def dataset(tmp_path_factory):
     folder = tmp_path_factory.mktemp("data")
     bands = [0, 1, 2] * 12
-    rows = [{"protocol": labels.PROTOCOLS[b], "modulation": "QPSK", "snr_db": 10.0, "mobility": "static"}
-            for b in bands]
+    rows = [
+        {"protocol": labels.PROTOCOLS[b], "modulation": "QPSK", "snr_db": 10.0, "mobility": "static"} for b in bands
+    ]
     write_shard(folder, 0, band_spectrograms(DEFAULT_PARAMS, bands, seed=1), rows)
     write_manifest(folder, DEFAULT_PARAMS, {}, 1)
     return folder
@@ -38,11 +40,33 @@ def test_bench_prints_every_variant_ratios_and_int8_accuracy(bundle, dataset, mo
     # Stand-ins keep the test fast; the real paper-size model takes seconds per batch.
     monkeypatch.setattr(infer, "paper_model", tiny_torch_model)
     monkeypatch.setattr(infer, "torch_bundle_model", lambda bundle_dir: tiny_torch_model(DEFAULT_PARAMS))
-    code = main(["bench", "infer", "--bundle", str(bundle), "--data", str(dataset), "--seconds", "0.05",
-                 "--batch", "8", "--threads", "1", "--int8", "--max-samples", "36"])
+    code = main(
+        [
+            "bench",
+            "infer",
+            "--bundle",
+            str(bundle),
+            "--data",
+            str(dataset),
+            "--seconds",
+            "0.05",
+            "--batch",
+            "8",
+            "--threads",
+            "1",
+            "--int8",
+            "--max-samples",
+            "36",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
-    for name in ("ONNX Runtime, bundle", "eager PyTorch, bundle", "eager PyTorch, paper size", "ONNX Runtime, bundle int8"):
+    for name in (
+        "ONNX Runtime, bundle",
+        "eager PyTorch, bundle",
+        "eager PyTorch, paper size",
+        "ONNX Runtime, bundle int8",
+    ):
         row = re.search(rf"^{re.escape(name)}\s+([\d,]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", out, re.M)
         assert row, f"no table row for {name}:\n{out}"
         p50, p99, rate = map(float, row.groups()[1:])
@@ -59,8 +83,9 @@ def test_bench_prints_every_variant_ratios_and_int8_accuracy(bundle, dataset, mo
 def test_missing_torch_models_are_reported_not_fatal(bundle, dataset, monkeypatch, capsys):
     monkeypatch.setattr(infer, "paper_model", lambda params: (None, "no paper config here"))
     monkeypatch.setattr(infer, "torch_bundle_model", lambda bundle_dir: (None, "no checkpoint here"))
-    code = main(["bench", "infer", "--bundle", str(bundle), "--data", str(dataset), "--seconds", "0.05",
-                 "--threads", "1"])
+    code = main(
+        ["bench", "infer", "--bundle", str(bundle), "--data", str(dataset), "--seconds", "0.05", "--threads", "1"]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "eager PyTorch, bundle: not measured: no checkpoint here" in out

@@ -18,6 +18,7 @@ SPEED_OF_LIGHT = 299_792_458.0
 @pytest.fixture
 def no_stdin(monkeypatch):
     """Fail the test if anything asks a question on stdin."""
+
     def refuse(*_):
         raise AssertionError("stdin was read")
 
@@ -35,7 +36,7 @@ def test_fixture_paths_match_the_hand_made_values():
     # Stored strongest first; handed out by delay, each power staying with its own delay.
     reflected = scenarios.user_paths(sc, 2)
     np.testing.assert_allclose(reflected.delays_s, [300e-9, 400e-9], rtol=1e-6)
-    np.testing.assert_allclose(reflected.powers_lin, [1e-10, 10 ** -9.5], rtol=1e-6)
+    np.testing.assert_allclose(reflected.powers_lin, [1e-10, 10**-9.5], rtol=1e-6)
     assert reflected.los is False
     np.testing.assert_allclose(sc.tx_position_m, [0.0, 0.0, 10.0])
 
@@ -86,17 +87,17 @@ def test_missing_scenario_names_folder_and_what_exists(no_stdin):
 
 def test_missing_scenario_with_stdin_closed_fails_fast():
     code = "from lwmspectro.scenarios import load_scenario\nload_scenario('o1_60', 'nowhere')"
-    done = subprocess.run([sys.executable, "-c", code], stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", code], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode != 0
     assert "FileNotFoundError" in done.stderr and "scenarios there: none" in done.stderr
     assert "Would you like to download" not in done.stdout
 
 
 def test_deepmimo_stdin_question_becomes_an_error():
-    with loader._quiet_deepmimo(FIXTURES):
-        with pytest.raises(FileNotFoundError, match="stdin"):
-            input("Scenario not found. Would you like to download it? [Y/n]")
+    with loader._quiet_deepmimo(FIXTURES), pytest.raises(FileNotFoundError, match="stdin"):
+        input("Scenario not found. Would you like to download it? [Y/n]")
     assert builtins.input is not loader._refuse_stdin
 
 

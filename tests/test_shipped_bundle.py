@@ -20,8 +20,14 @@ about 0.04, ~22 noise-only ones about 0.08 (twice the tolerance there)."""
 def fresh_heldout():
     config = GeneratorConfig.from_file(Path(labels.__file__).parent / "configs" / "heldout.json")
     # A seed the card's held-out set did not use: new examples from the same site and recipe.
-    config = GeneratorConfig(**{**config.to_dict(), "seed": 9001, "snr_db": [0, 10, 20],
-                                "classes": {"wifi": 0.25, "lte": 0.25, "nr": 0.25, "none": 0.25}})
+    config = GeneratorConfig(
+        **{
+            **config.to_dict(),
+            "seed": 9001,
+            "snr_db": [0, 10, 20],
+            "classes": {"wifi": 0.25, "lte": 0.25, "nr": 0.25, "none": 0.25},
+        }
+    )
     rows, spectrograms = [], []
     for index in range(90):
         spectrogram, row = make_spectrogram(draw_spec(config, index), config.params)

@@ -3,8 +3,14 @@
 import numpy as np
 import pytest
 
-from lwmspectro.spectrogram import (DEFAULT_PARAMS, SpectrogramParams, frames_from_iq, spectrogram,
-                                    spectrogram_from_frames, spectrograms)
+from lwmspectro.spectrogram import (
+    DEFAULT_PARAMS,
+    SpectrogramParams,
+    frames_from_iq,
+    spectrogram,
+    spectrogram_from_frames,
+    spectrograms,
+)
 
 
 def direct_eq7_to_10(y, params):
@@ -13,7 +19,7 @@ def direct_eq7_to_10(y, params):
     w = 0.5 - 0.5 * np.cos(2 * np.pi * m / params.n_fft)  # periodic Hann
     rows = []
     for t in range(params.n_frames):
-        seg = y[t * params.hop: t * params.hop + params.n_fft]
+        seg = y[t * params.hop : t * params.hop + params.n_fft]
         Y = np.array([np.sum(seg * w * np.exp(-2j * np.pi * k * m / params.n_fft)) for k in range(params.n_fft)])
         P = np.abs(Y) ** 2
         P = np.fft.fftshift(P).reshape(params.n_bins, -1).mean(axis=1)

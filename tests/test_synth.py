@@ -13,7 +13,7 @@ import threadpoolctl
 from lwmspectro.dataset import open_dataset
 from lwmspectro.generate import generate_dataset, one_thread_per_worker, pending_shards
 from lwmspectro.spectrogram import DEFAULT_PARAMS
-from lwmspectro.synth import ExampleSpec, GeneratorConfig, SyntheticStream, draw_spec, make_spectrogram, make_stream
+from lwmspectro.synth import ExampleSpec, GeneratorConfig, SyntheticStream, make_spectrogram, make_stream
 
 SMALL = dict(n_samples=6, shard_size=2, channel="TDL-B", seed=3)
 
@@ -106,7 +106,9 @@ def _generate_forever(config_dict, folder):
 
 def test_resume_after_a_kill_leaves_no_corrupt_or_duplicate_shard(tmp_path):
     config = GeneratorConfig(**{**SMALL, "n_samples": 40, "shard_size": 2})
-    proc = multiprocessing.get_context("spawn").Process(target=_generate_forever, args=(config.to_dict(), str(tmp_path)))
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_generate_forever, args=(config.to_dict(), str(tmp_path))
+    )
     proc.start()
     deadline = 60
     while deadline and not (tmp_path / "shard-000001.json").exists():
@@ -144,13 +146,36 @@ def test_cli_generate_and_iq_write_their_outputs(tmp_path):
     config = tmp_path / "c.json"
     config.write_text(json.dumps(SMALL))
     cli = [sys.executable, "-m", "lwmspectro.cli"]
-    subprocess.run(cli + ["generate", "--config", str(config), "--out", str(tmp_path / "ds"), "--quiet"],
-                   check=True, stdin=subprocess.DEVNULL)
+    subprocess.run(
+        cli + ["generate", "--config", str(config), "--out", str(tmp_path / "ds"), "--quiet"],
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
     assert open_dataset(tmp_path / "ds").manifest["complete"]
-    out = subprocess.run(cli + ["iq", "--protocol", "wifi", "--modulation", "256QAM", "--snr", "5", "--channel", "TDL-D",
-                                "--out", str(tmp_path / "rec")], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        cli
+        + [
+            "iq",
+            "--protocol",
+            "wifi",
+            "--modulation",
+            "256QAM",
+            "--snr",
+            "5",
+            "--channel",
+            "TDL-D",
+            "--out",
+            str(tmp_path / "rec"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     meta = json.loads((tmp_path / "rec.sigmf-meta").read_text())
     assert meta["global"]["lwm:modulation"] == "256QAM" and "rec.sigmf-meta" in out.stdout
-    bad = subprocess.run(cli + ["iq", "--protocol", "lte", "--modulation", "BPSK", "--channel", "TDL-A",
-                                "--out", str(tmp_path / "bad")], capture_output=True, text=True)
+    bad = subprocess.run(
+        cli + ["iq", "--protocol", "lte", "--modulation", "BPSK", "--channel", "TDL-A", "--out", str(tmp_path / "bad")],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "valid choices" in bad.stderr

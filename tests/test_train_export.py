@@ -9,14 +9,15 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-from lwmspectro import card as cardlib  # noqa: E402
-from lwmspectro import cli as core_cli  # noqa: E402
-from lwmspectro import labels  # noqa: E402
-from lwmspectro_train import cli  # noqa: E402
-from lwmspectro_train.evaluate import metrics_from_predictions  # noqa: E402
+from test_train_toydata import write_toy_dataset
 
-from test_train_toydata import write_toy_dataset  # noqa: E402
-from train_fixtures import one_thread, tiny_config  # noqa: E402,F401 (one_thread: autouse fixture)
+from lwmspectro import card as cardlib
+from lwmspectro import cli as core_cli
+from lwmspectro import labels
+from lwmspectro_train import cli
+from lwmspectro_train.evaluate import metrics_from_predictions
+
+from train_fixtures import one_thread, tiny_config  # noqa: F401 (one_thread: autouse fixture)
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +39,12 @@ def test_all_writes_a_bundle_the_card_contract_accepts(trained):
     card = cardlib.load_card(bundle)
     assert card["name"] == "tiny", "a card is named after its run config, not the folder it was written to"
     assert card["files"] == cardlib.default_files()
-    for name in ["router.onnx", *(f"expert_{p}.onnx" for p in labels.PROTOCOLS),
-                 *(f"heads_{p}.onnx" for p in labels.PROTOCOLS), "weights.pt"]:
+    for name in [
+        "router.onnx",
+        *(f"expert_{p}.onnx" for p in labels.PROTOCOLS),
+        *(f"heads_{p}.onnx" for p in labels.PROTOCOLS),
+        "weights.pt",
+    ]:
         assert (bundle / name).is_file(), name
     assert card["spectrogram"]["n_bins"] == 32 and card["input"]["window_samples"] == 31 * 32 + 32
     assert card["labels"]["snr_mobility"] == [list(p) for p in labels.SNR_MOBILITY_CLASSES]
@@ -48,7 +53,11 @@ def test_all_writes_a_bundle_the_card_contract_accepts(trained):
     assert card["training"]["config"]["heads"]["mode"] == "lwm_ft"
     held_out = card["metrics"]["held_out"]
     assert held_out["count"] == 60 and set(held_out["targets"]) == {
-        "router_accuracy_snr_ge_0", "modulation_macro_f1_snr_ge_15", "snr_mobility_macro_f1", "none_recall"}
+        "router_accuracy_snr_ge_0",
+        "modulation_macro_f1_snr_ge_15",
+        "snr_mobility_macro_f1",
+        "none_recall",
+    }
     assert card["metrics"]["parity"]["all_argmax_agree"]
 
 
@@ -129,8 +138,9 @@ def test_export_refuses_held_out_data_made_with_another_g(trained, tmp_path):
     other.mkdir()
     write_shard(other, 0, np.zeros((2, 32, 32), np.float32), [{"protocol": "none"}] * 2)
     write_manifest(other, SpectrogramParams(sample_rate_hz=2e6, n_fft=32, hop=32, n_frames=32, n_bins=32), {}, 1)
-    code = core_cli.main(["export", "--run", str(trained / "run"), "--out", str(tmp_path / "b"),
-                          "--data", str(other), "--no-progress"])
+    code = core_cli.main(
+        ["export", "--run", str(trained / "run"), "--out", str(tmp_path / "b"), "--data", str(other), "--no-progress"]
+    )
     assert code == 2 and not (tmp_path / "b").exists()
 
 

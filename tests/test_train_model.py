@@ -6,12 +6,26 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from lwmspectro import labels  # noqa: E402
-from lwmspectro_train.config import load_config  # noqa: E402
-from lwmspectro_train.model import (EncoderConfig, HeadsConfig, HeadsTraining, MaskedModelling,  # noqa: E402
-                                    MixtureOfExperts, Router, RouterConfig, RouterTraining, SpectrogramEncoder,
-                                    TaskHeads, masked_mse, patchify, random_mask, supervised_contrastive_loss)
-from train_fixtures import one_thread  # noqa: E402,F401 (autouse fixture)
+from lwmspectro import labels
+from lwmspectro_train.config import load_config
+from lwmspectro_train.model import (
+    EncoderConfig,
+    HeadsConfig,
+    HeadsTraining,
+    MaskedModelling,
+    MixtureOfExperts,
+    Router,
+    RouterConfig,
+    RouterTraining,
+    SpectrogramEncoder,
+    TaskHeads,
+    masked_mse,
+    patchify,
+    random_mask,
+    supervised_contrastive_loss,
+)
+
+from train_fixtures import one_thread  # noqa: F401 (autouse fixture)
 
 SHAPE = (32, 32)
 TINY = EncoderConfig(patch_size=8, d_model=16, n_layers=2, n_heads=2, decoder_hidden=16, projection_dim=8)
@@ -25,7 +39,7 @@ def toy_batch(n=24, seed=0):
     y = torch.arange(n) % 3
     x = 0.3 * torch.randn(n, *SHAPE, generator=g)
     for i, c in enumerate(y.tolist()):
-        x[i, :, 4 + 8 * c: 12 + 8 * c] += 2.0
+        x[i, :, 4 + 8 * c : 12 + 8 * c] += 2.0
     return x, y
 
 
@@ -46,7 +60,7 @@ def test_encoder_shapes(use_cls):
     assert encoder.n_patches == 16
     assert encoder.tokens(x).shape == (3, 16 + int(use_cls), 16)
     assert encoder(x).shape == (3, 16)
-    assert torch.allclose(encoder(x), encoder.tokens(x)[:, int(use_cls):].mean(dim=1), atol=1e-6)
+    assert torch.allclose(encoder(x), encoder.tokens(x)[:, int(use_cls) :].mean(dim=1), atol=1e-6)
 
 
 def test_shape_not_divisible_by_patch_is_refused():
@@ -69,7 +83,7 @@ def test_masked_patches_are_replaced_by_the_shared_mask_embedding():
     changed = x.clone()
     masked_patch = mask[0].nonzero()[0].item()
     row, col = divmod(masked_patch, SHAPE[1] // 8)
-    changed[0, row * 8:(row + 1) * 8, col * 8:(col + 1) * 8] += 5.0
+    changed[0, row * 8 : (row + 1) * 8, col * 8 : (col + 1) * 8] += 5.0
     assert torch.allclose(encoder.tokens(x, mask), encoder.tokens(changed, mask))
     assert not torch.allclose(encoder.tokens(x), encoder.tokens(changed))
 
@@ -102,8 +116,9 @@ def test_masked_modelling_loss_ignores_the_decoder_output_at_visible_patches():
 
 def test_contrastive_loss_rewards_clusters_and_skips_unlabelled():
     targets = torch.tensor([0, 0, 1, 1, -1])
-    clustered = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [1.0, 0.01], [0.0, 1.0], [0.01, 1.0],
-                                                            [1.0, 1.0]]), dim=-1)
+    clustered = torch.nn.functional.normalize(
+        torch.tensor([[1.0, 0.0], [1.0, 0.01], [0.0, 1.0], [0.01, 1.0], [1.0, 1.0]]), dim=-1
+    )
     mixed = clustered[[0, 2, 1, 3, 4]]
     assert supervised_contrastive_loss(clustered, targets, 0.2) < supervised_contrastive_loss(mixed, targets, 0.2)
     lone = supervised_contrastive_loss(clustered[:3], torch.tensor([0, 0, 1]), 0.2)
@@ -133,8 +148,12 @@ def test_a_few_steps_reduce_each_loss_on_a_fixed_batch():
     routing = _train(router, lambda: router(x, y)["loss"])
     heads = HeadsTraining(TaskHeads(TINY.d_model, TINY_HEADS), SpectrogramEncoder(TINY, SHAPE))
     heads_loss = _train(heads, lambda: heads(x, y, y + 3)["loss"])
-    for name, (before, after) in {"recon": recon, "contrastive": contrastive, "router": routing,
-                                  "heads": heads_loss}.items():
+    for name, (before, after) in {
+        "recon": recon,
+        "contrastive": contrastive,
+        "router": routing,
+        "heads": heads_loss,
+    }.items():
         assert after < 0.8 * before, f"{name}: {before:.4f} -> {after:.4f}"
 
 
@@ -159,7 +178,7 @@ def test_router_top1_is_the_argmax_of_its_mixture_weights():
         if name in labels.PROTOCOLS:
             assert out["expert"][i] == labels.PROTOCOLS.index(name)
             with torch.no_grad():
-                assert torch.allclose(out["embedding"][i], moe.experts[name](x[i:i + 1])[0], atol=1e-5)
+                assert torch.allclose(out["embedding"][i], moe.experts[name](x[i : i + 1])[0], atol=1e-5)
         else:
             assert out["expert"][i] == -1 and torch.isnan(out["modulation_logits"][i]).all()
     gate = weights[:, :3] / weights[:, :3].sum(-1, keepdim=True)
@@ -177,7 +196,10 @@ def test_each_contrastive_label_set_has_its_own_projection_and_term():
     torch.manual_seed(0)
     x, y = toy_batch()
     two = MaskedModelling(SpectrogramEncoder(TINY, SHAPE), lambda_recon=0.0, lambda_cont=1.0, n_label_sets=2)
-    generator = lambda: torch.Generator().manual_seed(3)
+
+    def generator():
+        return torch.Generator().manual_seed(3)
+
     one_label_terms = []
     with torch.no_grad():
         for column, projection in zip((y, y % 2), two.projections):
@@ -196,8 +218,14 @@ def test_paper_config_is_table_one():
     m, pre = cfg.model, cfg.stage("pretrain")
     assert (m.patch_size, m.n_layers, m.d_model, m.n_heads, m.mask_ratio, m.temperature) == (4, 12, 128, 8, 0.7, 0.2)
     assert (128 // m.patch_size) ** 2 == 1024
-    assert (pre.lr, pre.betas, pre.weight_decay, pre.warmup_epochs, pre.min_lr, pre.epochs) == \
-        (5e-4, (0.9, 0.999), 0.05, 5.0, 1e-8, 100)
+    assert (pre.lr, pre.betas, pre.weight_decay, pre.warmup_epochs, pre.min_lr, pre.epochs) == (
+        5e-4,
+        (0.9, 0.999),
+        0.05,
+        5.0,
+        1e-8,
+        100,
+    )
     fine = cfg.stage("finetune")
     assert (fine.lambda_recon, fine.lambda_cont) == (1.0, 0.3)
     assert (cfg.router.n_layers, cfg.router.d_model) == (2, 64)
@@ -220,11 +248,11 @@ def test_small_config_is_smaller_with_the_same_structure():
 
 
 def test_bad_config_input_names_the_valid_choices(tmp_path):
-    with pytest.raises(ValueError, match="valid names: .*paper.*small"):
+    with pytest.raises(ValueError, match=r"valid names: .*paper.*small"):
         load_config("huge")
-    with pytest.raises(ValueError, match="unknown keys \\['n_layer'\\]; valid keys"):
+    with pytest.raises(ValueError, match=r"unknown keys \['n_layer'\]; valid keys"):
         load_config("small", ["model.n_layer=3"])
-    with pytest.raises(ValueError, match="valid: lwm .*lwm_ft"):
+    with pytest.raises(ValueError, match=r"valid: lwm .*lwm_ft"):
         load_config("small", ["heads.mode=frozen"])
     with pytest.raises(ValueError, match="valid: modulation, snr_mobility"):
         load_config("small", ['stages.finetune.contrastive_labels=["protocol"]'])

@@ -11,15 +11,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from lwmspectro import labels  # noqa: E402
-from lwmspectro_train.config import RunConfig  # noqa: E402
-from lwmspectro_train.data import EpochSampler  # noqa: E402
-from lwmspectro_train.distributed import Context  # noqa: E402
-from lwmspectro_train.stages import Run  # noqa: E402
-from lwmspectro_train.trainer import load_checkpoint  # noqa: E402
+from test_train_toydata import write_toy_dataset
 
-from test_train_toydata import write_toy_dataset  # noqa: E402
-from train_fixtures import one_thread, tiny_config  # noqa: E402,F401 (one_thread: autouse fixture)
+from lwmspectro import labels
+from lwmspectro_train.config import RunConfig
+from lwmspectro_train.data import EpochSampler
+from lwmspectro_train.distributed import Context
+from lwmspectro_train.stages import Run
+from lwmspectro_train.trainer import load_checkpoint
+
+from train_fixtures import one_thread, tiny_config  # noqa: F401 (one_thread: autouse fixture)
 
 
 @pytest.fixture(scope="module")
@@ -112,16 +113,36 @@ def _free_port() -> int:
 def test_two_process_gloo_ddp_trains_one_model(tmp_path, toy_train):
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps(tiny_config(tmp_path / "run", toy_train, max_steps=2)))
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-               "--master_port", str(_free_port()), "-m", "lwmspectro_train.cli", "pretrain", "--config", str(config),
-               "--experts", "wifi", "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "lwmspectro_train.cli",
+        "pretrain",
+        "--config",
+        str(config),
+        "--experts",
+        "wifi",
+        "--no-progress",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env)
     except subprocess.TimeoutExpired:
         pytest.skip("two torchrun processes did not finish within 180 s on this machine")
-    cannot_spawn = ("Address already in use", "Connection refused", "RendezvousConnectionError",
-                    "Operation not permitted")
+    cannot_spawn = (
+        "Address already in use",
+        "Connection refused",
+        "RendezvousConnectionError",
+        "Operation not permitted",
+    )
     if result.returncode != 0 and any(s in result.stderr for s in cannot_spawn):
         pytest.skip(f"cannot start two gloo processes here: {result.stderr[-400:]}")
     assert result.returncode == 0, result.stderr[-2000:]

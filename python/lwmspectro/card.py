@@ -21,8 +21,18 @@ from .spectrogram import SpectrogramParams
 
 SCHEMA_VERSION = 1
 
-REQUIRED_KEYS = ("schema_version", "name", "spectrogram", "input", "labels", "normalisation",
-                 "files", "model", "training", "metrics")
+REQUIRED_KEYS = (
+    "schema_version",
+    "name",
+    "spectrogram",
+    "input",
+    "labels",
+    "normalisation",
+    "files",
+    "model",
+    "training",
+    "metrics",
+)
 
 TENSOR_NAMES = {
     "router": (("spectrogram",), ("router_logits",)),
@@ -70,15 +80,19 @@ def validate(card: dict, where: str = "card.json") -> dict:
     if missing:
         raise BundleError(f"{where}: missing keys {missing}")
     if card["schema_version"] != SCHEMA_VERSION:
-        raise BundleError(f"{where}: schema_version {card['schema_version']!r} is not supported "
-                          f"(this lwmspectro reads {SCHEMA_VERSION}); re-export the bundle")
+        raise BundleError(
+            f"{where}: schema_version {card['schema_version']!r} is not supported "
+            f"(this lwmspectro reads {SCHEMA_VERSION}); re-export the bundle"
+        )
     try:
         params = SpectrogramParams.from_dict(card["spectrogram"])
     except (TypeError, ValueError) as err:
         raise BundleError(f"{where}: bad spectrogram parameters: {err}") from err
     if card["input"].get("sample_rate_hz") != params.sample_rate_hz:
-        raise BundleError(f"{where}: input sample_rate_hz {card['input'].get('sample_rate_hz')} "
-                          f"differs from the spectrogram's {params.sample_rate_hz}")
+        raise BundleError(
+            f"{where}: input sample_rate_hz {card['input'].get('sample_rate_hz')} "
+            f"differs from the spectrogram's {params.sample_rate_hz}"
+        )
     lab = card["labels"]
     for key in ("router", "experts", "modulation", "mobility", "snr_mobility"):
         if not lab.get(key):

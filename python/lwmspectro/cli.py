@@ -14,7 +14,6 @@ import pkgutil
 import sys
 
 
-
 def command_names() -> list[str]:
     from . import commands
 
@@ -22,7 +21,9 @@ def command_names() -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lwmspectro", description="LWM-Spectro: wireless foundation model on SDR signals")
+    parser = argparse.ArgumentParser(
+        prog="lwmspectro", description="LWM-Spectro: wireless foundation model on SDR signals"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in command_names():
         module = importlib.import_module(f"lwmspectro.commands.{name}")

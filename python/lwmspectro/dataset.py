@@ -26,8 +26,19 @@ from .spectrogram import SpectrogramParams
 
 FORMAT_VERSION = 1
 LABEL_FIELDS = (
-    "protocol", "bandwidth_hz", "modulation", "code_rate", "coding", "snr_db", "mobility",
-    "speed_kmh", "doppler_hz", "carrier_hz", "scenario", "user", "seed",
+    "protocol",
+    "bandwidth_hz",
+    "modulation",
+    "code_rate",
+    "coding",
+    "snr_db",
+    "mobility",
+    "speed_kmh",
+    "doppler_hz",
+    "carrier_hz",
+    "scenario",
+    "user",
+    "seed",
 )
 
 
@@ -82,8 +93,9 @@ def shard_is_complete(folder: Path, index: int, verify: bool = True) -> bool:
     if not verify:
         return True
     try:
-        return (sidecar["sha256_npy"] == _sha256(base.with_suffix(".npy"))
-                and sidecar["sha256_jsonl"] == _sha256(base.with_suffix(".jsonl")))
+        return sidecar["sha256_npy"] == _sha256(base.with_suffix(".npy")) and sidecar["sha256_jsonl"] == _sha256(
+            base.with_suffix(".jsonl")
+        )
     except FileNotFoundError:
         return False
 
@@ -134,7 +146,9 @@ class Dataset:
     def spectrograms(self, indices=None) -> np.ndarray:
         """float32 (n, T, K) for `indices` (all when None)."""
         indices = range(len(self)) if indices is None else indices
-        return np.stack([self[i][0] for i in indices]) if len(indices) else np.zeros((0, *self.params.shape), np.float32)
+        return (
+            np.stack([self[i][0] for i in indices]) if len(indices) else np.zeros((0, *self.params.shape), np.float32)
+        )
 
     def column(self, field: str) -> list:
         return [row[field] for row in self.labels]

@@ -63,8 +63,9 @@ def _check_same_config(folder: Path, config: GeneratorConfig) -> None:
             raise ValueError(f"{folder} holds a dataset made with another config; use a new --out folder")
 
 
-def generate_dataset(config: GeneratorConfig, folder, workers: int = 1, shard_filter=(0, 1),
-                     use_ray: bool = False, progress: bool = True) -> dict:
+def generate_dataset(
+    config: GeneratorConfig, folder, workers: int = 1, shard_filter=(0, 1), use_ray: bool = False, progress: bool = True
+) -> dict:
     """Make every pending shard, then (re)write the manifest; returns it."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -78,8 +79,10 @@ def generate_dataset(config: GeneratorConfig, folder, workers: int = 1, shard_fi
         try:
             import ray
         except ImportError as err:
-            raise ValueError("--ray needs the `ray` package (pip install 'ray[default]') and a cluster "
-                             "(ray start --head, or RAY_ADDRESS)") from err
+            raise ValueError(
+                "--ray needs the `ray` package (pip install 'ray[default]') and a cluster "
+                "(ray start --head, or RAY_ADDRESS)"
+            ) from err
         ray.init(ignore_reinit_error=True)
         remote = ray.remote(_make_shard_job)
         pending = [remote.remote(job) for job in jobs]

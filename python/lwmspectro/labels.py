@@ -63,6 +63,4 @@ def check_modulation(protocol: str, modulation: str) -> None:
     check_choice("protocol", protocol, PROTOCOLS)
     allowed = ALLOWED_MODULATIONS[protocol]
     if modulation not in allowed:
-        raise ValueError(
-            f"{protocol} does not carry {modulation!r}; valid choices: {', '.join(allowed)}"
-        )
+        raise ValueError(f"{protocol} does not carry {modulation!r}; valid choices: {', '.join(allowed)}")

@@ -52,16 +52,30 @@ def make_readout(
     return {key: readout[key] for key in FIELDS}
 
 
-def invalid_readout(reason: str, *, window_start: int = 0, rx_time: float | None = None,
-                    latency_ms: float = 0.0, windows_seen: int = 0, windows_classified: int = 0,
-                    windows_dropped: int = 0) -> dict:
+def invalid_readout(
+    reason: str,
+    *,
+    window_start: int = 0,
+    rx_time: float | None = None,
+    latency_ms: float = 0.0,
+    windows_seen: int = 0,
+    windows_classified: int = 0,
+    windows_dropped: int = 0,
+) -> dict:
     """A readout that says the input could not be judged, and why; it carries no guess."""
     if reason not in INVALID_REASONS:
         raise ValueError(f"unknown invalid reason {reason!r}; valid: {', '.join(INVALID_REASONS)}")
-    readout = {key: None for key in FIELDS}
-    readout.update(valid=False, invalid_reason=reason, window_start=window_start, rx_time=rx_time,
-                   latency_ms=latency_ms, windows_seen=windows_seen,
-                   windows_classified=windows_classified, windows_dropped=windows_dropped)
+    readout = dict.fromkeys(FIELDS)
+    readout.update(
+        valid=False,
+        invalid_reason=reason,
+        window_start=window_start,
+        rx_time=rx_time,
+        latency_ms=latency_ms,
+        windows_seen=windows_seen,
+        windows_classified=windows_classified,
+        windows_dropped=windows_dropped,
+    )
     return readout
 
 

@@ -8,7 +8,6 @@ from fractions import Fraction
 import numpy as np
 import scipy.signal
 
-
 PIECE_OUTPUTS = 256
 """Longest run of outputs computed with one weight matrix; longer runs are cut into pieces so
 that the matrix (inputs x outputs) stays small however long the run."""
@@ -57,15 +56,17 @@ class PointResampler:
         self.identity = self.up == self.down
         self.half_len = 0 if self.identity else 10 * max(self.up, self.down)
         if not self.identity:
-            self.taps = (scipy.signal.firwin(2 * self.half_len + 1, 1.0 / max(self.up, self.down),
-                                             window=("kaiser", 5.0)) * self.up).astype(np.float32)
+            self.taps = (
+                scipy.signal.firwin(2 * self.half_len + 1, 1.0 / max(self.up, self.down), window=("kaiser", 5.0))
+                * self.up
+            ).astype(np.float32)
         self.n_taps = 2 * self.half_len // self.up + 1
         shared = self.up * max(1, PIECE_OUTPUTS // self.up)
         self.piece = shared if shared <= MAX_SHARED_PIECE else PIECE_OUTPUTS
         self._matrix = functools.lru_cache(maxsize=64)(self._build_matrix)
 
     @classmethod
-    def for_rates(cls, from_rate_hz: float, to_rate_hz: float) -> "PointResampler":
+    def for_rates(cls, from_rate_hz: float, to_rate_hz: float) -> PointResampler:
         """The (shared) resampler from one rate to another, as resample_to reduces them."""
         return _resampler(*rational_ratio(from_rate_hz, to_rate_hz))
 
@@ -77,8 +78,7 @@ class PointResampler:
         """(first, end): the inputs [first, end) that outputs starts[f] .. starts[f] + length - 1
         read; first is negative when they reach before the stream's start."""
         starts = np.asarray(starts)
-        return (int(self.first_input(starts.min())),
-                int(self.first_input(starts.max() + length - 1)) + self.n_taps)
+        return (int(self.first_input(starts.min())), int(self.first_input(starts.max() + length - 1)) + self.n_taps)
 
     def _build_matrix(self, phase_class: int, length: int) -> np.ndarray:
         """(inputs, length) weights (complex, for a BLAS complex product) of the outputs

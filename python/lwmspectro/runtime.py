@@ -27,7 +27,7 @@ from .readout import invalid_readout, make_readout
 from .resample import PointResampler
 from .spectrogram import SpectrogramParams, spectrogram_from_frames
 
-__all__ = ["Runtime", "BundleError", "default_bundle_dir", "softmax"]
+__all__ = ["BundleError", "Runtime", "default_bundle_dir", "softmax"]
 
 BUNDLE_ENV = "LWMSPECTRO_BUNDLE"
 DEFAULT_BUNDLE_NAME = "small"
@@ -93,8 +93,15 @@ def session_options(intra_op_threads: int | None = None):
 def _load_errors() -> tuple:
     from onnxruntime.capi import onnxruntime_pybind11_state as state
 
-    return (state.Fail, state.InvalidProtobuf, state.InvalidGraph, state.InvalidArgument,
-            state.NoSuchFile, state.NotImplemented, state.RuntimeException)
+    return (
+        state.Fail,
+        state.InvalidProtobuf,
+        state.InvalidGraph,
+        state.InvalidArgument,
+        state.NoSuchFile,
+        state.NotImplemented,
+        state.RuntimeException,
+    )
 
 
 def _describe(shape) -> str:
@@ -109,16 +116,21 @@ def _check_tensor(path: Path, tensor, expected: tuple) -> None:
         raise BundleError(f"{path}: tensor {tensor.name!r} has type {tensor.type}, expected tensor(float)")
     shape = tensor.shape
     if len(shape) != len(expected):
-        raise BundleError(f"{path}: tensor {tensor.name!r} has shape {_describe(shape)}, "
-                          f"expected {_describe(expected)}")
+        raise BundleError(
+            f"{path}: tensor {tensor.name!r} has shape {_describe(shape)}, expected {_describe(expected)}"
+        )
     for axis, (have, want) in enumerate(zip(shape, expected)):
         if want == "batch":
             if isinstance(have, int):
-                raise BundleError(f"{path}: tensor {tensor.name!r} has a fixed batch axis of {have}; "
-                                  "re-export it with a dynamic batch axis")
+                raise BundleError(
+                    f"{path}: tensor {tensor.name!r} has a fixed batch axis of {have}; "
+                    "re-export it with a dynamic batch axis"
+                )
         elif isinstance(have, int) and have != want:
-            raise BundleError(f"{path}: tensor {tensor.name!r} has shape {_describe(shape)}, "
-                              f"expected {_describe(expected)} (axis {axis}: {have} != {want})")
+            raise BundleError(
+                f"{path}: tensor {tensor.name!r} has shape {_describe(shape)}, "
+                f"expected {_describe(expected)} (axis {axis}: {have} != {want})"
+            )
 
 
 class _Model:
@@ -155,8 +167,10 @@ class _Model:
         """Outputs for `feed`, run MODEL_BATCH rows at a time so that a large batch cannot
         blow up the attention's memory (it grows with batch x tokens^2)."""
         (name,) = self.inputs
-        parts = [self.session.run(self.output_names, {name: feed[i:i + MODEL_BATCH]})
-                 for i in range(0, len(feed), MODEL_BATCH)]
+        parts = [
+            self.session.run(self.output_names, {name: feed[i : i + MODEL_BATCH]})
+            for i in range(0, len(feed), MODEL_BATCH)
+        ]
         return [np.concatenate(outputs) for outputs in zip(*parts)]
 
 
@@ -198,8 +212,9 @@ class Runtime:
             self._experts[protocol], self._heads[protocol] = expert, heads
             dims[protocol] = dim
         if len(set(dims.values())) > 1:
-            raise BundleError(f"{where}: experts give embeddings of different sizes {dims}; "
-                              "the readout's embedding needs one size")
+            raise BundleError(
+                f"{where}: experts give embeddings of different sizes {dims}; the readout's embedding needs one size"
+            )
         self.embedding_dim = next(iter(dims.values()), 0)
 
     def _read_joint_labels(self, pairs, where) -> None:
@@ -210,8 +225,10 @@ class Runtime:
                 snr_bins.append(snr)
         unknown = sorted({mob for _, mob in pairs} - set(self.mobility_classes))
         if unknown:
-            raise BundleError(f"{where}: labels.snr_mobility uses mobility classes {unknown} "
-                              f"not in labels.mobility {self.mobility_classes}")
+            raise BundleError(
+                f"{where}: labels.snr_mobility uses mobility classes {unknown} "
+                f"not in labels.mobility {self.mobility_classes}"
+            )
         self.snr_bins_db = [float(s) for s in snr_bins]
         # Indicator matrices (joint classes x SNR bins, joint classes x mobility classes):
         # the joint softmax times one of them is that readout's marginal.
@@ -235,8 +252,7 @@ class Runtime:
         "clipped"), or None."""
         return quality.check_iq(iq)
 
-    def classify(self, spectrograms: np.ndarray, *, window_starts=None, rx_times=None,
-                 return_embedding: bool = False):
+    def classify(self, spectrograms: np.ndarray, *, window_starts=None, rx_times=None, return_embedding: bool = False):
         """Readouts for a batch of spectrograms (B, T, K) from G.
 
         `latency_ms` of each readout is the time the whole batch took. With `return_embedding`,
@@ -247,8 +263,10 @@ class Runtime:
         start = time.perf_counter()
         x = np.asarray(spectrograms, np.float32)
         if x.ndim != 3 or x.shape[1:] != self.params.shape:
-            raise ValueError(f"spectrograms must have shape (batch, {self.params.n_frames}, "
-                             f"{self.params.n_bins}) for this bundle, got {x.shape}")
+            raise ValueError(
+                f"spectrograms must have shape (batch, {self.params.n_frames}, "
+                f"{self.params.n_bins}) for this bundle, got {x.shape}"
+            )
         n = len(x)
         starts = [0] * n if window_starts is None else [int(s) for s in window_starts]
         times = [None] * n if rx_times is None else list(rx_times)
@@ -276,11 +294,13 @@ class Runtime:
         readouts = []
         for i in range(n):
             if fields[i] is None:
-                readouts.append(invalid_readout("nan_or_inf", window_start=starts[i], rx_time=times[i],
-                                                latency_ms=latency_ms))
+                readouts.append(
+                    invalid_readout("nan_or_inf", window_start=starts[i], rx_time=times[i], latency_ms=latency_ms)
+                )
             else:
-                readouts.append(make_readout(**fields[i], window_start=starts[i], rx_time=times[i],
-                                             latency_ms=latency_ms))
+                readouts.append(
+                    make_readout(**fields[i], window_start=starts[i], rx_time=times[i], latency_ms=latency_ms)
+                )
         return (readouts, embeddings) if return_embedding else readouts
 
     def _task_fields(self, modulation_logits: np.ndarray, joint_logits: np.ndarray) -> list[dict]:
@@ -304,14 +324,20 @@ class Runtime:
             for i in range(n)
         ]
 
-    def classify_iq(self, iq, sample_rate_hz: float, *, stride: int | None = None,
-                    start_offset: int = 0) -> list[dict]:
+    def classify_iq(self, iq, sample_rate_hz: float, *, stride: int | None = None, start_offset: int = 0) -> list[dict]:
         """Readouts for every whole observation in `iq` (see `iter_classify_iq`)."""
         return list(self.iter_classify_iq(iq, sample_rate_hz, stride=stride, start_offset=start_offset))
 
-    def iter_classify_iq(self, iq, sample_rate_hz: float, *, stride: int | None = None,
-                         start_offset: int = 0, max_windows: int | None = None,
-                         batch_windows: int = IQ_BATCH_WINDOWS):
+    def iter_classify_iq(
+        self,
+        iq,
+        sample_rate_hz: float,
+        *,
+        stride: int | None = None,
+        start_offset: int = 0,
+        max_windows: int | None = None,
+        batch_windows: int = IQ_BATCH_WINDOWS,
+    ):
         """Yield one readout per observation of raw I/Q at `sample_rate_hz`.
 
         `iq` is anything with len() and [a:b] slicing (an array, a memory map, a file reader),
@@ -347,7 +373,7 @@ class Runtime:
             high = min(total, max(int(source_starts[-1]) + span, needed_end))
             chunk = np.asarray(iq[low:high], np.complex64)
             clock = time.perf_counter()
-            reasons = [self.check_window(chunk[s - low:s - low + span]) for s in source_starts]
+            reasons = [self.check_window(chunk[s - low : s - low + span]) for s in source_starts]
             window_starts = [start_offset + int(s) for s in source_starts]
             valid = [i for i, reason in enumerate(reasons) if reason is None]
             results = iter(())
@@ -356,8 +382,11 @@ class Runtime:
                     # Keep a broken neighbour's NaN out of the filter taps that reach valid windows.
                     chunk = np.where(np.isfinite(chunk), chunk, np.complex64(0))
                 frames = resampler.frames(chunk, low, frame_starts[valid].ravel(), n_fft).reshape(len(valid), T, n_fft)
-                results = iter(self.classify(spectrogram_from_frames(frames, self.params),
-                                             window_starts=[window_starts[i] for i in valid]))
+                results = iter(
+                    self.classify(
+                        spectrogram_from_frames(frames, self.params), window_starts=[window_starts[i] for i in valid]
+                    )
+                )
             latency_ms = (time.perf_counter() - clock) * 1e3
             for i, reason in enumerate(reasons):
                 seen += 1
@@ -367,6 +396,7 @@ class Runtime:
                 else:
                     dropped += 1
                     readout = invalid_readout(reason, window_start=window_starts[i])
-                readout.update(latency_ms=latency_ms, windows_seen=seen, windows_classified=classified,
-                               windows_dropped=dropped)
+                readout.update(
+                    latency_ms=latency_ms, windows_seen=seen, windows_classified=classified, windows_dropped=dropped
+                )
                 yield readout

@@ -33,8 +33,15 @@ def _base(path) -> Path:
     return path
 
 
-def write_recording(path, iq: np.ndarray, sample_rate_hz: float, frequency_hz: float,
-                    labels: dict | None = None, description: str = "", overwrite: bool = False) -> Path:
+def write_recording(
+    path,
+    iq: np.ndarray,
+    sample_rate_hz: float,
+    frequency_hz: float,
+    labels: dict | None = None,
+    description: str = "",
+    overwrite: bool = False,
+) -> Path:
     """Write `path`.sigmf-data (cf32_le) and `path`.sigmf-meta; returns the meta path.
 
     An existing recording is never replaced unless `overwrite` is set."""
@@ -71,8 +78,9 @@ def read_recording(path, start: int = 0, count: int = -1) -> Recording:
     meta = fromfile(str(meta_path), skip_checksum=True, autoscale=True)
     datatype = meta.get_global_field("core:datatype")
     if datatype not in SUPPORTED_DATATYPES:
-        raise ValueError(f"{meta_path}: datatype {datatype!r} is not supported; "
-                         f"supported: {', '.join(SUPPORTED_DATATYPES)}")
+        raise ValueError(
+            f"{meta_path}: datatype {datatype!r} is not supported; supported: {', '.join(SUPPORTED_DATATYPES)}"
+        )
     rate = meta.get_global_field("core:sample_rate")
     if not rate or rate <= 0:
         raise ValueError(f"{meta_path}: core:sample_rate missing or not positive")
@@ -83,5 +91,6 @@ def read_recording(path, start: int = 0, count: int = -1) -> Recording:
         count = total - start
     iq = meta.read_samples(start_index=start, count=count) if count > 0 else np.zeros(0)
     labels = {k.split(":", 1)[1]: v for k, v in meta.get_global_info().items() if k.startswith(NAMESPACE + ":")}
-    return Recording(np.asarray(iq, np.complex64), float(rate), frequency, labels,
-                     list(meta.get_annotations()), meta_path)
+    return Recording(
+        np.asarray(iq, np.complex64), float(rate), frequency, labels, list(meta.get_annotations()), meta_path
+    )

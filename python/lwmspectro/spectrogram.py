@@ -73,7 +73,7 @@ class SpectrogramParams:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SpectrogramParams":
+    def from_dict(cls, d: dict) -> SpectrogramParams:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:

@@ -74,7 +74,7 @@ class GeneratorConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_file(cls, path) -> "GeneratorConfig":
+    def from_file(cls, path) -> GeneratorConfig:
         data = json.loads(Path(path).read_text())
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
@@ -160,8 +160,19 @@ def draw_spec(config: GeneratorConfig, index: int) -> ExampleSpec:
         users = scenarios.active_users(scenarios.load_scenario(scenario, config.scenario_folder))
         user = int(users[rng.integers(min(len(users), config.users_per_scenario))])
     impaired = bool(rng.random() < config.impairment_probability)
-    spec = ExampleSpec(protocol, snr, mobility, speed, carrier, seed, scenario=scenario, user=user,
-                       channel=config.channel, delay_spread_s=config.delay_spread_s, impairments=impaired)
+    spec = ExampleSpec(
+        protocol,
+        snr,
+        mobility,
+        speed,
+        carrier,
+        seed,
+        scenario=scenario,
+        user=user,
+        channel=config.channel,
+        delay_spread_s=config.delay_spread_s,
+        impairments=impaired,
+    )
     if protocol == "other":
         return dataclasses.replace(spec, other_kind=str(rng.choice(labels.OTHER_KINDS)))
     opts = phy.options(protocol)
@@ -185,12 +196,19 @@ def _channel(spec: ExampleSpec, sample_rate_hz: float, rng, scenario_folder=None
 def _phy_waveform(spec: ExampleSpec, duration_s: float, rng) -> phy.PhyWaveform:
     if spec.protocol == "other":
         return phy.generate("other", kind=spec.other_kind, duration_s=duration_s, rng=rng)
-    return phy.generate(spec.protocol, bandwidth_hz=spec.bandwidth_hz, modulation=spec.modulation,
-                        code_rate=spec.code_rate, duration_s=duration_s, rng=rng)
+    return phy.generate(
+        spec.protocol,
+        bandwidth_hz=spec.bandwidth_hz,
+        modulation=spec.modulation,
+        code_rate=spec.code_rate,
+        duration_s=duration_s,
+        rng=rng,
+    )
 
 
-def _at_analysis_rate(wf: phy.PhyWaveform, params: SpectrogramParams, starts: np.ndarray, length: int,
-                      support: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _at_analysis_rate(
+    wf: phy.PhyWaveform, params: SpectrogramParams, starts: np.ndarray, length: int, support: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """The transmit stream and its tx-on mask at the analysis rate, filled only where the
     channel output at [s, s + length) reads them (the channel's `support` around each frame)."""
     first_tap, last_tap = support
@@ -210,18 +228,34 @@ def _at_analysis_rate(wf: phy.PhyWaveform, params: SpectrogramParams, starts: np
 def label_row(spec: ExampleSpec, extra: dict) -> dict:
     """The manifest / SigMF label dict of an example."""
     row = {
-        "protocol": spec.protocol, "bandwidth_hz": spec.bandwidth_hz, "modulation": spec.modulation,
-        "code_rate": spec.code_rate, "coding": None, "snr_db": spec.snr_db, "mobility": spec.mobility,
-        "speed_kmh": spec.speed_kmh, "doppler_hz": spec.doppler_hz if spec.mobility else None,
-        "carrier_hz": spec.carrier_hz, "scenario": spec.scenario, "user": spec.user, "seed": spec.seed,
-        "channel": spec.channel if spec.mobility else None, "other_kind": spec.other_kind,
+        "protocol": spec.protocol,
+        "bandwidth_hz": spec.bandwidth_hz,
+        "modulation": spec.modulation,
+        "code_rate": spec.code_rate,
+        "coding": None,
+        "snr_db": spec.snr_db,
+        "mobility": spec.mobility,
+        "speed_kmh": spec.speed_kmh,
+        "doppler_hz": spec.doppler_hz if spec.mobility else None,
+        "carrier_hz": spec.carrier_hz,
+        "scenario": spec.scenario,
+        "user": spec.user,
+        "seed": spec.seed,
+        "channel": spec.channel if spec.mobility else None,
+        "other_kind": spec.other_kind,
     }
     row.update(extra)
     return row
 
 
-def _realise(spec: ExampleSpec, params: SpectrogramParams, starts: np.ndarray, length: int,
-             scenario_folder=None, stream: bool = False) -> tuple[np.ndarray, dict]:
+def _realise(
+    spec: ExampleSpec,
+    params: SpectrogramParams,
+    starts: np.ndarray,
+    length: int,
+    scenario_folder=None,
+    stream: bool = False,
+) -> tuple[np.ndarray, dict]:
     """Received samples y[s : s + length] for each start s (absolute, analysis rate), and labels.
 
     Frames (`stream` False) hold the channel fixed within each short frame; a stream (one
@@ -238,7 +272,7 @@ def _realise(spec: ExampleSpec, params: SpectrogramParams, starts: np.ndarray, l
     phy_labels = {"coding": wf.coding, "bandwidth_hz": wf.bandwidth_hz, "occupied_bw_hz": wf.occupied_bw_hz}
     offsets = impairments.draw_frequency_offsets(rng, spec.carrier_hz)
     if stream:
-        y = channel.apply(x, sampling_offset_ppm=offsets["sfo_ppm"])[starts[0]:starts[0] + length][None, :]
+        y = channel.apply(x, sampling_offset_ppm=offsets["sfo_ppm"])[starts[0] : starts[0] + length][None, :]
     else:
         y = channel.apply_frames(x, starts, length, sampling_offset_ppm=offsets["sfo_ppm"])
     index = impairments.frame_sample_index(starts, length)
@@ -269,8 +303,9 @@ def make_spectrogram(spec: ExampleSpec, params: SpectrogramParams = DEFAULT_PARA
     return spectrogram_from_frames(frames, params), row
 
 
-def make_stream(spec: ExampleSpec, params: SpectrogramParams = DEFAULT_PARAMS, n_samples: int | None = None,
-                scenario_folder=None) -> tuple[np.ndarray, dict]:
+def make_stream(
+    spec: ExampleSpec, params: SpectrogramParams = DEFAULT_PARAMS, n_samples: int | None = None, scenario_folder=None
+) -> tuple[np.ndarray, dict]:
     """The whole received stream at the analysis rate (n_samples, default one observation)."""
     n_samples = n_samples or params.window_samples
     iq, row = _realise(spec, params, np.asarray([guard_samples(params)]), n_samples, scenario_folder, stream=True)
@@ -283,8 +318,18 @@ class SyntheticStream:
     Fixed fields stay as given; fields left None are drawn per observation (cycling
     through the protocols in turn when `cycle`)."""
 
-    def __init__(self, protocol=None, modulation=None, snr_db=None, mobility=None, cycle=True, seed=0,
-                 params: SpectrogramParams = DEFAULT_PARAMS, channel="TDL-C", scenario_folder=None):
+    def __init__(
+        self,
+        protocol=None,
+        modulation=None,
+        snr_db=None,
+        mobility=None,
+        cycle=True,
+        seed=0,
+        params: SpectrogramParams = DEFAULT_PARAMS,
+        channel="TDL-C",
+        scenario_folder=None,
+    ):
         if protocol is not None:
             labels.check_choice("protocol", protocol, labels.ROUTER_CLASSES)
         if modulation is not None:

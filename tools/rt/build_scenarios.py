@@ -96,7 +96,6 @@ def place_transceivers(scene, recipe: SceneRecipe):
 
 def trace(name: str, recipe: SceneRecipe, work: Path) -> tuple[Path, dict]:
     """Ray-trace one scene and write the Sionna export folder; returns it and the provenance."""
-    import numpy as np
     import sionna.rt as rt
     from deepmimo.exporters.sionna_exporter import sionna_exporter
     from deepmimo.pipelines.sionna_rt.sionna_utils import create_base_scene
@@ -106,18 +105,29 @@ def trace(name: str, recipe: SceneRecipe, work: Path) -> tuple[Path, dict]:
     scene.add(rt.Transmitter(name="bs", position=bs.tolist(), power_dbm=0.0))
     for i, position in enumerate(users):
         scene.add(rt.Receiver(name=f"ue_{i}", position=position.tolist()))
-    solver_params = {"max_depth": recipe.max_depth, "los": True, "specular_reflection": True,
-                     "diffuse_reflection": False, "refraction": True, "synthetic_array": True,
-                     "samples_per_src": recipe.samples_per_src, "max_num_paths_per_src": 1_000_000,
-                     "seed": 42}
+    solver_params = {
+        "max_depth": recipe.max_depth,
+        "los": True,
+        "specular_reflection": True,
+        "diffuse_reflection": False,
+        "refraction": True,
+        "synthetic_array": True,
+        "samples_per_src": recipe.samples_per_src,
+        "max_num_paths_per_src": 1_000_000,
+        "seed": 42,
+    }
     started = time.perf_counter()
     paths = rt.PathSolver()(scene=scene, **solver_params)
     trace_s = time.perf_counter() - started
     export_folder = work / name
     sionna_exporter(scene, paths, solver_params, str(export_folder))
     provenance = {
-        "scenario": name, "recipe": asdict(recipe), "bs_position_m": bs.round(2).tolist(),
-        "n_users": int(len(users)), "ue_height_m": UE_HEIGHT_M, "solver": solver_params,
+        "scenario": name,
+        "recipe": asdict(recipe),
+        "bs_position_m": bs.round(2).tolist(),
+        "n_users": len(users),
+        "ue_height_m": UE_HEIGHT_M,
+        "solver": solver_params,
         "trace_seconds": round(trace_s, 1),
         "versions": {pkg: version(pkg) for pkg in ("sionna-rt", "mitsuba", "drjit", "numpy", "deepmimo")},
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
@@ -150,8 +160,9 @@ def convert(name: str, export_folder: Path, work: Path, out: Path) -> Path:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scene", nargs="+", choices=sorted(RECIPES), default=sorted(RECIPES),
-                        help="scenarios to build (default: all)")
+    parser.add_argument(
+        "--scene", nargs="+", choices=sorted(RECIPES), default=sorted(RECIPES), help="scenarios to build (default: all)"
+    )
     parser.add_argument("--out", required=True, type=Path, help="folder that receives one sub-folder per scenario")
     args = parser.parse_args(argv)
     if not os.environ.get("DRJIT_LIBLLVM_PATH") and Path(LLVM_LIBRARY).exists():
@@ -166,8 +177,11 @@ def main(argv=None) -> int:
                 target = convert(name, export_folder, work, args.out)
             (target / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
             size_kb = sum(f.stat().st_size for f in target.iterdir()) / 1024
-            print(f"{name}: {provenance['n_users']} users, traced in {provenance['trace_seconds']} s, "
-                  f"{size_kb:.0f} kB -> {target}", flush=True)
+            print(
+                f"{name}: {provenance['n_users']} users, traced in {provenance['trace_seconds']} s, "
+                f"{size_kb:.0f} kB -> {target}",
+                flush=True,
+            )
     return 0
 
 

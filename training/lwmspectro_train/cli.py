@@ -1,8 +1,8 @@
 """`lwmspectro-train`: the training recipe, one stage per subcommand, or `all` of it.
 
-    lwmspectro-train all --config small                 stages in order, then evaluate + export
-    lwmspectro-train pretrain --config small --resume   continue a killed stage where it stopped
-    torchrun --nproc_per_node 2 -m lwmspectro_train.cli pretrain --config small   data-parallel
+lwmspectro-train all --config small                 stages in order, then evaluate + export
+lwmspectro-train pretrain --config small --resume   continue a killed stage where it stopped
+torchrun --nproc_per_node 2 -m lwmspectro_train.cli pretrain --config small   data-parallel
 """
 
 from __future__ import annotations
@@ -39,29 +39,49 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
-        command.add_argument("--config", required=True,
-                             help="a config name (" + ", ".join(config_names()) + ") or a path to a .json file")
-        command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                             help="override a config key, e.g. --set stages.pretrain.epochs=5 (repeatable)")
+        command.add_argument(
+            "--config",
+            required=True,
+            help="a config name (" + ", ".join(config_names()) + ") or a path to a .json file",
+        )
+        command.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config key, e.g. --set stages.pretrain.epochs=5 (repeatable)",
+        )
         command.add_argument("--experts", help="comma-separated subset of the config's experts for this command")
         command.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
         if name not in ("evaluate", "export"):
-            command.add_argument("--resume", action="store_true",
-                                 help="continue from the stage checkpoints (a finished stage is skipped)")
+            command.add_argument(
+                "--resume",
+                action="store_true",
+                help="continue from the stage checkpoints (a finished stage is skipped)",
+            )
         if name in ("evaluate", "export", "all"):
             command.add_argument("--data", help="held-out dataset folder (default: the config's data.test)")
         if name in ("export", "all"):
             command.add_argument("--out", help="bundle folder to write (default: RUN_DIR/bundle)")
             command.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
-            command.add_argument("--parity-samples", type=int, default=64,
-                                 help="held-out spectrograms for the ONNX parity check (default 64)")
+            command.add_argument(
+                "--parity-samples",
+                type=int,
+                default=64,
+                help="held-out spectrograms for the ONNX parity check (default 64)",
+            )
     return parser
 
 
 def _git_commit() -> str | None:
     try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                                cwd=Path(__file__).resolve().parent)
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=Path(__file__).resolve().parent,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip() or None
@@ -126,8 +146,9 @@ def run_evaluate(run: Run, data: str | None) -> dict:
     folder = data or run.cfg.data.test
     if not folder:
         raise ValueError("no held-out dataset: set data.test in the config or pass --data DIR")
-    metrics = evaluate(run.mixture_of_experts(), folder, run.cfg.loader.eval_batch_size, run.cfg.loader.workers,
-                       progress=run.progress)
+    metrics = evaluate(
+        run.mixture_of_experts(), folder, run.cfg.loader.eval_batch_size, run.cfg.loader.workers, progress=run.progress
+    )
     out = run.dir / "eval" / "metrics.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out, (json.dumps(metrics, indent=1) + "\n").encode())
@@ -187,8 +208,10 @@ def main(argv=None) -> int:
         print(f"lwmspectro-train {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"lwmspectro-train {args.command}: interrupted; --resume continues from the last checkpoint",
-              file=sys.stderr)
+        print(
+            f"lwmspectro-train {args.command}: interrupted; --resume continues from the last checkpoint",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -48,13 +48,15 @@ class StageConfig:
             raise ValueError(f"contrastive_labels must be a list, e.g. [{self.contrastive_labels!r}]")
         invalid = [name for name in self.contrastive_labels if name not in CONTRASTIVE_LABELS]
         if invalid or not self.contrastive_labels:
-            raise ValueError(f"contrastive_labels {list(self.contrastive_labels)!r} is not valid; "
-                             f"valid: {', '.join(CONTRASTIVE_LABELS)} (one or more)")
+            raise ValueError(
+                f"contrastive_labels {list(self.contrastive_labels)!r} is not valid; "
+                f"valid: {', '.join(CONTRASTIVE_LABELS)} (one or more)"
+            )
         object.__setattr__(self, "betas", tuple(self.betas))
         object.__setattr__(self, "contrastive_labels", tuple(self.contrastive_labels))
 
     @classmethod
-    def from_dict(cls, values: dict, where: str) -> "StageConfig":
+    def from_dict(cls, values: dict, where: str) -> StageConfig:
         return cls(**_check_fields(cls, values, where))
 
 
@@ -67,7 +69,9 @@ class DataConfig:
 
     def __post_init__(self):
         if self.val is None and not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"data.val_fraction must lie in (0, 1) when data.val is not given, got {self.val_fraction}")
+            raise ValueError(
+                f"data.val_fraction must lie in (0, 1) when data.val is not given, got {self.val_fraction}"
+            )
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,7 @@ class RunConfig:
         return out
 
     @classmethod
-    def from_dict(cls, values: dict) -> "RunConfig":
+    def from_dict(cls, values: dict) -> RunConfig:
         _check_fields(cls, values, "config")
         values = dict(values)
         if "name" not in values or "run_dir" not in values:
@@ -142,8 +146,9 @@ def _read(name_or_path: str) -> dict:
     else:
         packaged = resources.files("lwmspectro_train") / "configs" / f"{name_or_path}.json"
         if not packaged.is_file():
-            raise ValueError(f"unknown config {name_or_path!r}; valid names: {', '.join(config_names())}, "
-                             "or a path to a .json file")
+            raise ValueError(
+                f"unknown config {name_or_path!r}; valid names: {', '.join(config_names())}, or a path to a .json file"
+            )
         text = packaged.read_text()
     try:
         return json.loads(text)
@@ -174,4 +179,3 @@ def apply_overrides(values: dict, overrides) -> dict:
 
 def load_config(name_or_path: str, overrides=()) -> RunConfig:
     return RunConfig.from_dict(apply_overrides(_read(name_or_path), overrides))
-

@@ -54,7 +54,7 @@ class SpectrogramSet(Dataset):
     def __getstate__(self):
         return {**self.__dict__, "_dataset": None}
 
-    def subset(self, indices) -> "SpectrogramSet":
+    def subset(self, indices) -> SpectrogramSet:
         """The rows `indices` (positions in this set) as a new set over the same folder."""
         other = object.__new__(SpectrogramSet)
         other.__dict__.update(self.__dict__)
@@ -99,8 +99,15 @@ class EpochSampler(Sampler):
     replacement), sharded over DDP ranks, and able to start mid-epoch. torch's
     DistributedSampler shards but neither balances nor skips, hence this class."""
 
-    def __init__(self, n: int, seed: int, shuffle: bool = True, balance: np.ndarray | None = None,
-                 rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        n: int,
+        seed: int,
+        shuffle: bool = True,
+        balance: np.ndarray | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         self.n, self.seed, self.shuffle, self.balance = n, seed, shuffle, balance
         self.rank, self.world_size = rank, world_size
         self.epoch, self.skip = 0, 0
@@ -114,11 +121,16 @@ class EpochSampler(Sampler):
         if self.balance is not None:
             classes = np.unique(self.balance)
             per_class = math.ceil(self.n / len(classes))
-            order = np.concatenate([
-                rng.choice(np.flatnonzero(self.balance == c), per_class,
-                           replace=per_class > np.count_nonzero(self.balance == c))
-                for c in classes
-            ])
+            order = np.concatenate(
+                [
+                    rng.choice(
+                        np.flatnonzero(self.balance == c),
+                        per_class,
+                        replace=per_class > np.count_nonzero(self.balance == c),
+                    )
+                    for c in classes
+                ]
+            )
             return rng.permutation(order)
         return rng.permutation(self.n) if self.shuffle else np.arange(self.n)
 
@@ -126,11 +138,11 @@ class EpochSampler(Sampler):
         order = self.epoch_order()
         if self.world_size > 1:
             usable = len(order) // self.world_size * self.world_size if self.shuffle else len(order)
-            order = order[:usable][self.rank::self.world_size]
+            order = order[:usable][self.rank :: self.world_size]
         return order
 
     def __iter__(self):
-        return iter(self.shard()[self.skip:].tolist())
+        return iter(self.shard()[self.skip :].tolist())
 
     def __len__(self) -> int:
         return len(self.shard()) - self.skip
@@ -141,10 +153,10 @@ def normalisation_stats(dataset: SpectrogramSet, max_samples: int = 2048, seed: 
     rows = limit(np.arange(len(dataset)), max_samples, seed)
     total, total_sq, count = 0.0, 0.0, 0
     for start in range(0, len(rows), 256):
-        x = np.stack([dataset[int(i)]["spectrogram"].numpy() for i in rows[start:start + 256]]).astype(np.float64)
+        x = np.stack([dataset[int(i)]["spectrogram"].numpy() for i in rows[start : start + 256]]).astype(np.float64)
         total += x.sum()
         total_sq += np.square(x).sum()
         count += x.size
     mean = total / count
     std = math.sqrt(max(total_sq / count - mean**2, 1e-12))
-    return {"kind": "global_scalar", "mean": mean, "std": std, "samples": int(len(rows))}
+    return {"kind": "global_scalar", "mean": mean, "std": std, "samples": len(rows)}

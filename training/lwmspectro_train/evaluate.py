@@ -29,8 +29,14 @@ TARGETS = {
 
 
 @torch.no_grad()
-def predict(moe: MixtureOfExperts, dataset: SpectrogramSet, batch_size: int = 128, workers: int = 0,
-            device="cpu", progress: bool = True) -> dict[str, np.ndarray]:
+def predict(
+    moe: MixtureOfExperts,
+    dataset: SpectrogramSet,
+    batch_size: int = 128,
+    workers: int = 0,
+    device="cpu",
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
     """Top-1 predictions per row: protocol (ROUTER_CLASSES index), modulation and SNR x
     mobility (-1 where the router chose no expert)."""
     moe = moe.to(device).eval()
@@ -59,7 +65,9 @@ def _summary(targets: dict, predictions: dict, rows: np.ndarray) -> dict:
     joint = rows & (targets["snr_mobility"] >= 0)
     return {
         "n": int(rows.sum()),
-        "router_accuracy": float(np.mean(predictions["protocol"][rows] == targets["protocol"][rows])) if rows.any() else None,
+        "router_accuracy": float(np.mean(predictions["protocol"][rows] == targets["protocol"][rows]))
+        if rows.any()
+        else None,
         "modulation_macro_f1": _macro_f1(targets["modulation"][tasks], predictions["modulation"][tasks]),
         "snr_mobility_macro_f1": _macro_f1(targets["snr_mobility"][joint], predictions["snr_mobility"][joint]),
     }
@@ -85,28 +93,40 @@ def metrics_from_predictions(targets: dict, predictions: dict) -> dict:
     classes = list(range(len(labels.ROUTER_CLASSES)))
     figures = {
         "router_accuracy_snr_ge_0": _summary(targets, predictions, has_snr & (snr_bin >= 0))["router_accuracy"],
-        "modulation_macro_f1_snr_ge_15": _summary(targets, predictions, has_snr & (snr_bin >= 15))["modulation_macro_f1"],
+        "modulation_macro_f1_snr_ge_15": _summary(targets, predictions, has_snr & (snr_bin >= 15))[
+            "modulation_macro_f1"
+        ],
         "snr_mobility_macro_f1": _summary(targets, predictions, everything)["snr_mobility_macro_f1"],
         "none_recall": _recall(targets, predictions, "none"),
     }
     return {
-        "overall": {**_summary(targets, predictions, everything),
-                    "none_recall": figures["none_recall"], "other_recall": _recall(targets, predictions, "other")},
+        "overall": {
+            **_summary(targets, predictions, everything),
+            "none_recall": figures["none_recall"],
+            "other_recall": _recall(targets, predictions, "other"),
+        },
         "per_snr_db": per_snr,
-        "targets": {key: {"value": value, "target": TARGETS[key],
-                          "met": None if value is None else bool(value >= TARGETS[key])}
-                    for key, value in figures.items()},
-        "router_confusion": {"labels": list(labels.ROUTER_CLASSES),
-                             "matrix": confusion_matrix(targets["protocol"], predictions["protocol"],
-                                                        labels=classes).tolist()},
+        "targets": {
+            key: {"value": value, "target": TARGETS[key], "met": None if value is None else bool(value >= TARGETS[key])}
+            for key, value in figures.items()
+        },
+        "router_confusion": {
+            "labels": list(labels.ROUTER_CLASSES),
+            "matrix": confusion_matrix(targets["protocol"], predictions["protocol"], labels=classes).tolist(),
+        },
     }
 
 
-def evaluate(moe: MixtureOfExperts, folder, batch_size: int = 128, workers: int = 0, device="cpu",
-             progress: bool = True) -> dict:
+def evaluate(
+    moe: MixtureOfExperts, folder, batch_size: int = 128, workers: int = 0, device="cpu", progress: bool = True
+) -> dict:
     """Metrics of `moe` on the dataset folder `folder` (the held-out scenario)."""
     dataset = SpectrogramSet(folder)
     predictions = predict(moe, dataset, batch_size, workers, device, progress)
     targets = {name: dataset.target(name) for name in ("protocol", "modulation", "snr_mobility", "snr_db")}
-    return {"dataset": str(folder), "count": len(dataset),
-            "generator_config": dataset.manifest.get("config"), **metrics_from_predictions(targets, predictions)}
+    return {
+        "dataset": str(folder),
+        "count": len(dataset),
+        "generator_config": dataset.manifest.get("config"),
+        **metrics_from_predictions(targets, predictions),
+    }

@@ -26,8 +26,16 @@ from lwmspectro.spectrogram import SpectrogramParams
 from .config import RunConfig
 from .data import SpectrogramSet
 from .evaluate import evaluate
-from .model import (EncoderConfig, HeadsConfig, MixtureOfExperts, Router, RouterConfig, SpectrogramEncoder,
-                    TaskHeads, count_parameters)
+from .model import (
+    EncoderConfig,
+    HeadsConfig,
+    MixtureOfExperts,
+    Router,
+    RouterConfig,
+    SpectrogramEncoder,
+    TaskHeads,
+    count_parameters,
+)
 from .stages import Run
 
 OPSET = 17
@@ -47,8 +55,16 @@ def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, kind: st
     axes = {name: {0: "batch"} for name in (*inputs, *outputs)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(module.eval(), (example,), str(path), dynamo=False, opset_version=OPSET,
-                          input_names=list(inputs), output_names=list(outputs), dynamic_axes=axes)
+        torch.onnx.export(
+            module.eval(),
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=list(inputs),
+            output_names=list(outputs),
+            dynamic_axes=axes,
+        )
     onnx.checker.check_model(onnx.load(str(path)))
 
 
@@ -68,8 +84,10 @@ def parity_check(moe, folder: Path, spectrograms: np.ndarray) -> dict:
     with torch.no_grad():
         router_torch = moe.router(x).numpy()
     router_onnx = _session(folder / "router.onnx").run(None, {"spectrogram": spectrograms})[0]
-    report["router"] = {"max_abs_diff": float(np.abs(router_torch - router_onnx).max()),
-                        "argmax_agree": bool((router_torch.argmax(1) == router_onnx.argmax(1)).all())}
+    report["router"] = {
+        "max_abs_diff": float(np.abs(router_torch - router_onnx).max()),
+        "argmax_agree": bool((router_torch.argmax(1) == router_onnx.argmax(1)).all()),
+    }
     if not report["router"]["argmax_agree"]:
         mismatches.append("router")
     for name in moe.expert_names:
@@ -87,13 +105,19 @@ def parity_check(moe, folder: Path, spectrograms: np.ndarray) -> dict:
         report[name] = entry
     report["all_argmax_agree"] = not mismatches
     if mismatches:
-        raise ExportError(f"ONNX Runtime and torch disagree on the argmax of: {', '.join(mismatches)}; "
-                          f"parity report: {json.dumps(report)}")
+        raise ExportError(
+            f"ONNX Runtime and torch disagree on the argmax of: {', '.join(mismatches)}; "
+            f"parity report: {json.dumps(report)}"
+        )
     return report
 
 
 def _dataset_summary(dataset: SpectrogramSet) -> dict:
-    return {"path": str(dataset.folder), "count": len(dataset.indices), "generator_config": dataset.manifest.get("config")}
+    return {
+        "path": str(dataset.folder),
+        "count": len(dataset.indices),
+        "generator_config": dataset.manifest.get("config"),
+    }
 
 
 def _commands(run_dir: Path) -> list[dict]:
@@ -104,13 +128,16 @@ def _commands(run_dir: Path) -> list[dict]:
 def load_run(run_dir, ctx, progress: bool = True) -> Run:
     path = Path(run_dir) / "config.json"
     if not path.exists():
-        raise FileNotFoundError(f"{path} missing: {run_dir} is not a training run directory "
-                                "(make one with `lwmspectro-train all --config small`)")
+        raise FileNotFoundError(
+            f"{path} missing: {run_dir} is not a training run directory "
+            "(make one with `lwmspectro-train all --config small`)"
+        )
     return Run(RunConfig.from_dict(json.loads(path.read_text())), ctx, progress=progress)
 
 
-def export_bundle(run: Run, out_dir, eval_data=None, parity_samples: int = 64, overwrite: bool = False,
-                  command: dict | None = None) -> dict:
+def export_bundle(
+    run: Run, out_dir, eval_data=None, parity_samples: int = 64, overwrite: bool = False, command: dict | None = None
+) -> dict:
     """Evaluate the run's model on the held-out set, export it, check parity, write the bundle.
 
     `command` is the exporting command when it is not already in the run's commands.jsonl.
@@ -127,8 +154,10 @@ def export_bundle(run: Run, out_dir, eval_data=None, parity_samples: int = 64, o
     train_set, _ = run.datasets()
     test_set = SpectrogramSet(eval_data)
     if test_set.params != train_set.params:
-        raise ExportError(f"{eval_data} was made with other spectrogram parameters than the training set "
-                          f"{cfg.data.train}; evaluate on data made with the same G")
+        raise ExportError(
+            f"{eval_data} was made with other spectrogram parameters than the training set "
+            f"{cfg.data.train}; evaluate on data made with the same G"
+        )
     moe = run.mixture_of_experts()
     metrics = evaluate(moe, eval_data, cfg.loader.eval_batch_size, cfg.loader.workers, progress=run.progress)
     rows = np.linspace(0, len(test_set) - 1, min(parity_samples, len(test_set))).round().astype(int)
@@ -163,24 +192,31 @@ def save_weights(run: Run, moe, path: Path) -> None:
     """The torch twin of the ONNX graphs, for work that needs gradients (few-shot heads,
     fine-tuning): the config, the deployed experts, router and heads, and the experts as
     stage 1b left them (before any task fine-tuning). Loads with weights_only=True."""
-    torch.save({
-        "config": run.cfg.to_dict(),
-        "experts": {name: encoder.state_dict() for name, encoder in moe.experts.items()},
-        "foundation_experts": {name: run.trained_encoder(name).state_dict() for name in moe.expert_names},
-        "router": moe.router.state_dict(),
-        "heads": {name: head.state_dict() for name, head in moe.heads.items()},
-    }, path)
+    torch.save(
+        {
+            "config": run.cfg.to_dict(),
+            "experts": {name: encoder.state_dict() for name, encoder in moe.experts.items()},
+            "foundation_experts": {name: run.trained_encoder(name).state_dict() for name in moe.expert_names},
+            "router": moe.router.state_dict(),
+            "heads": {name: head.state_dict() for name, head in moe.heads.items()},
+        },
+        path,
+    )
 
 
 def print_parity(parity: dict) -> None:
-    lines = [f"parity on {parity['samples']} held-out spectrograms (ONNX Runtime vs torch):",
-             f"  router        max |diff| {parity['router']['max_abs_diff']:.2e}  argmax agree "
-             f"{parity['router']['argmax_agree']}"]
+    lines = [
+        f"parity on {parity['samples']} held-out spectrograms (ONNX Runtime vs torch):",
+        f"  router        max |diff| {parity['router']['max_abs_diff']:.2e}  argmax agree "
+        f"{parity['router']['argmax_agree']}",
+    ]
     for name, entry in parity.items():
         if isinstance(entry, dict) and "embedding_max_abs_diff" in entry:
-            lines.append(f"  {name:<13s} embedding {entry['embedding_max_abs_diff']:.2e}  modulation "
-                         f"{entry['modulation_max_abs_diff']:.2e}  snr x mobility {entry['snr_mobility_max_abs_diff']:.2e}"
-                         f"  argmax agree {entry['modulation_argmax_agree'] and entry['snr_mobility_argmax_agree']}")
+            lines.append(
+                f"  {name:<13s} embedding {entry['embedding_max_abs_diff']:.2e}  modulation "
+                f"{entry['modulation_max_abs_diff']:.2e}  snr x mobility {entry['snr_mobility_max_abs_diff']:.2e}"
+                f"  argmax agree {entry['modulation_argmax_agree'] and entry['snr_mobility_argmax_agree']}"
+            )
     print("\n".join(lines))
 
 
@@ -192,8 +228,12 @@ def _card(run: Run, train_set, test_set, metrics: dict, parity: dict, command, m
     card_labels["experts"] = list(cfg.experts)
     stats = run.normalisation()
     stages = {}
-    for stage, experts in (("pretrain", cfg.experts), ("finetune", cfg.experts), ("router", (None,)),
-                           ("heads", cfg.experts)):
+    for stage, experts in (
+        ("pretrain", cfg.experts),
+        ("finetune", cfg.experts),
+        ("router", (None,)),
+        ("heads", cfg.experts),
+    ):
         for expert in experts:
             path = run.stage_dir(stage, expert) / "metrics.json"
             history = json.loads(path.read_text()) if path.exists() else []
@@ -214,9 +254,11 @@ def _card(run: Run, train_set, test_set, metrics: dict, parity: dict, command, m
             "expert": cfg.model.to_dict(),
             "router": cfg.router.to_dict(),
             "heads": cfg.heads.to_dict(),
-            "parameters": {"router": count_parameters(moe.router),
-                           **{f"expert_{p}": count_parameters(moe.experts[p]) for p in cfg.experts},
-                           **{f"heads_{p}": count_parameters(moe.heads[p]) for p in cfg.experts}},
+            "parameters": {
+                "router": count_parameters(moe.router),
+                **{f"expert_{p}": count_parameters(moe.experts[p]) for p in cfg.experts},
+                **{f"heads_{p}": count_parameters(moe.heads[p]) for p in cfg.experts},
+            },
             "tensor_names": {k: {"inputs": list(v[0]), "outputs": list(v[1])} for k, v in cardlib.TENSOR_NAMES.items()},
             "onnx_opset": OPSET,
             "torch_version": torch.__version__,
@@ -230,7 +272,6 @@ def _card(run: Run, train_set, test_set, metrics: dict, parity: dict, command, m
         },
         "metrics": {"held_out": metrics, "parity": parity},
     }
-
 
 
 def load_torch_from_bundle(bundle_dir) -> MixtureOfExperts:

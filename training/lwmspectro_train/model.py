@@ -56,7 +56,7 @@ class EncoderConfig:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
 
     @classmethod
-    def from_dict(cls, values: dict) -> "EncoderConfig":
+    def from_dict(cls, values: dict) -> EncoderConfig:
         return cls(**_check_fields(cls, values, "model"))
 
     def to_dict(self) -> dict:
@@ -79,7 +79,7 @@ class RouterConfig:
             raise ValueError(f"router d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
 
     @classmethod
-    def from_dict(cls, values: dict) -> "RouterConfig":
+    def from_dict(cls, values: dict) -> RouterConfig:
         return cls(**_check_fields(cls, values, "router"))
 
     def to_dict(self) -> dict:
@@ -98,13 +98,15 @@ class HeadsConfig:
 
     def __post_init__(self):
         if self.mode not in ("lwm", "lwm_ft"):
-            raise ValueError(f"heads mode {self.mode!r} is not valid; valid: lwm (frozen encoder), "
-                             "lwm_ft (encoder fine-tuned at a reduced learning rate)")
+            raise ValueError(
+                f"heads mode {self.mode!r} is not valid; valid: lwm (frozen encoder), "
+                "lwm_ft (encoder fine-tuned at a reduced learning rate)"
+            )
         if self.kernel_size % 2 == 0:
             raise ValueError(f"heads kernel_size must be odd to keep the length, got {self.kernel_size}")
 
     @classmethod
-    def from_dict(cls, values: dict) -> "HeadsConfig":
+    def from_dict(cls, values: dict) -> HeadsConfig:
         return cls(**_check_fields(cls, values, "heads"))
 
     def to_dict(self) -> dict:
@@ -211,7 +213,9 @@ class SpectrogramEncoder(nn.Module):
         self.mask_token = nn.Parameter(torch.zeros(cfg.d_model))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.d_model)) if cfg.use_cls else None
         self.pos_embed = nn.Parameter(torch.zeros(1, self.n_patches + self.n_prefix, cfg.d_model))
-        self.blocks = nn.ModuleList(Block(cfg.d_model, cfg.n_heads, cfg.ffn_mult, cfg.dropout) for _ in range(cfg.n_layers))
+        self.blocks = nn.ModuleList(
+            Block(cfg.d_model, cfg.n_heads, cfg.ffn_mult, cfg.dropout) for _ in range(cfg.n_layers)
+        )
         nn.init.normal_(self.pos_embed, std=0.02)
         nn.init.normal_(self.mask_token, std=0.02)
         if self.cls_token is not None:
@@ -235,7 +239,7 @@ class SpectrogramEncoder(nn.Module):
 
     def pool(self, tokens):
         """Mean over the patch tokens (Sec. III-F); the CLS token, if any, is left out."""
-        return tokens[:, self.n_prefix:].mean(dim=1)
+        return tokens[:, self.n_prefix :].mean(dim=1)
 
     def forward(self, spectrogram):
         return self.pool(self.tokens(spectrogram))
@@ -291,13 +295,15 @@ class MaskedModelling(nn.Module):
     without a projection having to serve two groupings at once.
     """
 
-    def __init__(self, encoder: SpectrogramEncoder, lambda_recon: float = 1.0, lambda_cont: float = 0.0,
-                 n_label_sets: int = 1):
+    def __init__(
+        self, encoder: SpectrogramEncoder, lambda_recon: float = 1.0, lambda_cont: float = 0.0, n_label_sets: int = 1
+    ):
         super().__init__()
         cfg = encoder.cfg
         self.encoder = encoder
-        self.decoder = nn.Sequential(nn.Linear(cfg.d_model, cfg.decoder_hidden), nn.GELU(),
-                                     nn.Linear(cfg.decoder_hidden, cfg.patch_size**2))
+        self.decoder = nn.Sequential(
+            nn.Linear(cfg.d_model, cfg.decoder_hidden), nn.GELU(), nn.Linear(cfg.decoder_hidden, cfg.patch_size**2)
+        )
         self.projections = nn.ModuleList(nn.Linear(cfg.d_model, cfg.projection_dim) for _ in range(n_label_sets))
         self.lambda_recon = lambda_recon
         self.lambda_cont = lambda_cont
@@ -306,7 +312,7 @@ class MaskedModelling(nn.Module):
     def reconstruct(self, spectrogram, mask):
         """(decoded patches for every position (B, N, P*P), final tokens)."""
         tokens = self.encoder.tokens(spectrogram, mask)
-        return self.decoder(tokens[:, self.encoder.n_prefix:]), tokens
+        return self.decoder(tokens[:, self.encoder.n_prefix :]), tokens
 
     def forward(self, spectrogram, contrastive_targets=None, generator=None) -> dict:
         """`contrastive_targets`: (B,) labels, or (B, L) with one column per label set."""
@@ -320,9 +326,12 @@ class MaskedModelling(nn.Module):
             if targets.shape[1] != len(self.projections):
                 raise ValueError(f"{targets.shape[1]} contrastive label sets for {len(self.projections)} projections")
             views = torch.cat([self.encoder(spectrogram), self.encoder.pool(tokens)])
-            contrastive = sum(supervised_contrastive_loss(F.normalize(projection(views), dim=-1),
-                                                          torch.cat([column, column]), self.encoder.cfg.temperature)
-                              for projection, column in zip(self.projections, targets.unbind(dim=1)))
+            contrastive = sum(
+                supervised_contrastive_loss(
+                    F.normalize(projection(views), dim=-1), torch.cat([column, column]), self.encoder.cfg.temperature
+                )
+                for projection, column in zip(self.projections, targets.unbind(dim=1))
+            )
             out["contrastive"] = contrastive
             out["loss"] = out["loss"] + self.lambda_cont * contrastive
         return out
@@ -342,7 +351,9 @@ class Router(nn.Module):
         self.normalise = Normalise()
         self.patch_embed = nn.Linear(cfg.patch_size**2, cfg.d_model)
         self.pos_embed = nn.Parameter(torch.zeros(1, n_patches, cfg.d_model))
-        self.blocks = nn.ModuleList(Block(cfg.d_model, cfg.n_heads, cfg.ffn_mult, cfg.dropout) for _ in range(cfg.n_layers))
+        self.blocks = nn.ModuleList(
+            Block(cfg.d_model, cfg.n_heads, cfg.ffn_mult, cfg.dropout) for _ in range(cfg.n_layers)
+        )
         self.classifier = nn.Linear(cfg.d_model, n_classes)
         nn.init.normal_(self.pos_embed, std=0.02)
 

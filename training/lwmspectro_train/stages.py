@@ -24,8 +24,15 @@ from lwmspectro import labels
 from .config import RunConfig, StageConfig
 from .data import SpectrogramSet, limit, normalisation_stats, split_indices
 from .distributed import Context
-from .model import (HeadsTraining, MaskedModelling, MixtureOfExperts, Router, RouterTraining, SpectrogramEncoder,
-                    TaskHeads)
+from .model import (
+    HeadsTraining,
+    MaskedModelling,
+    MixtureOfExperts,
+    Router,
+    RouterTraining,
+    SpectrogramEncoder,
+    TaskHeads,
+)
 from .trainer import BEST, Trainer, atomic_write_bytes, load_checkpoint
 
 ARCHITECTURE_KEYS = ("model", "router", "heads", "experts")
@@ -41,7 +48,7 @@ def param_groups(module: torch.nn.Module, lr: float) -> list[dict]:
 
 
 def _prefixed(state: dict, prefix: str) -> dict:
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 class EmbeddingSet(Dataset):
@@ -56,8 +63,7 @@ class EmbeddingSet(Dataset):
         return len(self.embeddings)
 
     def __getitem__(self, i: int) -> dict:
-        return {"embedding": self.embeddings[i], "modulation": self.modulation[i],
-                "snr_mobility": self.snr_mobility[i]}
+        return {"embedding": self.embeddings[i], "modulation": self.modulation[i], "snr_mobility": self.snr_mobility[i]}
 
 
 class Run:
@@ -81,8 +87,10 @@ class Run:
             if self.cfg.data.val:
                 val = SpectrogramSet(self.cfg.data.val)
                 if val.params != train.params:
-                    raise ValueError(f"{self.cfg.data.val} was made with other spectrogram parameters than "
-                                     f"{self.cfg.data.train}; both must use the same G")
+                    raise ValueError(
+                        f"{self.cfg.data.val} was made with other spectrogram parameters than "
+                        f"{self.cfg.data.train}; both must use the same G"
+                    )
             else:
                 train_rows, val_rows = split_indices(len(train), self.cfg.data.val_fraction, self.cfg.seed)
                 train, val = train.subset(train_rows), train.subset(val_rows)
@@ -125,22 +133,51 @@ class Run:
         if protocol is not None:
             rows = rows[dataset.target("protocol") == labels.ROUTER_CLASSES.index(protocol)]
             if len(rows) == 0:
-                raise ValueError(f"{dataset.folder} holds no {protocol} spectrograms; the {protocol} expert "
-                                 f"needs some (or leave {protocol} out of `experts`)")
+                raise ValueError(
+                    f"{dataset.folder} holds no {protocol} spectrograms; the {protocol} expert "
+                    f"needs some (or leave {protocol} out of `experts`)"
+                )
         return dataset.subset(limit(rows, max_count, self.cfg.seed + salt))
 
     def stage_sets(self, stage: StageConfig, protocol: str | None = None) -> tuple[SpectrogramSet, SpectrogramSet]:
         train, val = self.datasets()
         salt = 0 if protocol is None else 1 + labels.PROTOCOLS.index(protocol)
-        return (self._rows(train, protocol, stage.max_train_samples, salt),
-                self._rows(val, protocol, stage.max_val_samples, salt))
+        return (
+            self._rows(train, protocol, stage.max_train_samples, salt),
+            self._rows(val, protocol, stage.max_val_samples, salt),
+        )
 
-    def _trainer(self, name: str, folder: Path, module, groups, train_set, val_set, inputs, stage: StageConfig,
-                 balance=None, workers: int | None = None) -> Trainer:
-        return Trainer(name, folder, module, groups, train_set, val_set, inputs, stage, self.ctx,
-                       seed=self.cfg.seed, workers=self.cfg.loader.workers if workers is None else workers,
-                       eval_batch_size=self.cfg.loader.eval_batch_size, balance=balance,
-                       compile=self.cfg.compile, bf16=self.cfg.bf16, progress=self.progress)
+    def _trainer(
+        self,
+        name: str,
+        folder: Path,
+        module,
+        groups,
+        train_set,
+        val_set,
+        inputs,
+        stage: StageConfig,
+        balance=None,
+        workers: int | None = None,
+    ) -> Trainer:
+        return Trainer(
+            name,
+            folder,
+            module,
+            groups,
+            train_set,
+            val_set,
+            inputs,
+            stage,
+            self.ctx,
+            seed=self.cfg.seed,
+            workers=self.cfg.loader.workers if workers is None else workers,
+            eval_batch_size=self.cfg.loader.eval_batch_size,
+            balance=balance,
+            compile=self.cfg.compile,
+            bf16=self.cfg.bf16,
+            progress=self.progress,
+        )
 
     def _seed(self, salt: int) -> None:
         """Same initial weights on every rank and on every rerun of a stage."""
@@ -154,9 +191,16 @@ class Run:
         train_set, val_set = self.stage_sets(stage, expert)
         self._seed(1 + labels.PROTOCOLS.index(expert))
         module = MaskedModelling(self.new_encoder(), lambda_recon=1.0, lambda_cont=0.0)
-        return self._trainer(f"pretrain/{expert}", self.stage_dir("pretrain", expert), module,
-                             param_groups(module, stage.lr), train_set, val_set,
-                             lambda b, g: {"spectrogram": b["spectrogram"], "generator": g}, stage).fit(resume)
+        return self._trainer(
+            f"pretrain/{expert}",
+            self.stage_dir("pretrain", expert),
+            module,
+            param_groups(module, stage.lr),
+            train_set,
+            val_set,
+            lambda b, g: {"spectrogram": b["spectrogram"], "generator": g},
+            stage,
+        ).fit(resume)
 
     def finetune(self, expert: str, resume: bool = False) -> dict:
         """Stage 1b: lambda_recon * recon + lambda_cont * supervised contrastive (Eq. 22).
@@ -167,17 +211,27 @@ class Run:
         stage = self.cfg.stage("finetune")
         train_set, val_set = self.stage_sets(stage, expert)
         self._seed(11 + labels.PROTOCOLS.index(expert))
-        module = MaskedModelling(self.new_encoder(), stage.lambda_recon, stage.lambda_cont,
-                                 n_label_sets=len(stage.contrastive_labels))
+        module = MaskedModelling(
+            self.new_encoder(), stage.lambda_recon, stage.lambda_cont, n_label_sets=len(stage.contrastive_labels)
+        )
         pretrained = load_checkpoint(self.stage_dir("pretrain", expert) / BEST)["model"]
         module.encoder.load_state_dict(_prefixed(pretrained, "encoder."))
         module.decoder.load_state_dict(_prefixed(pretrained, "decoder."))
         names = stage.contrastive_labels
-        return self._trainer(f"finetune/{expert}", self.stage_dir("finetune", expert), module,
-                             param_groups(module, stage.lr), train_set, val_set,
-                             lambda b, g: {"spectrogram": b["spectrogram"],
-                                           "contrastive_targets": torch.stack([b[n] for n in names], dim=1),
-                                           "generator": g}, stage).fit(resume)
+        return self._trainer(
+            f"finetune/{expert}",
+            self.stage_dir("finetune", expert),
+            module,
+            param_groups(module, stage.lr),
+            train_set,
+            val_set,
+            lambda b, g: {
+                "spectrogram": b["spectrogram"],
+                "contrastive_targets": torch.stack([b[n] for n in names], dim=1),
+                "generator": g,
+            },
+            stage,
+        ).fit(resume)
 
     def router(self, resume: bool = False) -> dict:
         """Stage 2: the router on a class-balanced mix of every protocol plus `none`/`other`.
@@ -188,16 +242,24 @@ class Run:
         train_set, val_set = self.stage_sets(stage)
         self._seed(21)
         module = RouterTraining(self.new_router())
-        return self._trainer("router", self.stage_dir("router"), module, param_groups(module, stage.lr),
-                             train_set, val_set,
-                             lambda b, g: {"spectrogram": b["spectrogram"], "protocol": b["protocol"]},
-                             stage, balance=train_set.target("protocol")).fit(resume)
+        return self._trainer(
+            "router",
+            self.stage_dir("router"),
+            module,
+            param_groups(module, stage.lr),
+            train_set,
+            val_set,
+            lambda b, g: {"spectrogram": b["spectrogram"], "protocol": b["protocol"]},
+            stage,
+            balance=train_set.target("protocol"),
+        ).fit(resume)
 
     def trained_encoder(self, expert: str) -> SpectrogramEncoder:
         """The expert after stage 1b (what the heads stage starts from)."""
         encoder = self.new_encoder()
-        encoder.load_state_dict(_prefixed(load_checkpoint(self.stage_dir("finetune", expert) / BEST)["model"],
-                                          "encoder."))
+        encoder.load_state_dict(
+            _prefixed(load_checkpoint(self.stage_dir("finetune", expert) / BEST)["model"], "encoder.")
+        )
         return encoder
 
     @torch.no_grad()
@@ -206,14 +268,18 @@ class Run:
         row and the parts are gathered, so every rank ends with the whole (n, d) tensor."""
         encoder = encoder.to(self.ctx.device).eval()
         rows = np.arange(self.ctx.rank, len(dataset), self.ctx.world_size)
-        loader = DataLoader(dataset.subset(rows), batch_size=self.cfg.loader.eval_batch_size,
-                            num_workers=self.cfg.loader.workers)
-        part = torch.cat([encoder(b["spectrogram"].to(self.ctx.device)).float().cpu() for b in loader]) \
-            if len(rows) else torch.zeros(0, encoder.cfg.d_model)
+        loader = DataLoader(
+            dataset.subset(rows), batch_size=self.cfg.loader.eval_batch_size, num_workers=self.cfg.loader.workers
+        )
+        part = (
+            torch.cat([encoder(b["spectrogram"].to(self.ctx.device)).float().cpu() for b in loader])
+            if len(rows)
+            else torch.zeros(0, encoder.cfg.d_model)
+        )
         parts = self.ctx.all_gather_object(part)
         out = torch.empty(len(dataset), encoder.cfg.d_model)
         for rank, chunk in enumerate(parts):
-            out[rank::self.ctx.world_size] = chunk
+            out[rank :: self.ctx.world_size] = chunk
         return out
 
     def heads(self, expert: str, resume: bool = False) -> dict:
@@ -226,18 +292,32 @@ class Run:
         self._seed(31 + labels.PROTOCOLS.index(expert))
         heads = TaskHeads(self.cfg.model.d_model, self.cfg.heads)
         key = "embedding" if self.cfg.heads.mode == "lwm" else "spectrogram"
-        inputs = lambda b, g: {"inputs": b[key], "modulation": b["modulation"], "snr_mobility": b["snr_mobility"]}
+
+        def inputs(b, g):
+            return {"inputs": b[key], "modulation": b["modulation"], "snr_mobility": b["snr_mobility"]}
+
         if self.cfg.heads.mode == "lwm":
-            train_set, val_set = (EmbeddingSet(self.embed(encoder, s), s.target("modulation"), s.target("snr_mobility"))
-                                  for s in (train_set, val_set))
+            train_set, val_set = (
+                EmbeddingSet(self.embed(encoder, s), s.target("modulation"), s.target("snr_mobility"))
+                for s in (train_set, val_set)
+            )
             module = HeadsTraining(heads)
             groups, workers = param_groups(module, stage.lr), 0
         else:
             module = HeadsTraining(heads, encoder)
             groups = param_groups(heads, stage.lr) + param_groups(encoder, stage.lr * self.cfg.heads.encoder_lr_scale)
             workers = None
-        return self._trainer(f"heads/{expert}", self.stage_dir("heads", expert), module, groups,
-                             train_set, val_set, inputs, stage, workers=workers).fit(resume)
+        return self._trainer(
+            f"heads/{expert}",
+            self.stage_dir("heads", expert),
+            module,
+            groups,
+            train_set,
+            val_set,
+            inputs,
+            stage,
+            workers=workers,
+        ).fit(resume)
 
     # --- the deployed model ---------------------------------------------------------------
 
@@ -263,5 +343,7 @@ def check_compatible(saved: dict, new: dict, where: str) -> None:
     if saved.get("data", {}).get("train") != new.get("data", {}).get("train"):
         differing.append("data.train")
     if differing:
-        raise ValueError(f"{where} was started with another {', '.join(differing)}; "
-                         "use a new run_dir for a different architecture or training set")
+        raise ValueError(
+            f"{where} was started with another {', '.join(differing)}; "
+            "use a new run_dir for a different architecture or training set"
+        )

@@ -10,8 +10,8 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -94,44 +94,82 @@ class Trainer:
     generator in validation, for modules that draw random masks. Validation averages every returned value over the
     validation set; early stopping watches `monitor` (lower is better)."""
 
-    def __init__(self, name: str, folder, module: torch.nn.Module, param_groups: list[dict],
-                 train_set, val_set, inputs: Callable, stage: StageConfig, ctx: Context,
-                 seed: int, workers: int = 0, eval_batch_size: int = 128, balance=None,
-                 monitor: str = "loss", compile: bool = True, bf16: bool = True, progress: bool = True):
+    def __init__(
+        self,
+        name: str,
+        folder,
+        module: torch.nn.Module,
+        param_groups: list[dict],
+        train_set,
+        val_set,
+        inputs: Callable,
+        stage: StageConfig,
+        ctx: Context,
+        seed: int,
+        workers: int = 0,
+        eval_batch_size: int = 128,
+        balance=None,
+        monitor: str = "loss",
+        compile: bool = True,
+        bf16: bool = True,
+        progress: bool = True,
+    ):
         self.name, self.folder, self.stage, self.ctx = name, Path(folder), stage, ctx
         self.module = module.to(ctx.device)
         self.inputs, self.seed, self.monitor, self.progress = inputs, seed, monitor, progress
-        self.train_sampler = EpochSampler(len(train_set), seed, shuffle=True, balance=balance,
-                                          rank=ctx.rank, world_size=ctx.world_size)
+        self.train_sampler = EpochSampler(
+            len(train_set), seed, shuffle=True, balance=balance, rank=ctx.rank, world_size=ctx.world_size
+        )
         self.val_sampler = EpochSampler(len(val_set), seed, shuffle=False, rank=ctx.rank, world_size=ctx.world_size)
         # A loader draws its workers' base seed from its generator each epoch; with its own
         # generator it leaves the global one (the masks) untouched, so a resumed run replays it.
-        loader_args = dict(num_workers=workers, persistent_workers=workers > 0, pin_memory=ctx.cuda,
-                           worker_init_fn=_worker_init if workers > 0 else None,
-                           generator=torch.Generator().manual_seed(seed))
+        loader_args = dict(
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=ctx.cuda,
+            worker_init_fn=_worker_init if workers > 0 else None,
+            generator=torch.Generator().manual_seed(seed),
+        )
         self.batch_size = stage.batch_size
         self.drop_last = len(self.train_sampler) > stage.batch_size
-        self.train_loader = DataLoader(train_set, batch_size=stage.batch_size, sampler=self.train_sampler,
-                                       drop_last=self.drop_last, **loader_args)
+        self.train_loader = DataLoader(
+            train_set, batch_size=stage.batch_size, sampler=self.train_sampler, drop_last=self.drop_last, **loader_args
+        )
         self.val_loader = DataLoader(val_set, batch_size=eval_batch_size, sampler=self.val_sampler, **loader_args)
-        self.steps_per_epoch = max(1, len(self.train_sampler) // stage.batch_size if self.drop_last
-                                   else math.ceil(len(self.train_sampler) / stage.batch_size))
-        self.optimizer = torch.optim.AdamW(param_groups, lr=stage.lr, betas=stage.betas,
-                                           weight_decay=stage.weight_decay)
+        self.steps_per_epoch = max(
+            1,
+            len(self.train_sampler) // stage.batch_size
+            if self.drop_last
+            else math.ceil(len(self.train_sampler) / stage.batch_size),
+        )
+        self.optimizer = torch.optim.AdamW(
+            param_groups, lr=stage.lr, betas=stage.betas, weight_decay=stage.weight_decay
+        )
         total = stage.epochs * self.steps_per_epoch
         warmup = max(1, int(round(stage.warmup_epochs * self.steps_per_epoch)))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: lr_factor(step, warmup, total, stage.lr, stage.min_lr))
+            self.optimizer, lambda step: lr_factor(step, warmup, total, stage.lr, stage.min_lr)
+        )
         wrapped = module
         if ctx.distributed:
             wrapped = DistributedDataParallel(module, device_ids=[ctx.device.index] if ctx.cuda else None)
         if ctx.cuda and compile:
             wrapped = torch.compile(wrapped)
         self.wrapped = wrapped
-        self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if ctx.cuda and bf16 \
-            else contextlib.nullcontext
-        self.state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [], "train_sums": {},
-                      "best": None, "best_epoch": None, "bad_epochs": 0, "stopped_early": False}
+        self.autocast = (
+            (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if ctx.cuda and bf16 else contextlib.nullcontext
+        )
+        self.state = {
+            "epoch": 0,
+            "step_in_epoch": 0,
+            "global_step": 0,
+            "history": [],
+            "train_sums": {},
+            "best": None,
+            "best_epoch": None,
+            "bad_epochs": 0,
+            "stopped_early": False,
+        }
         self.step_losses: list[float] = []
 
     # --- checkpoints -------------------------------------------------------------------
@@ -146,24 +184,29 @@ class Trainer:
     def save(self) -> None:
         rng = self.ctx.all_gather_object(_rng_state(self.ctx))
         if self.ctx.is_main:
-            save_atomic({
-                "format": CHECKPOINT_FORMAT,
-                "stage": self.name,
-                "model": self.module.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "rng": rng,
-                "world_size": self.ctx.world_size,
-                "stage_config": _plain(self.stage.__dict__),
-                "complete": self.complete(),
-                **self.state,
-            }, self.checkpoint_path)
+            save_atomic(
+                {
+                    "format": CHECKPOINT_FORMAT,
+                    "stage": self.name,
+                    "model": self.module.state_dict(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "rng": rng,
+                    "world_size": self.ctx.world_size,
+                    "stage_config": _plain(self.stage.__dict__),
+                    "complete": self.complete(),
+                    **self.state,
+                },
+                self.checkpoint_path,
+            )
         self.ctx.barrier()
 
     def restore(self) -> None:
         ckpt = load_checkpoint(self.checkpoint_path)
         if ckpt.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{self.checkpoint_path}: checkpoint format {ckpt.get('format')} is not {CHECKPOINT_FORMAT}")
+            raise ValueError(
+                f"{self.checkpoint_path}: checkpoint format {ckpt.get('format')} is not {CHECKPOINT_FORMAT}"
+            )
         self.module.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -172,16 +215,20 @@ class Trainer:
         if ckpt["world_size"] == self.ctx.world_size:
             _set_rng_state(ckpt["rng"][self.ctx.rank], self.ctx)
         else:
-            self._say(f"{self.name}: checkpoint was written by {ckpt['world_size']} processes, resuming with "
-                      f"{self.ctx.world_size}: the data order is kept, the random masks are not")
+            self._say(
+                f"{self.name}: checkpoint was written by {ckpt['world_size']} processes, resuming with "
+                f"{self.ctx.world_size}: the data order is kept, the random masks are not"
+            )
             _set_rng_state(ckpt["rng"][0], self.ctx)
         if ckpt["stage_config"] != _plain(self.stage.__dict__):
             self._say(f"{self.name}: resuming with settings that differ from the checkpoint's")
 
     def save_best(self, metrics: dict) -> None:
         if self.ctx.is_main:
-            save_atomic({"model": self.module.state_dict(), "epoch": self.state["epoch"], "metrics": metrics},
-                        self.folder / BEST)
+            save_atomic(
+                {"model": self.module.state_dict(), "epoch": self.state["epoch"], "metrics": metrics},
+                self.folder / BEST,
+            )
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -200,8 +247,9 @@ class Trainer:
         self.folder.mkdir(parents=True, exist_ok=True)
         if self.checkpoint_path.exists():
             if not resume:
-                raise FileExistsError(f"{self.checkpoint_path} exists; pass --resume to continue that run, "
-                                      "or use another run_dir")
+                raise FileExistsError(
+                    f"{self.checkpoint_path} exists; pass --resume to continue that run, or use another run_dir"
+                )
             self.restore()
         else:
             torch.manual_seed(self.seed * 1000 + 1 + self.ctx.rank)
@@ -226,10 +274,18 @@ class Trainer:
         epoch = state["epoch"]
         self.train_sampler.set_epoch(epoch, skip=state["step_in_epoch"] * self.batch_size)
         self.module.train()
-        samples = len(self.train_sampler) if not self.drop_last else \
-            (self.steps_per_epoch - state["step_in_epoch"]) * self.batch_size
-        bar = tqdm(total=samples, unit="spec", desc=f"{self.name} epoch {epoch + 1}/{stage.epochs}",
-                   disable=not (self.ctx.is_main and self.progress), dynamic_ncols=True)
+        samples = (
+            len(self.train_sampler)
+            if not self.drop_last
+            else (self.steps_per_epoch - state["step_in_epoch"]) * self.batch_size
+        )
+        bar = tqdm(
+            total=samples,
+            unit="spec",
+            desc=f"{self.name} epoch {epoch + 1}/{stage.epochs}",
+            disable=not (self.ctx.is_main and self.progress),
+            dynamic_ncols=True,
+        )
         started = time.time()
         for batch in self.train_loader:
             batch = self._to_device(batch)
@@ -237,8 +293,10 @@ class Trainer:
                 out = self.wrapped(**self.inputs(batch, None))
             loss = out["loss"]
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"{self.name}: loss is {loss.item()} at step {state['global_step']}; "
-                                         "lower the learning rate or check the data")
+                raise FloatingPointError(
+                    f"{self.name}: loss is {loss.item()} at step {state['global_step']}; "
+                    "lower the learning rate or check the data"
+                )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if stage.grad_clip:
@@ -292,8 +350,13 @@ class Trainer:
         val = self.validate()
         state["epoch"] += 1
         seconds = state.pop("train_seconds", None)
-        row = {"epoch": state["epoch"], "step": state["global_step"], "lr": self.scheduler.get_last_lr()[0],
-               **{f"train_{k}": v / count for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items()}}
+        row = {
+            "epoch": state["epoch"],
+            "step": state["global_step"],
+            "lr": self.scheduler.get_last_lr()[0],
+            **{f"train_{k}": v / count for k, v in train.items()},
+            **{f"val_{k}": v for k, v in val.items()},
+        }
         if seconds:
             row["train_seconds"] = seconds
             row["train_spectrograms_per_s"] = count / seconds
@@ -307,8 +370,12 @@ class Trainer:
             state["stopped_early"] = state["bad_epochs"] >= self.stage.patience
         state["step_in_epoch"] = 0
         state["train_sums"] = {}
-        self._say(f"{self.name} epoch {state['epoch']}: " + "  ".join(
-            f"{k} {v:.4g}" for k, v in row.items() if k.startswith(("train_", "val_")) and "seconds" not in k))
+        self._say(
+            f"{self.name} epoch {state['epoch']}: "
+            + "  ".join(
+                f"{k} {v:.4g}" for k, v in row.items() if k.startswith(("train_", "val_")) and "seconds" not in k
+            )
+        )
         if self.ctx.is_main:
             write_logs(self.folder, state["history"])
         self.save()

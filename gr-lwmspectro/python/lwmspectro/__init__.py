@@ -14,8 +14,18 @@ from .spectrogram import spectrogram
 from .synthetic_source import synthetic_source
 from .zmq_pub_sink import zmq_pub_sink
 
-__all__ = ["classifier", "console_sink", "readout_widget", "receiver", "scoreboard", "sigmf_annotator",
-           "sigmf_source", "spectrogram", "synthetic_source", "zmq_pub_sink"]
+__all__ = [
+    "classifier",
+    "console_sink",
+    "readout_widget",
+    "receiver",
+    "scoreboard",
+    "sigmf_annotator",
+    "sigmf_source",
+    "spectrogram",
+    "synthetic_source",
+    "zmq_pub_sink",
+]
 
 
 def __getattr__(name):

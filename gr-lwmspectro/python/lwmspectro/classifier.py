@@ -30,8 +30,18 @@ from gnuradio import gr
 from lwmspectro.readout import INVALID_REASONS, invalid_readout
 from lwmspectro.runtime import Runtime
 
-from .common import (READOUT_PORT, TAG_CLOCK, TAG_INVALID, TAG_RX_TIME, TAG_TRUTH, TAG_WINDOW_START, ConfigError,
-                     load_bundle, readout_to_pmt, rx_time_to_seconds)
+from .common import (
+    READOUT_PORT,
+    TAG_CLOCK,
+    TAG_INVALID,
+    TAG_RX_TIME,
+    TAG_TRUTH,
+    TAG_WINDOW_START,
+    ConfigError,
+    load_bundle,
+    readout_to_pmt,
+    rx_time_to_seconds,
+)
 
 LABEL = "LWM Classifier"
 DRAIN_POLL_S = 0.005
@@ -63,8 +73,9 @@ class classifier(gr.basic_block):
     embedding_dim: the embedding output's vector length the flowgraph expects (0 = the bundle's).
     """
 
-    def __init__(self, bundle="", max_rate=0.0, one_in_n=1, queue_size=8, embedding_output=False, vlen=0,
-                 embedding_dim=0):
+    def __init__(
+        self, bundle="", max_rate=0.0, one_in_n=1, queue_size=8, embedding_output=False, vlen=0, embedding_dim=0
+    ):
         self.runtime = load_bundle(bundle, LABEL, Runtime) if isinstance(bundle, (str, os.PathLike)) else bundle
         params = self.runtime.params
         self.vlen = params.n_frames * params.n_bins
@@ -72,7 +83,8 @@ class classifier(gr.basic_block):
             raise ConfigError(
                 f"{LABEL}: vector length {vlen} does not match the bundle's spectrogram "
                 f"({params.n_frames} x {params.n_bins} = {self.vlen}); feed it an LWM Spectrogram "
-                f"with the same bundle and set the vector length to {self.vlen} (or 0)")
+                f"with the same bundle and set the vector length to {self.vlen} (or 0)"
+            )
         if max_rate < 0:
             raise ConfigError(f"{LABEL}: max rate {max_rate} is negative; give readouts per second, or 0 for no cap")
         if int(one_in_n) < 1:
@@ -84,8 +96,10 @@ class classifier(gr.basic_block):
         self.embedding_output = bool(embedding_output)
         self.embedding_dim = self.runtime.embedding_dim
         if self.embedding_output and embedding_dim and int(embedding_dim) != self.embedding_dim:
-            raise ConfigError(f"{LABEL}: embedding size {embedding_dim} does not match the bundle's "
-                              f"{self.embedding_dim}; set the embedding size to {self.embedding_dim} (or 0)")
+            raise ConfigError(
+                f"{LABEL}: embedding size {embedding_dim} does not match the bundle's "
+                f"{self.embedding_dim}; set the embedding size to {self.embedding_dim} (or 0)"
+            )
         out_sig = [(np.float32, self.embedding_dim)] if self.embedding_output else None
         gr.basic_block.__init__(self, name="lwm_classifier", in_sig=[(np.float32, self.vlen)], out_sig=out_sig)
         self.set_tag_propagation_policy(gr.TPP_DONT)
@@ -104,9 +118,13 @@ class classifier(gr.basic_block):
         self.windows_invalid = 0
 
     def counters(self) -> dict:
-        return {"windows_seen": self.windows_seen, "windows_classified": self.windows_classified,
-                "windows_dropped": self.windows_dropped, "windows_skipped": self.windows_skipped,
-                "windows_invalid": self.windows_invalid}
+        return {
+            "windows_seen": self.windows_seen,
+            "windows_classified": self.windows_classified,
+            "windows_dropped": self.windows_dropped,
+            "windows_skipped": self.windows_skipped,
+            "windows_invalid": self.windows_invalid,
+        }
 
     def start(self):
         self._worker = threading.Thread(target=self._work_loop, name="lwm_classifier_worker", daemon=True)
@@ -150,15 +168,23 @@ class classifier(gr.basic_block):
             if not self._admit():
                 self._count("windows_skipped")
                 continue
-            window_start = int(pmt.to_uint64(window_tags[TAG_WINDOW_START])) if TAG_WINDOW_START in window_tags else offset
+            window_start = (
+                int(pmt.to_uint64(window_tags[TAG_WINDOW_START])) if TAG_WINDOW_START in window_tags else offset
+            )
             rx_time = rx_time_to_seconds(window_tags[TAG_RX_TIME]) if TAG_RX_TIME in window_tags else None
             clock = pmt.to_double(window_tags[TAG_CLOCK]) if TAG_CLOCK in window_tags else time.monotonic()
             reason = pmt.symbol_to_string(window_tags[TAG_INVALID]) if TAG_INVALID in window_tags else None
             if reason not in INVALID_REASONS:
                 reason = None  # no tag, or one this block does not know: the model judges the window
             # Invalid windows queue too (they cost the model nothing) so that readouts stay in order.
-            window = _Window(None if reason else vectors[i].reshape(self.runtime.params.shape).copy(),
-                             window_start, rx_time, clock, window_tags.get(TAG_TRUTH), reason)
+            window = _Window(
+                None if reason else vectors[i].reshape(self.runtime.params.shape).copy(),
+                window_start,
+                rx_time,
+                clock,
+                window_tags.get(TAG_TRUTH),
+                reason,
+            )
             with self._lock:
                 try:
                     self._queue.put_nowait(window)
@@ -188,8 +214,11 @@ class classifier(gr.basic_block):
             setattr(self, name, getattr(self, name) + n)
 
     def _counts(self) -> dict:
-        return {"windows_seen": self.windows_seen, "windows_classified": self.windows_classified,
-                "windows_dropped": self.windows_dropped}
+        return {
+            "windows_seen": self.windows_seen,
+            "windows_classified": self.windows_classified,
+            "windows_dropped": self.windows_dropped,
+        }
 
     def _publish(self, readout: dict, truth) -> None:
         message = readout_to_pmt(readout)
@@ -218,8 +247,11 @@ class classifier(gr.basic_block):
         if valid:
             try:
                 readouts, embeddings = self.runtime.classify(
-                    np.stack([w.spectrogram for w in valid]), window_starts=[w.window_start for w in valid],
-                    rx_times=[w.rx_time for w in valid], return_embedding=True)
+                    np.stack([w.spectrogram for w in valid]),
+                    window_starts=[w.window_start for w in valid],
+                    rx_times=[w.rx_time for w in valid],
+                    return_embedding=True,
+                )
                 results = {id(w): pair for w, pair in zip(valid, zip(readouts, embeddings))}
             except Exception as err:  # a failing model must not take the flowgraph down; say so and count
                 self.logger.error(f"inference failed on {len(valid)} windows: {err}")
@@ -227,8 +259,10 @@ class classifier(gr.basic_block):
         now = time.monotonic()
         for window in windows:
             if window.invalid_reason is not None:
-                readout, embedding = invalid_readout(window.invalid_reason, window_start=window.window_start,
-                                                     rx_time=window.rx_time), None
+                readout, embedding = (
+                    invalid_readout(window.invalid_reason, window_start=window.window_start, rx_time=window.rx_time),
+                    None,
+                )
             elif id(window) in results:
                 readout, embedding = results[id(window)]
             else:
@@ -249,6 +283,7 @@ class classifier(gr.basic_block):
             items = [self._embeddings.popleft() for _ in range(count)]
         for i, (embedding, window_start) in enumerate(items):
             out[i] = embedding
-            self.add_item_tag(0, self.nitems_written(0) + i, pmt.intern(TAG_WINDOW_START),
-                              pmt.from_uint64(window_start))
+            self.add_item_tag(
+                0, self.nitems_written(0) + i, pmt.intern(TAG_WINDOW_START), pmt.from_uint64(window_start)
+            )
         return count

@@ -101,9 +101,11 @@ def load_bundle(bundle, block_label: str, loader=load_card):
     try:
         return loader(folder)
     except BundleError as err:
-        raise ConfigError(f"{block_label}: bundle {str(folder)!r} cannot be used: {err}. Fix: set the "
-                          "bundle parameter to a model bundle folder (card.json beside its ONNX files), "
-                          "or leave it empty for the shipped model") from err
+        raise ConfigError(
+            f"{block_label}: bundle {str(folder)!r} cannot be used: {err}. Fix: set the "
+            "bundle parameter to a model bundle folder (card.json beside its ONNX files), "
+            "or leave it empty for the shipped model"
+        ) from err
 
 
 class ReadoutSink(gr.basic_block):

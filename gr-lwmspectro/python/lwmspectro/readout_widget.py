@@ -60,9 +60,11 @@ class ReadoutView(QtWidgets.QWidget):
             self.values[field].setText(_value_text(readout, field) if readout["valid"] else "invalid")
             self.bars[field].setValue(0 if confidence is None else round(100 * confidence))
         reason = "" if readout["valid"] else f"  input not judged: {readout['invalid_reason']}"
-        self.status.setText(f"window @{readout['window_start']}  latency {readout['latency_ms']:.1f} ms  "
-                            f"seen {readout['windows_seen']}  classified {readout['windows_classified']}  "
-                            f"dropped {readout['windows_dropped']}{reason}")
+        self.status.setText(
+            f"window @{readout['window_start']}  latency {readout['latency_ms']:.1f} ms  "
+            f"seen {readout['windows_seen']}  classified {readout['windows_classified']}  "
+            f"dropped {readout['windows_dropped']}{reason}"
+        )
         self.lines.appendleft(format_line(readout).strip())
         self.history.clear()
         self.history.addItems(list(self.lines))

@@ -16,14 +16,27 @@ class receiver(gr.hier_block2):
     See `spectrogram` and `classifier` for the parameters.
     """
 
-    def __init__(self, bundle="", samp_rate=30.72e6, hop=0, max_rate=0.0, one_in_n=1, queue_size=8,
-                 embedding_output=False, embedding_dim=0):
-        self.classifier = classifier(bundle, max_rate, one_in_n, queue_size, embedding_output,
-                                     embedding_dim=embedding_dim)
+    def __init__(
+        self,
+        bundle="",
+        samp_rate=30.72e6,
+        hop=0,
+        max_rate=0.0,
+        one_in_n=1,
+        queue_size=8,
+        embedding_output=False,
+        embedding_dim=0,
+    ):
+        self.classifier = classifier(
+            bundle, max_rate, one_in_n, queue_size, embedding_output, embedding_dim=embedding_dim
+        )
         runtime = self.classifier.runtime
         self.spectrogram = spectrogram(str(runtime.bundle_dir), samp_rate, hop)
-        out_sig = (gr.io_signature(1, 1, gr.sizeof_float * runtime.embedding_dim) if embedding_output
-                   else gr.io_signature(0, 0, 0))
+        out_sig = (
+            gr.io_signature(1, 1, gr.sizeof_float * runtime.embedding_dim)
+            if embedding_output
+            else gr.io_signature(0, 0, 0)
+        )
         gr.hier_block2.__init__(self, "lwm_receiver", gr.io_signature(1, 1, gr.sizeof_gr_complex), out_sig)
         self.message_port_register_hier_out(READOUT_PORT)
         self.connect(self, self.spectrogram, self.classifier)

@@ -83,8 +83,10 @@ class scoreboard(ReadoutSink):
         parts = []
         for task in TASKS:
             if self.judged[task]:
-                parts.append(f"{task.removesuffix('_db')} {100 * self.correct[task] / self.judged[task]:.0f} % "
-                             f"({self.correct[task]}/{self.judged[task]})")
+                parts.append(
+                    f"{task.removesuffix('_db')} {100 * self.correct[task] / self.judged[task]:.0f} % "
+                    f"({self.correct[task]}/{self.judged[task]})"
+                )
         parts.append(f"invalid {self.invalid}")
         if self.unlabelled:
             parts.append(f"without truth {self.unlabelled}")

@@ -42,8 +42,10 @@ class sigmf_annotator(ReadoutSink):
         try:
             self.meta = json.loads(self.path.read_text())
         except FileNotFoundError as err:
-            raise ConfigError(f"{LABEL}: no SigMF metadata at {self.path}; give the path of the recording "
-                              "whose samples the receiver reads") from err
+            raise ConfigError(
+                f"{LABEL}: no SigMF metadata at {self.path}; give the path of the recording "
+                "whose samples the receiver reads"
+            ) from err
         except json.JSONDecodeError as err:
             raise ConfigError(f"{LABEL}: {self.path} is not valid JSON ({err}); repair or regenerate it") from err
         rate = self.meta.get("global", {}).get("core:sample_rate")

@@ -51,21 +51,27 @@ class sigmf_source(gr.sync_block):
     def __init__(self, path, repeat=False):
         meta_path = meta_path_of(path)
         if not meta_path.exists():
-            raise ConfigError(f"{LABEL}: no SigMF recording at {str(path)!r} ({meta_path} is missing); "
-                              "give the path of a .sigmf-meta file with its .sigmf-data beside it")
+            raise ConfigError(
+                f"{LABEL}: no SigMF recording at {str(path)!r} ({meta_path} is missing); "
+                "give the path of a .sigmf-meta file with its .sigmf-data beside it"
+            )
         try:
             self.meta = fromfile(str(meta_path), skip_checksum=True, autoscale=True)
         except (SigMFError, ValueError, OSError) as err:
             raise ConfigError(f"{LABEL}: {meta_path} is not a readable SigMF recording: {err}") from err
         datatype = self.meta.get_global_field("core:datatype")
         if datatype not in SUPPORTED_DATATYPES:
-            raise ConfigError(f"{LABEL}: {meta_path} has core:datatype {datatype!r}, which is not supported; "
-                              f"supported: {', '.join(SUPPORTED_DATATYPES)}. Fix: convert the recording to "
-                              "cf32_le (for example `lwmspectro iq`-style writing with lwmspectro.sigmf_io)")
+            raise ConfigError(
+                f"{LABEL}: {meta_path} has core:datatype {datatype!r}, which is not supported; "
+                f"supported: {', '.join(SUPPORTED_DATATYPES)}. Fix: convert the recording to "
+                "cf32_le (for example `lwmspectro iq`-style writing with lwmspectro.sigmf_io)"
+            )
         channels = self.meta.get_global_field("core:num_channels", 1)
         if channels != 1:
-            raise ConfigError(f"{LABEL}: {meta_path} holds {channels} channels; only single-channel "
-                              "recordings can be replayed, split it into one recording per channel")
+            raise ConfigError(
+                f"{LABEL}: {meta_path} holds {channels} channels; only single-channel "
+                "recordings can be replayed, split it into one recording per channel"
+            )
         rate = self.meta.get_global_field("core:sample_rate")
         if not rate or rate <= 0:
             raise ConfigError(f"{LABEL}: {meta_path} has no positive core:sample_rate; add it to the global object")

@@ -26,8 +26,17 @@ from lwmspectro import quality
 from lwmspectro.resample import PointResampler
 from lwmspectro.spectrogram import SpectrogramParams, frames_from_iq, spectrogram_from_frames
 
-from .common import (TAG_CLOCK, TAG_INVALID, TAG_RX_FREQ, TAG_RX_TIME, TAG_TRUTH, TAG_WINDOW_START, ConfigError,
-                     load_bundle, rx_time_pmt)
+from .common import (
+    TAG_CLOCK,
+    TAG_INVALID,
+    TAG_RX_FREQ,
+    TAG_RX_TIME,
+    TAG_TRUTH,
+    TAG_WINDOW_START,
+    ConfigError,
+    load_bundle,
+    rx_time_pmt,
+)
 
 LABEL = "LWM Spectrogram"
 MAX_WINDOWS_PER_CALL = 16
@@ -49,8 +58,9 @@ class spectrogram(gr.basic_block):
         card = load_bundle(bundle, LABEL)
         self.params = SpectrogramParams.from_dict(card["spectrogram"])
         if not samp_rate or samp_rate <= 0:
-            raise ConfigError(f"{LABEL}: sample rate {samp_rate!r} is not a positive number of Hz; "
-                              "set it to the source's sample rate")
+            raise ConfigError(
+                f"{LABEL}: sample rate {samp_rate!r} is not a positive number of Hz; set it to the source's sample rate"
+            )
         self.samp_rate = float(samp_rate)
         self.resampler = PointResampler.for_rates(self.samp_rate, self.params.sample_rate_hz)
         self.up, self.down = self.resampler.up, self.resampler.down
@@ -58,8 +68,10 @@ class spectrogram(gr.basic_block):
         self.span = self.params.source_window_samples(self.samp_rate)
         hop = int(hop)
         if hop < 0:
-            raise ConfigError(f"{LABEL}: hop {hop} is negative; give source samples between window "
-                              f"starts, or 0 for back-to-back windows of {self.span}")
+            raise ConfigError(
+                f"{LABEL}: hop {hop} is negative; give source samples between window "
+                f"starts, or 0 for back-to-back windows of {self.span}"
+            )
         self.hop = hop or self.span
         # Analysis-rate offsets, inside one observation, of the samples G reads: (T, N_w).
         self.frame_positions = frames_from_iq(np.arange(self.params.window_samples), self.params)
@@ -68,9 +80,9 @@ class spectrogram(gr.basic_block):
             raise ConfigError(
                 f"{LABEL}: vector length {vlen} does not match the bundle's spectrogram "
                 f"({self.params.n_frames} x {self.params.n_bins} = {self.vlen}); set the vector "
-                f"length to {self.vlen} (or 0) and use the same bundle in the classifier")
-        gr.basic_block.__init__(self, name="lwm_spectrogram", in_sig=[np.complex64],
-                                out_sig=[(np.float32, self.vlen)])
+                f"length to {self.vlen} (or 0) and use the same bundle in the classifier"
+            )
+        gr.basic_block.__init__(self, name="lwm_spectrogram", in_sig=[np.complex64], out_sig=[(np.float32, self.vlen)])
         self.set_tag_propagation_policy(gr.TPP_DONT)
         # The scheduler sizes the upstream buffer from this ratio: it must hold all a window
         # needs at once, or the block could never see a whole one.
@@ -94,10 +106,12 @@ class spectrogram(gr.basic_block):
         analysis = self.params.sample_rate_hz
         if self.samp_rate >= analysis:
             return None
-        return (f"source rate {self.samp_rate / 1e6:g} MS/s holds {self.samp_rate / 1e6:g} MHz of the "
-                f"{analysis / 1e6:g} MHz the model analyses: the outer spectrogram bins stay empty and "
-                "channels wider than the source bandwidth (20 MHz WiFi/LTE/NR) are cut off, so expect "
-                f"poor readouts; run the source at {analysis / 1e6:g} MS/s or more for full accuracy")
+        return (
+            f"source rate {self.samp_rate / 1e6:g} MS/s holds {self.samp_rate / 1e6:g} MHz of the "
+            f"{analysis / 1e6:g} MHz the model analyses: the outer spectrogram bins stay empty and "
+            "channels wider than the source bandwidth (20 MHz WiFi/LTE/NR) are cut off, so expect "
+            f"poor readouts; run the source at {analysis / 1e6:g} MS/s or more for full accuracy"
+        )
 
     def _low(self, start: int) -> int:
         """First source sample a window starting at `start` needs."""
@@ -129,7 +143,7 @@ class spectrogram(gr.basic_block):
             start += self.hop
         if starts:
             vectors, reasons = self._transform(samples, first, starts)
-            output_items[0][:len(starts)] = vectors.reshape(len(starts), self.vlen)
+            output_items[0][: len(starts)] = vectors.reshape(len(starts), self.vlen)
             clock = pmt.from_double(time.monotonic())
             for i, (window_start, reason) in enumerate(zip(starts, reasons)):
                 self._tag_window(self.nitems_written(0) + i, window_start, reason, clock)
@@ -141,7 +155,7 @@ class spectrogram(gr.basic_block):
     def _transform(self, samples: np.ndarray, first: int, starts: list[int]):
         """(G of each window (n, T, K), invalid reason or None per window)."""
         low = self._low(starts[0])
-        chunk = samples[low - first:self._window_end(starts[-1]) - first]
+        chunk = samples[low - first : self._window_end(starts[-1]) - first]
         if not self.resampling:
             frames = np.stack([frames_from_iq(chunk, self.params, s - low) for s in starts])
             reasons = [quality.check_iq(f) for f in frames]
@@ -149,8 +163,14 @@ class spectrogram(gr.basic_block):
         positions = (np.asarray(starts) * self.up // self.down)[:, None, None] + self.frame_positions
         # Judged at the source rate, where ADC rails are still visible: the source samples
         # under the frames G reads (the first at or after each analysis sample's time).
-        under = np.clip(-(-positions * self.down // self.up), np.asarray(starts)[:, None, None],
-                        np.asarray(starts)[:, None, None] + self.span - 1) - low
+        under = (
+            np.clip(
+                -(-positions * self.down // self.up),
+                np.asarray(starts)[:, None, None],
+                np.asarray(starts)[:, None, None] + self.span - 1,
+            )
+            - low
+        )
         reasons = [quality.check_iq(chunk[window]) for window in under]
         if "nan_or_inf" in reasons:
             # Keep a broken window's NaN out of the filter taps that reach its neighbours.

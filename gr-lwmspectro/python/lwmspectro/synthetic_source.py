@@ -32,9 +32,14 @@ class synthetic_source(gr.sync_block):
         from lwmspectro.synth import SyntheticStream
 
         try:
-            self.stream = SyntheticStream(protocol=_choice(protocol), modulation=_choice(modulation),
-                                          snr_db=snr_db, mobility=_choice(mobility), cycle=bool(cycle),
-                                          seed=int(seed))
+            self.stream = SyntheticStream(
+                protocol=_choice(protocol),
+                modulation=_choice(modulation),
+                snr_db=snr_db,
+                mobility=_choice(mobility),
+                cycle=bool(cycle),
+                seed=int(seed),
+            )
         except ValueError as err:
             raise ConfigError(f"{LABEL}: {err}") from err
         self.samp_rate = float(self.stream.params.sample_rate_hz)
@@ -62,7 +67,7 @@ class synthetic_source(gr.sync_block):
                 self.observations += 1
                 self.add_item_tag(0, self.nitems_written(0) + written, pmt.intern(TAG_TRUTH), to_pmt(truth))
             count = min(len(out) - written, len(self._samples) - self._position)
-            out[written:written + count] = self._samples[self._position:self._position + count]
+            out[written : written + count] = self._samples[self._position : self._position + count]
             self._position += count
             written += count
         return written

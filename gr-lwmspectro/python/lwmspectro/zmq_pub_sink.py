@@ -35,8 +35,10 @@ class zmq_pub_sink(ReadoutSink):
             socket.bind(self.address)
         except zmq.ZMQError as err:
             socket.close()
-            raise ConfigError(f"{LABEL}: cannot bind {self.address!r}: {err}; give a free endpoint such as "
-                              f"{DEFAULT_ADDRESS} (transport://host:port)") from err
+            raise ConfigError(
+                f"{LABEL}: cannot bind {self.address!r}: {err}; give a free endpoint such as "
+                f"{DEFAULT_ADDRESS} (transport://host:port)"
+            ) from err
         self._socket = socket
 
     def start(self):

@@ -61,8 +61,9 @@ def _stock_chain(samples, params):
     transform = fft.fft_vcc(n_fft, True, window, True, 1)
     power = blocks.complex_to_mag_squared(n_fft)
     log = blocks.nlog10_ff(10.0, n_fft, 0.0)
-    top.connect(_looped_source(samples), to_vector, keep, transform, power, log,
-                blocks.null_sink(gr.sizeof_float * n_fft))
+    top.connect(
+        _looped_source(samples), to_vector, keep, transform, power, log, blocks.null_sink(gr.sizeof_float * n_fft)
+    )
     return top, lambda: to_vector.nitems_read(0)
 
 
@@ -83,26 +84,34 @@ def run(args) -> int:
     rate = params.sample_rate_hz
     stream = SyntheticStream(cycle=True, seed=0, params=params)
     samples = np.concatenate([stream.next_observation()[0] for _ in range(args.observations)])
-    print(f"bundle {runtime.card['name']} ({bundle}); input: {args.observations} synthetic observations "
-          f"({len(samples) / rate * 1e3:.0f} ms at {rate / 1e6:g} MS/s) looped; {args.seconds:g} s per figure")
+    print(
+        f"bundle {runtime.card['name']} ({bundle}); input: {args.observations} synthetic observations "
+        f"({len(samples) / rate * 1e3:.0f} ms at {rate / 1e6:g} MS/s) looped; {args.seconds:g} s per figure"
+    )
 
     top = gr.top_block("spectrogram alone")
     spectrogram = lwm_blocks.spectrogram(bundle, rate)
     top.connect(_looped_source(samples), spectrogram, blocks.null_sink(gr.sizeof_float * spectrogram.vlen))
     block_rate = _sustained_rate(top, lambda: spectrogram.nitems_read(0), args.seconds)
     stock_rate = _sustained_rate(*_stock_chain(samples, params), args.seconds)
-    print(f"{'LWM Spectrogram block (G, T x K vectors)':<46s} {block_rate / 1e6:8.1f} MS/s  "
-          f"{block_rate / rate:5.2f} x real time")
-    print(f"{'stock GR chain, same frames (no normalising)':<46s} {stock_rate / 1e6:8.1f} MS/s  "
-          f"{stock_rate / rate:5.2f} x real time")
+    print(
+        f"{'LWM Spectrogram block (G, T x K vectors)':<46s} {block_rate / 1e6:8.1f} MS/s  "
+        f"{block_rate / rate:5.2f} x real time"
+    )
+    print(
+        f"{'stock GR chain, same frames (no normalising)':<46s} {stock_rate / 1e6:8.1f} MS/s  "
+        f"{stock_rate / rate:5.2f} x real time"
+    )
 
     top = gr.top_block("receiver unthrottled")
     receiver = lwm_blocks.receiver(runtime, rate, max_rate=READOUT_CAP)
     top.connect(_looped_source(samples), receiver)
     receiver_rate = _sustained_rate(top, lambda: receiver.spectrogram.nitems_read(0), args.seconds)
     verdict = "meets" if receiver_rate / rate >= TARGET_REAL_TIME else "MISSES"
-    print(f"{f'whole receiver, inference capped at {READOUT_CAP:g}/s':<46s} {receiver_rate / 1e6:8.1f} MS/s  "
-          f"{receiver_rate / rate:5.2f} x real time ({verdict} the {TARGET_REAL_TIME:g}x target)")
+    print(
+        f"{f'whole receiver, inference capped at {READOUT_CAP:g}/s':<46s} {receiver_rate / 1e6:8.1f} MS/s  "
+        f"{receiver_rate / rate:5.2f} x real time ({verdict} the {TARGET_REAL_TIME:g}x target)"
+    )
 
     top = gr.top_block("receiver at real time")
     throttle = blocks.throttle(gr.sizeof_gr_complex, rate, True)
@@ -116,10 +125,14 @@ def run(args) -> int:
     if len(latencies):
         p50, p99 = np.percentile(latencies, [50, 99])
         verdict = "meets" if p99 < TARGET_P99_MS else "MISSES"
-        print(f"{'readout latency at real time':<46s} p50 {p50:6.1f} ms  p99 {p99:6.1f} ms "
-              f"({verdict} the {TARGET_P99_MS:g} ms target; {len(latencies)} readouts)")
-    print(f"{'source throttled to real time kept':<46s} {kept_rate / 1e6:8.1f} MS/s  "
-          f"({counters['windows_dropped']} windows dropped by the classifier queue)")
+        print(
+            f"{'readout latency at real time':<46s} p50 {p50:6.1f} ms  p99 {p99:6.1f} ms "
+            f"({verdict} the {TARGET_P99_MS:g} ms target; {len(latencies)} readouts)"
+        )
+    print(
+        f"{'source throttled to real time kept':<46s} {kept_rate / 1e6:8.1f} MS/s  "
+        f"({counters['windows_dropped']} windows dropped by the classifier queue)"
+    )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     verdict = "meets" if peak_mb < TARGET_RSS_MB else "MISSES"
     print(f"{'peak resident memory':<46s} {peak_mb:8.0f} MB  ({verdict} the {TARGET_RSS_MB:g} MB target)")

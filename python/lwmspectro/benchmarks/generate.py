@@ -29,16 +29,23 @@ def run(args) -> int:
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     params = DEFAULT_PARAMS
-    print(f"one process (one core); G = {params.n_frames}x{params.n_bins}, "
-          f"{params.window_seconds * 1e3:.1f} ms at {params.sample_rate_hz / 1e6:g} MS/s")
+    print(
+        f"one process (one core); G = {params.n_frames}x{params.n_bins}, "
+        f"{params.window_seconds * 1e3:.1f} ms at {params.sample_rate_hz / 1e6:g} MS/s"
+    )
     print(f"{'pipeline':<28s} {'spectrograms/s':>15s}")
     for protocol in ("wifi", "lte", "nr", "other", "none"):
         config = GeneratorConfig(classes={protocol: 1.0}, channel=args.channel)
         counter = iter(range(10**9))
-        rate = _rate(lambda: make_spectrogram(draw_spec(config, next(counter)), params), args.seconds)
+        rate = _rate(
+            lambda config=config, counter=counter: make_spectrogram(draw_spec(config, next(counter)), params),
+            args.seconds,
+        )
         print(f"{'end to end ' + protocol:<28s} {rate:>15.1f}")
     rng = np.random.default_rng(0)
-    iq = (rng.standard_normal(params.window_samples) + 1j * rng.standard_normal(params.window_samples)).astype(np.complex64)
+    iq = (rng.standard_normal(params.window_samples) + 1j * rng.standard_normal(params.window_samples)).astype(
+        np.complex64
+    )
     g_rate = _rate(lambda: spectrogram(iq, params), args.seconds)
 
     def plain_stft():
@@ -46,7 +53,7 @@ def run(args) -> int:
         window = np.hanning(params.n_fft + 1)[:-1]
         out = np.empty((params.n_frames, params.n_fft), np.float64)
         for t, start in enumerate(params.frame_starts):
-            spectrum = np.fft.fftshift(np.fft.fft(iq[start:start + params.n_fft] * window))
+            spectrum = np.fft.fftshift(np.fft.fft(iq[start : start + params.n_fft] * window))
             out[t] = 10 * np.log10(np.abs(spectrum) ** 2 + 1e-20)
         return (out - out.mean()) / out.std()
 

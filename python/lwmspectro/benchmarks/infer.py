@@ -19,8 +19,11 @@ TARGET_READOUTS_PER_S = 100.0
 
 def add_arguments(parser):
     parser.add_argument("--bundle", help="model bundle folder (default: $LWMSPECTRO_BUNDLE, else models/small)")
-    parser.add_argument("--data", help="labelled dataset folder: inputs for timing and the int8 accuracy check "
-                                       "(default: spectrograms made by the generator)")
+    parser.add_argument(
+        "--data",
+        help="labelled dataset folder: inputs for timing and the int8 accuracy check "
+        "(default: spectrograms made by the generator)",
+    )
     parser.add_argument("--seconds", type=float, default=3.0, help="time spent on each measurement")
     parser.add_argument("--batch", type=int, default=32, help="batch size for the throughput figure")
     parser.add_argument("--threads", type=int, help="threads for ONNX Runtime and torch (default: all cores)")
@@ -35,7 +38,7 @@ def timings(call, inputs, batch: int, seconds: float, min_calls: int):
     import numpy as np
 
     n = len(inputs)
-    batches = [inputs[i:i + batch] for i in range(0, n - batch + 1, batch)] or [inputs[:batch]]
+    batches = [inputs[i : i + batch] for i in range(0, n - batch + 1, batch)] or [inputs[:batch]]
     call(batches[0])
     durations, start = [], time.perf_counter()
     while len(durations) < min_calls or time.perf_counter() - start < seconds:
@@ -72,16 +75,18 @@ def bench_inputs(params, data: str | None, count: int):
 
         dataset = open_dataset(data)
         if dataset.params != params:
-            raise ValueError(f"{data}: its spectrogram parameters differ from the bundle's; "
-                             "make the dataset with the bundle's G")
+            raise ValueError(
+                f"{data}: its spectrogram parameters differ from the bundle's; make the dataset with the bundle's G"
+            )
         rows = [i for i, row in enumerate(dataset.labels) if row["protocol"] in labels.PROTOCOLS][:count]
         if not rows:
             raise ValueError(f"{data}: no WiFi, LTE or NR rows to time the model on")
         return dataset.spectrograms(rows), [dataset.labels[i] for i in rows]
     from ..synth import GeneratorConfig, draw_spec, make_spectrogram
 
-    config = GeneratorConfig(classes={p: 1.0 for p in labels.PROTOCOLS}, channel=SYNTHETIC_CHANNEL,
-                             spectrogram=params.to_dict())
+    config = GeneratorConfig(
+        classes=dict.fromkeys(labels.PROTOCOLS, 1.0), channel=SYNTHETIC_CHANNEL, spectrogram=params.to_dict()
+    )
     made = [make_spectrogram(draw_spec(config, i), params) for i in range(count)]
     return np.stack([s for s, _ in made]), [row for _, row in made]
 
@@ -126,20 +131,26 @@ def accuracy(runtime, spectrograms, rows, batch: int) -> dict:
 
     readouts = []
     for i in range(0, len(spectrograms), batch):
-        readouts += runtime.classify(spectrograms[i:i + batch])
+        readouts += runtime.classify(spectrograms[i : i + batch])
     protocol_hits, modulation, joint = 0, [], []
     for readout, row in zip(readouts, rows):
         protocol_hits += readout["protocol"] == row["protocol"]
         if readout["expert"] is None or row.get("modulation") is None:
             continue
         modulation.append(readout["modulation"] == row["modulation"])
-        true_snr = labels.SNR_GRID_DB[labels.snr_mobility_index(row["snr_db"], row["mobility"]) // len(labels.MOBILITY_CLASSES)]
+        true_snr = labels.SNR_GRID_DB[
+            labels.snr_mobility_index(row["snr_db"], row["mobility"]) // len(labels.MOBILITY_CLASSES)
+        ]
         joint.append(readout["snr_db"] == true_snr and readout["mobility"] == row["mobility"])
+
     def mean(hits):
         return 100.0 * sum(hits) / len(hits) if hits else float("nan")
 
-    return {"protocol": 100.0 * protocol_hits / max(1, len(rows)), "modulation": mean(modulation),
-            "snr_mobility": mean(joint)}
+    return {
+        "protocol": 100.0 * protocol_hits / max(1, len(rows)),
+        "modulation": mean(modulation),
+        "snr_mobility": mean(joint),
+    }
 
 
 def torch_bundle_model(bundle_dir):
@@ -203,60 +214,108 @@ def run(args) -> int:
     runtime = Runtime(bundle_dir, intra_op_threads=threads)
     count = max(args.batch * 2, args.max_samples if (args.int8 and args.data) else 0)
     spectrograms, rows = bench_inputs(runtime.params, args.data, count)
-    print(f"bundle {runtime.bundle_dir} ({runtime.card['name']}); {threads} threads; inputs: "
-          f"{len(spectrograms)} {'rows of ' + args.data if args.data else 'generated WiFi/LTE/NR spectrograms'}; "
-          f"{args.seconds:g} s per figure")
+    print(
+        f"bundle {runtime.bundle_dir} ({runtime.card['name']}); {threads} threads; inputs: "
+        f"{len(spectrograms)} {'rows of ' + args.data if args.data else 'generated WiFi/LTE/NR spectrograms'}; "
+        f"{args.seconds:g} s per figure"
+    )
 
     results, notes = [], []
-    results.append(measure("ONNX Runtime, bundle", runtime.classify, spectrograms, args.batch, args.seconds,
-                           onnx_parameters(bundle_dir)))
+    results.append(
+        measure(
+            "ONNX Runtime, bundle",
+            runtime.classify,
+            spectrograms,
+            args.batch,
+            args.seconds,
+            onnx_parameters(bundle_dir),
+        )
+    )
     model, why = torch_bundle_model(bundle_dir)
     if model is None:
         notes.append(f"eager PyTorch, bundle: not measured: {why}")
     else:
-        results.append(measure("eager PyTorch, bundle", torch_call(model, threads), spectrograms, args.batch,
-                               args.seconds, sum(p.numel() for p in model.parameters())))
+        results.append(
+            measure(
+                "eager PyTorch, bundle",
+                torch_call(model, threads),
+                spectrograms,
+                args.batch,
+                args.seconds,
+                sum(p.numel() for p in model.parameters()),
+            )
+        )
     model, why = paper_model(runtime.params)
     if model is None:
         notes.append(f"eager PyTorch, paper size: not measured: {why}")
     else:
-        results.append(measure("eager PyTorch, paper size", torch_call(model, threads), spectrograms, args.batch,
-                               args.seconds, sum(p.numel() for p in model.parameters())))
+        results.append(
+            measure(
+                "eager PyTorch, paper size",
+                torch_call(model, threads),
+                spectrograms,
+                args.batch,
+                args.seconds,
+                sum(p.numel() for p in model.parameters()),
+            )
+        )
     if args.int8:
         with tempfile.TemporaryDirectory() as folder:
             quantised = Runtime(quantised_copy(bundle_dir, folder), intra_op_threads=threads)
-            results.append(measure("ONNX Runtime, bundle int8", quantised.classify, spectrograms, args.batch,
-                                   args.seconds, onnx_parameters(folder)))
+            results.append(
+                measure(
+                    "ONNX Runtime, bundle int8",
+                    quantised.classify,
+                    spectrograms,
+                    args.batch,
+                    args.seconds,
+                    onnx_parameters(folder),
+                )
+            )
             if args.data:
                 fp32 = accuracy(runtime, spectrograms, rows, args.batch)
                 int8 = accuracy(quantised, spectrograms, rows, args.batch)
                 for task in fp32:
-                    notes.append(f"int8 accuracy, {task}: {int8[task]:.1f} % vs fp32 {fp32[task]:.1f} % "
-                                 f"({int8[task] - fp32[task]:+.1f} points, {len(rows)} rows)")
+                    notes.append(
+                        f"int8 accuracy, {task}: {int8[task]:.1f} % vs fp32 {fp32[task]:.1f} % "
+                        f"({int8[task] - fp32[task]:+.1f} points, {len(rows)} rows)"
+                    )
             else:
                 notes.append("int8 accuracy: not measured (pass --data DIR with a labelled dataset)")
 
-    print(f"\n{'model':<28s} {'parameters':>12s} {'p50 ms (b=1)':>13s} {'p99 ms (b=1)':>13s} "
-          f"{'readouts/s (b=' + str(args.batch) + ')':>20s}")
+    print(
+        f"\n{'model':<28s} {'parameters':>12s} {'p50 ms (b=1)':>13s} {'p99 ms (b=1)':>13s} "
+        f"{'readouts/s (b=' + str(args.batch) + ')':>20s}"
+    )
     for r in results:
         parameters = f"{r['parameters']:,}" if r["parameters"] is not None else "?"
-        print(f"{r['name']:<28s} {parameters:>12s} {r['p50_ms']:>13.2f} {r['p99_ms']:>13.2f} {r['readouts_per_s']:>20.1f}")
+        print(
+            f"{r['name']:<28s} {parameters:>12s} {r['p50_ms']:>13.2f} {r['p99_ms']:>13.2f} {r['readouts_per_s']:>20.1f}"
+        )
     by_name = {r["name"]: r for r in results}
     ort = by_name["ONNX Runtime, bundle"]
     print()
     for other in ("eager PyTorch, bundle", "eager PyTorch, paper size", "ONNX Runtime, bundle int8"):
         if other in by_name:
             o = by_name[other]
-            print(f"ONNX Runtime bundle vs {other}: {o['p50_ms'] / ort['p50_ms']:.2f}x latency, "
-                  f"{ort['readouts_per_s'] / o['readouts_per_s']:.2f}x throughput")
+            print(
+                f"ONNX Runtime bundle vs {other}: {o['p50_ms'] / ort['p50_ms']:.2f}x latency, "
+                f"{ort['readouts_per_s'] / o['readouts_per_s']:.2f}x throughput"
+            )
     if "eager PyTorch, bundle" in by_name:
         eager = by_name["eager PyTorch, bundle"]
-        for figure, speedup in (("latency at batch 1", eager["p50_ms"] / ort["p50_ms"]),
-                                (f"throughput at batch {args.batch}", ort["readouts_per_s"] / eager["readouts_per_s"])):
-            print(f"target ONNX Runtime >= {TARGET_SPEEDUP:g}x eager PyTorch, {figure}: {speedup:.2f}x "
-                  f"{'met' if speedup >= TARGET_SPEEDUP else 'MISSED'}")
-    print(f"target >= {TARGET_READOUTS_PER_S:g} readouts/s: {ort['readouts_per_s']:.1f} "
-          f"{'met' if ort['readouts_per_s'] >= TARGET_READOUTS_PER_S else 'MISSED'} ({threads} threads)")
+        for figure, speedup in (
+            ("latency at batch 1", eager["p50_ms"] / ort["p50_ms"]),
+            (f"throughput at batch {args.batch}", ort["readouts_per_s"] / eager["readouts_per_s"]),
+        ):
+            print(
+                f"target ONNX Runtime >= {TARGET_SPEEDUP:g}x eager PyTorch, {figure}: {speedup:.2f}x "
+                f"{'met' if speedup >= TARGET_SPEEDUP else 'MISSED'}"
+            )
+    print(
+        f"target >= {TARGET_READOUTS_PER_S:g} readouts/s: {ort['readouts_per_s']:.1f} "
+        f"{'met' if ort['readouts_per_s'] >= TARGET_READOUTS_PER_S else 'MISSED'} ({threads} threads)"
+    )
     for note in notes:
         print(note)
     return 0

@@ -36,8 +36,8 @@ from .noise import add_awgn, mean_power, measure_snr_db, noise_variance
 from .tdl import TDL_PROFILES, TapProfile, TDLChannel, fractional_delay_weights, tdl_profile
 
 __all__ = [
-    "FadingProcess",
     "TDL_PROFILES",
+    "FadingProcess",
     "TDLChannel",
     "TapProfile",
     "add_awgn",

@@ -116,8 +116,11 @@ def phase_noise(
     gaps = np.diff(unique, prepend=unique[:1])
     steps = rng.standard_normal(unique.size) * np.sqrt(2.0 * np.pi * linewidth_hz * gaps / sample_rate_hz)
     phase = np.cumsum(steps)[inverse].reshape(y.shape)
-    labels = {"phase_noise_dbc_hz": float(dbc_hz), "phase_noise_offset_hz": float(offset_hz),
-              "phase_noise_linewidth_hz": float(linewidth_hz)}
+    labels = {
+        "phase_noise_dbc_hz": float(dbc_hz),
+        "phase_noise_offset_hz": float(offset_hz),
+        "phase_noise_linewidth_hz": float(linewidth_hz),
+    }
     return (y * np.exp(1j * phase)).astype(np.complex64), labels
 
 

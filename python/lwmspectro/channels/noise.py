@@ -38,9 +38,7 @@ def _check_bandwidth(occupied_bw_hz: float, sample_rate_hz: float) -> None:
     if not np.isfinite(sample_rate_hz) or sample_rate_hz <= 0:
         raise ValueError(f"sample_rate_hz must be positive, got {sample_rate_hz}")
     if not np.isfinite(occupied_bw_hz) or not 0 < occupied_bw_hz <= sample_rate_hz:
-        raise ValueError(
-            f"occupied_bw_hz must lie in (0, sample rate = {sample_rate_hz:g}] Hz, got {occupied_bw_hz}"
-        )
+        raise ValueError(f"occupied_bw_hz must lie in (0, sample rate = {sample_rate_hz:g}] Hz, got {occupied_bw_hz}")
 
 
 def noise_variance(snr_db: float, occupied_bw_hz: float, sample_rate_hz: float, signal_power: float) -> float:

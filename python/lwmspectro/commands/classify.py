@@ -53,9 +53,12 @@ def run(args) -> int:
     rate = samples.sample_rate_hz
     analysis_rate = runtime.params.sample_rate_hz
     resampling = "" if rate == analysis_rate else f", resampled to {analysis_rate / 1e6:g} MS/s"
-    print(f"# {samples.path}: {len(samples)} samples at {rate / 1e6:g} MS/s{resampling}; "
-          f"bundle {runtime.bundle_dir} ({runtime.card['name']}); "
-          f"{runtime.source_window_samples(rate)} samples per window", file=sys.stderr)
+    print(
+        f"# {samples.path}: {len(samples)} samples at {rate / 1e6:g} MS/s{resampling}; "
+        f"bundle {runtime.bundle_dir} ({runtime.card['name']}); "
+        f"{runtime.source_window_samples(rate)} samples per window",
+        file=sys.stderr,
+    )
     show = readout.to_json if args.json else readout.format_line
     for result in runtime.iter_classify_iq(samples, rate, stride=args.stride, max_windows=args.max_windows):
         print(show(result), flush=True)

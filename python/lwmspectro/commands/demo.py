@@ -1,12 +1,18 @@
 """`lwmspectro demo`: the headless synthetic flowgraph, readouts beside the ground truth."""
 
-HELP = ("run the GNU Radio receiver on synthetic WiFi/LTE/NR signals: each readout beside its ground "
-        "truth, then the accuracy and the throughput")
+HELP = (
+    "run the GNU Radio receiver on synthetic WiFi/LTE/NR signals: each readout beside its ground "
+    "truth, then the accuracy and the throughput"
+)
 
 
 def add_arguments(parser):
-    parser.add_argument("--seconds", type=float, default=30.0,
-                        help="how long to stream (wall clock, default 30); the last observation then finishes")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=30.0,
+        help="how long to stream (wall clock, default 30); the last observation then finishes",
+    )
     parser.add_argument("--bundle", default="", help="model bundle folder (default: the shipped model)")
     parser.add_argument("--protocol", default="", help="fix the protocol (wifi, lte, nr, none, other; default: cycle)")
     parser.add_argument("--snr", type=float, default=None, help="fix the SNR in dB (default: drawn)")
@@ -35,9 +41,12 @@ def run(args) -> int:
         raise ValueError(f"--seconds {args.seconds} must be positive")
     top, source, receiver, board = build_flowgraph(args.bundle, args.protocol, args.snr, args.seed)
     runtime = receiver.classifier.runtime
-    print(f"LWM-Spectro demo: bundle {runtime.card['name']} ({runtime.bundle_dir}); synthetic signals at "
-          f"{source.samp_rate / 1e6:g} MS/s, one readout per {runtime.params.window_seconds * 1e3:.1f} ms "
-          f"window beside its ground truth, for {args.seconds:g} s", flush=True)
+    print(
+        f"LWM-Spectro demo: bundle {runtime.card['name']} ({runtime.bundle_dir}); synthetic signals at "
+        f"{source.samp_rate / 1e6:g} MS/s, one readout per {runtime.params.window_seconds * 1e3:.1f} ms "
+        f"window beside its ground truth, for {args.seconds:g} s",
+        flush=True,
+    )
     started = time.monotonic()
     top.start()
     try:
@@ -52,7 +61,9 @@ def run(args) -> int:
     counters = receiver.counters()
     samples = counters["windows_out"] * receiver.spectrogram.span
     print(f"--- {board.readouts} readouts in {elapsed:.1f} s; {board.summary()}")
-    print(f"throughput: {counters['windows_classified'] / elapsed:.2f} windows/s classified, "
-          f"{samples / elapsed / 1e6:.3f} MS/s of I/Q ({samples / source.samp_rate / elapsed:.3f} x real time; "
-          f"the synthetic generator sets the pace), {counters['windows_dropped']} windows dropped")
+    print(
+        f"throughput: {counters['windows_classified'] / elapsed:.2f} windows/s classified, "
+        f"{samples / elapsed / 1e6:.3f} MS/s of I/Q ({samples / source.samp_rate / elapsed:.3f} x real time; "
+        f"the synthetic generator sets the pace), {counters['windows_dropped']} windows dropped"
+    )
     return 0

@@ -11,26 +11,54 @@ TASK_CHOICES = ("task1", "task2", "task3")
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--bundle", default=None,
-                        help="model bundle folder (card.json, ONNX files, weights.pt); needed unless --models "
-                             "names baselines only")
-    parser.add_argument("--data", required=True, help="dataset folder from `lwmspectro generate` holding the held-out scenario")
-    parser.add_argument("--quick", action="store_true",
-                        help="the preset sized for two CPU cores in under 30 minutes (default: the paper's full grid)")
-    parser.add_argument("--out", default="docs/results",
-                        help="folder for trials.csv, predictions, tables and figures; a rerun resumes there "
-                             "(default: docs/results)")
-    parser.add_argument("--results-md", default="docs/results.md", help="report to regenerate (default: docs/results.md)")
-    parser.add_argument("--tasks", nargs="+", default=list(TASK_CHOICES), choices=TASK_CHOICES, metavar="TASK",
-                        help=f"tasks to run (default: all of {', '.join(TASK_CHOICES)})")
-    parser.add_argument("--scenario", default=None,
-                        help="scenario to evaluate on (default: the project's held-out scenario)")
-    parser.add_argument("--pretrained-weights", action="append", default=[], metavar="MODEL=PATH",
-                        help="initialise a baseline from a state dict, e.g. resnet18=resnet18-imagenet.pth "
-                             "(torchvision names; repeatable; needs width 1.0, i.e. the full preset)")
-    parser.add_argument("--models", nargs="+", default=None, metavar="MODEL",
-                        help="run only these models (LWM, LWM_FT, MoE, wu_cnn, deep_cnn, resnet18, "
-                             "efficientnet_b0, mobilenet_v3); default: all of the preset's")
+    parser.add_argument(
+        "--bundle",
+        default=None,
+        help="model bundle folder (card.json, ONNX files, weights.pt); needed unless --models names baselines only",
+    )
+    parser.add_argument(
+        "--data", required=True, help="dataset folder from `lwmspectro generate` holding the held-out scenario"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the preset sized for two CPU cores in under 30 minutes (default: the paper's full grid)",
+    )
+    parser.add_argument(
+        "--out",
+        default="docs/results",
+        help="folder for trials.csv, predictions, tables and figures; a rerun resumes there (default: docs/results)",
+    )
+    parser.add_argument(
+        "--results-md", default="docs/results.md", help="report to regenerate (default: docs/results.md)"
+    )
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        default=list(TASK_CHOICES),
+        choices=TASK_CHOICES,
+        metavar="TASK",
+        help=f"tasks to run (default: all of {', '.join(TASK_CHOICES)})",
+    )
+    parser.add_argument(
+        "--scenario", default=None, help="scenario to evaluate on (default: the project's held-out scenario)"
+    )
+    parser.add_argument(
+        "--pretrained-weights",
+        action="append",
+        default=[],
+        metavar="MODEL=PATH",
+        help="initialise a baseline from a state dict, e.g. resnet18=resnet18-imagenet.pth "
+        "(torchvision names; repeatable; needs width 1.0, i.e. the full preset)",
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=None,
+        metavar="MODEL",
+        help="run only these models (LWM, LWM_FT, MoE, wu_cnn, deep_cnn, resnet18, "
+        "efficientnet_b0, mobilenet_v3); default: all of the preset's",
+    )
     parser.add_argument("--device", default="cpu", help="torch device for training (cpu, cuda, cuda:1)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -42,7 +70,9 @@ def _parse_pretrained(items) -> dict:
     for item in items:
         name, sep, path = item.partition("=")
         if not sep or not path:
-            raise ValueError(f"--pretrained-weights {item!r}: expected MODEL=PATH with MODEL one of {', '.join(BASELINES)}")
+            raise ValueError(
+                f"--pretrained-weights {item!r}: expected MODEL=PATH with MODEL one of {', '.join(BASELINES)}"
+            )
         if name not in BASELINES:
             raise ValueError(f"--pretrained-weights: unknown baseline {name!r}; valid choices: {', '.join(BASELINES)}")
         out[name] = path
@@ -70,12 +100,26 @@ def run(args) -> int:
     try:
         from lwmspectro_train.evaluation.run import evaluate
     except ImportError as err:
-        print(f"lwmspectro eval: error: needs the training package with torch ({err}); install it with "
-              f"`pip install -e training` (see requirements-dev.txt)", file=sys.stderr)
+        print(
+            f"lwmspectro eval: error: needs the training package with torch ({err}); install it with "
+            f"`pip install -e training` (see requirements-dev.txt)",
+            file=sys.stderr,
+        )
         return 2
     command = command_line(args)
-    path = evaluate(args.bundle, args.data, args.out, args.results_md, "quick" if args.quick else "full",
-                    tuple(args.tasks), args.scenario, _parse_pretrained(args.pretrained_weights), args.device,
-                    command, not args.no_progress, args.models)
+    path = evaluate(
+        args.bundle,
+        args.data,
+        args.out,
+        args.results_md,
+        "quick" if args.quick else "full",
+        tuple(args.tasks),
+        args.scenario,
+        _parse_pretrained(args.pretrained_weights),
+        args.device,
+        command,
+        not args.no_progress,
+        args.models,
+    )
     print(f"report: {path}")
     return 0

@@ -42,8 +42,15 @@ def run(args) -> int:
         write_recording(out / name, iq, params.sample_rate_hz, spec.carrier_hz, row, overwrite=True)
         ax.imshow(spectrogram(iq, params), aspect="auto", extent=extent, cmap="viridis")
         title = spec.protocol.upper() if spec.protocol in ("wifi", "lte", "nr") else spec.protocol
-        detail = " ".join(str(v) for v in (row.get("bandwidth_hz") and f"{row['bandwidth_hz'] / 1e6:g} MHz",
-                                            spec.modulation or spec.other_kind, spec.mobility) if v)
+        detail = " ".join(
+            str(v)
+            for v in (
+                row.get("bandwidth_hz") and f"{row['bandwidth_hz'] / 1e6:g} MHz",
+                spec.modulation or spec.other_kind,
+                spec.mobility,
+            )
+            if v
+        )
         ax.set_title(f"{title}  {detail}", fontsize=10)
         ax.set_xlabel("frequency (MHz)")
         ax.set_ylabel("time (ms)")

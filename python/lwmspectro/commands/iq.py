@@ -49,9 +49,21 @@ def spec_from_args(args):
         users = scenarios.active_users(sc)
         user = args.user if args.user is not None else int(rng.choice(users))
         if user not in set(users.tolist()):
-            raise ValueError(f"user {user} has no propagation path in {scenario}; valid users: 0..{sc.n_users - 1} with paths")
-    spec = ExampleSpec(args.protocol, args.snr, args.mobility, speed, carrier, args.seed,
-                       scenario=scenario, user=user, channel=args.channel, impairments=args.impairments)
+            raise ValueError(
+                f"user {user} has no propagation path in {scenario}; valid users: 0..{sc.n_users - 1} with paths"
+            )
+    spec = ExampleSpec(
+        args.protocol,
+        args.snr,
+        args.mobility,
+        speed,
+        carrier,
+        args.seed,
+        scenario=scenario,
+        user=user,
+        channel=args.channel,
+        impairments=args.impairments,
+    )
     if args.protocol == "other":
         kind = args.other_kind or str(rng.choice(labels.OTHER_KINDS))
         return dataclasses.replace(spec, other_kind=kind)
@@ -73,7 +85,6 @@ def run(args) -> int:
     spec = spec_from_args(args)
     n_samples = int(round(args.seconds * DEFAULT_PARAMS.sample_rate_hz)) if args.seconds else None
     iq, row = make_stream(spec, DEFAULT_PARAMS, n_samples, args.scenario_folder)
-    meta = write_recording(args.out, iq, DEFAULT_PARAMS.sample_rate_hz, spec.carrier_hz, row,
-                           overwrite=args.overwrite)
+    meta = write_recording(args.out, iq, DEFAULT_PARAMS.sample_rate_hz, spec.carrier_hz, row, overwrite=args.overwrite)
     print(meta)
     return 0

@@ -1,32 +1,51 @@
 """`lwmspectro run`: the GNU Radio receiver on a live or recorded source, without GRC."""
 
-HELP = ("run the receiver on a source: synthetic, sigmf:PATH, zmq:ADDR, soapy:ARGS or uhd:ARGS; "
-        "readouts on stdout (text or --json) and optionally on a ZMQ PUB socket")
+HELP = (
+    "run the receiver on a source: synthetic, sigmf:PATH, zmq:ADDR, soapy:ARGS or uhd:ARGS; "
+    "readouts on stdout (text or --json) and optionally on a ZMQ PUB socket"
+)
 
 SOURCE_KINDS = ("synthetic", "sigmf:PATH", "zmq:ADDR", "soapy:ARGS", "uhd:ARGS")
 DEFAULT_RATE = 30.72e6
 
 
 def add_arguments(parser):
-    parser.add_argument("--source", default="synthetic",
-                        help="synthetic | sigmf:PATH | zmq:ADDR (a ZMQ PUB socket of raw complex64 samples) | "
-                             "soapy:ARGS (e.g. soapy:driver=rtlsdr) | uhd:ARGS (e.g. uhd:type=b200)")
+    parser.add_argument(
+        "--source",
+        default="synthetic",
+        help="synthetic | sigmf:PATH | zmq:ADDR (a ZMQ PUB socket of raw complex64 samples) | "
+        "soapy:ARGS (e.g. soapy:driver=rtlsdr) | uhd:ARGS (e.g. uhd:type=b200)",
+    )
     parser.add_argument("--freq", type=float, default=2.437e9, help="centre frequency in Hz (soapy, uhd)")
-    parser.add_argument("--rate", type=float, default=None,
-                        help=f"sample rate in Hz (soapy, uhd, zmq; default {DEFAULT_RATE:g}); "
-                             "a recording's and the synthetic source's are their own")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help=f"sample rate in Hz (soapy, uhd, zmq; default {DEFAULT_RATE:g}); "
+        "a recording's and the synthetic source's are their own",
+    )
     parser.add_argument("--gain", type=float, default=30.0, help="gain in dB (soapy, uhd)")
     parser.add_argument("--bundle", default="", help="model bundle folder (default: the shipped model)")
     parser.add_argument("--json", action="store_true", help="one JSON object per readout instead of a text line")
-    parser.add_argument("--zmq-pub", metavar="ADDR", help="also publish JSON readouts on this ZMQ PUB endpoint "
-                                                          "(e.g. tcp://127.0.0.1:5557)")
-    parser.add_argument("--annotate", action="store_true",
-                        help="with sigmf:PATH, write the readouts into the recording as SigMF annotations")
+    parser.add_argument(
+        "--zmq-pub",
+        metavar="ADDR",
+        help="also publish JSON readouts on this ZMQ PUB endpoint (e.g. tcp://127.0.0.1:5557)",
+    )
+    parser.add_argument(
+        "--annotate",
+        action="store_true",
+        help="with sigmf:PATH, write the readouts into the recording as SigMF annotations",
+    )
     parser.add_argument("--max-rate", type=float, default=20.0, help="at most this many readouts/s (0 = no cap)")
     parser.add_argument("--one-in", type=int, default=1, help="classify one window in N")
     parser.add_argument("--hop", type=int, default=0, help="source samples between window starts (0 = back to back)")
-    parser.add_argument("--seconds", type=float, default=0.0,
-                        help="stop after this many seconds (default: when the source ends, or Ctrl-C)")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=0.0,
+        help="stop after this many seconds (default: when the source ends, or Ctrl-C)",
+    )
 
 
 def parse_source(spec: str) -> tuple[str, str]:
@@ -72,19 +91,26 @@ def open_soapy(args: str, rate: float, freq: float, gain: float):
     except ImportError as err:
         raise ValueError("soapy source: gr-soapy is not installed (apt-get install gnuradio, which ships it)") from err
     matching = _soapy_devices(args)
-    advice = (" (plug one in, install its SoapySDR module, e.g. soapysdr-module-rtlsdr, or pass its "
-              "arguments, e.g. soapy:driver=rtlsdr)")
+    advice = (
+        " (plug one in, install its SoapySDR module, e.g. soapysdr-module-rtlsdr, or pass its "
+        "arguments, e.g. soapy:driver=rtlsdr)"
+    )
     if matching is not None and not matching:
         visible = _soapy_devices("") or []
-        raise ValueError(f"soapy source: no SoapySDR device matches {args!r}; SoapySDR sees "
-                         + ("; ".join(visible) if visible else "no device at all") + _soapy_modules() + advice)
+        raise ValueError(
+            f"soapy source: no SoapySDR device matches {args!r}; SoapySDR sees "
+            + ("; ".join(visible) if visible else "no device at all")
+            + _soapy_modules()
+            + advice
+        )
     try:
         source = soapy.source(args, "fc32", 1, "", "", [""], [""])
     except RuntimeError as err:
         if matching is None:
-            raise ValueError(f"soapy source: no SoapySDR device matches {args!r} ({err}); SoapySDR sees an "
-                             "unknown set of devices (install python3-soapysdr or soapysdr-tools to list them)"
-                             + advice) from err
+            raise ValueError(
+                f"soapy source: no SoapySDR device matches {args!r} ({err}); SoapySDR sees an "
+                "unknown set of devices (install python3-soapysdr or soapysdr-tools to list them)" + advice
+            ) from err
         raise ValueError(f"soapy source: cannot open {args!r}: {err}") from err
     source.set_sample_rate(0, rate)
     source.set_frequency(0, freq)
@@ -106,10 +132,12 @@ def open_uhd(args: str, rate: float, freq: float, gain: float):
         raise ValueError("uhd source: gr-uhd is not installed (apt-get install gnuradio, which ships it)") from err
     if not _uhd_find(uhd, args):
         visible = _uhd_find(uhd, "")
-        raise ValueError(f"uhd source: no USRP matches {args!r}; UHD sees "
-                         + ("; ".join(visible) if visible else "no device at all")
-                         + " (connect one, check it with uhd_find_devices, or pass its arguments, "
-                           "e.g. uhd:type=b200 or uhd:addr=192.168.10.2)")
+        raise ValueError(
+            f"uhd source: no USRP matches {args!r}; UHD sees "
+            + ("; ".join(visible) if visible else "no device at all")
+            + " (connect one, check it with uhd_find_devices, or pass its arguments, "
+            "e.g. uhd:type=b200 or uhd:addr=192.168.10.2)"
+        )
     source = uhd.usrp_source(args, uhd.stream_args(cpu_format="fc32", channels=[0]))
     source.set_samp_rate(rate)
     source.set_center_freq(freq, 0)
@@ -123,8 +151,10 @@ def open_zmq(address: str, rate: float):
     try:
         return zeromq.sub_source(gr.sizeof_gr_complex, 1, address, 100, False, -1, ""), rate
     except RuntimeError as err:
-        raise ValueError(f"zmq source: cannot connect to {address!r} ({err}); give the endpoint of a ZMQ PUB "
-                         "socket sending complex64 samples, e.g. tcp://127.0.0.1:5555") from err
+        raise ValueError(
+            f"zmq source: cannot connect to {address!r} ({err}); give the endpoint of a ZMQ PUB "
+            "socket sending complex64 samples, e.g. tcp://127.0.0.1:5555"
+        ) from err
 
 
 def open_source(spec: str, rate, freq: float, gain: float):
@@ -171,8 +201,12 @@ def run(args) -> int:
     for sink in sinks:
         top.msg_connect(receiver, "readout", sink, "readout")
     runtime = receiver.classifier.runtime
-    print(f"lwmspectro run: {args.source} at {rate / 1e6:g} MS/s, bundle {runtime.card['name']} "
-          f"({runtime.bundle_dir}); Ctrl-C to stop", file=sys.stderr, flush=True)
+    print(
+        f"lwmspectro run: {args.source} at {rate / 1e6:g} MS/s, bundle {runtime.card['name']} "
+        f"({runtime.bundle_dir}); Ctrl-C to stop",
+        file=sys.stderr,
+        flush=True,
+    )
     started = time.monotonic()
     top.start()
     waiter = threading.Thread(target=top.wait, daemon=True)
@@ -189,9 +223,10 @@ def run(args) -> int:
             top.stop()
         waiter.join()
     counters = receiver.counters()
-    print(f"lwmspectro run: {counters['windows_out']} windows in {time.monotonic() - started:.1f} s: "
-          f"{counters['windows_classified']} classified, {counters['windows_invalid']} invalid, "
-          f"{counters['windows_skipped']} skipped by the rate cap, {counters['windows_dropped']} dropped",
-          file=sys.stderr)
+    print(
+        f"lwmspectro run: {counters['windows_out']} windows in {time.monotonic() - started:.1f} s: "
+        f"{counters['windows_classified']} classified, {counters['windows_invalid']} invalid, "
+        f"{counters['windows_skipped']} skipped by the rate cap, {counters['windows_dropped']} dropped",
+        file=sys.stderr,
+    )
     return 0
-

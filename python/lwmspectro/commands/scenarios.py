@@ -18,12 +18,16 @@ def add_arguments(parser):
     show = sub.add_parser("show", help="one scenario's site, users and multipath statistics")
     show.add_argument("name")
     show.add_argument("--folder", help="scenarios folder (default: the bundled scenarios)")
-    build = sub.add_parser("build", help="ray-trace Sionna RT's built-in scenes into DeepMIMO scenarios "
-                                         "(runs in the separate .venv-rt; see docs/scenarios.md)")
+    build = sub.add_parser(
+        "build",
+        help="ray-trace Sionna RT's built-in scenes into DeepMIMO scenarios "
+        "(runs in the separate .venv-rt; see docs/scenarios.md)",
+    )
     build.add_argument("--scene", nargs="+", metavar="NAME", help="scenarios to build (default: all)")
     build.add_argument("--out", help="folder that receives the scenarios (default: the bundled scenarios folder)")
-    build.add_argument("--rt-python", help="python of the ray-tracing venv "
-                                           "(default: $LWMSPECTRO_RT_PYTHON, else .venv-rt/bin/python)")
+    build.add_argument(
+        "--rt-python", help="python of the ray-tracing venv (default: $LWMSPECTRO_RT_PYTHON, else .venv-rt/bin/python)"
+    )
 
 
 def run(args) -> int:
@@ -39,7 +43,9 @@ def list_command(args) -> int:
         raise FileNotFoundError(f"no DeepMIMO scenarios in {root}; {scenarios.loader.BUILD_HINT}")
     print(f"scenarios in {root}:")
     for name in names:
-        role = "held-out" if name == scenarios.HELDOUT_SCENARIO else "train" if name in scenarios.TRAIN_SCENARIOS else "-"
+        role = (
+            "held-out" if name == scenarios.HELDOUT_SCENARIO else "train" if name in scenarios.TRAIN_SCENARIOS else "-"
+        )
         print(f"  {name:<24} {role}")
     return 0
 
@@ -60,12 +66,17 @@ def show_command(args) -> int:
     print(f"users         {sc.n_users} ({len(users)} with paths, {int(sc.los[users].sum())} line-of-sight)")
     if len(users):
         print(f"paths/user    median {np.median(sc.num_paths[users]):.0f}, max {sc.num_paths.max()}")
-        print(f"delay spread  median {np.median(spreads) * 1e9:.0f} ns, 90th percentile {np.percentile(spreads, 90) * 1e9:.0f} ns")
+        print(
+            f"delay spread  median {np.median(spreads) * 1e9:.0f} ns, "
+            f"90th percentile {np.percentile(spreads, 90) * 1e9:.0f} ns"
+        )
     provenance = sc.folder / "provenance.json"
     if provenance.is_file():
         made = json.loads(provenance.read_text())
-        print(f"made with     {made.get('command', '?')} from Sionna scene {made['recipe']['sionna_scene']!r}, "
-              + ", ".join(f"{k} {v}" for k, v in made.get("versions", {}).items()))
+        print(
+            f"made with     {made.get('command', '?')} from Sionna scene {made['recipe']['sionna_scene']!r}, "
+            + ", ".join(f"{k} {v}" for k, v in made.get("versions", {}).items())
+        )
     return 0
 
 
@@ -84,8 +95,10 @@ def builder_scene_names() -> list[str]:
     import sys
 
     if not BUILDER.is_file():
-        raise FileNotFoundError(f"the scenario builder {BUILDER} is missing: `scenarios build` needs a source checkout "
-                                "of gr-lwmspectro (it ships in tools/rt/, not in the installed package)")
+        raise FileNotFoundError(
+            f"the scenario builder {BUILDER} is missing: `scenarios build` needs a source checkout "
+            "of gr-lwmspectro (it ships in tools/rt/, not in the installed package)"
+        )
     spec = importlib.util.spec_from_file_location("lwmspectro_rt_builder", BUILDER)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up there
@@ -110,7 +123,8 @@ def build_command(args) -> int:
             f"build runs in a venv of its own; create it with\n"
             f"    /usr/bin/python3 -m venv {REPO_ROOT / '.venv-rt'}\n"
             f"    {REPO_ROOT / '.venv-rt' / 'bin' / 'pip'} install -r {RT_REQUIREMENTS}\n"
-            f"(Debian: apt-get install libllvm19 for Dr.Jit's CPU backend), then run this again.")
+            f"(Debian: apt-get install libllvm19 for Dr.Jit's CPU backend), then run this again."
+        )
     out = scenarios.loader.resolve_folder(args.out)
     command = [str(rt_python), str(BUILDER), "--out", str(out)]
     if args.scene:

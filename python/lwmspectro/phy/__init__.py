@@ -17,7 +17,7 @@ from .. import labels
 from . import lte, nr, other, wifi
 from .common import PhyWaveform
 
-__all__ = ["generate", "options", "PhyWaveform"]
+__all__ = ["PhyWaveform", "generate", "options"]
 
 _CHAINS = {"wifi": wifi, "lte": lte, "nr": nr}
 
@@ -31,16 +31,31 @@ def options(protocol: str) -> dict:
     return other.options() if protocol == "other" else _CHAINS[protocol].options()
 
 
-def generate(protocol: str, *, bandwidth_hz: float | None = None, modulation: str | None = None,
-             code_rate: str | None = None, duration_s: float = 0.016, rng: np.random.Generator,
-             kind: str | None = None, **standard_opts) -> PhyWaveform:
+def generate(
+    protocol: str,
+    *,
+    bandwidth_hz: float | None = None,
+    modulation: str | None = None,
+    code_rate: str | None = None,
+    duration_s: float = 0.016,
+    rng: np.random.Generator,
+    kind: str | None = None,
+    **standard_opts,
+) -> PhyWaveform:
     """One waveform; None for bandwidth / modulation / code rate draws one the standard allows."""
     labels.check_choice("protocol", protocol, labels.PROTOCOLS + ("other",))
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     if protocol == "other":
-        return other.generate(kind=kind, bandwidth_hz=bandwidth_hz, modulation=modulation, code_rate=code_rate,
-                              duration_s=duration_s, rng=rng, **standard_opts)
+        return other.generate(
+            kind=kind,
+            bandwidth_hz=bandwidth_hz,
+            modulation=modulation,
+            code_rate=code_rate,
+            duration_s=duration_s,
+            rng=rng,
+            **standard_opts,
+        )
     if kind is not None:
         raise ValueError(f"kind applies to protocol 'other' only; valid kinds: {', '.join(labels.OTHER_KINDS)}")
     allowed = options(protocol)
@@ -54,5 +69,11 @@ def generate(protocol: str, *, bandwidth_hz: float | None = None, modulation: st
     if code_rate is None:
         code_rate = str(rng.choice(rates))
     labels.check_choice(f"{protocol} {modulation} code rate", code_rate, rates)
-    return _CHAINS[protocol].generate(bandwidth_hz=float(bandwidth_hz), modulation=modulation,
-                                      code_rate=code_rate, duration_s=duration_s, rng=rng, **standard_opts)
+    return _CHAINS[protocol].generate(
+        bandwidth_hz=float(bandwidth_hz),
+        modulation=modulation,
+        code_rate=code_rate,
+        duration_s=duration_s,
+        rng=rng,
+        **standard_opts,
+    )

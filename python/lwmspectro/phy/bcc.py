@@ -32,7 +32,7 @@ def _mother(bits: np.ndarray) -> np.ndarray:
     for column, generator in enumerate(GENERATORS):
         acc = np.zeros(n, np.uint8)
         for delay in _taps(generator):
-            acc ^= padded[CONSTRAINT_LENGTH - 1 - delay: CONSTRAINT_LENGTH - 1 - delay + n]
+            acc ^= padded[CONSTRAINT_LENGTH - 1 - delay : CONSTRAINT_LENGTH - 1 - delay + n]
         out[:, column] = acc
     return out
 

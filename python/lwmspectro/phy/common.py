@@ -54,8 +54,7 @@ def finish(iq: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 # --- constellations ---------------------------------------------------------------------
 
-_NORM = {"BPSK": 1.0, "QPSK": np.sqrt(2.0), "16QAM": np.sqrt(10.0), "64QAM": np.sqrt(42.0),
-         "256QAM": np.sqrt(170.0)}
+_NORM = {"BPSK": 1.0, "QPSK": np.sqrt(2.0), "16QAM": np.sqrt(10.0), "64QAM": np.sqrt(42.0), "256QAM": np.sqrt(170.0)}
 
 
 def _pam_levels(bits: np.ndarray, polarity: int) -> np.ndarray:
@@ -79,7 +78,7 @@ def constellation(modulation: str, standard: str) -> np.ndarray:
     labels.check_choice("modulation", modulation, labels.MODULATIONS)
     labels.check_choice("constellation standard", standard, ("3gpp", "ieee"))
     m = labels.BITS_PER_SYMBOL[modulation]
-    index = np.arange(2 ** m)
+    index = np.arange(2**m)
     bits = ((index[:, None] >> np.arange(m - 1, -1, -1)) & 1).astype(float)
     if modulation == "BPSK":
         points = (2 * bits[:, 0] - 1) if standard == "ieee" else (1 - 2 * bits[:, 0]) * (1 + 1j) / np.sqrt(2)
@@ -89,7 +88,7 @@ def constellation(modulation: str, standard: str) -> np.ndarray:
         i_amp = (1 - 2 * i_bits[:, 0]) * _pam_levels(i_bits[:, 1:], -1)
         q_amp = (1 - 2 * q_bits[:, 0]) * _pam_levels(q_bits[:, 1:], -1)
     else:
-        i_bits, q_bits = bits[:, : m // 2], bits[:, m // 2:]
+        i_bits, q_bits = bits[:, : m // 2], bits[:, m // 2 :]
         i_amp = (2 * i_bits[:, 0] - 1) * _pam_levels(i_bits[:, 1:], +1)
         q_amp = (2 * q_bits[:, 0] - 1) * _pam_levels(q_bits[:, 1:], +1)
     return ((i_amp + 1j * q_amp) / _NORM[modulation]).astype(np.complex64)
@@ -133,10 +132,14 @@ def _gold_basis(length: int) -> np.ndarray:
     for n in range(0, total, 28):
         stop = min(n + 28, total)
         w = stop - n
-        seq[x2_rows, n + 31: stop + 31] = (seq[x2_rows, n + 3: n + 3 + w] ^ seq[x2_rows, n + 2: n + 2 + w]
-                                           ^ seq[x2_rows, n + 1: n + 1 + w] ^ seq[x2_rows, n: n + w])
-        seq[31, n + 31: stop + 31] = seq[31, n + 3: n + 3 + w] ^ seq[31, n: n + w]
-    packed = np.packbits(seq[:, _GOLD_NC: _GOLD_NC + total - _GOLD_NC], axis=1)
+        seq[x2_rows, n + 31 : stop + 31] = (
+            seq[x2_rows, n + 3 : n + 3 + w]
+            ^ seq[x2_rows, n + 2 : n + 2 + w]
+            ^ seq[x2_rows, n + 1 : n + 1 + w]
+            ^ seq[x2_rows, n : n + w]
+        )
+        seq[31, n + 31 : stop + 31] = seq[31, n + 3 : n + 3 + w] ^ seq[31, n : n + w]
+    packed = np.packbits(seq[:, _GOLD_NC : _GOLD_NC + total - _GOLD_NC], axis=1)
     _gold_cache["basis"] = packed
     return packed
 
@@ -161,6 +164,7 @@ def gold_qpsk(c_init, n_symbols: int) -> np.ndarray:
 
 # --- OFDM -----------------------------------------------------------------------------------
 
+
 def ofdm_modulate(grid: np.ndarray, cp_first: int, cp_other: int) -> np.ndarray:
     """Batched IFFT plus cyclic prefix.
 
@@ -168,10 +172,10 @@ def ofdm_modulate(grid: np.ndarray, cp_first: int, cp_other: int) -> np.ndarray:
     gets the longer prefix (LTE slot, NR half-subframe). Unit-power subcarriers give unit-power
     samples when every bin is used (scaled by sqrt(n_fft)).
     """
-    n_groups, n_sym, n_fft = grid.shape
+    n_groups, _n_sym, n_fft = grid.shape
     td = scipy.fft.ifft(grid.astype(np.complex64, copy=False), axis=-1, norm="ortho")
-    first = np.concatenate([td[:, 0, n_fft - cp_first:], td[:, 0]], axis=-1)
-    rest = np.concatenate([td[:, 1:, n_fft - cp_other:], td[:, 1:]], axis=-1).reshape(n_groups, -1)
+    first = np.concatenate([td[:, 0, n_fft - cp_first :], td[:, 0]], axis=-1)
+    rest = np.concatenate([td[:, 1:, n_fft - cp_other :], td[:, 1:]], axis=-1).reshape(n_groups, -1)
     return np.concatenate([first, rest], axis=-1).reshape(-1)
 
 
@@ -179,4 +183,4 @@ def crop(iq: np.ndarray, active: np.ndarray, start: int, n: int) -> tuple[np.nda
     """The n samples from `start`, refusing a stream that is too short (a bug, not bad input)."""
     if start + n > len(iq):
         raise RuntimeError(f"generated {len(iq)} samples, need {start + n}")
-    return iq[start: start + n], active[start: start + n]
+    return iq[start : start + n], active[start : start + n]

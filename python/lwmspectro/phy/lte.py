@@ -19,25 +19,41 @@ import numpy as np
 
 from .. import labels
 from . import turbo
-from .common import (PhyWaveform, crop, finish, gold_qpsk, gold_sequence, modulate, n_samples_for,
-                     ofdm_modulate, random_bits)
+from .common import (
+    PhyWaveform,
+    crop,
+    finish,
+    gold_qpsk,
+    gold_sequence,
+    modulate,
+    n_samples_for,
+    ofdm_modulate,
+    random_bits,
+)
 
 SUBCARRIER_SPACING_HZ = 15e3
 # bandwidth -> (N_RB, FFT size); the sample rate is N_FFT x 15 kHz.
 NUMEROLOGY = {1.4e6: (6, 128), 3e6: (15, 256), 5e6: (25, 512), 10e6: (50, 1024), 20e6: (100, 2048)}
 BANDWIDTHS_HZ = tuple(NUMEROLOGY)
-CODE_RATES = {"QPSK": ("1/3", "1/2", "2/3"), "16QAM": ("1/2", "2/3", "3/4"), "64QAM": ("2/3", "3/4", "5/6"),
-              "256QAM": ("3/4", "5/6")}
+CODE_RATES = {
+    "QPSK": ("1/3", "1/2", "2/3"),
+    "16QAM": ("1/2", "2/3", "3/4"),
+    "64QAM": ("2/3", "3/4", "5/6"),
+    "256QAM": ("3/4", "5/6"),
+}
 N_RB_MAX = 110
 SYMBOLS_PER_SLOT = 7
 
 
 def options() -> dict:
-    return {"bandwidth_hz": list(BANDWIDTHS_HZ), "modulation": list(labels.ALLOWED_MODULATIONS["lte"]),
-            "code_rate": {m: list(r) for m, r in CODE_RATES.items()}}
+    return {
+        "bandwidth_hz": list(BANDWIDTHS_HZ),
+        "modulation": list(labels.ALLOWED_MODULATIONS["lte"]),
+        "code_rate": {m: list(r) for m, r in CODE_RATES.items()},
+    }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def pss(n_id2: int) -> np.ndarray:
     """Zadoff-Chu d_u(n), n = 0..61, roots 25 / 29 / 34 (36.211 6.11.1.1)."""
     u = (25, 29, 34)[n_id2]
@@ -80,8 +96,8 @@ def crs(cell_id: int, slot, symbol, n_rb: int) -> np.ndarray:
 
     slot and symbol may be arrays (one row per pair)."""
     slot, symbol = np.asarray(slot), np.asarray(symbol)
-    c_init = 2 ** 10 * (7 * (slot + 1) + symbol + 1) * (2 * cell_id + 1) + 2 * cell_id + 1
-    return gold_qpsk(c_init, 2 * N_RB_MAX)[..., N_RB_MAX - n_rb: N_RB_MAX + n_rb]
+    c_init = 2**10 * (7 * (slot + 1) + symbol + 1) * (2 * cell_id + 1) + 2 * cell_id + 1
+    return gold_qpsk(c_init, 2 * N_RB_MAX)[..., N_RB_MAX - n_rb : N_RB_MAX + n_rb]
 
 
 def crs_subcarriers(cell_id: int, symbol: int, n_rb: int) -> np.ndarray:
@@ -144,9 +160,17 @@ def _crs_frame(cell_id: int, n_rb: int) -> np.ndarray:
     return crs(cell_id, 2 * sf + l // 7, l % 7, n_rb)
 
 
-def generate(*, bandwidth_hz: float, modulation: str, code_rate: str, duration_s: float,
-             rng: np.random.Generator, cell_id: int | None = None, cfi: int | None = None,
-             **unknown) -> PhyWaveform:
+def generate(
+    *,
+    bandwidth_hz: float,
+    modulation: str,
+    code_rate: str,
+    duration_s: float,
+    rng: np.random.Generator,
+    cell_id: int | None = None,
+    cfi: int | None = None,
+    **unknown,
+) -> PhyWaveform:
     if unknown:
         raise ValueError(f"unknown LTE options {sorted(unknown)}; valid: cell_id, cfi")
     n_rb, n_fft = NUMEROLOGY[bandwidth_hz]
@@ -198,7 +222,7 @@ def generate(*, bandwidth_hz: float, modulation: str, code_rate: str, duration_s
         tb_sizes[min(group)] = tbs
         codewords = turbo.dlsch_encode(random_bits(rng, tbs * int(rows.sum())).reshape(-1, tbs), n_re * qm, qm)
         for j, number in enumerate(numbers[rows]):
-            c_init = rnti * 2 ** 14 + int(number) * 2 ** 9 + cell_id  # q = 0, floor(n_s / 2) = subframe
+            c_init = rnti * 2**14 + int(number) * 2**9 + cell_id  # q = 0, floor(n_s / 2) = subframe
             codewords[j] ^= gold_sequence(c_init, n_re * qm)
         _fill(grid, rows, mask, modulate(codewords.reshape(-1), modulation, "3gpp").reshape(-1, n_re))
 
@@ -208,10 +232,29 @@ def generate(*, bandwidth_hz: float, modulation: str, code_rate: str, duration_s
     active = np.ones(len(iq), bool)
     iq, active = finish(*crop(iq, active, start - first_sf * subframe_len, n_out))
     effective = {sf: tbs / (cell.pdsch_masks[sf].sum() * qm) for sf, tbs in tb_sizes.items()}
-    meta = {"standard": "LTE FDD downlink", "n_rb": n_rb, "n_fft": n_fft, "cp": [cp_first, cp_other],
-            "subcarrier_spacing_hz": SUBCARRIER_SPACING_HZ, "cell_id": cell_id, "cfi": cfi, "rnti": rnti,
-            "tbs": tb_sizes, "effective_code_rate": effective, "start_sample": start,
-            "first_subframe": int(first_sf % 10)}
-    return PhyWaveform(iq=iq, sample_rate_hz=fs, active=active, protocol="lte", bandwidth_hz=bandwidth_hz,
-                       occupied_bw_hz=(cell.n_sc + 1) * SUBCARRIER_SPACING_HZ, modulation=modulation,
-                       code_rate=code_rate, coding="turbo", meta=meta)
+    meta = {
+        "standard": "LTE FDD downlink",
+        "n_rb": n_rb,
+        "n_fft": n_fft,
+        "cp": [cp_first, cp_other],
+        "subcarrier_spacing_hz": SUBCARRIER_SPACING_HZ,
+        "cell_id": cell_id,
+        "cfi": cfi,
+        "rnti": rnti,
+        "tbs": tb_sizes,
+        "effective_code_rate": effective,
+        "start_sample": start,
+        "first_subframe": int(first_sf % 10),
+    }
+    return PhyWaveform(
+        iq=iq,
+        sample_rate_hz=fs,
+        active=active,
+        protocol="lte",
+        bandwidth_hz=bandwidth_hz,
+        occupied_bw_hz=(cell.n_sc + 1) * SUBCARRIER_SPACING_HZ,
+        modulation=modulation,
+        code_rate=code_rate,
+        coding="turbo",
+        meta=meta,
+    )

@@ -23,15 +23,33 @@ import functools
 import numpy as np
 
 from .. import labels
-from .common import (PhyWaveform, crop, finish, gold_qpsk, gold_sequence, modulate, n_samples_for, ofdm_modulate,
-                     random_bits)
+from .common import (
+    PhyWaveform,
+    crop,
+    finish,
+    gold_qpsk,
+    gold_sequence,
+    modulate,
+    n_samples_for,
+    ofdm_modulate,
+    random_bits,
+)
 
 # (mu, bandwidth) -> (N_RB of 38.101-1 Table 5.3.2-1, FFT size); fs = N_FFT x 15 kHz x 2^mu.
-NUMEROLOGY = {(0, 5e6): (25, 512), (0, 10e6): (52, 1024), (0, 20e6): (106, 2048),
-              (1, 10e6): (24, 512), (1, 20e6): (51, 1024)}
+NUMEROLOGY = {
+    (0, 5e6): (25, 512),
+    (0, 10e6): (52, 1024),
+    (0, 20e6): (106, 2048),
+    (1, 10e6): (24, 512),
+    (1, 20e6): (51, 1024),
+}
 BANDWIDTHS_HZ = (5e6, 10e6, 20e6)
-CODE_RATES = {"QPSK": ("1/3", "1/2", "2/3"), "16QAM": ("1/2", "2/3", "3/4"), "64QAM": ("2/3", "3/4", "5/6"),
-              "256QAM": ("3/4", "5/6")}
+CODE_RATES = {
+    "QPSK": ("1/3", "1/2", "2/3"),
+    "16QAM": ("1/2", "2/3", "3/4"),
+    "64QAM": ("2/3", "3/4", "5/6"),
+    "256QAM": ("3/4", "5/6"),
+}
 SSB_FIRST_SYMBOLS = {0: (2, 8, 16, 22), 1: (4, 8, 16, 20)}  # case A / case B, f <= 3 GHz, in the half frame
 DMRS_POSITIONS = {0: (2,), 1: (2, 11), 2: (2, 7, 11), 3: (2, 5, 8, 11)}  # type A, pos2, l_d = 14
 SSB_PERIODS_MS = (5, 10, 20)
@@ -39,8 +57,12 @@ SSB_RB = 20
 
 
 def options() -> dict:
-    return {"bandwidth_hz": list(BANDWIDTHS_HZ), "modulation": list(labels.ALLOWED_MODULATIONS["nr"]),
-            "code_rate": {m: list(r) for m, r in CODE_RATES.items()}, "mu": [0, 1]}
+    return {
+        "bandwidth_hz": list(BANDWIDTHS_HZ),
+        "modulation": list(labels.ALLOWED_MODULATIONS["nr"]),
+        "code_rate": {m: list(r) for m, r in CODE_RATES.items()},
+        "mu": [0, 1],
+    }
 
 
 def _m_sequence(taps: tuple[int, ...], init: tuple[int, ...]) -> np.ndarray:
@@ -51,7 +73,7 @@ def _m_sequence(taps: tuple[int, ...], init: tuple[int, ...]) -> np.ndarray:
     return np.array(x)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def pss(n_id2: int) -> np.ndarray:
     """d_PSS(n) = 1 - 2 x((n + 43 N_ID2) mod 127), x(i+7) = x(i+4) + x(i) (38.211 7.4.2.2)."""
     x = _m_sequence((4, 0), (0, 1, 1, 0, 1, 1, 1))
@@ -73,7 +95,7 @@ def sss(n_id1: int, n_id2: int) -> np.ndarray:
 def pbch_dmrs(cell_id: int, ssb_index: int, half_frame: int) -> np.ndarray:
     """144 QPSK symbols, c_init = 2^11 (i + 1)(N_ID / 4 + 1) + 2^6 (i + 1) + N_ID mod 4, i = i_SSB + 4 n_hf."""
     i = ssb_index + 4 * half_frame
-    c_init = 2 ** 11 * (i + 1) * (cell_id // 4 + 1) + 2 ** 6 * (i + 1) + cell_id % 4
+    c_init = 2**11 * (i + 1) * (cell_id // 4 + 1) + 2**6 * (i + 1) + cell_id % 4
     return gold_qpsk(c_init, 144)
 
 
@@ -93,24 +115,34 @@ def ssb_layout(cell_id: int) -> dict:
 def pdsch_dmrs(cell_id: int, slot, symbol, n_rb: int) -> np.ndarray:
     """Type-1 DMRS r(m), m = 0..6 N_RB - 1, per slot and symbol (38.211 7.4.1.1, n_SCID = 0)."""
     slot, symbol = np.asarray(slot, np.int64), np.asarray(symbol, np.int64)
-    c_init = (2 ** 17 * (14 * slot + symbol + 1) * (2 * cell_id + 1) + 2 * cell_id) % 2 ** 31
+    c_init = (2**17 * (14 * slot + symbol + 1) * (2 * cell_id + 1) + 2 * cell_id) % 2**31
     return gold_qpsk(c_init, 6 * n_rb)
 
 
 @functools.lru_cache(maxsize=32)
 def _dmrs_frame(cell_id: int, n_rb: int, mu: int, positions: tuple[int, ...]) -> np.ndarray:
     """(slots per frame, DMRS symbols, 6 N_RB) DMRS values of a frame."""
-    slot, symbol = np.meshgrid(np.arange(10 * 2 ** mu), np.array(positions), indexing="ij")
+    slot, symbol = np.meshgrid(np.arange(10 * 2**mu), np.array(positions), indexing="ij")
     return pdsch_dmrs(cell_id, slot, symbol, n_rb)
 
 
-def generate(*, bandwidth_hz: float, modulation: str, code_rate: str, duration_s: float,
-             rng: np.random.Generator, mu: int | None = None, cell_id: int | None = None,
-             dmrs_additional_position: int | None = None, ssb_period_ms: int | None = None,
-             **unknown) -> PhyWaveform:
+def generate(
+    *,
+    bandwidth_hz: float,
+    modulation: str,
+    code_rate: str,
+    duration_s: float,
+    rng: np.random.Generator,
+    mu: int | None = None,
+    cell_id: int | None = None,
+    dmrs_additional_position: int | None = None,
+    ssb_period_ms: int | None = None,
+    **unknown,
+) -> PhyWaveform:
     if unknown:
-        raise ValueError(f"unknown NR options {sorted(unknown)}; valid: mu, cell_id, dmrs_additional_position, "
-                         "ssb_period_ms")
+        raise ValueError(
+            f"unknown NR options {sorted(unknown)}; valid: mu, cell_id, dmrs_additional_position, ssb_period_ms"
+        )
     valid_mu = [m for m in (0, 1) if (m, bandwidth_hz) in NUMEROLOGY]
     mu = int(rng.choice(valid_mu)) if mu is None else mu
     labels.check_choice(f"NR mu at {bandwidth_hz / 1e6:g} MHz", mu, valid_mu)
@@ -123,18 +155,18 @@ def generate(*, bandwidth_hz: float, modulation: str, code_rate: str, duration_s
     labels.check_choice("ssb_period_ms", ssb_period, SSB_PERIODS_MS)
 
     n_rb, n_fft = NUMEROLOGY[(mu, bandwidth_hz)]
-    scs = 15e3 * 2 ** mu
+    scs = 15e3 * 2**mu
     fs = n_fft * scs
     n_sc = 12 * n_rb
     qm = labels.BITS_PER_SYMBOL[modulation]
     rnti = int(rng.integers(1, 0xFFF0))
     n_id1, n_id2 = divmod(cell_id, 3)
     ssb_rb = int(rng.integers(n_rb - SSB_RB + 1))
-    slots_per_frame = 10 * 2 ** mu
+    slots_per_frame = 10 * 2**mu
 
     cp_other = 144 * n_fft // 2048
-    cp_first = cp_other + 16 * n_fft * 2 ** mu // 2048
-    group = 7 * 2 ** mu  # symbols per half subframe; its first symbol has the longer CP
+    cp_first = cp_other + 16 * n_fft * 2**mu // 2048
+    group = 7 * 2**mu  # symbols per half subframe; its first symbol has the longer CP
     half_subframe_len = cp_first + n_fft + (group - 1) * (cp_other + n_fft)
     slot_len = half_subframe_len * 14 // group
     n_out = n_samples_for(duration_s, fs)
@@ -164,13 +196,14 @@ def generate(*, bandwidth_hz: float, modulation: str, code_rate: str, duration_s
             block[sym, sc] = sss(n_id1, n_id2)
             block[layout["dmrs"]] = pbch_dmrs(cell_id, ssb_index, int(half_frame_index % 2))
             block[layout["data"]] = modulate(random_bits(rng, 2 * int(layout["data"].sum())), "QPSK", "3gpp")
-            grid[i, l0: l0 + 4, ssb_sc] = block.T
-            ssb_grid_mask[i, l0: l0 + 4, 12 * ssb_rb: 12 * (ssb_rb + SSB_RB)] = True
+            grid[i, l0 : l0 + 4, ssb_sc] = block.T
+            ssb_grid_mask[i, l0 : l0 + 4, 12 * ssb_rb : 12 * (ssb_rb + SSB_RB)] = True
 
     # CORESET in symbols 0-1 over whole groups of 6 RBs.
     coreset_sc = 12 * 6 * (n_rb // 6)
-    grid[:, :2, :coreset_sc] = modulate(random_bits(rng, 2 * n_slots * 2 * coreset_sc), "QPSK",
-                                        "3gpp").reshape(n_slots, 2, coreset_sc)
+    grid[:, :2, :coreset_sc] = modulate(random_bits(rng, 2 * n_slots * 2 * coreset_sc), "QPSK", "3gpp").reshape(
+        n_slots, 2, coreset_sc
+    )
 
     # PDSCH DMRS on even subcarriers of the DMRS symbols, except where an SS/PBCH block sits.
     positions = DMRS_POSITIONS[additional]
@@ -186,7 +219,7 @@ def generate(*, bandwidth_hz: float, modulation: str, code_rate: str, duration_s
     pdsch_mask[:, 2:] = True
     pdsch_mask &= ~dmrs_mask & ~ssb_grid_mask
     per_slot = pdsch_mask.reshape(n_slots, -1).sum(axis=1)
-    scrambling = gold_sequence(rnti * 2 ** 15 + cell_id, int(per_slot.max()) * qm)  # the same in every slot
+    scrambling = gold_sequence(rnti * 2**15 + cell_id, int(per_slot.max()) * qm)  # the same in every slot
     bits = random_bits(rng, int(per_slot.sum()) * qm)
     ends = np.cumsum(per_slot) * qm
     for begin, end in zip(ends - per_slot * qm, ends):
@@ -199,10 +232,30 @@ def generate(*, bandwidth_hz: float, modulation: str, code_rate: str, duration_s
     iq = ofdm_modulate(spectrum, cp_first, cp_other)
     active = np.ones(len(iq), bool)
     iq, active = finish(*crop(iq, active, start - first_slot * slot_len, n_out))
-    meta = {"standard": "5G NR downlink", "mu": mu, "n_rb": n_rb, "n_fft": n_fft, "cp": [cp_first, cp_other],
-            "subcarrier_spacing_hz": scs, "cell_id": cell_id, "rnti": rnti, "ssb_period_ms": ssb_period,
-            "ssb_rb_offset": ssb_rb, "ssb_case": "A" if mu == 0 else "B", "dmrs_symbols": list(positions),
-            "start_sample": start}
-    return PhyWaveform(iq=iq, sample_rate_hz=fs, active=active, protocol="nr", bandwidth_hz=bandwidth_hz,
-                       occupied_bw_hz=n_sc * scs, modulation=modulation, code_rate=code_rate, coding="none",
-                       meta=meta)
+    meta = {
+        "standard": "5G NR downlink",
+        "mu": mu,
+        "n_rb": n_rb,
+        "n_fft": n_fft,
+        "cp": [cp_first, cp_other],
+        "subcarrier_spacing_hz": scs,
+        "cell_id": cell_id,
+        "rnti": rnti,
+        "ssb_period_ms": ssb_period,
+        "ssb_rb_offset": ssb_rb,
+        "ssb_case": "A" if mu == 0 else "B",
+        "dmrs_symbols": list(positions),
+        "start_sample": start,
+    }
+    return PhyWaveform(
+        iq=iq,
+        sample_rate_hz=fs,
+        active=active,
+        protocol="nr",
+        bandwidth_hz=bandwidth_hz,
+        occupied_bw_hz=n_sc * scs,
+        modulation=modulation,
+        code_rate=code_rate,
+        coding="none",
+        meta=meta,
+    )

@@ -27,8 +27,12 @@ CW_NOMINAL_BW_HZ = 15e3
 
 def options() -> dict:
     mods = [m for kind in labels.OTHER_KINDS for m in KIND_MODULATIONS[kind] if m]
-    return {"kind": list(labels.OTHER_KINDS), "bandwidth_hz": [], "modulation": mods,
-            "code_rate": {m: [] for m in mods}}
+    return {
+        "kind": list(labels.OTHER_KINDS),
+        "bandwidth_hz": [],
+        "modulation": mods,
+        "code_rate": {m: [] for m in mods},
+    }
 
 
 def rrc(beta: float, samples_per_symbol: int, span_symbols: int = 8) -> np.ndarray:
@@ -41,11 +45,15 @@ def rrc(beta: float, samples_per_symbol: int, span_symbols: int = 8) -> np.ndarr
     regular = ~zero & ~edge
     tr = t[regular]
     taps[regular] = (np.sin(np.pi * tr * (1 - beta)) + 4 * beta * tr * np.cos(np.pi * tr * (1 + beta))) / (
-        np.pi * tr * (1 - (4 * beta * tr) ** 2))
+        np.pi * tr * (1 - (4 * beta * tr) ** 2)
+    )
     taps[zero] = 1 - beta + 4 * beta / np.pi
-    taps[edge] = beta / np.sqrt(2) * ((1 + 2 / np.pi) * np.sin(np.pi / (4 * beta))
-                                      + (1 - 2 / np.pi) * np.cos(np.pi / (4 * beta)))
-    return taps / np.sqrt(np.sum(taps ** 2))
+    taps[edge] = (
+        beta
+        / np.sqrt(2)
+        * ((1 + 2 / np.pi) * np.sin(np.pi / (4 * beta)) + (1 - 2 / np.pi) * np.cos(np.pi / (4 * beta)))
+    )
+    return taps / np.sqrt(np.sum(taps**2))
 
 
 def _offset(rng: np.random.Generator, fs: float, width: float) -> float:
@@ -86,7 +94,7 @@ def _single_carrier(n: int, fs: float, rng: np.random.Generator, modulation: str
     bits = random_bits(rng, n_symbols * labels.BITS_PER_SYMBOL[modulation])
     symbols = modulate(bits, modulation, "3gpp")
     taps = rrc(beta, up) * np.sqrt(up)
-    shaped = scipy.signal.upfirdn(taps, symbols, up=up, down=down)[len(taps) // (2 * down):][:n]
+    shaped = scipy.signal.upfirdn(taps, symbols, up=up, down=down)[len(taps) // (2 * down) :][:n]
     f0 = _offset(rng, fs, (1 + beta) * rate)
     iq = shaped.astype(np.complex64) * _phasor(f0 / fs * np.arange(n))
     # Bursts: on for 0.2-4 ms, off for 0.05-2 ms, starting at a random point of the pattern.
@@ -94,7 +102,7 @@ def _single_carrier(n: int, fs: float, rng: np.random.Generator, modulation: str
     pos = -int(rng.integers(int(4e-3 * fs)))
     while pos < n:
         on = int(rng.uniform(0.2e-3, 4e-3) * fs)
-        active[max(pos, 0): max(pos + on, 0)] = True
+        active[max(pos, 0) : max(pos + on, 0)] = True
         pos += on + int(rng.uniform(0.05e-3, 2e-3) * fs)
     iq[~active] = 0
     return iq, active, (1 + beta) * rate, {"symbol_rate_hz": rate, "roll_off": beta, "offset_hz": f0}
@@ -110,23 +118,32 @@ def _fm(n: int, fs: float, rng: np.random.Generator):
     width = 2 * (deviation + audio_bw)  # Carson's rule
     f0 = _offset(rng, fs, width)
     carrier = _phasor(np.cumsum(f0 + deviation * message) / fs + rng.uniform(0, 1))
-    return carrier, np.ones(n, bool), width, {"deviation_hz": deviation, "audio_bw_hz": audio_bw,
-                                                          "offset_hz": f0}
+    return carrier, np.ones(n, bool), width, {"deviation_hz": deviation, "audio_bw_hz": audio_bw, "offset_hz": f0}
 
 
-def generate(*, kind: str | None, bandwidth_hz: float | None, modulation: str | None, code_rate: str | None,
-             duration_s: float, rng: np.random.Generator, sample_rate_hz: float = SAMPLE_RATE_HZ,
-             **unknown) -> PhyWaveform:
+def generate(
+    *,
+    kind: str | None,
+    bandwidth_hz: float | None,
+    modulation: str | None,
+    code_rate: str | None,
+    duration_s: float,
+    rng: np.random.Generator,
+    sample_rate_hz: float = SAMPLE_RATE_HZ,
+    **unknown,
+) -> PhyWaveform:
     if unknown:
         raise ValueError(f"unknown options for 'other' {sorted(unknown)}; valid: sample_rate_hz")
     if bandwidth_hz is not None or code_rate is not None:
-        raise ValueError("'other' signals draw their own width and carry no code rate: "
-                         "leave bandwidth_hz and code_rate as None")
+        raise ValueError(
+            "'other' signals draw their own width and carry no code rate: leave bandwidth_hz and code_rate as None"
+        )
     if kind is None:
         fitting = [k for k in labels.OTHER_KINDS if modulation is None or modulation in KIND_MODULATIONS[k]]
         if not fitting:
-            raise ValueError(f"no 'other' kind carries {modulation!r}; valid modulations: "
-                             f"{', '.join(options()['modulation'])}")
+            raise ValueError(
+                f"no 'other' kind carries {modulation!r}; valid modulations: {', '.join(options()['modulation'])}"
+            )
         kind = str(rng.choice(fitting))
     labels.check_choice("kind", kind, labels.OTHER_KINDS)
     if modulation is None:
@@ -143,5 +160,15 @@ def generate(*, kind: str | None, bandwidth_hz: float | None, modulation: str | 
         iq, active, width, meta = _single_carrier(n, sample_rate_hz, rng, modulation)
     iq, active = finish(iq, active)
     meta["kind"] = kind
-    return PhyWaveform(iq=iq, sample_rate_hz=sample_rate_hz, active=active, protocol="other", bandwidth_hz=width,
-                       occupied_bw_hz=width, modulation=modulation, code_rate=None, coding="none", meta=meta)
+    return PhyWaveform(
+        iq=iq,
+        sample_rate_hz=sample_rate_hz,
+        active=active,
+        protocol="other",
+        bandwidth_hz=width,
+        occupied_bw_hz=width,
+        modulation=modulation,
+        code_rate=None,
+        coding="none",
+        meta=meta,
+    )

@@ -42,30 +42,150 @@ VHT_DATA_SC = np.array([k for k in range(-28, 29) if k not in (0, -21, -7, 7, 21
 
 # (modulation, code rate) -> (Mbit/s, RATE bits R1..R4), Table 17-6.
 LEGACY_RATES = {
-    ("BPSK", "1/2"): (6, (1, 1, 0, 1)), ("BPSK", "3/4"): (9, (1, 1, 1, 1)),
-    ("QPSK", "1/2"): (12, (0, 1, 0, 1)), ("QPSK", "3/4"): (18, (0, 1, 1, 1)),
-    ("16QAM", "1/2"): (24, (1, 0, 0, 1)), ("16QAM", "3/4"): (36, (1, 0, 1, 1)),
-    ("64QAM", "2/3"): (48, (0, 0, 0, 1)), ("64QAM", "3/4"): (54, (0, 0, 1, 1)),
+    ("BPSK", "1/2"): (6, (1, 1, 0, 1)),
+    ("BPSK", "3/4"): (9, (1, 1, 1, 1)),
+    ("QPSK", "1/2"): (12, (0, 1, 0, 1)),
+    ("QPSK", "3/4"): (18, (0, 1, 1, 1)),
+    ("16QAM", "1/2"): (24, (1, 0, 0, 1)),
+    ("16QAM", "3/4"): (36, (1, 0, 1, 1)),
+    ("64QAM", "2/3"): (48, (0, 0, 0, 1)),
+    ("64QAM", "3/4"): (54, (0, 0, 1, 1)),
 }
 VHT_MCS = {("256QAM", "3/4"): 8}
 
-CODE_RATES = {"BPSK": ("1/2", "3/4"), "QPSK": ("1/2", "3/4"), "16QAM": ("1/2", "3/4"),
-              "64QAM": ("2/3", "3/4"), "256QAM": ("3/4",)}
+CODE_RATES = {
+    "BPSK": ("1/2", "3/4"),
+    "QPSK": ("1/2", "3/4"),
+    "16QAM": ("1/2", "3/4"),
+    "64QAM": ("2/3", "3/4"),
+    "256QAM": ("3/4",),
+}
 BANDWIDTHS_HZ = (20e6,)
 
 _S = np.sqrt(13 / 6) * np.array(
-    [0, 0, 1 + 1j, 0, 0, 0, -1 - 1j, 0, 0, 0, 1 + 1j, 0, 0, 0, -1 - 1j, 0, 0, 0, -1 - 1j, 0, 0, 0, 1 + 1j,
-     0, 0, 0, 0, 0, 0, 0, -1 - 1j, 0, 0, 0, -1 - 1j, 0, 0, 0, 1 + 1j, 0, 0, 0, 1 + 1j, 0, 0, 0, 1 + 1j, 0, 0,
-     0, 1 + 1j, 0, 0])  # subcarriers -26..26
+    [
+        0,
+        0,
+        1 + 1j,
+        0,
+        0,
+        0,
+        -1 - 1j,
+        0,
+        0,
+        0,
+        1 + 1j,
+        0,
+        0,
+        0,
+        -1 - 1j,
+        0,
+        0,
+        0,
+        -1 - 1j,
+        0,
+        0,
+        0,
+        1 + 1j,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        -1 - 1j,
+        0,
+        0,
+        0,
+        -1 - 1j,
+        0,
+        0,
+        0,
+        1 + 1j,
+        0,
+        0,
+        0,
+        1 + 1j,
+        0,
+        0,
+        0,
+        1 + 1j,
+        0,
+        0,
+        0,
+        1 + 1j,
+        0,
+        0,
+    ]
+)  # subcarriers -26..26
 _L = np.array(
-    [1, 1, -1, -1, 1, 1, -1, 1, -1, 1, 1, 1, 1, 1, 1, -1, -1, 1, 1, -1, 1, -1, 1, 1, 1, 1, 0,
-     1, -1, -1, 1, 1, -1, 1, -1, 1, -1, -1, -1, -1, -1, 1, 1, -1, -1, 1, -1, 1, -1, 1, 1, 1, 1], float)
+    [
+        1,
+        1,
+        -1,
+        -1,
+        1,
+        1,
+        -1,
+        1,
+        -1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        -1,
+        -1,
+        1,
+        1,
+        -1,
+        1,
+        -1,
+        1,
+        1,
+        1,
+        1,
+        0,
+        1,
+        -1,
+        -1,
+        1,
+        1,
+        -1,
+        1,
+        -1,
+        1,
+        -1,
+        -1,
+        -1,
+        -1,
+        -1,
+        1,
+        1,
+        -1,
+        -1,
+        1,
+        -1,
+        1,
+        -1,
+        1,
+        1,
+        1,
+        1,
+    ],
+    float,
+)
 _VHT_LTF = np.concatenate([[1, 1], _L, [-1, -1]])  # subcarriers -28..28
 
 
 def options() -> dict:
-    return {"bandwidth_hz": list(BANDWIDTHS_HZ), "modulation": list(labels.ALLOWED_MODULATIONS["wifi"]),
-            "code_rate": {m: list(r) for m, r in CODE_RATES.items()}}
+    return {
+        "bandwidth_hz": list(BANDWIDTHS_HZ),
+        "modulation": list(labels.ALLOWED_MODULATIONS["wifi"]),
+        "code_rate": {m: list(r) for m, r in CODE_RATES.items()},
+    }
 
 
 def scrambler_sequence(state: int, n: int) -> np.ndarray:
@@ -138,10 +258,10 @@ def _time_symbol(sc: np.ndarray, values: np.ndarray, n_cp: int = GI) -> np.ndarr
     spectrum[np.mod(sc, N_FFT)] = values
     spectrum *= np.sqrt(N_FFT / np.sum(np.abs(values) ** 2))
     td = np.fft.ifft(spectrum, norm="ortho")
-    return np.concatenate([td[N_FFT - n_cp:], td])
+    return np.concatenate([td[N_FFT - n_cp :], td])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _preamble() -> np.ndarray:
     """L-STF (10 x 0.8 us) and L-LTF (1.6 us GI2 + two 3.2 us symbols): 16 us."""
     sc = np.arange(-26, 27)
@@ -158,7 +278,7 @@ def _ofdm_rows(data_sc: np.ndarray, data: np.ndarray, pilots: np.ndarray, scale:
     spectra[:, np.mod(data_sc, N_FFT)] = data * np.float32(scale)
     spectra[:, np.mod(PILOT_SC, N_FFT)] = pilots * np.float32(scale)
     td = scipy.fft.ifft(spectra, axis=1, norm="ortho")
-    return np.concatenate([td[:, N_FFT - GI:], td], axis=1)
+    return np.concatenate([td[:, N_FFT - GI :], td], axis=1)
 
 
 class _Mode:
@@ -192,28 +312,43 @@ class _Mode:
 
 def _vht_sig_a(mcs: int, rng: np.random.Generator) -> np.ndarray:
     """Two SIG-A symbols (time domain) for an SU 20 MHz, one-stream, BCC, long-GI packet."""
-    a1 = np.concatenate([[0, 0, 1, 0], _bits_lsb_first(63, 6), _bits_lsb_first(0, 3),
-                         _bits_lsb_first(int(rng.integers(512)), 9), [0, 1]]).astype(np.uint8)
+    a1 = np.concatenate(
+        [
+            [0, 0, 1, 0],
+            _bits_lsb_first(63, 6),
+            _bits_lsb_first(0, 3),
+            _bits_lsb_first(int(rng.integers(512)), 9),
+            [0, 1],
+        ]
+    ).astype(np.uint8)
     a2_head = np.concatenate([[0, 0, 0, 0], _bits_lsb_first(mcs, 4), [0, 1]]).astype(np.uint8)
     a2 = np.concatenate([a2_head, crc8(np.concatenate([a1, a2_head])), np.zeros(6, np.uint8)])
     coded = bcc.encode(np.concatenate([a1, a2]), "1/2")
     symbols = []
     for index, rotation in ((0, 1.0), (1, 1j)):
-        data = modulate(interleave(coded[48 * index: 48 * (index + 1)], 48, 1, 16), "BPSK", "ieee") * rotation
+        data = modulate(interleave(coded[48 * index : 48 * (index + 1)], 48, 1, 16), "BPSK", "ieee") * rotation
         pilots = PILOT_POLARITY[1 + index] * PILOT_BASE * rotation
         symbols.append(_time_symbol(np.concatenate([LEGACY_DATA_SC, PILOT_SC]), np.concatenate([data, pilots])))
     return np.concatenate(symbols)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _vht_training() -> np.ndarray:
     """VHT-STF (4 us, the L-STF tones) and one VHT-LTF (56 tones)."""
     stf = np.resize(_time_symbol(np.arange(-26, 27), _S, n_cp=0), 80)
     return np.concatenate([stf, _time_symbol(np.arange(-28, 29), _VHT_LTF)])
 
 
-def generate(*, bandwidth_hz: float = 20e6, modulation: str, code_rate: str, duration_s: float,
-             rng: np.random.Generator, psdu_bytes: tuple[int, int] = (64, 1600), **unknown) -> PhyWaveform:
+def generate(
+    *,
+    bandwidth_hz: float = 20e6,
+    modulation: str,
+    code_rate: str,
+    duration_s: float,
+    rng: np.random.Generator,
+    psdu_bytes: tuple[int, int] = (64, 1600),
+    **unknown,
+) -> PhyWaveform:
     if unknown:
         raise ValueError(f"unknown WiFi options {sorted(unknown)}; valid: psdu_bytes")
     mode = _Mode(modulation, code_rate)
@@ -251,10 +386,10 @@ def generate(*, bandwidth_hz: float = 20e6, modulation: str, code_rate: str, dur
             sig_b = np.concatenate([_bits_lsb_first(-(-int(length) // 4), 17), [1, 1, 1]]).astype(np.uint8)
             sig_b_blocks.append(np.concatenate([sig_b, np.zeros(6, np.uint8)]))
             bits[8:16] = crc8(sig_b)
-            bits[16: 16 + payload.size] = payload
+            bits[16 : 16 + payload.size] = payload
             tail = slice(n_data - 6, n_data)
         else:
-            bits[16: 16 + payload.size] = payload
+            bits[16 : 16 + payload.size] = payload
             tail = slice(16 + payload.size, 22 + payload.size)
         bits ^= scrambler_sequence(int(seed), n_data)
         bits[tail] = 0
@@ -284,8 +419,9 @@ def generate(*, bandwidth_hz: float = 20e6, modulation: str, code_rate: str, dur
     if mode.vht:
         sig_b_coded = bcc.encode_blocks(sig_b_blocks, "1/2")
         sig_b_points = modulate(interleave(sig_b_coded, 52, 1, 13), "BPSK", "ieee").reshape(-1, 52)
-        sig_b_rows = _ofdm_rows(VHT_DATA_SC, sig_b_points,
-                                np.broadcast_to(PILOT_POLARITY[3] * PILOT_BASE, (len(lengths), 4)), scale)
+        sig_b_rows = _ofdm_rows(
+            VHT_DATA_SC, sig_b_points, np.broadcast_to(PILOT_POLARITY[3] * PILOT_BASE, (len(lengths), 4)), scale
+        )
         vht_fixed = np.concatenate([_vht_sig_a(VHT_MCS[(modulation, code_rate)], rng), _vht_training()])
     iq = np.zeros(total, np.complex64)
     active = np.zeros(total, bool)
@@ -294,19 +430,35 @@ def generate(*, bandwidth_hz: float = 20e6, modulation: str, code_rate: str, dur
         parts = [fixed[0], sig_rows[p]]
         if mode.vht:
             parts += [vht_fixed, sig_b_rows[p]]
-        parts.append(data_rows[first: first + count].reshape(-1))
-        iq[pos: pos + duration] = np.concatenate(parts)
-        active[pos: pos + duration] = True
+        parts.append(data_rows[first : first + count].reshape(-1))
+        iq[pos : pos + duration] = np.concatenate(parts)
+        active[pos : pos + duration] = True
         pos += duration + gap
     iq, active = finish(*crop(iq, active, start, n_out))
     n_used_sc = 57 if mode.vht else 53
-    meta = {"standard": "802.11ac VHT" if mode.vht else "802.11a/g", "n_fft": N_FFT, "cp": GI,
-            "subcarrier_spacing_hz": SUBCARRIER_SPACING_HZ, "n_data_subcarriers": len(mode.data_sc),
-            "n_packets": len(lengths), "psdu_bytes": lengths.tolist(), "start_sample": start}
+    meta = {
+        "standard": "802.11ac VHT" if mode.vht else "802.11a/g",
+        "n_fft": N_FFT,
+        "cp": GI,
+        "subcarrier_spacing_hz": SUBCARRIER_SPACING_HZ,
+        "n_data_subcarriers": len(mode.data_sc),
+        "n_packets": len(lengths),
+        "psdu_bytes": lengths.tolist(),
+        "start_sample": start,
+    }
     if mode.vht:
         meta["mcs"] = VHT_MCS[(modulation, code_rate)]
     else:
         meta["rate_mbps"] = LEGACY_RATES[(modulation, code_rate)][0]
-    return PhyWaveform(iq=iq, sample_rate_hz=SAMPLE_RATE_HZ, active=active, protocol="wifi",
-                       bandwidth_hz=bandwidth_hz, occupied_bw_hz=n_used_sc * SUBCARRIER_SPACING_HZ,
-                       modulation=modulation, code_rate=code_rate, coding="bcc", meta=meta)
+    return PhyWaveform(
+        iq=iq,
+        sample_rate_hz=SAMPLE_RATE_HZ,
+        active=active,
+        protocol="wifi",
+        bandwidth_hz=bandwidth_hz,
+        occupied_bw_hz=n_used_sc * SUBCARRIER_SPACING_HZ,
+        modulation=modulation,
+        code_rate=code_rate,
+        coding="bcc",
+        meta=meta,
+    )

@@ -17,5 +17,14 @@ from .loader import (
     user_paths,
 )
 
-__all__ = ["DATA_FOLDER", "HELDOUT_SCENARIO", "TRAIN_SCENARIOS", "Paths", "Scenario", "active_users",
-           "list_scenarios", "load_scenario", "user_paths"]
+__all__ = [
+    "DATA_FOLDER",
+    "HELDOUT_SCENARIO",
+    "TRAIN_SCENARIOS",
+    "Paths",
+    "Scenario",
+    "active_users",
+    "list_scenarios",
+    "load_scenario",
+    "user_paths",
+]

@@ -93,12 +93,15 @@ def active_users(scenario: Scenario) -> np.ndarray:
 def user_paths(scenario: Scenario, user: int) -> Paths:
     """The paths of one user, sorted by delay."""
     if not 0 <= int(user) < scenario.n_users:
-        raise ValueError(f"user {user} out of range for scenario {scenario.name!r}: valid users are 0..{scenario.n_users - 1}")
+        raise ValueError(
+            f"user {user} out of range for scenario {scenario.name!r}: valid users are 0..{scenario.n_users - 1}"
+        )
     user = int(user)
     count = int(scenario.num_paths[user])
     if count == 0:
-        raise ValueError(f"user {user} of scenario {scenario.name!r} receives no path; "
-                         "draw users from active_users(scenario)")
+        raise ValueError(
+            f"user {user} of scenario {scenario.name!r} receives no path; draw users from active_users(scenario)"
+        )
     delays = scenario.delays_s[user, :count].astype(np.float64)
     powers = 10.0 ** (scenario.powers_db[user, :count].astype(np.float64) / 10.0)
     order = np.argsort(delays, kind="stable")
@@ -133,7 +136,7 @@ def _quiet_deepmimo(root: Path):
             dm.config.set("scenarios_folder", previous_folder)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_cached(name: str, root_text: str) -> Scenario:
     root = Path(root_text)
     if name not in list_scenarios(root):

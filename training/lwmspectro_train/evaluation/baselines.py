@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -35,8 +36,10 @@ def _scaled(channels: int, width: float) -> int:
 
 def _conv_bn_act(c_in, c_out, kernel=3, stride=1, groups=1, act=nn.ReLU, bn_eps=1e-5, bn_momentum=0.1):
     """Conv, BatchNorm, activation as one Sequential (keys .0 and .1, as torchvision names them)."""
-    layers = [nn.Conv2d(c_in, c_out, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
-              nn.BatchNorm2d(c_out, eps=bn_eps, momentum=bn_momentum)]
+    layers = [
+        nn.Conv2d(c_in, c_out, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(c_out, eps=bn_eps, momentum=bn_momentum),
+    ]
     if act is not None:
         layers.append(act(inplace=True))
     return nn.Sequential(*layers)
@@ -66,8 +69,13 @@ class WuSTFTCNN(nn.Module):
         self.input = _SpectrogramInput()
         self.features = nn.Sequential(*stages, nn.AdaptiveAvgPool2d(4))
         hidden = _scaled(128, width)
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(c_in * 16, hidden), nn.ReLU(inplace=True),
-                                        nn.Dropout(0.5), nn.Linear(hidden, n_classes))
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(c_in * 16, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.5),
+            nn.Linear(hidden, n_classes),
+        )
 
     def forward(self, x):
         return self.classifier(self.features(self.input(x)))
@@ -88,8 +96,9 @@ class KojimaDeepCNN(nn.Module):
         self.input = _SpectrogramInput()
         self.features = nn.Sequential(*stages, nn.AdaptiveAvgPool2d(1))
         hidden = _scaled(256, width)
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(c_in, hidden), nn.ReLU(inplace=True),
-                                        nn.Dropout(0.5), nn.Linear(hidden, n_classes))
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(c_in, hidden), nn.ReLU(inplace=True), nn.Dropout(0.5), nn.Linear(hidden, n_classes)
+        )
 
     def forward(self, x):
         return self.classifier(self.features(self.input(x)))
@@ -179,9 +188,11 @@ class MBConv(nn.Module):
         layers = []
         if expanded != c_in:
             layers.append(_conv_bn_act(c_in, expanded, 1, act=nn.SiLU))
-        layers += [_conv_bn_act(expanded, expanded, kernel, stride, groups=expanded, act=nn.SiLU),
-                   SqueezeExcitation(expanded, max(1, c_in // 4), act=nn.SiLU),
-                   _conv_bn_act(expanded, c_out, 1, act=None)]
+        layers += [
+            _conv_bn_act(expanded, expanded, kernel, stride, groups=expanded, act=nn.SiLU),
+            SqueezeExcitation(expanded, max(1, c_in // 4), act=nn.SiLU),
+            _conv_bn_act(expanded, c_out, 1, act=None),
+        ]
         self.block = nn.Sequential(*layers)
         self.stochastic_depth = StochasticDepth(drop_p)
         self.residual = stride == 1 and c_in == c_out
@@ -195,8 +206,15 @@ class EfficientNetB0(nn.Module):
     """EfficientNet-B0 (Tan and Le, ref. 15) with a 1-channel stem."""
 
     # expand ratio, kernel, stride, in, out, repeats (the B0 table)
-    STAGES = ((1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3),
-              (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4), (6, 3, 1, 192, 320, 1))
+    STAGES = (
+        (1, 3, 1, 32, 16, 1),
+        (6, 3, 2, 16, 24, 2),
+        (6, 5, 2, 24, 40, 2),
+        (6, 3, 2, 40, 80, 3),
+        (6, 5, 1, 80, 112, 3),
+        (6, 5, 2, 112, 192, 4),
+        (6, 3, 1, 192, 320, 1),
+    )
 
     def __init__(self, n_classes: int, width: float = 1.0, stochastic_depth: float = 0.2):
         super().__init__()
@@ -208,8 +226,16 @@ class EfficientNetB0(nn.Module):
             c_in, c_out = _divisible(c_in * width), _divisible(c_out * width)
             stage = []
             for r in range(repeats):
-                stage.append(MBConv(c_in if r == 0 else c_out, c_out, expand, kernel, stride if r == 0 else 1,
-                                    stochastic_depth * block_id / total))
+                stage.append(
+                    MBConv(
+                        c_in if r == 0 else c_out,
+                        c_out,
+                        expand,
+                        kernel,
+                        stride if r == 0 else 1,
+                        stochastic_depth * block_id / total,
+                    )
+                )
                 block_id += 1
             features.append(nn.Sequential(*stage))
         last_in = _divisible(320 * width)
@@ -225,7 +251,7 @@ class EfficientNetB0(nn.Module):
 class InvertedResidual(nn.Module):
     """MobileNet-V3 block: optional expansion, depthwise, optional squeeze-excite, projection."""
 
-    _BN = dict(bn_eps=1e-3, bn_momentum=0.01)
+    _BN: ClassVar[dict] = dict(bn_eps=1e-3, bn_momentum=0.01)
 
     def __init__(self, c_in, kernel, expanded, c_out, use_se, hard_swish, stride):
         super().__init__()
@@ -249,12 +275,19 @@ class MobileNetV3Small(nn.Module):
     """MobileNet-V3 small (Howard et al., ref. 16) with a 1-channel stem."""
 
     # in, kernel, expanded, out, squeeze-excite, hard-swish, stride (the "small" table)
-    BLOCKS = ((16, 3, 16, 16, True, False, 2), (16, 3, 72, 24, False, False, 2),
-              (24, 3, 88, 24, False, False, 1), (24, 5, 96, 40, True, True, 2),
-              (40, 5, 240, 40, True, True, 1), (40, 5, 240, 40, True, True, 1),
-              (40, 5, 120, 48, True, True, 1), (48, 5, 144, 48, True, True, 1),
-              (48, 5, 288, 96, True, True, 2), (96, 5, 576, 96, True, True, 1),
-              (96, 5, 576, 96, True, True, 1))
+    BLOCKS = (
+        (16, 3, 16, 16, True, False, 2),
+        (16, 3, 72, 24, False, False, 2),
+        (24, 3, 88, 24, False, False, 1),
+        (24, 5, 96, 40, True, True, 2),
+        (40, 5, 240, 40, True, True, 1),
+        (40, 5, 240, 40, True, True, 1),
+        (40, 5, 120, 48, True, True, 1),
+        (48, 5, 144, 48, True, True, 1),
+        (48, 5, 288, 96, True, True, 2),
+        (96, 5, 576, 96, True, True, 1),
+        (96, 5, 576, 96, True, True, 1),
+    )
 
     def __init__(self, n_classes: int, width: float = 1.0):
         super().__init__()
@@ -262,15 +295,25 @@ class MobileNetV3Small(nn.Module):
         bn = InvertedResidual._BN
         features = [_conv_bn_act(1, _divisible(16 * width), 3, 2, act=nn.Hardswish, **bn)]
         for c_in, kernel, expanded, c_out, use_se, hs, stride in self.BLOCKS:
-            features.append(InvertedResidual(_divisible(c_in * width), kernel, _divisible(expanded * width),
-                                             _divisible(c_out * width), use_se, hs, stride))
+            features.append(
+                InvertedResidual(
+                    _divisible(c_in * width),
+                    kernel,
+                    _divisible(expanded * width),
+                    _divisible(c_out * width),
+                    use_se,
+                    hs,
+                    stride,
+                )
+            )
         last_in = _divisible(96 * width)
         features.append(_conv_bn_act(last_in, 6 * last_in, 1, act=nn.Hardswish, **bn))
         self.features = nn.Sequential(*features)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         hidden = _divisible(1024 * width)
-        self.classifier = nn.Sequential(nn.Linear(6 * last_in, hidden), nn.Hardswish(inplace=True),
-                                        nn.Dropout(0.2), nn.Linear(hidden, n_classes))
+        self.classifier = nn.Sequential(
+            nn.Linear(6 * last_in, hidden), nn.Hardswish(inplace=True), nn.Dropout(0.2), nn.Linear(hidden, n_classes)
+        )
 
     def forward(self, x):
         return self.classifier(torch.flatten(self.avgpool(self.features(self.input(x))), 1))
@@ -286,8 +329,11 @@ BASELINES = {
 """Baseline name -> class, as the CLI, the CSV and the report name them."""
 
 DISPLAY_NAMES = {
-    "wu_cnn": "STFT-CNN", "deep_cnn": "Deep CNN", "resnet18": "R-18",
-    "efficientnet_b0": "Eff-B0", "mobilenet_v3": "Mob-V3",
+    "wu_cnn": "STFT-CNN",
+    "deep_cnn": "Deep CNN",
+    "resnet18": "R-18",
+    "efficientnet_b0": "Eff-B0",
+    "mobilenet_v3": "Mob-V3",
 }
 
 
@@ -344,15 +390,22 @@ def load_pretrained(model: nn.Module, path) -> dict:
         elif source.shape == tensor.shape:
             own[name] = source.to(tensor.dtype)
             loaded.append(name)
-        elif (source.dim() == 4 and tensor.dim() == 4 and tensor.shape[1] == 1
-              and source.shape[0] == tensor.shape[0] and source.shape[2:] == tensor.shape[2:]):
+        elif (
+            source.dim() == 4
+            and tensor.dim() == 4
+            and tensor.shape[1] == 1
+            and source.shape[0] == tensor.shape[0]
+            and source.shape[2:] == tensor.shape[2:]
+        ):
             own[name] = source.sum(dim=1, keepdim=True).to(tensor.dtype)
             adapted.append(name)
         else:
             kept.append(name)
     if len(loaded) + len(adapted) < len(own) / 2:
-        raise ValueError(f"{path}: only {len(loaded) + len(adapted)} of {len(own)} tensors of "
-                         f"{type(model).__name__} match by name and shape; is it the right architecture "
-                         f"at width 1.0?")
+        raise ValueError(
+            f"{path}: only {len(loaded) + len(adapted)} of {len(own)} tensors of "
+            f"{type(model).__name__} match by name and shape; is it the right architecture "
+            f"at width 1.0?"
+        )
     model.load_state_dict(own)
     return {"loaded": loaded, "adapted": adapted, "kept": kept}

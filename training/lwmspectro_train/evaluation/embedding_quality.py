@@ -28,14 +28,29 @@ def _pick_protocol(rows, scenario: str, experts) -> str:
     raise ValueError(f"no held-out samples of scenario {scenario!r} for any expert {list(experts)}")
 
 
-def embedding_quality(dataset, components: LWMComponents, out_dir, scenario: str, n_samples: int,
-                      seed: int = 0, device: str = "cpu", bundle: str = "") -> dict:
+def embedding_quality(
+    dataset,
+    components: LWMComponents,
+    out_dir,
+    scenario: str,
+    n_samples: int,
+    seed: int = 0,
+    device: str = "cpu",
+    bundle: str = "",
+) -> dict:
     """Write tsne.png and embedding_quality.json to `out_dir`; return the JSON content."""
     out_dir = Path(out_dir)
     rows = dataset.labels
     protocol = _pick_protocol(rows, scenario, list(components.experts))
-    candidates = np.asarray([i for i, r in enumerate(rows) if r.get("scenario") == scenario
-                             and r.get("protocol") == protocol and r.get("modulation") in labels.MODULATIONS])
+    candidates = np.asarray(
+        [
+            i
+            for i, r in enumerate(rows)
+            if r.get("scenario") == scenario
+            and r.get("protocol") == protocol
+            and r.get("modulation") in labels.MODULATIONS
+        ]
+    )
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.permutation(candidates)[:n_samples])
     x = dataset.spectrograms(chosen)
@@ -45,20 +60,26 @@ def embedding_quality(dataset, components: LWMComponents, out_dir, scenario: str
     lwm = StandardScaler().fit_transform(embed(components.experts[protocol], x, device=device))
     spaces = {"raw spectrogram (PCA-50)": raw, f"LWM embedding ({protocol} expert)": lwm}
     perplexity = float(min(30.0, (len(x) - 1) / 3))
-    points = {name: TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
-              for name, features in spaces.items()}
+    points = {
+        name: TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
+        for name, features in spaces.items()
+    }
     snr_bins = np.asarray([labels.SNR_GRID_DB[np.argmin(np.abs(np.asarray(labels.SNR_GRID_DB) - s))] for s in snr])
     colourings = {"SNR": (snr_bins, None), "modulation": (modulation, list(labels.MODULATIONS))}
-    tsne_panels(points, colourings, f"t-SNE of {len(x)} held-out {protocol} samples ({scenario})",
-                out_dir / "tsne.png")
+    tsne_panels(points, colourings, f"t-SNE of {len(x)} held-out {protocol} samples ({scenario})", out_dir / "tsne.png")
 
     def silhouette(features, values):
         return float(silhouette_score(features, values)) if len(np.unique(values)) > 1 else float("nan")
 
     result = {
-        "protocol": protocol, "scenario": scenario, "n_samples": int(len(x)), "bundle": bundle,
-        "silhouette": {name: {"snr": silhouette(features, snr_bins), "modulation": silhouette(features, modulation)}
-                       for name, features in spaces.items()},
+        "protocol": protocol,
+        "scenario": scenario,
+        "n_samples": len(x),
+        "bundle": bundle,
+        "silhouette": {
+            name: {"snr": silhouette(features, snr_bins), "modulation": silhouette(features, modulation)}
+            for name, features in spaces.items()
+        },
     }
     (out_dir / "embedding_quality.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -7,8 +7,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def _percent_frame(ax, xlabel: str, ylabel: str, title: str) -> None:
@@ -61,8 +61,15 @@ def confusion_matrices(panels: list, path) -> Path:
         if len(names) <= 8:
             for i in range(len(names)):
                 for j in range(len(names)):
-                    ax.text(j, i, f"{rates[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                            color="white" if rates[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{rates[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if rates[i, j] > 0.5 else "black",
+                    )
     return _save(fig, path)
 
 
@@ -81,8 +88,9 @@ def tsne_panels(points: dict, colours: dict, title: str, path) -> Path:
 
     `points`: column title -> (n, 2) coordinates; `colours`: row title -> (values, names or
     None for a numeric scale)."""
-    fig, axes = plt.subplots(len(colours), len(points), figsize=(5.2 * len(points), 4.4 * len(colours)),
-                             dpi=110, squeeze=False)
+    fig, axes = plt.subplots(
+        len(colours), len(points), figsize=(5.2 * len(points), 4.4 * len(colours)), dpi=110, squeeze=False
+    )
     for r, (row_title, (values, names)) in enumerate(colours.items()):
         values = np.asarray(values)
         for c, (col_title, xy) in enumerate(points.items()):

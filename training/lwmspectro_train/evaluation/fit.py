@@ -48,8 +48,10 @@ def _batches(x: np.ndarray, indices: np.ndarray, device: str) -> torch.Tensor:
 def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
     """Logits for every row of `x`, in eval mode, batch by batch."""
     model.eval()
-    out = [model(_batches(x, np.arange(i, min(i + batch_size, len(x))), device)).float().cpu()
-           for i in range(0, len(x), batch_size)]
+    out = [
+        model(_batches(x, np.arange(i, min(i + batch_size, len(x))), device)).float().cpu()
+        for i in range(0, len(x), batch_size)
+    ]
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
@@ -57,8 +59,18 @@ def macro_f1(y_true, y_pred, n_classes: int) -> float:
     return float(f1_score(y_true, y_pred, labels=np.arange(n_classes), average="macro", zero_division=0))
 
 
-def fit(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-        n_classes: int, settings: TrainSettings, seed: int, param_groups=None, progress=None) -> FitResult:
+def fit(
+    model: nn.Module,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    n_classes: int,
+    settings: TrainSettings,
+    seed: int,
+    param_groups=None,
+    progress=None,
+) -> FitResult:
     """Train `model` with AdamW and cross-entropy, keep the weights of the best validation epoch.
 
     The best epoch has the highest validation macro-F1, ties going to the lower validation
@@ -80,7 +92,7 @@ def fit(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x_val: np.nd
         model.train()
         order = np.concatenate([rng.permutation(len(x_train)) for _ in range(math.ceil(steps * batch / len(x_train)))])
         for step in range(steps):
-            idx = order[step * batch:(step + 1) * batch]
+            idx = order[step * batch : (step + 1) * batch]
             loss = loss_fn(model(_batches(x_train, idx, device)), y_train_t[idx])
             optimiser.zero_grad(set_to_none=True)
             loss.backward()

@@ -18,8 +18,7 @@ from torch.nn import functional as F
 from lwmspectro import labels
 from lwmspectro.card import BundleError, load_card
 from lwmspectro.spectrogram import SpectrogramParams
-from lwmspectro_train.model import (EncoderConfig, HeadsConfig, ResidualCNNHead, Router, RouterConfig,
-                                    SpectrogramEncoder)
+from lwmspectro_train.model import EncoderConfig, HeadsConfig, ResidualCNNHead, Router, RouterConfig, SpectrogramEncoder
 
 
 @dataclass
@@ -109,33 +108,48 @@ class LWMClassifier(nn.Module):
         return self.head(self.standardise(embedding))
 
 
-def standardised_head(components: LWMComponents, train_embeddings: np.ndarray, train_labels,
-                      n_classes: int) -> tuple[Standardise, FewShotHead]:
+def standardised_head(
+    components: LWMComponents, train_embeddings: np.ndarray, train_labels, n_classes: int
+) -> tuple[Standardise, FewShotHead]:
     """The training split's standardisation and a fresh head: a residual CNN beside a cosine
     classifier imprinted from the standardised training embeddings."""
     standardise = Standardise(train_embeddings)
     with torch.no_grad():
         standardised = standardise(torch.as_tensor(np.asarray(train_embeddings, np.float32)))
-    return standardise, FewShotHead(ResidualCNNHead(components.embedding_dim, n_classes, components.heads),
-                                    PrototypeClassifier(standardised, train_labels, n_classes))
+    return standardise, FewShotHead(
+        ResidualCNNHead(components.embedding_dim, n_classes, components.heads),
+        PrototypeClassifier(standardised, train_labels, n_classes),
+    )
 
 
-def frozen_model(components: LWMComponents, train_embeddings: np.ndarray, train_labels,
-                 n_classes: int) -> LWMClassifier:
+def frozen_model(
+    components: LWMComponents, train_embeddings: np.ndarray, train_labels, n_classes: int
+) -> LWMClassifier:
     """LWM: a new head over cached embeddings of the frozen encoder."""
     return LWMClassifier(None, *standardised_head(components, train_embeddings, train_labels, n_classes))
 
 
-def finetune_model(components: LWMComponents, expert: str, train_embeddings: np.ndarray, train_labels,
-                   n_classes: int, lr: float, encoder_lr_scale: float):
+def finetune_model(
+    components: LWMComponents,
+    expert: str,
+    train_embeddings: np.ndarray,
+    train_labels,
+    n_classes: int,
+    lr: float,
+    encoder_lr_scale: float,
+):
     """LWM_FT: a fresh copy of the pretrained expert, the standardisation of its pretrained
     embeddings of the training split, a new head; AdamW parameter groups train the encoder
     at `encoder_lr_scale` times the head's rate."""
-    model = LWMClassifier(copy.deepcopy(components.experts[expert]),
-                          *standardised_head(components, train_embeddings, train_labels, n_classes))
+    model = LWMClassifier(
+        copy.deepcopy(components.experts[expert]),
+        *standardised_head(components, train_embeddings, train_labels, n_classes),
+    )
     model.encoder.requires_grad_(True)
-    groups = [{"params": list(model.encoder.parameters()), "lr": lr * encoder_lr_scale},
-              {"params": list(model.head.parameters()), "lr": lr}]
+    groups = [
+        {"params": list(model.encoder.parameters()), "lr": lr * encoder_lr_scale},
+        {"params": list(model.head.parameters()), "lr": lr},
+    ]
     return model, groups
 
 
@@ -143,8 +157,10 @@ def finetune_model(components: LWMComponents, expert: str, train_embeddings: np.
 def embed(encoder: nn.Module, spectrograms: np.ndarray, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
     """Pooled embeddings (n, d) of a frozen encoder, in eval mode."""
     encoder.eval().to(device)
-    out = [encoder(torch.from_numpy(np.ascontiguousarray(spectrograms[i:i + batch_size], np.float32)).to(device)).cpu()
-           for i in range(0, len(spectrograms), batch_size)]
+    out = [
+        encoder(torch.from_numpy(np.ascontiguousarray(spectrograms[i : i + batch_size], np.float32)).to(device)).cpu()
+        for i in range(0, len(spectrograms), batch_size)
+    ]
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
@@ -157,7 +173,7 @@ def route(router: Router, experts, spectrograms: np.ndarray, batch_size: int = 6
     columns = [labels.ROUTER_CLASSES.index(name) for name in experts]
     chosen = []
     for i in range(0, len(spectrograms), batch_size):
-        logits = router(torch.from_numpy(np.ascontiguousarray(spectrograms[i:i + batch_size], np.float32)).to(device))
+        logits = router(torch.from_numpy(np.ascontiguousarray(spectrograms[i : i + batch_size], np.float32)).to(device))
         chosen.append(logits[:, columns].argmax(dim=-1).cpu())
     return torch.cat(chosen).numpy() if chosen else np.zeros(0, np.int64)
 
@@ -181,9 +197,11 @@ def _resolve(reference: str, bundle_dir: Path) -> Path:
     for candidate in (bundle_dir / reference, Path(reference)):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"{bundle_dir / 'card.json'}: training.checkpoint {reference!r} not found beside the "
-                            f"bundle nor from {Path.cwd()}; LWM and LWM_FT need the torch weights the bundle "
-                            "was exported from")
+    raise FileNotFoundError(
+        f"{bundle_dir / 'card.json'}: training.checkpoint {reference!r} not found beside the "
+        f"bundle nor from {Path.cwd()}; LWM and LWM_FT need the torch weights the bundle "
+        "was exported from"
+    )
 
 
 def load_components(bundle_dir) -> tuple[LWMComponents, dict]:
@@ -200,8 +218,10 @@ def load_components(bundle_dir) -> tuple[LWMComponents, dict]:
     card_sha = hashlib.sha256((bundle_dir / "card.json").read_bytes()).hexdigest()
     reference = (card.get("training") or {}).get("checkpoint")
     if not reference:
-        raise BundleError(f"{bundle_dir / 'card.json'}: training.checkpoint is not set; LWM and LWM_FT need "
-                          "the torch weights the bundle was exported from")
+        raise BundleError(
+            f"{bundle_dir / 'card.json'}: training.checkpoint is not set; LWM and LWM_FT need "
+            "the torch weights the bundle was exported from"
+        )
     path = _resolve(reference, bundle_dir)
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     for key in ("config", "experts", "router"):
@@ -220,11 +240,17 @@ def load_components(bundle_dir) -> tuple[LWMComponents, dict]:
         experts[name] = encoder.eval().requires_grad_(False)
     router = Router(RouterConfig.from_dict(config["router"]), input_shape)
     router.load_state_dict(checkpoint["router"])
-    components = LWMComponents(experts, router.eval().requires_grad_(False),
-                               HeadsConfig.from_dict(config.get("heads", {})), f"{bundle_dir} ({path.name}, {which})")
-    info = {"card_sha256": card_sha,
-            "summary": f"card `{card.get('name')}`, schema {card['schema_version']}, experts "
-                       f"{', '.join(experts)} ({which.replace('_', ' ')}), embedding d={components.embedding_dim}, "
-                       f"torch weights `{path}`, "
-                       f"card.json sha256 {card_sha[:12]}"}
+    components = LWMComponents(
+        experts,
+        router.eval().requires_grad_(False),
+        HeadsConfig.from_dict(config.get("heads", {})),
+        f"{bundle_dir} ({path.name}, {which})",
+    )
+    info = {
+        "card_sha256": card_sha,
+        "summary": f"card `{card.get('name')}`, schema {card['schema_version']}, experts "
+        f"{', '.join(experts)} ({which.replace('_', ' ')}), embedding d={components.embedding_dim}, "
+        f"torch weights `{path}`, "
+        f"card.json sha256 {card_sha[:12]}",
+    }
     return components, info

@@ -27,8 +27,11 @@ class Split:
         for name, part in (("train", self.train), ("val", self.val), ("test", self.test)):
             if len(np.unique(part)) != len(part):
                 raise ValueError(f"split {name} repeats a sample")
-        if (np.intersect1d(self.train, self.val).size or np.intersect1d(self.train, self.test).size
-                or np.intersect1d(self.val, self.test).size):
+        if (
+            np.intersect1d(self.train, self.val).size
+            or np.intersect1d(self.train, self.test).size
+            or np.intersect1d(self.val, self.test).size
+        ):
             raise ValueError("a sample appears in two splits")
 
 
@@ -56,14 +59,15 @@ def stratified_split(labels, n_train: int, n_val: int, n_test: int, seed, class_
     if short:
         names = class_names or [str(c) for c in range(n_classes)]
         listing = ", ".join(f"{names[c]} has {counts[c]}" for c in short)
-        raise TooFewSamples(f"each class needs {need} samples ({n_train} train + {n_val} val + "
-                            f"{n_test} test): {listing}")
+        raise TooFewSamples(
+            f"each class needs {need} samples ({n_train} train + {n_val} val + {n_test} test): {listing}"
+        )
     rng = np.random.default_rng(seed)
     parts = ([], [], [])
     for c in range(n_classes):
         members = rng.permutation(np.flatnonzero(labels == c))[:need]
         parts[0].append(members[:n_train])
-        parts[1].append(members[n_train:n_train + n_val])
-        parts[2].append(members[n_train + n_val:])
+        parts[1].append(members[n_train : n_train + n_val])
+        parts[2].append(members[n_train + n_val :])
     train, val, test = (rng.permutation(np.concatenate(p)) for p in parts)
     return Split(train, val, test)

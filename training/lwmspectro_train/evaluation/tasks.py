@@ -43,14 +43,22 @@ class TaskSpec:
 TASKS = {
     # Only WiFi carries all five modulations (BPSK comes from 802.11a/g), so Task 1 runs
     # on WiFi through the WiFi expert.
-    "task1": TaskSpec("task1", "Task 1: modulation classification (WiFi, 5 classes)",
-                      ("wifi",), "modulation", "wifi", (LWM, LWM_FT)),
-    "task2": TaskSpec("task2", "Task 2: joint SNR x mobility classification (LTE)",
-                      ("lte",), "snr_mobility", "lte", (LWM_FT, LWM)),
+    "task1": TaskSpec(
+        "task1", "Task 1: modulation classification (WiFi, 5 classes)", ("wifi",), "modulation", "wifi", (LWM, LWM_FT)
+    ),
+    "task2": TaskSpec(
+        "task2", "Task 2: joint SNR x mobility classification (LTE)", ("lte",), "snr_mobility", "lte", (LWM_FT, LWM)
+    ),
     # Mixed protocols: the router picks one expert per input (top-1 over the experts) and
     # one head classifies the modulation from the routed embedding.
-    "task3": TaskSpec("task3", "Task 3: modulation on mixed WiFi / LTE / 5G NR through the router",
-                      ("wifi", "lte", "nr"), "modulation", None, (MOE,)),
+    "task3": TaskSpec(
+        "task3",
+        "Task 3: modulation on mixed WiFi / LTE / 5G NR through the router",
+        ("wifi", "lte", "nr"),
+        "modulation",
+        None,
+        (MOE,),
+    ),
 }
 
 
@@ -82,12 +90,17 @@ PRESETS = {
     # The paper's grid (Fig. 5, Tables II and III), five seeds, published baseline sizes.
     "full": Preset(
         name="full",
-        n_per_class={"task1": (2, 4, 8, 16, 32, 64, 128, 256),
-                     "task2": (5, 10, 20, 50, 100, 200, 400),
-                     "task3": (100, 200, 400, 800, 1600, 3200)},
+        n_per_class={
+            "task1": (2, 4, 8, 16, 32, 64, 128, 256),
+            "task2": (5, 10, 20, 50, 100, 200, 400),
+            "task3": (100, 200, 400, 800, 1600, 3200),
+        },
         seeds=(0, 1, 2, 3, 4),
         baselines={"task1": ALL_BASELINES, "task2": ALL_BASELINES, "task3": ("deep_cnn", "resnet18")},
-        baseline_width=1.0, test_per_class=100, max_val_per_class=64, tsne_samples=1500,
+        baseline_width=1.0,
+        test_per_class=100,
+        max_val_per_class=64,
+        tsne_samples=1500,
     ),
     # Sized to finish on two CPU cores in under 30 minutes and to fit the project's 3000-sample
     # held-out set (its rarest joint SNR x mobility class has about 30 LTE samples): fewer
@@ -98,9 +111,15 @@ PRESETS = {
         name="quick",
         n_per_class={"task1": (2, 8, 32), "task2": (5, 10), "task3": (10, 100)},
         seeds=(0, 1, 2),
-        baselines={"task1": ("wu_cnn", "resnet18"), "task2": ("deep_cnn", "resnet18"),
-                   "task3": ("deep_cnn", "resnet18")},
-        baseline_width=0.5, test_per_class=15, max_val_per_class=8, tsne_samples=400,
+        baselines={
+            "task1": ("wu_cnn", "resnet18"),
+            "task2": ("deep_cnn", "resnet18"),
+            "task3": ("deep_cnn", "resnet18"),
+        },
+        baseline_width=0.5,
+        test_per_class=15,
+        max_val_per_class=8,
+        tsne_samples=400,
         settings=TrainSettings(epochs=8, patience=2, batch_size=8),
     ),
 }
@@ -109,9 +128,16 @@ PRESETS = {
 def task_pool(spec: TaskSpec, rows: list, scenario: str) -> np.ndarray:
     """Indices of the dataset rows that belong to the task: the held-out scenario, the
     task's protocols, a labelled modulation (negatives `none` / `other` are left out)."""
-    return np.asarray([i for i, row in enumerate(rows)
-                       if row.get("scenario") == scenario and row.get("protocol") in spec.protocols
-                       and row.get("modulation") in labels.MODULATIONS], np.int64)
+    return np.asarray(
+        [
+            i
+            for i, row in enumerate(rows)
+            if row.get("scenario") == scenario
+            and row.get("protocol") in spec.protocols
+            and row.get("modulation") in labels.MODULATIONS
+        ],
+        np.int64,
+    )
 
 
 def present_classes(spec: TaskSpec, rows: list, pool: np.ndarray) -> tuple[np.ndarray, list[str]]:

@@ -19,9 +19,27 @@ from .lwm import LWMComponents, embed, finetune_model, frozen_model, routed_embe
 from .splits import TooFewSamples, stratified_split
 from .tasks import LWM, LWM_FT, MOE, TASKS, Preset, present_classes, task_pool
 
-CSV_FIELDS = ("task", "model", "n_per_class", "seed", "status", "accuracy", "macro_f1", "val_f1",
-              "epochs_run", "best_epoch", "seconds", "cpu_seconds", "n_train", "n_val", "n_test", "n_classes",
-              "width", "bundle", "reason")
+CSV_FIELDS = (
+    "task",
+    "model",
+    "n_per_class",
+    "seed",
+    "status",
+    "accuracy",
+    "macro_f1",
+    "val_f1",
+    "epochs_run",
+    "best_epoch",
+    "seconds",
+    "cpu_seconds",
+    "n_train",
+    "n_val",
+    "n_test",
+    "n_classes",
+    "width",
+    "bundle",
+    "reason",
+)
 BUNDLE_SCOPED = (LWM, LWM_FT, MOE)
 """Models whose trials depend on the bundle: their rows carry its card hash."""
 
@@ -71,8 +89,11 @@ class TrialLog:
 
     def finished(self, bundle: str | None = None) -> set:
         """Keys of the trials done; LWM trials count only if run with `bundle`."""
-        return {trial_key(r["task"], r["model"], r["n_per_class"], r["seed"]) for r in self.rows(bundle)
-                if r["status"] == "ok"}
+        return {
+            trial_key(r["task"], r["model"], r["n_per_class"], r["seed"])
+            for r in self.rows(bundle)
+            if r["status"] == "ok"
+        }
 
     def compact(self) -> None:
         """Rewrite both files with only the last row and record of each trial (superseded
@@ -147,14 +168,17 @@ class _TaskData:
         pool = task_pool(spec, rows, scenario)
         if len(pool) == 0:
             found = sorted({(r.get("scenario"), r.get("protocol")) for r in rows}, key=str)
-            raise ValueError(f"{spec.key}: no {'/'.join(spec.protocols)} samples from scenario {scenario!r} "
-                             f"in {dataset.folder}; (scenario, protocol) pairs there: {found}")
+            raise ValueError(
+                f"{spec.key}: no {'/'.join(spec.protocols)} samples from scenario {scenario!r} "
+                f"in {dataset.folder}; (scenario, protocol) pairs there: {found}"
+            )
         y, self.class_names = present_classes(spec, rows, pool)
         largest = max(preset.n_per_class[spec.key])
         cap = largest + preset.val_per_class(largest) + preset.test_per_class
         rng = np.random.default_rng(12345)
-        keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[:cap]
-                                       for c in range(len(self.class_names))]))
+        keep = np.sort(
+            np.concatenate([rng.permutation(np.flatnonzero(y == c))[:cap] for c in range(len(self.class_names))])
+        )
         self.indices = pool[keep]
         self.y = y[keep]
         self.snr_db = np.asarray([rows[i]["snr_db"] for i in self.indices], np.float64)
@@ -179,8 +203,9 @@ class _TaskData:
         return self._embeddings
 
 
-def _train_and_test(model_name, data: _TaskData, spec, split, components, preset: Preset,
-                    pretrained: dict, seed: int, progress) -> tuple[np.ndarray, object, float]:
+def _train_and_test(
+    model_name, data: _TaskData, spec, split, components, preset: Preset, pretrained: dict, seed: int, progress
+) -> tuple[np.ndarray, object, float]:
     """Train one model on split.train (early stopping on split.val); test predictions."""
     settings = preset.settings
     torch.manual_seed(seed)
@@ -191,16 +216,33 @@ def _train_and_test(model_name, data: _TaskData, spec, split, components, preset
     elif model_name == LWM_FT:
         train_embeddings = data.embeddings(spec, components, settings.device)[split.train]
         features = data.x
-        model, groups = finetune_model(components, spec.expert, train_embeddings, data.y[split.train],
-                                       data.n_classes, settings.lr, settings.finetune_lr_scale)
+        model, groups = finetune_model(
+            components,
+            spec.expert,
+            train_embeddings,
+            data.y[split.train],
+            data.n_classes,
+            settings.lr,
+            settings.finetune_lr_scale,
+        )
         width = ""
     else:
         features, groups, width = data.x, None, preset.baseline_width
         model = build_baseline(model_name, data.n_classes, preset.baseline_width)
         if model_name in pretrained:
             load_pretrained(model, pretrained[model_name])
-    result = fit(model, features[split.train], data.y[split.train], features[split.val], data.y[split.val],
-                 data.n_classes, settings, seed, groups, progress)
+    result = fit(
+        model,
+        features[split.train],
+        data.y[split.train],
+        features[split.val],
+        data.y[split.val],
+        data.n_classes,
+        settings,
+        seed,
+        groups,
+        progress,
+    )
     logits = predict_logits(model, features[split.test], settings.batch_size * 2, settings.device)
     return logits.argmax(1), result, width
 
@@ -210,9 +252,18 @@ def planned_models(preset: Preset, task: str, models=None) -> list[str]:
     return [m for m in preset.models(task) if models is None or m in models]
 
 
-def run_trials(dataset, components: LWMComponents | None, out_dir, preset: Preset, tasks=tuple(TASKS),
-               scenario: str = "", pretrained: dict | None = None, show_progress: bool = True,
-               models=None, bundle: str = "") -> TrialLog:
+def run_trials(
+    dataset,
+    components: LWMComponents | None,
+    out_dir,
+    preset: Preset,
+    tasks=tuple(TASKS),
+    scenario: str = "",
+    pretrained: dict | None = None,
+    show_progress: bool = True,
+    models=None,
+    bundle: str = "",
+) -> TrialLog:
     """Run every unfinished trial of `tasks` under `preset`; returns the log.
 
     `models` restricts the run to those model names (default: all of the preset's);
@@ -222,11 +273,22 @@ def run_trials(dataset, components: LWMComponents | None, out_dir, preset: Prese
     log = TrialLog(out_dir)
     pretrained = dict(pretrained or {})
     done = log.finished(bundle)
-    plan = [(task, n, seed, model) for task in tasks for n in preset.n_per_class[task] for seed in preset.seeds
-            for model in planned_models(preset, task, models)]
+    plan = [
+        (task, n, seed, model)
+        for task in tasks
+        for n in preset.n_per_class[task]
+        for seed in preset.seeds
+        for model in planned_models(preset, task, models)
+    ]
     todo = [p for p in plan if trial_key(p[0], p[3], p[1], p[2]) not in done]
-    bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="eval trials", unit="trial",
-               disable=not show_progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(plan),
+        initial=len(plan) - len(todo),
+        desc="eval trials",
+        unit="trial",
+        disable=not show_progress,
+        dynamic_ncols=True,
+    )
     for task in tasks:
         spec = TASKS[task]
         task_todo = [p for p in todo if p[0] == task]
@@ -237,35 +299,67 @@ def run_trials(dataset, components: LWMComponents | None, out_dir, preset: Prese
             models = [p[3] for p in task_todo if p[1] == n and p[2] == seed]
             n_val, n_test = preset.val_per_class(n), preset.test_per_class
             try:
-                split = stratified_split(data.y, n, n_val, n_test, [seed, n, list(TASKS).index(task)],
-                                         data.class_names)
+                split = stratified_split(data.y, n, n_val, n_test, [seed, n, list(TASKS).index(task)], data.class_names)
             except TooFewSamples as err:
                 for model in models:
-                    log.append({"task": task, "model": model, "n_per_class": n, "seed": seed,
-                                "status": "skipped", "n_classes": data.n_classes, "reason": str(err)})
+                    log.append(
+                        {
+                            "task": task,
+                            "model": model,
+                            "n_per_class": n,
+                            "seed": seed,
+                            "status": "skipped",
+                            "n_classes": data.n_classes,
+                            "reason": str(err),
+                        }
+                    )
                     bar.update()
                 continue
             for model in models:
                 bar.set_description(f"{task} {model} N={n} seed={seed}")
                 wall, cpu = time.perf_counter(), time.process_time()
-                pred, result, width = _train_and_test(model, data, spec, split, components, preset, pretrained,
-                                                      seed, bar)
+                pred, result, width = _train_and_test(
+                    model, data, spec, split, components, preset, pretrained, seed, bar
+                )
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
                 truth = data.y[split.test]
-                record = {"task": task, "model": model, "n_per_class": n, "seed": seed,
-                          "class_names": data.class_names, "y_true": truth.tolist(), "y_pred": pred.tolist(),
-                          "snr_db": data.snr_db[split.test].tolist(),
-                          "protocol": [data.protocol[i] for i in split.test]}
+                record = {
+                    "task": task,
+                    "model": model,
+                    "n_per_class": n,
+                    "seed": seed,
+                    "class_names": data.class_names,
+                    "y_true": truth.tolist(),
+                    "y_pred": pred.tolist(),
+                    "snr_db": data.snr_db[split.test].tolist(),
+                    "protocol": [data.protocol[i] for i in split.test],
+                }
                 if model == MOE:
                     record["expert"] = [data.routed_expert[i] for i in split.test]
-                log.append({"task": task, "model": model, "n_per_class": n, "seed": seed, "status": "ok",
-                            "accuracy": f"{float(np.mean(pred == truth)):.6f}",
-                            "macro_f1": f"{macro_f1(truth, pred, data.n_classes):.6f}",
-                            "val_f1": f"{result.best_val_f1:.6f}", "epochs_run": result.epochs_run,
-                            "best_epoch": result.best_epoch, "seconds": f"{wall:.2f}", "cpu_seconds": f"{cpu:.2f}",
-                            "n_train": len(split.train), "n_val": len(split.val), "n_test": len(split.test),
-                            "n_classes": data.n_classes, "width": width,
-                            "bundle": bundle if model in BUNDLE_SCOPED else "", "reason": ""}, record)
+                log.append(
+                    {
+                        "task": task,
+                        "model": model,
+                        "n_per_class": n,
+                        "seed": seed,
+                        "status": "ok",
+                        "accuracy": f"{float(np.mean(pred == truth)):.6f}",
+                        "macro_f1": f"{macro_f1(truth, pred, data.n_classes):.6f}",
+                        "val_f1": f"{result.best_val_f1:.6f}",
+                        "epochs_run": result.epochs_run,
+                        "best_epoch": result.best_epoch,
+                        "seconds": f"{wall:.2f}",
+                        "cpu_seconds": f"{cpu:.2f}",
+                        "n_train": len(split.train),
+                        "n_val": len(split.val),
+                        "n_test": len(split.test),
+                        "n_classes": data.n_classes,
+                        "width": width,
+                        "bundle": bundle if model in BUNDLE_SCOPED else "",
+                        "reason": "",
+                    },
+                    record,
+                )
                 bar.update()
     bar.close()
     log.compact()
