@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((REPO / "grc" / "examples").glob("*.grc"))
 GRCC = "/usr/bin/grcc"
@@ -25,6 +27,7 @@ def test_there_is_a_gui_and_a_headless_example_per_source():
         assert {f"lwm_{source}_gui", f"lwm_{source}_headless"} <= names
 
 
+@pytest.mark.slow
 def test_every_example_compiles(tmp_path):
     result = compile_flowgraphs(EXAMPLES, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -17,7 +17,7 @@ from lwmspectro import labels
 from lwmspectro_train import cli
 from lwmspectro_train.evaluate import metrics_from_predictions
 
-from train_fixtures import one_thread, tiny_config  # noqa: F401 (one_thread: autouse fixture)
+from train_fixtures import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -25,8 +25,6 @@ from lwmspectro_train.model import (
     supervised_contrastive_loss,
 )
 
-from train_fixtures import one_thread  # noqa: F401 (autouse fixture)
-
 SHAPE = (32, 32)
 TINY = EncoderConfig(patch_size=8, d_model=16, n_layers=2, n_heads=2, decoder_hidden=16, projection_dim=8)
 TINY_ROUTER = RouterConfig(patch_size=8, d_model=16, n_layers=2, n_heads=2)

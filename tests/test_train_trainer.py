@@ -20,7 +20,7 @@ from lwmspectro_train.distributed import Context
 from lwmspectro_train.stages import Run
 from lwmspectro_train.trainer import load_checkpoint
 
-from train_fixtures import one_thread, tiny_config  # noqa: F401 (one_thread: autouse fixture)
+from train_fixtures import tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +110,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_process_gloo_ddp_trains_one_model(tmp_path, toy_train):
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps(tiny_config(tmp_path / "run", toy_train, max_steps=2)))

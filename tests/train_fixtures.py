@@ -1,18 +1,6 @@
-"""What the training tests share: one torch thread per test and a tiny run configuration."""
-
-import pytest
-import torch
+"""What the training tests share: a tiny run configuration."""
 
 from lwmspectro_train.config import STAGES
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared two-core machine a second spinning thread only slows these tiny models."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_config(run_dir, train, test=None, **stage) -> dict:
