@@ -1,0 +1,37 @@
+"""Atomic file writes: a reader, a crash or a kill never sees a half-written file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+Content = bytes | str | Callable[[BinaryIO], object]
+"""What `atomic_write` writes: bytes, text (UTF-8), or a function that writes to the open file."""
+
+
+def atomic_write(path: str | os.PathLike[str], content: Content) -> Path:
+    """Write `content` to a temporary file beside `path`, fsync it, then rename it over `path`.
+
+    A file being replaced keeps its permission bits; a new one gets the process's default.
+    The temporary file is removed when writing fails."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            if isinstance(content, str):
+                f.write(content.encode())
+            elif isinstance(content, bytes):
+                f.write(content)
+            else:
+                content(f)
+            f.flush()
+            os.fsync(f.fileno())
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
