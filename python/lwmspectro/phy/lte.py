@@ -202,8 +202,8 @@ def generate(
     grid[:, cell.control_mask] = modulate(control_bits, "QPSK", "3gpp").reshape(len(numbers), n_control)
     for subframe in (0, 5):
         rows = numbers == subframe
-        grid[np.ix_(rows, [6], cell.sync_sc)] = pss(n_id2)
-        grid[np.ix_(rows, [5], cell.sync_sc)] = sss(n_id1, n_id2, subframe)
+        grid[np.ix_(rows, np.array([6]), cell.sync_sc)] = pss(n_id2)
+        grid[np.ix_(rows, np.array([5]), cell.sync_sc)] = sss(n_id1, n_id2, subframe)
     rows = numbers == 0
     n_pbch = int(cell.pbch_mask.sum())
     pbch = modulate(random_bits(rng, 2 * n_pbch * int(rows.sum())), "QPSK", "3gpp")

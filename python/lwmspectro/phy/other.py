@@ -157,6 +157,7 @@ def generate(
     elif kind == "fm":
         iq, active, width, meta = _fm(n, sample_rate_hz, rng)
     else:
+        assert modulation is not None, "every single-carrier kind lists its modulations"
         iq, active, width, meta = _single_carrier(n, sample_rate_hz, rng, modulation)
     iq, active = finish(iq, active)
     meta["kind"] = kind

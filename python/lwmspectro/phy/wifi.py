@@ -361,18 +361,22 @@ def generate(
     difs, slot = round(DIFS_S * SAMPLE_RATE_HZ), round(SLOT_S * SAMPLE_RATE_HZ)
 
     # Draw packet sizes and gaps until the stream covers the random start plus the window.
-    lengths, gaps, durations = [], [], []
+    drawn_lengths: list[int] = []
+    gaps: list[int] = []
+    durations: list[int] = []
     start = None
     total = 0
     while start is None or total < start + n_out:
         length = int(rng.integers(lo, hi + 1))
         gap = difs + slot * int(rng.integers(0, CW_MIN + 1))
         duration = header_len + int(mode.n_symbols(np.array(length))) * sym_len
-        lengths.append(length), gaps.append(gap), durations.append(duration)
+        drawn_lengths.append(length)
+        gaps.append(gap)
+        durations.append(duration)
         if start is None:
             start = int(rng.integers(0, duration + gap))
         total += duration + gap
-    lengths = np.array(lengths)
+    lengths = np.array(drawn_lengths)
     n_sym = mode.n_symbols(lengths)
 
     # DATA bits per packet: SERVICE, PSDU, tail, pad (VHT: SERVICE, PSDU, pad, tail), scrambled.
