@@ -3,6 +3,8 @@
 lwmspectro-train all --config small                 stages in order, then evaluate + export
 lwmspectro-train pretrain --config small --resume   continue a killed stage where it stopped
 torchrun --nproc_per_node 2 -m lwmspectro_train.cli pretrain --config small   data-parallel
+
+Exporting a finished run on its own is `lwmspectro export --run DIR` (lwmspectro_train.commands).
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ COMMANDS = {
     "router": "stage 2: the router on a class-balanced mix, experts frozen",
     "heads": "stage 3: modulation and SNR x mobility heads per expert",
     "evaluate": "held-out metrics per SNR of router -> top-1 expert -> heads",
-    "export": "write the ONNX bundle and card.json, with a parity check",
     "all": "every stage in order (each resumable), then evaluate and export",
 }
 
@@ -53,15 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
         )
         command.add_argument("--experts", help="comma-separated subset of the config's experts for this command")
         command.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
-        if name not in ("evaluate", "export"):
+        if name != "evaluate":
             command.add_argument(
                 "--resume",
                 action="store_true",
                 help="continue from the stage checkpoints (a finished stage is skipped)",
             )
-        if name in ("evaluate", "export", "all"):
+        if name in ("evaluate", "all"):
             command.add_argument("--data", help="held-out dataset folder (default: the config's data.test)")
-        if name in ("export", "all"):
+        if name == "all":
             command.add_argument("--out", help="bundle folder to write (default: RUN_DIR/bundle)")
             command.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
             command.add_argument(
@@ -156,15 +157,6 @@ def run_evaluate(run: Run, data: str | None) -> dict:
     return metrics
 
 
-def run_export(run: Run, args) -> None:
-    from .export import export_bundle
-
-    out = Path(args.out) if args.out else run.dir / "bundle"
-    card = export_bundle(run, out, args.data, args.parity_samples, args.overwrite)
-    print_metrics(card["metrics"]["held_out"])
-    print(f"wrote bundle {out}")
-
-
 def run_command(args, argv: list[str], cfg: RunConfig, ctx: Context) -> int:
     record = command_record(["lwmspectro-train", *argv], ctx)
     prepare_run_dir(cfg, record, ctx)
@@ -189,8 +181,12 @@ def run_command(args, argv: list[str], cfg: RunConfig, ctx: Context) -> int:
         return 0
     if args.command == "evaluate":
         run_evaluate(run, args.data)
-    if args.command in ("export", "all"):
-        run_export(run, args)
+    if args.command == "all":
+        from .commands.export import export_run
+
+        export_run(
+            run, Path(args.out) if args.out else run.dir / "bundle", args.data, args.parity_samples, args.overwrite
+        )
     return 0
 
 

@@ -1,21 +1,18 @@
-"""`lwmspectro bench NAME`: the benchmarks in `lwmspectro.benchmarks`, each printing its figures."""
+"""`lwmspectro bench NAME`: the benchmarks in `lwmspectro.benchmarks` and those installed packages
+contribute (entry-point group `lwmspectro.benchmarks`), each printing its figures."""
 
-import importlib
-import pkgutil
+from __future__ import annotations
+
+import argparse
 
 HELP = "benchmarks: generate (data pipeline), infer (model runtime), flowgraph (GNU Radio receiver)"
 
 
-def add_arguments(parser):
-    from .. import benchmarks
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..cli import BENCHMARK_GROUP, KNOWN_PLUGIN_BENCHMARKS, add_commands
 
-    sub = parser.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
-    for info in sorted(pkgutil.iter_modules(benchmarks.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"lwmspectro.benchmarks.{info.name}")
-        bench = sub.add_parser(info.name, help=getattr(module, "HELP", None))
-        module.add_arguments(bench)
-        bench.set_defaults(bench_run=module.run)
+    add_commands(parser, "lwmspectro.benchmarks", BENCHMARK_GROUP, KNOWN_PLUGIN_BENCHMARKS, "benchmark", "bench_run")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     return args.bench_run(args)

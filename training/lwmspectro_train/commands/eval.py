@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import shlex
-import sys
 
 HELP = "evaluate a model bundle against baselines on held-out data (few-shot tables, figures, docs/results.md)"
 
 TASK_CHOICES = ("task1", "task2", "task3")
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bundle",
         default=None,
@@ -63,8 +63,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
-def _parse_pretrained(items) -> dict:
-    from lwmspectro_train.evaluation.baselines import BASELINES
+def _parse_pretrained(items: list[str]) -> dict[str, str]:
+    from ..evaluation.baselines import BASELINES
 
     out = {}
     for item in items:
@@ -79,7 +79,7 @@ def _parse_pretrained(items) -> dict:
     return out
 
 
-def command_line(args) -> str:
+def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces this run, rebuilt from the parsed options, for the report."""
     words = ["lwmspectro", "eval"] + (["--bundle", args.bundle] if args.bundle else []) + ["--data", args.data]
     words += ["--quick"] if args.quick else []
@@ -96,16 +96,9 @@ def command_line(args) -> str:
     return shlex.join(words)
 
 
-def run(args) -> int:
-    try:
-        from lwmspectro_train.evaluation.run import evaluate
-    except ImportError as err:
-        print(
-            f"lwmspectro eval: error: needs the training package with torch ({err}); install it with "
-            f"`pip install -e training` (see requirements-dev.txt)",
-            file=sys.stderr,
-        )
-        return 2
+def run(args: argparse.Namespace) -> int:
+    from ..evaluation.run import evaluate
+
     command = command_line(args)
     path = evaluate(
         args.bundle,

@@ -1,0 +1,67 @@
+"""`lwmspectro export`: write a model bundle (ONNX + card.json) from a training run.
+
+`export_run` is the one export path: this command and `lwmspectro-train all` both use it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "write a model bundle (ONNX files + card.json) from a training run directory"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--run",
+        dest="run_dir",
+        required=True,
+        metavar="DIR",
+        help="training run directory (run_dir of an lwmspectro-train config)",
+    )
+    parser.add_argument("--out", required=True, help="bundle folder to write, e.g. models/small")
+    parser.add_argument("--data", help="held-out dataset folder for metrics and parity (default: the run's data.test)")
+    parser.add_argument(
+        "--parity-samples",
+        type=int,
+        default=64,
+        help="held-out spectrograms for the ONNX Runtime vs torch check (default 64)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def export_run(run, out, data: str | None, parity_samples: int, overwrite: bool, record: dict | None = None) -> dict:
+    """Write the bundle of a trained `run` to `out`, print its held-out metrics; the card.
+
+    `record` is the exporting command when it is not already in the run's commands.jsonl.
+    """
+    from ..cli import print_metrics
+    from ..export import export_bundle
+
+    card = export_bundle(run, out, data, parity_samples, overwrite, record)
+    print_metrics(card["metrics"]["held_out"])
+    print(f"wrote bundle {out}")
+    return card
+
+
+def command_line(args: argparse.Namespace) -> list[str]:
+    """The command that reproduces this export, rebuilt from the parsed options, for the card."""
+    words = ["lwmspectro", "export", "--run", args.run_dir, "--out", args.out]
+    words += ["--parity-samples", str(args.parity_samples)]
+    words += ["--data", args.data] if args.data else []
+    words += ["--overwrite"] if args.overwrite else []
+    return words
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cli import command_record
+    from ..distributed import setup
+    from ..export import load_run
+
+    ctx = setup("cpu")
+    trained = load_run(args.run_dir, ctx, progress=not args.no_progress)
+    export_run(
+        trained, Path(args.out), args.data, args.parity_samples, args.overwrite, command_record(command_line(args), ctx)
+    )
+    return 0
