@@ -1,6 +1,7 @@
 """Scenario loading: the hand-made fixture, the committed ray-traced sites, and the error paths."""
 
 import builtins
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +117,23 @@ def test_cli_build_refuses_unknown_scene_and_missing_venv(capsys, tmp_path):
     assert cli.main(["scenarios", "build", "--rt-python", str(tmp_path / "python"), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "-m venv" in err and "tools/rt/requirements.txt" in err
+
+
+def test_a_scenario_holding_an_object_array_is_refused_before_anything_is_unpickled(tmp_path):
+    site = tmp_path / "tiny_site"
+    shutil.copytree(FIXTURES / "tiny_site", site)
+    marker = tmp_path / "unpickled"
+    # Unpickling this object array would create `marker`.
+    payload = np.array([_CreatesFile(str(marker))], dtype=object)
+    np.savez(site / "delay_t000_tx000_r001.npz", delay=payload)
+    with pytest.raises(ValueError, match=r"delay_t000_tx000_r001\.npz: not a plain numeric array file"):
+        scenarios.load_scenario("tiny_site", tmp_path)
+    assert not marker.exists()
+
+
+class _CreatesFile:
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))

@@ -6,6 +6,10 @@ Each is read once per process and kept as plain arrays, so drawing thousands of 
 array slicing only. DeepMIMO asks on stdin whether to download a scenario it cannot find;
 that question never reaches the user: a missing scenario is a FileNotFoundError that names
 the folder, what is there, and how to build the bundled ones.
+
+deepmimo opens `.npz` files with pickle enabled, so a crafted scenario folder could run code.
+Every array file of a scenario is therefore opened first with pickle disabled, and a folder
+holding anything but plain arrays is refused before deepmimo sees it.
 """
 
 from __future__ import annotations
@@ -136,6 +140,26 @@ def _quiet_deepmimo(root: Path):
             dm.config.set("scenarios_folder", previous_folder)
 
 
+ARRAY_SUFFIXES = (".npz", ".npy")
+
+
+def check_plain_arrays(folder: Path) -> None:
+    """Raise ValueError if any array file under `folder` needs pickle to load (an object array,
+    or a pickle dressed as an array file): unpickling it could run code."""
+    for path in sorted(p for p in folder.rglob("*") if p.suffix in ARRAY_SUFFIXES and p.is_file()):
+        try:
+            loaded = np.load(path, allow_pickle=False)
+            if isinstance(loaded, np.lib.npyio.NpzFile):
+                with loaded:
+                    for name in loaded.files:
+                        loaded[name]
+        except (ValueError, OSError, EOFError) as err:
+            raise ValueError(
+                f"{path}: not a plain numeric array file ({err}); scenario arrays are loaded without "
+                "pickle, so object arrays are refused"
+            ) from err
+
+
 @functools.cache
 def _load_cached(name: str, root_text: str) -> Scenario:
     root = Path(root_text)
@@ -143,6 +167,7 @@ def _load_cached(name: str, root_text: str) -> Scenario:
         raise missing_scenario_error(name, root)
     if name != name.lower():
         raise ValueError(f"scenario {name!r} in {root}: DeepMIMO scenario names are lower case; rename the folder")
+    check_plain_arrays(root / name)
     with _quiet_deepmimo(root) as dm:
         dataset = dm.load(name, matrices=MATRICES)
     if isinstance(dataset, dm.DynamicDataset):
