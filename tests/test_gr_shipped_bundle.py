@@ -4,8 +4,8 @@ out the protocol of fresh synthetic signals at 20 dB SNR with the stated accurac
 import time
 
 import pytest
+from gnuradio.lwmspectro.commands.demo import build_flowgraph
 
-from lwmspectro.commands.demo import build_flowgraph
 from lwmspectro.runtime import BundleError, default_bundle_dir
 
 WINDOWS = 9

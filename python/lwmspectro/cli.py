@@ -143,7 +143,9 @@ class _VersionAction(argparse.Action):
         super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
-        parser.exit(message="".join(f"{name} {version}\n" for name, version in versions()))
+        for name, version in versions():
+            print(f"{name} {version}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:

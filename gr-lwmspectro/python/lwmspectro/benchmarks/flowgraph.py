@@ -75,8 +75,8 @@ def run(args) -> int:
     from gnuradio import blocks, gr
     from gnuradio import lwmspectro as lwm_blocks
 
-    from ..runtime import Runtime, default_bundle_dir
-    from ..synth import SyntheticStream
+    from lwmspectro.runtime import Runtime, default_bundle_dir
+    from lwmspectro.synth import SyntheticStream
 
     bundle = args.bundle or str(default_bundle_dir())
     runtime = Runtime(bundle)
