@@ -21,6 +21,17 @@ def compile_flowgraphs(paths, out: Path):
     )
 
 
+def test_gnuradio_companion_finds_the_gtk3_stack_it_starts_with():
+    """What gnuradio-companion imports before it opens a window (the system set-up installs it)."""
+    imports = (
+        "import gi; gi.require_version('Gtk', '3.0'); gi.require_version('PangoCairo', '1.0'); "
+        "gi.require_foreign('cairo', 'Context'); from gi.repository import Gtk; import gnuradio.grc.main"
+    )
+    for python in ("/usr/bin/python3", sys.executable):
+        result = subprocess.run([python, "-c", imports], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, f"{python}: {result.stderr.strip().splitlines()[-1:]}"
+
+
 def test_there_is_a_gui_and_a_headless_example_per_source():
     names = {p.stem for p in EXAMPLES}
     for source in ("synthetic", "sigmf_replay", "zmq", "uhd", "rtlsdr"):
