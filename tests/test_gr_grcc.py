@@ -32,6 +32,15 @@ def test_gnuradio_companion_finds_the_gtk3_stack_it_starts_with():
         assert result.returncode == 0, f"{python}: {result.stderr.strip().splitlines()[-1:]}"
 
 
+def test_the_qt_gui_blocks_import_without_a_missing_dependency_warning():
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    result = subprocess.run(
+        [sys.executable, "-c", "from gnuradio import qtgui"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in (result.stdout + result.stderr).lower()
+
+
 def test_there_is_a_gui_and_a_headless_example_per_source():
     names = {p.stem for p in EXAMPLES}
     for source in ("synthetic", "sigmf_replay", "zmq", "uhd", "rtlsdr"):
