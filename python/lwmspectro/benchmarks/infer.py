@@ -2,22 +2,48 @@
 
 One run on one machine measures, with the same thread count everywhere: latency p50/p99 at
 batch 1 and readouts/s at a larger batch for (1) the bundle in ONNX Runtime through the
-runtime the blocks use, (2) the same model in eager PyTorch, (3) the `paper`-size
-architecture in eager PyTorch (random weights: only its cost matters), and, with --int8,
-(4) the bundle dynamically quantised to int8, with its accuracy beside fp32 when --data
-names a labelled dataset. Every readout pays for the router, one expert and its heads.
+runtime the blocks use, (2) the comparison models installed packages contribute through the
+`lwmspectro.bench_infer_models` entry points (the training package: the same model in eager
+PyTorch, and the `paper`-size architecture with random weights), and, with --int8, (3) the
+bundle dynamically quantised to int8, with its accuracy beside fp32 when --data names a
+labelled dataset. Every readout pays for the router, one expert and its heads.
+
+The ONNX Runtime figures need only the core, so they are measured on a machine without torch.
 """
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+
 HELP = "model speed: ONNX Runtime vs eager PyTorch (shipped and paper size), optional int8"
+
+COMPARISON_GROUP = "lwmspectro.bench_infer_models"
 
 SYNTHETIC_CHANNEL = "TDL-C"
 TARGET_SPEEDUP = 2.0
 TARGET_READOUTS_PER_S = 100.0
 
 
-def add_arguments(parser):
+@dataclass(frozen=True)
+class ComparisonModel:
+    """A model timed beside the bundle in ONNX Runtime.
+
+    A package contributes them with an entry point in `COMPARISON_GROUP` naming a function
+    (bundle_dir, params, threads) -> list[ComparisonModel]. `call` runs a batch of
+    spectrograms (None: not measured, `why` says why); the speed-up target is measured
+    against the model marked `speedup_reference`.
+    """
+
+    name: str
+    call: Callable | None
+    parameters: int | None = None
+    why: str = ""
+    speedup_reference: bool = False
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", help="model bundle folder (default: $LWMSPECTRO_BUNDLE, else models/small)")
     parser.add_argument(
         "--data",
@@ -153,56 +179,23 @@ def accuracy(runtime, spectrograms, rows, batch: int) -> dict:
     }
 
 
-def torch_bundle_model(bundle_dir):
-    """The bundle's model in eager PyTorch, from lwmspectro_train; (model, None) or (None, why)."""
-    try:
-        from lwmspectro_train.export import load_torch_from_bundle
-    except ImportError as err:
-        return None, f"needs torch and lwmspectro_train.export.load_torch_from_bundle ({err})"
-    try:
-        return load_torch_from_bundle(bundle_dir), None
-    except (FileNotFoundError, ValueError, KeyError, RuntimeError) as err:
-        return None, f"lwmspectro_train could not rebuild the model of {bundle_dir}: {err}"
+def comparison_models(bundle_dir, params, threads: int) -> list[ComparisonModel]:
+    """The comparison models of every installed package; a package that fails is a note row."""
+    from ..cli import TRAINING_INSTALL, plugin_entry_points
+
+    entries = plugin_entry_points(COMPARISON_GROUP)
+    if not entries:
+        return [ComparisonModel("eager PyTorch", None, why=f"no package contributes it; {TRAINING_INSTALL}")]
+    models = []
+    for name, entry in sorted(entries.items()):
+        try:
+            models += entry.load()(bundle_dir, params, threads)
+        except Exception as err:  # one package's failure leaves the other rows
+            models.append(ComparisonModel(name, None, why=f"{type(err).__name__}: {err}"))
+    return models
 
 
-def paper_model(params):
-    """The `paper` config's router, experts and heads with random weights; the router's bias
-    sends every input to the first expert, as a real signal would go to one expert."""
-    try:
-        import torch
-
-        from lwmspectro_train.config import load_config
-        from lwmspectro_train.model import MixtureOfExperts, Router, SpectrogramEncoder, TaskHeads
-    except ImportError as err:
-        return None, f"needs torch and lwmspectro_train ({err})"
-    try:
-        cfg = load_config("paper")
-    except (ValueError, FileNotFoundError) as err:
-        return None, f"no `paper` config in lwmspectro_train ({err})"
-    shape = params.shape
-    router = Router(cfg.router, input_shape=shape)
-    experts = {p: SpectrogramEncoder(cfg.model, input_shape=shape) for p in cfg.experts}
-    heads = {p: TaskHeads(cfg.model.d_model, cfg.heads) for p in cfg.experts}
-    model = MixtureOfExperts(router, experts, heads)
-    with torch.no_grad():
-        router.classifier.bias[model.expert_classes[0]] += 100.0
-    return model, None
-
-
-def torch_call(model, threads: int):
-    import torch
-
-    torch.set_num_threads(threads)
-    model.eval()
-
-    def call(batch):
-        with torch.inference_mode():
-            model(torch.from_numpy(batch))
-
-    return call
-
-
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import tempfile
 
     from ..runtime import Runtime, available_cores, default_bundle_dir
@@ -220,7 +213,7 @@ def run(args) -> int:
         f"{args.seconds:g} s per figure"
     )
 
-    results, notes = [], []
+    results, notes, reference = [], [], None
     results.append(
         measure(
             "ONNX Runtime, bundle",
@@ -231,34 +224,13 @@ def run(args) -> int:
             onnx_parameters(bundle_dir),
         )
     )
-    model, why = torch_bundle_model(bundle_dir)
-    if model is None:
-        notes.append(f"eager PyTorch, bundle: not measured: {why}")
-    else:
-        results.append(
-            measure(
-                "eager PyTorch, bundle",
-                torch_call(model, threads),
-                spectrograms,
-                args.batch,
-                args.seconds,
-                sum(p.numel() for p in model.parameters()),
-            )
-        )
-    model, why = paper_model(runtime.params)
-    if model is None:
-        notes.append(f"eager PyTorch, paper size: not measured: {why}")
-    else:
-        results.append(
-            measure(
-                "eager PyTorch, paper size",
-                torch_call(model, threads),
-                spectrograms,
-                args.batch,
-                args.seconds,
-                sum(p.numel() for p in model.parameters()),
-            )
-        )
+    for model in comparison_models(bundle_dir, runtime.params, threads):
+        if model.call is None:
+            notes.append(f"{model.name}: not measured: {model.why}")
+            continue
+        results.append(measure(model.name, model.call, spectrograms, args.batch, args.seconds, model.parameters))
+        if model.speedup_reference:
+            reference = model.name
     if args.int8:
         with tempfile.TemporaryDirectory() as folder:
             quantised = Runtime(quantised_copy(bundle_dir, folder), intra_op_threads=threads)
@@ -295,21 +267,19 @@ def run(args) -> int:
     by_name = {r["name"]: r for r in results}
     ort = by_name["ONNX Runtime, bundle"]
     print()
-    for other in ("eager PyTorch, bundle", "eager PyTorch, paper size", "ONNX Runtime, bundle int8"):
-        if other in by_name:
-            o = by_name[other]
-            print(
-                f"ONNX Runtime bundle vs {other}: {o['p50_ms'] / ort['p50_ms']:.2f}x latency, "
-                f"{ort['readouts_per_s'] / o['readouts_per_s']:.2f}x throughput"
-            )
-    if "eager PyTorch, bundle" in by_name:
-        eager = by_name["eager PyTorch, bundle"]
+    for o in results[1:]:
+        print(
+            f"ONNX Runtime bundle vs {o['name']}: {o['p50_ms'] / ort['p50_ms']:.2f}x latency, "
+            f"{ort['readouts_per_s'] / o['readouts_per_s']:.2f}x throughput"
+        )
+    if reference is not None:
+        slower = by_name[reference]
         for figure, speedup in (
-            ("latency at batch 1", eager["p50_ms"] / ort["p50_ms"]),
-            (f"throughput at batch {args.batch}", ort["readouts_per_s"] / eager["readouts_per_s"]),
+            ("latency at batch 1", slower["p50_ms"] / ort["p50_ms"]),
+            (f"throughput at batch {args.batch}", ort["readouts_per_s"] / slower["readouts_per_s"]),
         ):
             print(
-                f"target ONNX Runtime >= {TARGET_SPEEDUP:g}x eager PyTorch, {figure}: {speedup:.2f}x "
+                f"target ONNX Runtime >= {TARGET_SPEEDUP:g}x {reference} ({figure}): {speedup:.2f}x "
                 f"{'met' if speedup >= TARGET_SPEEDUP else 'MISSED'}"
             )
     print(
