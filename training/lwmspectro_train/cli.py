@@ -19,11 +19,11 @@ import sys
 from pathlib import Path
 
 from lwmspectro import labels
+from lwmspectro.fileio import atomic_write
 
 from .config import RunConfig, config_names, load_config
 from .distributed import Context, setup, teardown
 from .stages import Run, check_compatible
-from .trainer import atomic_write_bytes
 
 COMMANDS = {
     "pretrain": "stage 1: masked spectrogram modelling, one expert per protocol",
@@ -107,7 +107,7 @@ def prepare_run_dir(cfg: RunConfig, record: dict, ctx: Context) -> None:
         path = folder / "config.json"
         if path.exists():
             check_compatible(json.loads(path.read_text()), cfg.to_dict(), str(folder))
-        atomic_write_bytes(path, (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
+        atomic_write(path, json.dumps(cfg.to_dict(), indent=2) + "\n")
         with open(folder / "commands.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
     ctx.barrier()
@@ -152,7 +152,7 @@ def run_evaluate(run: Run, data: str | None) -> dict:
     )
     out = run.dir / "eval" / "metrics.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out, (json.dumps(metrics, indent=1) + "\n").encode())
+    atomic_write(out, json.dumps(metrics, indent=1) + "\n")
     print_metrics(metrics)
     return metrics
 

@@ -8,20 +8,21 @@ line. Relative paths are taken from the directory the command runs in.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from lwmspectro import labels
+from lwmspectro.config_base import ConfigBase
 
-from .model import EncoderConfig, HeadsConfig, RouterConfig, _check_fields
+from .model import EncoderConfig, HeadsConfig, RouterConfig
 
 STAGES = ("pretrain", "finetune", "router", "heads")
 CONTRASTIVE_LABELS = ("modulation", "snr_mobility")
 
 
 @dataclass(frozen=True)
-class StageConfig:
+class StageConfig(ConfigBase):
     """Optimisation of one stage; defaults are the paper's Table I."""
 
     epochs: int = 100
@@ -55,13 +56,9 @@ class StageConfig:
         object.__setattr__(self, "betas", tuple(self.betas))
         object.__setattr__(self, "contrastive_labels", tuple(self.contrastive_labels))
 
-    @classmethod
-    def from_dict(cls, values: dict, where: str) -> StageConfig:
-        return cls(**_check_fields(cls, values, where))
-
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(ConfigBase):
     train: str = "data/train"
     val: str | None = None
     val_fraction: float = 0.1
@@ -75,14 +72,14 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class LoaderConfig:
+class LoaderConfig(ConfigBase):
     workers: int = 2
     threads: int | None = None
     eval_batch_size: int = 128
 
 
 @dataclass(frozen=True)
-class RunConfig:
+class RunConfig(ConfigBase):
     name: str
     run_dir: str
     seed: int = 0
@@ -107,23 +104,26 @@ class RunConfig:
         return self.stages[name]
 
     def to_dict(self) -> dict:
-        out = asdict(self)
+        out = super().to_dict()
         out["experts"] = list(self.experts)
         return out
 
     @classmethod
-    def from_dict(cls, values: dict) -> RunConfig:
-        _check_fields(cls, values, "config")
+    def from_dict(cls, values: dict, where: str = "config") -> RunConfig:
+        cls.check_keys(values, where)
         values = dict(values)
         if "name" not in values or "run_dir" not in values:
-            raise ValueError("config: needs at least `name` and `run_dir`")
-        sections = {"data": DataConfig, "loader": LoaderConfig}
+            raise ValueError(f"{where}: needs at least `name` and `run_dir`")
+        sections = {
+            "data": DataConfig,
+            "loader": LoaderConfig,
+            "model": EncoderConfig,
+            "router": RouterConfig,
+            "heads": HeadsConfig,
+        }
         for key, section in sections.items():
             if key in values:
-                values[key] = section(**_check_fields(section, values[key], key))
-        for key, section in (("model", EncoderConfig), ("router", RouterConfig), ("heads", HeadsConfig)):
-            if key in values:
-                values[key] = section.from_dict(values[key])
+                values[key] = section.from_dict(values[key], key)
         stages = values.get("stages", {})
         unknown = set(stages) - set(STAGES)
         if unknown:

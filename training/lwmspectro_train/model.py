@@ -3,37 +3,36 @@
 Read top to bottom; equation numbers refer to the LWM-Spectro paper (Sec. III-IV).
 
     spectrogram (B, T, K)
-      -> Normalise                      global statistics of the training set
-      -> PatchEmbedding                 P x P patches, linear (Eq. 11)
+      -> ZScore                         global statistics of the training set
+      -> patchify + linear embedding    P x P patches (Eq. 11)
       -> [MASK] replaces masked tokens  pretraining only (Eq. 15)
       -> + positions, optional CLS      learnable (Eq. 12)
       -> L post-LN Blocks               MSA + GELU FFN (Eq. 13-14)
       -> mean over patch tokens         the pooled embedding every head uses
+
+`Trunk` is everything above the pooling; an expert (`SpectrogramEncoder`) and the router
+are both a trunk, the router with a linear classifier on the pooled tokens. `route` is
+the one top-1 routing rule.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from lwmspectro import labels
-
-
-def _check_fields(cls, values: dict, where: str) -> dict:
-    known = set(cls.__dataclass_fields__)
-    unknown = set(values) - known
-    if unknown:
-        raise ValueError(f"{where}: unknown keys {sorted(unknown)}; valid keys: {sorted(known)}")
-    return values
+from lwmspectro.config_base import ConfigBase
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
-    """An expert encoder and its pretraining objectives (paper Table I)."""
+class TrunkConfig(ConfigBase):
+    """The transformer an expert and the router are built on."""
 
     patch_size: int = 8
     d_model: int = 64
@@ -41,6 +40,16 @@ class EncoderConfig:
     n_heads: int = 4
     ffn_mult: int = 4
     dropout: float = 0.0
+
+    def __post_init__(self):
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
+
+
+@dataclass(frozen=True)
+class EncoderConfig(TrunkConfig):
+    """An expert encoder and its pretraining objectives (paper Table I)."""
+
     use_cls: bool = False
     mask_ratio: float = 0.7
     decoder_hidden: int = 128
@@ -48,46 +57,22 @@ class EncoderConfig:
     temperature: float = 0.2
 
     def __post_init__(self):
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
+        super().__post_init__()
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must lie in (0, 1), got {self.mask_ratio}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
 
-    @classmethod
-    def from_dict(cls, values: dict) -> EncoderConfig:
-        return cls(**_check_fields(cls, values, "model"))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class RouterConfig:
+class RouterConfig(TrunkConfig):
     """The gating network of Sec. IV-B: a 2-layer Transformer with d = 64."""
 
-    patch_size: int = 8
-    d_model: int = 64
     n_layers: int = 2
-    n_heads: int = 4
-    ffn_mult: int = 4
-    dropout: float = 0.0
-
-    def __post_init__(self):
-        if self.d_model % self.n_heads:
-            raise ValueError(f"router d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> RouterConfig:
-        return cls(**_check_fields(cls, values, "router"))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
-class HeadsConfig:
+class HeadsConfig(ConfigBase):
     """The residual 1-D CNN classifiers of Sec. III-F and how they meet the encoder."""
 
     channels: int = 32
@@ -105,26 +90,26 @@ class HeadsConfig:
         if self.kernel_size % 2 == 0:
             raise ValueError(f"heads kernel_size must be odd to keep the length, got {self.kernel_size}")
 
-    @classmethod
-    def from_dict(cls, values: dict) -> HeadsConfig:
-        return cls(**_check_fields(cls, values, "heads"))
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+class ZScore(nn.Module):
+    """(x - mean) / std with fixed statistics kept as buffers: the training set's pixel
+    statistics in front of every trunk (so that the exported ONNX graphs take G's output
+    unchanged), or per-dimension statistics of embeddings (`ZScore.fit`)."""
 
-
-class Normalise(nn.Module):
-    """(x - mean) / std with the training set's statistics, kept as buffers so that the
-    exported ONNX graphs take G's output unchanged."""
-
-    def __init__(self, mean: float = 0.0, std: float = 1.0):
+    def __init__(self, mean=0.0, std=1.0):
         super().__init__()
-        self.register_buffer("mean", torch.tensor(float(mean)))
-        self.register_buffer("std", torch.tensor(float(std)))
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).clone())
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).clone())
 
-    def set(self, mean: float, std: float) -> None:
-        self.mean.fill_(float(mean))
-        self.std.fill_(float(std))
+    @classmethod
+    def fit(cls, samples) -> ZScore:
+        """Statistics of each column of `samples` (n, d); a constant column keeps std 1e-6."""
+        samples = torch.as_tensor(samples, dtype=torch.float32)
+        return cls(samples.mean(dim=0), samples.std(dim=0, unbiased=False).clamp_min(1e-6))
+
+    def set(self, mean, std) -> None:
+        self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.std.copy_(torch.as_tensor(std, dtype=torch.float32))
 
     def forward(self, x):
         return (x - self.mean) / self.std
@@ -199,27 +184,33 @@ def _check_input_shape(input_shape, patch_size: int, what: str) -> tuple[int, in
     return int(t), int(k)
 
 
-class SpectrogramEncoder(nn.Module):
-    """One expert: spectrogram (B, T, K) -> pooled embedding (B, d)."""
+class Trunk(nn.Module):
+    """Spectrogram (B, T, K) -> final-layer tokens (B, n_prefix + N, d): the z-score, P x P
+    patches, their linear embedding (Eq. 11), [MASK] (Eq. 15) and CLS when asked for,
+    positions (Eq. 12) and the L blocks (Eq. 13-14). An expert and the router are each one.
 
-    def __init__(self, cfg: EncoderConfig, input_shape=(128, 128)):
+    The learnable embeddings start at zero; the owning model calls `init_embeddings` once
+    all of its own layers exist, so that a seed gives the weights it always gave."""
+
+    def __init__(self, cfg: TrunkConfig, input_shape, what: str, mask_token: bool = False, use_cls: bool = False):
         super().__init__()
         self.cfg = cfg
-        self.input_shape = _check_input_shape(input_shape, cfg.patch_size, "encoder")
+        self.input_shape = _check_input_shape(input_shape, cfg.patch_size, what)
         self.n_patches = (self.input_shape[0] // cfg.patch_size) * (self.input_shape[1] // cfg.patch_size)
-        self.n_prefix = 1 if cfg.use_cls else 0
-        self.normalise = Normalise()
+        self.n_prefix = 1 if use_cls else 0
+        self.normalise = ZScore()
         self.patch_embed = nn.Linear(cfg.patch_size**2, cfg.d_model)
-        self.mask_token = nn.Parameter(torch.zeros(cfg.d_model))
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.d_model)) if cfg.use_cls else None
+        self.mask_token = nn.Parameter(torch.zeros(cfg.d_model)) if mask_token else None
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.d_model)) if use_cls else None
         self.pos_embed = nn.Parameter(torch.zeros(1, self.n_patches + self.n_prefix, cfg.d_model))
         self.blocks = nn.ModuleList(
             Block(cfg.d_model, cfg.n_heads, cfg.ffn_mult, cfg.dropout) for _ in range(cfg.n_layers)
         )
-        nn.init.normal_(self.pos_embed, std=0.02)
-        nn.init.normal_(self.mask_token, std=0.02)
-        if self.cls_token is not None:
-            nn.init.normal_(self.cls_token, std=0.02)
+
+    def init_embeddings(self) -> None:
+        for embedding in (self.pos_embed, self.mask_token, self.cls_token):
+            if embedding is not None:
+                nn.init.normal_(embedding, std=0.02)
 
     def patches(self, spectrogram):
         """Normalised input patches (B, N, P*P): what masked modelling reconstructs."""
@@ -241,8 +232,39 @@ class SpectrogramEncoder(nn.Module):
         """Mean over the patch tokens (Sec. III-F); the CLS token, if any, is left out."""
         return tokens[:, self.n_prefix :].mean(dim=1)
 
+
+class SpectrogramEncoder(Trunk):
+    """One expert: spectrogram (B, T, K) -> pooled embedding (B, d)."""
+
+    def __init__(self, cfg: EncoderConfig, input_shape=(128, 128)):
+        super().__init__(cfg, input_shape, "encoder", mask_token=True, use_cls=cfg.use_cls)
+        self.init_embeddings()
+
     def forward(self, spectrogram):
         return self.pool(self.tokens(spectrogram))
+
+
+def decay_groups(module: nn.Module, lr: float) -> list[dict]:
+    """AdamW groups of `module`'s trainable parameters at rate `lr`: weight decay on those of
+    two or more dimensions (weight matrices, kernels, position embeddings), none on vectors
+    (biases, norm scales and shifts, the [MASK] token)."""
+    decay, no_decay = [], []
+    for param in module.parameters():
+        if param.requires_grad:
+            (decay if param.dim() >= 2 else no_decay).append(param)
+    return [{"params": decay, "lr": lr}, {"params": no_decay, "lr": lr, "weight_decay": 0.0}]
+
+
+class TrainingObjective(nn.Module):
+    """What a training stage optimises: forward(**inputs) returns a dict of scalar tensors
+    with `loss`, and the objective decides its optimiser's parameter groups."""
+
+    def param_groups(self, lr: float) -> list[dict]:
+        return decay_groups(self, lr)
+
+    def configure_optimizers(self, lr: float, betas: tuple[float, float], weight_decay: float) -> torch.optim.AdamW:
+        """AdamW over `param_groups`; `weight_decay` applies where a group does not set its own."""
+        return torch.optim.AdamW(self.param_groups(lr), lr=lr, betas=betas, weight_decay=weight_decay)
 
 
 def masked_mse(prediction, target, mask):
@@ -277,7 +299,7 @@ def supervised_contrastive_loss(z, targets, temperature: float):
     return per_anchor[anchors].mean()
 
 
-class MaskedModelling(nn.Module):
+class MaskedModelling(TrainingObjective):
     """Stage 1 (Eq. 21) and stage 1b (Eq. 22) objectives around one expert encoder.
 
     Reconstruction target: the raw (normalised) patch pixels s_i, not the patch
@@ -337,36 +359,53 @@ class MaskedModelling(nn.Module):
         return out
 
 
-class Router(nn.Module):
-    """Gating network (Sec. IV-B): patches -> 2 Transformer layers -> GAP -> linear.
+class Router(Trunk):
+    """Gating network (Sec. IV-B): a trunk (2 layers), the mean of its tokens, a linear layer.
 
     Its classes are labels.ROUTER_CLASSES: the experts plus `none` and `other`, so the
     same softmax that picks an expert also reports noise or a foreign signal."""
 
     def __init__(self, cfg: RouterConfig, input_shape=(128, 128), n_classes: int = len(labels.ROUTER_CLASSES)):
-        super().__init__()
-        self.cfg = cfg
-        self.input_shape = _check_input_shape(input_shape, cfg.patch_size, "router")
-        n_patches = (self.input_shape[0] // cfg.patch_size) * (self.input_shape[1] // cfg.patch_size)
-        self.normalise = Normalise()
-        self.patch_embed = nn.Linear(cfg.patch_size**2, cfg.d_model)
-        self.pos_embed = nn.Parameter(torch.zeros(1, n_patches, cfg.d_model))
-        self.blocks = nn.ModuleList(
-            Block(cfg.d_model, cfg.n_heads, cfg.ffn_mult, cfg.dropout) for _ in range(cfg.n_layers)
-        )
+        super().__init__(cfg, input_shape, "router")
         self.classifier = nn.Linear(cfg.d_model, n_classes)
-        nn.init.normal_(self.pos_embed, std=0.02)
+        self.init_embeddings()
 
     def forward(self, spectrogram):
         """Router logits (B, len(ROUTER_CLASSES))."""
-        z = self.patch_embed(patchify(self.normalise(spectrogram), self.cfg.patch_size)) + self.pos_embed
-        for block in self.blocks:
-            z = block(z)
-        return self.classifier(z.mean(dim=1))
+        return self.classifier(self.pool(self.tokens(spectrogram)))
 
     def mixture_weights(self, spectrogram):
-        """g = softmax over ROUTER_CLASSES (Sec. IV-B); top-1 routing is its argmax."""
+        """g = softmax over ROUTER_CLASSES (Sec. IV-B); top-1 routing is its argmax (`route`)."""
         return self.forward(spectrogram).softmax(dim=-1)
+
+
+class Routing(NamedTuple):
+    router_class: torch.Tensor
+    """(B,) index into the router classes of each row's top-1 class."""
+    expert: torch.Tensor
+    """(B,) index into the experts of the expert that class names, -1 when it names none."""
+
+
+def route(
+    router_scores: torch.Tensor,
+    router_classes: Sequence[str],
+    experts: Sequence[str],
+    candidates: Sequence[str] | None = None,
+) -> Routing:
+    """Top-1 routing (Sec. IV-B): the one rule of the deployed model and the evaluation; the
+    ONNX runtime applies it to the exported router graph's output.
+
+    Each row goes to the router class with the largest score (logits or softmax weights:
+    same order) among `candidates` (every router class by default), the first one on a tie.
+    That class's expert is its index in `experts`, or -1 for a class without an expert
+    (`none`, `other`): such a row is reported as that class and gets no task outputs."""
+    classes = list(router_classes)
+    candidates = classes if candidates is None else list(candidates)
+    device = router_scores.device
+    columns = torch.tensor([classes.index(name) for name in candidates], device=device)
+    router_class = columns[router_scores.index_select(-1, columns).argmax(dim=-1)]
+    expert_of_class = torch.tensor([list(experts).index(c) if c in experts else -1 for c in classes], device=device)
+    return Routing(router_class, expert_of_class[router_class])
 
 
 class ResidualBlock1d(nn.Module):
@@ -416,14 +455,22 @@ class TaskHeads(nn.Module):
         return self.modulation(embedding), self.snr_mobility(embedding)
 
 
-class HeadsTraining(nn.Module):
+class HeadsTraining(TrainingObjective):
     """Stage 3: both heads on one expert's embedding; the encoder is frozen ("lwm", and then
-    absent: the stage feeds cached embeddings) or fine-tuned with the heads ("lwm_ft")."""
+    absent: the stage feeds cached embeddings) or fine-tuned with the heads ("lwm_ft") at
+    `encoder_lr_scale` times their learning rate."""
 
-    def __init__(self, heads: TaskHeads, encoder: SpectrogramEncoder | None = None):
+    def __init__(self, heads: TaskHeads, encoder: SpectrogramEncoder | None = None, encoder_lr_scale: float = 1.0):
         super().__init__()
         self.heads = heads
         self.encoder = encoder
+        self.encoder_lr_scale = encoder_lr_scale
+
+    def param_groups(self, lr: float) -> list[dict]:
+        groups = decay_groups(self.heads, lr)
+        if self.encoder is not None:
+            groups += decay_groups(self.encoder, lr * self.encoder_lr_scale)
+        return groups
 
     def forward(self, inputs, modulation, snr_mobility) -> dict:
         embedding = inputs if self.encoder is None else self.encoder(inputs)
@@ -439,7 +486,7 @@ class HeadsTraining(nn.Module):
         }
 
 
-class RouterTraining(nn.Module):
+class RouterTraining(TrainingObjective):
     """Stage 2: cross-entropy of the router against the protocol label (experts untouched)."""
 
     def __init__(self, router: Router):
@@ -452,7 +499,7 @@ class RouterTraining(nn.Module):
 
 
 class MixtureOfExperts(nn.Module):
-    """The deployed model: router -> top-1 expert -> that expert's heads.
+    """The deployed model: router -> top-1 expert (`route`) -> that expert's heads.
 
     Rows routed to `none` or `other` get no expert; their task outputs are NaN and their
     `expert` index is -1. `mixture=True` also returns the weighted mixture of all expert
@@ -472,26 +519,25 @@ class MixtureOfExperts(nn.Module):
     def forward(self, spectrogram, mixture: bool = False) -> dict:
         logits = self.router(spectrogram)
         weights = logits.softmax(dim=-1)
-        top1 = weights.argmax(dim=-1)
+        routing = route(weights, labels.ROUTER_CLASSES, self.expert_names)
         b = spectrogram.shape[0]
         d = self.experts[self.expert_names[0]].cfg.d_model
         nan = float("nan")
         out = {
             "router_logits": logits,
             "weights": weights,
-            "top1": top1,
-            "expert": torch.full((b,), -1, dtype=torch.long, device=spectrogram.device),
+            "top1": routing.router_class,
+            "expert": routing.expert,
             "embedding": torch.full((b, d), nan, device=spectrogram.device),
             "modulation_logits": torch.full((b, len(labels.MODULATIONS)), nan, device=spectrogram.device),
             "snr_mobility_logits": torch.full((b, len(labels.SNR_MOBILITY_CLASSES)), nan, device=spectrogram.device),
         }
-        for index, (name, cls) in enumerate(zip(self.expert_names, self.expert_classes)):
-            rows = (top1 == cls).nonzero(as_tuple=True)[0]
+        for index, name in enumerate(self.expert_names):
+            rows = (routing.expert == index).nonzero(as_tuple=True)[0]
             if len(rows) == 0:
                 continue
             embedding = self.experts[name](spectrogram[rows])
             mod_logits, snr_logits = self.heads[name](embedding)
-            out["expert"][rows] = index
             out["embedding"][rows] = embedding
             out["modulation_logits"][rows] = mod_logits
             out["snr_mobility_logits"][rows] = snr_logits

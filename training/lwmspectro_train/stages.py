@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lwmspectro import labels
+from lwmspectro.fileio import atomic_write
 
 from .config import RunConfig, StageConfig
 from .data import SpectrogramSet, limit, normalisation_stats, split_indices
@@ -32,19 +33,11 @@ from .model import (
     RouterTraining,
     SpectrogramEncoder,
     TaskHeads,
+    TrainingObjective,
 )
-from .trainer import BEST, Trainer, atomic_write_bytes, load_checkpoint
+from .trainer import BEST, Trainer, load_checkpoint
 
 ARCHITECTURE_KEYS = ("model", "router", "heads", "experts")
-
-
-def param_groups(module: torch.nn.Module, lr: float) -> list[dict]:
-    """AdamW groups: weight decay on matrices only, not on biases, norms or embeddings' offsets."""
-    decay, no_decay = [], []
-    for param in module.parameters():
-        if param.requires_grad:
-            (decay if param.dim() >= 2 else no_decay).append(param)
-    return [{"params": decay, "lr": lr}, {"params": no_decay, "lr": lr, "weight_decay": 0.0}]
 
 
 def _prefixed(state: dict, prefix: str) -> dict:
@@ -112,7 +105,7 @@ class Run:
                 else:
                     stats = normalisation_stats(self.datasets()[0], seed=self.cfg.seed)
                     self.dir.mkdir(parents=True, exist_ok=True)
-                    atomic_write_bytes(path, (json.dumps(stats, indent=1) + "\n").encode())
+                    atomic_write(path, json.dumps(stats, indent=1) + "\n")
             self._stats = self.ctx.broadcast_object(stats)
         return self._stats
 
@@ -151,8 +144,7 @@ class Run:
         self,
         name: str,
         folder: Path,
-        module,
-        groups,
+        module: TrainingObjective,
         train_set,
         val_set,
         inputs,
@@ -164,7 +156,6 @@ class Run:
             name,
             folder,
             module,
-            groups,
             train_set,
             val_set,
             inputs,
@@ -195,7 +186,6 @@ class Run:
             f"pretrain/{expert}",
             self.stage_dir("pretrain", expert),
             module,
-            param_groups(module, stage.lr),
             train_set,
             val_set,
             lambda b, g: {"spectrogram": b["spectrogram"], "generator": g},
@@ -222,7 +212,6 @@ class Run:
             f"finetune/{expert}",
             self.stage_dir("finetune", expert),
             module,
-            param_groups(module, stage.lr),
             train_set,
             val_set,
             lambda b, g: {
@@ -246,7 +235,6 @@ class Run:
             "router",
             self.stage_dir("router"),
             module,
-            param_groups(module, stage.lr),
             train_set,
             val_set,
             lambda b, g: {"spectrogram": b["spectrogram"], "protocol": b["protocol"]},
@@ -301,17 +289,13 @@ class Run:
                 EmbeddingSet(self.embed(encoder, s), s.target("modulation"), s.target("snr_mobility"))
                 for s in (train_set, val_set)
             )
-            module = HeadsTraining(heads)
-            groups, workers = param_groups(module, stage.lr), 0
+            module, workers = HeadsTraining(heads), 0
         else:
-            module = HeadsTraining(heads, encoder)
-            groups = param_groups(heads, stage.lr) + param_groups(encoder, stage.lr * self.cfg.heads.encoder_lr_scale)
-            workers = None
+            module, workers = HeadsTraining(heads, encoder, self.cfg.heads.encoder_lr_scale), None
         return self._trainer(
             f"heads/{expert}",
             self.stage_dir("heads", expert),
             module,
-            groups,
             train_set,
             val_set,
             inputs,

@@ -8,7 +8,6 @@ import csv
 import io
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,29 +17,21 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from lwmspectro.fileio import atomic_write
+
 from .config import StageConfig
 from .data import EpochSampler
 from .distributed import Context
+from .model import TrainingObjective
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
 CHECKPOINT_FORMAT = 1
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary name, fsync, rename: a kill never leaves a half-written file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def save_atomic(obj, path: Path) -> None:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write_bytes(Path(path), buffer.getvalue())
+    """torch.save through one atomic write: a kill never leaves a half-written checkpoint."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -77,17 +68,18 @@ def _set_rng_state(state: dict, ctx: Context) -> None:
 
 def write_logs(folder: Path, history: list[dict]) -> None:
     """metrics.csv and metrics.json: one row per epoch, every metric the stage measured."""
-    atomic_write_bytes(folder / "metrics.json", (json.dumps(history, indent=1) + "\n").encode())
+    atomic_write(folder / "metrics.json", json.dumps(history, indent=1) + "\n")
     keys = list(dict.fromkeys(k for row in history for k in row))
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=keys)
     writer.writeheader()
     writer.writerows(history)
-    atomic_write_bytes(folder / "metrics.csv", text.getvalue().encode())
+    atomic_write(folder / "metrics.csv", text.getvalue())
 
 
 class Trainer:
-    """Trains `module` whose forward(**batch inputs) returns a dict of scalar tensors with `loss`.
+    """Trains a `TrainingObjective`: its forward(**batch inputs) returns a dict of scalar
+    tensors with `loss`, its configure_optimizers gives the AdamW the stage's settings drive.
 
     `inputs(batch, generator)` maps a loader batch (dict of tensors, already on the device)
     to the module's keyword arguments; `generator` is None in training and a fixed-seed
@@ -98,8 +90,7 @@ class Trainer:
         self,
         name: str,
         folder,
-        module: torch.nn.Module,
-        param_groups: list[dict],
+        module: TrainingObjective,
         train_set,
         val_set,
         inputs: Callable,
@@ -142,9 +133,7 @@ class Trainer:
             if self.drop_last
             else math.ceil(len(self.train_sampler) / stage.batch_size),
         )
-        self.optimizer = torch.optim.AdamW(
-            param_groups, lr=stage.lr, betas=stage.betas, weight_decay=stage.weight_decay
-        )
+        self.optimizer = module.configure_optimizers(stage.lr, stage.betas, stage.weight_decay)
         total = stage.epochs * self.steps_per_epoch
         warmup = max(1, int(round(stage.warmup_epochs * self.steps_per_epoch)))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
