@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
+
 PROTOCOLS = ("wifi", "lte", "nr")
 """Protocols with an expert encoder."""
 
@@ -46,10 +50,23 @@ SNR_MOBILITY_CLASSES = tuple((snr, mob) for snr in SNR_GRID_DB for mob in MOBILI
 """Joint SNR x mobility classes of the SNR x mobility head, SNR-major."""
 
 
+def snr_bin_index(snr_db, grid: Sequence[float] = SNR_GRID_DB):
+    """Index into `grid` of the SNR nearest to `snr_db` (a number or an array of them), the
+    first of two equally near: the one rule that puts a measured SNR into a bin."""
+    distance = np.abs(np.asarray(snr_db, float)[..., None] - np.asarray(grid, float))
+    index = distance.argmin(axis=-1)
+    return int(index) if index.ndim == 0 else index
+
+
+def nearest_snr_bin(snr_db, grid: Sequence[float] = SNR_GRID_DB):
+    """The SNR of `grid` nearest to `snr_db` (a number or an array of them; see `snr_bin_index`)."""
+    values = np.asarray(grid, float)[snr_bin_index(snr_db, grid)]
+    return float(values) if values.ndim == 0 else values
+
+
 def snr_mobility_index(snr_db: float, mobility: str) -> int:
     """Index of the joint class whose SNR bin is nearest to `snr_db`."""
-    snr_bin = min(range(len(SNR_GRID_DB)), key=lambda i: abs(SNR_GRID_DB[i] - snr_db))
-    return snr_bin * len(MOBILITY_CLASSES) + MOBILITY_CLASSES.index(mobility)
+    return snr_bin_index(snr_db) * len(MOBILITY_CLASSES) + MOBILITY_CLASSES.index(mobility)
 
 
 def check_choice(kind: str, value, valid) -> None:

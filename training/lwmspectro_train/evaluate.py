@@ -87,7 +87,7 @@ def metrics_from_predictions(targets: dict, predictions: dict) -> dict:
     has_snr = ~np.isnan(snr)
     grid = np.asarray(labels.SNR_GRID_DB, float)
     snr_bin = np.full(n, np.nan)
-    snr_bin[has_snr] = grid[np.abs(snr[has_snr, None] - grid[None, :]).argmin(axis=1)]
+    snr_bin[has_snr] = labels.nearest_snr_bin(snr[has_snr], grid)
     everything = np.ones(n, bool)
     per_snr = {f"{b:g}": _summary(targets, predictions, snr_bin == b) for b in grid if np.any(snr_bin == b)}
     classes = list(range(len(labels.ROUTER_CLASSES)))

@@ -64,7 +64,7 @@ def embedding_quality(
         name: TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
         for name, features in spaces.items()
     }
-    snr_bins = np.asarray([labels.SNR_GRID_DB[np.argmin(np.abs(np.asarray(labels.SNR_GRID_DB) - s))] for s in snr])
+    snr_bins = labels.nearest_snr_bin(snr)
     colourings = {"SNR": (snr_bins, None), "modulation": (modulation, list(labels.MODULATIONS))}
     tsne_panels(points, colourings, f"t-SNE of {len(x)} held-out {protocol} samples ({scenario})", out_dir / "tsne.png")
 
