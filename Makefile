@@ -5,9 +5,10 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip
 STAMP   := $(VENV)/.installed
-REQS    := python/pyproject.toml training/pyproject.toml requirements-dev.txt
+# Every Python dependency is declared in these two files (python[dev] adds pytest, ruff and mypy).
+REQS    := python/pyproject.toml training/pyproject.toml
 
-.PHONY: all setup system build test demo gallery scenarios clean
+.PHONY: all setup system build lint test demo gallery scenarios clean
 
 all: setup
 
@@ -17,13 +18,13 @@ system:
 $(STAMP): $(REQS)
 	@tools/install-system-deps.sh
 	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
-	$(PIP) install -q --disable-pip-version-check -r requirements-dev.txt
-	$(PIP) install -q --disable-pip-version-check --no-deps -e python -e training
+	$(PIP) install -q --disable-pip-version-check -e 'python[dev]' -e training
 	@touch $(STAMP)
 
 setup: $(STAMP)
 
-# The GNU Radio module (blocks and GRC definitions), installed into the venv so that
+# The GNU Radio module (blocks, GRC definitions, and the distribution metadata through which it
+# adds `lwmspectro run`, `demo` and `bench flowgraph`), installed into the venv so that
 # `from gnuradio import lwmspectro` works there and GRC finds the blocks (docs/gnuradio.md).
 build: setup
 	cmake -S . -B build -DCMAKE_INSTALL_PREFIX=$(CURDIR)/$(VENV) -DCMAKE_INSTALL_MESSAGE=LAZY \
@@ -31,7 +32,11 @@ build: setup
 	cmake --build build
 	cmake --install build
 
-test: build
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint build
 	$(PY) -m pytest -q tests
 
 gallery: setup
