@@ -68,7 +68,11 @@ def plugin_entry_points(group: str) -> dict[str, importlib.metadata.EntryPoint]:
     return {entry.name: entry for entry in importlib.metadata.entry_points(group=group)}
 
 
-def _plugin_loader(entry: importlib.metadata.EntryPoint, prog: str, install: str | None) -> Callable[[], ModuleType]:
+def _loaded(module: ModuleType) -> Callable[[], ModuleType]:
+    return lambda: module
+
+
+def _plugin_loader(entry: importlib.metadata.EntryPoint, prog: str, install: str) -> Callable[[], ModuleType]:
     def load() -> ModuleType:
         try:
             return entry.load()
@@ -108,15 +112,17 @@ def add_commands(
     plugins = {name: entry for name, entry in plugin_entry_points(group).items() if name not in core}
     for name in sorted(set(core) | set(plugins) | set(known_plugins)):
         prog = f"{parser.prog} {name}"
-        summary, install = known_plugins.get(name, ("", None))
+        load: Callable[[], ModuleType]
         if name in core:
-            help_text, load = core[name].HELP, (lambda module=core[name]: module)
-        elif name in plugins:
-            entry = plugins[name]
-            origin = f"[{entry.dist.name}]" if entry.dist else f"[{entry.value}]"
-            help_text, load = f"{summary} {origin}".strip(), _plugin_loader(entry, prog, install)
+            help_text, load = core[name].HELP, _loaded(core[name])
         else:
-            help_text, load = f"{summary} [not installed]", _missing_loader(prog, install)
+            summary, install = known_plugins.get(name, ("", ""))
+            if name in plugins:
+                entry = plugins[name]
+                origin = f"[{entry.dist.name}]" if entry.dist else f"[{entry.value}]"
+                help_text, load = f"{summary} {origin}".strip(), _plugin_loader(entry, prog, install)
+            else:
+                help_text, load = f"{summary} [not installed]", _missing_loader(prog, install)
         subparsers.add_parser(name, help=help_text, description=help_text, load=load, run_key=run_key)
 
 
@@ -160,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _install_hint(command: str) -> str:
-    install = KNOWN_PLUGIN_COMMANDS.get(command, ("", None))[1]
+    install = KNOWN_PLUGIN_COMMANDS.get(command, ("", ""))[1]
     return f"; {install}" if install else ""
 
 

@@ -66,7 +66,8 @@ def timings(call, inputs, batch: int, seconds: float, min_calls: int):
     n = len(inputs)
     batches = [inputs[i : i + batch] for i in range(0, n - batch + 1, batch)] or [inputs[:batch]]
     call(batches[0])
-    durations, start = [], time.perf_counter()
+    durations: list[float] = []
+    start = time.perf_counter()
     while len(durations) < min_calls or time.perf_counter() - start < seconds:
         b = batches[len(durations) % len(batches)]
         tick = time.perf_counter()

@@ -100,6 +100,8 @@ def builder_scene_names() -> list[str]:
             "of gr-lwmspectro (it ships in tools/rt/, not in the installed package)"
         )
     spec = importlib.util.spec_from_file_location("lwmspectro_rt_builder", BUILDER)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"the scenario builder {BUILDER} cannot be loaded as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
