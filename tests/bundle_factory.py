@@ -1,5 +1,5 @@
 """Tiny but real model bundles for tests: small torch modules exported to ONNX with the
-tensor names and shapes of card.py, and a card written by card.write_card.
+tensor names and shapes of lwmspectro.bundle, and a card made by bundle.build_card.
 
 The modules are hand-wired so that tests can steer them: the router scores each expert
 protocol by the mean level of one third of the band (wifi the lower third, lte the middle,
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lwmspectro import card as card_mod
 from lwmspectro import labels
+from lwmspectro.bundle import build_card, write_card
 from lwmspectro.spectrogram import DEFAULT_PARAMS, SpectrogramParams
 
 NONE_BIAS = 2.0
@@ -107,20 +107,15 @@ def linear_heads(embedding_dim: int, n_modulations: int, n_joint: int, seed: int
 
 
 def make_card(params: SpectrogramParams, experts=labels.PROTOCOLS) -> dict:
-    card_labels = card_mod.default_labels()
-    card_labels["experts"] = list(experts)
-    return {
-        "schema_version": card_mod.SCHEMA_VERSION,
-        "name": "test-tiny",
-        "spectrogram": params.to_dict(),
-        "input": card_mod.input_contract(params),
-        "labels": card_labels,
-        "normalisation": {"mean": 0.0, "std": 1.0},
-        "files": card_mod.default_files(experts),
-        "model": {"kind": "hand-wired linear test modules"},
-        "training": {"command": "tests/bundle_factory.py make_bundle", "data": None},
-        "metrics": {},
-    }
+    return build_card(
+        name="test-tiny",
+        params=params,
+        experts=experts,
+        normalisation={"mean": 0.0, "std": 1.0},
+        model={"kind": "hand-wired linear test modules"},
+        training={"command": "tests/bundle_factory.py make_bundle", "data": None},
+        metrics={},
+    )
 
 
 def make_bundle(
@@ -155,7 +150,7 @@ def make_bundle(
             "embedding",
             ["modulation_logits", "snr_mobility_logits"],
         )
-    card_mod.write_card(bundle, card)
+    write_card(bundle, card)
     return bundle
 
 

@@ -19,7 +19,7 @@ from gnuradio import blocks, gr, gr_unittest
 from gnuradio.lwmspectro.common import ConfigError, readout_to_pmt
 from sigmf.sigmffile import fromfile
 
-from lwmspectro import card as card_mod
+from lwmspectro.bundle import write_card
 from lwmspectro.readout import FIELDS, format_line, invalid_readout, make_readout, to_json
 from lwmspectro.sigmf_io import write_recording
 from lwmspectro.spectrogram import SpectrogramParams
@@ -62,7 +62,7 @@ def setUpModule():
     FOLDER = Path(tempfile.mkdtemp(prefix="lwm-qa-"))
     BUNDLE = FOLDER / "card-only"
     BUNDLE.mkdir()
-    card_mod.write_card(BUNDLE, make_card(PARAMS))
+    write_card(BUNDLE, make_card(PARAMS))
 
 
 def tearDownModule():
