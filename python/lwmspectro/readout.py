@@ -1,9 +1,18 @@
-"""The readout: one dict, the same on the PMT port, the CLI and ZMQ (DESIGN.md schema)."""
+"""The readout: one dict, the same on the PMT port, the CLI and ZMQ (DESIGN.md schema).
+
+The model's answer for a window (`ModelOutput`, or `InvalidWindow` for a window it cannot
+judge) carries no stamp; the caller that knows where the window came from and what it has
+counted builds the readout once, with `build_readout`.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
 
 FIELDS = (
     "valid",
@@ -26,6 +35,65 @@ FIELDS = (
 )
 
 INVALID_REASONS = ("nan_or_inf", "all_zero", "dc_only", "clipped", "too_short")
+
+COUNTERS = ("windows_seen", "windows_classified", "windows_dropped")
+"""The counters a readout carries."""
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """What the model reads in one window: the router's class and, when an expert took the
+    window, that expert's task fields and embedding (None for `none` and `other`)."""
+
+    protocol: str
+    protocol_confidence: float
+    modulation: str | None = None
+    modulation_confidence: float | None = None
+    snr_db: float | None = None
+    snr_confidence: float | None = None
+    mobility: str | None = None
+    mobility_confidence: float | None = None
+    expert: str | None = None
+    embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class InvalidWindow:
+    """A window that cannot be judged, and why (one of INVALID_REASONS)."""
+
+    reason: str
+
+    def __post_init__(self) -> None:
+        if self.reason not in INVALID_REASONS:
+            raise ValueError(f"unknown invalid reason {self.reason!r}; valid: {', '.join(INVALID_REASONS)}")
+
+
+def build_readout(
+    outcome: ModelOutput | InvalidWindow,
+    *,
+    window_start: int,
+    rx_time: float | None = None,
+    latency_ms: float = 0.0,
+    counters: Mapping[str, int] | None = None,
+) -> dict:
+    """The readout of one window: the model's outcome stamped with where the window starts,
+    when it was received, how long it took and the caller's counters (COUNTERS; others ignored)."""
+    counts = {name: int((counters or {}).get(name, 0)) for name in COUNTERS}
+    stamp = dict(window_start=int(window_start), rx_time=rx_time, latency_ms=float(latency_ms), **counts)
+    if isinstance(outcome, InvalidWindow):
+        return invalid_readout(outcome.reason, **stamp)
+    return make_readout(
+        protocol=outcome.protocol,
+        protocol_confidence=outcome.protocol_confidence,
+        modulation=outcome.modulation,
+        modulation_confidence=outcome.modulation_confidence,
+        snr_db=outcome.snr_db,
+        snr_confidence=outcome.snr_confidence,
+        mobility=outcome.mobility,
+        mobility_confidence=outcome.mobility_confidence,
+        expert=outcome.expert,
+        **stamp,
+    )
 
 
 def make_readout(
