@@ -57,10 +57,10 @@ class SlowRuntime:
     def __getattr__(self, name):
         return getattr(self.runtime, name)
 
-    def classify(self, *args, **kwargs):
+    def predict(self, *args, **kwargs):
         self.calls += 1
         time.sleep(self.delay)
-        return self.runtime.classify(*args, **kwargs)
+        return self.runtime.predict(*args, **kwargs)
 
 
 class qa_classifier(gr_unittest.TestCase):
@@ -180,9 +180,9 @@ class qa_classifier(gr_unittest.TestCase):
         starts = [pmt.to_uint64(t.value) for t in sorted(sink.tags(), key=lambda t: t.offset)]
         protocol_rows = [i for i, p in enumerate(EXPECTED) if p in labels.PROTOCOLS]
         self.assertEqual(sorted(starts), [i * 1000 for i in protocol_rows])
-        _, expected = RUNTIME.classify(vectors, return_embedding=True)
+        expected = RUNTIME.predict(vectors)
         for embedding, start in zip(embeddings, starts):
-            np.testing.assert_allclose(embedding, expected[start // 1000], atol=1e-5)
+            np.testing.assert_allclose(embedding, expected[start // 1000].embedding, atol=1e-5)
 
     def test_parameters_that_cannot_work_name_the_block_the_value_and_the_fix(self):
         with self.assertRaisesRegex(ConfigError, r"LWM Classifier: vector length 100 .*= 512.*LWM Spectrogram"):

@@ -9,7 +9,9 @@ import pmt
 from gnuradio import blocks, gr, gr_unittest
 from gnuradio.lwmspectro.common import ConfigError
 
+from lwmspectro.framer import ObservationFramer
 from lwmspectro.resample import rational_ratio, resample_to
+from lwmspectro.runtime import Runtime
 from lwmspectro.spectrogram import SpectrogramParams, frames_from_iq, spectrogram, spectrogram_from_frames, spectrograms
 
 from bundle_factory import make_bundle
@@ -119,12 +121,33 @@ class qa_spectrogram(gr_unittest.TestCase):
                 self.assertEqual(reasons[4], "clipped")
                 self.assertEqual(block.windows_invalid, 4)
 
-    def test_samples_g_does_not_read_do_not_invalidate_a_window(self):
-        samples = noise(2 * WINDOW, seed=7)
-        samples[PARAMS.n_fft + 3] = np.nan  # between the first two frames
-        vectors, out, _ = self.run_block(samples, samp_rate=1e6)
-        self.assertNotIn("lwm_invalid", out[0])
-        self.assertTrue(np.isfinite(vectors[0]).all())
+    def test_the_block_and_the_runtime_give_the_same_verdicts(self):
+        """A NaN between the frames G reads invalidates its window in both (the samples of a
+        window's span are all judged); one in the gap between two windows spares both."""
+        runtime = Runtime(BUNDLE, intra_op_threads=1)
+        for rate, gap in ((1e6, 0), (0.8e6, 0), (1e6, 300), (0.8e6, 300)):
+            up, down = rational_ratio(rate, PARAMS.sample_rate_hz)
+            span = PARAMS.source_window_samples(rate)
+            hop = span + gap
+            samples = noise(5 * hop + span + 200, seed=8)  # the resampler reads past the last span
+            between_frames = (PARAMS.n_fft + (PARAMS.hop - PARAMS.n_fft) // 2) * down // up
+            samples[hop + between_frames] = np.nan
+            samples[3 * hop + 5 * PARAMS.hop * down // up] = np.inf
+            if gap:
+                samples[4 * hop + span + gap // 2] = np.nan
+            vectors, out, _ = self.run_block(samples, samp_rate=rate, hop=hop)
+            readouts = runtime.classify_iq(samples, rate, stride=hop)
+            where = f"source rate {rate}, gap {gap}"
+            self.assertEqual([out[i]["window_start"] for i in sorted(out)], [r["window_start"] for r in readouts])
+            block_reasons = [out[i].get("lwm_invalid") for i in sorted(out)]
+            self.assertEqual(block_reasons, [r["invalid_reason"] for r in readouts], where)
+            self.assertEqual(block_reasons[:5], [None, "nan_or_inf", None, "nan_or_inf", None], where)
+            valid = [i for i, reason in enumerate(block_reasons) if reason is None]
+            self.assertTrue(np.isfinite(vectors[valid]).all(), where)
+            self.assertTrue(np.isnan(vectors[[1, 3]]).all(), where)
+            framed = ObservationFramer(PARAMS, rate, hop).frame_recording(samples, batch_windows=2)
+            expected = np.concatenate([windows.spectrograms for windows in framed])
+            np.testing.assert_allclose(vectors[valid], expected[valid], atol=1e-5, err_msg=where)
 
     def test_parameters_that_cannot_work_name_the_block_the_value_and_the_fix(self):
         with self.assertRaisesRegex(ConfigError, r"LWM Spectrogram: vector length 1000 .*32 x 16 = 512.* 512"):

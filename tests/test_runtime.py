@@ -162,10 +162,10 @@ def test_default_bundle_dir_prefers_the_environment(bundle, monkeypatch):
 
 
 def test_default_bundle_dir_says_how_to_get_one(tmp_path, monkeypatch):
-    import lwmspectro.runtime as runtime_module
+    import lwmspectro.bundle as bundle_module
 
     monkeypatch.delenv("LWMSPECTRO_BUNDLE", raising=False)
-    monkeypatch.setattr(runtime_module, "_bundle_candidates", lambda: [tmp_path / "nowhere"])
+    monkeypatch.setattr(bundle_module, "_bundle_candidates", lambda: [tmp_path / "nowhere"])
     with pytest.raises(BundleError, match=r"no model bundle found .*nowhere.*lwmspectro-train all"):
         default_bundle_dir()
     monkeypatch.setenv("LWMSPECTRO_BUNDLE", str(tmp_path / "empty"))
@@ -199,7 +199,8 @@ def test_snr_and_mobility_are_marginals_of_the_joint_head(runtime, bundle):
     import onnxruntime as ort
 
     spectrograms = band_spectrograms(runtime.params, [1, 1, 1], seed=3)
-    results, embeddings = runtime.classify(spectrograms, return_embedding=True)
+    results = runtime.classify(spectrograms)
+    embeddings = np.stack([output.embedding for output in runtime.predict(spectrograms)])
     heads = ort.InferenceSession(str(bundle / "heads_lte.onnx"))
     modulation_logits, joint_logits = heads.run(None, {"embedding": embeddings})
     joint = softmax(joint_logits).reshape(len(results), len(labels.SNR_GRID_DB), len(labels.MOBILITY_CLASSES))
@@ -217,13 +218,14 @@ def test_embeddings_come_from_the_chosen_expert_and_are_nan_for_none(runtime, bu
     import onnxruntime as ort
 
     spectrograms = band_spectrograms(runtime.params, [2, None, 0], seed=4)
-    _results, embeddings = runtime.classify(spectrograms, return_embedding=True)
-    assert embeddings.shape == (3, runtime.embedding_dim)
-    assert np.isnan(embeddings[1]).all()
+    outputs = runtime.predict(spectrograms)
+    assert [output.expert for output in outputs] == ["nr", None, "wifi"]
+    assert outputs[1].embedding is None
     for row, protocol in ((0, "nr"), (2, "wifi")):
         session = ort.InferenceSession(str(bundle / f"expert_{protocol}.onnx"))
         (expected,) = session.run(None, {"spectrogram": spectrograms[row : row + 1]})
-        np.testing.assert_allclose(embeddings[row], expected[0], atol=1e-5)
+        assert outputs[row].embedding.shape == (runtime.embedding_dim,)
+        np.testing.assert_allclose(outputs[row].embedding, expected[0], atol=1e-5)
 
 
 def test_router_choosing_none_leaves_task_fields_empty(tmp_path):
@@ -261,8 +263,7 @@ def test_classify_rejects_the_wrong_shape_and_handles_empty_batches(runtime):
     with pytest.raises(ValueError, match=r"shape \(batch, 128, 128\)"):
         runtime.classify(np.zeros((2, 64, 128), np.float32))
     assert runtime.classify(np.zeros((0, 128, 128), np.float32)) == []
-    readouts, embeddings = runtime.classify(np.zeros((0, 128, 128), np.float32), return_embedding=True)
-    assert readouts == [] and embeddings.shape == (0, 16)
+    assert runtime.predict(np.zeros((0, 128, 128), np.float32)) == []
 
 
 def test_non_finite_spectrogram_is_invalid_and_not_fed(runtime, spy):

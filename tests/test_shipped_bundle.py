@@ -40,7 +40,7 @@ def test_card_describes_the_generator_and_model_it_ships_with():
     runtime = Runtime(BUNDLE)
     assert runtime.params.to_dict() == GeneratorConfig().params.to_dict()
     assert runtime.router_classes == list(labels.ROUTER_CLASSES)
-    assert "targets" in runtime.card["metrics"]["held_out"]
+    assert "targets" in runtime.bundle.metrics["held_out"]
 
 
 def test_router_accuracy_and_none_recall_hold_on_fresh_heldout_examples(fresh_heldout):
@@ -49,7 +49,7 @@ def test_router_accuracy_and_none_recall_hold_on_fresh_heldout_examples(fresh_he
     readouts = runtime.classify(spectrograms)
     truth = np.array([row["protocol"] for row in rows])
     said = np.array([r["protocol"] for r in readouts])
-    card = runtime.card["metrics"]["held_out"]["targets"]
+    card = runtime.bundle.metrics["held_out"]["targets"]
     noise = truth == "none"
     assert 10 <= noise.sum() <= 35
     accuracy = float(np.mean(said[~noise] == truth[~noise]))

@@ -1,10 +1,15 @@
-"""ONNX Runtime inference over a model bundle: the one path from spectrograms or I/Q to readouts.
+"""ONNX Runtime inference over a model bundle: spectrograms in, the model's outputs out.
 
 router -> softmax -> top-1 class; for a protocol with an expert: that expert's encoder ->
 embedding -> its heads. Modulation is the arg-max of the modulation softmax; SNR and mobility
 are read from the joint SNR x mobility head by marginalising its softmax (the SNR bin with the
 largest marginal, and that marginal as confidence; the same for mobility). `none` and `other`
 carry no task fields.
+
+`Runtime.predict` returns one readout.ModelOutput (or readout.InvalidWindow) per spectrogram;
+the readout dict is built from it once, by whoever knows where the window came from:
+`Runtime.iter_classify_iq` for raw I/Q (framed by lwmspectro.framer), `Runtime.classify`
+for spectrograms already made, the GNU Radio classifier block for a stream.
 
 The ONNX graphs take G's output unchanged: the training set's normalisation statistics are
 folded into them, and the card's ``normalisation`` only records them.
@@ -15,53 +20,21 @@ No torch here: the GNU Radio blocks and the CLI import this module.
 from __future__ import annotations
 
 import os
-import sys
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from . import quality
-from .card import TENSOR_NAMES, BundleError, load_card
-from .readout import invalid_readout, make_readout
-from .resample import PointResampler
-from .spectrogram import SpectrogramParams, spectrogram_from_frames
+from .bundle import TENSOR_NAMES, Bundle, BundleError, BundlePath, default_bundle_dir, load_bundle
+from .framer import RECORDING_BATCH, ObservationFramer
+from .readout import COUNTERS, InvalidWindow, ModelOutput, build_readout
+from .spectrogram import SpectrogramParams
 
 __all__ = ["BundleError", "Runtime", "default_bundle_dir", "softmax"]
 
-BUNDLE_ENV = "LWMSPECTRO_BUNDLE"
-DEFAULT_BUNDLE_NAME = "small"
-IQ_BATCH_WINDOWS = 32
-"""Observations cut, transformed and classified together by `iter_classify_iq`."""
 MODEL_BATCH = 64
 """Most rows handed to one ONNX session run."""
-
-
-def _bundle_candidates() -> list[Path]:
-    return [
-        Path(sys.prefix) / "share" / "lwmspectro" / "models" / DEFAULT_BUNDLE_NAME,
-        Path(__file__).resolve().parents[2] / "models" / DEFAULT_BUNDLE_NAME,
-    ]
-
-
-def default_bundle_dir() -> Path:
-    """The bundle used when none is named: $LWMSPECTRO_BUNDLE, else the installed share
-    folder, else the repository's models/small. Raises BundleError saying how to get one."""
-    env = os.environ.get(BUNDLE_ENV)
-    if env:
-        if not (Path(env) / "card.json").exists():
-            raise BundleError(f"${BUNDLE_ENV}={env}: no card.json there; point it at a model bundle folder")
-        return Path(env)
-    candidates = _bundle_candidates()
-    for candidate in candidates:
-        if (candidate / "card.json").exists():
-            return candidate
-    raise BundleError(
-        "no model bundle found (looked at " + ", ".join(map(str, candidates)) + "); "
-        "train and export one with `lwmspectro-train all --config "
-        "training/lwmspectro_train/configs/small.json`, or pass --bundle DIR / "
-        f"set ${BUNDLE_ENV} to a bundle folder"
-    )
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -175,32 +148,43 @@ class _Model:
 
 
 class Runtime:
-    """A loaded, validated model bundle that turns spectrograms or raw I/Q into readouts."""
+    """ONNX sessions for a loaded, validated model bundle, turning spectrograms or raw I/Q
+    into the model's outputs (`predict`) or readouts (`classify`, `iter_classify_iq`)."""
 
-    def __init__(self, bundle_dir, intra_op_threads: int | None = None, providers=("CPUExecutionProvider",)):
-        self.bundle_dir = Path(bundle_dir)
-        self.card = load_card(self.bundle_dir)
-        where = self.bundle_dir / "card.json"
-        self.params = SpectrogramParams.from_dict(self.card["spectrogram"])
-        labels = self.card["labels"]
-        self.router_classes = list(labels["router"])
-        self.experts = list(labels["experts"])
-        self.modulations = list(labels["modulation"])
-        self.mobility_classes = list(labels["mobility"])
-        self._read_joint_labels(labels["snr_mobility"], where)
+    def __init__(
+        self,
+        bundle: Bundle | BundlePath,
+        intra_op_threads: int | None = None,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+    ):
+        self.bundle = load_bundle(bundle)
+        self.params: SpectrogramParams = self.bundle.params
+        labels = self.bundle.labels
+        self.router_classes = list(labels.router)
+        self.experts = list(labels.experts)
+        self.modulations = list(labels.modulations)
+        self.mobility_classes = list(labels.mobility)
+        self.snr_bins_db = list(labels.snr_bins_db)
+        # Indicator matrices (joint classes x SNR bins, joint classes x mobility classes):
+        # the joint softmax times one of them is that readout's marginal.
+        self._joint_to_snr = np.zeros((len(labels.snr_mobility), len(self.snr_bins_db)), np.float32)
+        self._joint_to_mobility = np.zeros((len(labels.snr_mobility), len(self.mobility_classes)), np.float32)
+        for i, (snr, mobility) in enumerate(labels.snr_mobility):
+            self._joint_to_snr[i, self.snr_bins_db.index(snr)] = 1.0
+            self._joint_to_mobility[i, self.mobility_classes.index(mobility)] = 1.0
 
         options = session_options(intra_op_threads)
         providers = list(providers)
-        files = self.card["files"]
+        files = self.bundle.files
         T, K = self.params.shape
-        self._router = _Model(self.bundle_dir / files["router"], "router", options, providers)
+        self._router = _Model(files.router, "router", options, providers)
         self._router.check("spectrogram", ("batch", T, K))
         self._router.check("router_logits", ("batch", len(self.router_classes)))
         self._experts, self._heads = {}, {}
         dims = {}
         for protocol in self.experts:
-            expert = _Model(self.bundle_dir / files["experts"][protocol], "expert", options, providers)
-            heads = _Model(self.bundle_dir / files["heads"][protocol], "heads", options, providers)
+            expert = _Model(files.experts[protocol], "expert", options, providers)
+            heads = _Model(files.heads[protocol], "heads", options, providers)
             expert.check("spectrogram", ("batch", T, K))
             dim = expert.size("embedding", 1) or heads.size("embedding", 1)
             if dim is None:
@@ -208,35 +192,19 @@ class Runtime:
             expert.check("embedding", ("batch", dim))
             heads.check("embedding", ("batch", dim))
             heads.check("modulation_logits", ("batch", len(self.modulations)))
-            heads.check("snr_mobility_logits", ("batch", len(self._joint_to_snr)))
+            heads.check("snr_mobility_logits", ("batch", len(labels.snr_mobility)))
             self._experts[protocol], self._heads[protocol] = expert, heads
             dims[protocol] = dim
         if len(set(dims.values())) > 1:
             raise BundleError(
-                f"{where}: experts give embeddings of different sizes {dims}; the readout's embedding needs one size"
+                f"{self.bundle.card_path}: experts give embeddings of different sizes {dims}; "
+                "the readout's embedding needs one size"
             )
         self.embedding_dim = next(iter(dims.values()), 0)
 
-    def _read_joint_labels(self, pairs, where) -> None:
-        """Map each joint SNR x mobility class to its SNR bin and its mobility class."""
-        snr_bins = []
-        for snr, _ in pairs:
-            if snr not in snr_bins:
-                snr_bins.append(snr)
-        unknown = sorted({mob for _, mob in pairs} - set(self.mobility_classes))
-        if unknown:
-            raise BundleError(
-                f"{where}: labels.snr_mobility uses mobility classes {unknown} "
-                f"not in labels.mobility {self.mobility_classes}"
-            )
-        self.snr_bins_db = [float(s) for s in snr_bins]
-        # Indicator matrices (joint classes x SNR bins, joint classes x mobility classes):
-        # the joint softmax times one of them is that readout's marginal.
-        self._joint_to_snr = np.zeros((len(pairs), len(snr_bins)), np.float32)
-        self._joint_to_mobility = np.zeros((len(pairs), len(self.mobility_classes)), np.float32)
-        for i, (snr, mob) in enumerate(pairs):
-            self._joint_to_snr[i, snr_bins.index(snr)] = 1.0
-            self._joint_to_mobility[i, self.mobility_classes.index(mob)] = 1.0
+    @property
+    def bundle_dir(self) -> Path:
+        return self.bundle.path
 
     @property
     def window_samples(self) -> int:
@@ -247,66 +215,43 @@ class Runtime:
         """Source-rate samples one observation spans once resampled to the analysis rate."""
         return self.params.source_window_samples(sample_rate_hz)
 
-    def check_window(self, iq: np.ndarray) -> str | None:
-        """Why this window of raw I/Q cannot be judged ("nan_or_inf", "all_zero", "dc_only",
-        "clipped"), or None."""
-        return quality.check_iq(iq)
-
-    def classify(self, spectrograms: np.ndarray, *, window_starts=None, rx_times=None, return_embedding: bool = False):
-        """Readouts for a batch of spectrograms (B, T, K) from G.
-
-        `latency_ms` of each readout is the time the whole batch took. With `return_embedding`,
-        returns (readouts, embeddings (B, D)); rows for `none`, `other` or an invalid
-        spectrogram are NaN. A non-finite spectrogram gets an invalid readout and is not
-        fed to the model.
-        """
-        start = time.perf_counter()
+    def predict(self, spectrograms: np.ndarray) -> list[ModelOutput | InvalidWindow]:
+        """The model's output for each spectrogram of a batch (B, T, K) from G, with the
+        chosen expert's embedding. A non-finite spectrogram is not fed to the model: it is an
+        InvalidWindow("nan_or_inf")."""
         x = np.asarray(spectrograms, np.float32)
         if x.ndim != 3 or x.shape[1:] != self.params.shape:
             raise ValueError(
                 f"spectrograms must have shape (batch, {self.params.n_frames}, "
                 f"{self.params.n_bins}) for this bundle, got {x.shape}"
             )
-        n = len(x)
-        starts = [0] * n if window_starts is None else [int(s) for s in window_starts]
-        times = [None] * n if rx_times is None else list(rx_times)
-        if len(starts) != n or len(times) != n:
-            raise ValueError(f"{n} spectrograms but {len(starts)} window_starts and {len(times)} rx_times")
-        embeddings = np.full((n, self.embedding_dim), np.nan, np.float32)
-        finite = np.isfinite(x).all(axis=(1, 2))
-        rows = np.flatnonzero(finite)
-        fields = [None] * n
-        if len(rows):
-            feed = x[rows]
-            router_probs = softmax(self._router(feed)[0])
-            top = router_probs.argmax(axis=-1)
-            for row, cls, probs in zip(rows, top, router_probs):
-                fields[row] = {"protocol": self.router_classes[cls], "protocol_confidence": float(probs[cls])}
-            for protocol in self.experts:
-                chosen = np.flatnonzero(top == self.router_classes.index(protocol))
-                if len(chosen):
-                    embedding = self._experts[protocol](feed[chosen])[0]
-                    embeddings[rows[chosen]] = embedding
-                    modulation_logits, joint_logits = self._heads[protocol](embedding)
-                    for row, task in zip(rows[chosen], self._task_fields(modulation_logits, joint_logits)):
-                        fields[row].update(task, expert=protocol)
-        latency_ms = (time.perf_counter() - start) * 1e3
-        readouts = []
-        for i in range(n):
-            if fields[i] is None:
-                readouts.append(
-                    invalid_readout("nan_or_inf", window_start=starts[i], rx_time=times[i], latency_ms=latency_ms)
-                )
-            else:
-                readouts.append(
-                    make_readout(**fields[i], window_start=starts[i], rx_time=times[i], latency_ms=latency_ms)
-                )
-        return (readouts, embeddings) if return_embedding else readouts
+        outputs: list[ModelOutput | InvalidWindow] = [InvalidWindow("nan_or_inf")] * len(x)
+        rows = np.flatnonzero(np.isfinite(x).all(axis=(1, 2)))
+        if not len(rows):
+            return outputs
+        feed = x[rows]
+        router_probs = softmax(self._router(feed)[0])
+        top = router_probs.argmax(axis=-1)
+        expert_fields: dict[int, dict] = {}
+        for protocol in self.experts:
+            chosen = np.flatnonzero(top == self.router_classes.index(protocol))
+            if not len(chosen):
+                continue
+            embeddings = self._experts[protocol](feed[chosen])[0]
+            tasks = self._task_fields(*self._heads[protocol](embeddings))
+            for i, embedding, task in zip(chosen, embeddings, tasks):
+                expert_fields[i] = {**task, "expert": protocol, "embedding": embedding}
+        for i, (row, cls) in enumerate(zip(rows, top)):
+            outputs[row] = ModelOutput(
+                protocol=self.router_classes[cls],
+                protocol_confidence=float(router_probs[i, cls]),
+                **expert_fields.get(i, {}),
+            )
+        return outputs
 
     def _task_fields(self, modulation_logits: np.ndarray, joint_logits: np.ndarray) -> list[dict]:
         modulation_probs = softmax(modulation_logits)
         joint_probs = softmax(joint_logits)
-        n = len(joint_probs)
         snr_marginal = joint_probs @ self._joint_to_snr
         mobility_marginal = joint_probs @ self._joint_to_mobility
         modulation = modulation_probs.argmax(axis=-1)
@@ -321,7 +266,29 @@ class Runtime:
                 "mobility": self.mobility_classes[mobility[i]],
                 "mobility_confidence": float(mobility_marginal[i, mobility[i]]),
             }
-            for i in range(n)
+            for i in range(len(joint_probs))
+        ]
+
+    def classify(
+        self,
+        spectrograms: np.ndarray,
+        *,
+        window_starts: Sequence[int] | None = None,
+        rx_times: Sequence[float | None] | None = None,
+    ) -> list[dict]:
+        """Readouts for a batch of spectrograms (B, T, K) from G, stamped with their window
+        starts and rx_times (default 0 and None); `latency_ms` is the time the whole batch took."""
+        clock = time.perf_counter()
+        n = len(spectrograms)
+        starts = [0] * n if window_starts is None else [int(s) for s in window_starts]
+        times = [None] * n if rx_times is None else list(rx_times)
+        if len(starts) != n or len(times) != n:
+            raise ValueError(f"{n} spectrograms but {len(starts)} window_starts and {len(times)} rx_times")
+        outputs = self.predict(spectrograms)
+        latency_ms = (time.perf_counter() - clock) * 1e3
+        return [
+            build_readout(output, window_start=start, rx_time=rx_time, latency_ms=latency_ms)
+            for output, start, rx_time in zip(outputs, starts, times)
         ]
 
     def classify_iq(self, iq, sample_rate_hz: float, *, stride: int | None = None, start_offset: int = 0) -> list[dict]:
@@ -336,67 +303,41 @@ class Runtime:
         stride: int | None = None,
         start_offset: int = 0,
         max_windows: int | None = None,
-        batch_windows: int = IQ_BATCH_WINDOWS,
-    ):
+        batch_windows: int = RECORDING_BATCH,
+    ) -> Iterator[dict]:
         """Yield one readout per observation of raw I/Q at `sample_rate_hz`.
 
         `iq` is anything with len() and [a:b] slicing (an array, a memory map, a file reader),
-        read one batch of observations at a time. Observations start every `stride` source
-        samples (default: back to back); `window_start` is in source samples plus
-        `start_offset`. Only the frames G reads are resampled to the analysis rate, each
-        exactly as resampling the whole stream would give it. Windows failing
-        `check_window` (judged at the source rate, where ADC rails are visible) yield an
-        invalid readout and never reach the model. Input too short for one observation
-        yields a single `too_short` readout. Counters count this call's windows.
+        read one batch of observations at a time and framed by lwmspectro.framer: observations
+        start every `stride` source samples (default: back to back), windows that cannot be
+        judged yield an invalid readout and never reach the model. `window_start` is in
+        source samples plus `start_offset`; `latency_ms` is the time the window's batch took
+        from reading to the model's output. Input too short for one observation yields a
+        single `too_short` readout. Counters count this call's windows.
         """
-        rate = float(sample_rate_hz)
-        resampler = PointResampler.for_rates(rate, self.params.sample_rate_hz)
-        span = self.source_window_samples(rate)
-        stride = span if stride is None else int(stride)
-        if stride < 1:
-            raise ValueError(f"stride must be a positive number of samples, got {stride}")
-        total = len(iq)
-        if total < span:
-            yield invalid_readout("too_short", window_start=start_offset, windows_seen=1, windows_dropped=1)
+        framer = ObservationFramer(self.params, sample_rate_hz, stride)
+        if len(iq) < framer.span:
+            yield build_readout(
+                InvalidWindow("too_short"),
+                window_start=start_offset,
+                counters={"windows_seen": 1, "windows_dropped": 1},
+            )
             return
-        n_windows = (total - span) // stride + 1
-        if max_windows is not None:
-            n_windows = min(n_windows, max_windows)
-        T, n_fft = self.params.n_frames, self.params.n_fft
-        seen = classified = dropped = 0
-        for first in range(0, n_windows, batch_windows):
-            source_starts = np.arange(first, min(first + batch_windows, n_windows)) * stride
-            # Analysis-rate starts of each observation's frames: (windows, T).
-            frame_starts = (source_starts * resampler.up // resampler.down)[:, None] + self.params.frame_starts
-            needed_first, needed_end = resampler.input_span(frame_starts, n_fft)
-            low = max(0, min(int(source_starts[0]), needed_first))
-            high = min(total, max(int(source_starts[-1]) + span, needed_end))
-            chunk = np.asarray(iq[low:high], np.complex64)
+        counters = dict.fromkeys(COUNTERS, 0)
+        batches = framer.frame_recording(iq, max_windows=max_windows, batch_windows=batch_windows)
+        while True:
             clock = time.perf_counter()
-            reasons = [self.check_window(chunk[s - low : s - low + span]) for s in source_starts]
-            window_starts = [start_offset + int(s) for s in source_starts]
-            valid = [i for i, reason in enumerate(reasons) if reason is None]
-            results = iter(())
-            if valid:
-                if "nan_or_inf" in reasons:
-                    # Keep a broken neighbour's NaN out of the filter taps that reach valid windows.
-                    chunk = np.where(np.isfinite(chunk), chunk, np.complex64(0))
-                frames = resampler.frames(chunk, low, frame_starts[valid].ravel(), n_fft).reshape(len(valid), T, n_fft)
-                results = iter(
-                    self.classify(
-                        spectrogram_from_frames(frames, self.params), window_starts=[window_starts[i] for i in valid]
-                    )
-                )
+            windows = next(batches, None)
+            if windows is None:
+                return
+            predicted = iter(self.predict(windows.spectrograms[windows.valid]))
+            outputs = [
+                next(predicted) if reason is None else InvalidWindow(reason) for reason in windows.invalid_reasons
+            ]
             latency_ms = (time.perf_counter() - clock) * 1e3
-            for i, reason in enumerate(reasons):
-                seen += 1
-                if reason is None:
-                    classified += 1
-                    readout = next(results)
-                else:
-                    dropped += 1
-                    readout = invalid_readout(reason, window_start=window_starts[i])
-                readout.update(
-                    latency_ms=latency_ms, windows_seen=seen, windows_classified=classified, windows_dropped=dropped
+            for start, output in zip(windows.starts, outputs):
+                counters["windows_seen"] += 1
+                counters["windows_classified" if isinstance(output, ModelOutput) else "windows_dropped"] += 1
+                yield build_readout(
+                    output, window_start=start_offset + int(start), latency_ms=latency_ms, counters=counters
                 )
-                yield readout

@@ -17,7 +17,6 @@ queued window has been published, so that the scheduler does not declare the blo
 from __future__ import annotations
 
 import collections
-import os
 import queue
 import threading
 import time
@@ -27,7 +26,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from lwmspectro.readout import INVALID_REASONS, invalid_readout
+from lwmspectro.readout import INVALID_REASONS, InvalidWindow, ModelOutput, build_readout
 from lwmspectro.runtime import Runtime
 
 from .common import (
@@ -37,8 +36,9 @@ from .common import (
     TAG_RX_TIME,
     TAG_TRUTH,
     TAG_WINDOW_START,
+    BlockBundle,
     ConfigError,
-    load_bundle,
+    load_runtime,
     readout_to_pmt,
     rx_time_to_seconds,
 )
@@ -63,7 +63,8 @@ class _Window:
 class classifier(gr.basic_block):
     """Float vectors of length T*K in; a PMT dict per classified window on `readout`.
 
-    bundle: model bundle folder ('' = the shipped model), or a loaded lwmspectro Runtime.
+    bundle: model bundle folder ('' = the shipped model), a loaded lwmspectro Bundle, or a
+    loaded lwmspectro Runtime.
     max_rate: at most this many readouts per second (0 = no cap).
     one_in_n: classify one window in N (1 = every window).
     queue_size: windows waiting for the worker before new ones are dropped.
@@ -74,9 +75,16 @@ class classifier(gr.basic_block):
     """
 
     def __init__(
-        self, bundle="", max_rate=0.0, one_in_n=1, queue_size=8, embedding_output=False, vlen=0, embedding_dim=0
+        self,
+        bundle: Runtime | BlockBundle = "",
+        max_rate: float = 0.0,
+        one_in_n: int = 1,
+        queue_size: int = 8,
+        embedding_output: bool = False,
+        vlen: int = 0,
+        embedding_dim: int = 0,
     ):
-        self.runtime = load_bundle(bundle, LABEL, Runtime) if isinstance(bundle, (str, os.PathLike)) else bundle
+        self.runtime = load_runtime(bundle, LABEL)
         params = self.runtime.params
         self.vlen = params.n_frames * params.n_bins
         if vlen and int(vlen) != self.vlen:
@@ -117,7 +125,9 @@ class classifier(gr.basic_block):
         self.windows_skipped = 0
         self.windows_invalid = 0
 
-    def counters(self) -> dict:
+    def counters(self) -> dict[str, int]:
+        """Windows seen, classified, dropped (queue full or inference failed), skipped (rate
+        cap, one in N) and invalid, so far; a readout carries the first three."""
         return {
             "windows_seen": self.windows_seen,
             "windows_classified": self.windows_classified,
@@ -213,13 +223,6 @@ class classifier(gr.basic_block):
         with self._lock:
             setattr(self, name, getattr(self, name) + n)
 
-    def _counts(self) -> dict:
-        return {
-            "windows_seen": self.windows_seen,
-            "windows_classified": self.windows_classified,
-            "windows_dropped": self.windows_dropped,
-        }
-
     def _publish(self, readout: dict, truth) -> None:
         message = readout_to_pmt(readout)
         if truth is not None:
@@ -243,33 +246,34 @@ class classifier(gr.basic_block):
 
     def _classify(self, windows: list[_Window]) -> None:
         valid = [w for w in windows if w.invalid_reason is None]
-        results = {}
+        outputs: dict[int, ModelOutput | InvalidWindow] = {}
         if valid:
             try:
-                readouts, embeddings = self.runtime.classify(
-                    np.stack([w.spectrogram for w in valid]),
-                    window_starts=[w.window_start for w in valid],
-                    rx_times=[w.rx_time for w in valid],
-                    return_embedding=True,
-                )
-                results = {id(w): pair for w, pair in zip(valid, zip(readouts, embeddings))}
+                predicted = self.runtime.predict(np.stack([w.spectrogram for w in valid]))
+                outputs = {id(w): output for w, output in zip(valid, predicted)}
             except Exception as err:  # a failing model must not take the flowgraph down; say so and count
                 self.logger.error(f"inference failed on {len(valid)} windows: {err}")
                 self._count("windows_dropped", len(valid))
         now = time.monotonic()
         for window in windows:
             if window.invalid_reason is not None:
-                readout, embedding = (
-                    invalid_readout(window.invalid_reason, window_start=window.window_start, rx_time=window.rx_time),
-                    None,
-                )
-            elif id(window) in results:
-                readout, embedding = results[id(window)]
+                output: ModelOutput | InvalidWindow = InvalidWindow(window.invalid_reason)
+            elif id(window) in outputs:
+                output = outputs[id(window)]
             else:
                 continue
-            self._count("windows_classified" if readout["valid"] else "windows_invalid")
-            readout.update(latency_ms=(now - window.clock) * 1e3, **self._counts())
+            self._count("windows_classified" if isinstance(output, ModelOutput) else "windows_invalid")
+            with self._lock:
+                counters = self.counters()
+            readout = build_readout(
+                output,
+                window_start=window.window_start,
+                rx_time=window.rx_time,
+                latency_ms=(now - window.clock) * 1e3,
+                counters=counters,
+            )
             self._publish(readout, window.truth)
+            embedding = output.embedding if isinstance(output, ModelOutput) else None
             if self.embedding_output and embedding is not None and np.isfinite(embedding).all():
                 with self._lock:
                     self._embeddings.append((embedding, window.window_start))

@@ -1,9 +1,12 @@
-"""What the LWM-Spectro blocks share: tag keys, PMT conversions of readouts, bundle lookup, errors,
+"""What the LWM-Spectro blocks share: tag keys, PMT conversions of readouts, bundle loading, errors,
 and the base of the blocks fed by the readout port."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +14,8 @@ import pmt
 from gnuradio import gr
 
 from lwmspectro import readout as readout_schema
-from lwmspectro.card import BundleError, load_card
-from lwmspectro.runtime import default_bundle_dir
+from lwmspectro.bundle import Bundle, BundleError, default_bundle_dir
+from lwmspectro.runtime import Runtime
 
 TAG_WINDOW_START = "window_start"
 """Source sample offset where a spectrogram's analysis window starts (uint64)."""
@@ -82,9 +85,14 @@ def rx_time_pmt(whole_seconds: int, fraction: float):
     return pmt.make_tuple(pmt.from_uint64(int(whole_seconds + carry)), pmt.from_double(fraction - carry))
 
 
-def resolve_bundle(bundle, block_label: str) -> Path:
-    """The bundle folder a block uses: `bundle` (the folder or its card.json, which is what a
-    GRC file dialog picks), or the shipped one when it is empty."""
+BlockBundle = Bundle | str | os.PathLike
+"""What a block's `bundle` parameter takes: a loaded Bundle, a bundle folder (or its card.json,
+which is what a GRC file dialog picks), or '' for the shipped model."""
+
+
+def resolve_bundle(bundle: str | os.PathLike, block_label: str) -> Path:
+    """The bundle folder a block uses: `bundle` (the folder or its card.json), or the shipped
+    one when it is empty."""
     if bundle:
         path = Path(bundle)
         return path.parent if path.name == "card.json" else path
@@ -94,18 +102,37 @@ def resolve_bundle(bundle, block_label: str) -> Path:
         raise ConfigError(f"{block_label}: no bundle given and {err}") from err
 
 
-def load_bundle(bundle, block_label: str, loader=load_card):
-    """`loader(folder)` on the bundle a block uses ('' = the shipped one): its validated card by
-    default, or e.g. a Runtime; a bundle that cannot be used is a ConfigError naming the fix."""
-    folder = resolve_bundle(bundle, block_label)
+@contextlib.contextmanager
+def _bundle_errors_as_config(where: object, block_label: str) -> Iterator[None]:
     try:
-        return loader(folder)
+        yield
     except BundleError as err:
         raise ConfigError(
-            f"{block_label}: bundle {str(folder)!r} cannot be used: {err}. Fix: set the "
+            f"{block_label}: bundle {str(where)!r} cannot be used: {err}. Fix: set the "
             "bundle parameter to a model bundle folder (card.json beside its ONNX files), "
             "or leave it empty for the shipped model"
         ) from err
+
+
+def load_bundle(bundle: BlockBundle, block_label: str) -> Bundle:
+    """The Bundle a block uses, read once ('' = the shipped one); a bundle that cannot be used
+    is a ConfigError naming the fix."""
+    if isinstance(bundle, Bundle):
+        return bundle
+    folder = resolve_bundle(bundle, block_label)
+    with _bundle_errors_as_config(folder, block_label):
+        return Bundle.load(folder)
+
+
+def load_runtime(bundle: Runtime | BlockBundle, block_label: str) -> Runtime:
+    """The Runtime a block uses: `bundle` itself when it is already a loaded Runtime (or
+    anything with its interface), else one on that bundle; graphs that cannot be used are a
+    ConfigError naming the fix."""
+    if not isinstance(bundle, (Bundle, str, os.PathLike)):
+        return bundle
+    loaded = load_bundle(bundle, block_label)
+    with _bundle_errors_as_config(loaded.path, block_label):
+        return Runtime(loaded)
 
 
 class ReadoutSink(gr.basic_block):

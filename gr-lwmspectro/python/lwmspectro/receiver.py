@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from gnuradio import gr
 
+from lwmspectro.runtime import Runtime
+
 from .classifier import classifier
-from .common import READOUT_PORT
+from .common import READOUT_PORT, BlockBundle
 from .spectrogram import spectrogram
 
 
@@ -13,25 +15,27 @@ class receiver(gr.hier_block2):
     """Complex samples in; readouts on the `readout` message port (and, optionally, the
     embeddings of windows read as WiFi, LTE or NR on a vector output).
 
-    See `spectrogram` and `classifier` for the parameters.
+    See `spectrogram` and `classifier` for the parameters. The bundle is read once; both
+    halves, and any block built after it (e.g. the SigMF annotator), share `self.bundle`.
     """
 
     def __init__(
         self,
-        bundle="",
-        samp_rate=30.72e6,
-        hop=0,
-        max_rate=0.0,
-        one_in_n=1,
-        queue_size=8,
-        embedding_output=False,
-        embedding_dim=0,
+        bundle: Runtime | BlockBundle = "",
+        samp_rate: float = 30.72e6,
+        hop: int = 0,
+        max_rate: float = 0.0,
+        one_in_n: int = 1,
+        queue_size: int = 8,
+        embedding_output: bool = False,
+        embedding_dim: int = 0,
     ):
         self.classifier = classifier(
             bundle, max_rate, one_in_n, queue_size, embedding_output, embedding_dim=embedding_dim
         )
         runtime = self.classifier.runtime
-        self.spectrogram = spectrogram(str(runtime.bundle_dir), samp_rate, hop)
+        self.bundle = runtime.bundle
+        self.spectrogram = spectrogram(self.bundle, samp_rate, hop)
         out_sig = (
             gr.io_signature(1, 1, gr.sizeof_float * runtime.embedding_dim)
             if embedding_output
@@ -44,5 +48,5 @@ class receiver(gr.hier_block2):
             self.connect(self.classifier, self)
         self.msg_connect(self.classifier, READOUT_PORT, self, READOUT_PORT)
 
-    def counters(self) -> dict:
+    def counters(self) -> dict[str, int]:
         return {**self.classifier.counters(), "windows_out": self.spectrogram.windows_out}

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
-from pathlib import Path
 
+from lwmspectro.fileio import atomic_write
 from lwmspectro.readout import FIELDS, format_line
-from lwmspectro.spectrogram import SpectrogramParams
 
-from .common import ConfigError, ReadoutSink, load_bundle
+from .common import BlockBundle, ConfigError, ReadoutSink, load_bundle
 from .sigmf_source import meta_path_of
 
 LABEL = "LWM SigMF Annotator"
@@ -33,11 +30,12 @@ class sigmf_annotator(ReadoutSink):
     it half written and a long recording is not rewritten for every window.
 
     path: the recording (base name, .sigmf-meta or .sigmf-data).
-    bundle: the model bundle the receiver uses ('' = the shipped model), for the window length.
+    bundle: the model bundle the receiver uses ('' = the shipped model, or the receiver's
+    loaded lwmspectro Bundle), for the window length.
     flush_seconds: least time between two rewrites of the file (0 = after every readout).
     """
 
-    def __init__(self, path, bundle="", flush_seconds=5.0):
+    def __init__(self, path, bundle: BlockBundle = "", flush_seconds: float = 5.0):
         self.path = meta_path_of(path)
         try:
             self.meta = json.loads(self.path.read_text())
@@ -53,8 +51,7 @@ class sigmf_annotator(ReadoutSink):
             raise ConfigError(f"{LABEL}: {self.path} has no positive core:sample_rate in its global object")
         if flush_seconds < 0:
             raise ConfigError(f"{LABEL}: flush interval {flush_seconds} s is negative; give 0 or more seconds")
-        params = SpectrogramParams.from_dict(load_bundle(bundle, LABEL)["spectrogram"])
-        self.sample_count = params.source_window_samples(float(rate))
+        self.sample_count = load_bundle(bundle, LABEL).params.source_window_samples(float(rate))
         self.flush_seconds = float(flush_seconds)
         self._written_at = time.monotonic()
         self.kept = [a for a in self.meta.get("annotations", []) if a.get("core:generator") != GENERATOR]
@@ -85,20 +82,9 @@ class sigmf_annotator(ReadoutSink):
             extensions.append(EXTENSION)
             meta["global"] = {**meta["global"], "core:extensions": extensions}
         meta["annotations"] = sorted(self.kept + self.added, key=lambda a: a["core:sample_start"])
-        text = json.dumps(meta, indent=4)
         # Written by hand rather than with sigmf's SigMFFile.tofile: that rewrites the file in
         # place (a crash leaves it truncated) and drops fields the library does not model.
-        handle, tmp = tempfile.mkstemp(prefix=self.path.name, suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(handle, "w") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, self.path.stat().st_mode & 0o777)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.path, json.dumps(meta, indent=4))
         self._written_at = time.monotonic()
 
     def stop(self):

@@ -1,17 +1,14 @@
 """LWM Spectrogram: complex samples in, one T*K float vector of G per analysis window out.
 
-The block cuts observations from the stream at the bundle's window length (counted at the
-source rate) and applies G through lwmspectro.spectrogram, so the vectors are exactly what
-the model was trained on. Each vector carries tags: ``window_start`` (the source sample
+The block feeds each input buffer to lwmspectro.framer.ObservationFramer, the framer the
+runtime and `lwmspectro classify` use: it cuts observations at the bundle's window length
+(counted at the source rate), judges them, resamples only the samples G reads and applies
+G, so the vectors are exactly what the model was trained on and a window gets the same
+verdict here as offline. Each vector carries tags: ``window_start`` (the source sample
 offset where its window starts), ``rx_time``/``rx_freq`` valid at that sample when the
 source tagged them, ``lwm_truth`` in force there when the source is labelled (the LWM
-Synthetic Source), ``lwm_invalid`` when the window cannot be judged, and ``lwm_clock`` for
-latency.
-
-When the source rate differs from the analysis rate, the block evaluates the output of
-scipy's resample_poly only at the samples G reads, with lwmspectro.resample.PointResampler:
-G reads 3 % of an observation, and resampling all of it could not keep up with a 20 MS/s
-source on one core.
+Synthetic Source), ``lwm_invalid`` when the window cannot be judged (its vector is NaN),
+and ``lwm_clock`` for latency.
 """
 
 from __future__ import annotations
@@ -22,9 +19,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from lwmspectro import quality
-from lwmspectro.resample import PointResampler
-from lwmspectro.spectrogram import SpectrogramParams, frames_from_iq, spectrogram_from_frames
+from lwmspectro.framer import ObservationFramer
 
 from .common import (
     TAG_CLOCK,
@@ -33,6 +28,7 @@ from .common import (
     TAG_RX_TIME,
     TAG_TRUTH,
     TAG_WINDOW_START,
+    BlockBundle,
     ConfigError,
     load_bundle,
     rx_time_pmt,
@@ -47,24 +43,22 @@ the memory of one call."""
 class spectrogram(gr.basic_block):
     """Complex stream in, one float32 vector of length T*K per analysis window out.
 
-    bundle: model bundle folder ('' = the shipped model); it fixes G and the analysis rate.
+    bundle: model bundle folder ('' = the shipped model), or a loaded lwmspectro Bundle; it
+    fixes G and the analysis rate.
     samp_rate: the source's sample rate in Hz.
     hop: source samples from one window's start to the next; 0 = back to back.
     vlen: the output vector length the flowgraph expects (T*K of the bundle); 0 = take it
     from the bundle.
     """
 
-    def __init__(self, bundle="", samp_rate=30.72e6, hop=0, vlen=0):
-        card = load_bundle(bundle, LABEL)
-        self.params = SpectrogramParams.from_dict(card["spectrogram"])
+    def __init__(self, bundle: BlockBundle = "", samp_rate: float = 30.72e6, hop: int = 0, vlen: int = 0):
+        self.bundle = load_bundle(bundle, LABEL)
+        self.params = self.bundle.params
         if not samp_rate or samp_rate <= 0:
             raise ConfigError(
                 f"{LABEL}: sample rate {samp_rate!r} is not a positive number of Hz; set it to the source's sample rate"
             )
         self.samp_rate = float(samp_rate)
-        self.resampler = PointResampler.for_rates(self.samp_rate, self.params.sample_rate_hz)
-        self.up, self.down = self.resampler.up, self.resampler.down
-        self.resampling = self.up != self.down
         self.span = self.params.source_window_samples(self.samp_rate)
         hop = int(hop)
         if hop < 0:
@@ -73,8 +67,7 @@ class spectrogram(gr.basic_block):
                 f"starts, or 0 for back-to-back windows of {self.span}"
             )
         self.hop = hop or self.span
-        # Analysis-rate offsets, inside one observation, of the samples G reads: (T, N_w).
-        self.frame_positions = frames_from_iq(np.arange(self.params.window_samples), self.params)
+        self.framer = ObservationFramer(self.params, self.samp_rate, self.hop)
         self.vlen = self.params.n_frames * self.params.n_bins
         if vlen and int(vlen) != self.vlen:
             raise ConfigError(
@@ -86,14 +79,20 @@ class spectrogram(gr.basic_block):
         self.set_tag_propagation_policy(gr.TPP_DONT)
         # The scheduler sizes the upstream buffer from this ratio: it must hold all a window
         # needs at once, or the block could never see a whole one.
-        self.set_relative_rate(1, max(self.hop, self._window_end(0) - self._low(0) + self.down))
-        self._next_start = 0
+        reach = self.framer.end_needed(0) - self.framer.first_needed(0) + self.framer.resampler.down
+        self.set_relative_rate(1, max(self.hop, reach))
         self._tags_upto = 0
         self._time_tags: list[tuple[int, object]] = []
         self._freq_tags: list[tuple[int, object]] = []
         self._truth_tags: list[tuple[int, object]] = []
-        self.windows_out = 0
-        self.windows_invalid = 0
+
+    @property
+    def windows_out(self) -> int:
+        return self.framer.windows_out
+
+    @property
+    def windows_invalid(self) -> int:
+        return self.framer.windows_invalid
 
     def start(self):
         if self.bandwidth_warning:
@@ -113,72 +112,22 @@ class spectrogram(gr.basic_block):
             f"poor readouts; run the source at {analysis / 1e6:g} MS/s or more for full accuracy"
         )
 
-    def _low(self, start: int) -> int:
-        """First source sample a window starting at `start` needs."""
-        if not self.resampling:
-            return start
-        return max(0, int(self.resampler.first_input(start * self.up // self.down)))
-
-    def _window_end(self, start: int) -> int:
-        """One past the last source sample a window starting at `start` needs."""
-        if not self.resampling:
-            return start + self.span
-        last = start * self.up // self.down + int(self.frame_positions[-1, -1])
-        return int(self.resampler.first_input(last)) + self.resampler.n_taps
-
     def forecast(self, noutput_items, ninputs):
-        needed = self._window_end(self._next_start + (noutput_items - 1) * self.hop)
+        needed = self.framer.end_needed(self.framer.next_start + (noutput_items - 1) * self.hop)
         return [max(1, needed - self.nitems_read(0))] * ninputs
 
     def general_work(self, input_items, output_items):
         samples = input_items[0]
         first = self.nitems_read(0)
-        end = first + len(samples)
-        self._collect_tags(end)
-        limit = min(len(output_items[0]), MAX_WINDOWS_PER_CALL)
-        starts = []
-        start = self._next_start
-        while len(starts) < limit and self._window_end(start) <= end:
-            starts.append(start)
-            start += self.hop
-        if starts:
-            vectors, reasons = self._transform(samples, first, starts)
-            output_items[0][: len(starts)] = vectors.reshape(len(starts), self.vlen)
+        self._collect_tags(first + len(samples))
+        windows = self.framer.take(samples, first, min(len(output_items[0]), MAX_WINDOWS_PER_CALL))
+        if len(windows):
+            output_items[0][: len(windows)] = windows.spectrograms.reshape(len(windows), self.vlen)
             clock = pmt.from_double(time.monotonic())
-            for i, (window_start, reason) in enumerate(zip(starts, reasons)):
-                self._tag_window(self.nitems_written(0) + i, window_start, reason, clock)
-            self._next_start = start
-            self.windows_out += len(starts)
-        self.consume(0, min(len(samples), max(0, self._low(self._next_start) - first)))
-        return len(starts)
-
-    def _transform(self, samples: np.ndarray, first: int, starts: list[int]):
-        """(G of each window (n, T, K), invalid reason or None per window)."""
-        low = self._low(starts[0])
-        chunk = samples[low - first : self._window_end(starts[-1]) - first]
-        if not self.resampling:
-            frames = np.stack([frames_from_iq(chunk, self.params, s - low) for s in starts])
-            reasons = [quality.check_iq(f) for f in frames]
-            return spectrogram_from_frames(frames, self.params), reasons
-        positions = (np.asarray(starts) * self.up // self.down)[:, None, None] + self.frame_positions
-        # Judged at the source rate, where ADC rails are still visible: the source samples
-        # under the frames G reads (the first at or after each analysis sample's time).
-        under = (
-            np.clip(
-                -(-positions * self.down // self.up),
-                np.asarray(starts)[:, None, None],
-                np.asarray(starts)[:, None, None] + self.span - 1,
-            )
-            - low
-        )
-        reasons = [quality.check_iq(chunk[window]) for window in under]
-        if "nan_or_inf" in reasons:
-            # Keep a broken window's NaN out of the filter taps that reach its neighbours.
-            chunk = np.where(np.isfinite(chunk), chunk, np.complex64(0))
-        frame_starts = positions[..., 0].ravel()
-        frames = self.resampler.frames(chunk, low, frame_starts, self.params.n_fft)
-        frames = frames.reshape(len(starts), self.params.n_frames, self.params.n_fft)
-        return spectrogram_from_frames(frames, self.params), reasons
+            for i, (window_start, reason) in enumerate(zip(windows.starts, windows.invalid_reasons)):
+                self._tag_window(self.nitems_written(0) + i, int(window_start), reason, clock)
+        self.consume(0, min(len(samples), max(0, self.framer.keep_from - first)))
+        return len(windows)
 
     def _collect_tags(self, end: int) -> None:
         """Remember rx_time/rx_freq/lwm_truth tags up to `end`; keep only those windows may still need."""
@@ -190,7 +139,7 @@ class spectrogram(gr.basic_block):
                     kept[key].append((tag.offset, tag.value))
             self._tags_upto = end
         for tags in kept.values():
-            while len(tags) > 1 and tags[1][0] <= self._next_start:
+            while len(tags) > 1 and tags[1][0] <= self.framer.next_start:
                 del tags[0]
 
     @staticmethod
@@ -218,5 +167,4 @@ class spectrogram(gr.basic_block):
             if in_force is not None:
                 self.add_item_tag(0, item, pmt.intern(key), in_force[1])
         if reason is not None:
-            self.windows_invalid += 1
             self.add_item_tag(0, item, pmt.intern(TAG_INVALID), pmt.intern(reason))

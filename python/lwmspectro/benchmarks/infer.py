@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
     count = max(args.batch * 2, args.max_samples if (args.int8 and args.data) else 0)
     spectrograms, rows = bench_inputs(runtime.params, args.data, count)
     print(
-        f"bundle {runtime.bundle_dir} ({runtime.card['name']}); {threads} threads; inputs: "
+        f"bundle {runtime.bundle_dir} ({runtime.bundle.name}); {threads} threads; inputs: "
         f"{len(spectrograms)} {'rows of ' + args.data if args.data else 'generated WiFi/LTE/NR spectrograms'}; "
         f"{args.seconds:g} s per figure"
     )

@@ -42,20 +42,21 @@ def run(args) -> int:
     import sys
 
     from .. import readout
-    from ..runtime import Runtime, default_bundle_dir
+    from ..bundle import load_bundle
+    from ..runtime import Runtime
 
     for name in ("stride", "max_windows", "threads"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
-    runtime = Runtime(args.bundle or default_bundle_dir(), intra_op_threads=args.threads)
+    runtime = Runtime(load_bundle(args.bundle), intra_op_threads=args.threads)
     samples = RecordingSamples(args.recording)
     rate = samples.sample_rate_hz
     analysis_rate = runtime.params.sample_rate_hz
     resampling = "" if rate == analysis_rate else f", resampled to {analysis_rate / 1e6:g} MS/s"
     print(
         f"# {samples.path}: {len(samples)} samples at {rate / 1e6:g} MS/s{resampling}; "
-        f"bundle {runtime.bundle_dir} ({runtime.card['name']}); "
+        f"bundle {runtime.bundle_dir} ({runtime.bundle.name}); "
         f"{runtime.source_window_samples(rate)} samples per window",
         file=sys.stderr,
     )

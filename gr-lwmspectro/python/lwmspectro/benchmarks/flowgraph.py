@@ -85,12 +85,12 @@ def run(args) -> int:
     stream = SyntheticStream(cycle=True, seed=0, params=params)
     samples = np.concatenate([stream.next_observation()[0] for _ in range(args.observations)])
     print(
-        f"bundle {runtime.card['name']} ({bundle}); input: {args.observations} synthetic observations "
+        f"bundle {runtime.bundle.name} ({bundle}); input: {args.observations} synthetic observations "
         f"({len(samples) / rate * 1e3:.0f} ms at {rate / 1e6:g} MS/s) looped; {args.seconds:g} s per figure"
     )
 
     top = gr.top_block("spectrogram alone")
-    spectrogram = lwm_blocks.spectrogram(bundle, rate)
+    spectrogram = lwm_blocks.spectrogram(runtime.bundle, rate)
     top.connect(_looped_source(samples), spectrogram, blocks.null_sink(gr.sizeof_float * spectrogram.vlen))
     block_rate = _sustained_rate(top, lambda: spectrogram.nitems_read(0), args.seconds)
     stock_rate = _sustained_rate(*_stock_chain(samples, params), args.seconds)

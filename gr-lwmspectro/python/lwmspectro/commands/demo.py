@@ -42,7 +42,7 @@ def run(args) -> int:
     top, source, receiver, board = build_flowgraph(args.bundle, args.protocol, args.snr, args.seed)
     runtime = receiver.classifier.runtime
     print(
-        f"LWM-Spectro demo: bundle {runtime.card['name']} ({runtime.bundle_dir}); synthetic signals at "
+        f"LWM-Spectro demo: bundle {runtime.bundle.name} ({runtime.bundle_dir}); synthetic signals at "
         f"{source.samp_rate / 1e6:g} MS/s, one readout per {runtime.params.window_seconds * 1e3:.1f} ms "
         f"window beside its ground truth, for {args.seconds:g} s",
         flush=True,

@@ -195,14 +195,14 @@ def run(args) -> int:
     if args.zmq_pub:
         sinks.append(lwm_blocks.zmq_pub_sink(args.zmq_pub))
     if args.annotate:
-        sinks.append(lwm_blocks.sigmf_annotator(argument, str(receiver.classifier.runtime.bundle_dir)))
+        sinks.append(lwm_blocks.sigmf_annotator(argument, receiver.bundle))
     top = gr.top_block("lwmspectro run")
     top.connect(source, receiver)
     for sink in sinks:
         top.msg_connect(receiver, "readout", sink, "readout")
     runtime = receiver.classifier.runtime
     print(
-        f"lwmspectro run: {args.source} at {rate / 1e6:g} MS/s, bundle {runtime.card['name']} "
+        f"lwmspectro run: {args.source} at {rate / 1e6:g} MS/s, bundle {runtime.bundle.name} "
         f"({runtime.bundle_dir}); Ctrl-C to stop",
         file=sys.stderr,
         flush=True,
