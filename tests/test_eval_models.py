@@ -9,12 +9,11 @@ from lwmspectro_train.evaluation.fit import TrainSettings, fit, macro_f1, predic
 from lwmspectro_train.evaluation.lwm import (
     LWMComponents,
     PrototypeClassifier,
-    Standardise,
     embed,
     finetune_model,
     frozen_model,
 )
-from lwmspectro_train.model import EncoderConfig, HeadsConfig, SpectrogramEncoder
+from lwmspectro_train.model import EncoderConfig, HeadsConfig, SpectrogramEncoder, ZScore
 
 SETTINGS = TrainSettings(epochs=12, patience=12, lr=3e-3, batch_size=16, min_steps_per_epoch=4)
 
@@ -80,9 +79,9 @@ def test_a_class_without_training_samples_gets_no_nan_weight():
     assert torch.isfinite(classifier(torch.ones(1, 4))).all()
 
 
-def test_standardise_uses_the_training_statistics_only():
+def test_embedding_zscore_uses_the_training_statistics_only():
     train = np.array([[1.0, 10.0], [3.0, 10.0]], np.float32)
-    out = Standardise(train)(torch.tensor([[2.0, 10.0], [5.0, 11.0]]))
+    out = ZScore.fit(train)(torch.tensor([[2.0, 10.0], [5.0, 11.0]]))
     assert torch.allclose(out[0], torch.zeros(2))
     assert out[1, 0] == pytest.approx(3.0) and out[1, 1] > 1e5  # constant dimension: floor, no NaN
 

@@ -18,7 +18,7 @@ from lwmspectro_train.evaluation.lwm import LWMComponents
 from lwmspectro_train.evaluation.report import aggregate
 from lwmspectro_train.evaluation.tasks import Preset
 from lwmspectro_train.evaluation.trials import TrialLog, run_trials
-from lwmspectro_train.model import EncoderConfig, HeadsConfig, Router, RouterConfig, SpectrogramEncoder
+from lwmspectro_train.model import EncoderConfig, HeadsConfig, Router, RouterConfig, SpectrogramEncoder, TaskHeads
 
 HELDOUT = "toy_heldout"
 SIZE = 16
@@ -187,9 +187,10 @@ def test_eval_command_without_torch_says_how_to_install(monkeypatch, capsys):
 
 def _bundle(folder, components, params):
     """A card plus the torch checkpoint it names (the ONNX files are not needed by eval)."""
-    from lwmspectro import card
+    from lwmspectro.bundle import build_card, write_card
 
     folder.mkdir(parents=True)
+    heads = {p: TaskHeads(16, components.heads).state_dict() for p in components.experts}
     torch.save(
         {
             "config": {
@@ -200,24 +201,14 @@ def _bundle(folder, components, params):
             "foundation_experts": {p: e.state_dict() for p, e in components.experts.items()},
             "experts": {p: e.state_dict() for p, e in _components(seed=1).experts.items()},
             "router": components.router.state_dict(),
+            "heads": heads,
         },
         folder / "lwm.pt",
     )
-    card.write_card(
-        folder,
-        {
-            "schema_version": card.SCHEMA_VERSION,
-            "name": "toy",
-            "spectrogram": params.to_dict(),
-            "input": card.input_contract(params),
-            "labels": card.default_labels(),
-            "normalisation": {},
-            "files": card.default_files(),
-            "model": {},
-            "training": {"checkpoint": "lwm.pt"},
-            "metrics": {},
-        },
+    card = build_card(
+        name="toy", params=params, normalisation={}, model={}, training={"checkpoint": "lwm.pt"}, metrics={}
     )
+    write_card(folder, card)
     return folder
 
 
@@ -284,7 +275,7 @@ def test_bundle_without_torch_weights_is_refused(tiny_run, tmp_path):
     dataset, components, _, _, _ = tiny_run
     bundle = _bundle(tmp_path / "bundle", components, dataset.params)
     (bundle / "lwm.pt").unlink()
-    with pytest.raises(FileNotFoundError, match="LWM and LWM_FT need the torch weights"):
+    with pytest.raises(FileNotFoundError, match="needs the torch weights the bundle was exported from"):
         load_components(bundle)
 
 

@@ -21,7 +21,7 @@ import onnxruntime as ort
 import torch
 
 from lwmspectro import card as cardlib
-from lwmspectro.spectrogram import SpectrogramParams
+from lwmspectro.bundle import Bundle, BundleError, BundlePath, load_bundle
 
 from .config import RunConfig
 from .data import SpectrogramSet
@@ -274,25 +274,52 @@ def _card(run: Run, train_set, test_set, metrics: dict, parity: dict, command, m
     }
 
 
-def load_torch_from_bundle(bundle_dir) -> MixtureOfExperts:
-    """The deployed model of a bundle in eager PyTorch, rebuilt from its weights.pt (the
-    same weights as its ONNX graphs, normalisation included), in eval mode."""
-    bundle_dir = Path(bundle_dir)
-    card = cardlib.load_card(bundle_dir)
-    path = bundle_dir / WEIGHTS
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: missing; the bundle's torch twin is needed to rebuild the model")
+def torch_weights_path(bundle: Bundle) -> Path:
+    """The torch twin the card's training.checkpoint names: beside the bundle, else from the
+    working directory."""
+    reference = bundle.training.get("checkpoint")
+    if not reference:
+        raise BundleError(
+            f"{bundle.card_path}: training.checkpoint is not set; the model in torch needs "
+            "the torch weights the bundle was exported from"
+        )
+    for candidate in (bundle.path / reference, Path(reference)):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"{bundle.card_path}: training.checkpoint {reference!r} not found beside the bundle nor "
+        f"from {Path.cwd()}; the model in torch needs the torch weights the bundle was exported from"
+    )
+
+
+def load_torch_from_bundle(bundle: Bundle | BundlePath, foundation_experts: bool = False) -> MixtureOfExperts:
+    """The model of a bundle in eager PyTorch, in eval mode, rebuilt from the torch twin its
+    card names (`save_weights`: the weights of its ONNX graphs, normalisation included).
+
+    `foundation_experts` takes the experts as the foundation stages left them (pretrained and
+    contrastively fine-tuned, before any task head was trained with them), so that few-shot
+    results measure the foundation model rather than the shipped task fine-tuning."""
+    bundle = load_bundle(bundle)
+    path = torch_weights_path(bundle)
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    which = "foundation_experts" if foundation_experts else "experts"
+    missing = [key for key in ("config", which, "router", "heads") if key not in checkpoint]
+    if missing:
+        raise BundleError(f"{path}: no {missing} entries; found {sorted(checkpoint)}")
     config = checkpoint["config"]
-    shape = SpectrogramParams.from_dict(card["spectrogram"]).shape
-    encoder_cfg = EncoderConfig.from_dict(config["model"])
-    heads_cfg = HeadsConfig.from_dict(config["heads"])
-    router = Router(RouterConfig.from_dict(config["router"]), input_shape=shape)
+    shape = bundle.params.shape
+    encoder_cfg = EncoderConfig.from_dict(config["model"], "model")
+    heads_cfg = HeadsConfig.from_dict(config["heads"], "heads")
+    router = Router(RouterConfig.from_dict(config["router"], "router"), shape)
     router.load_state_dict(checkpoint["router"])
     experts, heads = {}, {}
-    for name in card["labels"]["experts"]:
-        experts[name] = SpectrogramEncoder(encoder_cfg, input_shape=shape)
-        experts[name].load_state_dict(checkpoint["experts"][name])
+    for name in bundle.labels.experts:
+        if name not in checkpoint[which] or name not in checkpoint["heads"]:
+            raise BundleError(
+                f"{path}: no {which} or heads weights for expert {name!r}; it has {sorted(checkpoint[which])}"
+            )
+        experts[name] = SpectrogramEncoder(encoder_cfg, shape)
+        experts[name].load_state_dict(checkpoint[which][name])
         heads[name] = TaskHeads(encoder_cfg.d_model, heads_cfg)
         heads[name].load_state_dict(checkpoint["heads"][name])
     return MixtureOfExperts(router, experts, heads).eval()

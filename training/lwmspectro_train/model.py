@@ -448,6 +448,7 @@ class TaskHeads(nn.Module):
 
     def __init__(self, d_model: int, cfg: HeadsConfig):
         super().__init__()
+        self.cfg = cfg
         self.modulation = ResidualCNNHead(d_model, len(labels.MODULATIONS), cfg)
         self.snr_mobility = ResidualCNNHead(d_model, len(labels.SNR_MOBILITY_CLASSES), cfg)
 

@@ -6,9 +6,7 @@ rate ("LWM_FT")."""
 from __future__ import annotations
 
 import copy
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,9 +14,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from lwmspectro import labels
-from lwmspectro.card import BundleError, load_card
-from lwmspectro.spectrogram import SpectrogramParams
-from lwmspectro_train.model import EncoderConfig, HeadsConfig, ResidualCNNHead, Router, RouterConfig, SpectrogramEncoder
+from lwmspectro.bundle import Bundle, BundlePath, load_bundle
+
+from ..export import load_torch_from_bundle, torch_weights_path
+from ..model import HeadsConfig, ResidualCNNHead, Router, SpectrogramEncoder, ZScore, route
 
 
 @dataclass
@@ -33,25 +32,6 @@ class LWMComponents:
     @property
     def embedding_dim(self) -> int:
         return next(iter(self.experts.values())).cfg.d_model
-
-
-class Standardise(nn.Module):
-    """Per-dimension z-score of the embedding with statistics of the trial's training split.
-
-    The pooled embedding of a post-LN encoder varies little around a large per-dimension
-    offset; a fresh head with batch normalisation learns from it only after many more
-    updates than a few-shot trial has (measured: a residual head on raw embeddings stayed
-    at chance where it learns on standardised ones). Standardising is the usual linear-probe
-    preprocessing and uses no label and no test sample."""
-
-    def __init__(self, embeddings: np.ndarray):
-        super().__init__()
-        embeddings = torch.as_tensor(np.asarray(embeddings, np.float32))
-        self.register_buffer("mean", embeddings.mean(dim=0))
-        self.register_buffer("std", embeddings.std(dim=0, unbiased=False).clamp_min(1e-6))
-
-    def forward(self, embedding):
-        return (embedding - self.mean) / self.std
 
 
 class PrototypeClassifier(nn.Module):
@@ -95,9 +75,16 @@ class FewShotHead(nn.Module):
 
 class LWMClassifier(nn.Module):
     """Encoder (optional: absent when the head reads cached frozen embeddings), the
-    standardisation, then the few-shot head."""
+    standardisation, then the few-shot head.
 
-    def __init__(self, encoder: SpectrogramEncoder | None, standardise: Standardise, head: nn.Module):
+    The standardisation is the per-dimension z-score of the trial's training embeddings. The
+    pooled embedding of a post-LN encoder varies little around a large per-dimension offset;
+    a fresh head with batch normalisation learns from it only after many more updates than
+    a few-shot trial has (measured: a residual head on raw embeddings stayed at chance where
+    it learns on standardised ones). Standardising is the usual linear-probe preprocessing
+    and uses no label and no test sample."""
+
+    def __init__(self, encoder: SpectrogramEncoder | None, standardise: ZScore, head: nn.Module):
         super().__init__()
         self.encoder = encoder
         self.standardise = standardise
@@ -110,10 +97,10 @@ class LWMClassifier(nn.Module):
 
 def standardised_head(
     components: LWMComponents, train_embeddings: np.ndarray, train_labels, n_classes: int
-) -> tuple[Standardise, FewShotHead]:
+) -> tuple[ZScore, FewShotHead]:
     """The training split's standardisation and a fresh head: a residual CNN beside a cosine
     classifier imprinted from the standardised training embeddings."""
-    standardise = Standardise(train_embeddings)
+    standardise = ZScore.fit(np.asarray(train_embeddings, np.float32))
     with torch.no_grad():
         standardised = standardise(torch.as_tensor(np.asarray(train_embeddings, np.float32)))
     return standardise, FewShotHead(
@@ -165,16 +152,17 @@ def embed(encoder: nn.Module, spectrograms: np.ndarray, batch_size: int = 64, de
 
 
 @torch.no_grad()
-def route(router: Router, experts, spectrograms: np.ndarray, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
-    """Top-1 expert index (into `experts`) per spectrogram: the argmax of the router's
-    weights over the experts alone, as in the paper's three-way router (the `none` and
-    `other` outputs are not a choice for a task whose inputs all carry a protocol)."""
+def route_to_experts(
+    router: Router, experts, spectrograms: np.ndarray, batch_size: int = 64, device: str = "cpu"
+) -> np.ndarray:
+    """Top-1 expert index (into `experts`) per spectrogram by `model.route` with the experts
+    as the only candidates, as in the paper's three-way router: `none` and `other` are no
+    choice for a task whose inputs all carry a protocol."""
     router.eval().to(device)
-    columns = [labels.ROUTER_CLASSES.index(name) for name in experts]
     chosen = []
     for i in range(0, len(spectrograms), batch_size):
         logits = router(torch.from_numpy(np.ascontiguousarray(spectrograms[i : i + batch_size], np.float32)).to(device))
-        chosen.append(logits[:, columns].argmax(dim=-1).cpu())
+        chosen.append(route(logits, labels.ROUTER_CLASSES, experts, candidates=experts).expert.cpu())
     return torch.cat(chosen).numpy() if chosen else np.zeros(0, np.int64)
 
 
@@ -183,7 +171,7 @@ def routed_embeddings(components: LWMComponents, spectrograms: np.ndarray, devic
     if components.router is None:
         raise ValueError(f"{components.description}: no router, which the mixed-protocol task needs")
     names = list(components.experts)
-    choice = route(components.router, names, spectrograms, device=device)
+    choice = route_to_experts(components.router, names, spectrograms, device=device)
     out = np.zeros((len(spectrograms), components.embedding_dim), np.float32)
     for index, name in enumerate(names):
         rows = np.flatnonzero(choice == index)
@@ -192,65 +180,22 @@ def routed_embeddings(components: LWMComponents, spectrograms: np.ndarray, devic
     return out, choice
 
 
-def _resolve(reference: str, bundle_dir: Path) -> Path:
-    """A path from the card: relative to the bundle folder, else to the working directory."""
-    for candidate in (bundle_dir / reference, Path(reference)):
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"{bundle_dir / 'card.json'}: training.checkpoint {reference!r} not found beside the "
-        f"bundle nor from {Path.cwd()}; LWM and LWM_FT need the torch weights the bundle "
-        "was exported from"
-    )
-
-
-def load_components(bundle_dir) -> tuple[LWMComponents, dict]:
-    """The torch experts and router a bundle was exported from, and a description of the bundle.
-
-    The card's training.checkpoint names a torch file (export.py's weights.pt) with the run
-    config (model, router, heads sections) and the state dicts of the experts and the router.
-    The experts are taken as the foundation stages left them ("foundation_experts":
-    pretrained and contrastively fine-tuned, before any task head was trained with them)
-    when the file has them, so that few-shot results measure the foundation model, not the
-    shipped task fine-tuning; otherwise the deployed "experts"."""
-    bundle_dir = Path(bundle_dir)
-    card = load_card(bundle_dir)
-    card_sha = hashlib.sha256((bundle_dir / "card.json").read_bytes()).hexdigest()
-    reference = (card.get("training") or {}).get("checkpoint")
-    if not reference:
-        raise BundleError(
-            f"{bundle_dir / 'card.json'}: training.checkpoint is not set; LWM and LWM_FT need "
-            "the torch weights the bundle was exported from"
-        )
-    path = _resolve(reference, bundle_dir)
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("config", "experts", "router"):
-        if key not in checkpoint:
-            raise BundleError(f"{path}: no {key!r} entry; found {sorted(checkpoint)}")
-    config = checkpoint["config"]
-    input_shape = SpectrogramParams.from_dict(card["spectrogram"]).shape
-    which = "foundation_experts" if "foundation_experts" in checkpoint else "experts"
-    weights = checkpoint[which]
-    experts = {}
-    for name in card["labels"]["experts"]:
-        if name not in weights:
-            raise BundleError(f"{path}: no {which} weights for expert {name!r}; it has {sorted(weights)}")
-        encoder = SpectrogramEncoder(EncoderConfig.from_dict(config["model"]), input_shape)
-        encoder.load_state_dict(weights[name])
-        experts[name] = encoder.eval().requires_grad_(False)
-    router = Router(RouterConfig.from_dict(config["router"]), input_shape)
-    router.load_state_dict(checkpoint["router"])
+def load_components(bundle: Bundle | BundlePath) -> tuple[LWMComponents, dict]:
+    """The torch router and foundation experts of a bundle (`load_torch_from_bundle`), and a
+    description of the bundle."""
+    bundle = load_bundle(bundle)
+    path = torch_weights_path(bundle)
+    model = load_torch_from_bundle(bundle, foundation_experts=True)
+    experts = {name: encoder.requires_grad_(False) for name, encoder in model.experts.items()}
+    heads = next(iter(model.heads.values())).cfg
     components = LWMComponents(
-        experts,
-        router.eval().requires_grad_(False),
-        HeadsConfig.from_dict(config.get("heads", {})),
-        f"{bundle_dir} ({path.name}, {which})",
+        experts, model.router.requires_grad_(False), heads, f"{bundle.path} ({path.name}, foundation_experts)"
     )
     info = {
-        "card_sha256": card_sha,
-        "summary": f"card `{card.get('name')}`, schema {card['schema_version']}, experts "
-        f"{', '.join(experts)} ({which.replace('_', ' ')}), embedding d={components.embedding_dim}, "
+        "card_sha256": bundle.card_sha256,
+        "summary": f"card `{bundle.name}`, schema {bundle.schema_version}, experts "
+        f"{', '.join(experts)} (foundation experts), embedding d={components.embedding_dim}, "
         f"torch weights `{path}`, "
-        f"card.json sha256 {card_sha[:12]}",
+        f"card.json sha256 {bundle.card_sha256[:12]}",
     }
     return components, info
