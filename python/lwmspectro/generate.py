@@ -37,7 +37,7 @@ def make_shard(config: GeneratorConfig, index: int, folder: Path) -> int:
 
 def _make_shard_job(job) -> int:
     config_dict, index, folder = job
-    return make_shard(GeneratorConfig(**config_dict), index, Path(folder))
+    return make_shard(GeneratorConfig.from_dict(config_dict), index, Path(folder))
 
 
 def one_thread_per_worker() -> None:

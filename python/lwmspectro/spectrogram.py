@@ -16,18 +16,21 @@ How a waveform becomes the model's input:
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import scipy.signal
 
+from .config_base import ConfigBase
 from .resample import rational_ratio, resample_to
 
 
 @dataclass(frozen=True)
-class SpectrogramParams:
+class SpectrogramParams(ConfigBase):
     """Parameters of G, written into every dataset manifest and every model card."""
+
+    keys_name: ClassVar[str] = "spectrogram parameters"
 
     sample_rate_hz: float = 30.72e6
     n_fft: int = 128
@@ -68,17 +71,6 @@ class SpectrogramParams:
     @property
     def shape(self) -> tuple[int, int]:
         return (self.n_frames, self.n_bins)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> SpectrogramParams:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown spectrogram parameters {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
 
 
 DEFAULT_PARAMS = SpectrogramParams()

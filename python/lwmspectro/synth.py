@@ -16,6 +16,7 @@ import numpy as np
 
 from . import labels, phy
 from .channels import TapProfile, TDLChannel, add_awgn, doppler_hz, draw_speed, impairments, mean_power, tdl_profile
+from .config_base import ConfigBase
 from .resample import resample_segments
 from .spectrogram import DEFAULT_PARAMS, SpectrogramParams, spectrogram_from_frames
 
@@ -33,7 +34,7 @@ NOISE_POWER_NONE = 1.0
 
 
 @dataclass
-class GeneratorConfig:
+class GeneratorConfig(ConfigBase):
     """What a dataset holds; written verbatim into its manifest."""
 
     n_samples: int = 1000
@@ -70,17 +71,9 @@ class GeneratorConfig:
     def n_shards(self) -> int:
         return -(-self.n_samples // self.shard_size)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
     @classmethod
     def from_file(cls, path) -> GeneratorConfig:
-        data = json.loads(Path(path).read_text())
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"{path}: unknown config keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**data)
+        return cls.from_dict(json.loads(Path(path).read_text()), str(path))
 
 
 def scenario_names(selection) -> list[str]:
