@@ -5,6 +5,7 @@ import shutil
 import tempfile
 import threading
 import time
+from unittest import mock
 
 import gnuradio.lwmspectro as lwm_blocks
 import numpy as np
@@ -13,7 +14,9 @@ from gnuradio import blocks, gr, gr_unittest
 from gnuradio.lwmspectro.common import ConfigError
 
 from lwmspectro import labels, readout
+from lwmspectro.bundle import Bundle
 from lwmspectro.runtime import Runtime
+from lwmspectro.sigmf_io import write_recording
 from lwmspectro.spectrogram import SpectrogramParams
 
 from bundle_factory import band_spectrograms, make_bundle
@@ -225,6 +228,25 @@ class qa_receiver(gr_unittest.TestCase):
         self.assertEqual((readouts[4]["valid"], readouts[4]["invalid_reason"]), (False, "all_zero"))
         self.assertEqual(len(sink.data()) // RUNTIME.embedding_dim, 3)
         self.assertEqual(receiver.counters()["windows_out"], 5)
+
+    def test_the_card_is_read_once_for_the_receiver_and_an_annotator(self):
+        """What `lwmspectro run --annotate` builds: one Bundle shared by every block."""
+        loads = []
+        original = Bundle.load.__func__
+
+        def counting_load(cls, path):
+            loads.append(path)
+            return original(cls, path)
+
+        folder = tempfile.mkdtemp(prefix="lwm-qa-", dir=_FOLDER)
+        meta = write_recording(f"{folder}/rec", np.zeros(10, np.complex64), PARAMS.sample_rate_hz, 2.4e9)
+        with mock.patch.object(Bundle, "load", classmethod(counting_load)):
+            receiver = lwm_blocks.receiver(BUNDLE, PARAMS.sample_rate_hz)
+            annotator = lwm_blocks.sigmf_annotator(str(meta), receiver.bundle)
+        self.assertEqual(len(loads), 1)
+        self.assertIs(receiver.spectrogram.bundle, receiver.bundle)
+        self.assertIs(receiver.classifier.runtime.bundle, receiver.bundle)
+        self.assertEqual(annotator.sample_count, PARAMS.window_samples)
 
 
 if __name__ == "__main__":

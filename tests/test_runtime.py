@@ -1,5 +1,6 @@
 """The ONNX runtime: bundle validation, the router -> expert -> heads path, readouts, I/Q input."""
 
+import hashlib
 import json
 import shutil
 
@@ -8,9 +9,11 @@ import pytest
 import scipy.signal
 
 from lwmspectro import labels, quality, readout
+from lwmspectro.bundle import Bundle, load_bundle, write_card
 from lwmspectro.runtime import BundleError, Runtime, default_bundle_dir, softmax
+from lwmspectro.spectrogram import DEFAULT_PARAMS
 
-from bundle_factory import band_spectrograms, export_onnx, linear_expert, make_bundle
+from bundle_factory import band_spectrograms, export_onnx, linear_expert, make_bundle, make_card
 
 torch = pytest.importorskip("torch")
 
@@ -61,6 +64,56 @@ def test_loads_a_valid_bundle(runtime):
     assert runtime.window_samples == runtime.params.window_samples
     assert runtime.embedding_dim == 16
     assert runtime.snr_bins_db == [float(s) for s in labels.SNR_GRID_DB]
+
+
+def test_a_bundle_is_loaded_once_into_typed_fields(bundle):
+    loaded = load_bundle(bundle)
+    assert loaded.path == bundle and loaded.name == "test-tiny" and loaded.schema_version == 1
+    assert loaded.params == DEFAULT_PARAMS
+    assert loaded.labels.experts == labels.PROTOCOLS and loaded.labels.router == labels.ROUTER_CLASSES
+    assert loaded.labels.snr_bins_db == tuple(float(s) for s in labels.SNR_GRID_DB)
+    assert loaded.labels.snr_mobility[1] == (-5.0, "pedestrian")
+    assert loaded.files.router == bundle / "router.onnx"
+    assert loaded.files.heads["nr"] == bundle / "heads_nr.onnx"
+    assert loaded.card == json.loads((bundle / "card.json").read_text())
+    assert loaded.card_sha256 == hashlib.sha256((bundle / "card.json").read_bytes()).hexdigest()
+    assert load_bundle(loaded) is loaded
+
+
+def test_a_runtime_on_a_loaded_bundle_does_not_read_the_card_again(bundle, monkeypatch):
+    loaded = Bundle.load(bundle)
+    monkeypatch.setattr(Bundle, "load", None)
+    assert Runtime(loaded, intra_op_threads=1).bundle is loaded
+
+
+def test_write_card_refuses_a_card_it_could_not_load(tmp_path):
+    card = make_card(DEFAULT_PARAMS)
+    card["labels"]["snr_mobility"].append([30, "flying"])
+    with pytest.raises(BundleError, match=r"card\.json: labels\.snr_mobility uses mobility classes \['flying'\]"):
+        write_card(tmp_path, card)
+    assert list(tmp_path.iterdir()) == []
+    card["labels"]["snr_mobility"].pop()
+    write_card(tmp_path, card)
+    assert json.loads((tmp_path / "card.json").read_text()) == card
+
+
+@pytest.mark.parametrize(
+    "edit, error",
+    [
+        (lambda card: card.pop("metrics"), r"missing keys \['metrics'\]"),
+        (lambda card: card["spectrogram"].update(n_bins=100), r"bad spectrogram parameters"),
+        (lambda card: card["input"].update(sample_rate_hz=1.0), r"input sample_rate_hz 1\.0 differs"),
+        (lambda card: card["labels"].update(modulation=[]), r"labels\.modulation missing or empty"),
+        (lambda card: card["labels"].update(experts=["wifi", "bluetooth"]), r"experts \['bluetooth'\] are not router"),
+        (lambda card: card["files"]["heads"].pop("lte"), r"no expert or heads file for expert 'lte'"),
+    ],
+)
+def test_a_card_that_cannot_be_honoured_names_the_file_and_the_reason(copy_of, edit, error):
+    card = json.loads((copy_of / "card.json").read_text())
+    edit(card)
+    (copy_of / "card.json").write_text(json.dumps(card))
+    with pytest.raises(BundleError, match=r"card\.json: " + error):
+        load_bundle(copy_of)
 
 
 def test_missing_onnx_file_names_the_file(copy_of):
