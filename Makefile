@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 # Every Python dependency is declared in these two files (python[dev] adds pytest, ruff and mypy).
 REQS    := python/pyproject.toml training/pyproject.toml
 
-.PHONY: all setup system build lint test demo gallery scenarios clean
+.PHONY: all setup system build lint typecheck test demo gallery scenarios clean
 
 all: setup
 
@@ -35,6 +35,10 @@ build: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# The core's types (mypy, configured in the root pyproject.toml).
+typecheck: setup
+	$(VENV)/bin/mypy
 
 test: lint build
 	$(PY) -m pytest -q tests
