@@ -105,10 +105,12 @@ def test_torch_model_rebuilt_from_the_bundle_decides_as_onnx_runtime_does(traine
 
     bundle = trained / "bundle"
     x = open_dataset(trained / "test").spectrograms(range(20))
+    model = load_torch_from_bundle(bundle)
     with torch.no_grad():
-        out = load_torch_from_bundle(bundle)(torch.from_numpy(x))
-    readouts = Runtime(bundle).classify(x)
-    assert [labels.ROUTER_CLASSES[int(i)] for i in out["top1"]] == [r["protocol"] for r in readouts]
+        out = model(torch.from_numpy(x))
+    outputs = Runtime(bundle).predict(x)
+    assert [labels.ROUTER_CLASSES[int(i)] for i in out["top1"]] == [o.protocol for o in outputs]
+    assert [model.expert_names[i] if i >= 0 else None for i in out["expert"].tolist()] == [o.expert for o in outputs]
 
 
 def test_core_export_command_writes_a_bundle_and_refuses_to_overwrite(trained, capsys):

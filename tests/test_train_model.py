@@ -1,6 +1,7 @@
 """The LWM-Spectro model: shapes, masking, losses, router, heads and the named configs."""
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -19,9 +20,13 @@ from lwmspectro_train.model import (
     RouterTraining,
     SpectrogramEncoder,
     TaskHeads,
+    Trunk,
+    ZScore,
+    decay_groups,
     masked_mse,
     patchify,
     random_mask,
+    route,
     supervised_contrastive_loss,
 )
 
@@ -185,6 +190,74 @@ def test_router_top1_is_the_argmax_of_its_mixture_weights():
     assert torch.allclose(out["mixture_embedding"], (gate.unsqueeze(-1) * stacked).sum(1), atol=1e-5)
 
 
+def test_route_takes_the_top_class_among_the_candidates_and_names_its_expert():
+    classes, experts = ("wifi", "lte", "nr", "none", "other"), ("wifi", "nr")
+    scores = torch.tensor(
+        [
+            [0.1, 0.9, 0.0, 0.0, 0.0],  # lte wins but has no expert here
+            [0.0, 0.0, 0.5, 0.5, 0.0],  # a tie goes to the first class: nr
+            [0.0, 0.0, 0.0, 0.2, 0.8],  # other
+            [0.7, 0.1, 0.1, 0.1, 0.0],  # wifi
+        ]
+    )
+    routing = route(scores, classes, experts)
+    assert routing.router_class.tolist() == [1, 2, 4, 0]
+    assert routing.expert.tolist() == [-1, 1, -1, 0]
+    among_experts = route(scores, classes, experts, candidates=experts)
+    assert among_experts.router_class.tolist() == [0, 2, 0, 0] and among_experts.expert.tolist() == [0, 1, 0, 0]
+    assert route(scores.log_softmax(-1), classes, experts).router_class.tolist() == [1, 2, 4, 0]
+
+
+def test_router_is_the_encoder_trunk_with_a_linear_classifier():
+    torch.manual_seed(0)
+    router, encoder = Router(TINY_ROUTER, SHAPE), SpectrogramEncoder(TINY, SHAPE)
+    assert isinstance(router, Trunk) and isinstance(encoder, Trunk)
+    trunk_keys = {k for k in router.state_dict() if not k.startswith("classifier.")}
+    assert trunk_keys <= set(encoder.state_dict()) and set(encoder.state_dict()) - trunk_keys == {"mask_token"}
+    x = torch.randn(4, *SHAPE)
+    with torch.no_grad():
+        assert torch.allclose(router(x), router.classifier(router.tokens(x).mean(dim=1)))
+    shipped = torch.load(Path(__file__).resolve().parents[1] / "models" / "small" / "weights.pt", weights_only=True)
+    small = load_config("small")
+    Router(small.router).load_state_dict(shipped["router"])
+    SpectrogramEncoder(small.model).load_state_dict(shipped["experts"]["wifi"])
+
+
+def test_one_zscore_for_pixels_and_embeddings():
+    pixels = ZScore(2.0, 4.0)
+    assert torch.equal(pixels(torch.tensor([6.0])), torch.tensor([1.0]))
+    pixels.set(0.0, 2.0)
+    assert torch.equal(pixels(torch.tensor([6.0])), torch.tensor([3.0]))
+    embeddings = ZScore.fit(torch.tensor([[1.0, 5.0], [3.0, 5.0]]))
+    assert embeddings.mean.tolist() == [2.0, 5.0] and embeddings.std.tolist() == [1.0, pytest.approx(1e-6)]
+
+
+def test_configure_optimizers_decays_matrices_only_and_scales_the_encoder_in_lwm_ft():
+    objective = MaskedModelling(SpectrogramEncoder(TINY, SHAPE), lambda_cont=0.0)
+    optimiser = objective.configure_optimizers(1e-3, (0.9, 0.95), 0.05)
+    decay, no_decay = optimiser.param_groups
+    trainable = [p for p in objective.parameters() if p.requires_grad]
+    assert len(decay["params"]) + len(no_decay["params"]) == len(trainable) < len(list(objective.parameters()))
+    assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])
+    assert any(p is objective.encoder.mask_token for p in no_decay["params"])
+    assert (decay["weight_decay"], no_decay["weight_decay"], decay["lr"], decay["betas"]) == (
+        0.05,
+        0.0,
+        1e-3,
+        (0.9, 0.95),
+    )
+
+    heads, encoder = TaskHeads(TINY.d_model, TINY_HEADS), SpectrogramEncoder(TINY, SHAPE)
+    groups = HeadsTraining(heads, encoder, encoder_lr_scale=0.1).configure_optimizers(1e-3, (0.9, 0.999), 0.05)
+    assert [g["lr"] for g in groups.param_groups] == [1e-3, 1e-3, pytest.approx(1e-4), pytest.approx(1e-4)]
+    expected = decay_groups(heads, 1e-3) + decay_groups(encoder, 1e-4)
+    assert [len(g["params"]) for g in groups.param_groups] == [len(g["params"]) for g in expected]
+    frozen = HeadsTraining(heads).configure_optimizers(1e-3, (0.9, 0.999), 0.05)
+    assert sum(len(g["params"]) for g in frozen.param_groups) == len(list(heads.parameters()))
+    router = RouterTraining(Router(TINY_ROUTER, SHAPE)).configure_optimizers(1e-3, (0.9, 0.999), 0.05)
+    assert sum(len(g["params"]) for g in router.param_groups) == len(list(Router(TINY_ROUTER, SHAPE).parameters()))
+
+
 def test_heads_give_modulation_and_joint_snr_mobility_logits():
     mod, joint = TaskHeads(16, TINY_HEADS).eval()(torch.randn(5, 16))
     assert mod.shape == (5, len(labels.MODULATIONS)) and joint.shape == (5, len(labels.SNR_MOBILITY_CLASSES)) == (5, 21)
@@ -248,8 +321,14 @@ def test_small_config_is_smaller_with_the_same_structure():
 def test_bad_config_input_names_the_valid_choices(tmp_path):
     with pytest.raises(ValueError, match=r"valid names: .*paper.*small"):
         load_config("huge")
-    with pytest.raises(ValueError, match=r"unknown keys \['n_layer'\]; valid keys"):
+    with pytest.raises(ValueError, match=r"^model: unknown keys \['n_layer'\]; valid keys: \[.*'n_layers'"):
         load_config("small", ["model.n_layer=3"])
+    with pytest.raises(ValueError, match=r"^stages.router: unknown keys \['epoch'\]; valid keys: \[.*'epochs'"):
+        load_config("small", ["stages.router.epoch=3"])
+    with pytest.raises(ValueError, match=r"^data: unknown keys \['trian'\]; valid keys: \[.*'train'"):
+        load_config("small", ["data.trian=x"])
+    with pytest.raises(ValueError, match=r"^config: unknown keys \['sead'\]; valid keys: \[.*'seed'"):
+        load_config("small", ["sead=1"])
     with pytest.raises(ValueError, match=r"valid: lwm .*lwm_ft"):
         load_config("small", ["heads.mode=frozen"])
     with pytest.raises(ValueError, match="valid: modulation, snr_mobility"):
