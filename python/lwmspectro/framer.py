@@ -111,25 +111,30 @@ class ObservationFramer:
             # The source sample under each analysis sample G reads: the first at or after its time.
             up, down = self.resampler.up, self.resampler.down
             under = np.clip(-(-positions * down // up), starts[:, None, None], (starts + self.span - 1)[:, None, None])
+            read = samples[under - first]
         else:
-            under = positions
-        under = under - first
+            read = samples[positions - first]  # the frames themselves
         if quality.all_finite(samples):
-            reasons = [quality.check_iq(samples[read]) for read in under]
+            reasons = [quality.check_iq(window) for window in read]
         else:
             offsets = starts - first
             reasons = [
-                quality.check_observation(samples[offset : offset + self.span], samples[read])
-                for offset, read in zip(offsets, under)
+                quality.check_observation(samples[offset : offset + self.span], window)
+                for offset, window in zip(offsets, read)
             ]
             samples = np.where(np.isfinite(samples), samples, np.complex64(0))
-        T, K = self.params.shape
-        spectrograms = np.full((len(starts), T, K), np.nan, np.float32)
         valid = np.flatnonzero([reason is None for reason in reasons])
-        if len(valid):
-            frame_starts = positions[valid, :, 0].ravel()
-            frames = self.resampler.frames(samples, first, frame_starts, self.params.n_fft)
-            spectrograms[valid] = spectrogram_from_frames(frames.reshape(len(valid), T, self.params.n_fft), self.params)
+        if not self.resampling:
+            frames = read[valid]
+        else:
+            frames = self.resampler.frames(samples, first, positions[valid, :, 0].ravel(), self.params.n_fft)
+        T, K = self.params.shape
+        transformed = spectrogram_from_frames(frames.reshape(len(valid), T, self.params.n_fft), self.params)
+        if len(valid) == len(starts):
+            spectrograms = transformed
+        else:
+            spectrograms = np.full((len(starts), T, K), np.nan, np.float32)
+            spectrograms[valid] = transformed
         self.windows_out += len(starts)
         self.windows_invalid += len(starts) - len(valid)
         return FramedWindows(starts, tuple(reasons), spectrograms)
