@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lwmspectro_train.evaluation.baselines import BASELINES, build_baseline, load_pretrained
-from lwmspectro_train.evaluation.fit import TrainSettings, fit, macro_f1, predict_logits
+from lwmspectro_train.evaluation.fit import TrainSettings, fit, predict_logits
 from lwmspectro_train.evaluation.lwm import (
     LWMComponents,
     PrototypeClassifier,
@@ -13,6 +13,7 @@ from lwmspectro_train.evaluation.lwm import (
     finetune_model,
     frozen_model,
 )
+from lwmspectro_train.metrics import macro_f1
 from lwmspectro_train.model import EncoderConfig, HeadsConfig, SpectrogramEncoder, ZScore
 
 SETTINGS = TrainSettings(epochs=12, patience=12, lr=3e-3, batch_size=16, min_steps_per_epoch=4)
@@ -37,7 +38,7 @@ def test_baseline_learns_a_separable_problem():
     model = build_baseline("wu_cnn", 3, width=0.25)
     result = fit(model, x, y, xv, yv, 3, SETTINGS, seed=0)
     pred = predict_logits(model, xt).argmax(1)
-    assert macro_f1(yt, pred, 3) >= 0.9
+    assert macro_f1(yt, pred, range(3)) >= 0.9
     assert 1 <= result.best_epoch <= result.epochs_run
 
 
@@ -60,7 +61,7 @@ def test_lwm_head_learns_separable_embeddings_with_a_large_offset():
     (x, y), (xv, yv), (xt, yt) = sample(3, 1), sample(2, 2), sample(10, 3)
     model = frozen_model(_toy_components(), x, y, 4)
     fit(model, x, y, xv, yv, 4, SETTINGS, seed=0)
-    assert macro_f1(yt, predict_logits(model, xt).argmax(1), 4) >= 0.9
+    assert macro_f1(yt, predict_logits(model, xt).argmax(1), range(4)) >= 0.9
 
 
 def test_imprinted_classifier_is_the_nearest_class_mean_rule_before_any_training():
@@ -140,3 +141,9 @@ def test_wrong_architecture_weights_are_refused(tmp_path):
 def test_unknown_baseline_lists_the_choices():
     with pytest.raises(ValueError, match="resnet18"):
         build_baseline("vgg16", 3)
+
+
+def test_macro_f1_scores_exactly_the_classes_it_is_given():
+    truth, predicted = np.array([0, 0, 1, 1]), np.array([0, 0, 1, -1])
+    assert macro_f1(truth, predicted, np.unique(truth)) == pytest.approx((1.0 + 2 / 3) / 2)
+    assert macro_f1(truth, predicted, range(3)) == pytest.approx((1.0 + 2 / 3 + 0.0) / 3)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.metrics import confusion_matrix, f1_score
+from sklearn.metrics import confusion_matrix
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from lwmspectro import labels
 
 from .data import SpectrogramSet
+from .metrics import macro_f1
 from .model import MixtureOfExperts
 
 TARGETS = {
@@ -52,12 +53,10 @@ def predict(
     return {k: torch.cat(v).numpy() if v else np.zeros(0, np.int64) for k, v in out.items()}
 
 
-def _macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float | None:
-    """Macro-F1 over the classes present in `truth`; a prediction outside them (or -1)
-    counts against recall without adding a class."""
-    if len(truth) == 0:
-        return None
-    return float(f1_score(truth, predicted, labels=np.unique(truth), average="macro", zero_division=0))
+def _macro_f1_present(truth: np.ndarray, predicted: np.ndarray) -> float | None:
+    """Macro-F1 over the classes present in `truth` (None without samples): a held-out
+    subset, such as one SNR bin, need not hold every class."""
+    return macro_f1(truth, predicted, np.unique(truth)) if len(truth) else None
 
 
 def _summary(targets: dict, predictions: dict, rows: np.ndarray) -> dict:
@@ -68,8 +67,8 @@ def _summary(targets: dict, predictions: dict, rows: np.ndarray) -> dict:
         "router_accuracy": float(np.mean(predictions["protocol"][rows] == targets["protocol"][rows]))
         if rows.any()
         else None,
-        "modulation_macro_f1": _macro_f1(targets["modulation"][tasks], predictions["modulation"][tasks]),
-        "snr_mobility_macro_f1": _macro_f1(targets["snr_mobility"][joint], predictions["snr_mobility"][joint]),
+        "modulation_macro_f1": _macro_f1_present(targets["modulation"][tasks], predictions["modulation"][tasks]),
+        "snr_mobility_macro_f1": _macro_f1_present(targets["snr_mobility"][joint], predictions["snr_mobility"][joint]),
     }
 
 

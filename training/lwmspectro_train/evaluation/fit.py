@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.metrics import f1_score
 from torch import nn
+
+from ..metrics import macro_f1
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,6 @@ def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 64, device
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
-def macro_f1(y_true, y_pred, n_classes: int) -> float:
-    return float(f1_score(y_true, y_pred, labels=np.arange(n_classes), average="macro", zero_division=0))
-
-
 def fit(
     model: nn.Module,
     x_train: np.ndarray,
@@ -99,7 +96,7 @@ def fit(
             optimiser.step()
         logits = predict_logits(model, x_val, settings.batch_size * 2, device)
         val_loss = float(loss_fn(torch.from_numpy(logits), torch.as_tensor(np.asarray(y_val), dtype=torch.long)))
-        score = (macro_f1(y_val, logits.argmax(1), n_classes), -val_loss)
+        score = (macro_f1(y_val, logits.argmax(1), range(n_classes)), -val_loss)
         if score > best_score:
             best_score, best_epoch, since_best = score, epoch, 0
             best_state = copy.deepcopy(model.state_dict())

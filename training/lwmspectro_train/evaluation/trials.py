@@ -13,8 +13,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..metrics import macro_f1
 from .baselines import build_baseline, load_pretrained
-from .fit import fit, macro_f1, predict_logits
+from .fit import fit, predict_logits
 from .lwm import LWMComponents, embed, finetune_model, frozen_model, routed_embeddings
 from .splits import TooFewSamples, stratified_split
 from .tasks import LWM, LWM_FT, MOE, TASKS, Preset, present_classes, task_pool
@@ -344,7 +345,7 @@ def run_trials(
                         "seed": seed,
                         "status": "ok",
                         "accuracy": f"{float(np.mean(pred == truth)):.6f}",
-                        "macro_f1": f"{macro_f1(truth, pred, data.n_classes):.6f}",
+                        "macro_f1": f"{macro_f1(truth, pred, range(data.n_classes)):.6f}",
                         "val_f1": f"{result.best_val_f1:.6f}",
                         "epochs_run": result.epochs_run,
                         "best_epoch": result.best_epoch,
