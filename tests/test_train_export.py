@@ -11,11 +11,11 @@ ort = pytest.importorskip("onnxruntime")
 
 from test_train_toydata import write_toy_dataset
 
-from lwmspectro import card as cardlib
 from lwmspectro import cli as core_cli
 from lwmspectro import labels
+from lwmspectro.bundle import TENSOR_NAMES, default_files, load_bundle
 from lwmspectro_train import cli
-from lwmspectro_train.evaluate import metrics_from_predictions
+from lwmspectro_train.heldout import metrics_from_predictions
 
 from train_fixtures import tiny_config
 
@@ -36,9 +36,9 @@ def trained(tmp_path_factory):
 
 def test_all_writes_a_bundle_the_card_contract_accepts(trained):
     bundle = trained / "bundle"
-    card = cardlib.load_card(bundle)
+    card = load_bundle(bundle).card
     assert card["name"] == "tiny", "a card is named after its run config, not the folder it was written to"
-    assert card["files"] == cardlib.default_files()
+    assert card["files"] == default_files()
     for name in [
         "router.onnx",
         *(f"expert_{p}.onnx" for p in labels.PROTOCOLS),
@@ -66,7 +66,7 @@ def test_onnx_graphs_have_the_card_tensor_names_and_a_dynamic_batch(trained):
     x = np.random.default_rng(0).standard_normal((5, 32, 32)).astype(np.float32)
     for kind, path in (("router", "router.onnx"), ("expert", "expert_lte.onnx")):
         session = ort.InferenceSession(str(bundle / path), providers=["CPUExecutionProvider"])
-        inputs, outputs = cardlib.TENSOR_NAMES[kind]
+        inputs, outputs = TENSOR_NAMES[kind]
         assert [i.name for i in session.get_inputs()] == list(inputs)
         assert [o.name for o in session.get_outputs()] == list(outputs)
         assert session.run(None, {"spectrogram": x})[0].shape[0] == 5
@@ -119,7 +119,7 @@ def test_core_export_command_writes_a_bundle_and_refuses_to_overwrite(trained, c
     assert core_cli.main(args) == 0
     printed = capsys.readouterr().out
     assert "parity on 8 held-out spectrograms" in printed and "argmax agree True" in printed
-    card = cardlib.load_card(out)
+    card = load_bundle(out).card
     assert card["training"]["commands"][-1]["command"].startswith("lwmspectro export --run")
     assert core_cli.main(args) == 2
     assert "pass --overwrite" in capsys.readouterr().err

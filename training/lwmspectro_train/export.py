@@ -1,6 +1,6 @@
-"""Write a model bundle (python/lwmspectro/card.py layout) from a run directory.
+"""Write a model bundle (lwmspectro.bundle layout) from a run directory.
 
-router.onnx, expert_<p>.onnx and heads_<p>.onnx with card.TENSOR_NAMES and a dynamic
+router.onnx, expert_<p>.onnx and heads_<p>.onnx with bundle.TENSOR_NAMES and a dynamic
 batch axis, weights.pt (the same model in torch, named by the card's
 training.checkpoint), then card.json. Before the bundle is put in place, ONNX Runtime and torch
 run the same held-out spectrograms: every argmax must agree (or the export fails),
@@ -20,8 +20,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from lwmspectro import card as cardlib
-from lwmspectro.bundle import Bundle, BundleError, BundlePath, load_bundle
+from lwmspectro.bundle import TENSOR_NAMES, Bundle, BundleError, BundlePath, build_card, load_bundle, write_card
 
 from .config import RunConfig
 from .data import SpectrogramSet
@@ -51,7 +50,7 @@ def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, kind: st
 
     The TorchScript exporter (dynamo=False) writes opset 17 directly and needs no
     onnxscript; the dynamo exporter targets newer opsets and would need that package."""
-    inputs, outputs = cardlib.TENSOR_NAMES[kind]
+    inputs, outputs = TENSOR_NAMES[kind]
     axes = {name: {0: "batch"} for name in (*inputs, *outputs)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -177,7 +176,7 @@ def export_bundle(
         parity = parity_check(moe, staging, spectrograms)
         print_parity(parity)
         card = _card(run, train_set, test_set, metrics, parity, command, moe)
-        cardlib.write_card(staging, card)
+        write_card(staging, card)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.chmod(0o755)
@@ -224,8 +223,6 @@ def _card(run: Run, train_set, test_set, metrics: dict, parity: dict, command, m
     """The card is named after the run's config (e.g. `small`), wherever the bundle is written."""
     cfg = run.cfg
     params = train_set.params
-    card_labels = cardlib.default_labels()
-    card_labels["experts"] = list(cfg.experts)
     stats = run.normalisation()
     stages = {}
     for stage, experts in (
@@ -239,15 +236,12 @@ def _card(run: Run, train_set, test_set, metrics: dict, parity: dict, command, m
             history = json.loads(path.read_text()) if path.exists() else []
             best = min(history, key=lambda row: row["val_loss"]) if history else None
             stages[f"{stage}/{expert}" if expert else stage] = {"epochs": len(history), "best": best}
-    return {
-        "schema_version": cardlib.SCHEMA_VERSION,
-        "name": cfg.name,
-        "spectrogram": params.to_dict(),
-        "input": cardlib.input_contract(params),
-        "labels": card_labels,
-        "normalisation": {**stats, "applied": "inside every ONNX graph: feed the output of G unchanged"},
-        "files": cardlib.default_files(cfg.experts),
-        "model": {
+    return build_card(
+        name=cfg.name,
+        params=params,
+        experts=cfg.experts,
+        normalisation={**stats, "applied": "inside every ONNX graph: feed the output of G unchanged"},
+        model={
             "config": cfg.name,
             "input_shape": list(params.shape),
             "embedding_dim": cfg.model.d_model,
@@ -259,19 +253,19 @@ def _card(run: Run, train_set, test_set, metrics: dict, parity: dict, command, m
                 **{f"expert_{p}": count_parameters(moe.experts[p]) for p in cfg.experts},
                 **{f"heads_{p}": count_parameters(moe.heads[p]) for p in cfg.experts},
             },
-            "tensor_names": {k: {"inputs": list(v[0]), "outputs": list(v[1])} for k, v in cardlib.TENSOR_NAMES.items()},
+            "tensor_names": {k: {"inputs": list(v[0]), "outputs": list(v[1])} for k, v in TENSOR_NAMES.items()},
             "onnx_opset": OPSET,
             "torch_version": torch.__version__,
         },
-        "training": {
+        training={
             "commands": _commands(run.dir) + ([command] if command else []),
             "config": cfg.to_dict(),
             "data": {"train": _dataset_summary(train_set), "test": _dataset_summary(test_set)},
             "stages": stages,
             "checkpoint": WEIGHTS,
         },
-        "metrics": {"held_out": metrics, "parity": parity},
-    }
+        metrics={"held_out": metrics, "parity": parity},
+    )
 
 
 def torch_weights_path(bundle: Bundle) -> Path:
