@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .fileio import atomic_write
 from .spectrogram import SpectrogramParams
 
 FORMAT_VERSION = 1
@@ -50,15 +50,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def shard_name(index: int) -> str:
     return f"shard-{index:06d}"
 
@@ -70,16 +61,16 @@ def write_shard(folder: Path, index: int, spectrograms: np.ndarray, labels: list
         raise ValueError(f"{len(spectrograms)} spectrograms but {len(labels)} label rows")
     base = folder / shard_name(index)
     data = np.ascontiguousarray(spectrograms, dtype=np.float16)
-    _atomic_write(base.with_suffix(".npy"), lambda f: np.save(f, data))
+    atomic_write(base.with_suffix(".npy"), lambda f: np.save(f, data))
     lines = "".join(json.dumps(row, sort_keys=True) + "\n" for row in labels).encode()
-    _atomic_write(base.with_suffix(".jsonl"), lambda f: f.write(lines))
+    atomic_write(base.with_suffix(".jsonl"), lambda f: f.write(lines))
     sidecar = {
         "index": index,
         "count": len(labels),
         "sha256_npy": _sha256(base.with_suffix(".npy")),
         "sha256_jsonl": _sha256(base.with_suffix(".jsonl")),
     }
-    _atomic_write(base.with_suffix(".json"), lambda f: f.write(json.dumps(sidecar).encode()))
+    atomic_write(base.with_suffix(".json"), lambda f: f.write(json.dumps(sidecar).encode()))
     return sidecar
 
 
@@ -118,7 +109,7 @@ def write_manifest(folder: Path, params: SpectrogramParams, config: dict, n_shar
         "count": sum(s["count"] for s in shards),
         "shards": shards,
     }
-    _atomic_write(folder / "manifest.json", lambda f: f.write(json.dumps(manifest, indent=2).encode()))
+    atomic_write(folder / "manifest.json", lambda f: f.write(json.dumps(manifest, indent=2).encode()))
     return manifest
 
 
