@@ -144,7 +144,7 @@ class ObservationFramer:
         first + len(samples) - 1, from `keep_from` or earlier on) hold whole; the framer
         moves past them."""
         end = first + len(samples)
-        starts = []
+        starts: list[int] = []
         start = self.next_start
         while len(starts) < limit and self.end_needed(start) <= end:
             starts.append(start)

@@ -78,10 +78,17 @@ def build_readout(
 ) -> dict:
     """The readout of one window: the model's outcome stamped with where the window starts,
     when it was received, how long it took and the caller's counters (COUNTERS; others ignored)."""
-    counts = {name: int((counters or {}).get(name, 0)) for name in COUNTERS}
-    stamp = dict(window_start=int(window_start), rx_time=rx_time, latency_ms=float(latency_ms), **counts)
+    seen, classified, dropped = (int((counters or {}).get(name, 0)) for name in COUNTERS)
     if isinstance(outcome, InvalidWindow):
-        return invalid_readout(outcome.reason, **stamp)
+        return invalid_readout(
+            outcome.reason,
+            window_start=int(window_start),
+            rx_time=rx_time,
+            latency_ms=float(latency_ms),
+            windows_seen=seen,
+            windows_classified=classified,
+            windows_dropped=dropped,
+        )
     return make_readout(
         protocol=outcome.protocol,
         protocol_confidence=outcome.protocol_confidence,
@@ -92,7 +99,12 @@ def build_readout(
         mobility=outcome.mobility,
         mobility_confidence=outcome.mobility_confidence,
         expert=outcome.expert,
-        **stamp,
+        window_start=int(window_start),
+        rx_time=rx_time,
+        latency_ms=float(latency_ms),
+        windows_seen=seen,
+        windows_classified=classified,
+        windows_dropped=dropped,
     )
 
 
