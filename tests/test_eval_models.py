@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from lwmspectro_train.evaluation.baselines import BASELINES, build_baseline, load_pretrained
-from lwmspectro_train.evaluation.fit import TrainSettings, fit, predict_logits
-from lwmspectro_train.evaluation.lwm import (
+from lwmspectro_train.baseline_comparison.baselines import BASELINES, build_baseline, load_pretrained
+from lwmspectro_train.baseline_comparison.fit import TrainSettings, fit, predict_logits
+from lwmspectro_train.baseline_comparison.lwm import (
     LWMComponents,
     PrototypeClassifier,
     embed,

@@ -12,12 +12,12 @@ import torch
 from lwmspectro import cli, labels
 from lwmspectro.dataset import open_dataset, write_manifest, write_shard
 from lwmspectro.spectrogram import SpectrogramParams
-from lwmspectro_train.evaluation import trials as trials_mod
-from lwmspectro_train.evaluation.fit import TrainSettings
-from lwmspectro_train.evaluation.lwm import LWMComponents
-from lwmspectro_train.evaluation.report import aggregate
-from lwmspectro_train.evaluation.tasks import Preset
-from lwmspectro_train.evaluation.trials import TrialLog, run_trials
+from lwmspectro_train.baseline_comparison import trials as trials_mod
+from lwmspectro_train.baseline_comparison.fit import TrainSettings
+from lwmspectro_train.baseline_comparison.lwm import LWMComponents
+from lwmspectro_train.baseline_comparison.report import aggregate
+from lwmspectro_train.baseline_comparison.tasks import Preset
+from lwmspectro_train.baseline_comparison.trials import TrialLog, run_trials
 from lwmspectro_train.model import EncoderConfig, HeadsConfig, Router, RouterConfig, SpectrogramEncoder, TaskHeads
 
 HELDOUT = "toy_heldout"
@@ -72,7 +72,7 @@ def _components(seed=0):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """`lwmspectro eval` end to end on the tiny dataset, with the tiny preset standing in for --quick."""
-    from lwmspectro_train.evaluation import run as run_mod
+    from lwmspectro_train.baseline_comparison import compare as compare_mod
 
     root = tmp_path_factory.mktemp("eval")
     dataset = _dataset(root / "data")
@@ -95,7 +95,7 @@ def tiny_run(tmp_path_factory):
         "--no-progress",
     ]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(run_mod.PRESETS, "quick", TINY)
+        patch.setitem(compare_mod.PRESETS, "quick", TINY)
         assert cli.main(argv) == 0
     return dataset, components, out, md, argv
 
@@ -180,7 +180,7 @@ def test_resume_runs_only_unfinished_trials(tiny_run, monkeypatch, tmp_path):
 
 
 def test_eval_command_without_torch_says_how_to_install(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "lwmspectro_train.evaluation.run", None)
+    monkeypatch.setitem(sys.modules, "lwmspectro_train.baseline_comparison.compare", None)
     assert cli.main(["eval", "--bundle", "b", "--data", "d"]) == 2
     assert "pip install -e training" in capsys.readouterr().err
 
@@ -231,9 +231,9 @@ def test_another_bundle_reruns_only_the_lwm_trials(tiny_run, tmp_path, monkeypat
     calls = []
     real_fit = trials_mod.fit
     monkeypatch.setattr(trials_mod, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
-    from lwmspectro_train.evaluation import run as run_mod
+    from lwmspectro_train.baseline_comparison import compare as compare_mod
 
-    monkeypatch.setitem(run_mod.PRESETS, "quick", TINY)
+    monkeypatch.setitem(compare_mod.PRESETS, "quick", TINY)
     rest = [
         "--data",
         str(dataset.folder),
@@ -259,7 +259,7 @@ def test_another_bundle_reruns_only_the_lwm_trials(tiny_run, tmp_path, monkeypat
 
 
 def test_bundle_loads_the_foundation_experts(tiny_run, tmp_path):
-    from lwmspectro_train.evaluation.lwm import load_components
+    from lwmspectro_train.baseline_comparison.lwm import load_components
 
     dataset, components, _, _, _ = tiny_run
     loaded, info = load_components(_bundle(tmp_path / "bundle", components, dataset.params))
@@ -270,7 +270,7 @@ def test_bundle_loads_the_foundation_experts(tiny_run, tmp_path):
 
 
 def test_bundle_without_torch_weights_is_refused(tiny_run, tmp_path):
-    from lwmspectro_train.evaluation.lwm import load_components
+    from lwmspectro_train.baseline_comparison.lwm import load_components
 
     dataset, components, _, _, _ = tiny_run
     bundle = _bundle(tmp_path / "bundle", components, dataset.params)
@@ -282,10 +282,10 @@ def test_bundle_without_torch_weights_is_refused(tiny_run, tmp_path):
 def test_baselines_run_without_a_bundle_and_lwm_joins_later(tiny_run, tmp_path, monkeypatch):
     from dataclasses import replace
 
-    from lwmspectro_train.evaluation import run as run_mod
+    from lwmspectro_train.baseline_comparison import compare as compare_mod
 
     dataset, _components, _, _, argv = tiny_run
-    monkeypatch.setitem(run_mod.PRESETS, "quick", replace(TINY, n_per_class={**TINY.n_per_class, "task1": (2,)}))
+    monkeypatch.setitem(compare_mod.PRESETS, "quick", replace(TINY, n_per_class={**TINY.n_per_class, "task1": (2,)}))
     out = tmp_path / "out"
     common = [
         "--data",
@@ -313,8 +313,8 @@ def test_baselines_run_without_a_bundle_and_lwm_joins_later(tiny_run, tmp_path, 
 
 
 def test_coverage_says_which_trials_of_the_preset_a_partial_run_lacks():
-    from lwmspectro_train.evaluation.report import coverage
-    from lwmspectro_train.evaluation.tasks import PRESETS
+    from lwmspectro_train.baseline_comparison.report import coverage
+    from lwmspectro_train.baseline_comparison.tasks import PRESETS
 
     quick = PRESETS["quick"]
     rows = [

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lwmspectro_train.evaluation.splits import Split, TooFewSamples, stratified_split
+from lwmspectro_train.baseline_comparison.splits import Split, TooFewSamples, stratified_split
 
 
 def _labels():

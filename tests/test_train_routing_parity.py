@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 from lwmspectro import labels
 from lwmspectro.runtime import Runtime
 from lwmspectro.synth import GeneratorConfig, draw_spec, make_spectrogram
-from lwmspectro_train.evaluation.lwm import route_to_experts
+from lwmspectro_train.baseline_comparison.lwm import route_to_experts
 from lwmspectro_train.export import load_torch_from_bundle
 from lwmspectro_train.model import route
 

@@ -142,12 +142,12 @@ def print_metrics(metrics: dict) -> None:
 
 
 def run_evaluate(run: Run, data: str | None) -> dict:
-    from .evaluate import evaluate
+    from .heldout import heldout_metrics
 
     folder = data or run.cfg.data.test
     if not folder:
         raise ValueError("no held-out dataset: set data.test in the config or pass --data DIR")
-    metrics = evaluate(
+    metrics = heldout_metrics(
         run.mixture_of_experts(), folder, run.cfg.loader.eval_batch_size, run.cfg.loader.workers, progress=run.progress
     )
     out = run.dir / "eval" / "metrics.json"

@@ -24,7 +24,7 @@ from lwmspectro.bundle import TENSOR_NAMES, Bundle, BundleError, BundlePath, bui
 
 from .config import RunConfig
 from .data import SpectrogramSet
-from .evaluate import evaluate
+from .heldout import heldout_metrics
 from .model import (
     EncoderConfig,
     HeadsConfig,
@@ -158,7 +158,7 @@ def export_bundle(
             f"{cfg.data.train}; evaluate on data made with the same G"
         )
     moe = run.mixture_of_experts()
-    metrics = evaluate(moe, eval_data, cfg.loader.eval_batch_size, cfg.loader.workers, progress=run.progress)
+    metrics = heldout_metrics(moe, eval_data, cfg.loader.eval_batch_size, cfg.loader.workers, progress=run.progress)
     rows = np.linspace(0, len(test_set) - 1, min(parity_samples, len(test_set))).round().astype(int)
     spectrograms = np.stack([test_set[int(i)]["spectrogram"].numpy() for i in rows]).astype(np.float32)
 

@@ -64,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _parse_pretrained(items: list[str]) -> dict[str, str]:
-    from ..evaluation.baselines import BASELINES
+    from ..baseline_comparison.baselines import BASELINES
 
     out = {}
     for item in items:
@@ -97,10 +97,10 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation.run import evaluate
+    from ..baseline_comparison.compare import compare_with_baselines
 
     command = command_line(args)
-    path = evaluate(
+    path = compare_with_baselines(
         args.bundle,
         args.data,
         args.out,

@@ -1,4 +1,7 @@
-"""Held-out metrics of the deployed path (router -> top-1 expert -> heads), per SNR.
+"""Held-out metrics of a trained run: its deployed path (router -> top-1 expert -> heads)
+scored on the held-out test split, overall and per SNR (what `lwmspectro-train evaluate`
+writes and the bundle's card reports). Not to be confused with `baseline_comparison`, the
+few-shot study of the pretrained experts against CNN baselines.
 
 What the card reports and the issue's targets are stated in: protocol (router)
 accuracy, modulation macro-F1, joint SNR x mobility macro-F1, and the recall of
@@ -116,7 +119,7 @@ def metrics_from_predictions(targets: dict, predictions: dict) -> dict:
     }
 
 
-def evaluate(
+def heldout_metrics(
     moe: MixtureOfExperts, folder, batch_size: int = 128, workers: int = 0, device="cpu", progress: bool = True
 ) -> dict:
     """Metrics of `moe` on the dataset folder `folder` (the held-out scenario)."""

@@ -410,7 +410,7 @@ def write_report(out_dir, results_md=None, header: dict | None = None) -> Path:
         "the encoder at a reduced learning rate. Embeddings are standardised per dimension with the "
         "training split's statistics before the head.",
         "- **Baselines.** STFT-CNN (Wu et al.), Deep CNN (Kojima et al.), ResNet-18, EfficientNet-B0 "
-        "and MobileNet-V3 (small) are written in plain torch in `lwmspectro_train.evaluation.baselines` "
+        "and MobileNet-V3 (small) are written in plain torch in `lwmspectro_train.baseline_comparison.baselines` "
         "(torchvision does not import beside the pinned CPU torch wheel), with torchvision's layer "
         "layout and parameter names, one input channel, trained from scratch; "
         "`--pretrained-weights MODEL=PATH` loads a user's state dict (full width only).",

@@ -1,4 +1,4 @@
-"""`lwmspectro eval` end to end: trials, embedding quality, report."""
+"""The baseline comparison end to end (`lwmspectro eval`): trials, embedding quality, report."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def _check_resumable(out_dir: Path, identity: dict) -> dict:
     return previous_run
 
 
-def evaluate(
+def compare_with_baselines(
     bundle,
     data,
     out_dir,
