@@ -165,9 +165,7 @@ def accuracy(runtime, spectrograms, rows, batch: int) -> dict:
         if readout["expert"] is None or row.get("modulation") is None:
             continue
         modulation.append(readout["modulation"] == row["modulation"])
-        true_snr = labels.SNR_GRID_DB[
-            labels.snr_mobility_index(row["snr_db"], row["mobility"]) // len(labels.MOBILITY_CLASSES)
-        ]
+        true_snr = labels.nearest_snr_bin(row["snr_db"], runtime.snr_bins_db)
         joint.append(readout["snr_db"] == true_snr and readout["mobility"] == row["mobility"])
 
     def mean(hits):
