@@ -4,6 +4,7 @@ same stratified split, one CSV row each, resumable (finished trials are skipped)
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import time
@@ -12,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm import tqdm
+
+from lwmspectro.fileio import atomic_write
 
 from ..metrics import macro_f1
 from .baselines import build_baseline, load_pretrained
@@ -101,29 +104,24 @@ class TrialLog:
         rows of retried or re-run trials go), each file replaced atomically."""
         if not self.csv_path.exists():
             return
-        rows = self.rows()
-        tmp = self.csv_path.with_name(self.csv_path.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-            writer.writeheader()
-            writer.writerows({k: row.get(k, "") for k in CSV_FIELDS} for row in rows)
-        os.replace(tmp, self.csv_path)
+        self._rewrite_csv(self.rows())
         if self.predictions_path.exists():
             lines = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in self.predictions().values())
-            tmp = self.predictions_path.with_name(self.predictions_path.name + ".tmp")
-            tmp.write_text(lines)
-            os.replace(tmp, self.predictions_path)
+            atomic_write(self.predictions_path, lines)
+
+    def _rewrite_csv(self, rows: list[dict]) -> None:
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows({k: row.get(k, "") for k in CSV_FIELDS} for row in rows)
+        atomic_write(self.csv_path, text.getvalue())
 
     def _migrate_header(self) -> None:
         """Rewrite a CSV written before a column was added, so appended rows line up."""
         with open(self.csv_path, newline="") as f:
             header = next(csv.reader(f), None)
         if header is not None and tuple(header) != CSV_FIELDS:
-            rows = self.rows()
-            with open(self.csv_path, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-                writer.writeheader()
-                writer.writerows({k: row.get(k, "") for k in CSV_FIELDS} for row in rows)
+            self._rewrite_csv(self.rows())
 
     def predictions(self) -> dict:
         """Trial key -> prediction record (the last one logged)."""
