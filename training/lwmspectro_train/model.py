@@ -392,8 +392,8 @@ def route(
     experts: Sequence[str],
     candidates: Sequence[str] | None = None,
 ) -> Routing:
-    """Top-1 routing (Sec. IV-B): the one rule of the deployed model and the evaluation; the
-    ONNX runtime applies it to the exported router graph's output.
+    """Top-1 routing (Sec. IV-B), defined once: the deployed model and the baseline comparison
+    call it, and the ONNX runtime takes the same argmax of the exported router's output.
 
     Each row goes to the router class with the largest score (logits or softmax weights:
     same order) among `candidates` (every router class by default), the first one on a tie.
