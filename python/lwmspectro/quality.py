@@ -36,16 +36,17 @@ def clipped_fraction(iq: np.ndarray) -> float:
 
 
 def all_finite(iq: np.ndarray) -> bool:
-    """Whether every sample is finite; one summation pass when they are (a NaN or an Inf
-    makes the sum non-finite), the exact element-wise test only when the sum overflows or
-    something is wrong."""
-    values = np.asarray(iq)
+    """Whether every sample is finite, in one BLAS pass when they are: the sum of squares of
+    the components is finite unless one of them is NaN or Inf (or the sum overflows, which the
+    exact element-wise test then settles)."""
+    values = np.ascontiguousarray(iq)
     if values.dtype.kind == "c":
-        values = np.ascontiguousarray(values).view(values.real.dtype)
+        values = values.view(values.real.dtype)
     if values.dtype.kind != "f":
         return True
+    flat = values.ravel()
     with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(values.sum()):
+        if np.isfinite(np.dot(flat, flat)):
             return True
     return bool(np.isfinite(values).all())
 
