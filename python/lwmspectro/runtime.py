@@ -107,7 +107,7 @@ def _check_tensor(path: Path, tensor, expected: tuple) -> None:
 
 
 class _Model:
-    """One ONNX session whose inputs and outputs match card.TENSOR_NAMES[kind]."""
+    """One ONNX session whose inputs and outputs match bundle.TENSOR_NAMES[kind]."""
 
     def __init__(self, path: Path, kind: str, options, providers):
         import onnxruntime as ort

@@ -1,7 +1,8 @@
 """LWM Classifier: spectrogram vectors in, readouts out on the `readout` message port.
 
-Inference runs in a worker thread through lwmspectro.runtime, fed by a bounded queue, so
-work() never waits for the model: when the queue is full the window is dropped and
+Inference runs in a worker thread through lwmspectro.runtime (the model's outputs; this
+block stamps each into a readout once, with lwmspectro.readout.build_readout), fed by a
+bounded queue, so work() never waits for the model: when the queue is full the window is dropped and
 counted, and the source upstream never overflows because the model is slow. An optional
 readouts-per-second cap or "1 in N windows" thins the windows before they reach the queue.
 
