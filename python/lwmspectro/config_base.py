@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 ConfigT = TypeVar("ConfigT", bound="ConfigBase")
 
@@ -19,6 +19,9 @@ class ConfigBase:
     `keys_name` is how an error calls the keys ("keys", "spectrogram parameters")."""
 
     keys_name: ClassVar[str] = "keys"
+
+    if TYPE_CHECKING:
+        __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
     @classmethod
     def check_keys(cls, values: Mapping[str, Any], where: str = "") -> None:
