@@ -1,0 +1,305 @@
+"""Bad input, one case per line: every case must fail cleanly.
+
+A case is a ``Case(id, command, setup, status, error)``:
+
+- ``command``: the `lwmspectro` command line after the program name, with ``{tmp}`` (the test's
+  tmp_path) and the names ``setup`` returns filled in; or a callable ``(tmp_path) -> Outcome``
+  for input that no command line can make (a patched ``open``, a closed pipe).
+- ``setup``: a factory ``(tmp_path) -> dict`` that writes the bad input and returns the names
+  the command uses (the factories below: ``recording``, ``meta_text``, ...), or None.
+- ``status``: the exit status expected (2: usage error, 1: runtime failure; see `lwmspectro --help`).
+- ``error``: a regex the one error line on stderr must match (it should name the file, field or
+  value and the fix); None when the command must stay silent on stderr.
+- ``keeps``: paths (formatted like ``command``) whose bytes the failure must leave as they were.
+- ``timeout``: run as a subprocess with this limit, for input that could crash or hang the process.
+
+Every case checks: the exit status, exactly one error line matching ``error``, no traceback, and a
+stdout a ``--json`` consumer can parse (one JSON object per line, no error text). Add a case by adding
+one line to the list of its area; the lists are gathered into one parametrised test at the bottom.
+"""
+
+# ruff: noqa: E501  (a case is one line of the table, however long)
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+
+from lwmspectro import cli
+
+ANALYSIS_RATE = 30.72e6
+ERROR_LINE = re.compile(r"^lwmspectro\b.*\berror: ")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    stdout: str
+    stderr: str
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    command: str | Callable[[Path], Outcome]
+    setup: Callable[[Path], dict] | None = None
+    status: int = 1
+    error: str | None = r"error"
+    keeps: tuple[str, ...] = ()
+    timeout: float | None = None
+    marks: tuple = field(default=())
+
+
+def run_in_process(argv: list[str]) -> Outcome:
+    """`lwmspectro ARGV` through cli.main in this process; argparse's SystemExit is its status."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = cli.main(argv)
+        except SystemExit as stop:
+            status = stop.code if isinstance(stop.code, int) else 1
+    return Outcome(status, out.getvalue(), err.getvalue())
+
+
+def run_subprocess(argv: list[str], timeout: float) -> Outcome:
+    """`lwmspectro ARGV` in a child process, so that a crash or a hang fails the case instead of the suite."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "lwmspectro.cli", *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"lwmspectro {shlex.join(argv)} still running after {timeout} s")
+    return Outcome(done.returncode, done.stdout, done.stderr)
+
+
+# ----- factories of bad input: each returns a setup (tmp_path) -> names for the command line ------------
+
+
+def valid_global(**changes) -> dict:
+    """A valid SigMF global object with `changes` applied (a value of DROP removes the key)."""
+    info = {"core:datatype": "cf32_le", "core:sample_rate": ANALYSIS_RATE, "core:version": "1.0.0"}
+    info.update(changes)
+    return {key: value for key, value in info.items() if value is not DROP}
+
+
+DROP = object()
+
+
+def write_meta(path: Path, meta: object) -> None:
+    path.write_text(meta if isinstance(meta, str) else json.dumps(meta))
+
+
+def recording(
+    meta: object | None = None, samples: int = 1000, data: Callable[[Path], None] | None = None
+) -> Callable[[Path], dict]:
+    """rec.sigmf-meta holding `meta` (a JSON value, or raw text; default: a valid cf32 recording) beside
+    rec.sigmf-data: `samples` cf32 samples of noise, or whatever `data(path)` makes at that path."""
+
+    def setup(tmp: Path) -> dict:
+        base = tmp / "rec"
+        write_meta(base.with_suffix(".sigmf-meta"), meta if meta is not None else valid_meta())
+        data_path = base.with_suffix(".sigmf-data")
+        if data is None:
+            rng = np.random.default_rng(0)
+            (rng.standard_normal(samples) + 1j * rng.standard_normal(samples)).astype(np.complex64).tofile(data_path)
+        else:
+            data(data_path)
+        return {"meta": str(base.with_suffix(".sigmf-meta")), "data": str(data_path), "base": str(base)}
+
+    return setup
+
+
+def valid_meta(**changes) -> dict:
+    """A valid SigMF metadata object whose global object has `changes` applied."""
+    return {"global": valid_global(**changes), "captures": [{"core:sample_start": 0}], "annotations": []}
+
+
+def with_global(**changes) -> Callable[[Path], dict]:
+    """A recording whose metadata is valid but for `changes` to its global object."""
+    return recording(valid_meta(**changes))
+
+
+def no_data(path: Path) -> None:
+    """No data file at all."""
+
+
+def directory(path: Path) -> None:
+    path.mkdir()
+
+
+def fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def symlink_loop(path: Path) -> None:
+    path.symlink_to(path)
+
+
+def unreadable(path: Path) -> None:
+    np.zeros(1000, np.complex64).tofile(path)
+    path.chmod(0)
+
+
+def refused_open(make: Callable[[Path], dict], argv: str, name: str) -> Callable[[Path], Outcome]:
+    """Run `argv` with every open() of the file `name` (a key of make's names) refused with EACCES,
+    as for a user without read permission (the suite may run as root, which chmod does not stop)."""
+
+    def command(tmp: Path) -> Outcome:
+        names = make(tmp)
+        target = os.path.realpath(names[name])
+        real_open = open
+
+        def guarded_open(file, *args, **kwargs):
+            if isinstance(file, (str, os.PathLike)) and os.path.realpath(file) == target:
+                raise PermissionError(13, "Permission denied", str(file))
+            return real_open(file, *args, **kwargs)
+
+        with mock.patch("builtins.open", guarded_open):
+            return run_in_process(shlex.split(argv.format(tmp=tmp, **names)))
+
+    return command
+
+
+def broken_pipe(argv: str, setup: Callable[[Path], dict]) -> Callable[[Path], Outcome]:
+    """Run `argv` in a child whose stdout reader goes away after the first line (`| head -1`)."""
+
+    def command(tmp: Path) -> Outcome:
+        names = setup(tmp)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "lwmspectro.cli", *shlex.split(argv.format(tmp=tmp, **names))],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
+        assert child.stdout is not None and child.stderr is not None
+        first = child.stdout.readline()
+        child.stdout.close()
+        try:
+            stderr = child.stderr.read()
+            status = child.wait(timeout=120)
+        finally:
+            child.kill()
+        # What `head -1` shows; the child's status is the pipeline's under `set -o pipefail`.
+        return Outcome(0 if status in (0, 141) and first else status, "", stderr.decode())
+
+    return command
+
+
+def zero_recording(samples: int) -> Callable[[Path], dict]:
+    """A cf32 recording of `samples` zeros: every window is judged invalid (all-zero), never reaching the model."""
+    return recording(data=lambda path: np.zeros(samples, np.complex64).tofile(path))
+
+
+WINDOW_SAMPLES = 128 * 3840  # G's observation at the analysis rate (T x R)
+
+# ----- the cases, one list per area ---------------------------------------------------------------------
+
+# fmt: off
+NOT_ROOT = pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
+CLASSIFY_CASES = [
+    Case("classify-missing-meta", "classify {tmp}/absent.sigmf-meta", None, 1, r"absent\.sigmf-meta.*(no such|not found|missing)"),
+    Case("classify-missing-data", "classify {meta}", recording(data=no_data), 1, r"rec\.sigmf-data.*(no such|missing)"),
+    Case("classify-data-is-directory", "classify {meta}", recording(data=directory), 1, r"rec\.sigmf-data.*directory"),
+    Case("classify-data-is-fifo", "classify {meta}", recording(data=fifo), 1, r"rec\.sigmf-data.*not a regular file", timeout=60),
+    Case("classify-data-symlink-loop", "classify {meta}", recording(data=symlink_loop), 1, r"rec\.sigmf-data.*(symbolic links|loop)"),
+    Case("classify-data-unreadable", "classify {meta}", recording(data=unreadable), 1, r"rec\.sigmf-data.*permission", marks=(NOT_ROOT,)),
+    Case("classify-data-open-refused", refused_open(recording(), "classify {meta}", "data"), None, 1, r"rec\.sigmf-data.*[Pp]ermission denied.*read permission"),
+    Case("classify-meta-open-refused", refused_open(recording(), "classify {meta}", "meta"), None, 1, r"rec\.sigmf-meta.*[Pp]ermission denied.*read permission"),
+    Case("classify-meta-is-directory", "classify {tmp}/dir.sigmf-meta", lambda tmp: (tmp / "dir.sigmf-meta").mkdir() or {}, 1, r"dir\.sigmf-meta.*directory"),
+    Case("classify-meta-not-json", "classify {meta}", recording("{not json"), 1, r"rec\.sigmf-meta.*not valid JSON.*line 1"),
+    Case("classify-meta-is-list", "classify {meta}", recording([]), 1, r"rec\.sigmf-meta.*JSON object.*list"),
+    Case("classify-meta-lacks-global", "classify {meta}", recording({"captures": [], "annotations": []}), 1, r"rec\.sigmf-meta.*'global'"),
+    Case("classify-global-is-list", "classify {meta}", recording({"global": [], "captures": []}), 1, r"rec\.sigmf-meta.*'global'.*object"),
+    Case("classify-lacks-datatype", "classify {meta}", with_global(**{"core:datatype": DROP}), 1, r"rec\.sigmf-meta.*core:datatype.*missing.*cf32_le"),
+    Case("classify-unknown-datatype", "classify {meta}", with_global(**{"core:datatype": "rf64_be"}), 1, r"rec\.sigmf-meta.*core:datatype 'rf64_be'.*supported: cf32_le"),
+    Case("classify-datatype-not-string", "classify {meta}", with_global(**{"core:datatype": 7}), 1, r"rec\.sigmf-meta.*core:datatype 7.*supported"),
+    Case("classify-captures-not-dicts", "classify {meta}", recording({"global": valid_global(), "captures": [1, 2]}), 1, r"rec\.sigmf-meta.*captures.*object"),
+    Case("classify-captures-not-list", "classify {meta}", recording({"global": valid_global(), "captures": "x"}), 1, r"rec\.sigmf-meta.*captures.*list"),
+    Case("classify-frequency-not-number", "classify {meta}", recording({"global": valid_global(), "captures": [{"core:frequency": "2.4 GHz"}]}), 1, r"rec\.sigmf-meta.*core:frequency '2\.4 GHz'.*number"),
+    Case("classify-rate-not-numeric", "classify {meta}", with_global(**{"core:sample_rate": "fast"}), 1, r"rec\.sigmf-meta.*core:sample_rate 'fast'.*number"),
+    Case("classify-rate-missing", "classify {meta}", with_global(**{"core:sample_rate": DROP}), 1, r"rec\.sigmf-meta.*core:sample_rate.*missing"),
+    Case("classify-rate-boolean", "classify {meta}", with_global(**{"core:sample_rate": True}), 1, r"rec\.sigmf-meta.*core:sample_rate True.*number"),
+    Case("classify-rate-negative", "classify {meta}", with_global(**{"core:sample_rate": -1}), 1, r"rec\.sigmf-meta.*core:sample_rate -1.*between"),
+    Case("classify-rate-1e12", "classify {meta}", with_global(**{"core:sample_rate": 1e12}), 1, r"rec\.sigmf-meta.*core:sample_rate 1e\+12 Hz.*between"),
+    Case("classify-rate-infinity", "classify {meta}", recording('{"global": {"core:datatype": "cf32_le", "core:sample_rate": Infinity}}'), 1, r"rec\.sigmf-meta.*core:sample_rate inf.*between"),
+    Case("classify-rate-nan", "classify {meta}", recording('{"global": {"core:datatype": "cf32_le", "core:sample_rate": NaN}}'), 1, r"rec\.sigmf-meta.*core:sample_rate nan.*between"),
+    Case("classify-rate-1-hz", "classify {meta}", with_global(**{"core:sample_rate": 1}), 1, r"rec\.sigmf-meta.*core:sample_rate 1 Hz.*between", timeout=120),
+    Case("classify-two-channels", "classify {meta}", with_global(**{"core:num_channels": 2}), 1, r"rec\.sigmf-meta.*core:num_channels 2.*one channel"),
+    Case("classify-channels-not-integer", "classify {meta}", with_global(**{"core:num_channels": "one"}), 1, r"rec\.sigmf-meta.*core:num_channels 'one'"),
+    Case("classify-data-partial-sample", "classify {meta}", recording(data=lambda path: path.write_bytes(b"\0" * 8001)), 1, r"rec\.sigmf-data.*8001 bytes.*multiple of 8"),
+    Case("classify-threads-huge", "classify {meta} --threads 100000", recording(), 2, r"--threads.*100000.*at most \d+", timeout=120),
+    Case("classify-threads-zero", "classify {meta} --threads 0", recording(), 2, r"--threads.*0.*positive"),
+    Case("classify-stride-zero", "classify {meta} --stride 0", recording(), 2, r"--stride.*0.*positive"),
+    Case("classify-max-windows-text", "classify {meta} --max-windows many", recording(), 2, r"--max-windows.*'many'"),
+    Case("classify-missing-bundle", "classify {meta} --bundle {tmp}/nowhere", recording(), 1, r"nowhere"),
+    Case("classify-json-missing-data", "classify {meta} --json", recording(data=no_data), 1, r"rec\.sigmf-data"),
+]
+
+CLI_CASES = [
+    Case("cli-no-command", "", None, 2, r"required: COMMAND"),
+    Case("cli-unknown-command", "frobnicate", None, 2, r"invalid choice: 'frobnicate'"),
+    Case("cli-unknown-option", "classify x --frobnicate", None, 2, r"unrecognized arguments: --frobnicate"),
+    Case("cli-version-on-subcommand", "classify --version", None, 0, None),
+    Case("cli-version-on-benchmark", "bench infer --version", None, 0, None),
+    Case("cli-quiet-progress-removed", "generate --config c.json --out d --quiet", None, 2, r"unrecognized arguments: --quiet"),
+    Case("cli-broken-pipe", broken_pipe("classify {meta} --json --stride 64", zero_recording(WINDOW_SAMPLES + 40_000)), None, 0, None),
+]
+
+TRUST_CASES: list[Case] = []
+
+GENERATE_CASES: list[Case] = []
+
+RUN_CASES: list[Case] = []
+
+# fmt: on
+
+ALL_CASES = CLASSIFY_CASES + CLI_CASES + TRUST_CASES + GENERATE_CASES + RUN_CASES
+
+
+def snapshot(paths: list[Path]) -> dict[Path, bytes | None]:
+    return {path: path.read_bytes() if path.is_file() else None for path in paths}
+
+
+@pytest.mark.parametrize("case", [pytest.param(case, id=case.id, marks=case.marks) for case in ALL_CASES])
+def test_bad_input_fails_cleanly(case: Case, tmp_path: Path) -> None:
+    if callable(case.command):
+        names: dict = {}
+        kept = snapshot([Path(path.format(tmp=tmp_path)) for path in case.keeps])
+        outcome = case.command(tmp_path)
+        argv: list[str] = []
+    else:
+        names = case.setup(tmp_path) if case.setup else {}
+        argv = shlex.split(case.command.format(tmp=tmp_path, **names))
+        kept = snapshot([Path(path.format(tmp=tmp_path, **names)) for path in case.keeps])
+        outcome = run_subprocess(argv, case.timeout) if case.timeout else run_in_process(argv)
+
+    report = f"status {outcome.status}\nstdout:\n{outcome.stdout[-2000:]}\nstderr:\n{outcome.stderr[-4000:]}"
+    assert outcome.status == case.status, report
+    assert "Traceback" not in outcome.stderr, report
+    errors = [line for line in outcome.stderr.splitlines() if ERROR_LINE.search(line)]
+    if case.error is None:
+        assert not errors, report
+    else:
+        assert len(errors) == 1, report
+        assert re.search(case.error, errors[0]), f"{errors[0]!r} does not match {case.error!r}"
+    for line in outcome.stdout.splitlines():
+        assert not ERROR_LINE.search(line), f"an error line on stdout\n{report}"
+        if "--json" in argv and line.strip():
+            assert isinstance(json.loads(line), dict), f"stdout is not one JSON object per line\n{report}"
+    assert snapshot(list(kept)) == kept, "a failing command changed a file it should have kept"
