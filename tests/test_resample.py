@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lwmspectro.resample import PointResampler, rational_ratio, resample_segments, resample_to
+from lwmspectro.resample import MAX_RATIO_TERM, PointResampler, rational_ratio, resample_segments, resample_to
 
 ANALYSIS = 30.72e6
 RATES = [20e6, 1.92e6, 61.44e6, ANALYSIS]
@@ -91,3 +91,21 @@ def test_only_the_inputs_under_the_segments_are_read():
     poisoned = np.where(read, x, np.complex64(np.nan))
     got = resample_segments(poisoned, 20e6, ANALYSIS, starts, 128)
     np.testing.assert_allclose(got, expected_segments(x, 20e6, starts, 128), rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("rate", [100_001.0, 123_456_789.0, 1e5, 1e9])
+def test_odd_rates_get_a_bounded_filter_and_a_close_ratio(rate):
+    up, down = rational_ratio(rate, 30.72e6)
+    assert max(up, down) <= MAX_RATIO_TERM
+    assert abs(up / down - 30.72e6 / rate) <= 1e-7 * 30.72e6 / rate
+
+
+@pytest.mark.parametrize("rate", [1.0, 1e12, float("inf"), float("nan"), 0.0, -5.0])
+def test_rates_too_far_apart_or_not_finite_are_refused(rate):
+    with pytest.raises(ValueError, match=r"cannot resample|positive and finite"):
+        rational_ratio(rate, 30.72e6)
+
+
+def test_a_resampler_with_a_huge_filter_is_refused_before_it_is_built():
+    with pytest.raises(ValueError, match="integers from 1 to"):
+        PointResampler(30_720_000, 1)

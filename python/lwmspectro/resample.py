@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -16,11 +17,23 @@ MAX_SHARED_PIECE = 2048
 only while that keeps them this short."""
 
 
+MAX_RATIO_TERM = 100_000
+"""Largest up or down factor: the polyphase filter has 20 max(up, down) + 1 taps, so this keeps it
+within 2 million taps (8 MB) however odd the rates."""
+
+
 def rational_ratio(from_rate_hz: float, to_rate_hz: float, max_denominator: int = 10_000) -> tuple[int, int]:
-    """(up, down) with to/from = up/down, as small as the rates allow."""
-    if from_rate_hz <= 0 or to_rate_hz <= 0:
-        raise ValueError(f"sample rates must be positive, got {from_rate_hz} and {to_rate_hz}")
-    ratio = Fraction(to_rate_hz / from_rate_hz).limit_denominator(max_denominator)
+    """(up, down) with to/from = up/down, as small as the rates allow; neither above MAX_RATIO_TERM
+    (an odd ratio is approximated within a part in 10^8 rather than given a filter of millions of taps)."""
+    if not (0 < from_rate_hz < math.inf and 0 < to_rate_hz < math.inf):
+        raise ValueError(f"sample rates must be positive and finite, got {from_rate_hz} and {to_rate_hz}")
+    exact = to_rate_hz / from_rate_hz
+    ratio = Fraction(exact).limit_denominator(max(1, min(max_denominator, int(MAX_RATIO_TERM / exact))))
+    if ratio.numerator == 0 or ratio.numerator > MAX_RATIO_TERM:
+        raise ValueError(
+            f"cannot resample {from_rate_hz:g} Hz to {to_rate_hz:g} Hz: the ratio {exact:g} is beyond "
+            f"1/{MAX_RATIO_TERM} .. {MAX_RATIO_TERM}"
+        )
     return ratio.numerator, ratio.denominator
 
 
@@ -51,8 +64,11 @@ class PointResampler:
 
     def __init__(self, up: int, down: int):
         self.up, self.down = int(up), int(down)
-        if self.up < 1 or self.down < 1:
-            raise ValueError(f"up and down must be positive integers, got {up} and {down}")
+        if not (1 <= self.up <= MAX_RATIO_TERM and 1 <= self.down <= MAX_RATIO_TERM):
+            raise ValueError(
+                f"up and down must be integers from 1 to {MAX_RATIO_TERM} (a filter of at most "
+                f"{20 * MAX_RATIO_TERM + 1} taps), got {up} and {down}"
+            )
         self.identity = self.up == self.down
         self.half_len = 0 if self.identity else 10 * max(self.up, self.down)
         if not self.identity:
