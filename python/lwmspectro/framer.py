@@ -34,6 +34,22 @@ from .spectrogram import SpectrogramParams, spectrogram_from_frames
 RECORDING_BATCH = 32
 """Observations `frame_recording` cuts and transforms together."""
 
+SOURCE_RATE_RANGE_HZ = (1e5, 1e9)
+"""Source sample rates the framer takes: below 100 kS/s an observation holds too few samples for
+G's 240 kHz bins to mean anything, and above 1 GS/s one observation spans over 16 million samples."""
+
+
+def check_source_rate(rate_hz: float) -> float:
+    """`rate_hz` as a float, or ValueError when it is outside SOURCE_RATE_RANGE_HZ."""
+    rate = float(rate_hz)
+    low, high = SOURCE_RATE_RANGE_HZ
+    if not low <= rate <= high:
+        raise ValueError(
+            f"source sample rate {rate:g} Hz is not between {low:g} and {high:g} Hz; "
+            "give the source a rate in that range"
+        )
+    return rate
+
 
 @dataclass(frozen=True)
 class FramedWindows:
@@ -60,9 +76,7 @@ class ObservationFramer:
     samples (default: back to back). Offsets are source samples from the stream's start."""
 
     def __init__(self, params: SpectrogramParams, source_rate_hz: float, stride: int | None = None):
-        rate = float(source_rate_hz)
-        if not rate > 0:
-            raise ValueError(f"source sample rate must be a positive number of Hz, got {source_rate_hz!r}")
+        rate = check_source_rate(source_rate_hz)
         self.params = params
         self.source_rate_hz = rate
         self.resampler = PointResampler.for_rates(rate, params.sample_rate_hz)

@@ -53,8 +53,11 @@ def session_options(intra_op_threads: int | None = None):
     """ONNX Runtime options for a small shared CPU: few threads, no busy-waiting."""
     import onnxruntime as ort
 
+    cores = available_cores()
+    if intra_op_threads is not None and not 1 <= intra_op_threads <= cores:
+        raise ValueError(f"{intra_op_threads} intra-op threads: give 1 to {cores}, the cores available here")
     options = ort.SessionOptions()
-    options.intra_op_num_threads = intra_op_threads or min(available_cores(), 4)
+    options.intra_op_num_threads = intra_op_threads or min(cores, 4)
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
