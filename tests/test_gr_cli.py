@@ -55,7 +55,7 @@ def test_run_can_annotate_the_recording_it_reads(bundle, recording, capsys):
             "--source 'radio:1' is not understood; valid: synthetic, sigmf:PATH, zmq:ADDR, soapy:ARGS, uhd:ARGS",
         ),
         ("sigmf:/no/such.sigmf-meta", "LWM SigMF Source: no SigMF recording at '/no/such.sigmf-meta'"),
-        ("zmq:nowhere", "zmq source: cannot connect to 'nowhere'"),
+        ("zmq:nowhere", "LWM ZMQ Source: cannot connect to 'nowhere'"),
         ("soapy:driver=nosuchradio", "soapy source: no SoapySDR device matches 'driver=nosuchradio'; SoapySDR sees"),
         ("uhd:type=nosuchradio", "uhd source: no USRP matches 'type=nosuchradio'; UHD sees"),
     ],

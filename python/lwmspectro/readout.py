@@ -32,12 +32,14 @@ FIELDS = (
     "windows_seen",
     "windows_classified",
     "windows_dropped",
+    "samples_dropped",
 )
 
 INVALID_REASONS = ("nan_or_inf", "all_zero", "dc_only", "clipped", "too_short")
 
-COUNTERS = ("windows_seen", "windows_classified", "windows_dropped")
-"""The counters a readout carries."""
+COUNTERS = ("windows_seen", "windows_classified", "windows_dropped", "samples_dropped")
+"""The counters a readout carries; samples_dropped counts the samples a source lost before the
+receiver saw them (e.g. the LWM ZMQ Source's queue full), 0 when the source loses none."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ def build_readout(
 ) -> dict:
     """The readout of one window: the model's outcome stamped with where the window starts,
     when it was received, how long it took and the caller's counters (COUNTERS; others ignored)."""
-    seen, classified, dropped = (int((counters or {}).get(name, 0)) for name in COUNTERS)
+    seen, classified, dropped, samples_dropped = (int((counters or {}).get(name, 0)) for name in COUNTERS)
     if isinstance(outcome, InvalidWindow):
         return invalid_readout(
             outcome.reason,
@@ -88,6 +90,7 @@ def build_readout(
             windows_seen=seen,
             windows_classified=classified,
             windows_dropped=dropped,
+            samples_dropped=samples_dropped,
         )
     return make_readout(
         protocol=outcome.protocol,
@@ -105,6 +108,7 @@ def build_readout(
         windows_seen=seen,
         windows_classified=classified,
         windows_dropped=dropped,
+        samples_dropped=samples_dropped,
     )
 
 
@@ -125,6 +129,7 @@ def make_readout(
     windows_seen: int = 0,
     windows_classified: int = 0,
     windows_dropped: int = 0,
+    samples_dropped: int = 0,
 ) -> dict:
     """A valid readout; task fields are None when the protocol is `none` or `other`."""
     readout = dict(locals())
@@ -141,6 +146,7 @@ def invalid_readout(
     windows_seen: int = 0,
     windows_classified: int = 0,
     windows_dropped: int = 0,
+    samples_dropped: int = 0,
 ) -> dict:
     """A readout that says the input could not be judged, and why; it carries no guess."""
     if reason not in INVALID_REASONS:
@@ -155,6 +161,7 @@ def invalid_readout(
         windows_seen=windows_seen,
         windows_classified=windows_classified,
         windows_dropped=windows_dropped,
+        samples_dropped=samples_dropped,
     )
     return readout
 

@@ -13,6 +13,7 @@ from .sigmf_source import sigmf_source
 from .spectrogram import spectrogram
 from .synthetic_source import synthetic_source
 from .zmq_pub_sink import zmq_pub_sink
+from .zmq_source import zmq_source
 
 __all__ = [
     "classifier",
@@ -25,6 +26,7 @@ __all__ = [
     "spectrogram",
     "synthetic_source",
     "zmq_pub_sink",
+    "zmq_source",
 ]
 
 

@@ -3,7 +3,9 @@
 Inference runs in a worker thread through lwmspectro.runtime (the model's outputs; this
 block stamps each into a readout once, with lwmspectro.readout.build_readout), fed by a
 bounded queue, so work() never waits for the model: when the queue is full the window is dropped and
-counted, and the source upstream never overflows because the model is slow. An optional
+counted, and the source upstream never overflows because the model is slow. A replay from a file,
+which can wait, sets drop_when_full=False instead: work() then waits for room and every window is
+read out. An optional
 readouts-per-second cap or "1 in N windows" thins the windows before they reach the queue.
 
 A window tagged with ground truth (``lwm_truth``, from the LWM Synthetic Source through the
@@ -18,6 +20,7 @@ queued window has been published, so that the scheduler does not declare the blo
 from __future__ import annotations
 
 import collections
+import logging
 import queue
 import threading
 import time
@@ -31,6 +34,7 @@ from lwmspectro.readout import INVALID_REASONS, InvalidWindow, ModelOutput, buil
 from lwmspectro.runtime import Runtime
 
 from .common import (
+    DROPS_PORT,
     READOUT_PORT,
     TAG_CLOCK,
     TAG_INVALID,
@@ -49,6 +53,10 @@ DRAIN_POLL_S = 0.005
 """How long one work() call waits for the worker while only the held window is left."""
 MAX_BATCH = 8
 """Windows the worker classifies in one call of the runtime."""
+QUEUE_POLL_S = 0.1
+"""How long a wait for room in the queue, or for the worker at stop, lasts before it looks again."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -73,6 +81,11 @@ class classifier(gr.basic_block):
     read as WiFi, LTE or NR (tagged with its window_start), for users' own heads.
     vlen: the input vector length the flowgraph feeds (0 = take it from the bundle).
     embedding_dim: the embedding output's vector length the flowgraph expects (0 = the bundle's).
+    drop_when_full: drop (and count) a window when the queue is full; False makes work() wait
+    for room instead, for sources that can wait (a file replay), so every window is read out.
+
+    The `drops` message input takes a source's loss counters (the LWM ZMQ Source's `drops`
+    port); their samples_dropped rides in every readout.
     """
 
     def __init__(
@@ -84,6 +97,7 @@ class classifier(gr.basic_block):
         embedding_output: bool = False,
         vlen: int = 0,
         embedding_dim: int = 0,
+        drop_when_full: bool = True,
     ):
         self.runtime = load_runtime(bundle, LABEL)
         params = self.runtime.params
@@ -113,6 +127,9 @@ class classifier(gr.basic_block):
         gr.basic_block.__init__(self, name="lwm_classifier", in_sig=[(np.float32, self.vlen)], out_sig=out_sig)
         self.set_tag_propagation_policy(gr.TPP_DONT)
         self.message_port_register_out(pmt.intern(READOUT_PORT))
+        self.message_port_register_in(pmt.intern(DROPS_PORT))
+        self.set_msg_handler(pmt.intern(DROPS_PORT), self._source_drops)
+        self.drop_when_full = bool(drop_when_full)
         self._queue: queue.Queue = queue.Queue(maxsize=int(queue_size))
         self._lock = threading.Condition()
         self._pending = 0
@@ -125,10 +142,12 @@ class classifier(gr.basic_block):
         self.windows_dropped = 0
         self.windows_skipped = 0
         self.windows_invalid = 0
+        self.samples_dropped = 0
 
     def counters(self) -> dict[str, int]:
         """Windows seen, classified, dropped (queue full or inference failed), skipped (rate
-        cap, one in N) and invalid, so far; a readout carries the first three."""
+        cap, one in N) and invalid, so far; a readout carries the first three, and the
+        samples_dropped the source reported last (attribute samples_dropped)."""
         return {
             "windows_seen": self.windows_seen,
             "windows_classified": self.windows_classified,
@@ -137,17 +156,34 @@ class classifier(gr.basic_block):
             "windows_invalid": self.windows_invalid,
         }
 
+    def _source_drops(self, message) -> None:
+        try:
+            dropped = int(pmt.to_python(message)["samples_dropped"])
+        except (TypeError, KeyError, ValueError):
+            log.warning("%s: ignored a drops message without samples_dropped: %s", LABEL, pmt.write_string(message))
+            return
+        with self._lock:
+            self.samples_dropped = dropped
+
     def start(self):
         self._worker = threading.Thread(target=self._work_loop, name="lwm_classifier_worker", daemon=True)
         self._worker.start()
         return True
 
     def stop(self):
-        """Let the worker finish what is queued, then join it."""
-        if self._worker is not None:
-            self._queue.put(None)
-            self._worker.join()
-            self._worker = None
+        """Let the worker finish what is queued, then join it (a worker that has died is not
+        waited for)."""
+        worker = self._worker
+        if worker is None:
+            return True
+        while worker.is_alive():
+            try:
+                self._queue.put(None, timeout=QUEUE_POLL_S)
+                break
+            except queue.Full:
+                continue
+        worker.join()
+        self._worker = None
         return True
 
     def forecast(self, noutput_items, ninputs):
@@ -196,12 +232,22 @@ class classifier(gr.basic_block):
                 window_tags.get(TAG_TRUTH),
                 reason,
             )
+            self._enqueue(window)
+
+    def _enqueue(self, window: _Window) -> None:
+        """Queue a window for the worker; when the queue is full, drop and count it, or (with
+        drop_when_full off) wait until the worker makes room."""
+        while True:
             with self._lock:
                 try:
                     self._queue.put_nowait(window)
                     self._pending += 1
+                    return
                 except queue.Full:
-                    self.windows_dropped += 1
+                    if self.drop_when_full or self._worker is None or not self._worker.is_alive():
+                        self.windows_dropped += 1
+                        return
+                    self._lock.wait(QUEUE_POLL_S)
 
     def _tags(self, start: int, end: int) -> dict:
         by_offset: dict = {}
@@ -231,6 +277,7 @@ class classifier(gr.basic_block):
         self.message_port_pub(pmt.intern(READOUT_PORT), message)
 
     def _work_loop(self) -> None:
+        """Classify queued windows in batches until stop() queues None."""
         while True:
             batch = [self._queue.get()]
             while len(batch) < MAX_BATCH:
@@ -265,7 +312,7 @@ class classifier(gr.basic_block):
                 continue
             self._count("windows_classified" if isinstance(output, ModelOutput) else "windows_invalid")
             with self._lock:
-                counters = self.counters()
+                counters = {**self.counters(), "samples_dropped": self.samples_dropped}
             readout = build_readout(
                 output,
                 window_start=window.window_start,

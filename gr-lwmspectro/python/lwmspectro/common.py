@@ -32,6 +32,8 @@ TAG_TRUTH = "lwm_truth"
 """Ground-truth labels of a synthetic observation (PMT dict), at its first sample."""
 
 READOUT_PORT = "readout"
+DROPS_PORT = "drops"
+"""A source's loss counters (PMT dict with samples_dropped), from the LWM ZMQ Source to the receiver."""
 
 
 class ConfigError(ValueError):

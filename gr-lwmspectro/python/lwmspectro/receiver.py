@@ -7,7 +7,7 @@ from gnuradio import gr
 from lwmspectro.runtime import Runtime
 
 from .classifier import classifier
-from .common import READOUT_PORT, BlockBundle
+from .common import DROPS_PORT, READOUT_PORT, BlockBundle
 from .spectrogram import spectrogram
 
 
@@ -15,7 +15,8 @@ class receiver(gr.hier_block2):
     """Complex samples in; readouts on the `readout` message port (and, optionally, the
     embeddings of windows read as WiFi, LTE or NR on a vector output).
 
-    See `spectrogram` and `classifier` for the parameters. The bundle is read once; both
+    See `spectrogram` and `classifier` for the parameters; the `drops` message input takes a
+    source's loss counters (the LWM ZMQ Source's `drops`). The bundle is read once; both
     halves, and any block built after it (e.g. the SigMF annotator), share `self.bundle`.
     """
 
@@ -29,9 +30,16 @@ class receiver(gr.hier_block2):
         queue_size: int = 8,
         embedding_output: bool = False,
         embedding_dim: int = 0,
+        drop_when_full: bool = True,
     ):
         self.classifier = classifier(
-            bundle, max_rate, one_in_n, queue_size, embedding_output, embedding_dim=embedding_dim
+            bundle,
+            max_rate,
+            one_in_n,
+            queue_size,
+            embedding_output,
+            embedding_dim=embedding_dim,
+            drop_when_full=drop_when_full,
         )
         runtime = self.classifier.runtime
         self.bundle = runtime.bundle
@@ -43,10 +51,12 @@ class receiver(gr.hier_block2):
         )
         gr.hier_block2.__init__(self, "lwm_receiver", gr.io_signature(1, 1, gr.sizeof_gr_complex), out_sig)
         self.message_port_register_hier_out(READOUT_PORT)
+        self.message_port_register_hier_in(DROPS_PORT)
         self.connect(self, self.spectrogram, self.classifier)
         if embedding_output:
             self.connect(self.classifier, self)
         self.msg_connect(self.classifier, READOUT_PORT, self, READOUT_PORT)
+        self.msg_connect(self, DROPS_PORT, self.classifier, DROPS_PORT)
 
     def counters(self) -> dict[str, int]:
         return {**self.classifier.counters(), "windows_out": self.spectrogram.windows_out}

@@ -1,4 +1,12 @@
-"""`lwmspectro run`: the GNU Radio receiver on a live or recorded source, without GRC."""
+"""`lwmspectro run`: the GNU Radio receiver on a live or recorded source, without GRC.
+
+Readouts are the only thing on stdout: GNU Radio's log goes to stderr. Ctrl-C (SIGINT) or SIGTERM
+stops the flowgraph from the main thread (every block's stop() runs: the annotations are written,
+the worker threads joined), prints the summary and exits with 130 (143 for SIGTERM).
+"""
+
+import os
+import signal
 
 HELP = (
     "run the receiver on a source: synthetic, sigmf:PATH, zmq:ADDR, soapy:ARGS or uhd:ARGS; "
@@ -7,6 +15,8 @@ HELP = (
 
 SOURCE_KINDS = ("synthetic", "sigmf:PATH", "zmq:ADDR", "soapy:ARGS", "uhd:ARGS")
 DEFAULT_RATE = 30.72e6
+LIVE_MAX_RATE = 20.0
+"""Readouts per second a live source gets by default; a recording is read out whole."""
 
 
 def add_arguments(parser):
@@ -37,7 +47,13 @@ def add_arguments(parser):
         action="store_true",
         help="with sigmf:PATH, write the readouts into the recording as SigMF annotations",
     )
-    parser.add_argument("--max-rate", type=float, default=20.0, help="at most this many readouts/s (0 = no cap)")
+    parser.add_argument(
+        "--max-rate",
+        type=float,
+        default=None,
+        help=f"at most this many readouts/s (0 = no cap; default {LIVE_MAX_RATE:g} for a live source, "
+        "no cap for a recording, which is then read out window by window, none dropped)",
+    )
     parser.add_argument("--one-in", type=int, default=1, help="classify one window in N")
     parser.add_argument("--hop", type=int, default=0, help="source samples between window starts (0 = back to back)")
     parser.add_argument(
@@ -146,15 +162,9 @@ def open_uhd(args: str, rate: float, freq: float, gain: float):
 
 
 def open_zmq(address: str, rate: float):
-    from gnuradio import gr, zeromq
+    from gnuradio import lwmspectro as lwm_blocks
 
-    try:
-        return zeromq.sub_source(gr.sizeof_gr_complex, 1, address, 100, False, -1, ""), rate
-    except RuntimeError as err:
-        raise ValueError(
-            f"zmq source: cannot connect to {address!r} ({err}); give the endpoint of a ZMQ PUB "
-            "socket sending complex64 samples, e.g. tcp://127.0.0.1:5555"
-        ) from err
+    return lwm_blocks.zmq_source(address), rate
 
 
 def open_source(spec: str, rate, freq: float, gain: float):
@@ -178,19 +188,59 @@ def open_source(spec: str, rate, freq: float, gain: float):
     return (*open_uhd(argument, rate, freq, gain), None)
 
 
+class StopRequest:
+    """SIGINT and SIGTERM, caught in the main thread while the flowgraph runs: the main loop
+    then stops the top block, instead of a KeyboardInterrupt unwinding past GNU Radio's threads."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict = {}
+
+    def __enter__(self) -> "StopRequest":
+        self._previous = {number: signal.signal(number, self._catch) for number in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    def _catch(self, number: int, frame) -> None:
+        self.signal = number
+
+    @property
+    def requested(self) -> bool:
+        return self.signal is not None
+
+    @property
+    def exit_status(self) -> int:
+        """0 when no signal came, else the shell's 128 + the signal's number."""
+        return 0 if self.signal is None else 128 + self.signal
+
+
+def log_to_stderr() -> None:
+    """Send GNU Radio's log (its default is stdout) to stderr, so that stdout holds readouts only.
+    GNU Radio reads the setting when it creates its first logger; an explicit setting wins."""
+    os.environ.setdefault("GR_CONF_LOG_LOG_FILE", "stderr")
+
+
 def run(args) -> int:
     import sys
     import threading
     import time
 
+    log_to_stderr()
     from gnuradio import gr
     from gnuradio import lwmspectro as lwm_blocks
 
     kind, argument = parse_source(args.source)
     if args.annotate and kind != "sigmf":
         raise ValueError("--annotate needs --source sigmf:PATH (it writes into that recording)")
+    replay = kind == "sigmf"
+    max_rate = args.max_rate if args.max_rate is not None else (0.0 if replay else LIVE_MAX_RATE)
     source, rate, synthetic = open_source(args.source, args.rate, args.freq, args.gain)
-    receiver = lwm_blocks.receiver(args.bundle, rate, args.hop, args.max_rate, args.one_in)
+    receiver = lwm_blocks.receiver(args.bundle, rate, args.hop, max_rate, args.one_in, drop_when_full=not replay)
     sinks = [lwm_blocks.console_sink("json" if args.json else "text", "stdout")]
     if args.zmq_pub:
         sinks.append(lwm_blocks.zmq_pub_sink(args.zmq_pub))
@@ -198,6 +248,8 @@ def run(args) -> int:
         sinks.append(lwm_blocks.sigmf_annotator(argument, receiver.bundle))
     top = gr.top_block("lwmspectro run")
     top.connect(source, receiver)
+    if kind == "zmq":
+        top.msg_connect(source, "drops", receiver, "drops")
     for sink in sinks:
         top.msg_connect(receiver, "readout", sink, "readout")
     runtime = receiver.classifier.runtime
@@ -208,25 +260,37 @@ def run(args) -> int:
         flush=True,
     )
     started = time.monotonic()
-    top.start()
-    waiter = threading.Thread(target=top.wait, daemon=True)
-    waiter.start()
-    try:
-        while waiter.is_alive() and (args.seconds <= 0 or time.monotonic() - started < args.seconds):
+    with StopRequest() as stop:
+        top.start()
+        waiter = threading.Thread(target=top.wait, name="lwmspectro_run_wait", daemon=True)
+        waiter.start()
+        while waiter.is_alive() and not stop.requested:
+            if args.seconds > 0 and time.monotonic() - started >= args.seconds:
+                break
             waiter.join(0.1)
-    except KeyboardInterrupt:
-        pass
-    if waiter.is_alive():
-        if synthetic is not None:
-            synthetic.finish()  # the last observation finishes and every queued window is read out
-        else:
-            top.stop()
-        waiter.join()
+        if waiter.is_alive():
+            if synthetic is not None and not stop.requested:
+                synthetic.finish()  # the last observation finishes and every queued window is read out
+            else:
+                top.stop()
+            waiter.join()
     counters = receiver.counters()
     print(
         f"lwmspectro run: {counters['windows_out']} windows in {time.monotonic() - started:.1f} s: "
         f"{counters['windows_classified']} classified, {counters['windows_invalid']} invalid, "
-        f"{counters['windows_skipped']} skipped by the rate cap, {counters['windows_dropped']} dropped",
+        f"{counters['windows_skipped']} skipped by the rate cap, {counters['windows_dropped']} dropped"
+        + (_zmq_losses(source) if kind == "zmq" else "")
+        + (" (stopped by a signal)" if stop.requested else ""),
         file=sys.stderr,
+        flush=True,
     )
-    return 0
+    return stop.exit_status
+
+
+def _zmq_losses(source) -> str:
+    """What the ZMQ source skipped and dropped, for the summary line."""
+    lost = source.counters()
+    return (
+        f"; source: {lost['messages_malformed']} malformed messages skipped, "
+        f"{lost['messages_dropped']} messages ({lost['samples_dropped']} samples) dropped"
+    )
