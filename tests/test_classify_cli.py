@@ -109,16 +109,18 @@ def test_default_bundle_from_the_environment(tmp_path, bundle, window, capsys, m
 
 
 def test_clear_errors(tmp_path, bundle, capsys, monkeypatch):
+    """Runtime failures exit 1, usage errors 2 (argparse); more cases in test_bad_input."""
     code, _, err = classify(capsys, tmp_path / "absent.sigmf-meta", "--bundle", bundle)
-    assert code == 2 and "no SigMF metadata" in err
+    assert code == 1 and "absent.sigmf-meta: no such file" in err
     meta = write_recording(tmp_path / "rec", noise(1000, 5), ANALYSIS_RATE, 1e9)
     code, _, err = classify(capsys, meta, "--bundle", tmp_path / "no-bundle")
-    assert code == 2 and "not a model bundle folder" in err
-    code, _, err = classify(capsys, meta, "--bundle", bundle, "--stride", 0)
-    assert code == 2 and "--stride must be a positive integer" in err
+    assert code == 1 and "not a model bundle folder" in err
+    with pytest.raises(SystemExit) as stop:
+        classify(capsys, meta, "--bundle", bundle, "--stride", 0)
+    assert stop.value.code == 2 and "--stride: 0 is not a positive integer" in capsys.readouterr().err
     monkeypatch.setenv("LWMSPECTRO_BUNDLE", str(tmp_path / "empty"))
     code, _, err = classify(capsys, meta)
-    assert code == 2 and "no card.json" in err
+    assert code == 1 and "no card.json" in err
 
 
 def test_short_recording_says_too_short(tmp_path, bundle, capsys):

@@ -4,6 +4,7 @@ broken one says so in one line; `--version` names every package."""
 
 import importlib.metadata
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -129,7 +130,7 @@ def test_a_command_whose_package_is_missing_says_how_to_install_it(nothing_insta
     out, err = capsys.readouterr()
     assert out == ""
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert err.startswith(f"{prog}: not installed; ") and install in err
+    assert err.startswith(f"{prog}: error: not installed; ") and install in err
 
 
 def test_help_marks_missing_commands(nothing_installed, capsys):
@@ -144,7 +145,9 @@ def test_a_broken_plugin_is_reported_in_one_line_and_leaves_the_others(monkeypat
     assert cli.main(["run"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert "lwmspectro run: the command from lwmspectro_no_such_module cannot be loaded (ModuleNotFoundError" in err
+    assert (
+        "lwmspectro run: error: the command from lwmspectro_no_such_module cannot be loaded (ModuleNotFoundError" in err
+    )
     assert "make build" in err
     assert cli.main(["scenarios", "list"]) == 0
 
@@ -158,3 +161,81 @@ def test_version_names_the_core_and_each_installed_plugin_package(capsys):
     names = {line.split()[0] for line in lines}
     assert ("lwmspectro-train" in names) == HAS_TRAINING
     assert ("gr-lwmspectro" in names) == HAS_GNURADIO
+
+
+@pytest.mark.parametrize(
+    "argv", [["classify", "--version"], ["bench", "infer", "--version"], ["scenarios", "--version"]]
+)
+def test_every_command_takes_version(argv, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv)
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"lwmspectro {importlib.metadata.version('lwmspectro')}"
+
+
+def test_help_documents_the_exit_statuses(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "300")
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert "exit status:" in out and "usage error" in out and "-v, --verbose" in out and "--debug" in out
+
+
+def _failing_command(message: str, error: type[Exception] = ValueError):
+    def run(args):
+        logging.getLogger("lwmspectro.commands.test").info("working on it")
+        raise error(message)
+
+    return run
+
+
+@pytest.mark.parametrize(
+    "error, status", [(ValueError, 1), (OSError, 1), (RuntimeError, 1), (cli.UsageError, 2), (KeyboardInterrupt, 130)]
+)
+def test_a_failure_is_one_line_with_a_status_by_kind(monkeypatch, capsys, error, status):
+    monkeypatch.setattr("lwmspectro.commands.scenarios.run", _failing_command("it broke", error))
+    assert cli.main(["scenarios", "list"]) == status
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err
+    assert err.splitlines()[-1].startswith("lwmspectro scenarios: ")
+    assert err.splitlines()[0] == "working on it"
+
+
+def test_debug_shows_the_traceback(monkeypatch, capsys):
+    monkeypatch.setattr("lwmspectro.commands.scenarios.run", _failing_command("it broke"))
+    assert cli.main(["--debug", "scenarios", "list"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+    assert cli.main(["scenarios", "list", "--debug"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_quiet_keeps_information_off_stderr_and_verbose_adds_debug(monkeypatch, capsys):
+    def run(args):
+        log = logging.getLogger("lwmspectro.commands.test")
+        log.debug("detail")
+        log.info("working on it")
+        log.warning("careful")
+        return 0
+
+    monkeypatch.setattr("lwmspectro.commands.scenarios.run", run)
+    assert cli.main(["-q", "scenarios", "list"]) == 0
+    assert capsys.readouterr().err == "lwmspectro: warning: careful\n"
+    assert cli.main(["-v", "scenarios", "list"]) == 0
+    assert capsys.readouterr().err.splitlines() == ["detail", "working on it", "lwmspectro: warning: careful"]
+
+
+def test_one_progress_flag_which_quiet_implies(monkeypatch):
+    seen = []
+    monkeypatch.setattr("lwmspectro.commands.generate.run", lambda args: seen.append(args.no_progress) or 0)
+    argv = ["generate", "--config", "c.json", "--out", "d"]
+    assert cli.main(argv) == 0 and cli.main([*argv, "--no-progress"]) == 0 and cli.main(["-q", *argv]) == 0
+    assert seen == [False, True, True]
+
+
+def test_a_closed_stdout_ends_quietly(monkeypatch, capsys):
+    def run(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("lwmspectro.commands.scenarios.run", run)
+    assert cli.main(["scenarios", "list"]) == cli.EXIT_BROKEN_PIPE
+    assert capsys.readouterr().err == ""

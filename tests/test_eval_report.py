@@ -254,7 +254,7 @@ def test_another_bundle_reruns_only_the_lwm_trials(tiny_run, tmp_path, monkeypat
     assert "card `toy2`" in (tmp_path / "r.md").read_text()
     assert len(_rows(copy)) == len(_rows(out))  # the superseded rows are compacted away
     assert len((copy / "predictions.jsonl").read_text().splitlines()) == len(TrialLog(copy).finished())
-    assert cli.main(["eval", "--bundle", str(other), "--scenario", "elsewhere"] + rest) == 2
+    assert cli.main(["eval", "--bundle", str(other), "--scenario", "elsewhere"] + rest) == 1
     assert "holds trials of another run" in capsys.readouterr().err
 
 
@@ -303,7 +303,7 @@ def test_baselines_run_without_a_bundle_and_lwm_joins_later(tiny_run, tmp_path, 
     ]
     assert cli.main(["eval", "--models", "wu_cnn"] + common) == 0
     assert {r["model"] for r in _rows(out)} == {"wu_cnn"}
-    assert cli.main(["eval", "--models", "LWM"] + common) == 2  # LWM needs a bundle
+    assert cli.main(["eval", "--models", "LWM"] + common) == 1  # LWM needs a bundle
     calls = []
     real_fit = trials_mod.fit
     monkeypatch.setattr(trials_mod, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))

@@ -114,7 +114,7 @@ def test_cli_list_and_show(capsys):
 def test_cli_build_refuses_unknown_scene_and_missing_venv(capsys, tmp_path):
     assert cli.main(["scenarios", "build", "--scene", "atlantis"]) == 2
     assert "valid choices" in capsys.readouterr().err
-    assert cli.main(["scenarios", "build", "--rt-python", str(tmp_path / "python"), "--out", str(tmp_path)]) == 2
+    assert cli.main(["scenarios", "build", "--rt-python", str(tmp_path / "python"), "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "-m venv" in err and "tools/rt/requirements.txt" in err
 

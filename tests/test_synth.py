@@ -147,7 +147,7 @@ def test_cli_generate_and_iq_write_their_outputs(tmp_path):
     config.write_text(json.dumps(SMALL))
     cli = [sys.executable, "-m", "lwmspectro.cli"]
     subprocess.run(
-        cli + ["generate", "--config", str(config), "--out", str(tmp_path / "ds"), "--quiet"],
+        cli + ["generate", "--config", str(config), "--out", str(tmp_path / "ds"), "--no-progress"],
         check=True,
         stdin=subprocess.DEVNULL,
     )
@@ -178,4 +178,4 @@ def test_cli_generate_and_iq_write_their_outputs(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert bad.returncode == 2 and "valid choices" in bad.stderr
+    assert bad.returncode == 1 and "valid choices" in bad.stderr

@@ -121,7 +121,7 @@ def test_core_export_command_writes_a_bundle_and_refuses_to_overwrite(trained, c
     assert "parity on 8 held-out spectrograms" in printed and "argmax agree True" in printed
     card = load_bundle(out).card
     assert card["training"]["commands"][-1]["command"].startswith("lwmspectro export --run")
-    assert core_cli.main(args) == 2
+    assert core_cli.main(args) == 1
     assert "pass --overwrite" in capsys.readouterr().err
 
 
@@ -143,7 +143,7 @@ def test_export_refuses_held_out_data_made_with_another_g(trained, tmp_path):
     code = core_cli.main(
         ["export", "--run", str(trained / "run"), "--out", str(tmp_path / "b"), "--data", str(other), "--no-progress"]
     )
-    assert code == 2 and not (tmp_path / "b").exists()
+    assert code == 1 and not (tmp_path / "b").exists()
 
 
 def test_metrics_from_predictions_per_snr_and_targets():

@@ -8,6 +8,11 @@ and ``run(args) -> int``, heavy imports kept inside ``run``.
 
 A command's module is imported only when that command is used, so `--help` stays instant and
 the core's own commands never import torch, the training package or GNU Radio.
+
+stdout is the data channel (readouts, figures); diagnostics go to stderr through `logging`
+(-v / -q on the root parser). A failure is one line on stderr, `lwmspectro CMD: error: ...`, and
+an exit status that tells usage errors from runtime failures (EXIT_STATUS); --debug shows the
+traceback instead.
 """
 
 from __future__ import annotations
@@ -16,8 +21,11 @@ import argparse
 import functools
 import importlib
 import importlib.metadata
+import logging
+import os
 import pkgutil
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
@@ -40,8 +48,59 @@ KNOWN_PLUGIN_BENCHMARKS = {
 }
 
 
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+EXIT_STATUS = f"""exit status:
+  0    done
+  {EXIT_FAILURE}    the command failed at run time (an unreadable or invalid input file, bundle or device;
+       one line on stderr says what and how to fix it; --debug shows the traceback)
+  {EXIT_USAGE}    usage error: an unknown option or a bad value, or a command whose package (or a
+       library it needs) is not installed
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
+  {EXIT_BROKEN_PIPE}  stdout was closed by its reader (`| head`); nothing more is written"""
+
+LOG_PACKAGES = ("lwmspectro", "lwmspectro_train", "gnuradio.lwmspectro")
+"""Loggers of the project's packages: -v / -q set their level; other libraries log warnings only."""
+
+logger = logging.getLogger(__name__)
+
+
 class CommandUnavailable(Exception):
     """A command that is listed but cannot run here: its package is missing or fails to import."""
+
+
+class UsageError(Exception):
+    """An option value a command refuses once it has parsed them all: exits with EXIT_USAGE, as argparse does."""
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
+def thread_count(text: str) -> int:
+    """argparse type: a number of threads from 1 to the cores this process may run on (thousands of
+    threads crash ONNX Runtime; more threads than cores only slow it down)."""
+    from .runtime import available_cores
+
+    value = positive_int(text)
+    cores = available_cores()
+    if value > cores:
+        raise argparse.ArgumentTypeError(f"{value} threads: at most {cores}, the cores available here")
+    return value
+
+
+def add_progress_argument(parser: argparse.ArgumentParser) -> None:
+    """The one progress flag of every command that shows progress (`-q` implies it)."""
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr (implied by -q)")
 
 
 class LazyCommandParser(argparse.ArgumentParser):
@@ -51,6 +110,7 @@ class LazyCommandParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self._load = load
         self._run_key = run_key
+        add_common_options(self, argparse.SUPPRESS)
 
     def parse_known_args(self, args=None, namespace=None):
         if self._load is not None:
@@ -80,7 +140,7 @@ def _plugin_loader(entry: importlib.metadata.EntryPoint, prog: str, install: str
             origin = f"{entry.dist.name} {entry.dist.version}" if entry.dist else entry.value
             advice = f"; {install}" if install and isinstance(err, ImportError) else ""
             raise CommandUnavailable(
-                f"{prog}: the command from {origin} cannot be loaded ({type(err).__name__}: {err}){advice}"
+                f"{prog}: error: the command from {origin} cannot be loaded ({type(err).__name__}: {err}){advice}"
             ) from err
 
     return load
@@ -88,7 +148,7 @@ def _plugin_loader(entry: importlib.metadata.EntryPoint, prog: str, install: str
 
 def _missing_loader(prog: str, install: str) -> Callable[[], ModuleType]:
     def load() -> ModuleType:
-        raise CommandUnavailable(f"{prog}: not installed; {install}")
+        raise CommandUnavailable(f"{prog}: error: not installed; {install}")
 
     return load
 
@@ -154,15 +214,62 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lwmspectro", description="LWM-Spectro: wireless foundation model on SDR signals"
-    )
+def add_common_options(parser: argparse.ArgumentParser, default: object = None) -> None:
+    """--version and --debug, on the root parser and on every command's (there with `default`
+    argparse.SUPPRESS, so that a command's parser does not reset what the root parser set)."""
     parser.add_argument(
         "--version", action=_VersionAction, help="versions of the core and of each package that adds commands"
     )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=False if default is None else default,
+        help="on failure show the traceback instead of the one-line error",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lwmspectro",
+        description="LWM-Spectro: wireless foundation model on SDR signals",
+        epilog=EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_common_options(parser)
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more diagnostics on stderr (-vv: also other libraries')"
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="count", default=0, help="only warnings and errors on stderr, no progress (-qq: errors)"
+    )
     add_commands(parser, "lwmspectro.commands", COMMAND_GROUP, KNOWN_PLUGIN_COMMANDS, "command", "run")
     return parser
+
+
+class _LogFormatter(logging.Formatter):
+    """Information as is; a warning or an error prefixed like the CLI's own error line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        if record.levelno < logging.WARNING:
+            return message
+        return f"lwmspectro: {record.levelname.lower()}: {message}"
+
+
+def configure_logging(verbosity: int) -> None:
+    """Log to stderr: the project's packages at INFO (-v DEBUG, -q WARNING, -qq ERROR), other libraries
+    at WARNING (-vv: as the project's). Replaces the handler an earlier call installed."""
+    level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG if verbosity > 0 else logging.ERROR)
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h.get_name() == __name__]:
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(__name__)
+    handler.setFormatter(_LogFormatter())
+    root.addHandler(handler)
+    root.setLevel(level if verbosity > 1 else max(level, logging.WARNING))
+    for name in LOG_PACKAGES:
+        logging.getLogger(name).setLevel(level)
 
 
 def _install_hint(command: str) -> str:
@@ -170,24 +277,62 @@ def _install_hint(command: str) -> str:
     return f"; {install}" if install else ""
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def describe(error: BaseException, command: str) -> str:
+    """One line saying what failed and, where it can be told from the error alone, how to fix it."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        message = f"{error.filename}: {error.strerror}; check the path and its permissions"
+    elif isinstance(error, ImportError):
+        message = f"{error}{_install_hint(command)}"
+    elif isinstance(error, MemoryError):
+        message = "out of memory; give the command less to hold at once (a shorter input, fewer workers)"
+    elif isinstance(error, (ValueError, OSError, UsageError)):
+        message = str(error)
+    else:
+        message = f"{type(error).__name__}: {error} (unexpected; rerun with --debug for the traceback and report it)"
+    return " ".join(message.split("\n"))
+
+
+def _close_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush cannot fail again."""
     try:
-        args = build_parser().parse_args(argv)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # a stdout without a file descriptor (captured in-process) has nothing to flush
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
     except CommandUnavailable as err:
         print(err, file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    configure_logging(args.verbose - args.quiet)
+    if args.quiet and hasattr(args, "no_progress"):
+        args.no_progress = True
+    prog = f"{parser.prog} {args.command}"
     try:
-        return int(args.run(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"lwmspectro {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except ImportError as err:
-        print(f"lwmspectro {args.command}: error: {err}{_install_hint(args.command)}", file=sys.stderr)
-        return 2
+        status = int(args.run(args) or 0)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        _close_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
-        print(f"lwmspectro {args.command}: interrupted", file=sys.stderr)
-        return 130
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:  # every failure ends in one line (or, with --debug, its traceback)
+        if args.debug:
+            traceback.print_exc()
+        else:
+            print(f"{prog}: error: {describe(err, args.command)}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(err, (UsageError, ImportError)) else EXIT_FAILURE
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # As `python -m lwmspectro.cli` this file is __main__, a second copy of the module: run the one the
+    # commands import, so that they share its classes (UsageError).
+    from lwmspectro.cli import main as package_main
+
+    sys.exit(package_main())

@@ -45,7 +45,7 @@ def check_source_rate(rate_hz: float) -> float:
     low, high = SOURCE_RATE_RANGE_HZ
     if not low <= rate <= high:
         raise ValueError(
-            f"source sample rate {rate:g} Hz is not between {low:g} and {high:g} Hz; "
+            f"source sample rate {rate:g} Hz is not between {low / 1e6:g} and {high / 1e6:g} MS/s; "
             "give the source a rate in that range"
         )
     return rate

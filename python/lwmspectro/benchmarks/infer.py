@@ -197,10 +197,13 @@ def comparison_models(bundle_dir, params, threads: int) -> list[ComparisonModel]
 def run(args: argparse.Namespace) -> int:
     import tempfile
 
+    from ..cli import UsageError
     from ..runtime import Runtime, available_cores, default_bundle_dir
 
     if args.seconds <= 0 or args.batch < 1 or args.max_samples < 1 or (args.threads is not None and args.threads < 1):
-        raise ValueError("--seconds, --batch, --max-samples and --threads must be positive")
+        raise UsageError("--seconds, --batch, --max-samples and --threads must be positive")
+    if args.threads is not None and args.threads > available_cores():
+        raise UsageError(f"--threads {args.threads}: at most {available_cores()}, the cores available here")
     threads = args.threads or available_cores()
     bundle_dir = args.bundle or default_bundle_dir()
     runtime = Runtime(bundle_dir, intra_op_threads=threads)

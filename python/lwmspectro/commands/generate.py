@@ -4,6 +4,8 @@ HELP = "generate a sharded spectrogram dataset from a config file"
 
 
 def add_arguments(parser):
+    from ..cli import add_progress_argument
+
     parser.add_argument(
         "--config", required=True, help="generator config (JSON, keys of lwmspectro.synth.GeneratorConfig)"
     )
@@ -16,7 +18,7 @@ def add_arguments(parser):
     )
     parser.add_argument("--ray", action="store_true", help="distribute shards over a Ray cluster")
     parser.add_argument("--n-samples", type=int, help="override the config's n_samples")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_argument(parser)
 
 
 def run(args) -> int:
@@ -33,7 +35,12 @@ def run(args) -> int:
     except ValueError:
         raise ValueError(f"--shard {args.shard!r}: expected i/N, e.g. 0/4") from None
     manifest = generate_dataset(
-        config, args.out, workers=args.workers, shard_filter=(part, parts), use_ray=args.ray, progress=not args.quiet
+        config,
+        args.out,
+        workers=args.workers,
+        shard_filter=(part, parts),
+        use_ray=args.ray,
+        progress=not args.no_progress,
     )
     state = "complete" if manifest["complete"] else f"{len(manifest['shards'])}/{manifest['n_shards_planned']} shards"
     print(f"{args.out}: {manifest['count']} spectrograms ({state})")

@@ -1,7 +1,10 @@
 """`lwmspectro scenarios list|show|build`: the site-specific scenarios behind the TDL channel."""
 
+import logging
 import os
 from pathlib import Path
+
+from ..cli import UsageError
 
 HELP = "site-specific scenarios: list them, show one, or ray-trace the bundled ones (build)"
 
@@ -9,6 +12,8 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILDER = REPO_ROOT / "tools" / "rt" / "build_scenarios.py"
 RT_REQUIREMENTS = REPO_ROOT / "tools" / "rt" / "requirements.txt"
 RT_PYTHON_DEFAULT = REPO_ROOT / ".venv-rt" / "bin" / "python"
+
+logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser):
@@ -110,14 +115,13 @@ def builder_scene_names() -> list[str]:
 
 def build_command(args) -> int:
     import subprocess
-    import sys
 
     from .. import scenarios
 
     known = builder_scene_names()
     unknown = [name for name in args.scene or [] if name not in known]
     if unknown:
-        raise ValueError(f"unknown scene {', '.join(unknown)}; valid choices: {', '.join(known)}")
+        raise UsageError(f"unknown scene {', '.join(unknown)}; valid choices: {', '.join(known)}")
     rt_python = Path(args.rt_python or os.environ.get("LWMSPECTRO_RT_PYTHON") or RT_PYTHON_DEFAULT)
     if not rt_python.is_file():
         raise FileNotFoundError(
@@ -131,5 +135,5 @@ def build_command(args) -> int:
     command = [str(rt_python), str(BUILDER), "--out", str(out)]
     if args.scene:
         command += ["--scene", *args.scene]
-    print("running: " + " ".join(command), file=sys.stderr, flush=True)
+    logger.info("running: %s", " ".join(command))
     return subprocess.run(command, stdin=subprocess.DEVNULL, check=False).returncode

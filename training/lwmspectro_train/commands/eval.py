@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import shlex
 
+from lwmspectro.cli import add_progress_argument
+
 HELP = "evaluate a model bundle against baselines on held-out data (few-shot tables, figures, docs/results.md)"
 
 TASK_CHOICES = ("task1", "task2", "task3")
@@ -60,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "efficientnet_b0, mobilenet_v3); default: all of the preset's",
     )
     parser.add_argument("--device", default="cpu", help="torch device for training (cpu, cuda, cuda:1)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_progress_argument(parser)
 
 
 def _parse_pretrained(items: list[str]) -> dict[str, str]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lwmspectro.cli import add_progress_argument
+
 HELP = "write a model bundle (ONNX files + card.json) from a training run directory"
 
 
@@ -28,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="held-out spectrograms for the ONNX Runtime vs torch check (default 64)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_argument(parser)
 
 
 def export_run(run, out, data: str | None, parity_samples: int, overwrite: bool, record: dict | None = None) -> dict:
