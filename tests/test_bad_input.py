@@ -102,13 +102,17 @@ DROP = object()
 
 
 def write_meta(path: Path, meta: object) -> None:
-    path.write_text(meta if isinstance(meta, str) else json.dumps(meta))
+    """`meta` as raw bytes, raw text, or JSON."""
+    if isinstance(meta, bytes):
+        path.write_bytes(meta)
+    else:
+        path.write_text(meta if isinstance(meta, str) else json.dumps(meta))
 
 
 def recording(
     meta: object | None = None, samples: int = 1000, data: Callable[[Path], None] | None = None
 ) -> Callable[[Path], dict]:
-    """rec.sigmf-meta holding `meta` (a JSON value, or raw text; default: a valid cf32 recording) beside
+    """rec.sigmf-meta holding `meta` (a JSON value, or raw text or bytes; default: a valid cf32 recording) beside
     rec.sigmf-data: `samples` cf32 samples of noise, or whatever `data(path)` makes at that path."""
 
     def setup(tmp: Path) -> dict:
@@ -246,8 +250,15 @@ CLASSIFY_CASES = [
     Case("classify-threads-zero", "classify {meta} --threads 0", recording(), 2, r"--threads.*0.*positive"),
     Case("classify-stride-zero", "classify {meta} --stride 0", recording(), 2, r"--stride.*0.*positive"),
     Case("classify-max-windows-text", "classify {meta} --max-windows many", recording(), 2, r"--max-windows.*'many'"),
-    Case("classify-missing-bundle", "classify {meta} --bundle {tmp}/nowhere", recording(), 1, r"nowhere"),
+    Case("classify-missing-bundle", "classify {meta} --bundle {tmp}/nowhere", recording(), 1, r"nowhere: not a model bundle folder"),
     Case("classify-json-missing-data", "classify {meta} --json", recording(data=no_data), 1, r"rec\.sigmf-data"),
+    Case("classify-meta-empty", "classify {meta}", recording(""), 1, r"rec\.sigmf-meta.*not valid JSON"),
+    Case("classify-meta-not-utf8", "classify {meta}", recording(b"\xff\xfe{"), 1, r"rec\.sigmf-meta.*not valid JSON"),
+    Case("classify-data-path-without-meta", "classify {tmp}/lone.sigmf-data", lambda tmp: (tmp / "lone.sigmf-data").write_bytes(b"\0" * 80) and {}, 1, r"lone\.sigmf-meta: no such file"),
+    Case("classify-dataset-missing", "classify {meta}", with_global(**{"core:dataset": "elsewhere.bin"}), 1, r"elsewhere\.bin: no such file"),
+    Case("classify-header-bytes-text", "classify {meta}", recording({"global": valid_global(), "captures": [{"core:header_bytes": "8"}]}), 1, r"captures\[0\] core:header_bytes '8' is not an integer"),
+    Case("classify-trailing-bytes-negative", "classify {meta}", with_global(**{"core:trailing_bytes": -4}), 1, r"core:trailing_bytes -4 is not a byte count"),
+    Case("classify-annotations-not-objects", "classify {meta}", recording({"global": valid_global(), "annotations": [3]}), 1, r"'annotations' must be a list of objects"),
 ]
 
 CLI_CASES = [
@@ -257,6 +268,8 @@ CLI_CASES = [
     Case("cli-version-on-subcommand", "classify --version", None, 0, None),
     Case("cli-version-on-benchmark", "bench infer --version", None, 0, None),
     Case("cli-quiet-progress-removed", "generate --config c.json --out d --quiet", None, 2, r"unrecognized arguments: --quiet"),
+    Case("cli-bench-threads-huge", "bench infer --threads 100000", None, 2, r"--threads 100000: at most \d+"),
+    Case("cli-iq-keeps-an-existing-recording", "iq --protocol lte --out {base}", recording(), 1, r"rec\.sigmf-meta exists.*overwrite", keeps=("{meta}", "{data}")),
     Case("cli-broken-pipe", broken_pipe("classify {meta} --json --stride 64", zero_recording(WINDOW_SAMPLES + 40_000)), None, 0, None),
 ]
 
