@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import stat
 import warnings
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ class RecordingError(ValueError):
     """A SigMF recording that cannot be read; the message names the file, the field or value, and the fix."""
 
 
-def _base(path) -> Path:
+def _base(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if path.suffix in (".sigmf-meta", ".sigmf-data"):
         path = path.with_suffix("")
@@ -196,7 +197,7 @@ class SigMFReader:
     Every field reading the samples relies on is checked on opening, and the data file must be a
     readable regular file: whatever is wrong raises RecordingError naming the file, field or value."""
 
-    def __init__(self, path) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         base = _base(path)
         self.path = base.with_suffix(".sigmf-meta")
         doc = _load_metadata(self.path)
@@ -258,7 +259,7 @@ class SigMFReader:
         return self.read(start, max(0, stop - start))
 
 
-def read_recording(path, start: int = 0, count: int = -1) -> Recording:
+def read_recording(path: str | os.PathLike[str], start: int = 0, count: int = -1) -> Recording:
     """Read a SigMF recording as complex64, whatever its supported datatype (see SigMFReader)."""
     reader = SigMFReader(path)
     return Recording(
