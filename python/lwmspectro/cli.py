@@ -18,6 +18,7 @@ traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib
 import importlib.metadata
@@ -26,7 +27,7 @@ import os
 import pkgutil
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 
 COMMAND_GROUP = "lwmspectro.commands"
@@ -63,8 +64,6 @@ EXIT_STATUS = f"""exit status:
 
 LOG_PACKAGES = ("lwmspectro", "lwmspectro_train", "gnuradio.lwmspectro")
 """Loggers of the project's packages: -v / -q set their level; other libraries log warnings only."""
-
-logger = logging.getLogger(__name__)
 
 
 class CommandUnavailable(Exception):
@@ -256,20 +255,26 @@ class _LogFormatter(logging.Formatter):
         return f"lwmspectro: {record.levelname.lower()}: {message}"
 
 
-def configure_logging(verbosity: int) -> None:
-    """Log to stderr: the project's packages at INFO (-v DEBUG, -q WARNING, -qq ERROR), other libraries
-    at WARNING (-vv: as the project's). Replaces the handler an earlier call installed."""
+@contextlib.contextmanager
+def logging_to_stderr(verbosity: int) -> Iterator[None]:
+    """Log to stderr while a command runs: the project's packages at INFO (-v DEBUG, -q WARNING,
+    -qq ERROR), other libraries at WARNING (-vv: as the project's). The handler and levels are
+    undone afterwards, so that a caller running main() in-process keeps its own logging."""
     level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG if verbosity > 0 else logging.ERROR)
-    root = logging.getLogger()
-    for handler in [h for h in root.handlers if h.get_name() == __name__]:
-        root.removeHandler(handler)
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in LOG_PACKAGES)]
+    saved = [log.level for log in loggers]
     handler = logging.StreamHandler(sys.stderr)
-    handler.set_name(__name__)
     handler.setFormatter(_LogFormatter())
-    root.addHandler(handler)
-    root.setLevel(level if verbosity > 1 else max(level, logging.WARNING))
-    for name in LOG_PACKAGES:
-        logging.getLogger(name).setLevel(level)
+    loggers[0].addHandler(handler)
+    loggers[0].setLevel(level if verbosity > 1 else max(level, logging.WARNING))
+    for log in loggers[1:]:
+        log.setLevel(level)
+    try:
+        yield
+    finally:
+        loggers[0].removeHandler(handler)
+        for log, saved_level in zip(loggers, saved):
+            log.setLevel(saved_level)
 
 
 def _install_hint(command: str) -> str:
@@ -308,12 +313,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandUnavailable as err:
         print(err, file=sys.stderr)
         return EXIT_USAGE
-    configure_logging(args.verbose - args.quiet)
     if args.quiet and hasattr(args, "no_progress"):
         args.no_progress = True
     prog = f"{parser.prog} {args.command}"
     try:
-        status = int(args.run(args) or 0)
+        with logging_to_stderr(args.verbose - args.quiet):
+            status = int(args.run(args) or 0)
         sys.stdout.flush()
         return status
     except BrokenPipeError:
