@@ -47,6 +47,19 @@ def test_run_can_annotate_the_recording_it_reads(bundle, recording, capsys):
     assert labels[1] == "invalid" and len(labels) == 3
 
 
+def test_replay_annotates_every_window_without_a_rate_cap_or_drops(bundle, tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    n = 300 * PARAMS.window_samples
+    iq = (rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(np.complex64)
+    meta = write_recording(tmp_path / "long", iq, PARAMS.sample_rate_hz, 2.4e9, labels={"protocol": "none"})
+    assert cli.main(["run", "--source", f"sigmf:{meta}", "--bundle", bundle, "--annotate", "--json"]) == 0
+    readouts = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    annotations = json.loads(meta.read_text())["annotations"]
+    assert len(readouts) == len(annotations) == 300
+    assert [a["core:sample_start"] for a in annotations] == [i * PARAMS.window_samples for i in range(300)]
+    assert readouts[-1]["windows_dropped"] == 0 and readouts[-1]["windows_classified"] == 300
+
+
 @pytest.mark.parametrize(
     "source, message",
     [
@@ -61,7 +74,8 @@ def test_run_can_annotate_the_recording_it_reads(bundle, recording, capsys):
     ],
 )
 def test_a_source_that_is_not_there_says_which_and_why(bundle, source, message, capsys):
-    assert cli.main(["run", "--source", source, "--bundle", bundle]) == 2
+    usage_error = source == "radio:1"
+    assert cli.main(["run", "--source", source, "--bundle", bundle]) == (2 if usage_error else 1)
     assert message in capsys.readouterr().err
 
 
@@ -69,9 +83,9 @@ def test_an_unsupported_recording_and_a_missing_bundle_fail_before_streaming(bun
     meta = json.loads(recording.read_text())
     meta["global"]["core:datatype"] = "cu8"
     recording.write_text(json.dumps(meta))
-    assert cli.main(["run", "--source", f"sigmf:{recording}", "--bundle", bundle]) == 2
+    assert cli.main(["run", "--source", f"sigmf:{recording}", "--bundle", bundle]) == 1
     assert "core:datatype 'cu8', which is not supported; supported: cf32_le" in capsys.readouterr().err
-    assert cli.main(["run", "--source", "synthetic", "--bundle", str(tmp_path / "nothing")]) == 2
+    assert cli.main(["run", "--source", "synthetic", "--bundle", str(tmp_path / "nothing")]) == 1
     assert "LWM Classifier: bundle" in capsys.readouterr().err
 
 

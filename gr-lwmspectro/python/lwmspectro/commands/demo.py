@@ -40,15 +40,21 @@ def build_flowgraph(bundle: str, protocol: str = "", snr_db=None, seed: int = 0)
 
 
 def run(args) -> int:
-    import time
-
     from lwmspectro.cli import UsageError
 
-    from .run import StopRequest, log_to_stderr
+    from .run import stdout_for_python_only
 
-    log_to_stderr()
     if args.seconds <= 0:
         raise UsageError(f"--seconds {args.seconds} must be positive")
+    with stdout_for_python_only():
+        return _run(args)
+
+
+def _run(args) -> int:
+    import time
+
+    from .run import StopRequest
+
     top, source, receiver, board = build_flowgraph(args.bundle, args.protocol, args.snr, args.seed)
     runtime = receiver.classifier.runtime
     print(

@@ -1,12 +1,15 @@
 """`lwmspectro run`: the GNU Radio receiver on a live or recorded source, without GRC.
 
-Readouts are the only thing on stdout: GNU Radio's log goes to stderr. Ctrl-C (SIGINT) or SIGTERM
+Readouts are the only thing on stdout: whatever GNU Radio writes there (its log, by default) goes
+to stderr. Ctrl-C (SIGINT) or SIGTERM
 stops the flowgraph from the main thread (every block's stop() runs: the annotations are written,
 the worker threads joined), prints the summary and exits with 130 (143 for SIGTERM).
 """
 
+import contextlib
 import os
 import signal
+import sys
 
 HELP = (
     "run the receiver on a source: synthetic, sigmf:PATH, zmq:ADDR, soapy:ARGS or uhd:ARGS; "
@@ -73,7 +76,9 @@ def parse_source(spec: str) -> tuple[str, str]:
         return kind, argument
     if kind in ("soapy", "uhd"):
         return kind, argument
-    raise ValueError(f"--source {spec!r} is not understood; valid: {', '.join(SOURCE_KINDS)}")
+    from lwmspectro.cli import UsageError
+
+    raise UsageError(f"--source {spec!r} is not understood; valid: {', '.join(SOURCE_KINDS)}")
 
 
 def _soapy_devices(args: str) -> list[str] | None:
@@ -180,7 +185,9 @@ def open_source(spec: str, rate, freq: float, gain: float):
         return source, source.samp_rate, None
     rate = DEFAULT_RATE if rate is None else rate
     if rate <= 0:
-        raise ValueError(f"--rate {rate:g} must be a positive number of samples per second")
+        from lwmspectro.cli import UsageError
+
+        raise UsageError(f"--rate {rate:g} must be a positive number of samples per second")
     if kind == "zmq":
         return (*open_zmq(argument, rate), None)
     if kind == "soapy":
@@ -219,24 +226,54 @@ class StopRequest:
         return 0 if self.signal is None else 128 + self.signal
 
 
-def log_to_stderr() -> None:
-    """Send GNU Radio's log (its default is stdout) to stderr, so that stdout holds readouts only.
-    GNU Radio reads the setting when it creates its first logger; an explicit setting wins."""
-    os.environ.setdefault("GR_CONF_LOG_LOG_FILE", "stderr")
+@contextlib.contextmanager
+def stdout_for_python_only():
+    """Point file descriptor 1 at stderr while Python's sys.stdout keeps the real stdout, so that
+    what native code writes there (GNU Radio's log, which chose stdout when `gnuradio.gr` was
+    first imported) never lands among the readouts. Nothing changes when sys.stdout is not the
+    process's stdout (e.g. captured)."""
+    try:
+        is_fd1 = sys.stdout.fileno() == 1
+    except (AttributeError, OSError, ValueError):
+        is_fd1 = False
+    if not is_fd1:
+        yield
+        return
+    sys.stdout.flush()
+    original = sys.stdout
+    readouts = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with open(readouts, "w", buffering=1, encoding=original.encoding, errors=original.errors) as stream:
+            sys.stdout = stream
+            try:
+                yield
+            finally:
+                with contextlib.suppress(BrokenPipeError):
+                    stream.flush()
+                sys.stdout = original
+                os.dup2(readouts, 1)
+    finally:
+        sys.stdout = original
 
 
 def run(args) -> int:
-    import sys
+    with stdout_for_python_only():
+        return _run(args)
+
+
+def _run(args) -> int:
     import threading
     import time
 
-    log_to_stderr()
     from gnuradio import gr
     from gnuradio import lwmspectro as lwm_blocks
 
     kind, argument = parse_source(args.source)
     if args.annotate and kind != "sigmf":
-        raise ValueError("--annotate needs --source sigmf:PATH (it writes into that recording)")
+        from lwmspectro.cli import UsageError
+
+        raise UsageError("--annotate needs --source sigmf:PATH (it writes into that recording)")
     replay = kind == "sigmf"
     max_rate = args.max_rate if args.max_rate is not None else (0.0 if replay else LIVE_MAX_RATE)
     source, rate, synthetic = open_source(args.source, args.rate, args.freq, args.gain)
