@@ -17,6 +17,8 @@ import pmt
 import zmq
 from gnuradio import blocks, gr, gr_unittest
 from gnuradio.lwmspectro.common import ConfigError, readout_to_pmt
+from gnuradio.lwmspectro.sigmf_annotator import describe, occupied_band
+from scipy import signal as sps
 from sigmf.sigmffile import fromfile
 
 from lwmspectro.bundle import write_card
@@ -145,11 +147,21 @@ class qa_zmq_pub_sink(gr_unittest.TestCase):
         first.stop()
 
 
+def band_of_noise(n, rate, low, high, seed=0):
+    """Unit white noise plus noise 20 dB stronger between `low` and `high` Hz."""
+    rng = np.random.default_rng(seed)
+    white = (rng.standard_normal(n) + 1j * rng.standard_normal(n)) / np.sqrt(2)
+    taps = sps.firwin(255, (high - low) / 2, fs=rate)
+    band = sps.lfilter(taps, 1, rng.standard_normal(n) + 1j * rng.standard_normal(n))
+    shifted = band * np.exp(2j * np.pi * (low + high) / 2 * np.arange(n) / rate)
+    return (white + 10 * shifted).astype(np.complex64)
+
+
 class qa_sigmf_annotator(gr_unittest.TestCase):
     def make_recording(self, name):
-        meta_path = write_recording(
-            FOLDER / name, np.zeros(8000, np.complex64), 0.8e6, 2.4e9, labels={"protocol": "lte"}
-        )
+        iq = np.zeros(8000, np.complex64)
+        iq[:2016] = band_of_noise(2016, 0.8e6, 100e3, 250e3)
+        meta_path = write_recording(FOLDER / name, iq, 0.8e6, 2.4e9, labels={"protocol": "lte"})
         meta = json.loads(meta_path.read_text())
         meta["global"]["core:author"] = "someone else"
         meta["annotations"] = [{"core:sample_start": 3000, "core:sample_count": 10, "core:label": "burst"}]
@@ -174,14 +186,40 @@ class qa_sigmf_annotator(gr_unittest.TestCase):
         self.assertEqual([a["core:label"] for a in ours], ["lte", "invalid", "none"])
         window = -(-PARAMS.window_samples * 4 // 5)  # at 0.8 MS/s
         self.assertEqual({a["core:sample_count"] for a in ours}, {window})
-        self.assertEqual(ours[0]["lwm:modulation"], "64QAM")
-        self.assertEqual(ours[1]["lwm:invalid_reason"], "all_zero")
-        self.assertEqual(ours[0]["core:comment"], format_line(READOUTS[0]).strip())
+        # Predictions under their own keys, typed, without runtime counters; the truth stays in global.
+        self.assertEqual(ours[0]["lwm:predicted_protocol"], "lte")
+        self.assertEqual(ours[0]["lwm:predicted_modulation"], "64QAM")
+        self.assertEqual((ours[0]["lwm:predicted_snr_db"], ours[0]["lwm:protocol_confidence"]), (15.0, 0.97))
+        self.assertEqual((ours[1]["lwm:valid"], ours[1]["lwm:invalid_reason"]), (False, "all_zero"))
+        self.assertEqual(ours[0]["lwm:model"], "test-tiny")
+        for annotation in ours:
+            self.assertFalse({"lwm:latency_ms", "lwm:windows_seen", "lwm:rx_time", "lwm:protocol"} & set(annotation))
+            self.assertNotIn(None, annotation.values())
+        self.assertNotIn("lwm:predicted_modulation", ours[2])
+        self.assertEqual(ours[0]["core:comment"], describe(READOUTS[0]))
+        self.assertNotIn("ms", ours[0]["core:comment"])
+        # The occupied band of the first window, absolute: 2.4 GHz + 100..250 kHz, to a bin (3.1 kHz).
+        self.assertAlmostEqual(ours[0]["core:freq_lower_edge"], 2.4e9 + 100e3, delta=8e3)
+        self.assertAlmostEqual(ours[0]["core:freq_upper_edge"], 2.4e9 + 250e3, delta=8e3)
+        self.assertNotIn("core:freq_lower_edge", ours[1])  # not judged
+        self.assertNotIn("core:freq_lower_edge", ours[2])  # nothing above the floor (zeros)
         self.assertEqual(
             sorted(p.name for p in FOLDER.glob("annotated*")), ["annotated.sigmf-data", "annotated.sigmf-meta"]
         )
         recording = fromfile(str(meta_path))
         self.assertEqual(len(recording.get_annotations()), 4)
+
+    def test_occupied_band_holds_the_power_above_the_noise_floor(self):
+        rate = 1e6
+        low, high = occupied_band(band_of_noise(20000, rate, -300e3, -50e3), rate)
+        self.assertAlmostEqual(low, -300e3, delta=2 * rate / 256)
+        self.assertAlmostEqual(high, -50e3, delta=2 * rate / 256)
+        tone = np.exp(2j * np.pi * 200e3 * np.arange(20000) / rate).astype(np.complex64)
+        low, high = occupied_band(tone + 0.01 * band_of_noise(20000, rate, 0, 1, seed=1), rate)
+        self.assertTrue(low < 200e3 < high and high - low <= 3 * rate / 256)
+        rng = np.random.default_rng(2)
+        self.assertIsNone(occupied_band((rng.standard_normal(20000) + 1j * rng.standard_normal(20000)), rate))
+        self.assertIsNone(occupied_band(np.zeros(20000, np.complex64), rate))
 
     def test_missing_recording_names_the_block_and_the_path(self):
         with self.assertRaisesRegex(ConfigError, r"LWM SigMF Annotator: no SigMF metadata at .*nowhere.sigmf-meta"):
