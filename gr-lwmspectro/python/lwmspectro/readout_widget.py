@@ -1,4 +1,5 @@
-"""LWM Readout Widget: the current readout as labels with confidence bars, and a short history."""
+"""LWM Readout Widget: the current readout as labels with confidence bars, the ground truth beside
+it when the stream carries one (the LWM Synthetic Source's), and a short history."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ from PyQt5 import QtCore, QtWidgets
 from lwmspectro.readout import format_line
 
 from .common import ConfigError, ReadoutSink
+from .scoreboard import Tally, line, truth_of
 
 LABEL = "LWM Readout Widget"
 ROWS = (("protocol", "Protocol"), ("modulation", "Modulation"), ("snr_db", "SNR"), ("mobility", "Mobility"))
+MINIMUM_SIZE = (520, 340)
+"""Pixels, so that labels, bars and a few history lines stay readable in a small window."""
+VERDICT_STYLE = {True: "color: #1a7f37;", False: "color: #cf222e; font-weight: bold;", None: "color: gray;"}
 
 
 def _value_text(readout: dict, field: str) -> str:
@@ -25,15 +30,22 @@ class ReadoutView(QtWidgets.QWidget):
     """The Qt side. Readouts reach it through a queued signal, so the GNU Radio thread that
     receives them never touches a widget."""
 
-    readout_arrived = QtCore.pyqtSignal(object)
+    readout_arrived = QtCore.pyqtSignal(object, object)
 
     def __init__(self, title: str, history: int, parent=None):
         super().__init__(parent)
+        self.setMinimumSize(*MINIMUM_SIZE)
         layout = QtWidgets.QVBoxLayout(self)
         box = QtWidgets.QGroupBox(title)
         grid = QtWidgets.QGridLayout(box)
-        self.values, self.bars = {}, {}
-        for row, (field, name) in enumerate(ROWS):
+        grid.setColumnStretch(2, 1)
+        self.values, self.bars, self.truths = {}, {}, {}
+        self.truth_heading = QtWidgets.QLabel("<b>Truth</b>")
+        self.truth_heading.hide()
+        grid.addWidget(QtWidgets.QLabel("<b>Readout</b>"), 0, 1)
+        grid.addWidget(QtWidgets.QLabel("<b>Confidence</b>"), 0, 2)
+        grid.addWidget(self.truth_heading, 0, 3)
+        for row, (field, name) in enumerate(ROWS, start=1):
             grid.addWidget(QtWidgets.QLabel(name), row, 0)
             self.values[field] = QtWidgets.QLabel("-")
             self.values[field].setMinimumWidth(90)
@@ -44,35 +56,65 @@ class ReadoutView(QtWidgets.QWidget):
             bar.setFormat("%p %")
             self.bars[field] = bar
             grid.addWidget(bar, row, 2)
+            self.truths[field] = QtWidgets.QLabel("")
+            self.truths[field].setMinimumWidth(110)
+            self.truths[field].hide()
+            grid.addWidget(self.truths[field], row, 3)
         self.status = QtWidgets.QLabel("waiting for readouts")
-        grid.addWidget(self.status, len(ROWS), 0, 1, 3)
+        grid.addWidget(self.status, len(ROWS) + 1, 0, 1, 4)
+        self.score = QtWidgets.QLabel("")
+        self.score.hide()
+        grid.addWidget(self.score, len(ROWS) + 2, 0, 1, 4)
         layout.addWidget(box)
         self.history = QtWidgets.QListWidget()
-        self.history.setMaximumHeight(18 * max(history, 1) + 6)
-        layout.addWidget(self.history)
+        self.history.setMinimumHeight(18 * min(max(history, 1), 4) + 6)
+        layout.addWidget(self.history, 1)
         self.lines = collections.deque(maxlen=history)
+        self.tally = Tally()
         self.readout_arrived.connect(self.show_readout)
 
-    def show_readout(self, readout: dict) -> None:
+    def show_readout(self, readout: dict, truth: dict | None = None) -> None:
+        """Show a readout, and beside it the truth of its window when there is one (each task
+        green when the readout agrees, red when not, grey when the truth does not decide it)."""
+        verdict = self.tally.record(readout, truth) if truth is not None else {}
         for field, _ in ROWS:
             confidence_key = "snr_confidence" if field == "snr_db" else f"{field}_confidence"
             confidence = readout.get(confidence_key)
             self.values[field].setText(_value_text(readout, field) if readout["valid"] else "invalid")
             self.bars[field].setValue(0 if confidence is None else round(100 * confidence))
+        if truth is not None:
+            self._show_truth(readout, truth, verdict)
         reason = "" if readout["valid"] else f"  input not judged: {readout['invalid_reason']}"
         self.status.setText(
             f"window @{readout['window_start']}  latency {readout['latency_ms']:.1f} ms  "
             f"seen {readout['windows_seen']}  classified {readout['windows_classified']}  "
             f"dropped {readout['windows_dropped']}{reason}"
         )
-        self.lines.appendleft(format_line(readout).strip())
+        text = line(readout, truth, verdict) if truth is not None else format_line(readout)
+        self.lines.appendleft(text.strip())
         self.history.clear()
         self.history.addItems(list(self.lines))
+
+    def _show_truth(self, readout: dict, truth: dict, verdict: dict) -> None:
+        self.truth_heading.show()
+        for field, _ in ROWS:
+            label = self.truths[field]
+            label.setText(_value_text(truth, field))
+            label.setStyleSheet(VERDICT_STYLE[verdict.get(field)])
+            label.show()
+        agreement = ", ".join(
+            f"{task.removesuffix('_db')} {100 * fraction:.0f} %"
+            for task, fraction in self.tally.accuracy().items()
+            if fraction is not None
+        )
+        self.score.setText(f"agreement with the truth over {self.tally.readouts} readouts: {agreement or '-'}")
+        self.score.show()
 
 
 class readout_widget(ReadoutSink):
     """A Qt GUI readout panel fed by the `readout` message port; place it with gui_hint like
-    other QT GUI blocks (its widget is `qwidget()`).
+    other QT GUI blocks (its widget is `qwidget()`). Readouts of a labelled stream (the LWM
+    Synthetic Source's) show their ground truth beside them and the running agreement.
 
     history: readout lines kept in the list under the panel.
     title: the panel's caption.
@@ -88,4 +130,4 @@ class readout_widget(ReadoutSink):
         return self.view
 
     def handle_readout(self, readout: dict, message) -> None:
-        self.view.readout_arrived.emit(readout)
+        self.view.readout_arrived.emit(readout, truth_of(message))

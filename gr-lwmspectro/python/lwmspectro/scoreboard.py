@@ -30,50 +30,53 @@ def judge(readout: dict, truth: dict) -> dict:
     return verdict
 
 
-class scoreboard(ReadoutSink):
-    """Prints each readout beside the ground truth of its window and keeps the running
-    accuracy per task. The truth rides with the readout: the LWM Synthetic Source tags each
-    observation (lwm_truth), the spectrogram carries the tag to the window, and the
-    classifier publishes it under a `truth` key beside the readout fields.
+def truth_of(message) -> dict | None:
+    """The ground truth a readout message carries (its `truth` key), or None."""
+    return pmt.to_python(pmt.dict_ref(message, pmt.intern("truth"), pmt.PMT_NIL))
 
-    show: print one line per readout (the readout, the truth and the verdict).
-    """
 
-    def __init__(self, show=True):
-        ReadoutSink.__init__(self, "lwm_scoreboard")
-        self.show = bool(show)
+def truth_text(truth: dict) -> str:
+    """The truth's labels in one short phrase, e.g. 'lte 64QAM 10 dB static'."""
+    text = truth["protocol"]
+    if truth["protocol"] in labels.PROTOCOLS:
+        text += f" {truth['modulation']} {truth['snr_db']:.0f} dB {truth['mobility']}"
+    return text
+
+
+def line(readout: dict, truth: dict | None, verdict: dict) -> str:
+    """The readout's line, the truth beside it and the verdict per task."""
+    text = format_line(readout)
+    if truth is None:
+        return f"{text}  | truth unknown"
+    marks = " ".join(f"{task.removesuffix('_db')} {'ok' if right else 'WRONG'}" for task, right in verdict.items())
+    return f"{text}  | truth {truth_text(truth)}" + (f"  [{marks}]" if marks else "")
+
+
+class Tally:
+    """Running agreement of readouts with their truth, per task (the scoreboard's and the readout
+    widget's)."""
+
+    def __init__(self) -> None:
         self.correct = dict.fromkeys(TASKS, 0)
         self.judged = dict.fromkeys(TASKS, 0)
         self.invalid = 0
         self.unlabelled = 0
         self.readouts = 0
 
-    def handle_readout(self, readout: dict, message) -> None:
-        truth = pmt.to_python(pmt.dict_ref(message, pmt.intern("truth"), pmt.PMT_NIL))
+    def record(self, readout: dict, truth: dict | None) -> dict:
+        """Count one readout; returns its verdict ({task: right}, empty when nothing is judged)."""
         self.readouts += 1
-        verdict = {}
         if not readout["valid"]:
             self.invalid += 1
-        elif truth is None:
-            self.unlabelled += 1
-        else:
-            verdict = judge(readout, truth)
-            for task, right in verdict.items():
-                self.judged[task] += 1
-                self.correct[task] += int(right)
-        if self.show:
-            print(self.line(readout, truth, verdict), file=sys.stdout, flush=True)
-
-    @staticmethod
-    def line(readout: dict, truth, verdict: dict) -> str:
-        text = format_line(readout)
+            return {}
         if truth is None:
-            return f"{text}  | truth unknown"
-        truth_text = truth["protocol"]
-        if truth["protocol"] in labels.PROTOCOLS:
-            truth_text += f" {truth['modulation']} {truth['snr_db']:.0f} dB {truth['mobility']}"
-        marks = " ".join(f"{task.removesuffix('_db')} {'ok' if right else 'WRONG'}" for task, right in verdict.items())
-        return f"{text}  | truth {truth_text}" + (f"  [{marks}]" if marks else "")
+            self.unlabelled += 1
+            return {}
+        verdict = judge(readout, truth)
+        for task, right in verdict.items():
+            self.judged[task] += 1
+            self.correct[task] += int(right)
+        return verdict
 
     def accuracy(self) -> dict:
         """{task: fraction correct or None when nothing was judged}."""
@@ -91,3 +94,24 @@ class scoreboard(ReadoutSink):
         if self.unlabelled:
             parts.append(f"without truth {self.unlabelled}")
         return "accuracy: " + ", ".join(parts)
+
+
+class scoreboard(ReadoutSink, Tally):
+    """Prints each readout beside the ground truth of its window and keeps the running
+    accuracy per task. The truth rides with the readout: the LWM Synthetic Source tags each
+    observation (lwm_truth), the spectrogram carries the tag to the window, and the
+    classifier publishes it under a `truth` key beside the readout fields.
+
+    show: print one line per readout (the readout, the truth and the verdict).
+    """
+
+    def __init__(self, show=True):
+        ReadoutSink.__init__(self, "lwm_scoreboard")
+        Tally.__init__(self)
+        self.show = bool(show)
+
+    def handle_readout(self, readout: dict, message) -> None:
+        truth = truth_of(message)
+        verdict = self.record(readout, truth)
+        if self.show:
+            print(line(readout, truth, verdict), file=sys.stdout, flush=True)
