@@ -212,6 +212,96 @@ def zero_recording(samples: int) -> Callable[[Path], dict]:
 
 WINDOW_SAMPLES = 128 * 3840  # G's observation at the analysis rate (T x R)
 
+
+def _lwmspectro_child(argv: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "lwmspectro.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """The peak resident memory of a running process (VmHWM), in MB; 0 once it has ended."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def zmq_publisher(messages: Callable[[int], bytes], seconds: float = 6.0, burst: int = 0) -> Callable[[Path], Outcome]:
+    """`run --source zmq:...` for `seconds` while this process publishes `messages(i)` (i = 0, 1, ...)
+    every 5 ms, then `burst` messages of 8 MB at once; checks that stdout stays JSON readouts and that the
+    child's memory stays under 1 GB."""
+
+    def command(tmp: Path) -> Outcome:
+        import time
+
+        import zmq
+
+        publisher = zmq.Context.instance().socket(zmq.PUB)
+        publisher.setsockopt(zmq.LINGER, 0)
+        publisher.bind("tcp://127.0.0.1:*")
+        endpoint = publisher.getsockopt_string(zmq.LAST_ENDPOINT)
+        child = _lwmspectro_child(
+            ["run", "--source", f"zmq:{endpoint}", "--rate", "1e6", "--json", "--seconds", str(seconds)]
+        )
+        big = np.zeros(1 << 20, np.complex64).tobytes()
+        peak, i, malformed = 0.0, 0, 0
+        try:
+            while child.poll() is None:
+                message = messages(i)
+                malformed += not message or len(message) % 8 != 0
+                publisher.send(message)
+                i += 1
+                if burst and i == 400:  # the child has subscribed and reads by now
+                    for _ in range(burst):
+                        publisher.send(big, copy=False)
+                peak = max(peak, _peak_rss_mb(child.pid))
+                time.sleep(0.005)
+            out, err = child.communicate(timeout=60)
+        finally:
+            child.kill()
+            publisher.close()
+        readouts = [json.loads(line) for line in out.splitlines()]
+        assert len(readouts) >= 3 and peak < 1024, f"{len(readouts)} readouts, peak RSS {peak:.0f} MB\n{err}"
+        assert not burst or readouts[-1]["samples_dropped"] > 0, err
+        assert not malformed or re.search(r"[1-9]\d* malformed messages skipped", err), err
+        return Outcome(child.returncode, out, err)
+
+    return command
+
+
+def interrupted(argv: str, signal_name: str = "SIGINT") -> Callable[[Path], Outcome]:
+    """`argv` in a child that gets the signal once its first readout is out."""
+
+    def command(tmp: Path) -> Outcome:
+        import signal
+
+        child = _lwmspectro_child(shlex.split(argv.format(tmp=tmp)))
+        try:
+            first = child.stdout.readline() if child.stdout else ""
+            child.send_signal(getattr(signal, signal_name))
+            out, err = child.communicate(timeout=120)
+        finally:
+            child.kill()
+        assert first.startswith("{") and "stopped by a signal" in err, err
+        return Outcome(child.returncode, first + out, err)
+
+    return command
+
+
+def _good(samples: int = 16384) -> bytes:
+    rng = np.random.default_rng(samples)
+    return (rng.standard_normal(samples) + 1j * rng.standard_normal(samples)).astype(np.complex64).tobytes()
+
+
+GOOD = _good()
+
+
 # ----- the cases, one list per area ---------------------------------------------------------------------
 
 # fmt: off
@@ -277,7 +367,19 @@ TRUST_CASES: list[Case] = []
 
 GENERATE_CASES: list[Case] = []
 
-RUN_CASES: list[Case] = []
+RUN_CASES: list[Case] = [
+    Case("run-source-unknown", "run --source radio:1", None, 2, r"--source 'radio:1' is not understood; valid: synthetic, sigmf:PATH, zmq:ADDR"),
+    Case("run-annotate-needs-a-recording", "run --source synthetic --annotate", None, 2, r"--annotate needs --source sigmf:PATH"),
+    Case("run-rate-negative", "run --source zmq:tcp://127.0.0.1:5555 --rate -1", None, 2, r"--rate -1 must be a positive number"),
+    Case("run-zmq-bad-address", "run --source zmq:nowhere", None, 1, r"LWM ZMQ Source: cannot connect to 'nowhere'.*tcp://127\.0\.0\.1:5555"),
+    Case("run-missing-recording", "run --source sigmf:{tmp}/absent.sigmf-meta", None, 1, r"LWM SigMF Source: no SigMF recording at .*absent"),
+    Case("run-recording-unsupported-datatype", "run --source sigmf:{meta}", with_global(**{"core:datatype": "ru8"}), 1, r"core:datatype 'ru8'.*supported: cf32_le"),
+    Case("run-missing-bundle", "run --source synthetic --bundle {tmp}/nowhere", None, 1, r"LWM Classifier: bundle .*nowhere"),
+    Case("run-zmq-odd-empty-messages", zmq_publisher(lambda i: (GOOD, GOOD[:-3], GOOD, b"", GOOD, b"\x01")[i % 6]), None, 0, None, marks=(pytest.mark.slow,)),
+    Case("run-zmq-burst-above-real-time", zmq_publisher(lambda i: GOOD, burst=200), None, 0, None, marks=(pytest.mark.slow,)),
+    Case("run-ctrl-c", interrupted("run --source synthetic --json"), None, 130, None, marks=(pytest.mark.slow,)),
+    Case("run-sigterm", interrupted("run --source synthetic --json", "SIGTERM"), None, 143, None, marks=(pytest.mark.slow,)),
+]
 
 # fmt: on
 
