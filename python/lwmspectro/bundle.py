@@ -215,9 +215,13 @@ def _read_files(files: Mapping[str, Any], experts: Iterable[str], folder: Path, 
 
 
 def _bundle_candidates() -> list[Path]:
+    """The interpreter's prefix, the prefix CMake installed this package under (the package in
+    <prefix>/lib/python3.X/site-packages, the bundle in <prefix>/share), the repository."""
+    package = Path(__file__).resolve().parent
     return [
         Path(sys.prefix) / "share" / "lwmspectro" / "models" / DEFAULT_BUNDLE_NAME,
-        Path(__file__).resolve().parents[2] / "models" / DEFAULT_BUNDLE_NAME,
+        package.parents[3] / "share" / "lwmspectro" / "models" / DEFAULT_BUNDLE_NAME,
+        package.parent.parent / "models" / DEFAULT_BUNDLE_NAME,
     ]
 
 
