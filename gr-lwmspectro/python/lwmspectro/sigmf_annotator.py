@@ -172,7 +172,7 @@ class sigmf_annotator(ReadoutSink):
         """The recording's samples, for the occupied band; None (and a warning) when they cannot be read."""
         try:
             return fromfile(str(self.path), skip_checksum=True, autoscale=True)
-        except (SigMFError, ValueError, OSError) as err:
+        except (SigMFError, ValueError, OSError, KeyError, TypeError) as err:  # any recording sigmf cannot open
             log.warning(
                 "%s: cannot read the samples of %s (%s); annotations get no frequency edges", LABEL, self.path, err
             )

@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 
 HELP = (
     "run the receiver on a source: synthetic, sigmf:PATH, zmq:ADDR, soapy:ARGS or uhd:ARGS; "
@@ -206,7 +207,9 @@ class StopRequest:
         self._previous: dict = {}
 
     def __enter__(self) -> "StopRequest":
-        self._previous = {number: signal.signal(number, self._catch) for number in self.SIGNALS}
+        # Python lets only the main thread set handlers; elsewhere the caller's handling stays.
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {number: signal.signal(number, self._catch) for number in self.SIGNALS}
         return self
 
     def __exit__(self, *exc) -> None:
@@ -263,7 +266,6 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
-    import threading
     import time
 
     from gnuradio import gr
