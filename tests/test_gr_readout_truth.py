@@ -3,12 +3,13 @@ source's truth shows it in its own column, each task marked by whether the reado
 running agreement; without a truth the column stays hidden."""
 
 import os
+import sys
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import gnuradio.lwmspectro as lwm_blocks
 import pmt
 from gnuradio.lwmspectro.common import readout_to_pmt
-from gnuradio.lwmspectro.readout_widget import VERDICT_STYLE, readout_widget
 from PyQt5 import QtWidgets
 
 from lwmspectro.readout import make_readout
@@ -37,7 +38,9 @@ def with_truth(readout: dict, truth: dict):
 
 def test_the_truth_shows_beside_the_readout_with_the_running_agreement():
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
-    widget = readout_widget(history=3, title="LWM test")
+    widget = lwm_blocks.readout_widget(history=3, title="LWM test")
+    assert isinstance(lwm_blocks.readout_widget(history=1), lwm_blocks.readout_widget), "a second one too"
+    styles = sys.modules[lwm_blocks.readout_widget.__module__].VERDICT_STYLE
     view = widget.qwidget()
     assert view.minimumWidth() >= 500 and view.minimumHeight() >= 300
     widget.handle_readout(READOUT, readout_to_pmt(READOUT))
@@ -49,7 +52,7 @@ def test_the_truth_shows_beside_the_readout_with_the_running_agreement():
     assert not view.truth_heading.isHidden()
     texts = {field: label.text() for field, label in view.truths.items()}
     assert texts == {"protocol": "lte", "modulation": "16QAM", "snr_db": "14 dB", "mobility": "pedestrian"}
-    assert view.truths["protocol"].styleSheet() == VERDICT_STYLE[True]
-    assert view.truths["modulation"].styleSheet() == VERDICT_STYLE[False]
+    assert view.truths["protocol"].styleSheet() == styles[True]
+    assert view.truths["modulation"].styleSheet() == styles[False]
     assert "protocol 100 %" in view.score.text() and "modulation 0 %" in view.score.text()
     assert "| truth lte 16QAM 14 dB pedestrian" in view.lines[0]

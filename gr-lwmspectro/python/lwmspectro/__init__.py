@@ -34,5 +34,7 @@ def __getattr__(name):
     if name == "readout_widget":
         from .readout_widget import readout_widget
 
+        # Importing the submodule bound its name here to the module; the block is what callers want.
+        globals()["readout_widget"] = readout_widget
         return readout_widget
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
