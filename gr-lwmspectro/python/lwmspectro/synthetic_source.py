@@ -53,18 +53,27 @@ def cache_dir() -> Path:
     return Path(root) / "lwmspectro" / "synthetic"
 
 
-def cache_key(stream) -> str:
-    """Everything that decides the generated observations: the generator's settings, the fixed
-    labels, the spectrogram geometry and the core's version."""
+def _core_digest() -> str:
+    """The sha256 of the core package's Python sources, so that a changed generator (an edit in
+    development as well as a new release) never replays observations cached by an older one."""
     import lwmspectro
 
+    digest = hashlib.sha256()
+    for path in sorted(Path(lwmspectro.__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def cache_key(stream) -> str:
+    """Everything that decides the generated observations: the generator's settings, the fixed
+    labels, the spectrogram geometry and the core's code."""
     settings = {
         "generator": stream.config.to_dict(),
         "fixed": stream.fixed,
         "cycle": stream.cycle,
         "params": stream.params.to_dict(),
         "scenario_folder": str(stream.scenario_folder),
-        "version": lwmspectro.__version__,
+        "core": _core_digest(),
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
