@@ -60,3 +60,14 @@ def test_every_example_compiles_with_the_installed_block_definitions(tmp_path):
         generated = tmp_path / f"{grc.stem}.py"
         assert generated.exists(), f"grcc wrote no {generated.name}"
         assert "from gnuradio import lwmspectro" in generated.read_text()
+
+
+def test_gui_examples_open_at_a_usable_size_with_a_waterfall_range_that_fits_their_source():
+    import yaml
+
+    for grc in (p for p in EXAMPLES if p.stem.endswith("_gui")):
+        blocks = {block["id"]: block["parameters"] for block in yaml.safe_load(grc.read_text())["blocks"]}
+        assert "self.resize(" in blocks["snippet"]["code"], grc.name
+        waterfall = blocks["qtgui_waterfall_sink_x"]
+        low, high = float(waterfall["int_min"]), float(waterfall["int_max"])
+        assert -110 <= low < high <= -10 and high - low <= 90, f"{grc.name}: {low}..{high} dB"
