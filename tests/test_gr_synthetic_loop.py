@@ -71,7 +71,7 @@ def test_it_keeps_to_the_sample_rate():
     top.connect(source, head, blocks.null_sink(gr.sizeof_gr_complex))
     started = time.monotonic()
     top.run()
-    assert seconds * 0.9 < time.monotonic() - started < seconds * 2
+    assert seconds * 0.9 < time.monotonic() - started < seconds * 3
 
 
 def test_the_worker_replaces_looped_observations_with_fresh_ones_and_their_truth():
