@@ -6,7 +6,9 @@ protocol by the mean level of one third of the band (wifi the lower third, lte t
 nr the upper) and gives `none` a constant score well above what noise gives a band (its
 mean fluctuates by about 0.3 at 16 bins), so a flat spectrogram reads as `none`; `forced_class`
 adds a large bias that makes one router class win everywhere.
-Experts and heads are seeded random linear maps.
+Experts and heads are seeded random linear maps. Every graph is stamped with what it was
+"trained" with and the card records the checksums, as an export does; a test that swaps a
+graph on purpose calls `restamp` to make the bundle whole again.
 
     from bundle_factory import make_bundle
     bundle_dir = make_bundle(tmp_path)
@@ -14,13 +16,14 @@ Experts and heads are seeded random linear maps.
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from lwmspectro import labels
-from lwmspectro.bundle import build_card, write_card
+from lwmspectro.bundle import CARD_FILE, build_card, write_card
 from lwmspectro.spectrogram import DEFAULT_PARAMS, SpectrogramParams
 
 NONE_BIAS = 2.0
@@ -150,8 +153,22 @@ def make_bundle(
             "embedding",
             ["modulation_logits", "snr_mobility_logits"],
         )
+    return stamp(bundle, card)
+
+
+def stamp(bundle: Path, card: dict) -> Path:
+    """Stamp the graphs of `bundle` with what `card` says they were trained with, then write the
+    card with their checksums."""
+    from lwmspectro_train.export import stamp_graphs
+
+    stamp_graphs(bundle, card)
     write_card(bundle, card)
     return bundle
+
+
+def restamp(bundle: Path) -> Path:
+    """Make a bundle whose files a test replaced on purpose consistent again (its current card)."""
+    return stamp(bundle, json.loads((bundle / CARD_FILE).read_text()))
 
 
 def band_spectrograms(params: SpectrogramParams, bands, seed: int = 0) -> np.ndarray:

@@ -186,10 +186,12 @@ def test_eval_command_without_torch_says_how_to_install(monkeypatch, capsys):
 
 
 def _bundle(folder, components, params):
-    """A card plus the torch checkpoint it names (the ONNX files are not needed by eval)."""
-    from lwmspectro.bundle import build_card, write_card
+    """Tiny graphs and a card naming the torch checkpoint, which is what eval reads."""
+    from lwmspectro.bundle import build_card
 
-    folder.mkdir(parents=True)
+    from bundle_factory import make_bundle, stamp
+
+    make_bundle(folder.parent, name=folder.name, params=params)
     heads = {p: TaskHeads(16, components.heads).state_dict() for p in components.experts}
     torch.save(
         {
@@ -208,8 +210,7 @@ def _bundle(folder, components, params):
     card = build_card(
         name="toy", params=params, normalisation={}, model={}, training={"checkpoint": "lwm.pt"}, metrics={}
     )
-    write_card(folder, card)
-    return folder
+    return stamp(folder, card)
 
 
 def test_header_names_the_command_and_bundle(tiny_run):

@@ -21,12 +21,11 @@ from gnuradio.lwmspectro.sigmf_annotator import describe, occupied_band
 from scipy import signal as sps
 from sigmf.sigmffile import fromfile
 
-from lwmspectro.bundle import write_card
 from lwmspectro.readout import FIELDS, format_line, invalid_readout, make_readout, to_json
 from lwmspectro.sigmf_io import write_recording
 from lwmspectro.spectrogram import SpectrogramParams
 
-from bundle_factory import make_card
+from bundle_factory import make_bundle
 
 PARAMS = SpectrogramParams(sample_rate_hz=1e6, n_fft=32, hop=64, n_frames=32, n_bins=16)
 READOUTS = [
@@ -62,9 +61,7 @@ READOUTS = [
 def setUpModule():
     global FOLDER, BUNDLE
     FOLDER = Path(tempfile.mkdtemp(prefix="lwm-qa-"))
-    BUNDLE = FOLDER / "card-only"
-    BUNDLE.mkdir()
-    write_card(BUNDLE, make_card(PARAMS))
+    BUNDLE = make_bundle(FOLDER, params=PARAMS)
 
 
 def tearDownModule():

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import scipy.signal
 
+from lwmspectro import bundle as bundle_module
 from lwmspectro import labels, quality, readout
-from lwmspectro.bundle import Bundle, load_bundle, write_card
+from lwmspectro.bundle import SCHEMA_VERSION, Bundle, load_bundle, write_card
 from lwmspectro.runtime import BundleError, Runtime, default_bundle_dir, softmax
 from lwmspectro.spectrogram import DEFAULT_PARAMS
 
-from bundle_factory import band_spectrograms, export_onnx, linear_expert, make_bundle, make_card
+from bundle_factory import band_spectrograms, export_onnx, linear_expert, make_bundle, make_card, restamp
 
 torch = pytest.importorskip("torch")
 
@@ -68,7 +69,7 @@ def test_loads_a_valid_bundle(runtime):
 
 def test_a_bundle_is_loaded_once_into_typed_fields(bundle):
     loaded = load_bundle(bundle)
-    assert loaded.path == bundle and loaded.name == "test-tiny" and loaded.schema_version == 1
+    assert loaded.path == bundle and loaded.name == "test-tiny" and loaded.schema_version == SCHEMA_VERSION
     assert loaded.params == DEFAULT_PARAMS
     assert loaded.labels.experts == labels.PROTOCOLS and loaded.labels.router == labels.ROUTER_CLASSES
     assert loaded.labels.snr_bins_db == tuple(float(s) for s in labels.SNR_GRID_DB)
@@ -86,15 +87,22 @@ def test_a_runtime_on_a_loaded_bundle_does_not_read_the_card_again(bundle, monke
     assert Runtime(loaded, intra_op_threads=1).bundle is loaded
 
 
-def test_write_card_refuses_a_card_it_could_not_load(tmp_path):
+def test_write_card_refuses_a_card_it_could_not_load(copy_of):
+    (copy_of / "card.json").unlink()
     card = make_card(DEFAULT_PARAMS)
     card["labels"]["snr_mobility"].append([30, "flying"])
     with pytest.raises(BundleError, match=r"card\.json: labels\.snr_mobility uses mobility classes \['flying'\]"):
-        write_card(tmp_path, card)
-    assert list(tmp_path.iterdir()) == []
+        write_card(copy_of, card)
+    assert not (copy_of / "card.json").exists()
     card["labels"]["snr_mobility"].pop()
-    write_card(tmp_path, card)
-    assert json.loads((tmp_path / "card.json").read_text()) == card
+    written = write_card(copy_of, card)
+    assert json.loads((copy_of / "card.json").read_text()) == written == {**card, "sha256": written["sha256"]}
+    assert written["sha256"]["router.onnx"] == hashlib.sha256((copy_of / "router.onnx").read_bytes()).hexdigest()
+
+
+def test_write_card_refuses_a_card_naming_a_graph_that_is_not_there(tmp_path):
+    with pytest.raises(BundleError, match=r"router\.onnx: No such file.*the card names it"):
+        write_card(tmp_path, make_card(DEFAULT_PARAMS))
 
 
 @pytest.mark.parametrize(
@@ -138,7 +146,7 @@ def test_wrong_schema_version_is_refused(copy_of):
 
 def test_corrupt_onnx_names_the_file(copy_of):
     (copy_of / "expert_lte.onnx").write_bytes(b"\x08\x07 this is not a protobuf" * 10)
-    with pytest.raises(BundleError, match=r"expert_lte\.onnx: not a loadable ONNX model"):
+    with pytest.raises(BundleError, match=r"expert_lte\.onnx: sha256 .* does not match .* card\.json records"):
         Runtime(copy_of)
 
 
@@ -147,6 +155,7 @@ def test_router_output_size_mismatch_names_the_file(copy_of):
     example = torch.zeros(2, 128, 128)
     wrong(example)
     export_onnx(wrong, copy_of / "router.onnx", example, "spectrogram", ["router_logits"])
+    restamp(copy_of)
     with pytest.raises(
         BundleError, match=r"router\.onnx: tensor 'router_logits' has shape \(batch, 4\), expected \(batch, 5\)"
     ):
@@ -205,8 +214,155 @@ def test_an_expert_that_does_not_fit_is_refused_naming_the_file(
         ["embedding"],
         dynamic_batch=dynamic_batch,
     )
+    restamp(copy_of)
     with pytest.raises(BundleError, match=error):
         Runtime(copy_of)
+
+
+def edit_card(folder, edit):
+    card = json.loads((folder / "card.json").read_text())
+    edit(card)
+    (folder / "card.json").write_text(json.dumps(card))
+
+
+def flip_bytes(path, count=64):
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + count] = bytes(b ^ 0xFF for b in data[middle : middle + count])
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("name", ["router.onnx", "expert_wifi.onnx", "heads_nr.onnx"])
+def test_a_graph_changed_after_export_fails_its_checksum(copy_of, name):
+    flip_bytes(copy_of / name)
+    with pytest.raises(BundleError, match=name.replace(".", r"\.") + r": sha256 \w+\.\.\. does not match"):
+        load_bundle(copy_of)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("log_floor_db", -150.0),
+        ("hop", 1920),
+        ("window", "hamming"),
+        ("sample_rate_hz", 15.36e6),
+        ("normalisation", "none"),
+        ("n_fft", 256),
+    ],
+)
+def test_a_card_whose_g_differs_from_the_graphs_is_refused_naming_the_field(copy_of, field, value):
+    def edit(card):
+        card["spectrogram"][field] = value
+        card["input"]["sample_rate_hz"] = card["spectrogram"]["sample_rate_hz"]
+
+    edit_card(copy_of, edit)
+    expected = json.dumps(DEFAULT_PARAMS.to_dict()[field])
+    with pytest.raises(
+        BundleError, match=rf"card\.json: spectrogram\.{field} is .* but router\.onnx was exported with {expected}"
+    ):
+        load_bundle(copy_of)
+
+
+@pytest.mark.parametrize(
+    "edit, error",
+    [
+        (
+            lambda card: card["labels"]["router"].reverse(),
+            r"labels\.router is \[\"other\", .* but router\.onnx was exported",
+        ),
+        (lambda card: card["labels"]["modulation"].sort(), r"labels\.modulation is .* but router\.onnx was exported"),
+        (lambda card: card["labels"]["snr_mobility"].reverse(), r"labels\.snr_mobility is .* was exported"),
+        (
+            lambda card: card["normalisation"].update(mean=0.5),
+            r"normalisation\.mean is 0\.5 but router\.onnx was exported with 0\.0",
+        ),
+        (
+            lambda card: card["normalisation"].pop("std"),
+            r"normalisation\.std is null but router\.onnx was exported with 1\.0",
+        ),
+    ],
+)
+def test_a_card_whose_labels_or_normalisation_differ_from_the_graphs_is_refused(copy_of, edit, error):
+    edit_card(copy_of, edit)
+    with pytest.raises(BundleError, match=r"card\.json: " + error):
+        load_bundle(copy_of)
+
+
+@pytest.mark.parametrize("section", ["labels", "spectrogram", "files", "sha256", "normalisation", "training", "input"])
+@pytest.mark.parametrize("value, shown", [(None, "null"), ([], "a list"), ("x", "a string")])
+def test_a_section_of_the_wrong_type_is_refused_naming_it(copy_of, section, value, shown):
+    edit_card(copy_of, lambda card: card.update({section: value}))
+    with pytest.raises(BundleError, match=rf"card\.json: {section} must be a JSON object, not {shown}"):
+        load_bundle(copy_of)
+
+
+@pytest.mark.parametrize(
+    "edit, error",
+    [
+        (lambda card: card["labels"].update(router=None), r"labels\.router missing or empty \(it is null\)"),
+        (lambda card: card["labels"].update(router=[1, 2]), r"labels\.router must list strings"),
+        (lambda card: card["labels"].update(router=["wifi", "wifi"]), r"labels\.router lists a class twice"),
+        (lambda card: card["labels"].update(snr_db="high"), r"labels\.snr_db missing or empty \(it is a string\)"),
+        (
+            lambda card: card["files"].update(router="../router.onnx"),
+            r"files\.router must be a file name in the bundle",
+        ),
+        (lambda card: card["files"].update(experts=None), r"files\.experts must map each expert to its file, not null"),
+        (lambda card: card["sha256"].pop("heads_lte.onnx"), r"sha256\.heads_lte\.onnx is missing.*--stamp"),
+        (lambda card: card.update(name=None), r"name must be a string, not null"),
+        (
+            lambda card: card.update(schema_version=1),
+            r"schema_version 1 records no file checksums.*lwmspectro export --stamp DIR",
+        ),
+    ],
+)
+def test_a_malformed_card_is_a_bundle_error_naming_the_field(copy_of, edit, error):
+    edit_card(copy_of, edit)
+    with pytest.raises(BundleError, match=r"card\.json: " + error):
+        load_bundle(copy_of)
+
+
+def test_a_card_that_is_not_json_is_refused(copy_of):
+    (copy_of / "card.json").write_bytes(b"\xff{")
+    with pytest.raises(BundleError, match=r"card\.json: not valid JSON"):
+        load_bundle(copy_of)
+
+
+def test_each_file_is_hashed_once_per_load(copy_of, monkeypatch):
+    (copy_of / "weights.pt").write_bytes(b"torch twin")
+    edit_card(copy_of, lambda card: card["training"].update(checkpoint="weights.pt"))
+    restamp(copy_of)
+    hashed = []
+    real = bundle_module.file_sha256
+    monkeypatch.setattr(bundle_module, "file_sha256", lambda path: hashed.append(path.name) or real(path))
+    loaded = load_bundle(copy_of)
+    assert sorted(hashed) == sorted(loaded.sha256) and len(hashed) == 8 and loaded.checkpoint == copy_of / "weights.pt"
+    flip_bytes(copy_of / "weights.pt", 2)
+    with pytest.raises(BundleError, match=r"weights\.pt: sha256"):
+        load_bundle(copy_of)
+
+
+def test_a_bundle_of_the_previous_schema_is_stamped_in_place_without_changing_its_graphs(copy_of, runtime):
+    from lwmspectro_train.export import stamp_bundle
+
+    before = runtime.classify(band_spectrograms(runtime.params, [0, 1, 2, None]))
+    card = json.loads((copy_of / "card.json").read_text())
+    del card["sha256"]
+    (copy_of / "card.json").write_text(json.dumps({**card, "schema_version": 1}))
+    assert stamp_bundle(copy_of)["schema_version"] == SCHEMA_VERSION
+    stamped = Runtime(copy_of, intra_op_threads=1)
+    after = stamped.classify(band_spectrograms(runtime.params, [0, 1, 2, None]))
+    strip = lambda readouts: [{k: v for k, v in r.items() if k != "latency_ms"} for r in readouts]  # noqa: E731
+    assert strip(after) == strip(before)
+    assert stamp_bundle(copy_of) == stamped.bundle.card
+
+
+def test_stamping_refuses_a_bundle_changed_after_export(copy_of):
+    from lwmspectro_train.export import stamp_bundle
+
+    edit_card(copy_of, lambda card: card["spectrogram"].update(log_floor_db=-100.0))
+    with pytest.raises(BundleError, match=r"spectrogram\.log_floor_db is -100\.0 but router\.onnx"):
+        stamp_bundle(copy_of)
 
 
 def test_default_bundle_dir_prefers_the_environment(bundle, monkeypatch):

@@ -9,19 +9,30 @@ A bundle is a folder::
 
 card.json holds a schema version, the bundle's name, the parameters of G (``spectrogram``),
 the input contract, the label lists, the normalisation statistics (recorded only: they
-are folded into the graphs), the files, the model's description, how it was trained and
-its measured metrics.
+are folded into the graphs), the files, the model's description, how it was trained, its
+measured metrics and the sha256 of every file it names (``sha256``, the ONNX graphs and
+the torch checkpoint).
+
+What the weights were trained with cannot be edited in the card alone: each ONNX graph
+carries, in its ``metadata_props`` under `METADATA_KEY`, a JSON of the G parameters, label
+lists and normalisation it was exported with (`graph_metadata`), and the loader refuses a
+card that disagrees with any graph, naming the field. A file changed after export fails
+its checksum. A card of schema 1 (no checksums, no graph metadata) is refused with the
+command that upgrades it in place without touching the weights (`STAMP_HINT`).
 
 `load_bundle` reads and validates the card once into a frozen `Bundle` that the runtime,
 the GNU Radio blocks and the training package share; a bundle that cannot be honoured is
 refused with a `BundleError` naming the file and the reason. `build_card` is the one
-place a card is assembled and `write_card` the one place it is written.
+place a card is assembled and `write_card` the one place it is written (with the checksums
+of the files beside it).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import math
 import os
 import sys
 from collections.abc import Iterable, Mapping
@@ -33,8 +44,12 @@ from . import labels
 from .fileio import atomic_write
 from .spectrogram import SpectrogramParams
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CARD_FILE = "card.json"
+METADATA_KEY = "lwmspectro.trained_with"
+"""The ONNX metadata_props key holding the JSON of what a graph was exported with."""
+STAMP_HINT = "stamp it with `lwmspectro export --stamp DIR` (keeps the weights) or re-export it"
+_CHUNK = 1 << 20
 
 REQUIRED_KEYS = (
     "schema_version",
@@ -47,7 +62,11 @@ REQUIRED_KEYS = (
     "model",
     "training",
     "metrics",
+    "sha256",
 )
+SECTIONS = ("spectrogram", "input", "labels", "normalisation", "files", "model", "training", "metrics", "sha256")
+"""The card's keys that hold a JSON object."""
+LABEL_LISTS = ("router", "experts", "modulation", "snr_db", "mobility", "snr_mobility")
 
 TENSOR_NAMES = {
     "router": (("spectrogram",), ("router_logits",)),
@@ -110,6 +129,10 @@ class Bundle:
     metrics: Mapping[str, Any]
     card: Mapping[str, Any]
     card_sha256: str
+    sha256: Mapping[str, str]
+    """The checksum of every file the card names, by its name in the card."""
+    checkpoint: Path | None = None
+    """The torch checkpoint the card names, when it lies in the bundle (then verified)."""
 
     @property
     def card_path(self) -> Path:
@@ -117,27 +140,38 @@ class Bundle:
 
     @classmethod
     def load(cls, path: BundlePath) -> Bundle:
-        """Read and validate `path`/card.json."""
+        """Read and validate `path`/card.json, then verify every file it names."""
         folder = Path(path)
         card_path = folder / CARD_FILE
         if not folder.is_dir():
             raise BundleError(f"{folder}: not a model bundle folder")
         if not card_path.exists():
             raise BundleError(f"{card_path}: missing; a bundle folder needs card.json beside its ONNX files")
-        raw = card_path.read_bytes()
+        try:
+            raw = card_path.read_bytes()
+        except OSError as err:
+            raise BundleError(f"{card_path}: cannot be read ({err.strerror or err})") from err
         try:
             card = json.loads(raw)
-        except json.JSONDecodeError as err:
-            raise BundleError(f"{card_path}: not valid JSON ({err})") from err
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise BundleError(f"{card_path}: not valid JSON ({err}); restore the bundle's card.json") from err
         return cls.from_card(card, folder, card_sha256=hashlib.sha256(raw).hexdigest())
 
     @classmethod
-    def from_card(cls, card: Mapping[str, Any], path: BundlePath, card_sha256: str = "") -> Bundle:
-        """The bundle `card` describes in folder `path`; BundleError saying what is wrong."""
+    def from_card(cls, card: Mapping[str, Any], path: BundlePath, card_sha256: str = "", verify: bool = True) -> Bundle:
+        """The bundle `card` describes in folder `path`; BundleError saying what is wrong.
+
+        `verify` checks every named file against its checksum and every graph's metadata
+        against the card; only a tool that is about to (re)write those files turns it off."""
         folder = Path(path)
         where = folder / CARD_FILE
         if not isinstance(card, Mapping):
-            raise BundleError(f"{where}: not a JSON object")
+            raise BundleError(f"{where}: not a JSON object but {_json_type(card)}")
+        if card.get("schema_version") == 1:
+            raise BundleError(
+                f"{where}: schema_version 1 records no file checksums and its graphs do not say what they "
+                f"were trained with; {STAMP_HINT}"
+            )
         missing = [k for k in REQUIRED_KEYS if k not in card]
         if missing:
             raise BundleError(f"{where}: missing keys {missing}")
@@ -146,6 +180,11 @@ class Bundle:
                 f"{where}: schema_version {card['schema_version']!r} is not supported "
                 f"(this lwmspectro reads {SCHEMA_VERSION}); re-export the bundle"
             )
+        if not isinstance(card["name"], str):
+            raise BundleError(f"{where}: name must be a string, not {_json_type(card['name'])}")
+        for section in SECTIONS:
+            if not isinstance(card[section], Mapping):
+                raise BundleError(f"{where}: {section} must be a JSON object, not {_json_type(card[section])}")
         try:
             params = SpectrogramParams.from_dict(card["spectrogram"])
         except (TypeError, ValueError) as err:
@@ -156,35 +195,87 @@ class Bundle:
                 f"differs from the spectrogram's {params.sample_rate_hz}"
             )
         bundle_labels = _read_labels(card["labels"], where)
+        files = _read_files(card["files"], bundle_labels.experts, folder, where)
+        checkpoint_name = _checkpoint_name(card["training"], where)
+        checkpoint = None
+        sha256: dict[str, str] = {}
+        if verify:
+            sha256 = _read_sha256(card["sha256"], _graph_names(card["files"], bundle_labels.experts), where)
+            if checkpoint_name in card["sha256"] or (folder / checkpoint_name).is_file():
+                sha256.update(_read_sha256(card["sha256"], [checkpoint_name], where))
+            checkpoint = _verify_files(
+                card, files, folder / checkpoint_name if checkpoint_name else None, sha256, where
+            )
         return cls(
             path=folder,
-            name=str(card["name"]),
+            name=card["name"],
             schema_version=int(card["schema_version"]),
             params=params,
             input=card["input"],
             labels=bundle_labels,
-            files=_read_files(card["files"], bundle_labels.experts, folder, where),
+            files=files,
             normalisation=card["normalisation"],
             model=card["model"],
             training=card["training"],
             metrics=card["metrics"],
             card=card,
             card_sha256=card_sha256,
+            sha256=sha256,
+            checkpoint=checkpoint,
         )
+
+    def verify_checkpoint(self, path: Path) -> None:
+        """Refuse `path` as the card's torch checkpoint unless its sha256 is the recorded one."""
+        if self.checkpoint is not None and Path(path) == self.checkpoint:
+            return
+        name = self.training.get("checkpoint")
+        expected = self.sha256.get(name) if isinstance(name, str) else None
+        if expected is None:
+            raise BundleError(f"{self.card_path}: records no sha256 for training.checkpoint; {STAMP_HINT}")
+        verify_sha256(Path(path), expected, self.card_path)
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)
+
+
+def _string_list(lab: Mapping[str, Any], key: str, where: Path) -> tuple[str, ...]:
+    values = lab.get(key)
+    if not isinstance(values, list) or not values:
+        raise BundleError(f"{where}: labels.{key} missing or empty (it is {_json_type(values)})")
+    if not all(isinstance(v, str) for v in values):
+        raise BundleError(f"{where}: labels.{key} must list strings, not {values!r}")
+    if len(set(values)) != len(values):
+        raise BundleError(f"{where}: labels.{key} lists a class twice: {values!r}")
+    return tuple(values)
 
 
 def _read_labels(lab: Mapping[str, Any], where: Path) -> BundleLabels:
-    for key in ("router", "experts", "modulation", "mobility", "snr_mobility"):
-        if not lab.get(key):
-            raise BundleError(f"{where}: labels.{key} missing or empty")
-    unknown = set(lab["experts"]) - set(lab["router"])
+    router = _string_list(lab, "router", where)
+    experts = _string_list(lab, "experts", where)
+    modulations = _string_list(lab, "modulation", where)
+    mobility = _string_list(lab, "mobility", where)
+    for key in ("snr_db", "snr_mobility"):
+        if not isinstance(lab.get(key), list) or not lab[key]:
+            raise BundleError(f"{where}: labels.{key} missing or empty (it is {_json_type(lab.get(key))})")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in lab["snr_db"]):
+        raise BundleError(f"{where}: labels.snr_db must list SNRs in dB, not {lab['snr_db']!r}")
+    unknown = set(experts) - set(router)
     if unknown:
         raise BundleError(f"{where}: experts {sorted(unknown)} are not router classes")
     try:
         pairs = tuple((float(snr), str(mobility)) for snr, mobility in lab["snr_mobility"])
     except (TypeError, ValueError) as err:
         raise BundleError(f"{where}: labels.snr_mobility must list [snr_db, mobility] pairs ({err})") from err
-    mobility = tuple(lab["mobility"])
     unknown_mobility = sorted({mob for _, mob in pairs} - set(mobility))
     if unknown_mobility:
         raise BundleError(
@@ -192,26 +283,205 @@ def _read_labels(lab: Mapping[str, Any], where: Path) -> BundleLabels:
             f"not in labels.mobility {list(mobility)}"
         )
     return BundleLabels(
-        router=tuple(lab["router"]),
-        experts=tuple(lab["experts"]),
-        modulations=tuple(lab["modulation"]),
+        router=router,
+        experts=experts,
+        modulations=modulations,
         mobility=mobility,
         snr_mobility=pairs,
     )
+
+
+def _file_name(value: object, field: str, where: Path) -> str:
+    """A graph's file name: a plain name in the bundle folder."""
+    if not isinstance(value, str) or not value or Path(value).name != value or value in (".", ".."):
+        raise BundleError(f"{where}: {field} must be a file name in the bundle folder, not {value!r}")
+    return value
 
 
 def _read_files(files: Mapping[str, Any], experts: Iterable[str], folder: Path, where: Path) -> BundleFiles:
     for key in ("router", "experts", "heads"):
         if key not in files:
             raise BundleError(f"{where}: files.{key} missing")
+    for key in ("experts", "heads"):
+        if not isinstance(files[key], Mapping):
+            raise BundleError(f"{where}: files.{key} must map each expert to its file, not {_json_type(files[key])}")
     for protocol in experts:
         if protocol not in files["experts"] or protocol not in files["heads"]:
             raise BundleError(f"{where}: no expert or heads file for expert {protocol!r}")
     return BundleFiles(
-        router=folder / files["router"],
-        experts={p: folder / files["experts"][p] for p in experts},
-        heads={p: folder / files["heads"][p] for p in experts},
+        router=folder / _file_name(files["router"], "files.router", where),
+        experts={p: folder / _file_name(files["experts"][p], f"files.experts.{p}", where) for p in experts},
+        heads={p: folder / _file_name(files["heads"][p], f"files.heads.{p}", where) for p in experts},
     )
+
+
+def _graph_names(files: Mapping[str, Any], experts: Iterable[str]) -> list[str]:
+    experts = list(experts)
+    return [files["router"], *(files["experts"][p] for p in experts), *(files["heads"][p] for p in experts)]
+
+
+def _checkpoint_name(training: Mapping[str, Any], where: Path) -> str:
+    """training.checkpoint ('' when the card names none)."""
+    name = training.get("checkpoint")
+    if name in (None, ""):
+        return ""
+    if not isinstance(name, str) or Path(name).is_absolute() or ".." in Path(name).parts:
+        raise BundleError(f"{where}: training.checkpoint must be a path inside the bundle folder, not {name!r}")
+    return name
+
+
+def _read_sha256(sha256: Mapping[str, Any], names: Iterable[str], where: Path) -> dict[str, str]:
+    digests = {}
+    for name in names:
+        if not name:
+            continue
+        digest = sha256.get(name)
+        if not isinstance(digest, str) or len(digest) != 64 or set(digest) - set("0123456789abcdef"):
+            shown = "missing" if digest is None else repr(digest)
+            raise BundleError(f"{where}: sha256.{name} is {shown}, not a sha256 hex digest; {STAMP_HINT}")
+        digests[name] = digest
+    return digests
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of the file at `path`, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: Path, expected: str, where: Path) -> None:
+    """Refuse the file at `path` unless its sha256 is `expected` (recorded in the card at `where`)."""
+    try:
+        actual = file_sha256(path)
+    except FileNotFoundError:
+        raise BundleError(f"{path}: missing; {where.name} names it (restore it or re-export the bundle)") from None
+    except OSError as err:
+        raise BundleError(f"{path}: cannot be read ({err.strerror or err})") from err
+    if actual != expected:
+        raise BundleError(
+            f"{path}: sha256 {actual[:12]}... does not match the {expected[:12]}... that {where.name} records; "
+            "the file changed after export: restore it or re-export the bundle"
+        )
+
+
+def _verify_files(
+    card: Mapping[str, Any],
+    files: BundleFiles,
+    checkpoint: Path | None,
+    sha256: Mapping[str, str],
+    where: Path,
+) -> Path | None:
+    """Check every graph's checksum and metadata, and the checkpoint's checksum when it lies in
+    the bundle (a deployment may ship the graphs alone); the verified checkpoint or None."""
+    expected = json.loads(graph_metadata(card))
+    for path in (files.router, *files.experts.values(), *files.heads.values()):
+        verify_sha256(path, sha256[path.name], where)
+        _check_graph_metadata(path, expected, where)
+    if checkpoint is None or not checkpoint.is_file():
+        return None
+    verify_sha256(checkpoint, sha256[card["training"]["checkpoint"]], where)
+    return checkpoint
+
+
+def graph_metadata(card: Mapping[str, Any]) -> str:
+    """The JSON each ONNX graph of the bundle carries under METADATA_KEY: the G parameters,
+    label lists and normalisation its weights were trained with, as `card` states them."""
+    params = SpectrogramParams.from_dict(card["spectrogram"])
+    trained_with = {
+        "spectrogram": params.to_dict(),
+        "labels": {key: card["labels"].get(key) for key in LABEL_LISTS},
+        "normalisation": dict(card["normalisation"]),
+    }
+    return json.dumps(trained_with, sort_keys=True)
+
+
+def _check_graph_metadata(path: Path, expected: Mapping[str, Any], where: Path) -> None:
+    text = read_onnx_metadata(path).get(METADATA_KEY)
+    if text is None:
+        raise BundleError(f"{path}: no {METADATA_KEY} metadata saying what the graph was trained with; {STAMP_HINT}")
+    try:
+        stamped = json.loads(text)
+        sections = [(name, stamped[name]) for name in expected]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise BundleError(
+            f"{path}: its {METADATA_KEY} metadata is not the expected JSON ({err}); re-export it"
+        ) from err
+    for section, values in sections:
+        if not isinstance(values, Mapping):
+            raise BundleError(f"{path}: its {METADATA_KEY} metadata has no {section} object; re-export it")
+        for key in sorted(set(values) | set(expected[section])):
+            card_value, graph_value = expected[section].get(key), values.get(key)
+            if card_value != graph_value:
+                raise BundleError(
+                    f"{where}: {section}.{key} is {json.dumps(card_value)} but {path.name} was exported with "
+                    f"{json.dumps(graph_value)}; restore the card's value (the weights were trained with it)"
+                )
+
+
+def _varint(stream: io.BufferedIOBase | io.BytesIO, path: Path) -> int | None:
+    """One protobuf varint, or None at the end of the stream."""
+    value = shift = 0
+    while True:
+        byte = stream.read(1)
+        if not byte:
+            if shift:
+                raise BundleError(f"{path}: not a loadable ONNX model (cut inside a field)")
+            return None
+        value |= (byte[0] & 0x7F) << shift
+        if not byte[0] & 0x80:
+            return value
+        shift += 7
+        if shift > 63:
+            raise BundleError(f"{path}: not a loadable ONNX model (a malformed field)")
+
+
+def _fields(stream: io.BufferedIOBase | io.BytesIO, size: int, path: Path, wanted: int) -> list[bytes]:
+    """The length-delimited values of top-level field `wanted` of a protobuf message of `size`
+    bytes; every other field is skipped by seeking, so a large graph is not read."""
+    found = []
+    while (tag := _varint(stream, path)) is not None:
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            _varint(stream, path)
+            continue
+        if wire == 2:
+            length = _varint(stream, path) or 0
+        elif wire in (1, 5):
+            length = 8 if wire == 1 else 4
+        else:
+            raise BundleError(f"{path}: not a loadable ONNX model (wire type {wire})")
+        if stream.tell() + length > size:
+            raise BundleError(f"{path}: not a loadable ONNX model (a field runs past the end of the file)")
+        if number == wanted and wire == 2:
+            found.append(stream.read(length))
+        else:
+            stream.seek(length, io.SEEK_CUR)
+    return found
+
+
+def read_onnx_metadata(path: Path) -> dict[str, str]:
+    """The metadata_props of the ONNX model at `path` (ModelProto field 14 of key/value
+    entries), read without loading the graph."""
+    try:
+        with open(path, "rb") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            entries = _fields(stream, size, path, 14)
+    except OSError as err:
+        raise BundleError(f"{path}: cannot be read ({err.strerror or err})") from err
+    metadata = {}
+    for entry in entries:
+        parts: dict[int, bytes] = {}
+        for number in (1, 2):
+            values = _fields(io.BytesIO(entry), len(entry), path, number)
+            parts[number] = values[-1] if values else b""
+        try:
+            metadata[parts[1].decode()] = parts[2].decode()
+        except UnicodeDecodeError as err:
+            raise BundleError(f"{path}: metadata that is not UTF-8 ({err})") from err
+    return metadata
 
 
 def _bundle_candidates() -> list[Path]:
@@ -309,10 +579,33 @@ def build_card(
         "model": dict(model),
         "training": dict(training),
         "metrics": dict(metrics),
+        "sha256": {},
     }
 
 
-def write_card(bundle_dir: BundlePath, card: Mapping[str, Any]) -> Path:
-    """Validate `card` and write it atomically as `bundle_dir`/card.json."""
-    Bundle.from_card(card, bundle_dir)
-    return atomic_write(Path(bundle_dir) / CARD_FILE, json.dumps(card, indent=2) + "\n")
+def card_checksums(bundle_dir: BundlePath, card: Mapping[str, Any]) -> dict[str, str]:
+    """The sha256 of every graph `card` names and of its checkpoint when that lies in the
+    bundle, by the names the card uses; BundleError naming a graph that is not there."""
+    folder = Path(bundle_dir)
+    bundle = Bundle.from_card({**card, "sha256": {}}, folder, verify=False)
+    names = [path.name for path in (bundle.files.router, *bundle.files.experts.values(), *bundle.files.heads.values())]
+    checkpoint = _checkpoint_name(card["training"], folder / CARD_FILE)
+    if checkpoint and (folder / checkpoint).is_file():
+        names.append(checkpoint)
+    digests = {}
+    for name in names:
+        try:
+            digests[name] = file_sha256(folder / name)
+        except OSError as err:
+            raise BundleError(f"{folder / name}: {err.strerror or err}; the card names it") from err
+    return digests
+
+
+def write_card(bundle_dir: BundlePath, card: Mapping[str, Any]) -> dict[str, Any]:
+    """Record in `card` the sha256 of the files it names (already in `bundle_dir`, their graphs
+    stamped with `graph_metadata`), validate it against them and write it atomically as
+    `bundle_dir`/card.json. Returns the card written."""
+    stamped = {**card, "sha256": card_checksums(bundle_dir, card)}
+    Bundle.from_card(stamped, bundle_dir)
+    atomic_write(Path(bundle_dir) / CARD_FILE, json.dumps(stamped, indent=2) + "\n")
+    return stamped

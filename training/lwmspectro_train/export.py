@@ -2,9 +2,14 @@
 
 router.onnx, expert_<p>.onnx and heads_<p>.onnx with bundle.TENSOR_NAMES and a dynamic
 batch axis, weights.pt (the same model in torch, named by the card's
-training.checkpoint), then card.json. Before the bundle is put in place, ONNX Runtime and torch
+training.checkpoint), then card.json. Every graph carries in its ONNX metadata the G
+parameters, label lists and normalisation it was trained with (`stamp_graphs`), and the card
+records the sha256 of every file. Before the bundle is put in place, ONNX Runtime and torch
 run the same held-out spectrograms: every argmax must agree (or the export fails),
 and the largest absolute differences are printed and recorded in the card.
+
+`stamp_bundle` upgrades a bundle written before graphs carried that metadata, in place and
+without touching its weights.
 """
 
 from __future__ import annotations
@@ -13,14 +18,30 @@ import json
 import shutil
 import tempfile
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from google.protobuf.message import DecodeError
 
-from lwmspectro.bundle import TENSOR_NAMES, Bundle, BundleError, BundlePath, build_card, load_bundle, write_card
+from lwmspectro.bundle import (
+    CARD_FILE,
+    METADATA_KEY,
+    SCHEMA_VERSION,
+    TENSOR_NAMES,
+    Bundle,
+    BundleError,
+    BundlePath,
+    build_card,
+    graph_metadata,
+    load_bundle,
+    write_card,
+)
+from lwmspectro.fileio import atomic_write
 
 from .config import RunConfig
 from .data import SpectrogramSet
@@ -176,7 +197,8 @@ def export_bundle(
         parity = parity_check(moe, staging, spectrograms)
         print_parity(parity)
         card = _card(run, train_set, test_set, metrics, parity, command, moe)
-        write_card(staging, card)
+        stamp_graphs(staging, card)
+        card = write_card(staging, card)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.chmod(0o755)
@@ -185,6 +207,44 @@ def export_bundle(
         if staging.exists():
             shutil.rmtree(staging)
     return card
+
+
+def stamp_graphs(folder: Path, card: Mapping[str, Any]) -> None:
+    """Write `bundle.graph_metadata(card)` into the metadata_props of every ONNX graph `card`
+    names in `folder`, replacing an earlier stamp; the graphs themselves are left as they are."""
+    files = Bundle.from_card({**card, "sha256": {}}, folder, verify=False).files
+    metadata = graph_metadata(card)
+    for path in (files.router, *files.experts.values(), *files.heads.values()):
+        try:
+            model = onnx.load(str(path))
+        except (OSError, DecodeError) as err:
+            raise BundleError(f"{path}: cannot be read as an ONNX model ({err})") from err
+        kept = [(entry.key, entry.value) for entry in model.metadata_props if entry.key != METADATA_KEY]
+        onnx.helper.set_model_props(model, {**dict(kept), METADATA_KEY: metadata})
+        atomic_write(path, model.SerializeToString())
+
+
+def stamp_bundle(folder: BundlePath) -> dict:
+    """Upgrade the bundle in `folder` in place to the current card schema: its graphs get the
+    metadata of what they were trained with, as its card states it, and the card the sha256 of
+    every file; no weight changes. A bundle of the current schema is verified and left as it
+    is, so a changed file or card is refused rather than stamped anew. Returns the card."""
+    folder = Path(folder)
+    card_path = folder / CARD_FILE
+    if not card_path.is_file():
+        raise BundleError(f"{card_path}: missing; --stamp takes a bundle folder")
+    try:
+        card = json.loads(card_path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BundleError(f"{card_path}: not valid JSON ({err})") from err
+    version = card.get("schema_version") if isinstance(card, dict) else None
+    if version == SCHEMA_VERSION:
+        return dict(load_bundle(folder).card)
+    if version != 1:
+        raise BundleError(f"{card_path}: schema_version {version!r} cannot be stamped; re-export the bundle")
+    card = {**card, "schema_version": SCHEMA_VERSION, "sha256": {}}
+    stamp_graphs(folder, card)
+    return write_card(folder, card)
 
 
 def save_weights(run: Run, moe, path: Path) -> None:
@@ -279,6 +339,7 @@ def torch_weights_path(bundle: Bundle) -> Path:
         )
     for candidate in (bundle.path / reference, Path(reference)):
         if candidate.is_file():
+            bundle.verify_checkpoint(candidate)
             return candidate
     raise FileNotFoundError(
         f"{bundle.card_path}: training.checkpoint {reference!r} not found beside the bundle nor "

@@ -1,6 +1,8 @@
 """`lwmspectro export`: write a model bundle (ONNX + card.json) from a training run.
 
 `export_run` is the one export path: this command and `lwmspectro-train all` both use it.
+`--stamp DIR` upgrades a bundle written by an older export in place (graph metadata and
+checksums; the weights stay as they are).
 """
 
 from __future__ import annotations
@@ -17,11 +19,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run",
         dest="run_dir",
-        required=True,
         metavar="DIR",
-        help="training run directory (run_dir of an lwmspectro-train config)",
+        help="training run directory (run_dir of an lwmspectro-train config); needs --out",
     )
-    parser.add_argument("--out", required=True, help="bundle folder to write, e.g. models/small")
+    parser.add_argument("--out", help="bundle folder to write, e.g. models/small")
+    parser.add_argument(
+        "--stamp",
+        metavar="DIR",
+        help="instead of exporting: upgrade the bundle in DIR in place, writing into its graphs the G, labels "
+        "and normalisation its card states and into its card the sha256 of every file (weights unchanged)",
+    )
     parser.add_argument("--data", help="held-out dataset folder for metrics and parity (default: the run's data.test)")
     parser.add_argument(
         "--parity-samples",
@@ -57,10 +64,20 @@ def command_line(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lwmspectro.cli import UsageError
+
     from ..cli import command_record
     from ..distributed import setup
-    from ..export import load_run
+    from ..export import load_run, stamp_bundle
 
+    if args.stamp:
+        if args.run_dir or args.out:
+            raise UsageError("--stamp upgrades a bundle in place: it takes neither --run nor --out")
+        card = stamp_bundle(args.stamp)
+        print(f"stamped bundle {args.stamp}: {len(card['sha256'])} files checksummed, schema {card['schema_version']}")
+        return 0
+    if not args.run_dir or not args.out:
+        raise UsageError("--run DIR and --out DIR are required (or --stamp DIR to upgrade a bundle)")
     ctx = setup("cpu")
     trained = load_run(args.run_dir, ctx, progress=not args.no_progress)
     export_run(
