@@ -21,14 +21,18 @@ one line to the list of its area; the lists are gathered into one parametrised t
 # ruff: noqa: E501  (a case is one line of the table, however long)
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import io
 import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,6 +217,59 @@ def zero_recording(samples: int) -> Callable[[Path], dict]:
 WINDOW_SAMPLES = 128 * 3840  # G's observation at the analysis rate (T x R)
 
 
+@functools.lru_cache(maxsize=1)
+def pristine_bundle() -> Path:
+    """One valid test bundle for the whole module, copied by every case that breaks one."""
+    from bundle_factory import make_bundle
+
+    folder = Path(tempfile.mkdtemp(prefix="lwm-bad-input-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return make_bundle(folder)
+
+
+def bad_bundle(*edits: Callable[[Path], object]) -> Callable[[Path], dict]:
+    """A valid recording beside a copy of the test bundle that `edits` (each given its folder) break."""
+
+    def setup(tmp: Path) -> dict:
+        names = recording()(tmp)
+        folder = Path(shutil.copytree(pristine_bundle(), tmp / "bundle"))
+        for edit in edits:
+            edit(folder)
+        return {**names, "bundle": str(folder)}
+
+    return setup
+
+
+def card_edit(section: str | None = None, **changes) -> Callable[[Path], None]:
+    """Set `changes` in the card (in its `section` when given; a value of DROP removes the key)."""
+
+    def edit(folder: Path) -> None:
+        card = json.loads((folder / "card.json").read_text())
+        target = card[section] if section else card
+        target.update(changes)
+        for key in [key for key, value in target.items() if value is DROP]:
+            del target[key]
+        (folder / "card.json").write_text(json.dumps(card))
+
+    return edit
+
+
+def flip_bytes(name: str, count: int = 64) -> Callable[[Path], None]:
+    """Invert `count` bytes in the middle of the bundle's file `name` (the weights, in a graph)."""
+
+    def edit(folder: Path) -> None:
+        data = bytearray((folder / name).read_bytes())
+        middle = len(data) // 2
+        data[middle : middle + count] = bytes(b ^ 0xFF for b in data[middle : middle + count])
+        (folder / name).write_bytes(bytes(data))
+
+    return edit
+
+
+def remove(name: str) -> Callable[[Path], None]:
+    return lambda folder: (folder / name).unlink()
+
+
 def _lwmspectro_child(argv: list[str]) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "lwmspectro.cli", *argv],
@@ -363,7 +420,24 @@ CLI_CASES = [
     Case("cli-broken-pipe", broken_pipe("classify {meta} --json --stride 64", zero_recording(WINDOW_SAMPLES + 40_000)), None, 0, None),
 ]
 
-TRUST_CASES: list[Case] = []
+TRUST_CASES = [
+    Case("trust-onnx-flipped-bytes", "classify {meta} --bundle {bundle}", bad_bundle(flip_bytes("expert_wifi.onnx")), 1, r"expert_wifi\.onnx: sha256 \w+\.\.\. does not match .*card\.json records.*restore it or re-export"),
+    Case("trust-g-log-floor", "classify {meta} --bundle {bundle}", bad_bundle(card_edit("spectrogram", log_floor_db=-120.0)), 1, r"card\.json: spectrogram\.log_floor_db is -120\.0 but router\.onnx was exported with -200\.0"),
+    Case("trust-g-hop", "classify {meta} --bundle {bundle}", bad_bundle(card_edit("spectrogram", hop=1920)), 1, r"card\.json: spectrogram\.hop is 1920 but router\.onnx was exported with 3840"),
+    Case("trust-g-window", "classify {meta} --bundle {bundle}", bad_bundle(card_edit("spectrogram", window="hamming")), 1, r"card\.json: spectrogram\.window is \"hamming\" but router\.onnx was exported with \"hann\""),
+    Case("trust-g-sample-rate", "classify {meta} --bundle {bundle}", bad_bundle(card_edit("spectrogram", sample_rate_hz=15.36e6), card_edit("input", sample_rate_hz=15.36e6)), 1, r"card\.json: spectrogram\.sample_rate_hz is 15360000\.0 but router\.onnx was exported with 30720000\.0"),
+    Case("trust-g-normalisation", "classify {meta} --bundle {bundle}", bad_bundle(card_edit("spectrogram", normalisation="none")), 1, r"card\.json: spectrogram\.normalisation is \"none\" but router\.onnx was exported with \"per_window_zscore\""),
+    Case("trust-normalisation-stats", "classify {meta} --bundle {bundle}", bad_bundle(card_edit("normalisation", mean=0.25)), 1, r"card\.json: normalisation\.mean is 0\.25 but router\.onnx was exported with 0\.0"),
+    Case("trust-labels-reordered", "classify {meta} --bundle {bundle}", bad_bundle(card_edit("labels", router=["lte", "wifi", "nr", "none", "other"])), 1, r"card\.json: labels\.router is \[\"lte\", \"wifi\", .*\] but router\.onnx was exported with \[\"wifi\", \"lte\""),
+    Case("trust-labels-null", "classify {meta} --bundle {bundle}", bad_bundle(card_edit(labels=None)), 1, r"card\.json: labels must be a JSON object, not null"),
+    Case("trust-label-list-null", "classify {meta} --bundle {bundle}", bad_bundle(card_edit("labels", modulation=None)), 1, r"card\.json: labels\.modulation missing or empty \(it is null\)"),
+    Case("trust-missing-file", "classify {meta} --bundle {bundle}", bad_bundle(remove("heads_nr.onnx")), 1, r"heads_nr\.onnx: missing; card\.json names it"),
+    Case("trust-card-not-json", "classify {meta} --bundle {bundle}", bad_bundle(lambda folder: (folder / "card.json").write_text("{oops")), 1, r"card\.json: not valid JSON"),
+    Case("trust-card-is-list", "classify {meta} --bundle {bundle}", bad_bundle(lambda folder: (folder / "card.json").write_text("[]")), 1, r"card\.json: not a JSON object but a list"),
+    Case("trust-checksum-missing", "classify {meta} --bundle {bundle}", bad_bundle(card_edit(sha256=DROP)), 1, r"card\.json: missing keys \['sha256'\]"),
+    Case("trust-older-schema", "classify {meta} --bundle {bundle}", bad_bundle(card_edit(schema_version=1, sha256=DROP)), 1, r"card\.json: schema_version 1 records no file checksums.*lwmspectro export --stamp DIR"),
+    Case("trust-file-outside-bundle", "classify {meta} --bundle {bundle}", bad_bundle(card_edit("files", router="/etc/passwd")), 1, r"card\.json: files\.router must be a file name in the bundle folder"),
+]
 
 GENERATE_CASES: list[Case] = []
 
