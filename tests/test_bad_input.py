@@ -453,6 +453,8 @@ RUN_CASES: list[Case] = [
     Case("run-zmq-burst-above-real-time", zmq_publisher(lambda i: GOOD, burst=200), None, 0, None, marks=(pytest.mark.slow,)),
     Case("run-ctrl-c", interrupted("run --source synthetic --json"), None, 130, None, marks=(pytest.mark.slow,)),
     Case("run-sigterm", interrupted("run --source synthetic --json", "SIGTERM"), None, 143, None, marks=(pytest.mark.slow,)),
+    Case("run-broken-pipe", broken_pipe("run --source synthetic --json", lambda tmp: {}), None, 0, None, marks=(pytest.mark.slow,)),
+    Case("demo-broken-pipe", broken_pipe("demo --seconds 60", lambda tmp: {}), None, 0, None, marks=(pytest.mark.slow,)),
 ]
 
 # fmt: on

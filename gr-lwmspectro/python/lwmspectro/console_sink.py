@@ -29,11 +29,18 @@ class console_sink(ReadoutSink):
         self.format = format_line if fmt == "text" else to_json
         self.destination = destination
         self.lines = 0
+        self.stdout_closed = False
 
     def handle_readout(self, readout: dict, message) -> None:
         line = self.format(readout)
         if self.destination == "stdout":
-            print(line, file=sys.stdout, flush=True)
+            if self.stdout_closed:
+                return
+            try:
+                print(line, file=sys.stdout, flush=True)
+            except BrokenPipeError:  # the reader went away (`| head`): stop printing, say so to the caller
+                self.stdout_closed = True
+                return
         else:
             self.logger.info(line)
         self.lines += 1

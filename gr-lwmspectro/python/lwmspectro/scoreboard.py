@@ -109,9 +109,13 @@ class scoreboard(ReadoutSink, Tally):
         ReadoutSink.__init__(self, "lwm_scoreboard")
         Tally.__init__(self)
         self.show = bool(show)
+        self.stdout_closed = False
 
     def handle_readout(self, readout: dict, message) -> None:
         truth = truth_of(message)
         verdict = self.record(readout, truth)
-        if self.show:
-            print(line(readout, truth, verdict), file=sys.stdout, flush=True)
+        if self.show and not self.stdout_closed:
+            try:
+                print(line(readout, truth, verdict), file=sys.stdout, flush=True)
+            except BrokenPipeError:  # the reader went away (`| head`): stop printing, say so to the caller
+                self.stdout_closed = True

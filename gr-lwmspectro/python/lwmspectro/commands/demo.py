@@ -66,9 +66,9 @@ def _run(args) -> int:
     started = time.monotonic()
     with StopRequest() as stop:
         top.start()
-        while time.monotonic() - started < args.seconds and not stop.requested:
+        while time.monotonic() - started < args.seconds and not stop.requested and not board.stdout_closed:
             time.sleep(0.1)
-        if stop.requested:
+        if stop.requested or board.stdout_closed:
             top.stop()
         else:
             source.finish()  # rather than stopping the flowgraph: every queued window finishes

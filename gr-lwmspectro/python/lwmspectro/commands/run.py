@@ -1,7 +1,7 @@
 """`lwmspectro run`: the GNU Radio receiver on a live or recorded source, without GRC.
 
 Readouts are the only thing on stdout: whatever GNU Radio writes there (its log, by default) goes
-to stderr. Ctrl-C (SIGINT) or SIGTERM
+to stderr; when the reader closes stdout (`| head`) the flowgraph stops. Ctrl-C (SIGINT) or SIGTERM
 stops the flowgraph from the main thread (every block's stop() runs: the annotations are written,
 the worker threads joined), prints the summary and exits with 130 (143 for SIGTERM).
 """
@@ -280,7 +280,8 @@ def _run(args) -> int:
     max_rate = args.max_rate if args.max_rate is not None else (0.0 if replay else LIVE_MAX_RATE)
     source, rate, synthetic = open_source(args.source, args.rate, args.freq, args.gain)
     receiver = lwm_blocks.receiver(args.bundle, rate, args.hop, max_rate, args.one_in, drop_when_full=not replay)
-    sinks = [lwm_blocks.console_sink("json" if args.json else "text", "stdout")]
+    console = lwm_blocks.console_sink("json" if args.json else "text", "stdout")
+    sinks = [console]
     if args.zmq_pub:
         sinks.append(lwm_blocks.zmq_pub_sink(args.zmq_pub))
     if args.annotate:
@@ -303,12 +304,12 @@ def _run(args) -> int:
         top.start()
         waiter = threading.Thread(target=top.wait, name="lwmspectro_run_wait", daemon=True)
         waiter.start()
-        while waiter.is_alive() and not stop.requested:
+        while waiter.is_alive() and not stop.requested and not console.stdout_closed:
             if args.seconds > 0 and time.monotonic() - started >= args.seconds:
                 break
             waiter.join(0.1)
         if waiter.is_alive():
-            if synthetic is not None and not stop.requested:
+            if synthetic is not None and not stop.requested and not console.stdout_closed:
                 synthetic.finish()  # the last observation finishes and every queued window is read out
             else:
                 top.stop()
@@ -323,6 +324,8 @@ def _run(args) -> int:
         file=sys.stderr,
         flush=True,
     )
+    if console.stdout_closed:
+        raise BrokenPipeError("stdout was closed by its reader")
     return stop.exit_status
 
 
