@@ -270,6 +270,41 @@ def remove(name: str) -> Callable[[Path], None]:
     return lambda folder: (folder / name).unlink()
 
 
+SMALL_CONFIG = {"n_samples": 2, "shard_size": 2, "channel": "TDL-A"}
+
+
+def config_file(config: object, files: dict[str, str] | None = None) -> Callable[[Path], dict]:
+    """c.json holding `config` (a JSON value, or raw text), and `files` (relative path -> text) beside it."""
+
+    def setup(tmp: Path) -> dict:
+        write_meta(tmp / "c.json", config)
+        for name, text in (files or {}).items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / name).write_text(text)
+        return {"config": str(tmp / "c.json")}
+
+    return setup
+
+
+def refused_access(make: Callable[[Path], dict], argv: str, folder: str) -> Callable[[Path], Outcome]:
+    """Run `argv` with `folder` (made empty) reported unwritable by os.access, as for a user without write
+    permission (the suite may run as root, which a folder's mode does not stop)."""
+
+    def command(tmp: Path) -> Outcome:
+        names = make(tmp)
+        target = Path(folder.format(tmp=tmp))
+        target.mkdir()
+        real_access = os.access
+
+        def guarded_access(path, mode, *args, **kwargs):
+            return Path(path) != target and real_access(path, mode, *args, **kwargs)
+
+        with mock.patch("os.access", guarded_access):
+            return run_in_process(shlex.split(argv.format(tmp=tmp, **names)))
+
+    return command
+
+
 def _lwmspectro_child(argv: list[str]) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "lwmspectro.cli", *argv],
@@ -439,7 +474,47 @@ TRUST_CASES = [
     Case("trust-file-outside-bundle", "classify {meta} --bundle {bundle}", bad_bundle(card_edit("files", router="/etc/passwd")), 1, r"card\.json: files\.router must be a file name in the bundle folder"),
 ]
 
-GENERATE_CASES: list[Case] = []
+GENERATE_CASES = [
+    Case("gen-n-samples-absurd", "generate --config {config} --out {tmp}/ds", config_file({"n_samples": 1e15}), 1, r"c\.json: n_samples: 1e\+15 is out of range; valid: 1 to 10000000"),
+    Case("gen-n-samples-text", "generate --config {config} --out {tmp}/ds", config_file({"n_samples": "many"}), 1, r"c\.json: n_samples: 'many' is not an integer"),
+    Case("gen-n-samples-fraction", "generate --config {config} --out {tmp}/ds", config_file({"n_samples": 2.5}), 1, r"c\.json: n_samples: 2\.5 is not an integer"),
+    Case("gen-n-samples-boolean", "generate --config {config} --out {tmp}/ds", config_file({"n_samples": True}), 1, r"c\.json: n_samples: True is not an integer"),
+    Case("gen-shard-size-zero", "generate --config {config} --out {tmp}/ds", config_file({"shard_size": 0}), 1, r"c\.json: shard_size: 0 is out of range; valid: 1 to"),
+    Case("gen-seed-negative", "generate --config {config} --out {tmp}/ds", config_file({"seed": -1}), 1, r"c\.json: seed: -1 is out of range"),
+    Case("gen-class-weight-text", "generate --config {config} --out {tmp}/ds", config_file({"classes": {"wifi": "a"}}), 1, r"c\.json: classes\.wifi: 'a' is not a class weight"),
+    Case("gen-class-weights-zero", "generate --config {config} --out {tmp}/ds", config_file({"classes": {"wifi": 0}}), 1, r"c\.json: classes: .* needs a positive weight"),
+    Case("gen-snr-text", "generate --config {config} --out {tmp}/ds", config_file({"snr_db": ["x"]}), 1, r"c\.json: SNR 'x' is not a number of dB"),
+    Case("gen-snr-list-text", "generate --config {config} --out {tmp}/ds", config_file({"snr_db": "high"}), 1, r"c\.json: snr_db: 'high' is not a list"),
+    Case("gen-impairment-probability", "generate --config {config} --out {tmp}/ds", config_file({"impairment_probability": 2}), 1, r"c\.json: impairment_probability: 2 is out of range; valid: 0 to 1"),
+    Case("gen-delay-spread-null", "generate --config {config} --out {tmp}/ds", config_file({"delay_spread_s": None}), 1, r"c\.json: delay_spread_s: None is not a number"),
+    Case("gen-spectrogram-text", "generate --config {config} --out {tmp}/ds", config_file({"spectrogram": {"n_fft": "big"}}), 1, r"c\.json: spectrogram\.n_fft: 'big' is not an integer"),
+    Case("gen-config-is-list", "generate --config {config} --out {tmp}/ds", config_file([1]), 1, r"c\.json: a generator config is a JSON object"),
+    Case("gen-config-not-json", "generate --config {config} --out {tmp}/ds", config_file("{n_samples"), 1, r"c\.json: not valid JSON"),
+    Case("gen-n-samples-option-zero", "generate --config {config} --out {tmp}/ds --n-samples 0", config_file({}), 2, r"--n-samples.*0"),
+    Case("gen-workers-huge", "generate --config {config} --out {tmp}/ds --workers 100000", config_file({}), 2, r"--workers: 100000 workers: at most \d+"),
+    Case("gen-shard-out-of-range", "generate --config {config} --out {tmp}/ds --shard 5/2", config_file({}), 2, r"--shard 5/2: need 0 <= i < N"),
+    Case("gen-out-parent-is-file", "generate --config {config} --out {tmp}/c.json/ds", config_file(SMALL_CONFIG), 1, r"--out .*c\.json/ds: .*c\.json is a file, not a folder"),
+    Case("gen-out-is-file", "generate --config {config} --out {config}", config_file(SMALL_CONFIG), 1, r"c\.json is a file, not a folder", keeps=("{config}",)),
+    Case("gen-out-unwritable", refused_access(config_file(SMALL_CONFIG), "generate --config {config} --out {tmp}/locked/ds", "{tmp}/locked"), None, 1, r"--out .*locked/ds: the folder .*locked is not writable"),
+    Case("gen-corrupt-sidecar", "generate --config {config} --out {tmp}/ds", config_file(SMALL_CONFIG, {"ds/shard-000000.json": "{cut"}), 1, r"ds/shard-000000\.json: a corrupt shard sidecar.*delete shard-000000\.json, \.npy and \.jsonl", keeps=("{tmp}/ds/shard-000000.json",)),
+    Case("gen-sidecar-not-object", "generate --config {config} --out {tmp}/ds", config_file(SMALL_CONFIG, {"ds/shard-000000.json": "[]"}), 1, r"shard-000000\.json: a corrupt shard sidecar \(no shard count\)"),
+    Case("gen-corrupt-manifest", "generate --config {config} --out {tmp}/ds", config_file(SMALL_CONFIG, {"ds/manifest.json": "{"}), 1, r"ds/manifest\.json: not a dataset manifest.*delete it to resume", keeps=("{tmp}/ds/manifest.json",)),
+    Case("iq-seconds-huge", "iq --protocol lte --seconds 1e6 --out {tmp}/rec", None, 2, r"--seconds 1e\+06: at most 2 s per recording.*several recordings"),
+    Case("iq-seconds-zero", "iq --protocol lte --seconds 0 --out {tmp}/rec", None, 2, r"--seconds 0: the length must be a positive number of seconds"),
+    Case("iq-seconds-negative", "iq --protocol lte --seconds -1 --out {tmp}/rec", None, 2, r"--seconds -1: the length must be a positive"),
+    Case("iq-seconds-nan", "iq --protocol lte --seconds nan --out {tmp}/rec", None, 2, r"--seconds nan: the length must be a positive"),
+    Case("iq-speed-absurd", "iq --protocol lte --speed 1e9 --out {tmp}/rec", None, 2, r"--speed 1e\+09: out of range; valid: 0 to 500 km/h"),
+    Case("iq-speed-negative", "iq --protocol wifi --speed -3 --out {tmp}/rec", None, 2, r"--speed -3: out of range"),
+    Case("iq-speed-while-static", "iq --protocol lte --mobility static --speed 40 --channel TDL-A --out {tmp}/rec", None, 2, r"--speed 40 km/h with --mobility static"),
+    Case("iq-snr-for-none", "iq --protocol none --snr 5 --out {tmp}/rec", None, 2, r"--snr has no effect with --protocol none; options it takes: none but --seconds"),
+    Case("iq-carrier-for-none", "iq --protocol none --carrier 2.4e9 --out {tmp}/rec", None, 2, r"--carrier has no effect with --protocol none"),
+    Case("iq-modulation-for-other", "iq --protocol other --modulation QPSK --out {tmp}/rec", None, 2, r"--modulation has no effect with --protocol other; options it takes: --other-kind, --snr"),
+    Case("iq-other-kind-for-lte", "iq --protocol lte --other-kind cw --out {tmp}/rec", None, 2, r"--other-kind has no effect with --protocol lte; options it takes: --bandwidth, --modulation"),
+    Case("iq-user-with-standard-channel", "iq --protocol nr --channel TDL-C --user 3 --out {tmp}/rec", None, 2, r"--user has no effect with --channel TDL-C"),
+    Case("iq-carrier-absurd", "iq --protocol lte --carrier 1e15 --out {tmp}/rec", None, 2, r"--carrier 1e\+15: out of range; valid: 1e\+06 to 1e\+11 Hz"),
+    Case("iq-snr-out-of-range", "iq --protocol lte --snr 100 --out {tmp}/rec", None, 2, r"--snr 100: out of range; valid: -30 to 60 dB"),
+    Case("iq-out-parent-is-file", "iq --protocol none --out {tmp}/c.json/rec", config_file({}), 1, r"--out .*c\.json/rec: .*c\.json is a file, not a folder"),
+]
 
 RUN_CASES: list[Case] = [
     Case("run-source-unknown", "run --source radio:1", None, 2, r"--source 'radio:1' is not understood; valid: synthetic, sigmf:PATH, zmq:ADDR"),

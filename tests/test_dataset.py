@@ -54,3 +54,17 @@ def test_label_count_mismatch_is_refused(tmp_path):
     (tmp_path / "shard-000000.jsonl").write_text(json.dumps({"protocol": "lte"}) + "\n")
     with pytest.raises(ValueError, match="label rows"):
         open_dataset(tmp_path)
+
+
+def test_a_corrupt_manifest_names_the_file(tmp_path):
+    (tmp_path / "manifest.json").write_text("{")
+    with pytest.raises(ValueError, match=r"manifest\.json: not valid JSON"):
+        open_dataset(tmp_path)
+
+
+def test_a_sidecar_that_is_not_one_is_refused_naming_it(tmp_path):
+    write_shard(tmp_path, 0, np.zeros((2, 128, 128)), rows(2))
+    (tmp_path / "shard-000000.json").write_text("[1, 2]")
+    assert not shard_is_complete(tmp_path, 0)
+    with pytest.raises(ValueError, match=r"shard-000000\.json: a corrupt shard sidecar \(no shard count\); delete"):
+        write_manifest(tmp_path, DEFAULT_PARAMS, {}, 1)

@@ -179,3 +179,36 @@ def test_cli_generate_and_iq_write_their_outputs(tmp_path):
         text=True,
     )
     assert bad.returncode == 1 and "valid choices" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    "values, error",
+    [
+        ({"n_samples": 1e15}, r"c\.json: n_samples: 1e\+15 is out of range; valid: 1 to 10000000"),
+        ({"n_samples": "1000"}, r"c\.json: n_samples: '1000' is not an integer"),
+        ({"scenario_folder": 3}, r"c\.json: scenario_folder: 3 is not a string or null"),
+        ({"scenarios": 3}, r"c\.json: scenarios: 3 is not a list or a string"),
+        ({"classes": {"lte": -1}}, r"c\.json: classes\.lte: -1 is not a class weight"),
+        ({"mobility": []}, r"c\.json: mobility and snr_db must each list at least one value"),
+    ],
+)
+def test_a_config_value_of_the_wrong_type_or_out_of_bounds_is_named_before_anything_runs(values, error):
+    with pytest.raises(ValueError, match=error):
+        GeneratorConfig.from_dict(values, "c.json")
+
+
+def test_an_integral_number_is_taken_as_an_integer():
+    config = GeneratorConfig.from_dict({"n_samples": 1e3, "shard_size": 250.0}, "c.json")
+    assert config.n_samples == 1000 and isinstance(config.n_samples, int) and config.n_shards == 4
+
+
+def test_a_corrupt_sidecar_names_the_shard_and_the_shard_is_remade_once_deleted(tmp_path):
+    generate_dataset(GeneratorConfig(**SMALL), tmp_path, progress=False)
+    reference = open_dataset(tmp_path).spectrograms()
+    (tmp_path / "shard-000000.json").write_text('{"count": ')
+    with pytest.raises(ValueError, match=r"shard-000000\.json: a corrupt shard sidecar .*delete shard-000000"):
+        generate_dataset(GeneratorConfig(**SMALL), tmp_path, progress=False)
+    for suffix in (".json", ".npy", ".jsonl"):
+        (tmp_path / f"shard-000000{suffix}").unlink()
+    assert generate_dataset(GeneratorConfig(**SMALL), tmp_path, progress=False)["complete"]
+    np.testing.assert_array_equal(open_dataset(tmp_path, verify=True).spectrograms(), reference)

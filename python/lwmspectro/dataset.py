@@ -74,12 +74,28 @@ def write_shard(folder: Path, index: int, spectrograms: np.ndarray, labels: list
     return sidecar
 
 
+def read_sidecar(path: Path) -> dict:
+    """A shard's sidecar; a ValueError naming it and how to recover when it is not one."""
+    try:
+        sidecar = json.loads(path.read_text())
+        if isinstance(sidecar, dict) and isinstance(sidecar.get("count"), int):
+            return sidecar
+        problem = "no shard count"
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        problem = f"not valid JSON: {err}"
+    shard = path.with_suffix("")
+    raise ValueError(
+        f"{path}: a corrupt shard sidecar ({problem}); delete {shard.name}.json, .npy and .jsonl "
+        "and run the same command again to regenerate that shard"
+    )
+
+
 def shard_is_complete(folder: Path, index: int, verify: bool = True) -> bool:
     """True when the shard's sidecar exists and (if `verify`) both checksums match."""
     base = Path(folder) / shard_name(index)
     try:
         sidecar = json.loads(base.with_suffix(".json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return False
     if not verify:
         return True
@@ -87,7 +103,7 @@ def shard_is_complete(folder: Path, index: int, verify: bool = True) -> bool:
         return sidecar["sha256_npy"] == _sha256(base.with_suffix(".npy")) and sidecar["sha256_jsonl"] == _sha256(
             base.with_suffix(".jsonl")
         )
-    except FileNotFoundError:
+    except (FileNotFoundError, KeyError, TypeError):
         return False
 
 
@@ -98,7 +114,7 @@ def write_manifest(folder: Path, params: SpectrogramParams, config: dict, n_shar
     for index in range(n_shards):
         sidecar_path = folder / (shard_name(index) + ".json")
         if sidecar_path.exists():
-            shards.append({"name": shard_name(index), **json.loads(sidecar_path.read_text())})
+            shards.append({"name": shard_name(index), **read_sidecar(sidecar_path)})
     manifest = {
         "format_version": FORMAT_VERSION,
         "spectrogram": params.to_dict(),
@@ -151,7 +167,14 @@ def open_dataset(folder, verify: bool = False) -> Dataset:
     manifest_path = folder / "manifest.json"
     if not manifest_path.exists():
         raise FileNotFoundError(f"{folder} is not a dataset: no manifest.json (make one with `lwmspectro generate`)")
-    manifest = json.loads(manifest_path.read_text())
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"{manifest_path}: not valid JSON ({err}); regenerate it with the same `lwmspectro generate`"
+        ) from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{manifest_path}: not a dataset manifest (a JSON object)")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{manifest_path}: format_version {manifest.get('format_version')} is not {FORMAT_VERSION}")
     arrays, labels, offsets = [], [], [0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,18 @@ from tqdm import tqdm
 
 from .dataset import shard_is_complete, write_manifest, write_shard
 from .synth import GeneratorConfig, draw_spec, make_spectrogram
+
+
+def check_output_folder(folder: Path, option: str) -> None:
+    """Refuse an output folder that cannot be made or written: one of its parents is a file, or
+    the nearest existing one is not writable. `option` names it in the error."""
+    existing = Path(folder)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{option}: {existing} is a file, not a folder; choose another path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{option}: the folder {existing} is not writable; choose another path or fix its permissions")
 
 
 def make_shard(config: GeneratorConfig, index: int, folder: Path) -> int:
@@ -58,7 +71,13 @@ def pending_shards(config: GeneratorConfig, folder: Path, shard_filter: tuple[in
 def _check_same_config(folder: Path, config: GeneratorConfig) -> None:
     manifest = folder / "manifest.json"
     if manifest.exists():
-        previous = json.loads(manifest.read_text())["config"]
+        try:
+            previous = json.loads(manifest.read_text())["config"]
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
+            raise ValueError(
+                f"{manifest}: not a dataset manifest ({err}); delete it to resume (it is rewritten from the "
+                "shards), or use a new --out folder"
+            ) from None
         if previous != config.to_dict():
             raise ValueError(f"{folder} holds a dataset made with another config; use a new --out folder")
 
@@ -68,6 +87,7 @@ def generate_dataset(
 ) -> dict:
     """Make every pending shard, then (re)write the manifest; returns it."""
     folder = Path(folder)
+    check_output_folder(folder, f"--out {folder}")
     folder.mkdir(parents=True, exist_ok=True)
     _check_same_config(folder, config)
     write_manifest(folder, config.params, config.to_dict(), config.n_shards)

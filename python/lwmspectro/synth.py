@@ -16,7 +16,7 @@ import numpy as np
 
 from . import labels, phy
 from .channels import TapProfile, TDLChannel, add_awgn, doppler_hz, draw_speed, impairments, mean_power, tdl_profile
-from .config_base import ConfigBase
+from .config_base import ConfigBase, bounded
 from .resample import resample_segments
 from .spectrogram import DEFAULT_PARAMS, SpectrogramParams, spectrogram_from_frames
 
@@ -32,14 +32,23 @@ CARRIERS_HZ = {
 NOISE_POWER_NONE = 1.0
 """Noise variance per sample of a noise-only (`none`) example."""
 
+MAX_SAMPLES = 10_000_000
+"""The most spectrograms a dataset config may ask for (20 kB each in float16: 330 GB)."""
+MAX_SHARD_SIZE = 20_000
+"""The most spectrograms a shard may hold: a worker holds one shard (float16) in memory."""
+SPEED_RANGE_KMH = (0.0, 500.0)
+"""Receiver speeds the channel models accept (0 to a high-speed train's)."""
+CARRIER_RANGE_HZ = (1e6, 100e9)
+"""Carriers the Doppler model accepts."""
+
 
 @dataclass
 class GeneratorConfig(ConfigBase):
     """What a dataset holds; written verbatim into its manifest."""
 
-    n_samples: int = 1000
-    shard_size: int = 250
-    seed: int = 0
+    n_samples: int = bounded(1000, 1, MAX_SAMPLES)
+    shard_size: int = bounded(250, 1, MAX_SHARD_SIZE)
+    seed: int = bounded(0, 0, 2**63 - 1)
     classes: dict = field(default_factory=lambda: {"wifi": 0.28, "lte": 0.28, "nr": 0.28, "none": 0.08, "other": 0.08})
     snr_db: list = field(default_factory=lambda: list(labels.SNR_GRID_DB))
     mobility: list = field(default_factory=lambda: list(labels.MOBILITY_CLASSES))
@@ -48,20 +57,27 @@ class GeneratorConfig(ConfigBase):
     scenarios: list | str = "train"
     """Scenario names, or "train" (the training sites) or "heldout" (the held-out site)."""
     scenario_folder: str | None = None
-    users_per_scenario: int = 1000
-    delay_spread_s: float = 100e-9
-    impairment_probability: float = 0.0
+    users_per_scenario: int = bounded(1000, 1, 10_000_000)
+    delay_spread_s: float = bounded(100e-9, 0.0, 10e-6)
+    impairment_probability: float = bounded(0.0, 0.0, 1.0)
     spectrogram: dict = field(default_factory=lambda: DEFAULT_PARAMS.to_dict())
 
     def __post_init__(self):
-        for name in self.classes:
+        for name, weight in self.classes.items():
             labels.check_choice("class", name, labels.ROUTER_CLASSES)
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
+                raise ValueError(f"classes.{name}: {weight!r} is not a class weight (a number >= 0)")
+        if not self.classes or sum(self.classes.values()) <= 0:
+            raise ValueError(f"classes: {self.classes!r} needs a positive weight for at least one class")
         for mob in self.mobility:
             labels.check_choice("mobility", mob, labels.MOBILITY_CLASSES)
         for snr in self.snr_db:
             check_snr(snr)
+        if not self.mobility or not self.snr_db:
+            raise ValueError("mobility and snr_db must each list at least one value")
         if self.n_samples < 1 or self.shard_size < 1:
             raise ValueError("n_samples and shard_size must be positive")
+        SpectrogramParams.from_dict(self.spectrogram, "spectrogram")
 
     @property
     def params(self) -> SpectrogramParams:
@@ -73,7 +89,13 @@ class GeneratorConfig(ConfigBase):
 
     @classmethod
     def from_file(cls, path) -> GeneratorConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()), str(path))
+        try:
+            values = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: a generator config is a JSON object, not {type(values).__name__}")
+        return cls.from_dict(values, str(path))
 
 
 def scenario_names(selection) -> list[str]:
@@ -91,8 +113,10 @@ def scenario_names(selection) -> list[str]:
 
 def check_snr(snr_db: float) -> None:
     low, high = labels.SNR_RANGE_DB
+    if isinstance(snr_db, bool) or not isinstance(snr_db, (int, float)):
+        raise ValueError(f"SNR {snr_db!r} is not a number of dB; valid: {low:g} to {high:g} dB")
     if not low <= snr_db <= high:
-        raise ValueError(f"SNR {snr_db} dB is out of range; valid: {low:g} to {high:g} dB")
+        raise ValueError(f"SNR {snr_db:g} dB is out of range; valid: {low:g} to {high:g} dB")
 
 
 @dataclass(frozen=True)
@@ -125,6 +149,16 @@ class ExampleSpec:
             labels.check_choice("mobility", self.mobility, labels.MOBILITY_CLASSES)
         if self.other_kind is not None:
             labels.check_choice("other kind", self.other_kind, labels.OTHER_KINDS)
+        if self.speed_kmh is not None and not SPEED_RANGE_KMH[0] <= self.speed_kmh <= SPEED_RANGE_KMH[1]:
+            raise ValueError(
+                f"speed {self.speed_kmh:g} km/h is out of range; valid: "
+                f"{SPEED_RANGE_KMH[0]:g} to {SPEED_RANGE_KMH[1]:g} km/h"
+            )
+        if not CARRIER_RANGE_HZ[0] <= self.carrier_hz <= CARRIER_RANGE_HZ[1]:
+            raise ValueError(
+                f"carrier {self.carrier_hz:g} Hz is out of range; valid: "
+                f"{CARRIER_RANGE_HZ[0]:g} to {CARRIER_RANGE_HZ[1]:g} Hz"
+            )
 
     @property
     def doppler_hz(self) -> float:
@@ -179,6 +213,8 @@ def _channel(spec: ExampleSpec, sample_rate_hz: float, rng, scenario_folder=None
     if spec.channel == "site":
         from . import scenarios
 
+        if spec.scenario is None or spec.user is None:
+            raise ValueError("a site channel needs a scenario and a user")
         paths = scenarios.user_paths(scenarios.load_scenario(spec.scenario, scenario_folder), spec.user)
         profile = TapProfile.from_paths(paths.delays_s, paths.powers_lin, los=paths.los)
     else:
@@ -258,6 +294,8 @@ def _realise(
         shape = (len(starts), length)
         noise = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) * np.sqrt(NOISE_POWER_NONE / 2)
         return noise.astype(np.complex64), label_row(spec, {})
+    if spec.snr_db is None:
+        raise ValueError(f"a {spec.protocol} example needs an SNR")
     wf = _phy_waveform(spec, (int(starts.max()) + length) / params.sample_rate_hz, rng)
     channel = _channel(spec, params.sample_rate_hz, rng, scenario_folder)
     x, active = _at_analysis_rate(wf, params, starts, length, channel.support)

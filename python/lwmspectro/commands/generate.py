@@ -3,6 +3,24 @@
 HELP = "generate a sharded spectrogram dataset from a config file"
 
 
+def positive_int(text: str) -> int:
+    from ..cli import positive_int
+
+    return positive_int(text)
+
+
+def worker_count(text: str) -> int:
+    """argparse type: 1 to twice the cores here (each worker is a process holding a shard)."""
+    import argparse
+    import os
+
+    value = positive_int(text)
+    limit = 2 * (os.cpu_count() or 1)
+    if value > limit:
+        raise argparse.ArgumentTypeError(f"{value} workers: at most {limit}, twice the cores here")
+    return value
+
+
 def add_arguments(parser):
     from ..cli import add_progress_argument
 
@@ -12,28 +30,31 @@ def add_arguments(parser):
     parser.add_argument(
         "--out", required=True, help="dataset folder (resumes if it holds a partial run of the same config)"
     )
-    parser.add_argument("--workers", type=int, default=1, help="processes on this machine")
+    parser.add_argument(
+        "--workers", type=worker_count, default=1, help="processes on this machine (at most twice its cores)"
+    )
     parser.add_argument(
         "--shard", default="0/1", metavar="i/N", help="make only shards with index %% N == i (split across machines)"
     )
     parser.add_argument("--ray", action="store_true", help="distribute shards over a Ray cluster")
-    parser.add_argument("--n-samples", type=int, help="override the config's n_samples")
+    parser.add_argument("--n-samples", type=positive_int, help="override the config's n_samples")
     add_progress_argument(parser)
 
 
 def run(args) -> int:
-    import dataclasses
-
+    from ..cli import UsageError
     from ..generate import generate_dataset
     from ..synth import GeneratorConfig
 
-    config = GeneratorConfig.from_file(args.config)
-    if args.n_samples:
-        config = dataclasses.replace(config, n_samples=args.n_samples)
     try:
         part, parts = (int(v) for v in args.shard.split("/"))
     except ValueError:
-        raise ValueError(f"--shard {args.shard!r}: expected i/N, e.g. 0/4") from None
+        raise UsageError(f"--shard {args.shard!r}: expected i/N, e.g. 0/4") from None
+    if not 0 <= part < parts:
+        raise UsageError(f"--shard {args.shard}: need 0 <= i < N, e.g. 0/4")
+    config = GeneratorConfig.from_file(args.config)
+    if args.n_samples:
+        config = GeneratorConfig.from_dict({**config.to_dict(), "n_samples": args.n_samples}, "--n-samples")
     manifest = generate_dataset(
         config,
         args.out,

@@ -2,6 +2,41 @@
 
 HELP = "write one labelled SigMF recording (cf32) for a chosen protocol, modulation, SNR, mobility, site"
 
+MAX_SECONDS = 2.0
+"""The longest recording one call writes: 61.44 M samples, 492 MB of cf32 at 30.72 MS/s (the
+generator holds a few times that while it works)."""
+
+DEFAULT_SNR_DB = 20.0
+DEFAULT_MOBILITY = "pedestrian"
+DEFAULT_CHANNEL = "site"
+
+OPTIONS = {
+    "bandwidth": "--bandwidth",
+    "modulation": "--modulation",
+    "code_rate": "--code-rate",
+    "other_kind": "--other-kind",
+    "snr": "--snr",
+    "mobility": "--mobility",
+    "speed": "--speed",
+    "carrier": "--carrier",
+    "channel": "--channel",
+    "scenario": "--scenario",
+    "scenario_folder": "--scenario-folder",
+    "user": "--user",
+    "impairments": "--impairments",
+}
+"""The options that describe the signal, by their argparse dest."""
+
+SITE_OPTIONS = ("scenario", "scenario_folder", "user")
+CARRIED = {
+    "wifi": set(OPTIONS) - {"other_kind"},
+    "lte": set(OPTIONS) - {"other_kind"},
+    "nr": set(OPTIONS) - {"other_kind"},
+    "other": set(OPTIONS) - {"bandwidth", "modulation", "code_rate"},
+    "none": set(),
+}
+"""The signal options each protocol takes; `none` is receiver noise alone."""
+
 
 def add_arguments(parser):
     parser.add_argument("--protocol", required=True, help="wifi, lte, nr, other or none")
@@ -9,19 +44,64 @@ def add_arguments(parser):
     parser.add_argument("--modulation", help="BPSK, QPSK, 16QAM, 64QAM or 256QAM (default: drawn)")
     parser.add_argument("--code-rate", help="e.g. 1/2, 3/4 (default: drawn)")
     parser.add_argument("--other-kind", help="for --protocol other: cw, sc_psk, sc_qam or fm")
-    parser.add_argument("--snr", type=float, default=20.0, help="SNR in dB within the occupied bandwidth")
-    parser.add_argument("--mobility", default="pedestrian", help="static, pedestrian or vehicular")
-    parser.add_argument("--speed", type=float, help="km/h (default: drawn within the mobility class)")
+    parser.add_argument(
+        "--snr", type=float, help=f"SNR in dB within the occupied bandwidth (default {DEFAULT_SNR_DB:g})"
+    )
+    parser.add_argument("--mobility", help=f"static, pedestrian or vehicular (default {DEFAULT_MOBILITY})")
+    parser.add_argument("--speed", type=float, help="km/h, 0 to 500 (default: drawn within the mobility class)")
     parser.add_argument("--carrier", type=float, help="carrier in Hz (default: drawn for the protocol)")
-    parser.add_argument("--channel", default="site", help="'site' (ray-traced scenario user) or TDL-A..TDL-E")
+    parser.add_argument("--channel", help="'site' (ray-traced scenario user, the default) or TDL-A..TDL-E")
     parser.add_argument("--scenario", help="scenario name (default: the first training scenario)")
     parser.add_argument("--scenario-folder", help="folder of DeepMIMO scenarios (default: the shipped ones)")
     parser.add_argument("--user", type=int, help="user index in the scenario (default: drawn)")
     parser.add_argument("--impairments", action="store_true", help="add random receiver impairments (labelled)")
-    parser.add_argument("--seconds", type=float, help="length (default: one model observation)")
+    parser.add_argument(
+        "--seconds", type=float, help=f"length, up to {MAX_SECONDS:g} s (default: one model observation)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="output path without extension")
     parser.add_argument("--overwrite", action="store_true")
+
+
+def check_options(args) -> None:
+    """Refuse a signal option the protocol (or the channel) does not use, naming those it does:
+    an option that changed nothing would still be believed."""
+    from ..cli import UsageError
+    from ..labels import SNR_RANGE_DB
+    from ..synth import CARRIER_RANGE_HZ, SPEED_RANGE_KMH
+
+    given = [dest for dest in OPTIONS if getattr(args, dest) not in (None, False)]
+    carried = CARRIED[args.protocol]
+    if args.channel not in (None, DEFAULT_CHANNEL):
+        carried = carried - set(SITE_OPTIONS)
+    for dest in given:
+        if dest not in carried:
+            valid = ", ".join(OPTIONS[d] for d in OPTIONS if d in carried) or "none but --seconds (noise alone)"
+            why = "a standard channel profile" if dest in SITE_OPTIONS and dest in CARRIED[args.protocol] else ""
+            subject = f"--channel {args.channel} ({why})" if why else f"--protocol {args.protocol}"
+            raise UsageError(f"{OPTIONS[dest]} has no effect with {subject}; options it takes: {valid}")
+    ranges = (("snr", SNR_RANGE_DB, "dB"), ("speed", SPEED_RANGE_KMH, "km/h"), ("carrier", CARRIER_RANGE_HZ, "Hz"))
+    for dest, (low, high), unit in ranges:
+        value = getattr(args, dest)
+        if value is not None and not low <= value <= high:
+            raise UsageError(f"{OPTIONS[dest]} {value:g}: out of range; valid: {low:g} to {high:g} {unit}")
+
+
+def check_seconds(seconds: float | None) -> None:
+    """Refuse a length that is not positive, or longer than one call may write (before allocating)."""
+    import math
+
+    from ..cli import UsageError
+
+    if seconds is None:
+        return
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise UsageError(f"--seconds {seconds:g}: the length must be a positive number of seconds")
+    if seconds > MAX_SECONDS:
+        raise UsageError(
+            f"--seconds {seconds:g}: at most {MAX_SECONDS:g} s per recording (it is held in memory); "
+            "write several recordings with different --seed values for more"
+        )
 
 
 def spec_from_args(args):
@@ -31,17 +111,23 @@ def spec_from_args(args):
     import numpy as np
 
     from .. import labels, phy
+    from ..cli import UsageError
     from ..synth import CARRIERS_HZ, ExampleSpec, draw_speed
 
     labels.check_choice("protocol", args.protocol, labels.ROUTER_CLASSES)
+    check_options(args)
     rng = np.random.default_rng(args.seed)
-    carrier = args.carrier or float(rng.choice(CARRIERS_HZ[args.protocol]))
+    carrier = args.carrier if args.carrier is not None else float(rng.choice(CARRIERS_HZ[args.protocol]))
     if args.protocol == "none":
         return ExampleSpec("none", None, None, None, carrier, args.seed)
-    labels.check_choice("mobility", args.mobility, labels.MOBILITY_CLASSES)
-    speed = args.speed if args.speed is not None else draw_speed(args.mobility, rng)
+    mobility = args.mobility or DEFAULT_MOBILITY
+    channel = args.channel or DEFAULT_CHANNEL
+    labels.check_choice("mobility", mobility, labels.MOBILITY_CLASSES)
+    if mobility == "static" and args.speed:
+        raise UsageError(f"--speed {args.speed:g} km/h with --mobility static: a static receiver does not move")
+    speed = args.speed if args.speed is not None else draw_speed(mobility, rng)
     scenario = user = None
-    if args.channel == "site":
+    if channel == "site":
         from .. import scenarios
 
         scenario = args.scenario or scenarios.TRAIN_SCENARIOS[0]
@@ -54,14 +140,14 @@ def spec_from_args(args):
             )
     spec = ExampleSpec(
         args.protocol,
-        args.snr,
-        args.mobility,
+        args.snr if args.snr is not None else DEFAULT_SNR_DB,
+        mobility,
         speed,
         carrier,
         args.seed,
         scenario=scenario,
         user=user,
-        channel=args.channel,
+        channel=channel,
         impairments=args.impairments,
     )
     if args.protocol == "other":
@@ -78,11 +164,16 @@ def spec_from_args(args):
 
 
 def run(args) -> int:
+    from pathlib import Path
+
+    from ..generate import check_output_folder
     from ..sigmf_io import write_recording
     from ..spectrogram import DEFAULT_PARAMS
     from ..synth import make_stream
 
+    check_seconds(args.seconds)
     spec = spec_from_args(args)
+    check_output_folder(Path(args.out).parent, f"--out {args.out}")
     n_samples = int(round(args.seconds * DEFAULT_PARAMS.sample_rate_hz)) if args.seconds else None
     iq, row = make_stream(spec, DEFAULT_PARAMS, n_samples, args.scenario_folder)
     meta = write_recording(args.out, iq, DEFAULT_PARAMS.sample_rate_hz, spec.carrier_hz, row, overwrite=args.overwrite)
