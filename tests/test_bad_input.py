@@ -532,9 +532,84 @@ RUN_CASES: list[Case] = [
     Case("demo-broken-pipe", broken_pipe("demo --seconds 60", lambda tmp: {}), None, 0, None, marks=(pytest.mark.slow,)),
 ]
 
+
+def train_command(argv: str, setup: Callable[[Path], dict] | None = None) -> Callable[[Path], Outcome]:
+    """`lwmspectro-train ARGV` through its main in this process (the training package's own command)."""
+
+    def command(tmp: Path) -> Outcome:
+        from lwmspectro_train import cli as train_cli
+
+        names = setup(tmp) if setup else {}
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                status = train_cli.main(shlex.split(argv.format(tmp=tmp, **names)))
+            except SystemExit as stop:
+                status = stop.code if isinstance(stop.code, int) else 1
+        return Outcome(status, out.getvalue(), err.getvalue())
+
+    return command
+
+
+def training_run(checkpoint: Callable[[Path], object] | None = None, files: dict[str, str] | None = None) -> Callable[[Path], dict]:
+    """A tiny run config (run.json) over a toy dataset, with the wifi pretraining checkpoint made by
+    `checkpoint(path)` and `files` (relative to the run folder -> text)."""
+
+    def setup(tmp: Path) -> dict:
+        from test_train_toydata import write_toy_dataset
+
+        from train_fixtures import tiny_config
+
+        train = write_toy_dataset(tmp / "train", n=40)
+        (tmp / "run.json").write_text(json.dumps(tiny_config(tmp / "run", train)))
+        if checkpoint is not None:
+            path = tmp / "run" / "pretrain" / "wifi" / "checkpoint.pt"
+            path.parent.mkdir(parents=True)
+            checkpoint(path)
+        for name, text in (files or {}).items():
+            (tmp / "run" / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / "run" / name).write_text(text)
+        return {"config": str(tmp / "run.json"), "checkpoint": str(tmp / "run" / "pretrain" / "wifi" / "checkpoint.pt")}
+
+    return setup
+
+
+def torch_file(value: object, keep_bytes: int | None = None) -> Callable[[Path], None]:
+    """`value` saved with torch.save, cut to its first `keep_bytes` bytes when given."""
+
+    def write(path: Path) -> None:
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(value, buffer)
+        path.write_bytes(buffer.getvalue()[:keep_bytes])
+
+    return write
+
+
+RESUME = "pretrain --config {config} --experts wifi --no-progress --resume"
+TRAIN_CASES = [
+    Case("train-resume-truncated-checkpoint", train_command(RESUME, training_run(torch_file({"format": 1, "model": {}}, keep_bytes=300))), None, 1, r"checkpoint\.pt: not a readable checkpoint .*delete it to restart the stage \(then run without --resume\)"),
+    Case("train-resume-garbage-checkpoint", train_command(RESUME, training_run(lambda path: path.write_bytes(b"not a checkpoint" * 64))), None, 1, r"checkpoint\.pt: not a readable checkpoint .*delete it"),
+    Case("train-resume-empty-checkpoint", train_command(RESUME, training_run(lambda path: path.write_bytes(b""))), None, 1, r"checkpoint\.pt: not a readable checkpoint .*delete it"),
+    Case("train-resume-pickled-object", train_command(RESUME, training_run(lambda path: path.write_bytes(__import__("pickle").dumps(Path("x"), protocol=2)))), None, 1, r"checkpoint\.pt: not a readable checkpoint .*delete it"),
+    Case("train-resume-checkpoint-not-dict", train_command(RESUME, training_run(torch_file([1, 2]))), None, 1, r"checkpoint\.pt: not a checkpoint \(it holds a list\); delete it"),
+    Case("train-resume-checkpoint-lacks-entries", train_command(RESUME, training_run(torch_file({"format": 1}))), None, 1, r"checkpoint\.pt: a checkpoint without \['model', .*delete it"),
+    Case("train-run-config-corrupt", train_command(RESUME, training_run(files={"config.json": "{"})), None, 1, r"run/config\.json: not valid JSON.*restore it, or delete it"),
+    Case("train-set-epochs-text", train_command("pretrain --config small --set stages.pretrain.epochs=abc"), None, 2, r"stages\.pretrain\.epochs: 'abc' is not an integer"),
+    Case("train-set-epochs-zero", train_command("pretrain --config small --set stages.pretrain.epochs=0"), None, 2, r"stages\.pretrain\.epochs: 0 is out of range; valid: 1 to 100000"),
+    Case("train-set-epochs-fraction", train_command("pretrain --config small --set stages.heads.epochs=2.5"), None, 2, r"stages\.heads\.epochs: 2\.5 is not an integer"),
+    Case("train-set-lr-text", train_command("router --config small --set stages.router.lr=fast"), None, 2, r"stages\.router\.lr: 'fast' is not a number"),
+    Case("train-set-batch-huge", train_command("router --config small --set stages.router.batch_size=1e12"), None, 2, r"stages\.router\.batch_size: 1e\+12 is out of range"),
+    Case("train-set-seed-text", train_command("pretrain --config small --set seed=one"), None, 2, r"seed: 'one' is not an integer"),
+    Case("train-set-section-null", train_command("pretrain --config small --set model=null"), None, 2, r"model: None is not an object"),
+    Case("train-set-stage-not-section", train_command("pretrain --config small --set stages.pretrain=5"), None, 2, r"stages\.pretrain: 5 is not a section"),
+    Case("train-set-workers-negative", train_command("pretrain --config small --set loader.workers=-1"), None, 2, r"loader\.workers: -1 is out of range; valid: 0 to 256"),
+]
+
 # fmt: on
 
-ALL_CASES = CLASSIFY_CASES + CLI_CASES + TRUST_CASES + GENERATE_CASES + RUN_CASES
+ALL_CASES = CLASSIFY_CASES + CLI_CASES + TRUST_CASES + GENERATE_CASES + RUN_CASES + TRAIN_CASES
 
 
 def snapshot(paths: list[Path]) -> dict[Path, bytes | None]:

@@ -151,3 +151,44 @@ def test_two_process_gloo_ddp_trains_one_model(tmp_path, toy_train):
     assert ckpt["world_size"] == 2 and len(ckpt["rng"]) == 2 and ckpt["global_step"] == 2
     assert not torch.equal(ckpt["rng"][0]["torch"], ckpt["rng"][1]["torch"])
     assert "paused" in result.stdout and labels.PROTOCOLS[0] in result.stdout
+
+
+@pytest.mark.parametrize(
+    "content, error",
+    [
+        (b"", r"not a readable checkpoint"),
+        (b"\x80\x02garbage" * 50, r"not a readable checkpoint"),
+        ("truncated", r"not a readable checkpoint"),
+        ("no-entries", r"a checkpoint without \['model'"),
+    ],
+)
+def test_a_broken_checkpoint_on_resume_names_the_file_and_the_way_out(tmp_path, toy_train, content, error):
+    make_run(tmp_path, toy_train, max_steps=1).pretrain("wifi")
+    path = tmp_path / "pretrain" / "wifi" / "checkpoint.pt"
+    if content == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif content == "no-entries":
+        torch.save({"format": 1}, path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"{path}: {error}.*delete it to restart the stage"):
+        make_run(tmp_path, toy_train, max_steps=2).pretrain("wifi", resume=True)
+
+
+def test_a_checkpoint_of_another_model_names_the_file(tmp_path, toy_train):
+    make_run(tmp_path, toy_train, max_steps=1).pretrain("wifi")
+    config = tiny_config(tmp_path, toy_train, max_steps=2)
+    config["model"]["d_model"] = 32
+    run = Run(RunConfig.from_dict(config), Context(), progress=False)
+    with pytest.raises(
+        ValueError, match=r"checkpoint\.pt: does not fit this stage's model.*config it was written with"
+    ):
+        run.pretrain("wifi", resume=True)
+
+
+def test_a_set_override_of_the_wrong_type_names_the_key():
+    from lwmspectro_train.config import load_config
+
+    with pytest.raises(ValueError, match=r"stages\.pretrain\.epochs: 'abc' is not an integer"):
+        load_config("small", ["stages.pretrain.epochs=abc"])
+    assert load_config("small", ["stages.pretrain.epochs=3.0"]).stage("pretrain").epochs == 3

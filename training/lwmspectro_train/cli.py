@@ -106,7 +106,13 @@ def prepare_run_dir(cfg: RunConfig, record: dict, ctx: Context) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "config.json"
         if path.exists():
-            check_compatible(json.loads(path.read_text()), cfg.to_dict(), str(folder))
+            try:
+                previous = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise ValueError(
+                    f"{path}: not valid JSON ({err}); restore it, or delete it to adopt this command's config"
+                ) from None
+            check_compatible(previous, cfg.to_dict(), str(folder))
         atomic_write(path, json.dumps(cfg.to_dict(), indent=2) + "\n")
         with open(folder / "commands.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -195,14 +201,18 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = load_config(args.config, args.set)
+    except (ValueError, OSError) as err:  # a bad --config or --set: a usage error, as argparse's
+        print(f"lwmspectro-train {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    try:
         ctx = setup(cfg.device, cfg.loader.threads)
         try:
             return run_command(args, argv, cfg, ctx)
         finally:
             teardown()
-    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as err:
+    except (ValueError, OSError, FloatingPointError) as err:
         print(f"lwmspectro-train {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return 1
     except KeyboardInterrupt:
         print(
             f"lwmspectro-train {args.command}: interrupted; --resume continues from the last checkpoint",

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from lwmspectro import labels
-from lwmspectro.config_base import ConfigBase
+from lwmspectro.config_base import ConfigBase, bounded
 
 from .model import EncoderConfig, HeadsConfig, RouterConfig
 
@@ -25,19 +25,19 @@ CONTRASTIVE_LABELS = ("modulation", "snr_mobility")
 class StageConfig(ConfigBase):
     """Optimisation of one stage; defaults are the paper's Table I."""
 
-    epochs: int = 100
-    patience: int = 10
-    batch_size: int = 64
-    lr: float = 5e-4
+    epochs: int = bounded(100, 1, 100_000)
+    patience: int = bounded(10, 0)
+    batch_size: int = bounded(64, 1, 65_536)
+    lr: float = bounded(5e-4, 0.0, 10.0)
     betas: tuple = (0.9, 0.999)
-    weight_decay: float = 0.05
-    warmup_epochs: float = 5.0
-    min_lr: float = 1e-8
-    grad_clip: float | None = 1.0
-    max_train_samples: int | None = None
-    max_val_samples: int | None = None
-    max_steps: int | None = None
-    checkpoint_every_steps: int = 0
+    weight_decay: float = bounded(0.05, 0.0)
+    warmup_epochs: float = bounded(5.0, 0.0)
+    min_lr: float = bounded(1e-8, 0.0)
+    grad_clip: float | None = bounded(1.0, 0.0)
+    max_train_samples: int | None = bounded(None, 1)
+    max_val_samples: int | None = bounded(None, 1)
+    max_steps: int | None = bounded(None, 1)
+    checkpoint_every_steps: int = bounded(0, 0)
     lambda_recon: float = 1.0
     lambda_cont: float = 0.3
     contrastive_labels: tuple = ("modulation",)
@@ -73,9 +73,9 @@ class DataConfig(ConfigBase):
 
 @dataclass(frozen=True)
 class LoaderConfig(ConfigBase):
-    workers: int = 2
-    threads: int | None = None
-    eval_batch_size: int = 128
+    workers: int = bounded(2, 0, 256)
+    threads: int | None = bounded(None, 1, 4096)
+    eval_batch_size: int = bounded(128, 1, 65_536)
 
 
 @dataclass(frozen=True)
@@ -110,8 +110,10 @@ class RunConfig(ConfigBase):
 
     @classmethod
     def from_dict(cls, values: dict, where: str = "config") -> RunConfig:
+        if not isinstance(values, dict):
+            raise ValueError(f"{where}: a run config is a JSON object, not {type(values).__name__}")
         cls.check_keys(values, where)
-        values = dict(values)
+        values = cls.check_values(values)
         if "name" not in values or "run_dir" not in values:
             raise ValueError(f"{where}: needs at least `name` and `run_dir`")
         sections = {
@@ -125,6 +127,9 @@ class RunConfig(ConfigBase):
             if key in values:
                 values[key] = section.from_dict(values[key], key)
         stages = values.get("stages", {})
+        not_sections = [s for s in stages if not isinstance(stages[s], dict)]
+        if not_sections:
+            raise ValueError(f"stages.{not_sections[0]}: {stages[not_sections[0]]!r} is not a section (an object)")
         unknown = set(stages) - set(STAGES)
         if unknown:
             raise ValueError(f"config: unknown stages {sorted(unknown)}; valid: {', '.join(STAGES)}")

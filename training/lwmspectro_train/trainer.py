@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import math
+import pickle
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,11 +35,20 @@ def save_atomic(obj, path: Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
 
 
-def load_checkpoint(path: Path) -> dict:
-    """Checkpoints hold only tensors and plain Python values, so they load with weights_only."""
+def load_checkpoint(path: Path, fix: str = "delete it and run the stage that writes it again") -> dict:
+    """Checkpoints hold only tensors and plain Python values, so they load with weights_only.
+    A file that is not one (truncated, garbage, a pickle of anything else) is a ValueError
+    naming it with `fix`."""
     if not Path(path).exists():
         raise FileNotFoundError(f"{path} does not exist; run the stage that writes it first")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path}: not a readable checkpoint ({reason}); {fix}") from err
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{path}: not a checkpoint (it holds a {type(checkpoint).__name__}); {fix}")
+    return checkpoint
 
 
 def lr_factor(step: int, warmup_steps: int, total_steps: int, base_lr: float, min_lr: float) -> float:
@@ -191,14 +201,26 @@ class Trainer:
         self.ctx.barrier()
 
     def restore(self) -> None:
-        ckpt = load_checkpoint(self.checkpoint_path)
+        fix = "delete it to restart the stage (then run without --resume)"
+        ckpt = load_checkpoint(self.checkpoint_path, fix)
         if ckpt.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(
-                f"{self.checkpoint_path}: checkpoint format {ckpt.get('format')} is not {CHECKPOINT_FORMAT}"
+                f"{self.checkpoint_path}: checkpoint format {ckpt.get('format')} is not {CHECKPOINT_FORMAT}; {fix}"
             )
-        self.module.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
+        needed = ("model", "optimizer", "scheduler", "rng", "world_size", "stage_config", *self.state)
+        missing = [key for key in needed if key not in ckpt]
+        if missing:
+            raise ValueError(f"{self.checkpoint_path}: a checkpoint without {missing}; {fix}")
+        try:
+            self.module.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(
+                f"{self.checkpoint_path}: does not fit this stage's model and optimiser ({reason}); resume with "
+                f"the config it was written with, or {fix}"
+            ) from err
         for key in self.state:
             self.state[key] = ckpt[key]
         if ckpt["world_size"] == self.ctx.world_size:
