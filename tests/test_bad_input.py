@@ -471,6 +471,10 @@ TRUST_CASES = [
     Case("trust-card-is-list", "classify {meta} --bundle {bundle}", bad_bundle(lambda folder: (folder / "card.json").write_text("[]")), 1, r"card\.json: not a JSON object but a list"),
     Case("trust-checksum-missing", "classify {meta} --bundle {bundle}", bad_bundle(card_edit(sha256=DROP)), 1, r"card\.json: missing keys \['sha256'\]"),
     Case("trust-older-schema", "classify {meta} --bundle {bundle}", bad_bundle(card_edit(schema_version=1, sha256=DROP)), 1, r"card\.json: schema_version 1 records no file checksums.*lwmspectro export --stamp DIR"),
+    Case("trust-stamp-refuses-a-changed-bundle", "export --stamp {bundle}", bad_bundle(flip_bytes("router.onnx")), 1, r"router\.onnx: sha256 \w+\.\.\. does not match", keeps=("{bundle}/card.json", "{bundle}/router.onnx")),
+    Case("trust-stamp-not-a-bundle", "export --stamp {tmp}/nowhere", None, 1, r"nowhere/card\.json: missing; --stamp takes a bundle folder"),
+    Case("trust-stamp-with-run", "export --stamp {bundle} --run {tmp}/run", bad_bundle(), 2, r"--stamp upgrades a bundle in place: it takes neither --run nor --out"),
+    Case("trust-export-without-run", "export --out {tmp}/b", None, 2, r"--run DIR and --out DIR are required \(or --stamp DIR"),
     Case("trust-file-outside-bundle", "classify {meta} --bundle {bundle}", bad_bundle(card_edit("files", router="/etc/passwd")), 1, r"card\.json: files\.router must be a file name in the bundle folder"),
 ]
 

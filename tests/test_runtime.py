@@ -342,6 +342,19 @@ def test_each_file_is_hashed_once_per_load(copy_of, monkeypatch):
         load_bundle(copy_of)
 
 
+def test_a_checkpoint_found_elsewhere_is_checked_against_the_card(copy_of, tmp_path):
+    (copy_of / "weights.pt").write_bytes(b"torch twin")
+    edit_card(copy_of, lambda card: card["training"].update(checkpoint="weights.pt"))
+    restamp(copy_of)
+    (copy_of / "weights.pt").rename(tmp_path / "weights.pt")
+    loaded = load_bundle(copy_of)
+    assert loaded.checkpoint is None
+    loaded.verify_checkpoint(tmp_path / "weights.pt")
+    (tmp_path / "other.pt").write_bytes(b"another twin")
+    with pytest.raises(BundleError, match=r"other\.pt: sha256 \w+\.\.\. does not match"):
+        loaded.verify_checkpoint(tmp_path / "other.pt")
+
+
 def test_a_bundle_of_the_previous_schema_is_stamped_in_place_without_changing_its_graphs(copy_of, runtime):
     from lwmspectro_train.export import stamp_bundle
 

@@ -135,20 +135,23 @@ def onnx_parameters(bundle_dir) -> int | None:
 
 
 def quantised_copy(bundle_dir, out_dir):
-    """The bundle with every ONNX file dynamically quantised to int8 weights."""
-    import shutil
+    """The bundle with every ONNX file dynamically quantised to int8 weights (each keeps its
+    training metadata), its card recording the quantised files' checksums."""
+    import json
     from pathlib import Path
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from ..bundle import CARD_FILE, write_card
+
     out_dir = Path(out_dir)
-    shutil.copy(Path(bundle_dir) / "card.json", out_dir / "card.json")
     for path in sorted(Path(bundle_dir).glob("*.onnx")):
         prepared = out_dir / (path.stem + ".prepared.onnx")
         quant_pre_process(str(path), str(prepared))
         quantize_dynamic(str(prepared), str(out_dir / path.name), weight_type=QuantType.QInt8)
         prepared.unlink()
+    write_card(out_dir, json.loads((Path(bundle_dir) / CARD_FILE).read_text()))
     return out_dir
 
 
