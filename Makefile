@@ -32,11 +32,12 @@ build: setup
 	cmake --build build
 	cmake --install build
 
+# Lint, format and the core's types (ruff and mypy, configured in the root pyproject.toml).
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
-# The core's types (mypy, configured in the root pyproject.toml).
 typecheck: setup
 	$(VENV)/bin/mypy
 
