@@ -105,7 +105,9 @@ def add_progress_argument(parser: argparse.ArgumentParser) -> None:
 class LazyCommandParser(argparse.ArgumentParser):
     """A subcommand's parser that imports its module and adds its arguments on first use."""
 
-    def __init__(self, *args, load: Callable[[], ModuleType] | None = None, run_key: str = "run", **kwargs) -> None:
+    def __init__(
+        self, *args, load: Callable[[], ModuleType] | None = None, run_key: str = "run_command", **kwargs
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._load = load
         self._run_key = run_key
@@ -241,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-q", "--quiet", action="count", default=0, help="only warnings and errors on stderr, no progress (-qq: errors)"
     )
-    add_commands(parser, "lwmspectro.commands", COMMAND_GROUP, KNOWN_PLUGIN_COMMANDS, "command", "run")
+    add_commands(parser, "lwmspectro.commands", COMMAND_GROUP, KNOWN_PLUGIN_COMMANDS, "command", "run_command")
     return parser
 
 
@@ -318,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prog = f"{parser.prog} {args.command}"
     try:
         with logging_to_stderr(args.verbose - args.quiet):
-            status = int(args.run(args) or 0)
+            status = int(args.run_command(args) or 0)
         sys.stdout.flush()
         return status
     except BrokenPipeError:

@@ -11,8 +11,10 @@ HELP = "benchmarks: generate (data pipeline), infer (model runtime), flowgraph (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..cli import BENCHMARK_GROUP, KNOWN_PLUGIN_BENCHMARKS, add_commands
 
-    add_commands(parser, "lwmspectro.benchmarks", BENCHMARK_GROUP, KNOWN_PLUGIN_BENCHMARKS, "benchmark", "bench_run")
+    add_commands(
+        parser, "lwmspectro.benchmarks", BENCHMARK_GROUP, KNOWN_PLUGIN_BENCHMARKS, "benchmark", "run_benchmark"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    return args.bench_run(args)
+    return args.run_benchmark(args)

@@ -18,7 +18,6 @@ HELP = "write a model bundle (ONNX files + card.json) from a training run direct
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run",
-        dest="run_dir",
         metavar="DIR",
         help="training run directory (run_dir of an lwmspectro-train config); needs --out",
     )
@@ -56,7 +55,7 @@ def export_run(run, out, data: str | None, parity_samples: int, overwrite: bool,
 
 def command_line(args: argparse.Namespace) -> list[str]:
     """The command that reproduces this export, rebuilt from the parsed options, for the card."""
-    words = ["lwmspectro", "export", "--run", args.run_dir, "--out", args.out]
+    words = ["lwmspectro", "export", "--run", args.run, "--out", args.out]
     words += ["--parity-samples", str(args.parity_samples)]
     words += ["--data", args.data] if args.data else []
     words += ["--overwrite"] if args.overwrite else []
@@ -71,15 +70,15 @@ def run(args: argparse.Namespace) -> int:
     from ..export import load_run, stamp_bundle
 
     if args.stamp:
-        if args.run_dir or args.out:
+        if args.run or args.out:
             raise UsageError("--stamp upgrades a bundle in place: it takes neither --run nor --out")
         card = stamp_bundle(args.stamp)
         print(f"stamped bundle {args.stamp}: {len(card['sha256'])} files checksummed, schema {card['schema_version']}")
         return 0
-    if not args.run_dir or not args.out:
+    if not args.run or not args.out:
         raise UsageError("--run DIR and --out DIR are required (or --stamp DIR to upgrade a bundle)")
     ctx = setup("cpu")
-    trained = load_run(args.run_dir, ctx, progress=not args.no_progress)
+    trained = load_run(args.run, ctx, progress=not args.no_progress)
     export_run(
         trained, Path(args.out), args.data, args.parity_samples, args.overwrite, command_record(command_line(args), ctx)
     )
