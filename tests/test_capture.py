@@ -1,0 +1,111 @@
+"""The capture chain does what each drawn label says: rate, band edges, offset, receiver steps."""
+
+import json
+
+import numpy as np
+import pytest
+import scipy.signal
+
+from lwmspectro import capture
+
+FS = 30.72e6
+
+
+def white_noise(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return ((rng.standard_normal(n) + 1j * rng.standard_normal(n)) / np.sqrt(2)).astype(np.complex64)
+
+
+def band_signal(bandwidth_hz, n=1 << 16, seed=0):
+    """Noise low-passed to +-bandwidth/2 at the analysis rate: a stand-in for an occupied band."""
+    taps = scipy.signal.firwin(255, bandwidth_hz / FS)
+    return scipy.signal.oaconvolve(white_noise(n, seed), taps, mode="same").astype(np.complex64)
+
+
+def psd_db(y, rate_hz):
+    freqs, psd = scipy.signal.welch(y, fs=rate_hz, nperseg=512, return_onesided=False, detrend=False)
+    order = np.argsort(freqs)
+    return freqs[order], 10 * np.log10(psd[order])
+
+
+def test_the_capture_is_at_the_drawn_source_rate():
+    iq = white_noise(30_720)
+    for rate in (2.4e6, 20e6, 30.72e6, 61.44e6):
+        settings = capture.draw_capture(np.random.default_rng(0), 1e6, 2.4e9, source_rate_hz=rate)
+        y = capture.apply_capture(iq, settings, FS, np.random.default_rng(1))
+        assert settings.source_rate_hz == rate
+        assert y.dtype == np.complex64
+        assert y.size == pytest.approx(iq.size * rate / FS, abs=2)
+
+
+def test_the_anti_alias_filter_passes_its_passband_and_attenuates_the_band_edges():
+    settings = capture.CaptureSettings(source_rate_hz=20e6, passband_fraction=0.8)
+    y = capture.apply_capture(white_noise(1 << 17), settings, FS, np.random.default_rng(0))
+    freqs, level = psd_db(y, 20e6)
+    passband = level[np.abs(freqs) < 0.7 * 10e6]
+    edges = level[np.abs(freqs) > 0.97 * 10e6]
+    assert passband.max() - passband.min() < 2.5
+    assert passband.mean() - edges.max() > 30
+
+
+def test_a_band_wider_than_the_stream_is_filled_with_its_noise_floor():
+    settings = capture.CaptureSettings(source_rate_hz=61.44e6, passband_fraction=0.9)
+    y = capture.apply_capture(white_noise(1 << 16), settings, FS, np.random.default_rng(0))
+    freqs, level = psd_db(y, 61.44e6)
+    inner = level[np.abs(freqs) < 12e6].mean()
+    beyond = level[(np.abs(freqs) > 18e6) & (np.abs(freqs) < 26e6)].mean()
+    assert beyond == pytest.approx(inner, abs=1.5)
+
+
+def test_the_offset_moves_the_spectrum_peak_and_keeps_the_band_inside_the_passband():
+    iq = band_signal(2e6)
+    for seed in range(5):
+        settings = capture.draw_capture(np.random.default_rng(seed), 2e6, 1e9, source_rate_hz=FS)
+        assert abs(settings.offset_hz) + 1e6 <= settings.passband_edge_hz
+        y = capture.apply_capture(iq, settings, FS, np.random.default_rng(0))
+        freqs, level = psd_db(y, FS)
+        occupied = freqs[level > level.max() - 3]
+        assert occupied.mean() == pytest.approx(settings.offset_hz + settings.cfo_hz, abs=0.2e6)
+
+
+def test_a_band_wider_than_the_passband_stays_centred():
+    settings = capture.draw_capture(np.random.default_rng(0), 18e6, 2.6e9, source_rate_hz=10e6)
+    assert settings.offset_hz == 0.0
+    assert capture.max_offset_hz(20e6, 0.9, 8e6) == pytest.approx(5e6)
+
+
+def test_centred_captures_draw_no_offset_and_the_cfo_is_a_few_ppm_of_the_carrier():
+    for seed in range(20):
+        settings = capture.draw_capture(np.random.default_rng(seed), 1e6, 3.5e9, centred=True)
+        assert settings.offset_hz == 0.0
+        assert abs(settings.cfo_ppm) <= 5.0
+        assert settings.cfo_hz == pytest.approx(settings.cfo_ppm * 3.5e3)
+        assert settings.source_rate_hz in capture.SOURCE_RATES_HZ
+        assert 0.8 <= settings.passband_fraction <= 0.95
+
+
+def test_receiver_steps_are_drawn_labelled_and_applied():
+    drawn = [capture.draw_capture(np.random.default_rng(seed), 1e6, 2.4e9) for seed in range(40)]
+    assert any(s.adc_bits == 8 for s in drawn) and any(s.adc_bits == 12 for s in drawn)
+    assert any(s.adc_bits is None for s in drawn) and any(s.dc_spike_dbc is not None for s in drawn)
+    assert any(s.gain_step_db for s in drawn) and any(s.iq_gain_db is not None for s in drawn)
+    bare = capture.draw_capture(np.random.default_rng(0), 1e6, 2.4e9, receiver_steps=False)
+    assert (bare.gain_step_db, bare.iq_gain_db, bare.dc_spike_dbc, bare.adc_bits) == (0.0, None, None, None)
+
+    settings = capture.CaptureSettings(
+        source_rate_hz=FS, passband_fraction=0.9, gain_step_db=10.0, gain_step_at=0.5, dc_spike_dbc=-25.0, adc_bits=8
+    )
+    y = capture.apply_capture(white_noise(1 << 14), settings, FS, np.random.default_rng(0))
+    first, second = y[1000:7000], y[9000:15000]
+    assert 10 * np.log10(np.mean(np.abs(second) ** 2) / np.mean(np.abs(first) ** 2)) == pytest.approx(10, abs=1)
+    assert abs(y.mean()) ** 2 > 0.001 * np.mean(np.abs(y) ** 2)
+    assert len(np.unique(y.real)) <= 256
+
+
+def test_capture_is_seeded_and_its_labels_are_json():
+    iq = band_signal(5e6, n=1 << 14)
+    first, labels = capture.capture(iq, np.random.default_rng(3), 5e6, 2.4e9)
+    again, same = capture.capture(iq, np.random.default_rng(3), 5e6, 2.4e9)
+    np.testing.assert_array_equal(first, again)
+    assert labels == same and json.loads(json.dumps(labels)) == labels
+    assert set(labels) >= {"source_rate_hz", "passband_fraction", "offset_hz", "cfo_hz", "adc_bits", "dc_spike_dbc"}
