@@ -1,0 +1,102 @@
+"""`lwmspectro probe`: the quick probe runs end to end and caches its examples, and the probe
+itself can be trusted (a feature that carries the label scores 100 %, noise scores chance)."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+pytest.importorskip("lwmspectro_train")
+
+from lwmspectro import cli, views
+from lwmspectro_train import probe
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("probe")
+    command = ["lwmspectro", "probe", "--out", str(folder / "out"), "--report", str(folder / "g.md"), "--quick"]
+    rows = probe.run_probe(folder / "out", folder / "g.md", probe.SIZES["quick"], 0, command, progress=False)
+    return folder, rows, (folder / "g.md").read_text()
+
+
+def table_headers(text):
+    return [line for line in text.splitlines() if line.startswith("| capture |")]
+
+
+def test_the_quick_probe_writes_one_table_per_label_with_a_column_per_view(quick_run):
+    _folder, rows, text = quick_run
+    assert "lwmspectro probe --out" in text.splitlines()[2] and "(seed 0)" in text.splitlines()[2]
+    headers = table_headers(text)
+    assert len(headers) == len(probe.TASKS)
+    columns = [cell.strip() for cell in headers[0].strip("|").split("|")][3:]
+    assert len(columns) == len(views.VIEWS)
+    assert columns[0].endswith("(today's G)")
+    assert set(columns[1:]) == {name for name, params in views.VIEWS.items() if params != probe.DEFAULT_PARAMS}
+    for task in probe.TASKS:
+        assert f"## {task.title}" in text
+    for title in probe.CAPTURE_TITLES.values():
+        assert text.count(f"| {title} |") == len(probe.TASKS)
+    assert len(rows) == len(probe.TASKS) * len(probe.CAPTURES)
+    protocol = next(row for row in rows if row.task.target == "protocol" and row.capture == "analysis")
+    assert protocol.n_train > 0 and protocol.n_heldout > 0
+    assert all(value is None or 0 <= value <= 1 for value in protocol.accuracy.values())
+
+
+def test_a_rerun_only_refits_from_the_cache(quick_run, monkeypatch, capsys):
+    folder, _rows, text = quick_run
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("a cached example was generated again")
+
+    monkeypatch.setattr(probe.synth, "make_stream", no_generation)
+    argv = ["probe", "--out", str(folder / "out"), "--report", str(folder / "again.md"), "--quick", "--no-progress"]
+    assert cli.main(argv) == 0
+    again = (folder / "again.md").read_text()
+    assert again.splitlines()[3:] == text.splitlines()[3:]
+    assert "wrote" in capsys.readouterr().out
+
+
+def labelled_set(n, n_classes, seed):
+    rng = np.random.default_rng(seed)
+    return rng.integers(n_classes, size=n), rng
+
+
+def test_a_feature_that_carries_the_label_scores_100_percent():
+    y_train, rng = labelled_set(300, 5, 0)
+    y_test, _ = labelled_set(200, 5, 1)
+
+    def features(y):
+        x = rng.standard_normal((len(y), 64))
+        x[:, :5] += 8.0 * np.eye(5)[y]
+        return x
+
+    assert probe.fit_probe(features(y_train), y_train, features(y_test), y_test) == 1.0
+
+
+def test_a_feature_without_information_scores_chance():
+    y_train, rng = labelled_set(400, 4, 2)
+    y_test, _ = labelled_set(400, 4, 3)
+    accuracy = probe.fit_probe(rng.standard_normal((400, 256)), y_train, rng.standard_normal((400, 256)), y_test)
+    assert accuracy == pytest.approx(0.25, abs=0.08)
+
+
+def test_pooled_views_keep_a_label_in_block_levels_and_in_block_spread():
+    """Through the pooling a view goes through: a label in one region's level, and a label only in
+    how much the elements vary (as a constellation's spread), are both read perfectly."""
+    rng = np.random.default_rng(4)
+    y = rng.integers(3, size=480)
+    levels = np.zeros((len(y), 128, 128))
+    levels[:, :16, :16] += y[:, None, None]
+    spread = rng.standard_normal((len(y), 128, 128)) * (1.0 + 0.3 * y)[:, None, None]
+    for views_of in (levels + 0.3 * rng.standard_normal(levels.shape), spread):
+        x = np.stack([probe.pooled_features(view) for view in views_of])
+        assert x.shape == (len(y), 2 * probe.POOLED_SIZE**2)
+        assert probe.fit_probe(x[:320], y[:320], x[320:], y[320:]) == 1.0
+
+
+def test_pooling_keeps_small_axes_and_leading_channels():
+    assert probe.pooled_features(np.ones((4, 64))).shape == (2 * 4 * 32,)
+    assert probe.pooled_features(np.ones((2, 100, 10))).shape == (2 * 2 * 32 * 10,)
+    np.testing.assert_allclose(
+        probe.pooled_features(np.arange(8.0).reshape(1, 8), size=4), [0.5, 2.5, 4.5, 6.5] + [0.5] * 4
+    )

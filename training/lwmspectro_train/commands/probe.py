@@ -1,0 +1,51 @@
+"""`lwmspectro probe`: linear probes of every spectrogram view, label by label, written to docs/g-ablation.md."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+from lwmspectro.cli import add_progress_argument
+
+HELP = "fit a linear probe per label on each spectrogram view and capture; writes docs/g-ablation.md"
+
+DEFAULT_OUT = "runs/probe"
+DEFAULT_REPORT = "docs/g-ablation.md"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        help=f"folder caching the generated examples' features; a rerun reuses them (default: {DEFAULT_OUT})",
+    )
+    parser.add_argument("--report", default=DEFAULT_REPORT, help=f"markdown table to write (default: {DEFAULT_REPORT})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the labelled set (default 0)")
+    parser.add_argument("--quick", action="store_true", help="a tiny set that runs in seconds (a smoke test)")
+    add_progress_argument(parser)
+
+
+def command_line(args: argparse.Namespace) -> list[str]:
+    """The command that regenerates the report, rebuilt from the parsed options."""
+    words = ["lwmspectro", "probe"]
+    if args.out != DEFAULT_OUT:
+        words += ["--out", args.out]
+    if args.report != DEFAULT_REPORT:
+        words += ["--report", args.report]
+    words += ["--seed", str(args.seed)]
+    words += ["--quick"] if args.quick else []
+    return words
+
+
+def run(args: argparse.Namespace) -> int:
+    from lwmspectro.cli import UsageError
+
+    from ..probe import SIZES, run_probe
+
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed}: a seed is an integer >= 0")
+    size = SIZES["quick" if args.quick else "default"]
+    run_probe(Path(args.out), Path(args.report), size, args.seed, command_line(args), progress=not args.no_progress)
+    print(f"wrote {args.report} ({shlex.join(command_line(args))})")
+    return 0

@@ -1,0 +1,456 @@
+"""Linear probes of the spectrogram views: which labels each view can show, before any training.
+
+A fixed, seeded labelled set is generated on the training sites (to fit) and on the held-out
+site (to score). Each example is seen in three captures: (a) at the analysis rate, centred, as
+the generator writes it; (b) captured at 20 MS/s behind a band-limiting anti-alias filter; (c)
+captured off-centre (both through `lwmspectro.capture`, rate, filter, offset and CFO only).
+Every view (today's G first, then each one `lwmspectro.views` registers) is computed on each
+capture as the live framer would see it (G: resampled to its analysis rate). Its output is
+pooled by blocks (the mean and standard deviation of each, at most POOLED_SIZE blocks along
+each of its last two axes) and flattened; a logistic regression on the PROBE_FEATURES most
+class-dependent standardised features is fitted per label, view and capture on the training-site
+examples and scored on the held-out-site ones.
+
+Example generation is the slow part, so its results (pooled features per view, labels) are
+cached by chunk under the output folder: a rerun, or one with a new view, computes only what is
+missing, then re-fits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_selection import SelectKBest, f_classif
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from tqdm import tqdm
+
+from lwmspectro import capture, labels, scenarios, synth
+from lwmspectro.fileio import atomic_write
+from lwmspectro.spectrogram import DEFAULT_PARAMS, SpectrogramParams, spectrogram
+
+POOLED_SIZE = 32
+"""Block means along each of a view's last two axes keep at most this many values."""
+PROBE_FEATURES = 128
+"""Features the probe keeps (those whose class means differ most, by an ANOVA F-test on the fitting
+set): with all of them, a few hundred examples let the regression fit noise in thousands of
+features, and a label plainly in a handful of them is read at 87-90 % instead of 100 %."""
+PROBE_C = 0.5
+"""Inverse L2 strength of the logistic regression."""
+PROBE_MAX_ITER = 1000
+POOLING = "block mean and standard deviation"
+"""What pooled_features keeps (part of the cache key)."""
+CHUNK = 25
+"""Examples per cache file."""
+BAND_LIMITED_RATE_HZ = 20e6
+TODAYS_G = "G (today)"
+
+CAPTURES = ("analysis", "band_limited", "off_centre")
+CAPTURE_TITLES = {
+    "analysis": "(a) 30.72 MS/s, centred",
+    "band_limited": "(b) 20 MS/s, band-limited",
+    "off_centre": "(c) off-centre",
+}
+SPLITS = {"train": "train", "heldout": "heldout"}
+"""Probe split -> generator scenario selection."""
+
+
+@dataclass(frozen=True)
+class ProbeSize:
+    n_train: int
+    n_heldout: int
+
+
+SIZES = {"quick": ProbeSize(8, 6), "default": ProbeSize(1000, 500)}
+
+
+@dataclass(frozen=True)
+class View:
+    """One spectrogram view as the probe uses it."""
+
+    name: str
+    compute: Callable[[np.ndarray, float], np.ndarray]
+    """(I/Q at its source rate, that rate) -> the view's array."""
+    min_source_samples: Callable[[float], int]
+    """Source samples at a rate the view needs."""
+    key: str
+    """What the view's output depends on, for the cache."""
+
+
+def _sliced(compute: Callable[[np.ndarray, float], np.ndarray], needed: Callable[[float], int]):
+    """`compute` given one observation: the first samples the view reads (as the framer cuts them)."""
+    return lambda iq, rate_hz: compute(iq[: needed(rate_hz)], rate_hz)
+
+
+def todays_g(params: SpectrogramParams = DEFAULT_PARAMS, name: str = TODAYS_G) -> View:
+    """Today's G: the capture resampled to its analysis rate (as the live framer does), one observation."""
+
+    def compute(iq: np.ndarray, rate_hz: float) -> np.ndarray:
+        return spectrogram(iq, params, sample_rate_hz=rate_hz)
+
+    needed = params.source_window_samples
+    return View(name, _sliced(compute, needed), needed, json.dumps(params.to_dict(), sort_keys=True))
+
+
+def registered_views(skip: Sequence = ()) -> list[View]:
+    """Every view `lwmspectro.views` registers, but those whose parameters are in `skip`."""
+    from lwmspectro import views
+
+    def bind(name: str, params) -> View:
+        def needed(rate_hz: float) -> int:
+            return int(views.min_source_samples(params, rate_hz))
+
+        def compute(iq: np.ndarray, rate_hz: float) -> np.ndarray:
+            return np.asarray(views.compute_view(params, iq, rate_hz))
+
+        return View(name, _sliced(compute, needed), needed, json.dumps(views.view_to_dict(params), sort_keys=True))
+
+    return [bind(name, params) for name, params in views.VIEWS.items() if params not in skip]
+
+
+def probe_views(params: SpectrogramParams = DEFAULT_PARAMS) -> list[View]:
+    """The views the probe compares: today's G first (named after its registry entry when it has
+    one), then every other registered view."""
+    from lwmspectro import views
+
+    names = [name for name, registered in views.VIEWS.items() if registered == params]
+    first = todays_g(params, f"{names[0]} (today's G)" if names else TODAYS_G)
+    return [first, *registered_views(skip=(params,))]
+
+
+def _block_starts(n: int, size: int) -> np.ndarray:
+    """Starts of `size` near-equal blocks covering n (n blocks of one when n <= size)."""
+    if n <= size:
+        return np.arange(n)
+    sizes = np.full(size, n // size)
+    sizes[: n % size] += 1
+    return np.concatenate([[0], np.cumsum(sizes)[:-1]])
+
+
+def pooled_features(view_output: np.ndarray, size: int = POOLED_SIZE) -> np.ndarray:
+    """A view's array as the probe's feature vector: the mean and the standard deviation of each
+    block of near-equal blocks, at most `size` along each of its last two axes (leading axes, e.g.
+    channels, kept), flattened, float32. The spread keeps what a block mean averages away: how
+    much the elements under it vary (a constellation's amplitude spread, fading)."""
+    x = np.asarray(view_output, np.float64)
+    if x.ndim == 1:
+        x = x[None, :]
+    rows, cols = _block_starts(x.shape[-2], size), _block_starts(x.shape[-1], size)
+
+    def pool(values: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(np.add.reduceat(values, rows, axis=-2), cols, axis=-1)
+
+    counts = pool(np.ones(x.shape[-2:]))
+    mean = pool(x) / counts
+    spread = np.sqrt(np.maximum(pool(x * x) / counts - mean**2, 0.0))
+    return np.concatenate([mean.ravel(), spread.ravel()]).astype(np.float32)
+
+
+def fit_probe(
+    train_x: np.ndarray, train_y: Sequence, test_x: np.ndarray, test_y: Sequence, seed: int = 0
+) -> float | None:
+    """Held-out accuracy of a logistic regression on the PROBE_FEATURES most class-dependent of the
+    standardised features, fitted on (train_x, train_y); None when the training set holds fewer than
+    two classes or either set is empty."""
+    train_y, test_y = np.asarray(train_y), np.asarray(test_y)
+    if len(test_y) == 0 or len(np.unique(train_y)) < 2:
+        return None
+    model = make_pipeline(
+        StandardScaler(),
+        SelectKBest(f_classif, k=min(PROBE_FEATURES, train_x.shape[1])),
+        LogisticRegression(C=PROBE_C, max_iter=PROBE_MAX_ITER, random_state=seed),
+    )
+    with warnings.catch_warnings():
+        # A tiny or inseparable set may stop lbfgs early, and a view may hold constant features (the
+        # F-test then ranks them last); the held-out accuracy still says what the view shows.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        model.fit(train_x, train_y)
+    return float(np.mean(model.predict(test_x) == test_y))
+
+
+@dataclass(frozen=True)
+class Task:
+    """One table: a label read from the examples a filter keeps."""
+
+    title: str
+    target: str
+    keep: Callable[[dict], bool]
+    label: Callable[[dict], object]
+
+
+def _snr_at_least(threshold: float) -> Callable[[dict], bool]:
+    return lambda row: row["snr_db"] is not None and row["snr_db"] >= threshold
+
+
+TASKS = [
+    Task(
+        "Protocol (wifi / lte / nr / none / other), SNR >= 0 dB",
+        "protocol",
+        lambda row: row["protocol"] == "none" or _snr_at_least(0)(row),
+        lambda row: row["protocol"],
+    ),
+    *[
+        Task(
+            f"Modulation, {protocol}, SNR >= 15 dB",
+            f"modulation_{protocol}",
+            lambda row, protocol=protocol: row["protocol"] == protocol and _snr_at_least(15)(row),
+            lambda row: row["modulation"],
+        )
+        for protocol in labels.PROTOCOLS
+    ],
+    Task(
+        "SNR bin (" + " / ".join(f"{snr:g}" for snr in labels.SNR_GRID_DB) + " dB), every signal",
+        "snr_bin",
+        lambda row: row["snr_db"] is not None,
+        lambda row: labels.snr_bin_index(row["snr_db"]),
+    ),
+    Task(
+        "Mobility (static / pedestrian / vehicular), SNR >= 10 dB",
+        "mobility",
+        lambda row: row["mobility"] is not None and _snr_at_least(10)(row),
+        lambda row: row["mobility"],
+    ),
+]
+
+
+def stream_samples(views: Sequence[View], params: SpectrogramParams = DEFAULT_PARAMS) -> int:
+    """Analysis-rate samples each example is generated with: enough for every view at every
+    capture's rate, plus a margin for the resamplers' edges."""
+    rate = params.sample_rate_hz
+    needed = [params.window_samples]
+    for view in views:
+        for source_rate in (rate, BAND_LIMITED_RATE_HZ):
+            needed.append(-(-view.min_source_samples(source_rate) * rate // source_rate))
+    return int(max(needed)) + 4096
+
+
+def captures_of(
+    iq: np.ndarray, row: dict, rng: np.random.Generator, rate_hz: float
+) -> dict[str, tuple[np.ndarray, float, dict]]:
+    """The three captures of one analysis-rate example: name -> (I/Q, its rate, capture labels)."""
+    occupied = float(row.get("occupied_bw_hz") or 0.0)
+    out = {"analysis": (iq, rate_hz, {})}
+    choices = {
+        "band_limited": dict(source_rate_hz=BAND_LIMITED_RATE_HZ, centred=True),
+        "off_centre": dict(source_rate_hz=rate_hz, centred=False),
+    }
+    for name, choice in choices.items():
+        settings = capture.draw_capture(
+            rng, occupied, row["carrier_hz"], analysis_rate_hz=rate_hz, receiver_steps=False, **choice
+        )
+        out[name] = (capture.apply_capture(iq, settings, rate_hz, rng), settings.source_rate_hz, settings.labels())
+    return out
+
+
+def _view_digest(view: View, n_samples: int) -> str:
+    text = json.dumps([view.name, view.key, n_samples, POOLED_SIZE, POOLING])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class ProbeCache:
+    """Per split and chunk: the examples' labels (JSON) and each view's pooled features
+    (n, len(CAPTURES), F) in .npy files, under `folder`."""
+
+    def __init__(self, folder: Path, seed: int, views: Sequence[View], n_samples: int, params: SpectrogramParams):
+        self.folder = Path(folder) / f"seed-{seed}"
+        self.seed = seed
+        self.views = list(views)
+        self.n_samples = n_samples
+        self.params = params
+        self.digests = {view.name: _view_digest(view, n_samples) for view in self.views}
+
+    def _labels_path(self, split: str, chunk: int) -> Path:
+        return self.folder / split / f"labels-{self.n_samples}-{chunk:05d}.json"
+
+    def _features_path(self, split: str, chunk: int, view: View) -> Path:
+        return self.folder / split / self.digests[view.name] / f"{chunk:05d}.npy"
+
+    @staticmethod
+    def _indices(chunk: int, n_examples: int) -> range:
+        return range(chunk * CHUNK, min((chunk + 1) * CHUNK, n_examples))
+
+    def _missing(self, split: str, chunk: int) -> list[View]:
+        return [view for view in self.views if not self._features_path(split, chunk, view).exists()]
+
+    def fill(self, split: str, n_examples: int, progress: bool) -> None:
+        """Generate whatever the first `n_examples` of `split` still lack."""
+        config = synth.GeneratorConfig(seed=self.seed, scenarios=SPLITS[split], spectrogram=self.params.to_dict())
+        chunks = range(-(-n_examples // CHUNK))
+        todo = [
+            chunk for chunk in chunks if self._missing(split, chunk) or not self._labels_path(split, chunk).exists()
+        ]
+        bar = tqdm(total=n_examples, desc=f"examples ({split})", unit="ex", disable=not progress, dynamic_ncols=True)
+        bar.update(n_examples - sum(len(self._indices(chunk, n_examples)) for chunk in todo))
+        for chunk in todo:
+            indices = self._indices(chunk, n_examples)
+            missing = self._missing(split, chunk)
+            rows, features = [], {view.name: [] for view in missing}
+            for index in indices:
+                spec = synth.draw_spec(config, index)
+                iq, row = synth.make_stream(spec, self.params, n_samples=self.n_samples)
+                rng = np.random.default_rng([self.seed, list(SPLITS).index(split), index])
+                captured = captures_of(iq, row, rng, self.params.sample_rate_hz)
+                row["captures"] = {name: labels_ for name, (_, _, labels_) in captured.items()}
+                rows.append(_json_ready(row))
+                for view in missing:
+                    features[view.name].append(
+                        np.stack([pooled_features(view.compute(x, rate)) for x, rate, _ in captured.values()])
+                    )
+                bar.update(1)
+            for view in missing:
+                path = self._features_path(split, chunk, view)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                stacked = np.stack(features[view.name]).astype(np.float32)
+                atomic_write(path, lambda f, stacked=stacked: np.save(f, stacked))
+            atomic_write(self._labels_path(split, chunk), json.dumps(rows))
+        bar.close()
+
+    def load(self, split: str, n_examples: int) -> tuple[list[dict], dict[str, np.ndarray]]:
+        """(label rows, view name -> features (n, len(CAPTURES), F)) of the first `n_examples`."""
+        chunks = range(-(-n_examples // CHUNK))
+        rows = [row for chunk in chunks for row in json.loads(self._labels_path(split, chunk).read_text())]
+        features = {
+            view.name: np.concatenate([np.load(self._features_path(split, chunk, view)) for chunk in chunks])
+            for view in self.views
+        }
+        return rows[:n_examples], {name: array[:n_examples] for name, array in features.items()}
+
+
+def _json_ready(value):
+    """Labels with numpy scalars turned into Python ones."""
+    if isinstance(value, dict):
+        return {key: _json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(item) for item in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@dataclass(frozen=True)
+class ProbeRow:
+    task: Task
+    capture: str
+    n_train: int
+    n_heldout: int
+    chance: float | None
+    accuracy: dict[str, float | None]
+
+
+def score(
+    views: Sequence[View],
+    train: tuple[list[dict], dict[str, np.ndarray]],
+    heldout: tuple[list[dict], dict[str, np.ndarray]],
+    seed: int,
+    progress: bool,
+) -> list[ProbeRow]:
+    """Fit and score a probe per task, capture and view."""
+    out = []
+    cells = [(task, name) for task in TASKS for name in CAPTURES]
+    for task, name in tqdm(cells, desc="probes", unit="row", disable=not progress, dynamic_ncols=True):
+        column = CAPTURES.index(name)
+        (train_rows, train_features), (held_rows, held_features) = train, heldout
+        train_keep = [i for i, row in enumerate(train_rows) if task.keep(row)]
+        held_keep = [i for i, row in enumerate(held_rows) if task.keep(row)]
+        train_y = [task.label(train_rows[i]) for i in train_keep]
+        held_y = [task.label(held_rows[i]) for i in held_keep]
+        chance = None
+        if held_y:
+            _, counts = np.unique(np.asarray(held_y), return_counts=True)
+            chance = float(counts.max() / len(held_y))
+        accuracy = {
+            view.name: fit_probe(
+                train_features[view.name][train_keep, column],
+                train_y,
+                held_features[view.name][held_keep, column],
+                held_y,
+                seed,
+            )
+            for view in views
+        }
+        out.append(ProbeRow(task, name, len(train_keep), len(held_keep), chance, accuracy))
+    return out
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f} %"
+
+
+def render_markdown(
+    command: str, seed: int, size: ProbeSize, views: Sequence[View], rows: Sequence[ProbeRow], n_samples: int
+) -> str:
+    """docs/g-ablation.md: the command, how the probe works, then one table per label."""
+    names = [view.name for view in views]
+    passband = "-".join(f"{100 * f:g}" for f in capture.PASSBAND_FRACTION_RANGE) + " %"
+    lines = [
+        "# G ablation: what a linear probe reads from each spectrogram view",
+        "",
+        f"Regenerate with `{command}` (seed {seed}).",
+        "",
+        f"- Examples: {size.n_train} from the training sites ({', '.join(scenarios.TRAIN_SCENARIOS)}) to fit, "
+        f"{size.n_heldout} from the held-out site ({scenarios.HELDOUT_SCENARIO}) to score; the generator's "
+        "default class mix, SNR grid and mobility classes, site channels, "
+        f"{n_samples} samples at 30.72 MS/s each.",
+        "- Captures (`lwmspectro.capture`): (a) the example as generated, 30.72 MS/s with the signal at DC; "
+        f"(b) captured at 20 MS/s, centred, behind an anti-alias filter passing {passband} of the Nyquist band; "
+        f"(c) captured at 30.72 MS/s with the signal off DC by as much as keeps it inside a passband of {passband}. "
+        f"(b) and (c) add an uncompensated oscillator error of up to {capture.CFO_PPM_RANGE[1]:g} ppm of the "
+        "carrier; no other receiver impairment. Each view reads the "
+        "capture at its rate as the live blocks would (today's G resampled to 30.72 MS/s).",
+        f"- Probe: each view's output cut into at most {POOLED_SIZE} x {POOLED_SIZE} near-equal blocks along its "
+        "last two axes; the mean and standard deviation of each block, flattened and standardised; the "
+        f"{PROBE_FEATURES} whose class means differ most on the fitting set (ANOVA F-test) feed a logistic "
+        f"regression (L2, C = {PROBE_C}), fitted per label, view and "
+        "capture on the training-site examples and scored on the held-out-site examples of the same capture.",
+        "- Accuracy on the held-out site; `chance` is its most frequent class's share; n counts the examples "
+        "that fit / score the probe.",
+        "",
+    ]
+    for task in TASKS:
+        lines += [f"## {task.title}", ""]
+        lines.append("| capture | n fit / scored | chance | " + " | ".join(names) + " |")
+        lines.append("|---|---|---|" + "---|" * len(names))
+        for row in rows:
+            if row.task is not task:
+                continue
+            cells = [_percent(row.accuracy[name]) for name in names]
+            lines.append(
+                f"| {CAPTURE_TITLES[row.capture]} | {row.n_train} / {row.n_heldout} | {_percent(row.chance)} | "
+                + " | ".join(cells)
+                + " |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run_probe(
+    out: Path,
+    report: Path,
+    size: ProbeSize,
+    seed: int,
+    command: Sequence[str],
+    progress: bool = True,
+    params: SpectrogramParams = DEFAULT_PARAMS,
+) -> list[ProbeRow]:
+    """Generate (or reuse) the probe set under `out`, fit the probes, write the table to `report`."""
+    views = probe_views(params)
+    n_samples = stream_samples(views, params)
+    cache = ProbeCache(Path(out) / "cache", seed, views, n_samples, params)
+    cache.fill("train", size.n_train, progress)
+    cache.fill("heldout", size.n_heldout, progress)
+    rows = score(views, cache.load("train", size.n_train), cache.load("heldout", size.n_heldout), seed, progress)
+    text = render_markdown(shlex.join(command), seed, size, views, rows, n_samples)
+    Path(report).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(report, text)
+    return rows
