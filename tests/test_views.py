@@ -1,11 +1,18 @@
-"""G's named views: carried as data, today's G unchanged as ``wideband``, inputs checked."""
+"""G's named views: carried as data, today's G unchanged as ``wideband``, the OFDM views'
+blind estimates and what they show, inputs checked."""
 
 import numpy as np
 import pytest
 
+from lwmspectro import phy
+from lwmspectro.ofdm_sync import LTE, NR_30KHZ, WIFI, Numerology, estimate_timing
+from lwmspectro.phy.common import constellation
+from lwmspectro.resample import resample_to
 from lwmspectro.spectrogram import SpectrogramParams, spectrogram
 from lwmspectro.views import (
     VIEWS,
+    CpProfileParams,
+    OfdmAlignedParams,
     compute_view,
     min_source_samples,
     view_from_dict,
@@ -16,9 +23,20 @@ from lwmspectro.views import (
 SMALL_WIDEBAND = SpectrogramParams(n_fft=64, hop=640, n_frames=16, n_bins=32)
 
 
-def noise(n, seed=0):
+def noise(n, seed=0, power=1.0):
     rng = np.random.default_rng(seed)
-    return ((rng.standard_normal(n) + 1j * rng.standard_normal(n)) / np.sqrt(2)).astype(np.complex64)
+    return ((rng.standard_normal(n) + 1j * rng.standard_normal(n)) * np.sqrt(power / 2)).astype(np.complex64)
+
+
+def received(wf, snr_db, seed=0, cfo_subcarriers=0.0, n_fft=1):
+    """The unit-power waveform with AWGN at `snr_db` and a CFO of `cfo_subcarriers` spacings."""
+    rotation = np.exp(2j * np.pi * cfo_subcarriers * np.arange(len(wf.iq)) / n_fft)
+    return (wf.iq * rotation + noise(len(wf.iq), seed, 10 ** (-snr_db / 10))).astype(np.complex64)
+
+
+def circular_error(estimate, truth, period):
+    error = (estimate - truth) % period
+    return min(error, period - error)
 
 
 @pytest.mark.parametrize("name", sorted(VIEWS))
@@ -90,3 +108,173 @@ def test_nan_iq_is_refused(name):
 def test_unknown_parameters_are_refused():
     with pytest.raises(TypeError, match="not the parameters of a view"):
         view_shape({"n_fft": 64})
+
+
+# --- blind symbol timing and CFO --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "protocol,options,numerology",
+    [
+        ("lte", {"bandwidth_hz": 20e6}, LTE),
+        ("lte", {"bandwidth_hz": 5e6}, LTE),
+        ("nr", {"bandwidth_hz": 20e6, "mu": 0}, LTE),
+        ("nr", {"bandwidth_hz": 20e6, "mu": 1}, NR_30KHZ),
+    ],
+)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_blind_timing_finds_the_half_subframe_start_of_lte_and_nr(protocol, options, numerology, seed):
+    wf = phy.generate(protocol, modulation="16QAM", duration_s=0.006, rng=np.random.default_rng(seed), **options)
+    iq = resample_to(
+        received(wf, 10, seed, 0.3, numerology.n_fft * wf.sample_rate_hz / 30.72e6), wf.sample_rate_hz, 30.72e6
+    )
+    timing = estimate_timing(iq, numerology)
+    # The frame layout: the stream starts start_sample into whole half-subframes of 0.5 ms.
+    truth = -wf.meta["start_sample"] * round(30.72e6 / wf.sample_rate_hz) % numerology.group_samples
+    assert circular_error(timing.group_start, truth, numerology.group_samples) <= 2
+    assert timing.cfo_subcarriers == pytest.approx(0.3, abs=0.02)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_blind_timing_finds_the_symbol_start_inside_a_wifi_packet(seed):
+    wf = phy.generate(
+        "wifi",
+        modulation="64QAM",
+        code_rate="2/3",
+        duration_s=0.003,
+        rng=np.random.default_rng(seed),
+        psdu_bytes=(2000, 2000),
+    )
+    iq = received(wf, 10, seed, -0.2, WIFI.n_fft)
+    # A whole packet: 320 preamble samples, then symbols of 80 samples from its SIGNAL field on.
+    packet_start = int(np.flatnonzero(np.diff(wf.active.astype(int)) == 1)[0]) + 1
+    skip = 320 + 80 * 3 + 37
+    view = VIEWS["ofdm_aligned_wifi"]
+    timing = estimate_timing(iq[packet_start + skip :][: view.window_samples], WIFI)
+    assert circular_error(timing.group_start, -skip % 80, 80) <= 2
+    assert timing.cfo_subcarriers == pytest.approx(-0.2, abs=0.03)
+
+
+# --- what the symbol-aligned view shows ----------------------------------------------------------
+
+
+def fourth_moment(view):
+    """E[r^4] / E[r^2]^2 of the element amplitudes r (E[P^2] / E[P]^2 of their powers), over the
+    subcarriers the band profile (row 0) shows occupied."""
+    occupied = view[0] > -1.0
+    power = 10.0 ** view[1:, occupied].astype(np.float64)
+    return float(np.mean(power**2) / np.mean(power) ** 2)
+
+
+LTE_MODULATIONS = ("QPSK", "16QAM", "64QAM", "256QAM")
+
+
+@pytest.fixture(scope="module")
+def lte_at_25_db():
+    """LTE 20 MHz of each modulation through AWGN at 25 dB, from the same cell (same seed)."""
+    waveforms = {}
+    for modulation in LTE_MODULATIONS:
+        wf = phy.generate(
+            "lte", bandwidth_hz=20e6, modulation=modulation, duration_s=0.016, rng=np.random.default_rng(3)
+        )
+        waveforms[modulation] = (received(wf, 25, 7, 0.1, LTE.n_fft), wf.sample_rate_hz)
+    return waveforms
+
+
+def test_the_aligned_view_reads_the_constellation_of_lte(lte_at_25_db):
+    measured = {m: fourth_moment(compute_view(VIEWS["ofdm_aligned_15khz"], *lte_at_25_db[m])) for m in LTE_MODULATIONS}
+    theory = {m: float(np.mean(np.abs(constellation(m, "3gpp")) ** 4)) for m in LTE_MODULATIONS}
+    print("E[r^4]/E[r^2]^2 measured", measured, "theory", theory)
+    # Below theory by the QPSK control region and reference signals mixed into the PDSCH.
+    for modulation in LTE_MODULATIONS:
+        assert measured[modulation] == pytest.approx(theory[modulation], abs=0.08)
+    values = [measured[m] for m in LTE_MODULATIONS]
+    assert values == sorted(values) and values[1] - values[0] > 0.2
+
+
+def test_todays_g_reads_every_lte_modulation_as_gaussian(lte_at_25_db):
+    """The same statistic on G's bins (each subcarrier's power over its mean): about 2, the
+    exponential law of a Gaussian mixture, whatever the modulation."""
+    params = SpectrogramParams(normalisation="none")
+    for iq, rate in lte_at_25_db.values():
+        power = 10.0 ** (spectrogram(iq, params, rate).astype(np.float64) / 10)
+        power = power[:, 20:-20] / power[:, 20:-20].mean(axis=0)
+        assert np.mean(power**2) == pytest.approx(2.0, abs=0.1)
+
+
+def test_the_aligned_view_shows_the_band_edges_and_the_wifi_pilots():
+    wf = phy.generate(
+        "wifi", modulation="16QAM", duration_s=0.003, rng=np.random.default_rng(4), psdu_bytes=(2000, 2000)
+    )
+    packet_start = int(np.flatnonzero(np.diff(wf.active.astype(int)) == 1)[0]) + 1
+    iq = received(wf, 25, 4)[packet_start + 400 :]
+    view = compute_view(VIEWS["ofdm_aligned_wifi"], resample_to(iq, 20e6, 30.72e6), 30.72e6)
+    assert view.shape == view_shape(VIEWS["ofdm_aligned_wifi"]) == (64, 64)
+    subcarrier = np.arange(64) - 32
+    occupied = (np.abs(subcarrier) <= 26) & (subcarrier != 0)
+    assert view[0, occupied].min() > view[0, ~occupied].max()
+    spread = view[1:].std(axis=0)  # pilots are BPSK of one amplitude, 16QAM has three
+    pilots = np.isin(subcarrier, (-21, -7, 7, 21))
+    assert spread[pilots].max() < 0.5 * spread[occupied & ~pilots].min()
+
+
+def test_the_aligned_view_is_invariant_to_gain_and_channel_per_subcarrier():
+    wf = phy.generate("nr", bandwidth_hz=20e6, mu=1, modulation="64QAM", duration_s=0.006, rng=np.random.default_rng(5))
+    iq = received(wf, 30, 5)
+    params = VIEWS["ofdm_aligned_30khz"]
+    filtered = np.convolve(iq, [1.0, 0.5j, -0.2], mode="full")[: len(iq)] * 1e-3  # 3 taps, within the CP
+    plain, faded = compute_view(params, iq, 30.72e6), compute_view(params, filtered, 30.72e6)
+    np.testing.assert_allclose(fourth_moment(faded), fourth_moment(plain), atol=0.02)
+
+
+# --- the router's CP profile ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "protocol,options,row",
+    [
+        ("wifi", {}, 0),
+        ("lte", {"bandwidth_hz": 10e6}, 1),
+        ("nr", {"bandwidth_hz": 10e6, "mu": 0}, 1),
+        ("nr", {"bandwidth_hz": 20e6, "mu": 1}, 2),
+    ],
+)
+def test_cp_profile_names_the_numerology_on_the_air(protocol, options, row):
+    wf = phy.generate(protocol, duration_s=0.006, rng=np.random.default_rng(1), **options)
+    profile = compute_view(VIEWS["cp_profile"], received(wf, 5, 1), wf.sample_rate_hz)
+    assert profile.shape == view_shape(VIEWS["cp_profile"])
+    assert profile.max(axis=1).argmax() == row
+    assert profile[row, 0] > 3 * np.delete(profile[:, 0], row).max()
+
+
+@pytest.mark.parametrize("rate", [2.4e6, 20e6, 30.72e6])
+def test_cp_profile_of_noise_is_flat_and_low(rate):
+    params = VIEWS["cp_profile"]
+    profile = compute_view(params, noise(min_source_samples(params, rate), 2), rate)
+    assert profile.max() < 0.1
+
+
+# --- parameters --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: Numerology(20e6, 64, 8, 16, 1), "cp_first"),
+        (lambda: OfdmAlignedParams(WIFI, n_subcarriers=48), "must divide n_fft"),
+        (lambda: OfdmAlignedParams(WIFI, n_subcarriers=32, subcarrier_stride=4), "exceeds n_fft"),
+        (lambda: CpProfileParams(span_s=1e-4), "shorter than one period"),
+        (lambda: CpProfileParams(numerologies=()), "non-empty"),
+        (lambda: CpProfileParams(n_bins=100), "shorter than n_bins"),
+    ],
+)
+def test_inconsistent_parameters_are_refused(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_a_nested_numerology_is_checked_and_named():
+    recorded = view_to_dict(VIEWS["ofdm_aligned_15khz"])
+    recorded["params"]["numerology"]["n_ftt"] = 2048
+    with pytest.raises(ValueError, match=r"numerology.*n_ftt"):
+        view_from_dict(recorded)

@@ -5,6 +5,13 @@ live blocks compute them with the same code.
 
 * ``wideband``: today's G (`lwmspectro.spectrogram`), unchanged; its parameters are
   `SpectrogramParams`, the dict a shipped card holds under ``spectrogram``.
+* ``ofdm_aligned``: what a demodulator sees per resource element of one OFDM numerology:
+  rectangular N-point FFTs of whole symbols found blindly by CP correlation, after the
+  fractional CFO is removed, each element's power relative to its subcarrier's mean. A
+  magnitude STFT with frames much shorter than a symbol mixes many subcarriers into Gaussian
+  noise; here the constellation's amplitude levels and the reference-signal pattern stay.
+* ``cp_profile``: the CP correlation coefficient of each candidate numerology across one
+  period, for the router: which numerology, if any, is on the air.
 
 Every view reads the I/Q at any source rate, resamples it to its own analysis rate and
 estimates whatever it needs (symbol timing, CFO) blindly from the samples.
@@ -12,24 +19,172 @@ estimates whatever it needs (symbol timing, CFO) blindly from the samples.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from .config_base import ConfigBase
-from .resample import rational_ratio
+from .config_base import ConfigBase, bounded
+from .ofdm_sync import (
+    LTE,
+    NR_30KHZ,
+    NR_60KHZ,
+    WIFI,
+    Numerology,
+    cp_correlation,
+    estimate_timing,
+    remove_cfo,
+    symbol_starts,
+)
+from .resample import rational_ratio, resample_to
 from .spectrogram import SpectrogramParams, spectrogram
+
+LOG_FLOOR = 1e-10
+"""Smallest relative power before the log (-100 dB): an empty element or subcarrier."""
+
+
+def _source_samples(analysis_samples: int, analysis_rate_hz: float, source_rate_hz: float) -> int:
+    """Source-rate samples that resample to at least `analysis_samples` at the analysis rate."""
+    up, down = rational_ratio(source_rate_hz, analysis_rate_hz)
+    return -(-analysis_samples * down // up)
+
+
+def _numerology(value: Numerology | Mapping[str, Any], where: str) -> Numerology:
+    return value if isinstance(value, Numerology) else Numerology.from_dict(value, where)
+
+
+@dataclass(frozen=True)
+class OfdmAlignedParams(ConfigBase):
+    """The symbol-aligned view of one numerology: T = n_symbols + 1 rows of K = n_subcarriers.
+
+    Row 0 is the band profile: the mean power over the symbols of all n_fft subcarriers,
+    averaged in K groups, in dB, z-scored (band edges, guard bands and DC show there). Rows 1..T
+    are log10 of each element's power over its subcarrier's mean over the symbols (which
+    removes the channel's slow gain per subcarrier and keeps each element's amplitude), for
+    the K subcarriers centred on DC, `subcarrier_stride` apart."""
+
+    keys_name: ClassVar[str] = "ofdm_aligned parameters"
+
+    numerology: Numerology = WIFI
+    n_symbols: int = bounded(63, 2, 4096)
+    n_subcarriers: int = bounded(64, 2, 65536)
+    subcarrier_stride: int = bounded(1, 1, 1024)
+
+    def __post_init__(self):
+        object.__setattr__(self, "numerology", _numerology(self.numerology, "numerology"))
+        n_fft = self.numerology.n_fft
+        if n_fft % self.n_subcarriers:
+            raise ValueError(f"n_subcarriers ({self.n_subcarriers}) must divide n_fft ({n_fft})")
+        if self.n_subcarriers * self.subcarrier_stride > n_fft:
+            raise ValueError(
+                f"n_subcarriers x subcarrier_stride ({self.n_subcarriers} x {self.subcarrier_stride}) "
+                f"exceeds n_fft ({n_fft})"
+            )
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_symbols + 1, self.n_subcarriers)
+
+    @property
+    def window_samples(self) -> int:
+        """Native-rate samples read: the first whole symbol starts within two symbols."""
+        return (self.n_symbols + 2) * self.numerology.longest_symbol
+
+    @property
+    def subcarriers(self) -> np.ndarray:
+        """FFT bins (DC-centred order) of the K subcarriers in rows 1..T."""
+        return self.numerology.n_fft // 2 + (np.arange(self.n_subcarriers) - self.n_subcarriers // 2) * (
+            self.subcarrier_stride
+        )
+
+
+def _ofdm_aligned(params: OfdmAlignedParams, iq: np.ndarray, sample_rate_hz: float) -> np.ndarray:
+    numerology = params.numerology
+    native = resample_to(iq, sample_rate_hz, numerology.sample_rate_hz)[: params.window_samples]
+    timing = estimate_timing(native, numerology)
+    native = remove_cfo(native, timing.cfo_subcarriers, numerology.n_fft)
+    starts = symbol_starts(timing, numerology, len(native), params.n_symbols)
+    symbols = native[starts[:, None] + np.arange(numerology.n_fft)[None, :]]
+    spectrum = np.fft.fftshift(np.fft.fft(symbols, axis=-1), axes=-1)
+    power = spectrum.real.astype(np.float64) ** 2 + spectrum.imag.astype(np.float64) ** 2
+    # Power as symbol gain x subcarrier gain x element: dividing by the symbol's mean power
+    # first keeps a burst's edge or a gap from weighing on the subcarrier gains.
+    tiny = np.finfo(np.float64).tiny
+    symbol_power = np.maximum(power.mean(axis=1, keepdims=True), tiny)
+    subcarrier_gain = (power / symbol_power).mean(axis=0)
+    band = subcarrier_gain.reshape(params.n_subcarriers, -1).mean(axis=1)
+    band = 10 * np.log10(np.maximum(band / max(float(band.max()), tiny), LOG_FLOOR))
+    band = (band - band.mean()) / max(float(band.std()), 1e-6)
+    chosen = params.subcarriers
+    relative = power[:, chosen] / symbol_power / np.maximum(subcarrier_gain[chosen], tiny)
+    return np.vstack([band[None, :], np.log10(np.maximum(relative, LOG_FLOOR))]).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class CpProfileParams(ConfigBase):
+    """The CP correlation coefficient |sum r[n] r*[n + N]| / energy of each candidate
+    numerology (one row each) over `span_s` seconds, folded over the numerology's period and
+    max-pooled into K = n_bins offsets, rolled so that the largest sits in bin 0. An OFDM
+    signal gives its numerology's row a peak of about SNR / (SNR + 1); noise, or a numerology
+    that is absent, a flat row near 0."""
+
+    keys_name: ClassVar[str] = "cp_profile parameters"
+
+    numerologies: tuple[Numerology, ...] = (WIFI, LTE, NR_30KHZ, NR_60KHZ)
+    n_bins: int = bounded(64, 1, 4096)
+    span_s: float = bounded(0.005, 1e-5, 0.1)
+
+    def __post_init__(self):
+        if isinstance(self.numerologies, (str, Mapping)) or not self.numerologies:
+            raise ValueError("numerologies: a non-empty list of numerologies is needed")
+        numerologies = tuple(_numerology(n, f"numerologies.{i}") for i, n in enumerate(self.numerologies))
+        object.__setattr__(self, "numerologies", numerologies)
+        for i, numerology in enumerate(numerologies):
+            if numerology.group_samples < self.n_bins:
+                raise ValueError(
+                    f"numerologies.{i}: its period ({numerology.group_samples} samples) is shorter than "
+                    f"n_bins ({self.n_bins})"
+                )
+            if self.analysis_samples(numerology) < numerology.group_samples + numerology.n_fft:
+                raise ValueError(
+                    f"span_s ({self.span_s:g} s) is shorter than one period of numerologies.{i} "
+                    f"({(numerology.group_samples + numerology.n_fft) / numerology.sample_rate_hz:g} s)"
+                )
+
+    def analysis_samples(self, numerology: Numerology) -> int:
+        return int(np.ceil(round(self.span_s * numerology.sample_rate_hz, 6)))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.numerologies), self.n_bins)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["numerologies"] = list(values["numerologies"])
+        return values
+
+
+def _cp_profile(params: CpProfileParams, iq: np.ndarray, sample_rate_hz: float) -> np.ndarray:
+    at_rate: dict[float, np.ndarray] = {}
+    rows = np.zeros(params.shape, np.float32)
+    for row, numerology in zip(rows, params.numerologies):
+        rate = numerology.sample_rate_hz
+        if rate not in at_rate:
+            at_rate[rate] = resample_to(iq, sample_rate_hz, rate)
+        coefficient = cp_correlation(at_rate[rate][: params.analysis_samples(numerology)], numerology).coefficient
+        edges = np.arange(params.n_bins) * numerology.group_samples // params.n_bins
+        pooled = np.maximum.reduceat(coefficient, edges)
+        row[:] = np.roll(pooled, -int(np.argmax(pooled)))
+    return rows
 
 
 class _ViewKind(NamedTuple):
     params_type: type[ConfigBase]
     compute: Callable[[Any, np.ndarray, float], np.ndarray]
     """One observation: (params, 1-D source-rate I/Q of at least min_source_samples, rate) -> (T, K)."""
-    shape: Callable[[Any], tuple[int, int]]
-    analysis_samples: Callable[[Any], int]
-    """Samples the view reads at its analysis rate."""
-    analysis_rate_hz: Callable[[Any], float]
+    min_source_samples: Callable[[Any, float], int]
 
 
 def _wideband(params: SpectrogramParams, iq: np.ndarray, sample_rate_hz: float) -> np.ndarray:
@@ -37,17 +192,25 @@ def _wideband(params: SpectrogramParams, iq: np.ndarray, sample_rate_hz: float) 
 
 
 _KINDS: dict[str, _ViewKind] = {
-    "wideband": _ViewKind(
-        SpectrogramParams,
-        _wideband,
-        lambda p: p.shape,
-        lambda p: p.window_samples,
-        lambda p: p.sample_rate_hz,
+    "wideband": _ViewKind(SpectrogramParams, _wideband, lambda p, rate: p.source_window_samples(rate)),
+    "ofdm_aligned": _ViewKind(
+        OfdmAlignedParams,
+        _ofdm_aligned,
+        lambda p, rate: _source_samples(p.window_samples, p.numerology.sample_rate_hz, rate),
+    ),
+    "cp_profile": _ViewKind(
+        CpProfileParams,
+        _cp_profile,
+        lambda p, rate: max(_source_samples(p.analysis_samples(n), n.sample_rate_hz, rate) for n in p.numerologies),
     ),
 }
 
 VIEWS: dict[str, Any] = {
     "wideband": SpectrogramParams(),
+    "ofdm_aligned_wifi": OfdmAlignedParams(WIFI, n_symbols=63, n_subcarriers=64),
+    "ofdm_aligned_15khz": OfdmAlignedParams(LTE, n_symbols=127, n_subcarriers=128),
+    "ofdm_aligned_30khz": OfdmAlignedParams(NR_30KHZ, n_symbols=127, n_subcarriers=128),
+    "cp_profile": CpProfileParams(),
 }
 """Every registered view by name, with its default parameters."""
 
@@ -85,14 +248,13 @@ def view_from_dict(values: Mapping[str, Any], where: str = "view") -> Any:
 
 def view_shape(params: Any) -> tuple[int, int]:
     """(T, K) of the array compute_view gives for one observation."""
-    return _kind_of(params)[1].shape(params)
+    _kind_of(params)
+    return params.shape
 
 
 def min_source_samples(params: Any, sample_rate_hz: float) -> int:
     """Source-rate samples the view needs: those that resample to the samples it reads."""
-    kind = _kind_of(params)[1]
-    up, down = rational_ratio(sample_rate_hz, kind.analysis_rate_hz(params))
-    return -(-kind.analysis_samples(params) * down // up)
+    return _kind_of(params)[1].min_source_samples(params, sample_rate_hz)
 
 
 def compute_view(params: Any, iq: np.ndarray, sample_rate_hz: float) -> np.ndarray:
@@ -110,7 +272,7 @@ def compute_view(params: Any, iq: np.ndarray, sample_rate_hz: float) -> np.ndarr
     if not np.isfinite(iq).all():
         raise ValueError(f"view {name!r}: the I/Q holds NaN or Inf samples")
     rows = iq.reshape(-1, iq.shape[-1])
-    out = np.zeros((len(rows), *kind.shape(params)), np.float32)
+    out = np.zeros((len(rows), *params.shape), np.float32)
     for i, row in enumerate(rows):
         out[i] = kind.compute(params, row, sample_rate_hz)
     return out.reshape(*iq.shape[:-1], *out.shape[1:])
