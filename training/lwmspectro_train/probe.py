@@ -21,10 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -35,6 +37,7 @@ from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
 from lwmspectro import capture, labels, scenarios, synth
+from lwmspectro import spectrogram as spectrogram_module
 from lwmspectro.fileio import atomic_write
 from lwmspectro.spectrogram import DEFAULT_PARAMS, SpectrogramParams, spectrogram
 
@@ -83,7 +86,38 @@ class View:
     min_source_samples: Callable[[float], int]
     """Source samples at a rate the view needs."""
     key: str
-    """What the view's output depends on, for the cache."""
+    """What the view's output depends on (its parameters and code), for the cache."""
+
+
+GENERATION_MODULES = ("synth", "capture", "resample", "labels", "config_base", "phy", "channels", "scenarios")
+"""Parts of the core that decide the generated examples (their sources key the example cache)."""
+
+
+def code_digest(module: ModuleType) -> str:
+    """sha256 of `module`'s source and of the sources of the core modules it refers to by name:
+    a view's cached features are reused only while the code that computes them is unchanged."""
+    files = {Path(module.__file__ or "")}
+    for value in vars(module).values():
+        source = value if isinstance(value, ModuleType) else sys.modules.get(getattr(value, "__module__", "") or "")
+        if source is not None and source.__name__.startswith("lwmspectro.") and source.__file__:
+            files.add(Path(source.__file__))
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def generation_digest() -> str:
+    """sha256 of the core sources that decide the examples and their captures."""
+    import lwmspectro
+
+    root = Path(lwmspectro.__file__).parent
+    digest = hashlib.sha256()
+    for name in GENERATION_MODULES:
+        paths = sorted((root / name).rglob("*.py")) if (root / name).is_dir() else [root / f"{name}.py"]
+        for path in paths:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _sliced(compute: Callable[[np.ndarray, float], np.ndarray], needed: Callable[[float], int]):
@@ -98,7 +132,8 @@ def todays_g(params: SpectrogramParams = DEFAULT_PARAMS, name: str = TODAYS_G) -
         return spectrogram(iq, params, sample_rate_hz=rate_hz)
 
     needed = params.source_window_samples
-    return View(name, _sliced(compute, needed), needed, json.dumps(params.to_dict(), sort_keys=True))
+    key = json.dumps([params.to_dict(), code_digest(spectrogram_module)], sort_keys=True)
+    return View(name, _sliced(compute, needed), needed, key)
 
 
 def registered_views(skip: Sequence = ()) -> list[View]:
@@ -112,7 +147,8 @@ def registered_views(skip: Sequence = ()) -> list[View]:
         def compute(iq: np.ndarray, rate_hz: float) -> np.ndarray:
             return np.asarray(views.compute_view(params, iq, rate_hz))
 
-        return View(name, _sliced(compute, needed), needed, json.dumps(views.view_to_dict(params), sort_keys=True))
+        key = json.dumps([views.view_to_dict(params), code_digest(views)], sort_keys=True)
+        return View(name, _sliced(compute, needed), needed, key)
 
     return [bind(name, params) for name, params in views.VIEWS.items() if params not in skip]
 
@@ -263,7 +299,7 @@ class ProbeCache:
     (n, len(CAPTURES), F) in .npy files, under `folder`."""
 
     def __init__(self, folder: Path, seed: int, views: Sequence[View], n_samples: int, params: SpectrogramParams):
-        self.folder = Path(folder) / f"seed-{seed}"
+        self.folder = Path(folder) / f"seed-{seed}-{generation_digest()[:16]}"
         self.seed = seed
         self.views = list(views)
         self.n_samples = n_samples
