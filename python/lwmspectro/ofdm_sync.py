@@ -101,27 +101,35 @@ class CpCorrelation:
 
 def cp_correlation(iq: np.ndarray, numerology: Numerology) -> CpCorrelation:
     """Fold the CP correlation of a 1-D native-rate `iq` over the numerology's period."""
-    iq = np.asarray(iq, np.complex128)
-    n, cp, period = numerology.n_fft, numerology.cp_other, numerology.group_samples
+    iq = np.asarray(iq, np.complex64)
+    n, period = numerology.n_fft, numerology.group_samples
     if len(iq) < numerology.longest_symbol:
         raise ValueError(f"need at least {numerology.longest_symbol} samples for a CP correlation, got {len(iq)}")
     lagged = iq[:-n] * np.conj(iq[n:])
-    power = 0.5 * (np.abs(iq[:-n]) ** 2 + np.abs(iq[n:]) ** 2)
+    power = 0.5 * (iq[:-n].real ** 2 + iq[:-n].imag ** 2 + iq[n:].real ** 2 + iq[n:].imag ** 2)
 
-    def window_sums(x: np.ndarray, length: int) -> np.ndarray:
-        """Sums over every `length`-long window, folded modulo the period."""
-        cumulative = np.concatenate([[0], np.cumsum(x)])
-        sums = cumulative[length:] - cumulative[:-length]
-        padded = np.zeros(-(-len(sums) // period) * period, sums.dtype)
-        padded[: len(sums)] = sums
-        return padded.reshape(-1, period).sum(axis=0)
+    def fold(x: np.ndarray) -> np.ndarray:
+        """x summed modulo the period (in double precision: it adds up the whole observation)."""
+        padded = np.zeros(-(-len(x) // period) * period, x.dtype)
+        padded[: len(x)] = x
+        return padded.reshape(-1, period).sum(axis=0, dtype=np.complex128 if np.iscomplexobj(x) else np.float64)
 
+    def window_sums(folded: np.ndarray, length: int) -> np.ndarray:
+        """Sums over the `length` folded samples from each offset on, around the period."""
+        cumulative = np.concatenate([[0], np.cumsum(np.concatenate([folded, folded[: length - 1]]))])
+        return cumulative[length : length + period] - cumulative[:period]
+
+    # Folding first, then summing windows around the period, costs one pass over the samples.
     # The first symbol's window spans its whole, longer prefix: with only its last cp_other
     # samples, groups started one symbol late would correlate as well as the true start.
-    first_gamma, first_energy = window_sums(lagged, numerology.cp_first), window_sums(power, numerology.cp_first)
-    other_gamma, other_energy = window_sums(lagged, cp), window_sums(power, cp)
-    later = (np.arange(period)[:, None] + numerology.cp_starts[None, 1:]) % period
-    return CpCorrelation(first_gamma + other_gamma[later].sum(axis=1), first_energy + other_energy[later].sum(axis=1))
+    def group_sums(folded: np.ndarray) -> np.ndarray:
+        """Sums over the prefixes of a group starting at each offset."""
+        other = window_sums(folded, numerology.cp_other)
+        return window_sums(folded, numerology.cp_first) + sum(
+            (np.roll(other, -int(start)) for start in numerology.cp_starts[1:]), np.zeros_like(other)
+        )
+
+    return CpCorrelation(group_sums(fold(lagged)), group_sums(fold(power)))
 
 
 @dataclass(frozen=True)
@@ -154,9 +162,3 @@ def symbol_starts(timing: SymbolTiming, numerology: Numerology, n_samples: int, 
     if len(starts) < n_symbols:
         raise ValueError(f"{n_samples} samples hold {len(starts)} whole OFDM symbols, {n_symbols} are needed")
     return starts[:n_symbols]
-
-
-def remove_cfo(iq: np.ndarray, cfo_subcarriers: float, n_fft: int) -> np.ndarray:
-    """`iq` with a CFO of `cfo_subcarriers` spacings rotated away (complex64)."""
-    phase = np.exp(-2j * np.pi * cfo_subcarriers * np.arange(len(iq)) / n_fft)
-    return (np.asarray(iq) * phase).astype(np.complex64)

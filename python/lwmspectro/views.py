@@ -7,7 +7,8 @@ live blocks compute them with the same code.
   `SpectrogramParams`, the dict a shipped card holds under ``spectrogram``.
 * ``ofdm_aligned``: what a demodulator sees per resource element of one OFDM numerology:
   rectangular N-point FFTs of whole symbols found blindly by CP correlation, after the
-  fractional CFO is removed, each element's power relative to its subcarrier's mean. A
+  fractional CFO is removed, each element's power relative to its symbol's and its
+  subcarrier's mean. A
   magnitude STFT with frames much shorter than a symbol mixes many subcarriers into Gaussian
   noise; here the constellation's amplitude levels and the reference-signal pattern stay.
 * ``cp_profile``: the CP correlation coefficient of each candidate numerology across one
@@ -35,7 +36,6 @@ from .ofdm_sync import (
     Numerology,
     cp_correlation,
     estimate_timing,
-    remove_cfo,
     symbol_starts,
 )
 from .resample import rational_ratio, resample_to
@@ -59,11 +59,12 @@ def _numerology(value: Numerology | Mapping[str, Any], where: str) -> Numerology
 class OfdmAlignedParams(ConfigBase):
     """The symbol-aligned view of one numerology: T = n_symbols + 1 rows of K = n_subcarriers.
 
-    Row 0 is the band profile: the mean power over the symbols of all n_fft subcarriers,
-    averaged in K groups, in dB, z-scored (band edges, guard bands and DC show there). Rows 1..T
-    are log10 of each element's power over its subcarrier's mean over the symbols (which
-    removes the channel's slow gain per subcarrier and keeps each element's amplitude), for
-    the K subcarriers centred on DC, `subcarrier_stride` apart."""
+    Row 0 is the band profile: the gain of all n_fft subcarriers, averaged in K groups, in dB,
+    z-scored (band edges, guard bands and DC show there). Rows 1..T are log10 of each
+    element's power over its symbol's mean power and its subcarrier's gain (its mean over the
+    symbols of that relative power), for the K subcarriers centred on DC, `subcarrier_stride`
+    apart: the receiver's gain, a burst's edges and the channel's slow gain per subcarrier are
+    removed, each element's amplitude is kept."""
 
     keys_name: ClassVar[str] = "ofdm_aligned parameters"
 
@@ -104,9 +105,12 @@ def _ofdm_aligned(params: OfdmAlignedParams, iq: np.ndarray, sample_rate_hz: flo
     numerology = params.numerology
     native = resample_to(iq, sample_rate_hz, numerology.sample_rate_hz)[: params.window_samples]
     timing = estimate_timing(native, numerology)
-    native = remove_cfo(native, timing.cfo_subcarriers, numerology.n_fft)
     starts = symbol_starts(timing, numerology, len(native), params.n_symbols)
-    symbols = native[starts[:, None] + np.arange(numerology.n_fft)[None, :]]
+    within = np.arange(numerology.n_fft)
+    # The CFO's phase at each symbol's start turns the whole symbol and leaves its powers
+    # alone: derotating within the symbols removes it.
+    derotation = np.exp(-2j * np.pi * timing.cfo_subcarriers * within / numerology.n_fft).astype(np.complex64)
+    symbols = native[starts[:, None] + within[None, :]] * derotation
     spectrum = np.fft.fftshift(np.fft.fft(symbols, axis=-1), axes=-1)
     power = spectrum.real.astype(np.float64) ** 2 + spectrum.imag.astype(np.float64) ** 2
     # Power as symbol gain x subcarrier gain x element: dividing by the symbol's mean power
@@ -220,11 +224,6 @@ def _kind_of(params: Any) -> tuple[str, _ViewKind]:
         if type(params) is kind.params_type:
             return name, kind
     raise TypeError(f"{type(params).__name__} is not the parameters of a view; views: {', '.join(_KINDS)}")
-
-
-def view_name(params: Any) -> str:
-    """The name of the kind of view `params` describe (``wideband``, ...)."""
-    return _kind_of(params)[0]
 
 
 def view_to_dict(params: Any) -> dict[str, Any]:
