@@ -119,16 +119,16 @@ def cp_correlation(iq: np.ndarray, numerology: Numerology) -> CpCorrelation:
         cumulative = np.concatenate([[0], np.cumsum(np.concatenate([folded, folded[: length - 1]]))])
         return cumulative[length : length + period] - cumulative[:period]
 
-    # Folding first, then summing windows around the period, costs one pass over the samples.
-    # The first symbol's window spans its whole, longer prefix: with only its last cp_other
-    # samples, groups started one symbol late would correlate as well as the true start.
     def group_sums(folded: np.ndarray) -> np.ndarray:
-        """Sums over the prefixes of a group starting at each offset."""
+        """Sums over the prefixes of a group starting at each offset. The first symbol's window
+        spans its whole, longer prefix: with only its last cp_other samples, groups started one
+        symbol late would correlate as well as the true start."""
         other = window_sums(folded, numerology.cp_other)
         return window_sums(folded, numerology.cp_first) + sum(
             (np.roll(other, -int(start)) for start in numerology.cp_starts[1:]), np.zeros_like(other)
         )
 
+    # Folding first, then summing windows around the period, costs one pass over the samples.
     return CpCorrelation(group_sums(fold(lagged)), group_sums(fold(power)))
 
 
@@ -142,7 +142,7 @@ class SymbolTiming:
 
 
 def estimate_timing(iq: np.ndarray, numerology: Numerology) -> SymbolTiming:
-    """The ML timing and fractional CFO (van de Beek Eq. 15-16): theta maximises
+    """The ML timing and fractional CFO of van de Beek et al.: theta maximises
     |gamma(theta)| - rho energy(theta), with rho = SNR / (SNR + 1) estimated as the largest
     correlation coefficient; eps = -angle(gamma(theta)) / (2 pi)."""
     folded = cp_correlation(iq, numerology)
@@ -152,12 +152,15 @@ def estimate_timing(iq: np.ndarray, numerology: Numerology) -> SymbolTiming:
     return SymbolTiming(theta, cfo if cfo < 0.5 else cfo - 1.0)
 
 
-def symbol_starts(timing: SymbolTiming, numerology: Numerology, n_samples: int, n_symbols: int) -> np.ndarray:
-    """First sample of the FFT window (just after the prefix) of the first `n_symbols` whole
-    symbols of an `n_samples`-long observation."""
+def symbol_starts(
+    timing: SymbolTiming, numerology: Numerology, n_samples: int, n_symbols: int, backoff: int = 0
+) -> np.ndarray:
+    """First sample of the FFT window of the first `n_symbols` whole symbols of an
+    `n_samples`-long observation: `backoff` samples before the end of each prefix."""
     period = numerology.group_samples
     groups = np.arange(-1, n_samples // period + 2)
-    starts = (timing.group_start + groups[:, None] * period + numerology.fft_starts[None, :]).ravel()
+    fft_starts = numerology.fft_starts - backoff
+    starts = (timing.group_start + groups[:, None] * period + fft_starts[None, :]).ravel()
     starts = starts[(starts >= 0) & (starts + numerology.n_fft <= n_samples)]
     if len(starts) < n_symbols:
         raise ValueError(f"{n_samples} samples hold {len(starts)} whole OFDM symbols, {n_symbols} are needed")

@@ -105,7 +105,10 @@ def _ofdm_aligned(params: OfdmAlignedParams, iq: np.ndarray, sample_rate_hz: flo
     numerology = params.numerology
     native = resample_to(iq, sample_rate_hz, numerology.sample_rate_hz)[: params.window_samples]
     timing = estimate_timing(native, numerology)
-    starts = symbol_starts(timing, numerology, len(native), params.n_symbols)
+    # Starting a quarter prefix early, a timing error of a few samples stays inside the prefix,
+    # where it only turns the phase across subcarriers, and the previous symbol's echoes, in
+    # the prefix's first samples, stay out.
+    starts = symbol_starts(timing, numerology, len(native), params.n_symbols, numerology.cp_other // 4)
     within = np.arange(numerology.n_fft)
     # The CFO's phase at each symbol's start turns the whole symbol and leaves its powers
     # alone: derotating within the symbols removes it.
