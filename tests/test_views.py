@@ -9,6 +9,7 @@ from lwmspectro.ofdm_sync import LTE, NR_30KHZ, WIFI, Numerology, estimate_timin
 from lwmspectro.phy.common import constellation
 from lwmspectro.resample import resample_to
 from lwmspectro.spectrogram import SpectrogramParams, spectrogram
+from lwmspectro.synth import ExampleSpec, make_stream
 from lwmspectro.views import (
     VIEWS,
     CpProfileParams,
@@ -225,6 +226,26 @@ def test_the_aligned_view_is_invariant_to_gain_and_channel_per_subcarrier():
     filtered = np.convolve(iq, [1.0, 0.5j, -0.2], mode="full")[: len(iq)] * 1e-3  # 3 taps, within the CP
     plain, faded = compute_view(params, iq, 30.72e6), compute_view(params, filtered, 30.72e6)
     np.testing.assert_allclose(fourth_moment(faded), fourth_moment(plain), atol=0.02)
+
+
+def test_the_aligned_view_reads_the_constellation_through_vehicular_fading():
+    fourth_moments = {}
+    for modulation in ("QPSK", "64QAM"):
+        spec = ExampleSpec(
+            protocol="lte",
+            snr_db=25.0,
+            mobility="vehicular",
+            speed_kmh=60.0,
+            carrier_hz=2.6e9,
+            seed=1,
+            bandwidth_hz=20e6,
+            modulation=modulation,
+            channel="TDL-A",
+        )
+        iq, _labels = make_stream(spec)
+        fourth_moments[modulation] = fourth_moment(compute_view(VIEWS["ofdm_aligned_15khz"], iq, 30.72e6))
+    assert fourth_moments["QPSK"] < 1.1
+    assert fourth_moments["64QAM"] == pytest.approx(1.38, abs=0.08)
 
 
 # --- the router's CP profile ----------------------------------------------------------------------

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
+import scipy.ndimage
 
 from .config_base import ConfigBase, bounded
 from .ofdm_sync import (
@@ -59,12 +60,13 @@ def _numerology(value: Numerology | Mapping[str, Any], where: str) -> Numerology
 class OfdmAlignedParams(ConfigBase):
     """The symbol-aligned view of one numerology: T = n_symbols + 1 rows of K = n_subcarriers.
 
-    Row 0 is the band profile: the gain of all n_fft subcarriers, averaged in K groups, in dB,
-    z-scored (band edges, guard bands and DC show there). Rows 1..T are log10 of each
-    element's power over its symbol's mean power and its subcarrier's gain (its mean over the
-    symbols of that relative power), for the K subcarriers centred on DC, `subcarrier_stride`
-    apart: the receiver's gain, a burst's edges and the channel's slow gain per subcarrier are
-    removed, each element's amplitude is kept."""
+    Row 0 is the band profile: the power of all n_fft subcarriers relative to their symbol's,
+    averaged over the symbols and in K groups of subcarriers, in dB, z-scored (band edges,
+    guard bands and DC show there). Rows 1..T are log10 of each element's power over its
+    symbol's mean power and over the channel's gain there (the mean of that relative power
+    over `gain_symbols` x `gain_subcarriers` around it), for the K subcarriers centred on DC,
+    `subcarrier_stride` apart: the receiver's gain, a burst's edges and the fading channel are
+    removed, each element's amplitude is kept, and empty subcarriers read low."""
 
     keys_name: ClassVar[str] = "ofdm_aligned parameters"
 
@@ -72,6 +74,8 @@ class OfdmAlignedParams(ConfigBase):
     n_symbols: int = bounded(63, 2, 4096)
     n_subcarriers: int = bounded(64, 2, 65536)
     subcarrier_stride: int = bounded(1, 1, 1024)
+    gain_symbols: int = bounded(7, 1, 4097)
+    gain_subcarriers: int = bounded(13, 1, 65536)
 
     def __post_init__(self):
         object.__setattr__(self, "numerology", _numerology(self.numerology, "numerology"))
@@ -116,16 +120,18 @@ def _ofdm_aligned(params: OfdmAlignedParams, iq: np.ndarray, sample_rate_hz: flo
     symbols = native[starts[:, None] + within[None, :]] * derotation
     spectrum = np.fft.fftshift(np.fft.fft(symbols, axis=-1), axes=-1)
     power = spectrum.real.astype(np.float64) ** 2 + spectrum.imag.astype(np.float64) ** 2
-    # Power as symbol gain x subcarrier gain x element: dividing by the symbol's mean power
-    # first keeps a burst's edge or a gap from weighing on the subcarrier gains.
+    # Power as symbol gain x channel gain x element: dividing by the symbol's mean power first
+    # keeps a burst's edge or a gap from weighing on the channel's.
     tiny = np.finfo(np.float64).tiny
-    symbol_power = np.maximum(power.mean(axis=1, keepdims=True), tiny)
-    subcarrier_gain = (power / symbol_power).mean(axis=0)
-    band = subcarrier_gain.reshape(params.n_subcarriers, -1).mean(axis=1)
+    power /= np.maximum(power.mean(axis=1, keepdims=True), tiny)
+    band = power.mean(axis=0).reshape(params.n_subcarriers, -1).mean(axis=1)
     band = 10 * np.log10(np.maximum(band / max(float(band.max()), tiny), LOG_FLOOR))
     band = (band - band.mean()) / max(float(band.std()), 1e-6)
+    # The channel's gain as the mean power over a few symbols and neighbouring subcarriers:
+    # short enough to follow fading, long enough to average over the constellation.
+    gain = scipy.ndimage.uniform_filter(power, (params.gain_symbols, params.gain_subcarriers), mode="nearest")
     chosen = params.subcarriers
-    relative = power[:, chosen] / symbol_power / np.maximum(subcarrier_gain[chosen], tiny)
+    relative = power[:, chosen] / np.maximum(gain[:, chosen], tiny)
     return np.vstack([band[None, :], np.log10(np.maximum(relative, LOG_FLOOR))]).astype(np.float32)
 
 
@@ -214,9 +220,11 @@ _KINDS: dict[str, _ViewKind] = {
 
 VIEWS: dict[str, Any] = {
     "wideband": SpectrogramParams(),
-    "ofdm_aligned_wifi": OfdmAlignedParams(WIFI, n_symbols=63, n_subcarriers=64),
-    "ofdm_aligned_15khz": OfdmAlignedParams(LTE, n_symbols=127, n_subcarriers=128),
-    "ofdm_aligned_30khz": OfdmAlignedParams(NR_30KHZ, n_symbols=127, n_subcarriers=128),
+    # Channel gains over about 1.5, 0.2 and 0.2 MHz: within the coherence bandwidth of the
+    # TR 38.901 profiles at the delay spreads of the sites.
+    "ofdm_aligned_wifi": OfdmAlignedParams(WIFI, n_symbols=63, n_subcarriers=64, gain_subcarriers=5),
+    "ofdm_aligned_15khz": OfdmAlignedParams(LTE, n_symbols=127, n_subcarriers=128, gain_subcarriers=13),
+    "ofdm_aligned_30khz": OfdmAlignedParams(NR_30KHZ, n_symbols=127, n_subcarriers=128, gain_subcarriers=7),
     "cp_profile": CpProfileParams(),
 }
 """Every registered view by name, with its default parameters."""
