@@ -299,3 +299,12 @@ def test_a_nested_numerology_is_checked_and_named():
     recorded["params"]["numerology"]["n_ftt"] = 2048
     with pytest.raises(ValueError, match=r"numerology.*n_ftt"):
         view_from_dict(recorded)
+
+
+@pytest.mark.parametrize("name", sorted(VIEWS))
+def test_silence_and_a_bare_carrier_give_finite_views(name):
+    params = VIEWS[name]
+    n = min_source_samples(params, 30.72e6)
+    for iq in (np.zeros(n, np.complex64), np.ones(n, np.complex64)):
+        view = compute_view(params, iq, 30.72e6)
+        assert view.shape == view_shape(params) and np.isfinite(view).all()
