@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from . import labels
-from .fileio import atomic_write
+from .fileio import atomic_write, file_sha256
 from .spectrogram import SpectrogramParams
 
 SCHEMA_VERSION = 2
@@ -49,7 +49,6 @@ CARD_FILE = "card.json"
 METADATA_KEY = "lwmspectro.trained_with"
 """The ONNX metadata_props key holding the JSON of what a graph was exported with."""
 STAMP_HINT = "stamp it with `lwmspectro export --stamp DIR` (keeps the weights) or re-export it"
-_CHUNK = 1 << 20
 
 REQUIRED_KEYS = (
     "schema_version",
@@ -341,15 +340,6 @@ def _read_sha256(sha256: Mapping[str, Any], names: Iterable[str], where: Path) -
             raise BundleError(f"{where}: sha256.{name} is {shown}, not a sha256 hex digest; {STAMP_HINT}")
         digests[name] = digest
     return digests
-
-
-def file_sha256(path: Path) -> str:
-    """The sha256 of the file at `path`, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify_sha256(path: Path, expected: str, where: Path) -> None:

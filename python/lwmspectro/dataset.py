@@ -14,14 +14,13 @@ shards whose sidecar checks out and rewrites the rest.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .fileio import atomic_write
+from .fileio import atomic_write, file_sha256
 from .spectrogram import SpectrogramParams
 
 FORMAT_VERSION = 1
@@ -42,14 +41,6 @@ LABEL_FIELDS = (
 )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def shard_name(index: int) -> str:
     return f"shard-{index:06d}"
 
@@ -67,8 +58,8 @@ def write_shard(folder: Path, index: int, spectrograms: np.ndarray, labels: list
     sidecar = {
         "index": index,
         "count": len(labels),
-        "sha256_npy": _sha256(base.with_suffix(".npy")),
-        "sha256_jsonl": _sha256(base.with_suffix(".jsonl")),
+        "sha256_npy": file_sha256(base.with_suffix(".npy")),
+        "sha256_jsonl": file_sha256(base.with_suffix(".jsonl")),
     }
     atomic_write(base.with_suffix(".json"), lambda f: f.write(json.dumps(sidecar).encode()))
     return sidecar
@@ -100,8 +91,8 @@ def shard_is_complete(folder: Path, index: int, verify: bool = True) -> bool:
     if not verify:
         return True
     try:
-        return sidecar["sha256_npy"] == _sha256(base.with_suffix(".npy")) and sidecar["sha256_jsonl"] == _sha256(
-            base.with_suffix(".jsonl")
+        return all(
+            sidecar[f"sha256_{suffix}"] == file_sha256(base.with_suffix(f".{suffix}")) for suffix in ("npy", "jsonl")
         )
     except (FileNotFoundError, KeyError, TypeError):
         return False

@@ -1,7 +1,9 @@
-"""Atomic file writes: a reader, a crash or a kill never sees a half-written file."""
+"""File I/O the package shares: atomic writes (a reader, a crash or a kill never sees a half-written
+file) and streaming checksums."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -35,3 +37,12 @@ def atomic_write(path: str | os.PathLike[str], content: Content) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def file_sha256(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str:
+    """The sha256 hex digest of the file at `path`, read in chunks so that a large file costs no memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
