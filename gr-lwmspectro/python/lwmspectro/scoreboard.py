@@ -3,29 +3,27 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 import pmt
 
 from lwmspectro import labels
 from lwmspectro.readout import format_line
 
-from .common import ReadoutSink
+from .common import BlockBundle, ReadoutSink, load_bundle
 
 TASKS = ("protocol", "modulation", "snr_db", "mobility")
+LABEL = "LWM Scoreboard"
 
 
-def _nearest_snr_bin(snr_db: float) -> float:
-    return float(min(labels.SNR_GRID_DB, key=lambda grid: abs(grid - snr_db)))
-
-
-def judge(readout: dict, truth: dict) -> dict:
+def judge(readout: dict, truth: dict, snr_bins_db: Sequence[float] = labels.SNR_GRID_DB) -> dict:
     """{task: True/False} for the tasks the truth decides: the protocol always; modulation,
-    SNR (as the nearest bin of the grid) and mobility when the truth is WiFi, LTE or NR and
-    the readout says so too."""
+    SNR (as the nearest of the bundle's SNR bins, `snr_bins_db`) and mobility when the truth
+    is WiFi, LTE or NR and the readout says so too."""
     verdict = {"protocol": readout["protocol"] == truth["protocol"]}
     if truth["protocol"] in labels.PROTOCOLS and readout["modulation"] is not None:
         verdict["modulation"] = readout["modulation"] == truth["modulation"]
-        verdict["snr_db"] = readout["snr_db"] == _nearest_snr_bin(truth["snr_db"])
+        verdict["snr_db"] = readout["snr_db"] == labels.nearest_snr_bin(truth["snr_db"], snr_bins_db)
         verdict["mobility"] = readout["mobility"] == truth["mobility"]
     return verdict
 
@@ -56,7 +54,8 @@ class Tally:
     """Running agreement of readouts with their truth, per task (the scoreboard's and the readout
     widget's)."""
 
-    def __init__(self) -> None:
+    def __init__(self, snr_bins_db: Sequence[float] = labels.SNR_GRID_DB) -> None:
+        self.snr_bins_db = tuple(snr_bins_db)
         self.correct = dict.fromkeys(TASKS, 0)
         self.judged = dict.fromkeys(TASKS, 0)
         self.invalid = 0
@@ -72,7 +71,7 @@ class Tally:
         if truth is None:
             self.unlabelled += 1
             return {}
-        verdict = judge(readout, truth)
+        verdict = judge(readout, truth, self.snr_bins_db)
         for task, right in verdict.items():
             self.judged[task] += 1
             self.correct[task] += int(right)
@@ -103,11 +102,12 @@ class scoreboard(ReadoutSink, Tally):
     classifier publishes it under a `truth` key beside the readout fields.
 
     show: print one line per readout (the readout, the truth and the verdict).
+    bundle: the receiver's model bundle ('' = the shipped one): the SNR is judged on its bins.
     """
 
-    def __init__(self, show=True):
+    def __init__(self, show=True, bundle: BlockBundle = ""):
         ReadoutSink.__init__(self, "lwm_scoreboard")
-        Tally.__init__(self)
+        Tally.__init__(self, load_bundle(bundle, LABEL).labels.snr_bins_db)
         self.show = bool(show)
         self.stdout_closed = False
 

@@ -32,7 +32,7 @@ def build_flowgraph(bundle: str, protocol: str = "", snr_db=None, seed: int = 0)
 
     source = lwm_blocks.synthetic_source(protocol, "", snr_db, "", True, seed)
     receiver = lwm_blocks.receiver(bundle, source.samp_rate)
-    board = lwm_blocks.scoreboard(True)
+    board = lwm_blocks.scoreboard(True, receiver.bundle)
     top = gr.top_block("lwmspectro demo")
     top.connect(source, receiver)
     top.msg_connect(receiver, "readout", board, "readout")

@@ -1,0 +1,24 @@
+"""The scoreboard judges a readout's SNR on the bins of the bundle the receiver runs."""
+
+from gnuradio import lwmspectro as lwm_blocks
+from gnuradio.lwmspectro.scoreboard import judge
+
+from lwmspectro import labels
+
+from bundle_factory import make_bundle
+
+
+def _readout(snr_db: float) -> dict:
+    return {"protocol": "lte", "modulation": "QPSK", "snr_db": snr_db, "mobility": "static", "valid": True}
+
+
+def test_snr_is_judged_on_the_given_grid():
+    truth = {"protocol": "lte", "modulation": "QPSK", "snr_db": 7.0, "mobility": "static"}
+    assert judge(_readout(5.0), truth)["snr_db"]
+    assert not judge(_readout(5.0), truth, snr_bins_db=(0.0, 8.0, 16.0))["snr_db"]
+    assert judge(_readout(8.0), truth, snr_bins_db=(0.0, 8.0, 16.0))["snr_db"]
+
+
+def test_scoreboard_takes_the_bundles_snr_bins(tmp_path):
+    board = lwm_blocks.scoreboard(False, make_bundle(tmp_path))
+    assert board.snr_bins_db == tuple(float(s) for s in labels.SNR_GRID_DB)
