@@ -150,8 +150,7 @@ def test_blind_timing_finds_the_symbol_start_inside_a_wifi_packet(seed):
     # A whole packet: 320 preamble samples, then symbols of 80 samples from its SIGNAL field on.
     packet_start = int(np.flatnonzero(np.diff(wf.active.astype(int)) == 1)[0]) + 1
     skip = 320 + 80 * 3 + 37
-    view = VIEWS["ofdm_aligned_wifi"]
-    timing = estimate_timing(iq[packet_start + skip :][: view.window_samples], WIFI)
+    timing = estimate_timing(iq[packet_start + skip :][: 64 * 80], WIFI)
     assert circular_error(timing.group_start, -skip % 80, 80) <= 2
     assert timing.cfo_subcarriers == pytest.approx(-0.2, abs=0.03)
 
@@ -248,6 +247,30 @@ def test_the_aligned_view_reads_the_constellation_through_vehicular_fading():
     assert fourth_moments["64QAM"] == pytest.approx(1.38, abs=0.08)
 
 
+def test_the_wifi_view_separates_constant_modulus_from_qam_across_packets_and_gaps():
+    """A WiFi stream is packets, each with its own symbol timing, and gaps: the view times
+    each block of symbols and puts the symbols with clear prefixes first."""
+    medians = {}
+    for modulation in ("QPSK", "16QAM"):
+        values = []
+        for seed in range(5):
+            spec = ExampleSpec(
+                protocol="wifi",
+                snr_db=25.0,
+                mobility="pedestrian",
+                speed_kmh=3.0,
+                carrier_hz=5.2e9,
+                seed=seed,
+                bandwidth_hz=20e6,
+                modulation=modulation,
+                channel="TDL-A",
+            )
+            values.append(fourth_moment(compute_view(VIEWS["ofdm_aligned_wifi"], make_stream(spec)[0], 30.72e6)))
+        medians[modulation] = float(np.median(values))
+    assert medians["QPSK"] < 1.2
+    assert medians["16QAM"] > 1.3
+
+
 # --- the router's CP profile ----------------------------------------------------------------------
 
 
@@ -284,6 +307,9 @@ def test_cp_profile_of_noise_is_flat_and_low(rate):
         (lambda: Numerology(20e6, 64, 8, 16, 1), "cp_first"),
         (lambda: OfdmAlignedParams(WIFI, n_subcarriers=48), "must divide n_fft"),
         (lambda: OfdmAlignedParams(WIFI, n_subcarriers=32, subcarrier_stride=4), "exceeds n_fft"),
+        (lambda: OfdmAlignedParams(WIFI, n_symbols=63, search_symbols=32), "at least n_symbols"),
+        (lambda: OfdmAlignedParams(LTE, n_subcarriers=128, burst_block_symbols=8), "one prefix length"),
+        (lambda: OfdmAlignedParams(WIFI, search_symbols=100, burst_block_symbols=8), "multiple of"),
         (lambda: CpProfileParams(span_s=1e-4), "shorter than one period"),
         (lambda: CpProfileParams(numerologies=()), "non-empty"),
         (lambda: CpProfileParams(n_bins=100), "shorter than n_bins"),

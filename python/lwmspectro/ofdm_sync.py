@@ -139,6 +139,9 @@ class SymbolTiming:
     group_start + m * group_samples."""
     cfo_subcarriers: float
     """Fractional CFO in subcarrier spacings, in [-0.5, 0.5)."""
+    correlation: float
+    """The CP correlation coefficient there: about SNR / (SNR + 1) where prefixes were found,
+    near 0 for noise."""
 
 
 def estimate_timing(iq: np.ndarray, numerology: Numerology) -> SymbolTiming:
@@ -146,10 +149,11 @@ def estimate_timing(iq: np.ndarray, numerology: Numerology) -> SymbolTiming:
     |gamma(theta)| - rho energy(theta), with rho = SNR / (SNR + 1) estimated as the largest
     correlation coefficient; eps = -angle(gamma(theta)) / (2 pi)."""
     folded = cp_correlation(iq, numerology)
-    rho = float(folded.coefficient.max())
+    coefficient = folded.coefficient
+    rho = float(coefficient.max())
     theta = int(np.argmax(np.abs(folded.gamma) - rho * folded.energy))
     cfo = -float(np.angle(folded.gamma[theta])) / (2 * np.pi)
-    return SymbolTiming(theta, cfo if cfo < 0.5 else cfo - 1.0)
+    return SymbolTiming(theta, cfo if cfo < 0.5 else cfo - 1.0, float(coefficient[theta]))
 
 
 def symbol_starts(
@@ -165,3 +169,32 @@ def symbol_starts(
     if len(starts) < n_symbols:
         raise ValueError(f"{n_samples} samples hold {len(starts)} whole OFDM symbols, {n_symbols} are needed")
     return starts[:n_symbols]
+
+
+def burst_symbols(
+    iq: np.ndarray, numerology: Numerology, n_symbols: int, block_symbols: int, backoff: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(FFT window starts, CFO in subcarrier spacings) of `n_symbols` symbols of bursty
+    transmissions, whose packets each have their own timing (WiFi: the gaps between packets
+    are not whole symbols). Timing and CFO are estimated in blocks of `block_symbols`; the
+    symbols whose own prefix correlates at least half as well as the best one's come first,
+    in time order, then the others (gaps, and packet edges inside a block)."""
+    if numerology.symbols_per_group != 1:
+        raise ValueError("burst timing needs a numerology with one prefix length (symbols_per_group 1)")
+    period, n_fft = numerology.group_samples, numerology.n_fft
+    block = block_symbols * period
+    prefix_starts, cfos = [], []
+    for first in range(0, len(iq) - block - n_fft + 1, block):
+        timing = estimate_timing(iq[first : first + block + n_fft], numerology)
+        block_starts = first + timing.group_start + np.arange(block_symbols) * period
+        prefix_starts.append(block_starts[block_starts + period <= len(iq)])
+        cfos.append(np.full(len(prefix_starts[-1]), timing.cfo_subcarriers))
+    starts = np.concatenate(prefix_starts) if prefix_starts else np.zeros(0, np.int64)
+    if len(starts) < n_symbols:
+        raise ValueError(f"{len(iq)} samples hold fewer than the {n_symbols} OFDM symbols needed")
+    prefix = iq[starts[:, None] + np.arange(numerology.cp_first)[None, :]]
+    copy = iq[starts[:, None] + n_fft + np.arange(numerology.cp_first)[None, :]]
+    energy = 0.5 * (np.abs(prefix) ** 2 + np.abs(copy) ** 2).sum(axis=1)
+    correlation = np.abs((prefix * np.conj(copy)).sum(axis=1)) / np.maximum(energy, np.finfo(np.float32).tiny)
+    order = np.argsort(correlation < 0.5 * correlation.max(), kind="stable")[:n_symbols]
+    return starts[order] + numerology.cp_first - backoff, np.concatenate(cfos)[order]

@@ -35,6 +35,7 @@ from .ofdm_sync import (
     NR_60KHZ,
     WIFI,
     Numerology,
+    burst_symbols,
     cp_correlation,
     estimate_timing,
     symbol_starts,
@@ -66,7 +67,12 @@ class OfdmAlignedParams(ConfigBase):
     symbol's mean power and over the channel's gain there (the mean of that relative power
     over `gain_symbols` x `gain_subcarriers` around it), for the K subcarriers centred on DC,
     `subcarrier_stride` apart: the receiver's gain, a burst's edges and the fading channel are
-    removed, each element's amplitude is kept, and empty subcarriers read low."""
+    removed, each element's amplitude is kept, and empty subcarriers read low.
+
+    The symbols are found in the `search_symbols` the view reads: with one timing for all of
+    them (continuous transmissions: LTE, NR), or with `burst_block_symbols` > 0 a timing per
+    block of that many symbols, taking the symbols of the blocks with clear prefixes first
+    (bursts: WiFi packets, each with its own timing, and the gaps between them)."""
 
     keys_name: ClassVar[str] = "ofdm_aligned parameters"
 
@@ -76,10 +82,21 @@ class OfdmAlignedParams(ConfigBase):
     subcarrier_stride: int = bounded(1, 1, 1024)
     gain_symbols: int = bounded(7, 1, 4097)
     gain_subcarriers: int = bounded(13, 1, 65536)
+    search_symbols: int = bounded(63, 2, 65536)
+    burst_block_symbols: int = bounded(0, 0, 1024)
 
     def __post_init__(self):
         object.__setattr__(self, "numerology", _numerology(self.numerology, "numerology"))
         n_fft = self.numerology.n_fft
+        if self.search_symbols < self.n_symbols:
+            raise ValueError(f"search_symbols ({self.search_symbols}) must be at least n_symbols ({self.n_symbols})")
+        if self.burst_block_symbols and self.numerology.symbols_per_group != 1:
+            raise ValueError("burst_block_symbols needs a numerology with one prefix length (symbols_per_group 1)")
+        if self.burst_block_symbols and self.search_symbols % self.burst_block_symbols:
+            raise ValueError(
+                f"search_symbols ({self.search_symbols}) must be a multiple of "
+                f"burst_block_symbols ({self.burst_block_symbols})"
+            )
         if n_fft % self.n_subcarriers:
             raise ValueError(f"n_subcarriers ({self.n_subcarriers}) must divide n_fft ({n_fft})")
         if self.n_subcarriers * self.subcarrier_stride > n_fft:
@@ -94,8 +111,9 @@ class OfdmAlignedParams(ConfigBase):
 
     @property
     def window_samples(self) -> int:
-        """Native-rate samples read: the first whole symbol starts within two symbols."""
-        return (self.n_symbols + 2) * self.numerology.longest_symbol
+        """Native-rate samples read: `search_symbols` whole symbols, the first of which
+        starts within two symbols."""
+        return (self.search_symbols + 2) * self.numerology.longest_symbol
 
     @property
     def subcarriers(self) -> np.ndarray:
@@ -108,15 +126,20 @@ class OfdmAlignedParams(ConfigBase):
 def _ofdm_aligned(params: OfdmAlignedParams, iq: np.ndarray, sample_rate_hz: float) -> np.ndarray:
     numerology = params.numerology
     native = resample_to(iq, sample_rate_hz, numerology.sample_rate_hz)[: params.window_samples]
-    timing = estimate_timing(native, numerology)
     # Starting a quarter prefix early, a timing error of a few samples stays inside the prefix,
     # where it only turns the phase across subcarriers, and the previous symbol's echoes, in
     # the prefix's first samples, stay out.
-    starts = symbol_starts(timing, numerology, len(native), params.n_symbols, numerology.cp_other // 4)
+    backoff = numerology.cp_other // 4
+    if params.burst_block_symbols:
+        starts, cfos = burst_symbols(native, numerology, params.n_symbols, params.burst_block_symbols, backoff)
+    else:
+        timing = estimate_timing(native, numerology)
+        starts = symbol_starts(timing, numerology, len(native), params.n_symbols, backoff)
+        cfos = np.full(len(starts), timing.cfo_subcarriers)
     within = np.arange(numerology.n_fft)
     # The CFO's phase at each symbol's start turns the whole symbol and leaves its powers
     # alone: derotating within the symbols removes it.
-    derotation = np.exp(-2j * np.pi * timing.cfo_subcarriers * within / numerology.n_fft).astype(np.complex64)
+    derotation = np.exp(-2j * np.pi * cfos[:, None] * within[None, :] / numerology.n_fft).astype(np.complex64)
     symbols = native[starts[:, None] + within[None, :]] * derotation
     spectrum = np.fft.fftshift(np.fft.fft(symbols, axis=-1), axes=-1)
     power = spectrum.real.astype(np.float64) ** 2 + spectrum.imag.astype(np.float64) ** 2
@@ -220,11 +243,24 @@ _KINDS: dict[str, _ViewKind] = {
 
 VIEWS: dict[str, Any] = {
     "wideband": SpectrogramParams(),
-    # Channel gains over about 1.5, 0.2 and 0.2 MHz: within the coherence bandwidth of the
-    # TR 38.901 profiles at the delay spreads of the sites.
-    "ofdm_aligned_wifi": OfdmAlignedParams(WIFI, n_symbols=63, n_subcarriers=64, gain_subcarriers=5),
-    "ofdm_aligned_15khz": OfdmAlignedParams(LTE, n_symbols=127, n_subcarriers=128, gain_subcarriers=13),
-    "ofdm_aligned_30khz": OfdmAlignedParams(NR_30KHZ, n_symbols=127, n_subcarriers=128, gain_subcarriers=7),
+    # Channel gains over 0.2 MHz x 0.5 ms (LTE, NR) and over one subcarrier x 31 symbols
+    # (0.12 ms: a WiFi channel is about constant over a packet, not over 300 kHz at the delay
+    # spreads of the sites and TR 38.901 profiles).
+    "ofdm_aligned_wifi": OfdmAlignedParams(
+        WIFI,
+        n_symbols=63,
+        n_subcarriers=64,
+        gain_symbols=31,
+        gain_subcarriers=1,
+        search_symbols=256,
+        burst_block_symbols=8,
+    ),
+    "ofdm_aligned_15khz": OfdmAlignedParams(
+        LTE, n_symbols=127, n_subcarriers=128, gain_subcarriers=13, search_symbols=127
+    ),
+    "ofdm_aligned_30khz": OfdmAlignedParams(
+        NR_30KHZ, n_symbols=127, n_subcarriers=128, gain_subcarriers=7, search_symbols=127
+    ),
     "cp_profile": CpProfileParams(),
 }
 """Every registered view by name, with its default parameters."""
