@@ -304,6 +304,10 @@ def test_a_section_of_the_wrong_type_is_refused_naming_it(copy_of, section, valu
         (lambda card: card["labels"].update(router=["wifi", "wifi"]), r"labels\.router lists a class twice"),
         (lambda card: card["labels"].update(snr_db="high"), r"labels\.snr_db missing or empty \(it is a string\)"),
         (
+            lambda card: card["labels"].update(snr_db=card["labels"]["snr_db"][::-1]),
+            r"labels\.snr_db \[.*\] differs from the SNR bins of labels\.snr_mobility",
+        ),
+        (
             lambda card: card["files"].update(router="../router.onnx"),
             r"files\.router must be a file name in the bundle",
         ),

@@ -281,6 +281,12 @@ def _read_labels(lab: Mapping[str, Any], where: Path) -> BundleLabels:
             f"{where}: labels.snr_mobility uses mobility classes {unknown_mobility} "
             f"not in labels.mobility {list(mobility)}"
         )
+    joint_bins = list(dict.fromkeys(snr for snr, _ in pairs))
+    if [float(snr) for snr in lab["snr_db"]] != joint_bins:
+        raise BundleError(
+            f"{where}: labels.snr_db {lab['snr_db']} differs from the SNR bins of labels.snr_mobility "
+            f"{joint_bins}; the SNR readout takes its bins from the joint classes"
+        )
     return BundleLabels(
         router=router,
         experts=experts,
