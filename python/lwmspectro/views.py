@@ -71,8 +71,9 @@ class OfdmAlignedParams(ConfigBase):
 
     The symbols are found in the `search_symbols` the view reads: with one timing for all of
     them (continuous transmissions: LTE, NR), or with `burst_block_symbols` > 0 a timing per
-    block of that many symbols, taking the symbols of the blocks with clear prefixes first
-    (bursts: WiFi packets, each with its own timing, and the gaps between them)."""
+    block of that many symbols, taking first, in time order, the symbols whose own prefix
+    correlates clearly (bursts: WiFi packets, each with its own timing, and the gaps between
+    them)."""
 
     keys_name: ClassVar[str] = "ofdm_aligned parameters"
 
