@@ -4,6 +4,7 @@ running agreement; without a truth the column stays hidden."""
 
 import os
 import sys
+import types
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -56,3 +57,15 @@ def test_the_truth_shows_beside_the_readout_with_the_running_agreement():
     assert view.truths["modulation"].styleSheet() == styles[False]
     assert "protocol 100 %" in view.score.text() and "modulation 0 %" in view.score.text()
     assert "| truth lte 16QAM 14 dB pedestrian" in view.lines[0]
+
+
+def test_the_truth_snr_is_judged_on_the_bins_of_the_named_bundle(monkeypatch):
+    module = sys.modules[lwm_blocks.readout_widget.__module__]
+    bundle = types.SimpleNamespace(labels=types.SimpleNamespace(snr_bins_db=(0.0, 8.0, 16.0)))
+    monkeypatch.setattr(module, "load_bundle", lambda name, label: bundle if name == "coarse" else None)
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    widget = lwm_blocks.readout_widget(history=1, bundle="coarse")
+    widget.handle_readout({**READOUT, "snr_db": 16.0}, with_truth({**READOUT, "snr_db": 16.0}, TRUTH))
+    app.processEvents()
+    # 14 dB is nearest the bundle's 16 dB bin (on the default 5 dB grid it would be 15 dB).
+    assert widget.qwidget().truths["snr_db"].styleSheet() == module.VERDICT_STYLE[True]

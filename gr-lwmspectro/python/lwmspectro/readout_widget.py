@@ -9,7 +9,7 @@ from PyQt5 import QtCore, QtWidgets
 
 from lwmspectro.readout import format_line
 
-from .common import ConfigError, ReadoutSink
+from .common import BlockBundle, ConfigError, ReadoutSink, load_bundle
 from .scoreboard import Tally, line, truth_of
 
 LABEL = "LWM Readout Widget"
@@ -32,7 +32,7 @@ class ReadoutView(QtWidgets.QWidget):
 
     readout_arrived = QtCore.pyqtSignal(object, object)
 
-    def __init__(self, title: str, history: int, parent=None):
+    def __init__(self, title: str, history: int, snr_bins_db: tuple[float, ...], parent=None):
         super().__init__(parent)
         self.setMinimumSize(*MINIMUM_SIZE)
         layout = QtWidgets.QVBoxLayout(self)
@@ -70,7 +70,7 @@ class ReadoutView(QtWidgets.QWidget):
         self.history.setMinimumHeight(18 * min(max(history, 1), 4) + 6)
         layout.addWidget(self.history, 1)
         self.lines = collections.deque(maxlen=history)
-        self.tally = Tally()
+        self.tally = Tally(snr_bins_db)
         self.readout_arrived.connect(self.show_readout)
 
     def show_readout(self, readout: dict, truth: dict | None = None) -> None:
@@ -118,13 +118,15 @@ class readout_widget(ReadoutSink):
 
     history: readout lines kept in the list under the panel.
     title: the panel's caption.
+    bundle: the receiver's model bundle ('' = the shipped one): the truth's SNR is judged on its bins.
     """
 
-    def __init__(self, history=10, title="LWM-Spectro readout", parent=None):
+    def __init__(self, history=10, title="LWM-Spectro readout", bundle: BlockBundle = "", parent=None):
         if int(history) < 0:
             raise ConfigError(f"{LABEL}: history {history} is negative; give the number of lines to keep (0 or more)")
         ReadoutSink.__init__(self, "lwm_readout_widget")
-        self.view = ReadoutView(title, int(history), parent)
+        snr_bins_db = load_bundle(bundle, LABEL).labels.snr_bins_db
+        self.view = ReadoutView(title, int(history), snr_bins_db, parent)
 
     def qwidget(self) -> QtWidgets.QWidget:
         return self.view
