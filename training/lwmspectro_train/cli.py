@@ -1,6 +1,6 @@
 """`lwmspectro-train`: the training recipe, one stage per subcommand, or `all` of it.
 
-lwmspectro-train all --config small                 stages in order, then evaluate + export
+lwmspectro-train all --config small                 stages in order, then heldout + export
 lwmspectro-train pretrain --config small --resume   continue a killed stage where it stopped
 torchrun --nproc_per_node 2 -m lwmspectro_train.cli pretrain --config small   data-parallel
 
@@ -30,8 +30,8 @@ COMMANDS = {
     "finetune": "stage 1b: reconstruction + supervised contrastive fine-tuning of each expert",
     "router": "stage 2: the router on a class-balanced mix, experts frozen",
     "heads": "stage 3: modulation and SNR x mobility heads per expert",
-    "evaluate": "held-out metrics per SNR of router -> top-1 expert -> heads",
-    "all": "every stage in order (each resumable), then evaluate and export",
+    "heldout": "held-out metrics per SNR of router -> top-1 expert -> heads",
+    "all": "every stage in order (each resumable), then heldout and export",
 }
 
 
@@ -54,13 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
         )
         command.add_argument("--experts", help="comma-separated subset of the config's experts for this command")
         command.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
-        if name != "evaluate":
+        if name != "heldout":
             command.add_argument(
                 "--resume",
                 action="store_true",
                 help="continue from the stage checkpoints (a finished stage is skipped)",
             )
-        if name in ("evaluate", "all"):
+        if name in ("heldout", "all"):
             command.add_argument("--data", help="held-out dataset folder (default: the config's data.test)")
         if name == "all":
             command.add_argument("--out", help="bundle folder to write (default: RUN_DIR/bundle)")
@@ -147,7 +147,7 @@ def print_metrics(metrics: dict) -> None:
         print(f"           {snr:>6s}  " + "  ".join("    n/a   " if v is None else f"{100 * v:9.1f}%" for v in cells))
 
 
-def run_evaluate(run: Run, data: str | None) -> dict:
+def run_heldout(run: Run, data: str | None) -> dict:
     from .heldout import heldout_metrics
 
     folder = data or run.cfg.data.test
@@ -185,8 +185,8 @@ def run_command(args, argv: list[str], cfg: RunConfig, ctx: Context) -> int:
                 return 0
     if not ctx.is_main:
         return 0
-    if args.command == "evaluate":
-        run_evaluate(run, args.data)
+    if args.command == "heldout":
+        run_heldout(run, args.data)
     if args.command == "all":
         from .commands.export import export_run
 

@@ -1,5 +1,5 @@
 """Held-out metrics of a trained run: its deployed path (router -> top-1 expert -> heads)
-scored on the held-out test split, overall and per SNR (what `lwmspectro-train evaluate`
+scored on the held-out test split, overall and per SNR (what `lwmspectro-train heldout`
 writes and the bundle's card reports). Not to be confused with `baseline_comparison`, the
 few-shot study of the pretrained experts against CNN baselines.
 
@@ -46,7 +46,7 @@ def predict(
     moe = moe.to(device).eval()
     out = {"protocol": [], "modulation": [], "snr_mobility": []}
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
-    for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress, dynamic_ncols=True):
+    for batch in tqdm(loader, desc="heldout", unit="batch", disable=not progress, dynamic_ncols=True):
         result = moe(batch["spectrogram"].to(device))
         routed = result["expert"] >= 0
         out["protocol"].append(result["top1"].cpu())
