@@ -227,6 +227,17 @@ def test_the_aligned_view_is_invariant_to_gain_and_channel_per_subcarrier():
     np.testing.assert_allclose(fourth_moment(faded), fourth_moment(plain), atol=0.02)
 
 
+@pytest.mark.parametrize("shift_hz", [2.0123e6, -4.4567e6])
+def test_the_aligned_view_follows_a_signal_off_dc(shift_hz):
+    wf = phy.generate("lte", bandwidth_hz=5e6, modulation="64QAM", duration_s=0.012, rng=np.random.default_rng(2))
+    iq = resample_to(received(wf, 25, 2), wf.sample_rate_hz, 30.72e6)
+    shifted = iq * np.exp(2j * np.pi * shift_hz / 30.72e6 * np.arange(len(iq))).astype(np.complex64)
+    params = VIEWS["ofdm_aligned_15khz"]
+    centred, off_dc = compute_view(params, iq, 30.72e6), compute_view(params, shifted, 30.72e6)
+    assert fourth_moment(off_dc) == pytest.approx(fourth_moment(centred), abs=0.01)
+    np.testing.assert_allclose(off_dc[1:], centred[1:], atol=0.05)
+
+
 def test_the_aligned_view_reads_the_constellation_through_vehicular_fading():
     fourth_moments = {}
     for modulation in ("QPSK", "64QAM"):

@@ -65,9 +65,10 @@ class OfdmAlignedParams(ConfigBase):
     averaged over the symbols and in K groups of subcarriers, in dB, z-scored (band edges,
     guard bands and DC show there). Rows 1..T are log10 of each element's power over its
     symbol's mean power and over the channel's gain there (the mean of that relative power
-    over `gain_symbols` x `gain_subcarriers` around it), for the K subcarriers centred on DC,
-    `subcarrier_stride` apart: the receiver's gain, a burst's edges and the fading channel are
-    removed, each element's amplitude is kept, and empty subcarriers read low.
+    over `gain_symbols` x `gain_subcarriers` around it), for the K subcarriers
+    `subcarrier_stride` apart centred on the occupied band (`centre_on_band`: a signal off DC
+    stays in view; else on DC): the receiver's gain, a burst's edges and the fading channel
+    are removed, each element's amplitude is kept, and empty subcarriers read low.
 
     The symbols are found in the `search_symbols` the view reads: with one timing for all of
     them (continuous transmissions: LTE, NR), or with `burst_block_symbols` > 0 a timing per
@@ -85,6 +86,7 @@ class OfdmAlignedParams(ConfigBase):
     gain_subcarriers: int = bounded(13, 1, 65536)
     search_symbols: int = bounded(63, 2, 65536)
     burst_block_symbols: int = bounded(0, 0, 1024)
+    centre_on_band: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "numerology", _numerology(self.numerology, "numerology"))
@@ -116,12 +118,20 @@ class OfdmAlignedParams(ConfigBase):
         starts within two symbols."""
         return (self.search_symbols + 2) * self.numerology.longest_symbol
 
-    @property
-    def subcarriers(self) -> np.ndarray:
-        """FFT bins (DC-centred order) of the K subcarriers in rows 1..T."""
-        return self.numerology.n_fft // 2 + (np.arange(self.n_subcarriers) - self.n_subcarriers // 2) * (
-            self.subcarrier_stride
-        )
+    def subcarriers(self, centre: int) -> np.ndarray:
+        """FFT bins (DC-centred order, around the FFT's ends) of the K subcarriers in rows 1..T."""
+        offsets = (np.arange(self.n_subcarriers) - self.n_subcarriers // 2) * self.subcarrier_stride
+        return (centre + offsets) % self.numerology.n_fft
+
+
+def _occupied_centre(subcarrier_power: np.ndarray) -> int:
+    """The bin at the centre of the band's power, over the bins within 10 dB of the strongest
+    (smoothed over 13 bins, a resource block, so that single elements do not count)."""
+    smoothed = scipy.ndimage.uniform_filter1d(subcarrier_power, 13, mode="wrap")
+    weights = np.where(smoothed >= 0.1 * smoothed.max(), smoothed, 0.0)
+    if not weights.any():
+        return len(subcarrier_power) // 2
+    return int(round(float(np.average(np.arange(len(weights)), weights=weights))))
 
 
 def _ofdm_aligned(params: OfdmAlignedParams, iq: np.ndarray, sample_rate_hz: float) -> np.ndarray:
@@ -148,13 +158,14 @@ def _ofdm_aligned(params: OfdmAlignedParams, iq: np.ndarray, sample_rate_hz: flo
     # keeps a burst's edge or a gap from weighing on the channel's.
     tiny = np.finfo(np.float64).tiny
     power /= np.maximum(power.mean(axis=1, keepdims=True), tiny)
-    band = power.mean(axis=0).reshape(params.n_subcarriers, -1).mean(axis=1)
+    subcarrier_power = power.mean(axis=0)
+    band = subcarrier_power.reshape(params.n_subcarriers, -1).mean(axis=1)
     band = 10 * np.log10(np.maximum(band / max(float(band.max()), tiny), LOG_FLOOR))
     band = (band - band.mean()) / max(float(band.std()), 1e-6)
     # The channel's gain as the mean power over a few symbols and neighbouring subcarriers:
     # short enough to follow fading, long enough to average over the constellation.
-    gain = scipy.ndimage.uniform_filter(power, (params.gain_symbols, params.gain_subcarriers), mode="nearest")
-    chosen = params.subcarriers
+    gain = scipy.ndimage.uniform_filter(power, (params.gain_symbols, params.gain_subcarriers), mode=("nearest", "wrap"))
+    chosen = params.subcarriers(_occupied_centre(subcarrier_power) if params.centre_on_band else numerology.n_fft // 2)
     relative = power[:, chosen] / np.maximum(gain[:, chosen], tiny)
     return np.vstack([band[None, :], np.log10(np.maximum(relative, LOG_FLOOR))]).astype(np.float32)
 
