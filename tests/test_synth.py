@@ -11,7 +11,7 @@ import pytest
 import threadpoolctl
 
 from lwmspectro.dataset import open_dataset
-from lwmspectro.generate import generate_dataset, one_thread_per_worker, pending_shards
+from lwmspectro.dataset_generation import generate_dataset, one_thread_per_worker, pending_shards
 from lwmspectro.spectrogram import DEFAULT_PARAMS
 from lwmspectro.synth import ExampleSpec, GeneratorConfig, SyntheticStream, make_spectrogram, make_stream
 

@@ -43,7 +43,7 @@ def add_arguments(parser):
 
 def run(args) -> int:
     from ..cli import UsageError
-    from ..generate import generate_dataset
+    from ..dataset_generation import generate_dataset
     from ..synth import GeneratorConfig
 
     try:

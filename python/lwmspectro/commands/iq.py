@@ -166,7 +166,7 @@ def spec_from_args(args):
 def run(args) -> int:
     from pathlib import Path
 
-    from ..generate import check_output_folder
+    from ..dataset_generation import check_output_folder
     from ..sigmf_io import write_recording
     from ..spectrogram import DEFAULT_PARAMS
     from ..synth import make_stream
