@@ -150,8 +150,9 @@ def _ofdm_aligned(params: OfdmAlignedParams, iq: np.ndarray, sample_rate_hz: flo
     within = np.arange(numerology.n_fft)
     # The CFO's phase at each symbol's start turns the whole symbol and leaves its powers
     # alone: derotating within the symbols removes it.
-    derotation = np.exp(-2j * np.pi * cfos[:, None] * within[None, :] / numerology.n_fft).astype(np.complex64)
-    symbols = native[starts[:, None] + within[None, :]] * derotation
+    cfo_values, cfo_of_symbol = np.unique(cfos, return_inverse=True)  # one per block at most
+    derotation = np.exp(-2j * np.pi * cfo_values[:, None] * within[None, :] / numerology.n_fft)
+    symbols = native[starts[:, None] + within[None, :]] * derotation.astype(np.complex64)[cfo_of_symbol]
     spectrum = np.fft.fftshift(np.fft.fft(symbols, axis=-1), axes=-1)
     power = spectrum.real.astype(np.float64) ** 2 + spectrum.imag.astype(np.float64) ** 2
     # Power as symbol gain x channel gain x element: dividing by the symbol's mean power first
