@@ -7,9 +7,9 @@ captured off-centre (both through `lwmspectro.capture`, rate, filter, offset and
 Every view (today's G first, then each one `lwmspectro.views` registers) is computed on each
 capture as the live framer would see it (G: resampled to its analysis rate). Its output is
 pooled by blocks (the mean and standard deviation of each, at most POOLED_SIZE blocks along
-each of its last two axes) and flattened; a logistic regression on the PROBE_FEATURES most
-class-dependent standardised features is fitted per label, view and capture on the training-site
-examples and scored on the held-out-site ones.
+each of its last two axes) and flattened; a logistic regression on the standardised features (how
+many of them and how regularised chosen by cross-validation on the fitting set) is fitted per
+label, view and capture on the training-site examples and scored on the held-out-site ones.
 
 Example generation is the slow part, so its results (pooled features per view, labels) are
 cached by chunk under the output folder: a rerun, or one with a new view, computes only what is
@@ -18,6 +18,7 @@ missing, then re-fits.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shlex
@@ -32,6 +33,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_selection import SelectKBest, f_classif
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
@@ -43,12 +45,13 @@ from lwmspectro.spectrogram import DEFAULT_PARAMS, SpectrogramParams, spectrogra
 
 POOLED_SIZE = 32
 """Block means along each of a view's last two axes keep at most this many values."""
-PROBE_FEATURES = 128
-"""Features the probe keeps (those whose class means differ most, by an ANOVA F-test on the fitting
-set): with all of them, a few hundred examples let the regression fit noise in thousands of
-features, and a label plainly in a handful of them is read at 87-90 % instead of 100 %."""
-PROBE_C = 0.5
-"""Inverse L2 strength of the logistic regression."""
+PROBE_SETTINGS = ((128, 0.5), (512, 0.1), (None, 0.01))
+"""(features kept, inverse L2 strength C) the probe chooses from by cross-validation on the fitting
+set. Kept features are those whose class means differ most (ANOVA F-test; None keeps all): with all
+of them, a few hundred examples let the regression fit noise in thousands of features, and a label
+plainly in a handful of them is read at 87-90 % instead of 100 %; a label spread thinly over many
+features wants them all, more strongly regularised."""
+PROBE_FOLDS = 3
 PROBE_MAX_ITER = 1000
 POOLING = "block mean and standard deviation"
 """What pooled_features keeps (part of the cache key)."""
@@ -93,9 +96,11 @@ GENERATION_MODULES = ("synth", "capture", "resample", "labels", "config_base", "
 """Parts of the core that decide the generated examples (their sources key the example cache)."""
 
 
+@functools.cache
 def code_digest(module: ModuleType) -> str:
     """sha256 of `module`'s source and of the sources of the core modules it refers to by name:
-    a view's cached features are reused only while the code that computes them is unchanged."""
+    a view's cached features are reused only while the code that computes them is unchanged. Read
+    once per process, as the modules are imported once."""
     files = {Path(module.__file__ or "")}
     for value in vars(module).values():
         source = value if isinstance(value, ModuleType) else sys.modules.get(getattr(value, "__module__", "") or "")
@@ -107,6 +112,7 @@ def code_digest(module: ModuleType) -> str:
     return digest.hexdigest()
 
 
+@functools.cache
 def generation_digest() -> str:
     """sha256 of the core sources that decide the examples and their captures."""
     import lwmspectro
@@ -191,27 +197,39 @@ def pooled_features(view_output: np.ndarray, size: int = POOLED_SIZE) -> np.ndar
     return np.concatenate([mean.ravel(), spread.ravel()]).astype(np.float32)
 
 
+def _probe_model(n_features: int, kept: int | None, c: float, seed: int):
+    return make_pipeline(
+        StandardScaler(),
+        SelectKBest(f_classif, k="all" if kept is None else min(kept, n_features)),
+        LogisticRegression(C=c, max_iter=PROBE_MAX_ITER, random_state=seed),
+    )
+
+
 def fit_probe(
     train_x: np.ndarray, train_y: Sequence, test_x: np.ndarray, test_y: Sequence, seed: int = 0
 ) -> float | None:
-    """Held-out accuracy of a logistic regression on the PROBE_FEATURES most class-dependent of the
-    standardised features, fitted on (train_x, train_y); None when the training set holds fewer than
-    two classes or either set is empty."""
+    """Held-out accuracy of a logistic regression on standardised features, its setting
+    (PROBE_SETTINGS) chosen by stratified cross-validation on (train_x, train_y) and then fitted on
+    all of it; None when the training set holds fewer than two classes or either set is empty."""
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
     if len(test_y) == 0 or len(np.unique(train_y)) < 2:
         return None
-    model = make_pipeline(
-        StandardScaler(),
-        SelectKBest(f_classif, k=min(PROBE_FEATURES, train_x.shape[1])),
-        LogisticRegression(C=PROBE_C, max_iter=PROBE_MAX_ITER, random_state=seed),
-    )
+    n_features = train_x.shape[1]
     with warnings.catch_warnings():
         # A tiny or inseparable set may stop lbfgs early, and a view may hold constant features (the
         # F-test then ranks them last); the held-out accuracy still says what the view shows.
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.simplefilter("ignore", UserWarning)
-        model.fit(train_x, train_y)
+        setting = PROBE_SETTINGS[0]
+        if np.unique(train_y, return_counts=True)[1].min() >= PROBE_FOLDS:
+            folds = StratifiedKFold(PROBE_FOLDS, shuffle=True, random_state=seed)
+            scores = [
+                cross_val_score(_probe_model(n_features, kept, c, seed), train_x, train_y, cv=folds).mean()
+                for kept, c in PROBE_SETTINGS
+            ]
+            setting = PROBE_SETTINGS[int(np.argmax(scores))]
+        model = _probe_model(n_features, *setting, seed).fit(train_x, train_y)
     return float(np.mean(model.predict(test_x) == test_y))
 
 
@@ -428,6 +446,7 @@ def render_markdown(
 ) -> str:
     """docs/g-ablation.md: the command, how the probe works, then one table per label."""
     names = [view.name for view in views]
+    settings = ", ".join(f"({'all' if kept is None else kept}, {c:g})" for kept, c in PROBE_SETTINGS)
     passband = "-".join(f"{100 * f:g}" for f in capture.PASSBAND_FRACTION_RANGE) + " %"
     lines = [
         "# G ablation: what a linear probe reads from each spectrogram view",
@@ -446,8 +465,9 @@ def render_markdown(
         "capture at its rate as the live blocks would (today's G resampled to 30.72 MS/s).",
         f"- Probe: each view's output cut into at most {POOLED_SIZE} x {POOLED_SIZE} near-equal blocks along its "
         "last two axes; the mean and standard deviation of each block, flattened and standardised; the "
-        f"{PROBE_FEATURES} whose class means differ most on the fitting set (ANOVA F-test) feed a logistic "
-        f"regression (L2, C = {PROBE_C}), fitted per label, view and "
+        f"N whose class means differ most on the fitting set (ANOVA F-test) feed a logistic regression with an L2 "
+        f"penalty C, (N, C) chosen among {settings} by {PROBE_FOLDS}-fold cross-validation on the fitting set; "
+        "fitted per label, view and "
         "capture on the training-site examples and scored on the held-out-site examples of the same capture.",
         "- Accuracy on the held-out site; `chance` is its most frequent class's share; n counts the examples "
         "that fit / score the probe.",
