@@ -66,9 +66,10 @@ class OfdmAlignedParams(ConfigBase):
     guard bands and DC show there). Rows 1..T are log10 of each element's power over its
     symbol's mean power and over the channel's gain there (the mean of that relative power
     over `gain_symbols` x `gain_subcarriers` around it), for the K subcarriers
-    `subcarrier_stride` apart centred on the occupied band (`centre_on_band`: a signal off DC
-    stays in view; else on DC): the receiver's gain, a burst's edges and the fading channel
-    are removed, each element's amplitude is kept, and empty subcarriers read low.
+    `subcarrier_stride` apart centred on the occupied band when they do not span the FFT
+    (`centre_on_band`: a signal off DC stays in view; else on DC): the receiver's gain, a
+    burst's edges and the fading channel are removed, each element's amplitude is kept, and
+    empty subcarriers read low.
 
     The symbols are found in the `search_symbols` the view reads: with one timing for all of
     them (continuous transmissions: LTE, NR), or with `burst_block_symbols` > 0 a timing per
@@ -124,14 +125,22 @@ class OfdmAlignedParams(ConfigBase):
         return (centre + offsets) % self.numerology.n_fft
 
 
+CENTRE_STEP = 12
+"""The K subcarriers move off DC in steps of a resource block, so that a centred signal's
+columns (its pilots, its DC) stay where they are whatever the noise does to its band's centre."""
+
+
 def _occupied_centre(subcarrier_power: np.ndarray) -> int:
     """The bin at the centre of the band's power, over the bins within 10 dB of the strongest
-    (smoothed over 13 bins, a resource block, so that single elements do not count)."""
+    (smoothed over 13 bins, so that single elements do not count), in steps of CENTRE_STEP
+    from DC."""
+    dc = len(subcarrier_power) // 2
     smoothed = scipy.ndimage.uniform_filter1d(subcarrier_power, 13, mode="wrap")
     weights = np.where(smoothed >= 0.1 * smoothed.max(), smoothed, 0.0)
     if not weights.any():
-        return len(subcarrier_power) // 2
-    return int(round(float(np.average(np.arange(len(weights)), weights=weights))))
+        return dc
+    centre = float(np.average(np.arange(len(weights)), weights=weights))
+    return dc + CENTRE_STEP * int(round((centre - dc) / CENTRE_STEP))
 
 
 def _ofdm_aligned(params: OfdmAlignedParams, iq: np.ndarray, sample_rate_hz: float) -> np.ndarray:
@@ -166,7 +175,8 @@ def _ofdm_aligned(params: OfdmAlignedParams, iq: np.ndarray, sample_rate_hz: flo
     # The channel's gain as the mean power over a few symbols and neighbouring subcarriers:
     # short enough to follow fading, long enough to average over the constellation.
     gain = scipy.ndimage.uniform_filter(power, (params.gain_symbols, params.gain_subcarriers), mode=("nearest", "wrap"))
-    chosen = params.subcarriers(_occupied_centre(subcarrier_power) if params.centre_on_band else numerology.n_fft // 2)
+    follow_band = params.centre_on_band and params.n_subcarriers * params.subcarrier_stride < numerology.n_fft
+    chosen = params.subcarriers(_occupied_centre(subcarrier_power) if follow_band else numerology.n_fft // 2)
     relative = power[:, chosen] / np.maximum(gain[:, chosen], tiny)
     return np.vstack([band[None, :], np.log10(np.maximum(relative, LOG_FLOOR))]).astype(np.float32)
 
