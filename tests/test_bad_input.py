@@ -273,6 +273,27 @@ def remove(name: str) -> Callable[[Path], None]:
 SMALL_CONFIG = {"n_samples": 2, "shard_size": 2, "channel": "TDL-A"}
 
 
+class _TouchesOnUnpickling:
+    """An object whose unpickling creates a file: proof that a loader ran code from the input."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def pickled_scenario(tmp: Path) -> dict:
+    """A copy of the test scenario whose delay array is a pickled object (unpickling it writes {tmp}/ran)."""
+    folder = tmp / "scenarios"
+    shutil.copytree(Path(__file__).resolve().parent / "fixtures" / "scenarios" / "tiny_site", folder / "tiny_site")
+    np.savez(
+        folder / "tiny_site" / "delay_t000_tx000_r001.npz",
+        delay=np.array([_TouchesOnUnpickling(tmp / "ran")], dtype=object),
+    )
+    return {"scenarios": str(folder)}
+
+
 def config_file(config: object, files: dict[str, str] | None = None) -> Callable[[Path], dict]:
     """c.json holding `config` (a JSON value, or raw text), and `files` (relative path -> text) beside it."""
 
@@ -475,6 +496,7 @@ TRUST_CASES = [
     Case("trust-stamp-not-a-bundle", "export --stamp {tmp}/nowhere", None, 1, r"nowhere/card\.json: missing; --stamp takes a bundle folder"),
     Case("trust-stamp-with-run", "export --stamp {bundle} --run {tmp}/run", bad_bundle(), 2, r"--stamp upgrades a bundle in place: it takes neither --run nor --out"),
     Case("trust-export-without-run", "export --out {tmp}/b", None, 2, r"--run DIR and --out DIR are required \(or --stamp DIR"),
+    Case("trust-scenario-object-array", "iq --protocol lte --channel site --scenario tiny_site --user 0 --scenario-folder {scenarios} --out {tmp}/rec", pickled_scenario, 1, r"delay_t000_tx000_r001\.npz: not a plain numeric array file .* object arrays are refused"),
     Case("trust-file-outside-bundle", "classify {meta} --bundle {bundle}", bad_bundle(card_edit("files", router="/etc/passwd")), 1, r"card\.json: files\.router must be a file name in the bundle folder"),
 ]
 

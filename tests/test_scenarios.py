@@ -1,7 +1,6 @@
 """Scenario loading: the hand-made fixture, the committed ray-traced sites, and the error paths."""
 
 import builtins
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,8 @@ import pytest
 
 from lwmspectro import cli, scenarios
 from lwmspectro.scenarios import loader
+
+from test_bad_input import pickled_scenario
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "scenarios"
 SPEED_OF_LIGHT = 299_792_458.0
@@ -120,20 +121,7 @@ def test_cli_build_refuses_unknown_scene_and_missing_venv(capsys, tmp_path):
 
 
 def test_a_scenario_holding_an_object_array_is_refused_before_anything_is_unpickled(tmp_path):
-    site = tmp_path / "tiny_site"
-    shutil.copytree(FIXTURES / "tiny_site", site)
-    marker = tmp_path / "unpickled"
-    # Unpickling this object array would create `marker`.
-    payload = np.array([_CreatesFile(str(marker))], dtype=object)
-    np.savez(site / "delay_t000_tx000_r001.npz", delay=payload)
+    folder = pickled_scenario(tmp_path)["scenarios"]
     with pytest.raises(ValueError, match=r"delay_t000_tx000_r001\.npz: not a plain numeric array file"):
-        scenarios.load_scenario("tiny_site", tmp_path)
-    assert not marker.exists()
-
-
-class _CreatesFile:
-    def __init__(self, path: str):
-        self.path = path
-
-    def __reduce__(self):
-        return (Path.touch, (Path(self.path),))
+        scenarios.load_scenario("tiny_site", folder)
+    assert not (tmp_path / "ran").exists()
