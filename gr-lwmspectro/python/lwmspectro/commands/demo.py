@@ -80,7 +80,7 @@ def _run(args) -> int:
     print(
         f"throughput: {counters['windows_classified'] / elapsed:.2f} windows/s classified, "
         f"{samples / elapsed / 1e6:.3f} MS/s of I/Q ({samples / source.samp_rate / elapsed:.3f} x real time; "
-        f"the synthetic generator sets the pace), {counters['windows_dropped']} windows dropped"
+        f"the source keeps real time), {counters['windows_dropped']} windows dropped"
         + (" (stopped by a signal)" if stop.requested else ""),
         flush=True,
     )
