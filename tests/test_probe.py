@@ -20,7 +20,7 @@ def quick_run(tmp_path_factory):
 
 
 def table_headers(text):
-    return [line for line in text.splitlines() if line.startswith("| capture |")]
+    return [line for line in text.splitlines() if line.startswith("| capture | n fit")]
 
 
 def test_the_quick_probe_writes_one_table_per_label_with_a_column_per_view(quick_run):
@@ -34,8 +34,10 @@ def test_the_quick_probe_writes_one_table_per_label_with_a_column_per_view(quick
     assert set(columns[1:]) == {name for name, params in views.VIEWS.items() if params != probe.DEFAULT_PARAMS}
     for task in probe.TASKS:
         assert f"## {task.title}" in text
+    tables = text.split("\n## ")
     for title in probe.CAPTURE_TITLES.values():
-        assert text.count(f"| {title} |") == len(probe.TASKS)
+        assert sum(table.count(f"| {title} |") for table in tables[1 : 1 + len(probe.TASKS)]) == len(probe.TASKS)
+    assert tables[-1].startswith("Protocol by SNR")
     assert len(rows) == len(probe.TASKS) * len(probe.CAPTURES)
     protocol = next(row for row in rows if row.task.target == "protocol" and row.capture == "analysis")
     assert protocol.n_train > 0 and protocol.n_heldout > 0

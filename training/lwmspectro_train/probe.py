@@ -205,14 +205,12 @@ def _probe_model(n_features: int, kept: int | None, c: float, seed: int):
     )
 
 
-def fit_probe(
-    train_x: np.ndarray, train_y: Sequence, test_x: np.ndarray, test_y: Sequence, seed: int = 0
-) -> float | None:
-    """Held-out accuracy of a logistic regression on standardised features, its setting
+def probe_predictions(train_x: np.ndarray, train_y: Sequence, test_x: np.ndarray, seed: int = 0) -> np.ndarray | None:
+    """What a logistic regression on standardised features predicts for `test_x`, its setting
     (PROBE_SETTINGS) chosen by stratified cross-validation on (train_x, train_y) and then fitted on
-    all of it; None when the training set holds fewer than two classes or either set is empty."""
-    train_y, test_y = np.asarray(train_y), np.asarray(test_y)
-    if len(test_y) == 0 or len(np.unique(train_y)) < 2:
+    all of it; None when the training set holds fewer than two classes or there is nothing to predict."""
+    train_y = np.asarray(train_y)
+    if len(test_x) == 0 or len(np.unique(train_y)) < 2:
         return None
     n_features = train_x.shape[1]
     with warnings.catch_warnings():
@@ -230,7 +228,15 @@ def fit_probe(
             ]
             setting = PROBE_SETTINGS[int(np.argmax(scores))]
         model = _probe_model(n_features, *setting, seed).fit(train_x, train_y)
-    return float(np.mean(model.predict(test_x) == test_y))
+    return model.predict(test_x)
+
+
+def fit_probe(
+    train_x: np.ndarray, train_y: Sequence, test_x: np.ndarray, test_y: Sequence, seed: int = 0
+) -> float | None:
+    """Held-out accuracy of `probe_predictions` on (test_x, test_y); None where it predicts nothing."""
+    predicted = probe_predictions(train_x, train_y, test_x, seed)
+    return None if predicted is None else float(np.mean(predicted == np.asarray(test_y)))
 
 
 @dataclass(frozen=True)
@@ -400,6 +406,15 @@ class ProbeRow:
     n_heldout: int
     chance: float | None
     accuracy: dict[str, float | None]
+    by_snr: dict[float, tuple[int, dict[str, float | None]]]
+    """Held-out SNR -> (examples scored, accuracy per view) of the same probes (signals only)."""
+
+
+def _accuracy(correct: dict[str, np.ndarray | None], chosen: np.ndarray) -> dict[str, float | None]:
+    """Per view, the share of the `chosen` examples it got right (None where it has no probe or none are chosen)."""
+    return {
+        view: None if hits is None or not chosen.any() else float(hits[chosen].mean()) for view, hits in correct.items()
+    }
 
 
 def score(
@@ -423,17 +438,19 @@ def score(
         if held_y:
             _, counts = np.unique(np.asarray(held_y), return_counts=True)
             chance = float(counts.max() / len(held_y))
-        accuracy = {
-            view.name: fit_probe(
-                train_features[view.name][train_keep, column],
-                train_y,
-                held_features[view.name][held_keep, column],
-                held_y,
-                seed,
-            )
-            for view in views
-        }
-        out.append(ProbeRow(task, name, len(train_keep), len(held_keep), chance, accuracy))
+        held_snr = np.array([held_rows[i]["snr_db"] for i in held_keep], dtype=float)
+        correct = {}
+        for view in views:
+            fit_x, scored_x = train_features[view.name][train_keep, column], held_features[view.name][held_keep, column]
+            predicted = probe_predictions(fit_x, train_y, scored_x, seed)
+            correct[view.name] = None if predicted is None else predicted == np.asarray(held_y)
+
+        overall = _accuracy(correct, np.ones(len(held_keep), bool))
+        by_snr = {}
+        for snr in labels.SNR_GRID_DB:
+            at_snr = held_snr == snr
+            by_snr[float(snr)] = (int(at_snr.sum()), _accuracy(correct, at_snr))
+        out.append(ProbeRow(task, name, len(train_keep), len(held_keep), chance, overall, by_snr))
     return out
 
 
@@ -487,6 +504,23 @@ def render_markdown(
                 + " |"
             )
         lines.append("")
+    protocol = TASKS[0]
+    lines += [
+        "## Protocol by SNR",
+        "",
+        "The protocol probes above, their held-out accuracy per SNR (signals only: `none` has no SNR).",
+        "",
+        "| capture | SNR | n scored | " + " | ".join(names) + " |",
+        "|---|---|---|" + "---|" * len(names),
+    ]
+    for row in rows:
+        if row.task is not protocol:
+            continue
+        for snr, (count, accuracy) in row.by_snr.items():
+            if count:
+                cells = [_percent(accuracy[name]) for name in names]
+                lines.append(f"| {CAPTURE_TITLES[row.capture]} | {snr:g} dB | {count} | " + " | ".join(cells) + " |")
+    lines.append("")
     return "\n".join(lines)
 
 
