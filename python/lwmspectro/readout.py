@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
@@ -80,36 +81,16 @@ def build_readout(
 ) -> dict:
     """The readout of one window: the model's outcome stamped with where the window starts,
     when it was received, how long it took and the caller's counters (COUNTERS; others ignored)."""
-    seen, classified, dropped, samples_dropped = (int((counters or {}).get(name, 0)) for name in COUNTERS)
+    stamps: dict[str, Any] = {
+        "window_start": int(window_start),
+        "rx_time": rx_time,
+        "latency_ms": float(latency_ms),
+        **{name: int((counters or {}).get(name, 0)) for name in COUNTERS},
+    }
     if isinstance(outcome, InvalidWindow):
-        return invalid_readout(
-            outcome.reason,
-            window_start=int(window_start),
-            rx_time=rx_time,
-            latency_ms=float(latency_ms),
-            windows_seen=seen,
-            windows_classified=classified,
-            windows_dropped=dropped,
-            samples_dropped=samples_dropped,
-        )
-    return make_readout(
-        protocol=outcome.protocol,
-        protocol_confidence=outcome.protocol_confidence,
-        modulation=outcome.modulation,
-        modulation_confidence=outcome.modulation_confidence,
-        snr_db=outcome.snr_db,
-        snr_confidence=outcome.snr_confidence,
-        mobility=outcome.mobility,
-        mobility_confidence=outcome.mobility_confidence,
-        expert=outcome.expert,
-        window_start=int(window_start),
-        rx_time=rx_time,
-        latency_ms=float(latency_ms),
-        windows_seen=seen,
-        windows_classified=classified,
-        windows_dropped=dropped,
-        samples_dropped=samples_dropped,
-    )
+        return invalid_readout(outcome.reason, **stamps)
+    task_fields = {f.name: getattr(outcome, f.name) for f in fields(outcome) if f.name != "embedding"}
+    return make_readout(**task_fields, **stamps)
 
 
 def make_readout(
