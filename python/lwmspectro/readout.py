@@ -130,21 +130,10 @@ def invalid_readout(
     samples_dropped: int = 0,
 ) -> dict:
     """A readout that says the input could not be judged, and why; it carries no guess."""
+    stamps = {key: value for key, value in locals().items() if key != "reason"}
     if reason not in INVALID_REASONS:
         raise ValueError(f"unknown invalid reason {reason!r}; valid: {', '.join(INVALID_REASONS)}")
-    readout = dict.fromkeys(FIELDS)
-    readout.update(
-        valid=False,
-        invalid_reason=reason,
-        window_start=window_start,
-        rx_time=rx_time,
-        latency_ms=latency_ms,
-        windows_seen=windows_seen,
-        windows_classified=windows_classified,
-        windows_dropped=windows_dropped,
-        samples_dropped=samples_dropped,
-    )
-    return readout
+    return {**dict.fromkeys(FIELDS), **stamps, "valid": False, "invalid_reason": reason}
 
 
 def to_json(readout: dict) -> str:
