@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lwmspectro.channels import add_awgn, doppler_hz, draw_speed, measure_snr_db, noise_variance
-from lwmspectro.labels import MOBILITY_CLASSES, SPEED_RANGES_KMH
+from lwmspectro.labels import DOPPLER_RANGES_HZ, MOBILITY_CLASSES, mobility_of_doppler
 
 FS = 30.72e6
 
@@ -64,13 +64,26 @@ def test_no_active_samples_is_refused():
 
 
 @pytest.mark.parametrize("mobility", MOBILITY_CLASSES)
-def test_speed_is_drawn_inside_the_class_range(mobility):
+@pytest.mark.parametrize("carrier_hz", [0.433e9, 3.5e9, 5.8e9])
+def test_speed_is_drawn_so_that_its_doppler_is_in_the_class(mobility, carrier_hz):
     rng = np.random.default_rng(3)
-    low, high = SPEED_RANGES_KMH[mobility]
-    speeds = np.array([draw_speed(mobility, rng) for _ in range(200)])
-    assert speeds.min() >= low and speeds.max() <= high
-    if high > low:
-        assert speeds.max() - speeds.min() > 0.8 * (high - low)
+    doppler = np.array([doppler_hz(draw_speed(mobility, rng, carrier_hz), carrier_hz) for _ in range(300)])
+    low, high = DOPPLER_RANGES_HZ[mobility]
+    assert doppler.min() >= low - 1e-9 and doppler.max() <= high + 1e-9
+    assert {mobility_of_doppler(fd) for fd in doppler} == {mobility}
+    if mobility != "static":
+        assert doppler.max() / doppler.min() > 0.5 * min(high, doppler_hz(500.0, carrier_hz)) / low
+
+
+def test_mobility_is_a_class_of_the_doppler():
+    assert [mobility_of_doppler(fd) for fd in (0.0, 0.99, 1.0, 39.9, 40.0, 900.0)] == [
+        "static",
+        "static",
+        "pedestrian",
+        "pedestrian",
+        "vehicular",
+        "vehicular",
+    ]
 
 
 def test_doppler_from_speed_and_carrier():
@@ -81,7 +94,7 @@ def test_doppler_from_speed_and_carrier():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: draw_speed("flying", np.random.default_rng(0)), "static, pedestrian, vehicular"),
+        (lambda: draw_speed("flying", np.random.default_rng(0), 2.4e9), "static, pedestrian, vehicular"),
         (lambda: doppler_hz(-3.0, 2.4e9), "non-negative"),
         (lambda: doppler_hz(3.0, 0.0), "carrier"),
     ],

@@ -12,6 +12,7 @@ import threadpoolctl
 
 from lwmspectro.dataset import open_dataset
 from lwmspectro.dataset_generation import generate_dataset, one_thread_per_worker, pending_shards
+from lwmspectro.labels import mobility_of_doppler
 from lwmspectro.spectrogram import DEFAULT_PARAMS
 from lwmspectro.synth import ExampleSpec, GeneratorConfig, SyntheticStream, make_spectrogram, make_stream
 
@@ -137,7 +138,7 @@ def test_synthetic_stream_cycles_protocols_and_honours_fixed_fields():
     fixed = SyntheticStream(protocol="nr", modulation="64QAM", snr_db=5.0, mobility="vehicular", channel="TDL-A")
     spec = fixed.next_spec()
     assert (spec.protocol, spec.modulation, spec.snr_db, spec.mobility) == ("nr", "64QAM", 5.0, "vehicular")
-    assert 30 <= spec.speed_kmh <= 120
+    assert mobility_of_doppler(spec.doppler_hz) == "vehicular"
     iq, truth = fixed.next_observation()
     assert len(iq) == DEFAULT_PARAMS.window_samples and truth["protocol"] == "nr"
 

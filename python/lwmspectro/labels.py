@@ -33,12 +33,28 @@ ALLOWED_MODULATIONS = {
 
 MOBILITY_CLASSES = ("static", "pedestrian", "vehicular")
 
-SPEED_RANGES_KMH = {
-    "static": (0.0, 0.0),
-    "pedestrian": (3.0, 10.0),
-    "vehicular": (30.0, 120.0),
+MOBILITY_DOPPLER_EDGES_HZ = (1.0, 40.0)
+"""Mobility is a class of the channel's maximum Doppler fD, the one thing a receiver can see of
+motion: static below 1 Hz, pedestrian from 1 to 40 Hz, vehicular from 40 Hz. At the carriers
+the product meets (0.4-6 GHz) walking (3-10 km/h) gives 1-55 Hz and driving (30-120 km/h)
+22-670 Hz; a speed alone does not fix the class, the speed and the carrier together do."""
+
+DOPPLER_RANGES_HZ = {
+    "static": (0.0, 0.5),
+    "pedestrian": (1.5, 35.0),
+    "vehicular": (45.0, 600.0),
 }
-"""Speed range drawn uniformly per mobility class (km/h)."""
+"""fD the generator draws per mobility class (Hz, log-uniform above 0): inside the class's
+edges with a margin, so that a label is never a coin toss between two classes."""
+
+
+def mobility_of_doppler(doppler_hz: float) -> str:
+    """The mobility class of a maximum Doppler fD (Hz), by MOBILITY_DOPPLER_EDGES_HZ."""
+    low, high = MOBILITY_DOPPLER_EDGES_HZ
+    if not np.isfinite(doppler_hz) or doppler_hz < 0:
+        raise ValueError(f"Doppler must be a finite, non-negative number of Hz, got {doppler_hz}")
+    return "static" if doppler_hz < low else "pedestrian" if doppler_hz < high else "vehicular"
+
 
 SNR_GRID_DB = (-5, 0, 5, 10, 15, 20, 25)
 """Default SNR grid; SNR is signal power over noise power within the occupied bandwidth."""

@@ -176,7 +176,7 @@ def draw_spec(config: GeneratorConfig, index: int) -> ExampleSpec:
     if protocol == "none":
         return ExampleSpec(protocol, None, None, None, carrier, seed)
     mobility = str(rng.choice(config.mobility))
-    speed = draw_speed(mobility, rng)
+    speed = draw_speed(mobility, rng, carrier)
     snr = float(rng.choice(config.snr_db))
     scenario = user = None
     if config.channel == "site":
@@ -300,7 +300,12 @@ def _realise(
     channel = _channel(spec, params.sample_rate_hz, rng, scenario_folder)
     x, active = _at_analysis_rate(wf, params, starts, length, channel.support)
     occupied_bw = wf.occupied_bw_hz
-    phy_labels = {"coding": wf.coding, "bandwidth_hz": wf.bandwidth_hz, "occupied_bw_hz": wf.occupied_bw_hz}
+    phy_labels = {
+        "coding": wf.coding,
+        "bandwidth_hz": wf.bandwidth_hz,
+        "occupied_bw_hz": wf.occupied_bw_hz,
+        "phy": wf.meta,
+    }
     offsets = impairments.draw_frequency_offsets(rng, spec.carrier_hz)
     if stream:
         y = channel.apply(x, sampling_offset_ppm=offsets["sfo_ppm"])[starts[0] : starts[0] + length][None, :]
@@ -392,7 +397,7 @@ class SyntheticStream:
             updates.pop("modulation", None)
         rng = np.random.default_rng(spec.seed)
         if "mobility" in updates:
-            updates["speed_kmh"] = draw_speed(updates["mobility"], rng)
+            updates["speed_kmh"] = draw_speed(updates["mobility"], rng, spec.carrier_hz)
         if "modulation" in updates:
             rates = phy.options(spec.protocol)["code_rate"][updates["modulation"]]
             if spec.code_rate not in rates:

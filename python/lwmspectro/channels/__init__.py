@@ -7,7 +7,7 @@ What a transmitted stream x goes through, in order:
    standard TDL-A..E table (`tdl_profile`). Each path fades independently with the
    Jakes/Clarke Doppler spectrum (`jakes_fading`, sum of sinusoids after Xiao, Zheng &
    Beaulieu 2006), Rician for a line-of-sight path, at fD = v fc / c (`doppler_hz` of a
-   speed `draw_speed` draws for a mobility class). `TDLChannel.apply` filters a whole
+   speed `draw_speed` draws for a mobility class: the class is a range of fD). `TDLChannel.apply` filters a whole
    stream (taps held over blocks of min(256, fs / (50 fD)) samples);
    `TDLChannel.apply_frames` computes the output only at the frames a spectrogram reads
    (taps held within each frame), which is how datasets are made fast.
@@ -19,7 +19,7 @@ What a transmitted stream x goes through, in order:
     from lwmspectro.channels import (TapProfile, TDLChannel, add_awgn, doppler_hz,
                                      draw_speed, impairments, tdl_profile)
     profile = TapProfile.from_paths(delays_s, powers_lin, los=True)   # or tdl_profile("TDL-C", 100e-9)
-    fd = doppler_hz(draw_speed("pedestrian", rng), carrier_hz)
+    fd = doppler_hz(draw_speed("pedestrian", rng, carrier_hz), carrier_hz)
     ch = TDLChannel(profile, sample_rate_hz=30.72e6, doppler_hz=fd, rng=rng)
     offsets = impairments.draw_frequency_offsets(rng, carrier_hz)
     frames = ch.apply_frames(x, starts, 128, sampling_offset_ppm=offsets["sfo_ppm"])

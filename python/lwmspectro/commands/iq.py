@@ -48,7 +48,7 @@ def add_arguments(parser):
         "--snr", type=float, help=f"SNR in dB within the occupied bandwidth (default {DEFAULT_SNR_DB:g})"
     )
     parser.add_argument("--mobility", help=f"static, pedestrian or vehicular (default {DEFAULT_MOBILITY})")
-    parser.add_argument("--speed", type=float, help="km/h, 0 to 500 (default: drawn within the mobility class)")
+    parser.add_argument("--speed", type=float, help="km/h, 0 to 500 (default: its Doppler drawn in the mobility class)")
     parser.add_argument("--carrier", type=float, help="carrier in Hz (default: drawn for the protocol)")
     parser.add_argument("--channel", help="'site' (ray-traced scenario user, the default) or TDL-A..TDL-E")
     parser.add_argument("--scenario", help="scenario name (default: the first training scenario)")
@@ -111,6 +111,7 @@ def spec_from_args(args):
     import numpy as np
 
     from .. import labels, phy
+    from ..channels import doppler_hz
     from ..cli import UsageError
     from ..synth import CARRIERS_HZ, ExampleSpec, draw_speed
 
@@ -123,9 +124,16 @@ def spec_from_args(args):
     mobility = args.mobility or DEFAULT_MOBILITY
     channel = args.channel or DEFAULT_CHANNEL
     labels.check_choice("mobility", mobility, labels.MOBILITY_CLASSES)
-    if mobility == "static" and args.speed:
-        raise UsageError(f"--speed {args.speed:g} km/h with --mobility static: a static receiver does not move")
-    speed = args.speed if args.speed is not None else draw_speed(mobility, rng)
+    if args.speed is not None:
+        fd = doppler_hz(args.speed, carrier)
+        if args.mobility is None:
+            mobility = labels.mobility_of_doppler(fd)
+        elif labels.mobility_of_doppler(fd) != mobility:
+            raise UsageError(
+                f"--speed {args.speed:g} km/h at {carrier / 1e9:g} GHz is a Doppler of {fd:.3g} Hz, which is "
+                f"{labels.mobility_of_doppler(fd)}, not {mobility} (static < 1 Hz <= pedestrian < 40 Hz <= vehicular)"
+            )
+    speed = args.speed if args.speed is not None else draw_speed(mobility, rng, carrier)
     scenario = user = None
     if channel == "site":
         from .. import scenarios
