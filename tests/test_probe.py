@@ -29,9 +29,12 @@ def test_the_quick_probe_writes_one_table_per_label_with_a_column_per_view(quick
     headers = table_headers(text)
     assert len(headers) == len(probe.TASKS)
     columns = [cell.strip() for cell in headers[0].strip("|").split("|")][3:]
-    assert len(columns) == len(views.VIEWS)
+    assert len(columns) == len(views.VIEWS) + len(probe.COMBINATIONS)
     assert columns[0].endswith("(today's G)")
-    assert set(columns[1:]) == {name for name, params in views.VIEWS.items() if params != probe.DEFAULT_PARAMS}
+    assert set(columns[1 : len(views.VIEWS)]) == {
+        name for name, params in views.VIEWS.items() if params != probe.DEFAULT_PARAMS
+    }
+    assert columns[len(views.VIEWS) :] == list(probe.COMBINATIONS)
     for task in probe.TASKS:
         assert f"## {task.title}" in text
     tables = text.split("\n## ")
@@ -92,13 +95,28 @@ def test_pooled_views_keep_a_label_in_block_levels_and_in_block_spread():
     spread = rng.standard_normal((len(y), 128, 128)) * (1.0 + 0.3 * y)[:, None, None]
     for views_of in (levels + 0.3 * rng.standard_normal(levels.shape), spread):
         x = np.stack([probe.pooled_features(view) for view in views_of])
-        assert x.shape == (len(y), 2 * probe.POOLED_SIZE**2)
+        assert x.shape == (len(y), 2 * probe.POOLED_SIZE**2 + len(probe.QUANTILES))
         assert probe.fit_probe(x[:320], y[:320], x[320:], y[320:]) == 1.0
 
 
 def test_pooling_keeps_small_axes_and_leading_channels():
-    assert probe.pooled_features(np.ones((4, 64))).shape == (2 * 4 * 32,)
-    assert probe.pooled_features(np.ones((2, 100, 10))).shape == (2 * 2 * 32 * 10,)
-    np.testing.assert_allclose(
-        probe.pooled_features(np.arange(8.0).reshape(1, 8), size=4), [0.5, 2.5, 4.5, 6.5] + [0.5] * 4
-    )
+    quantiles = len(probe.QUANTILES)
+    assert probe.pooled_features(np.ones((4, 64))).shape == (2 * 4 * 32 + quantiles,)
+    assert probe.pooled_features(np.ones((2, 100, 10))).shape == (2 * 2 * 32 * 10 + 2 * quantiles,)
+    pooled = probe.pooled_features(np.arange(8.0).reshape(1, 8), size=4)
+    np.testing.assert_allclose(pooled[:8], [0.5, 2.5, 4.5, 6.5] + [0.5] * 4)
+    np.testing.assert_allclose(pooled[8:], np.quantile(np.arange(8.0), probe.QUANTILES), rtol=1e-6)
+
+
+def test_combined_columns_join_their_views_features():
+    named = [probe.View(name, None, None, "") for name in ("wideband (today's G)", "cp_profile", "dynamics")]
+    features = {
+        "wideband (today's G)": np.zeros((3, 2, 4)),
+        "cp_profile": np.ones((3, 2, 5)),
+        "dynamics": np.ones((3, 2, 1)),
+    }
+    assert probe.column_names(named)[:3] == [view.name for view in named]
+    assert "router: wideband + cp_profile" in probe.column_names(named)
+    assert "aligned 15 + 30 kHz" not in probe.column_names(named)
+    assert probe.joined_features(named, features, "router: wideband + cp_profile").shape == (3, 2, 9)
+    assert probe.joined_features(named, features, "every view").shape == (3, 2, 10)

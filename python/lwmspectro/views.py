@@ -13,6 +13,7 @@ live blocks compute them with the same code.
   noise; here the constellation's amplitude levels and the reference-signal pattern stay.
 * ``cp_profile``: the CP correlation coefficient of each candidate numerology across one
   period, for the router: which numerology, if any, is on the air.
+* ``dynamics``: how fast the fading changes over 128 ms (`lwmspectro.dynamics`), for mobility.
 
 Every view reads the I/Q at any source rate, resamples it to its own analysis rate and
 estimates whatever it needs (symbol timing, CFO) blindly from the samples.
@@ -29,6 +30,8 @@ import numpy as np
 import scipy.ndimage
 
 from .config_base import ConfigBase, bounded
+from .dynamics import DynamicsParams, dynamics
+from .dynamics import source_samples as dynamics_source_samples
 from .ofdm_sync import (
     LTE,
     NR_30KHZ,
@@ -262,6 +265,7 @@ _KINDS: dict[str, _ViewKind] = {
         _cp_profile,
         lambda p, rate: max(_source_samples(p.analysis_samples(n), n.sample_rate_hz, rate) for n in p.numerologies),
     ),
+    "dynamics": _ViewKind(DynamicsParams, dynamics, dynamics_source_samples),
 }
 
 VIEWS: dict[str, Any] = {
@@ -285,6 +289,7 @@ VIEWS: dict[str, Any] = {
         NR_30KHZ, n_symbols=127, n_subcarriers=128, gain_subcarriers=7, search_symbols=127
     ),
     "cp_profile": CpProfileParams(),
+    "dynamics": DynamicsParams(),
 }
 """Every registered view by name, with its default parameters."""
 

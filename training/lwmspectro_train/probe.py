@@ -53,12 +53,23 @@ plainly in a handful of them is read at 87-90 % instead of 100 %; a label spread
 features wants them all, more strongly regularised."""
 PROBE_FOLDS = 3
 PROBE_MAX_ITER = 1000
-POOLING = "block mean and standard deviation"
+QUANTILES = np.linspace(0.02, 0.98, 25)
+"""Quantiles of all of a view's values the probe also reads: the distribution of per-element
+powers is where a constellation's order shows (its fourth moment), wherever the elements sit."""
+POOLING = "block mean and standard deviation, 25 quantiles"
 """What pooled_features keeps (part of the cache key)."""
 CHUNK = 25
 """Examples per cache file."""
 BAND_LIMITED_RATE_HZ = 20e6
 TODAYS_G = "G (today)"
+COMBINATIONS = {
+    "router: wideband + cp_profile": ("wideband", "cp_profile"),
+    "aligned 15 + 30 kHz": ("ofdm_aligned_15khz", "ofdm_aligned_30khz"),
+    "every view": (),
+}
+"""Columns that read several views at once (their features side by side), as a model with C > 1
+input views would: each names the registered views it joins (by the registry name, today's G
+included); () joins them all."""
 
 CAPTURES = ("analysis", "band_limited", "off_centre")
 CAPTURE_TITLES = {
@@ -182,7 +193,8 @@ def pooled_features(view_output: np.ndarray, size: int = POOLED_SIZE) -> np.ndar
     """A view's array as the probe's feature vector: the mean and the standard deviation of each
     block of near-equal blocks, at most `size` along each of its last two axes (leading axes, e.g.
     channels, kept), flattened, float32. The spread keeps what a block mean averages away: how
-    much the elements under it vary (a constellation's amplitude spread, fading)."""
+    much the elements under it vary (a constellation's amplitude spread, fading); the quantiles of
+    all its values (per leading channel) what no block shows alone: their distribution."""
     x = np.asarray(view_output, np.float64)
     if x.ndim == 1:
         x = x[None, :]
@@ -194,7 +206,8 @@ def pooled_features(view_output: np.ndarray, size: int = POOLED_SIZE) -> np.ndar
     counts = pool(np.ones(x.shape[-2:]))
     mean = pool(x) / counts
     spread = np.sqrt(np.maximum(pool(x * x) / counts - mean**2, 0.0))
-    return np.concatenate([mean.ravel(), spread.ravel()]).astype(np.float32)
+    quantiles = np.quantile(x.reshape(*x.shape[:-2], -1), QUANTILES, axis=-1)
+    return np.concatenate([mean.ravel(), spread.ravel(), quantiles.ravel()]).astype(np.float32)
 
 
 def _probe_model(n_features: int, kept: int | None, c: float, seed: int):
@@ -417,6 +430,26 @@ def _accuracy(correct: dict[str, np.ndarray | None], chosen: np.ndarray) -> dict
     }
 
 
+def _registry_name(view: View) -> str:
+    return view.name.removesuffix(" (today's G)")
+
+
+def column_names(views: Sequence[View]) -> list[str]:
+    """The table's columns: each view, then each combination whose views are all probed."""
+    present = {_registry_name(view) for view in views}
+    joined = [name for name, parts in COMBINATIONS.items() if set(parts) <= present]
+    return [view.name for view in views] + joined
+
+
+def joined_features(views: Sequence[View], features: dict[str, np.ndarray], column: str) -> np.ndarray:
+    """The features of a column: one view's, or a combination's views' side by side."""
+    if column in features:
+        return features[column]
+    parts = COMBINATIONS[column] or tuple(_registry_name(view) for view in views)
+    by_registry = {_registry_name(view): view.name for view in views}
+    return np.concatenate([features[by_registry[part]] for part in parts], axis=-1)
+
+
 def score(
     views: Sequence[View],
     train: tuple[list[dict], dict[str, np.ndarray]],
@@ -440,10 +473,11 @@ def score(
             chance = float(counts.max() / len(held_y))
         held_snr = np.array([held_rows[i]["snr_db"] for i in held_keep], dtype=float)
         correct = {}
-        for view in views:
-            fit_x, scored_x = train_features[view.name][train_keep, column], held_features[view.name][held_keep, column]
+        for view_column in column_names(views):
+            fit_x = joined_features(views, train_features, view_column)[train_keep, column]
+            scored_x = joined_features(views, held_features, view_column)[held_keep, column]
             predicted = probe_predictions(fit_x, train_y, scored_x, seed)
-            correct[view.name] = None if predicted is None else predicted == np.asarray(held_y)
+            correct[view_column] = None if predicted is None else predicted == np.asarray(held_y)
 
         overall = _accuracy(correct, np.ones(len(held_keep), bool))
         by_snr = {}
@@ -462,7 +496,7 @@ def render_markdown(
     command: str, seed: int, size: ProbeSize, views: Sequence[View], rows: Sequence[ProbeRow], n_samples: int
 ) -> str:
     """docs/g-ablation.md: the command, how the probe works, then one table per label."""
-    names = [view.name for view in views]
+    names = column_names(views)
     settings = ", ".join(f"({'all' if kept is None else kept}, {c:g})" for kept, c in PROBE_SETTINGS)
     passband = "-".join(f"{100 * f:g}" for f in capture.PASSBAND_FRACTION_RANGE) + " %"
     lines = [
@@ -481,7 +515,8 @@ def render_markdown(
         "carrier; no other receiver impairment. Each view reads the "
         "capture at its rate as the live blocks would (today's G resampled to 30.72 MS/s).",
         f"- Probe: each view's output cut into at most {POOLED_SIZE} x {POOLED_SIZE} near-equal blocks along its "
-        "last two axes; the mean and standard deviation of each block, flattened and standardised; the "
+        "last two axes; the mean and standard deviation of each block and 25 quantiles (2-98 %) of all its "
+        "values, flattened and standardised (the last columns join several views' features side by side); the "
         f"N whose class means differ most on the fitting set (ANOVA F-test) feed a logistic regression with an L2 "
         f"penalty C, (N, C) chosen among {settings} by {PROBE_FOLDS}-fold cross-validation on the fitting set; "
         "fitted per label, view and "
