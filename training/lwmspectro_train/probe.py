@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import multiprocessing
 import shlex
 import sys
 import warnings
@@ -40,6 +41,7 @@ from tqdm import tqdm
 
 from lwmspectro import capture, labels, scenarios, synth
 from lwmspectro import spectrogram as spectrogram_module
+from lwmspectro.dataset_generation import one_thread_per_worker
 from lwmspectro.fileio import atomic_write
 from lwmspectro.spectrogram import DEFAULT_PARAMS, SpectrogramParams, spectrogram
 
@@ -356,38 +358,49 @@ class ProbeCache:
     def _missing(self, split: str, chunk: int) -> list[View]:
         return [view for view in self.views if not self._features_path(split, chunk, view).exists()]
 
-    def fill(self, split: str, n_examples: int, progress: bool) -> None:
-        """Generate whatever the first `n_examples` of `split` still lack."""
-        config = synth.GeneratorConfig(seed=self.seed, scenarios=SPLITS[split], spectrogram=self.params.to_dict())
+    def fill(self, split: str, n_examples: int, progress: bool, workers: int = 1) -> None:
+        """Generate whatever the first `n_examples` of `split` still lack, a chunk per job on
+        `workers` processes."""
         chunks = range(-(-n_examples // CHUNK))
         todo = [
             chunk for chunk in chunks if self._missing(split, chunk) or not self._labels_path(split, chunk).exists()
         ]
         bar = tqdm(total=n_examples, desc=f"examples ({split})", unit="ex", disable=not progress, dynamic_ncols=True)
         bar.update(n_examples - sum(len(self._indices(chunk, n_examples)) for chunk in todo))
-        for chunk in todo:
-            indices = self._indices(chunk, n_examples)
-            missing = self._missing(split, chunk)
-            rows, features = [], {view.name: [] for view in missing}
-            for index in indices:
-                spec = synth.draw_spec(config, index)
-                iq, row = synth.make_stream(spec, self.params, n_samples=self.n_samples)
-                rng = np.random.default_rng([self.seed, list(SPLITS).index(split), index])
-                captured = captures_of(iq, row, rng, self.params.sample_rate_hz)
-                row["captures"] = {name: labels_ for name, (_, _, labels_) in captured.items()}
-                rows.append(_json_ready(row))
-                for view in missing:
-                    features[view.name].append(
-                        np.stack([pooled_features(view.compute(x, rate)) for x, rate, _ in captured.values()])
-                    )
-                bar.update(1)
-            for view in missing:
-                path = self._features_path(split, chunk, view)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                stacked = np.stack(features[view.name]).astype(np.float32)
-                atomic_write(path, lambda f, stacked=stacked: np.save(f, stacked))
-            atomic_write(self._labels_path(split, chunk), json.dumps(rows))
+        if workers > 1 and len(todo) > 1:
+            jobs = [(self.folder, self.seed, self.params.to_dict(), self.n_samples, split, c, n_examples) for c in todo]
+            with multiprocessing.get_context("spawn").Pool(workers, initializer=one_thread_per_worker) as pool:
+                for count in pool.imap_unordered(_fill_chunk_job, jobs):
+                    bar.update(count)
+        else:
+            for chunk in todo:
+                bar.update(self.fill_chunk(split, chunk, n_examples))
         bar.close()
+
+    def fill_chunk(self, split: str, chunk: int, n_examples: int) -> int:
+        """Generate one chunk's labels and missing features; returns its example count."""
+        config = synth.GeneratorConfig(seed=self.seed, scenarios=SPLITS[split], spectrogram=self.params.to_dict())
+        indices = self._indices(chunk, n_examples)
+        missing = self._missing(split, chunk)
+        rows, features = [], {view.name: [] for view in missing}
+        for index in indices:
+            spec = synth.draw_spec(config, index)
+            iq, row = synth.make_stream(spec, self.params, n_samples=self.n_samples)
+            rng = np.random.default_rng([self.seed, list(SPLITS).index(split), index])
+            captured = captures_of(iq, row, rng, self.params.sample_rate_hz)
+            row["captures"] = {name: labels_ for name, (_, _, labels_) in captured.items()}
+            rows.append(_json_ready(row))
+            for view in missing:
+                features[view.name].append(
+                    np.stack([pooled_features(view.compute(x, rate)) for x, rate, _ in captured.values()])
+                )
+        for view in missing:
+            path = self._features_path(split, chunk, view)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            stacked = np.stack(features[view.name]).astype(np.float32)
+            atomic_write(path, lambda f, stacked=stacked: np.save(f, stacked))
+        atomic_write(self._labels_path(split, chunk), json.dumps(rows))
+        return len(indices)
 
     def load(self, split: str, n_examples: int) -> tuple[list[dict], dict[str, np.ndarray]]:
         """(label rows, view name -> features (n, len(CAPTURES), F)) of the first `n_examples`."""
@@ -398,6 +411,16 @@ class ProbeCache:
             for view in self.views
         }
         return rows[:n_examples], {name: array[:n_examples] for name, array in features.items()}
+
+
+def _fill_chunk_job(job: tuple) -> int:
+    """One chunk in a worker process, into the parent's cache folder: the views are rebuilt
+    there (they hold closures, which do not pickle)."""
+    folder, seed, params_dict, n_samples, split, chunk, n_examples = job
+    params = SpectrogramParams.from_dict(params_dict)
+    cache = ProbeCache(folder.parent, seed, probe_views(params), n_samples, params)
+    cache.folder = folder
+    return cache.fill_chunk(split, chunk, n_examples)
 
 
 def _json_ready(value):
@@ -567,13 +590,15 @@ def run_probe(
     command: Sequence[str],
     progress: bool = True,
     params: SpectrogramParams = DEFAULT_PARAMS,
+    workers: int = 1,
 ) -> list[ProbeRow]:
-    """Generate (or reuse) the probe set under `out`, fit the probes, write the table to `report`."""
+    """Generate (or reuse) the probe set under `out` on `workers` processes, fit the probes, write
+    the table to `report`."""
     views = probe_views(params)
     n_samples = stream_samples(views, params)
     cache = ProbeCache(Path(out) / "cache", seed, views, n_samples, params)
-    cache.fill("train", size.n_train, progress)
-    cache.fill("heldout", size.n_heldout, progress)
+    cache.fill("train", size.n_train, progress, workers)
+    cache.fill("heldout", size.n_heldout, progress, workers)
     rows = score(views, cache.load("train", size.n_train), cache.load("heldout", size.n_heldout), seed, progress)
     text = render_markdown(shlex.join(command), seed, size, views, rows, n_samples)
     Path(report).parent.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", default=DEFAULT_REPORT, help=f"markdown table to write (default: {DEFAULT_REPORT})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the labelled set (default 0)")
     parser.add_argument("--quick", action="store_true", help="a tiny set that runs in seconds (a smoke test)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes generating the examples (default 1; the table is the same)"
+    )
     add_progress_argument(parser)
 
 
@@ -45,7 +48,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.seed < 0:
         raise UsageError(f"--seed {args.seed}: a seed is an integer >= 0")
+    if args.workers < 1:
+        raise UsageError(f"--workers {args.workers}: at least one process is needed")
     size = SIZES["quick" if args.quick else "default"]
-    run_probe(Path(args.out), Path(args.report), size, args.seed, command_line(args), progress=not args.no_progress)
+    run_probe(
+        Path(args.out),
+        Path(args.report),
+        size,
+        args.seed,
+        command_line(args),
+        progress=not args.no_progress,
+        workers=args.workers,
+    )
     print(f"wrote {args.report} ({shlex.join(command_line(args))})")
     return 0
