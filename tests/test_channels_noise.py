@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
+import scipy.signal
 
-from lwmspectro.channels import add_awgn, doppler_hz, draw_speed, measure_snr_db, noise_variance
+from lwmspectro.channels import add_awgn, doppler_hz, draw_speed, measure_snr_db, noise_colour, noise_variance
 from lwmspectro.labels import DOPPLER_RANGES_HZ, MOBILITY_CLASSES, mobility_of_doppler
 
 FS = 30.72e6
@@ -102,3 +103,21 @@ def test_doppler_from_speed_and_carrier():
 def test_bad_mobility_input_is_refused(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_coloured_noise_keeps_the_snr_inside_the_occupied_band():
+    rng = np.random.default_rng(7)
+    colour = noise_colour(rng, ripple_db=4.0)
+    signal = np.exp(2j * np.pi * rng.random((64, 4096))).astype(np.complex64)
+    noisy, _ = add_awgn(signal, 10.0, 18e6, FS, None, rng, colour=colour)
+    assert measure_snr_db(signal, noisy - signal, 18e6, FS) == pytest.approx(10.0, abs=0.2)
+    freqs, psd = scipy.signal.welch(noisy - signal, fs=FS, nperseg=256, return_onesided=False, axis=-1)
+    shape_db = 10 * np.log10(psd.mean(axis=0))
+    assert 1.0 < np.ptp(shape_db[np.abs(freqs) < 12e6]) < 10.0
+
+
+def test_noise_colours_differ_and_are_unit_gain():
+    rng = np.random.default_rng(8)
+    first, second = noise_colour(rng, 3.0), noise_colour(rng, 3.0)
+    assert np.sum(np.abs(first) ** 2) == pytest.approx(1.0, rel=1e-5)
+    assert not np.allclose(first, second)

@@ -60,8 +60,11 @@ def add_awgn(
     signal_power: float | None,
     rng: np.random.Generator,
     active=None,
+    colour: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
-    """`y` (any shape: a stream or frames) plus circular white Gaussian noise at `snr_db`.
+    """`y` (any shape: a stream or frames) plus circular Gaussian noise at `snr_db`: white, or
+    shaped by the FIR `colour` (`noise_colour`), whose power gain averages 1 over the occupied
+    band centred at DC, so that the SNR inside it is still `snr_db`.
 
     `signal_power` is P_sig; None measures it from `y` over the `active` samples (see the
     module docstring for the SNR definition). Returns (noisy y as complex64, sigma^2).
@@ -72,8 +75,50 @@ def add_awgn(
         signal_power = mean_power(y, active)
     variance = noise_variance(snr_db, occupied_bw_hz, sample_rate_hz, signal_power)
     scale = np.sqrt(variance / 2.0)
-    noise = rng.standard_normal(y.shape, np.float32) + 1j * rng.standard_normal(y.shape, np.float32)
+    if colour is None:
+        noise = rng.standard_normal(y.shape, np.float32) + 1j * rng.standard_normal(y.shape, np.float32)
+    else:
+        taps = np.asarray(colour, np.complex64) / np.sqrt(_band_gain(colour, occupied_bw_hz, sample_rate_hz))
+        noise = coloured_noise(y.shape, taps, rng)
     return (y + scale * noise).astype(np.complex64), variance
+
+
+COLOUR_TAPS = 33
+"""Length of a noise-colouring FIR: a smooth shape across the band, a few MHz of detail at 30 MS/s."""
+
+
+def noise_colour(rng: np.random.Generator, ripple_db: float) -> np.ndarray:
+    """A random smooth receiver-noise shape (an LNA's and IF filter's tilt and ripple) as a
+    complex FIR of COLOUR_TAPS taps with unit mean power gain: its gain in dB is the sum of
+    three random cosines across the band, peak to peak at most about 2 `ripple_db`, and
+    need not be symmetric about DC."""
+    require_generator(rng)
+    grid = np.linspace(-0.5, 0.5, COLOUR_TAPS, endpoint=False)
+    cycles = rng.uniform(0.3, 2.0, 3)
+    phases = rng.uniform(0, 2 * np.pi, 3)
+    weights = rng.uniform(-1, 1, 3)
+    shape_db = ripple_db * (weights[:, None] * np.cos(2 * np.pi * cycles[:, None] * grid + phases[:, None])).sum(0) / 3
+    response = np.sqrt(10.0 ** (shape_db / 10.0))
+    taps = np.fft.fftshift(np.fft.ifft(np.fft.ifftshift(response))) * np.hanning(COLOUR_TAPS + 2)[1:-1]
+    return (taps / np.sqrt(np.sum(np.abs(taps) ** 2))).astype(np.complex64)
+
+
+def _band_gain(taps: np.ndarray, occupied_bw_hz: float, sample_rate_hz: float) -> float:
+    """Mean power gain of the FIR `taps` over the band of `occupied_bw_hz` centred at DC."""
+    _check_bandwidth(occupied_bw_hz, sample_rate_hz)
+    n = 1024
+    freqs = np.fft.fftfreq(n) * sample_rate_hz
+    gain = np.abs(np.fft.fft(taps, n)) ** 2
+    return float(gain[np.abs(freqs) <= occupied_bw_hz / 2].mean())
+
+
+def coloured_noise(shape: tuple[int, ...], taps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Circular Gaussian noise of unit variance per sample before `taps` (along the last axis)."""
+    padded = (*shape[:-1], shape[-1] + len(taps) - 1)
+    white = rng.standard_normal(padded, np.float32) + 1j * rng.standard_normal(padded, np.float32)
+    return scipy.signal.fftconvolve(
+        white, np.asarray(taps)[None, :].reshape((1,) * (len(shape) - 1) + (-1,)), mode="valid", axes=-1
+    ).astype(np.complex64)
 
 
 def measure_snr_db(
