@@ -21,12 +21,15 @@ chain applies them (`apply_capture`):
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import scipy.signal
 
 from .channels import impairments
+from .config_base import ConfigBase, bounded
+from .framer import SOURCE_RATE_RANGE_HZ
 from .resample import resample_to
 
 SOURCE_RATES_HZ = (2.0e6, 2.4e6, 3.2e6, 5.0e6, 7.68e6, 10.0e6, 15.36e6, 20.0e6, 25.0e6, 30.72e6, 40.0e6, 61.44e6)
@@ -131,6 +134,48 @@ def draw_capture(
     if chosen():
         updates.update(adc_bits=int(rng.choice(ADC_BITS)), agc_backoff_db=float(rng.uniform(*ranges["agc_backoff_db"])))
     return dataclasses.replace(settings, **updates)
+
+
+@dataclass(frozen=True)
+class CaptureConfig(ConfigBase):
+    """How a dataset puts its examples through a capture chain (the `capture` section of a
+    generator config): each example with `probability`, at one of `source_rates_hz` drawn
+    uniformly, off DC when `off_centre`, with the receiver steps when `receiver_impairments`."""
+
+    keys_name: ClassVar[str] = "capture keys"
+
+    probability: float = bounded(1.0, 0.0, 1.0)
+    source_rates_hz: list = field(default_factory=lambda: list(SOURCE_RATES_HZ))
+    off_centre: bool = True
+    receiver_impairments: bool = True
+
+    def __post_init__(self):
+        low, high = SOURCE_RATE_RANGE_HZ
+        if not self.source_rates_hz:
+            raise ValueError("source_rates_hz: list at least one sample rate")
+        for rate in self.source_rates_hz:
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not low <= rate <= high:
+                raise ValueError(
+                    f"source_rates_hz: {rate!r} is not a sample rate the receiver takes "
+                    f"({low / 1e6:g} to {high / 1e6:g} MS/s, in Hz)"
+                )
+
+    def draw(
+        self, rng: np.random.Generator, occupied_bw_hz: float, carrier_hz: float, analysis_rate_hz: float
+    ) -> CaptureSettings | None:
+        """The capture of one example, or None when it goes without one."""
+        if not rng.random() < self.probability:
+            return None
+        rate = float(self.source_rates_hz[int(rng.integers(len(self.source_rates_hz)))])
+        return draw_capture(
+            rng,
+            occupied_bw_hz,
+            carrier_hz,
+            source_rate_hz=rate,
+            analysis_rate_hz=analysis_rate_hz,
+            centred=not self.off_centre,
+            receiver_steps=self.receiver_impairments,
+        )
 
 
 def lowpass_taps(cutoff: float, width: float) -> np.ndarray:

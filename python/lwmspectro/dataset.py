@@ -2,24 +2,30 @@
 
 Layout of a dataset folder::
 
-    manifest.json            G parameters, generator config, label fields, shard list
-    shard-000012.npy         float16 (n, T, K), memory-mapped on read
+    manifest.json            G parameters, the views, generator config, label fields, shard list
+    shard-000012.npy         float16 (n, T, K) of G (the "wideband" view), memory-mapped on read
+    shard-000012.<view>.npy  float16 (n, T', K') of each other view the dataset stores
     shard-000012.jsonl       one label dict per sample, in order
-    shard-000012.json        sidecar: count, sha256 of both files (written last)
+    shard-000012.json        sidecar: count, sha256 of every file above (written last)
 
 A shard exists only once its sidecar does, and each file is written to a temporary
 name and renamed, so a killed writer leaves no corrupt shard; a resumed run skips
-shards whose sidecar checks out and rewrites the rest.
+shards whose sidecar checks out and rewrites the rest. A dataset of G alone has no
+`views` in its manifest nor `sha256_views` in its sidecars, as before views existed.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from . import views as view_registry
 from .fileio import atomic_write, file_sha256
 from .spectrogram import SpectrogramParams
 
@@ -41,26 +47,64 @@ LABEL_FIELDS = (
 )
 
 
+G_VIEW = "wideband"
+"""The view every dataset stores: G, in the shard's plain .npy file."""
+_VIEW_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
 def shard_name(index: int) -> str:
     return f"shard-{index:06d}"
 
 
-def write_shard(folder: Path, index: int, spectrograms: np.ndarray, labels: list[dict]) -> dict:
-    """Write one shard atomically; returns its sidecar."""
+def check_view_name(name: str) -> str:
+    """`name`, or a ValueError when it cannot name a view's file."""
+    if not _VIEW_NAME.match(name):
+        raise ValueError(f"view name {name!r}: use letters, digits, '_' and '-' (it names a file)")
+    return name
+
+
+def view_path(folder: Path, index: int, view: str) -> Path:
+    """The .npy file of one view of shard `index`: G keeps the name it had before views existed."""
+    check_view_name(view)
+    suffix = "" if view == G_VIEW else f".{view}"
+    return Path(folder) / f"{shard_name(index)}{suffix}.npy"
+
+
+def _save_float16(path: Path, array: np.ndarray) -> None:
+    data = np.ascontiguousarray(array, dtype=np.float16)
+    atomic_write(path, lambda f: np.save(f, data))
+
+
+def write_shard(
+    folder: Path,
+    index: int,
+    spectrograms: np.ndarray,
+    labels: list[dict],
+    views: Mapping[str, np.ndarray] | None = None,
+) -> dict:
+    """Write one shard atomically: G (`spectrograms`), the other `views` by name, the labels;
+    returns its sidecar."""
     folder = Path(folder)
-    if len(spectrograms) != len(labels):
-        raise ValueError(f"{len(spectrograms)} spectrograms but {len(labels)} label rows")
+    others = dict(views or {})
+    for name, array in {G_VIEW: spectrograms, **others}.items():
+        if len(array) != len(labels):
+            raise ValueError(f"{len(array)} examples of view {name!r} but {len(labels)} label rows")
+    if G_VIEW in others:
+        raise ValueError(f"G is passed as `spectrograms`, not among the other views ({', '.join(others)})")
     base = folder / shard_name(index)
-    data = np.ascontiguousarray(spectrograms, dtype=np.float16)
-    atomic_write(base.with_suffix(".npy"), lambda f: np.save(f, data))
+    _save_float16(view_path(folder, index, G_VIEW), spectrograms)
+    for name, array in others.items():
+        _save_float16(view_path(folder, index, name), array)
     lines = "".join(json.dumps(row, sort_keys=True) + "\n" for row in labels).encode()
     atomic_write(base.with_suffix(".jsonl"), lambda f: f.write(lines))
-    sidecar = {
+    sidecar: dict[str, Any] = {
         "index": index,
         "count": len(labels),
         "sha256_npy": file_sha256(base.with_suffix(".npy")),
         "sha256_jsonl": file_sha256(base.with_suffix(".jsonl")),
     }
+    if others:
+        sidecar["sha256_views"] = {name: file_sha256(view_path(folder, index, name)) for name in others}
     atomic_write(base.with_suffix(".json"), lambda f: f.write(json.dumps(sidecar).encode()))
     return sidecar
 
@@ -81,34 +125,50 @@ def read_sidecar(path: Path) -> dict:
     )
 
 
-def shard_is_complete(folder: Path, index: int, verify: bool = True) -> bool:
-    """True when the shard's sidecar exists and (if `verify`) both checksums match."""
+def shard_is_complete(folder: Path, index: int, verify: bool = True, views: Sequence[str] = ()) -> bool:
+    """True when the shard's sidecar exists, lists exactly the other `views` (besides G) and
+    (if `verify`) every checksum matches its file."""
     base = Path(folder) / shard_name(index)
     try:
         sidecar = json.loads(base.with_suffix(".json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        return False
-    if not verify:
-        return True
-    try:
-        return all(
-            sidecar[f"sha256_{suffix}"] == file_sha256(base.with_suffix(f".{suffix}")) for suffix in ("npy", "jsonl")
-        )
-    except (FileNotFoundError, KeyError, TypeError):
+        view_sums = sidecar.get("sha256_views", {})
+        if set(view_sums) != set(views):
+            return False
+        if not verify:
+            return True
+        files = {base.with_suffix(".npy"): sidecar["sha256_npy"], base.with_suffix(".jsonl"): sidecar["sha256_jsonl"]}
+        files.update({view_path(folder, index, name): digest for name, digest in view_sums.items()})
+        return all(digest == file_sha256(path) for path, digest in files.items())
+    except (
+        FileNotFoundError,
+        json.JSONDecodeError,
+        UnicodeDecodeError,
+        AttributeError,
+        KeyError,
+        TypeError,
+        ValueError,
+    ):
         return False
 
 
-def write_manifest(folder: Path, params: SpectrogramParams, config: dict, n_shards: int) -> dict:
-    """Write manifest.json listing the complete shards (call after writing, or to refresh)."""
+def write_manifest(
+    folder: Path, params: SpectrogramParams, config: dict, n_shards: int, views: Mapping[str, Any] | None = None
+) -> dict:
+    """Write manifest.json listing the complete shards (call after writing, or to refresh);
+    `views` (name -> view parameters, G among them) is recorded when given."""
     folder = Path(folder)
     shards = []
     for index in range(n_shards):
         sidecar_path = folder / (shard_name(index) + ".json")
         if sidecar_path.exists():
             shards.append({"name": shard_name(index), **read_sidecar(sidecar_path)})
-    manifest = {
+    manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "spectrogram": params.to_dict(),
+    }
+    if views is not None:
+        manifest["views"] = {name: view_registry.view_to_dict(view) for name, view in views.items()}
+    manifest |= {
         "config": config,
         "label_fields": list(LABEL_FIELDS),
         "n_shards_planned": n_shards,
@@ -122,34 +182,76 @@ def write_manifest(folder: Path, params: SpectrogramParams, config: dict, n_shar
 
 @dataclass
 class Dataset:
-    """A read-only view of a dataset folder: memory-mapped spectrograms and label rows."""
+    """A read-only view of a dataset folder: memory-mapped views and label rows."""
 
     folder: Path
     manifest: dict
     params: SpectrogramParams
-    _arrays: list
+    views: dict[str, Any]
+    """Parameters of every stored view by name, G ("wideband") among them."""
+    _arrays: dict[str, list]
+    """View name -> its memory-mapped array in each shard."""
     labels: list[dict]
     _offsets: np.ndarray
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, i: int) -> tuple[np.ndarray, dict]:
+    def _locate(self, i: int) -> tuple[int, int]:
+        """(shard, position within it) of example `i`."""
         if not -len(self) <= i < len(self):
             raise IndexError(i)
         i %= len(self)
         shard = int(np.searchsorted(self._offsets, i, side="right") - 1)
-        return np.asarray(self._arrays[shard][i - self._offsets[shard]], np.float32), self.labels[i]
+        return shard, i - int(self._offsets[shard])
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, dict]:
+        """(G float32, label row) of example `i`."""
+        shard, row = self._locate(i)
+        return np.asarray(self._arrays[G_VIEW][shard][row], np.float32), self.labels[i]
+
+    def views_of(self, i: int, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """The views `names` (default: every stored one) of example `i` by name, float32."""
+        shard, row = self._locate(i)
+        for name in names or ():
+            self._check_stored(name)
+        return {name: np.asarray(self._arrays[name][shard][row], np.float32) for name in names or self.views}
+
+    def _check_stored(self, name: str) -> None:
+        if name not in self.views:
+            raise KeyError(f"{self.folder} holds no view {name!r}; it holds {', '.join(self.views)}")
+
+    def view(self, name: str, indices=None) -> np.ndarray:
+        """float32 (n, T, K) of view `name` for `indices` (all when None)."""
+        self._check_stored(name)
+        indices = range(len(self)) if indices is None else indices
+        if not len(indices):
+            return np.zeros((0, *view_registry.view_shape(self.views[name])), np.float32)
+        rows = [self._locate(i) for i in indices]
+        return np.stack([np.asarray(self._arrays[name][shard][row], np.float32) for shard, row in rows])
 
     def spectrograms(self, indices=None) -> np.ndarray:
-        """float32 (n, T, K) for `indices` (all when None)."""
-        indices = range(len(self)) if indices is None else indices
-        return (
-            np.stack([self[i][0] for i in indices]) if len(indices) else np.zeros((0, *self.params.shape), np.float32)
-        )
+        """float32 (n, T, K) of G for `indices` (all when None)."""
+        return self.view(G_VIEW, indices)
 
     def column(self, field: str) -> list:
         return [row[field] for row in self.labels]
+
+
+def _manifest_views(manifest: dict, params: SpectrogramParams, where: Path) -> dict[str, Any]:
+    """The views a manifest lists (G alone when it lists none); a ValueError naming the entry that is not one."""
+    if "views" not in manifest:
+        return {G_VIEW: params}
+    listed = manifest["views"]
+    if not isinstance(listed, dict) or G_VIEW not in listed:
+        raise ValueError(f"{where}: views must be an object of views by name, {G_VIEW!r} among them")
+    stored = {
+        check_view_name(name): view_registry.view_from_dict(entry, f"{where}: views.{name}")
+        for name, entry in listed.items()
+    }
+    if stored[G_VIEW] != params:
+        raise ValueError(f"{where}: views.{G_VIEW} differs from spectrogram; both are G")
+    return stored
 
 
 def open_dataset(folder, verify: bool = False) -> Dataset:
@@ -168,16 +270,23 @@ def open_dataset(folder, verify: bool = False) -> Dataset:
         raise ValueError(f"{manifest_path}: not a dataset manifest (a JSON object)")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{manifest_path}: format_version {manifest.get('format_version')} is not {FORMAT_VERSION}")
-    arrays, labels, offsets = [], [], [0]
+    params = SpectrogramParams.from_dict(manifest["spectrogram"])
+    views = _manifest_views(manifest, params, manifest_path)
+    others = [name for name in views if name != G_VIEW]
+    arrays: dict[str, list] = {name: [] for name in views}
+    labels, offsets = [], [0]
     for shard in manifest["shards"]:
-        if verify and not shard_is_complete(folder, shard["index"]):
+        index = shard["index"]
+        if verify and not shard_is_complete(folder, index, views=others):
             raise ValueError(f"{folder / shard['name']}: checksum mismatch or missing file")
-        array = np.load(folder / (shard["name"] + ".npy"), mmap_mode="r")
         rows = [json.loads(line) for line in (folder / (shard["name"] + ".jsonl")).read_text().splitlines()]
-        if len(rows) != len(array):
-            raise ValueError(f"{folder / shard['name']}: {len(array)} spectrograms but {len(rows)} label rows")
-        arrays.append(array)
+        for name in views:
+            array = np.load(view_path(folder, index, name), mmap_mode="r")
+            if len(rows) != len(array):
+                raise ValueError(
+                    f"{folder / shard['name']}: {len(array)} examples of {name!r} but {len(rows)} label rows"
+                )
+            arrays[name].append(array)
         labels.extend(rows)
         offsets.append(offsets[-1] + len(rows))
-    params = SpectrogramParams.from_dict(manifest["spectrogram"])
-    return Dataset(folder, manifest, params, arrays, labels, np.asarray(offsets[:-1]))
+    return Dataset(folder, manifest, params, views, arrays, labels, np.asarray(offsets[:-1]))

@@ -2,8 +2,14 @@
 
 Shard i holds examples [i * shard_size, (i + 1) * shard_size); each example depends only
 on (config.seed, index), so shards can be made in any order, by any number of processes
-or machines (`shard_filter` = (i, N) keeps the shards with index % N == i), and a killed
-run resumes by skipping the shards whose checksums verify.
+or machines (`shard_filter` = (i, N) keeps the shards with index % N == i, `use_ray`
+spreads them over a Ray cluster), and a killed run resumes by skipping the shards whose
+checksums verify.
+
+An example of G alone is realised only at the T frames G reads (synth.make_spectrogram).
+One with other views or a capture chain is realised as a stream as long as its views read,
+put through its capture (when it draws one), and each view is computed from the capture at
+its source rate with views.compute_view, as a receiver computes it.
 """
 
 from __future__ import annotations
@@ -11,14 +17,85 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from .dataset import shard_is_complete, write_manifest, write_shard
-from .synth import GeneratorConfig, draw_spec, make_spectrogram
+from . import views
+from .capture import CaptureConfig, apply_capture
+from .dataset import G_VIEW, shard_is_complete, write_manifest, write_shard
+from .resample import rational_ratio
+from .synth import GeneratorConfig, draw_example, make_spectrogram, make_stream
+
+CAPTURE_DRAW = 2
+"""Extra seed word of the per-example capture draw, apart from draw_spec's and the channel's."""
+CAPTURE_EDGE_S = 100e-6
+"""Stream realised before and after what the views read when an example may be captured, then
+dropped: longer than half the capture's longest filter (the anti-alias filter at 2 MS/s, about
+37 us), so that the views read a capture in its steady state, as a receiver does."""
+
+
+@dataclass(frozen=True)
+class ExamplePlan:
+    """How every example of one config is made, worked out once per shard."""
+
+    views: dict[str, Any]
+    """The stored views by name (G among them)."""
+    capture: CaptureConfig | None
+    lead: int
+    """Analysis-rate samples realised before the capture's first kept sample."""
+    samples: int
+    """Analysis-rate samples realised from there on."""
+
+    @property
+    def frames_only(self) -> bool:
+        """G alone and no capture: realise only the frames G reads."""
+        return list(self.views) == [G_VIEW] and (self.capture is None or self.capture.probability == 0)
+
+    @classmethod
+    def of(cls, config: GeneratorConfig) -> ExamplePlan:
+        stored, capture = config.view_params(), config.capture_config()
+        rate = config.params.sample_rate_hz
+        if capture is None or capture.probability == 0:
+            return cls(stored, capture, 0, max(views.min_source_samples(p, rate) for p in stored.values()))
+        edge = int(np.ceil(CAPTURE_EDGE_S * rate))
+        needed = 0
+        for source_rate in {rate, *capture.source_rates_hz}:
+            up, down = rational_ratio(rate, source_rate)
+            for p in stored.values():
+                # One more source sample than the view reads: the capture is cut at a whole sample.
+                needed = max(needed, -(-(views.min_source_samples(p, source_rate) + 1) * down // up))
+        return cls(stored, capture, edge, needed + edge)
+
+
+def make_example(config: GeneratorConfig, index: int, plan: ExamplePlan | None = None) -> tuple[dict, dict]:
+    """(view name -> float32 array, label row) of the `index`-th example of `config`."""
+    plan = plan or ExamplePlan.of(config)
+    params = config.params
+    spec = draw_example(config, index)
+    if plan.frames_only:
+        g, row = make_spectrogram(spec, params, config.scenario_folder)
+        return {G_VIEW: g}, row
+    rate = params.sample_rate_hz
+    iq, row = make_stream(spec, params, plan.lead + plan.samples, config.scenario_folder)
+    settings, rng = None, np.random.default_rng([config.seed, index, CAPTURE_DRAW])
+    if plan.capture is not None:
+        settings = plan.capture.draw(rng, float(row.get("occupied_bw_hz") or 0.0), spec.carrier_hz, rate)
+    if settings is None:
+        source, source_rate = iq[plan.lead :], rate
+    else:
+        source_rate = settings.source_rate_hz
+        source = apply_capture(iq, settings, rate, rng)[int(plan.lead * source_rate / rate) :]
+    row["capture"] = None if settings is None else settings.labels()
+    arrays = {
+        name: views.compute_view(p, source[: views.min_source_samples(p, source_rate)], source_rate)
+        for name, p in plan.views.items()
+    }
+    return arrays, row
 
 
 def check_output_folder(folder: Path, option: str) -> None:
@@ -34,17 +111,27 @@ def check_output_folder(folder: Path, option: str) -> None:
 
 
 def make_shard(config: GeneratorConfig, index: int, folder: Path) -> int:
-    """Generate and write shard `index`; returns its sample count."""
+    """Generate and write shard `index`; returns its sample count. BLAS runs on one thread, as
+    in a worker process or a Ray task: a product split over threads sums in another order, and
+    the shard's bytes would depend on where it was made."""
+    with threadpool_limits(limits=1):
+        return _make_shard(config, index, folder)
+
+
+def _make_shard(config: GeneratorConfig, index: int, folder: Path) -> int:
     first = index * config.shard_size
     last = min(first + config.shard_size, config.n_samples)
-    params = config.params
-    spectrograms = np.empty((last - first, *params.shape), np.float16)
+    plan = ExamplePlan.of(config)
+    stored = {name: np.empty((last - first, *views.view_shape(p)), np.float16) for name, p in plan.views.items()}
     rows = []
     for i, example in enumerate(range(first, last)):
-        spectrograms[i], row = make_spectrogram(draw_spec(config, example), params, config.scenario_folder)
+        arrays, row = make_example(config, example, plan)
+        for name, array in arrays.items():
+            stored[name][i] = array
         row["index"] = example
         rows.append(row)
-    write_shard(folder, index, spectrograms, rows)
+    spectrograms = stored.pop(G_VIEW)
+    write_shard(folder, index, spectrograms, rows, stored or None)
     return len(rows)
 
 
@@ -65,7 +152,8 @@ def pending_shards(config: GeneratorConfig, folder: Path, shard_filter: tuple[in
     part, parts = shard_filter
     if not 0 <= part < parts:
         raise ValueError(f"--shard {part}/{parts}: need 0 <= i < N")
-    return [i for i in range(config.n_shards) if i % parts == part and not shard_is_complete(folder, i)]
+    others = [name for name in config.view_params() if name != G_VIEW]
+    return [i for i in range(config.n_shards) if i % parts == part and not shard_is_complete(folder, i, views=others)]
 
 
 def _check_same_config(folder: Path, config: GeneratorConfig) -> None:
@@ -90,25 +178,13 @@ def generate_dataset(
     check_output_folder(folder, f"--out {folder}")
     folder.mkdir(parents=True, exist_ok=True)
     _check_same_config(folder, config)
-    write_manifest(folder, config.params, config.to_dict(), config.n_shards)
+    _write_manifest(folder, config)
     todo = pending_shards(config, folder, shard_filter)
     jobs = [(config.to_dict(), i, str(folder)) for i in todo]
     total = sum(min(config.shard_size, config.n_samples - i * config.shard_size) for i in todo)
     bar = tqdm(total=total, unit="spec", desc=f"generate {folder.name}", disable=not progress)
     if use_ray:
-        try:
-            import ray
-        except ImportError as err:
-            raise ValueError(
-                "--ray needs the `ray` package (pip install 'ray[default]') and a cluster "
-                "(ray start --head, or RAY_ADDRESS)"
-            ) from err
-        ray.init(ignore_reinit_error=True)
-        remote = ray.remote(_make_shard_job)
-        pending = [remote.remote(job) for job in jobs]
-        while pending:
-            done, pending = ray.wait(pending)
-            bar.update(sum(ray.get(done)))
+        _make_shards_on_ray(jobs, bar)
     elif workers > 1 and len(jobs) > 1:
         with multiprocessing.get_context("spawn").Pool(workers, initializer=one_thread_per_worker) as pool:
             for count in pool.imap_unordered(_make_shard_job, jobs):
@@ -117,4 +193,34 @@ def generate_dataset(
         for job in jobs:
             bar.update(_make_shard_job(job))
     bar.close()
-    return write_manifest(folder, config.params, config.to_dict(), config.n_shards)
+    return _write_manifest(folder, config)
+
+
+def _write_manifest(folder: Path, config: GeneratorConfig) -> dict:
+    stored = config.view_params() if config.views is not None else None
+    return write_manifest(folder, config.params, config.to_dict(), config.n_shards, stored)
+
+
+def _make_shards_on_ray(jobs: list, bar: tqdm) -> None:
+    """Make the shards as Ray tasks: on the cluster at RAY_ADDRESS when it is set (each node
+    needs this package installed), else on a local instance started here and stopped after."""
+    try:
+        import ray
+    except ImportError as err:
+        raise ValueError("--ray needs the `ray` package: pip install 'lwmspectro[ray]'") from err
+    started = not ray.is_initialized()
+    if started:
+        address = os.environ.get("RAY_ADDRESS") or None
+        if address:
+            ray.init(address=address)
+        else:
+            ray.init(address=None, include_dashboard=False)
+    try:
+        remote = ray.remote(_make_shard_job)
+        pending = [remote.remote(job) for job in jobs]
+        while pending:
+            done, pending = ray.wait(pending)
+            bar.update(sum(ray.get(done)))
+    finally:
+        if started:
+            ray.shutdown()

@@ -11,11 +11,23 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from . import labels, phy
-from .channels import TapProfile, TDLChannel, add_awgn, doppler_hz, draw_speed, impairments, mean_power, tdl_profile
+from . import labels, phy, views
+from .capture import CaptureConfig
+from .channels import (
+    TDL_PROFILES,
+    TapProfile,
+    TDLChannel,
+    add_awgn,
+    doppler_hz,
+    draw_speed,
+    impairments,
+    mean_power,
+    tdl_profile,
+)
 from .config_base import ConfigBase, bounded
 from .resample import resample_segments
 from .spectrogram import DEFAULT_PARAMS, SpectrogramParams, spectrogram_from_frames
@@ -40,6 +52,8 @@ SPEED_RANGE_KMH = (0.0, 500.0)
 """Receiver speeds the channel models accept (0 to a high-speed train's)."""
 CARRIER_RANGE_HZ = (1e6, 100e9)
 """Carriers the Doppler model accepts."""
+CHANNELS = ("site", *TDL_PROFILES)
+"""Channel models a config may draw: the ray-traced sites, or a TR 38.901 TDL profile."""
 
 
 @dataclass
@@ -52,8 +66,10 @@ class GeneratorConfig(ConfigBase):
     classes: dict = field(default_factory=lambda: {"wifi": 0.28, "lte": 0.28, "nr": 0.28, "none": 0.08, "other": 0.08})
     snr_db: list = field(default_factory=lambda: list(labels.SNR_GRID_DB))
     mobility: list = field(default_factory=lambda: list(labels.MOBILITY_CLASSES))
-    channel: str = "site"
-    """'site' for ray-traced scenario users, or a standard profile name (TDL-A..E)."""
+    channel: Any = "site"
+    """'site' for ray-traced scenario users, a standard profile name (TDL-A..E), or
+    {name: weight} to draw one of them per example (`draw_example`, which hands draw_spec
+    a config naming the one drawn)."""
     scenarios: list | str = "train"
     """Scenario names, or "train" (the training sites) or "heldout" (the held-out site)."""
     scenario_folder: str | None = None
@@ -61,14 +77,22 @@ class GeneratorConfig(ConfigBase):
     delay_spread_s: float = bounded(100e-9, 0.0, 10e-6)
     impairment_probability: float = bounded(0.0, 0.0, 1.0)
     spectrogram: dict = field(default_factory=lambda: DEFAULT_PARAMS.to_dict())
+    views: list | None = None
+    """What each example stores: names of registered views (`views.VIEWS`; "wideband" is G as
+    `spectrogram` sets it) or `views.view_to_dict` entries (stored under their kind's name).
+    None: G alone, realised only at the frames it reads."""
+    capture: dict | None = None
+    """The capture chain (`capture.CaptureConfig`); None: every example as the generator writes
+    it, centred at the analysis rate."""
 
     def __post_init__(self):
-        for name, weight in self.classes.items():
-            labels.check_choice("class", name, labels.ROUTER_CLASSES)
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
-                raise ValueError(f"classes.{name}: {weight!r} is not a class weight (a number >= 0)")
-        if not self.classes or sum(self.classes.values()) <= 0:
-            raise ValueError(f"classes: {self.classes!r} needs a positive weight for at least one class")
+        _check_weights("classes", "class", self.classes, labels.ROUTER_CLASSES)
+        if isinstance(self.channel, str):
+            labels.check_choice("channel", self.channel, CHANNELS)
+        elif isinstance(self.channel, dict):
+            _check_weights("channel", "channel", self.channel, CHANNELS)
+        else:
+            raise ValueError(f"channel: {self.channel!r} is neither a channel name nor an object of channel weights")
         for mob in self.mobility:
             labels.check_choice("mobility", mob, labels.MOBILITY_CLASSES)
         for snr in self.snr_db:
@@ -78,10 +102,44 @@ class GeneratorConfig(ConfigBase):
         if self.n_samples < 1 or self.shard_size < 1:
             raise ValueError("n_samples and shard_size must be positive")
         SpectrogramParams.from_dict(self.spectrogram, "spectrogram")
+        self.view_params()
+        self.capture_config()
 
     @property
     def params(self) -> SpectrogramParams:
         return SpectrogramParams.from_dict(self.spectrogram)
+
+    def view_params(self) -> dict[str, Any]:
+        """The stored views by name, in the listed order; a ValueError naming the entry that is not one."""
+        stored: dict[str, Any] = {}
+        for i, entry in enumerate(self.views if self.views is not None else ["wideband"]):
+            where = f"views.{i}"
+            if isinstance(entry, str):
+                labels.check_choice(where, entry, list(views.VIEWS))
+                name, params = entry, self.params if entry == "wideband" else views.VIEWS[entry]
+            else:
+                params = views.view_from_dict(entry, where)
+                name = entry["name"]
+            if name == "wideband" and params != self.params:
+                raise ValueError(f"{where}: the wideband view is G; set its parameters in `spectrogram`")
+            if name in stored:
+                raise ValueError(f"{where}: a second view named {name!r}; each view is stored under its name")
+            stored[name] = params
+        if "wideband" not in stored:
+            raise ValueError('views: list "wideband" (G, which every model reads) among them')
+        return stored
+
+    def capture_config(self) -> CaptureConfig | None:
+        return None if self.capture is None else CaptureConfig.from_dict(self.capture, "capture")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as its manifest records it; `views` and `capture` are left out while unset,
+        so that a config without them keeps the manifest it had before they existed."""
+        values = super().to_dict()
+        for name in ("views", "capture"):
+            if values[name] is None:
+                del values[name]
+        return values
 
     @property
     def n_shards(self) -> int:
@@ -406,3 +464,30 @@ class SyntheticStream:
 
     def next_observation(self) -> tuple[np.ndarray, dict]:
         return make_stream(self.next_spec(), self.params, scenario_folder=self.scenario_folder)
+
+
+CHANNEL_DRAW = 1
+"""Extra seed word of the per-example channel draw, apart from draw_spec's (seed, index) stream."""
+
+
+def draw_example(config: GeneratorConfig, index: int) -> ExampleSpec:
+    """The `index`-th example of a dataset, its channel drawn from `config.channel`'s weights when
+    it lists several. The channel is drawn from a stream of its own, so a config naming one
+    channel draws exactly what draw_spec does."""
+    if isinstance(config.channel, str):
+        return draw_spec(config, index)
+    names = list(config.channel)
+    weights = np.asarray([config.channel[name] for name in names], float)
+    rng = np.random.default_rng([config.seed, index, CHANNEL_DRAW])
+    channel = names[rng.choice(len(names), p=weights / weights.sum())]
+    return draw_spec(dataclasses.replace(config, channel=channel), index)
+
+
+def _check_weights(where: str, what: str, weights: dict, choices) -> None:
+    """`weights` maps choices to weights >= 0, one of them positive; a ValueError naming `where` if not."""
+    for name, weight in weights.items():
+        labels.check_choice(what, name, choices)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
+            raise ValueError(f"{where}.{name}: {weight!r} is not a {what} weight (a number >= 0)")
+    if not weights or sum(weights.values()) <= 0:
+        raise ValueError(f"{where}: {weights!r} needs a positive weight for at least one {what}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -37,14 +38,21 @@ def encode_labels(rows: list[dict]) -> dict[str, np.ndarray]:
 
 
 class SpectrogramSet(Dataset):
-    """Rows `indices` of a dataset folder as dicts of tensors.
+    """Rows `indices` of a dataset folder as dicts of tensors: G under "spectrogram", the
+    targets, and under "views" each view named in `views` (those the dataset stores besides G).
 
     The memory-mapped shards are opened lazily in each process (DataLoader workers
     included), so the object pickles small and never copies the data."""
 
-    def __init__(self, folder, indices=None):
+    def __init__(self, folder, indices=None, views: Sequence[str] = ()):
         self.folder = Path(folder)
         dataset = open_dataset(self.folder)
+        missing = [name for name in views if name not in dataset.views]
+        if missing:
+            raise ValueError(
+                f"{self.folder} stores no view {', '.join(map(repr, missing))}; it stores {', '.join(dataset.views)}"
+            )
+        self.views = tuple(views)
         self.params = dataset.params
         self.manifest = dataset.manifest
         self.targets = encode_labels(dataset.labels)
@@ -72,10 +80,14 @@ class SpectrogramSet(Dataset):
             self._dataset = open_dataset(self.folder)
         row = int(self.indices[i])
         spectrogram, _ = self._dataset[row]
-        return {
+        item = {
             "spectrogram": torch.from_numpy(spectrogram),
             **{name: torch.tensor(self.targets[name][row]) for name in ("protocol", "modulation", "snr_mobility")},
         }
+        if self.views:
+            stored = self._dataset.views_of(row, self.views)
+            item["views"] = {name: torch.from_numpy(array) for name, array in stored.items()}
+        return item
 
 
 def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,11 +1,23 @@
-"""`lwmspectro bench generate`: labelled spectrograms per second per core, and G against a plain STFT."""
+"""`lwmspectro bench generate`: labelled examples per second per core, end to end, of G alone and of
+a config's views through the capture chain, against the target; and G against a plain STFT."""
 
-HELP = "data pipeline speed: spectrograms/s per core per protocol; G vs a plain numpy STFT"
+HELP = (
+    "data pipeline speed: labelled examples/s per core per protocol, G alone and the views through the "
+    "capture chain, against the target; G vs a plain numpy STFT"
+)
+
+TARGET_PER_CORE = 50.0
+"""Labelled examples per second per core the generator should reach."""
 
 
 def add_arguments(parser):
-    parser.add_argument("--seconds", type=float, default=5.0, help="time per protocol")
-    parser.add_argument("--channel", default="site", help="'site' or a TDL profile name")
+    parser.add_argument("--seconds", type=float, default=5.0, help="time per protocol and config")
+    parser.add_argument("--channel", default="site", help="channel of the G-alone rows: 'site' or a TDL profile name")
+    parser.add_argument(
+        "--views-config",
+        metavar="JSON",
+        help="generator config of the views rows (default: the packaged configs/train.json)",
+    )
 
 
 def _rate(fn, seconds: float) -> float:
@@ -19,29 +31,51 @@ def _rate(fn, seconds: float) -> float:
     return count / (time.perf_counter() - start)
 
 
+def _examples_per_second(base, seconds: float) -> None:
+    """One row per protocol of `base` (examples/s and its share of the target), then the mix of its class weights."""
+    from ..dataset_generation import ExamplePlan, make_example
+    from ..synth import GeneratorConfig
+
+    print(f"{'protocol':<10s} {'examples/s':>11s} {'of target':>10s}")
+    rates = {}
+    for protocol in base.classes:
+        config = GeneratorConfig.from_dict({**base.to_dict(), "classes": {protocol: 1.0}})
+        plan = ExamplePlan.of(config)
+        counter = iter(range(10**9))
+        rates[protocol] = _rate(
+            lambda config=config, plan=plan, counter=counter: make_example(config, next(counter), plan), seconds
+        )
+        print(f"{protocol:<10s} {rates[protocol]:>11.2f} {rates[protocol] / TARGET_PER_CORE:>9.3f}x")
+    weights = {protocol: weight for protocol, weight in base.classes.items() if weight > 0}
+    mix = sum(weights.values()) / sum(weight / rates[protocol] for protocol, weight in weights.items())
+    print(f"{'mix':<10s} {mix:>11.2f} {mix / TARGET_PER_CORE:>9.3f}x   (the config's class weights)")
+
+
 def run(args) -> int:
-    import os
+    from importlib import resources
 
     import numpy as np
+    from threadpoolctl import threadpool_limits
 
     from ..spectrogram import DEFAULT_PARAMS, spectrogram
-    from ..synth import GeneratorConfig, draw_spec, make_spectrogram
+    from ..synth import GeneratorConfig
 
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     params = DEFAULT_PARAMS
+    views_path = args.views_config or resources.files("lwmspectro") / "configs" / "train.json"
+    views_config = GeneratorConfig.from_file(views_path)
     print(
-        f"one process (one core); G = {params.n_frames}x{params.n_bins}, "
-        f"{params.window_seconds * 1e3:.1f} ms at {params.sample_rate_hz / 1e6:g} MS/s"
+        f"one process, one BLAS thread (one core), as a dataset worker; target {TARGET_PER_CORE:g} labelled "
+        f"examples/s per core; G = {params.n_frames}x{params.n_bins}, {params.window_seconds * 1e3:.1f} ms at "
+        f"{params.sample_rate_hz / 1e6:g} MS/s"
     )
-    print(f"{'pipeline':<28s} {'spectrograms/s':>15s}")
-    for protocol in ("wifi", "lte", "nr", "other", "none"):
-        config = GeneratorConfig(classes={protocol: 1.0}, channel=args.channel)
-        counter = iter(range(10**9))
-        rate = _rate(
-            lambda config=config, counter=counter: make_spectrogram(draw_spec(config, next(counter)), params),
-            args.seconds,
-        )
-        print(f"{'end to end ' + protocol:<28s} {rate:>15.1f}")
+    chain = views_config.capture_config()
+    captured = "no capture chain" if chain is None else f"{chain.probability:.0%} through the capture chain"
+    with threadpool_limits(limits=1):
+        print(f"\nG alone, realised at its frames (channel {args.channel}):")
+        _examples_per_second(GeneratorConfig(channel=args.channel), args.seconds)
+        print(f"\n{views_path}: {', '.join(views_config.view_params())}; {captured}:")
+        _examples_per_second(views_config, args.seconds)
+
     rng = np.random.default_rng(0)
     iq = (rng.standard_normal(params.window_samples) + 1j * rng.standard_normal(params.window_samples)).astype(
         np.complex64
@@ -58,7 +92,7 @@ def run(args) -> int:
         return (out - out.mean()) / out.std()
 
     plain_rate = _rate(plain_stft, args.seconds)
-    print(f"{'G alone (batched numpy)':<28s} {g_rate:>15.1f}")
-    print(f"{'plain numpy STFT loop':<28s} {plain_rate:>15.1f}")
+    print(f"\n{'G alone (batched numpy)':<28s} {g_rate:>11.1f} spectrograms/s")
+    print(f"{'plain numpy STFT loop':<28s} {plain_rate:>11.1f} spectrograms/s")
     print(f"G / plain STFT: {g_rate / plain_rate:.2f}x")
     return 0

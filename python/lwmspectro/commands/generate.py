@@ -1,6 +1,6 @@
-"""`lwmspectro generate`: write a sharded, labelled spectrogram dataset."""
+"""`lwmspectro generate`: write a sharded, labelled dataset of spectrogram views."""
 
-HELP = "generate a sharded spectrogram dataset from a config file"
+HELP = "generate a sharded dataset of labelled spectrogram views from a config file"
 
 
 def positive_int(text: str) -> int:
@@ -36,12 +36,20 @@ def add_arguments(parser):
     parser.add_argument(
         "--shard", default="0/1", metavar="i/N", help="make only shards with index %% N == i (split across machines)"
     )
-    parser.add_argument("--ray", action="store_true", help="distribute shards over a Ray cluster")
+    parser.add_argument(
+        "--ray",
+        action="store_true",
+        help="make the shards as Ray tasks: on the cluster at RAY_ADDRESS when set (lwmspectro installed on "
+        "every node), else on a local Ray instance using every core here (--workers is then ignored); "
+        "needs `pip install 'lwmspectro[ray]'`",
+    )
     parser.add_argument("--n-samples", type=positive_int, help="override the config's n_samples")
     add_progress_argument(parser)
 
 
 def run(args) -> int:
+    import importlib.util
+
     from ..cli import UsageError
     from ..dataset_generation import generate_dataset
     from ..synth import GeneratorConfig
@@ -52,6 +60,8 @@ def run(args) -> int:
         raise UsageError(f"--shard {args.shard!r}: expected i/N, e.g. 0/4") from None
     if not 0 <= part < parts:
         raise UsageError(f"--shard {args.shard}: need 0 <= i < N, e.g. 0/4")
+    if args.ray and importlib.util.find_spec("ray") is None:
+        raise UsageError("--ray: the `ray` package is not installed; pip install 'lwmspectro[ray]'")
     config = GeneratorConfig.from_file(args.config)
     if args.n_samples:
         config = GeneratorConfig.from_dict({**config.to_dict(), "n_samples": args.n_samples}, "--n-samples")
@@ -64,5 +74,5 @@ def run(args) -> int:
         progress=not args.no_progress,
     )
     state = "complete" if manifest["complete"] else f"{len(manifest['shards'])}/{manifest['n_shards_planned']} shards"
-    print(f"{args.out}: {manifest['count']} spectrograms ({state})")
+    print(f"{args.out}: {manifest['count']} examples ({state})")
     return 0

@@ -1,0 +1,141 @@
+"""Generating views through the capture chain: configs, the per-example draw, what a shard stores."""
+
+import json
+from importlib import resources
+
+import numpy as np
+import pytest
+
+from lwmspectro import capture, scenarios, views
+from lwmspectro.dataset import open_dataset
+from lwmspectro.dataset_generation import ExamplePlan, generate_dataset, make_example, pending_shards
+from lwmspectro.synth import GeneratorConfig, draw_example, draw_spec, make_spectrogram, make_stream, scenario_names
+
+SOME_VIEWS = ["wideband", "cp_profile", "ofdm_aligned_wifi"]
+
+
+def views_config(**changes):
+    values = dict(
+        n_samples=4,
+        shard_size=2,
+        seed=7,
+        channel="TDL-C",
+        classes={"lte": 1.0},
+        views=SOME_VIEWS,
+        capture={"probability": 1.0, "source_rates_hz": [20e6]},
+    )
+    return GeneratorConfig(**{**values, **changes})
+
+
+def test_a_config_without_views_or_capture_makes_g_from_its_frames_as_before():
+    config = GeneratorConfig(n_samples=2, channel="TDL-B", seed=3)
+    assert not {"views", "capture"} & set(config.to_dict())
+    assert ExamplePlan.of(config).frames_only
+    arrays, row = make_example(config, 1)
+    expected, expected_row = make_spectrogram(draw_spec(config, 1), config.params)
+    assert list(arrays) == ["wideband"] and arrays["wideband"].tobytes() == expected.tobytes()
+    assert row == expected_row and "capture" not in row
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(views=["cp_profile"]), 'views: list "wideband"'),
+        (dict(views=["wideband", "spectrum"]), "unknown views.1 'spectrum'; valid choices: wideband"),
+        (dict(views=["wideband", "cp_profile", "cp_profile"]), "views.2: a second view named 'cp_profile'"),
+        (dict(views=["wideband", {"name": "cp_profile", "params": {"n_bins": 0}}]), r"views\.1\.params"),
+        (dict(views=[{"name": "wideband", "params": {"n_bins": 64}}]), "set its parameters in `spectrogram`"),
+        (dict(channel="TDL-F"), "unknown channel 'TDL-F'; valid choices: site, TDL-A"),
+        (dict(channel={"site": 1.0, "TDL-Z": 1.0}), "unknown channel 'TDL-Z'"),
+        (dict(channel={"TDL-A": -1}), r"channel\.TDL-A: -1 is not a channel weight"),
+        (dict(channel={}), "needs a positive weight for at least one channel"),
+        (dict(channel=["TDL-A"]), "neither a channel name nor an object of channel weights"),
+        (dict(capture={"probability": 2}), r"capture.probability: 2 is out of range"),
+        (dict(capture={"source_rates_hz": [20]}), "20 is not a sample rate the receiver takes"),
+        (dict(capture={"source_rates_hz": []}), "list at least one sample rate"),
+        (dict(capture={"rates": [20e6]}), r"unknown capture keys \['rates'\]"),
+    ],
+)
+def test_a_config_refuses_what_it_cannot_make_naming_the_field(changes, message):
+    with pytest.raises(ValueError, match=message):
+        GeneratorConfig.from_dict({"n_samples": 4, **changes}, "config.json")
+
+
+def test_a_weighted_channel_is_drawn_per_example_in_proportion():
+    config = GeneratorConfig(channel={"TDL-A": 3.0, "TDL-C": 1.0}, classes={"nr": 1.0}, seed=2)
+    drawn = [draw_example(config, index).channel for index in range(400)]
+    assert set(drawn) == {"TDL-A", "TDL-C"}
+    assert drawn.count("TDL-A") / len(drawn) == pytest.approx(0.75, abs=0.07)
+    one = GeneratorConfig(channel="TDL-D", seed=2)
+    assert draw_example(one, 5) == draw_spec(one, 5)
+
+
+def test_each_view_is_computed_from_the_capture_its_labels_describe():
+    config = views_config()
+    plan = ExamplePlan.of(config)
+    arrays, row = make_example(config, 1, plan)
+    settings = capture.CaptureSettings(**row["capture"])
+    assert settings.source_rate_hz == 20e6 and row["channel"] == "TDL-C"
+    rate = config.params.sample_rate_hz
+    iq, _ = make_stream(draw_example(config, 1), config.params, plan.lead + plan.samples)
+    # No noise fills the band at 20 MS/s: the labels alone reproduce the capture.
+    captured = capture.apply_capture(iq, settings, rate, np.random.default_rng(0))[int(plan.lead * 20e6 / rate) :]
+    assert list(arrays) == SOME_VIEWS
+    for name, params in config.view_params().items():
+        expected = views.compute_view(params, captured[: views.min_source_samples(params, 20e6)], 20e6)
+        assert arrays[name].tobytes() == expected.tobytes(), name
+
+
+def test_an_example_that_draws_no_capture_is_viewed_at_the_analysis_rate_centred():
+    config = views_config(capture={"probability": 0.0})
+    plan = ExamplePlan.of(config)
+    assert not plan.frames_only and plan.lead == 0
+    arrays, row = make_example(config, 0, plan)
+    assert row["capture"] is None
+    iq, _ = make_stream(draw_example(config, 0), config.params, plan.samples)
+    rate = config.params.sample_rate_hz
+    for name, params in config.view_params().items():
+        expected = views.compute_view(params, iq[: views.min_source_samples(params, rate)], rate)
+        assert arrays[name].tobytes() == expected.tobytes(), name
+
+
+def test_a_views_dataset_stores_every_view_and_regenerates_a_lost_one(tmp_path):
+    config = views_config(capture={"probability": 0.5, "source_rates_hz": [20e6, 30.72e6]}, n_samples=3)
+    manifest = generate_dataset(config, tmp_path, progress=False)
+    assert manifest["complete"] and manifest["config"] == config.to_dict()
+    assert manifest["views"] == {name: views.view_to_dict(p) for name, p in config.view_params().items()}
+    ds = open_dataset(tmp_path, verify=True)
+    assert len(ds) == 3 and list(ds.views) == SOME_VIEWS
+    assert {name: array.shape for name, array in ds.views_of(2).items()} == {
+        name: views.view_shape(p) for name, p in config.view_params().items()
+    }
+    assert all(row["capture"] is None or row["capture"]["source_rate_hz"] in (20e6, 30.72e6) for row in ds.labels)
+    lost = tmp_path / "shard-000001.cp_profile.npy"
+    before = lost.read_bytes()
+    lost.unlink()
+    assert pending_shards(config, tmp_path) == [1]
+    generate_dataset(config, tmp_path, progress=False)
+    assert lost.read_bytes() == before
+
+
+def packaged_config(name):
+    return GeneratorConfig.from_file(resources.files("lwmspectro") / "configs" / f"{name}.json")
+
+
+def test_the_training_config_draws_every_site_view_and_capture():
+    config = packaged_config("train")
+    assert scenario_names(config.scenarios) == list(scenarios.TRAIN_SCENARIOS) and len(scenarios.TRAIN_SCENARIOS) == 5
+    assert isinstance(config.channel, dict) and max(config.channel, key=config.channel.get) == "site"
+    assert {"TDL-A", "TDL-B", "TDL-C", "TDL-D", "TDL-E"} <= set(config.channel)
+    assert config.views == list(views.VIEWS)
+    chain = config.capture_config()
+    assert chain is not None and 0 < chain.probability <= 1 and chain.off_centre and chain.receiver_impairments
+    assert {20e6, 30.72e6} <= set(chain.source_rates_hz)
+    assert all(2e6 <= rate <= 61.44e6 for rate in chain.source_rates_hz)
+
+
+@pytest.mark.parametrize("name", ["train", "train-small", "heldout", "heldout-large"])
+def test_every_packaged_config_loads_and_keeps_its_keys(name):
+    path = resources.files("lwmspectro") / "configs" / f"{name}.json"
+    config = packaged_config(name)
+    assert set(config.to_dict()) >= set(json.loads(path.read_text()))
