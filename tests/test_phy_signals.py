@@ -45,6 +45,7 @@ def test_lte_crs_pss_sss_and_pdsch_at_their_resource_elements():
         rng=np.random.default_rng(7),
         cell_id=305,
         cfi=2,
+        load=1.0,
     )
     grid, numbers = lte_grid(wf)
     n_rb, n_sc = 15, 180
@@ -119,7 +120,11 @@ def test_nr_ssb_and_pdsch_dmrs_at_their_resource_elements(mu, first_symbols):
         rng=np.random.default_rng(9),
         cell_id=cell_id,
         ssb_period_ms=5,
+        ssb_positions_in_burst="1111",
+        dmrs_type_a_position=2,
         dmrs_additional_position=2,
+        dmrs_config_type=1,
+        load=1.0,
     )
     grid, slots = nr_grid(wf)
     slots_per_frame = 10 * 2**mu
@@ -207,10 +212,10 @@ def test_wifi_legacy_packet_decodes_and_pilots_follow_the_polarity_sequence():
         code_rate="3/4",
         duration_s=0.004,
         rng=np.random.default_rng(12),
-        psdu_bytes=(100, 300),
+        psdu_bytes=(200, 200),
     )
     start = np.flatnonzero(np.diff(wf.active.astype(np.int8)) == 1)[0] + 1
-    length = wf.meta["psdu_bytes"][1]
+    length = 200
     data_sc, pilot_sc = wifi.LEGACY_DATA_SC, np.array([-21, -7, 7, 21])
     signal = wifi_symbols(wf, start + 320, 1)[0]
     gain = np.mean(np.abs(signal[pilot_sc]))

@@ -15,7 +15,7 @@ NEGATIVES = ("none", "other")
 ROUTER_CLASSES = PROTOCOLS + NEGATIVES
 """What the router (and the readout's `protocol` field) can say."""
 
-OTHER_KINDS = ("cw", "sc_psk", "sc_qam", "fm")
+OTHER_KINDS = ("cw", "sc_psk", "sc_qam", "fm", "ofdm_other", "chirp")
 """Signals the generator makes for the `other` class."""
 
 MODULATIONS = ("BPSK", "QPSK", "16QAM", "64QAM", "256QAM")

@@ -1,12 +1,15 @@
 """Protocol-compliant transmit waveforms (numpy/scipy only): 802.11a/g/ac WiFi, LTE and 5G NR
-downlink, and `other` signals (CW, single-carrier PSK/QAM bursts, FM) for the negative class.
+downlink, and `other` signals (CW, single-carrier PSK/QAM bursts, FM, OFDM of a non-standard
+numerology, chirps) for the negative class.
 
     wf = generate("lte", bandwidth_hz=20e6, modulation="64QAM", code_rate="3/4",
                   duration_s=0.016, rng=np.random.default_rng(0))
 
 Every waveform is at its protocol's native sample rate, has unit mean power over the samples
 where the transmitter is on, starts at a random point of its frame structure and is the same
-for the same generator state.
+for the same generator state. What the standards leave free is drawn per waveform (cell load
+and PDSCH allocations, DMRS and SS/PBCH configurations, packet lengths and gaps) and recorded,
+summarised, in `meta`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Pieces every PHY chain shares: the waveform record, random bits, Gray constellations,
-3GPP Gold sequences, batched OFDM modulation and the random start inside a frame."""
+3GPP Gold sequences, batched OFDM modulation, the random start inside a frame and the
+downlink scheduler that decides how loaded an LTE or NR cell is."""
 
 from __future__ import annotations
 
@@ -184,3 +185,127 @@ def crop(iq: np.ndarray, active: np.ndarray, start: int, n: int) -> tuple[np.nda
     if start + n > len(iq):
         raise RuntimeError(f"generated {len(iq)} samples, need {start + n}")
     return iq[start : start + n], active[start : start + n]
+
+
+# --- downlink traffic: which resource blocks carry PDSCH ------------------------------------
+
+FULL_LOAD_SHARE = 0.3
+"""Share of LTE / NR waveforms whose cell is fully loaded (every RB of every subframe / slot)."""
+LOAD_RANGE = (0.05, 1.0)
+"""Offered load of the other waveforms, as a share of the PDSCH capacity (uniform)."""
+MAX_IDLE_S = 4e-3
+"""Longest run without PDSCH: every 5 ms holds some, and so does every waveform, so the
+labelled modulation is always on the air."""
+LONGEST_MEAN_BURST_S = 4e-3
+"""Busy runs last 1 subframe / slot to this long on average (log-uniform per waveform)."""
+
+
+def draw_load(rng: np.random.Generator) -> float:
+    """The cell's offered load: full in FULL_LOAD_SHARE of waveforms, else uniform over LOAD_RANGE."""
+    return 1.0 if rng.random() < FULL_LOAD_SHARE else float(rng.uniform(*LOAD_RANGE))
+
+
+def check_load(load: float) -> float:
+    if not LOAD_RANGE[0] <= load <= LOAD_RANGE[1]:
+        raise ValueError(
+            f"load must be {LOAD_RANGE[0]:g}..{LOAD_RANGE[1]:g} (a share of the PDSCH capacity), got {load}"
+        )
+    return float(load)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """PDSCH resource blocks of consecutive subframes / slots and how the scheduler drew them."""
+
+    rbs: np.ndarray
+    """(units, N_RB) bool: the RBs that carry PDSCH in each subframe / slot."""
+    busy_share: float
+    """Drawn share of subframes / slots with PDSCH (before the MAX_IDLE_S floor)."""
+    mean_burst_units: float
+    """Drawn mean length of a run of busy subframes / slots."""
+    scattered_share: float
+    """Drawn share of allocations scattered over resource block groups (type 0) rather than contiguous."""
+
+    def summary(self) -> dict:
+        busy = self.rbs.any(axis=1)
+        counts = self.rbs.sum(axis=1)[busy]
+        return {
+            "busy_fraction": round(float(busy.mean()), 4),
+            "mean_burst_units": round(self.mean_burst_units, 3),
+            "scattered_share": round(self.scattered_share, 3),
+            "pdsch_rb_per_busy_unit": [int(counts.min()), int(counts.max())] if len(counts) else [0, 0],
+        }
+
+
+def _busy_units(rng: np.random.Generator, busy_share: float, mean_burst: float, n_units: int, max_idle: int):
+    """On/off traffic: a two-state Markov chain with stationary busy share and mean busy-run length,
+    then the longest idle run cut to max_idle units."""
+    leave = 1.0 / mean_burst
+    enter = min(1.0, leave * busy_share / (1.0 - busy_share))
+    busy = np.empty(n_units, bool)
+    state = rng.random() < busy_share
+    idle_run = 0
+    for i, u in enumerate(rng.random(n_units)):
+        if not state and idle_run >= max_idle:
+            state = True
+        busy[i] = state
+        idle_run = 0 if state else idle_run + 1
+        state = u >= leave if state else u < enter
+    return busy
+
+
+def _rb_counts(rng: np.random.Generator, total: float, n_busy: int, n_rb: int) -> np.ndarray:
+    """Random RB counts (1..n_rb) of the busy units that add up to about `total`: gamma weights
+    scaled so that sum(min(n_rb, scale w)) = total (bisection)."""
+    weights = rng.gamma(2.0, size=n_busy)
+    if total >= n_busy * n_rb:
+        return np.full(n_busy, n_rb)
+    low, high = 0.0, n_rb / weights.min()
+    for _ in range(40):
+        mid = 0.5 * (low + high)
+        low, high = (mid, high) if np.minimum(n_rb, mid * weights).sum() < total else (low, mid)
+    return np.clip(np.round(np.minimum(n_rb, high * weights)), 1, n_rb).astype(int)
+
+
+def schedule_pdsch(
+    rng: np.random.Generator, load: float, n_units: int, n_rb: int, rbg_size: int, units_per_ms: int
+) -> Schedule:
+    """PDSCH allocations of `n_units` subframes / slots for a cell at `load`.
+
+    Traffic comes in bursts (busy runs of a drawn mean length) and the busy units share the
+    offered RBs unevenly; each allocation is contiguous (LTE type 2, NR type 1) or whole
+    resource block groups of `rbg_size` RBs scattered over the band (type 0). At load 1 every
+    RB of every unit is allocated."""
+    if load >= 1.0:
+        return Schedule(np.ones((n_units, n_rb), bool), 1.0, float(n_units), 0.0)
+    busy_share = float(np.exp(rng.uniform(np.log(load), 0.0)))  # log-uniform: bursty traffic is common at low load
+    mean_burst = float(np.exp(rng.uniform(0.0, np.log(LONGEST_MEAN_BURST_S * 1e3 * units_per_ms))))
+    mean_burst = max(mean_burst, busy_share / (1.0 - busy_share))  # idle runs last a unit or more on average
+    scattered_share = float(rng.random())
+    max_idle = round(MAX_IDLE_S * 1e3 * units_per_ms)
+    busy = _busy_units(rng, busy_share, mean_burst, n_units, max_idle)
+    if not busy.any():  # a window shorter than the longest idle run still shows the modulation
+        busy[rng.integers(n_units)] = True
+    busy_index = np.flatnonzero(busy)
+    counts = _rb_counts(rng, load * n_units * n_rb, len(busy_index), n_rb)
+    rbs = np.zeros((n_units, n_rb), bool)
+    n_groups = -(-n_rb // rbg_size)
+    for unit, count, scattered in zip(busy_index, counts, rng.random(len(busy_index)) < scattered_share):
+        if scattered and count < n_rb:
+            groups = rng.choice(n_groups, size=min(n_groups, max(1, round(count / rbg_size))), replace=False)
+            rbs[unit, (groups[:, None] * rbg_size + np.arange(rbg_size)).ravel().clip(max=n_rb - 1)] = True
+        else:
+            first = int(rng.integers(n_rb - count + 1))
+            rbs[unit, first : first + count] = True
+    return Schedule(rbs, busy_share, mean_burst, scattered_share)
+
+
+def traffic_meta(load: float, schedule: Schedule, pdsch_res: int, full_load_res: int, total_res: int) -> dict:
+    """What the scheduler drew and what it served: `served_load` is the PDSCH REs over those a
+    full load would fill, `pdsch_re_fraction` the PDSCH REs over all REs of the grid."""
+    return {
+        "load": round(load, 4),
+        "served_load": round(pdsch_res / full_load_res, 4),
+        "pdsch_re_fraction": round(pdsch_res / total_res, 4),
+        **schedule.summary(),
+    }

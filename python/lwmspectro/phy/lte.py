@@ -3,11 +3,14 @@
 Per subframe: a control region of CFI symbols, PSS / SSS in subframes 0 and 5 (slots 0 and 10,
 last two symbols, centre 62 subcarriers), PBCH in subframe 0 (slot 1, symbols 0-3, centre 72
 subcarriers, the REs of CRS ports 0-3 left out), cell-specific reference signals of port 0
-(Gold-sequence QPSK, v_shift = cell_id mod 6) and PDSCH on every remaining RE of all resource
-blocks. The PDSCH carries one DL-SCH transport block per subframe: CRC, segmentation, turbo
-coding and rate matching to the labelled code rate (turbo.py), scrambled per 36.211 6.3.1 and
-Gray-mapped per 7.1. The control region and PBCH carry QPSK of random bits: their channel
-coding (PDCCH convolutional code, PBCH MIB) is not modelled.
+(Gold-sequence QPSK, v_shift = cell_id mod 6) in every subframe, and PDSCH on the remaining REs
+of the resource blocks the scheduler allocates. The cell's load is drawn per waveform (see
+common.schedule_pdsch): from a few RBs in a few subframes, contiguous (allocation type 2) or
+in scattered resource block groups (type 0), to every RB of every subframe; subframes without
+PDSCH keep their CRS, control region and sync signals. A PDSCH carries one DL-SCH transport
+block: CRC, segmentation, turbo coding and rate matching to the labelled code rate (turbo.py),
+scrambled per 36.211 6.3.1 and Gray-mapped per 7.1. The control region and PBCH carry QPSK of
+random bits: their channel coding (PDCCH convolutional code, PBCH MIB) is not modelled.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from .. import labels
 from . import turbo
 from .common import (
     PhyWaveform,
+    check_load,
     crop,
+    draw_load,
     finish,
     gold_qpsk,
     gold_sequence,
@@ -29,6 +34,8 @@ from .common import (
     n_samples_for,
     ofdm_modulate,
     random_bits,
+    schedule_pdsch,
+    traffic_meta,
 )
 
 SUBCARRIER_SPACING_HZ = 15e3
@@ -43,6 +50,11 @@ CODE_RATES = {
 }
 N_RB_MAX = 110
 SYMBOLS_PER_SLOT = 7
+
+
+def rbg_size(n_rb: int) -> int:
+    """Resource block group size P of allocation type 0 (36.213 Table 7.1.6.1-1)."""
+    return 1 if n_rb <= 10 else 2 if n_rb <= 26 else 3 if n_rb <= 63 else 4
 
 
 def options() -> dict:
@@ -104,6 +116,30 @@ def crs_subcarriers(cell_id: int, symbol: int, n_rb: int) -> np.ndarray:
     """k = 6m + (v + v_shift) mod 6 for port 0: v = 0 in symbol 0, 3 in symbol 4 of a slot."""
     v = 0 if symbol == 0 else 3
     return 6 * np.arange(2 * n_rb) + (v + cell_id % 6) % 6
+
+
+@functools.cache
+def _transport_block_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (C, K) that turbo.transport_block_size may pick, sorted by C then K: C, C K, TBS."""
+    rows = []
+    for c in range(1, 33):
+        for k in turbo.BLOCK_SIZES:
+            tbs = c * int(k) - 24 - (24 * c if c > 1 else 0)
+            if tbs >= 16 and turbo.segmentation(tbs) == (c, int(k), 0):
+                rows.append((c, c * int(k), tbs))
+    c, bits, tbs = np.array(rows).T
+    return c, bits, tbs
+
+
+def transport_block_size(target_bits: int) -> int:
+    """turbo.transport_block_size as a table look-up: partial allocations ask for hundreds of
+    sizes, too many to cache, and the search costs a millisecond each."""
+    c, bits, tbs = _transport_block_table()
+    c0 = max(1, -(-target_bits // turbo.MAX_BLOCK))
+    first, stop = np.searchsorted(c, [c0, c0 + 2])
+    if first == stop:
+        raise ValueError(f"no LTE transport block fits {target_bits:.0f} bits")
+    return int(tbs[first + np.argmin(np.abs(bits[first:stop] - target_bits))])
 
 
 class _Cell:
@@ -169,10 +205,11 @@ def generate(
     rng: np.random.Generator,
     cell_id: int | None = None,
     cfi: int | None = None,
+    load: float | None = None,
     **unknown,
 ) -> PhyWaveform:
     if unknown:
-        raise ValueError(f"unknown LTE options {sorted(unknown)}; valid: cell_id, cfi")
+        raise ValueError(f"unknown LTE options {sorted(unknown)}; valid: cell_id, cfi, load")
     n_rb, n_fft = NUMEROLOGY[bandwidth_hz]
     fs = n_fft * SUBCARRIER_SPACING_HZ
     cell_id = int(rng.integers(504)) if cell_id is None else int(cell_id)
@@ -181,6 +218,7 @@ def generate(
     cfi_range = (2, 3, 4) if n_rb <= 10 else (1, 2, 3)
     cfi = int(rng.choice(cfi_range)) if cfi is None else int(cfi)
     labels.check_choice(f"CFI for {n_rb} RBs", cfi, cfi_range)
+    load = draw_load(rng) if load is None else check_load(load)
     rnti = int(rng.integers(1, 0xFFF4))
     qm = labels.BITS_PER_SYMBOL[modulation]
     cell = _Cell(n_rb, cell_id, cfi)
@@ -209,29 +247,29 @@ def generate(
     pbch = modulate(random_bits(rng, 2 * n_pbch * int(rows.sum())), "QPSK", "3gpp")
     _fill(grid, rows, cell.pbch_mask, pbch.reshape(-1, n_pbch))
 
-    # PDSCH: one transport block per subframe, batched over subframes with the same RE count.
+    # PDSCH: one transport block per scheduled subframe, batched over subframes with the same RE count.
+    schedule = schedule_pdsch(rng, load, len(numbers), n_rb, rbg_size(n_rb), units_per_ms=1)
+    masks = [cell.pdsch_masks[number] & np.repeat(rbs, 12) for number, rbs in zip(numbers, schedule.rbs)]
+    n_res = np.array([int(mask.sum()) for mask in masks])
     rate = Fraction(code_rate)
-    tb_sizes = {}
-    for group in ({0}, {5}, set(range(10)) - {0, 5}):
-        rows = np.isin(numbers, list(group))
-        if not rows.any():
-            continue
-        mask = cell.pdsch_masks[min(group)]
-        n_re = int(mask.sum())
-        tbs = turbo.transport_block_size(round(rate * n_re * qm))
-        tb_sizes[min(group)] = tbs
-        codewords = turbo.dlsch_encode(random_bits(rng, tbs * int(rows.sum())).reshape(-1, tbs), n_re * qm, qm)
-        for j, number in enumerate(numbers[rows]):
-            c_init = rnti * 2**14 + int(number) * 2**9 + cell_id  # q = 0, floor(n_s / 2) = subframe
-            codewords[j] ^= gold_sequence(c_init, n_re * qm)
-        _fill(grid, rows, mask, modulate(codewords.reshape(-1), modulation, "3gpp").reshape(-1, n_re))
+    tb_sizes, effective = [], []
+    for n_re in np.unique(n_res[n_res > 0]):
+        rows = np.flatnonzero(n_res == n_re)
+        tbs = transport_block_size(round(rate * int(n_re) * qm))
+        tb_sizes.append(tbs)
+        effective.append(tbs / (int(n_re) * qm))
+        codewords = turbo.dlsch_encode(random_bits(rng, tbs * len(rows)).reshape(-1, tbs), int(n_re) * qm, qm)
+        for codeword, row in zip(codewords, rows):
+            c_init = rnti * 2**14 + int(numbers[row]) * 2**9 + cell_id  # q = 0, floor(n_s / 2) = subframe
+            codeword ^= gold_sequence(c_init, int(n_re) * qm)
+            grid[row][masks[row]] = modulate(codeword, modulation, "3gpp")
 
     spectrum = np.zeros((len(numbers) * 2, SYMBOLS_PER_SLOT, n_fft), np.complex64)
     spectrum[..., cell.subcarrier_bins(n_fft)] = grid.reshape(len(numbers) * 2, SYMBOLS_PER_SLOT, cell.n_sc)
     iq = ofdm_modulate(spectrum, cp_first, cp_other)
     active = np.ones(len(iq), bool)
     iq, active = finish(*crop(iq, active, start - first_sf * subframe_len, n_out))
-    effective = {sf: tbs / (cell.pdsch_masks[sf].sum() * qm) for sf, tbs in tb_sizes.items()}
+    full_load_res = sum(int(cell.pdsch_masks[number].sum()) for number in numbers)
     meta = {
         "standard": "LTE FDD downlink",
         "n_rb": n_rb,
@@ -241,8 +279,9 @@ def generate(
         "cell_id": cell_id,
         "cfi": cfi,
         "rnti": rnti,
-        "tbs": tb_sizes,
-        "effective_code_rate": effective,
+        **traffic_meta(load, schedule, int(n_res.sum()), full_load_res, grid.size),
+        "tbs_bits": [min(tb_sizes), max(tb_sizes)],
+        "effective_code_rate": [round(min(effective), 4), round(max(effective), 4)],
         "start_sample": start,
         "first_subframe": int(first_sf % 10),
     }

@@ -1,13 +1,19 @@
-"""5G NR downlink (3GPP TS 38.211 / 38.213), numerology mu = 0 (15 kHz) and 1 (30 kHz), one
-antenna port, FDD (every slot downlink).
+"""5G NR downlink (3GPP TS 38.211 / 38.213 / 38.214), numerology mu = 0 (15 kHz) and 1 (30 kHz),
+one antenna port, FDD (every slot downlink).
 
-Per slot: a CORESET in symbols 0-1 (QPSK of random bits: PDCCH coding is not modelled), the
-PDSCH in symbols 2-13 (mapping type A) over all resource blocks with its DMRS (type 1, port
-1000, dmrs-TypeA-Position pos2 plus 0-3 additional positions, one CDM group without data so
-PDSCH also fills the odd subcarriers of DMRS symbols), and the SS/PBCH blocks of a half frame
-(L_max = 4: case A at 15 kHz, case B at 30 kHz) every 5, 10 or 20 ms: PSS, SSS, PBCH DMRS with
-their sequences for the cell ID, and PBCH REs carrying QPSK of random bits (the MIB's polar
-coding is not modelled). PDSCH bits are scrambled (38.211 7.3.1.1) and Gray-mapped (5.1).
+Per slot: a CORESET of 1-3 symbols over whole groups of 6 RBs, carrying PDCCH (QPSK of random
+bits: PDCCH coding is not modelled) in some of its groups in every slot that schedules PDSCH and
+in half of the others; the PDSCH (mapping type A) from the symbol after the CORESET to the end
+of the slot on the resource blocks the scheduler allocates, with its DMRS on those RBs only
+(configuration type 1 or 2, port 1000, dmrs-TypeA-Position pos2 or pos3 plus 0-3 additional
+positions per Table 7.4.1.1.2-3, one CDM group without data so PDSCH also fills the other REs of
+DMRS symbols); and the SS/PBCH blocks of a half frame (L_max = 4: case A at 15 kHz, case B at
+30 kHz, a random ssb-PositionsInBurst) every 5, 10 or 20 ms in a random half frame of the period:
+PSS, SSS, PBCH DMRS with their sequences for the cell ID, and PBCH REs carrying QPSK of random
+bits (the MIB's polar coding is not modelled). A 16 ms window thus sometimes holds no SS/PBCH
+block. The cell's load is drawn per waveform (see common.schedule_pdsch): from a few RBs in a
+few slots, contiguous (allocation type 1) or in scattered resource block groups (type 0), to
+every RB of every slot. PDSCH bits are scrambled (38.211 7.3.1.1) and Gray-mapped (5.1).
 
 Coding: LDPC is not applied (coding = "none"); the PDSCH carries uniformly random bits, and the
 code rate is the scheduled rate recorded as a label only.
@@ -25,7 +31,9 @@ import numpy as np
 from .. import labels
 from .common import (
     PhyWaveform,
+    check_load,
     crop,
+    draw_load,
     finish,
     gold_qpsk,
     gold_sequence,
@@ -33,6 +41,8 @@ from .common import (
     n_samples_for,
     ofdm_modulate,
     random_bits,
+    schedule_pdsch,
+    traffic_meta,
 )
 
 # (mu, bandwidth) -> (N_RB of 38.101-1 Table 5.3.2-1, FFT size); fs = N_FFT x 15 kHz x 2^mu.
@@ -51,9 +61,41 @@ CODE_RATES = {
     "256QAM": ("3/4", "5/6"),
 }
 SSB_FIRST_SYMBOLS = {0: (2, 8, 16, 22), 1: (4, 8, 16, 20)}  # case A / case B, f <= 3 GHz, in the half frame
-DMRS_POSITIONS = {0: (2,), 1: (2, 11), 2: (2, 7, 11), 3: (2, 5, 8, 11)}  # type A, pos2, l_d = 14
+DMRS_TYPE_A_POSITIONS = (2, 3)
+DMRS_ADDITIONAL_POSITIONS = (0, 1, 2, 3)
+DMRS_CONFIG_TYPES = (1, 2)
 SSB_PERIODS_MS = (5, 10, 20)
 SSB_RB = 20
+SSB_BITMAPS = tuple(format(bitmap, "04b") for bitmap in range(1, 16))
+"""ssb-PositionsInBurst for L_max = 4: which of the four SS/PBCH blocks a burst sends."""
+PDCCH_IN_IDLE_SLOT = 0.5
+"""Share of slots without PDSCH whose CORESET still carries PDCCH (uplink grants, other DCI)."""
+
+
+def dmrs_symbols(type_a_position: int, additional_position: int) -> tuple[int, ...]:
+    """PDSCH DMRS symbols of a slot, mapping type A, l_d = 14, single-symbol DMRS (38.211
+    Table 7.4.1.1.2-3); pos3 is only allowed with dmrs-TypeA-Position pos2."""
+    labels.check_choice("dmrs_type_a_position", type_a_position, DMRS_TYPE_A_POSITIONS)
+    allowed = DMRS_ADDITIONAL_POSITIONS if type_a_position == 2 else DMRS_ADDITIONAL_POSITIONS[:3]
+    labels.check_choice(
+        f"dmrs_additional_position with type A position {type_a_position}", additional_position, allowed
+    )
+    return (type_a_position,) + ((), (11,), (7, 11), (5, 8, 11))[additional_position]
+
+
+def dmrs_subcarriers(config_type: int, n_rb: int) -> np.ndarray:
+    """Subcarriers of CDM group 0 in order of the sequence index m: k = 2m (type 1), or
+    k = 6n + k' for m = 2n + k', k' = 0, 1 (type 2) (38.211 7.4.1.1.2)."""
+    labels.check_choice("dmrs_config_type", config_type, DMRS_CONFIG_TYPES)
+    if config_type == 1:
+        return np.arange(0, 12 * n_rb, 2)
+    return (6 * np.arange(2 * n_rb)[:, None] + np.arange(2)).ravel()
+
+
+def rbg_size(n_rb: int, config: int) -> int:
+    """Resource block group size P of allocation type 0 for a bandwidth part of n_rb RBs (38.214 Table 5.1.2.2.1-1)."""
+    column = (2, 4, 8, 16) if config == 1 else (4, 8, 16, 16)
+    return column[int(np.searchsorted((36, 72, 144), n_rb))]
 
 
 def options() -> dict:
@@ -62,6 +104,10 @@ def options() -> dict:
         "modulation": list(labels.ALLOWED_MODULATIONS["nr"]),
         "code_rate": {m: list(r) for m, r in CODE_RATES.items()},
         "mu": [0, 1],
+        "dmrs_type_a_position": list(DMRS_TYPE_A_POSITIONS),
+        "dmrs_additional_position": list(DMRS_ADDITIONAL_POSITIONS),
+        "dmrs_config_type": list(DMRS_CONFIG_TYPES),
+        "ssb_period_ms": list(SSB_PERIODS_MS),
     }
 
 
@@ -126,6 +172,12 @@ def _dmrs_frame(cell_id: int, n_rb: int, mu: int, positions: tuple[int, ...]) ->
     return pdsch_dmrs(cell_id, slot, symbol, n_rb)
 
 
+def _symbol_starts(n_fft: int, cp_first: int, cp_other: int, group: int) -> np.ndarray:
+    """First sample of each of the 14 symbols of a slot, from the slot's start."""
+    lengths = n_fft + np.where(np.arange(14) % group == 0, cp_first, cp_other)
+    return np.concatenate([[0], np.cumsum(lengths)[:-1]])
+
+
 def generate(
     *,
     bandwidth_hz: float,
@@ -135,13 +187,18 @@ def generate(
     rng: np.random.Generator,
     mu: int | None = None,
     cell_id: int | None = None,
+    dmrs_type_a_position: int | None = None,
     dmrs_additional_position: int | None = None,
+    dmrs_config_type: int | None = None,
     ssb_period_ms: int | None = None,
+    ssb_positions_in_burst: str | None = None,
+    load: float | None = None,
     **unknown,
 ) -> PhyWaveform:
     if unknown:
         raise ValueError(
-            f"unknown NR options {sorted(unknown)}; valid: mu, cell_id, dmrs_additional_position, ssb_period_ms"
+            f"unknown NR options {sorted(unknown)}; valid: mu, cell_id, dmrs_type_a_position, "
+            "dmrs_additional_position, dmrs_config_type, ssb_period_ms, ssb_positions_in_burst, load"
         )
     valid_mu = [m for m in (0, 1) if (m, bandwidth_hz) in NUMEROLOGY]
     mu = int(rng.choice(valid_mu)) if mu is None else mu
@@ -149,10 +206,15 @@ def generate(
     cell_id = int(rng.integers(1008)) if cell_id is None else int(cell_id)
     if not 0 <= cell_id < 1008:
         raise ValueError(f"NR cell_id must be 0..1007, got {cell_id}")
-    additional = int(rng.integers(4)) if dmrs_additional_position is None else dmrs_additional_position
-    labels.check_choice("dmrs_additional_position", additional, tuple(DMRS_POSITIONS))
+    l0 = int(rng.choice(DMRS_TYPE_A_POSITIONS)) if dmrs_type_a_position is None else dmrs_type_a_position
+    if dmrs_additional_position is None:
+        dmrs_additional_position = int(rng.integers(4 if l0 == 2 else 3))
+    positions = dmrs_symbols(l0, dmrs_additional_position)
+    config_type = int(rng.choice(DMRS_CONFIG_TYPES)) if dmrs_config_type is None else dmrs_config_type
+    labels.check_choice("dmrs_config_type", config_type, DMRS_CONFIG_TYPES)
     ssb_period = int(rng.choice(SSB_PERIODS_MS)) if ssb_period_ms is None else ssb_period_ms
     labels.check_choice("ssb_period_ms", ssb_period, SSB_PERIODS_MS)
+    load = draw_load(rng) if load is None else check_load(load)
 
     n_rb, n_fft = NUMEROLOGY[(mu, bandwidth_hz)]
     scs = 15e3 * 2**mu
@@ -162,6 +224,15 @@ def generate(
     rnti = int(rng.integers(1, 0xFFF0))
     n_id1, n_id2 = divmod(cell_id, 3)
     ssb_rb = int(rng.integers(n_rb - SSB_RB + 1))
+    ssb_offset = int(rng.integers(ssb_period // 5))  # half frames from the period's start to the burst
+    if ssb_positions_in_burst is None:
+        ssb_bitmap = int(rng.integers(1, 16))  # SS/PBCH block 0 is the MSB
+    else:
+        labels.check_choice("ssb_positions_in_burst", ssb_positions_in_burst, SSB_BITMAPS)
+        ssb_bitmap = int(ssb_positions_in_burst, 2)
+    coreset_symbols = int(rng.integers(1, l0 + 1))  # the PDSCH starts after it, at the latest on l0
+    coreset_groups = int(rng.integers(1, n_rb // 6 + 1))
+    coreset_first = 6 * int(rng.integers(n_rb // 6 - coreset_groups + 1))
     slots_per_frame = 10 * 2**mu
 
     cp_other = 144 * n_fft // 2048
@@ -175,20 +246,35 @@ def generate(
     slots = np.arange(first_slot, stop_slot)
     n_slots = len(slots)
     grid = np.zeros((n_slots, 14, n_sc), np.complex64)
+    schedule = schedule_pdsch(rng, load, n_slots, n_rb, rbg_size(n_rb, int(rng.integers(1, 3))), 2**mu)
+    busy = schedule.rbs.any(axis=1)
 
-    # SS/PBCH blocks: which slots and symbols carry one, and which PDSCH REs they take.
+    # PDCCH in a random subset of the CORESET's 6-RB groups, at least one where it schedules PDSCH.
+    used = np.zeros((n_slots, n_rb // 6), bool)
+    for i, count in enumerate(rng.integers(1, coreset_groups + 1, n_slots)):
+        if busy[i] or rng.random() < PDCCH_IN_IDLE_SLOT:
+            used[i, coreset_first // 6 + rng.choice(coreset_groups, count, replace=False)] = True
+    pdcch_sc = np.repeat(used, 72, axis=1)
+    n_pdcch = int(pdcch_sc.sum())
+    pdcch = modulate(random_bits(rng, 2 * n_pdcch * coreset_symbols), "QPSK", "3gpp").reshape(n_pdcch, coreset_symbols)
+    slot_index, sc_index = np.nonzero(pdcch_sc)
+    grid[slot_index, :coreset_symbols, sc_index] = pdcch
+
+    # SS/PBCH blocks: which slots and symbols carry one, and which REs they take.
     ssb_grid_mask = np.zeros((n_slots, 14, n_sc), bool)
     layout = ssb_layout(cell_id)
     ssb_sc = 12 * ssb_rb + np.arange(240)
     half_frame_slots = slots_per_frame // 2
+    starts_in_slot = _symbol_starts(n_fft, cp_first, cp_other, group)
+    ssb_in_window = 0
     for i, slot in enumerate(slots):
         half_frame_index = slot // half_frame_slots  # counted from the start of an even frame
-        if (half_frame_index * 5) % ssb_period:
+        if (half_frame_index - ssb_offset) % (ssb_period // 5):
             continue
         for ssb_index, first in enumerate(SSB_FIRST_SYMBOLS[mu]):
-            if first // 14 != slot % half_frame_slots:
+            if first // 14 != slot % half_frame_slots or not (ssb_bitmap >> (3 - ssb_index)) & 1:
                 continue
-            l0 = first % 14
+            l0_ssb = first % 14
             block = np.zeros((4, 240), np.complex64)
             sym, sc = layout["pss"]
             block[sym, sc] = pss(n_id2)
@@ -196,28 +282,26 @@ def generate(
             block[sym, sc] = sss(n_id1, n_id2)
             block[layout["dmrs"]] = pbch_dmrs(cell_id, ssb_index, int(half_frame_index % 2))
             block[layout["data"]] = modulate(random_bits(rng, 2 * int(layout["data"].sum())), "QPSK", "3gpp")
-            grid[i, l0 : l0 + 4, ssb_sc] = block.T
-            ssb_grid_mask[i, l0 : l0 + 4, 12 * ssb_rb : 12 * (ssb_rb + SSB_RB)] = True
+            grid[i, l0_ssb : l0_ssb + 4, ssb_sc] = block.T
+            ssb_grid_mask[i, l0_ssb : l0_ssb + 4, 12 * ssb_rb : 12 * (ssb_rb + SSB_RB)] = True
+            ssb_in_window += 0 <= slot * slot_len + starts_in_slot[l0_ssb] - start < n_out
 
-    # CORESET in symbols 0-1 over whole groups of 6 RBs.
-    coreset_sc = 12 * 6 * (n_rb // 6)
-    grid[:, :2, :coreset_sc] = modulate(random_bits(rng, 2 * n_slots * 2 * coreset_sc), "QPSK", "3gpp").reshape(
-        n_slots, 2, coreset_sc
-    )
-
-    # PDSCH DMRS on even subcarriers of the DMRS symbols, except where an SS/PBCH block sits.
-    positions = DMRS_POSITIONS[additional]
-    dmrs_values = _dmrs_frame(cell_id, n_rb, mu, positions)[slots % slots_per_frame]
-    dmrs_mask = np.zeros((14, n_sc), bool)
-    dmrs_mask[np.array(positions)[:, None], np.arange(0, n_sc, 2)] = True
+    # PDSCH DMRS on CDM group 0 of the allocated RBs, except where an SS/PBCH block sits.
+    allocated = np.repeat(schedule.rbs, 12, axis=1)
+    comb = dmrs_subcarriers(config_type, n_rb)
+    dmrs_values = _dmrs_frame(cell_id, n_rb, mu, positions)[slots % slots_per_frame][..., : len(comb)]
     for j, l in enumerate(positions):
-        free = ~ssb_grid_mask[:, l, 0::2]
-        grid[:, l, 0::2] = np.where(free, dmrs_values[:, j], grid[:, l, 0::2])
+        on = allocated[:, comb] & ~ssb_grid_mask[:, l, comb]
+        grid[:, l, comb] = np.where(on, dmrs_values[:, j], grid[:, l, comb])
 
-    # PDSCH: symbols 2..13, every RE that is neither DMRS nor SS/PBCH block; k first, then l.
+    # PDSCH: from the symbol after the CORESET on the allocated RBs, every RE that is neither
+    # DMRS nor SS/PBCH block; k first, then l.
     pdsch_mask = np.zeros((n_slots, 14, n_sc), bool)
-    pdsch_mask[:, 2:] = True
-    pdsch_mask &= ~dmrs_mask & ~ssb_grid_mask
+    pdsch_mask[:, coreset_symbols:] = allocated[:, None, :]
+    dmrs_re = np.zeros(n_sc, bool)
+    dmrs_re[comb] = True
+    pdsch_mask[:, positions] &= ~dmrs_re
+    pdsch_mask &= ~ssb_grid_mask
     per_slot = pdsch_mask.reshape(n_slots, -1).sum(axis=1)
     scrambling = gold_sequence(rnti * 2**15 + cell_id, int(per_slot.max()) * qm)  # the same in every slot
     bits = random_bits(rng, int(per_slot.sum()) * qm)
@@ -232,6 +316,10 @@ def generate(
     iq = ofdm_modulate(spectrum, cp_first, cp_other)
     active = np.ones(len(iq), bool)
     iq, active = finish(*crop(iq, active, start - first_slot * slot_len, n_out))
+    full_load = np.zeros((n_slots, 14, n_sc), bool)
+    full_load[:, coreset_symbols:] = True
+    full_load[:, positions] &= ~dmrs_re
+    full_load &= ~ssb_grid_mask
     meta = {
         "standard": "5G NR downlink",
         "mu": mu,
@@ -242,9 +330,19 @@ def generate(
         "cell_id": cell_id,
         "rnti": rnti,
         "ssb_period_ms": ssb_period,
+        "ssb_offset_half_frames": ssb_offset,
+        "ssb_positions_in_burst": format(ssb_bitmap, "04b"),
         "ssb_rb_offset": ssb_rb,
         "ssb_case": "A" if mu == 0 else "B",
+        "ssb_blocks_in_window": int(ssb_in_window),
+        "coreset_symbols": coreset_symbols,
+        "coreset_rb": [coreset_first, 6 * coreset_groups],
+        "pdsch_start_symbol": coreset_symbols,
+        "dmrs_type_a_position": l0,
+        "dmrs_additional_position": dmrs_additional_position,
+        "dmrs_config_type": config_type,
         "dmrs_symbols": list(positions),
+        **traffic_meta(load, schedule, int(per_slot.sum()), int(full_load.sum()), grid.size),
         "start_sample": start,
     }
     return PhyWaveform(

@@ -5,6 +5,13 @@
   symbol rate 0.5-10 MBd (log-uniform), random roll-off and carrier offset, random on/off times.
 - fm: an analogue FM carrier modulated by band-limited noise (an audio-like message) with a
   random peak deviation.
+- ofdm_other: OFDM with a numerology none of the standards uses: subcarrier spacing 5-500 kHz
+  (log-uniform, at least 10 % away from WiFi's 312.5 and 78.125 kHz and 3GPP's 7.5-120 kHz),
+  FFT size = sample rate / spacing, cyclic prefix 1/32-1/4 of the FFT or none, 1-25 MHz wide,
+  BPSK-64QAM data with or without comb pilots and a DC null; continuous or in bursts.
+- chirp: linear FM sweeps, radar-like pulses (1-20 MHz swept in 1-100 us with a time-bandwidth
+  product of 20 or more, repeated every 50 us-2 ms) or LoRa-like packets (125-500 kHz,
+  spreading factor 7-12, each symbol a cyclic shift of the up-chirp).
 
 All at 30.72 MS/s by default (the spectrogram's analysis rate), so no resampling is needed.
 """
@@ -12,17 +19,32 @@ All at 30.72 MS/s by default (the spectrogram's analysis rate), so no resampling
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 import scipy.signal
 
 from .. import labels
 from .common import PhyWaveform, finish, modulate, n_samples_for, random_bits
 
 SAMPLE_RATE_HZ = 30.72e6
-KIND_MODULATIONS = {"cw": (None,), "sc_psk": ("BPSK", "QPSK"), "sc_qam": ("16QAM", "64QAM"), "fm": (None,)}
+KIND_MODULATIONS = {
+    "cw": (None,),
+    "sc_psk": ("BPSK", "QPSK"),
+    "sc_qam": ("16QAM", "64QAM"),
+    "fm": (None,),
+    "ofdm_other": ("BPSK", "QPSK", "16QAM", "64QAM"),
+    "chirp": (None,),
+}
 SYMBOL_RATE_RANGE = (0.5e6, 10e6)
 ROLL_OFFS = (0.2, 0.25, 0.35, 0.5)
 CW_NOMINAL_BW_HZ = 15e3
 """A tone has no width; the drift keeps it within this, which is what SNR is measured over."""
+STANDARD_SPACINGS_HZ = (312.5e3, 78.125e3, 7.5e3, 15e3, 30e3, 60e3, 120e3)
+"""Subcarrier spacings of WiFi (802.11a-ac, 802.11ax) and LTE / NR, which ofdm_other keeps 10 % away from."""
+OFDM_SPACING_RANGE_HZ = (5e3, 500e3)
+OFDM_BW_RANGE_HZ = (1e6, 25e6)
+OFDM_CP_FRACTION_RANGE = (1 / 32, 1 / 4)
+OFDM_MIN_SUBCARRIERS = 24
+"""Fewer would make a narrow single-carrier-like signal, not an OFDM one."""
 
 
 def options() -> dict:
@@ -121,6 +143,159 @@ def _fm(n: int, fs: float, rng: np.random.Generator):
     return carrier, np.ones(n, bool), width, {"deviation_hz": deviation, "audio_bw_hz": audio_bw, "offset_hz": f0}
 
 
+def _bursts(
+    rng: np.random.Generator,
+    n: int,
+    on_range_s: tuple[float, float],
+    off_range_s: tuple[float, float],
+    fs: float,
+    unit: int = 1,
+) -> list[tuple[int, int]]:
+    """(start, length) of bursts covering n samples from a random point of the pattern: on and
+    off times log-uniform in their ranges and whole numbers of `unit`-long symbols, so that every
+    burst keeps to one symbol clock (as a TDMA link does)."""
+    on_log, off_log = np.log(on_range_s), np.log(off_range_s)
+    bursts = []
+    pos = -int(rng.integers(int(on_range_s[1] * fs)))
+    while pos < n:
+        on = unit * max(1, int(np.ceil(np.exp(rng.uniform(*on_log)) * fs / unit)))
+        bursts.append((pos, on))
+        pos += on + unit * max(1, int(round(np.exp(rng.uniform(*off_log)) * fs / unit)))
+    return bursts
+
+
+def _ofdm_numerology(rng: np.random.Generator, fs: float) -> tuple[int, float]:
+    """FFT size and subcarrier spacing fs / N_FFT, log-uniform, away from the standards' spacings."""
+    while True:
+        n_fft = int(round(fs / np.exp(rng.uniform(*np.log(OFDM_SPACING_RANGE_HZ)))))
+        spacing = fs / n_fft
+        if all(abs(spacing / standard - 1) > 0.1 for standard in STANDARD_SPACINGS_HZ):
+            return n_fft, spacing
+
+
+def _ofdm_other(n: int, fs: float, rng: np.random.Generator, modulation: str):
+    n_fft, spacing = _ofdm_numerology(rng, fs)
+    widest = min(OFDM_BW_RANGE_HZ[1], 0.8 * fs)
+    narrowest = min(max(OFDM_BW_RANGE_HZ[0], OFDM_MIN_SUBCARRIERS * spacing), widest)
+    n_used = int(round(np.exp(rng.uniform(np.log(narrowest), np.log(widest))) / spacing))
+    dc_null = bool(rng.random() < 0.5)
+    half = n_used // 2
+    subcarriers = np.arange(-half, n_used - half + dc_null)
+    if dc_null:
+        subcarriers = subcarriers[subcarriers != 0]
+    pilot_step = int(rng.choice((0, 6, 8, 12, 16)))  # 0: no pilots
+    pilots = (subcarriers % pilot_step == 0) if pilot_step else np.zeros(n_used, bool)
+    cp = int(round(np.exp(rng.uniform(*np.log(OFDM_CP_FRACTION_RANGE))) * n_fft)) if rng.random() < 0.8 else 0
+    symbol_len = n_fft + cp
+    continuous = bool(rng.random() < 0.4)
+    if continuous:
+        bursts = [(-int(rng.integers(symbol_len)), symbol_len * (n // symbol_len + 2))]
+    else:
+        bursts = _bursts(rng, n, (0.1e-3, 5e-3), (20e-6, 3e-3), fs, unit=symbol_len)
+    counts = [length // symbol_len for _, length in bursts]
+    n_symbols = sum(counts)
+    # The carrier offset is a whole number of subcarriers: a shift of the grid keeps every prefix cyclic.
+    shift = int(round(_offset(rng, fs, (n_used + 1) * spacing) / spacing))
+    bins = np.mod(subcarriers + shift, n_fft)
+    grid = np.zeros((n_symbols, n_fft), np.complex64)
+    data = ~pilots
+    bits = random_bits(rng, n_symbols * int(data.sum()) * labels.BITS_PER_SYMBOL[modulation])
+    grid[:, bins[data]] = modulate(bits, modulation, "3gpp").reshape(n_symbols, -1)
+    grid[:, bins[pilots]] = 1 - 2 * random_bits(rng, int(pilots.sum())).astype(np.float32)
+    td = scipy.fft.ifft(grid, axis=1, norm="ortho", overwrite_x=True)
+    symbols = np.concatenate([td[:, n_fft - cp :], td], axis=1).reshape(-1)
+    iq = np.zeros(n, np.complex64)
+    active = np.zeros(n, bool)
+    first = 0
+    for (pos, length), count in zip(bursts, counts):
+        lo, hi = max(pos, 0), min(pos + length, n)
+        if hi > lo:
+            offset = first * symbol_len + lo - pos
+            iq[lo:hi] = symbols[offset : offset + hi - lo]
+            active[lo:hi] = True
+        first += count
+    lowest, highest = subcarriers.min() + shift, subcarriers.max() + shift
+    meta = {
+        "n_fft": n_fft,
+        "subcarrier_spacing_hz": spacing,
+        "cp_samples": cp,
+        "n_subcarriers": n_used,
+        "dc_null": dc_null,
+        "pilot_step": pilot_step,
+        "continuous": continuous,
+        "offset_hz": (lowest + highest) / 2 * spacing,
+    }
+    return iq, active, (highest - lowest + 1) * spacing, meta
+
+
+def _chirp(n: int, fs: float, rng: np.random.Generator):
+    if rng.random() < 0.5:
+        return _radar_chirp(n, fs, rng)
+    return _lora_chirp(n, fs, rng)
+
+
+def _radar_chirp(n: int, fs: float, rng: np.random.Generator):
+    """Pulses of one linear sweep across `sweep` Hz, repeated every PRI, coherent from pulse to
+    pulse (a pulse-compression radar)."""
+    sweep = float(np.exp(rng.uniform(np.log(1e6), np.log(20e6))))
+    width_s = float(np.exp(rng.uniform(np.log(max(1e-6, 20 / sweep)), np.log(100e-6))))  # time-bandwidth >= 20
+    pri_s = float(np.exp(rng.uniform(np.log(max(4 * width_s, 50e-6)), np.log(2e-3))))
+    direction = 1 if rng.random() < 0.5 else -1
+    f0 = _offset(rng, fs, sweep)
+    length, pri = max(2, int(width_s * fs)), int(pri_s * fs)
+    t = np.arange(length) / fs
+    pulse = _phasor(direction * (0.5 * sweep / width_s * t**2 - 0.5 * sweep * t) + f0 * t)
+    phase = rng.uniform(0, 1)
+    iq = np.zeros(n, np.complex64)
+    active = np.zeros(n, bool)
+    for pos in range(-int(rng.integers(pri)), n, pri):
+        lo, hi = max(pos, 0), min(pos + length, n)
+        if hi > lo:
+            iq[lo:hi] = pulse[lo - pos : hi - pos] * np.complex64(np.exp(2j * np.pi * (f0 * pos / fs + phase)))
+            active[lo:hi] = True
+    meta = {
+        "style": "radar",
+        "sweep_hz": sweep,
+        "pulse_us": width_s * 1e6,
+        "pri_us": pri_s * 1e6,
+        "up": direction > 0,
+        "offset_hz": f0,
+    }
+    return iq, active, sweep + 2 / width_s, meta  # the sweep widened by the pulse's own main lobe
+
+
+def _lora_chirp(n: int, fs: float, rng: np.random.Generator):
+    """Packets of chirp-spread-spectrum symbols: 8 plain up-chirps, then up-chirps cyclically
+    shifted by the symbol value (the frequency wraps from +bw/2 to -bw/2), phase-continuous."""
+    bw = float(rng.choice((125e3, 250e3, 500e3)))
+    sf = int(rng.integers(7, 13))
+    chips = 2**sf
+    symbol_s = chips / bw
+    symbol_len = int(round(symbol_s * fs))
+    # An offset of whole cycles per symbol keeps the wrapped chirp continuous: a symbol is a roll of one.
+    f0 = round(_offset(rng, fs, bw) * symbol_s) / symbol_s
+    t = np.arange(symbol_len) / fs
+    up = _phasor(0.5 * bw / symbol_s * t**2 + (f0 - 0.5 * bw) * t)
+    twice = np.concatenate([up, up])
+    bursts = _bursts(rng, n, (16 * symbol_s, 64 * symbol_s), (0.2e-3, 8e-3), fs, unit=symbol_len)
+    iq = np.zeros(n, np.complex64)
+    active = np.zeros(n, bool)
+    for pos, length in bursts:
+        shifts = rng.integers(chips, size=length // symbol_len) * symbol_len // chips
+        shifts[:8] = 0
+        # Each symbol starts where the previous one's phase left off.
+        scale = np.cumprod(np.concatenate([[1.0], up[shifts[:-1]] / up[shifts[1:]]])).astype(np.complex64)
+        scale *= np.complex64(np.exp(2j * np.pi * rng.uniform(0, 1)))
+        for index, (shift, factor) in enumerate(zip(shifts, scale)):
+            begin = pos + index * symbol_len
+            lo, hi = max(begin, 0), min(begin + symbol_len, n)
+            if hi > lo:
+                iq[lo:hi] = twice[shift + lo - begin : shift + hi - begin] * factor
+        active[max(pos, 0) : max(min(pos + length, n), 0)] = True
+    meta = {"style": "lora", "chirp_bw_hz": bw, "spreading_factor": sf, "offset_hz": f0}
+    return iq, active, bw, meta
+
+
 def generate(
     *,
     kind: str | None,
@@ -156,6 +331,11 @@ def generate(
         iq, active, width, meta = _cw(n, sample_rate_hz, rng)
     elif kind == "fm":
         iq, active, width, meta = _fm(n, sample_rate_hz, rng)
+    elif kind == "chirp":
+        iq, active, width, meta = _chirp(n, sample_rate_hz, rng)
+    elif kind == "ofdm_other":
+        assert modulation is not None, "ofdm_other lists its modulations"
+        iq, active, width, meta = _ofdm_other(n, sample_rate_hz, rng, modulation)
     else:
         assert modulation is not None, "every single-carrier kind lists its modulations"
         iq, active, width, meta = _single_carrier(n, sample_rate_hz, rng, modulation)

@@ -12,13 +12,18 @@ Simplified: one spatial stream, BCC only; the SERVICE field carries the SIG-B CR
 A-MPDU framing. VHT-MCS 9 (r5/6) is not offered: at 20 MHz with one stream its N_DBPS is not
 an integer and 802.11ac forbids it (Table 21-29).
 
-Packets have random PSDU lengths and are separated by DIFS plus a random backoff of 9 us slots.
+Traffic is drawn per waveform, from back-to-back to sparse: a typical PSDU length (log-uniform
+from an ACK's 14 bytes to the longest PSDU: 4095 bytes, or for VHT what fits the 5.484 ms
+aPPDUMaxTime) with a log-normal spread around it per packet, and gaps that are either SIFS
+(16 us: a response or the next frame of a TXOP) or DIFS plus a whole number of 9 us slots
+(a backoff from CW 15, 31 or 63 plus idle slots with a drawn mean of 10 us to 3 ms).
 No time-domain windowing between symbols (the standard leaves it to the implementer).
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -34,6 +39,17 @@ GI = 16
 SUBCARRIER_SPACING_HZ = SAMPLE_RATE_HZ / N_FFT
 SIFS_S, SLOT_S, CW_MIN = 16e-6, 9e-6, 15
 DIFS_S = SIFS_S + 2 * SLOT_S
+CONTENTION_WINDOWS = (15, 31, 63)
+"""CWmin of the access categories (voice/video 3-7 are left out: they only shorten the backoff)."""
+MIN_PSDU_BYTES = 14
+"""An ACK frame: the shortest PSDU on the air."""
+LEGACY_MAX_PSDU_BYTES = 4095
+VHT_MAX_PPDU_S = 5.484e-3
+"""aPPDUMaxTime: a VHT PPDU is limited in time, not by its L-SIG LENGTH field."""
+IDLE_MEAN_RANGE_S = (10e-6, 3e-3)
+"""Mean medium idle time after DIFS and backoff (log-uniform per waveform): busy to sparse."""
+MAX_GAP_S = 6e-3
+"""Longest gap: a 16 ms window always shows whole packets."""
 
 PILOT_SC = np.array([-21, -7, 7, 21])
 PILOT_BASE = np.array([1, 1, 1, -1], np.float32)
@@ -339,6 +355,58 @@ def _vht_training() -> np.ndarray:
     return np.concatenate([stf, _time_symbol(np.arange(-28, 29), _VHT_LTF)])
 
 
+def max_psdu_bytes(mode: _Mode) -> int:
+    """The longest PSDU: LENGTH's 12 bits for legacy packets, aPPDUMaxTime for VHT (which also
+    keeps the spoofed L-SIG LENGTH within 4095)."""
+    if not mode.vht:
+        return LEGACY_MAX_PSDU_BYTES
+    preamble_s = 20e-6 + mode.n_header_symbols() * 4e-6
+    n_symbols = int(round((VHT_MAX_PPDU_S - preamble_s) / 4e-6, 6))
+    return (n_symbols * mode.n_dbps - 16 - 6) // 8
+
+
+@dataclass(frozen=True)
+class _Traffic:
+    """What a waveform's packets look like: lengths around a typical one, SIFS or contention gaps."""
+
+    typical_bytes: float
+    length_spread: float
+    sifs_share: float
+    contention_window: int
+    mean_idle_slots: float
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, lo: int, hi: int) -> _Traffic:
+        return cls(
+            typical_bytes=float(np.exp(rng.uniform(np.log(lo), np.log(hi)))),
+            length_spread=float(rng.uniform(0.1, 1.2)),
+            sifs_share=float(rng.uniform(0.0, 0.9) if rng.random() < 0.5 else 0.0),
+            contention_window=int(rng.choice(CONTENTION_WINDOWS)),
+            mean_idle_slots=float(np.exp(rng.uniform(*np.log(IDLE_MEAN_RANGE_S)))) / SLOT_S,
+        )
+
+    def lengths(self, rng: np.random.Generator, n: int, lo: int, hi: int) -> np.ndarray:
+        spread = np.exp(self.length_spread * rng.standard_normal(n))
+        return np.clip(np.round(self.typical_bytes * spread), lo, hi).astype(np.int64)
+
+    def gaps(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Gaps in samples: SIFS, or DIFS plus backoff and idle slots (the medium is slotted)."""
+        sifs, difs, slot = (round(t * SAMPLE_RATE_HZ) for t in (SIFS_S, DIFS_S, SLOT_S))
+        backoff = rng.integers(0, self.contention_window + 1, n)
+        idle = rng.geometric(1.0 / (1.0 + self.mean_idle_slots), n) - 1
+        contention = np.minimum(difs + slot * (backoff + idle), round(MAX_GAP_S * SAMPLE_RATE_HZ))
+        return np.where(rng.random(n) < self.sifs_share, sifs, contention)
+
+    def summary(self) -> dict:
+        return {
+            "psdu_bytes_typical": round(self.typical_bytes, 1),
+            "psdu_bytes_spread": round(self.length_spread, 3),
+            "sifs_share": round(self.sifs_share, 3),
+            "contention_window": self.contention_window,
+            "mean_idle_us": round(self.mean_idle_slots * SLOT_S * 1e6, 1),
+        }
+
+
 def generate(
     *,
     bandwidth_hz: float = 20e6,
@@ -346,37 +414,40 @@ def generate(
     code_rate: str,
     duration_s: float,
     rng: np.random.Generator,
-    psdu_bytes: tuple[int, int] = (64, 1600),
+    psdu_bytes: tuple[int, int] | None = None,
     **unknown,
 ) -> PhyWaveform:
     if unknown:
         raise ValueError(f"unknown WiFi options {sorted(unknown)}; valid: psdu_bytes")
     mode = _Mode(modulation, code_rate)
-    lo, hi = psdu_bytes
-    if not 1 <= lo <= hi <= (1 << 20 if mode.vht else 4095):
-        raise ValueError(f"psdu_bytes must be 1 <= lo <= hi <= {'2^20' if mode.vht else 4095}, got {psdu_bytes}")
+    longest = max_psdu_bytes(mode)
+    lo, hi = (MIN_PSDU_BYTES, longest) if psdu_bytes is None else psdu_bytes
+    if not 1 <= lo <= hi <= longest:
+        raise ValueError(
+            f"psdu_bytes must be 1 <= lo <= hi <= {longest} for {modulation} {code_rate}, got {psdu_bytes}"
+        )
     n_out = n_samples_for(duration_s, SAMPLE_RATE_HZ)
     sym_len = N_FFT + GI
     header_len = 320 + mode.n_header_symbols() * sym_len
-    difs, slot = round(DIFS_S * SAMPLE_RATE_HZ), round(SLOT_S * SAMPLE_RATE_HZ)
+    traffic = _Traffic.draw(rng, lo, hi)
 
-    # Draw packet sizes and gaps until the stream covers the random start plus the window.
-    drawn_lengths: list[int] = []
-    gaps: list[int] = []
-    durations: list[int] = []
+    # Draw packets and gaps, a batch at a time, until the stream covers the random start plus the window.
+    lengths = np.zeros(0, np.int64)
+    gaps = np.zeros(0, np.int64)
     start = None
-    total = 0
-    while start is None or total < start + n_out:
-        length = int(rng.integers(lo, hi + 1))
-        gap = difs + slot * int(rng.integers(0, CW_MIN + 1))
-        duration = header_len + int(mode.n_symbols(np.array(length))) * sym_len
-        drawn_lengths.append(length)
-        gaps.append(gap)
-        durations.append(duration)
+    while True:
+        batch = 32
+        lengths = np.concatenate([lengths, traffic.lengths(rng, batch, lo, hi)])
+        gaps = np.concatenate([gaps, traffic.gaps(rng, batch)])
+        durations = header_len + mode.n_symbols(lengths) * sym_len
         if start is None:
-            start = int(rng.integers(0, duration + gap))
-        total += duration + gap
-    lengths = np.array(drawn_lengths)
+            start = int(rng.integers(0, durations[0] + gaps[0]))
+        ends = np.cumsum(durations + gaps)
+        if ends[-1] >= start + n_out:
+            n_packets = int(np.searchsorted(ends, start + n_out)) + 1
+            break
+    lengths, gaps, durations = lengths[:n_packets], gaps[:n_packets], durations[:n_packets]
+    total = int(ends[n_packets - 1])
     n_sym = mode.n_symbols(lengths)
 
     # DATA bits per packet: SERVICE, PSDU, tail, pad (VHT: SERVICE, PSDU, pad, tail), scrambled.
@@ -447,7 +518,15 @@ def generate(
         "subcarrier_spacing_hz": SUBCARRIER_SPACING_HZ,
         "n_data_subcarriers": len(mode.data_sc),
         "n_packets": len(lengths),
-        "psdu_bytes": lengths.tolist(),
+        "psdu_bytes": [int(lengths.min()), int(lengths.max())],
+        **traffic.summary(),
+        "gap_us": [
+            round(float(gaps[:-1].min()) / SAMPLE_RATE_HZ * 1e6, 2),
+            round(float(gaps[:-1].max()) / SAMPLE_RATE_HZ * 1e6, 2),
+        ]
+        if n_packets > 1
+        else [],
+        "duty_cycle": round(float(active.mean()), 4),
         "start_sample": start,
     }
     if mode.vht:
