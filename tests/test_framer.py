@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from lwmspectro.framer import ObservationFramer
-from lwmspectro.resample import resample_to
-from lwmspectro.spectrogram import SpectrogramParams, frames_from_iq, spectrogram_from_frames
+from lwmspectro.spectrogram import SpectrogramParams, frames_from_iq, spectrogram
+from lwmspectro.views import compute_view
 
 PARAMS = SpectrogramParams(sample_rate_hz=1e6, n_fft=32, hop=64, n_frames=32, n_bins=16)
 
@@ -26,7 +26,7 @@ def streamed(framer, samples, seed):
         windows = framer.take(samples[first:available], first, limit=int(rng.integers(1, 4)))
         starts += list(windows.starts)
         reasons += list(windows.invalid_reasons)
-        spectrograms += list(windows.spectrograms)
+        spectrograms += list(windows.views[0])
         if available == len(samples) and not len(windows):
             return starts, reasons, np.array(spectrograms)
 
@@ -41,7 +41,7 @@ def test_buffer_by_buffer_equals_the_whole_recording(rate, gap):
     whole = list(ObservationFramer(PARAMS, rate, span + gap).frame_recording(samples, batch_windows=3))
     starts = np.concatenate([w.starts for w in whole])
     reasons = sum((w.invalid_reasons for w in whole), ())
-    spectrograms = np.concatenate([w.spectrograms for w in whole])
+    spectrograms = np.concatenate([w.views[0] for w in whole])
     got_starts, got_reasons, got_spectrograms = streamed(ObservationFramer(PARAMS, rate, span + gap), samples, seed=2)
     # A stream whose end is unknown cannot finish a window whose filter reads past it.
     n = len(got_starts)
@@ -52,16 +52,18 @@ def test_buffer_by_buffer_equals_the_whole_recording(rate, gap):
     np.testing.assert_allclose(got_spectrograms, spectrograms[:n], atol=1e-5)
 
 
-def test_windows_are_g_of_the_whole_stream_resampled():
-    rate = 0.8e6
+@pytest.mark.parametrize("rate", [1e6, 0.8e6])
+def test_windows_are_the_view_of_a_capture_starting_at_each(rate):
+    """Each window is G of the recording cut at its start (resampled from there on), as a
+    capture of that observation gives it offline; the first is G of the whole stream resampled."""
     framer = ObservationFramer(PARAMS, rate)
     samples = noise(4 * framer.span, seed=3)
     (windows,) = framer.frame_recording(samples)
-    analysis = resample_to(samples, rate, PARAMS.sample_rate_hz)
-    expected = spectrogram_from_frames(
-        np.stack([frames_from_iq(analysis, PARAMS, s * 5 // 4) for s in windows.starts]), PARAMS
-    )
-    np.testing.assert_allclose(windows.spectrograms, expected, atol=2e-3)
+    ended = np.concatenate([samples, np.zeros(framer.span, np.complex64)])  # zeros past the recording's end
+    expected = np.stack([compute_view(PARAMS, ended[start:], rate) for start in windows.starts])
+    np.testing.assert_array_equal(windows.views[0], expected)
+    whole = spectrogram(samples, PARAMS, rate)
+    np.testing.assert_allclose(windows.views[0][0], whole, atol=2e-3)
 
 
 @pytest.mark.parametrize("rate", [1e6, 0.8e6])
@@ -74,8 +76,8 @@ def test_a_nan_in_a_window_invalidates_it_and_one_between_windows_spares_both(ra
     (windows,) = ObservationFramer(PARAMS, rate, stride).frame_recording(samples)
     assert windows.invalid_reasons == ("nan_or_inf", None, None)
     assert list(windows.valid) == [False, True, True]
-    assert np.isnan(windows.spectrograms[0]).all()
-    assert np.isfinite(windows.spectrograms[1:]).all()
+    assert np.isnan(windows.views[0][0]).all()
+    assert np.isfinite(windows.views[0][1:]).all()
 
 
 def test_faults_other_than_nan_are_judged_on_the_samples_g_reads():

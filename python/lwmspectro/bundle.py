@@ -8,10 +8,17 @@ A bundle is a folder::
     heads_<protocol>.onnx    embedding (B, D) -> modulation_logits (B, M), snr_mobility_logits (B, S)
 
 card.json holds a schema version, the bundle's name, the parameters of G (``spectrogram``),
-the input contract, the label lists, the normalisation statistics (recorded only: they
-are folded into the graphs), the files, the model's description, how it was trained, its
-measured metrics and the sha256 of every file it names (``sha256``, the ONNX graphs and
-the torch checkpoint).
+the views the model reads (``views``, optional), the input contract, the label lists, the
+normalisation statistics (recorded only: they are folded into the graphs), the files, the
+model's description, how it was trained, its measured metrics and the sha256 of every file
+it names (``sha256``, the ONNX graphs and the torch checkpoint).
+
+``views`` lists the model's input views in order, each as `view_registry.view_to_dict` writes it
+(``{"name": kind, "params": {...}}``); a card without it reads the wideband view with the
+parameters of ``spectrogram`` alone, as every card before it did. A router or expert graph
+takes one input per view it reads, named after the view (`view_registry.view_names`: ``wideband``,
+``ofdm_aligned_15khz``, ...); today's graphs name their one wideband input ``spectrogram``
+(`WIDEBAND_INPUT`), which keeps meaning the card's wideband view.
 
 What the weights were trained with cannot be edited in the card alone: each ONNX graph
 carries, in its ``metadata_props`` under `METADATA_KEY`, a JSON of the G parameters, label
@@ -41,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from . import labels
+from . import views as view_registry
 from .fileio import atomic_write, file_sha256
 from .spectrogram import SpectrogramParams
 
@@ -72,7 +80,10 @@ TENSOR_NAMES = {
     "expert": (("spectrogram",), ("embedding",)),
     "heads": (("embedding",), ("modulation_logits", "snr_mobility_logits")),
 }
-"""(input names, output names) of each kind of graph in a bundle."""
+"""(input names, output names) of each kind of graph in a bundle, as today's single-view graphs
+name them (a multi-view router or expert takes one input per view it reads, by view name)."""
+WIDEBAND_INPUT = "spectrogram"
+"""The input name of the wideband view in graphs that read it alone (every bundle shipped so far)."""
 
 BUNDLE_ENV = "LWMSPECTRO_BUNDLE"
 DEFAULT_BUNDLE_NAME = "small"
@@ -119,6 +130,9 @@ class Bundle:
     name: str
     schema_version: int
     params: SpectrogramParams
+    """G's parameters (the card's ``spectrogram``): the input contract's analysis rate and window."""
+    views: tuple[Any, ...]
+    """The model's input views in order (the card's ``views``; its wideband G when it has none)."""
     input: Mapping[str, Any]
     labels: BundleLabels
     files: BundleFiles
@@ -136,6 +150,11 @@ class Bundle:
     @property
     def card_path(self) -> Path:
         return self.path / CARD_FILE
+
+    @property
+    def view_names(self) -> list[str]:
+        """The name of each of `views`, as the graphs' inputs call them."""
+        return view_registry.view_names(self.views)
 
     @classmethod
     def load(cls, path: BundlePath) -> Bundle:
@@ -188,6 +207,7 @@ class Bundle:
             params = SpectrogramParams.from_dict(card["spectrogram"])
         except (TypeError, ValueError) as err:
             raise BundleError(f"{where}: bad spectrogram parameters: {err}") from err
+        model_views = _read_views(card, params, where)
         if card["input"].get("sample_rate_hz") != params.sample_rate_hz:
             raise BundleError(
                 f"{where}: input sample_rate_hz {card['input'].get('sample_rate_hz')} "
@@ -210,6 +230,7 @@ class Bundle:
             name=card["name"],
             schema_version=int(card["schema_version"]),
             params=params,
+            views=model_views,
             input=card["input"],
             labels=bundle_labels,
             files=files,
@@ -245,6 +266,24 @@ def _json_type(value: object) -> str:
         list: "a list",
         dict: "an object",
     }.get(type(value), type(value).__name__)
+
+
+def _read_views(card: Mapping[str, Any], params: SpectrogramParams, where: Path) -> tuple[Any, ...]:
+    """The card's ``views``, each checked by view_registry.view_from_dict; absent: the wideband G."""
+    if "views" not in card:
+        return (params,)
+    entries = card["views"]
+    if not isinstance(entries, list) or not entries:
+        raise BundleError(f"{where}: views must be a non-empty list of views, not {_json_type(entries)}")
+    parsed = []
+    for i, entry in enumerate(entries):
+        try:
+            parsed.append(view_registry.view_from_dict(entry, f"views.{i}"))
+        except (TypeError, ValueError) as err:
+            raise BundleError(f"{where}: {err}") from err
+        if parsed[-1] in parsed[:-1]:
+            raise BundleError(f"{where}: views.{i} repeats views.{parsed.index(parsed[-1])}; list each view once")
+    return tuple(parsed)
 
 
 def _string_list(lab: Mapping[str, Any], key: str, where: Path) -> tuple[str, ...]:
@@ -386,11 +425,16 @@ def graph_metadata(card: Mapping[str, Any]) -> str:
     """The JSON each ONNX graph of the bundle carries under METADATA_KEY: the G parameters,
     label lists and normalisation its weights were trained with, as `card` states them."""
     params = SpectrogramParams.from_dict(card["spectrogram"])
-    trained_with = {
+    trained_with: dict[str, Any] = {
         "spectrogram": params.to_dict(),
         "labels": {key: card["labels"].get(key) for key in LABEL_LISTS},
         "normalisation": dict(card["normalisation"]),
     }
+    # A card that names views other than its wideband G stamps them; naming that G alone is
+    # what every card without views says, so a graph stamped before views keeps matching it.
+    model_views = [view_registry.view_to_dict(v) for v in _read_views(card, params, Path(CARD_FILE))]
+    if model_views != [view_registry.view_to_dict(params)]:
+        trained_with["views"] = model_views
     return json.dumps(trained_with, sort_keys=True)
 
 
@@ -406,6 +450,13 @@ def _check_graph_metadata(path: Path, expected: Mapping[str, Any], where: Path) 
             f"{path}: its {METADATA_KEY} metadata is not the expected JSON ({err}); re-export it"
         ) from err
     for section, values in sections:
+        if section == "views":
+            if values != expected[section]:
+                raise BundleError(
+                    f"{where}: views are {json.dumps(expected[section])} but {path.name} was exported with "
+                    f"{json.dumps(values)}; restore the card's views (the weights were trained with them)"
+                )
+            continue
         if not isinstance(values, Mapping):
             raise BundleError(f"{path}: its {METADATA_KEY} metadata has no {section} object; re-export it")
         for key in sorted(set(values) | set(expected[section])):
@@ -555,6 +606,7 @@ def build_card(
     *,
     name: str,
     params: SpectrogramParams,
+    views: Iterable[Any] | None = None,
     experts: Iterable[str] = labels.PROTOCOLS,
     normalisation: Mapping[str, Any],
     model: Mapping[str, Any],
@@ -562,12 +614,17 @@ def build_card(
     metrics: Mapping[str, Any],
 ) -> dict[str, Any]:
     """A card for a bundle of the standard layout (`default_files`) whose experts are
-    `experts`, with the label lists of `labels`."""
+    `experts`, with the label lists of `labels`; `views` are the model's input views in order
+    (None records none: the wideband G of `params` alone)."""
     experts = list(experts)
-    return {
+    card: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "name": name,
         "spectrogram": params.to_dict(),
+    }
+    if views is not None:
+        card["views"] = [view_registry.view_to_dict(v) for v in views]
+    return card | {
         "input": input_contract(params),
         "labels": default_labels(experts),
         "normalisation": dict(normalisation),

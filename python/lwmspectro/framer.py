@@ -1,18 +1,27 @@
 """Observations cut from a stream of I/Q and made ready for the model: the one place windows
-are framed, judged, resampled and transformed, for the runtime, the CLI and the GNU Radio
-spectrogram block alike.
+are framed, judged and turned into the model's views, for the runtime, the CLI and the GNU
+Radio spectrogram block alike.
 
-An observation starts every `stride` source samples and spans `span` of them (G's
-window, counted at the source rate). For each, the framer
+An observation starts every `stride` source samples and spans `span` of them
+(`views.observation_span`: G's window, counted at the source rate, for today's cards). For
+each, the framer
 
 1. judges it at the source rate, where an ADC's rails are still visible
    (quality.check_observation: a non-finite sample anywhere in the span makes it
-   `nan_or_inf`; the other faults are judged on the source samples under G's frames),
-2. zeroes non-finite samples near the windows it keeps, so that the resampler's filter
-   cannot carry a broken neighbour's NaN into them,
-3. resamples only the frames G reads (resample.PointResampler: G reads 3 % of an
-   observation, each frame exactly as resampling the whole stream would give it), and
-4. applies G; a window that cannot be judged gets no spectrogram (a row of NaN).
+   `nan_or_inf`; the other faults are judged on the source samples under the frames of the
+   card's wideband view, or on the whole span when it has none),
+2. zeroes non-finite samples near the windows it keeps, so that a resampling filter cannot
+   carry a broken neighbour's NaN into them,
+3. computes each view with `views.compute_observation`, as `views.compute_view` computes it
+   for a capture that starts at the observation's first sample (the wideband view resamples
+   only the frames G reads; the views that resample share one resampled stream per rate and
+   one CP correlation per numerology), the views of one observation in parallel threads.
+
+A window that cannot be judged gets no views (NaN). A view that reads the past
+(`views.reads_past`: the dynamics view's 128 ms) reads the span that ends where the
+observation ends; where the stream does not reach back that far (its first windows, a capture
+shorter than that view), or holds a non-finite sample there, that view alone is absent for the
+window: NaN, while the window keeps its verdict and its other views.
 
 `ObservationFramer.frame_recording` frames a whole recording (the runtime's
 `iter_classify_iq`, and so `lwmspectro classify`); a streaming caller feeds each buffer
@@ -22,14 +31,18 @@ keeps the samples from `keep_from` on for the next ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from . import quality
+from . import quality, views
 from .resample import PointResampler
-from .spectrogram import SpectrogramParams, spectrogram_from_frames
+from .spectrogram import SpectrogramParams
 
 RECORDING_BATCH = 32
 """Observations `frame_recording` cuts and transforms together."""
@@ -37,6 +50,17 @@ RECORDING_BATCH = 32
 SOURCE_RATE_RANGE_HZ = (1e5, 1e9)
 """Source sample rates the framer takes: below 100 kS/s an observation holds too few samples for
 G's 240 kHz bins to mean anything, and above 1 GS/s one observation spans over 16 million samples."""
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its affinity, not the machine's total)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@functools.cache
+def _view_threads() -> ThreadPoolExecutor:
+    """The threads the views of an observation run in, shared by every framer of the process."""
+    return ThreadPoolExecutor(max_workers=available_cores(), thread_name_prefix="lwm_views")
 
 
 def check_source_rate(rate_hz: float) -> float:
@@ -59,8 +83,12 @@ class FramedWindows:
     """Source sample offset where each window starts (int64)."""
     invalid_reasons: tuple[str | None, ...]
     """Why each window cannot be judged (readout.INVALID_REASONS), or None."""
-    spectrograms: np.ndarray
-    """(n, T, K) float32: G of each window that can be judged, NaN for the others."""
+    views: tuple[np.ndarray, ...]
+    """One (n, T, K) float32 array per view, in the framer's order: each window's view, NaN for
+    the windows that cannot be judged and where a view reading the past is absent."""
+    estimates: tuple[Mapping[str, Mapping[str, Any]], ...]
+    """Per window, the blind estimates of each view that made some (symbol timing, CFO), by
+    view name; empty for a window that cannot be judged."""
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -70,88 +98,138 @@ class FramedWindows:
         """Whether each window can be judged (bool, n)."""
         return np.array([reason is None for reason in self.invalid_reasons], bool)
 
+    def flat(self) -> np.ndarray:
+        """(n, sum of T x K): each window's views flattened (time-major) and joined in order."""
+        return np.concatenate([view.reshape(len(self), -1) for view in self.views], axis=1)
+
+
+def _as_views(chosen: Any) -> tuple[Any, ...]:
+    """A view's parameters, or a sequence of them, as a non-empty tuple."""
+    if isinstance(chosen, (list, tuple)):
+        if not chosen:
+            raise ValueError("the framer needs at least one view")
+        return tuple(chosen)
+    return (chosen,)
+
 
 class ObservationFramer:
-    """Frames observations of G from I/Q at `source_rate_hz`, one every `stride` source
-    samples (default: back to back). Offsets are source samples from the stream's start."""
+    """Frames observations of `chosen_views` (a view's parameters, or a sequence of them: a
+    bundle's `views`) from I/Q at `source_rate_hz`, one every `stride` source samples (default:
+    back to back). Offsets are source samples from the stream's start. `parallel` computes the
+    views of an observation in threads, one per core."""
 
-    def __init__(self, params: SpectrogramParams, source_rate_hz: float, stride: int | None = None):
+    def __init__(self, chosen_views: Any, source_rate_hz: float, stride: int | None = None, *, parallel: bool = True):
         rate = check_source_rate(source_rate_hz)
-        self.params = params
+        self.views = _as_views(chosen_views)
+        self.names = views.view_names(self.views)
+        self.shapes = [views.view_shape(v) for v in self.views]
         self.source_rate_hz = rate
-        self.resampler = PointResampler.for_rates(rate, params.sample_rate_hz)
-        self.span = params.source_window_samples(rate)
+        self.span = views.observation_span(self.views, rate)
         self.stride = self.span if stride is None else int(stride)
         if self.stride < 1:
             raise ValueError(f"stride must be a positive number of samples, got {self.stride}")
-        # Analysis-rate offsets, inside one observation, of the samples G reads: (T, N_w).
-        self._frame_positions = params.frame_starts[:, None] + np.arange(params.n_fft)[None, :]
+        self._offsets = views.view_offsets(self.views, rate)
+        self._reads = [views.min_source_samples(v, rate) for v in self.views]
+        self._reach = max(offset + read for offset, read in zip(self._offsets, self._reads))
+        self._lookback = -min(self._offsets)
+        self._executor = _view_threads() if parallel and len(self.views) > 1 else None
+        wideband = next((v for v in self.views if isinstance(v, SpectrogramParams)), None)
+        self._judged_positions = None if wideband is None else self._positions_under_frames(wideband)
+        self._finite_from = self._finite_upto = 0
+        self._non_finite = np.zeros(0, np.int64)
         self.next_start = 0
         self.windows_out = 0
         self.windows_invalid = 0
 
     @property
-    def resampling(self) -> bool:
-        return not self.resampler.identity
+    def vlen(self) -> int:
+        """Length of a window's views flattened and joined (FramedWindows.flat)."""
+        return sum(T * K for T, K in self.shapes)
 
-    def _analysis_start(self, start):
-        """Analysis-rate index of source sample `start` (the first at or before its time)."""
-        return np.asarray(start) * self.resampler.up // self.resampler.down
+    def _positions_under_frames(self, params: SpectrogramParams) -> np.ndarray:
+        """Source-sample offsets, inside an observation, under each sample of G's frames: the
+        first source sample at or after its time (quality judges what the model sees)."""
+        resampler = PointResampler.for_rates(self.source_rate_hz, params.sample_rate_hz)
+        positions = params.frame_starts[:, None] + np.arange(params.n_fft)[None, :]
+        return np.minimum(-(-positions * resampler.down // resampler.up), self.span - 1)
+
+    @property
+    def samples_read(self) -> int:
+        """Source samples one window reads, from the first a view of the past reads to the last
+        its resampling filters reach: what a stream must hold at once for one window."""
+        return self._lookback + self._reach
 
     def first_needed(self, start: int) -> int:
-        """First source sample the window starting at `start` reads: its own first, or an
-        earlier one the resampler's filter reaches back to (never before the stream's start)."""
-        reach = int(self.resampler.first_input(self._analysis_start(start)))
-        return max(0, min(int(start), reach))
+        """First source sample the window starting at `start` reads (a view that reads the past
+        reads before the window; never before the stream's start)."""
+        return max(0, int(start) - self._lookback)
 
     def end_needed(self, start: int) -> int:
         """One past the last source sample the window starting at `start` reads."""
-        last = int(self._analysis_start(start)) + int(self._frame_positions[-1, -1])
-        return max(int(start) + self.span, int(self.resampler.first_input(last)) + self.resampler.n_taps)
+        return int(start) + self._reach
 
     @property
     def keep_from(self) -> int:
         """The first source sample the next window needs: a stream may discard those before it."""
         return self.first_needed(self.next_start)
 
+    def _scan(self, samples: np.ndarray, first: int) -> None:
+        """Record where `samples` are not finite, looking at each sample once however many
+        windows read it: the windows come in order, each call's from `first` on."""
+        end = first + len(samples)
+        if not self._finite_from <= first <= self._finite_upto:
+            self._non_finite = np.zeros(0, np.int64)
+            self._finite_upto = first
+        self._finite_from = first
+        self._non_finite = self._non_finite[self._non_finite >= first]
+        if end <= self._finite_upto:
+            return
+        new = samples[self._finite_upto - first :]
+        if not quality.all_finite(new):
+            self._non_finite = np.concatenate([self._non_finite, self._finite_upto + np.flatnonzero(~np.isfinite(new))])
+        self._finite_upto = end
+
+    def _any_non_finite(self, low: int, high: int) -> bool:
+        return bool(np.any((self._non_finite >= low) & (self._non_finite < high)))
+
     def transform(self, samples: np.ndarray, first: int, starts: Sequence[int] | np.ndarray) -> FramedWindows:
         """The windows starting at `starts`, from `samples` (source samples first ..
-        first + len(samples) - 1), which must hold everything they read up to the stream's
-        end; samples past it read as zero, as resampling the whole stream would pad."""
+        first + len(samples) - 1), which must hold everything they read (first_needed ..
+        end_needed) up to the stream's end; samples past it read as zero, as resampling a
+        capture pads it."""
         starts = np.asarray(starts, np.int64)
         samples = np.asarray(samples, np.complex64)
-        positions = self._analysis_start(starts)[:, None, None] + self._frame_positions
-        if self.resampling:
-            # The source sample under each analysis sample G reads: the first at or after its time.
-            up, down = self.resampler.up, self.resampler.down
-            under = np.clip(-(-positions * down // up), starts[:, None, None], (starts + self.span - 1)[:, None, None])
-            read = samples[under - first]
-        else:
-            read = samples[positions - first]  # the frames themselves
-        if quality.all_finite(samples):
-            reasons = [quality.check_iq(window) for window in read]
-        else:
-            offsets = starts - first
-            reasons = [
-                quality.check_observation(samples[offset : offset + self.span], window)
-                for offset, window in zip(offsets, read)
-            ]
+        self._scan(samples, first)
+        reasons = [self._judge(samples, first, int(start)) for start in starts]
+        if len(self._non_finite) and self._any_non_finite(first, first + len(samples)):
             samples = np.where(np.isfinite(samples), samples, np.complex64(0))
-        valid = np.flatnonzero([reason is None for reason in reasons])
-        if not self.resampling:
-            frames = read[valid]
-        else:
-            frames = self.resampler.frames(samples, first, positions[valid, :, 0].ravel(), self.params.n_fft)
-        T, K = self.params.shape
-        transformed = spectrogram_from_frames(frames.reshape(len(valid), T, self.params.n_fft), self.params)
-        if len(valid) == len(starts):
-            spectrograms = transformed
-        else:
-            spectrograms = np.full((len(starts), T, K), np.nan, np.float32)
-            spectrograms[valid] = transformed
+        out = [np.full((len(starts), *shape), np.nan, np.float32) for shape in self.shapes]
+        estimates: list[dict[str, Mapping[str, Any]]] = []
+        for i, (start, reason) in enumerate(zip(starts, reasons)):
+            estimates.append({})
+            if reason is not None:
+                continue
+            computed = views.compute_observation(
+                self.views, samples, self.source_rate_hz, int(start) - first, executor=self._executor
+            )
+            for v, (output, offset, read) in enumerate(zip(computed, self._offsets, self._reads)):
+                if output is None or (offset and self._any_non_finite(start + offset, start + offset + read)):
+                    continue  # a view of the past the stream does not hold (whole and finite)
+                out[v][i] = output.values
+                if output.estimates:
+                    estimates[i][self.names[v]] = output.estimates
         self.windows_out += len(starts)
-        self.windows_invalid += len(starts) - len(valid)
-        return FramedWindows(starts, tuple(reasons), spectrograms)
+        self.windows_invalid += sum(reason is not None for reason in reasons)
+        return FramedWindows(starts, tuple(reasons), tuple(out), tuple(estimates))
+
+    def _judge(self, samples: np.ndarray, first: int, start: int) -> str | None:
+        """quality.check_observation of the window starting at `start`."""
+        if self._any_non_finite(start, start + self.span):
+            return "nan_or_inf"
+        offset = start - first
+        if self._judged_positions is None:
+            return quality.check_iq(samples[offset : offset + self.span])
+        return quality.check_iq(samples[offset + self._judged_positions])
 
     def take(self, samples: np.ndarray, first: int, limit: int) -> FramedWindows:
         """The next windows (at most `limit`) that `samples` (source samples first ..
@@ -164,8 +242,9 @@ class ObservationFramer:
             starts.append(start)
             start += self.stride
         if not starts:
-            T, K = self.params.shape
-            return FramedWindows(np.zeros(0, np.int64), (), np.zeros((0, T, K), np.float32))
+            return FramedWindows(
+                np.zeros(0, np.int64), (), tuple(np.zeros((0, *shape), np.float32) for shape in self.shapes), ()
+            )
         low = self.first_needed(starts[0])
         windows = self.transform(samples[low - first : self.end_needed(starts[-1]) - first], low, starts)
         self.next_start = start
@@ -176,7 +255,7 @@ class ObservationFramer:
     ) -> Iterator[FramedWindows]:
         """Every whole observation of `iq` (anything with len() and [a:b] slicing: an array, a
         memory map, a file reader), read and framed `batch_windows` at a time. The recording
-        ends at len(iq): the resampler's filter reads zeros past it."""
+        ends at len(iq): a resampling filter reads zeros past it."""
         total = len(iq)
         n_windows = 0 if total < self.span else (total - self.span) // self.stride + 1
         if max_windows is not None:

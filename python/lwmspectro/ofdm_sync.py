@@ -11,10 +11,12 @@ for a numerology with two prefix lengths, hence written here.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import scipy.fft
 
 from .config_base import ConfigBase, bounded
 from .phy import lte, nr, wifi
@@ -99,37 +101,111 @@ class CpCorrelation:
         return np.abs(self.gamma) / np.maximum(self.energy, np.finfo(np.float64).tiny)
 
 
+def cumulative_folds(x: np.ndarray, period: int) -> np.ndarray:
+    """(rows + 1, period): row q holds x[: q period] summed modulo the period, in double precision.
+
+    The periods are added one after the other, so the sums of a prefix are the same numbers
+    however long `x` goes on: two views that read different lengths of one capture share them."""
+    whole, part = divmod(len(x), period)
+    dtype = np.complex128 if np.iscomplexobj(x) else np.float64
+    out: np.ndarray = np.zeros((whole + bool(part) + 1, period), dtype)
+    by_row = x[: whole * period].reshape(whole, period)
+    if whole > 64:
+        np.cumsum(by_row, axis=0, out=out[1 : whole + 1])
+    else:  # the same sums; numpy's cumsum down the rows is slow when they are long
+        for row in range(whole):
+            np.add(out[row], by_row[row], out=out[row + 1])
+    if part:
+        out[-1] = out[whole]
+        np.add(out[-1, :part], x[whole * period :], out=out[-1, :part])
+    return out
+
+
+def prefix_fold(cumulative: np.ndarray, length: int) -> np.ndarray:
+    """x[:length] summed modulo the period, from cumulative_folds(x) (length within x)."""
+    whole, part = divmod(int(length), cumulative.shape[1])
+    if not part:
+        return cumulative[whole].copy()
+    return np.concatenate([cumulative[whole + 1, :part], cumulative[whole, part:]])
+
+
+@functools.lru_cache(maxsize=32)
+def prefix_mask(numerology: Numerology) -> np.ndarray:
+    """(group_samples,) 1 on the prefix samples of a group that starts at offset 0. The first
+    symbol's window spans its whole, longer prefix: with only its last cp_other samples, groups
+    started one symbol late would correlate as well as the true start."""
+    mask = np.zeros(numerology.group_samples)
+    mask[: numerology.cp_first] = 1.0
+    for start in numerology.cp_starts[1:]:
+        mask[start : start + numerology.cp_other] = 1.0
+    mask.setflags(write=False)
+    return mask
+
+
+@functools.lru_cache(maxsize=32)
+def _mask_spectra(numerology: Numerology) -> tuple[np.ndarray, np.ndarray]:
+    """The conjugate spectrum of prefix_mask, whole and one-sided (for real data)."""
+    mask = prefix_mask(numerology)
+    return np.conj(scipy.fft.fft(mask)), np.conj(scipy.fft.rfft(mask))
+
+
+def group_sums(folded: np.ndarray, numerology: Numerology) -> np.ndarray:
+    """Sums of `folded` (..., group_samples) over the prefixes of a group starting at each offset,
+    around the period: a circular correlation with prefix_mask, one FFT pair whatever the number
+    of symbols in a group."""
+    whole, one_sided = _mask_spectra(numerology)
+    if np.iscomplexobj(folded):
+        return scipy.fft.ifft(scipy.fft.fft(folded, axis=-1) * whole, axis=-1)
+    period = numerology.group_samples
+    return scipy.fft.irfft(scipy.fft.rfft(folded, axis=-1) * one_sided, n=period, axis=-1)
+
+
+class CpCorrelator:
+    """The CP correlation of the first samples of one native-rate capture, for one numerology,
+    at any length up to `length`: the lag products r[n] r*[n + N] and the powers are formed
+    once and summed period by period, so that the views reading one capture (the cp_profile
+    and the symbol-aligned view of a numerology) share them and get the same numbers as each
+    would alone. `power_folds` (cumulative_folds of |r|^2 at the numerology's period) may be
+    shared between the numerologies of one rate and period."""
+
+    def __init__(self, iq: np.ndarray, numerology: Numerology, length: int, power_folds: np.ndarray | None = None):
+        iq = np.asarray(iq, np.complex64)[:length]
+        n = numerology.n_fft
+        if len(iq) < numerology.longest_symbol:
+            raise ValueError(f"need at least {numerology.longest_symbol} samples for a CP correlation, got {len(iq)}")
+        self.numerology = numerology
+        self.length = len(iq)
+        self.lagged = iq[:-n] * np.conj(iq[n:])
+        self._gamma_folds = cumulative_folds(self.lagged, numerology.group_samples)
+        if power_folds is None or (power_folds.shape[0] - 1) * numerology.group_samples < self.length:
+            power_folds = cumulative_folds(iq.real**2 + iq.imag**2, numerology.group_samples)
+        self._power_folds = power_folds
+
+    def folded(self, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """(gamma, energy) of the first `length` samples summed modulo the period, before the
+        window sums: energy[theta] = sum (|r[n]|^2 + |r[n + N]|^2) / 2."""
+        if not self.numerology.longest_symbol <= length <= self.length:
+            raise ValueError(f"length {length} is outside {self.numerology.longest_symbol} .. {self.length}")
+        n, period = self.numerology.n_fft, self.numerology.group_samples
+        gamma = prefix_fold(self._gamma_folds, length - n)
+        # The power at n + N lands on offset n: the folded powers of [N, length) turned back by N.
+        later = prefix_fold(self._power_folds, length) - prefix_fold(self._power_folds, n)
+        energy = 0.5 * (prefix_fold(self._power_folds, length - n) + np.roll(later, -(n % period)))
+        return gamma, energy
+
+    def correlation(self, length: int | None = None) -> CpCorrelation:
+        """The CP correlation of the first `length` samples (default: all)."""
+        gamma, energy = self.folded(self.length if length is None else length)
+        return CpCorrelation(group_sums(gamma, self.numerology), group_sums(energy, self.numerology))
+
+    def timing(self, length: int | None = None) -> SymbolTiming:
+        """estimate_timing of the first `length` samples (default: all)."""
+        return timing_from_correlation(self.correlation(length))
+
+
 def cp_correlation(iq: np.ndarray, numerology: Numerology) -> CpCorrelation:
     """Fold the CP correlation of a 1-D native-rate `iq` over the numerology's period."""
-    iq = np.asarray(iq, np.complex64)
-    n, period = numerology.n_fft, numerology.group_samples
-    if len(iq) < numerology.longest_symbol:
-        raise ValueError(f"need at least {numerology.longest_symbol} samples for a CP correlation, got {len(iq)}")
-    lagged = iq[:-n] * np.conj(iq[n:])
-    power = 0.5 * (iq[:-n].real ** 2 + iq[:-n].imag ** 2 + iq[n:].real ** 2 + iq[n:].imag ** 2)
-
-    def fold(x: np.ndarray) -> np.ndarray:
-        """x summed modulo the period (in double precision: it adds up the whole observation)."""
-        padded = np.zeros(-(-len(x) // period) * period, x.dtype)
-        padded[: len(x)] = x
-        return padded.reshape(-1, period).sum(axis=0, dtype=np.complex128 if np.iscomplexobj(x) else np.float64)
-
-    def window_sums(folded: np.ndarray, length: int) -> np.ndarray:
-        """Sums over the `length` folded samples from each offset on, around the period."""
-        cumulative = np.concatenate([[0], np.cumsum(np.concatenate([folded, folded[: length - 1]]))])
-        return cumulative[length : length + period] - cumulative[:period]
-
-    def group_sums(folded: np.ndarray) -> np.ndarray:
-        """Sums over the prefixes of a group starting at each offset. The first symbol's window
-        spans its whole, longer prefix: with only its last cp_other samples, groups started one
-        symbol late would correlate as well as the true start."""
-        other = window_sums(folded, numerology.cp_other)
-        return window_sums(folded, numerology.cp_first) + sum(
-            (np.roll(other, -int(start)) for start in numerology.cp_starts[1:]), np.zeros_like(other)
-        )
-
-    # Folding first, then summing windows around the period, costs one pass over the samples.
-    return CpCorrelation(group_sums(fold(lagged)), group_sums(fold(power)))
+    return CpCorrelator(iq, numerology, len(iq)).correlation()
 
 
 @dataclass(frozen=True)
@@ -144,16 +220,29 @@ class SymbolTiming:
     near 0 for noise."""
 
 
+def _ml_estimates(gamma: np.ndarray, energy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(theta, cfo, coefficient at theta) along the last axis: theta maximises
+    |gamma| - rho energy with rho the largest coefficient, eps = -angle(gamma(theta)) / (2 pi)."""
+    magnitude = np.abs(gamma)
+    coefficient = magnitude / np.maximum(energy, np.finfo(np.float64).tiny)
+    rho = coefficient.max(axis=-1, keepdims=True)
+    theta = np.argmax(magnitude - rho * energy, axis=-1)
+    at_theta = np.take_along_axis(gamma, theta[..., None], axis=-1)[..., 0]
+    cfo = -np.angle(at_theta) / (2 * np.pi)
+    cfo = np.where(cfo < 0.5, cfo, cfo - 1.0)
+    return theta, cfo, np.take_along_axis(coefficient, theta[..., None], axis=-1)[..., 0]
+
+
+def timing_from_correlation(folded: CpCorrelation) -> SymbolTiming:
+    theta, cfo, coefficient = _ml_estimates(folded.gamma, folded.energy)
+    return SymbolTiming(int(theta), float(cfo), float(coefficient))
+
+
 def estimate_timing(iq: np.ndarray, numerology: Numerology) -> SymbolTiming:
     """The ML timing and fractional CFO of van de Beek et al.: theta maximises
     |gamma(theta)| - rho energy(theta), with rho = SNR / (SNR + 1) estimated as the largest
     correlation coefficient; eps = -angle(gamma(theta)) / (2 pi)."""
-    folded = cp_correlation(iq, numerology)
-    coefficient = folded.coefficient
-    rho = float(coefficient.max())
-    theta = int(np.argmax(np.abs(folded.gamma) - rho * folded.energy))
-    cfo = -float(np.angle(folded.gamma[theta])) / (2 * np.pi)
-    return SymbolTiming(theta, cfo if cfo < 0.5 else cfo - 1.0, float(coefficient[theta]))
+    return timing_from_correlation(cp_correlation(iq, numerology))
 
 
 def symbol_starts(
@@ -172,29 +261,47 @@ def symbol_starts(
 
 
 def burst_symbols(
-    iq: np.ndarray, numerology: Numerology, n_symbols: int, block_symbols: int, backoff: int = 0
+    iq: np.ndarray,
+    numerology: Numerology,
+    n_symbols: int,
+    block_symbols: int,
+    backoff: int = 0,
+    lagged: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(FFT window starts, CFO in subcarrier spacings) of `n_symbols` symbols of bursty
     transmissions, whose packets each have their own timing (WiFi: the gaps between packets
-    are not whole symbols). Timing and CFO are estimated in blocks of `block_symbols`; the
-    symbols whose own prefix correlates at least half as well as the best one's come first,
-    in time order, then the others (gaps, and packet edges inside a block)."""
+    are not whole symbols). Timing and CFO are estimated in blocks of `block_symbols` (all
+    blocks at once); the symbols whose own prefix correlates at least half as well as the best
+    one's come first, in time order, then the others (gaps, and packet edges inside a block).
+    `lagged` may hold the lag products r[n] r*[n + N] of `iq` already formed (CpCorrelator)."""
     if numerology.symbols_per_group != 1:
         raise ValueError("burst timing needs a numerology with one prefix length (symbols_per_group 1)")
+    iq = np.asarray(iq, np.complex64)
     period, n_fft = numerology.group_samples, numerology.n_fft
     block = block_symbols * period
-    prefix_starts, cfos = [], []
-    for first in range(0, len(iq) - block - n_fft + 1, block):
-        timing = estimate_timing(iq[first : first + block + n_fft], numerology)
-        block_starts = first + timing.group_start + np.arange(block_symbols) * period
-        prefix_starts.append(block_starts[block_starts + period <= len(iq)])
-        cfos.append(np.full(len(prefix_starts[-1]), timing.cfo_subcarriers))
-    starts = np.concatenate(prefix_starts) if prefix_starts else np.zeros(0, np.int64)
+    n_blocks = max(0, (len(iq) - block - n_fft) // block + 1)
+    if n_blocks * block_symbols < n_symbols:
+        raise ValueError(f"{len(iq)} samples hold fewer than the {n_symbols} OFDM symbols needed")
+    covered = n_blocks * block
+    if lagged is None or len(lagged) < covered:
+        lagged = iq[:covered] * np.conj(iq[n_fft : covered + n_fft])
+    power = iq[: covered + n_fft].real ** 2 + iq[: covered + n_fft].imag ** 2
+    shape = (n_blocks, block_symbols, period)
+    gamma = lagged[:covered].reshape(shape).sum(axis=1, dtype=np.complex128)
+    energy = 0.5 * (power[:covered].reshape(shape).sum(axis=1, dtype=np.float64))
+    energy += 0.5 * power[n_fft : covered + n_fft].reshape(shape).sum(axis=1, dtype=np.float64)
+    theta, cfo, _coefficient = _ml_estimates(group_sums(gamma, numerology), group_sums(energy, numerology))
+    prefix_starts = (np.arange(n_blocks) * block + theta)[:, None] + np.arange(block_symbols)[None, :] * period
+    cfos = np.repeat(cfo, block_symbols).reshape(n_blocks, block_symbols)
+    kept = prefix_starts + period <= len(iq)
+    starts, cfos = prefix_starts[kept], cfos[kept]
     if len(starts) < n_symbols:
         raise ValueError(f"{len(iq)} samples hold fewer than the {n_symbols} OFDM symbols needed")
     prefix = iq[starts[:, None] + np.arange(numerology.cp_first)[None, :]]
     copy = iq[starts[:, None] + n_fft + np.arange(numerology.cp_first)[None, :]]
-    energy = 0.5 * (np.abs(prefix) ** 2 + np.abs(copy) ** 2).sum(axis=1)
-    correlation = np.abs((prefix * np.conj(copy)).sum(axis=1)) / np.maximum(energy, np.finfo(np.float32).tiny)
+    energy_per_symbol = 0.5 * (np.abs(prefix) ** 2 + np.abs(copy) ** 2).sum(axis=1)
+    correlation = np.abs((prefix * np.conj(copy)).sum(axis=1)) / np.maximum(
+        energy_per_symbol, np.finfo(np.float32).tiny
+    )
     order = np.argsort(correlation < 0.5 * correlation.max(), kind="stable")[:n_symbols]
-    return starts[order] + numerology.cp_first - backoff, np.concatenate(cfos)[order]
+    return starts[order] + numerology.cp_first - backoff, cfos[order]

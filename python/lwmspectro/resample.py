@@ -81,6 +81,14 @@ class PointResampler:
         self.piece = shared if shared <= MAX_SHARED_PIECE else PIECE_OUTPUTS
         self._matrix = functools.lru_cache(maxsize=64)(self._build_matrix)
 
+    @functools.cached_property
+    def narrow_piece(self) -> int:
+        """The shortest run of outputs (of at least 16, for the product's efficiency) that needs
+        at most 8 matrices: a run of N outputs reads N down / up + n_taps inputs each, so a long
+        resampled run costs least cut into short pieces."""
+        fits = [n for n in range(16, 65) if self.up // math.gcd(self.up, n) <= 8]
+        return fits[0] if fits else self.piece
+
     @classmethod
     def for_rates(cls, from_rate_hz: float, to_rate_hz: float) -> PointResampler:
         """The (shared) resampler from one rate to another, as resample_to reduces them."""
@@ -97,16 +105,15 @@ class PointResampler:
         return (int(self.first_input(starts.min())), int(self.first_input(starts.max() + length - 1)) + self.n_taps)
 
     def _build_matrix(self, phase_class: int, length: int) -> np.ndarray:
-        """(inputs, length) weights (complex, for a BLAS complex product) of the outputs
-        phase_class .. phase_class + length - 1, on the inputs from first_input(phase_class) on."""
+        """(inputs, length) real weights of the outputs phase_class .. phase_class + length - 1,
+        on the inputs from first_input(phase_class) on."""
         outputs = phase_class + np.arange(length)
         firsts = self.first_input(outputs)
         n_inputs = int(firsts[-1] - firsts[0]) + self.n_taps
         inputs = firsts[0] + np.arange(n_inputs)
         filter_index = outputs[None, :] * self.down + self.half_len - inputs[:, None] * self.up
         inside = (filter_index >= 0) & (filter_index <= 2 * self.half_len)
-        weights = np.where(inside, self.taps[np.clip(filter_index, 0, 2 * self.half_len)], np.float32(0))
-        return weights.astype(np.complex64)
+        return np.where(inside, self.taps[np.clip(filter_index, 0, 2 * self.half_len)], np.float32(0))
 
     def frames(self, x: np.ndarray, x_first: int, starts, length: int) -> np.ndarray:
         """(len(starts), length) complex64: outputs starts[f] .. starts[f] + length - 1, reading
@@ -136,8 +143,15 @@ class PointResampler:
         for phase_class in np.unique(classes):
             chosen = np.flatnonzero(classes == phase_class)
             matrix = self._matrix(int(phase_class), length)
-            rows = np.lib.stride_tricks.sliding_window_view(x, len(matrix))[firsts[chosen] - x_first]
-            out[chosen] = rows @ matrix
+            rows = firsts[chosen] - x_first
+            # The weights are real: one real product of the rows' real parts stacked over their
+            # imaginary parts costs half a complex product.
+            stacked = np.empty((2 * len(chosen), len(matrix)), np.float32)
+            for part, into in ((x.real, stacked[: len(chosen)]), (x.imag, stacked[len(chosen) :])):
+                into[...] = np.lib.stride_tricks.sliding_window_view(part, len(matrix))[rows]
+            products = stacked @ matrix
+            out.real[chosen] = products[: len(chosen)]
+            out.imag[chosen] = products[len(chosen) :]
         return out
 
     def _long_runs(self, x: np.ndarray, x_first: int, starts: np.ndarray, length: int) -> np.ndarray:
@@ -151,6 +165,43 @@ class PointResampler:
 @functools.lru_cache(maxsize=16)
 def _resampler(up: int, down: int) -> PointResampler:
     return PointResampler(up, down)
+
+
+PREFIX_CHUNK_PIECES = 1024
+"""Pieces resample_prefix computes with one matrix product: every chunk of a prefix is the same
+product, so that its numbers do not depend on how many chunks follow."""
+
+
+def resample_prefix(x: np.ndarray, from_rate_hz: float, to_rate_hz: float, n_out: int) -> np.ndarray:
+    """resample_to(x)[:n_out] (complex64), computed from the inputs those outputs read (zero past
+    the end of `x`, as resample_poly pads), in chunks of one shape, so that the first outputs are
+    the same numbers however many more are asked for: views of one capture that read different
+    lengths at one rate share one resampled prefix."""
+    resampler = PointResampler.for_rates(from_rate_hz, to_rate_hz)
+    x = np.asarray(x, np.complex64)
+    if resampler.identity:
+        out = np.zeros(n_out, np.complex64)
+        out[: min(n_out, len(x))] = x[:n_out]
+        return out
+    piece = resampler.narrow_piece
+    chunk = piece * PREFIX_CHUNK_PIECES
+    starts = np.arange(0, n_out, chunk)
+    first, end = resampler.input_span(starts, chunk)
+    # Zeros before the capture and past its end, once, rather than in each chunk's call.
+    padded = np.concatenate([np.zeros(-first, np.complex64), x[:end], np.zeros(max(0, end - len(x)), np.complex64)])
+    out = np.empty(len(starts) * chunk, np.complex64)
+    pieces = np.arange(PREFIX_CHUNK_PIECES) * piece
+    for i, start in enumerate(starts):
+        out[i * chunk : (i + 1) * chunk] = resampler.frames(padded, first, start + pieces, piece).ravel()
+    return out[:n_out]
+
+
+def prefix_inputs(from_rate_hz: float, to_rate_hz: float, n_out: int) -> int:
+    """The source samples resample_prefix reads for `n_out` outputs (its filter's reach included)."""
+    resampler = PointResampler.for_rates(from_rate_hz, to_rate_hz)
+    if resampler.identity:
+        return n_out
+    return resampler.input_span([0], n_out)[1]
 
 
 def resample_segments(x: np.ndarray, from_rate_hz: float, to_rate_hz: float, starts, length: int) -> np.ndarray:

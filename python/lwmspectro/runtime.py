@@ -11,7 +11,11 @@ the readout dict is built from it once, by whoever knows where the window came f
 `Runtime.iter_classify_iq` for raw I/Q (framed by lwmspectro.framer), `Runtime.classify`
 for spectrograms already made, the GNU Radio classifier block for a stream.
 
-The ONNX graphs take G's output unchanged: the training set's normalisation statistics are
+The model's input is the card's list of views (`Bundle.views`, in order; today's cards list
+the wideband G alone): the router and each expert take one input per view they read, named
+after it (bundle.WIDEBAND_INPUT for today's single-input graphs), and get those views.
+
+The ONNX graphs take the views unchanged: the training set's normalisation statistics are
 folded into them, and the card's ``normalisation`` only records them.
 
 No torch here: the GNU Radio blocks and the CLI import this module.
@@ -19,19 +23,20 @@ No torch here: the GNU Radio blocks and the CLI import this module.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .bundle import TENSOR_NAMES, Bundle, BundleError, BundlePath, default_bundle_dir, load_bundle
-from .framer import RECORDING_BATCH, ObservationFramer
+from . import views as view_registry
+from .bundle import TENSOR_NAMES, WIDEBAND_INPUT, Bundle, BundleError, BundlePath, default_bundle_dir, load_bundle
+from .framer import RECORDING_BATCH, ObservationFramer, available_cores
 from .readout import COUNTERS, InvalidWindow, ModelOutput, build_readout
 from .spectrogram import SpectrogramParams
 
-__all__ = ["BundleError", "Runtime", "default_bundle_dir", "softmax"]
+__all__ = ["BundleError", "Runtime", "available_cores", "default_bundle_dir", "softmax"]
 
 MODEL_BATCH = 64
 """Most rows handed to one ONNX session run."""
@@ -42,11 +47,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=-1, keepdims=True)
-
-
-def available_cores() -> int:
-    """Cores this process may run on (its affinity, not the machine's total)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def session_options(intra_op_threads: int | None = None):
@@ -109,10 +109,32 @@ def _check_tensor(path: Path, tensor, expected: tuple) -> None:
             )
 
 
-class _Model:
-    """One ONNX session whose inputs and outputs match bundle.TENSOR_NAMES[kind]."""
+def _view_inputs(path: Path, names: Sequence[str], bundle: Bundle) -> list[int]:
+    """The index, in the card's views, of the view each input of a router or expert graph
+    reads: its name, or WIDEBAND_INPUT for the card's wideband view."""
+    view_names = bundle.view_names
+    wideband = [i for i, v in enumerate(bundle.views) if isinstance(v, SpectrogramParams)]
+    indices = []
+    for name in names:
+        if name in view_names:
+            indices.append(view_names.index(name))
+        elif name == WIDEBAND_INPUT and len(wideband) == 1:
+            indices.append(wideband[0])
+        else:
+            raise BundleError(
+                f"{path}: input {name!r} is not one of the card's views {view_names}"
+                + (f" (nor {WIDEBAND_INPUT!r}, its one wideband view)" if len(wideband) == 1 else "")
+            )
+    if len(set(indices)) != len(indices):
+        raise BundleError(f"{path}: inputs {list(names)} read one view twice")
+    return indices
 
-    def __init__(self, path: Path, kind: str, options, providers):
+
+class _Model:
+    """One ONNX session. Heads match bundle.TENSOR_NAMES; a router or an expert takes one input
+    per card view it reads (`views`: their indices in the card) and gives TENSOR_NAMES' outputs."""
+
+    def __init__(self, path: Path, kind: str, options, providers, bundle: Bundle):
         import onnxruntime as ort
 
         if not path.is_file():
@@ -125,8 +147,12 @@ class _Model:
         inputs, outputs = TENSOR_NAMES[kind]
         self.inputs = {t.name: t for t in self.session.get_inputs()}
         self.outputs = {t.name: t for t in self.session.get_outputs()}
-        if tuple(self.inputs) != inputs:
-            raise BundleError(f"{path}: inputs {list(self.inputs)}, expected {list(inputs)}")
+        self.views: list[int] = []
+        if kind == "heads":
+            if tuple(self.inputs) != inputs:
+                raise BundleError(f"{path}: inputs {list(self.inputs)}, expected {list(inputs)}")
+        else:
+            self.views = _view_inputs(path, list(self.inputs), bundle)
         missing = [name for name in outputs if name not in self.outputs]
         if missing:
             raise BundleError(f"{path}: outputs {list(self.outputs)} lack {missing}")
@@ -139,13 +165,19 @@ class _Model:
         tensor = self.inputs.get(name) or self.outputs[name]
         return tensor.shape[axis] if isinstance(tensor.shape[axis], int) else None
 
-    def __call__(self, feed: np.ndarray) -> list[np.ndarray]:
-        """Outputs for `feed`, run MODEL_BATCH rows at a time so that a large batch cannot
-        blow up the attention's memory (it grows with batch x tokens^2)."""
-        (name,) = self.inputs
+    def check_views(self, shapes: Sequence[tuple[int, int]]) -> None:
+        """Each input has the shape (batch, T, K) of the card view it reads."""
+        for name, view in zip(self.inputs, self.views):
+            self.check(name, ("batch", *shapes[view]))
+
+    def __call__(self, *feeds: np.ndarray) -> list[np.ndarray]:
+        """Outputs for `feeds` (one per input, in order), run MODEL_BATCH rows at a time so that
+        a large batch cannot blow up the attention's memory (it grows with batch x tokens^2)."""
         parts = [
-            self.session.run(self.output_names, {name: feed[i : i + MODEL_BATCH]})
-            for i in range(0, len(feed), MODEL_BATCH)
+            self.session.run(
+                self.output_names, {name: feed[i : i + MODEL_BATCH] for name, feed in zip(self.inputs, feeds)}
+            )
+            for i in range(0, len(feeds[0]), MODEL_BATCH)
         ]
         return [np.concatenate(outputs) for outputs in zip(*parts)]
 
@@ -162,6 +194,9 @@ class Runtime:
     ):
         self.bundle = load_bundle(bundle)
         self.params: SpectrogramParams = self.bundle.params
+        self.views: tuple[Any, ...] = self.bundle.views
+        self.view_names = self.bundle.view_names
+        self.view_shapes = [view_registry.view_shape(v) for v in self.views]
         labels = self.bundle.labels
         self.router_classes = list(labels.router)
         self.experts = list(labels.experts)
@@ -179,16 +214,15 @@ class Runtime:
         options = session_options(intra_op_threads)
         providers = list(providers)
         files = self.bundle.files
-        T, K = self.params.shape
-        self._router = _Model(files.router, "router", options, providers)
-        self._router.check("spectrogram", ("batch", T, K))
+        self._router = _Model(files.router, "router", options, providers, self.bundle)
+        self._router.check_views(self.view_shapes)
         self._router.check("router_logits", ("batch", len(self.router_classes)))
         self._experts, self._heads = {}, {}
         dims = {}
         for protocol in self.experts:
-            expert = _Model(files.experts[protocol], "expert", options, providers)
-            heads = _Model(files.heads[protocol], "heads", options, providers)
-            expert.check("spectrogram", ("batch", T, K))
+            expert = _Model(files.experts[protocol], "expert", options, providers, self.bundle)
+            heads = _Model(files.heads[protocol], "heads", options, providers, self.bundle)
+            expert.check_views(self.view_shapes)
             dim = expert.size("embedding", 1) or heads.size("embedding", 1)
             if dim is None:
                 raise BundleError(f"{expert.path}: embedding size is not fixed in the expert nor its heads")
@@ -204,6 +238,7 @@ class Runtime:
                 "the readout's embedding needs one size"
             )
         self.embedding_dim = next(iter(dims.values()), 0)
+        self._read = sorted({i for model in (self._router, *self._experts.values()) for i in model.views})
 
     @property
     def bundle_dir(self) -> Path:
@@ -215,32 +250,64 @@ class Runtime:
         return self.params.window_samples
 
     def source_window_samples(self, sample_rate_hz: float) -> int:
-        """Source-rate samples one observation spans once resampled to the analysis rate."""
-        return self.params.source_window_samples(sample_rate_hz)
+        """Source-rate samples one observation spans (views.observation_span of the card's views)."""
+        return view_registry.observation_span(self.views, sample_rate_hz)
 
-    def predict(self, spectrograms: np.ndarray) -> list[ModelOutput | InvalidWindow]:
-        """The model's output for each spectrogram of a batch (B, T, K) from G, with the
-        chosen expert's embedding. A non-finite spectrogram is not fed to the model: it is an
-        InvalidWindow("nan_or_inf")."""
-        x = np.asarray(spectrograms, np.float32)
-        if x.ndim != 3 or x.shape[1:] != self.params.shape:
-            raise ValueError(
-                f"spectrograms must have shape (batch, {self.params.n_frames}, "
-                f"{self.params.n_bins}) for this bundle, got {x.shape}"
-            )
-        outputs: list[ModelOutput | InvalidWindow] = [InvalidWindow("nan_or_inf")] * len(x)
-        rows = np.flatnonzero(np.isfinite(x).all(axis=(1, 2)))
+    def _view_batches(self, model_input: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The views of a batch, one (B, T, K) float32 array per card view; a card of one view
+        takes its array alone."""
+        if isinstance(model_input, np.ndarray) or not isinstance(model_input, Sequence):
+            if len(self.views) != 1:
+                raise ValueError(f"this bundle reads {len(self.views)} views {self.view_names}: give a list of them")
+            model_input = [model_input]
+        if len(model_input) != len(self.views):
+            raise ValueError(f"this bundle reads {len(self.views)} views {self.view_names}, got {len(model_input)}")
+        batches = [np.asarray(x, np.float32) for x in model_input]
+        for name, shape, x in zip(self.view_names, self.view_shapes, batches):
+            if x.ndim != 3 or x.shape[1:] != shape:
+                raise ValueError(
+                    f"view {name!r} must have shape (batch, {shape[0]}, {shape[1]}) for this bundle, got {x.shape}"
+                )
+            if len(x) != len(batches[0]):
+                raise ValueError(f"views of {len(batches[0])} and {len(x)} windows: give each view of every window")
+        return batches
+
+    def _unread_reason(self, batches: list[np.ndarray], row: int) -> str:
+        """Why window `row` is not fed: "too_short" when the views it lacks are wholly NaN (a view
+        of the past the capture does not reach back to) and another view is there, else
+        "nan_or_inf"."""
+        whole = [np.isfinite(batches[i][row]).all() for i in self._read]
+        absent = [np.isnan(batches[i][row]).all() for i in self._read]
+        if any(whole) and all(w or a for w, a in zip(whole, absent)):
+            return "too_short"
+        return "nan_or_inf"
+
+    def predict(self, model_input: np.ndarray | Sequence[np.ndarray]) -> list[ModelOutput | InvalidWindow]:
+        """The model's output for each window of a batch, given its views (one (B, T, K) array per
+        card view, in the card's order; an array alone for a card of one view), with the chosen
+        expert's embedding. A window whose views the model reads are not all finite is not fed:
+        it is an InvalidWindow (`_unread_reason`)."""
+        batches = self._view_batches(model_input)
+        finite = np.ones(len(batches[0]), bool)
+        for i in self._read:
+            finite &= np.isfinite(batches[i]).all(axis=(1, 2))
+        # Placeholders for the windows fed; the others say why they are not.
+        outputs: list[ModelOutput | InvalidWindow] = [
+            InvalidWindow("nan_or_inf" if ok else self._unread_reason(batches, row)) for row, ok in enumerate(finite)
+        ]
+        rows = np.flatnonzero(finite)
         if not len(rows):
             return outputs
-        feed = x[rows]
-        router_probs = softmax(self._router(feed)[0])
+        feed = [batch[rows] for batch in batches]
+        router_probs = softmax(self._router(*(feed[i] for i in self._router.views))[0])
         top = router_probs.argmax(axis=-1)
         expert_fields: dict[int, dict] = {}
         for protocol in self.experts:
             chosen = np.flatnonzero(top == self.router_classes.index(protocol))
             if not len(chosen):
                 continue
-            embeddings = self._experts[protocol](feed[chosen])[0]
+            expert = self._experts[protocol]
+            embeddings = expert(*(feed[i][chosen] for i in expert.views))[0]
             tasks = self._task_fields(*self._heads[protocol](embeddings))
             for i, embedding, task in zip(chosen, embeddings, tasks):
                 expert_fields[i] = {**task, "expert": protocol, "embedding": embedding}
@@ -274,20 +341,21 @@ class Runtime:
 
     def classify(
         self,
-        spectrograms: np.ndarray,
+        model_input: np.ndarray | Sequence[np.ndarray],
         *,
         window_starts: Sequence[int] | None = None,
         rx_times: Sequence[float | None] | None = None,
     ) -> list[dict]:
-        """Readouts for a batch of spectrograms (B, T, K) from G, stamped with their window
-        starts and rx_times (default 0 and None); `latency_ms` is the time the whole batch took."""
+        """Readouts for a batch of windows given by their views (as `predict` takes them),
+        stamped with their window starts and rx_times (default 0 and None); `latency_ms` is
+        the time the whole batch took."""
         clock = time.perf_counter()
-        n = len(spectrograms)
+        n = len(self._view_batches(model_input)[0])
         starts = [0] * n if window_starts is None else [int(s) for s in window_starts]
         times = [None] * n if rx_times is None else list(rx_times)
         if len(starts) != n or len(times) != n:
-            raise ValueError(f"{n} spectrograms but {len(starts)} window_starts and {len(times)} rx_times")
-        outputs = self.predict(spectrograms)
+            raise ValueError(f"{n} windows but {len(starts)} window_starts and {len(times)} rx_times")
+        outputs = self.predict(model_input)
         latency_ms = (time.perf_counter() - clock) * 1e3
         return [
             build_readout(output, window_start=start, rx_time=rx_time, latency_ms=latency_ms)
@@ -318,7 +386,7 @@ class Runtime:
         from reading to the model's output. Input too short for one observation yields a
         single `too_short` readout. Counters count this call's windows.
         """
-        framer = ObservationFramer(self.params, sample_rate_hz, stride)
+        framer = ObservationFramer(self.views, sample_rate_hz, stride)
         if len(iq) < framer.span:
             yield build_readout(
                 InvalidWindow("too_short"),
@@ -333,7 +401,7 @@ class Runtime:
             windows = next(batches, None)
             if windows is None:
                 return
-            predicted = iter(self.predict(windows.spectrograms[windows.valid]))
+            predicted = iter(self.predict([view[windows.valid] for view in windows.views]))
             outputs = [
                 next(predicted) if reason is None else InvalidWindow(reason) for reason in windows.invalid_reasons
             ]

@@ -17,16 +17,30 @@ live blocks compute them with the same code.
 
 Every view reads the I/Q at any source rate, resamples it to its own analysis rate and
 estimates whatever it needs (symbol timing, CFO) blindly from the samples.
+
+An observation is read as a capture that starts at its first sample: each view reads the
+source samples from there on (`min_source_samples` of them, its resampling filter's reach
+included), as `compute_view` reads a capture from its start, so a recording cut at an
+observation's start gives the same view offline as the live blocks compute. A view that reads
+far into the past (`reads_past`: the dynamics view's 128 ms, against 16 ms for the others)
+does not set the observation's length (`observation_span`): it reads the span that ends where
+the observation ends, and is absent (None, NaN in the framer) when the capture does not reach
+back that far. `compute_observation` computes the views of one observation together, sharing
+what they have in common (`Capture`: each analysis rate's resampled I/Q, each numerology's CP
+correlation), in parallel threads when given an executor.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
+import scipy.fft
 import scipy.ndimage
 
 from .config_base import ConfigBase, bounded
@@ -37,23 +51,97 @@ from .ofdm_sync import (
     NR_30KHZ,
     NR_60KHZ,
     WIFI,
+    CpCorrelator,
     Numerology,
     burst_symbols,
-    cp_correlation,
-    estimate_timing,
+    cumulative_folds,
     symbol_starts,
 )
-from .resample import rational_ratio, resample_to
-from .spectrogram import SpectrogramParams, spectrogram
+from .resample import PointResampler, prefix_inputs, resample_prefix
+from .spectrogram import SpectrogramParams, spectrogram_from_frames
 
 LOG_FLOOR = 1e-10
 """Smallest relative power before the log (-100 dB): an empty element or subcarrier."""
 
 
-def _source_samples(analysis_samples: int, analysis_rate_hz: float, source_rate_hz: float) -> int:
-    """Source-rate samples that resample to at least `analysis_samples` at the analysis rate."""
-    up, down = rational_ratio(source_rate_hz, analysis_rate_hz)
-    return -(-analysis_samples * down // up)
+@dataclass(frozen=True)
+class ViewOutput:
+    """One observation's view and the blind estimates it made (symbol timing, CFO)."""
+
+    values: np.ndarray
+    """(T, K) float32."""
+    estimates: Mapping[str, Any] = field(default_factory=dict)
+
+
+class _Once:
+    """A value made by the first thread that asks for it; the others wait for it."""
+
+    def __init__(self, make: Callable[[], Any]):
+        self._make: Callable[[], Any] | None = make
+        self._lock = threading.Lock()
+        self._value: Any = None
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._make is not None:
+                self._value, self._make = self._make(), None
+            return self._value
+
+
+class Capture:
+    """The source-rate I/Q of one observation, from its first sample on, and what its views
+    share: the I/Q resampled to each analysis rate and each numerology's CP correlation, each
+    formed once (by whichever thread asks first) over the longest length `views` read. Each is
+    computed so that its first samples are the same numbers whatever length is formed, so a
+    view computed alone (compute_view) and with others (compute_observation) agree exactly."""
+
+    def __init__(self, iq: np.ndarray, sample_rate_hz: float, views: Sequence[Any] = ()):
+        self.iq = np.asarray(iq, np.complex64)
+        self.sample_rate_hz = float(sample_rate_hz)
+        self._lengths: dict[Any, int] = {}
+        for params in views:
+            needs = _kind_of(params)[1].native_needs
+            for numerology, length in (needs(params) if needs else {}).items():
+                rate = numerology.sample_rate_hz
+                for key in (numerology, rate, (rate, numerology.group_samples)):
+                    self._lengths[key] = max(self._lengths.get(key, 0), length)
+        self._lock = threading.Lock()
+        self._entries: dict[Any, _Once] = {}
+
+    def _once(self, key: Any, make: Callable[[], Any]) -> Any:
+        with self._lock:
+            entry = self._entries.setdefault(key, _Once(make))
+        return entry.get()
+
+    def _length(self, key: Any, n_samples: int) -> int:
+        """What is formed for `key`: the longest any view declared, or more if asked."""
+        return max(n_samples, self._lengths.get(key, 0))
+
+    def native(self, rate_hz: float, n_samples: int) -> np.ndarray:
+        """The first `n_samples` of the I/Q at `rate_hz` (resample.resample_prefix)."""
+        length = self._length(rate_hz, n_samples)
+        if rate_hz == self.sample_rate_hz and length <= len(self.iq):
+            return self.iq[:n_samples]
+        resampled = self._once(
+            ("native", rate_hz, length), lambda: resample_prefix(self.iq, self.sample_rate_hz, rate_hz, length)
+        )
+        return resampled[:n_samples]
+
+    def correlator(self, numerology: Numerology, length: int) -> CpCorrelator:
+        """The CP correlator of the numerology over (at least) the first `length` native samples."""
+        length = self._length(numerology, length)
+        rate, period = numerology.sample_rate_hz, numerology.group_samples
+        power_length = self._length((rate, period), length)
+
+        def power_folds() -> np.ndarray:
+            native = self.native(rate, power_length)
+            return cumulative_folds(native.real**2 + native.imag**2, period)
+
+        def correlator() -> CpCorrelator:
+            folds = self._once(("power", rate, period, power_length), power_folds)
+            return CpCorrelator(self.native(rate, length), numerology, length, folds)
+
+        return self._once(("correlator", numerology, length), correlator)
 
 
 def _numerology(value: Numerology | Mapping[str, Any], where: str) -> Numerology:
@@ -146,42 +234,53 @@ def _occupied_centre(subcarrier_power: np.ndarray) -> int:
     return dc + CENTRE_STEP * int(round((centre - dc) / CENTRE_STEP))
 
 
-def _ofdm_aligned(params: OfdmAlignedParams, iq: np.ndarray, sample_rate_hz: float) -> np.ndarray:
+def _ofdm_aligned(params: OfdmAlignedParams, capture: Capture) -> ViewOutput:
     numerology = params.numerology
-    native = resample_to(iq, sample_rate_hz, numerology.sample_rate_hz)[: params.window_samples]
+    n_fft = numerology.n_fft
+    native = capture.native(numerology.sample_rate_hz, params.window_samples)
+    correlator = capture.correlator(numerology, params.window_samples)
     # Starting a quarter prefix early, a timing error of a few samples stays inside the prefix,
     # where it only turns the phase across subcarriers, and the previous symbol's echoes, in
     # the prefix's first samples, stay out.
     backoff = numerology.cp_other // 4
     if params.burst_block_symbols:
-        starts, cfos = burst_symbols(native, numerology, params.n_symbols, params.burst_block_symbols, backoff)
+        starts, cfos = burst_symbols(
+            native, numerology, params.n_symbols, params.burst_block_symbols, backoff, lagged=correlator.lagged
+        )
     else:
-        timing = estimate_timing(native, numerology)
+        timing = correlator.timing(params.window_samples)
         starts = symbol_starts(timing, numerology, len(native), params.n_symbols, backoff)
         cfos = np.full(len(starts), timing.cfo_subcarriers)
-    within = np.arange(numerology.n_fft)
+    within = np.arange(n_fft)
     # The CFO's phase at each symbol's start turns the whole symbol and leaves its powers
     # alone: derotating within the symbols removes it.
     cfo_values, cfo_of_symbol = np.unique(cfos, return_inverse=True)  # one per block at most
-    derotation = np.exp(-2j * np.pi * cfo_values[:, None] * within[None, :] / numerology.n_fft)
-    symbols = native[starts[:, None] + within[None, :]] * derotation.astype(np.complex64)[cfo_of_symbol]
-    spectrum = np.fft.fftshift(np.fft.fft(symbols, axis=-1), axes=-1)
-    power = spectrum.real.astype(np.float64) ** 2 + spectrum.imag.astype(np.float64) ** 2
+    derotation = np.exp(-2j * np.pi * cfo_values[:, None] * within[None, :] / n_fft).astype(np.complex64)
+    symbols = np.lib.stride_tricks.sliding_window_view(native, n_fft)[starts]
+    symbols *= derotation[cfo_of_symbol]
+    spectrum = scipy.fft.fft(symbols, axis=-1, overwrite_x=True)
+    power = spectrum.real**2 + spectrum.imag**2  # FFT order; DC-centred bin b is FFT bin (b - n_fft // 2) % n_fft
     # Power as symbol gain x channel gain x element: dividing by the symbol's mean power first
     # keeps a burst's edge or a gap from weighing on the channel's.
-    tiny = np.finfo(np.float64).tiny
-    power /= np.maximum(power.mean(axis=1, keepdims=True), tiny)
-    subcarrier_power = power.mean(axis=0)
+    tiny = np.finfo(np.float32).tiny
+    symbol_power = np.maximum(power.mean(axis=1), tiny)
+    subcarrier_power = np.fft.fftshift((1 / (len(power) * symbol_power)) @ power).astype(np.float64)
     band = subcarrier_power.reshape(params.n_subcarriers, -1).mean(axis=1)
     band = 10 * np.log10(np.maximum(band / max(float(band.max()), tiny), LOG_FLOOR))
     band = (band - band.mean()) / max(float(band.std()), 1e-6)
-    # The channel's gain as the mean power over a few symbols and neighbouring subcarriers:
-    # short enough to follow fading, long enough to average over the constellation.
-    gain = scipy.ndimage.uniform_filter(power, (params.gain_symbols, params.gain_subcarriers), mode=("nearest", "wrap"))
-    follow_band = params.centre_on_band and params.n_subcarriers * params.subcarrier_stride < numerology.n_fft
-    chosen = params.subcarriers(_occupied_centre(subcarrier_power) if follow_band else numerology.n_fft // 2)
-    relative = power[:, chosen] / np.maximum(gain[:, chosen], tiny)
-    return np.vstack([band[None, :], np.log10(np.maximum(relative, LOG_FLOOR))]).astype(np.float32)
+    follow_band = params.centre_on_band and params.n_subcarriers * params.subcarrier_stride < n_fft
+    centre = _occupied_centre(subcarrier_power) if follow_band else n_fft // 2
+    chosen = params.subcarriers(centre)
+    # The channel's gain as the mean power over a few symbols and neighbouring subcarriers
+    # (around the FFT's ends): short enough to follow fading, long enough to average over the
+    # constellation. Only the K subcarriers kept need it.
+    neighbours = (chosen[:, None] + np.arange(params.gain_subcarriers)[None, :] - params.gain_subcarriers // 2) % n_fft
+    relative_power = power / symbol_power[:, None]
+    across = relative_power[:, (neighbours - n_fft // 2) % n_fft].mean(axis=-1)
+    gain = scipy.ndimage.uniform_filter1d(across, params.gain_symbols, axis=0, mode="nearest")
+    relative = relative_power[:, (chosen - n_fft // 2) % n_fft] / np.maximum(gain, tiny)
+    values = np.vstack([band[None, :], np.log10(np.maximum(relative, LOG_FLOOR))]).astype(np.float32)
+    return ViewOutput(values, {"symbol_starts": starts, "cfo_subcarriers": cfos, "centre_subcarrier": centre})
 
 
 @dataclass(frozen=True)
@@ -228,18 +327,30 @@ class CpProfileParams(ConfigBase):
         return values
 
 
-def _cp_profile(params: CpProfileParams, iq: np.ndarray, sample_rate_hz: float) -> np.ndarray:
-    at_rate: dict[float, np.ndarray] = {}
+def _cp_profile(params: CpProfileParams, capture: Capture) -> ViewOutput:
     rows = np.zeros(params.shape, np.float32)
+    peaks = []
     for row, numerology in zip(rows, params.numerologies):
-        rate = numerology.sample_rate_hz
-        if rate not in at_rate:
-            at_rate[rate] = resample_to(iq, sample_rate_hz, rate)
-        coefficient = cp_correlation(at_rate[rate][: params.analysis_samples(numerology)], numerology).coefficient
+        length = params.analysis_samples(numerology)
+        coefficient = capture.correlator(numerology, length).correlation(length).coefficient
         edges = np.arange(params.n_bins) * numerology.group_samples // params.n_bins
         pooled = np.maximum.reduceat(coefficient, edges)
         row[:] = np.roll(pooled, -int(np.argmax(pooled)))
-    return rows
+        peaks.append(int(np.argmax(coefficient)))
+    return ViewOutput(rows, {"peak_offsets": np.array(peaks)})
+
+
+def _wideband(params: SpectrogramParams, capture: Capture) -> ViewOutput:
+    """Today's G, resampling only the frames it reads (3 % of the observation)."""
+    resampler = PointResampler.for_rates(capture.sample_rate_hz, params.sample_rate_hz)
+    frames = resampler.frames(capture.iq, 0, params.frame_starts, params.n_fft)
+    return ViewOutput(spectrogram_from_frames(frames, params))
+
+
+def _wideband_samples(params: SpectrogramParams, sample_rate_hz: float) -> int:
+    """G's window at the source rate, and past it the samples its resampling filter reaches."""
+    resampler = PointResampler.for_rates(sample_rate_hz, params.sample_rate_hz)
+    return max(params.source_window_samples(sample_rate_hz), resampler.input_span(params.frame_starts, params.n_fft)[1])
 
 
 class _ViewKind(NamedTuple):
@@ -247,25 +358,64 @@ class _ViewKind(NamedTuple):
     compute: Callable[[Any, np.ndarray, float], np.ndarray]
     """One observation: (params, 1-D source-rate I/Q of at least min_source_samples, rate) -> (T, K)."""
     min_source_samples: Callable[[Any, float], int]
+    """Source-rate samples the view reads from its first (its resampling filter's reach included)."""
+    reads_past: bool = False
+    """The view reads far more than the others (the stream's past): see the module docstring."""
+    from_capture: Callable[[Any, Capture], ViewOutput] | None = None
+    """The view from a Capture it shares with the observation's other views, with its estimates."""
+    native_needs: Callable[[Any], Mapping[Numerology, int]] | None = None
+    """The native-rate samples of each numerology the view reads through its Capture."""
+    span: Callable[[Any, float], int] | None = None
+    """Source-rate samples an observation of the view spans, when fewer than it reads (default:
+    min_source_samples): the wideband view's observation is G's window, as it always was."""
 
 
-def _wideband(params: SpectrogramParams, iq: np.ndarray, sample_rate_hz: float) -> np.ndarray:
-    return spectrogram(iq, params, sample_rate_hz)
+def _capture_kind(
+    params_type: type[ConfigBase],
+    from_capture: Callable[[Any, Capture], ViewOutput],
+    min_samples: Callable[[Any, float], int],
+    native_needs: Callable[[Any], Mapping[Numerology, int]] | None = None,
+    span: Callable[[Any, float], int] | None = None,
+) -> _ViewKind:
+    """A view computed from a Capture (alone, compute reads a Capture of its own)."""
+
+    def compute(params: Any, iq: np.ndarray, sample_rate_hz: float) -> np.ndarray:
+        return from_capture(params, Capture(iq, sample_rate_hz, [params])).values
+
+    return _ViewKind(
+        params_type,
+        compute,
+        min_samples,
+        from_capture=from_capture,
+        native_needs=native_needs,
+        span=span,
+    )
+
+
+def _native_samples(numerology: Numerology, n_samples: int, sample_rate_hz: float) -> int:
+    return prefix_inputs(sample_rate_hz, numerology.sample_rate_hz, n_samples)
 
 
 _KINDS: dict[str, _ViewKind] = {
-    "wideband": _ViewKind(SpectrogramParams, _wideband, lambda p, rate: p.source_window_samples(rate)),
-    "ofdm_aligned": _ViewKind(
+    "wideband": _capture_kind(
+        SpectrogramParams,
+        _wideband,
+        _wideband_samples,
+        span=lambda p, rate: p.source_window_samples(rate),
+    ),
+    "ofdm_aligned": _capture_kind(
         OfdmAlignedParams,
         _ofdm_aligned,
-        lambda p, rate: _source_samples(p.window_samples, p.numerology.sample_rate_hz, rate),
+        lambda p, rate: _native_samples(p.numerology, p.window_samples, rate),
+        lambda p: {p.numerology: p.window_samples},
     ),
-    "cp_profile": _ViewKind(
+    "cp_profile": _capture_kind(
         CpProfileParams,
         _cp_profile,
-        lambda p, rate: max(_source_samples(p.analysis_samples(n), n.sample_rate_hz, rate) for n in p.numerologies),
+        lambda p, rate: max(_native_samples(n, p.analysis_samples(n), rate) for n in p.numerologies),
+        lambda p: {n: p.analysis_samples(n) for n in p.numerologies},
     ),
-    "dynamics": _ViewKind(DynamicsParams, dynamics, dynamics_source_samples),
+    "dynamics": _ViewKind(DynamicsParams, dynamics, dynamics_source_samples, reads_past=True),
 }
 
 VIEWS: dict[str, Any] = {
@@ -331,11 +481,93 @@ def min_source_samples(params: Any, sample_rate_hz: float) -> int:
     return _kind_of(params)[1].min_source_samples(params, sample_rate_hz)
 
 
-def compute_view(params: Any, iq: np.ndarray, sample_rate_hz: float) -> np.ndarray:
-    """The view of the observation `iq` (..., N) at `sample_rate_hz`: (..., T, K) float32.
+def _observation_samples(params: Any, sample_rate_hz: float) -> int:
+    kind = _kind_of(params)[1]
+    return (kind.span or kind.min_source_samples)(params, sample_rate_hz)
 
-    The whole of `iq` is resampled, the view reads its first samples at the analysis rate:
-    pass the observation (min_source_samples or a little more), not a long stream."""
+
+def reads_past(params: Any) -> bool:
+    """Whether the view reads the span that ends where the observation ends (module docstring)."""
+    return _kind_of(params)[1].reads_past
+
+
+def view_name(params: Any) -> str:
+    """The registered name of `params` (VIEWS) when they are a registered view's, else its kind."""
+    kind, _ = _kind_of(params)
+    return next((name for name, registered in VIEWS.items() if registered == params), kind)
+
+
+def view_names(views: Sequence[Any]) -> list[str]:
+    """A name for each view of a list (a model's inputs), unique: view_name, numbered from the
+    second view of that name on (``ofdm_aligned``, ``ofdm_aligned_2``)."""
+    names: list[str] = []
+    for params in views:
+        name = view_name(params)
+        names.append(name if name not in names else f"{name}_{sum(n.startswith(name) for n in names) + 1}")
+    return names
+
+
+def observation_span(views: Sequence[Any], sample_rate_hz: float) -> int:
+    """Source-rate samples one observation spans: the longest span of its views that do not
+    read the past (of all of them when every one does); a view may read a few samples past it,
+    where its resampling filter reaches (min_source_samples)."""
+    present = [v for v in views if not reads_past(v)] or list(views)
+    if not present:
+        raise ValueError("an observation needs at least one view")
+    return max(_observation_samples(v, sample_rate_hz) for v in present)
+
+
+def view_offsets(views: Sequence[Any], sample_rate_hz: float) -> list[int]:
+    """Where each view starts reading, in source samples from the observation's start: 0, or
+    for a view that reads the past, its span before the observation's end (negative)."""
+    span = observation_span(views, sample_rate_hz)
+    return [span - min_source_samples(v, sample_rate_hz) if reads_past(v) else 0 for v in views]
+
+
+def _compute(params: Any, capture: Capture) -> ViewOutput:
+    kind = _kind_of(params)[1]
+    if kind.from_capture is not None:
+        return kind.from_capture(params, capture)
+    return ViewOutput(kind.compute(params, capture.iq, capture.sample_rate_hz))
+
+
+def compute_observation(
+    views: Sequence[Any],
+    iq: np.ndarray,
+    sample_rate_hz: float,
+    start: int = 0,
+    *,
+    executor: Executor | None = None,
+) -> list[ViewOutput | None]:
+    """The views of the observation that starts at `start` of the 1-D source-rate `iq`, each as
+    compute_view gives it for the capture iq[start + view_offsets:], with its estimates; None for
+    a view that reads the past further back than iq goes. `iq` must hold what the views read
+    (min_source_samples from where each starts), or end where the stream ends. Finite samples are assumed (the framer
+    judges them). With an `executor` the views run in its threads (numpy, BLAS and scipy.fft
+    release the interpreter while they compute)."""
+    iq = np.asarray(iq, np.complex64)
+    offsets = [start + offset for offset in view_offsets(views, sample_rate_hz)]
+    captures: dict[int, Capture] = {}
+    for offset in sorted(set(offsets)):
+        if offset >= 0:
+            chosen = [v for v, o in zip(views, offsets) if o == offset]
+            end = offset + max(min_source_samples(v, sample_rate_hz) for v in chosen)
+            captures[offset] = Capture(iq[offset:end], sample_rate_hz, chosen)
+    jobs = [(params, captures[offset]) for params, offset in zip(views, offsets) if offset >= 0]
+    if executor is None:
+        computed = [_compute(params, capture) for params, capture in jobs]
+    else:
+        # The longest reads first, so that the threads finish together.
+        order = sorted(range(len(jobs)), key=lambda i: -min_source_samples(jobs[i][0], sample_rate_hz))
+        futures = {i: executor.submit(_compute, *jobs[i]) for i in order}
+        computed = [futures[i].result() for i in range(len(jobs))]
+    outputs = iter(computed)
+    return [next(outputs) if offset >= 0 else None for offset in offsets]
+
+
+def _checked(params: Any, iq: np.ndarray, sample_rate_hz: float) -> tuple[str, _ViewKind, np.ndarray]:
+    """The view's kind and `iq` cut to the samples it reads; ValueError naming the view when
+    `iq` is too short or not finite."""
     name, kind = _kind_of(params)
     iq = np.asarray(iq)
     if iq.ndim == 0:
@@ -343,8 +575,25 @@ def compute_view(params: Any, iq: np.ndarray, sample_rate_hz: float) -> np.ndarr
     needed = min_source_samples(params, sample_rate_hz)
     if iq.shape[-1] < needed:
         raise ValueError(f"view {name!r} needs {needed} samples at {sample_rate_hz / 1e6:g} MS/s, got {iq.shape[-1]}")
+    iq = iq[..., :needed]
     if not np.isfinite(iq).all():
         raise ValueError(f"view {name!r}: the I/Q holds NaN or Inf samples")
+    return name, kind, iq
+
+
+def view_output(params: Any, iq: np.ndarray, sample_rate_hz: float) -> ViewOutput:
+    """compute_view of one observation (1-D `iq`), with the blind estimates the view made."""
+    name, _kind, iq = _checked(params, iq, sample_rate_hz)
+    if iq.ndim != 1:
+        raise ValueError(f"view {name!r}: one observation is a 1-D array of samples, got shape {iq.shape}")
+    return _compute(params, Capture(iq, sample_rate_hz, [params]))
+
+
+def compute_view(params: Any, iq: np.ndarray, sample_rate_hz: float) -> np.ndarray:
+    """The view of the observation `iq` (..., N) at `sample_rate_hz`: (..., T, K) float32.
+
+    The view reads the capture from its first sample on: its min_source_samples first samples."""
+    _name, kind, iq = _checked(params, iq, sample_rate_hz)
     rows = iq.reshape(-1, iq.shape[-1])
     out = np.zeros((len(rows), *params.shape), np.float32)
     for i, row in enumerate(rows):

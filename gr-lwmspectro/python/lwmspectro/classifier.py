@@ -1,4 +1,8 @@
-"""LWM Classifier: spectrogram vectors in, readouts out on the `readout` message port.
+"""LWM Classifier: vectors of views in, readouts out on the `readout` message port.
+
+Each input vector holds a window's views as the LWM Spectrogram lays them out (each flattened
+time-major, joined in order: the bundle's views, or the `views` the spectrogram was given); the
+block splits it and hands the model the views its card names, in the card's order.
 
 Inference runs in a worker thread through lwmspectro.runtime (the model's outputs; this
 block stamps each into a readout once, with lwmspectro.readout.build_readout), fed by a
@@ -30,6 +34,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
+from lwmspectro import views as view_registry
 from lwmspectro.readout import INVALID_REASONS, InvalidWindow, ModelOutput, build_readout
 from lwmspectro.runtime import Runtime
 
@@ -42,9 +47,12 @@ from .common import (
     TAG_TRUTH,
     TAG_WINDOW_START,
     BlockBundle,
+    BlockViews,
     ConfigError,
+    describe_views,
     load_runtime,
     readout_to_pmt,
+    resolve_views,
     rx_time_to_seconds,
 )
 
@@ -61,7 +69,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class _Window:
-    spectrogram: np.ndarray | None  # None for a window that cannot be judged
+    views: list[np.ndarray] | None  # the model's views; None for a window that cannot be judged
     window_start: int
     rx_time: float | None
     clock: float
@@ -70,7 +78,7 @@ class _Window:
 
 
 class classifier(gr.basic_block):
-    """Float vectors of length T*K in; a PMT dict per classified window on `readout`.
+    """Float vectors of views (sum of T*K) in; a PMT dict per classified window on `readout`.
 
     bundle: model bundle folder ('' = the shipped model), a loaded lwmspectro Bundle, or a
     loaded lwmspectro Runtime.
@@ -79,10 +87,12 @@ class classifier(gr.basic_block):
     queue_size: windows waiting for the worker before new ones are dropped.
     embedding_output: add a stream output carrying the expert's embedding of each window
     read as WiFi, LTE or NR (tagged with its window_start), for users' own heads.
-    vlen: the input vector length the flowgraph feeds (0 = take it from the bundle).
+    vlen: the input vector length the flowgraph feeds (0 = take it from the views).
     embedding_dim: the embedding output's vector length the flowgraph expects (0 = the bundle's).
     drop_when_full: drop (and count) a window when the queue is full; False makes work() wait
     for room instead, for sources that can wait (a file replay), so every window is read out.
+    views: the views each vector holds, as the LWM Spectrogram's `views` ('' = the bundle's);
+    they must include every view the bundle reads.
 
     The `drops` message input takes a source's loss counters (the LWM ZMQ Source's `drops`
     port); their samples_dropped rides in every readout.
@@ -98,16 +108,30 @@ class classifier(gr.basic_block):
         vlen: int = 0,
         embedding_dim: int = 0,
         drop_when_full: bool = True,
+        views: BlockViews = "",
     ):
         self.runtime = load_runtime(bundle, LABEL)
-        params = self.runtime.params
-        self.vlen = params.n_frames * params.n_bins
+        self.views = resolve_views(views, self.runtime.bundle, LABEL)
+        shapes = [view_registry.view_shape(v) for v in self.views]
+        names = view_registry.view_names(self.views)
+        self.vlen = sum(T * K for T, K in shapes)
         if vlen and int(vlen) != self.vlen:
             raise ConfigError(
-                f"{LABEL}: vector length {vlen} does not match the bundle's spectrogram "
-                f"({params.n_frames} x {params.n_bins} = {self.vlen}); feed it an LWM Spectrogram "
-                f"with the same bundle and set the vector length to {self.vlen} (or 0)"
+                f"{LABEL}: vector length {vlen} does not match the views ({describe_views(names, shapes)} = "
+                f"{self.vlen}); feed it an LWM Spectrogram with the same bundle and views and set the vector "
+                f"length to {self.vlen} (or 0)"
             )
+        missing = [name for name, v in zip(self.runtime.view_names, self.runtime.views) if v not in self.views]
+        if missing:
+            raise ConfigError(
+                f"{LABEL}: the views {names} lack {missing}, which the bundle reads; add them to the views "
+                "(of this block and the LWM Spectrogram), or leave the views empty for the bundle's"
+            )
+        # Where each of the model's views lies in a vector: (offset, shape).
+        offsets = np.cumsum([0] + [T * K for T, K in shapes])
+        self._model_views = [
+            (int(offsets[self.views.index(v)]), shapes[self.views.index(v)]) for v in self.runtime.views
+        ]
         if max_rate < 0:
             raise ConfigError(f"{LABEL}: max rate {max_rate} is negative; give readouts per second, or 0 for no cap")
         if int(one_in_n) < 1:
@@ -225,7 +249,7 @@ class classifier(gr.basic_block):
                 reason = None  # no tag, or one this block does not know: the model judges the window
             # Invalid windows queue too (they cost the model nothing) so that readouts stay in order.
             window = _Window(
-                None if reason else vectors[i].reshape(self.runtime.params.shape).copy(),
+                None if reason else self._split(vectors[i]),
                 window_start,
                 rx_time,
                 clock,
@@ -233,6 +257,10 @@ class classifier(gr.basic_block):
                 reason,
             )
             self._enqueue(window)
+
+    def _split(self, vector: np.ndarray) -> list[np.ndarray]:
+        """The model's views in a vector, in the card's order (copies: the buffer is reused)."""
+        return [vector[offset : offset + T * K].reshape(T, K).copy() for offset, (T, K) in self._model_views]
 
     def _enqueue(self, window: _Window) -> None:
         """Queue a window for the worker; when the queue is full, drop and count it, or (with
@@ -297,7 +325,8 @@ class classifier(gr.basic_block):
         outputs: dict[int, ModelOutput | InvalidWindow] = {}
         if valid:
             try:
-                predicted = self.runtime.predict(np.stack([w.spectrogram for w in valid]))
+                model_input = [np.stack(views) for views in zip(*(w.views for w in valid))]
+                predicted = self.runtime.predict(model_input)
                 outputs = {id(w): output for w, output in zip(valid, predicted)}
             except Exception as err:  # a failing model must not take the flowgraph down; say so and count
                 self.logger.error(f"inference failed on {len(valid)} windows: {err}")

@@ -6,14 +6,16 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pmt
 from gnuradio import gr
 
 from lwmspectro import readout as readout_schema
+from lwmspectro import views as view_registry
 from lwmspectro.bundle import Bundle, BundleError, default_bundle_dir
 from lwmspectro.runtime import Runtime
 
@@ -30,6 +32,9 @@ TAG_CLOCK = "lwm_clock"
 the classifier measures a readout's latency from it."""
 TAG_TRUTH = "lwm_truth"
 """Ground-truth labels of a synthetic observation (PMT dict), at its first sample."""
+TAG_ESTIMATES = "lwm_estimates"
+"""The blind estimates the views of a window made (PMT dict: view name -> dict of estimates,
+e.g. symbol_starts and cfo_subcarriers of a symbol-aligned view)."""
 
 READOUT_PORT = "readout"
 DROPS_PORT = "drops"
@@ -85,6 +90,55 @@ def rx_time_pmt(whole_seconds: int, fraction: float):
     """An rx_time tag value; the fraction is folded into [0, 1)."""
     carry = math.floor(fraction)
     return pmt.make_tuple(pmt.from_uint64(int(whole_seconds + carry)), pmt.from_double(fraction - carry))
+
+
+def estimates_to_pmt(estimates: Mapping[str, Mapping[str, Any]]):
+    """A window's estimates as a PMT dict of dicts; arrays become uniform vectors."""
+    outer = pmt.make_dict()
+    for view, values in estimates.items():
+        inner = pmt.make_dict()
+        for key, value in values.items():
+            item = pmt.to_pmt(np.ascontiguousarray(value)) if isinstance(value, np.ndarray) else to_pmt(value)
+            inner = pmt.dict_add(inner, pmt.intern(key), item)
+        outer = pmt.dict_add(outer, pmt.intern(view), inner)
+    return outer
+
+
+def describe_views(names: Sequence[str], shapes: Sequence[tuple[int, int]]) -> str:
+    """The layout of a vector of views: "wideband 128 x 128 + cp_profile 4 x 64"."""
+    return " + ".join(f"{name} {T} x {K}" for name, (T, K) in zip(names, shapes))
+
+
+BlockViews = str | Sequence[Any]
+"""What a block's `views` parameter takes: '' for the bundle's views, names (a comma-separated
+string or a list) of the bundle's views or of lwmspectro.views.VIEWS, or view parameters."""
+
+
+def resolve_views(chosen: BlockViews, bundle: Bundle, block_label: str) -> tuple[Any, ...]:
+    """The views a block computes or reads: the bundle's ('' or empty), else those named, each
+    name the bundle's view of that name or else the registered one."""
+    if isinstance(chosen, str):
+        chosen = [name.strip() for name in chosen.split(",") if name.strip()]
+    if not chosen:
+        return bundle.views
+    known = dict(zip(bundle.view_names, bundle.views))
+    resolved = []
+    for entry in chosen:
+        if not isinstance(entry, str):
+            view_registry.view_shape(entry)  # a TypeError for what is not a view's parameters
+            resolved.append(entry)
+        elif entry in known or entry in view_registry.VIEWS:
+            resolved.append(known.get(entry, view_registry.VIEWS.get(entry)))
+        else:
+            raise ConfigError(
+                f"{block_label}: unknown view {entry!r}; give names of the bundle's views "
+                f"({', '.join(bundle.view_names)}) or of registered views ({', '.join(view_registry.VIEWS)}), "
+                "or leave the views empty for the bundle's"
+            )
+    for i, params in enumerate(resolved):
+        if params in resolved[:i]:
+            raise ConfigError(f"{block_label}: view {view_registry.view_name(params)!r} is listed twice")
+    return tuple(resolved)
 
 
 BlockBundle = Bundle | str | os.PathLike

@@ -7,7 +7,7 @@ from gnuradio import gr
 from lwmspectro.runtime import Runtime
 
 from .classifier import classifier
-from .common import DROPS_PORT, READOUT_PORT, BlockBundle
+from .common import DROPS_PORT, READOUT_PORT, BlockBundle, BlockViews
 from .spectrogram import spectrogram
 
 
@@ -15,7 +15,7 @@ class receiver(gr.hier_block2):
     """Complex samples in; readouts on the `readout` message port (and, optionally, the
     embeddings of windows read as WiFi, LTE or NR on a vector output).
 
-    See `spectrogram` and `classifier` for the parameters; the `drops` message input takes a
+    See `spectrogram` and `classifier` for the parameters (`views` goes to both); the `drops` message input takes a
     source's loss counters (the LWM ZMQ Source's `drops`). The bundle is read once; both
     halves, and any block built after it (e.g. the SigMF annotator), share `self.bundle`.
     """
@@ -31,6 +31,7 @@ class receiver(gr.hier_block2):
         embedding_output: bool = False,
         embedding_dim: int = 0,
         drop_when_full: bool = True,
+        views: BlockViews = "",
     ):
         self.classifier = classifier(
             bundle,
@@ -40,10 +41,11 @@ class receiver(gr.hier_block2):
             embedding_output,
             embedding_dim=embedding_dim,
             drop_when_full=drop_when_full,
+            views=views,
         )
         runtime = self.classifier.runtime
         self.bundle = runtime.bundle
-        self.spectrogram = spectrogram(self.bundle, samp_rate, hop)
+        self.spectrogram = spectrogram(self.bundle, samp_rate, hop, views=self.classifier.views)
         out_sig = (
             gr.io_signature(1, 1, gr.sizeof_float * runtime.embedding_dim)
             if embedding_output

@@ -18,6 +18,7 @@ from scipy import signal as sps
 from sigmf.error import SigMFError
 from sigmf.sigmffile import fromfile
 
+from lwmspectro import views as view_registry
 from lwmspectro.fileio import atomic_write
 
 from .common import BlockBundle, ConfigError, ReadoutSink, load_bundle
@@ -151,7 +152,7 @@ class sigmf_annotator(ReadoutSink):
         loaded = load_bundle(bundle, LABEL)
         self.model = loaded.name
         self.sample_rate = float(rate)
-        self.sample_count = loaded.params.source_window_samples(self.sample_rate)
+        self.sample_count = view_registry.observation_span(loaded.views, self.sample_rate)
         self.flush_seconds = float(flush_seconds)
         self.captures = sorted(
             (int(c.get("core:sample_start", 0)), float(c.get("core:frequency", 0.0)))

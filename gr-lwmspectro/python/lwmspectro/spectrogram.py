@@ -1,13 +1,20 @@
-"""LWM Spectrogram: complex samples in, one T*K float vector of G per analysis window out.
+"""LWM Spectrogram: complex samples in, one float vector of the model's views per analysis
+window out.
 
 The block feeds each input buffer to lwmspectro.framer.ObservationFramer, the framer the
-runtime and `lwmspectro classify` use: it cuts observations at the bundle's window length
-(counted at the source rate), judges them, resamples only the samples G reads and applies
-G, so the vectors are exactly what the model was trained on and a window gets the same
-verdict here as offline. Each vector carries tags: ``window_start`` (the source sample
-offset where its window starts), ``rx_time``/``rx_freq`` valid at that sample when the
-source tagged them, ``lwm_truth`` in force there when the source is labelled (the LWM
-Synthetic Source), ``lwm_invalid`` when the window cannot be judged (its vector is NaN),
+runtime and `lwmspectro classify` use: it cuts observations (the span of the bundle's views,
+counted at the source rate), judges them and computes each view as lwmspectro.views computes
+it offline for a capture starting there, so the vectors are exactly what the model was
+trained on and a window gets the same verdict here as offline.
+
+A vector is the window's views, each flattened time-major (T x K) and joined in the order of
+the card's views (or of the `views` asked for): a card of today's G alone gives the T x K
+vector of G, as before. A view of the past the stream does not yet hold (the dynamics view in
+a stream's first 128 ms) is NaN in its part of the vector. Each vector carries tags:
+``window_start`` (the source sample offset where its window starts), ``rx_time``/``rx_freq``
+valid at that sample when the source tagged them, ``lwm_truth`` in force there when the source
+is labelled (the LWM Synthetic Source), ``lwm_invalid`` when the window cannot be judged (its
+vector is NaN), ``lwm_estimates`` with the blind estimates its views made (symbol timing, CFO),
 and ``lwm_clock`` for latency.
 """
 
@@ -23,14 +30,19 @@ from lwmspectro.framer import ObservationFramer
 
 from .common import (
     TAG_CLOCK,
+    TAG_ESTIMATES,
     TAG_INVALID,
     TAG_RX_FREQ,
     TAG_RX_TIME,
     TAG_TRUTH,
     TAG_WINDOW_START,
     BlockBundle,
+    BlockViews,
     ConfigError,
+    describe_views,
+    estimates_to_pmt,
     load_bundle,
+    resolve_views,
     rx_time_pmt,
 )
 
@@ -41,25 +53,40 @@ the memory of one call."""
 
 
 class spectrogram(gr.basic_block):
-    """Complex stream in, one float32 vector of length T*K per analysis window out.
+    """Complex stream in, one float32 vector of the views (sum of T*K) per analysis window out.
 
-    bundle: model bundle folder ('' = the shipped model), or a loaded lwmspectro Bundle; it
-    fixes G and the analysis rate.
+    bundle: model bundle folder ('' = the shipped model), or a loaded lwmspectro Bundle; its
+    card fixes the views (and so the analysis rates).
     samp_rate: the source's sample rate in Hz.
     hop: source samples from one window's start to the next; 0 = back to back.
-    vlen: the output vector length the flowgraph expects (T*K of the bundle); 0 = take it
-    from the bundle.
+    vlen: the output vector length the flowgraph expects (sum of T*K of the views); 0 = take
+    it from the views.
+    views: the views to compute, in order: '' = the bundle's; else names (comma-separated) of
+    the bundle's views or of registered views (lwmspectro.views.VIEWS), e.g. to look at more
+    of them than the model reads (an LWM Classifier given the same views picks its own).
     """
 
-    def __init__(self, bundle: BlockBundle = "", samp_rate: float = 30.72e6, hop: int = 0, vlen: int = 0):
+    def __init__(
+        self,
+        bundle: BlockBundle = "",
+        samp_rate: float = 30.72e6,
+        hop: int = 0,
+        vlen: int = 0,
+        views: BlockViews = "",
+    ):
         self.bundle = load_bundle(bundle, LABEL)
         self.params = self.bundle.params
+        self.views = resolve_views(views, self.bundle, LABEL)
         if not samp_rate or samp_rate <= 0:
             raise ConfigError(
                 f"{LABEL}: sample rate {samp_rate!r} is not a positive number of Hz; set it to the source's sample rate"
             )
         self.samp_rate = float(samp_rate)
-        self.span = self.params.source_window_samples(self.samp_rate)
+        try:
+            self.framer = ObservationFramer(self.views, self.samp_rate)
+        except ValueError as err:
+            raise ConfigError(f"{LABEL}: {err}") from err
+        self.span = self.framer.span
         hop = int(hop)
         if hop < 0:
             raise ConfigError(
@@ -67,20 +94,19 @@ class spectrogram(gr.basic_block):
                 f"starts, or 0 for back-to-back windows of {self.span}"
             )
         self.hop = hop or self.span
-        self.framer = ObservationFramer(self.params, self.samp_rate, self.hop)
-        self.vlen = self.params.n_frames * self.params.n_bins
+        self.framer = ObservationFramer(self.views, self.samp_rate, self.hop)
+        self.vlen = self.framer.vlen
         if vlen and int(vlen) != self.vlen:
             raise ConfigError(
-                f"{LABEL}: vector length {vlen} does not match the bundle's spectrogram "
-                f"({self.params.n_frames} x {self.params.n_bins} = {self.vlen}); set the vector "
-                f"length to {self.vlen} (or 0) and use the same bundle in the classifier"
+                f"{LABEL}: vector length {vlen} does not match the views "
+                f"({describe_views(self.framer.names, self.framer.shapes)} = {self.vlen}); set the vector "
+                f"length to {self.vlen} (or 0) and use the same bundle and views in the classifier"
             )
         gr.basic_block.__init__(self, name="lwm_spectrogram", in_sig=[np.complex64], out_sig=[(np.float32, self.vlen)])
         self.set_tag_propagation_policy(gr.TPP_DONT)
         # The scheduler sizes the upstream buffer from this ratio: it must hold all a window
         # needs at once, or the block could never see a whole one.
-        reach = self.framer.end_needed(0) - self.framer.first_needed(0) + self.framer.resampler.down
-        self.set_relative_rate(1, max(self.hop, reach))
+        self.set_relative_rate(1, max(self.hop, self.framer.samples_read))
         self._tags_upto = 0
         self._time_tags: list[tuple[int, object]] = []
         self._freq_tags: list[tuple[int, object]] = []
@@ -101,7 +127,7 @@ class spectrogram(gr.basic_block):
 
     @property
     def bandwidth_warning(self) -> str | None:
-        """What the model will miss when the source is narrower than its analysis band."""
+        """What the model will miss when the source is narrower than its (wideband) analysis band."""
         analysis = self.params.sample_rate_hz
         if self.samp_rate >= analysis:
             return None
@@ -122,10 +148,12 @@ class spectrogram(gr.basic_block):
         self._collect_tags(first + len(samples))
         windows = self.framer.take(samples, first, min(len(output_items[0]), MAX_WINDOWS_PER_CALL))
         if len(windows):
-            output_items[0][: len(windows)] = windows.spectrograms.reshape(len(windows), self.vlen)
+            output_items[0][: len(windows)] = windows.flat()
             clock = pmt.from_double(time.monotonic())
-            for i, (window_start, reason) in enumerate(zip(windows.starts, windows.invalid_reasons)):
-                self._tag_window(self.nitems_written(0) + i, int(window_start), reason, clock)
+            for i, (window_start, reason, estimates) in enumerate(
+                zip(windows.starts, windows.invalid_reasons, windows.estimates)
+            ):
+                self._tag_window(self.nitems_written(0) + i, int(window_start), reason, estimates, clock)
         self.consume(0, min(len(samples), max(0, self.framer.keep_from - first)))
         return len(windows)
 
@@ -153,7 +181,7 @@ class spectrogram(gr.basic_block):
                 break
         return best
 
-    def _tag_window(self, item: int, window_start: int, reason, clock) -> None:
+    def _tag_window(self, item: int, window_start: int, reason, estimates, clock) -> None:
         self.add_item_tag(0, item, pmt.intern(TAG_WINDOW_START), pmt.from_uint64(window_start))
         self.add_item_tag(0, item, pmt.intern(TAG_CLOCK), clock)
         time_tag = self._in_force(self._time_tags, window_start)
@@ -168,3 +196,5 @@ class spectrogram(gr.basic_block):
                 self.add_item_tag(0, item, pmt.intern(key), in_force[1])
         if reason is not None:
             self.add_item_tag(0, item, pmt.intern(TAG_INVALID), pmt.intern(reason))
+        if estimates:
+            self.add_item_tag(0, item, pmt.intern(TAG_ESTIMATES), estimates_to_pmt(estimates))
