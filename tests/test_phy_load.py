@@ -339,6 +339,14 @@ def test_wifi_gaps_are_sifs_or_difs_plus_slots_and_span_back_to_back_to_sparse()
     assert min(duty) < 0.3 and max(duty) > 0.8
 
 
+def test_every_wifi_window_holds_a_packet_the_spectrogram_sees():
+    for seed in range(40):
+        wf = generate("wifi", modulation="64QAM", code_rate="3/4", duration_s=0.016, rng=np.random.default_rng(seed))
+        edges = np.diff(np.r_[0, wf.active.astype(np.int8), 0])
+        runs = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+        assert runs.max() >= 0.2e-3 * wifi.SAMPLE_RATE_HZ
+
+
 def test_wifi_packet_lengths_reach_from_an_ack_to_the_longest_psdu():
     metas = [
         generate("wifi", modulation="BPSK", code_rate="1/2", duration_s=0.016, rng=np.random.default_rng(s)).meta

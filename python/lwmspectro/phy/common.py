@@ -28,6 +28,12 @@ class PhyWaveform:
     meta: dict = field(default_factory=dict)
 
 
+MIN_VISIBLE_RUN_S = 0.2e-3
+"""Every waveform that pauses holds at least one transmission this long. The spectrogram looks
+at a few microseconds every 125 us: a window whose transmissions all fell between its frames
+would be noise under a signal's label."""
+
+
 def n_samples_for(duration_s: float, sample_rate_hz: float) -> int:
     """ceil(duration * fs), refusing durations that make no waveform."""
     if not np.isfinite(duration_s) or duration_s <= 0:

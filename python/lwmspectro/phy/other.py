@@ -9,9 +9,9 @@
   (log-uniform, at least 10 % away from WiFi's 312.5 and 78.125 kHz and 3GPP's 7.5-120 kHz),
   FFT size = sample rate / spacing, cyclic prefix 1/32-1/4 of the FFT or none, 1-25 MHz wide,
   BPSK-64QAM data with or without comb pilots and a DC null; continuous or in bursts.
-- chirp: linear FM sweeps, radar-like pulses (1-20 MHz swept in 1-100 us with a time-bandwidth
-  product of 20 or more, repeated every 50 us-2 ms) or LoRa-like packets (125-500 kHz,
-  spreading factor 7-12, each symbol a cyclic shift of the up-chirp).
+- chirp: linear FM sweeps, FMCW radar-like (1-20 MHz swept in 10 us-1 ms with a time-bandwidth
+  product of 20 or more, continuous or in frames) or LoRa-like packets (125-500 kHz, spreading
+  factor 7-12, each symbol a cyclic shift of the up-chirp).
 
 All at 30.72 MS/s by default (the spectrogram's analysis rate), so no resampling is needed.
 """
@@ -23,7 +23,7 @@ import scipy.fft
 import scipy.signal
 
 from .. import labels
-from .common import PhyWaveform, finish, modulate, n_samples_for, random_bits
+from .common import MIN_VISIBLE_RUN_S, PhyWaveform, finish, modulate, n_samples_for, random_bits
 
 SAMPLE_RATE_HZ = 30.72e6
 KIND_MODULATIONS = {
@@ -191,7 +191,7 @@ def _ofdm_other(n: int, fs: float, rng: np.random.Generator, modulation: str):
     if continuous:
         bursts = [(-int(rng.integers(symbol_len)), symbol_len * (n // symbol_len + 2))]
     else:
-        bursts = _bursts(rng, n, (0.1e-3, 5e-3), (20e-6, 3e-3), fs, unit=symbol_len)
+        bursts = _bursts(rng, n, (MIN_VISIBLE_RUN_S, 5e-3), (20e-6, 3e-3), fs, unit=symbol_len)
     counts = [length // symbol_len for _, length in bursts]
     n_symbols = sum(counts)
     # The carrier offset is a whole number of subcarriers: a shift of the grid keeps every prefix cyclic.
@@ -235,33 +235,40 @@ def _chirp(n: int, fs: float, rng: np.random.Generator):
 
 
 def _radar_chirp(n: int, fs: float, rng: np.random.Generator):
-    """Pulses of one linear sweep across `sweep` Hz, repeated every PRI, coherent from pulse to
-    pulse (a pulse-compression radar)."""
+    """Sawtooth FMCW: back-to-back linear sweeps across `sweep` Hz, coherent from sweep to sweep,
+    continuous or in frames of sweeps (automotive and altimeter radars)."""
     sweep = float(np.exp(rng.uniform(np.log(1e6), np.log(20e6))))
-    width_s = float(np.exp(rng.uniform(np.log(max(1e-6, 20 / sweep)), np.log(100e-6))))  # time-bandwidth >= 20
-    pri_s = float(np.exp(rng.uniform(np.log(max(4 * width_s, 50e-6)), np.log(2e-3))))
+    period_s = float(np.exp(rng.uniform(np.log(max(10e-6, 20 / sweep)), np.log(1e-3))))  # time-bandwidth >= 20
     direction = 1 if rng.random() < 0.5 else -1
     f0 = _offset(rng, fs, sweep)
-    length, pri = max(2, int(width_s * fs)), int(pri_s * fs)
+    length = int(period_s * fs)
     t = np.arange(length) / fs
-    pulse = _phasor(direction * (0.5 * sweep / width_s * t**2 - 0.5 * sweep * t) + f0 * t)
+    ramp = _phasor(direction * (0.5 * sweep / period_s * t**2 - 0.5 * sweep * t) + f0 * t)
+    continuous = bool(rng.random() < 0.5)
+    if continuous:
+        bursts = [(-int(rng.integers(length)), length * (n // length + 2))]
+    else:
+        bursts = _bursts(rng, n, (MIN_VISIBLE_RUN_S, 5e-3), (50e-6, 3e-3), fs, unit=length)
     phase = rng.uniform(0, 1)
     iq = np.zeros(n, np.complex64)
     active = np.zeros(n, bool)
-    for pos in range(-int(rng.integers(pri)), n, pri):
-        lo, hi = max(pos, 0), min(pos + length, n)
-        if hi > lo:
-            iq[lo:hi] = pulse[lo - pos : hi - pos] * np.complex64(np.exp(2j * np.pi * (f0 * pos / fs + phase)))
-            active[lo:hi] = True
+    for pos, span in bursts:
+        lo, hi = max(pos, 0), min(pos + span, n)
+        if hi <= lo:
+            continue
+        starts = pos + length * np.arange(span // length)
+        coherent = _phasor(f0 * starts / fs + phase)
+        iq[lo:hi] = (coherent[:, None] * ramp[None, :]).reshape(-1)[lo - pos : hi - pos]
+        active[lo:hi] = True
     meta = {
-        "style": "radar",
+        "style": "fmcw",
         "sweep_hz": sweep,
-        "pulse_us": width_s * 1e6,
-        "pri_us": pri_s * 1e6,
+        "sweep_us": period_s * 1e6,
         "up": direction > 0,
+        "continuous": continuous,
         "offset_hz": f0,
     }
-    return iq, active, sweep + 2 / width_s, meta  # the sweep widened by the pulse's own main lobe
+    return iq, active, sweep + 2 / period_s, meta  # the sweep widened by the ramp's own main lobe
 
 
 def _lora_chirp(n: int, fs: float, rng: np.random.Generator):

@@ -16,7 +16,8 @@ Traffic is drawn per waveform, from back-to-back to sparse: a typical PSDU lengt
 from an ACK's 14 bytes to the longest PSDU: 4095 bytes, or for VHT what fits the 5.484 ms
 aPPDUMaxTime) with a log-normal spread around it per packet, and gaps that are either SIFS
 (16 us: a response or the next frame of a TXOP) or DIFS plus a whole number of 9 us slots
-(a backoff from CW 15, 31 or 63 plus idle slots with a drawn mean of 10 us to 3 ms).
+(a backoff from CW 15, 31 or 63 plus idle slots with a drawn mean of 10 us to 3 ms). A window
+of short packets gets one of at least 0.2 ms airtime (common.MIN_VISIBLE_RUN_S).
 No time-domain windowing between symbols (the standard leaves it to the implementer).
 """
 
@@ -31,7 +32,7 @@ import scipy.fft
 
 from .. import labels
 from . import bcc
-from .common import PhyWaveform, crop, finish, modulate, n_samples_for, random_bits
+from .common import MIN_VISIBLE_RUN_S, PhyWaveform, crop, finish, modulate, n_samples_for, random_bits
 
 SAMPLE_RATE_HZ = 20e6
 N_FFT = 64
@@ -407,6 +408,12 @@ class _Traffic:
         }
 
 
+def _shows_a_long_packet(durations: np.ndarray, packet_ends: np.ndarray, start: int, n_out: int) -> bool:
+    """Whether some packet is on for MIN_VISIBLE_RUN_S inside the window [start, start + n_out)."""
+    inside = np.minimum(packet_ends, start + n_out) - np.maximum(packet_ends - durations, start)
+    return bool(inside.max() >= MIN_VISIBLE_RUN_S * SAMPLE_RATE_HZ)
+
+
 def generate(
     *,
     bandwidth_hz: float = 20e6,
@@ -446,6 +453,14 @@ def generate(
         if ends[-1] >= start + n_out:
             n_packets = int(np.searchsorted(ends, start + n_out)) + 1
             break
+    lengths, gaps = lengths[:n_packets], gaps[:n_packets]
+    if n_packets > 1 and not _shows_a_long_packet(durations[:n_packets], ends[:n_packets] - gaps, start, n_out):
+        # The first packet that starts inside the window is made long enough to be seen (within the range).
+        visible_symbols = -(-(round(MIN_VISIBLE_RUN_S * SAMPLE_RATE_HZ) - header_len) // sym_len)
+        lengths[1] = max(lengths[1], min(hi, (visible_symbols * mode.n_dbps - 22 + 7) // 8))
+    durations = header_len + mode.n_symbols(lengths) * sym_len
+    ends = np.cumsum(durations + gaps)
+    n_packets = int(np.searchsorted(ends, start + n_out)) + 1  # ends only grew: still covered
     lengths, gaps, durations = lengths[:n_packets], gaps[:n_packets], durations[:n_packets]
     total = int(ends[n_packets - 1])
     n_sym = mode.n_symbols(lengths)
