@@ -198,7 +198,8 @@ def crop(iq: np.ndarray, active: np.ndarray, start: int, n: int) -> tuple[np.nda
 FULL_LOAD_SHARE = 0.3
 """Share of LTE / NR waveforms whose cell is fully loaded (every RB of every subframe / slot)."""
 LOAD_RANGE = (0.05, 1.0)
-"""Offered load of the other waveforms, as a share of the PDSCH capacity (uniform)."""
+"""Offered load of the other waveforms (uniform), as a share of the PDSCH capacity; its floor
+and MAX_IDLE_S keep the labelled modulation visible."""
 MAX_IDLE_S = 4e-3
 """Longest run without PDSCH: every 5 ms holds some, and so does every waveform, so the
 labelled modulation is always on the air."""
@@ -212,6 +213,7 @@ def draw_load(rng: np.random.Generator) -> float:
 
 
 def check_load(load: float) -> float:
+    """A caller's load, refused outside LOAD_RANGE with the range named."""
     if not LOAD_RANGE[0] <= load <= LOAD_RANGE[1]:
         raise ValueError(
             f"load must be {LOAD_RANGE[0]:g}..{LOAD_RANGE[1]:g} (a share of the PDSCH capacity), got {load}"
