@@ -39,11 +39,13 @@ CARRIED = {
 
 
 def add_arguments(parser):
+    from ..labels import OTHER_KINDS
+
     parser.add_argument("--protocol", required=True, help="wifi, lte, nr, other or none")
     parser.add_argument("--bandwidth", type=float, help="channel bandwidth in Hz (default: drawn)")
     parser.add_argument("--modulation", help="BPSK, QPSK, 16QAM, 64QAM or 256QAM (default: drawn)")
     parser.add_argument("--code-rate", help="e.g. 1/2, 3/4 (default: drawn)")
-    parser.add_argument("--other-kind", help="for --protocol other: cw, sc_psk, sc_qam or fm")
+    parser.add_argument("--other-kind", help="for --protocol other: " + ", ".join(OTHER_KINDS) + " (default: drawn)")
     parser.add_argument(
         "--snr", type=float, help=f"SNR in dB within the occupied bandwidth (default {DEFAULT_SNR_DB:g})"
     )
