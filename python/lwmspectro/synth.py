@@ -22,10 +22,12 @@ from .channels import (
     TapProfile,
     TDLChannel,
     add_awgn,
+    coloured_noise,
     doppler_hz,
     draw_speed,
     impairments,
     mean_power,
+    noise_colour,
     tdl_profile,
 )
 from .config_base import ConfigBase, bounded
@@ -43,6 +45,11 @@ CARRIERS_HZ = {
 
 NOISE_POWER_NONE = 1.0
 """Noise variance per sample of a noise-only (`none`) example."""
+COLOURED_NOISE_PROBABILITY = 0.5
+MAX_NOISE_RIPPLE_DB = 4.0
+"""Half the examples, signals and noise alike, get receiver noise that is not white: a smooth
+tilt and ripple of up to about +-4 dB across the band (`channels.noise_colour`), as an SDR's
+front end gives it; the SNR inside the occupied band stays the label's."""
 
 MAX_SAMPLES = 10_000_000
 """The most spectrograms a dataset config may ask for (20 kB each in float16: 330 GB)."""
@@ -348,10 +355,16 @@ def _realise(
     Frames (`stream` False) hold the channel fixed within each short frame; a stream (one
     start) lets it fade sample by sample."""
     rng = np.random.default_rng(spec.seed)
+    ripple_db = float(rng.uniform(0.0, MAX_NOISE_RIPPLE_DB)) if rng.random() < COLOURED_NOISE_PROBABILITY else 0.0
+    colour = noise_colour(rng, ripple_db) if ripple_db else None
+    noise_labels = {"noise_ripple_db": ripple_db}
     if spec.protocol == "none":
         shape = (len(starts), length)
-        noise = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) * np.sqrt(NOISE_POWER_NONE / 2)
-        return noise.astype(np.complex64), label_row(spec, {})
+        if colour is None:
+            noise = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+        else:
+            noise = coloured_noise(shape, colour, rng)
+        return (noise * np.sqrt(NOISE_POWER_NONE / 2)).astype(np.complex64), label_row(spec, noise_labels)
     if spec.snr_db is None:
         raise ValueError(f"a {spec.protocol} example needs an SNR")
     wf = _phy_waveform(spec, (int(starts.max()) + length) / params.sample_rate_hz, rng)
@@ -373,8 +386,8 @@ def _realise(
     y, _ = impairments.carrier_frequency_offset(y, offsets["cfo_hz"], params.sample_rate_hz, index)
     on = active[index]
     signal_power = mean_power(y, on if on.any() else None)
-    y, _ = add_awgn(y, spec.snr_db, occupied_bw, params.sample_rate_hz, signal_power, rng)
-    extra = dict(phy_labels, cfo_hz=offsets["cfo_hz"], sfo_ppm=offsets["sfo_ppm"])
+    y, _ = add_awgn(y, spec.snr_db, occupied_bw, params.sample_rate_hz, signal_power, rng, colour=colour)
+    extra = dict(phy_labels, cfo_hz=offsets["cfo_hz"], sfo_ppm=offsets["sfo_ppm"], **noise_labels)
     if spec.impairments:
         y, impairment_labels = impairments.apply_random(y, index, params.sample_rate_hz, rng)
         extra["impairments"] = impairment_labels
