@@ -1,6 +1,7 @@
 """NR DL-SCH channel coding (phy/ldpc.py) against TS 38.212 / 38.214: parity checks of the lifted
-base graphs, CRC check values, segmentation, rate matching read back from the codewords, and
-whole chains against digests of another implementation's output."""
+base graphs, CRC check values, segmentation, rate matching read back from the codewords, whole
+chains against digests of another implementation's output, and the NR waveform's PDSCH read
+back from its resource grid."""
 
 import binascii
 import hashlib
@@ -8,8 +9,11 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from test_phy_signals import nr_grid
 
-from lwmspectro.phy import ldpc, turbo
+from lwmspectro import labels
+from lwmspectro.phy import generate, ldpc, nr, turbo
+from lwmspectro.phy.common import constellation, gold_sequence, modulate
 from lwmspectro.phy.turbo import CRC24A, CRC24B
 
 
@@ -243,3 +247,80 @@ def test_a_block_without_coded_bits_sends_nothing_and_g_must_fill_symbols():
     )
     with pytest.raises(ValueError, match="multiple of 4"):
         ldpc.dlsch_encode(blocks, [2002, 2000], 4, Fraction(1, 2))
+
+
+# --- the NR waveform ---------------------------------------------------------------------------------
+
+
+def hard_bits(values, modulation):
+    """Label bits (MSB first) of the nearest 3GPP constellation point of each value."""
+    points = constellation(modulation, "3gpp")
+    m = int(np.log2(len(points)))
+    index = np.argmin(np.abs(values[:, None] - points[None, :]), axis=1)
+    return ((index[:, None] >> np.arange(m - 1, -1, -1)) & 1).astype(np.uint8).ravel()
+
+
+@pytest.mark.parametrize("mu,modulation,code_rate", [(0, "16QAM", "1/2"), (1, "64QAM", "3/4")])
+def test_nr_pdsch_carries_the_scrambled_ldpc_codewords(monkeypatch, mu, modulation, code_rate):
+    calls = []
+
+    def recording(transport_blocks, coded_bits, bits_per_symbol, rate):
+        out = ldpc_encode_chain(transport_blocks, coded_bits, bits_per_symbol, rate)
+        calls.append(([np.array(b) for b in transport_blocks], [int(g) for g in coded_bits], out.copy()))
+        return out  # nr.py scrambles it in place
+
+    ldpc_encode_chain = ldpc.dlsch_encode
+    monkeypatch.setattr(ldpc, "dlsch_encode", recording)
+    wf = generate(
+        "nr",
+        bandwidth_hz=10e6,
+        mu=mu,
+        modulation=modulation,
+        code_rate=code_rate,
+        duration_s=0.004,
+        rng=np.random.default_rng(12),
+        load=1.0,
+        ssb_period_ms=20,
+    )
+    assert wf.coding == "ldpc" and wf.code_rate == code_rate
+    ((transport_blocks, coded_bits, codewords),) = calls
+    meta = wf.meta
+    n_rb, qm = meta["n_rb"], labels.BITS_PER_SYMBOL[modulation]
+    rate = Fraction(code_rate)
+    # Every slot is fully allocated: one transport block of the 38.214 size each.
+    re_per_prb = 12 * (14 - meta["pdsch_start_symbol"]) - len(meta["dmrs_symbols"]) * (
+        6 if meta["dmrs_config_type"] == 1 else 4
+    )
+    assert {len(b) for b in transport_blocks} == {ldpc.transport_block_size(n_rb, re_per_prb, rate, qm)}
+
+    # The receiver's view: PDSCH REs of the whole slots without an SS/PBCH block, k first, then l.
+    grid, slots = nr_grid(wf)
+    mask = np.zeros((14, 12 * n_rb), bool)
+    mask[meta["pdsch_start_symbol"] :] = True
+    for l in meta["dmrs_symbols"]:
+        mask[l, nr.dmrs_subcarriers(meta["dmrs_config_type"], n_rb)] = False
+    group = 7 * 2**mu
+    cp0, cp = meta["cp"]
+    slot_len = (cp0 + meta["n_fft"] + (group - 1) * (cp + meta["n_fft"])) * 14 // group
+    first_slot = meta["start_sample"] // slot_len
+    ends = np.cumsum(coded_bits)
+    checked = 0
+    for g, slot in zip(grid, slots):
+        tb = slot - first_slot
+        if coded_bits[tb] != mask.sum() * qm:
+            continue  # an SS/PBCH block takes some of this slot's REs
+        received = g[mask]
+        sent = codewords[ends[tb] - coded_bits[tb] : ends[tb]]
+        scrambling = gold_sequence(meta["rnti"] * 2**15 + meta["cell_id"], len(sent))
+        gain = np.vdot(modulate(sent ^ scrambling, modulation, "3gpp"), received).real / len(received)
+        air = hard_bits(received / gain, modulation) ^ scrambling
+        assert np.array_equal(air, sent)
+        # The codeword is systematic: code block 0 sends its share of TB + CRC from bit 2 Z_c on first.
+        block = transport_blocks[tb]
+        with_crc = np.r_[block, ldpc.transport_crcs([block])[0]]
+        seg = ldpc.segment(len(with_crc), ldpc.base_graph(len(block), rate))
+        share = with_crc[: len(with_crc) // seg.blocks]
+        first_block = deinterleave(air[: ldpc.code_block_lengths(seg.blocks, len(sent), qm)[0]], qm)
+        assert np.array_equal(first_block[: len(share) - 2 * seg.lifting], share[2 * seg.lifting :])
+        checked += 1
+    assert checked >= 2

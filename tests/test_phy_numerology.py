@@ -121,7 +121,7 @@ def test_power_length_and_dtype(protocol):
     assert wf.iq.dtype == np.complex64 and wf.active.dtype == bool
     assert len(wf.iq) == len(wf.active) == int(np.ceil(0.002 * wf.sample_rate_hz))
     assert np.mean(np.abs(wf.iq[wf.active]) ** 2) == pytest.approx(1.0, abs=1e-4)
-    assert wf.coding == {"wifi": "bcc", "lte": "turbo", "nr": "none", "other": "none"}[protocol]
+    assert wf.coding == {"wifi": "bcc", "lte": "turbo", "nr": "ldpc", "other": "none"}[protocol]
 
 
 @pytest.mark.parametrize("protocol", labels.PROTOCOLS + ("other",))

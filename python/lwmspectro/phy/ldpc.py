@@ -17,7 +17,6 @@ from __future__ import annotations
 import binascii
 import functools
 import itertools
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -56,18 +55,22 @@ def transport_block_size(
     n_prb: int, re_per_prb: int, code_rate: float | Fraction, bits_per_symbol: int, layers: int = 1
 ) -> int:
     """TBS of 38.214 5.1.3.2 for `n_prb` PRBs with `re_per_prb` PDSCH REs each (N'_RE: the
-    scheduled symbols' REs less DMRS and overhead; SS/PBCH REs are not subtracted)."""
+    scheduled symbols' REs less DMRS and overhead; SS/PBCH REs are not subtracted).
+
+    Exact integer arithmetic on N_info x den(R), so that no rounding moves a size across a step."""
     if n_prb < 1 or re_per_prb < 1:
         raise ValueError(f"a transport block needs resource elements, got {n_prb} PRBs x {re_per_prb} REs")
     rate = Fraction(code_rate)
-    n_info = min(156, re_per_prb) * n_prb * rate * bits_per_symbol * layers
-    if n_info <= 3824:
-        n = max(3, math.floor(math.log2(n_info)) - 6)
-        quantised = max(24, 2**n * math.floor(n_info / 2**n))
+    den = rate.denominator
+    scaled = min(156, re_per_prb) * n_prb * bits_per_symbol * layers * rate.numerator  # N_info den
+    if scaled <= 3824 * den:
+        n = max(3, (scaled // den).bit_length() - 1 - 6)  # floor(log2(N_info)) - 6
+        quantised = max(24, 2**n * (scaled // (den * 2**n)))
         return int(SMALL_TBS[np.searchsorted(SMALL_TBS, quantised)])
-    n = math.floor(math.log2(n_info - 24)) - 5
-    quantised = max(3840, 2**n * math.floor((n_info - 24) / 2**n + Fraction(1, 2)))  # round half up
-    if rate <= Fraction(1, 4):
+    above = scaled - 24 * den  # (N_info - 24) den
+    n = (above // den).bit_length() - 1 - 5
+    quantised = max(3840, 2**n * ((2 * above + den * 2**n) // (2 * den * 2**n)))  # round, halves up
+    if 4 * rate.numerator <= den:  # R <= 1/4
         blocks = -(-(quantised + 24) // 3816)
     elif quantised > 8424:
         blocks = -(-(quantised + 24) // 8424)
@@ -351,7 +354,12 @@ def _encoder_plan(graph: int, lifting: int) -> _EncoderPlan:
 def _slots(groups: Sequence[Sequence[int]]) -> np.ndarray:
     """Code block rows in the order _encode_sliced packs them: each group from a byte of its own on,
     -1 (the zero row) filling the rest of its last byte."""
-    return np.concatenate([np.r_[rows, np.full(-len(rows) % 8, -1)] for rows in groups]).astype(np.intp)
+    slots = np.full(sum(-(-len(rows) // 8) * 8 for rows in groups), -1, np.intp)
+    start = 0
+    for rows in groups:
+        slots[start : start + len(rows)] = rows
+        start += -(-len(rows) // 8) * 8
+    return slots
 
 
 def _encode_sliced(blocks: np.ndarray, slots: np.ndarray, graph: int, lifting: int, checks: int) -> np.ndarray:

@@ -15,8 +15,9 @@ block. The cell's load is drawn per waveform (see common.schedule_pdsch): from a
 few slots, contiguous (allocation type 1) or in scattered resource block groups (type 0), to
 every RB of every slot. PDSCH bits are scrambled (38.211 7.3.1.1) and Gray-mapped (5.1).
 
-Coding: LDPC is not applied (coding = "none"); the PDSCH carries uniformly random bits, and the
-code rate is the scheduled rate recorded as a label only.
+Coding: every slot with PDSCH carries one LDPC-coded transport block (ldpc.py, 38.212 7.2): its
+size from 38.214 5.1.3.2 for the slot's PRBs at the labelled code rate, CRC, segmentation, LDPC
+and rv-0 rate matching to the slot's PDSCH REs, which SS/PBCH blocks may reduce.
 
 Normal CP: 144 kappa 2^-mu Tc, plus 16 kappa Tc on the first symbol of each half-subframe.
 5 MHz is offered at 15 kHz only: 11 RBs at 30 kHz cannot hold the 20-RB SS/PBCH block.
@@ -25,10 +26,12 @@ Normal CP: 144 kappa 2^-mu Tc, plus 16 kappa Tc on the first symbol of each half
 from __future__ import annotations
 
 import functools
+from fractions import Fraction
 
 import numpy as np
 
 from .. import labels
+from . import ldpc
 from .common import (
     PhyWaveform,
     check_load,
@@ -304,7 +307,14 @@ def generate(
     pdsch_mask &= ~ssb_grid_mask
     per_slot = pdsch_mask.reshape(n_slots, -1).sum(axis=1)
     scrambling = gold_sequence(rnti * 2**15 + cell_id, int(per_slot.max()) * qm)  # the same in every slot
-    bits = random_bits(rng, int(per_slot.sum()) * qm)
+    # N'_RE per PRB of 38.214 5.1.3.2: the PDSCH symbols' REs less the DMRS CDM group's.
+    re_per_prb = 12 * (14 - coreset_symbols) - len(positions) * len(comb) // n_rb
+    rate = Fraction(code_rate)
+    scheduled = np.flatnonzero(per_slot)
+    tb_sizes = [ldpc.transport_block_size(int(schedule.rbs[i].sum()), re_per_prb, rate, qm) for i in scheduled]
+    drawn = random_bits(rng, sum(tb_sizes))  # one draw for all blocks: faster than one each
+    transport_blocks = np.split(drawn, np.cumsum(tb_sizes)[:-1]) if tb_sizes else []
+    bits = ldpc.dlsch_encode(transport_blocks, per_slot[scheduled] * qm, qm, rate)
     ends = np.cumsum(per_slot) * qm
     for begin, end in zip(ends - per_slot * qm, ends):
         bits[begin:end] ^= scrambling[: end - begin]
@@ -354,6 +364,6 @@ def generate(
         occupied_bw_hz=n_sc * scs,
         modulation=modulation,
         code_rate=code_rate,
-        coding="none",
+        coding="ldpc",
         meta=meta,
     )
