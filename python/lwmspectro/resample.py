@@ -22,6 +22,7 @@ MAX_RATIO_TERM = 100_000
 within 2 million taps (8 MB) however odd the rates."""
 
 
+@functools.lru_cache(maxsize=256)
 def rational_ratio(from_rate_hz: float, to_rate_hz: float, max_denominator: int = 10_000) -> tuple[int, int]:
     """(up, down) with to/from = up/down, as small as the rates allow; neither above MAX_RATIO_TERM
     (an odd ratio is approximated within a part in 10^8 rather than given a filter of millions of taps)."""

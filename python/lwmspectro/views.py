@@ -33,6 +33,7 @@ correlation), in parallel threads when given an executor.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
@@ -234,6 +235,19 @@ def _occupied_centre(subcarrier_power: np.ndarray) -> int:
     return dc + CENTRE_STEP * int(round((centre - dc) / CENTRE_STEP))
 
 
+def _neighbour_means(power: np.ndarray, columns: np.ndarray, params: OfdmAlignedParams) -> np.ndarray:
+    """(T, K): the mean of `power` (T, n_fft) over the gain_subcarriers columns around each of
+    `columns` (subcarrier_stride apart), around the FFT's ends."""
+    n_fft, width = power.shape[1], params.gain_subcarriers
+    if params.subcarrier_stride > 1:
+        neighbours = (columns[:, None] + np.arange(width)[None, :] - width // 2) % n_fft
+        return power[:, neighbours].mean(axis=-1)
+    # Adjacent columns: running sums over the run of columns they and their neighbours cover.
+    run = power[:, (columns[0] - width // 2 + np.arange(len(columns) + width - 1)) % n_fft]
+    sums = np.concatenate([np.zeros((len(run), 1)), np.cumsum(run, axis=1, dtype=np.float64)], axis=1)
+    return ((sums[:, width:] - sums[:, :-width]) / width).astype(np.float32)
+
+
 def _ofdm_aligned(params: OfdmAlignedParams, capture: Capture) -> ViewOutput:
     numerology = params.numerology
     n_fft = numerology.n_fft
@@ -257,7 +271,7 @@ def _ofdm_aligned(params: OfdmAlignedParams, capture: Capture) -> ViewOutput:
     cfo_values, cfo_of_symbol = np.unique(cfos, return_inverse=True)  # one per block at most
     derotation = np.exp(-2j * np.pi * cfo_values[:, None] * within[None, :] / n_fft).astype(np.complex64)
     symbols = np.lib.stride_tricks.sliding_window_view(native, n_fft)[starts]
-    symbols *= derotation[cfo_of_symbol]
+    symbols *= derotation[0] if len(cfo_values) == 1 else derotation[cfo_of_symbol]
     spectrum = scipy.fft.fft(symbols, axis=-1, overwrite_x=True)
     power = spectrum.real**2 + spectrum.imag**2  # FFT order; DC-centred bin b is FFT bin (b - n_fft // 2) % n_fft
     # Power as symbol gain x channel gain x element: dividing by the symbol's mean power first
@@ -274,9 +288,8 @@ def _ofdm_aligned(params: OfdmAlignedParams, capture: Capture) -> ViewOutput:
     # The channel's gain as the mean power over a few symbols and neighbouring subcarriers
     # (around the FFT's ends): short enough to follow fading, long enough to average over the
     # constellation. Only the K subcarriers kept need it.
-    neighbours = (chosen[:, None] + np.arange(params.gain_subcarriers)[None, :] - params.gain_subcarriers // 2) % n_fft
     relative_power = power / symbol_power[:, None]
-    across = relative_power[:, (neighbours - n_fft // 2) % n_fft].mean(axis=-1)
+    across = _neighbour_means(relative_power, (chosen - n_fft // 2) % n_fft, params)
     gain = scipy.ndimage.uniform_filter1d(across, params.gain_symbols, axis=0, mode="nearest")
     relative = relative_power[:, (chosen - n_fft // 2) % n_fft] / np.maximum(gain, tiny)
     values = np.vstack([band[None, :], np.log10(np.maximum(relative, LOG_FLOOR))]).astype(np.float32)
@@ -476,6 +489,7 @@ def view_shape(params: Any) -> tuple[int, int]:
     return params.shape
 
 
+@functools.lru_cache(maxsize=256)
 def min_source_samples(params: Any, sample_rate_hz: float) -> int:
     """Source-rate samples the view needs: those that resample to the samples it reads."""
     return _kind_of(params)[1].min_source_samples(params, sample_rate_hz)
@@ -500,11 +514,8 @@ def view_name(params: Any) -> str:
 def view_names(views: Sequence[Any]) -> list[str]:
     """A name for each view of a list (a model's inputs), unique: view_name, numbered from the
     second view of that name on (``ofdm_aligned``, ``ofdm_aligned_2``)."""
-    names: list[str] = []
-    for params in views:
-        name = view_name(params)
-        names.append(name if name not in names else f"{name}_{sum(n.startswith(name) for n in names) + 1}")
-    return names
+    bases = [view_name(params) for params in views]
+    return [base if not bases[:i].count(base) else f"{base}_{bases[:i].count(base) + 1}" for i, base in enumerate(bases)]
 
 
 def observation_span(views: Sequence[Any], sample_rate_hz: float) -> int:
@@ -520,8 +531,13 @@ def observation_span(views: Sequence[Any], sample_rate_hz: float) -> int:
 def view_offsets(views: Sequence[Any], sample_rate_hz: float) -> list[int]:
     """Where each view starts reading, in source samples from the observation's start: 0, or
     for a view that reads the past, its span before the observation's end (negative)."""
+    return list(_view_offsets(tuple(views), float(sample_rate_hz)))
+
+
+@functools.lru_cache(maxsize=64)
+def _view_offsets(views: tuple[Any, ...], sample_rate_hz: float) -> tuple[int, ...]:
     span = observation_span(views, sample_rate_hz)
-    return [span - min_source_samples(v, sample_rate_hz) if reads_past(v) else 0 for v in views]
+    return tuple(span - min_source_samples(v, sample_rate_hz) if reads_past(v) else 0 for v in views)
 
 
 def _compute(params: Any, capture: Capture) -> ViewOutput:

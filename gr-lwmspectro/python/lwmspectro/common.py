@@ -92,14 +92,22 @@ def rx_time_pmt(whole_seconds: int, fraction: float):
     return pmt.make_tuple(pmt.from_uint64(int(whole_seconds + carry)), pmt.from_double(fraction - carry))
 
 
+def _estimate_to_pmt(value):
+    """An estimate as PMT: integer arrays as s64 vectors, other arrays as f64 vectors."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "iu":
+            return pmt.init_s64vector(value.size, value.ravel().tolist())
+        return pmt.init_f64vector(value.size, value.astype(np.float64).ravel().tolist())
+    return to_pmt(value)
+
+
 def estimates_to_pmt(estimates: Mapping[str, Mapping[str, Any]]):
-    """A window's estimates as a PMT dict of dicts; arrays become uniform vectors."""
+    """A window's estimates as a PMT dict of dicts (view name -> estimate name -> value)."""
     outer = pmt.make_dict()
     for view, values in estimates.items():
         inner = pmt.make_dict()
         for key, value in values.items():
-            item = pmt.to_pmt(np.ascontiguousarray(value)) if isinstance(value, np.ndarray) else to_pmt(value)
-            inner = pmt.dict_add(inner, pmt.intern(key), item)
+            inner = pmt.dict_add(inner, pmt.intern(key), _estimate_to_pmt(value))
         outer = pmt.dict_add(outer, pmt.intern(view), inner)
     return outer
 

@@ -5,6 +5,12 @@
    sparse frames) -> fft(N_w, the same window, shifted) -> complex_to_mag_squared -> nlog10.
 2. The whole receiver unthrottled with inference capped at 20 readouts/s: the input rate it
    sustains, against the 2x real-time target.
+3. The views (`--views`, default every registered view): each view's cost per observation on
+   one core (computed alone, as lwmspectro.views.compute_observation computes it) and the
+   real-time factor that gives; all of them together as the framer computes them (sharing
+   resampled streams and CP correlations, in one thread per core); the LWM Spectrogram block
+   computing them; and the whole receiver computing them with every window classified (the
+   classifier waits for the model instead of dropping), against the 2x real-time target.
 3. The receiver on a source throttled to real time: readout latency from the window's last
    sample to its readout (p50/p99), the rate the source kept, and dropped windows.
 4. Peak resident memory of the process.
@@ -29,6 +35,11 @@ def add_arguments(parser):
     parser.add_argument("--bundle", default="", help="model bundle folder (default: the shipped model)")
     parser.add_argument("--seconds", type=float, default=6.0, help="time spent on each measurement")
     parser.add_argument("--observations", type=int, default=3, help="synthetic observations looped as input")
+    parser.add_argument(
+        "--views",
+        default="",
+        help="views the views rows compute, comma-separated (default: every registered view, lwmspectro.views.VIEWS)",
+    )
 
 
 def _sustained_rate(top, counter, seconds: float, warmup: float = 1.0) -> float:
@@ -43,6 +54,74 @@ def _sustained_rate(top, counter, seconds: float, warmup: float = 1.0) -> float:
     top.stop()
     top.wait()
     return rate
+
+
+def _cpu_and_wall_ms(observe, starts, seconds: float) -> tuple[float, float]:
+    """(process CPU ms, wall ms) per call of observe(start), `starts` taken in turn (every
+    thread of the process counts), after one warm-up call, over at least three calls and
+    `seconds` of CPU time."""
+    import itertools
+    import time
+
+    cycle = itertools.cycle(starts)
+    observe(next(cycle))
+    calls, cpu, wall = 0, time.process_time(), time.perf_counter()
+    while calls < 3 or time.process_time() - cpu < seconds:
+        observe(next(cycle))
+        calls += 1
+    return (time.process_time() - cpu) / calls * 1e3, (time.perf_counter() - wall) / calls * 1e3
+
+
+def _views_rows(args, runtime, samples, rate: float) -> None:
+    """Section 3 of the module docstring."""
+    import functools
+
+    import numpy as np
+    from gnuradio import blocks, gr
+    from gnuradio import lwmspectro as lwm_blocks
+
+    from lwmspectro import views
+    from lwmspectro.framer import ObservationFramer, available_cores
+
+    names = [name.strip() for name in args.views.split(",") if name.strip()] or list(views.VIEWS)
+    chosen = lwm_blocks.common.resolve_views(names, runtime.bundle, "bench flowgraph")
+    framer = ObservationFramer(chosen, rate)
+    span_ms = framer.span / rate * 1e3
+    # Observations at the end of the looped input, so that views of the past have theirs.
+    looped = np.tile(samples, -(-(framer.samples_read + 4 * framer.span) // len(samples)))
+    starts = [len(looped) - framer.end_needed(0) - k * framer.span for k in range(3)]
+    print(f"views, per observation of {span_ms:.1f} ms at {rate / 1e6:g} MS/s:")
+    for name, params in zip(framer.names, chosen):
+        observe = functools.partial(views.compute_observation, [params], looped, rate)
+        cpu_ms, _wall = _cpu_and_wall_ms(observe, starts, args.seconds / 4)
+        print(f"  {f'{name} (one core)':<44s} {cpu_ms:8.2f} ms  {span_ms / cpu_ms:6.2f} x real time")
+    cpu_ms, wall_ms = _cpu_and_wall_ms(lambda start: framer.transform(looped, 0, [start]), starts, args.seconds / 2)
+    print(
+        f"  {f'all {len(chosen)}, framed ({available_cores()} cores)':<44s} {wall_ms:8.2f} ms  "
+        f"{span_ms / wall_ms:6.2f} x real time ({cpu_ms:.2f} ms of CPU)"
+    )
+
+    top = gr.top_block("spectrogram, views")
+    spectrogram = lwm_blocks.spectrogram(runtime.bundle, rate, views=chosen)
+    top.connect(_looped_source(samples), spectrogram, blocks.null_sink(gr.sizeof_float * spectrogram.vlen))
+    block_rate = _sustained_rate(top, lambda: spectrogram.nitems_read(0), args.seconds)
+    print(
+        f"{f'LWM Spectrogram block, {len(chosen)} views':<46s} {block_rate / 1e6:8.1f} MS/s  "
+        f"{block_rate / rate:5.2f} x real time"
+    )
+
+    top = gr.top_block("receiver, views")
+    receiver = lwm_blocks.receiver(runtime, rate, views=chosen, drop_when_full=False)
+    top.connect(_looped_source(samples), receiver)
+    receiver_rate = _sustained_rate(top, lambda: receiver.spectrogram.nitems_read(0), args.seconds)
+    counters = receiver.counters()
+    verdict = "meets" if receiver_rate / rate >= TARGET_REAL_TIME else "MISSES"
+    print(
+        f"{f'whole receiver, {len(chosen)} views, every window classified':<46s} {receiver_rate / 1e6:8.1f} MS/s  "
+        f"{receiver_rate / rate:5.2f} x real time ({verdict} the {TARGET_REAL_TIME:g}x target; "
+        f"{counters['windows_classified']} of {counters['windows_seen']} windows classified, "
+        f"{counters['windows_dropped']} dropped)"
+    )
 
 
 def _looped_source(samples):
@@ -135,6 +214,8 @@ def run(args) -> int:
         f"{'source throttled to real time kept':<46s} {kept_rate / 1e6:8.1f} MS/s  "
         f"({counters['windows_dropped']} windows dropped by the classifier queue)"
     )
+    _views_rows(args, runtime, samples, rate)
+
     top = gr.top_block("synthetic source alone")
     source = lwm_blocks.synthetic_source(seed=0, realtime=False)
     top.connect(source, blocks.null_sink(gr.sizeof_gr_complex))
