@@ -515,7 +515,7 @@ def view_names(views: Sequence[Any]) -> list[str]:
     """A name for each view of a list (a model's inputs), unique: view_name, numbered from the
     second view of that name on (``ofdm_aligned``, ``ofdm_aligned_2``)."""
     bases = [view_name(params) for params in views]
-    return [base if not bases[:i].count(base) else f"{base}_{bases[:i].count(base) + 1}" for i, base in enumerate(bases)]
+    return [f"{base}_{bases[:i].count(base) + 1}" if base in bases[:i] else base for i, base in enumerate(bases)]
 
 
 def observation_span(views: Sequence[Any], sample_rate_hz: float) -> int:
