@@ -15,9 +15,11 @@ from gnuradio.lwmspectro.common import ConfigError
 
 from lwmspectro import labels, readout
 from lwmspectro.bundle import Bundle
+from lwmspectro.ofdm_sync import Numerology
 from lwmspectro.runtime import Runtime
 from lwmspectro.sigmf_io import write_recording
 from lwmspectro.spectrogram import SpectrogramParams
+from lwmspectro.views import OfdmAlignedParams
 
 from bundle_factory import band_spectrograms, make_bundle
 
@@ -228,6 +230,33 @@ class qa_receiver(gr_unittest.TestCase):
         self.assertEqual((readouts[4]["valid"], readouts[4]["invalid_reason"]), (False, "all_zero"))
         self.assertEqual(len(sink.data()) // RUNTIME.embedding_dim, 3)
         self.assertEqual(receiver.counters()["windows_out"], 5)
+
+    def test_a_receiver_computing_more_views_reads_the_model_its_own(self):
+        """Views beside the bundle's (here before them in the vector): the classifier takes the
+        bundle's from where they lie, and the readouts are the bundle's alone."""
+        window = PARAMS.window_samples
+        stream = np.concatenate([tone(window, -0.33, 4), tone(window, 0.0, 5), tone(window, 0.33, 6)])
+        aligned = OfdmAlignedParams(
+            Numerology(sample_rate_hz=1e6, n_fft=64, cp_first=16, cp_other=16, symbols_per_group=1),
+            n_symbols=8,
+            n_subcarriers=16,
+            search_symbols=16,
+        )
+        readouts = []
+        for views in ("", [aligned, "wideband"]):
+            tb = gr.top_block()
+            receiver = lwm_blocks.receiver(BUNDLE, PARAMS.sample_rate_hz, views=views, drop_when_full=False)
+            debug = blocks.message_debug()
+            tb.connect(blocks.vector_source_c(stream), receiver)
+            tb.msg_connect(receiver, "readout", debug, "store")
+            tb.run()
+            got = sorted((pmt.to_python(m) for m in stored(debug)), key=lambda r: r["window_start"])
+            readouts.append([(r["window_start"], r["protocol"], r["protocol_confidence"]) for r in got])
+        self.assertEqual(receiver.spectrogram.vlen, 9 * 16 + VLEN)
+        self.assertEqual(readouts[1], readouts[0])
+        self.assertEqual([r[1] for r in readouts[0]], ["wifi", "lte", "nr"])
+        with self.assertRaisesRegex(ConfigError, r"LWM Classifier: the views \['cp_profile'\] lack \['wideband'\]"):
+            lwm_blocks.classifier(RUNTIME, views="cp_profile")
 
     def test_the_card_is_read_once_for_the_receiver_and_an_annotator(self):
         """What `lwmspectro run --annotate` builds: one Bundle shared by every block."""

@@ -1,4 +1,5 @@
-"""QA for the LWM Spectrogram block: G per window, resampling, hops, tags, bad input and parameters."""
+"""QA for the LWM Spectrogram block: G per window, resampling, hops, tags, bad input and parameters,
+and every registered view live as offline."""
 
 import shutil
 import tempfile
@@ -13,7 +14,7 @@ from lwmspectro.framer import ObservationFramer
 from lwmspectro.resample import rational_ratio, resample_to
 from lwmspectro.runtime import Runtime
 from lwmspectro.spectrogram import SpectrogramParams, spectrogram, spectrograms
-from lwmspectro.views import compute_view
+from lwmspectro.views import VIEWS, compute_view, view_offsets, view_output, view_shape
 
 from bundle_factory import make_bundle
 
@@ -168,6 +169,87 @@ class qa_spectrogram(gr_unittest.TestCase):
         self.assertIn("0.25 MS/s", warning)
         self.assertIn("1 MHz the model analyses", warning)
 
+    def test_views_asked_for_are_joined_in_order_and_unknown_ones_named(self):
+        chosen = "wideband, cp_profile"
+        block = lwm_blocks.spectrogram(BUNDLE, 1e6, views=chosen)
+        self.assertEqual(block.views, (PARAMS, VIEWS["cp_profile"]))
+        self.assertEqual(block.vlen, 32 * 16 + 4 * 64)
+        with self.assertRaisesRegex(ConfigError, r"vector length 512 .*wideband 32 x 16 \+ cp_profile"):
+            lwm_blocks.spectrogram(BUNDLE, 1e6, 0, 512, views=chosen)
+        with self.assertRaisesRegex(ConfigError, r"unknown view 'spectrum'; give names of the bundle's views"):
+            lwm_blocks.spectrogram(BUNDLE, 1e6, views="wideband,spectrum")
+        with self.assertRaisesRegex(ConfigError, r"view 'cp_profile' is listed twice"):
+            lwm_blocks.spectrogram(BUNDLE, 1e6, views="cp_profile,cp_profile")
+
+
+def lte_like(n, rate, seed=0):
+    """n samples at `rate` of OFDM with LTE's numerology (random QPSK on 1200 subcarriers, normal
+    CP) at a CFO of 0.2 subcarriers, in noise 20 dB down, resampled from 30.72 MS/s."""
+    rng = np.random.default_rng(seed)
+    at_analysis = int(n * 30.72e6 / rate) + 1000
+    group = []
+    grid = np.zeros((-(-at_analysis // 15360) * 7, 2048), complex)
+    grid[:, np.r_[1:601, 1448:2048]] = np.exp(0.5j * np.pi * rng.integers(4, size=(len(grid), 1200)))
+    symbols = np.fft.ifft(grid, axis=1) * np.sqrt(2048 / 1200)
+    for i, symbol in enumerate(symbols):
+        group.append(np.concatenate([symbol[-(160 if i % 7 == 0 else 144) :], symbol]))
+    iq = np.concatenate(group)[:at_analysis] * np.exp(2j * np.pi * 0.2 / 2048 * np.arange(at_analysis))
+    iq = iq + (rng.standard_normal(at_analysis) + 1j * rng.standard_normal(at_analysis)) * 0.07
+    return resample_to(iq.astype(np.complex64), 30.72e6, rate)[:n]
+
+
+class qa_views_live_and_offline(gr_unittest.TestCase):
+    """Every registered view, live and offline: the block, fed in small buffers of odd sizes,
+    gives for each window each view as views.compute_view gives it for the capture from where
+    that view starts (and NaN for a view of the past the stream does not reach back to), with
+    the same blind estimates (symbol timing, CFO, occupied band)."""
+
+    def check(self, rate):
+        chosen = list(VIEWS.values())
+        framer = ObservationFramer(chosen, rate)
+        offsets = view_offsets(chosen, rate)
+        samples = lte_like(-min(offsets) + 3 * framer.span + framer.end_needed(0), rate)
+        tb = gr.top_block()
+        source = blocks.vector_source_c(samples, False)
+        source.set_max_noutput_items(4099)
+        block = lwm_blocks.spectrogram(BUNDLE, rate, views=chosen)
+        sink = blocks.vector_sink_f(block.vlen)
+        tb.connect(source, block, sink)
+        tb.run()
+        vectors = np.asarray(sink.data(), np.float32).reshape(-1, block.vlen)
+        tags = {}
+        for tag in sink.tags():
+            tags.setdefault(tag.offset, {})[pmt.symbol_to_string(tag.key)] = tag.value
+        self.assertGreaterEqual(len(vectors), 8, f"source rate {rate}")
+        ended = np.concatenate([samples, np.zeros(framer.end_needed(0), np.complex64)])
+        estimated = 0
+        for i, vector in enumerate(vectors):
+            start = int(pmt.to_uint64(tags[i]["window_start"]))
+            self.assertEqual(start, i * framer.span)
+            self.assertNotIn("lwm_invalid", tags[i])
+            estimates = pmt.to_python(tags[i]["lwm_estimates"]) if "lwm_estimates" in tags[i] else {}
+            parts = []
+            for name, params, offset in zip(framer.names, chosen, offsets):
+                if start + offset < 0:
+                    parts.append(np.full(view_shape(params), np.nan, np.float32))
+                    continue
+                offline = view_output(params, ended[start + offset :], rate)
+                parts.append(offline.values)
+                self.assertEqual(sorted(estimates.get(name, {})), sorted(offline.estimates), name)
+                for key, value in offline.estimates.items():
+                    np.testing.assert_array_equal(estimates[name][key], value, err_msg=f"{name} {key} at {rate}")
+                    estimated += 1
+            np.testing.assert_array_equal(vector, np.concatenate([p.ravel() for p in parts]), err_msg=f"{rate}")
+        self.assertGreater(estimated, 0)
+        self.assertTrue(np.isnan(vectors[0]).any() and np.isfinite(vectors[-1]).all())
+
+    def test_at_the_analysis_rate(self):
+        self.check(30.72e6)
+
+    def test_at_20_ms_per_s(self):
+        self.check(20e6)
+
 
 if __name__ == "__main__":
     gr_unittest.run(qa_spectrogram)
+    gr_unittest.run(qa_views_live_and_offline)

@@ -93,10 +93,11 @@ def rx_time_pmt(whole_seconds: int, fraction: float):
 
 
 def _estimate_to_pmt(value):
-    """An estimate as PMT: integer arrays as s64 vectors, other arrays as f64 vectors."""
+    """An estimate as PMT: integer arrays (sample offsets) as s32 vectors, other arrays as f64
+    vectors, the uniform vectors pmt.to_python turns back into numpy arrays."""
     if isinstance(value, np.ndarray):
         if value.dtype.kind in "iu":
-            return pmt.init_s64vector(value.size, value.ravel().tolist())
+            return pmt.init_s32vector(value.size, value.ravel().tolist())
         return pmt.init_f64vector(value.size, value.astype(np.float64).ravel().tolist())
     return to_pmt(value)
 
