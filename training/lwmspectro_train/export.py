@@ -299,6 +299,7 @@ def _card(run: Run, train_set, test_set, metrics: dict, parity: dict, command, m
     return build_card(
         name=cfg.name,
         params=params,
+        views=[params],  # the graphs read G alone, under the input name bundle.WIDEBAND_INPUT
         experts=cfg.experts,
         normalisation={**stats, "applied": "inside every ONNX graph: feed the output of G unchanged"},
         model={
