@@ -370,14 +370,15 @@ def _encode_sliced(blocks: np.ndarray, slots: np.ndarray, graph: int, lifting: i
     k = INFO_COLUMNS[graph] * lifting
     scratch = CORE_ROWS * lifting
     by_byte = slots.reshape(-1, 8)
-    packed = np.zeros((-(-len(by_byte) // 8) * 8, k), np.uint8)
     used = min(k, blocks.shape[1])  # a wider `blocks` holds only zeros past K' <= K
+    packed = np.zeros((len(by_byte), used), np.uint8)
     for bit in range(8):
         part = np.take(blocks, by_byte[:, bit], axis=0)[:, :used]
         np.left_shift(part, 7 - bit, out=part)
-        packed[: len(part), :used] |= part
-    work = np.empty((scratch + (INFO_COLUMNS[graph] + checks) * lifting, len(packed)), np.uint8)
-    work[scratch : scratch + k] = packed.T
+        packed |= part
+    work = np.empty((scratch + (INFO_COLUMNS[graph] + checks) * lifting, -(-len(packed) // 8) * 8), np.uint8)
+    work[scratch : scratch + k] = 0
+    work[scratch : scratch + used, : len(packed)] = packed.T  # transposing only the bytes in use
     words = work.view(np.uint64)
     core = scratch + k
     words[:scratch] = plan.lambdas.xor(words)
