@@ -252,4 +252,3 @@ class qa_views_live_and_offline(gr_unittest.TestCase):
 
 if __name__ == "__main__":
     gr_unittest.run(qa_spectrogram)
-    gr_unittest.run(qa_views_live_and_offline)
