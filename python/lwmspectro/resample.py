@@ -168,16 +168,21 @@ def _resampler(up: int, down: int) -> PointResampler:
     return PointResampler(up, down)
 
 
-PREFIX_CHUNK_PIECES = 1024
-"""Pieces resample_prefix computes with one matrix product: every chunk of a prefix is the same
-product, so that its numbers do not depend on how many chunks follow."""
+PREFIX_CHUNK = 16384
+"""Outputs resample_prefix computes per matrix product of each phase (rounded down to whole
+cycles of phases): every chunk of a prefix is the same products, so that its numbers do not
+depend on how many chunks follow."""
 
 
 def resample_prefix(x: np.ndarray, from_rate_hz: float, to_rate_hz: float, n_out: int) -> np.ndarray:
     """resample_to(x)[:n_out] (complex64), computed from the inputs those outputs read (zero past
     the end of `x`, as resample_poly pads), in chunks of one shape, so that the first outputs are
     the same numbers however many more are asked for: views of one capture that read different
-    lengths at one rate share one resampled prefix."""
+    lengths at one rate share one resampled prefix.
+
+    The outputs are cut into pieces of `narrow_piece`; the pieces of one phase come back every
+    cycle (a multiple of `up` outputs, `cycle_inputs` inputs later), so each phase's pieces of a
+    chunk are one real matrix product over a strided view of the inputs, without copying them."""
     resampler = PointResampler.for_rates(from_rate_hz, to_rate_hz)
     x = np.asarray(x, np.complex64)
     if resampler.identity:
@@ -185,16 +190,31 @@ def resample_prefix(x: np.ndarray, from_rate_hz: float, to_rate_hz: float, n_out
         out[: min(n_out, len(x))] = x[:n_out]
         return out
     piece = resampler.narrow_piece
-    chunk = piece * PREFIX_CHUNK_PIECES
-    starts = np.arange(0, n_out, chunk)
-    first, end = resampler.input_span(starts, chunk)
-    # Zeros before the capture and past its end, once, rather than in each chunk's call.
-    padded = np.concatenate([np.zeros(-first, np.complex64), x[:end], np.zeros(max(0, end - len(x)), np.complex64)])
-    out = np.empty(len(starts) * chunk, np.complex64)
-    pieces = np.arange(PREFIX_CHUNK_PIECES) * piece
-    for i, start in enumerate(starts):
-        out[i * chunk : (i + 1) * chunk] = resampler.frames(padded, first, start + pieces, piece).ravel()
-    return out[:n_out]
+    phases = resampler.up // math.gcd(resampler.up, piece)
+    cycle = phases * piece
+    cycle_inputs = cycle * resampler.down // resampler.up
+    cycles = max(1, PREFIX_CHUNK // cycle)
+    n_chunks = -(-n_out // (cycles * cycle))
+    first, end = resampler.input_span(np.arange(0, n_chunks * cycles * cycle, piece), piece)
+    # The inputs, zero before the capture and past its end, as contiguous real and imaginary parts.
+    parts = np.zeros((2, end - first), np.float32)
+    kept = x[max(first, 0) : end]
+    parts[0, max(0, -first) : max(0, -first) + len(kept)] = kept.real
+    parts[1, max(0, -first) : max(0, -first) + len(kept)] = kept.imag
+    out = np.empty((n_chunks * cycles, phases, piece), np.complex64)
+    for phase in range(phases):
+        matrix = resampler._matrix(phase * piece % resampler.up, piece)
+        offset = int(resampler.first_input(phase * piece)) - first
+        for part, into in zip(parts, (out.real, out.imag)):
+            for chunk in range(n_chunks):
+                rows = np.lib.stride_tricks.as_strided(
+                    part[offset + chunk * cycles * cycle_inputs :],
+                    shape=(cycles, len(matrix)),
+                    strides=(cycle_inputs * part.itemsize, part.itemsize),
+                    writeable=False,
+                )
+                into[chunk * cycles : (chunk + 1) * cycles, phase] = rows @ matrix
+    return out.ravel()[:n_out]
 
 
 def prefix_inputs(from_rate_hz: float, to_rate_hz: float, n_out: int) -> int:

@@ -114,6 +114,11 @@ class Capture:
             entry = self._entries.setdefault(key, _Once(make))
         return entry.get()
 
+    def prepare(self) -> None:
+        """Form what the views declared they share (resampled streams, CP correlations)."""
+        for numerology in [key for key in self._lengths if isinstance(key, Numerology)]:
+            self.correlator(numerology, self._lengths[numerology])
+
     def _length(self, key: Any, n_samples: int) -> int:
         """What is formed for `key`: the longest any view declared, or more if asked."""
         return max(n_samples, self._lengths.get(key, 0))
@@ -573,10 +578,14 @@ def compute_observation(
     if executor is None:
         computed = [_compute(params, capture) for params, capture in jobs]
     else:
-        # The longest reads first, so that the threads finish together.
+        # What views share first (each resampled stream, each CP correlation), so that no thread
+        # waits for another to form it; then the views, the longest reads first.
+        shared = [executor.submit(capture.prepare) for capture in captures.values()]
         order = sorted(range(len(jobs)), key=lambda i: -min_source_samples(jobs[i][0], sample_rate_hz))
         futures = {i: executor.submit(_compute, *jobs[i]) for i in order}
         computed = [futures[i].result() for i in range(len(jobs))]
+        for future in shared:
+            future.result()
     outputs = iter(computed)
     return [next(outputs) if offset >= 0 else None for offset in offsets]
 
