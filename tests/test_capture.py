@@ -7,6 +7,8 @@ import pytest
 import scipy.signal
 
 from lwmspectro import capture
+from lwmspectro.channels import impairments
+from lwmspectro.resample import resample_to
 
 FS = 30.72e6
 
@@ -109,3 +111,21 @@ def test_capture_is_seeded_and_its_labels_are_json():
     np.testing.assert_array_equal(first, again)
     assert labels == same and json.loads(json.dumps(labels)) == labels
     assert set(labels) >= {"source_rate_hz", "passband_fraction", "offset_hz", "cfo_hz", "adc_bits", "dc_spike_dbc"}
+
+
+def test_the_frequency_shift_is_the_per_sample_rotation_in_blocks():
+    iq = white_noise(3 * capture.SHIFT_BLOCK + 17)
+    for shift_hz in (1.2345e6, -7.3e6, 12.5):
+        expected, _ = impairments.carrier_frequency_offset(iq, shift_hz, FS)
+        shifted = capture.frequency_shift(iq, shift_hz, FS)
+        assert shifted.dtype == np.complex64 and shifted.shape == iq.shape
+        np.testing.assert_allclose(shifted, expected, atol=2e-6)
+
+
+@pytest.mark.parametrize("rate", [2.4e6, 20e6, 30.72e6, 61.44e6])
+def test_the_capture_resamples_as_resample_to_does(rate):
+    iq = white_noise(20_000)
+    expected = resample_to(iq, FS, rate)
+    got = capture.resampled(iq, FS, rate)
+    assert got.dtype == np.complex64 and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=1e-5)

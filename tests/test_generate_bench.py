@@ -25,7 +25,7 @@ def test_bench_generate_reports_each_protocol_and_the_mix_against_the_target(tmp
         cli.main(["bench", "generate", "--seconds", "0.01", "--channel", "TDL-A", "--views-config", str(config)]) == 0
     )
     out = capsys.readouterr().out
-    assert f"target {TARGET_PER_CORE:g} labelled examples/s per core" in out
+    assert f"target {TARGET_PER_CORE:g} labelled examples/s per core" in out and "CPU time" in out
     g_alone, views = out.split("G alone, realised at its frames")[1].split(str(config))
     rows = re.findall(r"^(\w+) +([\d.]+) +([\d.]+)x", g_alone, re.M)
     assert [row[0] for row in rows] == ["wifi", "lte", "nr", "none", "other", "mix"]

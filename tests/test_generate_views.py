@@ -9,6 +9,7 @@ import pytest
 from lwmspectro import capture, scenarios, views
 from lwmspectro.dataset import open_dataset
 from lwmspectro.dataset_generation import ExamplePlan, generate_dataset, make_example, pending_shards
+from lwmspectro.framer import ObservationFramer
 from lwmspectro.synth import GeneratorConfig, draw_example, draw_spec, make_spectrogram, make_stream, scenario_names
 
 SOME_VIEWS = ["wideband", "cp_profile", "ofdm_aligned_wifi"]
@@ -81,22 +82,28 @@ def test_each_view_is_computed_from_the_capture_its_labels_describe():
     # No noise fills the band at 20 MS/s: the labels alone reproduce the capture.
     captured = capture.apply_capture(iq, settings, rate, np.random.default_rng(0))[int(plan.lead * 20e6 / rate) :]
     assert list(arrays) == SOME_VIEWS
-    for name, params in config.view_params().items():
-        expected = views.compute_view(params, captured[: views.min_source_samples(params, 20e6)], 20e6)
-        assert arrays[name].tobytes() == expected.tobytes(), name
+    framed = ObservationFramer(list(config.view_params().values()), 20e6, parallel=False).transform(captured, 0, [0])
+    assert framed.invalid_reasons == (None,)
+    for (name, array), live in zip(arrays.items(), framed.views):
+        assert array.tobytes() == live[0].tobytes(), name
 
 
-def test_an_example_that_draws_no_capture_is_viewed_at_the_analysis_rate_centred():
-    config = views_config(capture={"probability": 0.0})
+def test_an_example_that_draws_no_capture_is_viewed_at_the_analysis_rate_as_the_framer_views_it():
+    config = views_config(capture={"probability": 0.0}, views=["wideband", "dynamics"])
     plan = ExamplePlan.of(config)
     assert not plan.frames_only and plan.lead == 0
     arrays, row = make_example(config, 0, plan)
     assert row["capture"] is None
     iq, _ = make_stream(draw_example(config, 0), config.params, plan.samples)
     rate = config.params.sample_rate_hz
-    for name, params in config.view_params().items():
-        expected = views.compute_view(params, iq[: views.min_source_samples(params, rate)], rate)
-        assert arrays[name].tobytes() == expected.tobytes(), name
+    chosen = list(config.view_params().values())
+    start = -min(views.view_offsets(chosen, rate))
+    framer = ObservationFramer(chosen, rate, parallel=False)
+    assert start > 0 and plan.samples == framer.samples_read, "the observation ends the dynamics' 128 ms"
+    framed = framer.transform(iq, 0, [start])
+    assert framed.invalid_reasons == (None,)
+    for (name, array), live in zip(arrays.items(), framed.views):
+        assert array.tobytes() == live[0].tobytes(), name
 
 
 def test_a_views_dataset_stores_every_view_and_regenerates_a_lost_one(tmp_path):

@@ -30,7 +30,7 @@ import scipy.signal
 from .channels import impairments
 from .config_base import ConfigBase, bounded
 from .framer import SOURCE_RATE_RANGE_HZ
-from .resample import resample_to
+from .resample import rational_ratio, resample_prefix
 
 SOURCE_RATES_HZ = (2.0e6, 2.4e6, 3.2e6, 5.0e6, 7.68e6, 10.0e6, 15.36e6, 20.0e6, 25.0e6, 30.72e6, 40.0e6, 61.44e6)
 """Sample rates SDRs commonly run at: RTL-SDR (2-3.2), Airspy and SDRplay (5-10), HackRF and
@@ -54,6 +54,8 @@ RECEIVER_STEP_PROBABILITY = 0.5
 
 NOISE_FLOOR_PERCENTILE = 10.0
 """Percentile of the stream's PSD bins taken as its noise floor when filling the band beyond it."""
+NOISE_FLOOR_SAMPLES = 1 << 18
+"""Samples (8.5 ms at 30.72 MS/s, a thousand PSD segments) the noise floor is measured over."""
 FILL_CROSSOVER_WIDTH = 0.05
 """Transition (fraction of Nyquist) between the stream's band and the noise that fills the band beyond it."""
 
@@ -180,9 +182,10 @@ class CaptureConfig(ConfigBase):
 
 def lowpass_taps(cutoff: float, width: float) -> np.ndarray:
     """Linear-phase low-pass FIR (Kaiser), half amplitude at `cutoff` and STOPBAND_ATTENUATION_DB
-    down `width` / 2 beyond it (both as fractions of the Nyquist frequency)."""
+    down `width` / 2 beyond it (both as fractions of the Nyquist frequency). float32, so that
+    filtering complex64 I/Q runs in single precision (2.7 times faster, 1e-7 apart)."""
     n_taps, beta = scipy.signal.kaiserord(STOPBAND_ATTENUATION_DB, width)
-    return scipy.signal.firwin(n_taps | 1, cutoff, window=("kaiser", beta))
+    return scipy.signal.firwin(n_taps | 1, cutoff, window=("kaiser", beta)).astype(np.float32)
 
 
 def anti_alias_taps(passband_fraction: float) -> np.ndarray:
@@ -193,16 +196,49 @@ def anti_alias_taps(passband_fraction: float) -> np.ndarray:
     return lowpass_taps(passband_fraction + width / 2, width)
 
 
+SHIFT_BLOCK = 4096
+"""Samples per block of the frequency shift's phasor (see frequency_shift)."""
+
+
+def frequency_shift(iq: np.ndarray, shift_hz: float, sample_rate_hz: float) -> np.ndarray:
+    """iq[n] exp(j 2 pi shift n / fs), complex64: the phasor is a block's phasors times each
+    block's starting phase, two short tables of exponentials (impairments.carrier_frequency_offset
+    takes one per sample: 8 times slower on a 128 ms capture)."""
+    iq = np.asarray(iq, np.complex64)
+    cycles_per_sample = shift_hz / sample_rate_hz
+    n_blocks = -(-iq.size // SHIFT_BLOCK)
+
+    def turns(count: int, step: float) -> np.ndarray:
+        cycles = (step * np.arange(count)) % 1.0
+        return np.exp(2j * np.pi * cycles).astype(np.complex64)
+
+    phasor = turns(n_blocks, cycles_per_sample * SHIFT_BLOCK)[:, None] * turns(SHIFT_BLOCK, cycles_per_sample)[None, :]
+    return iq * phasor.ravel()[: iq.size]
+
+
+def resampled(iq: np.ndarray, from_rate_hz: float, to_rate_hz: float) -> np.ndarray:
+    """resample.resample_to(iq) (scipy's polyphase filter, all its outputs), computed as
+    resample_prefix computes it: by matrix products, 3 to 8 times faster on a 128 ms capture."""
+    up, down = rational_ratio(from_rate_hz, to_rate_hz)
+    return resample_prefix(iq, from_rate_hz, to_rate_hz, -(-len(iq) * up // down))
+
+
 def _noise_floor_density(iq: np.ndarray, sample_rate_hz: float) -> float:
-    """Noise power per Hz of `iq`: a low percentile of its PSD bins (the band the signal leaves free)."""
-    _, psd = scipy.signal.welch(iq, fs=sample_rate_hz, nperseg=256, return_onesided=False, detrend=False)
+    """Noise power per Hz of `iq`: a low percentile of its PSD bins (the band the signal leaves free)
+    over its first NOISE_FLOOR_SAMPLES."""
+    _, psd = scipy.signal.welch(
+        iq[:NOISE_FLOOR_SAMPLES], fs=sample_rate_hz, nperseg=256, return_onesided=False, detrend=False
+    )
     return float(np.percentile(psd, NOISE_FLOOR_PERCENTILE))
 
 
 def _fill_beyond(iq: np.ndarray, band_fraction: float, density: float, sample_rate_hz: float, rng) -> np.ndarray:
     """Add white noise of `density` (power/Hz) outside the central `band_fraction` of the Nyquist
     band, crossing over where the upsampling filter that made `iq` cuts off."""
-    noise = (rng.standard_normal(iq.size) + 1j * rng.standard_normal(iq.size)) * np.sqrt(density * sample_rate_hz / 2)
+    noise = np.empty(iq.size, np.complex64)
+    noise.real = rng.standard_normal(iq.size, np.float32)
+    noise.imag = rng.standard_normal(iq.size, np.float32)
+    noise *= np.float32(np.sqrt(density * sample_rate_hz / 2))
     inside = scipy.signal.oaconvolve(noise, lowpass_taps(band_fraction, FILL_CROSSOVER_WIDTH), mode="same")
     return (iq + noise - inside).astype(np.complex64)
 
@@ -215,13 +251,13 @@ def apply_capture(
     iq = np.asarray(iq, np.complex64)
     shift = settings.offset_hz + settings.cfo_hz
     if shift:
-        iq, _ = impairments.carrier_frequency_offset(iq, shift, analysis_rate_hz)
+        iq = frequency_shift(iq, shift, analysis_rate_hz)
     rate = settings.source_rate_hz
     if rate > analysis_rate_hz:
         density = _noise_floor_density(iq, analysis_rate_hz)
-        iq = _fill_beyond(resample_to(iq, analysis_rate_hz, rate), analysis_rate_hz / rate, density, rate, rng)
+        iq = _fill_beyond(resampled(iq, analysis_rate_hz, rate), analysis_rate_hz / rate, density, rate, rng)
     else:
-        iq = resample_to(iq, analysis_rate_hz, rate)
+        iq = resampled(iq, analysis_rate_hz, rate)
     y = scipy.signal.oaconvolve(iq, anti_alias_taps(settings.passband_fraction), mode="same").astype(np.complex64)
     if settings.gain_step_db:
         step = int(settings.gain_step_at * y.size)

@@ -8,8 +8,10 @@ checksums verify.
 
 An example of G alone is realised only at the T frames G reads (synth.make_spectrogram).
 One with other views or a capture chain is realised as a stream as long as its views read,
-put through its capture (when it draws one), and each view is computed from the capture at
-its source rate with views.compute_view, as a receiver computes it.
+put through its capture (when it draws one), and its views are computed from the capture at
+its source rate with views.compute_observation, as the receiver's framer computes them: for
+the observation that starts once a view of the past (the dynamics view's 128 ms) has all
+it reads behind it.
 """
 
 from __future__ import annotations
@@ -61,15 +63,25 @@ class ExamplePlan:
         stored, capture = config.view_params(), config.capture_config()
         rate = config.params.sample_rate_hz
         if capture is None or capture.probability == 0:
-            return cls(stored, capture, 0, max(views.min_source_samples(p, rate) for p in stored.values()))
+            return cls(stored, capture, 0, observation_reads(list(stored.values()), rate)[1])
         edge = int(np.ceil(CAPTURE_EDGE_S * rate))
         needed = 0
         for source_rate in {rate, *capture.source_rates_hz}:
             up, down = rational_ratio(rate, source_rate)
-            for p in stored.values():
-                # One more source sample than the view reads: the capture is cut at a whole sample.
-                needed = max(needed, -(-(views.min_source_samples(p, source_rate) + 1) * down // up))
+            read = observation_reads(list(stored.values()), source_rate)[1]
+            # One more source sample than the views read: the capture is cut at a whole sample.
+            needed = max(needed, -(-(read + 1) * down // up))
         return cls(stored, capture, edge, needed + edge)
+
+
+def observation_reads(chosen: list, sample_rate_hz: float) -> tuple[int, int]:
+    """(start, samples) of one observation of the views `chosen` at a source rate, as the framer
+    reads it: where it starts once a view of the past has all it reads behind it, and the
+    source samples its views read from the first on."""
+    offsets = views.view_offsets(chosen, sample_rate_hz)
+    start = -min(offsets)
+    reach = max(offset + views.min_source_samples(p, sample_rate_hz) for offset, p in zip(offsets, chosen))
+    return start, start + reach
 
 
 def make_example(config: GeneratorConfig, index: int, plan: ExamplePlan | None = None) -> tuple[dict, dict]:
@@ -91,10 +103,13 @@ def make_example(config: GeneratorConfig, index: int, plan: ExamplePlan | None =
         source_rate = settings.source_rate_hz
         source = apply_capture(iq, settings, rate, rng)[int(plan.lead * source_rate / rate) :]
     row["capture"] = None if settings is None else settings.labels()
-    arrays = {
-        name: views.compute_view(p, source[: views.min_source_samples(p, source_rate)], source_rate)
-        for name, p in plan.views.items()
-    }
+    chosen = list(plan.views.values())
+    start, _ = observation_reads(chosen, source_rate)
+    arrays = {}
+    for name, output in zip(plan.views, views.compute_observation(chosen, source, source_rate, start)):
+        if output is None:
+            raise ValueError(f"view {name!r} reads further back than the {len(source)} samples realised")
+        arrays[name] = output.values
     return arrays, row
 
 
