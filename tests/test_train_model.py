@@ -66,9 +66,15 @@ def test_encoder_shapes(use_cls):
     assert torch.allclose(encoder(x), encoder.tokens(x)[:, int(use_cls) :].mean(dim=1), atol=1e-6)
 
 
-def test_shape_not_divisible_by_patch_is_refused():
-    with pytest.raises(ValueError, match="not divisible by patch_size 8"):
-        SpectrogramEncoder(TINY, (30, 32))
+def test_a_shape_not_divisible_by_the_patch_is_zero_padded_after_the_z_score():
+    encoder = SpectrogramEncoder(TINY, (30, 36))
+    encoder.normalise.set(1.0, 2.0)
+    x = torch.full((2, 30, 36), 5.0)
+    (patches,) = encoder.patches(x)
+    assert encoder.n_patches == 4 * 5 and patches.shape == (2, 20, 64)
+    last = patches[0, -1].reshape(8, 8)
+    assert torch.all(last[:6, :4] == 2.0) and torch.all(last[6:] == 0.0) and torch.all(last[:, 4:] == 0.0)
+    assert encoder(x).shape == (2, 16)
 
 
 @pytest.mark.parametrize("n_patches", [16, 64, 256, 1024])
@@ -109,9 +115,9 @@ def test_masked_modelling_loss_ignores_the_decoder_output_at_visible_patches():
     loss = model(x, generator=torch.Generator().manual_seed(5))["recon"]
     original = model.reconstruct
 
-    def spoil_visible(spectrogram, mask):
-        prediction, tokens = original(spectrogram, mask)
-        return prediction.masked_fill(~mask.unsqueeze(-1), 1e3), tokens
+    def spoil_visible(views, mask, absent):
+        (prediction,), tokens = original(views, mask, absent)
+        return [prediction.masked_fill(~mask.unsqueeze(-1), 1e3)], tokens
 
     model.reconstruct = spoil_visible
     assert model(x, generator=torch.Generator().manual_seed(5))["recon"] == loss

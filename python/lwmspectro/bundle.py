@@ -6,6 +6,8 @@ A bundle is a folder::
     router.onnx              spectrogram (B, T, K) -> router_logits (B, len(labels.router))
     expert_<protocol>.onnx   spectrogram (B, T, K) -> embedding (B, D)
     heads_<protocol>.onnx    embedding (B, D) -> modulation_logits (B, M), snr_mobility_logits (B, S)
+                             or (separate heads) modulation_logits (B, M), snr_db (B, 2),
+                             mobility_logits (B, 3), log_doppler (B, 2)
 
 card.json holds a schema version, the bundle's name, the parameters of G (``spectrogram``),
 the views the model reads (``views``, optional), the input contract, the label lists, the
@@ -18,7 +20,12 @@ it names (``sha256``, the ONNX graphs and the torch checkpoint).
 parameters of ``spectrogram`` alone, as every card before it did. A router or expert graph
 takes one input per view it reads, named after the view (`view_registry.view_names`: ``wideband``,
 ``ofdm_aligned_15khz``, ...); today's graphs name their one wideband input ``spectrogram``
-(`WIDEBAND_INPUT`), which keeps meaning the card's wideband view.
+(`WIDEBAND_INPUT`), which keeps meaning the card's wideband view. ``input.absent_views`` names
+the views the graphs take as all-NaN when a window lacks them (a view of the past that a short
+capture does not reach); the other views of a window must be finite.
+
+Separate heads give the SNR in dB and log10(1 + fD / Hz) of the maximum Doppler each as a
+mean and a log variance (columns 0 and 1), beside modulation and mobility logits.
 
 What the weights were trained with cannot be edited in the card alone: each ONNX graph
 carries, in its ``metadata_props`` under `METADATA_KEY`, a JSON of the G parameters, label
@@ -79,6 +86,7 @@ TENSOR_NAMES = {
     "router": (("spectrogram",), ("router_logits",)),
     "expert": (("spectrogram",), ("embedding",)),
     "heads": (("embedding",), ("modulation_logits", "snr_mobility_logits")),
+    "heads_separate": (("embedding",), ("modulation_logits", "snr_db", "mobility_logits", "log_doppler")),
 }
 """(input names, output names) of each kind of graph in a bundle, as today's single-view graphs
 name them (a multi-view router or expert takes one input per view it reads, by view name)."""
@@ -156,6 +164,11 @@ class Bundle:
         """The name of each of `views`, as the graphs' inputs call them."""
         return view_registry.view_names(self.views)
 
+    @property
+    def absent_views(self) -> tuple[str, ...]:
+        """The views (by name) the graphs take as all-NaN when a window lacks them (input.absent_views)."""
+        return tuple(self.input.get("absent_views", ()))
+
     @classmethod
     def load(cls, path: BundlePath) -> Bundle:
         """Read and validate `path`/card.json, then verify every file it names."""
@@ -208,6 +221,10 @@ class Bundle:
         except (TypeError, ValueError) as err:
             raise BundleError(f"{where}: bad spectrogram parameters: {err}") from err
         model_views = _read_views(card, params, where)
+        absent = card["input"].get("absent_views", [])
+        names = view_registry.view_names(model_views)
+        if not isinstance(absent, list) or not all(isinstance(n, str) and n in names for n in absent):
+            raise BundleError(f"{where}: input.absent_views must list some of the card's views {names}, not {absent!r}")
         if card["input"].get("sample_rate_hz") != params.sample_rate_hz:
             raise BundleError(
                 f"{where}: input sample_rate_hz {card['input'].get('sample_rate_hz')} "
@@ -607,6 +624,7 @@ def build_card(
     name: str,
     params: SpectrogramParams,
     views: Iterable[Any] | None = None,
+    absent_views: Iterable[str] = (),
     experts: Iterable[str] = labels.PROTOCOLS,
     normalisation: Mapping[str, Any],
     model: Mapping[str, Any],
@@ -615,7 +633,8 @@ def build_card(
 ) -> dict[str, Any]:
     """A card for a bundle of the standard layout (`default_files`) whose experts are
     `experts`, with the label lists of `labels`; `views` are the model's input views in order
-    (None records none: the wideband G of `params` alone)."""
+    (None records none: the wideband G of `params` alone), `absent_views` the names of those
+    the graphs take as all-NaN when a window lacks them."""
     experts = list(experts)
     card: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -624,8 +643,11 @@ def build_card(
     }
     if views is not None:
         card["views"] = [view_registry.view_to_dict(v) for v in views]
+    contract = input_contract(params)
+    if absent_views:
+        contract["absent_views"] = list(absent_views)
     return card | {
-        "input": input_contract(params),
+        "input": contract,
         "labels": default_labels(experts),
         "normalisation": dict(normalisation),
         "files": default_files(experts),

@@ -3,8 +3,15 @@
 router -> softmax -> top-1 class; for a protocol with an expert: that expert's encoder ->
 embedding -> its heads. Modulation is the arg-max of the modulation softmax; SNR and mobility
 are read from the joint SNR x mobility head by marginalising its softmax (the SNR bin with the
-largest marginal, and that marginal as confidence; the same for mobility). `none` and `other`
-carry no task fields.
+largest marginal, and that marginal as confidence; the same for mobility), or, from separate
+heads, the SNR is the regressed mean in dB (confidence: the probability, under the head's
+Gaussian, that it lies within half an SNR bin of it) and mobility the arg-max of its own
+softmax. `none` and `other` carry no task fields.
+
+A view the card lists under ``input.absent_views`` (a view of the past) may be all NaN in a
+window: the window is fed all the same, its graphs stand in a learnt embedding for the view,
+and when the chosen expert reads that view its mobility confidence is 0 (the capture is too
+short to tell).
 
 `Runtime.predict` returns one readout.ModelOutput (or readout.InvalidWindow) per spectrogram;
 the readout dict is built from it once, by whoever knows where the window came from:
@@ -23,6 +30,7 @@ No torch here: the GNU Radio blocks and the CLI import this module.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -40,6 +48,8 @@ __all__ = ["BundleError", "Runtime", "available_cores", "default_bundle_dir", "s
 
 MODEL_BATCH = 64
 """Most rows handed to one ONNX session run."""
+HEADS_KINDS = ("heads", "heads_separate")
+"""The kinds of heads graph (bundle.TENSOR_NAMES): joint SNR x mobility logits, or separate outputs."""
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -144,11 +154,14 @@ class _Model:
         except _load_errors() as err:
             raise BundleError(f"{path}: not a loadable ONNX model ({str(err).strip()})") from err
         self.path = path
-        inputs, outputs = TENSOR_NAMES[kind]
         self.inputs = {t.name: t for t in self.session.get_inputs()}
         self.outputs = {t.name: t for t in self.session.get_outputs()}
+        if kind == "heads" and set(TENSOR_NAMES["heads_separate"][1]) <= set(self.outputs):
+            kind = "heads_separate"
+        self.kind = kind
+        inputs, outputs = TENSOR_NAMES[kind]
         self.views: list[int] = []
-        if kind == "heads":
+        if kind in HEADS_KINDS:
             if tuple(self.inputs) != inputs:
                 raise BundleError(f"{path}: inputs {list(self.inputs)}, expected {list(inputs)}")
         else:
@@ -219,6 +232,13 @@ class Runtime:
         self._router.check("router_logits", ("batch", len(self.router_classes)))
         self._experts, self._heads = {}, {}
         dims = {}
+        widths = {
+            "modulation_logits": len(self.modulations),
+            "snr_mobility_logits": len(labels.snr_mobility),
+            "snr_db": 2,
+            "mobility_logits": len(self.mobility_classes),
+            "log_doppler": 2,
+        }
         for protocol in self.experts:
             expert = _Model(files.experts[protocol], "expert", options, providers, self.bundle)
             heads = _Model(files.heads[protocol], "heads", options, providers, self.bundle)
@@ -228,8 +248,8 @@ class Runtime:
                 raise BundleError(f"{expert.path}: embedding size is not fixed in the expert nor its heads")
             expert.check("embedding", ("batch", dim))
             heads.check("embedding", ("batch", dim))
-            heads.check("modulation_logits", ("batch", len(self.modulations)))
-            heads.check("snr_mobility_logits", ("batch", len(labels.snr_mobility)))
+            for output in heads.output_names:
+                heads.check(output, ("batch", widths[output]))
             self._experts[protocol], self._heads[protocol] = expert, heads
             dims[protocol] = dim
         if len(set(dims.values())) > 1:
@@ -239,6 +259,7 @@ class Runtime:
             )
         self.embedding_dim = next(iter(dims.values()), 0)
         self._read = sorted({i for model in (self._router, *self._experts.values()) for i in model.views})
+        self._may_be_absent = {self.view_names.index(name) for name in self.bundle.absent_views}
 
     @property
     def bundle_dir(self) -> Path:
@@ -274,8 +295,8 @@ class Runtime:
 
     def _unread_reason(self, batches: list[np.ndarray], row: int) -> str:
         """Why window `row` is not fed: "too_short" when the views it lacks are wholly NaN (a view
-        of the past the capture does not reach back to) and another view is there, else
-        "nan_or_inf"."""
+        of the past the capture does not reach back to, which the graphs cannot do without) and
+        another view is there, else "nan_or_inf"."""
         whole = [np.isfinite(batches[i][row]).all() for i in self._read]
         absent = [np.isnan(batches[i][row]).all() for i in self._read]
         if any(whole) and all(w or a for w, a in zip(whole, absent)):
@@ -289,8 +310,13 @@ class Runtime:
         it is an InvalidWindow (`_unread_reason`)."""
         batches = self._view_batches(model_input)
         finite = np.ones(len(batches[0]), bool)
+        absent = {}
         for i in self._read:
-            finite &= np.isfinite(batches[i]).all(axis=(1, 2))
+            finite_view = np.isfinite(batches[i]).all(axis=(1, 2))
+            if i in self._may_be_absent:
+                absent[i] = np.isnan(batches[i]).all(axis=(1, 2))
+                finite_view |= absent[i]
+            finite &= finite_view
         # Placeholders for the windows fed; the others say why they are not.
         outputs: list[ModelOutput | InvalidWindow] = [
             InvalidWindow("nan_or_inf" if ok else self._unread_reason(batches, row)) for row, ok in enumerate(finite)
@@ -308,8 +334,14 @@ class Runtime:
                 continue
             expert = self._experts[protocol]
             embeddings = expert(*(feed[i][chosen] for i in expert.views))[0]
-            tasks = self._task_fields(*self._heads[protocol](embeddings))
-            for i, embedding, task in zip(chosen, embeddings, tasks):
+            heads = self._heads[protocol]
+            tasks = self._task_fields(heads.kind, heads(embeddings))
+            lacking = np.zeros(len(chosen), bool)
+            for i in set(expert.views) & set(absent):
+                lacking |= absent[i][rows][chosen]
+            for i, embedding, task, too_short in zip(chosen, embeddings, tasks, lacking):
+                if too_short:
+                    task["mobility_confidence"] = 0.0
                 expert_fields[i] = {**task, "expert": protocol, "embedding": embedding}
         for i, (row, cls) in enumerate(zip(rows, top)):
             outputs[row] = ModelOutput(
@@ -319,24 +351,37 @@ class Runtime:
             )
         return outputs
 
-    def _task_fields(self, modulation_logits: np.ndarray, joint_logits: np.ndarray) -> list[dict]:
+    def _task_fields(self, kind: str, outputs: list[np.ndarray]) -> list[dict]:
+        """The readout's task fields of each row from a heads graph's outputs (`kind`: HEADS_KINDS)."""
+        if kind == "heads":
+            modulation_logits, joint_logits = outputs
+            joint_probs = softmax(joint_logits)
+            snr_marginal = joint_probs @ self._joint_to_snr
+            snr_bin = snr_marginal.argmax(axis=-1)
+            snr_db = [self.snr_bins_db[b] for b in snr_bin]
+            snr_confidence = snr_marginal[np.arange(len(snr_bin)), snr_bin]
+            mobility_probs = joint_probs @ self._joint_to_mobility
+        else:
+            modulation_logits, snr, mobility_logits, _log_doppler = outputs
+            snr_db = [round(float(mean), 1) for mean in snr[:, 0]]
+            # P(|SNR - mean| < half the bin spacing) under the head's Gaussian.
+            half_bin = 0.5 * float(np.median(np.diff(self.snr_bins_db))) if len(self.snr_bins_db) > 1 else 2.5
+            sigma = np.exp(0.5 * snr[:, 1].astype(np.float64))
+            snr_confidence = [math.erf(half_bin / (s * math.sqrt(2.0))) for s in sigma]
+            mobility_probs = softmax(mobility_logits)
         modulation_probs = softmax(modulation_logits)
-        joint_probs = softmax(joint_logits)
-        snr_marginal = joint_probs @ self._joint_to_snr
-        mobility_marginal = joint_probs @ self._joint_to_mobility
         modulation = modulation_probs.argmax(axis=-1)
-        snr = snr_marginal.argmax(axis=-1)
-        mobility = mobility_marginal.argmax(axis=-1)
+        mobility = mobility_probs.argmax(axis=-1)
         return [
             {
                 "modulation": self.modulations[modulation[i]],
                 "modulation_confidence": float(modulation_probs[i, modulation[i]]),
-                "snr_db": self.snr_bins_db[snr[i]],
-                "snr_confidence": float(snr_marginal[i, snr[i]]),
+                "snr_db": snr_db[i],
+                "snr_confidence": float(snr_confidence[i]),
                 "mobility": self.mobility_classes[mobility[i]],
-                "mobility_confidence": float(mobility_marginal[i, mobility[i]]),
+                "mobility_confidence": float(mobility_probs[i, mobility[i]]),
             }
-            for i in range(len(joint_probs))
+            for i in range(len(modulation))
         ]
 
     def classify(

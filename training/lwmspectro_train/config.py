@@ -1,8 +1,9 @@
 """Run configs: named JSON files (configs/<name>.json) with data paths and hyperparameters.
 
-A config names the data, the architecture (model, router, heads) and one block of
-optimisation settings per stage; `--set a.b=value` overrides any key from the command
-line. Relative paths are taken from the directory the command runs in.
+A config names the data, the views each part of the model reads (its input contract), the
+architecture (model, router, heads) and one block of optimisation settings per stage;
+`--set a.b=value` overrides any key from the command line. Relative paths are taken from
+the directory the command runs in.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from pathlib import Path
 from lwmspectro import labels
 from lwmspectro.config_base import ConfigBase, bounded
 
-from .model import EncoderConfig, HeadsConfig, RouterConfig
+from .model import WIDEBAND, EncoderConfig, HeadsConfig, RouterConfig
 
 STAGES = ("pretrain", "finetune", "router", "heads")
 CONTRASTIVE_LABELS = ("modulation", "snr_mobility")
+ROUTER = "router"
+"""The part of the model that is not an expert, as `RunConfig.views` names it."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class StageConfig(ConfigBase):
     lambda_recon: float = 1.0
     lambda_cont: float = 0.3
     contrastive_labels: tuple = ("modulation",)
+    absent_view_prob: float = bounded(0.25, 0.0, 1.0)
+    """The share of training rows whose optional views (views of the past, which a short capture
+    lacks) are taken as absent, so that the model learns windows with and without them."""
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
@@ -87,6 +93,9 @@ class RunConfig(ConfigBase):
     compile: bool = True
     bf16: bool = True
     experts: tuple = labels.PROTOCOLS
+    views: dict | None = None
+    """The views each part reads, by part ("router" or an expert) and in order, named as the
+    dataset stores them; a part not listed, and every part when null, reads G ("wideband") alone."""
     data: DataConfig = field(default_factory=DataConfig)
     model: EncoderConfig = field(default_factory=EncoderConfig)
     router: RouterConfig = field(default_factory=RouterConfig)
@@ -98,6 +107,31 @@ class RunConfig(ConfigBase):
         for expert in self.experts:
             labels.check_choice("expert", expert, labels.PROTOCOLS)
         object.__setattr__(self, "experts", tuple(self.experts))
+        for part, names in (self.views or {}).items():
+            labels.check_choice("views part", part, (ROUTER, *labels.PROTOCOLS))
+            valid = isinstance(names, (list, tuple)) and names and all(isinstance(n, str) for n in names)
+            if not valid or len(set(names)) != len(names):
+                raise ValueError(f"views.{part}: {names!r} is not a non-empty list of view names, each once")
+        if self.views is not None:
+            object.__setattr__(self, "views", {part: list(names) for part, names in self.views.items()})
+
+    def views_of(self, part: str) -> tuple[str, ...]:
+        """The views `part` ("router" or an expert) reads, in order."""
+        return tuple((self.views or {}).get(part, (WIDEBAND,)))
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return (ROUTER, *self.experts)
+
+    @property
+    def model_views(self) -> tuple[str, ...]:
+        """Every view the model reads, in order of first use (router first): its input."""
+        return tuple(dict.fromkeys(name for part in self.parts for name in self.views_of(part)))
+
+    @property
+    def reads_g_alone(self) -> bool:
+        """Every part reads G alone: the model, graphs and card of before views."""
+        return self.model_views == (WIDEBAND,)
 
     def stage(self, name: str) -> StageConfig:
         labels.check_choice("stage", name, STAGES)

@@ -13,14 +13,19 @@ from torch.utils.data import Dataset, Sampler
 from lwmspectro import labels
 from lwmspectro.dataset import open_dataset
 
+from .model import WIDEBAND
+
 
 def encode_labels(rows: list[dict]) -> dict[str, np.ndarray]:
-    """Integer targets per row: protocol (index in ROUTER_CLASSES), modulation and joint
-    SNR x mobility (-1 where the row has none, as for `none`/`other`), and snr_db (NaN if none)."""
+    """Targets per row: protocol (index in ROUTER_CLASSES); for the protocols with an expert,
+    modulation, joint SNR x mobility and mobility (-1 where the row has none, as for
+    `none`/`other`) and log_doppler, log10(1 + fD / Hz) (NaN where none); snr_db (NaN if none)."""
     protocol = np.empty(len(rows), np.int64)
     modulation = np.full(len(rows), -1, np.int64)
     snr_mobility = np.full(len(rows), -1, np.int64)
+    mobility = np.full(len(rows), -1, np.int64)
     snr_db = np.full(len(rows), np.nan)
+    log_doppler = np.full(len(rows), np.nan)
     for i, row in enumerate(rows):
         labels.check_choice("protocol", row.get("protocol"), labels.ROUTER_CLASSES)
         protocol[i] = labels.ROUTER_CLASSES.index(row["protocol"])
@@ -31,20 +36,42 @@ def encode_labels(rows: list[dict]) -> dict[str, np.ndarray]:
         if row.get("modulation") is not None:
             labels.check_choice("modulation", row["modulation"], labels.MODULATIONS)
             modulation[i] = labels.MODULATIONS.index(row["modulation"])
-        if row.get("snr_db") is not None and row.get("mobility") is not None:
+        if row.get("mobility") is not None:
             labels.check_choice("mobility", row["mobility"], labels.MOBILITY_CLASSES)
-            snr_mobility[i] = labels.snr_mobility_index(row["snr_db"], row["mobility"])
-    return {"protocol": protocol, "modulation": modulation, "snr_mobility": snr_mobility, "snr_db": snr_db}
+            mobility[i] = labels.MOBILITY_CLASSES.index(row["mobility"])
+            if row.get("snr_db") is not None:
+                snr_mobility[i] = labels.snr_mobility_index(row["snr_db"], row["mobility"])
+        if row.get("doppler_hz") is not None:
+            log_doppler[i] = np.log10(1.0 + float(row["doppler_hz"]))
+    return {
+        "protocol": protocol,
+        "modulation": modulation,
+        "snr_mobility": snr_mobility,
+        "snr_db": snr_db,
+        "mobility": mobility,
+        "log_doppler": log_doppler,
+    }
+
+
+CLASS_TARGETS = ("protocol", "modulation", "snr_mobility")
+"""The targets an item carries unless asked for others: those of the joint heads."""
+TARGETS = (*CLASS_TARGETS, "snr_db", "mobility", "log_doppler")
+
+
+def batch_views(batch: dict) -> dict:
+    """The views of a loader batch by name: G ("wideband") and those under "views"."""
+    return {WIDEBAND: batch["spectrogram"], **batch.get("views", {})}
 
 
 class SpectrogramSet(Dataset):
     """Rows `indices` of a dataset folder as dicts of tensors: G under "spectrogram", the
-    targets, and under "views" each view named in `views` (those the dataset stores besides G).
+    `targets` (names in TARGETS; classes int64, numbers float32), and under "views" each view
+    named in `views` (those the dataset stores besides G).
 
     The memory-mapped shards are opened lazily in each process (DataLoader workers
     included), so the object pickles small and never copies the data."""
 
-    def __init__(self, folder, indices=None, views: Sequence[str] = ()):
+    def __init__(self, folder, indices=None, views: Sequence[str] = (), targets: Sequence[str] = CLASS_TARGETS):
         self.folder = Path(folder)
         dataset = open_dataset(self.folder)
         missing = [name for name in views if name not in dataset.views]
@@ -52,8 +79,14 @@ class SpectrogramSet(Dataset):
             raise ValueError(
                 f"{self.folder} stores no view {', '.join(map(repr, missing))}; it stores {', '.join(dataset.views)}"
             )
+        unknown = [name for name in targets if name not in TARGETS]
+        if unknown:
+            raise ValueError(f"unknown targets {unknown}; valid: {', '.join(TARGETS)}")
         self.views = tuple(views)
+        self.target_names = tuple(targets)
         self.params = dataset.params
+        self.view_params = dict(dataset.views)
+        """Parameters of every view the dataset stores, by name (G as "wideband")."""
         self.manifest = dataset.manifest
         self.targets = encode_labels(dataset.labels)
         self.indices = np.arange(len(dataset)) if indices is None else np.asarray(indices, np.int64)
@@ -80,10 +113,10 @@ class SpectrogramSet(Dataset):
             self._dataset = open_dataset(self.folder)
         row = int(self.indices[i])
         spectrogram, _ = self._dataset[row]
-        item = {
-            "spectrogram": torch.from_numpy(spectrogram),
-            **{name: torch.tensor(self.targets[name][row]) for name in ("protocol", "modulation", "snr_mobility")},
-        }
+        item = {"spectrogram": torch.from_numpy(spectrogram)}
+        for name in self.target_names:
+            value = self.targets[name][row]
+            item[name] = torch.tensor(value, dtype=torch.float32 if value.dtype.kind == "f" else torch.int64)
         if self.views:
             stored = self._dataset.views_of(row, self.views)
             item["views"] = {name: torch.from_numpy(array) for name, array in stored.items()}
@@ -160,15 +193,24 @@ class EpochSampler(Sampler):
         return len(self.shard()) - self.skip
 
 
-def normalisation_stats(dataset: SpectrogramSet, max_samples: int = 2048, seed: int = 0) -> dict:
-    """Mean and standard deviation of the spectrogram pixels over (a seeded subset of) `dataset`."""
+def normalisation_stats(
+    dataset: SpectrogramSet, max_samples: int = 2048, seed: int = 0, views: Sequence[str] | None = None
+) -> dict:
+    """Mean and standard deviation of the pixels over (a seeded subset of) `dataset`: of G
+    (`views` None), or of each of `views` by name (NaN pixels, an absent view, left out)."""
     rows = limit(np.arange(len(dataset)), max_samples, seed)
-    total, total_sq, count = 0.0, 0.0, 0
+    names = [WIDEBAND] if views is None else list(views)
+    sums = {name: np.zeros(3) for name in names}
     for start in range(0, len(rows), 256):
-        x = np.stack([dataset[int(i)]["spectrogram"].numpy() for i in rows[start : start + 256]]).astype(np.float64)
-        total += x.sum()
-        total_sq += np.square(x).sum()
-        count += x.size
-    mean = total / count
-    std = math.sqrt(max(total_sq / count - mean**2, 1e-12))
-    return {"kind": "global_scalar", "mean": mean, "std": std, "samples": len(rows)}
+        items = [dataset[int(i)] for i in rows[start : start + 256]]
+        for name in names:
+            x = np.stack([batch_views(item)[name].numpy() for item in items]).astype(np.float64)
+            finite = x if np.isfinite(x).all() else x[np.isfinite(x)]
+            sums[name] += (finite.sum(), np.square(finite).sum(), finite.size)
+    stats = {}
+    for name, (total, total_sq, count) in sums.items():
+        mean = total / max(count, 1)
+        stats[name] = {"mean": mean, "std": math.sqrt(max(total_sq / max(count, 1) - mean**2, 1e-12))}
+    if views is None:
+        return {"kind": "global_scalar", **stats[WIDEBAND], "samples": len(rows)}
+    return {"kind": "global_scalar_per_view", "views": stats, "samples": len(rows)}

@@ -2,11 +2,16 @@
 
 router.onnx, expert_<p>.onnx and heads_<p>.onnx with bundle.TENSOR_NAMES and a dynamic
 batch axis, weights.pt (the same model in torch, named by the card's
-training.checkpoint), then card.json. Every graph carries in its ONNX metadata the G
-parameters, label lists and normalisation it was trained with (`stamp_graphs`), and the card
-records the sha256 of every file. Before the bundle is put in place, ONNX Runtime and torch
-run the same held-out spectrograms: every argmax must agree (or the export fails),
-and the largest absolute differences are printed and recorded in the card.
+training.checkpoint), then card.json. A model of G alone keeps today's graphs (one input,
+`spectrogram`); a multi-view model's card lists its views (and those a window may lack,
+`input.absent_views`), and its router and expert graphs take one input per view they read,
+named after the view as the card names it. Every graph carries in its ONNX metadata the G
+parameters, label lists and normalisation it was trained with (`stamp_graphs`), and the
+card records the sha256 of every file. Before the bundle is put in place, ONNX Runtime and
+torch run the same held-out examples (and, for experts that read a view of the past, the
+same examples without it): every argmax must agree and every regressed value be within
+REGRESSION_TOLERANCE (or the export fails), and the largest absolute differences are
+printed and recorded in the card.
 
 `stamp_bundle` upgrades a bundle written before graphs carried that metadata, in place and
 without touching its weights.
@@ -14,6 +19,7 @@ without touching its weights.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -28,11 +34,13 @@ import onnxruntime as ort
 import torch
 from google.protobuf.message import DecodeError
 
+from lwmspectro import views as view_registry
 from lwmspectro.bundle import (
     CARD_FILE,
     METADATA_KEY,
     SCHEMA_VERSION,
     TENSOR_NAMES,
+    WIDEBAND_INPUT,
     Bundle,
     BundleError,
     BundlePath,
@@ -44,40 +52,33 @@ from lwmspectro.bundle import (
 from lwmspectro.fileio import atomic_write
 
 from .config import RunConfig
-from .data import SpectrogramSet
+from .data import SpectrogramSet, batch_views
 from .heldout import heldout_metrics
-from .model import (
-    EncoderConfig,
-    HeadsConfig,
-    MixtureOfExperts,
-    Router,
-    RouterConfig,
-    SpectrogramEncoder,
-    TaskHeads,
-    count_parameters,
-)
-from .stages import Run
+from .model import WIDEBAND, MixtureOfExperts, count_parameters
+from .stages import Run, build_model
 
 OPSET = 17
 WEIGHTS = "weights.pt"
+REGRESSION_TOLERANCE = 1e-3
+"""Largest difference between ONNX Runtime and torch allowed in a regressed mean (dB, log10 Hz)."""
 
 
 class ExportError(ValueError):
     """The exported graphs disagree with torch, or the run cannot be exported."""
 
 
-def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, kind: str) -> None:
-    """One ONNX file with the card's tensor names and a dynamic batch axis.
+def _export(module: torch.nn.Module, example, path: Path, inputs, outputs) -> None:
+    """One ONNX file of `module` run on the tensors `example`, with the given tensor names and a
+    dynamic batch axis.
 
     The TorchScript exporter (dynamo=False) writes opset 17 directly and needs no
     onnxscript; the dynamo exporter targets newer opsets and would need that package."""
-    inputs, outputs = TENSOR_NAMES[kind]
     axes = {name: {0: "batch"} for name in (*inputs, *outputs)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             module.eval(),
-            (example,),
+            tuple(example),
             str(path),
             dynamo=False,
             opset_version=OPSET,
@@ -88,22 +89,61 @@ def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, kind: st
     onnx.checker.check_model(onnx.load(str(path)))
 
 
+def graph_inputs(cfg: RunConfig, view_params) -> dict[str, str]:
+    """The graph input name of each view the model reads (by its name in the config): the
+    card's name for it (`view_registry.view_names` of the card's views), or `spectrogram` for
+    the one input of a model of G alone."""
+    if cfg.reads_g_alone:
+        return {WIDEBAND: WIDEBAND_INPUT}
+    card_names = view_registry.view_names([view_params[name] for name in cfg.model_views])
+    return dict(zip(cfg.model_views, card_names))
+
+
 def _session(path: Path) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def parity_check(moe, folder: Path, spectrograms: np.ndarray) -> dict:
-    """ONNX Runtime vs torch on real spectrograms, for the router and every expert + heads.
+def _task(output: str) -> str:
+    """How the parity report names a heads output: its task (`modulation_logits` -> `modulation`)."""
+    return output.removesuffix("_logits")
+
+
+def _compare_heads(entry: dict, where: str, names, torch_outputs, onnx_outputs, mismatches: list) -> None:
+    """Logits must give the same arg-max, regressed (mean, log variance) pairs the same mean
+    within REGRESSION_TOLERANCE; the largest differences are recorded in `entry`."""
+    for output, t, o in zip(names, torch_outputs, onnx_outputs):
+        task = _task(output)
+        entry[f"{task}_max_abs_diff"] = float(np.abs(t - o).max())
+        if output.endswith("_logits"):
+            agree = bool((t.argmax(1) == o.argmax(1)).all())
+            entry[f"{task}_argmax_agree"] = agree
+        else:
+            agree = bool(np.abs(t[:, 0] - o[:, 0]).max() <= REGRESSION_TOLERANCE)
+            entry[f"{task}_agree"] = agree
+        if not agree:
+            mismatches.append(f"{where}{task}")
+
+
+def parity_check(moe: MixtureOfExperts, folder: Path, examples: dict[str, np.ndarray], inputs: dict[str, str]) -> dict:
+    """ONNX Runtime vs torch on real examples (`examples`: each view the model reads, by name;
+    `inputs`: each view's graph input name), for the router and every expert + heads.
 
     Every expert and its heads run on every sample (not only those routed to it), so the
-    check covers each graph on the whole set. Raises ExportError on any argmax mismatch."""
-    x = torch.from_numpy(spectrograms)
-    report, mismatches = {"samples": len(spectrograms)}, []
+    check covers each graph on the whole set; an expert that reads a view a window may lack
+    runs a second time without it (all NaN). Raises ExportError on any disagreement."""
+    report, mismatches = {"samples": len(next(iter(examples.values())))}, []
+
+    def run(session, trunk, arrays):
+        return session.run(None, {inputs[name]: arrays[name] for name in trunk.view_names})[0]
+
+    def in_torch(trunk, arrays):
+        return trunk(*(torch.from_numpy(arrays[name]) for name in trunk.view_names))
+
     with torch.no_grad():
-        router_torch = moe.router(x).numpy()
-    router_onnx = _session(folder / "router.onnx").run(None, {"spectrogram": spectrograms})[0]
+        router_torch = in_torch(moe.router, examples).numpy()
+    router_onnx = run(_session(folder / "router.onnx"), moe.router, examples)
     report["router"] = {
         "max_abs_diff": float(np.abs(router_torch - router_onnx).max()),
         "argmax_agree": bool((router_torch.argmax(1) == router_onnx.argmax(1)).all()),
@@ -111,17 +151,23 @@ def parity_check(moe, folder: Path, spectrograms: np.ndarray) -> dict:
     if not report["router"]["argmax_agree"]:
         mismatches.append("router")
     for name in moe.expert_names:
-        with torch.no_grad():
-            embedding_torch = moe.experts[name](x)
-            heads_torch = [t.numpy() for t in moe.heads[name](embedding_torch)]
-        embedding_onnx = _session(folder / f"expert_{name}.onnx").run(None, {"spectrogram": spectrograms})[0]
-        heads_onnx = _session(folder / f"heads_{name}.onnx").run(None, {"embedding": embedding_onnx})
-        entry = {"embedding_max_abs_diff": float(np.abs(embedding_torch.numpy() - embedding_onnx).max())}
-        for task, t, o in zip(("modulation", "snr_mobility"), heads_torch, heads_onnx):
-            entry[f"{task}_max_abs_diff"] = float(np.abs(t - o).max())
-            entry[f"{task}_argmax_agree"] = bool((t.argmax(1) == o.argmax(1)).all())
-            if not entry[f"{task}_argmax_agree"]:
-                mismatches.append(f"{name} {task}")
+        expert, heads = moe.experts[name], moe.heads[name]
+        expert_session = _session(folder / f"expert_{name}.onnx")
+        heads_session = _session(folder / f"heads_{name}.onnx")
+        cases = [("", examples)]
+        if expert.optional:
+            without = {view: np.full_like(a, np.nan) if view in expert.optional else a for view, a in examples.items()}
+            cases.append(("absent_", without))
+        entry: dict = {}
+        for prefix, arrays in cases:
+            with torch.no_grad():
+                embedding_torch = in_torch(expert, arrays)
+                heads_torch = [t.numpy() for t in heads(embedding_torch)]
+            embedding_onnx = run(expert_session, expert, arrays)
+            heads_onnx = heads_session.run(None, {"embedding": embedding_onnx})
+            case = {"embedding_max_abs_diff": float(np.abs(embedding_torch.numpy() - embedding_onnx).max())}
+            _compare_heads(case, f"{name} {prefix}", heads.output_widths, heads_torch, heads_onnx, mismatches)
+            entry |= {prefix + key: value for key, value in case.items()}
         report[name] = entry
     report["all_argmax_agree"] = not mismatches
     if mismatches:
@@ -172,29 +218,36 @@ def export_bundle(
     if not eval_data:
         raise ValueError("no held-out dataset: set data.test in the config or pass --data DIR")
     train_set, _ = run.datasets()
-    test_set = SpectrogramSet(eval_data)
-    if test_set.params != train_set.params:
-        raise ExportError(
-            f"{eval_data} was made with other spectrogram parameters than the training set "
-            f"{cfg.data.train}; evaluate on data made with the same G"
-        )
+    test_set = run.open_set(eval_data)
+    try:
+        run.check_same_views(test_set, train_set)
+    except (ValueError, KeyError) as err:
+        raise ExportError(f"{err}; evaluate on data made with the views of {cfg.data.train}") from err
     moe = run.mixture_of_experts()
     metrics = heldout_metrics(moe, eval_data, cfg.loader.eval_batch_size, cfg.loader.workers, progress=run.progress)
     rows = np.linspace(0, len(test_set) - 1, min(parity_samples, len(test_set))).round().astype(int)
-    spectrograms = np.stack([test_set[int(i)]["spectrogram"].numpy() for i in rows]).astype(np.float32)
+    items = [batch_views(test_set[int(i)]) for i in rows]
+    examples = {name: np.stack([item[name].numpy() for item in items]).astype(np.float32) for name in cfg.model_views}
+    inputs = graph_inputs(cfg, run.view_params)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        example = torch.from_numpy(spectrograms[:2])
-        _export(moe.router, example, staging / "router.onnx", "router")
+        example = {name: torch.from_numpy(array[:2]) for name, array in examples.items()}
+
+        def export_trunk(trunk, path: Path, kind: str) -> None:
+            names = trunk.view_names
+            _export(trunk, [example[n] for n in names], path, [inputs[n] for n in names], TENSOR_NAMES[kind][1])
+
+        export_trunk(moe.router, staging / "router.onnx", "router")
         for name in cfg.experts:
-            _export(moe.experts[name], example, staging / f"expert_{name}.onnx", "expert")
+            expert, heads = moe.experts[name], moe.heads[name]
+            export_trunk(expert, staging / f"expert_{name}.onnx", "expert")
             with torch.no_grad():
-                embedding = moe.experts[name](example)
-            _export(moe.heads[name], embedding, staging / f"heads_{name}.onnx", "heads")
+                embedding = expert(*(example[n] for n in expert.view_names))
+            _export(heads, [embedding], staging / f"heads_{name}.onnx", *TENSOR_NAMES[heads.tensor_kind])
         save_weights(run, moe, staging / WEIGHTS)
-        parity = parity_check(moe, staging, spectrograms)
+        parity = parity_check(moe, staging, examples, inputs)
         print_parity(parity)
         card = _card(run, train_set, test_set, metrics, parity, command, moe)
         stamp_graphs(staging, card)
@@ -251,16 +304,16 @@ def save_weights(run: Run, moe, path: Path) -> None:
     """The torch twin of the ONNX graphs, for work that needs gradients (few-shot heads,
     fine-tuning): the config, the deployed experts, router and heads, and the experts as
     stage 1b left them (before any task fine-tuning). Loads with weights_only=True."""
-    torch.save(
-        {
-            "config": run.cfg.to_dict(),
-            "experts": {name: encoder.state_dict() for name, encoder in moe.experts.items()},
-            "foundation_experts": {name: run.trained_encoder(name).state_dict() for name in moe.expert_names},
-            "router": moe.router.state_dict(),
-            "heads": {name: head.state_dict() for name, head in moe.heads.items()},
-        },
-        path,
-    )
+    weights = {
+        "config": run.cfg.to_dict(),
+        "experts": {name: encoder.state_dict() for name, encoder in moe.experts.items()},
+        "foundation_experts": {name: run.trained_encoder(name).state_dict() for name in moe.expert_names},
+        "router": moe.router.state_dict(),
+        "heads": {name: head.state_dict() for name, head in moe.heads.items()},
+    }
+    if not run.cfg.reads_g_alone:
+        weights["views"] = {name: view_registry.view_to_dict(params) for name, params in run.view_params.items()}
+    torch.save(weights, path)
 
 
 def print_parity(parity: dict) -> None:
@@ -271,11 +324,13 @@ def print_parity(parity: dict) -> None:
     ]
     for name, entry in parity.items():
         if isinstance(entry, dict) and "embedding_max_abs_diff" in entry:
-            lines.append(
-                f"  {name:<13s} embedding {entry['embedding_max_abs_diff']:.2e}  modulation "
-                f"{entry['modulation_max_abs_diff']:.2e}  snr x mobility {entry['snr_mobility_max_abs_diff']:.2e}"
-                f"  argmax agree {entry['modulation_argmax_agree'] and entry['snr_mobility_argmax_agree']}"
+            diffs = "  ".join(
+                f"{key.removesuffix('_max_abs_diff').replace('_', ' ')} {value:.2e}"
+                for key, value in entry.items()
+                if key.endswith("_max_abs_diff")
             )
+            agree = all(value for key, value in entry.items() if key.endswith("agree"))
+            lines.append(f"  {name:<13s} {diffs}  argmax agree {agree}")
     print("\n".join(lines))
 
 
@@ -284,6 +339,7 @@ def _card(run: Run, train_set, test_set, metrics: dict, parity: dict, command, m
     cfg = run.cfg
     params = train_set.params
     stats = run.normalisation()
+    inputs = graph_inputs(cfg, run.view_params)
     stages = {}
     for stage, experts in (
         ("pretrain", cfg.experts),
@@ -296,15 +352,27 @@ def _card(run: Run, train_set, test_set, metrics: dict, parity: dict, command, m
             history = json.loads(path.read_text()) if path.exists() else []
             best = min(history, key=lambda row: row["val_loss"]) if history else None
             stages[f"{stage}/{expert}" if expert else stage] = {"epochs": len(history), "best": best}
+    if cfg.reads_g_alone:
+        shapes, parts = list(params.shape), {}
+        applied = "inside every ONNX graph: feed the output of G unchanged"
+    else:
+        shapes = {inputs[name]: list(view_registry.view_shape(p)) for name, p in run.view_params.items()}
+        parts = {"views": {part: [inputs[name] for name in cfg.views_of(part)] for part in cfg.parts}}
+        applied = "inside every ONNX graph, per view: feed the views unchanged"
+    heads_kind = moe.heads[cfg.experts[0]].tensor_kind
+    optional = dict.fromkeys(name for trunk in (moe.router, *moe.experts.values()) for name in trunk.optional)
     return build_card(
         name=cfg.name,
         params=params,
-        views=[params],  # the graphs read G alone, under the input name bundle.WIDEBAND_INPUT
+        # A model of G alone reads it under the input name bundle.WIDEBAND_INPUT.
+        views=[params] if cfg.reads_g_alone else list(run.view_params.values()),
+        absent_views=[inputs[name] for name in optional],
         experts=cfg.experts,
-        normalisation={**stats, "applied": "inside every ONNX graph: feed the output of G unchanged"},
+        normalisation={**stats, "applied": applied},
         model={
             "config": cfg.name,
-            "input_shape": list(params.shape),
+            "input_shape": shapes,
+            **parts,
             "embedding_dim": cfg.model.d_model,
             "expert": cfg.model.to_dict(),
             "router": cfg.router.to_dict(),
@@ -314,7 +382,7 @@ def _card(run: Run, train_set, test_set, metrics: dict, parity: dict, command, m
                 **{f"expert_{p}": count_parameters(moe.experts[p]) for p in cfg.experts},
                 **{f"heads_{p}": count_parameters(moe.heads[p]) for p in cfg.experts},
             },
-            "tensor_names": {k: {"inputs": list(v[0]), "outputs": list(v[1])} for k, v in TENSOR_NAMES.items()},
+            "tensor_names": _tensor_names(cfg, inputs, heads_kind),
             "onnx_opset": OPSET,
             "torch_version": torch.__version__,
         },
@@ -327,6 +395,19 @@ def _card(run: Run, train_set, test_set, metrics: dict, parity: dict, command, m
         },
         metrics={"held_out": metrics, "parity": parity},
     )
+
+
+def _tensor_names(cfg: RunConfig, inputs: dict[str, str], heads_kind: str) -> dict:
+    """The input and output names of each kind of graph; each expert's inputs when they differ."""
+    names = {
+        kind: {"inputs": list(TENSOR_NAMES[kind][0]), "outputs": list(TENSOR_NAMES[kind][1])}
+        for kind in ("router", "expert")
+    }
+    names["heads"] = {"inputs": list(TENSOR_NAMES[heads_kind][0]), "outputs": list(TENSOR_NAMES[heads_kind][1])}
+    if not cfg.reads_g_alone:
+        names["router"]["inputs"] = [inputs[name] for name in cfg.views_of("router")]
+        names["expert"]["inputs"] = {p: [inputs[name] for name in cfg.views_of(p)] for p in cfg.experts}
+    return names
 
 
 def torch_weights_path(bundle: Bundle) -> Path:
@@ -362,20 +443,20 @@ def load_torch_from_bundle(bundle: Bundle | BundlePath, foundation_experts: bool
     missing = [key for key in ("config", which, "router", "heads") if key not in checkpoint]
     if missing:
         raise BundleError(f"{path}: no {missing} entries; found {sorted(checkpoint)}")
-    config = checkpoint["config"]
-    shape = bundle.params.shape
-    encoder_cfg = EncoderConfig.from_dict(config["model"], "model")
-    heads_cfg = HeadsConfig.from_dict(config["heads"], "heads")
-    router = Router(RouterConfig.from_dict(config["router"], "router"), shape)
-    router.load_state_dict(checkpoint["router"])
-    experts, heads = {}, {}
-    for name in bundle.labels.experts:
+    # The architecture sections are what the model needs; the run's name and folder are not.
+    values = {"name": bundle.name, "run_dir": str(bundle.path), **checkpoint["config"]}
+    cfg = dataclasses.replace(RunConfig.from_dict(values, f"{path}: config"), experts=bundle.labels.experts)
+    view_params = {
+        name: view_registry.view_from_dict(values, f"{path}: views.{name}")
+        for name, values in checkpoint.get("views", {}).items()
+    } or {WIDEBAND: bundle.params}
+    model = build_model(cfg, view_params)
+    model.router.load_state_dict(checkpoint["router"])
+    for name in cfg.experts:
         if name not in checkpoint[which] or name not in checkpoint["heads"]:
             raise BundleError(
                 f"{path}: no {which} or heads weights for expert {name!r}; it has {sorted(checkpoint[which])}"
             )
-        experts[name] = SpectrogramEncoder(encoder_cfg, shape)
-        experts[name].load_state_dict(checkpoint[which][name])
-        heads[name] = TaskHeads(encoder_cfg.d_model, heads_cfg)
-        heads[name].load_state_dict(checkpoint["heads"][name])
-    return MixtureOfExperts(router, experts, heads).eval()
+        model.experts[name].load_state_dict(checkpoint[which][name])
+        model.heads[name].load_state_dict(checkpoint["heads"][name])
+    return model.eval()

@@ -7,13 +7,17 @@ A run directory holds every stage's checkpoints and logs::
         checkpoint.pt  best.pt  metrics.csv  metrics.json
     eval/metrics.json
 
-Each stage starts from the best checkpoint of the stage before it.
+Each stage starts from the best checkpoint of the stage before it. Each part (the router, each
+expert) reads the views the config names for it (`RunConfig.views_of`); `build_model` is the
+one builder of the model a config describes.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,41 +26,69 @@ from torch.utils.data import DataLoader, Dataset
 from lwmspectro import labels
 from lwmspectro.fileio import atomic_write
 
-from .config import RunConfig, StageConfig
-from .data import SpectrogramSet, limit, normalisation_stats, split_indices
+from .config import ROUTER, RunConfig, StageConfig
+from .data import CLASS_TARGETS, TARGETS, SpectrogramSet, batch_views, limit, normalisation_stats, split_indices
 from .distributed import Context
 from .model import (
+    WIDEBAND,
     HeadsTraining,
     MaskedModelling,
     MixtureOfExperts,
     Router,
     RouterTraining,
     SpectrogramEncoder,
-    TaskHeads,
     TrainingObjective,
+    build_heads,
+    view_inputs,
 )
 from .trainer import BEST, Trainer, load_checkpoint
 
-ARCHITECTURE_KEYS = ("model", "router", "heads", "experts")
+ARCHITECTURE_KEYS = ("model", "router", "heads", "experts", "views")
 
 
 def _prefixed(state: dict, prefix: str) -> dict:
     return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
-class EmbeddingSet(Dataset):
-    """Cached expert embeddings with their targets, for heads over a frozen encoder."""
+def build_part(cfg: RunConfig, part: str, view_params: Mapping[str, Any]) -> Router | SpectrogramEncoder:
+    """The router (`part` "router") or an expert of `cfg`, fresh, reading its views; `view_params`
+    gives the parameters of each view by name (a dataset's or a bundle's)."""
+    shapes, optional = view_inputs(view_params, cfg.views_of(part))
+    if part == ROUTER:
+        return Router(cfg.router, shapes, optional=optional)
+    return SpectrogramEncoder(cfg.model, shapes, optional=optional)
 
-    def __init__(self, embeddings: torch.Tensor, modulation: np.ndarray, snr_mobility: np.ndarray):
+
+def build_model(cfg: RunConfig, view_params: Mapping[str, Any]) -> MixtureOfExperts:
+    """The deployed model `cfg` describes (router, experts, heads), with fresh weights."""
+    experts = {name: build_part(cfg, name, view_params) for name in cfg.experts}
+    heads = {name: build_heads(cfg.model.d_model, cfg.heads) for name in cfg.experts}
+    return MixtureOfExperts(build_part(cfg, ROUTER, view_params), experts, heads)
+
+
+def part_views(batch: dict, trunk) -> tuple:
+    """The views of a loader batch that `trunk` reads, in its order."""
+    views = batch_views(batch)
+    return tuple(views[name] for name in trunk.view_names)
+
+
+class EmbeddingSet(Dataset):
+    """Cached expert embeddings with their targets, for heads over a frozen encoder; with
+    `absent_embeddings` (made without the expert's optional views) each row carries both."""
+
+    def __init__(self, embeddings: torch.Tensor, targets: Mapping[str, np.ndarray], absent_embeddings=None):
         self.embeddings = embeddings
-        self.modulation = torch.from_numpy(modulation)
-        self.snr_mobility = torch.from_numpy(snr_mobility)
+        self.absent_embeddings = absent_embeddings
+        self.targets = {name: torch.from_numpy(values) for name, values in targets.items()}
 
     def __len__(self) -> int:
         return len(self.embeddings)
 
     def __getitem__(self, i: int) -> dict:
-        return {"embedding": self.embeddings[i], "modulation": self.modulation[i], "snr_mobility": self.snr_mobility[i]}
+        item = {"embedding": self.embeddings[i], **{name: values[i] for name, values in self.targets.items()}}
+        if self.absent_embeddings is not None:
+            item["absent_embedding"] = self.absent_embeddings[i]
+        return item
 
 
 class Run:
@@ -73,17 +105,35 @@ class Run:
     def stage_dir(self, stage: str, expert: str | None = None) -> Path:
         return self.dir / stage / expert if expert else self.dir / stage
 
+    @property
+    def stored_views(self) -> tuple[str, ...]:
+        """The views the model reads besides G, which a dataset item carries under "views"."""
+        return tuple(name for name in self.cfg.model_views if name != WIDEBAND)
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return TARGETS if self.cfg.heads.outputs == "separate" else CLASS_TARGETS
+
+    def open_set(self, folder) -> SpectrogramSet:
+        """A dataset folder with the views and targets this run reads."""
+        return SpectrogramSet(folder, views=self.stored_views, targets=self.targets)
+
+    def check_same_views(self, other: SpectrogramSet, train: SpectrogramSet) -> None:
+        """Refuse `other` unless its G and the views the model reads are the training set's."""
+        differing = [name for name in self.cfg.model_views if other.view_params[name] != train.view_params[name]]
+        if other.params != train.params or differing:
+            raise ValueError(
+                f"{other.folder} was made with other parameters of {', '.join(differing) or 'G'} than "
+                f"{train.folder}; both must use the same views"
+            )
+
     def datasets(self) -> tuple[SpectrogramSet, SpectrogramSet]:
         """(train, val): data.val when given, else a seeded data.val_fraction of data.train."""
         if self._sets is None:
-            train = SpectrogramSet(self.cfg.data.train)
+            train = self.open_set(self.cfg.data.train)
             if self.cfg.data.val:
-                val = SpectrogramSet(self.cfg.data.val)
-                if val.params != train.params:
-                    raise ValueError(
-                        f"{self.cfg.data.val} was made with other spectrogram parameters than "
-                        f"{self.cfg.data.train}; both must use the same G"
-                    )
+                val = self.open_set(self.cfg.data.val)
+                self.check_same_views(val, train)
             else:
                 train_rows, val_rows = split_indices(len(train), self.cfg.data.val_fraction, self.cfg.seed)
                 train, val = train.subset(train_rows), train.subset(val_rows)
@@ -91,11 +141,14 @@ class Run:
         return self._sets
 
     @property
-    def input_shape(self) -> tuple[int, int]:
-        return self.datasets()[0].params.shape
+    def view_params(self) -> dict[str, Any]:
+        """The parameters of each view the model reads, by name, as the training set holds them."""
+        stored = self.datasets()[0].view_params
+        return {name: stored[name] for name in self.cfg.model_views}
 
     def normalisation(self) -> dict:
-        """Pixel statistics of the training set, computed once per run and baked into every model."""
+        """Pixel statistics of the training set (of each view the model reads), computed once per
+        run and baked into every model."""
         if self._stats is None:
             path = self.dir / "normalisation.json"
             stats = None
@@ -103,23 +156,18 @@ class Run:
                 if path.exists():
                     stats = json.loads(path.read_text())
                 else:
-                    stats = normalisation_stats(self.datasets()[0], seed=self.cfg.seed)
+                    views = None if self.cfg.reads_g_alone else self.cfg.model_views
+                    stats = normalisation_stats(self.datasets()[0], seed=self.cfg.seed, views=views)
                     self.dir.mkdir(parents=True, exist_ok=True)
                     atomic_write(path, json.dumps(stats, indent=1) + "\n")
             self._stats = self.ctx.broadcast_object(stats)
         return self._stats
 
-    def new_encoder(self) -> SpectrogramEncoder:
-        encoder = SpectrogramEncoder(self.cfg.model, self.input_shape)
-        stats = self.normalisation()
-        encoder.normalise.set(stats["mean"], stats["std"])
-        return encoder
-
-    def new_router(self) -> Router:
-        router = Router(self.cfg.router, self.input_shape)
-        stats = self.normalisation()
-        router.normalise.set(stats["mean"], stats["std"])
-        return router
+    def new_part(self, part: str) -> Router | SpectrogramEncoder:
+        """The router or an expert, fresh, with the training set's statistics."""
+        trunk = build_part(self.cfg, part, self.view_params)
+        trunk.set_normalisation(self.normalisation())
+        return trunk
 
     def _rows(self, dataset: SpectrogramSet, protocol: str | None, max_count: int | None, salt: int) -> SpectrogramSet:
         rows = np.arange(len(dataset))
@@ -181,14 +229,16 @@ class Run:
         stage = self.cfg.stage("pretrain")
         train_set, val_set = self.stage_sets(stage, expert)
         self._seed(1 + labels.PROTOCOLS.index(expert))
-        module = MaskedModelling(self.new_encoder(), lambda_recon=1.0, lambda_cont=0.0)
+        module = MaskedModelling(
+            self.new_part(expert), lambda_recon=1.0, lambda_cont=0.0, absent_prob=stage.absent_view_prob
+        )
         return self._trainer(
             f"pretrain/{expert}",
             self.stage_dir("pretrain", expert),
             module,
             train_set,
             val_set,
-            lambda b, g: {"spectrogram": b["spectrogram"], "generator": g},
+            lambda b, g: {"views": part_views(b, module.encoder), "generator": g},
             stage,
         ).fit(resume)
 
@@ -202,7 +252,11 @@ class Run:
         train_set, val_set = self.stage_sets(stage, expert)
         self._seed(11 + labels.PROTOCOLS.index(expert))
         module = MaskedModelling(
-            self.new_encoder(), stage.lambda_recon, stage.lambda_cont, n_label_sets=len(stage.contrastive_labels)
+            self.new_part(expert),
+            stage.lambda_recon,
+            stage.lambda_cont,
+            n_label_sets=len(stage.contrastive_labels),
+            absent_prob=stage.absent_view_prob,
         )
         pretrained = load_checkpoint(self.stage_dir("pretrain", expert) / BEST)["model"]
         module.encoder.load_state_dict(_prefixed(pretrained, "encoder."))
@@ -215,7 +269,7 @@ class Run:
             train_set,
             val_set,
             lambda b, g: {
-                "spectrogram": b["spectrogram"],
+                "views": part_views(b, module.encoder),
                 "contrastive_targets": torch.stack([b[n] for n in names], dim=1),
                 "generator": g,
             },
@@ -225,45 +279,55 @@ class Run:
     def router(self, resume: bool = False) -> dict:
         """Stage 2: the router on a class-balanced mix of every protocol plus `none`/`other`.
 
-        It reads the spectrogram, not the experts' outputs, so the experts stay frozen by
+        It reads its own views, not the experts' outputs, so the experts stay frozen by
         construction: nothing of theirs is loaded or updated here."""
         stage = self.cfg.stage("router")
         train_set, val_set = self.stage_sets(stage)
         self._seed(21)
-        module = RouterTraining(self.new_router())
+        module = RouterTraining(self.new_part(ROUTER), absent_prob=stage.absent_view_prob)
         return self._trainer(
             "router",
             self.stage_dir("router"),
             module,
             train_set,
             val_set,
-            lambda b, g: {"spectrogram": b["spectrogram"], "protocol": b["protocol"]},
+            lambda b, g: {"views": part_views(b, module.router), "protocol": b["protocol"]},
             stage,
             balance=train_set.target("protocol"),
         ).fit(resume)
 
     def trained_encoder(self, expert: str) -> SpectrogramEncoder:
         """The expert after stage 1b (what the heads stage starts from)."""
-        encoder = self.new_encoder()
+        encoder = self.new_part(expert)
         encoder.load_state_dict(
             _prefixed(load_checkpoint(self.stage_dir("finetune", expert) / BEST)["model"], "encoder.")
         )
         return encoder
 
     @torch.no_grad()
-    def embed(self, encoder: SpectrogramEncoder, dataset: SpectrogramSet) -> torch.Tensor:
-        """Embeddings of every row of `dataset`; under DDP each rank embeds every world_size-th
-        row and the parts are gathered, so every rank ends with the whole (n, d) tensor."""
+    def embed(
+        self, encoder: SpectrogramEncoder, dataset: SpectrogramSet, without_optional: bool = False
+    ) -> torch.Tensor:
+        """Embeddings of every row of `dataset` (`without_optional`: as if the window lacked the
+        encoder's optional views); under DDP each rank embeds every world_size-th row and the
+        parts are gathered, so every rank ends with the whole (n, d) tensor."""
         encoder = encoder.to(self.ctx.device).eval()
         rows = np.arange(self.ctx.rank, len(dataset), self.ctx.world_size)
         loader = DataLoader(
             dataset.subset(rows), batch_size=self.cfg.loader.eval_batch_size, num_workers=self.cfg.loader.workers
         )
-        part = (
-            torch.cat([encoder(b["spectrogram"].to(self.ctx.device)).float().cpu() for b in loader])
-            if len(rows)
-            else torch.zeros(0, encoder.cfg.d_model)
-        )
+
+        def embedding(batch):
+            views = tuple(x.to(self.ctx.device) for x in part_views(batch, encoder))
+            absent = None
+            if without_optional:
+                absent = {
+                    name: torch.ones(len(views[0]), dtype=torch.bool, device=self.ctx.device)
+                    for name in encoder.optional
+                }
+            return encoder.embed(views, absent).float().cpu()
+
+        part = torch.cat([embedding(b) for b in loader]) if len(rows) else torch.zeros(0, encoder.cfg.d_model)
         parts = self.ctx.all_gather_object(part)
         out = torch.empty(len(dataset), encoder.cfg.d_model)
         for rank, chunk in enumerate(parts):
@@ -271,27 +335,35 @@ class Run:
         return out
 
     def heads(self, expert: str, resume: bool = False) -> dict:
-        """Stage 3: modulation and SNR x mobility heads on this expert's embedding, encoder
-        frozen ("lwm": embeddings computed once, heads trained on the cache) or fine-tuned
-        at encoder_lr_scale times the heads' rate ("lwm_ft")."""
+        """Stage 3: the heads (modulation and SNR x mobility, or modulation, SNR, mobility and
+        Doppler) on this expert's embedding, encoder frozen ("lwm": embeddings computed once,
+        heads trained on the cache) or fine-tuned at encoder_lr_scale times the heads' rate
+        ("lwm_ft")."""
         stage = self.cfg.stage("heads")
         train_set, val_set = self.stage_sets(stage, expert)
         encoder = self.trained_encoder(expert)
         self._seed(31 + labels.PROTOCOLS.index(expert))
-        heads = TaskHeads(self.cfg.model.d_model, self.cfg.heads)
-        key = "embedding" if self.cfg.heads.mode == "lwm" else "spectrogram"
+        heads = build_heads(self.cfg.model.d_model, self.cfg.heads)
+        frozen = self.cfg.heads.mode == "lwm"
 
         def inputs(b, g):
-            return {"inputs": b[key], "modulation": b["modulation"], "snr_mobility": b["snr_mobility"]}
+            out = {"inputs": b["embedding"] if frozen else part_views(b, encoder)}
+            if "absent_embedding" in b:
+                out["absent_inputs"] = b["absent_embedding"]
+            return out | {name: b[name] for name in heads.targets}
 
-        if self.cfg.heads.mode == "lwm":
-            train_set, val_set = (
-                EmbeddingSet(self.embed(encoder, s), s.target("modulation"), s.target("snr_mobility"))
-                for s in (train_set, val_set)
-            )
-            module, workers = HeadsTraining(heads), 0
+        if frozen:
+
+            def cached(s: SpectrogramSet, with_absent: bool) -> EmbeddingSet:
+                absent = self.embed(encoder, s, without_optional=True) if with_absent else None
+                return EmbeddingSet(self.embed(encoder, s), {t: s.target(t) for t in heads.targets}, absent)
+
+            with_absent = bool(encoder.optional) and stage.absent_view_prob > 0
+            train_set, val_set = cached(train_set, with_absent), cached(val_set, False)
+            module, workers = HeadsTraining(heads, absent_prob=stage.absent_view_prob), 0
         else:
-            module, workers = HeadsTraining(heads, encoder, self.cfg.heads.encoder_lr_scale), None
+            module = HeadsTraining(heads, encoder, self.cfg.heads.encoder_lr_scale, stage.absent_view_prob)
+            workers = None
         return self._trainer(
             f"heads/{expert}",
             self.stage_dir("heads", expert),
@@ -307,7 +379,7 @@ class Run:
 
     def mixture_of_experts(self) -> MixtureOfExperts:
         """Router + experts + heads from the run's best checkpoints."""
-        router = self.new_router()
+        router = self.new_part(ROUTER)
         router.load_state_dict(_prefixed(load_checkpoint(self.stage_dir("router") / BEST)["model"], "router."))
         experts, heads = {}, {}
         for expert in self.cfg.experts:
@@ -315,14 +387,21 @@ class Run:
             encoder = self.trained_encoder(expert)
             if self.cfg.heads.mode == "lwm_ft":
                 encoder.load_state_dict(_prefixed(state, "encoder."))
-            head = TaskHeads(self.cfg.model.d_model, self.cfg.heads)
+            head = build_heads(self.cfg.model.d_model, self.cfg.heads)
             head.load_state_dict(_prefixed(state, "heads."))
             experts[expert], heads[expert] = encoder, head
         return MixtureOfExperts(router, experts, heads).eval()
 
 
 def check_compatible(saved: dict, new: dict, where: str) -> None:
-    """A run directory keeps one architecture and training set; optimisation may change."""
+    """A run directory keeps one architecture and training set; optimisation may change.
+    Both configs are compared with every default filled in, so that a key added since `saved`
+    was written (at its default) is no difference."""
+    try:
+        saved = RunConfig.from_dict(saved, where).to_dict()
+        new = RunConfig.from_dict(new, where).to_dict()
+    except ValueError as err:
+        raise ValueError(f"{where}/config.json is not a config this version reads ({err}); use a new run_dir") from err
     differing = [k for k in ARCHITECTURE_KEYS if saved.get(k) != new.get(k)]
     if saved.get("data", {}).get("train") != new.get("data", {}).get("train"):
         differing.append("data.train")

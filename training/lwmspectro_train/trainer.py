@@ -248,7 +248,11 @@ class Trainer:
             tqdm.write(text)
 
     def _to_device(self, batch: dict) -> dict:
-        return {k: v.to(self.ctx.device, non_blocking=True) for k, v in batch.items()}
+        """The batch on the device; the views of a multi-view batch are a dict inside it."""
+        return {
+            k: self._to_device(v) if isinstance(v, dict) else v.to(self.ctx.device, non_blocking=True)
+            for k, v in batch.items()
+        }
 
     def fit(self, resume: bool = False) -> dict:
         """Train to the end (or early stop, or stage.max_steps).

@@ -1,0 +1,286 @@
+"""LWM-Spectro on several views (Eq. 10 with C > 1): the trunk's layout, masking over every
+view, absent views of the past, the separate heads; the shipped model of G alone unchanged bit
+for bit; and every stage, the export and the runtime on a tiny multi-view dataset made here."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+from lwmspectro import labels
+from lwmspectro.bundle import load_bundle
+from lwmspectro.dataset import open_dataset
+from lwmspectro.dataset_generation import generate_dataset
+from lwmspectro.dynamics import DynamicsParams
+from lwmspectro.runtime import Runtime
+from lwmspectro.synth import GeneratorConfig
+from lwmspectro.views import view_to_dict
+from lwmspectro_train import cli
+from lwmspectro_train.config import STAGES, load_config
+from lwmspectro_train.distributed import Context
+from lwmspectro_train.export import load_torch_from_bundle
+from lwmspectro_train.model import (
+    SNR_CENTRE_DB,
+    EncoderConfig,
+    HeadsConfig,
+    MaskedModelling,
+    SeparateHeads,
+    SpectrogramEncoder,
+    log_doppler,
+)
+from lwmspectro_train.stages import Run
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "models" / "small"
+REFERENCE = Path(__file__).parent / "fixtures" / "train" / "small_reference_outputs.npz"
+VIEWS_SMALL = ROOT / "training" / "lwmspectro_train" / "configs" / "views-small.json"
+SHAPES = {"wideband": (32, 32), "cp_profile": (4, 64), "dynamics": (25, 32)}
+TINY = EncoderConfig(
+    patch_size=8,
+    d_model=16,
+    n_layers=1,
+    n_heads=2,
+    decoder_hidden=16,
+    projection_dim=8,
+    patch_shapes={"cp_profile": [1, 8], "dynamics": [5, 8]},
+)
+SHORT_DYNAMICS = DynamicsParams(hop_s=0.25e-3, n_snippets=72)
+"""The dynamics view over 18 ms instead of 128 ms, same shape: a test dataset made in seconds."""
+GENERATED_VIEWS = [
+    "wideband",
+    "ofdm_aligned_wifi",
+    "ofdm_aligned_15khz",
+    "ofdm_aligned_30khz",
+    "cp_profile",
+    view_to_dict(SHORT_DYNAMICS),
+]
+
+
+def views_batch(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {name: torch.randn(n, *shape, generator=g) for name, shape in SHAPES.items()}
+
+
+def test_the_shipped_model_of_g_alone_loads_and_gives_bitwise_its_recorded_outputs():
+    """Recorded with models/small before views existed (float32, one thread)."""
+    reference = np.load(REFERENCE)
+    model = load_torch_from_bundle(SHIPPED)
+    weights = torch.load(SHIPPED / "weights.pt", weights_only=True)
+    assert list(model.router.state_dict()) == list(weights["router"])
+    assert all(list(model.experts[p].state_dict()) == list(weights["experts"][p]) for p in model.expert_names)
+    x = torch.from_numpy(np.random.default_rng(20240611).standard_normal((4, 128, 128)).astype(np.float32))
+    with torch.no_grad():
+        out = model(x, mixture=True)
+        assert torch.equal(out["router_logits"], torch.from_numpy(reference["router_logits"]))
+        assert torch.equal(out["mixture_embedding"], torch.from_numpy(reference["mixture_embedding"]))
+        for name in model.expert_names:
+            embedding = model.experts[name](x)
+            modulation, joint = model.heads[name](embedding)
+            assert torch.equal(embedding, torch.from_numpy(reference[f"embedding_{name}"]))
+            assert torch.equal(modulation, torch.from_numpy(reference[f"modulation_{name}"]))
+            assert torch.equal(joint, torch.from_numpy(reference[f"snr_mobility_{name}"]))
+
+
+def test_a_trunk_of_several_views_has_per_view_embeddings_positions_and_an_absent_token():
+    encoder = SpectrogramEncoder(TINY, SHAPES, optional=("dynamics",))
+    keys = set(encoder.state_dict())
+    for name in SHAPES:
+        assert {f"normalise.{name}.mean", f"patch_embed.{name}.weight", f"pos_embed.{name}"} <= keys
+    assert {"view_embed", "absent_embed.dynamics", "mask_token"} <= keys
+    assert encoder.patch_embed["cp_profile"].in_features == 8 and encoder.patch_embed["dynamics"].in_features == 40
+    assert encoder.view_patches == {"wideband": 16, "cp_profile": 32, "dynamics": 20} and encoder.n_patches == 68
+    x = views_batch(3)
+    assert encoder.tokens(x).shape == (3, 68, 16) and encoder(*x.values()).shape == (3, 16)
+    single = SpectrogramEncoder(TINY, (32, 32))
+    assert "patch_embed.weight" in single.state_dict() and single.view_embed is None
+    with pytest.raises(ValueError, match="optional views"):
+        SpectrogramEncoder(TINY, {"dynamics": (25, 32)}, optional=("dynamics",))
+
+
+def test_an_absent_view_gives_the_same_embedding_whatever_it_held():
+    encoder = SpectrogramEncoder(TINY, SHAPES, optional=("dynamics",)).eval()
+    x = views_batch(2)
+    nan, other = dict(x), dict(x)
+    nan["dynamics"] = torch.full_like(x["dynamics"], float("nan"))
+    other["dynamics"] = x["dynamics"] + 5.0
+    with torch.no_grad():
+        absent = encoder.embed(nan)
+        forced = encoder.embed(other, {"dynamics": torch.ones(2, dtype=torch.bool)})
+        present = encoder.embed(x)
+    assert torch.isfinite(absent).all() and torch.equal(absent, forced) and not torch.allclose(absent, present)
+
+
+def test_masked_modelling_masks_every_view_and_scores_only_views_the_window_has():
+    torch.manual_seed(0)
+    model = MaskedModelling(SpectrogramEncoder(TINY, SHAPES, optional=("dynamics",)), absent_prob=0.5)
+    x = views_batch(4)
+    x["dynamics"][0] = float("nan")
+    predictions, _ = model.reconstruct(x, torch.zeros(4, 68, dtype=torch.bool))
+    assert [p.shape[-1] for p in predictions] == [64, 8, 40]
+    out = model(x, generator=torch.Generator().manual_seed(1))
+    out["loss"].backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert torch.isfinite(out["loss"]) and all(torch.isfinite(g).all() for g in grads)
+    assert model.encoder.absent_embed["dynamics"].grad.abs().sum() > 0
+
+    model.eval()
+    original = model.reconstruct
+
+    def spoil_the_absent_row(views, mask, absent):
+        predictions, tokens = original(views, mask, absent)
+        predictions[2] = predictions[2].clone()
+        predictions[2][0] += 1e3
+        return predictions, tokens
+
+    with torch.no_grad():
+        loss = model(x, generator=torch.Generator().manual_seed(2))["recon"]
+        model.reconstruct = spoil_the_absent_row
+        assert model(x, generator=torch.Generator().manual_seed(2))["recon"] == loss
+
+
+def test_separate_heads_regress_snr_and_doppler_and_skip_what_a_row_lacks():
+    heads = SeparateHeads(16, HeadsConfig(channels=4, n_blocks=1, outputs="separate"))
+    modulation, snr, mobility, doppler = heads(torch.zeros(5, 16))
+    assert modulation.shape == (5, 5) and snr.shape == (5, 2) and mobility.shape == (5, 3) and doppler.shape == (5, 2)
+    with torch.no_grad():
+        heads.snr.classifier.bias.copy_(torch.tensor([2.0, 0.0]))
+    assert heads(torch.zeros(1, 16))[1][0, 0] != SNR_CENTRE_DB, "the SNR is a number, not bounded to a grid"
+    targets = {
+        "modulation": torch.tensor([0, 1, -1, 2, 3]),
+        "snr_db": torch.tensor([30.0, 5.0, float("nan"), 0.0, 12.5]),
+        "mobility": torch.tensor([0, 2, -1, 1, 1]),
+        "log_doppler": log_doppler(torch.tensor([0.2, 300.0, float("nan"), 10.0, 10.0])),
+    }
+    outputs = heads(torch.randn(5, 16))
+    losses = heads.losses(outputs, targets, unseen=torch.tensor([False, False, False, True, True]))
+    assert all(torch.isfinite(value) for value in losses.values())
+    changed = dict(targets, mobility=torch.tensor([0, 2, -1, 0, 0]))
+    again = heads.losses(outputs, changed, unseen=torch.tensor([False, False, False, True, True]))
+    assert again["mobility_loss"] == losses["mobility_loss"], "mobility is not scored where its view is absent"
+
+
+def test_the_views_config_names_each_parts_views():
+    cfg = load_config("views-small")
+    assert cfg.views_of("router") == ("wideband", "cp_profile")
+    assert cfg.views_of("lte") == ("ofdm_aligned_15khz", "cp_profile", "dynamics")
+    assert "dynamics" in cfg.views_of("nr") and cfg.heads.outputs == "separate" and not cfg.reads_g_alone
+    small = load_config("small")
+    assert small.reads_g_alone and small.views_of("wifi") == ("wideband",) and small.heads.outputs == "joint"
+    with pytest.raises(ValueError, match="valid choices: router, wifi, lte, nr"):
+        load_config("views-small", ['views={"bluetooth": ["wideband"]}'])
+
+
+def make_dataset(folder, n, seed):
+    config = GeneratorConfig(n_samples=n, shard_size=n, seed=seed, views=GENERATED_VIEWS, channel="TDL-A")
+    generate_dataset(config, folder, progress=False)
+    return folder
+
+
+def tiny_views_config(root, train, test, heads_mode="lwm_ft") -> Path:
+    """configs/views-small.json with tiny sizes, one epoch of batches of 8 per stage."""
+    values = json.loads(VIEWS_SMALL.read_text())
+    values |= {"name": "tiny-views", "run_dir": str(root / "run"), "seed": 1}
+    values["data"] = {"train": str(train), "val_fraction": 0.25, "test": str(test)}
+    values["model"] |= {"d_model": 16, "n_layers": 1, "n_heads": 2, "decoder_hidden": 16, "projection_dim": 8}
+    values["router"] |= {"d_model": 16, "n_layers": 1, "n_heads": 2}
+    values["heads"] |= {"channels": 4, "n_blocks": 1, "mode": heads_mode}
+    values["loader"] = {"workers": 0, "threads": 1, "eval_batch_size": 16}
+    for stage in STAGES:
+        values["stages"][stage] |= {"epochs": 1, "batch_size": 8, "warmup_epochs": 0.5, "lr": 3e-3}
+    path = root / f"tiny-views-{heads_mode}.json"
+    path.write_text(json.dumps(values))
+    return path
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    """Every stage of a tiny views-small on 40 generated examples, then held-out metrics and the export."""
+    root = tmp_path_factory.mktemp("views")
+    train = make_dataset(root / "train", 40, seed=5)
+    test = make_dataset(root / "test", 8, seed=6)
+    config = tiny_views_config(root, train, test)
+    assert cli.main(["all", "--config", str(config), "--no-progress", "--out", str(root / "bundle")]) == 0
+    return root, config
+
+
+def test_the_card_lists_the_views_and_the_graphs_take_one_input_per_view(recipe):
+    root, _ = recipe
+    bundle = load_bundle(root / "bundle")
+    assert bundle.view_names == [
+        "wideband",
+        "cp_profile",
+        "ofdm_aligned_wifi",
+        "dynamics",
+        "ofdm_aligned_15khz",
+        "ofdm_aligned_30khz",
+    ]
+    assert bundle.absent_views == ("dynamics",)
+    assert bundle.card["model"]["views"]["nr"] == ["ofdm_aligned_15khz", "ofdm_aligned_30khz", "cp_profile", "dynamics"]
+    held_out = bundle.metrics["held_out"]
+    assert {"snr_abs_error_median_db", "mobility_accuracy_snr_ge_10"} <= set(held_out["targets"])
+    parity = bundle.metrics["parity"]
+    assert parity["all_argmax_agree"] and "absent_embedding_max_abs_diff" in parity["nr"]
+    runtime = Runtime(bundle)
+    assert [runtime.view_names[i] for i in runtime._router.views] == ["wideband", "cp_profile"]
+    assert runtime._heads["lte"].kind == "heads_separate"
+
+
+def test_onnx_runtime_reads_fresh_examples_as_the_torch_model_does(recipe, tmp_path):
+    root, _ = recipe
+    fresh = open_dataset(make_dataset(tmp_path / "fresh", 6, seed=7))
+    bundle = load_bundle(root / "bundle")
+    views = {name: fresh.view(name) for name in bundle.view_names}
+    views["dynamics"][-2:] = np.nan
+    model = load_torch_from_bundle(bundle)
+    with torch.no_grad():
+        out = model({name: torch.from_numpy(v) for name, v in views.items()})
+    outputs = Runtime(bundle).predict([views[name] for name in bundle.view_names])
+    assert [labels.ROUTER_CLASSES[int(i)] for i in out["top1"]] == [o.protocol for o in outputs]
+    for i, output in enumerate(outputs):
+        if out["expert"][i] < 0:
+            assert output.expert is None
+            continue
+        assert output.modulation == labels.MODULATIONS[int(out["modulation_logits"][i].argmax())]
+        assert output.mobility == labels.MOBILITY_CLASSES[int(out["mobility_logits"][i].argmax())]
+        assert output.snr_db == pytest.approx(float(out["snr_db"][i, 0]), abs=0.051)
+        too_short = bool(out["needs_longer_capture"][i])
+        assert too_short == (i >= 4)
+        assert (output.mobility_confidence == 0.0) == too_short
+
+
+def views_run(config: Path, run_dir: Path, *overrides: str) -> Run:
+    cfg = load_config(str(config), [f"run_dir={run_dir}", *overrides])
+    return Run(cfg, Context(), progress=False)
+
+
+def test_a_multi_view_stage_resumes_bitwise(recipe, tmp_path):
+    _, config = recipe
+    two = ("stages.pretrain.epochs=2", "stages.pretrain.batch_size=2")
+    stop = (*two, "stages.pretrain.max_steps=3")
+    stopped = views_run(config, tmp_path / "a", *stop).pretrain("nr")
+    assert not stopped["complete"] and len(stopped["step_losses"]) == 3
+    resumed = views_run(config, tmp_path / "a", *two).pretrain("nr", resume=True)
+    straight = views_run(config, tmp_path / "b", *two).pretrain("nr")
+    assert resumed["complete"] and resumed["step_losses"] == straight["step_losses"][3:]
+
+
+def test_frozen_heads_train_on_embeddings_with_and_without_the_view_of_the_past(recipe, tmp_path):
+    root, config = recipe
+    values = json.loads(config.read_text())
+    values |= {"run_dir": str(tmp_path / "run")}
+    values["heads"]["mode"] = "lwm"
+    shutil.copytree(root / "run" / "finetune", tmp_path / "run" / "finetune")
+    shutil.copy(root / "run" / "normalisation.json", tmp_path / "run" / "normalisation.json")
+    result = views_run(_write(tmp_path / "lwm.json", values), tmp_path / "run").heads("wifi")
+    assert result["complete"] and np.isfinite(result["best"]["val_loss"])
+    assert {"val_snr_abs_error_db", "val_mobility_accuracy"} <= set(result["best"])
+
+
+def _write(path: Path, values: dict) -> Path:
+    path.write_text(json.dumps(values))
+    return path
