@@ -15,7 +15,12 @@ each, the framer
 3. computes each view with `views.compute_observation`, as `views.compute_view` computes it
    for a capture that starts at the observation's first sample (the wideband view resamples
    only the frames G reads; the views that resample share one resampled stream per rate and
-   one CP correlation per numerology), the views of one observation in parallel threads.
+   one CP correlation per numerology).
+
+The views of an observation run in the caller's thread unless `parallel` asks for one thread
+per core: they are thousands of numpy calls each releasing and taking back the interpreter
+lock, and on two cores the threads spent more time handing it to each other than they saved
+(bench flowgraph, the views rows); in a flowgraph the other core runs the model.
 
 A window that cannot be judged gets no views (NaN). A view that reads the past
 (`views.reads_past`: the dynamics view's 128 ms) reads the span that ends where the
@@ -120,9 +125,9 @@ class ObservationFramer:
     """Frames observations of `chosen_views` (a view's parameters, or a sequence of them: a
     bundle's `views`) from I/Q at `source_rate_hz`, one every `stride` source samples (default:
     back to back). Offsets are source samples from the stream's start. `parallel` computes the
-    views of an observation in threads, one per core."""
+    views of an observation in threads, one per core (see the module docstring)."""
 
-    def __init__(self, chosen_views: Any, source_rate_hz: float, stride: int | None = None, *, parallel: bool = True):
+    def __init__(self, chosen_views: Any, source_rate_hz: float, stride: int | None = None, *, parallel: bool = False):
         rate = check_source_rate(source_rate_hz)
         self.views = _as_views(chosen_views)
         self.names = views.view_names(self.views)
