@@ -156,7 +156,7 @@ def _numerology(value: Numerology | Mapping[str, Any], where: str) -> Numerology
 
 @dataclass(frozen=True)
 class OfdmAlignedParams(ConfigBase):
-    """The symbol-aligned view of one numerology: T = n_symbols + 1 rows of K = n_subcarriers.
+    """The symbol-aligned view of one numerology: T = n_symbols + 2 rows of K = n_subcarriers.
 
     Row 0 is the band profile: the power of all n_fft subcarriers relative to their symbol's,
     averaged over the symbols and in K groups of subcarriers, in dB, z-scored (band edges,
@@ -166,7 +166,11 @@ class OfdmAlignedParams(ConfigBase):
     `subcarrier_stride` apart centred on the occupied band when they do not span the FFT
     (`centre_on_band`: a signal off DC stays in view; else on DC): the receiver's gain, a
     burst's edges and the fading channel are removed, each element's amplitude is kept, and
-    empty subcarriers read low.
+    empty subcarriers read low. The last row is each of those subcarriers' circularity,
+    |sum Y^2| / sum |Y|^2 over blocks of CIRCULARITY_SYMBOLS symbols (averaged over the
+    blocks), with the CFO's phase removed from symbol to symbol: what the powers cannot show,
+    the phase of a constellation on a line (BPSK, WiFi's pilots: near 1) against one spread
+    over the plane (QPSK and QAM: near 0).
 
     The symbols are found in the `search_symbols` the view reads: with one timing for all of
     them (continuous transmissions: LTE, NR), or with `burst_block_symbols` > 0 a timing per
@@ -177,7 +181,7 @@ class OfdmAlignedParams(ConfigBase):
     keys_name: ClassVar[str] = "ofdm_aligned parameters"
 
     numerology: Numerology = WIFI
-    n_symbols: int = bounded(63, 2, 4096)
+    n_symbols: int = bounded(62, 2, 4096)
     n_subcarriers: int = bounded(64, 2, 65536)
     subcarrier_stride: int = bounded(1, 1, 1024)
     gain_symbols: int = bounded(7, 1, 4097)
@@ -208,7 +212,7 @@ class OfdmAlignedParams(ConfigBase):
 
     @property
     def shape(self) -> tuple[int, int]:
-        return (self.n_symbols + 1, self.n_subcarriers)
+        return (self.n_symbols + 2, self.n_subcarriers)
 
     @property
     def window_samples(self) -> int:
@@ -297,8 +301,28 @@ def _ofdm_aligned(params: OfdmAlignedParams, capture: Capture) -> ViewOutput:
     across = _neighbour_means(relative_power, (chosen - n_fft // 2) % n_fft, params)
     gain = scipy.ndimage.uniform_filter1d(across, params.gain_symbols, axis=0, mode="nearest")
     relative = relative_power[:, (chosen - n_fft // 2) % n_fft] / np.maximum(gain, tiny)
-    values = np.vstack([band[None, :], np.log10(np.maximum(relative, LOG_FLOOR))]).astype(np.float32)
-    return ViewOutput(values, {"symbol_starts": starts, "cfo_subcarriers": cfos, "centre_subcarrier": centre})
+    kept = spectrum[:, (chosen - n_fft // 2) % n_fft]
+    circularity = _circularity(kept * np.exp(-2j * np.pi * cfos * starts / n_fft).astype(np.complex64)[:, None])
+    values = np.vstack([band[None, :], np.log10(np.maximum(relative, LOG_FLOOR)), circularity[None, :]])
+    return ViewOutput(
+        values.astype(np.float32), {"symbol_starts": starts, "cfo_subcarriers": cfos, "centre_subcarrier": centre}
+    )
+
+
+CIRCULARITY_SYMBOLS = 8
+"""Symbols over which a subcarrier's circularity is summed: few enough that a residual CFO
+of a hundredth of a subcarrier turns Y^2 by well under a radian, many enough to average
+over the constellation."""
+
+
+def _circularity(elements: np.ndarray) -> np.ndarray:
+    """Per column of `elements` (symbols, K): |sum Y^2| / sum |Y|^2 over each block of
+    CIRCULARITY_SYMBOLS symbols, averaged over the blocks (0 for an empty column)."""
+    n_blocks = max(1, len(elements) // CIRCULARITY_SYMBOLS)
+    blocks = elements[: n_blocks * CIRCULARITY_SYMBOLS].reshape(n_blocks, -1, elements.shape[1])
+    squares = np.abs((blocks.astype(np.complex128) ** 2).sum(axis=1))
+    powers = (np.abs(blocks.astype(np.complex128)) ** 2).sum(axis=1)
+    return (squares / np.maximum(powers, np.finfo(np.float64).tiny)).mean(axis=0)
 
 
 @dataclass(frozen=True)
@@ -443,7 +467,7 @@ VIEWS: dict[str, Any] = {
     # spreads of the sites and TR 38.901 profiles).
     "ofdm_aligned_wifi": OfdmAlignedParams(
         WIFI,
-        n_symbols=63,
+        n_symbols=62,
         n_subcarriers=64,
         gain_symbols=31,
         gain_subcarriers=1,
@@ -451,10 +475,10 @@ VIEWS: dict[str, Any] = {
         burst_block_symbols=8,
     ),
     "ofdm_aligned_15khz": OfdmAlignedParams(
-        LTE, n_symbols=127, n_subcarriers=128, gain_subcarriers=13, search_symbols=127
+        LTE, n_symbols=126, n_subcarriers=128, gain_subcarriers=13, search_symbols=127
     ),
     "ofdm_aligned_30khz": OfdmAlignedParams(
-        NR_30KHZ, n_symbols=127, n_subcarriers=128, gain_subcarriers=7, search_symbols=127
+        NR_30KHZ, n_symbols=126, n_subcarriers=128, gain_subcarriers=7, search_symbols=127
     ),
     "cp_profile": CpProfileParams(),
     "dynamics": DynamicsParams(),
