@@ -688,6 +688,7 @@ def gaussian(raw, centre: float, scale: float):
 def gaussian_nll(prediction, target, keep):
     """Gaussian negative log-likelihood (up to a constant) of `target` under (mean, log var),
     averaged over the rows `keep` (NaN targets elsewhere are not looked at)."""
+    prediction, target = prediction.float(), target.float()
     target = torch.where(keep, target, prediction[:, 0].detach())
     mean, log_var = prediction[:, 0], prediction[:, 1]
     return masked_mean(0.5 * (log_var + (target - mean).pow(2) * torch.exp(-log_var)), keep)
