@@ -755,6 +755,14 @@ def build_heads(d_model: int, cfg: HeadsConfig) -> TaskHeads | SeparateHeads:
     return (SeparateHeads if cfg.outputs == "separate" else TaskHeads)(d_model, cfg)
 
 
+def any_absent(absent: Mapping[str, torch.Tensor], batch: int, device=None) -> torch.Tensor:
+    """(B,) True where any of the views in `absent` is absent."""
+    out = torch.zeros(batch, dtype=torch.bool, device=device)
+    for missing in absent.values():
+        out = out | missing
+    return out
+
+
 class HeadsTraining(TrainingObjective):
     """Stage 3: the heads on one expert's embedding; the encoder is frozen ("lwm", and then
     absent: the stage feeds cached embeddings) or fine-tuned with the heads ("lwm_ft") at
@@ -798,14 +806,6 @@ class HeadsTraining(TrainingObjective):
         targets = {"modulation": modulation, "snr_mobility": snr_mobility, "snr_db": snr_db}
         targets |= {"mobility": mobility, "log_doppler": log_doppler}
         return self.heads.losses(self.heads(embedding), targets, unseen)
-
-
-def any_absent(absent: Mapping[str, torch.Tensor], batch: int, device=None) -> torch.Tensor:
-    """(B,) True where any of the views in `absent` is absent."""
-    out = torch.zeros(batch, dtype=torch.bool, device=device)
-    for missing in absent.values():
-        out = out | missing
-    return out
 
 
 class RouterTraining(TrainingObjective):
