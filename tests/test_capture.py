@@ -8,7 +8,6 @@ import scipy.signal
 
 from lwmspectro import capture
 from lwmspectro.channels import impairments
-from lwmspectro.resample import resample_to
 
 FS = 30.72e6
 
@@ -120,12 +119,3 @@ def test_the_frequency_shift_is_the_per_sample_rotation_in_blocks():
         shifted = capture.frequency_shift(iq, shift_hz, FS)
         assert shifted.dtype == np.complex64 and shifted.shape == iq.shape
         np.testing.assert_allclose(shifted, expected, atol=2e-6)
-
-
-@pytest.mark.parametrize("rate", [2.4e6, 20e6, 30.72e6, 61.44e6])
-def test_the_capture_resamples_as_resample_to_does(rate):
-    iq = white_noise(20_000)
-    expected = resample_to(iq, FS, rate)
-    got = capture.resampled(iq, FS, rate)
-    assert got.dtype == np.complex64 and got.shape == expected.shape
-    np.testing.assert_allclose(got, expected, atol=1e-5)

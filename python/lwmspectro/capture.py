@@ -30,7 +30,7 @@ import scipy.signal
 from .channels import impairments
 from .config_base import ConfigBase, bounded
 from .framer import SOURCE_RATE_RANGE_HZ
-from .resample import rational_ratio, resample_prefix
+from .resample import resample_to
 
 SOURCE_RATES_HZ = (2.0e6, 2.4e6, 3.2e6, 5.0e6, 7.68e6, 10.0e6, 15.36e6, 20.0e6, 25.0e6, 30.72e6, 40.0e6, 61.44e6)
 """Sample rates SDRs commonly run at: RTL-SDR (2-3.2), Airspy and SDRplay (5-10), HackRF and
@@ -216,13 +216,6 @@ def frequency_shift(iq: np.ndarray, shift_hz: float, sample_rate_hz: float) -> n
     return iq * phasor.ravel()[: iq.size]
 
 
-def resampled(iq: np.ndarray, from_rate_hz: float, to_rate_hz: float) -> np.ndarray:
-    """resample.resample_to(iq) (scipy's polyphase filter, all its outputs), computed as
-    resample_prefix computes it: by matrix products, 3 to 8 times faster on a 128 ms capture."""
-    up, down = rational_ratio(from_rate_hz, to_rate_hz)
-    return resample_prefix(iq, from_rate_hz, to_rate_hz, -(-len(iq) * up // down))
-
-
 def _noise_floor_density(iq: np.ndarray, sample_rate_hz: float) -> float:
     """Noise power per Hz of `iq`: a low percentile of its PSD bins (the band the signal leaves free)
     over its first NOISE_FLOOR_SAMPLES."""
@@ -255,9 +248,9 @@ def apply_capture(
     rate = settings.source_rate_hz
     if rate > analysis_rate_hz:
         density = _noise_floor_density(iq, analysis_rate_hz)
-        iq = _fill_beyond(resampled(iq, analysis_rate_hz, rate), analysis_rate_hz / rate, density, rate, rng)
+        iq = _fill_beyond(resample_to(iq, analysis_rate_hz, rate), analysis_rate_hz / rate, density, rate, rng)
     else:
-        iq = resampled(iq, analysis_rate_hz, rate)
+        iq = resample_to(iq, analysis_rate_hz, rate)
     y = scipy.signal.oaconvolve(iq, anti_alias_taps(settings.passband_fraction), mode="same").astype(np.complex64)
     if settings.gain_step_db:
         step = int(settings.gain_step_at * y.size)
