@@ -368,7 +368,10 @@ class ProbeCache:
         bar = tqdm(total=n_examples, desc=f"examples ({split})", unit="ex", disable=not progress, dynamic_ncols=True)
         bar.update(n_examples - sum(len(self._indices(chunk, n_examples)) for chunk in todo))
         if workers > 1 and len(todo) > 1:
-            jobs = [(self.folder, self.seed, self.params.to_dict(), self.n_samples, split, c, n_examples) for c in todo]
+            jobs = [
+                (self.folder, self.digests, self.seed, self.params.to_dict(), self.n_samples, split, c, n_examples)
+                for c in todo
+            ]
             with multiprocessing.get_context("spawn").Pool(workers, initializer=one_thread_per_worker) as pool:
                 for count in pool.imap_unordered(_fill_chunk_job, jobs):
                     bar.update(count)
@@ -414,12 +417,12 @@ class ProbeCache:
 
 
 def _fill_chunk_job(job: tuple) -> int:
-    """One chunk in a worker process, into the parent's cache folder: the views are rebuilt
+    """One chunk in a worker process, under the parent's cache names: the views are rebuilt
     there (they hold closures, which do not pickle)."""
-    folder, seed, params_dict, n_samples, split, chunk, n_examples = job
+    folder, digests, seed, params_dict, n_samples, split, chunk, n_examples = job
     params = SpectrogramParams.from_dict(params_dict)
     cache = ProbeCache(folder.parent, seed, probe_views(params), n_samples, params)
-    cache.folder = folder
+    cache.folder, cache.digests = folder, digests
     return cache.fill_chunk(split, chunk, n_examples)
 
 
