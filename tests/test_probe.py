@@ -10,6 +10,8 @@ pytest.importorskip("lwmspectro_train")
 from lwmspectro import cli, views
 from lwmspectro_train import probe
 
+BINS = len(probe.HISTOGRAM_EDGES) - 1
+
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
@@ -95,17 +97,30 @@ def test_pooled_views_keep_a_label_in_block_levels_and_in_block_spread():
     spread = rng.standard_normal((len(y), 128, 128)) * (1.0 + 0.3 * y)[:, None, None]
     for views_of in (levels + 0.3 * rng.standard_normal(levels.shape), spread):
         x = np.stack([probe.pooled_features(view) for view in views_of])
-        assert x.shape == (len(y), 2 * probe.POOLED_SIZE**2 + len(probe.QUANTILES))
+        assert x.shape == (len(y), 2 * probe.POOLED_SIZE**2 + len(probe.QUANTILES) + BINS)
         assert probe.fit_probe(x[:320], y[:320], x[320:], y[320:]) == 1.0
 
 
 def test_pooling_keeps_small_axes_and_leading_channels():
-    quantiles = len(probe.QUANTILES)
-    assert probe.pooled_features(np.ones((4, 64))).shape == (2 * 4 * 32 + quantiles,)
-    assert probe.pooled_features(np.ones((2, 100, 10))).shape == (2 * 2 * 32 * 10 + 2 * quantiles,)
+    distribution = len(probe.QUANTILES) + BINS
+    assert probe.pooled_features(np.ones((4, 64))).shape == (2 * 4 * 32 + distribution,)
+    assert probe.pooled_features(np.ones((2, 100, 10))).shape == (2 * 2 * 32 * 10 + 2 * distribution,)
     pooled = probe.pooled_features(np.arange(8.0).reshape(1, 8), size=4)
     np.testing.assert_allclose(pooled[:8], [0.5, 2.5, 4.5, 6.5] + [0.5] * 4)
-    np.testing.assert_allclose(pooled[8:], np.quantile(np.arange(8.0), probe.QUANTILES), rtol=1e-6)
+    np.testing.assert_allclose(pooled[8:-BINS], np.quantile(np.arange(8.0), probe.QUANTILES), rtol=1e-6)
+    # Values 0..7: 0 in a bin of -2..1, 1 to 7 in the upper tail (edges are closed on the left).
+    counts = np.expm1(pooled[-BINS:])
+    assert counts[-1] == pytest.approx(7) and counts.sum() == pytest.approx(8) and counts[0] == 0
+
+
+def test_the_histogram_reads_a_constellation_whatever_the_share_of_empty_elements():
+    rng = np.random.default_rng(5)
+    y = rng.integers(2, size=300)
+    rings = np.where(y[:, None] == 0, 0.0, rng.choice([-0.7, 0.0, 0.26], size=(300, 4096)))
+    occupied = rng.uniform(0.1, 1.0, size=(300, 1)) > rng.random((300, 4096))
+    views_of = np.where(occupied, rings + 0.02 * rng.standard_normal((300, 4096)), -3.0).reshape(300, 64, 64)
+    x = np.stack([probe.pooled_features(view)[-BINS:] for view in views_of])
+    assert probe.fit_probe(x[:200], y[:200], x[200:], y[200:]) == 1.0
 
 
 def test_combined_columns_join_their_views_features():

@@ -58,7 +58,14 @@ PROBE_MAX_ITER = 1000
 QUANTILES = np.linspace(0.02, 0.98, 25)
 """Quantiles of all of a view's values the probe also reads: the distribution of per-element
 powers is where a constellation's order shows (its fourth moment), wherever the elements sit."""
-POOLING = "block mean and standard deviation, 25 quantiles"
+HISTOGRAM_EDGES = np.concatenate([[-np.inf], np.linspace(-2.0, 1.0, 65), [np.inf]])
+"""Fixed bins (0.047 wide: 0.5 dB of an aligned view's log10 relative power) of a histogram of
+all of a view's values, read as log(1 + count). Quantiles move with the share of empty elements
+(a cell at 20 % load leaves most resource elements empty); the log counts of fixed bins do not:
+the load adds the same constant to each occupied bin's, and a linear probe reads the
+constellation's rings from their differences (LTE modulation, 120 examples, 3-fold
+cross-validation: 45 % from the block statistics, 77 % from the histogram)."""
+POOLING = "block mean and standard deviation, 25 quantiles, a 66-bin histogram"
 """What pooled_features keeps (part of the cache key)."""
 CHUNK = 25
 """Examples per cache file."""
@@ -196,7 +203,8 @@ def pooled_features(view_output: np.ndarray, size: int = POOLED_SIZE) -> np.ndar
     block of near-equal blocks, at most `size` along each of its last two axes (leading axes, e.g.
     channels, kept), flattened, float32. The spread keeps what a block mean averages away: how
     much the elements under it vary (a constellation's amplitude spread, fading); the quantiles of
-    all its values (per leading channel) what no block shows alone: their distribution."""
+    all its values and their histogram (per leading channel) what no block shows alone: their
+    distribution."""
     x = np.asarray(view_output, np.float64)
     if x.ndim == 1:
         x = x[None, :]
@@ -208,8 +216,12 @@ def pooled_features(view_output: np.ndarray, size: int = POOLED_SIZE) -> np.ndar
     counts = pool(np.ones(x.shape[-2:]))
     mean = pool(x) / counts
     spread = np.sqrt(np.maximum(pool(x * x) / counts - mean**2, 0.0))
-    quantiles = np.quantile(x.reshape(*x.shape[:-2], -1), QUANTILES, axis=-1)
-    return np.concatenate([mean.ravel(), spread.ravel(), quantiles.ravel()]).astype(np.float32)
+    values = x.reshape(*x.shape[:-2], -1)
+    quantiles = np.quantile(values, QUANTILES, axis=-1)
+    counts = np.stack([np.histogram(channel, HISTOGRAM_EDGES)[0] for channel in values.reshape(-1, values.shape[-1])])
+    return np.concatenate([mean.ravel(), spread.ravel(), quantiles.ravel(), np.log1p(counts).ravel()]).astype(
+        np.float32
+    )
 
 
 def _probe_model(n_features: int, kept: int | None, c: float, seed: int):
@@ -541,8 +553,9 @@ def render_markdown(
         "carrier; no other receiver impairment. Each view reads the "
         "capture at its rate as the live blocks would (today's G resampled to 30.72 MS/s).",
         f"- Probe: each view's output cut into at most {POOLED_SIZE} x {POOLED_SIZE} near-equal blocks along its "
-        "last two axes; the mean and standard deviation of each block and 25 quantiles (2-98 %) of all its "
-        "values, flattened and standardised (the last columns join several views' features side by side); the "
+        "last two axes; the mean and standard deviation of each block, 25 quantiles (2-98 %) of all its "
+        "values and the log counts of a 66-bin histogram of them (-2 to 1 in 64 bins, and the two tails), "
+        "flattened and standardised (the last columns join several views' features side by side); the "
         f"N whose class means differ most on the fitting set (ANOVA F-test) feed a logistic regression with an L2 "
         f"penalty C, (N, C) chosen among {settings} by {PROBE_FOLDS}-fold cross-validation on the fitting set; "
         "fitted per label, view and "
