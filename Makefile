@@ -5,7 +5,7 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip
 STAMP   := $(VENV)/.installed
-# Every Python dependency is declared in these two files (python[dev] adds pytest, ruff and mypy).
+# Every Python dependency is declared in these two files (python[dev] adds pytest, ruff, mypy and ray).
 REQS    := python/pyproject.toml training/pyproject.toml
 
 .PHONY: all setup system build lint typecheck test demo gallery scenarios clean
