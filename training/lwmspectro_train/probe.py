@@ -370,26 +370,30 @@ class ProbeCache:
     def _missing(self, split: str, chunk: int) -> list[View]:
         return [view for view in self.views if not self._features_path(split, chunk, view).exists()]
 
-    def fill(self, split: str, n_examples: int, progress: bool, workers: int = 1) -> None:
-        """Generate whatever the first `n_examples` of `split` still lack, a chunk per job on
-        `workers` processes."""
-        chunks = range(-(-n_examples // CHUNK))
+    def fill(self, sizes: dict[str, int], progress: bool, workers: int = 1) -> None:
+        """Generate whatever the first `sizes[split]` examples of each split still lack, a chunk
+        per job on `workers` processes (one pool for every split: its processes import the code
+        once, so every example of a run is made by the same code)."""
         todo = [
-            chunk for chunk in chunks if self._missing(split, chunk) or not self._labels_path(split, chunk).exists()
+            (split, chunk, n_examples)
+            for split, n_examples in sizes.items()
+            for chunk in range(-(-n_examples // CHUNK))
+            if self._missing(split, chunk) or not self._labels_path(split, chunk).exists()
         ]
-        bar = tqdm(total=n_examples, desc=f"examples ({split})", unit="ex", disable=not progress, dynamic_ncols=True)
-        bar.update(n_examples - sum(len(self._indices(chunk, n_examples)) for chunk in todo))
+        total = sum(sizes.values())
+        bar = tqdm(total=total, desc="examples", unit="ex", disable=not progress, dynamic_ncols=True)
+        bar.update(total - sum(len(self._indices(chunk, n)) for _, chunk, n in todo))
         if workers > 1 and len(todo) > 1:
             jobs = [
-                (self.folder, self.digests, self.seed, self.params.to_dict(), self.n_samples, split, c, n_examples)
-                for c in todo
+                (self.folder, self.digests, self.seed, self.params.to_dict(), self.n_samples, split, chunk, n)
+                for split, chunk, n in todo
             ]
             with multiprocessing.get_context("spawn").Pool(workers, initializer=one_thread_per_worker) as pool:
                 for count in pool.imap_unordered(_fill_chunk_job, jobs):
                     bar.update(count)
         else:
-            for chunk in todo:
-                bar.update(self.fill_chunk(split, chunk, n_examples))
+            for split, chunk, n in todo:
+                bar.update(self.fill_chunk(split, chunk, n))
         bar.close()
 
     def fill_chunk(self, split: str, chunk: int, n_examples: int) -> int:
@@ -613,8 +617,7 @@ def run_probe(
     views = probe_views(params)
     n_samples = stream_samples(views, params)
     cache = ProbeCache(Path(out) / "cache", seed, views, n_samples, params)
-    cache.fill("train", size.n_train, progress, workers)
-    cache.fill("heldout", size.n_heldout, progress, workers)
+    cache.fill({"train": size.n_train, "heldout": size.n_heldout}, progress, workers)
     rows = score(views, cache.load("train", size.n_train), cache.load("heldout", size.n_heldout), seed, progress)
     text = render_markdown(shlex.join(command), seed, size, views, rows, n_samples)
     Path(report).parent.mkdir(parents=True, exist_ok=True)
