@@ -41,8 +41,13 @@ def test_the_quick_probe_writes_one_table_per_label_with_a_column_per_view(quick
         assert f"## {task.title}" in text
     tables = text.split("\n## ")
     for title in probe.CAPTURE_TITLES.values():
-        assert sum(table.count(f"| {title} |") for table in tables[1 : 1 + len(probe.TASKS)]) == len(probe.TASKS)
+        assert sum(table.count(f"| {title} |") for table in tables[2 : 2 + len(probe.TASKS)]) == len(probe.TASKS)
     assert tables[-1].startswith("Protocol by SNR")
+    targets = tables[1]
+    assert targets.startswith("The chosen views against the targets")
+    for task in probe.TASKS:
+        _target, chosen = probe.TARGETS[task.target]
+        assert chosen in columns and f"| {task.title} |" in targets
     assert len(rows) == len(probe.TASKS) * len(probe.CAPTURES)
     protocol = next(row for row in rows if row.task.target == "protocol" and row.capture == "analysis")
     assert protocol.n_train > 0 and protocol.n_heldout > 0

@@ -266,6 +266,18 @@ def fit_probe(
     return None if predicted is None else float(np.mean(predicted == np.asarray(test_y)))
 
 
+TARGETS = {
+    "protocol": (0.97, "router: wideband + cp_profile"),
+    "modulation_wifi": (0.85, "ofdm_aligned_wifi"),
+    "modulation_lte": (0.85, "ofdm_aligned_15khz"),
+    "modulation_nr": (0.85, "aligned 15 + 30 kHz"),
+    "snr_bin": (0.80, "every view"),
+    "mobility": (0.80, "dynamics"),
+}
+"""Per task: the held-out accuracy the views must let a linear probe reach, and the column
+(views) the model's part that reads that label uses."""
+
+
 @dataclass(frozen=True)
 class Task:
     """One table: a label read from the examples a filter keeps."""
@@ -568,6 +580,32 @@ def render_markdown(
         "that fit / score the probe.",
         "",
     ]
+    lines += [
+        "## The chosen views against the targets",
+        "",
+        "Each label as the part of the model that reads it would see it (the router its view, each expert "
+        "its protocol's aligned views, mobility the dynamics view, SNR every view), with the best column "
+        "of the tables below beside it.",
+        "",
+        "| label | target | chosen views | "
+        + " | ".join(CAPTURE_TITLES[name] for name in CAPTURES)
+        + " | best column |",
+        "|---|---|---|" + "---|" * len(CAPTURES) + "---|",
+    ]
+    for task in TASKS:
+        target, chosen = TARGETS[task.target]
+        by_capture = {row.capture: row for row in rows if row.task is task}
+        cells = []
+        for name in CAPTURES:
+            value = by_capture[name].accuracy.get(chosen) if name in by_capture else None
+            verdict = "" if value is None else (" met" if value >= target else " missed")
+            cells.append(_percent(value) + verdict)
+        analysis = by_capture.get(CAPTURES[0])
+        scored = {k: v for k, v in (analysis.accuracy if analysis else {}).items() if v is not None}
+        best = max(scored, key=lambda k: scored[k]) if scored else None
+        best_cell = "n/a" if best is None else f"{best}: {_percent(scored[best])}"
+        lines.append(f"| {task.title} | {_percent(target)} | {chosen} | " + " | ".join(cells) + f" | {best_cell} (a) |")
+    lines.append("")
     for task in TASKS:
         lines += [f"## {task.title}", ""]
         lines.append("| capture | n fit / scored | chance | " + " | ".join(names) + " |")
