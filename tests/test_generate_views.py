@@ -3,14 +3,13 @@
 import json
 from importlib import resources
 
-import numpy as np
 import pytest
 
 from lwmspectro import capture, scenarios, views
 from lwmspectro.dataset import open_dataset
-from lwmspectro.dataset_generation import ExamplePlan, generate_dataset, make_example, pending_shards
+from lwmspectro.dataset_generation import ExamplePlan, example_source, generate_dataset, make_example, pending_shards
 from lwmspectro.framer import ObservationFramer
-from lwmspectro.synth import GeneratorConfig, draw_example, draw_spec, make_spectrogram, make_stream, scenario_names
+from lwmspectro.synth import GeneratorConfig, draw_example, draw_spec, make_spectrogram, scenario_names
 
 SOME_VIEWS = ["wideband", "cp_profile", "ofdm_aligned_wifi"]
 
@@ -74,13 +73,11 @@ def test_a_weighted_channel_is_drawn_per_example_in_proportion():
 def test_each_view_is_computed_from_the_capture_its_labels_describe():
     config = views_config()
     plan = ExamplePlan.of(config)
-    arrays, row = make_example(config, 1, plan)
+    arrays, row = make_example(config, 1, plan, whole_stream=True)
     settings = capture.CaptureSettings(**row["capture"])
     assert settings.source_rate_hz == 20e6 and row["channel"] == "TDL-C"
-    rate = config.params.sample_rate_hz
-    iq, _ = make_stream(draw_example(config, 1), config.params, plan.lead + plan.samples)
-    # No noise fills the band at 20 MS/s: the labels alone reproduce the capture.
-    captured = capture.apply_capture(iq, settings, rate, np.random.default_rng(0))[int(plan.lead * 20e6 / rate) :]
+    captured, source_rate, start, _ = example_source(config, 1, plan, whole_stream=True)
+    assert source_rate == 20e6 and start == 0
     assert list(arrays) == SOME_VIEWS
     framed = ObservationFramer(list(config.view_params().values()), 20e6, parallel=False).transform(captured, 0, [0])
     assert framed.invalid_reasons == (None,)
@@ -92,10 +89,9 @@ def test_an_example_that_draws_no_capture_is_viewed_at_the_analysis_rate_as_the_
     config = views_config(capture={"probability": 0.0}, views=["wideband", "dynamics"])
     plan = ExamplePlan.of(config)
     assert not plan.frames_only and plan.lead == 0
-    arrays, row = make_example(config, 0, plan)
+    arrays, row = make_example(config, 0, plan, whole_stream=True)
     assert row["capture"] is None
-    iq, _ = make_stream(draw_example(config, 0), config.params, plan.samples)
-    rate = config.params.sample_rate_hz
+    iq, rate, _, _ = example_source(config, 0, plan, whole_stream=True)
     chosen = list(config.view_params().values())
     start = -min(views.view_offsets(chosen, rate))
     framer = ObservationFramer(chosen, rate, parallel=False)

@@ -28,9 +28,10 @@ import numpy as np
 import scipy.signal
 
 from .channels import impairments
+from .channels.noise import indexed_noise, mean_power, noise_key
 from .config_base import ConfigBase, bounded
 from .framer import SOURCE_RATE_RANGE_HZ
-from .resample import resample_to
+from .resample import PointResampler
 
 SOURCE_RATES_HZ = (2.0e6, 2.4e6, 3.2e6, 5.0e6, 7.68e6, 10.0e6, 15.36e6, 20.0e6, 25.0e6, 30.72e6, 40.0e6, 61.44e6)
 """Sample rates SDRs commonly run at: RTL-SDR (2-3.2), Airspy and SDRplay (5-10), HackRF and
@@ -200,20 +201,120 @@ SHIFT_BLOCK = 4096
 """Samples per block of the frequency shift's phasor (see frequency_shift)."""
 
 
-def frequency_shift(iq: np.ndarray, shift_hz: float, sample_rate_hz: float) -> np.ndarray:
-    """iq[n] exp(j 2 pi shift n / fs), complex64: the phasor is a block's phasors times each
-    block's starting phase, two short tables of exponentials (impairments.carrier_frequency_offset
-    takes one per sample: 8 times slower on a 128 ms capture)."""
+def frequency_shift(iq: np.ndarray, shift_hz: float, sample_rate_hz: float, first: int = 0) -> np.ndarray:
+    """iq[n] exp(j 2 pi shift (first + n) / fs), complex64: the phasor is a block's phasors times
+    each block's starting phase (blocks of SHIFT_BLOCK from sample 0), two short tables of
+    exponentials (impairments.carrier_frequency_offset takes one per sample: 8 times slower on a
+    128 ms capture). A stretch shifted alone gets the numbers the whole stream gets there."""
     iq = np.asarray(iq, np.complex64)
     cycles_per_sample = shift_hz / sample_rate_hz
-    n_blocks = -(-iq.size // SHIFT_BLOCK)
+    first_block = first // SHIFT_BLOCK
+    n_blocks = -(-(first + iq.size) // SHIFT_BLOCK) - first_block
 
-    def turns(count: int, step: float) -> np.ndarray:
-        cycles = (step * np.arange(count)) % 1.0
+    def turns(start: int, count: int, step: float) -> np.ndarray:
+        cycles = (step * np.arange(start, start + count)) % 1.0
         return np.exp(2j * np.pi * cycles).astype(np.complex64)
 
-    phasor = turns(n_blocks, cycles_per_sample * SHIFT_BLOCK)[:, None] * turns(SHIFT_BLOCK, cycles_per_sample)[None, :]
-    return iq * phasor.ravel()[: iq.size]
+    phasor = (
+        turns(first_block, n_blocks, cycles_per_sample * SHIFT_BLOCK)[:, None]
+        * turns(0, SHIFT_BLOCK, cycles_per_sample)[None, :]
+    )
+    offset = first - first_block * SHIFT_BLOCK
+    return iq * phasor.ravel()[offset : offset + iq.size]
+
+
+FILTER_BLOCK = 4096
+"""Source-rate outputs per block of the capture's filters: each block is filtered alone, from its
+inputs and its filter's reach either side, with one FFT size, so that a sample is the same number
+whichever other blocks are formed."""
+
+
+def merge_regions(regions, n_samples: int) -> list[tuple[int, int]]:
+    """`regions` ((start, stop) pairs) clipped to [0, n_samples), sorted, overlapping ones merged."""
+    merged: list[list[int]] = []
+    for start, stop in sorted((max(0, int(a)), min(n_samples, int(b))) for a, b in regions):
+        if stop <= start:
+            continue
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], stop)
+        else:
+            merged.append([start, stop])
+    return [(a, b) for a, b in merged]
+
+
+def region_index(regions) -> np.ndarray:
+    """The sample indices of `regions`, in order."""
+    if not regions:
+        return np.zeros(0, np.int64)
+    return np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in regions])
+
+
+def covering_blocks(regions, block: int) -> np.ndarray:
+    """The indices of the blocks of `block` samples (from sample 0) that `regions` touch."""
+    if not regions:
+        return np.zeros(0, np.int64)
+    return np.unique(np.concatenate([np.arange(a // block, -(-b // block)) for a, b in regions]))
+
+
+def window(iq: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """iq[start:stop], zero where the range reaches past either end of `iq`."""
+    out = np.zeros(stop - start, np.complex64)
+    a, b = max(start, 0), min(stop, len(iq))
+    if b > a:
+        out[a - start : b - start] = iq[a:b]
+    return out
+
+
+def fir_blocks(read, taps: np.ndarray, blocks: np.ndarray) -> np.ndarray:
+    """(len(blocks), FILTER_BLOCK): oaconvolve(signal, taps, mode="same") over each grid block, for
+    the signal `read(start, stop)` gives (odd-length `taps`)."""
+    half = len(taps) // 2
+    segments = np.stack([read(b * FILTER_BLOCK - half, (b + 1) * FILTER_BLOCK + half) for b in blocks])
+    return scipy.signal.fftconvolve(segments, taps[None, :], mode="valid", axes=1).astype(np.complex64)
+
+
+def _scatter(blocks: np.ndarray, values: np.ndarray, block: int, n_samples: int) -> np.ndarray:
+    """A stream of n_samples, zero but for the `values` of the grid `blocks`."""
+    out = np.zeros(n_samples + block, np.complex64)
+    out[(blocks[:, None] * block + np.arange(block)[None, :]).ravel()] = values.ravel()
+    return out[:n_samples]
+
+
+@dataclass(frozen=True)
+class CaptureReach:
+    """What a capture's outputs over some source-rate regions read, stage by stage back to the
+    analysis-rate stream: the anti-alias filter's blocks, the resampler's pieces, and the
+    analysis-rate regions those read."""
+
+    n_source: int
+    filter_blocks: np.ndarray
+    filter_inputs: list[tuple[int, int]]
+    fill_blocks: np.ndarray
+    pieces: np.ndarray
+    analysis_regions: list[tuple[int, int]]
+
+
+def _fill_taps(analysis_rate_hz: float, source_rate_hz: float) -> np.ndarray | None:
+    """The filter that shapes the noise filling a band wider than the stream's (None: no fill)."""
+    if source_rate_hz <= analysis_rate_hz:
+        return None
+    return lowpass_taps(analysis_rate_hz / source_rate_hz, FILL_CROSSOVER_WIDTH)
+
+
+def capture_reach(settings: CaptureSettings, analysis_rate_hz: float, n_analysis: int, source_regions) -> CaptureReach:
+    """Where the capture of an n_analysis-sample stream reads to form its samples in `source_regions`."""
+    resampler = PointResampler.for_rates(analysis_rate_hz, settings.source_rate_hz)
+    n_source = -(-n_analysis * resampler.up // resampler.down)
+    filter_blocks = covering_blocks(merge_regions(source_regions, n_source), FILTER_BLOCK)
+    half = len(anti_alias_taps(settings.passband_fraction)) // 2
+    filter_inputs = merge_regions(
+        [(b * FILTER_BLOCK - half, (b + 1) * FILTER_BLOCK + half) for b in filter_blocks], n_source
+    )
+    fill = _fill_taps(analysis_rate_hz, settings.source_rate_hz)
+    fill_blocks = covering_blocks(filter_inputs, FILTER_BLOCK) if fill is not None else np.zeros(0, np.int64)
+    pieces = covering_blocks(filter_inputs, resampler.piece)
+    spans = [resampler.input_span([p * resampler.piece], resampler.piece) for p in pieces]
+    return CaptureReach(n_source, filter_blocks, filter_inputs, fill_blocks, pieces, merge_regions(spans, n_analysis))
 
 
 def _noise_floor_density(iq: np.ndarray, sample_rate_hz: float) -> float:
@@ -225,43 +326,88 @@ def _noise_floor_density(iq: np.ndarray, sample_rate_hz: float) -> float:
     return float(np.percentile(psd, NOISE_FLOOR_PERCENTILE))
 
 
-def _fill_beyond(iq: np.ndarray, band_fraction: float, density: float, sample_rate_hz: float, rng) -> np.ndarray:
-    """Add white noise of `density` (power/Hz) outside the central `band_fraction` of the Nyquist
-    band, crossing over where the upsampling filter that made `iq` cuts off."""
-    noise = np.empty(iq.size, np.complex64)
-    noise.real = rng.standard_normal(iq.size, np.float32)
-    noise.imag = rng.standard_normal(iq.size, np.float32)
-    noise *= np.float32(np.sqrt(density * sample_rate_hz / 2))
-    inside = scipy.signal.oaconvolve(noise, lowpass_taps(band_fraction, FILL_CROSSOVER_WIDTH), mode="same")
-    return (iq + noise - inside).astype(np.complex64)
+def apply_capture_regions(
+    iq: np.ndarray,
+    settings: CaptureSettings,
+    analysis_rate_hz: float,
+    key: np.ndarray,
+    source_regions,
+    measured_analysis=None,
+    measured_source=None,
+) -> np.ndarray:
+    """The capture `settings` describe of the analysis-rate stream `iq` (signal at DC), formed only
+    over `source_regions` (source-rate samples; zero elsewhere): `iq` must hold the analysis-rate
+    regions capture_reach names. Each sample is the number the whole capture gives there: the
+    filters run on a fixed grid, the fill noise is a function of the sample index (`key`), and
+    the levels (the noise floor; the DC spike's and the ADC's) are measured over
+    `measured_analysis` and `measured_source` (regions; default: all that is formed)."""
+    iq = np.asarray(iq, np.complex64)
+    rate = settings.source_rate_hz
+    reach = capture_reach(settings, analysis_rate_hz, len(iq), source_regions)
+    shift = settings.offset_hz + settings.cfo_hz
+    shifted = np.zeros(len(iq), np.complex64)
+    for start, stop in reach.analysis_regions:
+        part = iq[start:stop]
+        shifted[start:stop] = frequency_shift(part, shift, analysis_rate_hz, start) if shift else part
+    resampler = PointResampler.for_rates(analysis_rate_hz, rate)
+    piece = resampler.piece
+    resampled = resampler.frames(shifted, 0, reach.pieces * piece, piece)
+    resampled = _scatter(reach.pieces, resampled, piece, reach.n_source)
+    fill = _fill_taps(analysis_rate_hz, rate)
+    if fill is not None:
+        measured = merge_regions(measured_analysis or reach.analysis_regions, len(iq))
+        density = _noise_floor_density(shifted[region_index(measured)], analysis_rate_hz)
+        scale = np.float32(np.sqrt(density * rate / 2))
+
+        def noise(start: int, stop: int) -> np.ndarray:
+            values = indexed_noise(key, start, stop) * scale
+            values[: max(0, -start)] = 0
+            values[max(0, reach.n_source - start) :] = 0
+            return values
+
+        inside = _scatter(reach.fill_blocks, fir_blocks(noise, fill, reach.fill_blocks), FILTER_BLOCK, reach.n_source)
+        for start, stop in reach.filter_inputs:
+            resampled[start:stop] += noise(start, stop) - inside[start:stop]
+    filtered = fir_blocks(
+        lambda start, stop: window(resampled, start, stop),
+        anti_alias_taps(settings.passband_fraction),
+        reach.filter_blocks,
+    )
+    y = _scatter(reach.filter_blocks, filtered, FILTER_BLOCK, reach.n_source)
+    regions = merge_regions(source_regions, reach.n_source)
+    index = region_index(regions)
+    values = y[index]
+    if settings.gain_step_db:
+        step = int(settings.gain_step_at * reach.n_source)
+        values[index >= step] *= np.float32(10.0 ** (settings.gain_step_db / 20.0))
+    level_mask = np.isin(index, region_index(merge_regions(measured_source or regions, reach.n_source)))
+    if settings.iq_gain_db is not None and settings.iq_phase_deg is not None:
+        values, _ = impairments.iq_imbalance(values, settings.iq_gain_db, settings.iq_phase_deg)
+    if settings.dc_spike_dbc is not None:
+        level = mean_power(values[level_mask]) * 10.0 ** (settings.dc_spike_dbc / 10.0)
+        values = (values + np.sqrt(level) * np.exp(1j * settings.dc_spike_phase_rad)).astype(np.complex64)
+    if settings.adc_bits is not None:
+        power = mean_power(values[level_mask])
+        values = impairments.quantize_at(values, settings.adc_bits, settings.agc_backoff_db, power)
+    out = np.zeros(reach.n_source, np.complex64)
+    out[index] = values
+    return out
+
+
+def capture_key(rng: np.random.Generator) -> np.ndarray:
+    """The key of a capture's fill noise, drawn once from the capture's generator."""
+    return noise_key(int(rng.integers(2**63)))
 
 
 def apply_capture(
     iq: np.ndarray, settings: CaptureSettings, analysis_rate_hz: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """The capture `settings` describe of the analysis-rate stream `iq` (signal at DC): complex64 at
-    `settings.source_rate_hz`. `rng` draws the noise that fills a band wider than the stream's."""
+    """The capture `settings` describe of the whole analysis-rate stream `iq` (signal at DC):
+    complex64 at `settings.source_rate_hz` (apply_capture_regions over every sample). `rng`
+    draws the key of the noise that fills a band wider than the stream's."""
     iq = np.asarray(iq, np.complex64)
-    shift = settings.offset_hz + settings.cfo_hz
-    if shift:
-        iq = frequency_shift(iq, shift, analysis_rate_hz)
-    rate = settings.source_rate_hz
-    if rate > analysis_rate_hz:
-        density = _noise_floor_density(iq, analysis_rate_hz)
-        iq = _fill_beyond(resample_to(iq, analysis_rate_hz, rate), analysis_rate_hz / rate, density, rate, rng)
-    else:
-        iq = resample_to(iq, analysis_rate_hz, rate)
-    y = scipy.signal.oaconvolve(iq, anti_alias_taps(settings.passband_fraction), mode="same").astype(np.complex64)
-    if settings.gain_step_db:
-        step = int(settings.gain_step_at * y.size)
-        y[step:] *= np.float32(10.0 ** (settings.gain_step_db / 20.0))
-    if settings.iq_gain_db is not None and settings.iq_phase_deg is not None:
-        y, _ = impairments.iq_imbalance(y, settings.iq_gain_db, settings.iq_phase_deg)
-    if settings.dc_spike_dbc is not None:
-        y, _ = impairments.dc_offset(y, settings.dc_spike_dbc, settings.dc_spike_phase_rad)
-    if settings.adc_bits is not None:
-        y, _ = impairments.quantize(y, settings.adc_bits, settings.agc_backoff_db)
-    return np.asarray(y, np.complex64)
+    n_source = capture_reach(settings, analysis_rate_hz, len(iq), []).n_source
+    return apply_capture_regions(iq, settings, analysis_rate_hz, capture_key(rng), [(0, n_source)])
 
 
 def capture(

@@ -7,11 +7,13 @@ spreads them over a Ray cluster), and a killed run resumes by skipping the shard
 checksums verify.
 
 An example of G alone is realised only at the T frames G reads (synth.make_spectrogram).
-One with other views or a capture chain is realised as a stream as long as its views read,
-put through its capture (when it draws one), and its views are computed from the capture at
-its source rate with views.compute_observation, as the receiver's framer computes them: for
-the observation that starts once a view of the past (the dynamics view's 128 ms) has all
-it reads behind it.
+One with other views or a capture chain is a stream as long as its views read, put through its
+capture (when it draws one), and its views are computed from the capture at its source rate
+with views.compute_observation, as the receiver's framer computes them: for the observation
+that starts once a view of the past (the dynamics view's 128 ms) has all it reads behind it.
+Only the samples the views read are formed (views.observation_regions), through the capture
+chain's reach (capture.capture_reach) and the channel's: the same numbers the whole stream has
+there (synth.ReceivedStream, capture.apply_capture_regions), some 3 % of the 128 ms.
 """
 
 from __future__ import annotations
@@ -28,10 +30,10 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from . import views
-from .capture import CaptureConfig, apply_capture
+from .capture import CaptureConfig, apply_capture_regions, capture_key, capture_reach
 from .dataset import G_VIEW, shard_is_complete, write_manifest, write_shard
 from .resample import rational_ratio
-from .synth import GeneratorConfig, draw_example, make_spectrogram, make_stream
+from .synth import GeneratorConfig, ReceivedStream, draw_example, make_spectrogram
 
 CAPTURE_DRAW = 2
 """Extra seed word of the per-example capture draw, apart from draw_spec's and the channel's."""
@@ -84,29 +86,53 @@ def observation_reads(chosen: list, sample_rate_hz: float) -> tuple[int, int]:
     return start, start + reach
 
 
-def make_example(config: GeneratorConfig, index: int, plan: ExamplePlan | None = None) -> tuple[dict, dict]:
-    """(view name -> float32 array, label row) of the `index`-th example of `config`."""
-    plan = plan or ExamplePlan.of(config)
+def example_source(
+    config: GeneratorConfig, index: int, plan: ExamplePlan, whole_stream: bool = False
+) -> tuple[np.ndarray, float, int, dict]:
+    """(the source-rate I/Q the views of the `index`-th example read, its rate, where its observation
+    starts, the label row). Only the samples the views read are formed (zero elsewhere);
+    `whole_stream` forms every sample of the stream and its capture: the same numbers where the
+    views read (the levels are measured over the same samples), at many times the cost."""
     params = config.params
     spec = draw_example(config, index)
-    if plan.frames_only:
-        g, row = make_spectrogram(spec, params, config.scenario_folder)
-        return {G_VIEW: g}, row
     rate = params.sample_rate_hz
-    iq, row = make_stream(spec, params, plan.lead + plan.samples, config.scenario_folder)
+    stream = ReceivedStream(spec, params, plan.lead + plan.samples, config.scenario_folder)
     settings, rng = None, np.random.default_rng([config.seed, index, CAPTURE_DRAW])
     if plan.capture is not None:
-        settings = plan.capture.draw(rng, float(row.get("occupied_bw_hz") or 0.0), spec.carrier_hz, rate)
-    if settings is None:
-        source, source_rate = iq[plan.lead :], rate
-    else:
-        source_rate = settings.source_rate_hz
-        source = apply_capture(iq, settings, rate, rng)[int(plan.lead * source_rate / rate) :]
-    row["capture"] = None if settings is None else settings.labels()
+        settings = plan.capture.draw(rng, float(stream.occupied_bw_hz or 0.0), spec.carrier_hz, rate)
+    source_rate = rate if settings is None else settings.source_rate_hz
+    cut = int(plan.lead * source_rate / rate)
     chosen = list(plan.views.values())
     start, _ = observation_reads(chosen, source_rate)
+    regions = [(a + cut, b + cut) for a, b in views.observation_regions(chosen, source_rate, start)]
+    everything = [(0, stream.n_samples)]
+    if settings is None:
+        iq, row = stream.realise(everything if whole_stream else regions, measured=regions)
+        source = iq[cut:]
+    else:
+        reach = capture_reach(settings, rate, stream.n_samples, regions)
+        iq, row = stream.realise(everything if whole_stream else reach.analysis_regions, reach.analysis_regions)
+        formed = [(0, reach.n_source)] if whole_stream else regions
+        key = capture_key(rng)
+        source = apply_capture_regions(iq, settings, rate, key, formed, reach.analysis_regions, regions)[cut:]
+    row["capture"] = None if settings is None else settings.labels()
+    return source, source_rate, start, row
+
+
+def make_example(
+    config: GeneratorConfig, index: int, plan: ExamplePlan | None = None, whole_stream: bool = False
+) -> tuple[dict, dict]:
+    """(view name -> float32 array, label row) of the `index`-th example of `config` (`whole_stream`:
+    as example_source)."""
+    plan = plan or ExamplePlan.of(config)
+    if plan.frames_only:
+        g, row = make_spectrogram(draw_example(config, index), config.params, config.scenario_folder)
+        return {G_VIEW: g}, row
+    source, source_rate, start, row = example_source(config, index, plan, whole_stream)
     arrays = {}
-    for name, output in zip(plan.views, views.compute_observation(chosen, source, source_rate, start)):
+    for name, output in zip(
+        plan.views, views.compute_observation(list(plan.views.values()), source, source_rate, start)
+    ):
         if output is None:
             raise ValueError(f"view {name!r} reads further back than the {len(source)} samples realised")
         arrays[name] = output.values

@@ -156,3 +156,9 @@ def dynamics(params: DynamicsParams, iq: np.ndarray, source_rate_hz: float) -> n
     resampler = PointResampler.for_rates(source_rate_hz, params.sample_rate_hz)
     snippets = resampler.frames(np.asarray(iq), 0, params.snippet_starts(), params.snippet_samples)
     return dynamics_from_powers(params, snippet_powers(params, snippets))
+
+
+def source_regions(params: DynamicsParams, source_rate_hz: float) -> list[tuple[int, int]]:
+    """The source-rate ranges [start, stop) the view reads: each snippet's resampling inputs."""
+    resampler = PointResampler.for_rates(source_rate_hz, params.sample_rate_hz)
+    return [resampler.input_span([start], params.snippet_samples) for start in params.snippet_starts()]

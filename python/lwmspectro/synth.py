@@ -17,22 +17,26 @@ from typing import Any
 import numpy as np
 
 from . import labels, phy, views
-from .capture import CaptureConfig
+from .capture import CaptureConfig, covering_blocks, merge_regions, region_index
 from .channels import (
     TDL_PROFILES,
     TapProfile,
     TDLChannel,
     add_awgn,
+    band_normalised,
     coloured_noise,
     doppler_hz,
     draw_speed,
     impairments,
+    indexed_noise,
     mean_power,
     noise_colour,
+    noise_key,
+    noise_variance,
     tdl_profile,
 )
 from .config_base import ConfigBase, bounded
-from .resample import resample_segments
+from .resample import PointResampler, resample_segments
 from .spectrogram import DEFAULT_PARAMS, SpectrogramParams, spectrogram_from_frames
 
 CARRIERS_HZ = {
@@ -411,13 +415,115 @@ def make_spectrogram(spec: ExampleSpec, params: SpectrogramParams = DEFAULT_PARA
     return spectrogram_from_frames(frames, params), row
 
 
+NOISE_DRAW = 3
+"""Extra seed word of the key of a stream's noise, drawn per absolute sample block (`indexed_noise`)."""
+PHASE_NOISE_DRAW = 4
+"""Extra seed word of the key of a stream's receiver phase noise (`impairments.indexed_phase_noise`)."""
+
+
+def _waveform_at(
+    wf: phy.PhyWaveform, params: SpectrogramParams, ranges, n_samples: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The transmit stream and its tx-on mask at the analysis rate (absolute indices, n_samples
+    long), formed over the resampler's pieces (a fixed grid from sample 0) that `ranges` touch,
+    zero elsewhere: a piece is the same numbers whichever others are formed."""
+    piece = PointResampler.for_rates(wf.sample_rate_hz, params.sample_rate_hz).piece
+    pieces = covering_blocks(merge_regions(ranges, n_samples), piece)
+    starts = pieces * piece
+    index = (starts[:, None] + np.arange(piece)[None, :]).ravel()
+    x = np.zeros(n_samples + piece, np.complex64)
+    active = np.zeros(n_samples + piece, bool)
+    x[index] = resample_segments(wf.iq, wf.sample_rate_hz, params.sample_rate_hz, starts, piece).ravel()
+    native = np.floor(index * (wf.sample_rate_hz / params.sample_rate_hz)).astype(np.int64)
+    active[index] = np.where(native < len(wf.active), wf.active[np.minimum(native, len(wf.active) - 1)], False)
+    return x, active
+
+
+class ReceivedStream:
+    """One example's received stream at the analysis rate (n_samples; sample 0 follows
+    guard_samples of lead-in), its draws made once, formed over chosen regions on demand
+    (`realise`) with the numbers the whole stream has there: the channel's taps held over its
+    blocks on the stream's grid, the CFO by sample index, the noise (and the receiver's phase
+    noise) a function of the sample index."""
+
+    def __init__(self, spec: ExampleSpec, params: SpectrogramParams, n_samples: int, scenario_folder=None):
+        self.spec, self.params, self.n_samples = spec, params, int(n_samples)
+        self.guard = guard_samples(params)
+        rng = np.random.default_rng(spec.seed)
+        ripple_db = float(rng.uniform(0.0, MAX_NOISE_RIPPLE_DB)) if rng.random() < COLOURED_NOISE_PROBABILITY else 0.0
+        self.colour = noise_colour(rng, ripple_db) if ripple_db else None
+        self.extra: dict[str, Any] = {"noise_ripple_db": ripple_db}
+        self.key = noise_key(spec.seed, NOISE_DRAW)
+        self.wf: phy.PhyWaveform | None = None
+        if spec.protocol == "none":
+            return
+        if spec.snr_db is None:
+            raise ValueError(f"a {spec.protocol} example needs an SNR")
+        fs = params.sample_rate_hz
+        self.wf = _phy_waveform(spec, (self.guard + self.n_samples) / fs, rng)
+        self.channel = _channel(spec, fs, rng, scenario_folder)
+        self.offsets = impairments.draw_frequency_offsets(rng, spec.carrier_hz)
+        self.drawn = impairments.draw_receiver_impairments(rng) if spec.impairments else None
+        self.extra = {
+            "coding": self.wf.coding,
+            "bandwidth_hz": self.wf.bandwidth_hz,
+            "occupied_bw_hz": self.wf.occupied_bw_hz,
+            "phy": self.wf.meta,
+            "cfo_hz": self.offsets["cfo_hz"],
+            "sfo_ppm": self.offsets["sfo_ppm"],
+            **self.extra,
+        }
+        if self.drawn is not None:
+            self.extra["impairments"] = self.drawn
+
+    @property
+    def occupied_bw_hz(self) -> float | None:
+        return None if self.wf is None else self.wf.occupied_bw_hz
+
+    def _noise(self, regions, taps: np.ndarray | None) -> np.ndarray:
+        parts = [indexed_noise(self.key, start + self.guard, stop + self.guard, taps) for start, stop in regions]
+        return np.concatenate(parts) if parts else np.zeros(0, np.complex64)
+
+    def realise(self, regions, measured=None) -> tuple[np.ndarray, dict]:
+        """(the stream, zero outside `regions`, labels). The SNR's signal power and the
+        impairments' levels are measured over `measured` (regions within `regions`; default: all
+        of them), so that a stream formed in part and one formed whole agree where both are
+        formed when they are given the same `measured`."""
+        fs, guard = self.params.sample_rate_hz, self.guard
+        regions = merge_regions(regions, self.n_samples)
+        index = region_index(regions)
+        absolute = index + guard
+        measured_mask = np.isin(index, region_index(merge_regions(measured or regions, self.n_samples)))
+        out = np.zeros(self.n_samples, np.complex64)
+        row = label_row(self.spec, self.extra)
+        if self.wf is None:
+            out[index] = self._noise(regions, self.colour) * np.float32(np.sqrt(NOISE_POWER_NONE / 2))
+            return out, row
+        reads = [self.channel.input_range(start + guard, stop + guard) for start, stop in regions]
+        x, active = _waveform_at(self.wf, self.params, reads, guard + self.n_samples)
+        sfo_ppm = self.offsets["sfo_ppm"]
+        parts = [self.channel.apply_range(x, start + guard, stop + guard, sfo_ppm) for start, stop in regions]
+        y = np.concatenate(parts) if parts else np.zeros(0, np.complex64)
+        y, _ = impairments.carrier_frequency_offset(y, self.offsets["cfo_hz"], fs, absolute)
+        on = active[absolute] & measured_mask
+        signal_power = mean_power(y[on] if on.any() else y[measured_mask])
+        variance = noise_variance(float(self.spec.snr_db or 0.0), self.wf.occupied_bw_hz, fs, signal_power)
+        taps = None if self.colour is None else band_normalised(self.colour, self.wf.occupied_bw_hz, fs)
+        y = (y + np.float32(np.sqrt(variance / 2.0)) * self._noise(regions, taps)).astype(np.complex64)
+        if self.drawn is not None:
+            phase_key = noise_key(self.spec.seed, PHASE_NOISE_DRAW)
+            y = impairments.apply_drawn(y, absolute, fs, self.drawn, phase_key, measured_mask)
+        out[index] = y
+        return out, row
+
+
 def make_stream(
     spec: ExampleSpec, params: SpectrogramParams = DEFAULT_PARAMS, n_samples: int | None = None, scenario_folder=None
 ) -> tuple[np.ndarray, dict]:
-    """The whole received stream at the analysis rate (n_samples, default one observation)."""
+    """The whole received stream at the analysis rate (n_samples, default one observation):
+    ReceivedStream formed over every sample."""
     n_samples = n_samples or params.window_samples
-    iq, row = _realise(spec, params, np.asarray([guard_samples(params)]), n_samples, scenario_folder, stream=True)
-    return iq[0], row
+    return ReceivedStream(spec, params, n_samples, scenario_folder).realise([(0, n_samples)])
 
 
 class SyntheticStream:

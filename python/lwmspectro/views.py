@@ -46,6 +46,7 @@ import scipy.ndimage
 
 from .config_base import ConfigBase, bounded
 from .dynamics import DynamicsParams, dynamics
+from .dynamics import source_regions as dynamics_source_regions
 from .dynamics import source_samples as dynamics_source_samples
 from .ofdm_sync import (
     LTE,
@@ -648,3 +649,27 @@ def compute_view(params: Any, iq: np.ndarray, sample_rate_hz: float) -> np.ndarr
     for i, row in enumerate(rows):
         out[i] = kind.compute(params, row, sample_rate_hz)
     return out.reshape(*iq.shape[:-1], *out.shape[1:])
+
+
+def source_regions(params: Any, sample_rate_hz: float) -> list[tuple[int, int]]:
+    """The source-rate ranges [start, stop) the view reads of a capture from its first sample (its
+    resampler's reach included; before 0 where it reaches before the capture): it reads nothing
+    else, so a capture formed only there gives the same view. G reads its frames, the dynamics
+    view its snippets, the others their whole min_source_samples."""
+    name, _kind = _kind_of(params)
+    if name == "wideband":
+        resampler = PointResampler.for_rates(sample_rate_hz, params.sample_rate_hz)
+        return [resampler.input_span([start], params.n_fft) for start in params.frame_starts]
+    if name == "dynamics":
+        return dynamics_source_regions(params, sample_rate_hz)
+    return [(0, min_source_samples(params, sample_rate_hz))]
+
+
+def observation_regions(views: Sequence[Any], sample_rate_hz: float, start: int = 0) -> list[tuple[int, int]]:
+    """The source-rate ranges compute_observation reads of the observation at `start`: each view's
+    source_regions from where it starts (views that start before the stream read nothing)."""
+    regions = []
+    for params, offset in zip(views, view_offsets(views, sample_rate_hz)):
+        if start + offset >= 0:
+            regions += [(start + offset + a, start + offset + b) for a, b in source_regions(params, sample_rate_hz)]
+    return regions

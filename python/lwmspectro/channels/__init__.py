@@ -32,7 +32,17 @@ What a transmitted stream x goes through, in order:
 from . import impairments
 from .fading import FadingProcess, jakes_fading
 from .mobility import doppler_hz, draw_speed
-from .noise import add_awgn, coloured_noise, mean_power, measure_snr_db, noise_colour, noise_variance
+from .noise import (
+    add_awgn,
+    band_normalised,
+    coloured_noise,
+    indexed_noise,
+    mean_power,
+    measure_snr_db,
+    noise_colour,
+    noise_key,
+    noise_variance,
+)
 from .tdl import TDL_PROFILES, TapProfile, TDLChannel, fractional_delay_weights, tdl_profile
 
 __all__ = [
@@ -41,15 +51,18 @@ __all__ = [
     "TDLChannel",
     "TapProfile",
     "add_awgn",
+    "band_normalised",
     "coloured_noise",
     "doppler_hz",
     "draw_speed",
     "fractional_delay_weights",
     "impairments",
+    "indexed_noise",
     "jakes_fading",
     "mean_power",
     "measure_snr_db",
     "noise_colour",
+    "noise_key",
     "noise_variance",
     "tdl_profile",
 ]

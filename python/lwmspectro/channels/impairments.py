@@ -154,13 +154,7 @@ def quantize(y, bits: int = 8, backoff_db: float = 12.0) -> tuple[np.ndarray, di
     if int(bits) < 1 or int(bits) > 16:
         raise ValueError(f"bits must be 1..16, got {bits}")
     y = np.asarray(y)
-    levels = 2 ** (int(bits) - 1)
-    scaled = y * (10.0 ** (-backoff_db / 20.0) / np.sqrt(mean_power(y)))
-
-    def rail(v):
-        return (np.clip(np.floor(v * levels), -levels, levels - 1) + 0.5) / levels
-
-    return (rail(scaled.real) + 1j * rail(scaled.imag)).astype(np.complex64), {
+    return quantize_at(y, bits, backoff_db, mean_power(y)), {
         "adc_bits": int(bits),
         "agc_backoff_db": float(backoff_db),
     }
@@ -195,3 +189,97 @@ def apply_random(
         y, more = quantize(y, 8, draw("agc_backoff_db"))
         labels.update(more)
     return np.asarray(y, np.complex64), labels
+
+
+def draw_receiver_impairments(rng: np.random.Generator, kinds=RECEIVER_IMPAIRMENTS) -> dict:
+    """The parameters apply_random would draw for `kinds`, in its order, as labels; the phase
+    noise's own samples are left to `indexed_phase_noise`."""
+    require_generator(rng)
+    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+    for kind in kinds:
+        check_choice("receiver impairment", kind, RECEIVER_IMPAIRMENTS)
+    ranges = RECEIVER_IMPAIRMENT_RANGES
+
+    def draw(name):
+        return float(rng.uniform(*ranges[name]))
+
+    drawn: dict = {"receiver_impairments": [k for k in RECEIVER_IMPAIRMENTS if k in kinds]}
+    if "phase_noise" in kinds:
+        dbc_hz = draw("phase_noise_dbc_hz")
+        drawn.update(
+            phase_noise_dbc_hz=dbc_hz,
+            phase_noise_offset_hz=PHASE_NOISE_OFFSET_HZ,
+            phase_noise_linewidth_hz=2.0 * np.pi * PHASE_NOISE_OFFSET_HZ**2 * 10.0 ** (dbc_hz / 10.0),
+        )
+    if "iq_imbalance" in kinds:
+        drawn.update(iq_gain_db=draw("iq_gain_db"), iq_phase_deg=draw("iq_phase_deg"))
+    if "dc_offset" in kinds:
+        drawn.update(dc_offset_dbc=draw("dc_offset_dbc"), dc_offset_phase_rad=float(rng.uniform(-np.pi, np.pi)))
+    if "adc8" in kinds:
+        drawn.update(adc_bits=8, agc_backoff_db=draw("agc_backoff_db"))
+    return drawn
+
+
+PHASE_NOISE_BLOCK = 1024
+"""Samples per block of `indexed_phase_noise`'s coarse walk."""
+
+
+def indexed_phase_noise(
+    key: np.ndarray, sample_index: np.ndarray, linewidth_hz: float, sample_rate_hz: float
+) -> np.ndarray:
+    """Wiener phase (radians) at the absolute `sample_index` (sorted, 1-D), a function of the index
+    alone: a coarse walk over blocks of PHASE_NOISE_BLOCK samples (one step per block, drawn in
+    order from `key`'s first stream), filled in each block with a Brownian bridge from the block's
+    own generator. Its increments are those of phase_noise's process, whichever samples are asked."""
+    sample_index = np.asarray(sample_index, np.int64)
+    if sample_index.size == 0:
+        return np.zeros(0)
+    step_std = np.sqrt(2.0 * np.pi * linewidth_hz / sample_rate_hz)
+    length = PHASE_NOISE_BLOCK
+    blocks = sample_index // length
+    walk = np.random.Generator(np.random.Philox(key=key)).standard_normal(int(blocks.max()) + 1)
+    corners = np.concatenate([[0.0], np.cumsum(walk)]) * step_std * np.sqrt(length)
+    phase = np.empty(sample_index.size)
+    for block in np.unique(blocks):
+        chosen = blocks == block
+        counter = np.array([0, int(block) + 1, 0, 0], np.uint64)
+        steps = np.random.Generator(np.random.Philox(counter=counter, key=key)).standard_normal(length)
+        path = np.cumsum(steps) * step_std
+        fraction = np.arange(1, length + 1) / length
+        bridge = path - fraction * path[-1]
+        within = sample_index[chosen] - block * length
+        start, end = corners[block], corners[block + 1]
+        phase[chosen] = start + fraction[within] * (end - start) + bridge[within]
+    return phase
+
+
+def apply_drawn(
+    y: np.ndarray, sample_index: np.ndarray, sample_rate_hz: float, drawn: dict, key: np.ndarray, measured
+) -> np.ndarray:
+    """The impairments `drawn` (draw_receiver_impairments) applied to the samples `y` at the absolute
+    `sample_index`: phase noise by index, the levels of the DC offset and the ADC's AGC measured
+    over y[measured] (a mask), so that any stretch of a stream is impaired as the whole is."""
+    y = np.asarray(y, np.complex64)
+    kinds = drawn["receiver_impairments"]
+    if "phase_noise" in kinds:
+        phase = indexed_phase_noise(key, sample_index, drawn["phase_noise_linewidth_hz"], sample_rate_hz)
+        y = (y * np.exp(1j * phase)).astype(np.complex64)
+    if "iq_imbalance" in kinds:
+        y, _ = iq_imbalance(y, drawn["iq_gain_db"], drawn["iq_phase_deg"])
+    if "dc_offset" in kinds:
+        level = mean_power(y[measured]) * 10.0 ** (drawn["dc_offset_dbc"] / 10.0)
+        y = (y + np.sqrt(level) * np.exp(1j * drawn["dc_offset_phase_rad"])).astype(np.complex64)
+    if "adc8" in kinds:
+        y = quantize_at(y, drawn["adc_bits"], drawn["agc_backoff_db"], mean_power(y[measured]))
+    return y
+
+
+def quantize_at(y, bits: int, backoff_db: float, power: float) -> np.ndarray:
+    """quantize with the AGC set for a signal of mean power `power` (measured elsewhere)."""
+    levels = 2 ** (int(bits) - 1)
+    scaled = np.asarray(y) * (10.0 ** (-backoff_db / 20.0) / np.sqrt(power))
+
+    def rail(v):
+        return (np.clip(np.floor(v * levels), -levels, levels - 1) + 0.5) / levels
+
+    return (rail(scaled.real) + 1j * rail(scaled.imag)).astype(np.complex64)

@@ -137,3 +137,50 @@ def measure_snr_db(
     in_band = np.abs(freqs - centre_hz) <= occupied_bw_hz / 2
     noise_in_band = psd[in_band].sum() * sample_rate_hz / segment
     return float(10.0 * np.log10(mean_power(signal, active) / noise_in_band))
+
+
+NOISE_BLOCK = 1024
+"""Samples per block of `indexed_noise`: each block draws from a generator of its own."""
+
+
+def noise_key(*words: int) -> np.ndarray:
+    """A Philox key (two 64-bit words) for `indexed_noise`, from an example's seed words."""
+    return np.random.SeedSequence(list(words)).generate_state(2, np.uint64)
+
+
+def _white_blocks(key: np.ndarray, blocks: np.ndarray) -> np.ndarray:
+    """(len(blocks), NOISE_BLOCK) unit-variance circular Gaussian noise, block b from a Philox
+    generator whose counter starts at b: a pure function of (key, b)."""
+    out = np.empty((len(blocks), NOISE_BLOCK), np.complex64)
+    for row, block in zip(out, blocks):
+        counter = np.array([0, int(block) % 2**64, 0, 0], np.uint64)
+        rng = np.random.Generator(np.random.Philox(counter=counter, key=key))
+        row.real = rng.standard_normal(NOISE_BLOCK, np.float32)
+        row.imag = rng.standard_normal(NOISE_BLOCK, np.float32)
+    return out
+
+
+def indexed_noise(key: np.ndarray, start: int, stop: int, taps: np.ndarray | None = None) -> np.ndarray:
+    """Noise at the absolute sample indices [start, stop), white or through the FIR `taps`
+    (coloured_noise's convolution): a function of the index alone, so that any stretch of a
+    stream gets the same samples whichever other stretches are drawn. Coloured blocks are
+    filtered one grid block at a time, from the white block and the tail of the one before,
+    with one FFT size, so each sample is the same number however the stretches are cut."""
+    first, last = start // NOISE_BLOCK, -(-stop // NOISE_BLOCK)
+    blocks = np.arange(first, last)
+    if taps is None:
+        white = _white_blocks(key, blocks).ravel()
+        return white[start - first * NOISE_BLOCK : stop - first * NOISE_BLOCK]
+    history = len(taps) - 1
+    white = _white_blocks(key, np.arange(first - 1, last))
+    segments = np.concatenate([white[:-1, NOISE_BLOCK - history :], white[1:]], axis=1)
+    kernel = np.asarray(taps, np.complex64)[None, :]
+    coloured = scipy.signal.fftconvolve(segments, kernel, mode="valid", axes=1).astype(np.complex64).ravel()
+    return coloured[start - first * NOISE_BLOCK : stop - first * NOISE_BLOCK]
+
+
+def band_normalised(colour: np.ndarray, occupied_bw_hz: float, sample_rate_hz: float) -> np.ndarray:
+    """`colour` scaled so that its power gain averages 1 over the occupied band (as add_awgn uses it)."""
+    return (np.asarray(colour, np.complex64) / np.sqrt(_band_gain(colour, occupied_bw_hz, sample_rate_hz))).astype(
+        np.complex64
+    )
