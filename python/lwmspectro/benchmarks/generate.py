@@ -33,8 +33,10 @@ def _rate(fn, seconds: float) -> float:
     return count / (time.process_time() - start)
 
 
-def _examples_per_second(base, seconds: float) -> None:
-    """One row per protocol of `base` (examples/s and its share of the target), then the mix of its class weights."""
+def _examples_per_second(base, seconds: float, whole_stream: bool = False) -> None:
+    """One row per protocol of `base` (examples/s and its share of the target), then the mix of its class
+    weights; `whole_stream` forms every sample of a views example (make_example's whole_stream), as
+    datasets were made before only the samples the views read were formed."""
     from ..dataset_generation import ExamplePlan, make_example
     from ..synth import GeneratorConfig
 
@@ -44,9 +46,11 @@ def _examples_per_second(base, seconds: float) -> None:
         config = GeneratorConfig.from_dict({**base.to_dict(), "classes": {protocol: 1.0}})
         plan = ExamplePlan.of(config)
         counter = iter(range(10**9))
-        rates[protocol] = _rate(
-            lambda config=config, plan=plan, counter=counter: make_example(config, next(counter), plan), seconds
-        )
+
+        def one(config=config, plan=plan, counter=counter):
+            return make_example(config, next(counter), plan, whole_stream)
+
+        rates[protocol] = _rate(one, seconds)
         print(f"{protocol:<10s} {rates[protocol]:>11.2f} {rates[protocol] / TARGET_PER_CORE:>9.3f}x")
     weights = {protocol: weight for protocol, weight in base.classes.items() if weight > 0}
     mix = sum(weights.values()) / sum(weight / rates[protocol] for protocol, weight in weights.items())
@@ -75,7 +79,9 @@ def run(args) -> int:
     with threadpool_limits(limits=1):
         print(f"\nG alone, realised at its frames (channel {args.channel}):")
         _examples_per_second(GeneratorConfig(channel=args.channel), args.seconds)
-        print(f"\n{views_path}: {', '.join(views_config.view_params())}; {captured}:")
+        print(f"\n{views_path}: {', '.join(views_config.view_params())}; {captured}; the whole stream formed:")
+        _examples_per_second(views_config, args.seconds, whole_stream=True)
+        print("\nthe same, only the samples the views read formed (how datasets are made):")
         _examples_per_second(views_config, args.seconds)
 
     rng = np.random.default_rng(0)
