@@ -234,14 +234,17 @@ def indexed_phase_noise(
     sample_index = np.asarray(sample_index, np.int64)
     if sample_index.size == 0:
         return np.zeros(0)
+    if np.any(np.diff(sample_index) < 0):
+        raise ValueError("sample_index must be sorted")
     step_std = np.sqrt(2.0 * np.pi * linewidth_hz / sample_rate_hz)
     length = PHASE_NOISE_BLOCK
     blocks = sample_index // length
     walk = np.random.Generator(np.random.Philox(key=key)).standard_normal(int(blocks.max()) + 1)
     corners = np.concatenate([[0.0], np.cumsum(walk)]) * step_std * np.sqrt(length)
     phase = np.empty(sample_index.size)
-    for block in np.unique(blocks):
-        chosen = blocks == block
+    unique, firsts = np.unique(blocks, return_index=True)  # sorted indices: each block's samples are a run
+    for block, first, end in zip(unique, firsts, [*firsts[1:], sample_index.size]):
+        chosen = slice(first, end)
         counter = np.array([0, int(block) + 1, 0, 0], np.uint64)
         steps = np.random.Generator(np.random.Philox(counter=counter, key=key)).standard_normal(length)
         path = np.cumsum(steps) * step_std
