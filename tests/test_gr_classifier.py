@@ -252,8 +252,11 @@ class qa_receiver(gr_unittest.TestCase):
             tb.run()
             got = sorted((pmt.to_python(m) for m in stored(debug)), key=lambda r: r["window_start"])
             readouts.append([(r["window_start"], r["protocol"], r["protocol_confidence"]) for r in got])
-        self.assertEqual(receiver.spectrogram.vlen, 9 * 16 + VLEN)
-        self.assertEqual(readouts[1], readouts[0])
+        self.assertEqual(receiver.spectrogram.vlen, int(np.prod(aligned.shape)) + VLEN)
+        # The same windows and protocols; confidences to float32 rounding (ONNX Runtime's
+        # threads may sum in another order from one session to the next).
+        self.assertEqual([r[:2] for r in readouts[1]], [r[:2] for r in readouts[0]])
+        np.testing.assert_allclose([r[2] for r in readouts[1]], [r[2] for r in readouts[0]], rtol=1e-5)
         self.assertEqual([r[1] for r in readouts[0]], ["wifi", "lte", "nr"])
         with self.assertRaisesRegex(ConfigError, r"LWM Classifier: the views \['cp_profile'\] lack \['wideband'\]"):
             lwm_blocks.classifier(RUNTIME, views="cp_profile")
