@@ -22,3 +22,9 @@ def test_snr_is_judged_on_the_given_grid():
 def test_scoreboard_takes_the_bundles_snr_bins(tmp_path):
     board = lwm_blocks.scoreboard(False, make_bundle(tmp_path))
     assert board.snr_bins_db == tuple(float(s) for s in labels.SNR_GRID_DB)
+
+
+def test_a_readout_without_mobility_is_not_judged_on_it():
+    truth = {"protocol": "lte", "modulation": "QPSK", "snr_db": 5.0, "mobility": "static"}
+    readout = {**_readout(5.0), "mobility": None, "mobility_confidence": None}
+    assert "mobility" not in judge(readout, truth) and judge(readout, truth)["snr_db"]

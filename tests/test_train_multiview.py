@@ -250,7 +250,9 @@ def test_onnx_runtime_reads_fresh_examples_as_the_torch_model_does(recipe, tmp_p
         assert output.snr_db == pytest.approx(float(out["snr_db"][i, 0]), abs=0.051)
         too_short = bool(out["needs_longer_capture"][i])
         assert too_short == (i >= 4)
-        assert (output.mobility_confidence == 0.0) == too_short
+        assert (output.mobility is None and output.mobility_confidence is None) == too_short
+        assert output.mobility_status == ("needs_longer_capture" if too_short else None)
+        assert (output.doppler_hz is None) == too_short
 
 
 def views_run(config: Path, run_dir: Path, *overrides: str) -> Run:

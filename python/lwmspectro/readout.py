@@ -26,6 +26,8 @@ FIELDS = (
     "snr_confidence",
     "mobility",
     "mobility_confidence",
+    "mobility_status",
+    "doppler_hz",
     "expert",
     "window_start",
     "rx_time",
@@ -37,6 +39,10 @@ FIELDS = (
 )
 
 INVALID_REASONS = ("nan_or_inf", "all_zero", "dc_only", "clipped", "too_short")
+
+MOBILITY_STATUSES = ("needs_longer_capture",)
+"""Why a window judged otherwise has no mobility: its capture does not yet reach back as far as
+the view of the fading's dynamics reads (128 ms); protocol, modulation and SNR are still read."""
 
 COUNTERS = ("windows_seen", "windows_classified", "windows_dropped", "samples_dropped")
 """The counters a readout carries; samples_dropped counts the samples a source lost before the
@@ -56,8 +62,16 @@ class ModelOutput:
     snr_confidence: float | None = None
     mobility: str | None = None
     mobility_confidence: float | None = None
+    mobility_status: str | None = None
+    """None when mobility is read; else why not (MOBILITY_STATUSES)."""
+    doppler_hz: float | None = None
+    """The maximum Doppler the model estimates, for models with a Doppler head."""
     expert: str | None = None
     embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.mobility_status is not None and self.mobility_status not in MOBILITY_STATUSES:
+            raise ValueError(f"unknown mobility status {self.mobility_status!r}; valid: {', '.join(MOBILITY_STATUSES)}")
 
 
 @dataclass(frozen=True)
@@ -103,6 +117,8 @@ def make_readout(
     snr_confidence: float | None = None,
     mobility: str | None = None,
     mobility_confidence: float | None = None,
+    mobility_status: str | None = None,
+    doppler_hz: float | None = None,
     expert: str | None = None,
     window_start: int = 0,
     rx_time: float | None = None,
@@ -151,7 +167,18 @@ def format_line(readout: dict) -> str:
         parts += [
             f"{readout['modulation']:<6s} {readout['modulation_confidence']:.2f}",
             f"SNR {readout['snr_db']:>3.0f} dB {readout['snr_confidence']:.2f}",
-            f"{readout['mobility']:<10s} {readout['mobility_confidence']:.2f}",
+            mobility_text(readout),
         ]
     parts.append(f"{readout['latency_ms']:.1f} ms")
     return "  ".join(parts)
+
+
+def mobility_text(readout: dict) -> str:
+    """The mobility part of a readout line: the class and its confidence (and the Doppler
+    estimate when there is one), or why there is none."""
+    if readout.get("mobility") is None:
+        status = readout.get("mobility_status")
+        return "mobility: " + (status.replace("_", " ") if status else "n/a")
+    text = f"{readout['mobility']:<10s} {readout['mobility_confidence']:.2f}"
+    doppler = readout.get("doppler_hz")
+    return text if doppler is None else f"{text} (fD {doppler:.0f} Hz)"

@@ -341,7 +341,9 @@ class Runtime:
                 lacking |= absent[i][rows][chosen]
             for i, embedding, task, too_short in zip(chosen, embeddings, tasks, lacking):
                 if too_short:
-                    task["mobility_confidence"] = 0.0
+                    task.update(
+                        mobility=None, mobility_confidence=None, doppler_hz=None, mobility_status="needs_longer_capture"
+                    )
                 expert_fields[i] = {**task, "expert": protocol, "embedding": embedding}
         for i, (row, cls) in enumerate(zip(rows, top)):
             outputs[row] = ModelOutput(
@@ -362,7 +364,9 @@ class Runtime:
             snr_confidence = snr_marginal[np.arange(len(snr_bin)), snr_bin]
             mobility_probs = joint_probs @ self._joint_to_mobility
         else:
-            modulation_logits, snr, mobility_logits, _log_doppler = outputs
+            modulation_logits, snr, mobility_logits, log_doppler = outputs
+            # The head's Gaussian over log10(1 + fD): its mean in column 0.
+            doppler_hz = [round(float(10.0**value - 1.0), 1) for value in log_doppler[:, 0]]
             snr_db = [round(float(mean), 1) for mean in snr[:, 0]]
             # P(|SNR - mean| < half the bin spacing) under the head's Gaussian.
             half_bin = 0.5 * float(np.median(np.diff(self.snr_bins_db))) if len(self.snr_bins_db) > 1 else 2.5
@@ -380,6 +384,7 @@ class Runtime:
                 "snr_confidence": float(snr_confidence[i]),
                 "mobility": self.mobility_classes[mobility[i]],
                 "mobility_confidence": float(mobility_probs[i, mobility[i]]),
+                "doppler_hz": None if kind == "heads" else max(doppler_hz[i], 0.0),
             }
             for i in range(len(modulation))
         ]

@@ -19,12 +19,14 @@ LABEL = "LWM Scoreboard"
 def judge(readout: dict, truth: dict, snr_bins_db: Sequence[float] = labels.SNR_GRID_DB) -> dict:
     """{task: True/False} for the tasks the truth decides: the protocol always; modulation,
     SNR (as the nearest of the bundle's SNR bins, `snr_bins_db`) and mobility when the truth
-    is WiFi, LTE or NR and the readout says so too."""
+    is WiFi, LTE or NR and the readout says so too (mobility only when the readout has one: a
+    capture too short for it says so rather than guess)."""
     verdict = {"protocol": readout["protocol"] == truth["protocol"]}
     if truth["protocol"] in labels.PROTOCOLS and readout["modulation"] is not None:
         verdict["modulation"] = readout["modulation"] == truth["modulation"]
         verdict["snr_db"] = readout["snr_db"] == labels.nearest_snr_bin(truth["snr_db"], snr_bins_db)
-        verdict["mobility"] = readout["mobility"] == truth["mobility"]
+        if readout["mobility"] is not None:
+            verdict["mobility"] = readout["mobility"] == truth["mobility"]
     return verdict
 
 

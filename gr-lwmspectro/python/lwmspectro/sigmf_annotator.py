@@ -20,6 +20,7 @@ from sigmf.sigmffile import fromfile
 
 from lwmspectro import views as view_registry
 from lwmspectro.fileio import atomic_write
+from lwmspectro.readout import mobility_text
 
 from .common import BlockBundle, ConfigError, ReadoutSink, load_bundle
 from .sigmf_source import meta_path_of
@@ -38,6 +39,8 @@ PREDICTION_KEYS = {
     "snr_confidence": "snr_confidence",
     "mobility": "predicted_mobility",
     "mobility_confidence": "mobility_confidence",
+    "mobility_status": "mobility_status",
+    "doppler_hz": "predicted_doppler_hz",
     "expert": "expert",
     "valid": "valid",
     "invalid_reason": "invalid_reason",
@@ -91,7 +94,7 @@ def describe(readout: dict) -> str:
         parts += [
             f"{readout['modulation']} {readout['modulation_confidence']:.2f}",
             f"SNR {readout['snr_db']:.0f} dB {readout['snr_confidence']:.2f}",
-            f"{readout['mobility']} {readout['mobility_confidence']:.2f}",
+            mobility_text(readout),
         ]
     return "LWM-Spectro: " + ", ".join(parts)
 
