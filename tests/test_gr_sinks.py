@@ -244,6 +244,25 @@ class qa_readout_widget(gr_unittest.TestCase):
         self.assertEqual(view.history.item(0).text(), format_line(READOUTS[0]).strip())
         self.assertIn("classified 1", view.status.text())
 
+    def test_widget_says_why_a_readout_has_no_mobility(self):
+        from PyQt5 import QtWidgets
+
+        app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+        widget = lwm_blocks.readout_widget(history=1, title="LWM test")
+        short = {
+            **READOUTS[0],
+            "mobility": None,
+            "mobility_confidence": None,
+            "mobility_status": "needs_longer_capture",
+        }
+        feed(widget, [short])
+        deadline = time.monotonic() + 3
+        while not widget.view.lines and time.monotonic() < deadline:
+            app.processEvents()
+        view = widget.qwidget()
+        self.assertEqual(view.values["mobility"].text(), "needs longer capture")
+        self.assertEqual(view.bars["mobility"].value(), 0)
+
 
 if __name__ == "__main__":
     gr_unittest.run(qa_console_sink)

@@ -22,7 +22,8 @@ VERDICT_STYLE = {True: "color: #1a7f37;", False: "color: #cf222e; font-weight: b
 def _value_text(readout: dict, field: str) -> str:
     value = readout.get(field)
     if value is None:
-        return "-"
+        status = readout.get("mobility_status") if field == "mobility" else None
+        return status.replace("_", " ") if status else "-"
     return f"{value:.0f} dB" if field == "snr_db" else str(value)
 
 
