@@ -317,13 +317,10 @@ class Runtime:
                 absent[i] = np.isnan(batches[i]).all(axis=(1, 2))
                 finite_view |= absent[i]
             finite &= finite_view
-        # Placeholders for the windows fed; the others say why they are not.
-        outputs: list[ModelOutput | InvalidWindow] = [
-            InvalidWindow("nan_or_inf" if ok else self._unread_reason(batches, row)) for row, ok in enumerate(finite)
-        ]
+        unread = {int(row): InvalidWindow(self._unread_reason(batches, row)) for row in np.flatnonzero(~finite)}
         rows = np.flatnonzero(finite)
         if not len(rows):
-            return outputs
+            return [unread[row] for row in range(len(finite))]
         feed = [batch[rows] for batch in batches]
         router_probs = softmax(self._router(*(feed[i] for i in self._router.views))[0])
         top = router_probs.argmax(axis=-1)
@@ -345,13 +342,16 @@ class Runtime:
                         mobility=None, mobility_confidence=None, doppler_hz=None, mobility_status="needs_longer_capture"
                     )
                 expert_fields[i] = {**task, "expert": protocol, "embedding": embedding}
-        for i, (row, cls) in enumerate(zip(rows, top)):
-            outputs[row] = ModelOutput(
+        read = {
+            int(row): ModelOutput(
                 protocol=self.router_classes[cls],
                 protocol_confidence=float(router_probs[i, cls]),
                 **expert_fields.get(i, {}),
             )
-        return outputs
+            for i, (row, cls) in enumerate(zip(rows, top))
+        }
+        outputs: dict[int, ModelOutput | InvalidWindow] = {**unread, **read}
+        return [outputs[row] for row in range(len(finite))]
 
     def _task_fields(self, kind: str, outputs: list[np.ndarray]) -> list[dict]:
         """The readout's task fields of each row from a heads graph's outputs (`kind`: HEADS_KINDS)."""
