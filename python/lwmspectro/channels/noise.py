@@ -78,8 +78,7 @@ def add_awgn(
     if colour is None:
         noise = rng.standard_normal(y.shape, np.float32) + 1j * rng.standard_normal(y.shape, np.float32)
     else:
-        taps = np.asarray(colour, np.complex64) / np.sqrt(_band_gain(colour, occupied_bw_hz, sample_rate_hz))
-        noise = coloured_noise(y.shape, taps, rng)
+        noise = coloured_noise(y.shape, band_normalised(colour, occupied_bw_hz, sample_rate_hz), rng)
     return (y + scale * noise).astype(np.complex64), variance
 
 
