@@ -112,10 +112,20 @@ def test_capture_is_seeded_and_its_labels_are_json():
     assert set(labels) >= {"source_rate_hz", "passband_fraction", "offset_hz", "cfo_hz", "adc_bits", "dc_spike_dbc"}
 
 
-def test_the_frequency_shift_is_the_per_sample_rotation_in_blocks():
-    iq = white_noise(3 * capture.SHIFT_BLOCK + 17)
+def test_the_frequency_shift_is_the_exact_rotation_and_a_stretch_gets_the_whole_streams_numbers():
+    iq = white_noise(3 * impairments.PHASOR_BLOCK + 17)
+    n = np.arange(iq.size)
     for shift_hz in (1.2345e6, -7.3e6, 12.5):
-        expected, _ = impairments.carrier_frequency_offset(iq, shift_hz, FS)
+        exact = iq * np.exp(2j * np.pi * (shift_hz / FS) * n)
         shifted = capture.frequency_shift(iq, shift_hz, FS)
         assert shifted.dtype == np.complex64 and shifted.shape == iq.shape
-        np.testing.assert_allclose(shifted, expected, atol=2e-6)
+        np.testing.assert_allclose(shifted, exact, atol=2e-6)
+        stretch = slice(5000, 9000)
+        np.testing.assert_array_equal(capture.frequency_shift(iq[stretch], shift_hz, FS, first=5000), shifted[stretch])
+
+
+def test_the_phasor_at_far_absolute_indices_is_the_exact_rotation():
+    index = np.array([0, 1, 4095, 4096, 10**7 + 3, 10**8 + 12345])
+    cycles = 1.2345e6 / FS
+    expected = np.exp(2j * np.pi * ((cycles * index) % 1.0))
+    np.testing.assert_allclose(impairments.phasor_at(index, cycles), expected, atol=2e-6)

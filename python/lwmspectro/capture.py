@@ -197,30 +197,11 @@ def anti_alias_taps(passband_fraction: float) -> np.ndarray:
     return lowpass_taps(passband_fraction + width / 2, width)
 
 
-SHIFT_BLOCK = 4096
-"""Samples per block of the frequency shift's phasor (see frequency_shift)."""
-
-
 def frequency_shift(iq: np.ndarray, shift_hz: float, sample_rate_hz: float, first: int = 0) -> np.ndarray:
-    """iq[n] exp(j 2 pi shift (first + n) / fs), complex64: the phasor is a block's phasors times
-    each block's starting phase (blocks of SHIFT_BLOCK from sample 0), two short tables of
-    exponentials (impairments.carrier_frequency_offset takes one per sample: 8 times slower on a
-    128 ms capture). A stretch shifted alone gets the numbers the whole stream gets there."""
+    """iq[n] exp(j 2 pi shift (first + n) / fs), complex64 (impairments.phasor_at): a stretch
+    shifted alone gets the numbers the whole stream gets there."""
     iq = np.asarray(iq, np.complex64)
-    cycles_per_sample = shift_hz / sample_rate_hz
-    first_block = first // SHIFT_BLOCK
-    n_blocks = -(-(first + iq.size) // SHIFT_BLOCK) - first_block
-
-    def turns(start: int, count: int, step: float) -> np.ndarray:
-        cycles = (step * np.arange(start, start + count)) % 1.0
-        return np.exp(2j * np.pi * cycles).astype(np.complex64)
-
-    phasor = (
-        turns(first_block, n_blocks, cycles_per_sample * SHIFT_BLOCK)[:, None]
-        * turns(0, SHIFT_BLOCK, cycles_per_sample)[None, :]
-    )
-    offset = first - first_block * SHIFT_BLOCK
-    return iq * phasor.ravel()[offset : offset + iq.size]
+    return iq * impairments.phasor_at(np.arange(first, first + iq.size), shift_hz / sample_rate_hz)
 
 
 FILTER_BLOCK = 4096

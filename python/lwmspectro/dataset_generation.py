@@ -30,6 +30,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from . import views
+from .allocator import keep_freed_memory
 from .capture import CaptureConfig, apply_capture_regions, capture_key, capture_reach
 from .dataset import G_VIEW, shard_is_complete, write_manifest, write_shard
 from .resample import rational_ratio
@@ -155,6 +156,7 @@ def make_shard(config: GeneratorConfig, index: int, folder: Path) -> int:
     """Generate and write shard `index`; returns its sample count. BLAS runs on one thread, as
     in a worker process or a Ray task: a product split over threads sums in another order, and
     the shard's bytes would depend on where it was made."""
+    keep_freed_memory()
     with threadpool_limits(limits=1):
         return _make_shard(config, index, folder)
 

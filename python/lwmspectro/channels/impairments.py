@@ -84,13 +84,36 @@ def draw_frequency_offsets(
     }
 
 
+PHASOR_BITS = 12
+PHASOR_BLOCK = 1 << PHASOR_BITS
+"""Samples per block of `phasor_at`'s coarse table (a power of two: the block and the offset
+within it are a shift and a mask)."""
+
+
+def phasor_at(sample_index, cycles_per_sample: float) -> np.ndarray:
+    """exp(j 2 pi c n) (complex64) at the absolute indices n: the product of two short tables of
+    exponentials, one per block of PHASOR_BLOCK samples and one per offset within a block, rather
+    than an exponential per sample (several times slower on the millions of samples of a capture)."""
+    n = np.asarray(sample_index, np.int64)
+    if n.size == 0:
+        return np.ones(n.shape, np.complex64)
+    blocks = n >> PHASOR_BITS
+    first = int(blocks.min())
+
+    def turns(start: int, count: int, step: float) -> np.ndarray:
+        cycles = (step * np.arange(start, start + count)) % 1.0
+        return np.exp(2j * np.pi * cycles).astype(np.complex64)
+
+    coarse = turns(first, int(blocks.max()) - first + 1, cycles_per_sample * PHASOR_BLOCK)
+    fine = turns(0, PHASOR_BLOCK, cycles_per_sample)
+    return coarse[blocks - first] * fine[n & (PHASOR_BLOCK - 1)]
+
+
 def carrier_frequency_offset(y, cfo_hz: float, sample_rate_hz: float, sample_index=None) -> tuple[np.ndarray, dict]:
     """Shift the spectrum of `y` by `cfo_hz`: y[n] exp(j 2 pi cfo n / fs) at absolute n."""
     y = np.asarray(y)
     n = _sample_index(y, sample_index)
-    cycles = (cfo_hz / sample_rate_hz) * n
-    rotation = np.exp(2j * np.pi * (cycles - np.rint(cycles)))
-    return (y * rotation).astype(np.complex64), {"cfo_hz": float(cfo_hz)}
+    return (y * phasor_at(n, cfo_hz / sample_rate_hz)).astype(np.complex64), {"cfo_hz": float(cfo_hz)}
 
 
 def phase_noise(
