@@ -97,6 +97,21 @@ def test_faults_other_than_nan_are_judged_on_the_samples_g_reads():
     assert (framer.windows_out, framer.windows_invalid) == (3, 1)
 
 
+def test_each_window_has_its_power_the_level_of_its_strongest_frames():
+    """A tracker starts a new track on a power jump: 20 dB more noise reads 20 dB more, a burst
+    that fills a fifth of a window reads as loud as one that fills it, a window not judged NaN."""
+    framer = ObservationFramer(PARAMS, PARAMS.sample_rate_hz)
+    span = framer.span
+    quiet, loud, bursty = noise(span, seed=7), 10.0 * noise(span, seed=8), 10.0 * noise(span, seed=9)
+    bursty[span // 5 :] *= 0.01
+    (windows,) = framer.frame_recording(np.concatenate([quiet, loud, bursty, np.zeros(span, np.complex64)]))
+    assert windows.invalid_reasons == (None, None, None, "all_zero")
+    power = windows.power_db
+    assert power[0] == pytest.approx(10 * np.log10(2.0), abs=1.0), "unit-variance I and Q: 3 dB"
+    assert power[1] - power[0] == pytest.approx(20.0, abs=1.0)
+    assert abs(power[2] - power[1]) < 2.0 and np.isnan(power[3])
+
+
 def test_a_stride_or_rate_that_cannot_work_is_refused():
     with pytest.raises(ValueError, match="stride must be a positive"):
         ObservationFramer(PARAMS, 1e6, 0)

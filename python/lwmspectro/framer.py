@@ -22,6 +22,10 @@ per core: they are thousands of numpy calls each releasing and taking back the i
 lock, and on two cores the threads spent more time handing it to each other than they saved
 (bench flowgraph, the views rows); in a flowgraph the other core runs the model.
 
+Each judged window also gets its power (`FramedWindows.power_db`), the level of its strongest
+frames in dB (POWER_PERCENTILE), so that a tracker can tell a new emission from the same one
+read again (lwmspectro.tracking): gain-normalised views keep no level.
+
 A window that cannot be judged gets no views (NaN). A view that reads the past
 (`views.reads_past`: the dynamics view's 128 ms) reads the span that ends where the
 observation ends; where the stream does not reach back that far (its first windows, a capture
@@ -52,6 +56,14 @@ from .spectrogram import SpectrogramParams
 
 RECORDING_BATCH = 32
 """Observations `frame_recording` cuts and transforms together."""
+
+POWER_PERCENTILE = 90.0
+"""A window's power is this percentile of the mean power of its frames (those of the card's
+wideband view, or equal parts of the span): the level of the emission while it is on, which a
+bursty one (WiFi packets and gaps) keeps from window to window while its mean would follow the
+traffic."""
+POWER_PARTS = 128
+"""The equal parts a window's span is cut into for its power when the card has no wideband view."""
 
 SOURCE_RATE_RANGE_HZ = (1e5, 1e9)
 """Source sample rates the framer takes: below 100 kS/s an observation holds too few samples for
@@ -98,6 +110,9 @@ class FramedWindows:
     estimates: tuple[Mapping[str, Mapping[str, Any]], ...]
     """Per window, the blind estimates of each view that made some (symbol timing, CFO), by
     view name; empty for a window that cannot be judged."""
+    power_db: np.ndarray
+    """Each window's power in dB of full scale (POWER_PERCENTILE of its frames' mean |x|^2); NaN
+    for a window that cannot be judged."""
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -214,10 +229,12 @@ class ObservationFramer:
             samples = np.where(np.isfinite(samples), samples, np.complex64(0))
         out = [np.full((len(starts), *shape), np.nan, np.float32) for shape in self.shapes]
         estimates: list[dict[str, Mapping[str, Any]]] = []
+        power_db = np.full(len(starts), np.nan)
         for i, (start, reason) in enumerate(zip(starts, reasons)):
             estimates.append({})
             if reason is not None:
                 continue
+            power_db[i] = self._power_db(samples, first, int(start))
             computed = views.compute_observation(
                 self.views, samples, self.source_rate_hz, int(start) - first, executor=self._executor
             )
@@ -229,7 +246,7 @@ class ObservationFramer:
                     estimates[i][self.names[v]] = output.estimates
         self.windows_out += len(starts)
         self.windows_invalid += sum(reason is not None for reason in reasons)
-        return FramedWindows(starts, tuple(reasons), tuple(out), tuple(estimates))
+        return FramedWindows(starts, tuple(reasons), tuple(out), tuple(estimates), power_db)
 
     def _judge(self, samples: np.ndarray, first: int, start: int) -> str | None:
         """quality.check_observation of the window starting at `start`."""
@@ -239,6 +256,18 @@ class ObservationFramer:
         if self._judged_positions is None:
             return quality.check_iq(samples[offset : offset + self.span])
         return quality.check_iq(samples[offset + self._judged_positions])
+
+    def _power_db(self, samples: np.ndarray, first: int, start: int) -> float:
+        """The power of the judged window starting at `start` (FramedWindows.power_db)."""
+        offset = start - first
+        if self._judged_positions is None:
+            whole = samples[offset : offset + self.span]
+            parts = min(POWER_PARTS, len(whole))
+            frames = whole[: len(whole) // parts * parts].reshape(parts, -1)
+        else:
+            frames = samples[offset + self._judged_positions]
+        frame_power = (frames.real.astype(np.float64) ** 2 + frames.imag.astype(np.float64) ** 2).mean(axis=1)
+        return float(10.0 * np.log10(max(np.percentile(frame_power, POWER_PERCENTILE), np.finfo(np.float64).tiny)))
 
     def take(self, samples: np.ndarray, first: int, limit: int) -> FramedWindows:
         """The next windows (at most `limit`) that `samples` (source samples first ..
@@ -252,7 +281,11 @@ class ObservationFramer:
             start += self.stride
         if not starts:
             return FramedWindows(
-                np.zeros(0, np.int64), (), tuple(np.zeros((0, *shape), np.float32) for shape in self.shapes), ()
+                np.zeros(0, np.int64),
+                (),
+                tuple(np.zeros((0, *shape), np.float32) for shape in self.shapes),
+                (),
+                np.zeros(0),
             )
         low = self.first_needed(starts[0])
         windows = self.transform(samples[low - first : self.end_needed(starts[-1]) - first], low, starts)
