@@ -27,9 +27,17 @@ capture does not reach); the other views of a window must be finite.
 Separate heads give the SNR in dB and log10(1 + fD / Hz) of the maximum Doppler each as a
 mean and a log variance (columns 0 and 1), beside modulation and mobility logits.
 
+``calibration`` (optional; absent in cards written before it: no calibration) holds, per graph
+(``router`` and each expert, whose heads graph it applies to), a temperature for each of its
+classification heads by the task it reads (``protocol``; ``modulation``, ``snr_mobility`` or
+``mobility``), by which the runtime divides the logits before the softmax, and for a Gaussian SNR
+head (``snr_db``) the factor its standard deviation is multiplied by (`CALIBRATED_HEADS`); a head
+it does not name keeps its logits. Export fits them on the validation split
+(lwmspectro_train.calibrate).
+
 What the weights were trained with cannot be edited in the card alone: each ONNX graph
 carries, in its ``metadata_props`` under `METADATA_KEY`, a JSON of the G parameters, label
-lists and normalisation it was exported with (`graph_metadata`), and the loader refuses a
+lists, normalisation and calibration it was exported with (`graph_metadata`), and the loader refuses a
 card that disagrees with any graph, naming the field. A file changed after export fails
 its checksum. A card of schema 1 (no checksums, no graph metadata) is refused with the
 command that upgrades it in place without touching the weights (`STAMP_HINT`).
@@ -43,6 +51,7 @@ of the files beside it).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -81,6 +90,13 @@ REQUIRED_KEYS = (
 SECTIONS = ("spectrogram", "input", "labels", "normalisation", "files", "model", "training", "metrics", "sha256")
 """The card's keys that hold a JSON object."""
 LABEL_LISTS = ("router", "experts", "modulation", "snr_db", "mobility", "snr_mobility")
+CALIBRATED_HEADS = {
+    "router": ("protocol",),
+    "heads": ("modulation", "snr_mobility"),
+    "heads_separate": ("modulation", "mobility", "snr_db"),
+}
+"""The heads a card's ``calibration`` may name, per kind of graph (TENSOR_NAMES): a temperature
+for each classification head, a scale of the standard deviation for the Gaussian SNR head."""
 
 TENSOR_NAMES = {
     "router": (("spectrogram",), ("router_logits",)),
@@ -154,6 +170,13 @@ class Bundle:
     """The checksum of every file the card names, by its name in the card."""
     checkpoint: Path | None = None
     """The torch checkpoint the card names, when it lies in the bundle (then verified)."""
+    calibration: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
+    """The card's ``calibration``: per graph (``router`` or an expert), the temperature (or, for
+    ``snr_db``, the standard deviation's scale) of each head it names; empty: none."""
+
+    def calibration_of(self, graph: str) -> Mapping[str, float]:
+        """The calibration of `graph` (``router`` or an expert), {} when it has none."""
+        return self.calibration.get(graph, {})
 
     @property
     def card_path(self) -> Path:
@@ -231,6 +254,7 @@ class Bundle:
                 f"differs from the spectrogram's {params.sample_rate_hz}"
             )
         bundle_labels = _read_labels(card["labels"], where)
+        calibration = _read_calibration(card.get("calibration", {}), bundle_labels.experts, where)
         files = _read_files(card["files"], bundle_labels.experts, folder, where)
         checkpoint_name = _checkpoint_name(card["training"], where)
         checkpoint = None
@@ -259,6 +283,7 @@ class Bundle:
             card_sha256=card_sha256,
             sha256=sha256,
             checkpoint=checkpoint,
+            calibration=calibration,
         )
 
     def verify_checkpoint(self, path: Path) -> None:
@@ -350,6 +375,37 @@ def _read_labels(lab: Mapping[str, Any], where: Path) -> BundleLabels:
         mobility=mobility,
         snr_mobility=pairs,
     )
+
+
+def _read_calibration(calibration: object, experts: Iterable[str], where: Path) -> dict[str, dict[str, float]]:
+    """The card's ``calibration``, each value a positive finite number for a head its graph may
+    have (CALIBRATED_HEADS; which heads an expert's graph has, the runtime checks)."""
+    if not isinstance(calibration, Mapping):
+        raise BundleError(f"{where}: calibration must be a JSON object, not {_json_type(calibration)}")
+    expert_heads = tuple(dict.fromkeys(CALIBRATED_HEADS["heads"] + CALIBRATED_HEADS["heads_separate"]))
+    heads_of = {"router": CALIBRATED_HEADS["router"], **dict.fromkeys(experts, expert_heads)}
+    parsed: dict[str, dict[str, float]] = {}
+    for graph, heads in calibration.items():
+        if graph not in heads_of:
+            raise BundleError(
+                f"{where}: calibration.{graph} is not a graph of this bundle; valid: {', '.join(heads_of)}"
+            )
+        if not isinstance(heads, Mapping):
+            raise BundleError(f"{where}: calibration.{graph} must map heads to temperatures, not {_json_type(heads)}")
+        parsed[graph] = {}
+        for head, value in heads.items():
+            if head not in heads_of[graph]:
+                raise BundleError(
+                    f"{where}: calibration.{graph}.{head} is not a head of the {graph} graph; "
+                    f"valid: {', '.join(heads_of[graph])}"
+                )
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise BundleError(
+                    f"{where}: calibration.{graph}.{head} is {json.dumps(value)}, not a positive number "
+                    "(a temperature, or the SNR's standard deviation scale)"
+                )
+            parsed[graph][head] = float(value)
+    return parsed
 
 
 def _file_name(value: object, field: str, where: Path) -> str:
@@ -452,6 +508,9 @@ def graph_metadata(card: Mapping[str, Any]) -> str:
     model_views = [view_registry.view_to_dict(v) for v in _read_views(card, params, Path(CARD_FILE))]
     if model_views != [view_registry.view_to_dict(params)]:
         trained_with["views"] = model_views
+    # Fitted to the weights, so stamped with them; a card without it stamps none, as before it.
+    if card.get("calibration"):
+        trained_with["calibration"] = dict(card["calibration"])
     return json.dumps(trained_with, sort_keys=True)
 
 
@@ -461,11 +520,15 @@ def _check_graph_metadata(path: Path, expected: Mapping[str, Any], where: Path) 
         raise BundleError(f"{path}: no {METADATA_KEY} metadata saying what the graph was trained with; {STAMP_HINT}")
     try:
         stamped = json.loads(text)
-        sections = [(name, stamped[name]) for name in expected]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        # Calibration is stamped only when there is one: both sides without it agree.
+        sections = [(name, stamped.get(name, {}) if name == "calibration" else stamped[name]) for name in expected]
+        if "calibration" in stamped and "calibration" not in expected:
+            sections.append(("calibration", stamped["calibration"]))
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
         raise BundleError(
             f"{path}: its {METADATA_KEY} metadata is not the expected JSON ({err}); re-export it"
         ) from err
+    expected = {"calibration": {}, **expected}
     for section, values in sections:
         if section == "views":
             if values != expected[section]:
@@ -630,11 +693,13 @@ def build_card(
     model: Mapping[str, Any],
     training: Mapping[str, Any],
     metrics: Mapping[str, Any],
+    calibration: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict[str, Any]:
     """A card for a bundle of the standard layout (`default_files`) whose experts are
     `experts`, with the label lists of `labels`; `views` are the model's input views in order
     (None records none: the wideband G of `params` alone), `absent_views` the names of those
-    the graphs take as all-NaN when a window lacks them."""
+    the graphs take as all-NaN when a window lacks them, `calibration` each graph's head
+    temperatures (None records none)."""
     experts = list(experts)
     card: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -654,6 +719,7 @@ def build_card(
         "model": dict(model),
         "training": dict(training),
         "metrics": dict(metrics),
+        **({"calibration": {graph: dict(heads) for graph, heads in calibration.items()}} if calibration else {}),
         "sha256": {},
     }
 

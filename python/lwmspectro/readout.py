@@ -3,17 +3,45 @@
 The model's answer for a window (`ModelOutput`, or `InvalidWindow` for a window it cannot
 judge) carries no stamp; the caller that knows where the window came from and what it has
 counted builds the readout once, with `build_readout`.
+
+Every value is kept flat, one scalar per field, so that a readout is one row of a table (a
+JSON line, a PMT dict of plain values, a SigMF annotation's keys). Beside the window's own
+values a readout may carry those tracked over the emission's recent windows
+(`lwmspectro.tracking`) under the same names prefixed `tracked_`, and `uncertain` lists the
+value fields whose confidence is below the user's threshold: the value stays (the arg-max is
+still the best guess) but a consumer that must not guess reads it as unknown.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
+
+TASKS = ("protocol", "modulation", "snr_db", "mobility")
+"""The values a readout reads, each with a confidence (CONFIDENCE_OF): the fields a threshold
+of `uncertain_thresholds` and a tracker (lwmspectro.tracking) are keyed by."""
+
+CONFIDENCE_OF = {
+    "protocol": "protocol_confidence",
+    "modulation": "modulation_confidence",
+    "snr_db": "snr_confidence",
+    "mobility": "mobility_confidence",
+}
+"""The confidence field of each task's value."""
+
+TRACKED_PREFIX = "tracked_"
+TRACKED_FIELDS = (
+    *(TRACKED_PREFIX + name for task in TASKS for name in (task, CONFIDENCE_OF[task])),
+    "tracked_windows",
+)
+"""The values read over the emission's recent windows, and how many windows they rest on; None
+when the readout is not tracked."""
 
 FIELDS = (
     "valid",
@@ -28,6 +56,8 @@ FIELDS = (
     "mobility_confidence",
     "mobility_status",
     "doppler_hz",
+    *TRACKED_FIELDS,
+    "uncertain",
     "expert",
     "window_start",
     "rx_time",
@@ -49,6 +79,36 @@ COUNTERS = ("windows_seen", "windows_classified", "windows_dropped", "samples_dr
 receiver saw them (e.g. the LWM ZMQ Source's queue full), 0 when the source loses none."""
 
 
+Thresholds = float | Mapping[str, float]
+"""What `uncertain_below` takes: one confidence threshold for every task, or some tasks' (TASKS)
+by name."""
+
+
+def uncertain_thresholds(below: Thresholds) -> dict[str, float]:
+    """{task: threshold} for every task of TASKS: `below` for all of them, or for those it names
+    (the others 0: never uncertain). A threshold is a probability from 0 to 1; anything else
+    (NaN, a negative number, an unknown task) is a ValueError naming it."""
+    given = dict(below) if isinstance(below, Mapping) else dict.fromkeys(TASKS, below)
+    unknown = sorted(set(given) - set(TASKS))
+    if unknown:
+        raise ValueError(f"uncertain threshold for unknown {', '.join(map(repr, unknown))}; valid: {', '.join(TASKS)}")
+    thresholds = dict.fromkeys(TASKS, 0.0)
+    for task, value in given.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+            raise ValueError(
+                f"uncertain threshold {value!r} for {task}: give a confidence from 0 to 1 (0: never uncertain)"
+            )
+        thresholds[task] = float(value)
+    return thresholds
+
+
+def snr_confidence(sigma_db: float, half_bin_db: float) -> float:
+    """The confidence of an SNR estimated as a Gaussian of standard deviation `sigma_db`: the
+    probability that the SNR lies within half an SNR bin (`half_bin_db`) of the estimate, so that
+    it means what a joint head's bin probability means."""
+    return math.erf(half_bin_db / (sigma_db * math.sqrt(2.0)))
+
+
 @dataclass(frozen=True)
 class ModelOutput:
     """What the model reads in one window: the router's class and, when an expert took the
@@ -68,10 +128,37 @@ class ModelOutput:
     """The maximum Doppler the model estimates, for models with a Doppler head."""
     expert: str | None = None
     embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
+    probabilities: Mapping[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    """The class probabilities of each classification head by the task it reads (TASKS: protocol
+    over the router's classes, modulation, mobility, and snr_db over the SNR bins when a joint SNR
+    x mobility head gives it), in the order of the runtime's `head_classes`. They are what a
+    tracker averages; the readout carries only the chosen class and its probability."""
+    snr_sigma_db: float | None = None
+    """The standard deviation of the SNR estimate of a Gaussian SNR head (None for a joint head)."""
 
     def __post_init__(self) -> None:
         if self.mobility_status is not None and self.mobility_status not in MOBILITY_STATUSES:
             raise ValueError(f"unknown mobility status {self.mobility_status!r}; valid: {', '.join(MOBILITY_STATUSES)}")
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """The values read over the recent windows of one emission (lwmspectro.tracking.Tracker) and
+    how many windows they rest on; a task the tracked windows do not read is None."""
+
+    windows: int
+    protocol: str
+    protocol_confidence: float
+    modulation: str | None = None
+    modulation_confidence: float | None = None
+    snr_db: float | None = None
+    snr_confidence: float | None = None
+    mobility: str | None = None
+    mobility_confidence: float | None = None
+
+    def readout_fields(self) -> dict[str, Any]:
+        """Its fields as a readout names them (TRACKED_FIELDS)."""
+        return {TRACKED_PREFIX + f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -92,9 +179,13 @@ def build_readout(
     rx_time: float | None = None,
     latency_ms: float = 0.0,
     counters: Mapping[str, int] | None = None,
+    tracked: Tracked | None = None,
+    uncertain_below: Thresholds = 0.0,
 ) -> dict:
     """The readout of one window: the model's outcome stamped with where the window starts,
-    when it was received, how long it took and the caller's counters (COUNTERS; others ignored)."""
+    when it was received, how long it took and the caller's counters (COUNTERS; others ignored),
+    with the values `tracked` over the emission's windows up to this one, and `uncertain` listing
+    the values whose confidence is below `uncertain_below` (see `uncertain_thresholds`)."""
     stamps: dict[str, Any] = {
         "window_start": int(window_start),
         "rx_time": rx_time,
@@ -103,8 +194,9 @@ def build_readout(
     }
     if isinstance(outcome, InvalidWindow):
         return invalid_readout(outcome.reason, **stamps)
-    task_fields = {f.name: getattr(outcome, f.name) for f in fields(outcome) if f.name != "embedding"}
-    return make_readout(**task_fields, **stamps)
+    task_fields = {f.name: getattr(outcome, f.name) for f in fields(outcome) if f.name in FIELDS}
+    tracked_fields = tracked.readout_fields() if tracked is not None else {}
+    return make_readout(**task_fields, **tracked_fields, **stamps, uncertain_below=uncertain_below)
 
 
 def make_readout(
@@ -119,6 +211,15 @@ def make_readout(
     mobility_confidence: float | None = None,
     mobility_status: str | None = None,
     doppler_hz: float | None = None,
+    tracked_protocol: str | None = None,
+    tracked_protocol_confidence: float | None = None,
+    tracked_modulation: str | None = None,
+    tracked_modulation_confidence: float | None = None,
+    tracked_snr_db: float | None = None,
+    tracked_snr_confidence: float | None = None,
+    tracked_mobility: str | None = None,
+    tracked_mobility_confidence: float | None = None,
+    tracked_windows: int | None = None,
     expert: str | None = None,
     window_start: int = 0,
     rx_time: float | None = None,
@@ -127,10 +228,22 @@ def make_readout(
     windows_classified: int = 0,
     windows_dropped: int = 0,
     samples_dropped: int = 0,
+    uncertain_below: Thresholds = 0.0,
 ) -> dict:
-    """A valid readout; task fields are None when the protocol is `none` or `other`."""
+    """A valid readout; task fields are None when the protocol is `none` or `other`, tracked
+    fields when the readout is not tracked. `uncertain` lists the value fields (the window's and
+    the tracked ones) whose confidence is below `uncertain_below` (see `uncertain_thresholds`)."""
     readout = dict(locals())
+    thresholds = uncertain_thresholds(readout.pop("uncertain_below"))
     readout.update(valid=True, invalid_reason=None)
+    readout["uncertain"] = [
+        prefix + task
+        for prefix in ("", TRACKED_PREFIX)
+        for task in TASKS
+        if readout[prefix + task] is not None
+        and readout[prefix + CONFIDENCE_OF[task]] is not None
+        and readout[prefix + CONFIDENCE_OF[task]] < thresholds[task]
+    ]
     return {key: readout[key] for key in FIELDS}
 
 
@@ -149,7 +262,7 @@ def invalid_readout(
     stamps = {key: value for key, value in locals().items() if key != "reason"}
     if reason not in INVALID_REASONS:
         raise ValueError(f"unknown invalid reason {reason!r}; valid: {', '.join(INVALID_REASONS)}")
-    return {**dict.fromkeys(FIELDS), **stamps, "valid": False, "invalid_reason": reason}
+    return {**dict.fromkeys(FIELDS), **stamps, "valid": False, "invalid_reason": reason, "uncertain": []}
 
 
 def to_json(readout: dict) -> str:
@@ -159,26 +272,52 @@ def to_json(readout: dict) -> str:
 
 
 def format_line(readout: dict) -> str:
-    """A short human-readable line for consoles and logs."""
+    """A short human-readable line for consoles and logs: the window's values, a `?` after each
+    uncertain one, and in brackets the tracked values with the number of windows they rest on."""
     if not readout["valid"]:
         return f"@{readout['window_start']:>12d}  INVALID ({readout['invalid_reason']})"
-    parts = [f"@{readout['window_start']:>12d}", f"{readout['protocol']:<5s} {readout['protocol_confidence']:.2f}"]
-    if readout["modulation"] is not None:
-        parts += [
-            f"{readout['modulation']:<6s} {readout['modulation_confidence']:.2f}",
-            f"SNR {readout['snr_db']:>3.0f} dB {readout['snr_confidence']:.2f}",
-            mobility_text(readout),
-        ]
+    parts = [f"@{readout['window_start']:>12d}", *_values_text(readout, "")]
     parts.append(f"{readout['latency_ms']:.1f} ms")
+    if readout.get("tracked_windows"):
+        tracked = "  ".join(_values_text(readout, TRACKED_PREFIX))
+        parts.append(f"[{readout['tracked_windows']} windows: {tracked}]")
     return "  ".join(parts)
 
 
-def mobility_text(readout: dict) -> str:
-    """The mobility part of a readout line: the class and its confidence (and the Doppler
-    estimate when there is one), or why there is none."""
-    if readout.get("mobility") is None:
-        status = readout.get("mobility_status")
+def _values_text(readout: dict, prefix: str) -> list[str]:
+    """The protocol and, when the window (or the track, `prefix`) reads more, modulation, SNR and
+    mobility, each with its confidence."""
+    marked = set(readout.get("uncertain") or ())
+
+    def value(task: str) -> str:
+        shown = readout[prefix + task]
+        return "-" if shown is None else f"{shown}{'?' if prefix + task in marked else ''}"
+
+    def confidence(task: str) -> str:
+        shown = readout[prefix + CONFIDENCE_OF[task]]
+        return "-" if shown is None else f"{shown:.2f}"
+
+    parts = [f"{value('protocol'):<5s} {confidence('protocol')}"]
+    if all(readout[prefix + task] is None for task in TASKS[1:]):
+        return parts
+    snr = readout[prefix + "snr_db"]
+    snr_text = "-" if snr is None else f"{snr:>3.0f} dB{'?' if prefix + 'snr_db' in marked else ''}"
+    return parts + [
+        f"{value('modulation'):<6s} {confidence('modulation')}",
+        f"SNR {snr_text} {confidence('snr_db')}",
+        mobility_text(readout, prefix),
+    ]
+
+
+def mobility_text(readout: dict, prefix: str = "") -> str:
+    """The mobility part of a readout line: the class and its confidence (`?` when uncertain, and
+    the Doppler estimate when there is one), or why there is none; `prefix` TRACKED_PREFIX for
+    the tracked mobility."""
+    mobility = readout.get(prefix + "mobility")
+    if mobility is None:
+        status = readout.get(prefix + "mobility_status")
         return "mobility: " + (status.replace("_", " ") if status else "n/a")
-    text = f"{readout['mobility']:<10s} {readout['mobility_confidence']:.2f}"
-    doppler = readout.get("doppler_hz")
+    mark = "?" if prefix + "mobility" in (readout.get("uncertain") or ()) else ""
+    text = f"{mobility + mark:<10s} {readout[prefix + 'mobility_confidence']:.2f}"
+    doppler = readout.get(prefix + "doppler_hz")
     return text if doppler is None else f"{text} (fD {doppler:.0f} Hz)"

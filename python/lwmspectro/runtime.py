@@ -8,6 +8,12 @@ heads, the SNR is the regressed mean in dB (confidence: the probability, under t
 Gaussian, that it lies within half an SNR bin of it) and mobility the arg-max of its own
 softmax. `none` and `other` carry no task fields.
 
+A calibrated bundle (the card's ``calibration``, bundle.CALIBRATED_HEADS) has each head's logits
+divided by its temperature before the softmax, and a Gaussian SNR head's standard deviation
+multiplied by its scale, so that a confidence of 0.8 is right about 80 % of the time on data like
+the validation split. Each ModelOutput carries every head's class probabilities
+(`ModelOutput.probabilities`, classes in `head_classes`) for a tracker (lwmspectro.tracking).
+
 A view the card lists under ``input.absent_views`` (a view of the past) may be all NaN in a
 window: the window is fed all the same, its graphs stand in a learnt embedding for the view,
 and when the chosen expert reads that view its mobility confidence is 0 (the capture is too
@@ -30,19 +36,38 @@ No torch here: the GNU Radio blocks and the CLI import this module.
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import views as view_registry
-from .bundle import TENSOR_NAMES, WIDEBAND_INPUT, Bundle, BundleError, BundlePath, default_bundle_dir, load_bundle
+from .bundle import (
+    CALIBRATED_HEADS,
+    TENSOR_NAMES,
+    WIDEBAND_INPUT,
+    Bundle,
+    BundleError,
+    BundlePath,
+    default_bundle_dir,
+    load_bundle,
+)
 from .framer import RECORDING_BATCH, ObservationFramer, available_cores
-from .readout import COUNTERS, InvalidWindow, ModelOutput, build_readout
+from .readout import (
+    COUNTERS,
+    InvalidWindow,
+    ModelOutput,
+    Thresholds,
+    build_readout,
+    snr_confidence,
+    uncertain_thresholds,
+)
 from .spectrogram import SpectrogramParams
+
+if TYPE_CHECKING:
+    from .tracking import Tracker
 
 __all__ = ["BundleError", "Runtime", "available_cores", "default_bundle_dir", "softmax"]
 
@@ -52,9 +77,11 @@ HEADS_KINDS = ("heads", "heads_separate")
 """The kinds of heads graph (bundle.TENSOR_NAMES): joint SNR x mobility logits, or separate outputs."""
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis, shifted by the maximum so that large logits cannot overflow."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Softmax over the last axis of `logits` / `temperature`, in float64 and shifted by the
+    maximum, so that large logits neither overflow nor round a small probability to zero."""
+    scaled = np.asarray(logits, np.float64) / temperature
+    shifted = scaled - scaled.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=-1, keepdims=True)
 
@@ -216,6 +243,8 @@ class Runtime:
         self.modulations = list(labels.modulations)
         self.mobility_classes = list(labels.mobility)
         self.snr_bins_db = list(labels.snr_bins_db)
+        self.snr_half_bin_db = 0.5 * float(np.median(np.diff(self.snr_bins_db))) if len(self.snr_bins_db) > 1 else 2.5
+        """Half the SNR bin spacing: a Gaussian SNR estimate's confidence is its probability within it."""
         # Indicator matrices (joint classes x SNR bins, joint classes x mobility classes):
         # the joint softmax times one of them is that readout's marginal.
         self._joint_to_snr = np.zeros((len(labels.snr_mobility), len(self.snr_bins_db)), np.float32)
@@ -250,6 +279,12 @@ class Runtime:
             heads.check("embedding", ("batch", dim))
             for output in heads.output_names:
                 heads.check(output, ("batch", widths[output]))
+            unknown = set(self.bundle.calibration_of(protocol)) - set(CALIBRATED_HEADS[heads.kind])
+            if unknown:
+                raise BundleError(
+                    f"{self.bundle.card_path}: calibration.{protocol} names {sorted(unknown)}, which "
+                    f"{heads.path.name} does not give; its heads: {', '.join(CALIBRATED_HEADS[heads.kind])}"
+                )
             self._experts[protocol], self._heads[protocol] = expert, heads
             dims[protocol] = dim
         if len(set(dims.values())) > 1:
@@ -264,6 +299,16 @@ class Runtime:
     @property
     def bundle_dir(self) -> Path:
         return self.bundle.path
+
+    @property
+    def head_classes(self) -> dict[str, list]:
+        """The classes of each task's probabilities in a ModelOutput, by task (readout.TASKS)."""
+        return {
+            "protocol": self.router_classes,
+            "modulation": self.modulations,
+            "snr_db": self.snr_bins_db,
+            "mobility": self.mobility_classes,
+        }
 
     @property
     def window_samples(self) -> int:
@@ -322,7 +367,8 @@ class Runtime:
         if not len(rows):
             return [unread[row] for row in range(len(finite))]
         feed = [batch[rows] for batch in batches]
-        router_probs = softmax(self._router(*(feed[i] for i in self._router.views))[0])
+        router_logits = self._router(*(feed[i] for i in self._router.views))[0]
+        router_probs = softmax(router_logits, self.bundle.calibration_of("router").get("protocol", 1.0))
         top = router_probs.argmax(axis=-1)
         expert_fields: dict[int, dict] = {}
         for protocol in self.experts:
@@ -332,7 +378,7 @@ class Runtime:
             expert = self._experts[protocol]
             embeddings = expert(*(feed[i][chosen] for i in expert.views))[0]
             heads = self._heads[protocol]
-            tasks = self._task_fields(heads.kind, heads(embeddings))
+            tasks = self._task_fields(heads.kind, heads(embeddings), self.bundle.calibration_of(protocol))
             lacking = np.zeros(len(chosen), bool)
             for i in set(expert.views) & set(absent):
                 lacking |= absent[i][rows][chosen]
@@ -341,39 +387,43 @@ class Runtime:
                     task.update(
                         mobility=None, mobility_confidence=None, doppler_hz=None, mobility_status="needs_longer_capture"
                     )
+                    del task["probabilities"]["mobility"]
                 expert_fields[i] = {**task, "expert": protocol, "embedding": embedding}
-        read = {
-            int(row): ModelOutput(
+        read = {}
+        for i, (row, cls) in enumerate(zip(rows, top)):
+            fields = expert_fields.get(i, {})
+            read[int(row)] = ModelOutput(
                 protocol=self.router_classes[cls],
                 protocol_confidence=float(router_probs[i, cls]),
-                **expert_fields.get(i, {}),
+                **{key: value for key, value in fields.items() if key != "probabilities"},
+                probabilities={"protocol": router_probs[i], **fields.get("probabilities", {})},
             )
-            for i, (row, cls) in enumerate(zip(rows, top))
-        }
         outputs: dict[int, ModelOutput | InvalidWindow] = {**unread, **read}
         return [outputs[row] for row in range(len(finite))]
 
-    def _task_fields(self, kind: str, outputs: list[np.ndarray]) -> list[dict]:
-        """The readout's task fields of each row from a heads graph's outputs (`kind`: HEADS_KINDS)."""
+    def _task_fields(self, kind: str, outputs: list[np.ndarray], calibration: Mapping[str, float]) -> list[dict]:
+        """The readout's task fields of each row from a heads graph's outputs (`kind`: HEADS_KINDS),
+        with its head probabilities, under the graph's `calibration` (bundle.CALIBRATED_HEADS)."""
+        probabilities: dict[str, np.ndarray] = {}
+        sigma: np.ndarray | None = None
         if kind == "heads":
             modulation_logits, joint_logits = outputs
-            joint_probs = softmax(joint_logits)
-            snr_marginal = joint_probs @ self._joint_to_snr
-            snr_bin = snr_marginal.argmax(axis=-1)
+            joint_probs = softmax(joint_logits, calibration.get("snr_mobility", 1.0))
+            probabilities["snr_db"] = snr_probs = joint_probs @ self._joint_to_snr
+            snr_bin = snr_probs.argmax(axis=-1)
             snr_db = [self.snr_bins_db[b] for b in snr_bin]
-            snr_confidence = snr_marginal[np.arange(len(snr_bin)), snr_bin]
+            snr_confidences = snr_probs[np.arange(len(snr_bin)), snr_bin]
             mobility_probs = joint_probs @ self._joint_to_mobility
         else:
             modulation_logits, snr, mobility_logits, log_doppler = outputs
             # The head's Gaussian over log10(1 + fD): its mean in column 0.
             doppler_hz = [round(float(10.0**value - 1.0), 1) for value in log_doppler[:, 0]]
             snr_db = [round(float(mean), 1) for mean in snr[:, 0]]
-            # P(|SNR - mean| < half the bin spacing) under the head's Gaussian.
-            half_bin = 0.5 * float(np.median(np.diff(self.snr_bins_db))) if len(self.snr_bins_db) > 1 else 2.5
-            sigma = np.exp(0.5 * snr[:, 1].astype(np.float64))
-            snr_confidence = [math.erf(half_bin / (s * math.sqrt(2.0))) for s in sigma]
-            mobility_probs = softmax(mobility_logits)
-        modulation_probs = softmax(modulation_logits)
+            sigma = np.exp(0.5 * snr[:, 1].astype(np.float64)) * calibration.get("snr_db", 1.0)
+            snr_confidences = [snr_confidence(float(s), self.snr_half_bin_db) for s in sigma]
+            mobility_probs = softmax(mobility_logits, calibration.get("mobility", 1.0))
+        probabilities["modulation"] = modulation_probs = softmax(modulation_logits, calibration.get("modulation", 1.0))
+        probabilities["mobility"] = mobility_probs
         modulation = modulation_probs.argmax(axis=-1)
         mobility = mobility_probs.argmax(axis=-1)
         return [
@@ -381,10 +431,12 @@ class Runtime:
                 "modulation": self.modulations[modulation[i]],
                 "modulation_confidence": float(modulation_probs[i, modulation[i]]),
                 "snr_db": snr_db[i],
-                "snr_confidence": float(snr_confidence[i]),
+                "snr_confidence": float(snr_confidences[i]),
+                "snr_sigma_db": None if sigma is None else float(sigma[i]),
                 "mobility": self.mobility_classes[mobility[i]],
                 "mobility_confidence": float(mobility_probs[i, mobility[i]]),
                 "doppler_hz": None if kind == "heads" else max(doppler_hz[i], 0.0),
+                "probabilities": {task: p[i] for task, p in probabilities.items()},
             }
             for i in range(len(modulation))
         ]
@@ -425,6 +477,8 @@ class Runtime:
         start_offset: int = 0,
         max_windows: int | None = None,
         batch_windows: int = RECORDING_BATCH,
+        tracker: Tracker | None = None,
+        uncertain_below: Thresholds = 0.0,
     ) -> Iterator[dict]:
         """Yield one readout per observation of raw I/Q at `sample_rate_hz`.
 
@@ -434,8 +488,11 @@ class Runtime:
         judged yield an invalid readout and never reach the model. `window_start` is in
         source samples plus `start_offset`; `latency_ms` is the time the window's batch took
         from reading to the model's output. Input too short for one observation yields a
-        single `too_short` readout. Counters count this call's windows.
+        single `too_short` readout. Counters count this call's windows. A `tracker`
+        (lwmspectro.tracking) takes the windows in order and each readout carries its tracked
+        values; `uncertain_below` marks values (readout.uncertain_thresholds).
         """
+        thresholds = uncertain_thresholds(uncertain_below)
         framer = ObservationFramer(self.views, sample_rate_hz, stride)
         if len(iq) < framer.span:
             yield build_readout(
@@ -456,9 +513,16 @@ class Runtime:
                 next(predicted) if reason is None else InvalidWindow(reason) for reason in windows.invalid_reasons
             ]
             latency_ms = (time.perf_counter() - clock) * 1e3
-            for start, output in zip(windows.starts, outputs):
+            for start, output, power_db in zip(windows.starts, outputs, windows.power_db):
                 counters["windows_seen"] += 1
                 counters["windows_classified" if isinstance(output, ModelOutput) else "windows_dropped"] += 1
+                window_start = start_offset + int(start)
+                tracked = None if tracker is None else tracker.update(output, window_start / sample_rate_hz, power_db)
                 yield build_readout(
-                    output, window_start=start_offset + int(start), latency_ms=latency_ms, counters=counters
+                    output,
+                    window_start=window_start,
+                    latency_ms=latency_ms,
+                    counters=counters,
+                    tracked=tracked,
+                    uncertain_below=thresholds,
                 )
