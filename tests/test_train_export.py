@@ -169,3 +169,36 @@ def test_metrics_from_predictions_per_snr_and_targets():
     assert m["targets"]["router_accuracy_snr_ge_0"]["value"] == 1.0
     assert m["router_confusion"]["matrix"][none] == [1, 0, 0, 1, 0]
     assert set(m["per_snr_db"]) == {"20", "-5"}
+
+
+def test_the_target_figures_are_given_per_protocol_and_per_capture_slice():
+    wifi, lte, nr, none = (labels.ROUTER_CLASSES.index(p) for p in ("wifi", "lte", "nr", "none"))
+    targets = {
+        "protocol": np.array([wifi, lte, nr, none, none, lte]),
+        "modulation": np.array([0, 1, 2, -1, -1, 1]),
+        "snr_mobility": np.array([-1] * 6),
+        "snr_db": np.array([20.0, 20.0, 20.0, np.nan, np.nan, 20.0]),
+    }
+    predictions = {
+        "protocol": np.array([wifi, lte, lte, none, wifi, none]),
+        "modulation": np.array([0, 1, -1, -1, -1, -1]),
+        "snr_mobility": np.array([-1] * 6),
+    }
+    rows = [
+        {"protocol": "wifi", "channel": "site", "capture": None},
+        {"protocol": "lte", "channel": "TDL-A", "capture": {"source_rate_hz": 20e6, "offset_hz": 2e6}},
+        {"protocol": "nr", "channel": "site", "capture": {"source_rate_hz": 20e6, "offset_hz": 0.0}},
+        {"protocol": "none", "channel": None, "capture": {"source_rate_hz": 2e6}},
+        {"protocol": "none", "channel": None, "capture": {"source_rate_hz": 20e6}},
+        {"protocol": "lte", "channel": "site", "capture": None},
+    ]
+    m = metrics_from_predictions(targets, predictions, rows)
+    assert m["targets"]["modulation_macro_f1_snr_ge_15_wifi"]["value"] == 1.0
+    assert m["targets"]["modulation_macro_f1_snr_ge_15_nr"]["value"] == 0.0
+    assert m["targets"]["signal_as_none_snr_ge_0"]["value"] == pytest.approx(1 / 4)
+    assert m["targets"]["signal_as_none_snr_ge_0"]["met"] is False
+    slices = m["slices"]
+    assert slices["centred_30.72_msps"]["n"] == 2 and slices["centred_30.72_msps"]["router_accuracy_snr_ge_0"] == 0.5
+    assert slices["captured_20_msps"]["n"] == 3 and slices["off_centre_over_1_mhz"]["n"] == 1
+    assert slices["channel_TDL-A"]["router_accuracy_snr_ge_0"] == 1.0
+    assert slices["noise_2_msps"]["none_recall"] == 1.0 and slices["noise_20_msps"]["none_recall"] == 0.0

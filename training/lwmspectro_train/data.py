@@ -105,6 +105,12 @@ class SpectrogramSet(Dataset):
     def target(self, name: str) -> np.ndarray:
         return self.targets[name][self.indices]
 
+    def label_rows(self) -> list[dict]:
+        """The manifest label rows of this set's rows, in order."""
+        if self._dataset is None:
+            self._dataset = open_dataset(self.folder)
+        return [self._dataset.labels[int(i)] for i in self.indices]
+
     def __len__(self) -> int:
         return len(self.indices)
 
