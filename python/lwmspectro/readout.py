@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -100,6 +100,12 @@ def uncertain_thresholds(below: Thresholds) -> dict[str, float]:
             )
         thresholds[task] = float(value)
     return thresholds
+
+
+def snr_half_bin_db(snr_bins_db: Sequence[float]) -> float:
+    """Half the spacing of the SNR bins (their median step; 2.5 dB for a single bin): the margin
+    within which a Gaussian SNR estimate counts as right (`snr_confidence`)."""
+    return 0.5 * float(np.median(np.diff(snr_bins_db))) if len(snr_bins_db) > 1 else 2.5
 
 
 def snr_confidence(sigma_db: float, half_bin_db: float) -> float:

@@ -62,6 +62,7 @@ from .readout import (
     Thresholds,
     build_readout,
     snr_confidence,
+    snr_half_bin_db,
     uncertain_thresholds,
 )
 from .spectrogram import SpectrogramParams
@@ -243,7 +244,7 @@ class Runtime:
         self.modulations = list(labels.modulations)
         self.mobility_classes = list(labels.mobility)
         self.snr_bins_db = list(labels.snr_bins_db)
-        self.snr_half_bin_db = 0.5 * float(np.median(np.diff(self.snr_bins_db))) if len(self.snr_bins_db) > 1 else 2.5
+        self.snr_half_bin_db = snr_half_bin_db(self.snr_bins_db)
         """Half the SNR bin spacing: a Gaussian SNR estimate's confidence is its probability within it."""
         # Indicator matrices (joint classes x SNR bins, joint classes x mobility classes):
         # the joint softmax times one of them is that readout's marginal.
