@@ -30,6 +30,8 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 
+from .allocator import keep_freed_memory
+
 COMMAND_GROUP = "lwmspectro.commands"
 BENCHMARK_GROUP = "lwmspectro.benchmarks"
 
@@ -319,6 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quiet and hasattr(args, "no_progress"):
         args.no_progress = True
     prog = f"{parser.prog} {args.command}"
+    keep_freed_memory()
     try:
         with logging_to_stderr(args.verbose - args.quiet):
             status = int(args.run_command(args) or 0)
