@@ -122,3 +122,44 @@ def test_a_calibration_for_a_head_the_graph_does_not_give_is_refused_by_the_runt
     restamp(folder)
     with pytest.raises(BundleError, match=r"calibration\.nr names \['mobility'\], which heads_nr\.onnx does not give"):
         Runtime(folder)
+
+
+def separate_heads(embedding_dim: int):
+    """Heads of the separate kind: modulation and mobility logits, the SNR as 12 dB with sigma 2 dB."""
+
+    class Heads(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(5)
+            self.modulation = torch.nn.Linear(embedding_dim, len(labels.MODULATIONS))
+            self.mobility = torch.nn.Linear(embedding_dim, len(labels.MOBILITY_CLASSES))
+
+        def forward(self, embedding):
+            ones = embedding[:, :1] * 0.0 + 1.0  # batch-sized, so that the batch axis stays dynamic
+            snr = torch.cat([12.0 * ones, math.log(4.0) * ones], dim=1)
+            return 3.0 * self.modulation(embedding), snr, 3.0 * self.mobility(embedding), torch.cat([ones, -ones], 1)
+
+    return Heads()
+
+
+def test_a_gaussian_snr_head_has_its_sigma_scaled(plain, tmp_path):
+    from bundle_factory import export_onnx
+
+    folder = shutil.copytree(plain, tmp_path / "separate")
+    export_onnx(
+        separate_heads(16),
+        folder / "heads_lte.onnx",
+        torch.zeros(2, 16),
+        "embedding",
+        ["modulation_logits", "snr_db", "mobility_logits", "log_doppler"],
+    )
+    calibration = {"lte": {"snr_db": 2.0, "mobility": 0.5}}
+    (folder / CARD_FILE).write_text(json.dumps({**card_of(plain), "calibration": calibration}))
+    runtime = Runtime(restamp(folder))
+    (output,) = runtime.predict(band_spectrograms(runtime.params, [1]))
+    assert output.expert == "lte" and output.snr_db == 12.0 and output.snr_sigma_db == pytest.approx(4.0)
+    assert output.snr_confidence == pytest.approx(math.erf(2.5 / (4.0 * math.sqrt(2.0))))
+    assert "snr_db" not in output.probabilities, "a Gaussian SNR has no class probabilities"
+    heads = ort.InferenceSession(str(folder / "heads_lte.onnx"))
+    _, _, mobility_logits, _ = heads.run(None, {"embedding": output.embedding[None]})
+    np.testing.assert_allclose(output.probabilities["mobility"], softmax(mobility_logits[0], 0.5), rtol=1e-5)

@@ -7,7 +7,11 @@ training.checkpoint), then card.json. A model of G alone keeps today's graphs (o
 `input.absent_views`), and its router and expert graphs take one input per view they read,
 named after the view as the card names it. Every graph carries in its ONNX metadata the G
 parameters, label lists and normalisation it was trained with (`stamp_graphs`), and the
-card records the sha256 of every file. Before the bundle is put in place, ONNX Runtime and
+card records the sha256 of every file. The model's heads are calibrated on the validation split
+(lwmspectro_train.calibrate): the card's ``calibration`` holds a temperature per head, which the
+graphs are stamped with too, ``metrics.calibration`` the expected calibration error of each head
+before and after, and the run folder gets the reliability diagram (RELIABILITY_FIGURE). Before the
+bundle is put in place, ONNX Runtime and
 torch run the same held-out examples (and, for experts that read a view of the past, the
 same examples without it): every argmax must agree and every regressed value be within
 REGRESSION_TOLERANCE (or the export fails), and the largest absolute differences are
@@ -51,6 +55,7 @@ from lwmspectro.bundle import (
 )
 from lwmspectro.fileio import atomic_write
 
+from .calibrate import calibrate_model
 from .config import RunConfig
 from .data import SpectrogramSet, batch_views
 from .heldout import heldout_metrics
@@ -59,6 +64,8 @@ from .stages import Run, build_model
 
 OPSET = 17
 WEIGHTS = "weights.pt"
+RELIABILITY_FIGURE = "reliability.png"
+"""The reliability diagram of the exported model's heads, in the run folder."""
 REGRESSION_TOLERANCE = 1e-3
 """Largest difference between ONNX Runtime and torch allowed in a regressed mean (dB, log10 Hz)."""
 
@@ -217,7 +224,7 @@ def export_bundle(
     eval_data = eval_data or cfg.data.test
     if not eval_data:
         raise ValueError("no held-out dataset: set data.test in the config or pass --data DIR")
-    train_set, _ = run.datasets()
+    train_set, val_set = run.datasets()
     test_set = run.open_set(eval_data)
     try:
         run.check_same_views(test_set, train_set)
@@ -225,6 +232,10 @@ def export_bundle(
         raise ExportError(f"{err}; evaluate on data made with the views of {cfg.data.train}") from err
     moe = run.mixture_of_experts()
     metrics = heldout_metrics(moe, eval_data, cfg.loader.eval_batch_size, cfg.loader.workers, progress=run.progress)
+    calibration, calibration_report = calibrate_model(
+        moe, val_set, run.dir / RELIABILITY_FIGURE, cfg.loader.eval_batch_size, cfg.loader.workers, run.progress
+    )
+    print_calibration(calibration_report)
     rows = np.linspace(0, len(test_set) - 1, min(parity_samples, len(test_set))).round().astype(int)
     items = [batch_views(test_set[int(i)]) for i in rows]
     examples = {name: np.stack([item[name].numpy() for item in items]).astype(np.float32) for name in cfg.model_views}
@@ -249,7 +260,7 @@ def export_bundle(
         save_weights(run, moe, staging / WEIGHTS)
         parity = parity_check(moe, staging, examples, inputs)
         print_parity(parity)
-        card = _card(run, train_set, test_set, metrics, parity, command, moe)
+        card = _card(run, train_set, test_set, metrics, parity, command, moe, calibration, calibration_report)
         stamp_graphs(staging, card)
         card = write_card(staging, card)
         if out_dir.exists():
@@ -334,7 +345,34 @@ def print_parity(parity: dict) -> None:
     print("\n".join(lines))
 
 
-def _card(run: Run, train_set, test_set, metrics: dict, parity: dict, command, moe) -> dict:
+def print_calibration(report: dict) -> None:
+    """Each head's fitted temperature and its ECE before and after, as the card records them."""
+    lines = [f"calibration on the {report['split']} split (ECE over {report['bins']} bins):"]
+    for graph, heads in report["heads"].items():
+        for head, entry in heads.items():
+            value = entry.get("temperature", entry.get("sigma_scale"))
+            kind = "T" if "temperature" in entry else "sigma x"
+            lines.append(
+                f"  {graph:<7s} {head:<13s} {kind} {value:.3f}  ECE {entry['ece_before']:.3f} -> "
+                f"{entry['ece_after']:.3f}  ({entry['rows']} rows)"
+            )
+    if report["too_few_rows"]:
+        too_few = ", ".join(f"{head} ({rows})" for head, rows in report["too_few_rows"].items())
+        lines.append(f"  not calibrated, too few rows: {too_few}")
+    print("\n".join(lines))
+
+
+def _card(
+    run: Run,
+    train_set,
+    test_set,
+    metrics: dict,
+    parity: dict,
+    command,
+    moe,
+    calibration: dict[str, dict[str, float]],
+    calibration_report: dict,
+) -> dict:
     """The card is named after the run's config (e.g. `small`), wherever the bundle is written."""
     cfg = run.cfg
     params = train_set.params
@@ -393,7 +431,8 @@ def _card(run: Run, train_set, test_set, metrics: dict, parity: dict, command, m
             "stages": stages,
             "checkpoint": WEIGHTS,
         },
-        metrics={"held_out": metrics, "parity": parity},
+        metrics={"held_out": metrics, "parity": parity, "calibration": calibration_report},
+        calibration=calibration,
     )
 
 

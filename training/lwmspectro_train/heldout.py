@@ -51,6 +51,30 @@ LOWER_IS_BETTER = ("snr_abs_error_median_db", "snr_abs_error_p90_db", "signal_as
 
 
 @torch.no_grad()
+def model_outputs(
+    moe: MixtureOfExperts,
+    dataset: SpectrogramSet,
+    batch_size: int = 128,
+    workers: int = 0,
+    device="cpu",
+    progress: bool = True,
+    desc: str = "heldout",
+) -> dict[str, np.ndarray]:
+    """What the deployed path gives per row: router_logits, top1 (ROUTER_CLASSES index), expert
+    (index in moe.expert_names, -1 where the router chose none), each heads output of
+    moe.output_widths (NaN without an expert) and needs_longer_capture. The one pass over a
+    dataset that `predict` and calibration (lwmspectro_train.calibrate) read."""
+    moe = moe.to(device).eval()
+    names = ["router_logits", "top1", "expert", *moe.output_widths, "needs_longer_capture"]
+    out: dict[str, list] = {name: [] for name in names}
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+    for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress, dynamic_ncols=True):
+        result = moe({name: x.to(device) for name, x in batch_views(batch).items()})
+        for name in names:
+            out[name].append(result[name].float().cpu() if result[name].is_floating_point() else result[name].cpu())
+    return {k: torch.cat(v).numpy() if v else np.zeros(0, np.int64) for k, v in out.items()}
+
+
 def predict(
     moe: MixtureOfExperts,
     dataset: SpectrogramSet,
@@ -63,35 +87,26 @@ def predict(
     mobility (-1 where the router chose no expert); with separate heads also snr_db and
     log_doppler (the means; NaN without an expert), mobility (-1 without) and
     needs_longer_capture, the joint class then from the SNR's nearest bin and the mobility."""
-    moe = moe.to(device).eval()
-    separate = "snr_db" in moe.output_widths
-    names = ["protocol", "modulation", "snr_mobility"]
-    names += ["snr_db", "mobility", "log_doppler", "needs_longer_capture"] if separate else []
-    out: dict[str, list] = {name: [] for name in names}
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
-    for batch in tqdm(loader, desc="heldout", unit="batch", disable=not progress, dynamic_ncols=True):
-        result = moe({name: x.to(device) for name, x in batch_views(batch).items()})
-        routed = result["expert"] >= 0
-        out["protocol"].append(result["top1"].cpu())
-
-        out["modulation"].append(_chosen(result["modulation_logits"], routed))
-        if not separate:
-            out["snr_mobility"].append(_chosen(result["snr_mobility_logits"], routed))
-            continue
-        snr, mobility = result["snr_db"][:, 0].cpu(), _chosen(result["mobility_logits"], routed)
-        snr_bin = torch.from_numpy(np.asarray(labels.snr_bin_index(snr.nan_to_num(0.0).numpy()))).reshape(-1)
-        joint = snr_bin * len(labels.MOBILITY_CLASSES) + mobility
-        out["snr_mobility"].append(torch.where(routed.cpu(), joint, -1))
-        out["snr_db"].append(snr)
-        out["mobility"].append(mobility)
-        out["log_doppler"].append(result["log_doppler"][:, 0].cpu())
-        out["needs_longer_capture"].append(result["needs_longer_capture"].cpu())
-    return {k: torch.cat(v).numpy() if v else np.zeros(0, np.int64) for k, v in out.items()}
+    outputs = model_outputs(moe, dataset, batch_size, workers, device, progress)
+    routed = outputs["expert"] >= 0
+    predictions = {"protocol": outputs["top1"], "modulation": _chosen(outputs["modulation_logits"], routed)}
+    if "snr_db" not in outputs:
+        return predictions | {"snr_mobility": _chosen(outputs["snr_mobility_logits"], routed)}
+    snr, mobility = outputs["snr_db"][:, 0], _chosen(outputs["mobility_logits"], routed)
+    snr_bin = np.asarray(labels.snr_bin_index(np.nan_to_num(snr, nan=0.0))).reshape(-1)
+    joint = snr_bin * len(labels.MOBILITY_CLASSES) + mobility
+    return predictions | {
+        "snr_mobility": np.where(routed, joint, -1),
+        "snr_db": snr,
+        "mobility": mobility,
+        "log_doppler": outputs["log_doppler"][:, 0],
+        "needs_longer_capture": outputs["needs_longer_capture"],
+    }
 
 
-def _chosen(logits: torch.Tensor, routed: torch.Tensor) -> torch.Tensor:
+def _chosen(logits: np.ndarray, routed: np.ndarray) -> np.ndarray:
     """The arg-max class of each routed row, -1 for the others."""
-    return torch.where(routed, logits.nan_to_num(0.0).argmax(-1), -1).cpu()
+    return np.where(routed, np.nan_to_num(logits, nan=0.0).argmax(-1), -1)
 
 
 def _macro_f1_present(truth: np.ndarray, predicted: np.ndarray) -> float | None:
