@@ -7,7 +7,7 @@ import pytest
 import sigmf
 from sigmf import SigMFFile
 
-from lwmspectro import readout
+from lwmspectro import labels, readout
 from lwmspectro.cli import main
 from lwmspectro.runtime import Runtime
 from lwmspectro.sigmf_io import write_recording
@@ -127,3 +127,33 @@ def test_short_recording_says_too_short(tmp_path, bundle, capsys):
     meta = write_recording(tmp_path / "short", noise(1000, 6), ANALYSIS_RATE, 1e9)
     code, lines, _ = classify(capsys, meta, "--bundle", bundle)
     assert code == 0 and lines == ["@           0  INVALID (too_short)"]
+
+
+def test_track_reads_each_value_over_the_windows_and_starts_again_when_the_power_jumps(tmp_path, bundle, capsys):
+    span = Runtime(bundle).source_window_samples(20e6)
+    quiet, loud = noise(3 * span, 7), noise(2 * span, 8, scale=100.0)
+    meta = write_recording(tmp_path / "rec", np.concatenate([quiet, loud]), 20e6, 2.4e9)
+    code, lines, _ = classify(capsys, meta, "--bundle", bundle, "--json", "--track", "1")
+    assert code == 0
+    readouts = [json.loads(line) for line in lines]
+    assert [r["tracked_windows"] for r in readouts] == [1, 2, 3, 1, 2], "40 dB louder: another emission"
+    assert all(r["tracked_protocol"] == r["protocol"] == "lte" for r in readouts)
+    assert all(r["tracked_modulation"] in labels.MODULATIONS for r in readouts)
+    assert readouts[0]["tracked_modulation_confidence"] == pytest.approx(readouts[0]["modulation_confidence"])
+    code, lines, _ = classify(capsys, meta, "--bundle", bundle, "--track", "1", "--track-reset-db", "inf")
+    assert code == 0 and "[5 windows: lte " in lines[-1]
+
+
+def test_uncertain_below_lists_the_values_under_the_threshold(tmp_path, bundle, capsys):
+    span = Runtime(bundle).source_window_samples(20e6)
+    meta = write_recording(tmp_path / "rec", noise(span, 9), 20e6, 2.4e9)
+    code, lines, _ = classify(capsys, meta, "--bundle", bundle, "--json")
+    (plain,) = [json.loads(line) for line in lines]
+    assert code == 0 and plain["uncertain"] == [] and plain["tracked_windows"] is None
+    argv = ("--track", "0.5", "--uncertain-below", "1", "--uncertain-below", "protocol=0")
+    code, lines, _ = classify(capsys, meta, "--bundle", bundle, "--json", *argv)
+    (marked,) = [json.loads(line) for line in lines]
+    tasks = ["modulation", "snr_db", "mobility"]
+    assert code == 0 and marked["uncertain"] == tasks + [f"tracked_{task}" for task in tasks]
+    values = [name for task in readout.TASKS for name in (task, readout.CONFIDENCE_OF[task])]
+    assert [marked[name] for name in values] == [plain[name] for name in values], "the values are kept"

@@ -105,6 +105,84 @@ def add_progress_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr (implied by -q)")
 
 
+def uncertain_threshold(text: str) -> tuple[str | None, float]:
+    """argparse type of --uncertain-below: P (every task) or TASK=P, P a confidence from 0 to 1."""
+    from .readout import uncertain_thresholds
+
+    task, _, value = text.rpartition("=")
+    try:
+        threshold = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not P or TASK=P, P a confidence from 0 to 1") from None
+    try:
+        uncertain_thresholds({task: threshold} if task else threshold)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return task or None, threshold
+
+
+def track_seconds(text: str) -> float:
+    """argparse type of --track: a positive number of seconds."""
+    from .tracking import check_span
+
+    try:
+        return check_span(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds") from None
+
+
+def power_jump_db(text: str) -> float:
+    """argparse type of --track-reset-db: a positive number of dB (inf: never)."""
+    from .tracking import check_power_jump
+
+    try:
+        return check_power_jump(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of dB") from None
+
+
+def add_readout_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of every command that prints readouts: which values to mark uncertain, and
+    tracking over windows (`uncertain_below` reads the thresholds back)."""
+    from .tracking import TRACK_POWER_JUMP_DB
+
+    parser.add_argument(
+        "--uncertain-below",
+        type=uncertain_threshold,
+        action="append",
+        default=[],
+        metavar="[TASK=]P",
+        help="list a value in the readout's `uncertain` (and mark it ? in text) when its confidence is below P "
+        "(0-1); TASK=P for one of protocol, modulation, snr_db, mobility; repeat for several (default: none)",
+    )
+    parser.add_argument(
+        "--track",
+        type=track_seconds,
+        metavar="SECONDS",
+        help="also read each value over the emission's windows of the last SECONDS (tracked_* fields; "
+        "a new track when the protocol or the window power changes)",
+    )
+    parser.add_argument(
+        "--track-reset-db",
+        type=power_jump_db,
+        default=TRACK_POWER_JUMP_DB,
+        metavar="DB",
+        help=f"with --track, a window power this far from the last window's starts a new track "
+        f"(default {TRACK_POWER_JUMP_DB:g} dB; inf: never)",
+    )
+
+
+def uncertain_below(args: argparse.Namespace) -> dict[str, float]:
+    """The uncertain thresholds `add_readout_arguments` read: a bare P for every task, TASK=P
+    for one, the later given winning."""
+    from .readout import TASKS
+
+    thresholds: dict[str, float] = {}
+    for task, value in args.uncertain_below:
+        thresholds.update({task: value} if task else dict.fromkeys(TASKS, value))
+    return thresholds
+
+
 class LazyCommandParser(argparse.ArgumentParser):
     """A subcommand's parser that imports its module and adds its arguments on first use."""
 

@@ -60,6 +60,23 @@ class _Window:
     """(mean, standard deviation) in dB of a Gaussian SNR head's estimate."""
 
 
+def check_span(span_s: float) -> float:
+    """`span_s` as seconds a track may span: a positive finite number, else a ValueError saying so."""
+    if isinstance(span_s, bool) or not isinstance(span_s, (int, float)) or not 0 < span_s < math.inf:
+        raise ValueError(f"track span {span_s!r} s: give a positive number of seconds")
+    return float(span_s)
+
+
+def check_power_jump(power_jump_db: float) -> float:
+    """`power_jump_db` as a change of window power that starts a new track: positive (inf: never)."""
+    if isinstance(power_jump_db, bool) or not isinstance(power_jump_db, (int, float)) or not power_jump_db > 0:
+        raise ValueError(
+            f"track power jump {power_jump_db!r} dB: give a positive number of dB (inf: never start a new "
+            "track on a power change)"
+        )
+    return float(power_jump_db)
+
+
 def _agreement(log_probabilities: Sequence[np.ndarray]) -> tuple[int, float]:
     """The class of largest mean log-probability over windows, and its share of the normalised
     geometric mean of their probabilities."""
@@ -91,22 +108,15 @@ class Tracker:
         power_jump_db: float = TRACK_POWER_JUMP_DB,
         change_windows: int = TRACK_CHANGE_WINDOWS,
     ):
-        if not (isinstance(span_s, (int, float)) and math.isfinite(span_s) and span_s > 0):
-            raise ValueError(f"track span {span_s!r} s: give a positive number of seconds")
-        if not (isinstance(power_jump_db, (int, float)) and power_jump_db > 0):
-            raise ValueError(
-                f"track power jump {power_jump_db!r} dB: give a positive number of dB (inf: never start "
-                "a new track on a power change)"
-            )
+        self.span_s = check_span(span_s)
+        self.power_jump_db = check_power_jump(power_jump_db)
         if isinstance(change_windows, bool) or not isinstance(change_windows, int) or change_windows < 1:
             raise ValueError(f"track change windows {change_windows!r}: give a whole number of windows, 1 or more")
         missing = [task for task in TASKS if task not in classes]
         if missing:
             raise ValueError(f"the tracker needs the classes of every task; missing {missing}")
-        self.span_s = float(span_s)
         self.classes = {task: list(names) for task, names in classes.items()}
         self.snr_half_bin_db = float(snr_half_bin_db)
-        self.power_jump_db = float(power_jump_db)
         self.change_windows = change_windows
         self._windows: deque[_Window] = deque()
         self._protocol: str | None = None

@@ -1,11 +1,13 @@
-"""`lwmspectro classify REC.sigmf-meta`: one readout per analysis window of a SigMF recording."""
+"""`lwmspectro classify REC.sigmf-meta`: one readout per analysis window of a SigMF recording,
+optionally with each value tracked over the emission's recent windows (--track) and values of
+low confidence marked uncertain (--uncertain-below)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 
-from ..cli import positive_int, thread_count
+from ..cli import add_readout_arguments, positive_int, thread_count, uncertain_below
 
 HELP = "classify every analysis window of a SigMF recording (cf32, ci16, ci8) with a model bundle"
 
@@ -27,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=thread_count, help="ONNX Runtime intra-op threads (default: up to 4 cores available)"
     )
+    add_readout_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from ..framer import RECORDING_BATCH, SOURCE_RATE_RANGE_HZ
     from ..runtime import Runtime
     from ..sigmf_io import RecordingError, SigMFReader
+    from ..tracking import Tracker
 
     # The recording is checked first: a bad one fails in a moment, before the bundle loads.
     samples = SigMFReader(args.recording)
@@ -61,8 +65,17 @@ def run(args: argparse.Namespace) -> int:
     )
     batch = max(1, min(RECORDING_BATCH, READ_BUDGET_SAMPLES // max(span, args.stride or span)))
     show = readout.to_json if args.json else readout.format_line
+    tracker = None
+    if args.track:
+        tracker = Tracker(args.track, runtime.head_classes, runtime.snr_half_bin_db, power_jump_db=args.track_reset_db)
     windows = runtime.iter_classify_iq(
-        samples, rate, stride=args.stride, max_windows=args.max_windows, batch_windows=batch
+        samples,
+        rate,
+        stride=args.stride,
+        max_windows=args.max_windows,
+        batch_windows=batch,
+        tracker=tracker,
+        uncertain_below=uncertain_below(args),
     )
     for result in windows:
         print(show(result), flush=True)
