@@ -164,43 +164,67 @@ def random_mask(batch: int, n_patches: int, ratio: float, device=None, generator
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention (Eq. 13) with one fused QKV projection."""
+    """Multi-head self-attention (Eq. 13) with one fused QKV projection.
 
-    def __init__(self, d_model: int, n_heads: int, dropout: float):
+    Each head works in `head_dim` dimensions, d_model / n_heads by default. A model whose
+    d_model is not a multiple of n_heads (the LWM paper's d = 64 with 12 heads) sets it, as
+    that paper's D_H = floor(D / H) does: the heads then span n_heads * head_dim dimensions
+    (60 there), which the output projection maps back to d_model."""
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float, head_dim: int | None = None):
         super().__init__()
         self.n_heads = n_heads
         self.d_model = d_model
-        self.qkv = nn.Linear(d_model, 3 * d_model)
-        self.out = nn.Linear(d_model, d_model)
+        self.head_dim = d_model // n_heads if head_dim is None else head_dim
+        self.inner = n_heads * self.head_dim
+        self.qkv = nn.Linear(d_model, 3 * self.inner)
+        self.out = nn.Linear(self.inner, d_model)
         self.dropout = dropout
 
     def forward(self, x):
-        b, n, d = x.shape[0], x.shape[1], self.d_model
-        q, k, v = self.qkv(x).split(d, dim=2)
-        q, k, v = (t.view(b, n, self.n_heads, d // self.n_heads).transpose(1, 2) for t in (q, k, v))
+        b, n, inner = x.shape[0], x.shape[1], self.inner
+        q, k, v = self.qkv(x).split(inner, dim=2)
+        q, k, v = (t.view(b, n, self.n_heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
-        return self.out(y.transpose(1, 2).reshape(b, n, d))
+        return self.out(y.transpose(1, 2).reshape(b, n, inner))
+
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"gelu": F.gelu, "relu": F.relu}
+"""The feed-forward non-linearities: GELU (LWM-Spectro) and ReLU (the LWM paper's Eq. 16)."""
 
 
 class FeedForward(nn.Module):
-    def __init__(self, d_model: int, mult: int, dropout: float):
+    def __init__(self, d_model: int, mult: int, dropout: float, activation: str = "gelu"):
         super().__init__()
+        labels.check_choice("activation", activation, tuple(ACTIVATIONS))
         self.up = nn.Linear(d_model, mult * d_model)
         self.down = nn.Linear(mult * d_model, d_model)
         self.dropout = nn.Dropout(dropout)
+        self.activation = ACTIVATIONS[activation]
 
     def forward(self, x):
-        return self.dropout(self.down(F.gelu(self.up(x))))
+        return self.dropout(self.down(self.activation(self.up(x))))
 
 
 class Block(nn.Module):
-    """Post-LN Transformer layer, as Eq. 14 writes it: LN(z + MSA(z)), then LN(z~ + FFN(z~))."""
+    """Post-LN Transformer layer, as Eq. 14 writes it: LN(z + MSA(z)), then LN(z~ + FFN(z~)).
 
-    def __init__(self, d_model: int, n_heads: int, ffn_mult: int, dropout: float):
+    `activation` and `head_dim` (FeedForward, SelfAttention) keep LWM-Spectro's GELU and
+    d_model / n_heads unless a model sets them (the LWM paper's ReLU and 5-dimensional heads)."""
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        ffn_mult: int,
+        dropout: float,
+        activation: str = "gelu",
+        head_dim: int | None = None,
+    ):
         super().__init__()
-        self.attn = SelfAttention(d_model, n_heads, dropout)
+        self.attn = SelfAttention(d_model, n_heads, dropout, head_dim)
         self.ln_attn = nn.LayerNorm(d_model)
-        self.ffn = FeedForward(d_model, ffn_mult, dropout)
+        self.ffn = FeedForward(d_model, ffn_mult, dropout, activation)
         self.ln_ffn = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
 
