@@ -9,12 +9,18 @@ objects, arrival elevations and a writable dataset, and prints to stdout, none o
 formula needs. Scenario files are read through the project loader's safeguards (no pickle, no
 stdin prompt).
 
+`paths_channels` is that formula, once: `scenario_channels` feeds it a traced site's paths and
+`random_paths` draws paths of its own (a direct path for line-of-sight users, scattered ones
+for all), for tests and for runs without a traced site. `channel_planes` splits channels into
+the real and imaginary planes the LWM model reads (Eq. 1 of the LWM paper).
+
 A channel needs each path's phase and departure angles. A scenario traced without them (the
 shipped sites keep only what the TDL channel needs) is refused with the missing arrays named.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +64,25 @@ class LwmChannels:
     carrier_hz: float
     bandwidth_hz: float
     scenario: str
+
+
+@dataclass(frozen=True, eq=False)
+class ChannelPaths:
+    """Each user's propagation paths as (users, paths) arrays in DeepMIMO's units; a path a
+    user lacks has a NaN delay (its other entries are then not read)."""
+
+    power_db: np.ndarray
+    phase_deg: np.ndarray
+    delay_s: np.ndarray
+    aod_az_deg: np.ndarray
+    """Departure azimuth from +x, degrees."""
+    aod_el_deg: np.ndarray
+    """Departure elevation from the horizontal plane, degrees."""
+
+    def with_phases(self, phase_deg: np.ndarray) -> ChannelPaths:
+        """The same paths with other phases: the geometry seen at another carrier, where each
+        path's phase (its delay times the carrier, and its interactions) is another number."""
+        return dataclasses.replace(self, phase_deg=np.asarray(phase_deg, dtype=np.float64))
 
 
 def ula_steering(antennas: int, azimuth_deg: np.ndarray, elevation_deg: np.ndarray) -> np.ndarray:
@@ -126,27 +151,92 @@ def scenario_channels(
             "was traced at; trace the scenario at that carrier"
         )
     users = np.flatnonzero(num_paths > 0)
-    delays_s = paths["delay"][users]
-    valid = np.isfinite(delays_s)
-    amplitudes = np.sqrt(10.0 ** (paths["power"][users] / 10.0))
-    phases = np.deg2rad(paths["phase"][users])
-    gains = np.where(valid, amplitudes * np.exp(1j * phases), 0.0)
-    steering = ula_steering(
-        antennas,
-        np.nan_to_num(paths["aod_az"][users]),
-        np.nan_to_num(paths["aod_el"][users]),
+    user_paths = ChannelPaths(
+        power_db=paths["power"][users],
+        phase_deg=paths["phase"][users],
+        delay_s=paths["delay"][users],
+        aod_az_deg=paths["aod_az"][users],
+        aod_el_deg=paths["aod_el"][users],
     )
-    frequencies = subcarrier_frequencies(subcarriers, bandwidth_hz)
-    delay_response = np.exp(-2j * np.pi * np.nan_to_num(delays_s)[..., None] * frequencies)
-    channels = np.einsum("up,upm,upn->umn", gains, steering, delay_response)
     return LwmChannels(
-        channels=channels.astype(np.complex64),
+        channels=paths_channels(user_paths, antennas=antennas, subcarriers=subcarriers, bandwidth_hz=bandwidth_hz),
         los=los[users],
         user_indices=users,
         carrier_hz=float(carrier_hz),
         bandwidth_hz=float(bandwidth_hz),
         scenario=scenario,
     )
+
+
+def paths_channels(
+    paths: ChannelPaths,
+    *,
+    antennas: int = ANTENNAS,
+    subcarriers: int = SUBCARRIERS,
+    bandwidth_hz: float = BANDWIDTH_HZ,
+) -> np.ndarray:
+    """complex64 (users, antennas, subcarriers): the module's channel formula over `paths`."""
+    delays_s = np.asarray(paths.delay_s, dtype=np.float64)
+    valid = np.isfinite(delays_s)
+    amplitudes = np.sqrt(10.0 ** (np.asarray(paths.power_db, dtype=np.float64) / 10.0))
+    phases = np.deg2rad(np.asarray(paths.phase_deg, dtype=np.float64))
+    gains = np.where(valid, amplitudes * np.exp(1j * phases), 0.0)
+    steering = ula_steering(antennas, np.nan_to_num(paths.aod_az_deg), np.nan_to_num(paths.aod_el_deg))
+    frequencies = subcarrier_frequencies(subcarriers, bandwidth_hz)
+    delay_response = np.exp(-2j * np.pi * np.nan_to_num(delays_s)[..., None] * frequencies)
+    return np.einsum("up,upm,upn->umn", gains, steering, delay_response).astype(np.complex64)
+
+
+SPEED_OF_LIGHT_M_S = 299_792_458.0
+
+
+def random_paths(
+    rng: np.random.Generator,
+    users: int,
+    *,
+    max_paths: int = 6,
+    los_probability: float = 0.5,
+    direct_power_db: tuple[float, float] = (-100.0, -70.0),
+) -> tuple[ChannelPaths, np.ndarray]:
+    """(paths, bool LoS flags) of `users` users, each 20 to 300 m from the base station.
+
+    A line-of-sight user has a direct path (the earliest and strongest, its power drawn from
+    `direct_power_db`) and up to max_paths - 1 scattered paths 6 to 25 dB weaker; a user without
+    one has 1 to max_paths scattered paths 10 to 30 dB below the direct path it lacks. Scattered
+    paths arrive 20 ns to 1 us after the direct delay, from any azimuth; phases are uniform."""
+    _check_at_least_one("users", users)
+    _check_at_least_one("max_paths", max_paths)
+    if not 0.0 <= los_probability <= 1.0:
+        raise ValueError(f"los_probability must lie in [0, 1], got {los_probability!r}")
+    los = rng.random(users) < los_probability
+    shape = (users, max_paths)
+    direct_delay_s = rng.uniform(20.0, 300.0, users) / SPEED_OF_LIGHT_M_S
+    direct_power = rng.uniform(*direct_power_db, users)
+    delay_s = direct_delay_s[:, None] + rng.uniform(20e-9, 1e-6, shape)
+    loss_db = np.where(los[:, None], rng.uniform(6.0, 25.0, shape), rng.uniform(10.0, 30.0, shape))
+    power_db = direct_power[:, None] - loss_db
+    aod_az = rng.uniform(-180.0, 180.0, shape)
+    aod_el = rng.uniform(-30.0, 10.0, shape)
+    delay_s[los, 0] = direct_delay_s[los]
+    power_db[los, 0] = direct_power[los]
+    aod_el[los, 0] = rng.uniform(-20.0, 0.0, int(los.sum()))
+    present = rng.integers(1, max_paths + 1, users)
+    delay_s[np.arange(max_paths) >= present[:, None]] = np.nan
+    paths = ChannelPaths(
+        power_db=power_db,
+        phase_deg=rng.uniform(-180.0, 180.0, shape),
+        delay_s=delay_s,
+        aod_az_deg=aod_az,
+        aod_el_deg=aod_el,
+    )
+    return paths, los
+
+
+def channel_planes(channels: np.ndarray) -> np.ndarray:
+    """float32 (users, 2, M, N): the real and the imaginary part of each channel (LWM Eq. 1),
+    the planes the LWM model cuts into patches."""
+    channels = np.asarray(channels)
+    return np.stack([channels.real, channels.imag], axis=1).astype(np.float32)
 
 
 def _check_positive(field: str, value: float) -> None:
