@@ -189,6 +189,35 @@ class qa_classifier(gr_unittest.TestCase):
         for embedding, start in zip(embeddings, starts):
             np.testing.assert_allclose(embedding, expected[start // 1000].embedding, atol=1e-5)
 
+    def test_tracked_values_ride_beside_the_window_values_and_a_new_protocol_starts_a_new_track(self):
+        """Windows 1 ms apart (1000 samples at 1 MS/s) tracked over 4.5 ms (five windows): six LTE
+        windows, then NR, which takes over the track from its third window on."""
+        vectors = band_spectrograms(PARAMS, [1] * 6 + [2] * 6, seed=11)
+        messages, _ = self.run_classifier(vectors, window_tags(12), track_seconds=0.0045, samp_rate=1e6)
+        readouts = sorted((pmt.to_python(m) for m in messages), key=lambda r: r["window_start"])
+        self.assertEqual(set(readouts[0]), set(readout.FIELDS))
+        self.assertEqual([r["protocol"] for r in readouts], ["lte"] * 6 + ["nr"] * 6)
+        self.assertEqual([r["tracked_windows"] for r in readouts], [1, 2, 3, 4, 5, 5, 5, 5, 3, 4, 5, 5])
+        self.assertEqual([r["tracked_protocol"] for r in readouts], ["lte"] * 8 + ["nr"] * 4)
+        self.assertEqual(readouts[0]["tracked_modulation"], readouts[0]["modulation"])
+        self.assertIn(readouts[-1]["tracked_modulation"], labels.MODULATIONS)
+        self.assertTrue(all(r["uncertain"] == [] for r in readouts))
+
+    def test_a_jump_of_the_tagged_window_power_starts_a_new_track(self):
+        vectors = band_spectrograms(PARAMS, [1] * 6, seed=12)
+        powers = [-30.0, -31.0, -29.5, -10.0, -10.5, -11.0]
+        tags = window_tags(6) + [make_tag(i, "lwm_power_db", pmt.from_double(p)) for i, p in enumerate(powers)]
+        messages, _ = self.run_classifier(vectors, tags, track_seconds=1.0, samp_rate=1e6)
+        readouts = sorted((pmt.to_python(m) for m in messages), key=lambda r: r["window_start"])
+        self.assertEqual([r["tracked_windows"] for r in readouts], [1, 2, 3, 1, 2, 3])
+
+    def test_values_below_the_threshold_are_listed_uncertain(self):
+        vectors = band_spectrograms(PARAMS, [0, None], seed=13)
+        messages, _ = self.run_classifier(vectors, window_tags(2), uncertain_below={"protocol": 1.0})
+        readouts = sorted((pmt.to_python(m) for m in messages), key=lambda r: r["window_start"])
+        self.assertEqual([r["uncertain"] for r in readouts], [["protocol"], ["protocol"]])
+        self.assertIsNone(readouts[0]["tracked_protocol"])
+
     def test_parameters_that_cannot_work_name_the_block_the_value_and_the_fix(self):
         with self.assertRaisesRegex(ConfigError, r"LWM Classifier: vector length 100 .*= 512.*LWM Spectrogram"):
             lwm_blocks.classifier(BUNDLE, vlen=100)
@@ -200,6 +229,16 @@ class qa_classifier(gr_unittest.TestCase):
             lwm_blocks.classifier(RUNTIME, one_in_n=0)
         with self.assertRaisesRegex(ConfigError, r"LWM Classifier: queue size 0"):
             lwm_blocks.classifier(RUNTIME, queue_size=0)
+        with self.assertRaisesRegex(ConfigError, r"LWM Classifier: uncertain threshold nan for protocol"):
+            lwm_blocks.classifier(RUNTIME, uncertain_below=float("nan"))
+        with self.assertRaisesRegex(ConfigError, r"LWM Classifier: uncertain threshold for unknown 'snr'"):
+            lwm_blocks.classifier(RUNTIME, uncertain_below={"snr": 0.5})
+        with self.assertRaisesRegex(ConfigError, r"LWM Classifier: track span -1.0 s: give a positive number"):
+            lwm_blocks.classifier(RUNTIME, track_seconds=-1.0, samp_rate=1e6)
+        with self.assertRaisesRegex(ConfigError, r"LWM Classifier: tracking needs the source sample rate"):
+            lwm_blocks.classifier(RUNTIME, track_seconds=1.0)
+        with self.assertRaisesRegex(ConfigError, r"LWM Classifier: track power jump nan dB"):
+            lwm_blocks.classifier(RUNTIME, track_seconds=1.0, samp_rate=1e6, track_power_jump_db=float("nan"))
 
 
 def tone(n, frequency, seed, amplitude=3.0):
@@ -230,6 +269,20 @@ class qa_receiver(gr_unittest.TestCase):
         self.assertEqual((readouts[4]["valid"], readouts[4]["invalid_reason"]), (False, "all_zero"))
         self.assertEqual(len(sink.data()) // RUNTIME.embedding_dim, 3)
         self.assertEqual(receiver.counters()["windows_out"], 5)
+
+    def test_a_tracking_receiver_starts_a_new_track_when_the_spectrogram_tags_a_power_jump(self):
+        window = PARAMS.window_samples
+        quiet = [tone(window, 0.05, seed) for seed in (21, 22, 23)]
+        loud = [tone(window, 0.05, seed, amplitude=300.0) for seed in (24, 25)]
+        tb = gr.top_block()
+        receiver = lwm_blocks.receiver(BUNDLE, PARAMS.sample_rate_hz, track_seconds=1.0, drop_when_full=False)
+        debug = blocks.message_debug()
+        tb.connect(blocks.vector_source_c(np.concatenate(quiet + loud)), receiver)
+        tb.msg_connect(receiver, "readout", debug, "store")
+        tb.run()
+        readouts = sorted((pmt.to_python(m) for m in stored(debug)), key=lambda r: r["window_start"])
+        self.assertEqual([r["tracked_protocol"] for r in readouts], ["lte"] * 5)
+        self.assertEqual([r["tracked_windows"] for r in readouts], [1, 2, 3, 1, 2], "40 dB louder: a new emission")
 
     def test_a_receiver_computing_more_views_reads_the_model_its_own(self):
         """Views beside the bundle's (here before them in the vector): the classifier takes the

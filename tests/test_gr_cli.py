@@ -39,6 +39,19 @@ def test_run_on_a_recording_prints_one_json_readout_per_window(bundle, recording
     assert "3 windows" in err and "2 classified, 1 invalid" in err
 
 
+def test_run_tracks_the_windows_and_marks_the_uncertain_values(bundle, recording, capsys):
+    argv = ["run", "--source", f"sigmf:{recording}", "--bundle", bundle, "--json", "--max-rate", "0"]
+    assert cli.main([*argv, "--track", "1", "--uncertain-below", "protocol=1"]) == 0
+    readouts = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["tracked_windows"] for r in readouts] == [1, None, 2], (
+        "the invalid window neither reads nor ends the track"
+    )
+    assert readouts[0]["uncertain"] == ["protocol", "tracked_protocol"] and readouts[1]["uncertain"] == []
+    with pytest.raises(SystemExit) as stop:
+        cli.main([*argv, "--track", "0"])
+    assert stop.value.code == 2 and "--track: '0' is not a positive number of seconds" in capsys.readouterr().err
+
+
 def test_run_can_annotate_the_recording_it_reads(bundle, recording, capsys):
     assert cli.main(["run", "--source", f"sigmf:{recording}", "--bundle", bundle, "--annotate", "--max-rate", "0"]) == 0
     lines = capsys.readouterr().out.splitlines()

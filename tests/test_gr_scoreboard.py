@@ -28,3 +28,26 @@ def test_a_readout_without_mobility_is_not_judged_on_it():
     truth = {"protocol": "lte", "modulation": "QPSK", "snr_db": 5.0, "mobility": "static"}
     readout = {**_readout(5.0), "mobility": None, "mobility_confidence": None}
     assert "mobility" not in judge(readout, truth) and judge(readout, truth)["snr_db"]
+
+
+def test_tracked_values_are_judged_beside_the_windows_own(tmp_path):
+    truth = {"protocol": "lte", "modulation": "QPSK", "snr_db": 5.0, "mobility": "static"}
+    tracked = {
+        "tracked_protocol": "lte",
+        "tracked_modulation": "16QAM",
+        "tracked_snr_db": 5.0,
+        "tracked_mobility": None,
+    }
+    verdict = judge({**_readout(5.0), **tracked}, truth)
+    assert verdict == {
+        "protocol": True,
+        "modulation": True,
+        "snr_db": True,
+        "mobility": True,
+        "tracked_protocol": True,
+        "tracked_modulation": False,
+        "tracked_snr_db": True,
+    }
+    board = lwm_blocks.scoreboard(False, make_bundle(tmp_path))
+    board.record({**_readout(5.0), **tracked}, truth)
+    assert "tracked modulation 0 % (0/1)" in board.summary() and "modulation 100 % (1/1)" in board.summary()

@@ -58,6 +58,31 @@ READOUTS = [
 ]
 
 
+TRACKED = make_readout(
+    protocol="lte",
+    protocol_confidence=0.97,
+    modulation="64QAM",
+    modulation_confidence=0.81,
+    snr_db=15.0,
+    snr_confidence=0.6,
+    mobility="pedestrian",
+    mobility_confidence=0.7,
+    tracked_protocol="lte",
+    tracked_protocol_confidence=0.99,
+    tracked_modulation="16QAM",
+    tracked_modulation_confidence=0.9,
+    tracked_snr_db=15.0,
+    tracked_snr_confidence=0.7,
+    tracked_mobility="pedestrian",
+    tracked_mobility_confidence=0.6,
+    tracked_windows=40,
+    expert="lte",
+    window_start=2016,
+    uncertain_below={"mobility": 0.75},
+)
+"""READOUTS[0] tracked over 40 windows, its mobility (0.70) and the tracked one (0.60) uncertain."""
+
+
 def setUpModule():
     global FOLDER, BUNDLE
     FOLDER = Path(tempfile.mkdtemp(prefix="lwm-qa-"))
@@ -206,6 +231,16 @@ class qa_sigmf_annotator(gr_unittest.TestCase):
         recording = fromfile(str(meta_path))
         self.assertEqual(len(recording.get_annotations()), 4)
 
+    def test_tracked_values_and_the_uncertain_ones_are_annotated(self):
+        meta_path = self.make_recording("tracked")
+        feed(lwm_blocks.sigmf_annotator(str(meta_path), str(BUNDLE), 0.0), [READOUTS[0], TRACKED])
+        ours = [a for a in json.loads(meta_path.read_text())["annotations"] if a.get("core:generator")]
+        self.assertEqual(ours[1]["lwm:uncertain"], ["mobility", "tracked_mobility"])
+        self.assertEqual((ours[1]["lwm:tracked_modulation"], ours[1]["lwm:tracked_windows"]), ("16QAM", 40))
+        self.assertEqual(ours[1]["lwm:predicted_modulation"], "64QAM")
+        self.assertIn("pedestrian?", ours[1]["core:comment"])
+        self.assertFalse([key for key in ours[0] if "tracked" in key or "uncertain" in key], "nothing to say")
+
     def test_occupied_band_holds_the_power_above_the_noise_floor(self):
         rate = 1e6
         low, high = occupied_band(band_of_noise(20000, rate, -300e3, -50e3), rate)
@@ -243,6 +278,24 @@ class qa_readout_widget(gr_unittest.TestCase):
         self.assertEqual(view.history.count(), 2)
         self.assertEqual(view.history.item(0).text(), format_line(READOUTS[0]).strip())
         self.assertIn("classified 1", view.status.text())
+
+    def test_widget_shows_the_tracked_values_and_marks_the_uncertain_ones(self):
+        from PyQt5 import QtWidgets
+
+        app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+        widget = lwm_blocks.readout_widget(history=1, title="LWM test")
+        view = widget.qwidget()
+        widget.handle_readout(READOUTS[0], readout_to_pmt(READOUTS[0]))
+        app.processEvents()
+        self.assertTrue(view.tracked_heading.isHidden())
+        widget.handle_readout(TRACKED, readout_to_pmt(TRACKED))
+        app.processEvents()
+        self.assertFalse(view.tracked_heading.isHidden())
+        self.assertIn("40 windows", view.tracked_heading.text())
+        self.assertEqual(view.values["mobility"].text(), "pedestrian?")
+        self.assertEqual(view.tracked["modulation"].text(), "16QAM 0.90")
+        self.assertEqual(view.tracked["snr_db"].text(), "15 dB 0.70")
+        self.assertEqual(view.tracked["mobility"].text(), "pedestrian? 0.60")
 
     def test_widget_says_why_a_readout_has_no_mobility(self):
         from PyQt5 import QtWidgets

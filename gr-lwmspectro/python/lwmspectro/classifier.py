@@ -12,6 +12,12 @@ which can wait, sets drop_when_full=False instead: work() then waits for room an
 read out. An optional
 readouts-per-second cap or "1 in N windows" thins the windows before they reach the queue.
 
+With tracking on (`track_seconds`), the worker feeds every judged window, in stream order, to a
+lwmspectro.tracking.Tracker, and each readout carries the values tracked over the emission's last
+`track_seconds` (a new track when the protocol changes or the window power, tagged
+``lwm_power_db`` by the spectrogram, jumps); windows thinned out or dropped are simply not in the
+track. `uncertain_below` lists in each readout the values whose confidence is below it.
+
 A window tagged with ground truth (``lwm_truth``, from the LWM Synthetic Source through the
 spectrogram) publishes it under a ``truth`` key beside the readout fields, for the LWM
 Scoreboard; every other consumer reads the readout fields only.
@@ -35,14 +41,23 @@ import pmt
 from gnuradio import gr
 
 from lwmspectro import views as view_registry
-from lwmspectro.readout import INVALID_REASONS, InvalidWindow, ModelOutput, build_readout
+from lwmspectro.readout import (
+    INVALID_REASONS,
+    InvalidWindow,
+    ModelOutput,
+    Thresholds,
+    build_readout,
+    uncertain_thresholds,
+)
 from lwmspectro.runtime import Runtime
+from lwmspectro.tracking import TRACK_POWER_JUMP_DB, Tracker, check_power_jump, check_span
 
 from .common import (
     DROPS_PORT,
     READOUT_PORT,
     TAG_CLOCK,
     TAG_INVALID,
+    TAG_POWER,
     TAG_RX_TIME,
     TAG_TRUTH,
     TAG_WINDOW_START,
@@ -75,6 +90,7 @@ class _Window:
     clock: float
     truth: object = None
     invalid_reason: str | None = None
+    power_db: float | None = None
 
 
 class classifier(gr.basic_block):
@@ -93,6 +109,13 @@ class classifier(gr.basic_block):
     for room instead, for sources that can wait (a file replay), so every window is read out.
     views: the views each vector holds, as the LWM Spectrogram's `views` ('' = the bundle's);
     they must include every view the bundle reads.
+    uncertain_below: a confidence (0-1) under which a readout lists a value in `uncertain`, or
+    a dict of them by task (protocol, modulation, snr_db, mobility); 0 = never.
+    track_seconds: also read each value over the emission's windows of the last this many
+    seconds (tracked_* fields); 0 = no tracking.
+    samp_rate: the source's sample rate in Hz (the LWM Spectrogram's), which times the windows
+    for tracking; needed only with tracking on.
+    track_power_jump_db: a change of window power that starts a new track.
 
     The `drops` message input takes a source's loss counters (the LWM ZMQ Source's `drops`
     port); their samples_dropped rides in every readout.
@@ -109,6 +132,10 @@ class classifier(gr.basic_block):
         embedding_dim: int = 0,
         drop_when_full: bool = True,
         views: BlockViews = "",
+        uncertain_below: Thresholds = 0.0,
+        track_seconds: float = 0.0,
+        samp_rate: float = 0.0,
+        track_power_jump_db: float = TRACK_POWER_JUMP_DB,
     ):
         self.runtime = load_runtime(bundle, LABEL)
         self.views = resolve_views(views, self.runtime.bundle, LABEL)
@@ -138,6 +165,12 @@ class classifier(gr.basic_block):
             raise ConfigError(f"{LABEL}: one in N = {one_in_n}; give 1 to classify every window, or more")
         if int(queue_size) < 1:
             raise ConfigError(f"{LABEL}: queue size {queue_size}; give at least 1 window")
+        try:
+            self.uncertain_below = uncertain_thresholds(uncertain_below)
+        except ValueError as err:
+            raise ConfigError(f"{LABEL}: {err}") from err
+        self.tracker = self._tracker(track_seconds, samp_rate, track_power_jump_db)
+        self.samp_rate = float(samp_rate)
         self.max_rate = float(max_rate)
         self.one_in_n = int(one_in_n)
         self.embedding_output = bool(embedding_output)
@@ -167,6 +200,22 @@ class classifier(gr.basic_block):
         self.windows_skipped = 0
         self.windows_invalid = 0
         self.samples_dropped = 0
+
+    def _tracker(self, track_seconds: float, samp_rate: float, power_jump_db: float) -> Tracker | None:
+        """The tracker of the stream's windows, or None with tracking off (track_seconds 0)."""
+        if track_seconds == 0:
+            return None
+        try:
+            span_s, jump_db = check_span(track_seconds), check_power_jump(power_jump_db)
+        except ValueError as err:
+            raise ConfigError(f"{LABEL}: {err} (track seconds 0: no tracking)") from err
+        if not (isinstance(samp_rate, (int, float)) and samp_rate > 0):
+            raise ConfigError(
+                f"{LABEL}: tracking needs the source sample rate to time the windows, got {samp_rate!r}; "
+                "set it to the rate the LWM Spectrogram is given"
+            )
+        runtime = self.runtime
+        return Tracker(span_s, runtime.head_classes, runtime.snr_half_bin_db, power_jump_db=jump_db)
 
     def counters(self) -> dict[str, int]:
         """Windows seen, classified, dropped (queue full or inference failed), skipped (rate
@@ -247,6 +296,7 @@ class classifier(gr.basic_block):
             reason = pmt.symbol_to_string(window_tags[TAG_INVALID]) if TAG_INVALID in window_tags else None
             if reason not in INVALID_REASONS:
                 reason = None  # no tag, or one this block does not know: the model judges the window
+            power_db = pmt.to_double(window_tags[TAG_POWER]) if TAG_POWER in window_tags else None
             # Invalid windows queue too (they cost the model nothing) so that readouts stay in order.
             window = _Window(
                 None if reason else self._split(vectors[i]),
@@ -255,6 +305,7 @@ class classifier(gr.basic_block):
                 clock,
                 window_tags.get(TAG_TRUTH),
                 reason,
+                power_db,
             )
             self._enqueue(window)
 
@@ -342,12 +393,17 @@ class classifier(gr.basic_block):
             self._count("windows_classified" if isinstance(output, ModelOutput) else "windows_invalid")
             with self._lock:
                 counters = {**self.counters(), "samples_dropped": self.samples_dropped}
+            tracked = None
+            if self.tracker is not None:
+                tracked = self.tracker.update(output, window.window_start / self.samp_rate, window.power_db)
             readout = build_readout(
                 output,
                 window_start=window.window_start,
                 rx_time=window.rx_time,
                 latency_ms=(now - window.clock) * 1e3,
                 counters=counters,
+                tracked=tracked,
+                uncertain_below=self.uncertain_below,
             )
             self._publish(readout, window.truth)
             embedding = output.embedding if isinstance(output, ModelOutput) else None

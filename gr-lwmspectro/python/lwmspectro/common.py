@@ -27,6 +27,9 @@ TAG_RX_FREQ = "rx_freq"
 """Centre frequency in Hz (double) from the tagged sample on."""
 TAG_INVALID = "lwm_invalid"
 """Why a window cannot be judged (symbol, one of readout.INVALID_REASONS)."""
+TAG_POWER = "lwm_power_db"
+"""A judged window's power in dB of full scale (double, lwmspectro.framer's power_db): the
+classifier's tracker starts a new track when it jumps."""
 TAG_CLOCK = "lwm_clock"
 """time.monotonic() when the window's last sample reached the spectrogram block (double);
 the classifier measures a readout's latency from it."""

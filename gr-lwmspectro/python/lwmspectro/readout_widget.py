@@ -1,5 +1,6 @@
-"""LWM Readout Widget: the current readout as labels with confidence bars, the ground truth beside
-it when the stream carries one (the LWM Synthetic Source's), and a short history."""
+"""LWM Readout Widget: the current readout as labels with confidence bars (a `?` after a value the
+readout lists as uncertain), the tracked values beside them when the receiver tracks, the ground
+truth when the stream carries one (the LWM Synthetic Source's), and a short history."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import collections
 
 from PyQt5 import QtCore, QtWidgets
 
-from lwmspectro.readout import format_line
+from lwmspectro.readout import CONFIDENCE_OF, TRACKED_PREFIX, format_line
 
 from .common import BlockBundle, ConfigError, ReadoutSink, load_bundle
-from .scoreboard import Tally, line, truth_of
+from .scoreboard import Tally, line, task_name, truth_of
 
 LABEL = "LWM Readout Widget"
 ROWS = (("protocol", "Protocol"), ("modulation", "Modulation"), ("snr_db", "SNR"), ("mobility", "Mobility"))
@@ -20,11 +21,20 @@ VERDICT_STYLE = {True: "color: #1a7f37;", False: "color: #cf222e; font-weight: b
 
 
 def _value_text(readout: dict, field: str) -> str:
+    """A value as the panel shows it (`field` a task, or a tracked one), `?` when uncertain."""
     value = readout.get(field)
     if value is None:
         status = readout.get("mobility_status") if field == "mobility" else None
         return status.replace("_", " ") if status else "-"
-    return f"{value:.0f} dB" if field == "snr_db" else str(value)
+    text = f"{value:.0f} dB" if field.endswith("snr_db") else str(value)
+    return text + ("?" if field in (readout.get("uncertain") or ()) else "")
+
+
+def _tracked_text(readout: dict, field: str) -> str:
+    """The tracked value of `field` and its confidence, e.g. '16QAM 0.91'."""
+    confidence = readout.get(TRACKED_PREFIX + CONFIDENCE_OF[field])
+    text = _value_text(readout, TRACKED_PREFIX + field)
+    return text if confidence is None else f"{text} {confidence:.2f}"
 
 
 class ReadoutView(QtWidgets.QWidget):
@@ -40,12 +50,15 @@ class ReadoutView(QtWidgets.QWidget):
         box = QtWidgets.QGroupBox(title)
         grid = QtWidgets.QGridLayout(box)
         grid.setColumnStretch(2, 1)
-        self.values, self.bars, self.truths = {}, {}, {}
+        self.values, self.bars, self.truths, self.tracked = {}, {}, {}, {}
         self.truth_heading = QtWidgets.QLabel("<b>Truth</b>")
         self.truth_heading.hide()
+        self.tracked_heading = QtWidgets.QLabel("<b>Tracked</b>")
+        self.tracked_heading.hide()
         grid.addWidget(QtWidgets.QLabel("<b>Readout</b>"), 0, 1)
         grid.addWidget(QtWidgets.QLabel("<b>Confidence</b>"), 0, 2)
         grid.addWidget(self.truth_heading, 0, 3)
+        grid.addWidget(self.tracked_heading, 0, 4)
         for row, (field, name) in enumerate(ROWS, start=1):
             grid.addWidget(QtWidgets.QLabel(name), row, 0)
             self.values[field] = QtWidgets.QLabel("-")
@@ -61,11 +74,15 @@ class ReadoutView(QtWidgets.QWidget):
             self.truths[field].setMinimumWidth(110)
             self.truths[field].hide()
             grid.addWidget(self.truths[field], row, 3)
+            self.tracked[field] = QtWidgets.QLabel("")
+            self.tracked[field].setMinimumWidth(110)
+            self.tracked[field].hide()
+            grid.addWidget(self.tracked[field], row, 4)
         self.status = QtWidgets.QLabel("waiting for readouts")
-        grid.addWidget(self.status, len(ROWS) + 1, 0, 1, 4)
+        grid.addWidget(self.status, len(ROWS) + 1, 0, 1, 5)
         self.score = QtWidgets.QLabel("")
         self.score.hide()
-        grid.addWidget(self.score, len(ROWS) + 2, 0, 1, 4)
+        grid.addWidget(self.score, len(ROWS) + 2, 0, 1, 5)
         layout.addWidget(box)
         self.history = QtWidgets.QListWidget()
         self.history.setMinimumHeight(18 * min(max(history, 1), 4) + 6)
@@ -79,12 +96,18 @@ class ReadoutView(QtWidgets.QWidget):
         green when the readout agrees, red when not, grey when the truth does not decide it)."""
         verdict = self.tally.record(readout, truth) if truth is not None else {}
         for field, _ in ROWS:
-            confidence_key = "snr_confidence" if field == "snr_db" else f"{field}_confidence"
-            confidence = readout.get(confidence_key)
+            confidence = readout.get(CONFIDENCE_OF[field])
             self.values[field].setText(_value_text(readout, field) if readout["valid"] else "invalid")
             self.bars[field].setValue(0 if confidence is None else round(100 * confidence))
         if truth is not None:
             self._show_truth(readout, truth, verdict)
+        windows = readout.get("tracked_windows")
+        if windows:
+            self.tracked_heading.setText(f"<b>Tracked ({windows} windows)</b>")
+            self.tracked_heading.show()
+            for field, _ in ROWS:
+                self.tracked[field].setText(_tracked_text(readout, field))
+                self.tracked[field].show()
         reason = "" if readout["valid"] else f"  input not judged: {readout['invalid_reason']}"
         self.status.setText(
             f"window @{readout['window_start']}  latency {readout['latency_ms']:.1f} ms  "
@@ -104,7 +127,7 @@ class ReadoutView(QtWidgets.QWidget):
             label.setStyleSheet(VERDICT_STYLE[verdict.get(field)])
             label.show()
         agreement = ", ".join(
-            f"{task.removesuffix('_db')} {100 * fraction:.0f} %"
+            f"{task_name(task)} {100 * fraction:.0f} %"
             for task, fraction in self.tally.accuracy().items()
             if fraction is not None
         )

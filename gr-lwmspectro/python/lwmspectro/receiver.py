@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from gnuradio import gr
 
+from lwmspectro.readout import Thresholds
 from lwmspectro.runtime import Runtime
+from lwmspectro.tracking import TRACK_POWER_JUMP_DB
 
 from .classifier import classifier
 from .common import DROPS_PORT, READOUT_PORT, BlockBundle, BlockViews
@@ -15,7 +17,8 @@ class receiver(gr.hier_block2):
     """Complex samples in; readouts on the `readout` message port (and, optionally, the
     embeddings of windows read as WiFi, LTE or NR on a vector output).
 
-    See `spectrogram` and `classifier` for the parameters (`views` goes to both); the `drops` message input takes a
+    See `spectrogram` and `classifier` for the parameters (`views` goes to both, `samp_rate` times
+    the windows for tracking too); the `drops` message input takes a
     source's loss counters (the LWM ZMQ Source's `drops`). The bundle is read once; both
     halves, and any block built after it (e.g. the SigMF annotator), share `self.bundle`.
     """
@@ -32,6 +35,9 @@ class receiver(gr.hier_block2):
         embedding_dim: int = 0,
         drop_when_full: bool = True,
         views: BlockViews = "",
+        uncertain_below: Thresholds = 0.0,
+        track_seconds: float = 0.0,
+        track_power_jump_db: float = TRACK_POWER_JUMP_DB,
     ):
         self.classifier = classifier(
             bundle,
@@ -42,6 +48,10 @@ class receiver(gr.hier_block2):
             embedding_dim=embedding_dim,
             drop_when_full=drop_when_full,
             views=views,
+            uncertain_below=uncertain_below,
+            track_seconds=track_seconds,
+            samp_rate=samp_rate,
+            track_power_jump_db=track_power_jump_db,
         )
         runtime = self.classifier.runtime
         self.bundle = runtime.bundle

@@ -8,26 +8,42 @@ from collections.abc import Sequence
 import pmt
 
 from lwmspectro import labels
-from lwmspectro.readout import format_line
+from lwmspectro.readout import TASKS as WINDOW_TASKS
+from lwmspectro.readout import TRACKED_PREFIX, format_line
 
 from .common import BlockBundle, ReadoutSink, load_bundle
 
-TASKS = ("protocol", "modulation", "snr_db", "mobility")
+TASKS = (*WINDOW_TASKS, *(TRACKED_PREFIX + task for task in WINDOW_TASKS))
+"""What is judged: the window's values, and the tracked ones when the receiver tracks."""
 LABEL = "LWM Scoreboard"
 
 
 def judge(readout: dict, truth: dict, snr_bins_db: Sequence[float] = labels.SNR_GRID_DB) -> dict:
-    """{task: True/False} for the tasks the truth decides: the protocol always; modulation,
-    SNR (as the nearest of the bundle's SNR bins, `snr_bins_db`) and mobility when the truth
-    is WiFi, LTE or NR and the readout says so too (mobility only when the readout has one: a
-    capture too short for it says so rather than guess)."""
-    verdict = {"protocol": readout["protocol"] == truth["protocol"]}
-    if truth["protocol"] in labels.PROTOCOLS and readout["modulation"] is not None:
-        verdict["modulation"] = readout["modulation"] == truth["modulation"]
-        verdict["snr_db"] = readout["snr_db"] == labels.nearest_snr_bin(truth["snr_db"], snr_bins_db)
-        if readout["mobility"] is not None:
-            verdict["mobility"] = readout["mobility"] == truth["mobility"]
+    """{task: True/False} for the tasks the truth decides, for the window's values and the
+    tracked ones alike: the protocol always; modulation, SNR (the truth as the nearest of the
+    bundle's SNR bins, `snr_bins_db`) and mobility when the truth is WiFi, LTE or NR and the readout has
+    them (mobility only when the readout has one: a capture too short for it says so rather than
+    guess)."""
+    verdict = {}
+    for prefix in ("", TRACKED_PREFIX):
+        if readout.get(prefix + "protocol") is None:
+            continue
+        verdict[prefix + "protocol"] = readout[prefix + "protocol"] == truth["protocol"]
+        if truth["protocol"] not in labels.PROTOCOLS or readout[prefix + "modulation"] is None:
+            continue
+        verdict[prefix + "modulation"] = readout[prefix + "modulation"] == truth["modulation"]
+        if readout[prefix + "snr_db"] is not None:
+            verdict[prefix + "snr_db"] = readout[prefix + "snr_db"] == labels.nearest_snr_bin(
+                truth["snr_db"], snr_bins_db
+            )
+        if readout[prefix + "mobility"] is not None:
+            verdict[prefix + "mobility"] = readout[prefix + "mobility"] == truth["mobility"]
     return verdict
+
+
+def task_name(task: str) -> str:
+    """How a line or a summary names a task: 'snr', 'tracked modulation'."""
+    return task.removesuffix("_db").replace("_", " ")
 
 
 def truth_of(message) -> dict | None:
@@ -48,7 +64,7 @@ def line(readout: dict, truth: dict | None, verdict: dict) -> str:
     text = format_line(readout)
     if truth is None:
         return f"{text}  | truth unknown"
-    marks = " ".join(f"{task.removesuffix('_db')} {'ok' if right else 'WRONG'}" for task, right in verdict.items())
+    marks = " ".join(f"{task_name(task)} {'ok' if right else 'WRONG'}" for task, right in verdict.items())
     return f"{text}  | truth {truth_text(truth)}" + (f"  [{marks}]" if marks else "")
 
 
@@ -80,7 +96,7 @@ class Tally:
         return verdict
 
     def accuracy(self) -> dict:
-        """{task: fraction correct or None when nothing was judged}."""
+        """{task: fraction correct or None when nothing was judged} (tracked tasks None without tracking)."""
         return {task: (self.correct[task] / self.judged[task] if self.judged[task] else None) for task in TASKS}
 
     def summary(self) -> str:
@@ -88,7 +104,7 @@ class Tally:
         for task in TASKS:
             if self.judged[task]:
                 parts.append(
-                    f"{task.removesuffix('_db')} {100 * self.correct[task] / self.judged[task]:.0f} % "
+                    f"{task_name(task)} {100 * self.correct[task] / self.judged[task]:.0f} % "
                     f"({self.correct[task]}/{self.judged[task]})"
                 )
         parts.append(f"invalid {self.invalid}")

@@ -20,7 +20,7 @@ from sigmf.sigmffile import fromfile
 
 from lwmspectro import views as view_registry
 from lwmspectro.fileio import atomic_write
-from lwmspectro.readout import mobility_text
+from lwmspectro.readout import TRACKED_FIELDS, mobility_text
 
 from .common import BlockBundle, ConfigError, ReadoutSink, load_bundle
 from .sigmf_source import meta_path_of
@@ -41,13 +41,16 @@ PREDICTION_KEYS = {
     "mobility_confidence": "mobility_confidence",
     "mobility_status": "mobility_status",
     "doppler_hz": "predicted_doppler_hz",
+    **{name: name for name in TRACKED_FIELDS},
+    "uncertain": "uncertain",
     "expert": "expert",
     "valid": "valid",
     "invalid_reason": "invalid_reason",
 }
 """Readout field -> its key in the `lwm` namespace of an annotation. Runtime counters (latency,
 windows seen / classified / dropped) and the receive time are not written: they describe a run,
-not the recording."""
+not the recording. The tracked values (when the receiver tracks) are the model's reading of the
+emission up to the window; `uncertain` is written only when it lists something."""
 
 PSD_BINS = 256
 """Frequency resolution of the occupied-band estimate: the captured band in this many bins."""
@@ -86,14 +89,20 @@ def occupied_band(iq: np.ndarray, sample_rate: float) -> tuple[float, float] | N
 
 
 def describe(readout: dict) -> str:
-    """The annotation's core:comment: what the model read, without runtime figures."""
+    """The annotation's core:comment: what the model read in the window, without runtime figures;
+    `?` after a value listed uncertain."""
     if not readout["valid"]:
         return f"LWM-Spectro: window not judged ({readout['invalid_reason']})"
-    parts = [f"{readout['protocol']} {readout['protocol_confidence']:.2f}"]
+    marked = set(readout.get("uncertain") or ())
+
+    def mark(task: str) -> str:
+        return "?" if task in marked else ""
+
+    parts = [f"{readout['protocol']}{mark('protocol')} {readout['protocol_confidence']:.2f}"]
     if readout["modulation"] is not None:
         parts += [
-            f"{readout['modulation']} {readout['modulation_confidence']:.2f}",
-            f"SNR {readout['snr_db']:.0f} dB {readout['snr_confidence']:.2f}",
+            f"{readout['modulation']}{mark('modulation')} {readout['modulation_confidence']:.2f}",
+            f"SNR {readout['snr_db']:.0f} dB{mark('snr_db')} {readout['snr_confidence']:.2f}",
             mobility_text(readout),
         ]
     return "LWM-Spectro: " + ", ".join(parts)
@@ -229,7 +238,7 @@ class sigmf_annotator(ReadoutSink):
         )
         for field, key in PREDICTION_KEYS.items():
             value = _json_value(readout.get(field))
-            if value is not None:
+            if value is not None and value != []:
                 annotation[f"{NAMESPACE}:{key}"] = value
         return annotation
 

@@ -14,8 +14,8 @@ a stream's first 128 ms) is NaN in its part of the vector. Each vector carries t
 ``window_start`` (the source sample offset where its window starts), ``rx_time``/``rx_freq``
 valid at that sample when the source tagged them, ``lwm_truth`` in force there when the source
 is labelled (the LWM Synthetic Source), ``lwm_invalid`` when the window cannot be judged (its
-vector is NaN), ``lwm_estimates`` with the blind estimates its views made (symbol timing, CFO),
-and ``lwm_clock`` for latency.
+vector is NaN), else ``lwm_power_db`` with its power, ``lwm_estimates`` with the blind estimates
+its views made (symbol timing, CFO), and ``lwm_clock`` for latency.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from .common import (
     TAG_CLOCK,
     TAG_ESTIMATES,
     TAG_INVALID,
+    TAG_POWER,
     TAG_RX_FREQ,
     TAG_RX_TIME,
     TAG_TRUTH,
@@ -150,10 +151,10 @@ class spectrogram(gr.basic_block):
         if len(windows):
             output_items[0][: len(windows)] = windows.flat()
             clock = pmt.from_double(time.monotonic())
-            for i, (window_start, reason, estimates) in enumerate(
-                zip(windows.starts, windows.invalid_reasons, windows.estimates)
+            for i, (window_start, reason, estimates, power_db) in enumerate(
+                zip(windows.starts, windows.invalid_reasons, windows.estimates, windows.power_db)
             ):
-                self._tag_window(self.nitems_written(0) + i, int(window_start), reason, estimates, clock)
+                self._tag_window(self.nitems_written(0) + i, int(window_start), reason, estimates, power_db, clock)
         self.consume(0, min(len(samples), max(0, self.framer.keep_from - first)))
         return len(windows)
 
@@ -181,7 +182,7 @@ class spectrogram(gr.basic_block):
                 break
         return best
 
-    def _tag_window(self, item: int, window_start: int, reason, estimates, clock) -> None:
+    def _tag_window(self, item: int, window_start: int, reason, estimates, power_db: float, clock) -> None:
         self.add_item_tag(0, item, pmt.intern(TAG_WINDOW_START), pmt.from_uint64(window_start))
         self.add_item_tag(0, item, pmt.intern(TAG_CLOCK), clock)
         time_tag = self._in_force(self._time_tags, window_start)
@@ -196,5 +197,7 @@ class spectrogram(gr.basic_block):
                 self.add_item_tag(0, item, pmt.intern(key), in_force[1])
         if reason is not None:
             self.add_item_tag(0, item, pmt.intern(TAG_INVALID), pmt.intern(reason))
+        else:
+            self.add_item_tag(0, item, pmt.intern(TAG_POWER), pmt.from_double(float(power_db)))
         if estimates:
             self.add_item_tag(0, item, pmt.intern(TAG_ESTIMATES), estimates_to_pmt(estimates))

@@ -24,6 +24,8 @@ LIVE_MAX_RATE = 20.0
 
 
 def add_arguments(parser):
+    from lwmspectro.cli import add_readout_arguments
+
     parser.add_argument(
         "--source",
         default="synthetic",
@@ -66,6 +68,7 @@ def add_arguments(parser):
         default=0.0,
         help="stop after this many seconds (default: when the source ends, or Ctrl-C)",
     )
+    add_readout_arguments(parser)
 
 
 def parse_source(spec: str) -> tuple[str, str]:
@@ -271,6 +274,8 @@ def _run(args) -> int:
     from gnuradio import gr
     from gnuradio import lwmspectro as lwm_blocks
 
+    from lwmspectro.cli import uncertain_below
+
     kind, argument = parse_source(args.source)
     if args.annotate and kind != "sigmf":
         from lwmspectro.cli import UsageError
@@ -279,7 +284,17 @@ def _run(args) -> int:
     replay = kind == "sigmf"
     max_rate = args.max_rate if args.max_rate is not None else (0.0 if replay else LIVE_MAX_RATE)
     source, rate, synthetic = open_source(args.source, args.rate, args.freq, args.gain)
-    receiver = lwm_blocks.receiver(args.bundle, rate, args.hop, max_rate, args.one_in, drop_when_full=not replay)
+    receiver = lwm_blocks.receiver(
+        args.bundle,
+        rate,
+        args.hop,
+        max_rate,
+        args.one_in,
+        drop_when_full=not replay,
+        uncertain_below=uncertain_below(args),
+        track_seconds=args.track or 0.0,
+        track_power_jump_db=args.track_reset_db,
+    )
     console = lwm_blocks.console_sink("json" if args.json else "text", "stdout")
     sinks = [console]
     if args.zmq_pub:
