@@ -10,12 +10,11 @@ parameters, label lists and normalisation it was trained with (`stamp_graphs`), 
 card records the sha256 of every file. The model's heads are calibrated on the validation split
 (lwmspectro_train.calibrate): the card's ``calibration`` holds a temperature per head, which the
 graphs are stamped with too, ``metrics.calibration`` the expected calibration error of each head
-before and after, and the run folder gets the reliability diagram (RELIABILITY_FIGURE). Before the
-bundle is put in place, ONNX Runtime and
-torch run the same held-out examples (and, for experts that read a view of the past, the
-same examples without it): every argmax must agree and every regressed value be within
-REGRESSION_TOLERANCE (or the export fails), and the largest absolute differences are
-printed and recorded in the card.
+before and after, and the run folder gets the reliability diagram (RELIABILITY_FIGURE).
+Before the bundle is put in place, ONNX Runtime and torch run the same held-out examples (and,
+for experts that read a view of the past, the same examples without it): every argmax must
+agree and every regressed value be within REGRESSION_TOLERANCE (or the export fails), and the
+largest absolute differences are printed and recorded in the card.
 
 `stamp_bundle` upgrades a bundle written before graphs carried that metadata, in place and
 without touching its weights.
