@@ -6,7 +6,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lwmspectro.lwm_channels import scenario_channels, subcarrier_frequencies, ula_steering
+from lwmspectro.lwm_channels import (
+    channel_planes,
+    paths_channels,
+    random_paths,
+    scenario_channels,
+    subcarrier_frequencies,
+    ula_steering,
+)
 
 SUFFIX = "_t000_tx000_r001.npz"
 NAN = np.nan
@@ -148,3 +155,34 @@ def test_unknown_site_is_named(toy_root):
 def test_shipped_site_without_departure_angles_names_what_is_missing():
     with pytest.raises(ValueError, match="phase, aod_az, aod_el"):
         scenario_channels("munich")
+
+
+def test_random_paths_give_los_users_a_direct_path_first_and_strongest():
+    paths, los = random_paths(np.random.default_rng(0), 400, max_paths=5)
+    assert los.dtype == bool and 0.4 < los.mean() < 0.6
+    present = np.isfinite(paths.delay_s)
+    assert present[:, 0].all()
+    power = np.where(present, paths.power_db, -np.inf)
+    delay = np.where(present, paths.delay_s, np.inf)
+    assert (np.argmax(power[los], axis=1) == 0).all() and (np.argmin(delay[los], axis=1) == 0).all()
+    channels = paths_channels(paths, antennas=32, subcarriers=32)
+    assert channels.shape == (400, 32, 32) and channels.dtype == np.complex64
+    beams = (np.abs(np.fft.fft(channels, axis=1)) ** 2).sum(axis=2)
+    share = beams.max(axis=1) / beams.sum(axis=1)
+    power_db = 10 * np.log10(beams.sum(axis=1))
+    assert np.median(share[los]) > np.median(share[~los]) + 0.1
+    assert np.median(power_db[los]) > np.median(power_db[~los]) + 5.0
+
+
+def test_other_phases_change_the_channel_but_not_its_beam_power_of_one_path():
+    paths, _ = random_paths(np.random.default_rng(1), 3, max_paths=1, los_probability=1.0)
+    moved = paths.with_phases(paths.phase_deg + 90.0)
+    a, b = paths_channels(paths), paths_channels(moved)
+    np.testing.assert_allclose(b, a * np.exp(1j * np.pi / 2), rtol=1e-4, atol=1e-9)
+
+
+def test_channel_planes_are_the_real_and_imaginary_parts():
+    h = np.array([[[1 + 2j, 3 - 4j]]], np.complex64)
+    planes = channel_planes(h)
+    assert planes.shape == (1, 2, 1, 2) and planes.dtype == np.float32
+    assert planes[0, 0].tolist() == [[1.0, 3.0]] and planes[0, 1].tolist() == [[2.0, -4.0]]

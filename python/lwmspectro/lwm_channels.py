@@ -196,13 +196,15 @@ def random_paths(
     *,
     max_paths: int = 6,
     los_probability: float = 0.5,
-    direct_power_db: tuple[float, float] = (-100.0, -70.0),
+    direct_power_db: tuple[float, float] = (-110.0, -80.0),
 ) -> tuple[ChannelPaths, np.ndarray]:
     """(paths, bool LoS flags) of `users` users, each 20 to 300 m from the base station.
 
     A line-of-sight user has a direct path (the earliest and strongest, its power drawn from
-    `direct_power_db`) and up to max_paths - 1 scattered paths 6 to 25 dB weaker; a user without
-    one has 1 to max_paths scattered paths 10 to 30 dB below the direct path it lacks. Scattered
+    `direct_power_db`, by default -110 to -80 dB: free-space loss plus some blockage over such
+    distances at 3.5 GHz) and up to max_paths - 1 scattered paths 6 to 25 dB weaker; a user without
+    one has 2 (when max_paths allows) to max_paths scattered paths 10 to 30 dB below the direct
+    path it lacks. Scattered
     paths arrive 20 ns to 1 us after the direct delay, from any azimuth; phases are uniform."""
     _check_at_least_one("users", users)
     _check_at_least_one("max_paths", max_paths)
@@ -220,7 +222,9 @@ def random_paths(
     delay_s[los, 0] = direct_delay_s[los]
     power_db[los, 0] = direct_power[los]
     aod_el[los, 0] = rng.uniform(-20.0, 0.0, int(los.sum()))
-    present = rng.integers(1, max_paths + 1, users)
+    present = np.where(
+        los, rng.integers(1, max_paths + 1, users), rng.integers(min(2, max_paths), max_paths + 1, users)
+    )
     delay_s[np.arange(max_paths) >= present[:, None]] = np.nan
     paths = ChannelPaths(
         power_db=power_db,
