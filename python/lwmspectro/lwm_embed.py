@@ -1,0 +1,327 @@
+"""LWM channel model bundles and the embeddings they give (the LWM paper's Sec. VII), without torch.
+
+A channel model bundle is a folder::
+
+    card.json
+    lwm_encoder.onnx   channels (B, 2, M, N) float32, the real and imaginary planes of H
+                       -> cls_embedding (B, D), channel_embeddings (B, P, D)
+    weights.pt         optional: the same encoder in torch (training.checkpoint)
+
+Its card is the spectrogram bundle's card machinery applied to another model: a schema
+version and a ``kind`` (``lwm_channels``) that tells the two apart, the input contract
+(``input``: antennas, subcarriers, patch length, the channel scale folded into the graph, the
+bandwidth the pretraining channels were made with), the model's sizes, how it was trained,
+its metrics and the sha256 of every file (bundle.verify_sha256). The graph carries in its
+ONNX metadata, under bundle.METADATA_KEY, the input contract it was exported with
+(`graph_metadata`); a card that disagrees with it is refused naming the field.
+
+`ChannelEmbedder` runs the graph with ONNX Runtime on complex channels (users, M, N): the CLS
+embedding (D) summarises a channel, the channel embeddings (P x D) keep one vector per patch.
+`read_channels` reads a user's .npy without executing anything in it (no pickle) and refuses
+an array that is not complex, not (users, M, N) or not finite, saying which.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .bundle import CARD_FILE, METADATA_KEY, BundleError, BundlePath, read_onnx_metadata, verify_sha256
+from .fileio import atomic_write, file_sha256
+from .lwm_channels import channel_planes
+
+CARD_KIND = "lwm_channels"
+SCHEMA_VERSION = 1
+ENCODER_FILE = "lwm_encoder.onnx"
+ENCODER_INPUT = "channels"
+ENCODER_OUTPUTS = ("cls_embedding", "channel_embeddings")
+INPUT_FIELDS = {
+    "antennas": int,
+    "subcarriers": int,
+    "patch_length": int,
+    "patches": int,
+    "embedding_dim": int,
+    "channel_scale": float,
+    "bandwidth_hz": float,
+}
+"""The input contract's fields (the card's ``input``) and their types; every one is stamped
+into the graph, as the weights were trained with it."""
+REQUIRED_KEYS = ("schema_version", "kind", "name", "input", "model", "files", "training", "metrics", "sha256")
+SECTIONS = ("input", "model", "files", "training", "metrics", "sha256")
+EMBED_BATCH = 256
+"""Most channels handed to one ONNX session run."""
+
+
+@dataclass(frozen=True)
+class LwmBundle:
+    """A validated channel model bundle; `card` is card.json as read."""
+
+    path: Path
+    name: str
+    input: Mapping[str, Any]
+    encoder: Path
+    card: Mapping[str, Any]
+    checkpoint: Path | None
+    """The torch weights the card names, when they lie in the bundle (then verified)."""
+
+    @property
+    def antennas(self) -> int:
+        return int(self.input["antennas"])
+
+    @property
+    def subcarriers(self) -> int:
+        return int(self.input["subcarriers"])
+
+    @property
+    def patches(self) -> int:
+        return int(self.input["patches"])
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.input["embedding_dim"])
+
+    @property
+    def bandwidth_hz(self) -> float:
+        return float(self.input["bandwidth_hz"])
+
+    @classmethod
+    def load(cls, path: BundlePath) -> LwmBundle:
+        """Read `path`/card.json, validate it and verify every file it names."""
+        folder = Path(path)
+        card_path = folder / CARD_FILE
+        if not card_path.is_file():
+            raise BundleError(f"{card_path}: missing; a channel model bundle folder needs card.json")
+        try:
+            card = json.loads(card_path.read_bytes())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise BundleError(f"{card_path}: not valid JSON ({err}); restore the bundle's card.json") from err
+        except OSError as err:
+            raise BundleError(f"{card_path}: cannot be read ({err.strerror or err})") from err
+        return cls.from_card(card, folder)
+
+    @classmethod
+    def from_card(cls, card: Any, path: BundlePath) -> LwmBundle:
+        """The bundle `card` describes in folder `path`, its files verified; BundleError saying what is wrong."""
+        folder = Path(path)
+        where = folder / CARD_FILE
+        if not isinstance(card, Mapping):
+            raise BundleError(f"{where}: not a JSON object")
+        if card.get("kind") != CARD_KIND:
+            raise BundleError(
+                f"{where}: kind {card.get('kind')!r} is not {CARD_KIND!r}: not a channel model bundle "
+                "(a spectrogram model bundle is read by `lwmspectro classify`)"
+            )
+        missing = [key for key in REQUIRED_KEYS if key not in card]
+        if missing:
+            raise BundleError(f"{where}: missing keys {missing}")
+        if card["schema_version"] != SCHEMA_VERSION:
+            raise BundleError(
+                f"{where}: schema_version {card['schema_version']!r} is not supported "
+                f"(this lwmspectro reads {SCHEMA_VERSION}); re-export the bundle"
+            )
+        for section in SECTIONS:
+            if not isinstance(card[section], Mapping):
+                raise BundleError(f"{where}: {section} must be a JSON object")
+        _check_input(card["input"], where)
+        encoder = folder / _inside(card["files"].get("encoder"), "files.encoder", where)
+        verify_sha256(encoder, _digest(card["sha256"], encoder.name, where), where)
+        _check_graph_metadata(encoder, card, where)
+        checkpoint = None
+        name = card["training"].get("checkpoint")
+        if name:
+            candidate = folder / _inside(name, "training.checkpoint", where)
+            if candidate.is_file():
+                verify_sha256(candidate, _digest(card["sha256"], name, where), where)
+                checkpoint = candidate
+        return cls(
+            path=folder,
+            name=str(card["name"]),
+            input=card["input"],
+            encoder=encoder,
+            card=card,
+            checkpoint=checkpoint,
+        )
+
+
+def _check_input(values: Mapping[str, Any], where: Path) -> None:
+    for key, kind in INPUT_FIELDS.items():
+        value = values.get(key)
+        if not _positive(value, kind):
+            raise BundleError(f"{where}: input.{key} must be a positive {kind.__name__}, not {value!r}")
+    if values["antennas"] * values["subcarriers"] * 2 != values["patches"] * values["patch_length"]:
+        raise BundleError(f"{where}: input.patches x input.patch_length must be 2 x antennas x subcarriers")
+
+
+def _positive(value: Any, kind: type) -> bool:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    return math.isfinite(value) and value > 0 and (kind is float or int(value) == value)
+
+
+def _inside(name: Any, field: str, where: Path) -> str:
+    if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
+        raise BundleError(f"{where}: {field} must be a file name inside the bundle folder, not {name!r}")
+    return name
+
+
+def _digest(sha256: Mapping[str, Any], name: str, where: Path) -> str:
+    digest = sha256.get(name)
+    if not isinstance(digest, str) or len(digest) != 64 or set(digest) - set("0123456789abcdef"):
+        raise BundleError(f"{where}: sha256.{name} is {digest!r}, not a sha256 hex digest; re-export the bundle")
+    return digest
+
+
+def graph_metadata(card: Mapping[str, Any]) -> str:
+    """The JSON the encoder graph carries under METADATA_KEY: the card's kind and input contract."""
+    return json.dumps({"kind": CARD_KIND, "input": {key: card["input"][key] for key in INPUT_FIELDS}}, sort_keys=True)
+
+
+def _check_graph_metadata(path: Path, card: Mapping[str, Any], where: Path) -> None:
+    text = read_onnx_metadata(path).get(METADATA_KEY)
+    if text is None:
+        raise BundleError(f"{path}: no {METADATA_KEY} metadata saying what the graph was trained with; re-export it")
+    try:
+        stamped = json.loads(text)["input"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise BundleError(f"{path}: its {METADATA_KEY} metadata is not the expected JSON ({err}); re-export") from err
+    if not isinstance(stamped, Mapping):
+        raise BundleError(f"{path}: its {METADATA_KEY} metadata has no input object; re-export it")
+    for key in INPUT_FIELDS:
+        if stamped.get(key) != card["input"][key]:
+            graph_value = stamped.get(key)
+            raise BundleError(
+                f"{where}: input.{key} is {json.dumps(card['input'][key])} but {path.name} was exported with "
+                f"{json.dumps(graph_value)}; restore the card's value (the weights were trained with it)"
+            )
+
+
+def build_card(
+    *,
+    name: str,
+    input: Mapping[str, Any],
+    model: Mapping[str, Any],
+    training: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+) -> dict[str, Any]:
+    """A channel model card (checksums still empty: `write_card` fills them)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": CARD_KIND,
+        "name": name,
+        "input": dict(input),
+        "model": dict(model),
+        "files": {"encoder": ENCODER_FILE},
+        "training": dict(training),
+        "metrics": dict(metrics),
+        "sha256": {},
+    }
+
+
+def write_card(folder: BundlePath, card: Mapping[str, Any]) -> dict[str, Any]:
+    """Record the sha256 of the encoder (stamped with `graph_metadata`) and of the checkpoint
+    when it lies in `folder`, validate the card against them and write it atomically."""
+    folder = Path(folder)
+    names = [card["files"]["encoder"]]
+    checkpoint = card["training"].get("checkpoint")
+    if checkpoint and (folder / checkpoint).is_file():
+        names.append(checkpoint)
+    stamped = {**card, "sha256": {name: file_sha256(folder / name) for name in names}}
+    LwmBundle.from_card(stamped, folder)
+    atomic_write(folder / CARD_FILE, json.dumps(stamped, indent=2) + "\n")
+    return stamped
+
+
+def check_channels(channels: Any, antennas: int, subcarriers: int, where: str = "channels") -> np.ndarray:
+    """`channels` as complex64 (users, antennas, subcarriers), or a ValueError saying what is wrong."""
+    if not isinstance(channels, np.ndarray):
+        raise ValueError(f"{where}: not an array but {type(channels).__name__}")
+    if channels.dtype == object:
+        raise ValueError(f"{where}: an array of Python objects; save the channels as a plain complex array")
+    if not np.iscomplexobj(channels):
+        raise ValueError(
+            f"{where}: dtype {channels.dtype} is not complex; channels are complex matrices "
+            "(complex64 or complex128), real and imaginary parts together"
+        )
+    expected = f"(users, {antennas}, {subcarriers})"
+    if channels.ndim != 3 or channels.shape[1:] != (antennas, subcarriers):
+        raise ValueError(
+            f"{where}: shape {channels.shape} is not {expected}: one {antennas} antennas x {subcarriers} "
+            "subcarriers matrix per user, as the model was pretrained on"
+        )
+    if channels.shape[0] == 0:
+        raise ValueError(f"{where}: holds no channel (shape {channels.shape})")
+    finite = np.isfinite(channels).reshape(len(channels), -1).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise ValueError(
+            f"{where}: {len(bad)} of {len(channels)} channels hold NaN or infinite values (the first: user {bad[0]})"
+        )
+    return channels.astype(np.complex64, copy=False)
+
+
+def read_channels(path: str | Path, antennas: int, subcarriers: int) -> np.ndarray:
+    """The complex (users, antennas, subcarriers) channels in the .npy at `path`, read with
+    pickle refused, so that nothing in the file can run code; ValueError saying what is wrong."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as stream:
+            array = np.load(stream, allow_pickle=False)
+    except ValueError as err:
+        if "allow_pickle" in str(err) or "Object arrays" in str(err):
+            raise ValueError(
+                f"{path}: holds Python objects (a pickled array), which are not read; "
+                "save the channels as a plain complex array with numpy.save"
+            ) from err
+        raise ValueError(f"{path}: not a .npy array ({err})") from err
+    except (OSError, EOFError) as err:
+        if isinstance(err, OSError) and err.strerror:
+            raise
+        raise ValueError(f"{path}: not a .npy array ({err or type(err).__name__})") from err
+    if not isinstance(array, np.ndarray):
+        raise ValueError(f"{path}: an .npz archive, not one .npy array; save the channels with numpy.save")
+    return check_channels(array, antennas, subcarriers, str(path))
+
+
+@dataclass(frozen=True, eq=False)
+class ChannelEmbeddings:
+    """The LWM embeddings of some channels."""
+
+    cls: np.ndarray
+    """float32 (users, D): the CLS embedding, one summary of each channel."""
+    channel: np.ndarray
+    """float32 (users, P, D): the channel embeddings, one per patch."""
+
+
+class ChannelEmbedder:
+    """A channel model bundle loaded into ONNX Runtime: complex channels in, embeddings out."""
+
+    def __init__(self, bundle: LwmBundle | BundlePath, threads: int | None = None):
+        import onnxruntime as ort
+
+        from .runtime import session_options
+
+        self.bundle = bundle if isinstance(bundle, LwmBundle) else LwmBundle.load(bundle)
+        self.session = ort.InferenceSession(
+            str(self.bundle.encoder), session_options(threads), providers=["CPUExecutionProvider"]
+        )
+
+    def embed(self, channels: np.ndarray) -> ChannelEmbeddings:
+        """Embeddings of `channels`, complex (users, M, N) as the card's input says."""
+        bundle = self.bundle
+        channels = check_channels(channels, bundle.antennas, bundle.subcarriers)
+        cls_parts, channel_parts = [], []
+        for start in range(0, len(channels), EMBED_BATCH):
+            planes = channel_planes(channels[start : start + EMBED_BATCH])
+            cls, channel = self.session.run(list(ENCODER_OUTPUTS), {ENCODER_INPUT: planes})
+            cls_parts.append(cls)
+            channel_parts.append(channel)
+        return ChannelEmbeddings(
+            cls=np.concatenate(cls_parts).astype(np.float32, copy=False),
+            channel=np.concatenate(channel_parts).astype(np.float32, copy=False),
+        )
