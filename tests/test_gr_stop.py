@@ -38,20 +38,23 @@ def recording(tmp_path):
 def interrupt_after_first_readout(command: list[str], number: int = signal.SIGINT) -> tuple[int, str, str]:
     """Start `lwmspectro COMMAND`, send the signal once the first readout line is out; (exit
     status, stdout, stderr)."""
+    # Unbuffered: readline() then reads up to the newline and no further, so that what follows
+    # reaches communicate(), which reads the pipe itself (a buffered reader's read-ahead, often
+    # ending inside a line, would be lost).
     process = subprocess.Popen(
         [sys.executable, "-m", "lwmspectro.cli", *command],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
+        bufsize=0,
     )
-    first = ""
-    while not first.startswith(("{", "@")):
+    first = b""
+    while not first.startswith((b"{", b"@")):
         first = process.stdout.readline()
         if not first:
             break
     process.send_signal(number)
     out, err = process.communicate(timeout=60)
-    return process.returncode, first + out, err
+    return process.returncode, (first + out).decode(), err.decode()
 
 
 def run_annotate_and_interrupt(bundle, recording, number=signal.SIGINT):
