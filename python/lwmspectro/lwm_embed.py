@@ -71,6 +71,10 @@ class LwmBundle:
     """The torch weights the card names, when they lie in the bundle (then verified)."""
 
     @property
+    def card_path(self) -> Path:
+        return self.path / CARD_FILE
+
+    @property
     def antennas(self) -> int:
         return int(self.input["antennas"])
 

@@ -42,10 +42,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=64,
         help="validation channels ONNX Runtime and torch both embed (default 64)",
     )
+    downstream = sub.add_parser(
+        "downstream", help="LoS/NLoS or beam prediction F1 of raw channels vs embeddings over training fractions"
+    )
+    downstream.add_argument("--bundle", required=True, help="channel model bundle folder")
+    downstream.add_argument("--task", required=True, choices=("los", "beam"))
+    downstream.add_argument(
+        "--scenario", help="labelled users of this scenario (for beam: the sub-6 GHz trace), unseen in pretraining"
+    )
+    downstream.add_argument("--mmwave-scenario", help="beam: the same site traced at the mmWave carrier")
+    downstream.add_argument("--folder", help="scenarios folder (default: the bundled scenarios)")
+    downstream.add_argument(
+        "--synthetic", type=positive_int, metavar="USERS", help="self-made users (lwm_channels.random_paths) instead"
+    )
+    downstream.add_argument("--fractions", help="comma-separated training fractions (default: the task's sweep)")
+    downstream.add_argument("--beams", help="beam: comma-separated codebook sizes (default 16,32,64,128,256)")
+    downstream.add_argument("--epochs", type=positive_int, default=100, help="head training epochs (default 100)")
+    downstream.add_argument("--seed", type=int, default=0)
+    downstream.add_argument("--out", required=True, help="the JSON report to write")
 
 
 def command_line(args: argparse.Namespace) -> list[str]:
     """The command that reproduces this one, rebuilt from the parsed options, for the run's log and the card."""
+    if args.action == "downstream":
+        words = ["lwmspectro", "lwm", "downstream", "--bundle", args.bundle, "--task", args.task]
+        for option in ("scenario", "mmwave_scenario", "folder", "synthetic", "fractions", "beams"):
+            if getattr(args, option) is not None:
+                words += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
+        return words + ["--epochs", str(args.epochs), "--seed", str(args.seed), "--out", args.out]
     if args.action == "export":
         words = ["lwmspectro", "lwm", "export", "--run", args.run, "--out", args.out]
         return words + ["--parity-channels", str(args.parity_channels)] + (["--overwrite"] if args.overwrite else [])
@@ -58,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     from ..distributed import Context, setup, teardown
 
     argv = command_line(args)
+    if args.action == "downstream":
+        return downstream(args, argv)
     if args.action == "export":
         from .export import export_bundle
 
@@ -89,4 +115,73 @@ def run(args: argparse.Namespace) -> int:
         shown = "  ".join(f"{k} {v:.4g}" for k, v in best.items() if k.startswith("val_"))
         state = "complete" if result["complete"] else "paused (--resume continues)"
         print(f"lwm pretrain: {state}; best epoch {best.get('epoch', '-')}: {shown}")
+    return 0
+
+
+def _numbers(text: str, kind: type, option: str) -> list:
+    from lwmspectro.cli import UsageError
+
+    try:
+        values = [kind(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: not a comma-separated list of numbers") from None
+    if not values or any(value <= 0 for value in values):
+        raise UsageError(f"{option} {text!r}: give one or more positive numbers")
+    return values
+
+
+def downstream(args: argparse.Namespace, argv: list[str]) -> int:
+    """The sweep of one task on a scenario's users or self-made ones; the report as JSON, a table on stdout."""
+    import json
+
+    import numpy as np
+
+    from lwmspectro.cli import UsageError
+    from lwmspectro.fileio import atomic_write, file_sha256
+    from lwmspectro.lwm_channels import paths_channels, random_paths, scenario_channels
+    from lwmspectro.lwm_embed import LwmBundle
+
+    from . import downstream as tasks
+
+    if (args.scenario is None) == (args.synthetic is None):
+        raise UsageError("give either --scenario NAME or --synthetic USERS")
+    if args.task == "beam" and args.scenario and not args.mmwave_scenario:
+        raise UsageError("beam prediction from a scenario needs --mmwave-scenario, the same site at the mmWave carrier")
+    bundle = LwmBundle.load(args.bundle)
+    shape = {"antennas": bundle.antennas, "subcarriers": bundle.subcarriers, "bandwidth_hz": bundle.bandwidth_hz}
+    training = tasks.HeadTraining(epochs=args.epochs)
+    fractions = _numbers(args.fractions, float, "--fractions") if args.fractions else None
+    if args.synthetic:
+        rng = np.random.default_rng([args.seed, 6])
+        paths, los = random_paths(rng, args.synthetic)
+        channels = paths_channels(paths, **shape)
+        other = paths_channels(paths.with_phases(rng.uniform(-180.0, 180.0, paths.phase_deg.shape)), **shape)
+    else:
+        made = scenario_channels(args.scenario, args.folder, **shape)
+        channels, los = made.channels, made.los
+        if args.task == "beam":
+            mmwave = scenario_channels(args.mmwave_scenario, args.folder, **shape)
+            common, rows, columns = np.intersect1d(made.user_indices, mmwave.user_indices, return_indices=True)
+            if len(common) < 10:
+                raise ValueError(f"{args.scenario} and {args.mmwave_scenario} share {len(common)} active users")
+            channels, other = channels[rows], mmwave.channels[columns]
+    if args.task == "los":
+        rows = tasks.los_task(bundle, channels, los, fractions or tasks.LOS_FRACTIONS, training, args.seed)
+    else:
+        sizes = _numbers(args.beams, int, "--beams") if args.beams else tasks.CODEBOOK_SIZES
+        rows = tasks.beam_task(bundle, channels, other, sizes, fractions or tasks.BEAM_FRACTIONS, training, args.seed)
+    report = {
+        "command": " ".join(argv),
+        "bundle": {"path": str(bundle.path), "name": bundle.name, "card_sha256": file_sha256(bundle.card_path)},
+        "users": len(channels),
+        "rows": rows,
+    }
+    atomic_write(args.out, json.dumps(report, indent=1) + "\n")
+    print(f"# {report['command']}")
+    for row in rows:
+        beams = f"{row['beams']:>4d} beams  " if "beams" in row else ""
+        print(
+            f"{row['task']:<5s} {beams}{row['representation']:<14s} fraction {row['fraction']:<6g} "
+            f"({row['train_samples']:>6d} users)  F1 {row['f1']:.3f}"
+        )
     return 0

@@ -1,0 +1,112 @@
+"""The LWM paper's downstream tasks on self-made channels: LoS/NLoS and beam prediction code paths."""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from lwmspectro import cli
+from lwmspectro.lwm_channels import paths_channels, random_paths, ula_steering
+from lwmspectro.lwm_embed import LwmBundle
+from lwmspectro_train.lwm.downstream import (
+    FINE_TUNED_LAYERS,
+    BeamHead,
+    FineTunedCls,
+    HeadTraining,
+    LosHead,
+    beam_model,
+    best_beams,
+    dft_codebook,
+    fraction_sweep,
+    los_inputs,
+    los_model,
+    raw_patches,
+)
+from lwmspectro_train.lwm.export import load_encoder
+from lwmspectro_train.model import count_parameters
+
+QUICK = HeadTraining(epochs=30, batch_size=16, lr=1e-3)
+
+
+def small_beam_head(name, shape, classes):
+    """The residual CNN at a width a test trains in seconds."""
+    return BeamHead(shape[-1], classes, width=16, hidden=32)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lwm")
+    run_dir, out = root / "run", root / "bundle"
+    assert cli.main(["lwm", "pretrain", "--config", "lwm-tiny", "--set", f"run_dir={run_dir}", "--no-progress"]) == 0
+    assert cli.main(["lwm", "export", "--run", str(run_dir), "--out", str(out), "--parity-channels", "8"]) == 0
+    return LwmBundle.load(out)
+
+
+def test_dft_beams_are_orthonormal_and_find_a_single_path():
+    codebook = dft_codebook(16, 16)
+    np.testing.assert_allclose(codebook.conj() @ codebook.T, np.eye(16), atol=1e-9)
+    azimuth = np.rad2deg(np.arcsin(0.25))
+    channel = ula_steering(16, np.array([azimuth]), np.array([0.0]))[..., None] * np.ones((1, 1, 4))
+    assert best_beams(channel, 16).tolist() == [10]  # u = -1 + 2 * 10 / 16 = 0.25
+    assert best_beams(channel, 64).tolist() == [40]
+
+
+def test_heads_have_the_papers_shape():
+    los = LosHead(2048)
+    assert [m.out_features for m in los.layers if isinstance(m, torch.nn.Linear)] == [512, 256, 128, 2]
+    assert los(torch.randn(4, 128, 16)).shape == (4, 2)
+    beam = beam_model("channel", (128, 64), 64)
+    assert isinstance(beam, BeamHead) and 300_000 < count_parameters(beam) < 600_000
+    assert beam(torch.randn(4, 128, 64)).shape == (4, 64)
+
+
+def test_fine_tuning_trains_the_last_layers_with_the_head_and_leaves_the_bundle_encoder_alone(bundle):
+    encoder = load_encoder(bundle.checkpoint)
+    tuned = FineTunedCls(encoder, LosHead(16), layers=1)
+    trainable = {name.split(".")[1] for name, p in tuned.encoder.named_parameters() if p.requires_grad}
+    assert FINE_TUNED_LAYERS == 3
+    assert trainable == {"1"}  # lwm-tiny has two blocks: the last one trains
+    assert all(p.requires_grad for p in tuned.head.parameters())
+    assert tuned.encoder is not encoder and all(p.requires_grad for p in encoder.parameters())
+
+
+def test_los_sweep_scores_every_representation_at_every_fraction(bundle):
+    paths, los = random_paths(np.random.default_rng(0), 160)
+    channels = paths_channels(paths, antennas=8, subcarriers=8, bandwidth_hz=5e6)
+    inputs = los_inputs(channels, bundle)
+    assert inputs["raw"].shape == (160, 32, 4) and inputs["channel"].shape == (160, 32, 16)
+    assert inputs["cls"].shape == inputs["cls_noisy_5db"].shape == (160, 16)
+    rows = fraction_sweep(inputs, los, [0.05, 0.8], los_model(load_encoder(bundle.checkpoint)), QUICK)
+    assert [(r["representation"], r["train_samples"]) for r in rows][:5] == [
+        (name, 8) for name in ("raw", "cls", "channel", "cls_noisy_5db", "cls_finetuned")
+    ]
+    assert all(0.0 <= r["f1"] <= 1.0 for r in rows)
+    raw_at_80 = next(r["f1"] for r in rows if r["representation"] == "raw" and r["fraction"] == 0.8)
+    assert raw_at_80 > 0.6
+
+
+def test_beam_prediction_maps_sub6_channels_to_the_mmwave_beam(bundle):
+    rng = np.random.default_rng(1)
+    paths, _ = random_paths(rng, 160, los_probability=1.0, max_paths=2)
+    sub6 = paths_channels(paths, antennas=8, subcarriers=8, bandwidth_hz=5e6)
+    mmwave = paths_channels(paths.with_phases(rng.uniform(-180, 180, paths.phase_deg.shape)), antennas=16)
+    beams = best_beams(mmwave, 16)
+    inputs = {"raw": raw_patches(sub6, bundle), "channel": los_inputs(sub6, bundle, fine_tune=False)["channel"]}
+    rows = fraction_sweep(inputs, beams, [0.8], small_beam_head, QUICK, classes=16)
+    assert {r["representation"] for r in rows} == {"raw", "channel"}
+    assert all(0.0 <= r["f1"] <= 1.0 for r in rows)
+
+
+def test_cli_writes_a_report_with_the_command_and_the_bundle_on_top(bundle, tmp_path, capsys):
+    out = tmp_path / "los.json"
+    command = ["lwm", "downstream", "--bundle", str(bundle.path), "--task", "los", "--synthetic", "60"]
+    assert cli.main([*command, "--fractions", "0.1,0.5", "--epochs", "2", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["command"].startswith("lwmspectro lwm downstream --bundle")
+    assert report["bundle"]["name"] == "lwm-tiny" and len(report["bundle"]["card_sha256"]) == 64
+    assert len(report["rows"]) == 2 * 5 and report["users"] == 60
+    assert "cls_finetuned" in capsys.readouterr().out
+    assert cli.main([*command[:-2], "--out", str(out)]) == 2
+    assert "--scenario NAME or --synthetic USERS" in capsys.readouterr().err

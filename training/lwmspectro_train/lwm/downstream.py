@@ -1,0 +1,288 @@
+"""The LWM paper's downstream tasks (Sec. VIII): what raw channels and LWM embeddings are worth
+to a small model trained on few labels.
+
+- LoS/NLoS classification: the paper's MLP (512-256-128, batch norm, ReLU, dropout 0.1) on raw
+  channels (2 M N values), CLS embeddings (D), channel embeddings (P x D), CLS embeddings of
+  channels with complex Gaussian noise at 5 dB SNR, and the CLS embedding of an encoder whose
+  last three layers are trained with the head (`FineTunedCls`).
+- Sub-6 GHz to mmWave beam prediction: the best beam of a DFT codebook (`dft_codebook`) for each
+  user's mmWave channel, predicted from its sub-6 GHz channel by a residual 1-D CNN
+  (`BeamHead`) reading raw patches (P x L) or channel embeddings (P x D).
+
+Each task is scored by the macro F1 on a held-out part of the labelled users, over a sweep of
+training fractions (`fraction_sweep`): every representation is trained on the same users at each
+fraction. Embeddings come from a channel model bundle through the core's ChannelEmbedder, as a
+user would get them; the fine-tuned representation needs the bundle's torch weights.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from lwmspectro.lwm_channels import channel_planes
+from lwmspectro.lwm_embed import ChannelEmbedder, LwmBundle
+
+from ..metrics import macro_f1
+from ..model import ResidualBlock1d
+from .model import LwmEncoder, channel_patches
+
+LOS_WIDTHS = (512, 256, 128)
+"""The LoS/NLoS MLP's hidden layers (Sec. VIII-B)."""
+FINE_TUNED_LAYERS = 3
+"""Layers of the encoder trained with the head for fine-tuned embeddings (Sec. VIII-B)."""
+NOISY_SNR_DB = 5.0
+
+
+class LosHead(nn.Module):
+    """Sec. VIII-B's classifier: the input flattened, then per hidden width a linear layer, batch
+    norm, ReLU and dropout, then a linear layer to the classes."""
+
+    def __init__(self, features: int, classes: int = 2, widths: Sequence[int] = LOS_WIDTHS, dropout: float = 0.1):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for width in widths:
+            layers += [nn.Linear(features, width), nn.BatchNorm1d(width), nn.ReLU(), nn.Dropout(dropout)]
+            features = width
+        self.layers = nn.Sequential(*layers, nn.Linear(features, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x.flatten(1))
+
+
+class BeamHead(nn.Module):
+    """Sec. VIII-A's residual 1-D CNN over a sequence (B, S, F) of patches or patch embeddings:
+    a convolution from the F features to `width` channels, residual blocks (model.py's), global
+    average pooling over the sequence and two fully connected layers. About 400 K parameters at
+    the defaults with F = 64 (the paper's is sized at 500 K, the most raw channels bear)."""
+
+    def __init__(
+        self,
+        features: int,
+        beams: int,
+        width: int = 128,
+        blocks: int = 3,
+        kernel_size: int = 3,
+        hidden: int = 256,
+        dropout: float = 0.1,
+    ):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv1d(features, width, kernel_size, padding=kernel_size // 2), nn.BatchNorm1d(width), nn.GELU()
+        )
+        self.blocks = nn.Sequential(*(ResidualBlock1d(width, kernel_size) for _ in range(blocks)))
+        self.classifier = nn.Sequential(
+            nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, beams)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.blocks(self.stem(x.transpose(1, 2))).mean(dim=-1))
+
+
+class FineTunedCls(nn.Module):
+    """The CLS embedding of an encoder whose last `layers` blocks train with a head on it; the
+    rest of the encoder stays as pretrained (Sec. VIII-B). Takes channel planes."""
+
+    def __init__(self, encoder: LwmEncoder, head: nn.Module, layers: int = FINE_TUNED_LAYERS):
+        super().__init__()
+        self.encoder = copy.deepcopy(encoder)
+        self.encoder.requires_grad_(False)
+        for block in self.encoder.blocks[-layers:]:
+            block.requires_grad_(True)
+        self.head = head
+
+    def forward(self, planes: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(planes)[0])
+
+
+def dft_codebook(antennas: int, beams: int) -> np.ndarray:
+    """complex (beams, antennas): unit-norm beams of the half-wavelength ULA steered to spatial
+    frequencies u = -1 + 2 b / beams (u = sin(polar) sin(azimuth), lwm_channels.ula_steering);
+    more beams than antennas oversample the angles."""
+    u = -1.0 + 2.0 * np.arange(beams) / beams
+    return np.exp(1j * np.pi * u[:, None] * np.arange(antennas)) / np.sqrt(antennas)
+
+
+def best_beams(channels: np.ndarray, beams: int) -> np.ndarray:
+    """int64 (users,): the codebook beam with the most power summed over the subcarriers."""
+    codebook = dft_codebook(channels.shape[1], beams)
+    gain = np.abs(np.einsum("bm,umn->ubn", codebook.conj(), channels)) ** 2
+    return gain.sum(axis=2).argmax(axis=1)
+
+
+def add_noise(channels: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """`channels` plus circular complex Gaussian noise at `snr_db` below each channel's mean power."""
+    power = np.mean(np.abs(channels) ** 2, axis=(1, 2), keepdims=True) / 10.0 ** (snr_db / 10.0)
+    noise = rng.normal(size=channels.shape) + 1j * rng.normal(size=channels.shape)
+    return (channels + np.sqrt(power / 2.0) * noise).astype(np.complex64)
+
+
+def raw_patches(channels: np.ndarray, bundle: LwmBundle) -> np.ndarray:
+    """float32 (users, P, L): the raw channels as the encoder reads them, scaled and cut into patches."""
+    planes = torch.from_numpy(channel_planes(channels)) * float(bundle.input["channel_scale"])
+    return channel_patches(planes, int(bundle.input["patch_length"])).numpy()
+
+
+@dataclass(frozen=True)
+class HeadTraining:
+    """How a downstream head is trained: Adam with cross-entropy, minibatches, a fixed number of epochs."""
+
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+
+
+def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, training: HeadTraining, seed: int) -> nn.Module:
+    """`model` trained on (x, y); batch norm needs two rows, so a last batch of one is dropped."""
+    generator = torch.Generator().manual_seed(seed)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.Adam(parameters, lr=training.lr, weight_decay=training.weight_decay)
+    model.train()
+    for _ in range(training.epochs):
+        order = torch.randperm(len(x), generator=generator)
+        for start in range(0, len(x), training.batch_size):
+            rows = order[start : start + training.batch_size]
+            if len(rows) < 2:
+                continue
+            loss = F.cross_entropy(model(x[rows]), y[rows])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch: int = 512) -> np.ndarray:
+    model.eval()
+    return torch.cat([model(x[i : i + batch]).argmax(dim=-1) for i in range(0, len(x), batch)]).numpy()
+
+
+def split_users(n: int, seed: int, test_fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """(training pool, test) indices of n labelled users."""
+    order = np.random.default_rng([seed, 3]).permutation(n)
+    n_test = max(1, round(test_fraction * n))
+    return order[n_test:], order[:n_test]
+
+
+def fraction_sweep(
+    inputs: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    fractions: Sequence[float],
+    make_model: Callable[[str, tuple[int, ...], int], nn.Module],
+    training: HeadTraining = HeadTraining(),
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    classes: int | None = None,
+) -> list[dict]:
+    """Macro F1 on the test users of a model trained, for each representation in `inputs`
+    (arrays with one row per user) and each training fraction, on the same users. A fraction
+    counts all the labelled users, as the paper's axes do (0.8: 80 % of them), drawn from those
+    not tested on.
+    `make_model(name, row_shape, classes)` builds a fresh model with `classes` outputs (by
+    default one per label up to the largest); F1 averages over the classes the test users have.
+    Rows: representation, fraction, train_samples, f1."""
+    labels = np.asarray(labels, dtype=np.int64)
+    classes = int(labels.max()) + 1 if classes is None else classes
+    pool, test = split_users(len(labels), seed, test_fraction)
+    present = np.unique(labels[test])
+    y = torch.from_numpy(labels)
+    rows = []
+    for fraction in fractions:
+        count = min(len(pool), max(2, round(fraction * len(labels))))
+        train = np.random.default_rng([seed, 4, count]).permutation(pool)[:count]
+        for name, values in inputs.items():
+            x = torch.as_tensor(np.asarray(values, dtype=np.float32))
+            torch.manual_seed(seed)
+            model = fit(make_model(name, tuple(x.shape[1:]), classes), x[train], y[train], training, seed)
+            f1 = macro_f1(labels[test], predict(model, x[test]), present)
+            rows.append({"representation": name, "fraction": fraction, "train_samples": count, "f1": f1})
+    return rows
+
+
+def los_inputs(channels: np.ndarray, bundle: LwmBundle, seed: int = 0, fine_tune: bool = True) -> dict[str, np.ndarray]:
+    """Each representation of the LoS/NLoS task for `channels`: raw, cls, channel, cls_noisy_5db
+    and (when `fine_tune`, which needs the bundle's torch weights) the planes cls_finetuned reads."""
+    embedder = ChannelEmbedder(bundle)
+    embeddings = embedder.embed(channels)
+    noisy = embedder.embed(add_noise(channels, NOISY_SNR_DB, np.random.default_rng([seed, 5])))
+    inputs = {
+        "raw": raw_patches(channels, bundle),
+        "cls": embeddings.cls,
+        "channel": embeddings.channel,
+        "cls_noisy_5db": noisy.cls,
+    }
+    if fine_tune:
+        inputs["cls_finetuned"] = channel_planes(channels)
+    return inputs
+
+
+def los_model(encoder: LwmEncoder | None) -> Callable[[str, tuple[int, ...], int], nn.Module]:
+    """`make_model` of the LoS/NLoS task: the MLP on each representation; on cls_finetuned, the
+    MLP on the CLS of `encoder` with its last layers trained too."""
+
+    def make(name: str, shape: tuple[int, ...], classes: int) -> nn.Module:
+        if name == "cls_finetuned":
+            if encoder is None:
+                raise ValueError("cls_finetuned needs the bundle's torch weights (training.checkpoint)")
+            return FineTunedCls(encoder, LosHead(encoder.cfg.d_model, classes))
+        return LosHead(int(np.prod(shape)), classes)
+
+    return make
+
+
+def beam_model(name: str, shape: tuple[int, ...], classes: int) -> nn.Module:
+    """`make_model` of beam prediction: the residual CNN over the sequence of patches or patch embeddings."""
+    return BeamHead(shape[-1], classes)
+
+
+LOS_FRACTIONS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 0.8)
+"""Training fractions of the LoS/NLoS sweep: a handful of users up to the paper's 80 %."""
+BEAM_FRACTIONS = (0.01, 0.05, 0.1, 0.25, 0.5, 0.7)
+"""Training fractions of the beam prediction sweep, up to the paper's 70 % of the users."""
+CODEBOOK_SIZES = (16, 32, 64, 128, 256)
+
+
+def los_task(
+    bundle: LwmBundle,
+    channels: np.ndarray,
+    los: np.ndarray,
+    fractions: Sequence[float] = LOS_FRACTIONS,
+    training: HeadTraining = HeadTraining(),
+    seed: int = 0,
+) -> list[dict]:
+    """The LoS/NLoS sweep (Fig. 4) over every representation; cls_finetuned when the bundle holds its weights."""
+    from .export import load_encoder
+
+    encoder = load_encoder(bundle.checkpoint) if bundle.checkpoint is not None else None
+    inputs = los_inputs(channels, bundle, seed, fine_tune=encoder is not None)
+    rows = fraction_sweep(inputs, np.asarray(los, dtype=np.int64), fractions, los_model(encoder), training, seed)
+    return [{"task": "los", **row} for row in rows]
+
+
+def beam_task(
+    bundle: LwmBundle,
+    sub6: np.ndarray,
+    mmwave: np.ndarray,
+    codebook_sizes: Sequence[int] = CODEBOOK_SIZES,
+    fractions: Sequence[float] = BEAM_FRACTIONS,
+    training: HeadTraining = HeadTraining(),
+    seed: int = 0,
+) -> list[dict]:
+    """The beam prediction sweep (Fig. 3): raw sub-6 GHz patches vs their channel embeddings,
+    labelled with the best DFT beam of each user's mmWave channel, for each codebook size. A
+    tenth of the users is tested on, as the paper's 70/20/10 split does; its 20 % validation
+    share is not drawn, the heads train for a fixed number of epochs."""
+    inputs = {"raw": raw_patches(sub6, bundle), "channel": ChannelEmbedder(bundle).embed(sub6).channel}
+    rows = []
+    for beams in codebook_sizes:
+        labels = best_beams(mmwave, beams)
+        sweep = fraction_sweep(inputs, labels, fractions, beam_model, training, seed, 0.1, classes=beams)
+        rows += [{"task": "beam", "beams": beams, **row} for row in sweep]
+    return rows
