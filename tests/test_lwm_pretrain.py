@@ -16,7 +16,7 @@ from lwmspectro.lwm_channels import channel_planes, paths_channels, random_paths
 from lwmspectro.lwm_embed import ChannelEmbedder, LwmBundle
 from lwmspectro_train.distributed import Context
 from lwmspectro_train.lwm.export import load_encoder
-from lwmspectro_train.lwm.train import load_config, pretrain, step_decay
+from lwmspectro_train.lwm.train import LwmRunConfig, load_config, pretrain, step_decay
 from lwmspectro_train.trainer import BEST, CHECKPOINT, load_checkpoint
 
 
@@ -46,6 +46,8 @@ def test_named_configs_load_and_a_misspelt_key_is_named():
         load_config("lwm-tiny", ["pretrain.lr_decays=0.5"])
     with pytest.raises(ValueError, match="no channels"):
         load_config("lwm-tiny", ["data.synthetic_users=0"])
+    with pytest.raises(ValueError, match="missing: data"):
+        LwmRunConfig.from_dict({"name": "x", "run_dir": "runs/x"})
 
 
 def test_a_paused_and_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):

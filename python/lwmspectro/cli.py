@@ -44,7 +44,7 @@ KNOWN_PLUGIN_COMMANDS = {
     "demo": ("the GNU Radio receiver on synthetic signals, readouts beside the ground truth", GNURADIO_INSTALL),
     "eval": ("evaluate a model bundle against baselines on held-out data", TRAINING_INSTALL),
     "export": ("write a model bundle from a training run directory", TRAINING_INSTALL),
-    "lwm": ("the LWM channel foundation model: pretrain it, export its bundle", TRAINING_INSTALL),
+    "lwm": ("the LWM channel foundation model: pretrain, export, score downstream", TRAINING_INSTALL),
     "probe": ("what a linear probe reads from each spectrogram view (docs/g-ablation.md)", TRAINING_INSTALL),
     "run": ("the GNU Radio receiver on a live or recorded source", GNURADIO_INSTALL),
 }

@@ -1,7 +1,9 @@
-"""`lwmspectro lwm pretrain|export`: the LWM channel model's recipe.
+"""`lwmspectro lwm pretrain|export|downstream`: the LWM channel model's recipe.
 
-    lwmspectro lwm pretrain --config lwm               masked channel modelling (resumable: --resume)
+    lwmspectro lwm pretrain --config lwm                    masked channel modelling (resumable: --resume)
     lwmspectro lwm export --run runs/lwm --out models/lwm   the channel model bundle
+    lwmspectro lwm downstream --bundle models/lwm --task los --scenario SITE --out los.json
+                                                            F1 of raw channels vs embeddings (Sec. VIII)
 
 `lwmspectro embed --bundle models/lwm CHANNELS.npy` (the core) then embeds channels with it.
 """
@@ -12,7 +14,7 @@ import argparse
 
 from lwmspectro.cli import add_progress_argument, positive_int
 
-HELP = "the LWM channel foundation model: pretrain it on channel matrices, export its bundle"
+HELP = "the LWM channel foundation model: pretrain it, export its bundle, score its embeddings downstream"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

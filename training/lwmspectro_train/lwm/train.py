@@ -47,13 +47,16 @@ class LwmStageConfig(StageConfig):
 
 @dataclass(frozen=True)
 class LwmRunConfig(ConfigBase):
+    """A pretraining run: its corpus (`data`, no default: a run names its channels), the model,
+    the stage's optimisation and the loader; `compile` and `bf16` act on CUDA only (Trainer)."""
+
     name: str
     run_dir: str
+    data: LwmDataConfig
     seed: int = 0
     device: str = "auto"
     compile: bool = True
     bf16: bool = True
-    data: LwmDataConfig = field(default_factory=lambda: LwmDataConfig(synthetic_users=1000))
     model: LwmConfig = field(default_factory=LwmConfig)
     pretrain: LwmStageConfig = field(default_factory=LwmStageConfig)
     loader: LoaderConfig = field(default_factory=LoaderConfig)
@@ -63,8 +66,9 @@ class LwmRunConfig(ConfigBase):
         if not isinstance(values, dict):
             raise ValueError(f"{where}: a run config is a JSON object, not {type(values).__name__}")
         values = cls.check_values(values, where)
-        if "name" not in values or "run_dir" not in values:
-            raise ValueError(f"{where}: needs at least `name` and `run_dir`")
+        missing = [key for key in ("name", "run_dir", "data") if key not in values]
+        if missing:
+            raise ValueError(f"{where}: needs at least `name`, `run_dir` and `data` (missing: {', '.join(missing)})")
         sections = {"data": LwmDataConfig, "model": LwmConfig, "pretrain": LwmStageConfig, "loader": LoaderConfig}
         for key, section in sections.items():
             if key in values and not isinstance(values[key], ConfigBase):
