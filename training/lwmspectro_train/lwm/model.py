@@ -72,16 +72,13 @@ class LwmConfig(ConfigBase):
     pretraining (module docstring)."""
 
     def __post_init__(self):
-        values = 2 * self.antennas * self.subcarriers
         if (self.antennas * self.subcarriers) % self.patch_length:
             raise ValueError(
                 f"patch_length {self.patch_length} must divide antennas x subcarriers "
                 f"({self.antennas} x {self.subcarriers}), so that no patch mixes real and imaginary values"
             )
         if self.n_masked < 1:
-            raise ValueError(
-                f"mask_ratio {self.mask_ratio} selects no patch of the {values // self.patch_length // 2} real ones"
-            )
+            raise ValueError(f"mask_ratio {self.mask_ratio} selects no patch of the {self.n_patches // 2} real ones")
         if self.channel_scale is not None and self.channel_scale <= 0:
             raise ValueError(f"channel_scale must be positive, got {self.channel_scale}")
 
