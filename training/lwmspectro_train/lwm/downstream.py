@@ -59,7 +59,7 @@ class LosHead(nn.Module):
 class BeamHead(nn.Module):
     """Sec. VIII-A's residual 1-D CNN over a sequence (B, S, F) of patches or patch embeddings:
     a convolution from the F features to `width` channels, residual blocks (model.py's), global
-    average pooling over the sequence and two fully connected layers. About 400 K parameters at
+    average pooling over the sequence and two fully connected layers. About 370 K parameters at
     the defaults with F = 64 (the paper's is sized at 500 K, the most raw channels bear)."""
 
     def __init__(
