@@ -314,6 +314,23 @@ class ChannelEmbedder:
         self.session = ort.InferenceSession(
             str(self.bundle.encoder), session_options(threads), providers=["CPUExecutionProvider"]
         )
+        self._check_shapes()
+
+    def _check_shapes(self) -> None:
+        """Refuse a graph whose tensors are not the ones the card describes (the batch axis aside)."""
+        b = self.bundle
+        expected = {
+            ENCODER_INPUT: [2, b.antennas, b.subcarriers],
+            ENCODER_OUTPUTS[0]: [b.embedding_dim],
+            ENCODER_OUTPUTS[1]: [b.patches, b.embedding_dim],
+        }
+        tensors = {t.name: list(t.shape)[1:] for t in (*self.session.get_inputs(), *self.session.get_outputs())}
+        for name, shape in expected.items():
+            if tensors.get(name) != shape:
+                raise BundleError(
+                    f"{b.encoder}: tensor {name} is {tensors.get(name, 'missing')} after the batch axis, "
+                    f"not the card's {shape}; re-export the bundle"
+                )
 
     def embed(self, channels: np.ndarray) -> ChannelEmbeddings:
         """Embeddings of `channels`, complex (users, M, N) as the card's input says."""
