@@ -57,6 +57,8 @@ def test_all_writes_a_bundle_the_card_contract_accepts(trained):
         "modulation_macro_f1_snr_ge_15",
         "snr_mobility_macro_f1",
         "none_recall",
+        "signal_as_none_snr_ge_0",
+        *(f"modulation_macro_f1_snr_ge_15_{protocol}" for protocol in labels.PROTOCOLS),
     }
     assert card["metrics"]["parity"]["all_argmax_agree"]
 
