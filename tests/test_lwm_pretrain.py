@@ -10,6 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from test_lwm_channels import write_scenario
+
 from lwmspectro import cli
 from lwmspectro.bundle import BundleError
 from lwmspectro.lwm_channels import channel_planes, paths_channels, random_paths
@@ -143,3 +145,25 @@ def test_cli_refuses_channels_it_cannot_read_with_a_clear_message(bundle, tmp_pa
     assert cli.main(["embed", str(path), "--bundle", str(bundle), "--out", str(tmp_path / "e.npz")]) == 1
     assert re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "e.npz").exists()
+
+
+def test_cli_embeds_a_scenarios_users_with_their_labels(bundle, tmp_path, capsys):
+    root = write_scenario(
+        tmp_path / "scenarios",
+        "two_users",
+        {
+            "delay": [[100e-9, 250e-9], [400e-9, 300e-9]],
+            "power": [[-80.0, -100.0], [-95.0, -95.0]],
+            "phase": [[30.0, -60.0], [0.0, 90.0]],
+            "aod_az": [[20.0, 100.0], [200.0, -30.0]],
+            "aod_el": [[-10.0, 5.0], [0.0, 0.0]],
+            "inter": [[0.0, 1.0], [11.0, 1.0]],
+        },
+    )
+    out = tmp_path / "e.npz"
+    command = ["embed", "--scenario", "two_users", "--folder", str(root), "--bundle", str(bundle), "--out", str(out)]
+    assert cli.main(command) == 0
+    with np.load(out, allow_pickle=False) as saved:
+        assert saved["cls"].shape == (2, 16) and saved["channel"].shape == (2, 32, 16)
+        assert saved["user_index"].tolist() == [0, 1] and saved["los"].tolist() == [True, False]
+    assert "embedded 2 channels of scenario two_users" in capsys.readouterr().out
