@@ -19,6 +19,12 @@ def test_snr_is_judged_on_the_given_grid():
     assert judge(_readout(8.0), truth, snr_bins_db=(0.0, 8.0, 16.0))["snr_db"]
 
 
+def test_an_snr_read_as_a_number_is_judged_by_its_bin():
+    truth = {"protocol": "lte", "modulation": "QPSK", "snr_db": 10.0, "mobility": "static"}
+    assert judge(_readout(11.4), truth)["snr_db"] and judge(_readout(8.1), truth)["snr_db"]
+    assert not judge(_readout(13.2), truth)["snr_db"]
+
+
 def test_scoreboard_takes_the_bundles_snr_bins(tmp_path):
     board = lwm_blocks.scoreboard(False, make_bundle(tmp_path))
     assert board.snr_bins_db == tuple(float(s) for s in labels.SNR_GRID_DB)

@@ -20,8 +20,9 @@ LABEL = "LWM Scoreboard"
 
 def judge(readout: dict, truth: dict, snr_bins_db: Sequence[float] = labels.SNR_GRID_DB) -> dict:
     """{task: True/False} for the tasks the truth decides, for the window's values and the
-    tracked ones alike: the protocol always; modulation, SNR (the truth as the nearest of the
-    bundle's SNR bins, `snr_bins_db`) and mobility when the truth is WiFi, LTE or NR and the readout has
+    tracked ones alike: the protocol always; modulation, SNR (the readout and the truth each as
+    the nearest of the bundle's SNR bins, `snr_bins_db`, so that an SNR read as a number in dB is
+    judged by its bin) and mobility when the truth is WiFi, LTE or NR and the readout has
     them (mobility only when the readout has one: a capture too short for it says so rather than
     guess)."""
     verdict = {}
@@ -33,9 +34,9 @@ def judge(readout: dict, truth: dict, snr_bins_db: Sequence[float] = labels.SNR_
             continue
         verdict[prefix + "modulation"] = readout[prefix + "modulation"] == truth["modulation"]
         if readout[prefix + "snr_db"] is not None:
-            verdict[prefix + "snr_db"] = readout[prefix + "snr_db"] == labels.nearest_snr_bin(
-                truth["snr_db"], snr_bins_db
-            )
+            verdict[prefix + "snr_db"] = labels.nearest_snr_bin(
+                readout[prefix + "snr_db"], snr_bins_db
+            ) == labels.nearest_snr_bin(truth["snr_db"], snr_bins_db)
         if readout[prefix + "mobility"] is not None:
             verdict[prefix + "mobility"] = readout[prefix + "mobility"] == truth["mobility"]
     return verdict
