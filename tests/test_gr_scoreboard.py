@@ -15,7 +15,7 @@ def _readout(snr_db: float) -> dict:
 def test_snr_is_judged_on_the_given_grid():
     truth = {"protocol": "lte", "modulation": "QPSK", "snr_db": 7.0, "mobility": "static"}
     assert judge(_readout(5.0), truth)["snr_db"]
-    assert not judge(_readout(5.0), truth, snr_bins_db=(0.0, 8.0, 16.0))["snr_db"]
+    assert not judge(_readout(0.0), truth, snr_bins_db=(0.0, 8.0, 16.0))["snr_db"]
     assert judge(_readout(8.0), truth, snr_bins_db=(0.0, 8.0, 16.0))["snr_db"]
 
 
