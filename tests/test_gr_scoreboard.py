@@ -1,9 +1,9 @@
 """The scoreboard judges a readout's SNR on the bins of the bundle the receiver runs."""
 
 from gnuradio import lwmspectro as lwm_blocks
-from gnuradio.lwmspectro.scoreboard import judge
 
 from lwmspectro import labels
+from lwmspectro.readout import judge
 
 from bundle_factory import make_bundle
 

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from . import labels
+
 TASKS = ("protocol", "modulation", "snr_db", "mobility")
 """The values a readout reads, each with a confidence (CONFIDENCE_OF): the fields a threshold
 of `uncertain_thresholds` and a tracker (lwmspectro.tracking) are keyed by."""
@@ -327,3 +329,31 @@ def mobility_text(readout: dict, prefix: str = "") -> str:
     text = f"{mobility + mark:<10s} {readout[prefix + 'mobility_confidence']:.2f}"
     doppler = readout.get(prefix + "doppler_hz")
     return text if doppler is None else f"{text} (fD {doppler:.0f} Hz)"
+
+
+JUDGED_TASKS = (*TASKS, *(TRACKED_PREFIX + task for task in TASKS))
+"""What `judge` decides: the window's values, and the tracked ones when the readout has them."""
+
+
+def judge(readout: dict, truth: dict, snr_bins_db: Sequence[float] = labels.SNR_GRID_DB) -> dict:
+    """{task: True/False} for the tasks the truth decides, for the window's values and the
+    tracked ones alike: the protocol always; modulation, SNR (the readout and the truth each as
+    the nearest of the bundle's SNR bins, `snr_bins_db`, so that an SNR read as a number in dB is
+    judged by its bin) and mobility when the truth is WiFi, LTE or NR and the readout has
+    them (mobility only when the readout has one: a capture too short for it says so rather than
+    guess)."""
+    verdict = {}
+    for prefix in ("", TRACKED_PREFIX):
+        if readout.get(prefix + "protocol") is None:
+            continue
+        verdict[prefix + "protocol"] = readout[prefix + "protocol"] == truth["protocol"]
+        if truth["protocol"] not in labels.PROTOCOLS or readout[prefix + "modulation"] is None:
+            continue
+        verdict[prefix + "modulation"] = readout[prefix + "modulation"] == truth["modulation"]
+        if readout[prefix + "snr_db"] is not None:
+            verdict[prefix + "snr_db"] = labels.nearest_snr_bin(
+                readout[prefix + "snr_db"], snr_bins_db
+            ) == labels.nearest_snr_bin(truth["snr_db"], snr_bins_db)
+        if readout[prefix + "mobility"] is not None:
+            verdict[prefix + "mobility"] = readout[prefix + "mobility"] == truth["mobility"]
+    return verdict

@@ -8,38 +8,12 @@ from collections.abc import Sequence
 import pmt
 
 from lwmspectro import labels
-from lwmspectro.readout import TASKS as WINDOW_TASKS
-from lwmspectro.readout import TRACKED_PREFIX, format_line
+from lwmspectro.readout import JUDGED_TASKS as TASKS
+from lwmspectro.readout import format_line, judge
 
 from .common import BlockBundle, ReadoutSink, load_bundle
 
-TASKS = (*WINDOW_TASKS, *(TRACKED_PREFIX + task for task in WINDOW_TASKS))
-"""What is judged: the window's values, and the tracked ones when the receiver tracks."""
 LABEL = "LWM Scoreboard"
-
-
-def judge(readout: dict, truth: dict, snr_bins_db: Sequence[float] = labels.SNR_GRID_DB) -> dict:
-    """{task: True/False} for the tasks the truth decides, for the window's values and the
-    tracked ones alike: the protocol always; modulation, SNR (the readout and the truth each as
-    the nearest of the bundle's SNR bins, `snr_bins_db`, so that an SNR read as a number in dB is
-    judged by its bin) and mobility when the truth is WiFi, LTE or NR and the readout has
-    them (mobility only when the readout has one: a capture too short for it says so rather than
-    guess)."""
-    verdict = {}
-    for prefix in ("", TRACKED_PREFIX):
-        if readout.get(prefix + "protocol") is None:
-            continue
-        verdict[prefix + "protocol"] = readout[prefix + "protocol"] == truth["protocol"]
-        if truth["protocol"] not in labels.PROTOCOLS or readout[prefix + "modulation"] is None:
-            continue
-        verdict[prefix + "modulation"] = readout[prefix + "modulation"] == truth["modulation"]
-        if readout[prefix + "snr_db"] is not None:
-            verdict[prefix + "snr_db"] = labels.nearest_snr_bin(
-                readout[prefix + "snr_db"], snr_bins_db
-            ) == labels.nearest_snr_bin(truth["snr_db"], snr_bins_db)
-        if readout[prefix + "mobility"] is not None:
-            verdict[prefix + "mobility"] = readout[prefix + "mobility"] == truth["mobility"]
-    return verdict
 
 
 def task_name(task: str) -> str:
