@@ -79,7 +79,7 @@ def toy_root(tmp_path_factory) -> Path:
             "power": [[-80.0, -100.0], [NAN, NAN], [-95.0, -95.0]],
             "phase": [[30.0, -60.0], [NAN, NAN], [0.0, 90.0]],
             "aod_az": [[20.0, 100.0], [NAN, NAN], [200.0, -30.0]],
-            "aod_el": [[-10.0, 5.0], [NAN, NAN], [0.0, 0.0]],
+            "aod_el": [[100.0, 85.0], [NAN, NAN], [90.0, 90.0]],
             "inter": [[0.0, 1.0], [NAN, NAN], [11.0, 1.0]],
         },
     )
@@ -100,14 +100,14 @@ def test_a_los_channel_concentrates_in_few_dft_beams(toy_root):
     beam_power = (np.abs(beams) ** 2).sum(axis=2)
     strongest_share = np.sort(beam_power, axis=1)[:, -4:].sum(axis=1) / beam_power.sum(axis=1)
     los_user = 0
-    direct_path_beam = 32 * np.cos(np.deg2rad(-10.0)) * np.sin(np.deg2rad(20.0)) / 2
+    direct_path_beam = 32 * np.sin(np.deg2rad(100.0)) * np.sin(np.deg2rad(20.0)) / 2
     assert result.los[los_user]
     assert strongest_share[los_user] > 0.85
     assert abs(np.argmax(beam_power[los_user]) - direct_path_beam) <= 1
 
 
 def test_single_path_response_is_steering_times_delay_phase(tmp_path):
-    delay_s, power_dbw, phase_deg, azimuth_deg, elevation_deg = 180e-9, -70.0, 40.0, 35.0, -12.0
+    delay_s, power_dbw, phase_deg, azimuth_deg, zenith_deg = 180e-9, -70.0, 40.0, 35.0, 102.0
     root = write_scenario(
         tmp_path,
         "one_path",
@@ -116,18 +116,18 @@ def test_single_path_response_is_steering_times_delay_phase(tmp_path):
             "power": [[power_dbw]],
             "phase": [[phase_deg]],
             "aod_az": [[azimuth_deg]],
-            "aod_el": [[elevation_deg]],
+            "aod_el": [[zenith_deg]],
             "inter": [[0.0]],
         },
     )
     result = scenario_channels("one_path", root, bandwidth_hz=10e6, antennas=8, subcarriers=16)
     antenna = np.arange(8)
-    spatial = np.pi * np.cos(np.deg2rad(elevation_deg)) * np.sin(np.deg2rad(azimuth_deg))
+    spatial = np.pi * np.sin(np.deg2rad(zenith_deg)) * np.sin(np.deg2rad(azimuth_deg))
     frequencies = np.arange(16) * 10e6 / 16
     gain = 10 ** (power_dbw / 20) * np.exp(1j * np.deg2rad(phase_deg))
     expected = gain * np.outer(np.exp(1j * spatial * antenna), np.exp(-2j * np.pi * frequencies * delay_s))
     assert np.allclose(result.channels[0], expected, rtol=1e-5, atol=1e-3 * abs(gain))
-    assert np.allclose(ula_steering(8, azimuth_deg, elevation_deg), np.exp(1j * spatial * antenna))
+    assert np.allclose(ula_steering(8, azimuth_deg, zenith_deg), np.exp(1j * spatial * antenna))
     assert np.allclose(subcarrier_frequencies(16, 10e6), frequencies)
 
 

@@ -48,7 +48,7 @@ def test_dft_beams_are_orthonormal_and_find_a_single_path():
     codebook = dft_codebook(16, 16)
     np.testing.assert_allclose(codebook.conj() @ codebook.T, np.eye(16), atol=1e-9)
     azimuth = np.rad2deg(np.arcsin(0.25))
-    channel = ula_steering(16, np.array([azimuth]), np.array([0.0]))[..., None] * np.ones((1, 1, 4))
+    channel = ula_steering(16, np.array([azimuth]), np.array([90.0]))[..., None] * np.ones((1, 1, 4))
     assert best_beams(channel, 16).tolist() == [10]  # u = -1 + 2 * 10 / 16 = 0.25
     assert best_beams(channel, 64).tolist() == [40]
 

@@ -29,7 +29,7 @@ def smooth_channels(users: int, seed: int = 0, antennas: int = 8, subcarriers: i
         phase_deg=rng.uniform(-180.0, 180.0, shape),
         delay_s=rng.uniform(0.0, 50e-9, shape),
         aod_az_deg=rng.uniform(-15.0, 15.0, shape),
-        aod_el_deg=np.zeros(shape),
+        aod_el_deg=np.full(shape, 90.0),
     )
     return paths_channels(paths, antennas=antennas, subcarriers=subcarriers, bandwidth_hz=5e6)
 

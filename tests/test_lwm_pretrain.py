@@ -156,7 +156,7 @@ def test_cli_embeds_a_scenarios_users_with_their_labels(bundle, tmp_path, capsys
             "power": [[-80.0, -100.0], [-95.0, -95.0]],
             "phase": [[30.0, -60.0], [0.0, 90.0]],
             "aod_az": [[20.0, 100.0], [200.0, -30.0]],
-            "aod_el": [[-10.0, 5.0], [0.0, 0.0]],
+            "aod_el": [[100.0, 85.0], [90.0, 90.0]],
             "inter": [[0.0, 1.0], [11.0, 1.0]],
         },
     )

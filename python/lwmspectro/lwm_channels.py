@@ -77,7 +77,7 @@ class ChannelPaths:
     aod_az_deg: np.ndarray
     """Departure azimuth from +x, degrees."""
     aod_el_deg: np.ndarray
-    """Departure elevation from the horizontal plane, degrees."""
+    """Departure zenith angle from +z, degrees (DeepMIMO's aod_el: 90 is horizontal, more points down)."""
 
     def with_phases(self, phase_deg: np.ndarray) -> ChannelPaths:
         """The same paths with other phases: the geometry seen at another carrier, where each
@@ -85,13 +85,14 @@ class ChannelPaths:
         return dataclasses.replace(self, phase_deg=np.asarray(phase_deg, dtype=np.float64))
 
 
-def ula_steering(antennas: int, azimuth_deg: np.ndarray, elevation_deg: np.ndarray) -> np.ndarray:
+def ula_steering(antennas: int, azimuth_deg: np.ndarray, zenith_deg: np.ndarray) -> np.ndarray:
     """Unnormalised response of a half-wavelength ULA along y to departure angles, (..., antennas).
 
-    Elevation is measured from the horizontal plane (DeepMIMO's aod_el), azimuth from +x.
+    Azimuth is measured from +x, the zenith angle from +z (90 degrees: horizontal), as DeepMIMO
+    stores them in aod_az and aod_el and its array response reads them.
     """
     azimuth = np.deg2rad(np.asarray(azimuth_deg, dtype=np.float64))
-    polar = np.pi / 2 - np.deg2rad(np.asarray(elevation_deg, dtype=np.float64))
+    polar = np.deg2rad(np.asarray(zenith_deg, dtype=np.float64))
     spatial_phase = np.pi * np.sin(polar) * np.sin(azimuth)
     return np.exp(1j * spatial_phase[..., None] * np.arange(antennas))
 
@@ -218,10 +219,10 @@ def random_paths(
     loss_db = np.where(los[:, None], rng.uniform(6.0, 25.0, shape), rng.uniform(10.0, 30.0, shape))
     power_db = direct_power[:, None] - loss_db
     aod_az = rng.uniform(-180.0, 180.0, shape)
-    aod_el = rng.uniform(-30.0, 10.0, shape)
+    aod_el = rng.uniform(80.0, 120.0, shape)
     delay_s[los, 0] = direct_delay_s[los]
     power_db[los, 0] = direct_power[los]
-    aod_el[los, 0] = rng.uniform(-20.0, 0.0, int(los.sum()))
+    aod_el[los, 0] = rng.uniform(90.0, 110.0, int(los.sum()))
     present = np.where(
         los, rng.integers(1, max_paths + 1, users), rng.integers(min(2, max_paths), max_paths + 1, users)
     )
