@@ -4,7 +4,7 @@ import logging
 import os
 from pathlib import Path
 
-from ..cli import UsageError
+from ..cli import UsageError, positive_int
 
 HELP = "site-specific scenarios: list them, show one, or ray-trace the bundled ones (build)"
 
@@ -12,8 +12,25 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILDER = REPO_ROOT / "tools" / "rt" / "build_scenarios.py"
 RT_REQUIREMENTS = REPO_ROOT / "tools" / "rt" / "requirements.txt"
 RT_PYTHON_DEFAULT = REPO_ROOT / ".venv-rt" / "bin" / "python"
+LWM_SITES_DEFAULT = REPO_ROOT / "data" / "lwm-sites"
+"""Where sites traced for the LWM channel model go unless --out says otherwise: they are larger
+than the committed spectrogram sites and are not committed."""
 
 logger = logging.getLogger(__name__)
+
+
+def carrier_ghz(text: str) -> float:
+    """argparse type: a carrier frequency in GHz, a positive number."""
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of GHz") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text} GHz is not a positive carrier frequency")
+    return value
 
 
 def add_arguments(parser):
@@ -29,7 +46,31 @@ def add_arguments(parser):
         "(runs in the separate .venv-rt; see docs/scenarios.md)",
     )
     build.add_argument("--scene", nargs="+", metavar="NAME", help="scenarios to build (default: all)")
-    build.add_argument("--out", help="folder that receives the scenarios (default: the bundled scenarios folder)")
+    build.add_argument(
+        "--out",
+        help="folder that receives the scenarios (default: the bundled scenarios folder; "
+        "data/lwm-sites with --channel-paths or --carrier-ghz)",
+    )
+    build.add_argument(
+        "--channel-paths",
+        action="store_true",
+        help="also keep each path's phase and departure angles, which the LWM channel matrices need",
+    )
+    build.add_argument(
+        "--carrier-ghz",
+        nargs="+",
+        type=carrier_ghz,
+        metavar="GHZ",
+        help="trace each site at these carriers over the same users, one scenario each named "
+        "<site>_<carrier> (e.g. --carrier-ghz 3.5 28: munich_3p5ghz, munich_28ghz)",
+    )
+    build.add_argument(
+        "--grid-density", type=positive_int, metavar="K", help="K times as many users per side over the same area"
+    )
+    build.add_argument("--max-users", type=positive_int, metavar="N", help="trace only N users spread over the grid")
+    build.add_argument(
+        "--users-per-trace", type=positive_int, metavar="N", help="receivers per ray-tracing call (default 1000)"
+    )
     build.add_argument(
         "--rt-python", help="python of the ray-tracing venv (default: $LWMSPECTRO_RT_PYTHON, else .venv-rt/bin/python)"
     )
@@ -94,8 +135,8 @@ def rms_delay_spread(paths) -> float:
     return float(np.sqrt(np.sum(weights * (paths.delays_s - mean) ** 2)))
 
 
-def builder_scene_names() -> list[str]:
-    """The scene recipes the builder knows, read from the builder itself (stdlib-only at import)."""
+def load_builder():
+    """The builder script as a module (stdlib-only at import): its recipes and pure functions."""
     import importlib.util
     import sys
 
@@ -110,7 +151,12 @@ def builder_scene_names() -> list[str]:
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
-    return sorted(module.RECIPES)
+    return module
+
+
+def builder_scene_names() -> list[str]:
+    """The scene recipes the builder knows."""
+    return sorted(load_builder().RECIPES)
 
 
 def build_command(args) -> int:
@@ -131,9 +177,17 @@ def build_command(args) -> int:
             f"    {REPO_ROOT / '.venv-rt' / 'bin' / 'pip'} install -r {RT_REQUIREMENTS}\n"
             f"(Debian: apt-get install libllvm19 for Dr.Jit's CPU backend), then run this again."
         )
-    out = scenarios.loader.resolve_folder(args.out)
+    for_channels = args.channel_paths or args.carrier_ghz
+    out = scenarios.loader.resolve_folder(args.out or (LWM_SITES_DEFAULT if for_channels else None))
     command = [str(rt_python), str(BUILDER), "--out", str(out)]
     if args.scene:
         command += ["--scene", *args.scene]
+    if args.channel_paths:
+        command.append("--channel-paths")
+    if args.carrier_ghz:
+        command += ["--carrier-ghz", *map(str, args.carrier_ghz)]
+    for option in ("grid_density", "max_users", "users_per_trace"):
+        if getattr(args, option) is not None:
+            command += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
     logger.info("running: %s", " ".join(command))
     return subprocess.run(command, stdin=subprocess.DEVNULL, check=False).returncode
