@@ -15,7 +15,8 @@ for all), for tests and for runs without a traced site. `channel_planes` splits 
 the real and imaginary planes the LWM model reads (Eq. 1 of the LWM paper).
 
 A channel needs each path's phase and departure angles. A scenario traced without them (the
-shipped sites keep only what the TDL channel needs) is refused with the missing arrays named.
+shipped sites keep only what the TDL channel needs) is refused with the missing arrays named;
+`lwmspectro scenarios build --channel-paths` traces sites with them kept.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ BANDWIDTH_HZ = 20e6
 CHANNEL_MATRICES = ["delay", "power", "phase", "aod_az", "aod_el", "inter", "aoa_az", "rx_pos"]
 """The path arrays a channel is built from; DeepMIMO derives the LoS flag from `inter` and the
 path count from `aoa_az` and the user count from `rx_pos`."""
+
+TRACE_HINT = (
+    "trace sites with them kept by `lwmspectro scenarios build --channel-paths --carrier-ghz 3.5 28` "
+    "(docs/lwm-channels.md)"
+)
 
 CARRIER_TOLERANCE = 1e-3
 """Relative mismatch allowed between the requested and the traced carrier (traced carriers are
@@ -124,13 +130,15 @@ def scenario_channels(
     root = resolve_folder(folder)
     present = list_scenarios(root)
     if scenario not in present:
-        raise ValueError(f"scenario {scenario!r} not found in {root} (scenarios there: {', '.join(present) or 'none'})")
+        raise ValueError(
+            f"scenario {scenario!r} not found in {root} (scenarios there: {', '.join(present) or 'none'}); {TRACE_HINT}"
+        )
     scenario_folder = root / scenario
     missing = [name for name in CHANNEL_MATRICES if not any(scenario_folder.glob(f"{name}_*.npz"))]
     if missing:
         raise ValueError(
             f"scenario {scenario!r} in {root} has no {', '.join(missing)} arrays: channels need each "
-            "path's phase and departure angles; trace it with those kept"
+            f"path's phase and departure angles; {TRACE_HINT}"
         )
     check_plain_arrays(scenario_folder)
     with _quiet_deepmimo(root) as dm:

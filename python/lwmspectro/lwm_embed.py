@@ -6,6 +6,9 @@ A channel model bundle is a folder::
     lwm_encoder.onnx   channels (B, 2, M, N) float32, the real and imaginary planes of H
                        -> cls_embedding (B, D), channel_embeddings (B, P, D)
     weights.pt         optional: the same encoder in torch (training.checkpoint)
+    los_head.onnx      optional (files.los_head): cls_embedding (B, D) -> los_probabilities (B, 2),
+                       the LoS/NLoS MLP of the paper's Sec. VIII-B trained on CLS embeddings of
+                       labelled users; the card's ``los_head`` says on which and how well
 
 Its card is the spectrogram bundle's card machinery applied to another model: a schema
 version and a ``kind`` (``lwm_channels``) that tells the two apart, the input contract
@@ -19,6 +22,11 @@ ONNX metadata, under bundle.METADATA_KEY, the input contract it was exported wit
 embedding (D) summarises a channel, the channel embeddings (P x D) keep one vector per patch.
 `read_channels` reads a user's .npy without executing anything in it (no pickle) and refuses
 an array that is not complex, not (users, M, N) or not finite, saying which.
+
+A stream of channel estimates (the GNU Radio LWM Channel Embedder) is judged one channel at a
+time instead: `channel_fault` says why one cannot be embedded (NaN or infinite values, or all
+zeros, as an estimator gives before it locks), and `channel_readout` is the one dict that
+reports a channel, judged or not, with its LoS/NLoS class when the bundle has a head.
 """
 
 from __future__ import annotations
@@ -41,6 +49,11 @@ SCHEMA_VERSION = 1
 ENCODER_FILE = "lwm_encoder.onnx"
 ENCODER_INPUT = "channels"
 ENCODER_OUTPUTS = ("cls_embedding", "channel_embeddings")
+LOS_HEAD_FILE = "los_head.onnx"
+LOS_HEAD_INPUT = ENCODER_OUTPUTS[0]
+LOS_HEAD_OUTPUT = "los_probabilities"
+LOS_CLASSES = ("nlos", "los")
+"""The LoS head's classes, in the order of its output (index 1: line of sight, as the ray tracer's flag)."""
 INPUT_FIELDS = {
     "antennas": int,
     "subcarriers": int,
@@ -69,6 +82,8 @@ class LwmBundle:
     card: Mapping[str, Any]
     checkpoint: Path | None
     """The torch weights the card names, when they lie in the bundle (then verified)."""
+    los_head: Path | None = None
+    """The LoS/NLoS head's graph when the card names one (files.los_head; verified)."""
 
     @property
     def card_path(self) -> Path:
@@ -143,6 +158,17 @@ class LwmBundle:
             if candidate.is_file():
                 verify_sha256(candidate, _digest(card["sha256"], name, where), where)
                 checkpoint = candidate
+        los_head = None
+        head_name = card["files"].get("los_head")
+        if head_name is not None:
+            los_head = folder / _inside(head_name, "files.los_head", where)
+            verify_sha256(los_head, _digest(card["sha256"], head_name, where), where)
+            head_card = card.get("los_head")
+            if not isinstance(head_card, Mapping) or tuple(head_card.get("classes", ())) != LOS_CLASSES:
+                raise BundleError(
+                    f"{where}: files.los_head needs a los_head section whose classes are {list(LOS_CLASSES)}; "
+                    "add the head again with `lwmspectro lwm los-head`"
+                )
         return cls(
             path=folder,
             name=str(card["name"]),
@@ -150,6 +176,7 @@ class LwmBundle:
             encoder=encoder,
             card=card,
             checkpoint=checkpoint,
+            los_head=los_head,
         )
 
 
@@ -228,10 +255,11 @@ def build_card(
 
 
 def write_card(folder: BundlePath, card: Mapping[str, Any]) -> dict[str, Any]:
-    """Record the sha256 of the encoder (stamped with `graph_metadata`) and of the checkpoint
-    when it lies in `folder`, validate the card against them and write it atomically."""
+    """Record the sha256 of the encoder (stamped with `graph_metadata`), of the LoS head when
+    the card names one and of the checkpoint when it lies in `folder`, validate the card
+    against them and write it atomically."""
     folder = Path(folder)
-    names = [card["files"]["encoder"]]
+    names = [card["files"]["encoder"], *([card["files"]["los_head"]] if card["files"].get("los_head") else [])]
     checkpoint = card["training"].get("checkpoint")
     if checkpoint and (folder / checkpoint).is_file():
         names.append(checkpoint)
@@ -292,6 +320,59 @@ def read_channels(path: str | Path, antennas: int, subcarriers: int) -> np.ndarr
     return check_channels(array, antennas, subcarriers, str(path))
 
 
+CHANNEL_FAULTS = ("nan_or_inf", "all_zero")
+"""Why a channel estimate cannot be embedded (the names readouts of spectrogram windows use too)."""
+CHANNEL_READOUT_FIELDS = (
+    "user",
+    "valid",
+    "invalid_reason",
+    "los",
+    "los_confidence",
+    "channels_seen",
+    "channels_invalid",
+)
+"""The fields of every channel readout, in order."""
+
+
+def channel_fault(channel: np.ndarray) -> str | None:
+    """Why one complex channel cannot be embedded (one of CHANNEL_FAULTS), or None when it can:
+    NaN or infinite values would turn every embedding NaN, and an all-zero estimate (no signal,
+    or an estimator not yet locked) carries no channel to describe."""
+    if not np.isfinite(channel).all():
+        return "nan_or_inf"
+    if not np.any(channel):
+        return "all_zero"
+    return None
+
+
+def channel_readout(
+    user: int,
+    *,
+    channels_seen: int,
+    channels_invalid: int,
+    invalid_reason: str | None = None,
+    los_probabilities: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """The readout of one channel: its `user` (index in its stream or file), whether it was
+    embedded, why not, and, when the bundle has a LoS head and the channel was embedded, the
+    more likely of LOS_CLASSES with its probability; the counters so far ride along."""
+    if invalid_reason is not None and invalid_reason not in CHANNEL_FAULTS:
+        raise ValueError(f"invalid_reason {invalid_reason!r} is not one of {CHANNEL_FAULTS}")
+    los = confidence = None
+    if invalid_reason is None and los_probabilities is not None:
+        index = int(np.argmax(los_probabilities))
+        los, confidence = LOS_CLASSES[index], float(los_probabilities[index])
+    return {
+        "user": int(user),
+        "valid": invalid_reason is None,
+        "invalid_reason": invalid_reason,
+        "los": los,
+        "los_confidence": confidence,
+        "channels_seen": int(channels_seen),
+        "channels_invalid": int(channels_invalid),
+    }
+
+
 @dataclass(frozen=True, eq=False)
 class ChannelEmbeddings:
     """The LWM embeddings of some channels."""
@@ -311,26 +392,26 @@ class ChannelEmbedder:
         from .runtime import session_options
 
         self.bundle = bundle if isinstance(bundle, LwmBundle) else LwmBundle.load(bundle)
-        self.session = ort.InferenceSession(
-            str(self.bundle.encoder), session_options(threads), providers=["CPUExecutionProvider"]
-        )
-        self._check_shapes()
-
-    def _check_shapes(self) -> None:
-        """Refuse a graph whose tensors are not the ones the card describes (the batch axis aside)."""
         b = self.bundle
-        expected = {
-            ENCODER_INPUT: [2, b.antennas, b.subcarriers],
-            ENCODER_OUTPUTS[0]: [b.embedding_dim],
-            ENCODER_OUTPUTS[1]: [b.patches, b.embedding_dim],
-        }
-        tensors = {t.name: list(t.shape)[1:] for t in (*self.session.get_inputs(), *self.session.get_outputs())}
-        for name, shape in expected.items():
-            if tensors.get(name) != shape:
-                raise BundleError(
-                    f"{b.encoder}: tensor {name} is {tensors.get(name, 'missing')} after the batch axis, "
-                    f"not the card's {shape}; re-export the bundle"
-                )
+        options = session_options(threads)
+        self.session = ort.InferenceSession(str(b.encoder), options, providers=["CPUExecutionProvider"])
+        _check_shapes(
+            self.session,
+            b.encoder,
+            {
+                ENCODER_INPUT: [2, b.antennas, b.subcarriers],
+                ENCODER_OUTPUTS[0]: [b.embedding_dim],
+                ENCODER_OUTPUTS[1]: [b.patches, b.embedding_dim],
+            },
+        )
+        self.los_session = None
+        if b.los_head is not None:
+            self.los_session = ort.InferenceSession(str(b.los_head), options, providers=["CPUExecutionProvider"])
+            _check_shapes(
+                self.los_session,
+                b.los_head,
+                {LOS_HEAD_INPUT: [b.embedding_dim], LOS_HEAD_OUTPUT: [len(LOS_CLASSES)]},
+            )
 
     def embed(self, channels: np.ndarray) -> ChannelEmbeddings:
         """Embeddings of `channels`, complex (users, M, N) as the card's input says."""
@@ -346,3 +427,28 @@ class ChannelEmbedder:
             cls=np.concatenate(cls_parts).astype(np.float32, copy=False),
             channel=np.concatenate(channel_parts).astype(np.float32, copy=False),
         )
+
+    def los_probabilities(self, cls: np.ndarray) -> np.ndarray:
+        """float32 (users, 2): the LoS head's probabilities of LOS_CLASSES for CLS embeddings
+        (users, D); BundleError when the bundle has no head."""
+        if self.los_session is None:
+            raise BundleError(
+                f"{self.bundle.card_path}: the bundle has no LoS head; add one with `lwmspectro lwm los-head`"
+            )
+        cls = np.asarray(cls, dtype=np.float32)
+        parts = [
+            self.los_session.run([LOS_HEAD_OUTPUT], {LOS_HEAD_INPUT: cls[start : start + EMBED_BATCH]})[0]
+            for start in range(0, len(cls), EMBED_BATCH)
+        ]
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def _check_shapes(session: Any, path: Path, expected: Mapping[str, list[int]]) -> None:
+    """Refuse a graph whose tensors are not the ones the card describes (the batch axis aside)."""
+    tensors = {t.name: list(t.shape)[1:] for t in (*session.get_inputs(), *session.get_outputs())}
+    for name, shape in expected.items():
+        if tensors.get(name) != shape:
+            raise BundleError(
+                f"{path}: tensor {name} is {tensors.get(name, 'missing')} after the batch axis, "
+                f"not the card's {shape}; re-export the bundle"
+            )

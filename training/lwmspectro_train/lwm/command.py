@@ -1,9 +1,11 @@
-"""`lwmspectro lwm pretrain|export|downstream`: the LWM channel model's recipe.
+"""`lwmspectro lwm pretrain|export|los-head|downstream`: the LWM channel model's recipe.
 
     lwmspectro lwm pretrain --config lwm                    masked channel modelling (resumable: --resume)
     lwmspectro lwm export --run runs/lwm --out models/lwm   the channel model bundle
     lwmspectro lwm downstream --bundle models/lwm --task los --scenario SITE --out los.json
                                                             F1 of raw channels vs embeddings (Sec. VIII)
+    lwmspectro lwm los-head --bundle models/lwm --scenario SITE ...
+                                                            add a LoS/NLoS head on the CLS embedding
 
 `lwmspectro embed --bundle models/lwm CHANNELS.npy` (the core) then embeds channels with it.
 """
@@ -14,7 +16,7 @@ import argparse
 
 from lwmspectro.cli import add_progress_argument, positive_int
 
-HELP = "the LWM channel foundation model: pretrain it, export its bundle, score its embeddings downstream"
+HELP = "the LWM channel foundation model: pretrain, export its bundle, add a LoS head, score embeddings downstream"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,6 +64,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     downstream.add_argument("--epochs", type=positive_int, default=100, help="head training epochs (default 100)")
     downstream.add_argument("--seed", type=int, default=0)
     downstream.add_argument("--out", required=True, help="the JSON report to write")
+    los_head = sub.add_parser(
+        "los-head", help="train a LoS/NLoS head on CLS embeddings of labelled users and add it to a bundle"
+    )
+    los_head.add_argument("--bundle", required=True, help="channel model bundle folder (rewritten in place)")
+    los_head.add_argument("--scenario", nargs="+", metavar="NAME", help="labelled users of these scenarios")
+    los_head.add_argument("--folder", help="scenarios folder (default: the bundled scenarios)")
+    los_head.add_argument(
+        "--synthetic", type=positive_int, metavar="USERS", help="self-made users (lwm_channels.random_paths) instead"
+    )
+    los_head.add_argument("--epochs", type=positive_int, default=100, help="head training epochs (default 100)")
+    los_head.add_argument("--seed", type=int, default=0)
 
 
 def command_line(args: argparse.Namespace) -> list[str]:
@@ -72,6 +85,13 @@ def command_line(args: argparse.Namespace) -> list[str]:
             if getattr(args, option) is not None:
                 words += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
         return words + ["--epochs", str(args.epochs), "--seed", str(args.seed), "--out", args.out]
+    if args.action == "los-head":
+        words = ["lwmspectro", "lwm", "los-head", "--bundle", args.bundle]
+        words += ["--scenario", *args.scenario] if args.scenario else []
+        for option in ("folder", "synthetic"):
+            if getattr(args, option) is not None:
+                words += [f"--{option}", str(getattr(args, option))]
+        return words + ["--epochs", str(args.epochs), "--seed", str(args.seed)]
     if args.action == "export":
         words = ["lwmspectro", "lwm", "export", "--run", args.run, "--out", args.out]
         return words + ["--parity-channels", str(args.parity_channels)] + (["--overwrite"] if args.overwrite else [])
@@ -86,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     argv = command_line(args)
     if args.action == "downstream":
         return downstream(args, argv)
+    if args.action == "los-head":
+        return los_head(args, command_record(argv, Context()))
     if args.action == "export":
         from .export import export_bundle
 
@@ -130,6 +152,47 @@ def _numbers(text: str, kind: type, option: str) -> list:
     if not values or any(value <= 0 for value in values):
         raise UsageError(f"{option} {text!r}: give one or more positive numbers")
     return values
+
+
+def los_head(args: argparse.Namespace, record: dict) -> int:
+    """Train the LoS/NLoS head on a scenario's users or self-made ones and add it to the bundle."""
+    import numpy as np
+
+    from lwmspectro.cli import UsageError
+    from lwmspectro.lwm_channels import paths_channels, random_paths, scenario_channels
+    from lwmspectro.lwm_embed import LwmBundle
+
+    from .downstream import HeadTraining
+    from .export import add_los_head
+
+    if (args.scenario is None) == (args.synthetic is None):
+        raise UsageError("give either --scenario NAME ... or --synthetic USERS")
+    bundle = LwmBundle.load(args.bundle)
+    shape = {"antennas": bundle.antennas, "subcarriers": bundle.subcarriers, "bandwidth_hz": bundle.bandwidth_hz}
+    if args.synthetic:
+        paths, los = random_paths(np.random.default_rng([args.seed, 7]), args.synthetic)
+        channels = paths_channels(paths, **shape)
+        source = {"synthetic_users": args.synthetic, "seed": args.seed}
+    else:
+        made = [scenario_channels(name, args.folder, **shape) for name in args.scenario]
+        channels = np.concatenate([m.channels for m in made])
+        los = np.concatenate([m.los for m in made])
+        source = {"scenarios": args.scenario, "folder": args.folder, "users": len(channels)}
+    card = add_los_head(
+        args.bundle,
+        channels,
+        los,
+        record=record,
+        source=source,
+        training=HeadTraining(epochs=args.epochs),
+        seed=args.seed,
+    )
+    metrics = card["los_head"]["metrics"]
+    print(
+        f"added a LoS/NLoS head to {args.bundle}: macro F1 {metrics['macro_f1']:.3f}, accuracy "
+        f"{metrics['accuracy']:.3f} on {metrics['test_users']} users it did not train on"
+    )
+    return 0
 
 
 def downstream(args: argparse.Namespace, argv: list[str]) -> int:

@@ -7,10 +7,17 @@ card.json with the checksums. Before the bundle is put in place, ONNX Runtime (t
 core's ChannelEmbedder, as users run it) and torch embed the same validation channels: every
 embedding must agree within PARITY_TOLERANCE, or the export fails; the largest differences are
 recorded in the card.
+
+`add_los_head` then puts an optional LoS/NLoS head beside the encoder (los_head.onnx): the
+paper's MLP (downstream.LosHead) trained on the CLS embeddings of labelled users, as
+ChannelEmbedder gives them, ending in a softmax, so that the GNU Radio block and other users
+read probabilities. The card's ``los_head`` says which users trained it and how well it does on
+the fifth of them it did not see.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -28,16 +35,23 @@ from lwmspectro.lwm_embed import (
     ENCODER_FILE,
     ENCODER_INPUT,
     ENCODER_OUTPUTS,
+    LOS_CLASSES,
+    LOS_HEAD_FILE,
+    LOS_HEAD_INPUT,
+    LOS_HEAD_OUTPUT,
     ChannelEmbedder,
+    LwmBundle,
     build_card,
     graph_metadata,
     write_card,
 )
 
 from ..export import ExportError, _export
+from ..metrics import macro_f1
 from ..model import count_parameters
 from ..trainer import BEST, load_checkpoint, save_atomic
 from .data import load_channels, split
+from .downstream import HeadTraining, LosHead, fit, predict, split_users
 from .model import LwmConfig, LwmEncoder, MaskedChannelModelling
 from .train import PRETRAIN, LwmRunConfig
 
@@ -153,3 +167,68 @@ def export_bundle(
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return card
+
+
+def add_los_head(
+    bundle_dir: str | Path,
+    channels: np.ndarray,
+    los: np.ndarray,
+    *,
+    record: dict,
+    source: dict,
+    training: HeadTraining | None = None,
+    seed: int = 0,
+) -> dict:
+    """Train the LoS/NLoS head on the CLS embeddings of `channels` (labels `los`, True: line of
+    sight) and add it to the bundle in `bundle_dir`, replacing any head there; the card written.
+    Four fifths of the users train it, the rest measure it (macro F1, accuracy) and check that
+    ONNX Runtime gives torch's probabilities; `source` says where the users came from and
+    `record` is the command (cli.command_record)."""
+    import onnxruntime as ort
+
+    folder = Path(bundle_dir)
+    bundle = LwmBundle.load(folder)
+    training = training or HeadTraining()
+    labels = np.asarray(los, dtype=np.int64)
+    if len(labels) != len(channels) or len(np.unique(labels)) < 2:
+        raise ValueError(
+            f"the LoS head needs labelled users of both classes: got {len(channels)} channels, "
+            f"{int(labels.sum())} of {len(labels)} labels line of sight"
+        )
+    cls = torch.from_numpy(ChannelEmbedder(bundle).embed(channels).cls)
+    train, test = split_users(len(labels), seed)
+    torch.manual_seed(seed)
+    head = LosHead(bundle.embedding_dim, len(LOS_CLASSES))
+    head = fit(head, cls[train], torch.from_numpy(labels[train]), training, seed)
+    predicted = predict(head, cls[test])
+    graph = torch.nn.Sequential(head, torch.nn.Softmax(dim=-1)).eval()
+    with torch.no_grad():
+        expected = graph(cls[test]).numpy()
+    staged = folder / f".{LOS_HEAD_FILE}.tmp"
+    try:
+        _export(graph, (cls[:2],), staged, (LOS_HEAD_INPUT,), (LOS_HEAD_OUTPUT,))
+        session = ort.InferenceSession(str(staged), providers=["CPUExecutionProvider"])
+        (probabilities,) = session.run([LOS_HEAD_OUTPUT], {LOS_HEAD_INPUT: cls[test].numpy()})
+        difference = float(np.abs(probabilities - expected).max())
+        if difference > PARITY_TOLERANCE:
+            raise ExportError(f"{staged}: ONNX Runtime and torch probabilities differ by {difference:.2e}")
+        staged.replace(folder / LOS_HEAD_FILE)
+    finally:
+        staged.unlink(missing_ok=True)
+    card = json.loads(bundle.card_path.read_text())
+    card["files"]["los_head"] = LOS_HEAD_FILE
+    card["los_head"] = {
+        "classes": list(LOS_CLASSES),
+        "architecture": "MLP on the CLS embedding (Sec. VIII-B: 512-256-128, batch norm, ReLU, dropout), softmax",
+        "parameters": count_parameters(head),
+        "source": source,
+        "training": {"users": len(train), "seed": seed, **dataclasses.asdict(training)},
+        "metrics": {
+            "test_users": len(test),
+            "macro_f1": macro_f1(labels[test], predicted, range(len(LOS_CLASSES))),
+            "accuracy": float(np.mean(predicted == labels[test])),
+            "onnx_max_abs_diff": difference,
+        },
+        "command": record,
+    }
+    return write_card(folder, card)
