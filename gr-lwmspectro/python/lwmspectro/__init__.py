@@ -1,9 +1,11 @@
 """gr-lwmspectro: GNU Radio blocks that read out protocol, modulation, SNR and mobility
-with the LWM-Spectro model (thin wrappers over the `lwmspectro` core package).
+with the LWM-Spectro model, and embed channel estimates with the LWM channel model (thin
+wrappers over the `lwmspectro` core package).
 
 The Qt readout widget is imported on first use, so that headless flowgraphs never load Qt.
 """
 
+from .channel_embedder import channel_embedder
 from .classifier import classifier
 from .console_sink import console_sink
 from .receiver import receiver
@@ -16,6 +18,7 @@ from .zmq_pub_sink import zmq_pub_sink
 from .zmq_source import zmq_source
 
 __all__ = [
+    "channel_embedder",
     "classifier",
     "console_sink",
     "readout_widget",
