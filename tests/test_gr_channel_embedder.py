@@ -13,10 +13,11 @@ import pmt
 import pytest
 from gnuradio import blocks, gr, gr_unittest
 from gnuradio.lwmspectro.common import ConfigError
-from lwm_bundle_factory import ANTENNAS, EMBEDDING_DIM, SUBCARRIERS, make_lwm_bundle
 
 from lwmspectro.lwm_channels import paths_channels, random_paths
 from lwmspectro.lwm_embed import CHANNEL_READOUT_FIELDS, LOS_CLASSES, ChannelEmbedder, write_card
+
+from lwm_bundle_factory import ANTENNAS, EMBEDDING_DIM, SUBCARRIERS, make_lwm_bundle
 
 pytestmark = pytest.mark.torch  # the test bundle is trained and exported with torch
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lwm_bundle_factory import ANTENNAS, EMBEDDING_DIM, SUBCARRIERS, make_lwm_bundle
 from test_gr_grcc import REPO, compile_flowgraphs
 
 from lwmspectro.lwm_channels import scenario_channels
 from lwmspectro.lwm_embed import ChannelEmbedder
+
+from lwm_bundle_factory import ANTENNAS, EMBEDDING_DIM, SUBCARRIERS, make_lwm_bundle
 
 pytestmark = pytest.mark.torch  # the test bundle is trained and exported with torch
 

@@ -10,8 +10,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from lwm_bundle_factory import ANTENNAS, SUBCARRIERS, make_lwm_bundle
-
 from lwmspectro import cli
 from lwmspectro.bundle import BundleError
 from lwmspectro.lwm_embed import (
@@ -23,6 +21,8 @@ from lwmspectro.lwm_embed import (
     write_card,
 )
 from lwmspectro_train.lwm.export import add_los_head
+
+from lwm_bundle_factory import ANTENNAS, SUBCARRIERS, make_lwm_bundle
 
 SITES = Path(__file__).resolve().parent / "fixtures" / "lwm_sites"
 
