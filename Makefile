@@ -50,8 +50,11 @@ gallery: setup
 demo: build
 	$(VENV)/bin/lwmspectro demo
 
-# Ray-trace the bundled scenes again (sionna-rt needs numpy 2, so it gets a venv of its own).
+# Ray-trace the bundled scenes again (sionna-rt needs numpy 2, so it gets a venv of its own, and
+# Debian's LLVM 19 for its CPU backend).
 scenarios: setup
+	@test -e /usr/lib/x86_64-linux-gnu/libLLVM.so.19.1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -q --no-install-recommends libllvm19; } \
+	  || { echo "ray tracing runs on LLVM 19 (Dr.Jit's CPU backend): sudo apt-get install libllvm19" >&2; exit 1; }
 	test -x .venv-rt/bin/python || (/usr/bin/python3 -m venv .venv-rt && .venv-rt/bin/pip install -r tools/rt/requirements.txt)
 	$(VENV)/bin/lwmspectro scenarios build
 
