@@ -143,6 +143,30 @@ def test_synthetic_stream_cycles_protocols_and_honours_fixed_fields():
     assert len(iq) == DEFAULT_PARAMS.window_samples and truth["protocol"] == "nr"
 
 
+def test_an_emission_is_consecutive_stretches_of_one_stream_then_a_new_one_starts():
+    window = DEFAULT_PARAMS.window_samples
+    settings = dict(snr_db=10.0, mobility="vehicular", seed=2, emission_s=3 * DEFAULT_PARAMS.window_seconds)
+    stream = SyntheticStream(**settings)
+    assert stream.emission_observations == 3
+    observations = [stream.next_observation() for _ in range(4)]
+    reference = SyntheticStream(**settings)
+    first = reference.next_spec()
+    whole, truth = reference.emission(first).realise([(0, 3 * window)], measured=reference.measured)
+    np.testing.assert_array_equal(np.concatenate([iq for iq, _ in observations[:3]]), whole)
+    assert [t["seed"] for _, t in observations[:3]] == [first.seed] * 3 and observations[0][1] == truth
+    assert observations[3][1]["seed"] == reference.next_spec().seed != first.seed
+    assert (observations[0][1]["protocol"], observations[3][1]["protocol"]) == ("wifi", "lte")
+
+
+def test_an_emission_of_one_observation_or_less_is_a_new_example_per_observation():
+    stream = SyntheticStream(protocol="none", seed=1, emission_s=DEFAULT_PARAMS.window_seconds)
+    assert stream.emission_observations == 1
+    assert stream.next_observation()[1]["seed"] != stream.next_observation()[1]["seed"]
+    for bad in (0, -1.0, 11.0, True, "1"):
+        with pytest.raises(ValueError, match="emission length"):
+            SyntheticStream(emission_s=bad)
+
+
 def test_cli_generate_and_iq_write_their_outputs(tmp_path):
     config = tmp_path / "c.json"
     config.write_text(json.dumps(SMALL))

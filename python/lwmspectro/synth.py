@@ -2,7 +2,8 @@
 
 One draw is an `ExampleSpec` (every label fixed by a seed); `make_frames` realises it
 only at the T frames G reads (how datasets are made fast), `make_stream` realises the
-whole observation (recordings, the synthetic source). Both give the same labels.
+whole observation (recordings), `SyntheticStream` an emission stretch by stretch (the synthetic
+source). They give the same labels.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -526,10 +528,34 @@ def make_stream(
     return ReceivedStream(spec, params, n_samples, scenario_folder).realise([(0, n_samples)])
 
 
-class SyntheticStream:
-    """Endless labelled observations for the synthetic source block and the demo.
+DEFAULT_EMISSION_S = 0.25
+"""How long a synthetic emission lasts by default: 16 observations (0.254 s), longer than the
+dynamics view's 128 ms reach into the past plus a window, so that the later windows of each emission
+read it alone, and enough windows for tracking to gain over one."""
+MAX_EMISSION_S = 10.0
+"""The longest emission: its PHY waveform is held whole (up to 160 MB a second, WiFi's 20 MS/s)."""
+EMISSION_SNIPPETS = 16
+EMISSION_SNIPPET_SAMPLES = 2048
+"""An emission's SNR is measured over this many snippets of this many samples spread over it."""
 
-    Fixed fields stay as given; fields left None are drawn per observation (cycling
+
+def emission_measured(n_samples: int) -> list[tuple[int, int]]:
+    """Where the SNR of an emission n_samples long is measured: the same snippets, spread evenly
+    over it, for every stretch of it, so that its noise floor holds across stretches (each stretch
+    measured over itself would make it jump at every boundary) at a small cost per stretch."""
+    length = min(EMISSION_SNIPPET_SAMPLES, n_samples)
+    starts = np.linspace(0, n_samples - length, EMISSION_SNIPPETS).astype(np.int64)
+    return [(int(start), int(start) + length) for start in starts]
+
+
+class SyntheticStream:
+    """Endless labelled observations for the synthetic source block and the demo: emissions of
+    `emission_s` (rounded up to whole observations), each the consecutive stretches of one
+    received stream of one example (ReceivedStream), so that its channel fades on across
+    observations as a radio sees it, with one truth; `emission_s` of one observation or less
+    gives a new example per observation.
+
+    Fixed fields stay as given; fields left None are drawn per emission (cycling
     through the protocols in turn when `cycle`)."""
 
     def __init__(
@@ -543,6 +569,7 @@ class SyntheticStream:
         params: SpectrogramParams = DEFAULT_PARAMS,
         channel="TDL-C",
         scenario_folder=None,
+        emission_s: float = DEFAULT_EMISSION_S,
     ):
         if protocol is not None:
             labels.check_choice("protocol", protocol, labels.ROUTER_CLASSES)
@@ -554,14 +581,29 @@ class SyntheticStream:
             check_snr(snr_db)
         if mobility is not None:
             labels.check_choice("mobility", mobility, labels.MOBILITY_CLASSES)
+        if (
+            isinstance(emission_s, bool)
+            or not isinstance(emission_s, (int, float))
+            or not 0 < emission_s <= MAX_EMISSION_S
+        ):
+            raise ValueError(
+                f"emission length {emission_s!r} s: give a number of seconds above 0, at most {MAX_EMISSION_S:g}"
+            )
         self.fixed = {"protocol": protocol, "modulation": modulation, "snr_db": snr_db, "mobility": mobility}
         self.cycle = cycle
         self.params = params
         self.config = GeneratorConfig(seed=seed, channel=channel)
         self.scenario_folder = scenario_folder
+        self.emission_observations = max(1, math.ceil(emission_s / params.window_seconds - 1e-9))
+        """Observations per emission."""
+        self.measured = emission_measured(self.emission_observations * params.window_samples)
         self.index = 0
+        """The next emission's index in the seeded sequence."""
+        self._emission: ReceivedStream | None = None
+        self._played = 0
 
     def next_spec(self) -> ExampleSpec:
+        """The next emission's labels."""
         protocol = self.fixed["protocol"]
         if protocol is None and self.cycle:
             protocol = labels.PROTOCOLS[self.index % len(labels.PROTOCOLS)]
@@ -582,8 +624,24 @@ class SyntheticStream:
                 updates["code_rate"] = str(rng.choice(rates))
         return dataclasses.replace(spec, **updates)
 
+    def emission(self, spec: ExampleSpec) -> ReceivedStream:
+        """The received stream of the emission `spec`, emission_observations long."""
+        n_samples = self.emission_observations * self.params.window_samples
+        return ReceivedStream(spec, self.params, n_samples, self.scenario_folder)
+
     def next_observation(self) -> tuple[np.ndarray, dict]:
-        return make_stream(self.next_spec(), self.params, scenario_folder=self.scenario_folder)
+        """(the next observation's samples, its emission's truth): the emission's next stretch,
+        formed with the SNR measured over `measured`; a new emission after the last. Between
+        calls the emission's draws and transmit waveform are held, not its received samples."""
+        if self._emission is None:
+            self._emission, self._played = self.emission(self.next_spec()), 0
+        span = self.params.window_samples
+        start = self._played * span
+        iq, row = self._emission.realise([(start, start + span), *self.measured], measured=self.measured)
+        self._played += 1
+        if self._played == self.emission_observations:
+            self._emission = None  # its waveform is not kept (nor pickled with the stream)
+        return iq[start : start + span].copy(), row
 
 
 CHANNEL_DRAW = 1
