@@ -13,6 +13,7 @@ from gnuradio.lwmspectro.common import ConfigError
 
 from lwmspectro import labels
 from lwmspectro.sigmf_io import write_recording
+from lwmspectro.spectrogram import DEFAULT_PARAMS
 
 
 def setUpModule():
@@ -94,19 +95,23 @@ class qa_sigmf_source(gr_unittest.TestCase):
 
 
 class qa_synthetic_source(gr_unittest.TestCase):
-    def test_observations_stream_back_to_back_with_their_truth_as_tags(self):
-        source = lwm_blocks.synthetic_source(protocol="", snr_db=20.0, mobility="static", cycle=True, seed=3)
+    def test_emissions_of_observations_stream_back_to_back_with_their_truth_as_tags(self):
+        two_observations_s = 2 * DEFAULT_PARAMS.window_seconds
+        source = lwm_blocks.synthetic_source(
+            protocol="", snr_db=20.0, mobility="static", cycle=True, seed=3, emission_s=two_observations_s
+        )
         n = source.observation_samples
         tb = gr.top_block()
         sink = blocks.vector_sink_c()
-        tb.connect(source, blocks.head(gr.sizeof_gr_complex, 2 * n + 10), sink)
+        tb.connect(source, blocks.head(gr.sizeof_gr_complex, 4 * n + 10), sink)
         tb.run()
         samples = np.asarray(sink.data(), np.complex64)
-        self.assertEqual(len(samples), 2 * n + 10)
+        self.assertEqual(len(samples), 4 * n + 10)
         self.assertGreater(np.mean(np.abs(samples[:n]) ** 2), 0.0)
         truths = tags_by_key(sink)["lwm_truth"]
-        self.assertEqual([offset for offset, _ in truths], [0, n, 2 * n])
-        self.assertEqual([truth["protocol"] for _, truth in truths], list(labels.PROTOCOLS))
+        self.assertEqual([offset for offset, _ in truths], [0, n, 2 * n, 3 * n, 4 * n])
+        self.assertEqual([truth["protocol"] for _, truth in truths], ["wifi", "wifi", "lte", "lte", "nr"])
+        self.assertEqual(truths[0][1], truths[1][1])
         for _, truth in truths:
             self.assertEqual((truth["snr_db"], truth["mobility"]), (20.0, "static"))
             self.assertIn(truth["modulation"], labels.ALLOWED_MODULATIONS[truth["protocol"]])
@@ -117,6 +122,8 @@ class qa_synthetic_source(gr_unittest.TestCase):
             lwm_blocks.synthetic_source(protocol="gsm")
         with self.assertRaisesRegex(ConfigError, r"LWM Synthetic Source: .*BPSK"):
             lwm_blocks.synthetic_source(protocol="lte", modulation="BPSK")
+        with self.assertRaisesRegex(ConfigError, r"LWM Synthetic Source: emission length 0 s: give a number"):
+            lwm_blocks.synthetic_source(emission_s=0)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,16 @@
-"""LWM Synthetic Source: labelled WiFi / LTE / NR (and noise / foreign) observations from
-lwmspectro.synth, streamed at the sample rate with the ground truth of each as a stream tag.
+"""LWM Synthetic Source: labelled WiFi / LTE / NR (and noise / foreign) emissions from
+lwmspectro.synth, streamed at the sample rate observation by observation, with the ground truth of
+each observation as a stream tag.
 
-The generator is several times slower than real time, so the source plays a loop of observations
+An emission is one transmission as a radio receives it: one example (protocol, modulation, SNR,
+mobility, channel) lasting `emission_s`, its channel fading on from one observation to the next and
+its truth the same in each, so that the dynamics view (128 ms into the past) and tracking over
+windows see one emission, not a new one every 16 ms.
+
+The generator is several times slower than real time, so the source plays a loop of emissions
 generated once at start-up (and cached on disk, keyed by the generator settings and seed, so a
-second start is instant) while a low-priority worker process generates fresh ones that replace
-the loop's observations as they are played."""
+second start is instant) while a low-priority worker process continues the sequence; each fresh
+emission, once whole, takes the place of the loop's next emission to be played."""
 
 from __future__ import annotations
 
@@ -23,18 +29,24 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
+from lwmspectro.synth import DEFAULT_EMISSION_S
+
 from .common import TAG_TRUTH, ConfigError, to_pmt
 
 LABEL = "LWM Synthetic Source"
-LOOP_OBSERVATIONS = 32
-"""Observations generated at start-up and looped (about 0.5 s of signal, 125 MB on disk)."""
+LOOP_EMISSIONS = 3
+"""Emissions generated at start-up and looped: a WiFi, an LTE and an NR one when cycling (at the
+default 0.25 s, 48 observations: 0.76 s of signal, 187 MB on disk and in memory)."""
 PACE_SECONDS = 0.005
 """Signal time produced per work() call when pacing to the sample rate."""
 MAX_LAG_SECONDS = 0.25
 """A stream this far behind the clock (the flowgraph stalled) restarts the clock rather than
 catching up in a burst."""
 FRESH_AHEAD = 2
-"""Fresh observations kept generated or waiting, so that the worker never idles."""
+"""Fresh observations kept generated or waiting beyond a whole emission, so that the worker goes on
+with the next emission while a whole one waits for its turn in the loop."""
+OBSERVATION_REQUEST = b"+"
+"""What asks the worker for its stream's next observation."""
 WORKER_NICENESS = 19
 OUTPUT_BUFFER_ITEMS = 1 << 18
 """Samples handed downstream per work() call at most: large, so that the Python call overhead
@@ -66,11 +78,12 @@ def _core_digest() -> str:
 
 def cache_key(stream) -> str:
     """Everything that decides the generated observations: the generator's settings, the fixed
-    labels, the spectrogram geometry and the core's code."""
+    labels, the emission length, the spectrogram geometry and the core's code."""
     settings = {
         "generator": stream.config.to_dict(),
         "fixed": stream.fixed,
         "cycle": stream.cycle,
+        "emission_observations": stream.emission_observations,
         "params": stream.params.to_dict(),
         "scenario_folder": str(stream.scenario_folder),
         "core": _core_digest(),
@@ -96,9 +109,12 @@ def load_loop(stream, count: int) -> tuple[list[np.ndarray], list[dict]]:
     gr.logger("lwm_synthetic_source").info(
         f"{LABEL}: generating the first {count} observations once (cached in {folder})"
     )
-    observations = [stream.next_observation() for _ in range(count)]
-    samples = np.stack([iq for iq, _ in observations]).astype(np.complex64, copy=False)
-    truths = json.loads(json.dumps([truth for _, truth in observations], default=_json_plain))
+    samples = np.empty((count, stream.params.window_samples), np.complex64)
+    truths = []
+    for i in range(count):
+        samples[i], truth = stream.next_observation()
+        truths.append(truth)
+    truths = json.loads(json.dumps(truths, default=_json_plain))
     try:
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write(samples_path, lambda f: np.save(f, samples))
@@ -114,13 +130,13 @@ def _json_plain(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-class FreshObservations:
+class FreshEmissions:
     """A worker process (at the lowest CPU priority, so that the flowgraph keeps its cores, and
-    apart from the flowgraph's interpreter lock) generating the stream's next observations;
-    `pop()` hands out the ones ready."""
+    apart from the flowgraph's interpreter lock) continuing a copy of the stream from where it
+    stands, observation by observation; `pop()` hands out the next emission once it is whole."""
 
     def __init__(self, stream):
-        self._stream = stream
+        self._per_emission = stream.emission_observations
         self._ready: collections.deque = collections.deque()
         self._in_flight = 0
         self._lock = threading.Lock()
@@ -132,11 +148,18 @@ class FreshObservations:
         )
         self._reader = threading.Thread(target=self._read, name="lwm_synthetic_fresh", daemon=True)
         self._reader.start()
+        try:
+            pickle.dump(stream, self._process.stdin)
+            self._process.stdin.flush()
+        except OSError as err:
+            self.failure = f"cannot reach the worker: {err}"
         self._request()
 
-    def pop(self) -> tuple[np.ndarray, dict] | None:
+    def pop(self) -> list[tuple[np.ndarray, dict]] | None:
+        """The next emission's observations and truths, or None while it is not whole."""
         with self._lock:
-            fresh = self._ready.popleft() if self._ready else None
+            whole = len(self._ready) >= self._per_emission
+            fresh = [self._ready.popleft() for _ in range(self._per_emission)] if whole else None
         self._request()
         return fresh
 
@@ -149,12 +172,12 @@ class FreshObservations:
 
     def _request(self) -> None:
         with self._lock:
+            wanted = self._per_emission + FRESH_AHEAD - self._in_flight - len(self._ready)
             try:
-                while self.failure is None and self._in_flight + len(self._ready) < FRESH_AHEAD:
-                    request = (self._stream.next_spec(), self._stream.params, self._stream.scenario_folder)
-                    pickle.dump(request, self._process.stdin)
+                if self.failure is None and wanted > 0:
+                    self._process.stdin.write(OBSERVATION_REQUEST * wanted)
                     self._process.stdin.flush()
-                    self._in_flight += 1
+                    self._in_flight += wanted
             except OSError as err:
                 self.failure = f"cannot reach the worker: {err}"
 
@@ -172,35 +195,37 @@ class FreshObservations:
 
 
 def serve_observations() -> None:
-    """The worker's side: for each (spec, params, scenario folder) read from stdin, the observation
-    and its truth written to stdout, both pickled. Anything else printed goes to stderr."""
-    from lwmspectro.synth import make_stream
-
+    """The worker's side: reads the stream (a pickled SyntheticStream) from stdin, then for each
+    request byte writes the stream's next observation and its truth to stdout, pickled. Anything
+    else printed goes to stderr."""
     channel = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     os.nice(WORKER_NICENESS)
-    while True:
-        try:
-            spec, params, scenario_folder = pickle.load(sys.stdin.buffer)
-        except EOFError:
-            return
-        pickle.dump(make_stream(spec, params, scenario_folder=scenario_folder), channel)
+    try:
+        stream = pickle.load(sys.stdin.buffer)
+    except EOFError:
+        return
+    while sys.stdin.buffer.read(1):
+        pickle.dump(stream.next_observation(), channel)
         channel.flush()
 
 
 class synthetic_source(gr.sync_block):
     """Complex samples at the generator's analysis rate (`samp_rate`, 30.72 MS/s), one labelled
-    observation after another. Each observation's first sample carries an `lwm_truth` tag:
-    a PMT dict of its labels (protocol, modulation, snr_db, mobility, speed_kmh, ...).
+    emission after another, each a run of observations. Each observation's first sample carries an
+    `lwm_truth` tag: a PMT dict of its emission's labels (protocol, modulation, snr_db, mobility,
+    speed_kmh, ...).
 
-    protocol, modulation, mobility: fixed values, or '' to draw one per observation (the
-    protocol cycles through WiFi, LTE and NR when `cycle`).
+    protocol, modulation, mobility: fixed values, or '' to draw one per emission (the protocol
+    cycles through WiFi, LTE and NR when `cycle`).
     snr_db: a fixed SNR in dB, or None to draw one.
-    seed: fixes the whole sequence (the loop is its first `loop_observations` observations).
+    seed: fixes the whole sequence (the loop is its first `loop_emissions` emissions).
     observations: end the stream after this many (0 = endless).
-    loop_observations: observations generated at start-up (or read from the cache) and looped.
+    emission_s: how long an emission lasts, rounded up to whole observations (one observation or
+    less: a new emission every observation).
+    loop_emissions: emissions generated at start-up (or read from the cache) and looped.
     realtime: pace the stream to the sample rate, as a radio would (off: as fast as it goes).
-    refresh: replace the loop's observations by fresh ones from a background worker process.
+    refresh: replace the loop's emissions by fresh ones from a background worker process.
     """
 
     def __init__(
@@ -212,7 +237,8 @@ class synthetic_source(gr.sync_block):
         cycle=True,
         seed=0,
         observations=0,
-        loop_observations=LOOP_OBSERVATIONS,
+        emission_s=DEFAULT_EMISSION_S,
+        loop_emissions=LOOP_EMISSIONS,
         realtime=True,
         refresh=True,
     ):
@@ -220,8 +246,8 @@ class synthetic_source(gr.sync_block):
 
         if int(observations) < 0:
             raise ConfigError(f"{LABEL}: observations {observations} is negative; give 0 (endless) or a count")
-        if int(loop_observations) < 1:
-            raise ConfigError(f"{LABEL}: loop_observations {loop_observations} must be at least 1")
+        if int(loop_emissions) < 1:
+            raise ConfigError(f"{LABEL}: loop_emissions {loop_emissions} must be at least 1")
         try:
             self.stream = SyntheticStream(
                 protocol=_choice(protocol),
@@ -230,6 +256,7 @@ class synthetic_source(gr.sync_block):
                 mobility=_choice(mobility),
                 cycle=bool(cycle),
                 seed=int(seed),
+                emission_s=emission_s,
             )
         except ValueError as err:
             raise ConfigError(f"{LABEL}: {err}") from err
@@ -237,13 +264,18 @@ class synthetic_source(gr.sync_block):
         self.set_min_output_buffer(OUTPUT_BUFFER_ITEMS)
         self.samp_rate = float(self.stream.params.sample_rate_hz)
         self.observation_samples = self.stream.params.window_samples
+        self.emission_observations = self.stream.emission_observations
+        self.emission_seconds = self.emission_observations * self.observation_samples / self.samp_rate
+        """The emission length as played: whole observations."""
         self.limit = int(observations)
-        loop_size = min(int(loop_observations), self.limit) if self.limit else int(loop_observations)
+        loop_size = int(loop_emissions) * self.emission_observations
+        if self.limit:
+            loop_size = min(loop_size, self.limit)
         self._loop, self._truths = load_loop(self.stream, loop_size)
-        self.stream.index = loop_size
+        self.stream.index = int(loop_emissions)  # the worker goes on after the loop's emissions
         self.realtime = bool(realtime)
         self.refresh = bool(refresh) and (self.limit == 0 or self.limit > loop_size)
-        self._fresh: FreshObservations | None = None
+        self._fresh: FreshEmissions | None = None
         self._slot = -1
         self._samples = np.zeros(0, np.complex64)
         self._position = 0
@@ -259,7 +291,7 @@ class synthetic_source(gr.sync_block):
 
     def start(self):
         if self.refresh:
-            self._fresh = FreshObservations(self.stream)
+            self._fresh = FreshEmissions(self.stream)
         return True
 
     def stop(self):
@@ -269,15 +301,19 @@ class synthetic_source(gr.sync_block):
         return True
 
     def _next_observation(self) -> tuple[np.ndarray, dict]:
+        """The loop's next observation; at the start of each of its emissions, a fresh emission
+        takes that one's place when the worker has one whole."""
         self._slot = (self._slot + 1) % len(self._loop)
-        fresh = self._fresh.pop() if self._fresh is not None else None
-        if fresh is not None:
-            self._loop[self._slot], self._truths[self._slot] = fresh
-            self.fresh_observations += 1
-        elif self._fresh is not None and self._fresh.failure is not None:
-            self.logger.warn(f"the worker generating fresh observations failed ({self._fresh.failure}); looping on")
-            self._fresh.close()
-            self._fresh = None
+        if self._fresh is not None and self._slot % self.emission_observations == 0:
+            fresh = self._fresh.pop()
+            if fresh is not None:
+                for offset, (samples, truth) in enumerate(fresh):
+                    self._loop[self._slot + offset], self._truths[self._slot + offset] = samples, truth
+                self.fresh_observations += len(fresh)
+            elif self._fresh.failure is not None:
+                self.logger.warn(f"the worker generating fresh emissions failed ({self._fresh.failure}); looping on")
+                self._fresh.close()
+                self._fresh = None
         return self._loop[self._slot], self._truths[self._slot]
 
     def _paced(self, wanted: int) -> int:
