@@ -107,7 +107,9 @@ def test_demo_prints_readouts_beside_the_truth_then_accuracy_and_throughput(bund
     out = capsys.readouterr().out.splitlines()
     readout_lines = [line for line in out if line.startswith("@")]
     assert readout_lines and all("| truth lte " in line for line in readout_lines)
-    assert any(line.startswith("--- ") and "accuracy: protocol " in line for line in out)
+    assert any("windows: " in line for line in readout_lines), "the tracked values beside the window's"
+    summary = [line for line in out if line.startswith("--- ")]
+    assert summary and "accuracy: protocol " in summary[0] and "tracked protocol " in summary[0]
     assert any(line.startswith("throughput: ") and "x real time" in line for line in out)
 
 

@@ -1,23 +1,27 @@
-"""The headless synthetic flowgraph (what `lwmspectro demo` runs) with the shipped model reads
-out the protocol of fresh synthetic signals at 20 dB SNR with the accuracy its card reports at
-20 dB on the held-out site (`metrics.held_out.per_snr_db`, measured on today's generator)."""
+"""The headless synthetic flowgraph (what `lwmspectro demo` runs) with the shipped model, over one
+pass of its loop of emissions at 20 dB SNR: it keeps up with real time, reads every window as the
+model reads the same samples offline, and tracks each emission's windows.
 
-import math
+The loop is three emissions of 16 windows each, whose windows share their emission's channel and
+truth: three independent examples, too few to hold the model to its card (for seed 7 the loop's
+windows read 19 of 48 right, 30 fresh emissions of the same stream 55 %, one emission 0 to 100 %).
+tests/test_shipped_bundle.py holds it to its card on independent held-out examples."""
+
 import time
 
+import numpy as np
+import pmt
 import pytest
+from gnuradio import blocks
 from gnuradio.lwmspectro.commands.demo import build_flowgraph
+from gnuradio.lwmspectro.synthetic_source import load_loop
 
-from lwmspectro.bundle import load_bundle
-from lwmspectro.runtime import BundleError, default_bundle_dir
+from lwmspectro.runtime import BundleError, Runtime, default_bundle_dir
+from lwmspectro.synth import SyntheticStream
 
-WINDOWS = 32
-"""One pass of the synthetic source's loop of observations."""
-SIGMAS = 3
-"""Allowed shortfall against the card, in binomial standard deviations of the windows judged:
-about what the former fixed 85 % allowed below 98 % over 9 windows. At the card's 61 % and 32
-windows that is about 0.26 (the looped observations of seed 7 read 15 of 32 right offline;
-600 fresh ones of the same stream at 20 dB, 63 %)."""
+SNR_DB, SEED = 20.0, 7
+WINDOWS = 48
+"""One pass of the synthetic source's loop: three emissions of 16 observations."""
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +32,11 @@ def shipped_bundle():
         pytest.skip(f"no shipped model bundle yet: {err}")
 
 
-def test_shipped_model_reads_out_the_protocol_of_synthetic_signals(shipped_bundle, capsys):
-    stated = load_bundle(shipped_bundle).metrics["held_out"]["per_snr_db"]["20"]["router_accuracy"]
-    top, source, receiver, board = build_flowgraph(str(shipped_bundle), snr_db=20.0, seed=7)
+def test_the_demo_flowgraph_reads_the_loop_as_the_model_does_offline_and_tracks_it(shipped_bundle, capsys):
+    top, source, receiver, board = build_flowgraph(str(shipped_bundle), snr_db=SNR_DB, seed=SEED)
+    source.refresh = False  # the pass is the loop's cached emissions, read offline below
+    debug = blocks.message_debug()
+    top.msg_connect(receiver, "readout", debug, "store")
     top.start()
     deadline = time.monotonic() + 120
     while board.readouts < WINDOWS and time.monotonic() < deadline:
@@ -38,8 +44,14 @@ def test_shipped_model_reads_out_the_protocol_of_synthetic_signals(shipped_bundl
     source.finish()
     top.wait()
     print(capsys.readouterr().out)
-    judged = board.judged["protocol"]
-    assert judged >= WINDOWS
-    allowed = stated - SIGMAS * math.sqrt(stated * (1 - stated) / judged)
-    assert board.correct["protocol"] / judged >= allowed, f"{board.summary()}; card {stated:.1%}, allowed {allowed:.1%}"
     assert receiver.counters()["windows_dropped"] == 0
+    assert board.judged["protocol"] >= WINDOWS and board.judged["tracked_protocol"] == board.judged["protocol"]
+
+    live = {}
+    for i in range(debug.num_messages()):
+        readout = pmt.to_python(debug.get_message(i))
+        live[readout["window_start"]] = readout["protocol"]
+    samples, _ = load_loop(SyntheticStream(snr_db=SNR_DB, seed=SEED), WINDOWS)
+    offline = Runtime(shipped_bundle).classify_iq(np.concatenate(samples), source.samp_rate)
+    assert len(offline) == WINDOWS
+    assert [live[r["window_start"]] for r in offline] == [r["protocol"] for r in offline]
