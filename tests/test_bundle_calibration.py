@@ -18,7 +18,7 @@ from bundle_factory import band_spectrograms, make_bundle, restamp
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-SHIPPED = Path(__file__).resolve().parents[1] / "models" / "small"
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "small-wideband"
 CALIBRATION = {"router": {"protocol": 2.0}, "lte": {"modulation": 0.5, "snr_mobility": 3.0}}
 
 

@@ -20,7 +20,7 @@ from lwmspectro.views import VIEWS, view_to_dict
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper
 
-SHIPPED = Path(__file__).resolve().parents[1] / "models" / "small"
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "small-wideband"
 WIDEBAND = SpectrogramParams(sample_rate_hz=1e6, n_fft=32, hop=64, n_frames=32, n_bins=16)
 PAST = DynamicsParams(
     sample_rate_hz=1e6, n_fft=32, frames_per_snippet=2, hop_s=5e-4, n_snippets=16, n_subbands=8, lags=(1, 2, 4)
@@ -139,7 +139,7 @@ def test_a_card_without_views_reads_its_wideband_g_as_before():
 
 
 def test_the_shipped_models_readouts_are_those_of_g_of_each_window():
-    """models/small on a fixed synthetic recording at its analysis rate: each window read as
+    """models/small-wideband on a fixed synthetic recording at its analysis rate: each window read as
     G of that window alone, as before views, to the last digit."""
     stream = SyntheticStream(cycle=True, seed=11)
     recording = np.concatenate([stream.next_observation()[0] for _ in range(4)])

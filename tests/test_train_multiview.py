@@ -36,7 +36,7 @@ from lwmspectro_train.model import (
 from lwmspectro_train.stages import Run
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ROOT / "models" / "small"
+SHIPPED = ROOT / "models" / "small-wideband"
 REFERENCE = Path(__file__).parent / "fixtures" / "train" / "small_reference_outputs.npz"
 VIEWS_SMALL = ROOT / "training" / "lwmspectro_train" / "configs" / "views-small.json"
 SHAPES = {"wideband": (32, 32), "cp_profile": (4, 64), "dynamics": (25, 32)}
@@ -67,7 +67,7 @@ def views_batch(n, seed=0):
 
 
 def test_the_shipped_model_of_g_alone_loads_and_gives_bitwise_its_recorded_outputs():
-    """Recorded with models/small before views existed (float32, one thread)."""
+    """Recorded with models/small-wideband (then models/small) before views existed (float32, one thread)."""
     reference = np.load(REFERENCE)
     model = load_torch_from_bundle(SHIPPED)
     weights = torch.load(SHIPPED / "weights.pt", weights_only=True)

@@ -15,7 +15,7 @@ from lwmspectro_train.baseline_comparison.lwm import route_to_experts
 from lwmspectro_train.export import load_torch_from_bundle
 from lwmspectro_train.model import route
 
-BUNDLE = Path(__file__).resolve().parents[1] / "models" / "small"
+BUNDLE = Path(__file__).resolve().parents[1] / "models" / "small-wideband"
 
 
 @pytest.fixture(scope="module")

@@ -636,8 +636,8 @@ def default_bundle_dir() -> Path:
             return candidate
     raise BundleError(
         "no model bundle found (looked at " + ", ".join(map(str, candidates)) + "); "
-        "train and export one with `lwmspectro-train all --config "
-        "training/lwmspectro_train/configs/small.json`, or pass --bundle DIR / "
+        "train and export one with `lwmspectro-train all --config views-small` "
+        "(models/small/RECIPE.md), or pass --bundle DIR / "
         f"set ${BUNDLE_ENV} to a bundle folder"
     )
 

@@ -138,9 +138,11 @@ def _report(name: str, result: dict) -> None:
 def print_metrics(metrics: dict) -> None:
     print(f"held-out metrics on {metrics['dataset']} ({metrics['count']} spectrograms):")
     for key, entry in metrics["targets"].items():
-        value = "n/a" if entry["value"] is None else f"{100 * entry['value']:.1f} %"
+        # Figures named in dB are errors in dB; the others are shares.
+        scale, unit = (1.0, "dB") if key.endswith("_db") else (100.0, "%")
+        value = "n/a" if entry["value"] is None else f"{scale * entry['value']:.1f} {unit}"
         met = "" if entry["met"] is None else ("  met" if entry["met"] else "  MISSED")
-        print(f"  {key:<32s} {value:>8s}  (target {100 * entry['target']:.0f} %){met}")
+        print(f"  {key:<36s} {value:>8s}  (target {scale * entry['target']:g} {unit}){met}")
     print("  per SNR:  snr_db  router_acc  modulation_f1  snr_x_mobility_f1")
     for snr, row in metrics["per_snr_db"].items():
         cells = [row[k] for k in ("router_accuracy", "modulation_macro_f1", "snr_mobility_macro_f1")]
