@@ -223,7 +223,9 @@ def test_router_is_the_encoder_trunk_with_a_linear_classifier():
     x = torch.randn(4, *SHAPE)
     with torch.no_grad():
         assert torch.allclose(router(x), router.classifier(router.tokens(x).mean(dim=1)))
-    shipped = torch.load(Path(__file__).resolve().parents[1] / "models" / "small-wideband" / "weights.pt", weights_only=True)
+    shipped = torch.load(
+        Path(__file__).resolve().parents[1] / "models" / "small-wideband" / "weights.pt", weights_only=True
+    )
     small = load_config("small")
     Router(small.router).load_state_dict(shipped["router"])
     SpectrogramEncoder(small.model).load_state_dict(shipped["experts"]["wifi"])
