@@ -199,16 +199,7 @@ class Bundle:
         card_path = folder / CARD_FILE
         if not folder.is_dir():
             raise BundleError(f"{folder}: not a model bundle folder")
-        if not card_path.exists():
-            raise BundleError(f"{card_path}: missing; a bundle folder needs card.json beside its ONNX files")
-        try:
-            raw = card_path.read_bytes()
-        except OSError as err:
-            raise BundleError(f"{card_path}: cannot be read ({err.strerror or err})") from err
-        try:
-            card = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise BundleError(f"{card_path}: not valid JSON ({err}); restore the bundle's card.json") from err
+        card, raw = read_card(card_path, "a bundle folder needs card.json beside its ONNX files")
         return cls.from_card(card, folder, card_sha256=hashlib.sha256(raw).hexdigest())
 
     @classmethod
@@ -295,6 +286,21 @@ class Bundle:
         if expected is None:
             raise BundleError(f"{self.card_path}: records no sha256 for training.checkpoint; {STAMP_HINT}")
         verify_sha256(Path(path), expected, self.card_path)
+
+
+def read_card(card_path: Path, missing: str) -> tuple[Any, bytes]:
+    """(the parsed card, its bytes) of a bundle's card.json; BundleError saying what is wrong
+    (`missing`: what to say when there is no such file)."""
+    if not card_path.exists():
+        raise BundleError(f"{card_path}: missing; {missing}")
+    try:
+        raw = card_path.read_bytes()
+    except OSError as err:
+        raise BundleError(f"{card_path}: cannot be read ({err.strerror or err})") from err
+    try:
+        return json.loads(raw), raw
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BundleError(f"{card_path}: not valid JSON ({err}); restore the bundle's card.json") from err
 
 
 def _json_type(value: object) -> str:

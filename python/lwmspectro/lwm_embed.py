@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from .bundle import CARD_FILE, METADATA_KEY, BundleError, BundlePath, read_onnx_metadata, verify_sha256
+from .bundle import CARD_FILE, METADATA_KEY, BundleError, BundlePath, read_card, read_onnx_metadata, verify_sha256
 from .fileio import atomic_write, file_sha256
 from .lwm_channels import channel_planes
 
@@ -113,15 +113,7 @@ class LwmBundle:
     def load(cls, path: BundlePath) -> LwmBundle:
         """Read `path`/card.json, validate it and verify every file it names."""
         folder = Path(path)
-        card_path = folder / CARD_FILE
-        if not card_path.is_file():
-            raise BundleError(f"{card_path}: missing; a channel model bundle folder needs card.json")
-        try:
-            card = json.loads(card_path.read_bytes())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise BundleError(f"{card_path}: not valid JSON ({err}); restore the bundle's card.json") from err
-        except OSError as err:
-            raise BundleError(f"{card_path}: cannot be read ({err.strerror or err})") from err
+        card, _ = read_card(folder / CARD_FILE, "a channel model bundle folder needs card.json")
         return cls.from_card(card, folder)
 
     @classmethod
