@@ -167,17 +167,17 @@ def _snr_bins(targets: dict) -> np.ndarray:
     return snr_bin
 
 
-def _headline(targets: dict, predictions: dict, rows: np.ndarray) -> dict:
-    """The target figures over `rows`."""
-    snr_bin = _snr_bins(targets)
+def _headline(targets: dict, predictions: dict, rows: np.ndarray, snr_bin: np.ndarray) -> dict:
+    """The target figures over `rows` (`snr_bin`: _snr_bins of the targets)."""
     has_snr = ~np.isnan(snr_bin)
     signal = rows & has_snr & (snr_bin >= 0)
     none = labels.ROUTER_CLASSES.index("none")
     high = rows & has_snr & (snr_bin >= 15)
+    overall = _summary(targets, predictions, rows)
     figures = {
         "router_accuracy_snr_ge_0": _summary(targets, predictions, signal)["router_accuracy"],
         "modulation_macro_f1_snr_ge_15": _summary(targets, predictions, high)["modulation_macro_f1"],
-        "snr_mobility_macro_f1": _summary(targets, predictions, rows)["snr_mobility_macro_f1"],
+        "snr_mobility_macro_f1": overall["snr_mobility_macro_f1"],
         "none_recall": _recall(targets, predictions, "none", rows),
         "signal_as_none_snr_ge_0": float(np.mean(predictions["protocol"][signal] == none)) if signal.any() else None,
     }
@@ -185,7 +185,6 @@ def _headline(targets: dict, predictions: dict, rows: np.ndarray) -> dict:
         own = high & (targets["protocol"] == labels.ROUTER_CLASSES.index(protocol))
         figures[f"{PER_PROTOCOL_TARGET}_{protocol}"] = _summary(targets, predictions, own)["modulation_macro_f1"]
     if "snr_db" in predictions:
-        overall = _summary(targets, predictions, rows)
         figures |= {
             "snr_abs_error_median_db": overall["snr_abs_error_median_db"],
             "snr_abs_error_p90_db": overall["snr_abs_error_p90_db"],
@@ -230,7 +229,7 @@ def metrics_from_predictions(targets: dict, predictions: dict, rows: list[dict] 
     }
     classes = list(range(len(labels.ROUTER_CLASSES)))
     overall = _summary(targets, predictions, everything)
-    figures = _headline(targets, predictions, everything)
+    figures = _headline(targets, predictions, everything, snr_bin)
     targets_met = dict(TARGETS) | {f"{PER_PROTOCOL_TARGET}_{p}": TARGETS[PER_PROTOCOL_TARGET] for p in labels.PROTOCOLS}
     if "snr_db" in predictions:
         targets_met |= SEPARATE_TARGETS
@@ -249,7 +248,7 @@ def metrics_from_predictions(targets: dict, predictions: dict, rows: list[dict] 
     }
     if rows is not None:
         result["slices"] = {
-            name: {"n": int(mask.sum()), **_headline(targets, predictions, mask)}
+            name: {"n": int(mask.sum()), **_headline(targets, predictions, mask, snr_bin)}
             for name, mask in capture_slices(rows).items()
             if mask.any()
         }

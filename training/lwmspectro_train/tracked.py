@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from lwmspectro import labels
 from lwmspectro.bundle import load_bundle
-from lwmspectro.dataset_generation import CAPTURE_EDGE_S, ExamplePlan, example_source
+from lwmspectro.dataset_generation import ExamplePlan, example_source
 from lwmspectro.readout import JUDGED_TASKS, judge
 from lwmspectro.runtime import Runtime
 from lwmspectro.synth import GeneratorConfig
@@ -35,11 +35,10 @@ MIN_SNR_DB = 10.0
 
 
 def emission_plan(config: GeneratorConfig, seconds: float) -> ExamplePlan:
-    """The config's plan with `seconds` of stream realised after the capture's lead-in."""
+    """The config's plan with `seconds` of stream realised after the capture's lead-in (and as
+    much again after them, the capture's filters' edge)."""
     plan = ExamplePlan.of(config)
-    rate = config.params.sample_rate_hz
-    edge = int(np.ceil(CAPTURE_EDGE_S * rate)) if plan.capture is not None else 0
-    return ExamplePlan(plan.views, plan.capture, plan.lead, int(seconds * rate) + 2 * edge)
+    return ExamplePlan(plan.views, plan.capture, plan.lead, int(seconds * config.params.sample_rate_hz) + 2 * plan.lead)
 
 
 def score_recording(runtime: Runtime, iq: np.ndarray, rate: float, row: dict, track_s: float) -> dict[str, list]:
@@ -83,12 +82,10 @@ def evaluate(bundle, config: GeneratorConfig, recordings: int, seconds: float, t
         "track_s": track_s,
         "min_snr_db_for_tasks": MIN_SNR_DB,
         "overall": shares(pooled),
-        "per_protocol": {p: shares(h) for p, h in sorted(per_protocol.items(), key=lambda kv: _order(kv[0]))},
+        "per_protocol": {
+            p: shares(h) for p, h in sorted(per_protocol.items(), key=lambda kv: labels.ROUTER_CLASSES.index(kv[0]))
+        },
     }
-
-
-def _order(protocol: str) -> int:
-    return labels.ROUTER_CLASSES.index(protocol)
 
 
 def main(argv=None) -> int:
