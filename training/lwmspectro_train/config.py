@@ -171,22 +171,25 @@ class RunConfig(ConfigBase):
         return cls(**values)
 
 
-def config_names() -> list[str]:
-    folder = resources.files("lwmspectro_train") / "configs"
+def config_names(package: str = "lwmspectro_train") -> list[str]:
+    """The named configs `package` ships in its configs folder."""
+    folder = resources.files(package) / "configs"
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
 
 
-def _read(name_or_path: str) -> dict:
+def read_config(name_or_path: str, package: str = "lwmspectro_train") -> dict:
+    """The JSON of a config named in `package`'s configs folder, or of a .json path."""
     path = Path(name_or_path)
     if path.suffix == ".json" or path.exists():
-        if not path.exists():
+        if not path.is_file():
             raise FileNotFoundError(f"config file {path} does not exist")
         text = path.read_text()
     else:
-        packaged = resources.files("lwmspectro_train") / "configs" / f"{name_or_path}.json"
+        packaged = resources.files(package) / "configs" / f"{name_or_path}.json"
         if not packaged.is_file():
             raise ValueError(
-                f"unknown config {name_or_path!r}; valid names: {', '.join(config_names())}, or a path to a .json file"
+                f"unknown config {name_or_path!r}; valid names: {', '.join(config_names(package))}, "
+                "or a path to a .json file"
             )
         text = packaged.read_text()
     try:
@@ -217,4 +220,4 @@ def apply_overrides(values: dict, overrides) -> dict:
 
 
 def load_config(name_or_path: str, overrides=()) -> RunConfig:
-    return RunConfig.from_dict(apply_overrides(_read(name_or_path), overrides))
+    return RunConfig.from_dict(apply_overrides(read_config(name_or_path), overrides))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +19,15 @@ from lwmspectro.config_base import ConfigBase, bounded
 from lwmspectro.fileio import atomic_write
 from lwmspectro.lwm_channels import channel_planes
 
-from ..config import LoaderConfig, StageConfig, apply_overrides
+from ..config import LoaderConfig, StageConfig, apply_overrides, read_config
+from ..config import config_names as shared_config_names
 from ..distributed import Context
 from ..trainer import Trainer
 from .data import ChannelSet, LwmDataConfig, load_channels, split
 from .model import LwmConfig, LwmEncoder, MaskedChannelModelling
+
+CONFIG_PACKAGE = "lwmspectro_train.lwm"
+"""The package whose configs folder holds the named channel-model configs."""
 
 PRETRAIN = "pretrain"
 """The stage's folder in a run directory."""
@@ -77,28 +80,12 @@ class LwmRunConfig(ConfigBase):
 
 
 def config_names() -> list[str]:
-    folder = resources.files("lwmspectro_train.lwm") / "configs"
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
+    return shared_config_names(CONFIG_PACKAGE)
 
 
 def load_config(name_or_path: str, overrides=()) -> LwmRunConfig:
     """A named config (lwm/configs/<name>.json) or a .json path, with `--set KEY=VALUE` overrides."""
-    path = Path(name_or_path)
-    if path.suffix == ".json" or path.exists():
-        if not path.is_file():
-            raise FileNotFoundError(f"config file {path} does not exist")
-        text = path.read_text()
-    else:
-        packaged = resources.files("lwmspectro_train.lwm") / "configs" / f"{name_or_path}.json"
-        if not packaged.is_file():
-            raise ValueError(
-                f"unknown config {name_or_path!r}; valid names: {', '.join(config_names())}, or a path to a .json file"
-            )
-        text = packaged.read_text()
-    try:
-        values = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"config {name_or_path}: not valid JSON ({err})") from err
+    values = read_config(name_or_path, CONFIG_PACKAGE)
     return LwmRunConfig.from_dict(apply_overrides(values, overrides), name_or_path)
 
 
