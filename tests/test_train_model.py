@@ -1,5 +1,6 @@
 """The LWM-Spectro model: shapes, masking, losses, router, heads and the named configs."""
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -238,6 +239,21 @@ def test_one_zscore_for_pixels_and_embeddings():
     assert torch.equal(pixels(torch.tensor([6.0])), torch.tensor([3.0]))
     embeddings = ZScore.fit(torch.tensor([[1.0, 5.0], [3.0, 5.0]]))
     assert embeddings.mean.tolist() == [2.0, 5.0] and embeddings.std.tolist() == [1.0, pytest.approx(1e-6)]
+
+
+def test_per_row_statistics_give_each_row_of_a_view_its_own_scale():
+    shapes = {"level_and_changes": (2, 8)}
+    stats = {"views": {"level_and_changes": {"mean": [-40.0, 1.0], "std": [20.0, 0.5]}}}
+    cfg = dataclasses.replace(TINY, patch_shapes={"level_and_changes": [1, 8]})
+    trunk = SpectrogramEncoder(cfg, shapes)
+    trunk.set_normalisation(stats)
+    view = torch.tensor([[[-60.0] * 8, [2.0] * 8]])
+    assert trunk.patches(view)[0].reshape(2, 8).tolist() == [[-1.0] * 8, [2.0] * 8]
+    fresh = SpectrogramEncoder(cfg, shapes)
+    fresh.load_state_dict(trunk.state_dict())
+    assert torch.equal(fresh.patches(view)[0], trunk.patches(view)[0])
+    with pytest.raises(ValueError, match="3 per-row statistics for a view of 2 rows"):
+        trunk.set_normalisation({"views": {"level_and_changes": {"mean": [0.0] * 3, "std": [1.0] * 3}}})
 
 
 def test_configure_optimizers_decays_matrices_only_and_scales_the_encoder_in_lwm_ft():

@@ -166,7 +166,8 @@ def test_separate_heads_regress_snr_and_doppler_and_skip_what_a_row_lacks():
 
 def test_the_views_config_names_each_parts_views():
     cfg = load_config("views-small")
-    assert cfg.views_of("router") == ("wideband", "cp_profile")
+    assert cfg.views_of("router") == ("wideband", "cp_profile", "ofdm_aligned_15khz")
+    assert cfg.normalisation == "per_row"
     assert cfg.views_of("lte") == ("ofdm_aligned_15khz", "cp_profile", "dynamics")
     assert "dynamics" in cfg.views_of("nr") and cfg.heads.outputs == "separate" and not cfg.reads_g_alone
     small = load_config("small")
@@ -214,11 +215,14 @@ def test_the_card_lists_the_views_and_the_graphs_take_one_input_per_view(recipe)
     assert bundle.view_names == [
         "wideband",
         "cp_profile",
+        "ofdm_aligned_15khz",
         "ofdm_aligned_wifi",
         "dynamics",
-        "ofdm_aligned_15khz",
         "ofdm_aligned_30khz",
     ]
+    normalisation = bundle.card["normalisation"]
+    assert normalisation["kind"] == "per_row_per_view"
+    assert len(normalisation["views"]["dynamics"]["std"]) == SHAPES["dynamics"][0]
     assert bundle.absent_views == ("dynamics",)
     assert bundle.card["model"]["views"]["nr"] == ["ofdm_aligned_15khz", "ofdm_aligned_30khz", "cp_profile", "dynamics"]
     held_out = bundle.metrics["held_out"]
@@ -226,7 +230,7 @@ def test_the_card_lists_the_views_and_the_graphs_take_one_input_per_view(recipe)
     parity = bundle.metrics["parity"]
     assert parity["all_argmax_agree"] and "absent_embedding_max_abs_diff" in parity["nr"]
     runtime = Runtime(bundle)
-    assert [runtime.view_names[i] for i in runtime._router.views] == ["wideband", "cp_profile"]
+    assert [runtime.view_names[i] for i in runtime._router.views] == ["wideband", "cp_profile", "ofdm_aligned_15khz"]
     assert runtime._heads["lte"].kind == "heads_separate"
 
 

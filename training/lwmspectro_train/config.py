@@ -84,6 +84,9 @@ class LoaderConfig(ConfigBase):
     eval_batch_size: int = bounded(128, 1, 65_536)
 
 
+NORMALISATIONS = ("per_view", "per_row")
+
+
 @dataclass(frozen=True)
 class RunConfig(ConfigBase):
     name: str
@@ -96,6 +99,10 @@ class RunConfig(ConfigBase):
     views: dict | None = None
     """The views each part reads, by part ("router" or an expert) and in order, named as the
     dataset stores them; a part not listed, and every part when null, reads G ("wideband") alone."""
+    normalisation: str = "per_view"
+    """The pixel statistics folded in front of each trunk: one mean and std per view
+    ("per_view"), or per row of each view ("per_row", for views whose rows hold different
+    quantities)."""
     data: DataConfig = field(default_factory=DataConfig)
     model: EncoderConfig = field(default_factory=EncoderConfig)
     router: RouterConfig = field(default_factory=RouterConfig)
@@ -104,6 +111,7 @@ class RunConfig(ConfigBase):
     stages: dict = field(default_factory=lambda: {s: StageConfig() for s in STAGES})
 
     def __post_init__(self):
+        labels.check_choice("normalisation", self.normalisation, NORMALISATIONS)
         for expert in self.experts:
             labels.check_choice("expert", expert, labels.PROTOCOLS)
         object.__setattr__(self, "experts", tuple(self.experts))

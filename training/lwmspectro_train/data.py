@@ -200,23 +200,38 @@ class EpochSampler(Sampler):
 
 
 def normalisation_stats(
-    dataset: SpectrogramSet, max_samples: int = 2048, seed: int = 0, views: Sequence[str] | None = None
+    dataset: SpectrogramSet,
+    max_samples: int = 2048,
+    seed: int = 0,
+    views: Sequence[str] | None = None,
+    per_row: bool = False,
 ) -> dict:
     """Mean and standard deviation of the pixels over (a seeded subset of) `dataset`: of G
-    (`views` None), or of each of `views` by name (NaN pixels, an absent view, left out)."""
+    (`views` None), or of each of `views` by name (NaN pixels, an absent view, left out).
+
+    `per_row` gives each row of a view its own statistics: the rows of a view hold different
+    quantities (the dynamics view's mean level in dB beside its power changes, an aligned
+    view's circularity beside its element powers), and one scale for all of them leaves the
+    small ones unseen. A row with no spread keeps std 1."""
     rows = limit(np.arange(len(dataset)), max_samples, seed)
     names = [WIDEBAND] if views is None else list(views)
-    sums = {name: np.zeros(3) for name in names}
+    sums: dict[str, np.ndarray] = {}
     for start in range(0, len(rows), 256):
         items = [dataset[int(i)] for i in rows[start : start + 256]]
         for name in names:
             x = np.stack([batch_views(item)[name].numpy() for item in items]).astype(np.float64)
-            finite = x if np.isfinite(x).all() else x[np.isfinite(x)]
-            sums[name] += (finite.sum(), np.square(finite).sum(), finite.size)
+            finite = np.isfinite(x)
+            values = np.where(finite, x, 0.0)
+            axes = (0, 2) if per_row else None
+            part = np.stack([values.sum(axis=axes), np.square(values).sum(axis=axes), finite.sum(axis=axes)])
+            sums[name] = part if name not in sums else sums[name] + part
     stats = {}
     for name, (total, total_sq, count) in sums.items():
-        mean = total / max(count, 1)
-        stats[name] = {"mean": mean, "std": math.sqrt(max(total_sq / max(count, 1) - mean**2, 1e-12))}
+        mean = total / np.maximum(count, 1)
+        std = np.sqrt(np.maximum(total_sq / np.maximum(count, 1) - mean**2, 0.0))
+        std = np.where(std > 1e-6, std, 1.0) if per_row else np.maximum(std, 1e-6)
+        stats[name] = {"mean": mean.tolist(), "std": std.tolist()}
     if views is None:
         return {"kind": "global_scalar", **stats[WIDEBAND], "samples": len(rows)}
-    return {"kind": "global_scalar_per_view", "views": stats, "samples": len(rows)}
+    kind = "per_row_per_view" if per_row else "global_scalar_per_view"
+    return {"kind": kind, "views": stats, "samples": len(rows)}

@@ -140,8 +140,19 @@ class ZScore(nn.Module):
         return cls(samples.mean(dim=0), samples.std(dim=0, unbiased=False).clamp_min(1e-6))
 
     def set(self, mean, std) -> None:
-        self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
-        self.std.copy_(torch.as_tensor(std, dtype=torch.float32))
+        """New statistics, of any shape that broadcasts against the input (a scalar per view,
+        or a (T, 1) column of per-row statistics)."""
+        self.mean = torch.as_tensor(mean, dtype=torch.float32).clone()
+        self.std = torch.as_tensor(std, dtype=torch.float32).clone()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # The statistics' shape is the data's (scalar or per row), not the constructor's:
+        # take the saved shape before the values are copied in.
+        for name in ("mean", "std"):
+            saved = state_dict.get(prefix + name)
+            if saved is not None and saved.shape != getattr(self, name).shape:
+                setattr(self, name, torch.empty_like(saved, dtype=torch.float32))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x):
         return (x - self.mean) / self.std
@@ -325,10 +336,17 @@ class Trunk(nn.Module):
             nn.init.normal_(embedding, std=0.02)
 
     def set_normalisation(self, stats: Mapping[str, Any]) -> None:
-        """The training set's pixel statistics: {"mean", "std"} of G, or {"views": {name: {"mean", "std"}}}."""
+        """The training set's pixel statistics: {"mean", "std"} of G, or {"views": {name: {"mean",
+        "std"}}}; each a number for the whole view, or a list of one per row of it."""
         for name in self.view_names:
             values = stats["views"][name] if "views" in stats else stats
-            of_view(self.normalise, name).set(values["mean"], values["std"])
+            mean, std = (torch.as_tensor(values[key], dtype=torch.float32) for key in ("mean", "std"))
+            if mean.dim() == 1:
+                rows = self.view_shapes[name][0]
+                if len(mean) != rows:
+                    raise ValueError(f"{name}: {len(mean)} per-row statistics for a view of {rows} rows")
+                mean, std = mean[:, None], std[:, None]
+            of_view(self.normalise, name).set(mean, std)
 
     def as_views(self, views: ViewInput) -> tuple[torch.Tensor, ...]:
         """The views this trunk reads, in its order, from any `ViewInput`."""

@@ -43,7 +43,7 @@ from .model import (
 )
 from .trainer import BEST, Trainer, load_checkpoint
 
-ARCHITECTURE_KEYS = ("model", "router", "heads", "experts", "views")
+ARCHITECTURE_KEYS = ("model", "router", "heads", "experts", "views", "normalisation")
 
 
 def _prefixed(state: dict, prefix: str) -> dict:
@@ -157,7 +157,12 @@ class Run:
                     stats = json.loads(path.read_text())
                 else:
                     views = None if self.cfg.reads_g_alone else self.cfg.model_views
-                    stats = normalisation_stats(self.datasets()[0], seed=self.cfg.seed, views=views)
+                    stats = normalisation_stats(
+                        self.datasets()[0],
+                        seed=self.cfg.seed,
+                        views=views,
+                        per_row=self.cfg.normalisation == "per_row",
+                    )
                     self.dir.mkdir(parents=True, exist_ok=True)
                     atomic_write(path, json.dumps(stats, indent=1) + "\n")
             self._stats = self.ctx.broadcast_object(stats)
