@@ -111,7 +111,7 @@ def test_resume_after_a_kill_leaves_no_corrupt_or_duplicate_shard(tmp_path):
         target=_generate_forever, args=(config.to_dict(), str(tmp_path))
     )
     proc.start()
-    deadline = 60
+    deadline = 240  # half-seconds: a loaded machine takes long to start the writer
     while deadline and not (tmp_path / "shard-000001.json").exists():
         proc.join(0.5)
         deadline -= 1
@@ -152,8 +152,13 @@ def test_an_emission_is_consecutive_stretches_of_one_stream_then_a_new_one_start
     reference = SyntheticStream(**settings)
     first = reference.next_spec()
     whole, truth = reference.emission(first).realise([(0, 3 * window)], measured=reference.measured)
-    np.testing.assert_array_equal(np.concatenate([iq for iq, _ in observations[:3]]), whole)
-    assert [t["seed"] for _, t in observations[:3]] == [first.seed] * 3 and observations[0][1] == truth
+    level = observations[0][1]["level_db"]
+    np.testing.assert_array_equal(
+        np.concatenate([iq for iq, _ in observations[:3]]), whole * np.float32(10 ** (level / 20))
+    )
+    assert [t["seed"] for _, t in observations[:3]] == [first.seed] * 3
+    assert observations[0][1] == {**truth, "level_db": level}
+    assert [t["level_db"] for _, t in observations[:3]] == [level] * 3 != [observations[3][1]["level_db"]] * 3
     assert observations[3][1]["seed"] == reference.next_spec().seed != first.seed
     assert (observations[0][1]["protocol"], observations[3][1]["protocol"]) == ("wifi", "lte")
 

@@ -534,6 +534,12 @@ dynamics view's 128 ms reach into the past plus a window, so that the later wind
 read it alone, and enough windows for tracking to gain over one."""
 MAX_EMISSION_S = 10.0
 """The longest emission: its PHY waveform is held whole (up to 160 MB a second, WiFi's 20 MS/s)."""
+EMISSION_LEVEL_DB_RANGE = (-15.0, 15.0)
+"""Each synthetic emission arrives at its own level (the emitter's distance, the receiver's gain),
+drawn uniformly over this range, as consecutive emissions do at a radio: what lets a tracker
+tell where one emission ends from the power alone."""
+EMISSION_LEVEL_DRAW = 2
+"""Extra seed word of an emission's level, apart from its example's draws."""
 EMISSION_SNIPPETS = 16
 EMISSION_SNIPPET_SAMPLES = 2048
 """An emission's SNR is measured over this many snippets of this many samples spread over it."""
@@ -601,6 +607,7 @@ class SyntheticStream:
         """The next emission's index in the seeded sequence."""
         self._emission: ReceivedStream | None = None
         self._played = 0
+        self._level_db = 0.0
 
     def next_spec(self) -> ExampleSpec:
         """The next emission's labels."""
@@ -631,17 +638,23 @@ class SyntheticStream:
 
     def next_observation(self) -> tuple[np.ndarray, dict]:
         """(the next observation's samples, its emission's truth): the emission's next stretch,
-        formed with the SNR measured over `measured`; a new emission after the last. Between
+        formed with the SNR measured over `measured`, at the emission's level (`level_db` in the
+        truth, EMISSION_LEVEL_DB_RANGE); a new emission after the last. Between
         calls the emission's draws and transmit waveform are held, not its received samples."""
         if self._emission is None:
-            self._emission, self._played = self.emission(self.next_spec()), 0
+            spec = self.next_spec()
+            self._emission, self._played = self.emission(spec), 0
+            self._level_db = float(
+                np.random.default_rng([spec.seed, EMISSION_LEVEL_DRAW]).uniform(*EMISSION_LEVEL_DB_RANGE)
+            )
         span = self.params.window_samples
         start = self._played * span
         iq, row = self._emission.realise([(start, start + span), *self.measured], measured=self.measured)
         self._played += 1
         if self._played == self.emission_observations:
             self._emission = None  # its waveform is not kept (nor pickled with the stream)
-        return iq[start : start + span].copy(), row
+        gain = np.float32(10.0 ** (self._level_db / 20.0))
+        return iq[start : start + span] * gain, {**row, "level_db": self._level_db}
 
 
 CHANNEL_DRAW = 1
