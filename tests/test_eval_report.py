@@ -16,7 +16,7 @@ from lwmspectro_train.baseline_comparison import trials as trials_mod
 from lwmspectro_train.baseline_comparison.fit import TrainSettings
 from lwmspectro_train.baseline_comparison.lwm import LWMComponents
 from lwmspectro_train.baseline_comparison.report import aggregate
-from lwmspectro_train.baseline_comparison.tasks import Preset
+from lwmspectro_train.baseline_comparison.tasks import TASKS, Preset
 from lwmspectro_train.baseline_comparison.trials import TrialLog, run_trials
 from lwmspectro_train.model import EncoderConfig, HeadsConfig, Router, RouterConfig, SpectrogramEncoder, TaskHeads
 
@@ -24,9 +24,9 @@ HELDOUT = "toy_heldout"
 SIZE = 16
 TINY = Preset(
     name="tiny",
-    n_per_class={"task1": (2, 4), "task2": (2,), "task3": (3, 50)},
+    n_per_class={"task1_wifi": (2, 4), "task1_lte": (2,), "task1_nr": (2,), "task2": (2,), "task3": (3, 50)},
     seeds=(0, 1),
-    baselines={"task1": ("wu_cnn",), "task2": ("wu_cnn",), "task3": ("wu_cnn",)},
+    baselines=dict.fromkeys(("task1_wifi", "task1_lte", "task1_nr", "task2", "task3"), ("wu_cnn",)),
     baseline_width=0.25,
     test_per_class=3,
     max_val_per_class=2,
@@ -109,16 +109,23 @@ def test_every_trial_has_a_row_and_short_classes_are_reported(tiny_run):
     _, _, out, _, _ = tiny_run
     rows = _rows(out)
     ok = [r for r in rows if r["status"] == "ok"]
-    assert len(ok) == 2 * 2 * 3 + 1 * 2 * 3 + 1 * 2 * 2  # task1, task2, task3 at N=3
+    assert len(ok) == 2 * 2 * 3 + 2 * (1 * 2 * 3) + 1 * 2 * 3 + 1 * 2 * 2  # task1 WiFi, LTE, NR, task2, task3 at N=3
     skipped = [r for r in rows if r["status"] == "skipped"]
     assert {(r["task"], r["n_per_class"]) for r in skipped} == {("task3", "50")}
     assert "needs 55 samples" in skipped[0]["reason"]
-    task2 = [r for r in ok if r["task"] == "task2"]
-    assert {int(r["n_classes"]) for r in task2} == {4}  # 2 SNRs x 2 mobility classes present
+    assert {task: {int(r["n_classes"]) for r in ok if r["task"] == task} for task in {r["task"] for r in ok}} == {
+        "task1_wifi": {5},
+        "task1_lte": {4},
+        "task1_nr": {4},
+        "task2": {4},  # 2 SNRs x 2 mobility classes present
+        "task3": {5},
+    }
     for r in ok:
         assert 0.0 <= float(r["macro_f1"]) <= 1.0
         assert int(r["n_train"]) == int(r["n_per_class"]) * int(r["n_classes"])
     predictions = TrialLog(out).predictions()
+    assert predictions[("task1_lte", "LWM", 2, 0)]["class_names"] == list(labels.ALLOWED_MODULATIONS["lte"])
+    assert set(predictions[("task1_nr", "LWM_FT", 2, 1)]["protocol"]) == {"nr"}
     moe = predictions[("task3", "MoE", 3, 0)]
     assert len(moe["expert"]) == len(moe["y_true"]) == 5 * 3
     assert set(moe["protocol"]) <= set(labels.PROTOCOLS)
@@ -129,8 +136,16 @@ def test_report_tables_hold_the_csv_numbers(tiny_run):
     text = results.read_text()
     assert text.startswith("# Evaluation against baselines")
     agg = aggregate(_rows(out))
-    mean, std = agg[("task1", "LWM", 2)]["f1"]
-    assert f"{mean:.2f} ± {std:.2f}" in text
+    sections = {part.split("\n", 1)[0]: part for part in text.replace("**", "").split("\n## ")}
+    for task, title in (
+        ("task1_wifi", "WiFi, 5 classes"),
+        ("task1_lte", "LTE, 4 classes"),
+        ("task1_nr", "5G NR, 4 classes"),
+    ):
+        (ft_mean, ft_std), (mean, std) = agg[(task, "LWM_FT", 2)]["f1"], agg[(task, "LWM", 2)]["f1"]
+        table = sections[f"Task 1: modulation classification ({title})"]
+        assert f"| 2 | {ft_mean:.2f} ± {ft_std:.2f} | {mean:.2f} ± {std:.2f} |" in table
+        assert f"| {task}, N=2: LWM - best baseline >= 20 F1 points |" in sections["Targets"]
     mean, std = agg[("task3", "MoE", 3)]["accuracy"]
     assert f"| MoE-Router (3 experts) | 3 | {mean:.2f} ± {std:.2f}" in text
     assert "| N/cls | LWM_FT | LWM | STFT-CNN |" in text
@@ -147,9 +162,11 @@ def test_figures_are_written_and_linked(tiny_run):
     _, _, out, results, _ = tiny_run
     text = results.read_text()
     for name in (
-        "task1_f1_vs_n",
-        "task1_confusion",
-        "task1_accuracy_per_snr",
+        "task1_wifi_f1_vs_n",
+        "task1_wifi_confusion",
+        "task1_wifi_accuracy_per_snr",
+        "task1_lte_f1_vs_n",
+        "task1_nr_confusion",
         "task2_f1_vs_n",
         "task3_confusion",
         "tsne",
@@ -177,6 +194,22 @@ def test_resume_runs_only_unfinished_trials(tiny_run, monkeypatch, tmp_path):
     assert len(TrialLog(resumed).finished(sha)) == len(TrialLog(out).finished(sha))
     run_trials(dataset, components, resumed, TINY, scenario=HELDOUT, show_progress=False, bundle=sha)
     assert len(calls) == 1
+
+
+def test_a_bundle_of_g_alone_feeds_each_expert_g_as_before(tiny_run):
+    dataset, components, _, _, _ = tiny_run
+    for task in ("task1_wifi", "task1_lte", "task2"):
+        spec = TASKS[task]
+        pool = trials_mod._TaskData(dataset, spec, TINY, HELDOUT)
+        with torch.no_grad():
+            expected = components.experts[spec.expert](torch.from_numpy(dataset.spectrograms(pool.indices))).numpy()
+        assert np.array_equal(pool.embeddings(spec, components, "cpu"), expected)
+
+
+def test_the_commands_task_choices_are_the_tasks():
+    from lwmspectro_train.commands.eval import TASK_CHOICES
+
+    assert tuple(TASKS) == TASK_CHOICES
 
 
 def test_eval_command_without_torch_says_how_to_install(monkeypatch, capsys):
@@ -218,6 +251,7 @@ def test_header_names_the_command_and_bundle(tiny_run):
     text = md.read_text()
     assert f"lwmspectro eval --bundle {argv[2]} --data {dataset.folder} --quick --out {out}" in text
     assert "card `toy`" in text and "card.json sha256" in text
+    assert "every part reads the wideband spectrogram G" in text
     assert f"held-out scenario `{HELDOUT}`" in text
 
 
@@ -244,13 +278,13 @@ def test_another_bundle_reruns_only_the_lwm_trials(tiny_run, tmp_path, monkeypat
         "--results-md",
         str(tmp_path / "r.md"),
         "--tasks",
-        "task1",
+        "task1_wifi",
         "--no-progress",
     ]
     assert cli.main(["eval", "--bundle", str(other), "--scenario", HELDOUT] + rest) == 0
     assert len(calls) == 8  # LWM and LWM_FT at two N and two seeds; STFT-CNN kept
     new_sha = json.loads((copy / "run.json").read_text())["identity"]["bundle_card_sha256"]
-    task1 = [r for r in TrialLog(copy).rows(new_sha) if r["task"] == "task1"]
+    task1 = [r for r in TrialLog(copy).rows(new_sha) if r["task"] == "task1_wifi"]
     assert {r["bundle"] for r in task1 if r["model"] != "wu_cnn"} == {new_sha}
     assert "card `toy2`" in (tmp_path / "r.md").read_text()
     assert len(_rows(copy)) == len(_rows(out))  # the superseded rows are compacted away
@@ -286,7 +320,9 @@ def test_baselines_run_without_a_bundle_and_lwm_joins_later(tiny_run, tmp_path, 
     from lwmspectro_train.baseline_comparison import compare as compare_mod
 
     dataset, _components, _, _, argv = tiny_run
-    monkeypatch.setitem(compare_mod.PRESETS, "quick", replace(TINY, n_per_class={**TINY.n_per_class, "task1": (2,)}))
+    monkeypatch.setitem(
+        compare_mod.PRESETS, "quick", replace(TINY, n_per_class={**TINY.n_per_class, "task1_wifi": (2,)})
+    )
     out = tmp_path / "out"
     common = [
         "--data",
@@ -299,7 +335,7 @@ def test_baselines_run_without_a_bundle_and_lwm_joins_later(tiny_run, tmp_path, 
         "--scenario",
         HELDOUT,
         "--tasks",
-        "task1",
+        "task1_wifi",
         "--no-progress",
     ]
     assert cli.main(["eval", "--models", "wu_cnn"] + common) == 0
@@ -330,9 +366,10 @@ def test_coverage_says_which_trials_of_the_preset_a_partial_run_lacks():
         for n in quick.n_per_class["task3"]
         for s in quick.seeds
     ]
-    rows.append(dict(task="task1", model="LWM", n_per_class="2", seed="0", status="skipped"))
-    task1, task2, task3 = coverage(rows, "quick")
-    assert task1 == "- task1: 0 of 36 trials (not run)"
+    rows.append(dict(task="task1_wifi", model="LWM", n_per_class="2", seed="0", status="skipped"))
+    wifi, lte, nr, task2, task3 = coverage(rows, "quick")
+    assert wifi == "- task1_wifi: 0 of 36 trials (not run)"
+    assert lte == "- task1_lte: 0 of 36 trials (not run)" and nr == "- task1_nr: 0 of 36 trials (not run)"
     assert task2.startswith("- task2: 16 of 24 trials (LWM_FT: N=10 1 of 3 seeds; LWM: N=10 1 of 3 seeds;")
     assert task3 == "- task3: all 18 trials"
     assert coverage(rows, "no-such-preset") == []

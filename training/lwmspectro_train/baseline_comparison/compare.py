@@ -15,7 +15,7 @@ import torch
 from lwmspectro.dataset import open_dataset
 
 from .embedding_quality import embedding_quality
-from .lwm import load_components
+from .lwm import check_views, load_components
 from .report import write_report
 from .tasks import LWM_MODELS, PRESETS, TASKS
 from .trials import planned_models, run_trials
@@ -98,6 +98,8 @@ def compare_with_baselines(
     out_dir.mkdir(parents=True, exist_ok=True)
     dataset = open_dataset(data)
     components, bundle_info = load_components(bundle) if bundle is not None else (None, None)
+    if components is not None:
+        check_views(components, dataset)
     generator = dataset.manifest.get("config", {})
     identity = {
         "bundle_card_sha256": bundle_info and bundle_info["card_sha256"],

@@ -1,6 +1,6 @@
-"""Embedding quality (the paper's Fig. 3 and 4): t-SNE of raw spectrograms against LWM
-embeddings, coloured by SNR and by modulation, with silhouette scores that put a number
-on how well each space separates those labels."""
+"""Embedding quality (the paper's Fig. 3 and 4): t-SNE of raw spectrograms (G) against LWM
+embeddings (of the views the expert reads), coloured by SNR and by modulation, with
+silhouette scores that put a number on how well each space separates those labels."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from lwmspectro import labels
 
 from .figures import tsne_panels
-from .lwm import LWMComponents, embed
+from .lwm import LWMComponents, embed, read_views
 
 
 def _pick_protocol(rows, scenario: str, experts) -> str:
@@ -57,7 +57,8 @@ def embedding_quality(
     snr = np.asarray([rows[i]["snr_db"] for i in chosen], np.float64)
     modulation = np.asarray([labels.MODULATIONS.index(rows[i]["modulation"]) for i in chosen])
     raw = PCA(n_components=min(50, len(x) - 1), random_state=seed).fit_transform(x.reshape(len(x), -1))
-    lwm = StandardScaler().fit_transform(embed(components.experts[protocol], x, device=device))
+    expert = components.experts[protocol]
+    lwm = StandardScaler().fit_transform(embed(expert, read_views(dataset, expert.view_names, chosen), device=device))
     spaces = {"raw spectrogram (PCA-50)": raw, f"LWM embedding ({protocol} expert)": lwm}
     perplexity = float(min(30.0, (len(x) - 1) / 3))
     points = {

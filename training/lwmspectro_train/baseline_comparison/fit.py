@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,12 +42,41 @@ class FitResult:
     seconds: float
 
 
-def _batches(x: np.ndarray, indices: np.ndarray, device: str) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(x[indices], np.float32)).to(device)
+class Views:
+    """Several named views of the same rows, indexed by row like one array: the input of a
+    model that reads more than one view (an expert of several views being fine-tuned), so
+    that one training loop serves it and the models of one array alike."""
+
+    def __init__(self, arrays: Mapping[str, np.ndarray]):
+        self.arrays = dict(arrays)
+        counts = {name: len(array) for name, array in self.arrays.items()}
+        if len(set(counts.values())) != 1:
+            raise ValueError(f"views of unequal row counts: {counts}")
+
+    def __len__(self) -> int:
+        return len(next(iter(self.arrays.values())))
+
+    def __getitem__(self, rows) -> Views:
+        return Views({name: array[rows] for name, array in self.arrays.items()})
+
+
+Inputs = np.ndarray | Views
+"""What a model of a trial reads: one array (a spectrogram, cached embeddings) or several views."""
+
+
+def as_tensors(x: Inputs, device: str) -> torch.Tensor | dict[str, torch.Tensor]:
+    """float32 tensors on `device`: one for an array, one per view by name for `Views`."""
+    if isinstance(x, Views):
+        return {name: as_tensors(array, device) for name, array in x.arrays.items()}
+    return torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(device)
+
+
+def _batches(x: Inputs, indices: np.ndarray, device: str) -> torch.Tensor | dict[str, torch.Tensor]:
+    return as_tensors(x[indices], device)
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
+def predict_logits(model: nn.Module, x: Inputs, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
     """Logits for every row of `x`, in eval mode, batch by batch."""
     model.eval()
     out = [
@@ -58,9 +88,9 @@ def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 64, device
 
 def fit(
     model: nn.Module,
-    x_train: np.ndarray,
+    x_train: Inputs,
     y_train: np.ndarray,
-    x_val: np.ndarray,
+    x_val: Inputs,
     y_val: np.ndarray,
     n_classes: int,
     settings: TrainSettings,

@@ -1,12 +1,13 @@
-"""LWM-Spectro as the evaluation uses it: pretrained experts and router (torch), the
-residual 1-D CNN head of Sec. III-F with an imprinted cosine classifier beside it on the
-pooled embedding, frozen ("LWM") or fine-tuned with the encoder at a reduced learning
-rate ("LWM_FT")."""
+"""LWM-Spectro as the evaluation uses it: pretrained experts and router (torch), each fed
+the views it reads by name from the evaluation data, the residual 1-D CNN head of Sec.
+III-F with an imprinted cosine classifier beside it on the pooled embedding, frozen ("LWM")
+or fine-tuned with the encoder at a reduced learning rate ("LWM_FT")."""
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -15,9 +16,11 @@ from torch.nn import functional as F
 
 from lwmspectro import labels
 from lwmspectro.bundle import Bundle, BundlePath, load_bundle
+from lwmspectro.dataset import Dataset
 
 from ..export import load_torch_from_bundle, torch_weights_path
-from ..model import HeadsConfig, ResidualCNNHead, Router, SpectrogramEncoder, ZScore, route
+from ..model import WIDEBAND, HeadsConfig, ResidualCNNHead, Router, SpectrogramEncoder, ZScore, route
+from .fit import Inputs, Views, as_tensors
 
 
 @dataclass
@@ -28,10 +31,55 @@ class LWMComponents:
     router: Router | None
     heads: HeadsConfig
     description: str
+    view_params: dict = field(default_factory=dict)
+    """Parameters of each view the bundle was trained on, by name (empty: not checked)."""
 
     @property
     def embedding_dim(self) -> int:
         return next(iter(self.experts.values())).cfg.d_model
+
+    def parts(self) -> dict:
+        """The router (when there is one) and the experts, by name."""
+        return {**({"router": self.router} if self.router is not None else {}), **self.experts}
+
+    def reads(self, expert: str | None) -> tuple[str, ...]:
+        """The views a task's LWM models read: its expert's, or, when the router picks the
+        expert of each input, the router's and every expert's."""
+        parts = [self.experts[expert]] if expert is not None else list(self.parts().values())
+        return tuple(dict.fromkeys(name for part in parts for name in part.view_names))
+
+
+def check_views(components: LWMComponents, dataset: Dataset) -> None:
+    """Refuse a dataset that lacks a view the bundle reads, or stores one with other parameters
+    than the bundle was trained on, naming the view and the parts that read it: before any
+    trial runs, rather than after the baselines of the first task."""
+    readers: dict[str, list[str]] = {}
+    for part, module in components.parts().items():
+        for name in module.view_names:
+            readers.setdefault(name, []).append(part)
+    missing = [name for name in readers if name not in dataset.views]
+    if missing:
+        listing = "; ".join(f"{name!r} (read by {', '.join(readers[name])})" for name in missing)
+        raise ValueError(
+            f"{dataset.folder} stores no view {listing} of the bundle {components.description}; it stores "
+            f"{', '.join(dataset.views)}. Evaluate on data generated with the bundle's views (its card's "
+            "`views`, e.g. python/lwmspectro/configs/heldout-views.json)"
+        )
+    differing = [
+        name
+        for name in readers
+        if name in components.view_params and dataset.views[name] != components.view_params[name]
+    ]
+    if differing:
+        raise ValueError(
+            f"{dataset.folder} stores the view {', '.join(map(repr, differing))} with other parameters than the "
+            f"bundle {components.description} was trained on; generate the data with the card's `views`"
+        )
+
+
+def read_views(dataset: Dataset, names: Sequence[str], indices) -> Views:
+    """The views `names` of the dataset rows `indices`, by name."""
+    return Views({name: dataset.view(name, indices) for name in names})
 
 
 class PrototypeClassifier(nn.Module):
@@ -91,7 +139,7 @@ class LWMClassifier(nn.Module):
         self.head = head
 
     def forward(self, inputs):
-        embedding = inputs if self.encoder is None else self.encoder(inputs)
+        embedding = inputs if self.encoder is None else self.encoder.embed(inputs)
         return self.head(self.standardise(embedding))
 
 
@@ -141,42 +189,41 @@ def finetune_model(
 
 
 @torch.no_grad()
-def embed(encoder: nn.Module, spectrograms: np.ndarray, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
-    """Pooled embeddings (n, d) of a frozen encoder, in eval mode."""
+def embed(encoder: SpectrogramEncoder, inputs: Inputs, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
+    """Pooled embeddings (n, d) of a frozen encoder, in eval mode, from G alone (an array) or
+    from views by name (the encoder takes those it reads)."""
     encoder.eval().to(device)
     out = [
-        encoder(torch.from_numpy(np.ascontiguousarray(spectrograms[i : i + batch_size], np.float32)).to(device)).cpu()
-        for i in range(0, len(spectrograms), batch_size)
+        encoder.embed(as_tensors(inputs[i : i + batch_size], device)).cpu() for i in range(0, len(inputs), batch_size)
     ]
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
 @torch.no_grad()
-def route_to_experts(
-    router: Router, experts, spectrograms: np.ndarray, batch_size: int = 64, device: str = "cpu"
-) -> np.ndarray:
-    """Top-1 expert index (into `experts`) per spectrogram by `model.route` with the experts
-    as the only candidates, as in the paper's three-way router: `none` and `other` are no
-    choice for a task whose inputs all carry a protocol."""
+def route_to_experts(router: Router, experts, inputs: Inputs, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
+    """Top-1 expert index (into `experts`) per input by `model.route` with the experts as the
+    only candidates, as in the paper's three-way router: `none` and `other` are no choice for
+    a task whose inputs all carry a protocol. `inputs`: G alone or views by name."""
     router.eval().to(device)
     chosen = []
-    for i in range(0, len(spectrograms), batch_size):
-        logits = router(torch.from_numpy(np.ascontiguousarray(spectrograms[i : i + batch_size], np.float32)).to(device))
+    for i in range(0, len(inputs), batch_size):
+        logits = router.classify(as_tensors(inputs[i : i + batch_size], device))
         chosen.append(route(logits, labels.ROUTER_CLASSES, experts, candidates=experts).expert.cpu())
     return torch.cat(chosen).numpy() if chosen else np.zeros(0, np.int64)
 
 
-def routed_embeddings(components: LWMComponents, spectrograms: np.ndarray, device: str = "cpu"):
-    """(h_MoE (n, d) from each input's top-1 expert, expert index per input)."""
+def routed_embeddings(components: LWMComponents, inputs: Inputs, device: str = "cpu"):
+    """(h_MoE (n, d) from each input's top-1 expert, expert index per input); `inputs` holds
+    the views the router and every expert read (`LWMComponents.reads(None)`)."""
     if components.router is None:
         raise ValueError(f"{components.description}: no router, which the mixed-protocol task needs")
     names = list(components.experts)
-    choice = route_to_experts(components.router, names, spectrograms, device=device)
-    out = np.zeros((len(spectrograms), components.embedding_dim), np.float32)
+    choice = route_to_experts(components.router, names, inputs, device=device)
+    out = np.zeros((len(inputs), components.embedding_dim), np.float32)
     for index, name in enumerate(names):
         rows = np.flatnonzero(choice == index)
         if len(rows):
-            out[rows] = embed(components.experts[name], spectrograms[rows], device=device)
+            out[rows] = embed(components.experts[name], inputs[rows], device=device)
     return out, choice
 
 
@@ -189,13 +236,25 @@ def load_components(bundle: Bundle | BundlePath) -> tuple[LWMComponents, dict]:
     experts = {name: encoder.requires_grad_(False) for name, encoder in model.experts.items()}
     heads = next(iter(model.heads.values())).cfg
     components = LWMComponents(
-        experts, model.router.requires_grad_(False), heads, f"{bundle.path} ({path.name}, foundation_experts)"
+        experts,
+        model.router.requires_grad_(False),
+        heads,
+        f"{bundle.path} ({path.name}, foundation_experts)",
+        dict(zip(bundle.view_names, bundle.views)),
     )
     info = {
         "card_sha256": bundle.card_sha256,
         "summary": f"card `{bundle.name}`, schema {bundle.schema_version}, experts "
         f"{', '.join(experts)} (foundation experts), embedding d={components.embedding_dim}, "
-        f"torch weights `{path}`, "
+        f"{views_read(components)}, torch weights `{path}`, "
         f"card.json sha256 {bundle.card_sha256[:12]}",
     }
     return components, info
+
+
+def views_read(components: LWMComponents) -> str:
+    """Which views each part reads, for the report (the LWM models are fed exactly these)."""
+    parts = components.parts()
+    if all(part.view_names == (WIDEBAND,) for part in parts.values()):
+        return "every part reads the wideband spectrogram G"
+    return "views read: " + "; ".join(f"{name} {', '.join(part.view_names)}" for name, part in parts.items())

@@ -20,7 +20,10 @@ DISPLAY_NAMES = {LWM: "LWM", LWM_FT: "LWM_FT", MOE: "MoE-Router (3 experts)"}
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One downstream task: which held-out samples, which label, which LWM models."""
+    """One downstream task: which held-out samples, which label, which LWM models.
+
+    `split_seed` enters the seed of every split of the task, so that a task's splits do not
+    depend on which other tasks exist."""
 
     key: str
     title: str
@@ -28,26 +31,47 @@ class TaskSpec:
     target: str
     expert: str | None
     lwm_models: tuple
+    split_seed: int
 
     def class_names(self) -> list[str]:
+        """Modulation: those the task's protocols carry (`labels.ALLOWED_MODULATIONS`), in the
+        canonical order; SNR x mobility: every joint class."""
         if self.target == "modulation":
-            return list(labels.MODULATIONS)
+            return [m for m in labels.MODULATIONS if any(m in labels.ALLOWED_MODULATIONS[p] for p in self.protocols)]
         return [f"{snr:+d} dB {mob}" for snr, mob in labels.SNR_MOBILITY_CLASSES]
 
     def label(self, row: dict) -> int:
         if self.target == "modulation":
-            return labels.MODULATIONS.index(row["modulation"])
+            return self.class_names().index(row["modulation"])
         return labels.snr_mobility_index(row["snr_db"], row["mobility"])
 
 
+PROTOCOL_NAMES = {"wifi": "WiFi", "lte": "LTE", "nr": "5G NR"}
+
+
+def _modulation_task(protocol: str, split_seed: int) -> TaskSpec:
+    """Task 1 on one protocol through that protocol's expert: the modulations it carries."""
+    n_classes = len(labels.ALLOWED_MODULATIONS[protocol])
+    return TaskSpec(
+        f"task1_{protocol}",
+        f"Task 1: modulation classification ({PROTOCOL_NAMES[protocol]}, {n_classes} classes)",
+        (protocol,),
+        "modulation",
+        protocol,
+        (LWM, LWM_FT),
+        split_seed,
+    )
+
+
 TASKS = {
-    # Only WiFi carries all five modulations (BPSK comes from 802.11a/g), so Task 1 runs
-    # on WiFi through the WiFi expert.
-    "task1": TaskSpec(
-        "task1", "Task 1: modulation classification (WiFi, 5 classes)", ("wifi",), "modulation", "wifi", (LWM, LWM_FT)
-    ),
+    # Task 1 per protocol, each through its own expert: WiFi carries all five modulations
+    # (BPSK from 802.11a/g), LTE and NR QPSK..256QAM. WiFi keeps the split seed of the Task 1
+    # of WiFi alone that came before, Tasks 2 and 3 theirs.
+    "task1_wifi": _modulation_task("wifi", 0),
+    "task1_lte": _modulation_task("lte", 3),
+    "task1_nr": _modulation_task("nr", 4),
     "task2": TaskSpec(
-        "task2", "Task 2: joint SNR x mobility classification (LTE)", ("lte",), "snr_mobility", "lte", (LWM_FT, LWM)
+        "task2", "Task 2: joint SNR x mobility classification (LTE)", ("lte",), "snr_mobility", "lte", (LWM_FT, LWM), 1
     ),
     # Mixed protocols: the router picks one expert per input (top-1 over the experts) and
     # one head classifies the modulation from the routed embedding.
@@ -58,6 +82,7 @@ TASKS = {
         "modulation",
         None,
         (MOE,),
+        2,
     ),
 }
 
@@ -85,34 +110,37 @@ class Preset:
 
 
 ALL_BASELINES = tuple(BASELINES)
+TASK1 = tuple(key for key in TASKS if key.startswith("task1_"))
 
 PRESETS = {
-    # The paper's grid (Fig. 5, Tables II and III), five seeds, published baseline sizes.
+    # The paper's grid (Fig. 5, Tables II and III), five seeds, published baseline sizes;
+    # Fig. 5's Task 1 grid on each protocol.
     "full": Preset(
         name="full",
         n_per_class={
-            "task1": (2, 4, 8, 16, 32, 64, 128, 256),
+            **dict.fromkeys(TASK1, (2, 4, 8, 16, 32, 64, 128, 256)),
             "task2": (5, 10, 20, 50, 100, 200, 400),
             "task3": (100, 200, 400, 800, 1600, 3200),
         },
         seeds=(0, 1, 2, 3, 4),
-        baselines={"task1": ALL_BASELINES, "task2": ALL_BASELINES, "task3": ("deep_cnn", "resnet18")},
+        baselines={**dict.fromkeys(TASK1, ALL_BASELINES), "task2": ALL_BASELINES, "task3": ("deep_cnn", "resnet18")},
         baseline_width=1.0,
         test_per_class=100,
         max_val_per_class=64,
         tsne_samples=1500,
     ),
-    # Sized to finish on two CPU cores in under 30 minutes and to fit the project's 3000-sample
-    # held-out set (its rarest joint SNR x mobility class has about 30 LTE samples): fewer
-    # points of each grid, three seeds, two baselines per task at half width (STFT-CNN and R-18
-    # from Fig. 5 on Task 1, Table III's Deep CNN and R-18 on Tasks 2 and 3), 15 test samples
-    # per class and patience 2.
+    # Sized to finish on two CPU cores in about 30 minutes and to fit a 3000-sample held-out
+    # set (its rarest joint SNR x mobility class has about 30 LTE samples): fewer points of
+    # each grid, three seeds, two baselines per task at half width (STFT-CNN and R-18 from
+    # Fig. 5 on Task 1, Table III's Deep CNN and R-18 on Tasks 2 and 3), 15 test samples per
+    # class and patience 2. Task 1 runs on three protocols, so its largest N is 16 (an N = 32
+    # trial takes about twice the updates of an N = 16 one).
     "quick": Preset(
         name="quick",
-        n_per_class={"task1": (2, 8, 32), "task2": (5, 10), "task3": (10, 100)},
+        n_per_class={**dict.fromkeys(TASK1, (2, 8, 16)), "task2": (5, 10), "task3": (10, 100)},
         seeds=(0, 1, 2),
         baselines={
-            "task1": ("wu_cnn", "resnet18"),
+            **dict.fromkeys(TASK1, ("wu_cnn", "resnet18")),
             "task2": ("deep_cnn", "resnet18"),
             "task3": ("deep_cnn", "resnet18"),
         },

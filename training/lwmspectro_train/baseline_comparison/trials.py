@@ -18,8 +18,8 @@ from lwmspectro.fileio import atomic_write
 
 from ..metrics import macro_f1
 from .baselines import build_baseline, load_pretrained
-from .fit import fit, predict_logits
-from .lwm import LWMComponents, embed, finetune_model, frozen_model, routed_embeddings
+from .fit import Views, fit, predict_logits
+from .lwm import LWMComponents, embed, finetune_model, frozen_model, read_views, routed_embeddings
 from .splits import TooFewSamples, stratified_split
 from .tasks import LWM, LWM_FT, MOE, TASKS, Preset, present_classes, task_pool
 
@@ -160,9 +160,12 @@ class TrialLog:
 
 
 class _TaskData:
-    """A task's sample pool from the held-out scenario, capped at what the largest trial needs."""
+    """A task's sample pool from the held-out scenario, capped at what the largest trial needs:
+    G for the baselines (`x`) and, read when an LWM model first needs them, the views the
+    task's LWM models read."""
 
     def __init__(self, dataset, spec, preset: Preset, scenario: str):
+        self.dataset = dataset
         rows = dataset.labels
         pool = task_pool(spec, rows, scenario)
         if len(pool) == 0:
@@ -183,6 +186,7 @@ class _TaskData:
         self.snr_db = np.asarray([rows[i]["snr_db"] for i in self.indices], np.float64)
         self.protocol = [rows[i]["protocol"] for i in self.indices]
         self.x = dataset.spectrograms(self.indices)
+        self._views = None
         self._embeddings = None
         self.routed_expert = None
 
@@ -190,15 +194,22 @@ class _TaskData:
     def n_classes(self) -> int:
         return len(self.class_names)
 
+    def views(self, spec, components: LWMComponents) -> Views:
+        """The pool's views that the task's LWM models read, by name (`LWMComponents.reads`)."""
+        if self._views is None:
+            self._views = read_views(self.dataset, components.reads(spec.expert), self.indices)
+        return self._views
+
     def embeddings(self, spec, components: LWMComponents, device: str) -> np.ndarray:
         """Frozen-encoder embeddings of the pool (the fixed expert, or the router's choice)."""
         if self._embeddings is None:
+            views = self.views(spec, components)
             if spec.expert is None:
-                self._embeddings, choice = routed_embeddings(components, self.x, device)
+                self._embeddings, choice = routed_embeddings(components, views, device)
                 names = list(components.experts)
                 self.routed_expert = [names[c] for c in choice]
             else:
-                self._embeddings = embed(components.experts[spec.expert], self.x, device=device)
+                self._embeddings = embed(components.experts[spec.expert], views, device=device)
         return self._embeddings
 
 
@@ -214,7 +225,7 @@ def _train_and_test(
         groups, width = None, ""
     elif model_name == LWM_FT:
         train_embeddings = data.embeddings(spec, components, settings.device)[split.train]
-        features = data.x
+        features = data.views(spec, components)
         model, groups = finetune_model(
             components,
             spec.expert,
@@ -298,7 +309,7 @@ def run_trials(
             models = [p[3] for p in task_todo if p[1] == n and p[2] == seed]
             n_val, n_test = preset.val_per_class(n), preset.test_per_class
             try:
-                split = stratified_split(data.y, n, n_val, n_test, [seed, n, list(TASKS).index(task)], data.class_names)
+                split = stratified_split(data.y, n, n_val, n_test, [seed, n, spec.split_seed], data.class_names)
             except TooFewSamples as err:
                 for model in models:
                     log.append(

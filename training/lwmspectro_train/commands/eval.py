@@ -9,7 +9,8 @@ from lwmspectro.cli import add_progress_argument
 
 HELP = "evaluate a model bundle against baselines on held-out data (few-shot tables, figures, docs/results.md)"
 
-TASK_CHOICES = ("task1", "task2", "task3")
+TASK_CHOICES = ("task1_wifi", "task1_lte", "task1_nr", "task2", "task3")
+"""`baseline_comparison.tasks.TASKS`, named here so that `--help` needs no torch."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
