@@ -21,6 +21,7 @@ from pathlib import Path
 from lwmspectro import labels
 from lwmspectro.fileio import atomic_write
 
+from .commands.export import add_also_argument
 from .config import RunConfig, config_names, load_config
 from .distributed import Context, setup, teardown
 from .stages import Run, check_compatible
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                 default=64,
                 help="held-out spectrograms for the ONNX parity check (default 64)",
             )
+            add_also_argument(command)
     return parser
 
 
@@ -190,11 +192,10 @@ def run_command(args, argv: list[str], cfg: RunConfig, ctx: Context) -> int:
     if args.command == "heldout":
         run_heldout(run, args.data)
     if args.command == "all":
-        from .commands.export import export_run
+        from .commands.export import also_sets, export_run
 
-        export_run(
-            run, Path(args.out) if args.out else run.dir / "bundle", args.data, args.parity_samples, args.overwrite
-        )
+        out = Path(args.out) if args.out else run.dir / "bundle"
+        export_run(run, out, args.data, args.parity_samples, args.overwrite, also=also_sets(args.also))
     return 0
 
 

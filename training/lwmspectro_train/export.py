@@ -208,9 +208,16 @@ def load_run(run_dir, ctx, progress: bool = True) -> Run:
 
 
 def export_bundle(
-    run: Run, out_dir, eval_data=None, parity_samples: int = 64, overwrite: bool = False, command: dict | None = None
+    run: Run,
+    out_dir,
+    eval_data=None,
+    parity_samples: int = 64,
+    overwrite: bool = False,
+    command: dict | None = None,
+    also: Mapping[str, str] | None = None,
 ) -> dict:
-    """Evaluate the run's model on the held-out set, export it, check parity, write the bundle.
+    """Evaluate the run's model on the held-out set (and on each of `also`, {name: folder},
+    kept as metrics.held_out_<name>), export it, check parity, write the bundle.
 
     `command` is the exporting command when it is not already in the run's commands.jsonl.
 
@@ -229,8 +236,21 @@ def export_bundle(
         run.check_same_views(test_set, train_set)
     except (ValueError, KeyError) as err:
         raise ExportError(f"{err}; evaluate on data made with the views of {cfg.data.train}") from err
+    also = dict(also or {})
+    for name, folder in also.items():
+        try:
+            run.check_same_views(run.open_set(folder), train_set)
+        except (ValueError, KeyError) as err:
+            raise ExportError(
+                f"held-out set {name}: {err}; evaluate on data made with the views of {cfg.data.train}"
+            ) from err
     moe = run.mixture_of_experts()
-    metrics = heldout_metrics(moe, eval_data, cfg.loader.eval_batch_size, cfg.loader.workers, progress=run.progress)
+    metrics = {
+        f"held_out_{name}" if name else "held_out": heldout_metrics(
+            moe, folder, cfg.loader.eval_batch_size, cfg.loader.workers, progress=run.progress
+        )
+        for name, folder in {"": eval_data, **also}.items()
+    }
     calibration, calibration_report = calibrate_model(
         moe, val_set, run.dir / RELIABILITY_FIGURE, cfg.loader.eval_batch_size, cfg.loader.workers, run.progress
     )
@@ -430,7 +450,7 @@ def _card(
             "stages": stages,
             "checkpoint": WEIGHTS,
         },
-        metrics={"held_out": metrics, "parity": parity, "calibration": calibration_report},
+        metrics={**metrics, "parity": parity, "calibration": calibration_report},
         calibration=calibration,
     )
 

@@ -36,19 +36,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="held-out spectrograms for the ONNX Runtime vs torch check (default 64)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
+    add_also_argument(parser)
     add_progress_argument(parser)
 
 
-def export_run(run, out, data: str | None, parity_samples: int, overwrite: bool, record: dict | None = None) -> dict:
+def add_also_argument(parser: argparse.ArgumentParser) -> None:
+    """`--also NAME=DIR`: more held-out sets whose metrics the card keeps as held_out_NAME."""
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="another held-out dataset folder whose metrics the card keeps as metrics.held_out_NAME, "
+        "e.g. --also tdl=data/heldout-tdl (repeatable)",
+    )
+
+
+def also_sets(values: list[str]) -> dict[str, str]:
+    """{name: folder} of the --also options; a UsageError for a malformed or repeated one."""
+    from lwmspectro.cli import UsageError
+
+    sets: dict[str, str] = {}
+    for value in values:
+        name, _, folder = value.partition("=")
+        if not name.isidentifier() or not folder or name in sets:
+            raise UsageError(f"--also {value!r}: give NAME=DIR once per name, NAME a word such as tdl")
+        sets[name] = folder
+    return sets
+
+
+def export_run(
+    run,
+    out,
+    data: str | None,
+    parity_samples: int,
+    overwrite: bool,
+    record: dict | None = None,
+    also: dict[str, str] | None = None,
+) -> dict:
     """Write the bundle of a trained `run` to `out`, print its held-out metrics; the card.
 
-    `record` is the exporting command when it is not already in the run's commands.jsonl.
+    `record` is the exporting command when it is not already in the run's commands.jsonl;
+    `also` names more held-out sets ({name: folder}) whose metrics the card keeps too.
     """
     from ..cli import print_metrics
     from ..export import export_bundle
 
-    card = export_bundle(run, out, data, parity_samples, overwrite, record)
-    print_metrics(card["metrics"]["held_out"])
+    card = export_bundle(run, out, data, parity_samples, overwrite, record, also)
+    for key, metrics in card["metrics"].items():
+        if key.startswith("held_out"):
+            print(f"{key}:")
+            print_metrics(metrics)
     print(f"wrote bundle {out}")
     return card
 
@@ -59,6 +97,8 @@ def command_line(args: argparse.Namespace) -> list[str]:
     words += ["--parity-samples", str(args.parity_samples)]
     words += ["--data", args.data] if args.data else []
     words += ["--overwrite"] if args.overwrite else []
+    for value in args.also:
+        words += ["--also", value]
     return words
 
 
@@ -80,6 +120,12 @@ def run(args: argparse.Namespace) -> int:
     ctx = setup("cpu")
     trained = load_run(args.run, ctx, progress=not args.no_progress)
     export_run(
-        trained, Path(args.out), args.data, args.parity_samples, args.overwrite, command_record(command_line(args), ctx)
+        trained,
+        Path(args.out),
+        args.data,
+        args.parity_samples,
+        args.overwrite,
+        command_record(command_line(args), ctx),
+        also_sets(args.also),
     )
     return 0
