@@ -1,10 +1,13 @@
 """The framer with several views: each window's views are those of the capture from where each
 view starts (offline, views.compute_view), a view of the past is absent until the stream reaches
-back far enough, and streaming gives what framing the whole recording gives."""
+back far enough, and streaming gives what framing the whole recording gives. The dynamics view
+takes the snippets it shares with the previous window from it, and still gives those numbers."""
 
 import numpy as np
 import pytest
 
+from lwmspectro import dynamics
+from lwmspectro import views as registered_views
 from lwmspectro.dynamics import DynamicsParams
 from lwmspectro.framer import ObservationFramer
 from lwmspectro.ofdm_sync import Numerology
@@ -125,3 +128,91 @@ def test_buffer_by_buffer_equals_the_whole_recording(rate):
     assert streamed[0] == list(whole[0][:n]) and streamed[1] == list(whole[1][:n])
     for v in range(len(VIEWS)):
         np.testing.assert_array_equal(np.array(streamed[2][v]), whole[2][v][:n])
+
+
+GROUPED_PAST = DynamicsParams(
+    sample_rate_hz=1e6, n_fft=32, frames_per_snippet=2, hop_s=2e-4, n_snippets=64, n_subbands=8, lags=(1, 2, 4, 16)
+)
+"""A view of the past of 4 groups of snippets (dynamics.SNIPPET_GROUP)."""
+
+
+def snippets_computed(monkeypatch) -> list[int]:
+    """A list that counts the snippets whose powers are computed from then on."""
+    counted = [0]
+    compute = dynamics.snippet_powers
+
+    def counting(params, snippets):
+        counted[0] += len(snippets)
+        return compute(params, snippets)
+
+    monkeypatch.setattr(dynamics, "snippet_powers", counting)
+    return counted
+
+
+@pytest.mark.parametrize("rate", [1e6, 0.8e6])
+@pytest.mark.parametrize("aligned", [True, False])
+def test_the_past_view_reuses_the_previous_windows_snippets_and_gives_the_offline_numbers(monkeypatch, rate, aligned):
+    """Windows a whole number of snippet groups apart compute only their new groups (and the
+    first, which a resampled capture reads before its start); others compute every snippet.
+    Either way each window's view is compute_view's of the capture from where it starts, and
+    absent while the stream does not reach back that far."""
+    group_s = dynamics.SNIPPET_GROUP * GROUPED_PAST.hop_s
+    stride = int(round(group_s * rate)) + (0 if aligned else 7)
+    framer = ObservationFramer([WIDEBAND, GROUPED_PAST], rate, stride)
+    span, past = framer.span, min_source_samples(GROUPED_PAST, rate)
+    samples = ofdm(past + 5 * stride, seed=6)
+    counted = snippets_computed(monkeypatch)
+    framed = list(framer.frame_recording(samples, batch_windows=2))
+    starts = np.concatenate([w.starts for w in framed])
+    views = np.concatenate([w.views[1] for w in framed])
+    present = starts + span - past >= 0
+    assert present.argmax() > 0 and present.sum() >= 5
+    assert np.isnan(views[~present]).all()
+    if aligned:
+        groups_per_window = 1 + (rate != GROUPED_PAST.sample_rate_hz)
+        later = (present.sum() - 1) * groups_per_window * dynamics.SNIPPET_GROUP
+        assert counted[0] == GROUPED_PAST.n_snippets + later
+    else:
+        assert counted[0] == GROUPED_PAST.n_snippets * present.sum()
+    for start, view in zip(starts[present], views[present]):
+        np.testing.assert_array_equal(view, compute_view(GROUPED_PAST, samples[start + span - past :], rate))
+
+
+def test_a_resampled_stream_at_a_16_ms_stride_reuses_the_registered_views_snippets(monkeypatch):
+    """The registered dynamics view at 20 MS/s, windows 16 ms (one group) apart, streamed buffer
+    by buffer: 2 of its 8 groups computed per window, the numbers compute_view gives."""
+    rate, params = 20e6, registered_views.VIEWS["dynamics"]
+    framer = ObservationFramer([registered_views.VIEWS["wideband"], params], rate, int(16e-3 * rate))
+    span, past = framer.span, min_source_samples(params, rate)
+    samples = noise(framer.end_needed(0) + past + 3 * framer.stride, seed=7)
+    counted = snippets_computed(monkeypatch)
+    starts, values = [], []
+    for end in [*range(framer.span, len(samples), 1 << 20), len(samples)]:
+        first = framer.keep_from
+        windows = framer.take(samples[first:end], first, limit=100)
+        starts += list(windows.starts)
+        values += list(windows.views[1])
+    present = np.array(starts) + span - past >= 0
+    assert present.sum() >= 4 and np.isnan(np.array(values)[~present]).all()
+    assert counted[0] == params.n_snippets + (present.sum() - 1) * 2 * dynamics.SNIPPET_GROUP
+    for start, view in zip(np.array(starts)[present], np.array(values)[present]):
+        np.testing.assert_array_equal(view, compute_view(params, samples[start + span - past :], rate))
+
+
+def test_snippets_computed_around_a_nan_serve_only_windows_that_drop_the_past_view():
+    rate = 0.8e6
+    stride = int(round(dynamics.SNIPPET_GROUP * GROUPED_PAST.hop_s * rate))
+    framer = ObservationFramer([WIDEBAND, GROUPED_PAST], rate, stride)
+    span, past = framer.span, min_source_samples(GROUPED_PAST, rate)
+    samples = ofdm(past + 8 * stride, seed=8)
+    broken = past + 2 * stride + 100
+    samples[broken] = np.nan
+    framed = list(framer.frame_recording(samples, batch_windows=3))
+    starts = np.concatenate([w.starts for w in framed])
+    views = np.concatenate([w.views[1] for w in framed])
+    begins = starts + span - past
+    reads_nan = (begins <= broken) & (broken < starts + span)
+    assert reads_nan.any() and (begins[~reads_nan] >= 0).sum() >= 3
+    assert np.isnan(views[reads_nan]).all()
+    for begin, view in zip(begins[~reads_nan & (begins >= 0)], views[~reads_nan & (begins >= 0)]):
+        np.testing.assert_array_equal(view, compute_view(GROUPED_PAST, samples[begin:], rate))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lwmspectro import phy
-from lwmspectro.ofdm_sync import LTE, NR_30KHZ, WIFI, Numerology, estimate_timing
+from lwmspectro.ofdm_sync import LTE, NR_30KHZ, SUMMED_AT_ONCE, WIFI, Numerology, PrefixFolds, estimate_timing
 from lwmspectro.phy.common import constellation
 from lwmspectro.resample import PointResampler, resample_to
 from lwmspectro.spectrogram import SpectrogramParams, spectrogram
@@ -422,6 +422,21 @@ def test_views_computed_together_are_each_computed_alone(rate):
     aligned = together[chosen.index(VIEWS["ofdm_aligned_15khz"])].estimates
     assert len(aligned["symbol_starts"]) == VIEWS["ofdm_aligned_15khz"].n_symbols
     assert aligned["cfo_subcarriers"] == pytest.approx(0.2, abs=0.03)
+
+
+@pytest.mark.parametrize("periods", [SUMMED_AT_ONCE // 3, 2 * SUMMED_AT_ONCE])  # summed as asked, all at once
+def test_prefix_folds_are_the_same_numbers_whichever_lengths_were_asked_before(periods):
+    """The CP correlation's folds: any prefix summed modulo the period, the numbers of a fold
+    asked alone whatever the same PrefixFolds (shared by the views of a capture) formed before."""
+    period = 96
+    x = noise(periods * period + period // 2, seed=8)
+    lengths = [period // 3, period, 5 * period + 7, len(x) // 2, len(x)]
+    alone = [PrefixFolds(x, period).fold(length) for length in lengths]
+    shared = PrefixFolds(x, period)
+    for length, fold in reversed(list(zip(lengths, alone))):
+        np.testing.assert_array_equal(shared.fold(length), fold)
+        padded = np.concatenate([x[:length], np.zeros(-length % period, x.dtype)]).astype(np.complex128)
+        np.testing.assert_allclose(fold, padded.reshape(-1, period).sum(axis=0), rtol=1e-9, atol=1e-9)
 
 
 def test_a_view_of_the_past_reads_the_span_ending_with_the_observation_and_is_absent_before_it():

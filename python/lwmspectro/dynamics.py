@@ -35,6 +35,7 @@ lead wherever the signal sits in the band and whatever its bandwidth.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -54,6 +55,13 @@ GATE_FRACTION = 0.1
 
 CHANGE_QUANTILES = (0.25, 0.5)
 """Quantiles of the log-power change kept per lag (see the module's docstring)."""
+
+SNIPPET_GROUP = 16
+"""Snippets resampled and transformed together. A capture's snippets are computed in groups of
+this many from its first (the last group may be shorter), each group alone, so that its powers
+are the same numbers whatever else is computed: a stream's next window reuses those of its
+previous one (SnippetHistory) when the stride is a whole number of groups (16 ms). A group's
+arrays also stay in the processor's cache, where those of all 128 snippets at once did not."""
 
 
 @dataclass(frozen=True)
@@ -120,12 +128,22 @@ def source_samples(params: DynamicsParams, source_rate_hz: float) -> int:
     return resampler.input_span(params.snippet_starts(), params.snippet_samples)[1]
 
 
+@functools.cache
+def _hann(n_fft: int) -> np.ndarray:
+    window = scipy.signal.get_window("hann", n_fft).astype(np.float32)
+    window.setflags(write=False)
+    return window
+
+
 def snippet_powers(params: DynamicsParams, snippets: np.ndarray) -> np.ndarray:
     """(n_snippets, n_subbands) mean power of each snippet's subbands, DC-centred in frequency."""
     frames = snippets.reshape(len(snippets), params.frames_per_snippet, params.n_fft)
-    window = scipy.signal.get_window("hann", params.n_fft).astype(np.float32)
-    spectrum = np.fft.fftshift(np.fft.fft(frames * window, axis=-1), axes=-1)
-    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float64).mean(axis=1)
+    spectrum = np.fft.fft(frames * _hann(params.n_fft), axis=-1)
+    power = np.square(spectrum.real)
+    power += np.square(spectrum.imag)
+    # DC centred in the frames' mean power rather than in each spectrum: the same numbers, an
+    # eighth of the data moved.
+    power = np.fft.fftshift(power.mean(axis=1), axes=-1)
     return power.reshape(len(snippets), params.n_subbands, -1).mean(axis=-1)
 
 
@@ -150,12 +168,69 @@ def dynamics_from_powers(params: DynamicsParams, power: np.ndarray) -> np.ndarra
     return out
 
 
-def dynamics(params: DynamicsParams, iq: np.ndarray, source_rate_hz: float) -> np.ndarray:
+def dynamics(
+    params: DynamicsParams,
+    iq: np.ndarray,
+    source_rate_hz: float,
+    history: SnippetHistory | None = None,
+    position: int = 0,
+) -> np.ndarray:
     """The view of one capture at `source_rate_hz` (its first source_samples samples are read);
-    only the snippets are resampled to the analysis rate."""
-    resampler = PointResampler.for_rates(source_rate_hz, params.sample_rate_hz)
-    snippets = resampler.frames(np.asarray(iq), 0, params.snippet_starts(), params.snippet_samples)
-    return dynamics_from_powers(params, snippet_powers(params, snippets))
+    only the snippets are resampled to the analysis rate. Given the `history` of the stream the
+    capture is part of (from the stream's sample `position` on), the snippets it shares with the
+    stream's previous window are taken from there."""
+    history = SnippetHistory() if history is None else history
+    return dynamics_from_powers(params, history.powers(params, np.asarray(iq), source_rate_hz, position))
+
+
+def _snippets(params: DynamicsParams, resampler: PointResampler, iq: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """The snippets starting at `starts` (hop_samples apart) resampled from the capture `iq`: at
+    equal rates, a view of `iq` (resampling is then a copy)."""
+    length = params.snippet_samples
+    if not resampler.identity or starts[-1] + length > len(iq):
+        return resampler.frames(iq, 0, starts, length)
+    step = iq.strides[0]
+    return np.lib.stride_tricks.as_strided(
+        iq[starts[0] :], (len(starts), length), (params.hop_samples * step, step), writeable=False
+    )
+
+
+class SnippetHistory:
+    """The snippet powers of a stream's latest dynamics view, by group (SNIPPET_GROUP), so that
+    the next window's view computes only the groups it does not share with it: 1 of 8 when the
+    stride is 16 of its 128 snippets (2 where the first group reads before the capture, as a
+    resampled one does). Back-to-back windows of G (15.88 ms) do not line the groups up.
+
+    A group's powers are a function of the source samples it reads, of the resampler's phase
+    at its first output (which fixes the filter's weights) and of its length alone: its key is
+    those, with the stream offset of its first input. A group that reads before its capture's
+    start or past its end (as zeros, resample_poly's padding) is neither kept nor taken; a
+    stride that does not line the groups up finds none to take. Offsets are those of one
+    stream: a framer holds one history."""
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[DynamicsParams, float], dict[tuple[int, int, int], np.ndarray]] = {}
+
+    def powers(self, params: DynamicsParams, iq: np.ndarray, source_rate_hz: float, position: int) -> np.ndarray:
+        """snippet_powers of the capture `iq` (source samples from stream offset `position`),
+        and the groups it reads whole kept for the next capture."""
+        resampler = PointResampler.for_rates(source_rate_hz, params.sample_rate_hz)
+        earlier = self._kept.get((params, source_rate_hz), {})
+        kept: dict[tuple[int, int, int], np.ndarray] = {}
+        groups = []
+        starts = params.snippet_starts()
+        for group_starts in np.split(starts, range(SNIPPET_GROUP, len(starts), SNIPPET_GROUP)):
+            first, end = resampler.input_span(group_starts, params.snippet_samples)
+            whole = first >= 0 and end <= len(iq)
+            key = (position + first, int(group_starts[0]) % resampler.up, len(group_starts))
+            group = earlier.get(key) if whole else None
+            if group is None:
+                group = snippet_powers(params, _snippets(params, resampler, iq, group_starts))
+            if whole:
+                kept[key] = group
+            groups.append(group)
+        self._kept[(params, source_rate_hz)] = kept
+        return np.concatenate(groups)
 
 
 def source_regions(params: DynamicsParams, source_rate_hz: float) -> list[tuple[int, int]]:

@@ -15,7 +15,9 @@ each, the framer
 3. computes each view with `views.compute_observation`, as `views.compute_view` computes it
    for a capture that starts at the observation's first sample (the wideband view resamples
    only the frames G reads; the views that resample share one resampled stream per rate and
-   one CP correlation per numerology).
+   one CP correlation per numerology; the dynamics view takes from the stream's previous
+   window the snippets it shares with it, dynamics.SnippetHistory, when the stride lines them
+   up).
 
 The views of an observation run in the caller's thread unless `parallel` asks for one thread
 per core: they are thousands of numpy calls each releasing and taking back the interpreter
@@ -51,6 +53,7 @@ import numpy as np
 import threadpoolctl
 
 from . import quality, views
+from .dynamics import SnippetHistory
 from .resample import PointResampler
 from .spectrogram import SpectrogramParams
 
@@ -139,8 +142,9 @@ def _as_views(chosen: Any) -> tuple[Any, ...]:
 class ObservationFramer:
     """Frames observations of `chosen_views` (a view's parameters, or a sequence of them: a
     bundle's `views`) from I/Q at `source_rate_hz`, one every `stride` source samples (default:
-    back to back). Offsets are source samples from the stream's start. `parallel` computes the
-    views of an observation in threads, one per core (see the module docstring)."""
+    back to back). Offsets are source samples from the start of the one stream it frames.
+    `parallel` computes the views of an observation in threads, one per core (see the module
+    docstring)."""
 
     def __init__(self, chosen_views: Any, source_rate_hz: float, stride: int | None = None, *, parallel: bool = False):
         rate = check_source_rate(source_rate_hz)
@@ -161,6 +165,7 @@ class ObservationFramer:
         self._judged_positions = None if wideband is None else self._positions_under_frames(wideband)
         self._finite_from = self._finite_upto = 0
         self._non_finite = np.zeros(0, np.int64)
+        self._history = SnippetHistory()
         self.next_start = 0
         self.windows_out = 0
         self.windows_invalid = 0
@@ -236,7 +241,13 @@ class ObservationFramer:
                 continue
             power_db[i] = self._power_db(samples, first, int(start))
             computed = views.compute_observation(
-                self.views, samples, self.source_rate_hz, int(start) - first, executor=self._executor
+                self.views,
+                samples,
+                self.source_rate_hz,
+                int(start) - first,
+                executor=self._executor,
+                history=self._history,
+                first=first,
             )
             for v, (output, offset, read) in enumerate(zip(computed, self._offsets, self._reads)):
                 if output is None or (offset and self._any_non_finite(start + offset, start + offset + read)):

@@ -12,6 +12,7 @@ for a numerology with two prefix lengths, hence written here.
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -122,32 +123,61 @@ def lag_products(iq: np.ndarray, lag: int) -> np.ndarray:
     return out
 
 
-def cumulative_folds(x: np.ndarray, period: int) -> np.ndarray:
-    """(rows + 1, period): row q holds x[: q period] summed modulo the period, in double precision.
-
-    The periods are added one after the other, so the sums of a prefix are the same numbers
-    however long `x` goes on: two views that read different lengths of one capture share them."""
-    whole, part = divmod(len(x), period)
-    dtype = np.complex128 if np.iscomplexobj(x) else np.float64
-    out: np.ndarray = np.zeros((whole + bool(part) + 1, period), dtype)
-    by_row = x[: whole * period].reshape(whole, period)
-    if whole > 64:
-        np.cumsum(by_row, axis=0, out=out[1 : whole + 1])
-    else:  # the same sums; numpy's cumsum down the rows is slow when they are long
-        for row in range(whole):
-            np.add(out[row], by_row[row], out=out[row + 1])
-    if part:
-        out[-1] = out[whole]
-        np.add(out[-1, :part], x[whole * period :], out=out[-1, :part])
-    return out
+SUMMED_AT_ONCE = 64
+"""Above this many periods, all the prefix sums are formed at once with numpy's cumsum; up to
+it, only those asked for, period after period (numpy's cumsum down the rows is slow when they
+are long, and the sums of all of them were a double-precision copy of the whole capture)."""
 
 
-def prefix_fold(cumulative: np.ndarray, length: int) -> np.ndarray:
-    """x[:length] summed modulo the period, from cumulative_folds(x) (length within x)."""
-    whole, part = divmod(int(length), cumulative.shape[1])
-    if not part:
-        return cumulative[whole].copy()
-    return np.concatenate([cumulative[whole + 1, :part], cumulative[whole, part:]])
+class PrefixFolds:
+    """x[:length] summed modulo the period, in double precision, for any length within x.
+
+    The periods are added one after the other (the first to zeros, or above SUMMED_AT_ONCE of
+    them as numpy's cumsum adds them), so the sums of a prefix are the same numbers however long
+    `x` goes on and whichever were asked before: two views that read different lengths of one
+    capture share them. Safe to ask from several threads."""
+
+    def __init__(self, x: np.ndarray, period: int):
+        self.x = x
+        self.period = int(period)
+        whole = len(x) // self.period
+        self._rows = x[: whole * self.period].reshape(whole, self.period)
+        dtype = np.complex128 if np.iscomplexobj(x) else np.float64
+        self._all: np.ndarray | None = None
+        self._asked: dict[int, np.ndarray] = {0: np.zeros(self.period, dtype)}
+        if whole > SUMMED_AT_ONCE:
+            self._all = np.zeros((whole + 1, self.period), dtype)
+            np.cumsum(self._rows, axis=0, out=self._all[1:])
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def _periods(self, count: int) -> np.ndarray:
+        """The first `count` whole periods summed (not to be written to)."""
+        if self._all is not None:
+            return self._all[count]
+        with self._lock:
+            if count not in self._asked:
+                done = max(k for k in self._asked if k < count)
+                sums = self._asked[done].copy()
+                for row in self._rows[done:count]:
+                    np.add(sums, row, out=sums)
+                self._asked[count] = sums
+            return self._asked[count]
+
+    def fold(self, length: int) -> np.ndarray:
+        """x[:length] summed modulo the period (`length` within x)."""
+        whole, part = divmod(int(length), self.period)
+        sums = self._periods(whole)
+        if not part:
+            return sums.copy()
+        if self._all is not None and whole < len(self._rows):
+            head = self._all[whole + 1, :part]  # cumsum's next row: its first is the first period itself
+        else:
+            start = whole * self.period
+            head = sums[:part] + self.x[start : start + part]
+        return np.concatenate([head, sums[part:]])
 
 
 @functools.lru_cache(maxsize=32)
@@ -186,10 +216,10 @@ class CpCorrelator:
     at any length up to `length`: the lag products r[n] r*[n + N] and the powers are formed
     once and summed period by period, so that the views reading one capture (the cp_profile
     and the symbol-aligned view of a numerology) share them and get the same numbers as each
-    would alone. `power_folds` (cumulative_folds of |r|^2 at the numerology's period) may be
+    would alone. `power_folds` (the PrefixFolds of |r|^2 at the numerology's period) may be
     shared between the numerologies of one rate and period."""
 
-    def __init__(self, iq: np.ndarray, numerology: Numerology, length: int, power_folds: np.ndarray | None = None):
+    def __init__(self, iq: np.ndarray, numerology: Numerology, length: int, power_folds: PrefixFolds | None = None):
         iq = np.asarray(iq, np.complex64)[:length]
         n = numerology.n_fft
         if len(iq) < numerology.longest_symbol:
@@ -197,9 +227,9 @@ class CpCorrelator:
         self.numerology = numerology
         self.length = len(iq)
         self.lagged = lag_products(iq, n)
-        self._gamma_folds = cumulative_folds(self.lagged, numerology.group_samples)
-        if power_folds is None or (power_folds.shape[0] - 1) * numerology.group_samples < self.length:
-            power_folds = cumulative_folds(iq.real**2 + iq.imag**2, numerology.group_samples)
+        self._gamma_folds = PrefixFolds(self.lagged, numerology.group_samples)
+        if power_folds is None or len(power_folds) < self.length:
+            power_folds = PrefixFolds(iq.real**2 + iq.imag**2, numerology.group_samples)
         self._power_folds = power_folds
 
     def folded(self, length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -208,10 +238,10 @@ class CpCorrelator:
         if not self.numerology.longest_symbol <= length <= self.length:
             raise ValueError(f"length {length} is outside {self.numerology.longest_symbol} .. {self.length}")
         n, period = self.numerology.n_fft, self.numerology.group_samples
-        gamma = prefix_fold(self._gamma_folds, length - n)
+        gamma = self._gamma_folds.fold(length - n)
         # The power at n + N lands on offset n: the folded powers of [N, length) turned back by N.
-        later = prefix_fold(self._power_folds, length) - prefix_fold(self._power_folds, n)
-        energy = 0.5 * (prefix_fold(self._power_folds, length - n) + np.roll(later, -(n % period)))
+        later = self._power_folds.fold(length) - self._power_folds.fold(n)
+        energy = 0.5 * (self._power_folds.fold(length - n) + np.roll(later, -(n % period)))
         return gamma, energy
 
     def correlation(self, length: int | None = None) -> CpCorrelation:

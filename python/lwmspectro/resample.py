@@ -132,8 +132,10 @@ class PointResampler:
             raise ValueError(f"inputs from {max(first, 0)} are needed but x starts at {x_first}")
         lead, tail = max(0, x_first - first), max(0, end - x_first - len(x))
         if lead or tail:
-            x = np.concatenate([np.zeros(lead, np.complex64), x, np.zeros(tail, np.complex64)])
-            x_first -= lead
+            # Only the inputs the frames read are padded: `x` may be a whole capture, ten times more.
+            read = x[max(0, first - x_first) : max(0, end - x_first)]
+            x = np.concatenate([np.zeros(lead, np.complex64), read, np.zeros(tail, np.complex64)])
+            x_first = first
         if self.identity:
             return x[starts[:, None] - x_first + np.arange(length)[None, :]]
         if length > self.piece:
@@ -206,14 +208,16 @@ def resample_prefix(x: np.ndarray, from_rate_hz: float, to_rate_hz: float, n_out
         matrix = resampler._matrix(phase * piece % resampler.up, piece)
         offset = int(resampler.first_input(phase * piece)) - first
         for part, into in zip(parts, (out.real, out.imag)):
-            for chunk in range(n_chunks):
-                rows = np.lib.stride_tricks.as_strided(
-                    part[offset + chunk * cycles * cycle_inputs :],
-                    shape=(cycles, len(matrix)),
-                    strides=(cycle_inputs * part.itemsize, part.itemsize),
-                    writeable=False,
-                )
-                into[chunk * cycles : (chunk + 1) * cycles, phase] = rows @ matrix
+            # The chunks stacked: numpy's matmul forms each with a product of its own, the same
+            # as one call per chunk, without a Python call and a view per chunk.
+            step = cycle_inputs * part.itemsize
+            rows = np.lib.stride_tricks.as_strided(
+                part[offset:],
+                shape=(n_chunks, cycles, len(matrix)),
+                strides=(cycles * step, step, part.itemsize),
+                writeable=False,
+            )
+            into[:, phase] = (rows @ matrix).reshape(n_chunks * cycles, piece)
     return out.ravel()[:n_out]
 
 

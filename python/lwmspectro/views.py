@@ -27,7 +27,8 @@ does not set the observation's length (`observation_span`): it reads the span th
 the observation ends, and is absent (None, NaN in the framer) when the capture does not reach
 back that far. `compute_observation` computes the views of one observation together, sharing
 what they have in common (`Capture`: each analysis rate's resampled I/Q, each numerology's CP
-correlation), in parallel threads when given an executor.
+correlation; given the stream's history, the dynamics snippets of its previous window), in
+parallel threads when given an executor.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ import scipy.fft
 import scipy.ndimage
 
 from .config_base import ConfigBase, bounded
-from .dynamics import DynamicsParams, dynamics
+from .dynamics import DynamicsParams, SnippetHistory, dynamics
 from .dynamics import source_regions as dynamics_source_regions
 from .dynamics import source_samples as dynamics_source_samples
 from .ofdm_sync import (
@@ -55,8 +56,8 @@ from .ofdm_sync import (
     WIFI,
     CpCorrelator,
     Numerology,
+    PrefixFolds,
     burst_symbols,
-    cumulative_folds,
     symbol_starts,
 )
 from .resample import PointResampler, prefix_inputs, resample_prefix
@@ -95,11 +96,25 @@ class Capture:
     share: the I/Q resampled to each analysis rate and each numerology's CP correlation, each
     formed once (by whichever thread asks first) over the longest length `views` read. Each is
     computed so that its first samples are the same numbers whatever length is formed, so a
-    view computed alone (compute_view) and with others (compute_observation) agree exactly."""
+    view computed alone (compute_view) and with others (compute_observation) agree exactly.
 
-    def __init__(self, iq: np.ndarray, sample_rate_hz: float, views: Sequence[Any] = ()):
+    The capture of a window of a stream may come with the stream's `history` and its
+    `position` in the stream (the offset of its first sample): the dynamics view then takes
+    from it the snippets the stream's previous window computed, the numbers computing them
+    again gives."""
+
+    def __init__(
+        self,
+        iq: np.ndarray,
+        sample_rate_hz: float,
+        views: Sequence[Any] = (),
+        history: SnippetHistory | None = None,
+        position: int = 0,
+    ):
         self.iq = np.asarray(iq, np.complex64)
         self.sample_rate_hz = float(sample_rate_hz)
+        self.history = history
+        self.position = int(position)
         self._lengths: dict[Any, int] = {}
         for params in views:
             needs = _kind_of(params)[1].native_needs
@@ -140,9 +155,9 @@ class Capture:
         rate, period = numerology.sample_rate_hz, numerology.group_samples
         power_length = self._length((rate, period), length)
 
-        def power_folds() -> np.ndarray:
+        def power_folds() -> PrefixFolds:
             native = self.native(rate, power_length)
-            return cumulative_folds(native.real**2 + native.imag**2, period)
+            return PrefixFolds(native.real**2 + native.imag**2, period)
 
         def correlator() -> CpCorrelator:
             folds = self._once(("power", rate, period, power_length), power_folds)
@@ -383,6 +398,10 @@ def _cp_profile(params: CpProfileParams, capture: Capture) -> ViewOutput:
     return ViewOutput(rows, {"peak_offsets": np.array(peaks)})
 
 
+def _dynamics(params: DynamicsParams, capture: Capture) -> ViewOutput:
+    return ViewOutput(dynamics(params, capture.iq, capture.sample_rate_hz, capture.history, capture.position))
+
+
 def _wideband(params: SpectrogramParams, capture: Capture) -> ViewOutput:
     """Today's G, resampling only the frames it reads (3 % of the observation)."""
     resampler = PointResampler.for_rates(capture.sample_rate_hz, params.sample_rate_hz)
@@ -458,7 +477,7 @@ _KINDS: dict[str, _ViewKind] = {
         lambda p, rate: max(_native_samples(n, p.analysis_samples(n), rate) for n in p.numerologies),
         lambda p: {n: p.analysis_samples(n) for n in p.numerologies},
     ),
-    "dynamics": _ViewKind(DynamicsParams, dynamics, dynamics_source_samples, reads_past=True),
+    "dynamics": _ViewKind(DynamicsParams, dynamics, dynamics_source_samples, reads_past=True, from_capture=_dynamics),
 }
 
 VIEWS: dict[str, Any] = {
@@ -584,13 +603,17 @@ def compute_observation(
     start: int = 0,
     *,
     executor: Executor | None = None,
+    history: SnippetHistory | None = None,
+    first: int = 0,
 ) -> list[ViewOutput | None]:
     """The views of the observation that starts at `start` of the 1-D source-rate `iq`, each as
     compute_view gives it for the capture iq[start + view_offsets:], with its estimates; None for
     a view that reads the past further back than iq goes. `iq` must hold what the views read
     (min_source_samples from where each starts), or end where the stream ends. Finite samples are assumed (the framer
     judges them). With an `executor` the views run in its threads (numpy, BLAS and scipy.fft
-    release the interpreter while they compute)."""
+    release the interpreter while they compute). With the `history` of the stream `iq` is part
+    of (iq[0] its sample `first`), the views reuse what they computed for its earlier windows
+    (Capture), the same numbers."""
     iq = np.asarray(iq, np.complex64)
     offsets = [start + offset for offset in view_offsets(views, sample_rate_hz)]
     captures: dict[int, Capture] = {}
@@ -598,7 +621,7 @@ def compute_observation(
         if offset >= 0:
             chosen = [v for v, o in zip(views, offsets) if o == offset]
             end = offset + max(min_source_samples(v, sample_rate_hz) for v in chosen)
-            captures[offset] = Capture(iq[offset:end], sample_rate_hz, chosen)
+            captures[offset] = Capture(iq[offset:end], sample_rate_hz, chosen, history, first + offset)
     jobs = [(params, captures[offset]) for params, offset in zip(views, offsets) if offset >= 0]
     if executor is None:
         computed = [_compute(params, capture) for params, capture in jobs]

@@ -95,9 +95,10 @@ def _views_rows(args, runtime, samples, rate: float) -> None:
     looped = np.tile(samples, -(-(framer.samples_read + 4 * framer.span) // len(samples)))
     starts = [len(looped) - framer.end_needed(0) - k * framer.span for k in range(3)]
     print(f"views, per observation of {span_ms:.1f} ms at {rate / 1e6:g} MS/s:")
-    for name, params in zip(framer.names, chosen):
+    for name, params, offset in zip(framer.names, chosen, views.view_offsets(chosen, rate)):
+        # Alone, a view of the past is its own observation: it starts where the framer starts it.
         observe = functools.partial(views.compute_observation, [params], looped, rate)
-        cpu_ms, _wall = _cpu_and_wall_ms(observe, starts, args.seconds / 4)
+        cpu_ms, _wall = _cpu_and_wall_ms(observe, [start + offset for start in starts], args.seconds / 4)
         print(f"  {f'{name} (one core)':<44s} {cpu_ms:8.2f} ms  {span_ms / cpu_ms:6.2f} x real time")
     for label, parallel in (("one thread", False), (f"{available_cores()} threads", True)):
         framed = ObservationFramer(chosen, rate, parallel=parallel)
