@@ -231,7 +231,7 @@ def normalisation_stats(
         std = np.sqrt(np.maximum(total_sq / np.maximum(count, 1) - mean**2, 0.0))
         std = np.where(std > 1e-6, std, 1.0) if per_row else np.maximum(std, 1e-6)
         stats[name] = {"mean": mean.tolist(), "std": std.tolist()}
+    kind = "per_row" if per_row else "global_scalar"
     if views is None:
-        return {"kind": "global_scalar", **stats[WIDEBAND], "samples": len(rows)}
-    kind = "per_row_per_view" if per_row else "global_scalar_per_view"
-    return {"kind": kind, "views": stats, "samples": len(rows)}
+        return {"kind": kind, **stats[WIDEBAND], "samples": len(rows)}
+    return {"kind": f"{kind}_per_view", "views": stats, "samples": len(rows)}

@@ -231,25 +231,19 @@ def export_bundle(
     if not eval_data:
         raise ValueError("no held-out dataset: set data.test in the config or pass --data DIR")
     train_set, val_set = run.datasets()
-    test_set = run.open_set(eval_data)
-    try:
-        run.check_same_views(test_set, train_set)
-    except (ValueError, KeyError) as err:
-        raise ExportError(f"{err}; evaluate on data made with the views of {cfg.data.train}") from err
-    also = dict(also or {})
-    for name, folder in also.items():
+    held_out = {"held_out": eval_data, **{f"held_out_{name}": folder for name, folder in (also or {}).items()}}
+    opened = {key: run.open_set(folder) for key, folder in held_out.items()}
+    for key, dataset in opened.items():
         try:
-            run.check_same_views(run.open_set(folder), train_set)
+            run.check_same_views(dataset, train_set)
         except (ValueError, KeyError) as err:
-            raise ExportError(
-                f"held-out set {name}: {err}; evaluate on data made with the views of {cfg.data.train}"
-            ) from err
+            where = "" if key == "held_out" else f"held-out set {key[len('held_out_') :]}: "
+            raise ExportError(f"{where}{err}; evaluate on data made with the views of {cfg.data.train}") from err
+    test_set = opened["held_out"]
     moe = run.mixture_of_experts()
     metrics = {
-        f"held_out_{name}" if name else "held_out": heldout_metrics(
-            moe, folder, cfg.loader.eval_batch_size, cfg.loader.workers, progress=run.progress
-        )
-        for name, folder in {"": eval_data, **also}.items()
+        key: heldout_metrics(moe, folder, cfg.loader.eval_batch_size, cfg.loader.workers, progress=run.progress)
+        for key, folder in held_out.items()
     }
     calibration, calibration_report = calibrate_model(
         moe, val_set, run.dir / RELIABILITY_FIGURE, cfg.loader.eval_batch_size, cfg.loader.workers, run.progress
