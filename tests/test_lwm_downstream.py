@@ -99,6 +99,20 @@ def test_beam_prediction_maps_sub6_channels_to_the_mmwave_beam(bundle):
     assert all(0.0 <= r["f1"] <= 1.0 for r in rows)
 
 
+def test_repeated_draws_report_the_mean_and_spread_of_each_fraction():
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 2, 80)
+    inputs = {"informative": labels[:, None] + 0.1 * rng.normal(size=(80, 4)), "noise": rng.normal(size=(80, 4))}
+    small_mlp = lambda name, shape, classes: LosHead(4, classes, (8,))  # noqa: E731
+    rows = fraction_sweep(inputs, labels, [0.1], small_mlp, QUICK, repeats=3)
+    for row in rows:
+        assert len(row["f1_runs"]) == 3
+        assert row["f1"] == pytest.approx(np.mean(row["f1_runs"]))
+        assert row["f1_std"] == pytest.approx(np.std(row["f1_runs"]))
+    scores = {r["representation"]: r["f1"] for r in rows}
+    assert scores["informative"] > 0.9 > scores["noise"]
+
+
 def test_cli_writes_a_report_with_the_command_and_the_bundle_on_top(bundle, tmp_path, capsys):
     out = tmp_path / "los.json"
     command = ["lwm", "downstream", "--bundle", str(bundle.path), "--task", "los", "--synthetic", "60"]

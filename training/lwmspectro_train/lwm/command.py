@@ -6,6 +6,8 @@
                                                             F1 of raw channels vs embeddings (Sec. VIII)
     lwmspectro lwm los-head --bundle models/lwm --scenario SITE ...
                                                             add a LoS/NLoS head on the CLS embedding
+    lwmspectro lwm report --bundle models/lwm --scenario SITE --mmwave-scenario SITE_MMWAVE
+                                                            every downstream figure into docs/
 
 `lwmspectro embed --bundle models/lwm CHANNELS.npy` (the core) then embeds channels with it.
 """
@@ -64,6 +66,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     downstream.add_argument("--epochs", type=positive_int, default=100, help="head training epochs (default 100)")
     downstream.add_argument("--seed", type=int, default=0)
     downstream.add_argument("--out", required=True, help="the JSON report to write")
+    report = sub.add_parser(
+        "report",
+        help="reconstruction, LoS/NLoS, beam prediction and t-SNE on unseen users, regenerated into docs/",
+    )
+    report.add_argument("--bundle", required=True, help="channel model bundle folder (with its torch weights)")
+    report.add_argument("--scenario", help="the held-out site at the sub-6 GHz carrier (users with LoS labels)")
+    report.add_argument("--mmwave-scenario", help="the same site and users at the mmWave carrier (beam prediction)")
+    report.add_argument("--folder", help="scenarios folder (default: the bundled scenarios)")
+    report.add_argument(
+        "--synthetic", type=positive_int, metavar="USERS", help="self-made users (lwm_channels.random_paths) instead"
+    )
+    report.add_argument("--quick", action="store_true", help="a smaller grid (fewer fractions, codebooks and draws)")
+    report.add_argument("--epochs", type=positive_int, help="head training epochs (default: the preset's)")
+    report.add_argument("--repeats", type=positive_int, help="draws of the training users per fraction")
+    report.add_argument(
+        "--sections", nargs="+", metavar="SECTION", help="run only these (reconstruction, los, beam, tsne)"
+    )
+    report.add_argument("--seed", type=int, default=0)
+    report.add_argument(
+        "--out", default="docs/lwm-results", help="folder of the sections' JSON and the figures; a rerun resumes there"
+    )
+    report.add_argument("--results-md", default="docs/lwm-results.md", help="the report page to write")
     los_head = sub.add_parser(
         "los-head", help="train a LoS/NLoS head on CLS embeddings of labelled users and add it to a bundle"
     )
@@ -79,6 +103,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def command_line(args: argparse.Namespace) -> list[str]:
     """The command that reproduces this one, rebuilt from the parsed options, for the run's log and the card."""
+    if args.action == "report":
+        words = ["lwmspectro", "lwm", "report", "--bundle", args.bundle]
+        for option in ("scenario", "mmwave_scenario", "folder", "synthetic", "epochs", "repeats"):
+            if getattr(args, option) is not None:
+                words += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
+        words += ["--quick"] if args.quick else []
+        words += ["--sections", *args.sections] if args.sections else []
+        return words + ["--seed", str(args.seed), "--out", args.out, "--results-md", args.results_md]
     if args.action == "downstream":
         words = ["lwmspectro", "lwm", "downstream", "--bundle", args.bundle, "--task", args.task]
         for option in ("scenario", "mmwave_scenario", "folder", "synthetic", "fractions", "beams"):
@@ -106,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
     argv = command_line(args)
     if args.action == "downstream":
         return downstream(args, argv)
+    if args.action == "report":
+        return report(args, argv)
     if args.action == "los-head":
         return los_head(args, command_record(argv, Context()))
     if args.action == "export":
@@ -199,11 +233,8 @@ def downstream(args: argparse.Namespace, argv: list[str]) -> int:
     """The sweep of one task on a scenario's users or self-made ones; the report as JSON, a table on stdout."""
     import json
 
-    import numpy as np
-
     from lwmspectro.cli import UsageError
     from lwmspectro.fileio import atomic_write, file_sha256
-    from lwmspectro.lwm_channels import paths_channels, random_paths, scenario_channels
     from lwmspectro.lwm_embed import LwmBundle
 
     from . import downstream as tasks
@@ -213,32 +244,27 @@ def downstream(args: argparse.Namespace, argv: list[str]) -> int:
     if args.task == "beam" and args.scenario and not args.mmwave_scenario:
         raise UsageError("beam prediction from a scenario needs --mmwave-scenario, the same site at the mmWave carrier")
     bundle = LwmBundle.load(args.bundle)
-    shape = {"antennas": bundle.antennas, "subcarriers": bundle.subcarriers, "bandwidth_hz": bundle.bandwidth_hz}
     training = tasks.HeadTraining(epochs=args.epochs)
     fractions = _numbers(args.fractions, float, "--fractions") if args.fractions else None
     if args.synthetic:
-        rng = np.random.default_rng([args.seed, 6])
-        paths, los = random_paths(rng, args.synthetic)
-        channels = paths_channels(paths, **shape)
-        other = paths_channels(paths.with_phases(rng.uniform(-180.0, 180.0, paths.phase_deg.shape)), **shape)
+        users = tasks.synthetic_users(bundle, args.synthetic, args.seed)
     else:
-        made = scenario_channels(args.scenario, args.folder, **shape)
-        channels, los = made.channels, made.los
-        if args.task == "beam":
-            mmwave = scenario_channels(args.mmwave_scenario, args.folder, **shape)
-            common, rows, columns = np.intersect1d(made.user_indices, mmwave.user_indices, return_indices=True)
-            if len(common) < 10:
-                raise ValueError(f"{args.scenario} and {args.mmwave_scenario} share {len(common)} active users")
-            channels, other = channels[rows], mmwave.channels[columns]
+        mmwave = args.mmwave_scenario if args.task == "beam" else None
+        users = tasks.site_users(bundle, args.scenario, args.folder, mmwave)
     if args.task == "los":
-        rows = tasks.los_task(bundle, channels, los, fractions or tasks.LOS_FRACTIONS, training, args.seed)
+        fractions = fractions or tasks.LOS_FRACTIONS
+        rows = tasks.los_task(bundle, users.channels, users.los, fractions, training, args.seed)
+        scored = len(users.channels)
     else:
         sizes = _numbers(args.beams, int, "--beams") if args.beams else tasks.CODEBOOK_SIZES
-        rows = tasks.beam_task(bundle, channels, other, sizes, fractions or tasks.BEAM_FRACTIONS, training, args.seed)
+        sub6, mmwave_channels = users.beam_pair
+        fractions = fractions or tasks.BEAM_FRACTIONS
+        rows = tasks.beam_task(bundle, sub6, mmwave_channels, sizes, fractions, training, args.seed)
+        scored = len(sub6)
     report = {
         "command": " ".join(argv),
         "bundle": {"path": str(bundle.path), "name": bundle.name, "card_sha256": file_sha256(bundle.card_path)},
-        "users": len(channels),
+        "users": scored,
         "rows": rows,
     }
     atomic_write(args.out, json.dumps(report, indent=1) + "\n")
@@ -249,4 +275,43 @@ def downstream(args: argparse.Namespace, argv: list[str]) -> int:
             f"{row['task']:<5s} {beams}{row['representation']:<14s} fraction {row['fraction']:<6g} "
             f"({row['train_samples']:>6d} users)  F1 {row['f1']:.3f}"
         )
+    return 0
+
+
+def report(args: argparse.Namespace, argv: list[str]) -> int:
+    """Every section of the report on a held-out site's users (or self-made ones), then the page."""
+    from pathlib import Path
+
+    from lwmspectro.cli import UsageError
+    from lwmspectro.lwm_embed import LwmBundle
+
+    from . import downstream as tasks
+    from . import report as pages
+
+    if (args.scenario is None) == (args.synthetic is None):
+        raise UsageError("give either --scenario NAME (and --mmwave-scenario for beams) or --synthetic USERS")
+    unknown = sorted(set(args.sections or ()) - set(pages.SECTIONS))
+    if unknown:
+        raise UsageError(f"--sections: unknown {', '.join(unknown)}; choose from {', '.join(pages.SECTIONS)}")
+    bundle = LwmBundle.load(args.bundle)
+    if args.synthetic:
+        users = tasks.synthetic_users(bundle, args.synthetic, args.seed)
+    else:
+        users = tasks.site_users(bundle, args.scenario, args.folder, args.mmwave_scenario)
+    preset_name = "quick" if args.quick else "full"
+    preset = pages.preset_with(pages.PRESETS[preset_name], args.epochs, args.repeats)
+    sections = pages.run_report(
+        bundle,
+        users,
+        Path(args.out),
+        Path(args.results_md),
+        " ".join(argv),
+        preset_name,
+        preset,
+        args.seed,
+        args.sections or pages.SECTIONS,
+    )
+    for target in pages.targets(sections):
+        print(f"{target['status']:<13s} {target['target']}: {target['numbers']}")
+    print(f"wrote {args.results_md} and {args.out}/")
     return 0

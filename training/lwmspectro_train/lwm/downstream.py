@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lwmspectro.lwm_channels import channel_planes
+from lwmspectro.lwm_channels import channel_planes, paths_channels, random_paths, scenario_channels
 from lwmspectro.lwm_embed import ChannelEmbedder, LwmBundle
 
 from ..metrics import macro_f1
@@ -130,6 +130,59 @@ def raw_patches(channels: np.ndarray, bundle: LwmBundle) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class LabelledUsers:
+    """The users a downstream task scores on: their channels at the sub-6 GHz carrier and LoS
+    flags, and for beam prediction the channels at the mmWave carrier of the users traced at both
+    (`beam_rows` of `channels`, user for user with `mmwave`). `source` says where they came from."""
+
+    channels: np.ndarray
+    los: np.ndarray
+    mmwave: np.ndarray | None
+    beam_rows: np.ndarray
+    source: dict
+
+    @property
+    def beam_pair(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sub-6 GHz, mmWave) channels of the users beam prediction reads."""
+        if self.mmwave is None:
+            raise ValueError("beam prediction needs the users' mmWave channels: give the mmWave scenario")
+        return self.channels[self.beam_rows], self.mmwave
+
+
+def _shape(bundle: LwmBundle) -> dict:
+    return {"antennas": bundle.antennas, "subcarriers": bundle.subcarriers, "bandwidth_hz": bundle.bandwidth_hz}
+
+
+def site_users(
+    bundle: LwmBundle, scenario: str, folder: str | None = None, mmwave_scenario: str | None = None
+) -> LabelledUsers:
+    """Every user with paths in `scenario` (ray-traced LoS flags), shaped as `bundle` reads
+    channels; with `mmwave_scenario` (the same site and users traced at the mmWave carrier) also
+    the mmWave channels of the users with paths at both carriers."""
+    made = scenario_channels(scenario, folder, **_shape(bundle))
+    source = {"scenario": scenario, "folder": folder, "users": len(made.channels), "los_users": int(made.los.sum())}
+    if mmwave_scenario is None:
+        return LabelledUsers(made.channels, made.los, None, np.arange(0), source)
+    mmwave = scenario_channels(mmwave_scenario, folder, **_shape(bundle))
+    common, rows, columns = np.intersect1d(made.user_indices, mmwave.user_indices, return_indices=True)
+    if len(common) < 10:
+        raise ValueError(f"{scenario} and {mmwave_scenario} share {len(common)} users with paths; beams need more")
+    source.update({"mmwave_scenario": mmwave_scenario, "beam_users": len(common)})
+    return LabelledUsers(made.channels, made.los, mmwave.channels[columns], rows, source)
+
+
+def synthetic_users(bundle: LwmBundle, users: int, seed: int) -> LabelledUsers:
+    """Self-made users (lwm_channels.random_paths); their "mmWave" channels are the same paths
+    with fresh phases, a stand-in that keeps the code path whole without a second trace."""
+    rng = np.random.default_rng([seed, 6])
+    paths, los = random_paths(rng, users)
+    channels = paths_channels(paths, **_shape(bundle))
+    other = paths_channels(paths.with_phases(rng.uniform(-180.0, 180.0, paths.phase_deg.shape)), **_shape(bundle))
+    source = {"synthetic_users": users, "seed": seed, "los_users": int(los.sum())}
+    return LabelledUsers(channels, los, other, np.arange(users), source)
+
+
+@dataclass(frozen=True)
 class HeadTraining:
     """How a downstream head is trained: Adam with cross-entropy, minibatches, a fixed number of epochs."""
 
@@ -180,6 +233,7 @@ def fraction_sweep(
     seed: int = 0,
     test_fraction: float = 0.2,
     classes: int | None = None,
+    repeats: int = 1,
 ) -> list[dict]:
     """Macro F1 on the test users of a model trained, for each representation in `inputs`
     (arrays with one row per user) and each training fraction, on the same users. A fraction
@@ -187,22 +241,38 @@ def fraction_sweep(
     not tested on.
     `make_model(name, row_shape, classes)` builds a fresh model with `classes` outputs (by
     default one per label up to the largest); F1 averages over the classes the test users have.
-    Rows: representation, fraction, train_samples, f1."""
+    With `repeats` > 1 each fraction is drawn again that many times (other users, another
+    initialisation), because a handful of labelled users makes one draw a matter of luck; every
+    representation still trains on the same users in each draw.
+    Rows: representation, fraction, train_samples, f1 (the mean over the draws), f1_std, f1_runs."""
     labels = np.asarray(labels, dtype=np.int64)
     classes = int(labels.max()) + 1 if classes is None else classes
     pool, test = split_users(len(labels), seed, test_fraction)
     present = np.unique(labels[test])
     y = torch.from_numpy(labels)
+    tensors = {name: torch.as_tensor(np.asarray(values, dtype=np.float32)) for name, values in inputs.items()}
     rows = []
     for fraction in fractions:
         count = min(len(pool), max(2, round(fraction * len(labels))))
-        train = np.random.default_rng([seed, 4, count]).permutation(pool)[:count]
-        for name, values in inputs.items():
-            x = torch.as_tensor(np.asarray(values, dtype=np.float32))
-            torch.manual_seed(seed)
-            model = fit(make_model(name, tuple(x.shape[1:]), classes), x[train], y[train], training, seed)
-            f1 = macro_f1(labels[test], predict(model, x[test]), present)
-            rows.append({"representation": name, "fraction": fraction, "train_samples": count, "f1": f1})
+        runs: dict[str, list[float]] = {name: [] for name in inputs}
+        for draw in range(repeats):
+            train = np.random.default_rng([seed, 4, count, draw]).permutation(pool)[:count]
+            for name, x in tensors.items():
+                torch.manual_seed(seed + draw)
+                model = make_model(name, tuple(x.shape[1:]), classes)
+                model = fit(model, x[train], y[train], training, seed + draw)
+                runs[name].append(macro_f1(labels[test], predict(model, x[test]), present))
+        for name, scores in runs.items():
+            rows.append(
+                {
+                    "representation": name,
+                    "fraction": fraction,
+                    "train_samples": count,
+                    "f1": float(np.mean(scores)),
+                    "f1_std": float(np.std(scores)),
+                    "f1_runs": scores,
+                }
+            )
     return rows
 
 
@@ -256,13 +326,15 @@ def los_task(
     fractions: Sequence[float] = LOS_FRACTIONS,
     training: HeadTraining = HeadTraining(),
     seed: int = 0,
+    repeats: int = 1,
 ) -> list[dict]:
     """The LoS/NLoS sweep (Fig. 4) over every representation; cls_finetuned when the bundle holds its weights."""
     from .export import load_encoder
 
     encoder = load_encoder(bundle.checkpoint) if bundle.checkpoint is not None else None
     inputs = los_inputs(channels, bundle, seed, fine_tune=encoder is not None)
-    rows = fraction_sweep(inputs, np.asarray(los, dtype=np.int64), fractions, los_model(encoder), training, seed)
+    labels = np.asarray(los, dtype=np.int64)
+    rows = fraction_sweep(inputs, labels, fractions, los_model(encoder), training, seed, repeats=repeats)
     return [{"task": "los", **row} for row in rows]
 
 
@@ -274,6 +346,7 @@ def beam_task(
     fractions: Sequence[float] = BEAM_FRACTIONS,
     training: HeadTraining = HeadTraining(),
     seed: int = 0,
+    repeats: int = 1,
 ) -> list[dict]:
     """The beam prediction sweep (Fig. 3): raw sub-6 GHz patches vs their channel embeddings,
     labelled with the best DFT beam of each user's mmWave channel, for each codebook size. A
@@ -283,6 +356,6 @@ def beam_task(
     rows = []
     for beams in codebook_sizes:
         labels = best_beams(mmwave, beams)
-        sweep = fraction_sweep(inputs, labels, fractions, beam_model, training, seed, 0.1, classes=beams)
+        sweep = fraction_sweep(inputs, labels, fractions, beam_model, training, seed, 0.1, beams, repeats)
         rows += [{"task": "beam", "beams": beams, **row} for row in sweep]
     return rows

@@ -81,6 +81,18 @@ def load_encoder(path: str | Path) -> LwmEncoder:
     return encoder.eval()
 
 
+def load_objective(path: str | Path) -> MaskedChannelModelling:
+    """The pretraining objective saved in a bundle's weights.pt: the encoder with its linear
+    decoder and the training channels' mean patch, what masked-patch reconstruction is scored with."""
+    saved = load_checkpoint(Path(path), "re-export the bundle")
+    if "decoder" not in saved or "mean_patch" not in saved:
+        raise ValueError(f"{path} holds the encoder only (exported by an older version); re-export the bundle")
+    objective = MaskedChannelModelling(load_encoder(path))
+    objective.decoder.load_state_dict(saved["decoder"])
+    objective.mean_patch.copy_(saved["mean_patch"])
+    return objective.eval()
+
+
 def input_contract(cfg: LwmRunConfig, encoder: LwmEncoder) -> dict[str, Any]:
     """The card's ``input``: what a channel must be for the encoder to read it as it was trained."""
     model = cfg.model
@@ -156,7 +168,8 @@ def export_bundle(
         example = torch.from_numpy(channel_planes(channels[val_index[:2]]))
         _export(encoder, (example,), folder / ENCODER_FILE, (ENCODER_INPUT,), ENCODER_OUTPUTS)
         _stamp(folder / ENCODER_FILE, card)
-        save_atomic({"model": encoder.state_dict(), "config": cfg.model.to_dict()}, folder / WEIGHTS)
+        reconstruction = {"decoder": objective.decoder.state_dict(), "mean_patch": objective.mean_patch}
+        save_atomic({"model": encoder.state_dict(), "config": cfg.model.to_dict(), **reconstruction}, folder / WEIGHTS)
         card = write_card(folder, card)
         card["metrics"]["onnx_parity"] = parity(folder, encoder, channels[val_index[:parity_channels]])
         card = write_card(folder, card)

@@ -1,0 +1,492 @@
+"""`lwmspectro lwm report`: the LWM paper's evaluation of a channel model bundle on users
+pretraining never saw, regenerated into docs/ by one command.
+
+    reconstruction   masked-patch NMSE of the pretrained encoder and decoder beside the trivial
+                     predictor (each position's mean patch over the training channels)
+    los              LoS/NLoS F1 over training fractions: raw channels, CLS and channel
+                     embeddings, CLS of 5 dB noisy channels, fine-tuned CLS (Fig. 4)
+    beam             sub-6 GHz -> mmWave beam prediction F1 over training fractions for each DFT
+                     codebook size: raw channels vs channel embeddings (Fig. 3)
+    tsne             t-SNE of raw channels and CLS embeddings coloured by LoS and by best beam,
+                     with the 5-nearest-neighbour accuracy of each space (Fig. 5)
+
+Each section's rows go to OUT/<section>.json with the settings that made them; a rerun with the
+same bundle and settings reuses them, so an interrupted report resumes section by section. The
+markdown (command, bundle, users, machine and compute at the top, then the targets of issue 13)
+and the figures are written from those files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lwmspectro.fileio import atomic_write, file_sha256
+from lwmspectro.lwm_channels import channel_planes
+from lwmspectro.lwm_embed import ChannelEmbedder, LwmBundle
+
+from .downstream import (
+    CODEBOOK_SIZES,
+    LOS_FRACTIONS,
+    HeadTraining,
+    LabelledUsers,
+    beam_task,
+    best_beams,
+    los_task,
+)
+from .export import load_objective
+from .model import mcm_mask
+
+FEW_SHOT_USERS = 6
+"""The LoS/NLoS target's handful of labelled users (issue 13: CLS >= raw + 0.25 F1 with six)."""
+FINE_TUNED_FRACTION = 0.01
+TSNE_BEAMS = 16
+"""Codebook whose best mmWave beam colours the t-SNE (more colours than this cannot be told apart)."""
+TARGET_BEAMS = 64
+SECTIONS = ("reconstruction", "los", "beam", "tsne")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How much of the paper's grid a report runs."""
+
+    los_fractions: tuple[float, ...]
+    beam_fractions: tuple[float, ...]
+    codebook_sizes: tuple[int, ...]
+    repeats: int
+    """Draws of the training users per fraction (mean and std reported)."""
+    head: HeadTraining
+    mask_draws: int = 4
+    """Independent masks per channel in the reconstruction score."""
+    tsne_users: int = 2000
+
+
+PRESETS = {
+    "full": Preset(
+        LOS_FRACTIONS, (0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 0.7), CODEBOOK_SIZES, repeats=5, head=HeadTraining()
+    ),
+    "quick": Preset(
+        (0.005, 0.01, 0.05, 0.25, 0.8),
+        (0.01, 0.05, 0.1, 0.5),
+        (16, 64, 256),
+        repeats=3,
+        head=HeadTraining(epochs=40),
+    ),
+}
+
+
+@torch.no_grad()
+def reconstruction(bundle: LwmBundle, channels: np.ndarray, draws: int, seed: int, batch: int = 256) -> dict:
+    """Masked channel modelling on `channels` with the bundle's encoder and decoder: the squared
+    error on the selected patches over their energy (NMSE), beside the mean-patch predictor's,
+    summed over `draws` masks of every channel."""
+    if bundle.checkpoint is None:
+        raise ValueError(f"{bundle.path} has no torch weights (training.checkpoint); reconstruction needs them")
+    objective = load_objective(bundle.checkpoint)
+    cfg = objective.encoder.cfg
+    generator = torch.Generator().manual_seed(seed)
+    error = baseline = energy = 0.0
+    values = 0
+    for _ in range(draws):
+        for start in range(0, len(channels), batch):
+            patches = objective.encoder.patches(torch.from_numpy(channel_planes(channels[start : start + batch])))
+            masked, selected, _ = mcm_mask(patches, cfg.n_masked, cfg.mask_value, cfg.random_std, generator)
+            predicted = objective.decoder(objective.encoder.tokens(masked)[:, 1:])
+            mean_patch = objective.mean_patch.expand_as(patches)
+            error += float((predicted - patches)[selected].double().pow(2).sum())
+            baseline += float((mean_patch - patches)[selected].double().pow(2).sum())
+            energy += float(patches[selected].double().pow(2).sum())
+            values += int(selected.sum()) * cfg.patch_length
+    return {
+        "channels": len(channels),
+        "mask_draws": draws,
+        "masked_values": values,
+        "mse": error / values,
+        "nmse": error / energy,
+        "nmse_db": float(10 * np.log10(error / energy)),
+        "mean_patch_mse": baseline / values,
+        "mean_patch_nmse": baseline / energy,
+        "mean_patch_nmse_db": float(10 * np.log10(baseline / energy)),
+    }
+
+
+def knn_accuracy(features: np.ndarray, labels: np.ndarray, seed: int) -> float:
+    """5-fold accuracy of a 5-nearest-neighbour classifier on standardised `features`: how well
+    a space keeps users of one label together, the number a t-SNE picture only suggests."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    counts = np.bincount(labels)
+    folds = int(min(5, counts[counts > 0].min()))
+    if folds < 2 or len(np.unique(labels)) < 2:
+        return float("nan")
+    model = make_pipeline(StandardScaler(), KNeighborsClassifier(5))
+    split = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    return float(cross_val_score(model, features, labels, cv=split).mean())
+
+
+def tsne(bundle: LwmBundle, users: LabelledUsers, sample: int, seed: int) -> dict:
+    """2-D t-SNE of raw channels (their real and imaginary values) and of CLS embeddings for up to
+    `sample` users, with each user's LoS flag and (when the mmWave channels are there) best beam."""
+    from sklearn.manifold import TSNE
+
+    rng = np.random.default_rng([seed, 8])
+    if users.mmwave is not None:
+        sub6, mmwave = users.beam_pair
+        los = users.los[users.beam_rows]
+        beam = best_beams(mmwave, TSNE_BEAMS)
+    else:
+        sub6, los, beam = users.channels, users.los, None
+    rows = np.sort(rng.permutation(len(sub6))[:sample])
+    spaces = {
+        "raw": channel_planes(sub6[rows]).reshape(len(rows), -1) * float(bundle.input["channel_scale"]),
+        "cls": ChannelEmbedder(bundle).embed(sub6[rows]).cls,
+    }
+    labels = {"los": los[rows].astype(np.int64)}
+    if beam is not None:
+        labels[f"best_beam_{TSNE_BEAMS}"] = beam[rows]
+    result: dict = {"users": len(rows), "labels": {k: v.tolist() for k, v in labels.items()}, "spaces": {}}
+    for name, features in spaces.items():
+        perplexity = float(min(30.0, max(2.0, (len(rows) - 1) / 3.0)))
+        points = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
+        result["spaces"][name] = {
+            "points": points.round(3).tolist(),
+            "knn_accuracy": {label: knn_accuracy(features, values, seed) for label, values in labels.items()},
+        }
+    return result
+
+
+def targets(sections: dict) -> list[dict]:
+    """Issue 13's targets against the report's rows: target, status (met, missed, not measured), numbers."""
+    out = []
+    los = sections.get("los", {}).get("rows", [])
+
+    def f1(rows: list[dict], **match) -> float | None:
+        found = [r["f1"] for r in rows if all(r.get(k) == v for k, v in match.items())]
+        return found[0] if found else None
+
+    few = [r for r in los if r["train_samples"] == FEW_SHOT_USERS]
+    cls, raw = f1(few, representation="cls"), f1(few, representation="raw")
+    if cls is None or raw is None:
+        out.append({"target": "LoS/NLoS, 6 users: CLS >= raw + 0.25 F1", "status": "not measured", "numbers": ""})
+    else:
+        out.append(
+            {
+                "target": "LoS/NLoS, 6 users: CLS >= raw + 0.25 F1",
+                "status": "met" if cls - raw >= 0.25 else "missed",
+                "numbers": f"CLS {cls:.3f}, raw {raw:.3f}, margin {cls - raw:+.3f}",
+            }
+        )
+    tuned = f1(los, representation="cls_finetuned", fraction=FINE_TUNED_FRACTION)
+    out.append(
+        {
+            "target": "LoS/NLoS, 1 % of the users: fine-tuned CLS >= 0.95 F1",
+            "status": "not measured" if tuned is None else ("met" if tuned >= 0.95 else "missed"),
+            "numbers": "" if tuned is None else f"fine-tuned CLS {tuned:.3f}",
+        }
+    )
+    beam = [r for r in sections.get("beam", {}).get("rows", []) if r["beams"] == TARGET_BEAMS and r["fraction"] <= 0.1]
+    fractions = sorted({r["fraction"] for r in beam})
+    margins = [
+        (fr, f1(beam, representation="channel", fraction=fr), f1(beam, representation="raw", fraction=fr))
+        for fr in fractions
+    ]
+    out.append(
+        {
+            "target": f"beam prediction, {TARGET_BEAMS} beams: embeddings >= raw at every fraction up to 10 %",
+            "status": "not measured" if not margins else ("met" if all(e >= r for _, e, r in margins) else "missed"),
+            "numbers": ", ".join(f"{fr:g}: {e:.3f} vs {r:.3f}" for fr, e, r in margins),
+        }
+    )
+    recon = sections.get("reconstruction")
+    out.append(
+        {
+            "target": "masked-patch NMSE on the held-out users, beside the mean patch",
+            "status": "reported" if recon else "not measured",
+            "numbers": ""
+            if not recon
+            else f"LWM {recon['nmse_db']:.2f} dB, mean patch {recon['mean_patch_nmse_db']:.2f} dB",
+        }
+    )
+    return out
+
+
+def cached(folder: Path, section: str, settings: dict, compute: Callable[[], dict]) -> dict:
+    """OUT/<section>.json when it was made with `settings`, else computed, timed and written."""
+    path = folder / f"{section}.json"
+    if path.is_file():
+        try:
+            saved = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            saved = {}
+        if saved.get("settings") == settings:
+            return saved
+    started = time.perf_counter()
+    started_cpu = time.process_time()
+    result = {"settings": settings, **compute()}
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    result["cpu_seconds"] = round(time.process_time() - started_cpu, 1)
+    atomic_write(path, json.dumps(result) + "\n")
+    return result
+
+
+def run_report(
+    bundle: LwmBundle,
+    users: LabelledUsers,
+    out: Path,
+    results_md: Path,
+    command: str,
+    preset_name: str,
+    preset: Preset,
+    seed: int = 0,
+    sections: Sequence[str] = SECTIONS,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Every section into `out` (reusing finished ones), then the figures and `results_md`."""
+    out.mkdir(parents=True, exist_ok=True)
+    common = {"bundle_sha256": file_sha256(bundle.card_path), "users": users.source, "seed": seed}
+    head = asdict(preset.head)
+    los_fractions = sorted({FEW_SHOT_USERS / len(users.channels), FINE_TUNED_FRACTION, *preset.los_fractions})
+    plans: dict[str, tuple[dict, Callable[[], dict]]] = {
+        "reconstruction": (
+            {"mask_draws": preset.mask_draws},
+            partial(reconstruction, bundle, users.channels, preset.mask_draws, seed),
+        ),
+        "los": (
+            {"fractions": los_fractions, "repeats": preset.repeats, "head": head},
+            lambda: {
+                "rows": los_task(bundle, users.channels, users.los, los_fractions, preset.head, seed, preset.repeats)
+            },
+        ),
+        "tsne": ({"sample": preset.tsne_users}, partial(tsne, bundle, users, preset.tsne_users, seed)),
+    }
+    if users.mmwave is not None:
+        sub6, mmwave = users.beam_pair
+        beam_args = (preset.codebook_sizes, preset.beam_fractions, preset.head, seed, preset.repeats)
+        plans["beam"] = (
+            {"fractions": list(preset.beam_fractions), "codebook_sizes": list(preset.codebook_sizes)}
+            | {"repeats": preset.repeats, "head": head},
+            lambda: {"rows": beam_task(bundle, sub6, mmwave, *beam_args)},
+        )
+    done: dict[str, dict] = {}
+    for section in sections:
+        if section not in SECTIONS:
+            raise ValueError(f"unknown section {section!r}; choose from {', '.join(SECTIONS)}")
+        if section not in plans:
+            log(f"lwm report: {section} skipped (no mmWave channels)")
+            continue
+        log(f"lwm report: {section}")
+        settings, compute = plans[section]
+        done[section] = cached(out, section, {**common, **settings}, compute)
+    figures = write_figures(done, out)
+    write_markdown(bundle, users, done, figures, results_md, command, preset_name, preset)
+    return done
+
+
+def write_figures(sections: dict, out: Path) -> dict[str, Path]:
+    """PNG figures of the sections at hand (matplotlib, Agg): Fig. 3, 4 and 5 of the paper."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures: dict[str, Path] = {}
+    if "los" in sections:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        rows = sections["los"]["rows"]
+        for name in dict.fromkeys(r["representation"] for r in rows):
+            mine = [r for r in rows if r["representation"] == name]
+            ax.errorbar(
+                [r["fraction"] * 100 for r in mine],
+                [r["f1"] for r in mine],
+                yerr=[r.get("f1_std", 0.0) for r in mine],
+                marker="o",
+                capsize=3,
+                label=name,
+            )
+        ax.set(xscale="log", xlabel="training users (% of the site)", ylabel="macro F1", title="LoS/NLoS (Fig. 4)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        figures["los"] = _save(fig, out / "los.png")
+    if "beam" in sections:
+        rows = sections["beam"]["rows"]
+        sizes = sorted({r["beams"] for r in rows})
+        fig, axes = plt.subplots(1, len(sizes), figsize=(3.2 * len(sizes), 3.4), sharey=True, squeeze=False)
+        for ax, beams in zip(axes[0], sizes):
+            for name in ("raw", "channel"):
+                mine = [r for r in rows if r["beams"] == beams and r["representation"] == name]
+                ax.errorbar(
+                    [r["fraction"] * 100 for r in mine],
+                    [r["f1"] for r in mine],
+                    yerr=[r.get("f1_std", 0.0) for r in mine],
+                    marker="o",
+                    capsize=3,
+                    label={"raw": "raw channels", "channel": "channel embeddings"}[name],
+                )
+            ax.set(xscale="log", xlabel="training users (%)", title=f"{beams} beams")
+            ax.grid(alpha=0.3)
+        axes[0][0].set_ylabel("macro F1")
+        axes[0][0].legend(fontsize=8)
+        fig.suptitle("sub-6 GHz -> mmWave beam prediction (Fig. 3)")
+        figures["beam"] = _save(fig, out / "beam.png")
+    if "tsne" in sections:
+        result = sections["tsne"]
+        labels = result["labels"]
+        fig, axes = plt.subplots(
+            len(labels), len(result["spaces"]), figsize=(4.2 * len(result["spaces"]), 3.8 * len(labels)), squeeze=False
+        )
+        for column, (space, data) in enumerate(result["spaces"].items()):
+            points = np.asarray(data["points"])
+            for row, (label, values) in enumerate(labels.items()):
+                ax = axes[row][column]
+                cmap = "coolwarm" if label == "los" else "tab20"
+                ax.scatter(points[:, 0], points[:, 1], c=values, s=4, cmap=cmap)
+                knn = data["knn_accuracy"][label]
+                ax.set_title(f"{space}, coloured by {label} (5-NN acc. {knn:.2f})", fontsize=9)
+                ax.set_xticks([])
+                ax.set_yticks([])
+        figures["tsne"] = _save(fig, out / "tsne.png")
+    return figures
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _relative(path: Path, start: Path) -> str:
+    return os.path.relpath(path, start)
+
+
+def write_markdown(
+    bundle: LwmBundle,
+    users: LabelledUsers,
+    sections: dict,
+    figures: dict[str, Path],
+    path: Path,
+    command: str,
+    preset_name: str,
+    preset: Preset,
+) -> None:
+    """The report page: how it was made, the targets, then one part per section."""
+    card = json.loads(bundle.card_path.read_text())
+    pretraining = card.get("metrics", {}).get("pretraining", {})
+    training = card.get("training", {}).get("config", {})
+    seconds = sum(s.get("seconds", 0.0) for s in sections.values())
+    cpu = sum(s.get("cpu_seconds", 0.0) for s in sections.values())
+    lines = [
+        "# LWM channel model: evaluation on users pretraining never saw",
+        "",
+        "Regenerated by this command (from the repository root):",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        f"- **Bundle**: `{bundle.path}` (card `{bundle.name}`, {card['model']['parameters']} parameters, "
+        f"card.json sha256 {file_sha256(bundle.card_path)[:12]}); pretrained on "
+        f"{', '.join(training.get('data', {}).get('scenarios', [])) or 'self-made users'}",
+        f"- **Users**: {json.dumps(users.source)}",
+        f"- **Preset**: {preset_name}: {json.dumps(asdict(preset))}",
+        f"- **Machine**: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        f"- **Date**: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"- **Compute**: {seconds:.0f} s wall time and {cpu:.0f} s CPU time over the sections",
+        "",
+        "Every F1 is the macro F1 on a fixed test part of the users (a fifth for LoS/NLoS, a tenth for "
+        "beams), as mean ± std over draws of the training users at each fraction; heads train for a "
+        "fixed number of epochs (no validation share), as `lwmspectro lwm downstream` does.",
+        "",
+        "## Targets",
+        "",
+        "| target | status | numbers |",
+        "|---|---|---|",
+        *(f"| {t['target']} | {t['status']} | {t['numbers']} |" for t in targets(sections)),
+        "",
+    ]
+    if "reconstruction" in sections:
+        r = sections["reconstruction"]
+        lines += [
+            "## Masked-patch reconstruction",
+            "",
+            f"{r['channels']} channels, {r['mask_draws']} masks each (15 % of the real patches and their "
+            "imaginary pairs, 80/10/10), squared error over the selected patches' energy.",
+            "",
+            "| predictor | NMSE | NMSE (dB) | MSE per value |",
+            "|---|---|---|---|",
+            f"| LWM (encoder + linear decoder) | {r['nmse']:.4f} | {r['nmse_db']:.2f} | {r['mse']:.4g} |",
+            f"| mean patch of the training channels | {r['mean_patch_nmse']:.4f} | {r['mean_patch_nmse_db']:.2f} | "
+            f"{r['mean_patch_mse']:.4g} |",
+        ]
+        if pretraining:
+            lines += [
+                f"| LWM on its own validation channels (card, epoch {pretraining.get('epoch')}) | "
+                f"{pretraining.get('val_nmse', float('nan')):.4f} | "
+                f"{10 * np.log10(max(pretraining.get('val_nmse', float('nan')), 1e-12)):.2f} | "
+                f"{pretraining.get('val_loss', float('nan')):.4g} |"
+            ]
+        lines.append("")
+    for section, title in (("los", "LoS/NLoS classification (Fig. 4)"), ("beam", "Beam prediction (Fig. 3)")):
+        if section not in sections:
+            continue
+        rows = sections[section]["rows"]
+        lines += [f"## {title}", "", f"![{section}]({_relative(figures[section], path.parent)})", ""]
+        groups = sorted({r.get("beams", 0) for r in rows})
+        names = list(dict.fromkeys(r["representation"] for r in rows))
+        lines += [
+            "| " + ("beams | " if section == "beam" else "") + "fraction | users | " + " | ".join(names) + " |",
+            "|---|---|" + ("---|" if section == "beam" else "") + "---|" * len(names),
+        ]
+        for group in groups:
+            for fraction in sorted({r["fraction"] for r in rows}):
+                mine = {
+                    r["representation"]: r for r in rows if r.get("beams", 0) == group and r["fraction"] == fraction
+                }
+                if not mine:
+                    continue
+                first = next(iter(mine.values()))
+                cells = [f"{mine[n]['f1']:.3f} ± {mine[n].get('f1_std', 0.0):.3f}" if n in mine else "" for n in names]
+                lead = f"{group} | " if section == "beam" else ""
+                lines.append(f"| {lead}{fraction:.4g} | {first['train_samples']} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if "tsne" in sections:
+        result = sections["tsne"]
+        lines += [
+            "## t-SNE of raw channels and CLS embeddings (Fig. 5)",
+            "",
+            f"![tsne]({_relative(figures['tsne'], path.parent)})",
+            "",
+            f"{result['users']} users. Beside the picture, the 5-fold accuracy of a 5-nearest-neighbour "
+            "classifier in each space (standardised features), which says how well the space keeps users "
+            "of one label together:",
+            "",
+            "| space | " + " | ".join(result["labels"]) + " |",
+            "|---|" + "---|" * len(result["labels"]),
+            *(
+                f"| {space} | " + " | ".join(f"{data['knn_accuracy'][k]:.3f}" for k in result["labels"]) + " |"
+                for space, data in result["spaces"].items()
+            ),
+            "",
+        ]
+    atomic_write(path, "\n".join(lines))
+
+
+def preset_with(preset: Preset, epochs: int | None, repeats: int | None) -> Preset:
+    """`preset` with the head epochs and the draws per fraction a command line overrides."""
+    if epochs is not None:
+        preset = replace(preset, head=replace(preset.head, epochs=epochs))
+    return preset if repeats is None else replace(preset, repeats=repeats)
