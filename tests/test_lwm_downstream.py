@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from lwmspectro import cli
-from lwmspectro.lwm_channels import paths_channels, random_paths, ula_steering
+from lwmspectro.lwm_channels import channel_planes, paths_channels, random_paths, ula_steering
 from lwmspectro.lwm_embed import LwmBundle
 from lwmspectro_train.lwm.downstream import (
     FINE_TUNED_LAYERS,
@@ -19,7 +19,9 @@ from lwmspectro_train.lwm.downstream import (
     beam_model,
     best_beams,
     dft_codebook,
+    fit,
     fraction_sweep,
+    frozen_tokens,
     los_inputs,
     los_model,
     raw_patches,
@@ -64,18 +66,27 @@ def test_heads_have_the_papers_shape():
 
 def test_fine_tuning_trains_the_last_layers_with_the_head_and_leaves_the_bundle_encoder_alone(bundle):
     encoder = load_encoder(bundle.checkpoint)
+    before = {name: p.clone() for name, p in encoder.state_dict().items()}
     tuned = FineTunedCls(encoder, LosHead(16), layers=1)
-    trainable = {name.split(".")[1] for name, p in tuned.encoder.named_parameters() if p.requires_grad}
     assert FINE_TUNED_LAYERS == 3
-    assert trainable == {"1"}  # lwm-tiny has two blocks: the last one trains
-    assert all(p.requires_grad for p in tuned.head.parameters())
-    assert tuned.encoder is not encoder and all(p.requires_grad for p in encoder.parameters())
+    assert len(tuned.blocks) == 1  # lwm-tiny has two blocks: the last one trains
+    paths, los = random_paths(np.random.default_rng(3), 40)
+    channels = paths_channels(paths, antennas=8, subcarriers=8, bandwidth_hz=5e6)
+    tokens = torch.from_numpy(frozen_tokens(encoder, channels, layers=1))
+    with torch.no_grad():
+        cls, _ = encoder(torch.from_numpy(channel_planes(channels)))
+        tuned.eval()
+        torch.testing.assert_close(encoder.blocks[-1](tokens)[:, 0], cls)  # the frozen part is the encoder's
+    fit(tuned, tokens, torch.from_numpy(los.astype(np.int64)), QUICK, 0)
+    trained = zip(tuned.blocks[0].parameters(), encoder.blocks[-1].parameters())
+    assert any(not torch.equal(mine, pretrained) for mine, pretrained in trained)
+    assert all(torch.equal(p, before[name]) for name, p in encoder.state_dict().items())
 
 
 def test_los_sweep_scores_every_representation_at_every_fraction(bundle):
     paths, los = random_paths(np.random.default_rng(0), 160)
     channels = paths_channels(paths, antennas=8, subcarriers=8, bandwidth_hz=5e6)
-    inputs = los_inputs(channels, bundle)
+    inputs = los_inputs(channels, bundle, encoder=load_encoder(bundle.checkpoint))
     assert inputs["raw"].shape == (160, 32, 4) and inputs["channel"].shape == (160, 32, 16)
     assert inputs["cls"].shape == inputs["cls_noisy_5db"].shape == (160, 16)
     rows = fraction_sweep(inputs, los, [0.05, 0.8], los_model(load_encoder(bundle.checkpoint)), QUICK)
@@ -93,7 +104,7 @@ def test_beam_prediction_maps_sub6_channels_to_the_mmwave_beam(bundle):
     sub6 = paths_channels(paths, antennas=8, subcarriers=8, bandwidth_hz=5e6)
     mmwave = paths_channels(paths.with_phases(rng.uniform(-180, 180, paths.phase_deg.shape)), antennas=16)
     beams = best_beams(mmwave, 16)
-    inputs = {"raw": raw_patches(sub6, bundle), "channel": los_inputs(sub6, bundle, fine_tune=False)["channel"]}
+    inputs = {"raw": raw_patches(sub6, bundle), "channel": los_inputs(sub6, bundle)["channel"]}
     rows = fraction_sweep(inputs, beams, [0.8], small_beam_head, QUICK, classes=16)
     assert {r["representation"] for r in rows} == {"raw", "channel"}
     assert all(0.0 <= r["f1"] <= 1.0 for r in rows)

@@ -87,18 +87,35 @@ class BeamHead(nn.Module):
 
 class FineTunedCls(nn.Module):
     """The CLS embedding of an encoder whose last `layers` blocks train with a head on it; the
-    rest of the encoder stays as pretrained (Sec. VIII-B). Takes channel planes."""
+    rest of the encoder stays as pretrained (Sec. VIII-B). It reads what the frozen layers give
+    (`frozen_tokens`): they never change, so they run once per channel rather than once per
+    step, in inference mode as the exported encoder runs them."""
 
     def __init__(self, encoder: LwmEncoder, head: nn.Module, layers: int = FINE_TUNED_LAYERS):
         super().__init__()
-        self.encoder = copy.deepcopy(encoder)
-        self.encoder.requires_grad_(False)
-        for block in self.encoder.blocks[-layers:]:
-            block.requires_grad_(True)
+        self.blocks = copy.deepcopy(encoder.blocks[-layers:])
+        self.blocks.requires_grad_(True)
         self.head = head
 
-    def forward(self, planes: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(planes)[0])
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            tokens = block(tokens)
+        return self.head(tokens[:, 0])
+
+
+@torch.no_grad()
+def frozen_tokens(
+    encoder: LwmEncoder, channels: np.ndarray, layers: int = FINE_TUNED_LAYERS, batch: int = 256
+) -> np.ndarray:
+    """float32 (users, P + 1, D): the tokens entering the last `layers` blocks of `encoder`."""
+    encoder.eval()
+    out = []
+    for start in range(0, len(channels), batch):
+        z = encoder.embed(encoder.patches(torch.from_numpy(channel_planes(channels[start : start + batch]))))
+        for block in encoder.blocks[: len(encoder.blocks) - layers]:
+            z = block(z)
+        out.append(z.numpy())
+    return np.concatenate(out)
 
 
 def dft_codebook(antennas: int, beams: int) -> np.ndarray:
@@ -127,6 +144,11 @@ def raw_patches(channels: np.ndarray, bundle: LwmBundle) -> np.ndarray:
     """float32 (users, P, L): the raw channels as the encoder reads them, scaled and cut into patches."""
     planes = torch.from_numpy(channel_planes(channels)) * float(bundle.input["channel_scale"])
     return channel_patches(planes, int(bundle.input["patch_length"])).numpy()
+
+
+REPEATED_UP_TO = 200
+"""Training users up to which a sweep repeats its draws: where luck decides, and where a draw is
+cheap; larger draws overlap so much that one is told apart from the next by the head's seed."""
 
 
 @dataclass(frozen=True)
@@ -184,12 +206,15 @@ def synthetic_users(bundle: LwmBundle, users: int, seed: int) -> LabelledUsers:
 
 @dataclass(frozen=True)
 class HeadTraining:
-    """How a downstream head is trained: Adam with cross-entropy, minibatches, a fixed number of epochs."""
+    """How a downstream head is trained: Adam with cross-entropy, minibatches, a fixed number of
+    epochs, stopped early at `max_updates` optimiser steps when set (a sweep's large fractions
+    would otherwise cost hundreds of times its small ones)."""
 
     epochs: int = 100
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-5
+    max_updates: int | None = None
 
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, training: HeadTraining, seed: int) -> nn.Module:
@@ -198,6 +223,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, training: HeadTraini
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.Adam(parameters, lr=training.lr, weight_decay=training.weight_decay)
     model.train()
+    updates = 0
     for _ in range(training.epochs):
         order = torch.randperm(len(x), generator=generator)
         for start in range(0, len(x), training.batch_size):
@@ -208,6 +234,9 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, training: HeadTraini
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
+            updates += 1
+            if training.max_updates is not None and updates >= training.max_updates:
+                return model.eval()
     return model.eval()
 
 
@@ -241,9 +270,9 @@ def fraction_sweep(
     not tested on.
     `make_model(name, row_shape, classes)` builds a fresh model with `classes` outputs (by
     default one per label up to the largest); F1 averages over the classes the test users have.
-    With `repeats` > 1 each fraction is drawn again that many times (other users, another
-    initialisation), because a handful of labelled users makes one draw a matter of luck; every
-    representation still trains on the same users in each draw.
+    With `repeats` > 1 each fraction of up to REPEATED_UP_TO users is drawn again that many times
+    (other users, another initialisation), because a handful of labelled users makes one draw a
+    matter of luck; every representation still trains on the same users in each draw.
     Rows: representation, fraction, train_samples, f1 (the mean over the draws), f1_std, f1_runs."""
     labels = np.asarray(labels, dtype=np.int64)
     classes = int(labels.max()) + 1 if classes is None else classes
@@ -255,7 +284,7 @@ def fraction_sweep(
     for fraction in fractions:
         count = min(len(pool), max(2, round(fraction * len(labels))))
         runs: dict[str, list[float]] = {name: [] for name in inputs}
-        for draw in range(repeats):
+        for draw in range(repeats if count <= REPEATED_UP_TO else 1):
             train = np.random.default_rng([seed, 4, count, draw]).permutation(pool)[:count]
             for name, x in tensors.items():
                 torch.manual_seed(seed + draw)
@@ -276,9 +305,11 @@ def fraction_sweep(
     return rows
 
 
-def los_inputs(channels: np.ndarray, bundle: LwmBundle, seed: int = 0, fine_tune: bool = True) -> dict[str, np.ndarray]:
+def los_inputs(
+    channels: np.ndarray, bundle: LwmBundle, seed: int = 0, encoder: LwmEncoder | None = None
+) -> dict[str, np.ndarray]:
     """Each representation of the LoS/NLoS task for `channels`: raw, cls, channel, cls_noisy_5db
-    and (when `fine_tune`, which needs the bundle's torch weights) the planes cls_finetuned reads."""
+    and, given the bundle's torch `encoder`, the frozen layers' tokens cls_finetuned reads."""
     embedder = ChannelEmbedder(bundle)
     embeddings = embedder.embed(channels)
     noisy = embedder.embed(add_noise(channels, NOISY_SNR_DB, np.random.default_rng([seed, 5])))
@@ -288,8 +319,8 @@ def los_inputs(channels: np.ndarray, bundle: LwmBundle, seed: int = 0, fine_tune
         "channel": embeddings.channel,
         "cls_noisy_5db": noisy.cls,
     }
-    if fine_tune:
-        inputs["cls_finetuned"] = channel_planes(channels)
+    if encoder is not None:
+        inputs["cls_finetuned"] = frozen_tokens(encoder, channels)
     return inputs
 
 
@@ -332,7 +363,7 @@ def los_task(
     from .export import load_encoder
 
     encoder = load_encoder(bundle.checkpoint) if bundle.checkpoint is not None else None
-    inputs = los_inputs(channels, bundle, seed, fine_tune=encoder is not None)
+    inputs = los_inputs(channels, bundle, seed, encoder)
     labels = np.asarray(los, dtype=np.int64)
     rows = fraction_sweep(inputs, labels, fractions, los_model(encoder), training, seed, repeats=repeats)
     return [{"task": "los", **row} for row in rows]

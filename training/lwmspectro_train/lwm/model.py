@@ -166,10 +166,14 @@ class LwmEncoder(nn.Module):
         """(B, 2, M, N) channel planes -> their scaled patches (B, P, L), what pretraining reconstructs."""
         return channel_patches(planes * self.scale, self.cfg.patch_length)
 
+    def embed(self, patches: torch.Tensor) -> torch.Tensor:
+        """(B, P, L) patches -> the first layer's input (B, P + 1, D): CLS prepended, Eq. 6-9."""
+        cls = self.cls_patch.to(patches.dtype).expand(patches.shape[0], 1, -1)
+        return self.patch_embed(torch.cat([cls, patches], dim=1)) + self.pos_embed(self.positions)
+
     def tokens(self, patches: torch.Tensor) -> torch.Tensor:
         """(B, P, L) patches -> the final layer's tokens (B, P + 1, D), CLS first (Eq. 5-9, Sec. V)."""
-        cls = self.cls_patch.to(patches.dtype).expand(patches.shape[0], 1, -1)
-        z = self.patch_embed(torch.cat([cls, patches], dim=1)) + self.pos_embed(self.positions)
+        z = self.embed(patches)
         for block in self.blocks:
             z = block(z)
         return z

@@ -72,14 +72,18 @@ class Preset:
 
 PRESETS = {
     "full": Preset(
-        LOS_FRACTIONS, (0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 0.7), CODEBOOK_SIZES, repeats=5, head=HeadTraining()
+        LOS_FRACTIONS,
+        (0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 0.7),
+        CODEBOOK_SIZES,
+        repeats=5,
+        head=HeadTraining(max_updates=2000),
     ),
     "quick": Preset(
         (0.005, 0.01, 0.05, 0.25, 0.8),
-        (0.01, 0.05, 0.1, 0.5),
+        (0.01, 0.05, 0.1, 0.3),
         (16, 64, 256),
         repeats=3,
-        head=HeadTraining(epochs=40),
+        head=HeadTraining(epochs=60, max_updates=500),
     ),
 }
 
