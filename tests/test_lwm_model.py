@@ -100,7 +100,14 @@ def test_lwm_blocks_are_the_shared_block_with_relu_and_the_papers_dropout():
     block = encoder.blocks[0]
     assert type(block) is Block
     assert block.ffn.activation is torch.nn.functional.relu
-    assert block.dropout.p == 0.1
+    assert block.dropout.p == 0.1 and block.attn.dropout == 0.1
+
+
+def test_attention_dropout_can_be_set_apart_from_the_residual_dropout():
+    config = load_config("lwm", ["model.attention_dropout=0.0"]).model
+    block = LwmEncoder(config).blocks[0]
+    assert block.attn.dropout == 0.0
+    assert block.dropout.p == block.ffn.dropout.p == 0.1
 
 
 def test_a_config_that_cannot_be_cut_into_patches_is_refused():

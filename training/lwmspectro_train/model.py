@@ -221,7 +221,9 @@ class Block(nn.Module):
     """Post-LN Transformer layer, as Eq. 14 writes it: LN(z + MSA(z)), then LN(z~ + FFN(z~)).
 
     `activation` and `head_dim` (FeedForward, SelfAttention) keep LWM-Spectro's GELU and
-    d_model / n_heads unless a model sets them (the LWM paper's ReLU and 5-dimensional heads)."""
+    d_model / n_heads unless a model sets them (the LWM paper's ReLU and 5-dimensional heads).
+    `attention_dropout` (on the attention weights) is `dropout` unless set: on a CPU, any
+    dropout there sends scaled_dot_product_attention to its unfused kernel, several times slower."""
 
     def __init__(
         self,
@@ -231,9 +233,11 @@ class Block(nn.Module):
         dropout: float,
         activation: str = "gelu",
         head_dim: int | None = None,
+        attention_dropout: float | None = None,
     ):
         super().__init__()
-        self.attn = SelfAttention(d_model, n_heads, dropout, head_dim)
+        attention_dropout = dropout if attention_dropout is None else attention_dropout
+        self.attn = SelfAttention(d_model, n_heads, attention_dropout, head_dim)
         self.ln_attn = nn.LayerNorm(d_model)
         self.ffn = FeedForward(d_model, ffn_mult, dropout, activation)
         self.ln_ffn = nn.LayerNorm(d_model)
