@@ -110,6 +110,17 @@ def test_attention_dropout_can_be_set_apart_from_the_residual_dropout():
     assert block.dropout.p == block.ffn.dropout.p == 0.1
 
 
+def test_learned_positions_give_each_position_its_own_vector():
+    config = LwmConfig(**{**TINY.to_dict(), "position_encoding": "learned"})
+    encoder = LwmEncoder(config)
+    assert encoder.pos_table.shape == (config.n_patches + 1, config.d_model)
+    patches = torch.zeros(1, config.n_patches, config.patch_length)
+    tokens = encoder.embed(patches)[0]
+    assert not torch.allclose(tokens[1], tokens[2])
+    with pytest.raises(ValueError, match="linear or learned"):
+        LwmConfig(**{**TINY.to_dict(), "position_encoding": "sinusoidal"})
+
+
 def test_a_config_that_cannot_be_cut_into_patches_is_refused():
     with pytest.raises(ValueError, match="patch_length"):
         LwmConfig(antennas=8, subcarriers=8, patch_length=5)

@@ -74,6 +74,9 @@ class LwmConfig(ConfigBase):
     channel_scale: float | None = bounded(1e6, 0.0)
     """The one factor every channel is multiplied by before patching; null: fitted by
     pretraining (module docstring)."""
+    position_encoding: str = "linear"
+    """"linear": Eq. 7-8 as written, W_pos (i 1_L) + b_pos, one direction scaled by the index;
+    "learned": one learnt vector per position (W_pos applied to a one-hot index)."""
 
     def __post_init__(self):
         if (self.antennas * self.subcarriers) % self.patch_length:
@@ -83,6 +86,8 @@ class LwmConfig(ConfigBase):
             )
         if self.n_masked < 1:
             raise ValueError(f"mask_ratio {self.mask_ratio} selects no patch of the {self.n_patches // 2} real ones")
+        if self.position_encoding not in ("linear", "learned"):
+            raise ValueError(f"position_encoding must be linear or learned, got {self.position_encoding!r}")
         if self.channel_scale is not None and self.channel_scale <= 0:
             raise ValueError(f"channel_scale must be positive, got {self.channel_scale}")
 
@@ -151,8 +156,12 @@ class LwmEncoder(nn.Module):
         self.patch_embed = nn.Linear(length, d)
         # p_CLS = c 1_L with c random, then learnt as a vector (Sec. IV-C).
         self.cls_patch = nn.Parameter(torch.randn(()) * torch.ones(length))
-        # W_pos and b_pos of Eq. 8, applied to p_i^pos = i 1_L (Eq. 7): zeros for CLS, then 1 .. P.
-        self.pos_embed = nn.Linear(length, d)
+        # W_pos and b_pos of Eq. 8, applied to p_i^pos = i 1_L (Eq. 7): zeros for CLS, then 1 .. P;
+        # learned: a table of one vector per position.
+        if cfg.position_encoding == "learned":
+            self.pos_table = nn.Parameter(0.02 * torch.randn(cfg.n_patches + 1, d))
+        else:
+            self.pos_embed = nn.Linear(length, d)
         # The channel scale (module docstring), a buffer so that checkpoints and the graph keep a fitted one.
         self.register_buffer("scale", torch.tensor(1.0 if cfg.channel_scale is None else cfg.channel_scale))
         positions = torch.arange(cfg.n_patches + 1, dtype=torch.float32)
@@ -172,7 +181,8 @@ class LwmEncoder(nn.Module):
         # W_pos p_i^pos grows with i: started at the default scale, the last position's encoding
         # would be about P times a patch's embedding and drown it. Drawn with std
         # 1 / (P sqrt(L)), the encoding of position P starts near unit scale.
-        nn.init.normal_(self.pos_embed.weight, std=1.0 / (cfg.n_patches * math.sqrt(length)))
+        if cfg.position_encoding == "linear":
+            nn.init.normal_(self.pos_embed.weight, std=1.0 / (cfg.n_patches * math.sqrt(length)))
 
     def patches(self, planes: torch.Tensor) -> torch.Tensor:
         """(B, 2, M, N) channel planes -> their scaled patches (B, P, L), what pretraining reconstructs."""
@@ -181,7 +191,8 @@ class LwmEncoder(nn.Module):
     def embed(self, patches: torch.Tensor) -> torch.Tensor:
         """(B, P, L) patches -> the first layer's input (B, P + 1, D): CLS prepended, Eq. 6-9."""
         cls = self.cls_patch.to(patches.dtype).expand(patches.shape[0], 1, -1)
-        return self.patch_embed(torch.cat([cls, patches], dim=1)) + self.pos_embed(self.positions)
+        position = self.pos_table if self.cfg.position_encoding == "learned" else self.pos_embed(self.positions)
+        return self.patch_embed(torch.cat([cls, patches], dim=1)) + position
 
     def tokens(self, patches: torch.Tensor) -> torch.Tensor:
         """(B, P, L) patches -> the final layer's tokens (B, P + 1, D), CLS first (Eq. 5-9, Sec. V)."""
