@@ -19,12 +19,14 @@ from lwmspectro_train.lwm.downstream import (
     beam_model,
     best_beams,
     dft_codebook,
+    distinct_fractions,
     fit,
     fraction_sweep,
     frozen_tokens,
     los_inputs,
     los_model,
     raw_patches,
+    training_count,
 )
 from lwmspectro_train.lwm.export import load_encoder
 from lwmspectro_train.model import count_parameters
@@ -135,3 +137,8 @@ def test_cli_writes_a_report_with_the_command_and_the_bundle_on_top(bundle, tmp_
     assert "cls_finetuned" in capsys.readouterr().out
     assert cli.main([*command[:-2], "--out", str(out)]) == 2
     assert "--scenario NAME or --synthetic USERS" in capsys.readouterr().err
+
+
+def test_fractions_that_train_on_the_same_users_are_swept_once():
+    assert distinct_fractions([0.01, 6 / 1122, 0.005, 0.001], 1122) == [0.001, 0.005, 0.01]
+    assert training_count(6 / 1122, 1122, 898) == 6 and training_count(0.9, 1122, 898) == 898

@@ -253,6 +253,21 @@ def split_users(n: int, seed: int, test_fraction: float = 0.2) -> tuple[np.ndarr
     return order[n_test:], order[:n_test]
 
 
+def training_count(fraction: float, users: int, pool: int) -> int:
+    """Users a sweep trains on at `fraction` of `users` labelled ones, `pool` of them not tested on."""
+    return min(pool, max(2, round(fraction * users)))
+
+
+def distinct_fractions(fractions: Sequence[float], users: int, test_fraction: float = 0.2) -> list[float]:
+    """`fractions` sorted, without those that train on as many users as a smaller one (on a
+    small site 0.1 % and 0.5 % may both round to a handful)."""
+    pool = len(split_users(users, 0, test_fraction)[0])
+    kept: dict[int, float] = {}
+    for fraction in sorted(fractions):
+        kept.setdefault(training_count(fraction, users, pool), fraction)
+    return list(kept.values())
+
+
 def fraction_sweep(
     inputs: Mapping[str, np.ndarray],
     labels: np.ndarray,
@@ -282,7 +297,7 @@ def fraction_sweep(
     tensors = {name: torch.as_tensor(np.asarray(values, dtype=np.float32)) for name, values in inputs.items()}
     rows = []
     for fraction in fractions:
-        count = min(len(pool), max(2, round(fraction * len(labels))))
+        count = training_count(fraction, len(labels), len(pool))
         runs: dict[str, list[float]] = {name: [] for name in inputs}
         for draw in range(repeats if count <= REPEATED_UP_TO else 1):
             train = np.random.default_rng([seed, 4, count, draw]).permutation(pool)[:count]
