@@ -131,6 +131,26 @@ def test_generating_into_a_folder_of_another_config_is_refused(tmp_path):
         generate_dataset(GeneratorConfig(**{**SMALL, "seed": 4}), tmp_path, progress=False)
 
 
+def test_a_dataset_grows_in_place_keeping_its_shards_and_remaking_a_short_last_one(tmp_path):
+    generate_dataset(GeneratorConfig(**{**SMALL, "n_samples": 5}), tmp_path, progress=False)
+    kept = {i: (tmp_path / f"shard-{i:06d}.json").stat().st_mtime_ns for i in (0, 1)}
+    manifest = generate_dataset(GeneratorConfig(**{**SMALL, "n_samples": 8}), tmp_path, progress=False)
+    assert manifest["complete"] and manifest["count"] == 8
+    assert {i: (tmp_path / f"shard-{i:06d}.json").stat().st_mtime_ns for i in (0, 1)} == kept
+    grown = open_dataset(tmp_path, verify=True)
+    fresh = tmp_path / "fresh"
+    generate_dataset(GeneratorConfig(**{**SMALL, "n_samples": 8}), fresh, progress=False)
+    made_at_once = open_dataset(fresh, verify=True)
+    assert [row["index"] for row in grown.labels] == list(range(8))
+    assert all(np.array_equal(grown[i][0], made_at_once[i][0]) for i in range(8))
+
+
+def test_a_dataset_never_shrinks(tmp_path):
+    generate_dataset(GeneratorConfig(**SMALL), tmp_path, progress=False)
+    with pytest.raises(ValueError, match="only grows; pass --n-samples 6 or more"):
+        generate_dataset(GeneratorConfig(**{**SMALL, "n_samples": 4}), tmp_path, progress=False)
+
+
 def test_synthetic_stream_cycles_protocols_and_honours_fixed_fields():
     stream = SyntheticStream(seed=1, channel="TDL-A")
     protocols = [stream.next_spec().protocol for _ in range(3)]

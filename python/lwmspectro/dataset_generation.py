@@ -4,7 +4,8 @@ Shard i holds examples [i * shard_size, (i + 1) * shard_size); each example depe
 on (config.seed, index), so shards can be made in any order, by any number of processes
 or machines (`shard_filter` = (i, N) keeps the shards with index % N == i, `use_ray`
 spreads them over a Ray cluster), and a killed run resumes by skipping the shards whose
-checksums verify.
+checksums verify. For the same reason a dataset grows in place: the same config with a larger
+n_samples keeps every whole shard and makes the rest (it never shrinks).
 
 An example of G alone is realised only at the T frames G reads (synth.make_spectrogram).
 One with other views or a capture chain is a stream as long as its views read, put through its
@@ -32,7 +33,7 @@ from tqdm import tqdm
 from . import views
 from .allocator import keep_freed_memory
 from .capture import CaptureConfig, apply_capture_regions, capture_key, capture_reach
-from .dataset import G_VIEW, shard_is_complete, write_manifest, write_shard
+from .dataset import G_VIEW, read_sidecar, shard_is_complete, shard_name, write_manifest, write_shard
 from .resample import rational_ratio
 from .synth import GeneratorConfig, ReceivedStream, draw_example, make_spectrogram
 
@@ -163,7 +164,7 @@ def make_shard(config: GeneratorConfig, index: int, folder: Path) -> int:
 
 def _make_shard(config: GeneratorConfig, index: int, folder: Path) -> int:
     first = index * config.shard_size
-    last = min(first + config.shard_size, config.n_samples)
+    last = first + config.shard_count(index)
     plan = ExamplePlan.of(config)
     stored = {name: np.empty((last - first, *views.view_shape(p)), np.float16) for name, p in plan.views.items()}
     rows = []
@@ -196,7 +197,21 @@ def pending_shards(config: GeneratorConfig, folder: Path, shard_filter: tuple[in
     if not 0 <= part < parts:
         raise ValueError(f"--shard {part}/{parts}: need 0 <= i < N")
     others = [name for name in config.view_params() if name != G_VIEW]
-    return [i for i in range(config.n_shards) if i % parts == part and not shard_is_complete(folder, i, views=others)]
+    return [
+        i
+        for i in range(config.n_shards)
+        if i % parts == part
+        and not (shard_is_complete(folder, i, views=others) and _shard_count(folder, i) == config.shard_count(i))
+    ]
+
+
+def _shard_count(folder: Path, index: int) -> int | None:
+    """The rows shard `index` holds by its sidecar (None when unreadable): a dataset grown to more
+    examples must remake a last shard that was cut short."""
+    try:
+        return read_sidecar((folder / shard_name(index)).with_suffix(".json"))["count"]
+    except (OSError, ValueError):
+        return None
 
 
 def _check_same_config(folder: Path, config: GeneratorConfig) -> None:
@@ -209,8 +224,14 @@ def _check_same_config(folder: Path, config: GeneratorConfig) -> None:
                 f"{manifest}: not a dataset manifest ({err}); delete it to resume (it is rewritten from the "
                 "shards), or use a new --out folder"
             ) from None
-        if previous != config.to_dict():
+        current = config.to_dict()
+        if not isinstance(previous, dict) or {**previous, "n_samples": None} != {**current, "n_samples": None}:
             raise ValueError(f"{folder} holds a dataset made with another config; use a new --out folder")
+        if previous["n_samples"] > current["n_samples"]:
+            raise ValueError(
+                f"{folder} holds {previous['n_samples']} examples of this config and a dataset only grows; "
+                f"pass --n-samples {previous['n_samples']} or more, or use a new --out folder"
+            )
 
 
 def generate_dataset(
@@ -224,7 +245,7 @@ def generate_dataset(
     _write_manifest(folder, config)
     todo = pending_shards(config, folder, shard_filter)
     jobs = [(config.to_dict(), i, str(folder)) for i in todo]
-    total = sum(min(config.shard_size, config.n_samples - i * config.shard_size) for i in todo)
+    total = sum(config.shard_count(i) for i in todo)
     bar = tqdm(total=total, unit="spec", desc=f"generate {folder.name}", disable=not progress)
     if use_ray:
         _make_shards_on_ray(jobs, bar)

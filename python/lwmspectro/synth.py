@@ -159,6 +159,10 @@ class GeneratorConfig(ConfigBase):
     def n_shards(self) -> int:
         return -(-self.n_samples // self.shard_size)
 
+    def shard_count(self, index: int) -> int:
+        """Examples in shard `index`: shard_size, fewer in a last shard cut short by n_samples."""
+        return max(0, min(self.shard_size, self.n_samples - index * self.shard_size))
+
     @classmethod
     def from_file(cls, path) -> GeneratorConfig:
         try:

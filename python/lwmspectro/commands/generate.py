@@ -43,7 +43,11 @@ def add_arguments(parser):
         "every node), else on a local Ray instance using every core here (--workers is then ignored); "
         "needs `pip install 'lwmspectro[ray]'`",
     )
-    parser.add_argument("--n-samples", type=positive_int, help="override the config's n_samples")
+    parser.add_argument(
+        "--n-samples",
+        type=positive_int,
+        help="override the config's n_samples; more than an --out folder holds grows that dataset in place",
+    )
     add_progress_argument(parser)
 
 
