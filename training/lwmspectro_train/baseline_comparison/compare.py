@@ -27,8 +27,10 @@ RUN_IDENTITY = ("data", "preset", "scenario", "baseline_width", "settings")
 def _machine(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"GPU {torch.cuda.get_device_name(0)}, torch {torch.__version__}"
+    threads = torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (
-        f"CPU, {torch.get_num_threads()} threads ({os.cpu_count()} cores visible), "
+        f"CPU, {threads} thread{'s' if threads != 1 else ''} ({cores} of {os.cpu_count()} cores usable), "
         f"{platform.machine()}, torch {torch.__version__}"
     )
 
