@@ -186,6 +186,14 @@ def test_a_checkpoint_of_another_model_names_the_file(tmp_path, toy_train):
         run.pretrain("wifi", resume=True)
 
 
+def test_a_run_refuses_its_training_set_grown_since_it_started(tmp_path):
+    train = write_toy_dataset(tmp_path / "train", n=100)
+    make_run(tmp_path / "run", train, max_steps=1).pretrain("wifi")
+    write_toy_dataset(train, n=150)
+    with pytest.raises(ValueError, match=r"started on 100 examples .* now holds 150; use a new run_dir"):
+        make_run(tmp_path / "run", train, max_steps=2).pretrain("wifi", resume=True)
+
+
 def test_a_set_override_of_the_wrong_type_names_the_key():
     from lwmspectro_train.config import load_config
 

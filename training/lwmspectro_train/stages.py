@@ -131,6 +131,7 @@ class Run:
         """(train, val): data.val when given, else a seeded data.val_fraction of data.train."""
         if self._sets is None:
             train = self.open_set(self.cfg.data.train)
+            self._check_same_training_set(train)
             if self.cfg.data.val:
                 val = self.open_set(self.cfg.data.val)
                 self.check_same_views(val, train)
@@ -139,6 +140,23 @@ class Run:
                 train, val = train.subset(train_rows), train.subset(val_rows)
             self._sets = (train, val)
         return self._sets
+
+    def _check_same_training_set(self, train: SpectrogramSet) -> None:
+        """A run keeps the training set it started on: a dataset grown since (`lwmspectro generate
+        --n-samples`) would change the validation split and the pixel statistics under its
+        checkpoints. The first use records the set's size in training_set.json."""
+        path = self.dir / "training_set.json"
+        current = {"folder": str(self.cfg.data.train), "count": len(train)}
+        if path.exists():
+            recorded = json.loads(path.read_text())
+            if recorded.get("count") != current["count"]:
+                raise ValueError(
+                    f"{self.dir} was started on {recorded.get('count')} examples of {recorded.get('folder')}, "
+                    f"which now holds {current['count']}; use a new run_dir for the grown dataset"
+                )
+        elif self.ctx.is_main:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, json.dumps(current) + "\n")
 
     @property
     def view_params(self) -> dict[str, Any]:
