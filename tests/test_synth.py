@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import threadpoolctl
 
+from lwmspectro import views
 from lwmspectro.dataset import open_dataset
 from lwmspectro.dataset_generation import generate_dataset, one_thread_per_worker, pending_shards
 from lwmspectro.labels import mobility_of_doppler
@@ -149,6 +150,15 @@ def test_a_dataset_never_shrinks(tmp_path):
     generate_dataset(GeneratorConfig(**SMALL), tmp_path, progress=False)
     with pytest.raises(ValueError, match="only grows; pass --n-samples 6 or more"):
         generate_dataset(GeneratorConfig(**{**SMALL, "n_samples": 4}), tmp_path, progress=False)
+
+
+def test_growing_a_dataset_whose_views_this_version_defines_otherwise_is_refused(tmp_path, monkeypatch):
+    config = GeneratorConfig(**{**SMALL, "n_samples": 2, "views": ["wideband", "cp_profile"]})
+    generate_dataset(config, tmp_path, progress=False)
+    changed = dataclasses.replace(views.VIEWS["cp_profile"], n_bins=32)
+    monkeypatch.setitem(views.VIEWS, "cp_profile", changed)
+    with pytest.raises(ValueError, match="views made with other parameters"):
+        generate_dataset(dataclasses.replace(config, n_samples=4), tmp_path, progress=False)
 
 
 def test_synthetic_stream_cycles_protocols_and_honours_fixed_fields():

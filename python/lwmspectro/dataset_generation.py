@@ -218,7 +218,8 @@ def _check_same_config(folder: Path, config: GeneratorConfig) -> None:
     manifest = folder / "manifest.json"
     if manifest.exists():
         try:
-            previous = json.loads(manifest.read_text())["config"]
+            written = json.loads(manifest.read_text())
+            previous = written["config"]
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
             raise ValueError(
                 f"{manifest}: not a dataset manifest ({err}); delete it to resume (it is rewritten from the "
@@ -227,6 +228,14 @@ def _check_same_config(folder: Path, config: GeneratorConfig) -> None:
         current = config.to_dict()
         if not isinstance(previous, dict) or {**previous, "n_samples": None} != {**current, "n_samples": None}:
             raise ValueError(f"{folder} holds a dataset made with another config; use a new --out folder")
+        stored = config.view_params() if config.views is not None else None
+        if stored is not None and written.get("views") != {
+            name: views.view_to_dict(params) for name, params in stored.items()
+        }:
+            raise ValueError(
+                f"{folder} holds views made with other parameters than this version's defaults for the "
+                "names its config lists; use a new --out folder"
+            )
         if previous["n_samples"] > current["n_samples"]:
             raise ValueError(
                 f"{folder} holds {previous['n_samples']} examples of this config and a dataset only grows; "
