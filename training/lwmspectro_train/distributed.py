@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
+from lwmspectro.framer import available_cores
+
 
 @dataclass
 class Context:
@@ -79,8 +81,7 @@ def setup(device: str = "auto", threads: int | None = None) -> Context:
     torch_device = torch.device("cuda", local_rank) if device == "cuda" else torch.device("cpu")
     if device == "cuda":
         torch.cuda.set_device(torch_device)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    torch.set_num_threads(threads or max(1, cores // max(1, local_world)))
+    torch.set_num_threads(threads or max(1, available_cores() // max(1, local_world)))
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
     return Context(rank, world_size, local_rank, torch_device)

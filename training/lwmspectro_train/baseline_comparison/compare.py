@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from lwmspectro.dataset import open_dataset
+from lwmspectro.framer import available_cores
 
 from .embedding_quality import embedding_quality
 from .lwm import check_views, load_components
@@ -28,9 +29,8 @@ def _machine(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"GPU {torch.cuda.get_device_name(0)}, torch {torch.__version__}"
     threads = torch.get_num_threads()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (
-        f"CPU, {threads} thread{'s' if threads != 1 else ''} ({cores} of {os.cpu_count()} cores usable), "
+        f"CPU, {threads} thread{'s' if threads != 1 else ''} ({available_cores()} of {os.cpu_count()} cores usable), "
         f"{platform.machine()}, torch {torch.__version__}"
     )
 
