@@ -125,14 +125,17 @@ def read_sidecar(path: Path) -> dict:
     )
 
 
-def shard_is_complete(folder: Path, index: int, verify: bool = True, views: Sequence[str] = ()) -> bool:
-    """True when the shard's sidecar exists, lists exactly the other `views` (besides G) and
-    (if `verify`) every checksum matches its file."""
+def shard_is_complete(
+    folder: Path, index: int, verify: bool = True, views: Sequence[str] = (), count: int | None = None
+) -> bool:
+    """True when the shard's sidecar exists, lists exactly the other `views` (besides G), holds
+    `count` rows when given (a dataset grown past a last shard cut short remakes it) and (if
+    `verify`) every checksum matches its file."""
     base = Path(folder) / shard_name(index)
     try:
         sidecar = json.loads(base.with_suffix(".json").read_text())
         view_sums = sidecar.get("sha256_views", {})
-        if set(view_sums) != set(views):
+        if set(view_sums) != set(views) or (count is not None and sidecar["count"] != count):
             return False
         if not verify:
             return True

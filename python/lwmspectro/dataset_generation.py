@@ -33,7 +33,7 @@ from tqdm import tqdm
 from . import views
 from .allocator import keep_freed_memory
 from .capture import CaptureConfig, apply_capture_regions, capture_key, capture_reach
-from .dataset import G_VIEW, read_sidecar, shard_is_complete, shard_name, write_manifest, write_shard
+from .dataset import G_VIEW, shard_is_complete, write_manifest, write_shard
 from .resample import rational_ratio
 from .synth import GeneratorConfig, ReceivedStream, draw_example, make_spectrogram
 
@@ -200,18 +200,8 @@ def pending_shards(config: GeneratorConfig, folder: Path, shard_filter: tuple[in
     return [
         i
         for i in range(config.n_shards)
-        if i % parts == part
-        and not (shard_is_complete(folder, i, views=others) and _shard_count(folder, i) == config.shard_count(i))
+        if i % parts == part and not shard_is_complete(folder, i, views=others, count=config.shard_count(i))
     ]
-
-
-def _shard_count(folder: Path, index: int) -> int | None:
-    """The rows shard `index` holds by its sidecar (None when unreadable): a dataset grown to more
-    examples must remake a last shard that was cut short."""
-    try:
-        return read_sidecar((folder / shard_name(index)).with_suffix(".json"))["count"]
-    except (OSError, ValueError):
-        return None
 
 
 def _check_same_config(folder: Path, config: GeneratorConfig) -> None:
