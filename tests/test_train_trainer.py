@@ -194,6 +194,14 @@ def test_a_run_refuses_its_training_set_grown_since_it_started(tmp_path):
         make_run(tmp_path / "run", train, max_steps=2).pretrain("wifi", resume=True)
 
 
+def test_a_broken_training_set_record_names_the_file_and_the_way_out(tmp_path):
+    train = write_toy_dataset(tmp_path / "train", n=100)
+    make_run(tmp_path / "run", train, max_steps=1).pretrain("wifi")
+    (tmp_path / "run" / "training_set.json").write_text("{broken")
+    with pytest.raises(ValueError, match=r"training_set\.json: not valid JSON .* delete it to adopt 100 examples"):
+        make_run(tmp_path / "run", train, max_steps=2).pretrain("wifi", resume=True)
+
+
 def test_a_set_override_of_the_wrong_type_names_the_key():
     from lwmspectro_train.config import load_config
 

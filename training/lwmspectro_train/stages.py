@@ -148,8 +148,14 @@ class Run:
         path = self.dir / "training_set.json"
         current = {"folder": str(self.cfg.data.train), "count": len(train)}
         if path.exists():
-            recorded = json.loads(path.read_text())
-            if recorded.get("count") != current["count"]:
+            try:
+                recorded = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise ValueError(
+                    f"{path}: not valid JSON ({err}); restore it, or delete it to adopt {current['count']} "
+                    f"examples of {current['folder']}"
+                ) from None
+            if not isinstance(recorded, dict) or recorded.get("count") != current["count"]:
                 raise ValueError(
                     f"{self.dir} was started on {recorded.get('count')} examples of {recorded.get('folder')}, "
                     f"which now holds {current['count']}; use a new run_dir for the grown dataset"
