@@ -14,6 +14,7 @@ from lwmspectro.resample import PointResampler, resample_to
 from lwmspectro.spectrogram import SpectrogramParams, spectrogram
 from lwmspectro.synth import ExampleSpec, make_stream
 from lwmspectro.views import (
+    LOG_SHARE_FLOOR,
     VIEWS,
     CpProfileParams,
     OfdmAlignedParams,
@@ -283,6 +284,61 @@ def test_the_aligned_view_reads_the_constellation_through_vehicular_fading(monke
         fourth_moments[modulation] = fourth_moment(compute_view(VIEWS["ofdm_aligned_15khz"], iq, 30.72e6))
     assert fourth_moments["QPSK"] < 1.15
     assert fourth_moments["64QAM"] == pytest.approx(1.38, abs=0.08)
+
+
+def grid_share(view, modulation, params):
+    """The share of a constellation view's weight within one bin of `modulation`'s points
+    folded into the first quadrant."""
+    points = constellation(modulation, "3gpp")
+    folded = np.unique(np.round(np.stack([np.abs(points.real), np.abs(points.imag)], axis=1), 6), axis=0)
+    near = np.zeros(view.shape, bool)
+    for row, column in (folded * params.n_bins / params.extent).astype(int):
+        near[max(row - 1, 0) : row + 2, max(column - 1, 0) : column + 2] = True
+    share = 10.0 ** view.astype(np.float64) - LOG_SHARE_FLOOR
+    return share[near].sum() / share.sum()
+
+
+def test_the_constellation_view_shows_the_points_of_each_lte_modulation(lte_at_25_db):
+    """Blindly equalised, QPSK falls on its four points and 16QAM on its sixteen (beside the
+    QPSK of LTE's reference signals and control region); 64QAM on its grid more than on the
+    coarser ones. 256QAM's grid covers nearly every bin at this resolution."""
+    params = VIEWS["ofdm_constellation_15khz"]
+    shares = {
+        sent: {grid: grid_share(compute_view(params, *lte_at_25_db[sent]), grid, params) for grid in LTE_MODULATIONS}
+        for sent in ("QPSK", "16QAM", "64QAM")
+    }
+    print("share of the weight near each grid's points, by modulation sent:", shares)
+    assert shares["QPSK"]["QPSK"] > 0.9 and shares["QPSK"]["16QAM"] < 0.05
+    assert shares["16QAM"]["16QAM"] > 0.45 and shares["16QAM"]["16QAM"] > 5 * shares["16QAM"]["QPSK"]
+    assert shares["64QAM"]["64QAM"] > 3 * max(shares["64QAM"]["QPSK"], shares["64QAM"]["16QAM"])
+
+
+def test_the_constellation_view_is_blind_to_the_channel_the_gain_and_the_cfo(lte_at_25_db):
+    params = VIEWS["ofdm_constellation_15khz"]
+    iq, rate = lte_at_25_db["16QAM"]
+    # Three taps within the prefix, 60 dB less power and 0.37 more subcarrier spacings of CFO.
+    turned = np.exp(2j * np.pi * 0.37 * np.arange(len(iq)) / LTE.n_fft)
+    faded = (np.convolve(iq, [1.0, 0.5j, -0.2], mode="full")[: len(iq)] * 1e-3 * turned).astype(np.complex64)
+    plain, through = compute_view(params, iq, rate), compute_view(params, faded, rate)
+    assert np.abs(plain - through).mean() < 0.1
+    assert grid_share(through, "16QAM", params) > 0.8 * grid_share(plain, "16QAM", params)
+
+
+def test_the_constellation_view_of_wifi_reads_the_packets_of_the_whole_window():
+    """A sparse WiFi stream: the view times each block of symbols and weighs the packets' elements
+    by their gain, so that the gaps hardly count. Less sharp than LTE's: WiFi's BPSK pilots and
+    preambles, whose fourth powers point the other way, blur the phase of their neighbours."""
+    params = VIEWS["ofdm_constellation_wifi"]
+    shares = {}
+    for modulation in ("QPSK", "16QAM"):
+        wf = phy.generate(
+            "wifi", modulation=modulation, duration_s=0.016, rng=np.random.default_rng(5), psdu_bytes=(300, 300)
+        )
+        view = compute_view(params, resample_to(received(wf, 25, 5), wf.sample_rate_hz, 30.72e6), 30.72e6)
+        shares[modulation] = {grid: grid_share(view, grid, params) for grid in ("QPSK", "16QAM")}
+    print("share of the weight near each grid's points, by modulation sent:", shares)
+    assert shares["QPSK"]["QPSK"] > 0.6 and shares["QPSK"]["QPSK"] > 10 * shares["QPSK"]["16QAM"]
+    assert shares["16QAM"]["16QAM"] > 2 * shares["16QAM"]["QPSK"]
 
 
 def test_the_wifi_view_separates_constant_modulus_from_qam_across_packets_and_gaps():

@@ -11,6 +11,9 @@ live blocks compute them with the same code.
   subcarrier's mean. A
   magnitude STFT with frames much shorter than a symbol mixes many subcarriers into Gaussian
   noise; here the constellation's amplitude levels and the reference-signal pattern stay.
+* ``ofdm_constellation``: the same symbols' resource elements blindly equalised (fourth-power
+  phase, local gain) and histogrammed in one quadrant: the constellation's points themselves,
+  which tell the QAM orders apart where the powers alone blur them.
 * ``cp_profile``: the CP correlation coefficient of each candidate numerology across one
   period, for the router: which numerology, if any, is on the air.
 * ``dynamics``: how fast the fading changes over 128 ms (`lwmspectro.dynamics`), for mobility.
@@ -171,37 +174,19 @@ def _numerology(value: Numerology | Mapping[str, Any], where: str) -> Numerology
 
 
 @dataclass(frozen=True)
-class OfdmAlignedParams(ConfigBase):
-    """The symbol-aligned view of one numerology: T = n_symbols + 2 rows of K = n_subcarriers.
-
-    Row 0 is the band profile: the power of all n_fft subcarriers relative to their symbol's,
-    averaged over the symbols and in K groups of subcarriers, in dB, z-scored (band edges,
-    guard bands and DC show there). Rows 1..T are log10 of each element's power over its
-    symbol's mean power and over the channel's gain there (the mean of that relative power
-    over `gain_symbols` x `gain_subcarriers` around it), for the K subcarriers
-    `subcarrier_stride` apart centred on the occupied band when they do not span the FFT
-    (`centre_on_band`: a signal off DC stays in view; else on DC): the receiver's gain, a
-    burst's edges and the fading channel are removed, each element's amplitude is kept, and
-    empty subcarriers read low. The last row is each of those subcarriers' circularity,
-    |sum Y^2| / sum |Y|^2 over blocks of CIRCULARITY_SYMBOLS symbols (averaged over the
-    blocks), with the CFO's phase removed from symbol to symbol: what the powers cannot show,
-    the phase of a constellation on a line (BPSK, WiFi's pilots: near 1) against one spread
-    over the plane (QPSK and QAM: near 0).
-
-    The symbols are found in the `search_symbols` the view reads: with one timing for all of
-    them (continuous transmissions: LTE, NR), or with `burst_block_symbols` > 0 a timing per
-    block of that many symbols, taking first, in time order, the symbols whose own prefix
-    correlates clearly (bursts: WiFi packets, each with its own timing, and the gaps between
-    them)."""
-
-    keys_name: ClassVar[str] = "ofdm_aligned parameters"
+class OfdmSymbolsParams(ConfigBase):
+    """Which OFDM symbols and subcarriers of one numerology a symbol-aligned view reads: the
+    first `n_symbols` of the `search_symbols` it searches, found with one timing for all of them
+    (continuous transmissions: LTE, NR), or with `burst_block_symbols` > 0 a timing per block of
+    that many symbols, taking first, in time order, the symbols whose own prefix correlates
+    clearly (bursts: WiFi packets, each with its own timing, and the gaps between them); and the
+    `n_subcarriers` subcarriers `subcarrier_stride` apart centred on the occupied band when they
+    do not span the FFT (`centre_on_band`: a signal off DC stays in view; else on DC)."""
 
     numerology: Numerology = WIFI
     n_symbols: int = bounded(62, 2, 4096)
     n_subcarriers: int = bounded(64, 2, 65536)
     subcarrier_stride: int = bounded(1, 1, 1024)
-    gain_symbols: int = bounded(7, 1, 4097)
-    gain_subcarriers: int = bounded(13, 1, 65536)
     search_symbols: int = bounded(63, 2, 65536)
     burst_block_symbols: int = bounded(0, 0, 1024)
     centre_on_band: bool = True
@@ -227,19 +212,77 @@ class OfdmAlignedParams(ConfigBase):
             )
 
     @property
-    def shape(self) -> tuple[int, int]:
-        return (self.n_symbols + 2, self.n_subcarriers)
-
-    @property
     def window_samples(self) -> int:
         """Native-rate samples read: `search_symbols` whole symbols, the first of which
         starts within two symbols."""
         return (self.search_symbols + 2) * self.numerology.longest_symbol
 
+    @property
+    def follows_band(self) -> bool:
+        """Whether the subcarriers kept follow the occupied band (they do not span the FFT)."""
+        return self.centre_on_band and self.n_subcarriers * self.subcarrier_stride < self.numerology.n_fft
+
     def subcarriers(self, centre: int) -> np.ndarray:
-        """FFT bins (DC-centred order, around the FFT's ends) of the K subcarriers in rows 1..T."""
+        """FFT bins (DC-centred order, around the FFT's ends) of the K subcarriers kept."""
         offsets = (np.arange(self.n_subcarriers) - self.n_subcarriers // 2) * self.subcarrier_stride
         return (centre + offsets) % self.numerology.n_fft
+
+
+@dataclass(frozen=True)
+class OfdmAlignedParams(OfdmSymbolsParams):
+    """The symbol-aligned view of one numerology: T = n_symbols + 2 rows of K = n_subcarriers.
+
+    Row 0 is the band profile: the power of all n_fft subcarriers relative to their symbol's,
+    averaged over the symbols and in K groups of subcarriers, in dB, z-scored (band edges,
+    guard bands and DC show there). Rows 1..T are log10 of each element's power over its
+    symbol's mean power and over the channel's gain there (the mean of that relative power
+    over `gain_symbols` x `gain_subcarriers` around it), for the K subcarriers kept
+    (OfdmSymbolsParams): the receiver's gain, a burst's edges and the fading channel are
+    removed, each element's amplitude is kept, and empty subcarriers read low. The last row is
+    each of those subcarriers' circularity, |sum Y^2| / sum |Y|^2 over blocks of
+    CIRCULARITY_SYMBOLS symbols (averaged over the blocks), with the CFO's phase removed from
+    symbol to symbol: what the powers cannot show, the phase of a constellation on a line
+    (BPSK, WiFi's pilots: near 1) against one spread over the plane (QPSK and QAM: near 0)."""
+
+    keys_name: ClassVar[str] = "ofdm_aligned parameters"
+
+    gain_symbols: int = bounded(7, 1, 4097)
+    gain_subcarriers: int = bounded(13, 1, 65536)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_symbols + 2, self.n_subcarriers)
+
+
+@dataclass(frozen=True)
+class OfdmConstellationParams(OfdmSymbolsParams):
+    """The constellation of one numerology as a demodulator would see it, found blindly: a
+    histogram of the equalised resource elements of the symbols and subcarriers kept
+    (OfdmSymbolsParams), folded into one quadrant (|I|, |Q|): n_bins x n_bins bins over
+    [0, extent]^2, log10 of each bin's share of the weight (LOG_SHARE_FLOOR at least).
+
+    Each element is equalised by the channel around it, estimated over `smooth_symbols` x
+    `smooth_subcarriers` elements: its gain as their mean power, its phase (modulo a quarter
+    turn, the symmetry of every QAM and PSK constellation) from their fourth powers once the
+    phase common to a symbol (residual CFO) and the phase ramp across subcarriers (timing) are
+    removed. An element weighs as its channel's gain over the `weight_quantile` of the gains,
+    at most 1, to the power `weight_power`: the allocated, strong part of the grid speaks, empty
+    elements and gaps between bursts hardly. The aligned view keeps only the elements'
+    powers, which tell BPSK from QPSK and the QAM orders apart only through their spread; here
+    the rings and the grid of points themselves show."""
+
+    keys_name: ClassVar[str] = "ofdm_constellation parameters"
+
+    smooth_symbols: int = bounded(9, 1, 4097)
+    smooth_subcarriers: int = bounded(3, 1, 65536)
+    n_bins: int = bounded(32, 2, 1024)
+    extent: float = bounded(1.6, 0.1, 10.0)
+    weight_quantile: float = bounded(0.99, 0.0, 1.0)
+    weight_power: float = bounded(2.0, 0.0, 16.0)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_bins, self.n_bins)
 
 
 CENTRE_STEP = 12
@@ -273,7 +316,33 @@ def _neighbour_means(power: np.ndarray, columns: np.ndarray, params: OfdmAligned
     return ((sums[:, width:] - sums[:, :-width]) / width).astype(np.float32)
 
 
-def _ofdm_aligned(params: OfdmAlignedParams, capture: Capture) -> ViewOutput:
+@dataclass(frozen=True)
+class _AlignedSymbols:
+    """The symbols an OFDM view reads, found blindly and transformed (OfdmSymbolsParams)."""
+
+    spectrum: np.ndarray
+    """(symbols, n_fft) complex, FFT order: DC-centred bin b is FFT bin (b - n_fft // 2) % n_fft."""
+    power: np.ndarray
+    """|spectrum|^2."""
+    symbol_power: np.ndarray
+    """Each symbol's mean power over all n_fft bins."""
+    subcarrier_power: np.ndarray
+    """(n_fft,) DC-centred: each bin's power relative to its symbol's, averaged over the symbols."""
+    starts: np.ndarray
+    cfos: np.ndarray
+    centre: int
+    columns: np.ndarray
+    """FFT-order bins of the K subcarriers kept."""
+
+    def kept(self) -> np.ndarray:
+        """(symbols, K) elements of the subcarriers kept, the CFO's phase advance from symbol to
+        symbol removed (what is left turns slowly: a residual CFO, the channel)."""
+        n_fft = self.spectrum.shape[1]
+        advance = np.exp(-2j * np.pi * self.cfos * self.starts / n_fft).astype(np.complex64)
+        return self.spectrum[:, self.columns] * advance[:, None]
+
+
+def _aligned_symbols(params: OfdmSymbolsParams, capture: Capture) -> _AlignedSymbols:
     numerology = params.numerology
     n_fft = numerology.n_fft
     native = capture.native(numerology.sample_rate_hz, params.window_samples)
@@ -298,31 +367,97 @@ def _ofdm_aligned(params: OfdmAlignedParams, capture: Capture) -> ViewOutput:
     symbols = np.lib.stride_tricks.sliding_window_view(native, n_fft)[starts]
     symbols *= derotation[0] if len(cfo_values) == 1 else derotation[cfo_of_symbol]
     spectrum = scipy.fft.fft(symbols, axis=-1, overwrite_x=True)
-    power = spectrum.real**2 + spectrum.imag**2  # FFT order; DC-centred bin b is FFT bin (b - n_fft // 2) % n_fft
-    # Power as symbol gain x channel gain x element: dividing by the symbol's mean power first
-    # keeps a burst's edge or a gap from weighing on the channel's.
-    tiny = np.finfo(np.float32).tiny
-    symbol_power = np.maximum(power.mean(axis=1), tiny)
+    power = spectrum.real**2 + spectrum.imag**2
+    symbol_power = np.maximum(power.mean(axis=1), np.finfo(np.float32).tiny)
     subcarrier_power = np.fft.fftshift((1 / (len(power) * symbol_power)) @ power).astype(np.float64)
-    band = subcarrier_power.reshape(params.n_subcarriers, -1).mean(axis=1)
+    centre = _occupied_centre(subcarrier_power) if params.follows_band else n_fft // 2
+    columns = (params.subcarriers(centre) - n_fft // 2) % n_fft
+    return _AlignedSymbols(spectrum, power, symbol_power, subcarrier_power, starts, cfos, centre, columns)
+
+
+def _estimates(symbols: _AlignedSymbols) -> dict[str, Any]:
+    return {"symbol_starts": symbols.starts, "cfo_subcarriers": symbols.cfos, "centre_subcarrier": symbols.centre}
+
+
+def _ofdm_aligned(params: OfdmAlignedParams, capture: Capture) -> ViewOutput:
+    symbols = _aligned_symbols(params, capture)
+    tiny = np.finfo(np.float32).tiny
+    band = symbols.subcarrier_power.reshape(params.n_subcarriers, -1).mean(axis=1)
     band = 10 * np.log10(np.maximum(band / max(float(band.max()), tiny), LOG_FLOOR))
     band = (band - band.mean()) / max(float(band.std()), 1e-6)
-    follow_band = params.centre_on_band and params.n_subcarriers * params.subcarrier_stride < n_fft
-    centre = _occupied_centre(subcarrier_power) if follow_band else n_fft // 2
-    chosen = params.subcarriers(centre)
-    # The channel's gain as the mean power over a few symbols and neighbouring subcarriers
-    # (around the FFT's ends): short enough to follow fading, long enough to average over the
-    # constellation. Only the K subcarriers kept need it.
-    relative_power = power / symbol_power[:, None]
-    across = _neighbour_means(relative_power, (chosen - n_fft // 2) % n_fft, params)
+    # Power as symbol gain x channel gain x element: dividing by the symbol's mean power first
+    # keeps a burst's edge or a gap from weighing on the channel's. The channel's gain as the
+    # mean power over a few symbols and neighbouring subcarriers (around the FFT's ends): short
+    # enough to follow fading, long enough to average over the constellation. Only the K
+    # subcarriers kept need it.
+    relative_power = symbols.power / symbols.symbol_power[:, None]
+    across = _neighbour_means(relative_power, symbols.columns, params)
     gain = scipy.ndimage.uniform_filter1d(across, params.gain_symbols, axis=0, mode="nearest")
-    relative = relative_power[:, (chosen - n_fft // 2) % n_fft] / np.maximum(gain, tiny)
-    kept = spectrum[:, (chosen - n_fft // 2) % n_fft]
-    circularity = _circularity(kept * np.exp(-2j * np.pi * cfos * starts / n_fft).astype(np.complex64)[:, None])
+    relative = relative_power[:, symbols.columns] / np.maximum(gain, tiny)
+    circularity = _circularity(symbols.kept())
     values = np.vstack([band[None, :], np.log10(np.maximum(relative, LOG_FLOOR)), circularity[None, :]])
-    return ViewOutput(
-        values.astype(np.float32), {"symbol_starts": starts, "cfo_subcarriers": cfos, "centre_subcarrier": centre}
-    )
+    return ViewOutput(values.astype(np.float32), _estimates(symbols))
+
+
+LOG_SHARE_FLOOR = 1e-4
+"""Smallest share of the weight a constellation bin reads (log10: -4), an empty bin's."""
+
+
+def _smoothed(values: np.ndarray, params: OfdmConstellationParams) -> np.ndarray:
+    """The mean of the real `values` (symbols, K) over smooth_symbols x smooth_subcarriers around each."""
+    return scipy.ndimage.uniform_filter(values, (params.smooth_symbols, params.smooth_subcarriers), mode="nearest")
+
+
+def _timing_runs(starts: np.ndarray, params: OfdmConstellationParams) -> np.ndarray:
+    """For each symbol, which run of symbols timed together it belongs to: all one run for a
+    continuous transmission; for bursts, a new run wherever a symbol does not start one symbol
+    after the previous one (a block's own timing, or the next block of clear symbols)."""
+    if not params.burst_block_symbols:
+        return np.zeros(len(starts), np.int64)
+    return np.concatenate([[0], np.cumsum(np.diff(starts) != params.numerology.group_samples)])
+
+
+def _ofdm_constellation(params: OfdmConstellationParams, capture: Capture) -> ViewOutput:
+    # Blind equalisation by fourth powers (a textbook non-data-aided estimator; no library
+    # offers it over a resource grid, hence written here).
+    symbols = _aligned_symbols(params, capture)
+    elements = symbols.kept()
+    power = elements.real**2 + elements.imag**2
+    tiny = float(np.finfo(np.float32).tiny)
+    # -Y^4 points at four times the channel's phase for any QAM or PSK (E[s^4] is real and
+    # negative); divided by |Y|^2 so that the strong elements do not drown the others.
+    squares = elements * elements
+    fourth = squares * squares
+    fourth /= -np.maximum(power, tiny)
+    # The timing error turns the phase across subcarriers, by a ramp of its own for each run of
+    # symbols timed together (one for a continuous transmission, one per block of a burst).
+    runs = _timing_runs(symbols.starts, params)
+    across = (fourth[:, 1:] * np.conj(fourth[:, :-1])).sum(axis=1, dtype=np.complex128)
+    ramps = np.angle(np.bincount(runs, across.real) + 1j * np.bincount(runs, across.imag))[runs]
+    removed = ramps[:, None] * np.arange(elements.shape[1])[None, :]
+    fourth *= np.exp(-1j * removed).astype(np.complex64)
+    turns = np.angle((fourth[1:] * np.conj(fourth[:-1])).sum(axis=1, dtype=np.complex128))
+    removed += np.concatenate([[0.0], np.cumsum(turns)])[:, None]
+    fourth *= np.exp(-1j * (removed - ramps[:, None] * np.arange(elements.shape[1])[None, :])).astype(np.complex64)
+    # The ramps and the phase common to each symbol (a residual CFO) removed, the channel's phase
+    # is averaged over its neighbours, then they are put back.
+    averaged = _smoothed(fourth.real, params) + 1j * _smoothed(fourth.imag, params)
+    rotation = np.exp(-0.25j * (np.angle(averaged) + removed)).astype(np.complex64)
+    gain = _smoothed(power, params)
+    equalised = elements * rotation
+    equalised *= 1 / np.sqrt(np.maximum(gain, tiny))
+    reference = max(float(np.quantile(gain, params.weight_quantile)), tiny)
+    weight = np.minimum(gain / reference, 1.0) ** params.weight_power
+    # The histogram by bincount: np.histogram2d's general edges cost ten times as much.
+    per_bin = params.n_bins / params.extent
+    row = np.abs(equalised.real) * per_bin
+    column = np.abs(equalised.imag) * per_bin
+    inside = (row < params.n_bins) & (column < params.n_bins)
+    index = row[inside].astype(np.int64) * params.n_bins + column[inside].astype(np.int64)
+    histogram = np.bincount(index, weights=weight[inside], minlength=params.n_bins**2)
+    share = histogram / max(float(histogram.sum()), tiny)
+    values = np.log10(share + LOG_SHARE_FLOOR).reshape(params.n_bins, params.n_bins)
+    return ViewOutput(values.astype(np.float32), _estimates(symbols))
 
 
 CIRCULARITY_SYMBOLS = 8
@@ -471,6 +606,12 @@ _KINDS: dict[str, _ViewKind] = {
         lambda p, rate: _native_samples(p.numerology, p.window_samples, rate),
         lambda p: {p.numerology: p.window_samples},
     ),
+    "ofdm_constellation": _capture_kind(
+        OfdmConstellationParams,
+        _ofdm_constellation,
+        lambda p, rate: _native_samples(p.numerology, p.window_samples, rate),
+        lambda p: {p.numerology: p.window_samples},
+    ),
     "cp_profile": _capture_kind(
         CpProfileParams,
         _cp_profile,
@@ -499,6 +640,19 @@ VIEWS: dict[str, Any] = {
     ),
     "ofdm_aligned_30khz": OfdmAlignedParams(
         NR_30KHZ, n_symbols=126, n_subcarriers=128, gain_subcarriers=7, search_symbols=127
+    ),
+    # The symbols of G's 15.9 ms window (WiFi: 512 of them, the packets' first, the gaps last;
+    # LTE and NR: 216 in a row), over 15.4 MHz of subcarriers: the more elements, the finer the
+    # histogram. The channel's phase and gain over 9 symbols x 0.2 MHz (LTE, NR; as for the
+    # aligned views' gain) or x 3 subcarriers (WiFi, 0.9 MHz: its packets are short).
+    "ofdm_constellation_wifi": OfdmConstellationParams(
+        WIFI, n_symbols=512, n_subcarriers=64, search_symbols=3840, burst_block_symbols=8
+    ),
+    "ofdm_constellation_15khz": OfdmConstellationParams(
+        LTE, n_symbols=216, n_subcarriers=512, subcarrier_stride=2, search_symbols=218, smooth_subcarriers=7
+    ),
+    "ofdm_constellation_30khz": OfdmConstellationParams(
+        NR_30KHZ, n_symbols=216, n_subcarriers=512, search_symbols=434, smooth_subcarriers=7
     ),
     "cp_profile": CpProfileParams(),
     "dynamics": DynamicsParams(),

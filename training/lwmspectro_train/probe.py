@@ -74,6 +74,14 @@ TODAYS_G = "G (today)"
 COMBINATIONS = {
     "router: wideband + cp_profile": ("wideband", "cp_profile"),
     "aligned 15 + 30 kHz": ("ofdm_aligned_15khz", "ofdm_aligned_30khz"),
+    "wifi: aligned + constellation": ("ofdm_aligned_wifi", "ofdm_constellation_wifi"),
+    "15 kHz: aligned + constellation": ("ofdm_aligned_15khz", "ofdm_constellation_15khz"),
+    "15 + 30 kHz: aligned + constellation": (
+        "ofdm_aligned_15khz",
+        "ofdm_aligned_30khz",
+        "ofdm_constellation_15khz",
+        "ofdm_constellation_30khz",
+    ),
     "every view": (),
 }
 """Columns that read several views at once (their features side by side), as a model with C > 1
@@ -268,9 +276,9 @@ def fit_probe(
 
 TARGETS = {
     "protocol": (0.97, "router: wideband + cp_profile"),
-    "modulation_wifi": (0.85, "ofdm_aligned_wifi"),
-    "modulation_lte": (0.85, "ofdm_aligned_15khz"),
-    "modulation_nr": (0.85, "aligned 15 + 30 kHz"),
+    "modulation_wifi": (0.85, "wifi: aligned + constellation"),
+    "modulation_lte": (0.85, "15 kHz: aligned + constellation"),
+    "modulation_nr": (0.85, "15 + 30 kHz: aligned + constellation"),
     "snr_bin": (0.80, "every view"),
     "mobility": (0.80, "dynamics"),
 }
