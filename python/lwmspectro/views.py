@@ -434,15 +434,18 @@ def _ofdm_constellation(params: OfdmConstellationParams, capture: Capture) -> Vi
     runs = _timing_runs(symbols.starts, params)
     across = (fourth[:, 1:] * np.conj(fourth[:, :-1])).sum(axis=1, dtype=np.complex128)
     ramps = np.angle(np.bincount(runs, across.real) + 1j * np.bincount(runs, across.imag))[runs]
-    removed = ramps[:, None] * np.arange(elements.shape[1])[None, :]
-    fourth *= np.exp(-1j * removed).astype(np.complex64)
+    ramp_phase = ramps.astype(np.float32)[:, None] * np.arange(elements.shape[1], dtype=np.float32)[None, :]
+    fourth *= np.exp(-1j * ramp_phase)
     turns = np.angle((fourth[1:] * np.conj(fourth[:-1])).sum(axis=1, dtype=np.complex128))
-    removed += np.concatenate([[0.0], np.cumsum(turns)])[:, None]
-    fourth *= np.exp(-1j * (removed - ramps[:, None] * np.arange(elements.shape[1])[None, :])).astype(np.complex64)
+    common = np.concatenate([[0.0], np.cumsum(turns)])
+    fourth *= np.exp(-1j * common).astype(np.complex64)[:, None]
     # The ramps and the phase common to each symbol (a residual CFO) removed, the channel's phase
     # is averaged over its neighbours, then they are put back.
     averaged = _smoothed(fourth.real, params) + 1j * _smoothed(fourth.imag, params)
-    rotation = np.exp(-0.25j * (np.angle(averaged) + removed)).astype(np.complex64)
+    phase = np.angle(averaged) + ramp_phase
+    phase += common.astype(np.float32)[:, None]
+    phase *= 0.25
+    rotation = np.exp(-1j * phase)
     gain = _smoothed(power, params)
     equalised = elements * rotation
     equalised *= 1 / np.sqrt(np.maximum(gain, tiny))
