@@ -125,12 +125,14 @@ def packaged_config(name):
     return GeneratorConfig.from_file(resources.files("lwmspectro") / "configs" / f"{name}.json")
 
 
-def test_the_training_config_draws_every_site_view_and_capture():
-    config = packaged_config("train")
+@pytest.mark.parametrize("name", ["train", "train-constellation"])
+def test_the_training_configs_draw_every_site_and_capture_and_the_newest_every_view(name):
+    config = packaged_config(name)
     assert scenario_names(config.scenarios) == list(scenarios.TRAIN_SCENARIOS) and len(scenarios.TRAIN_SCENARIOS) == 5
     assert isinstance(config.channel, dict) and max(config.channel, key=config.channel.get) == "site"
     assert {"TDL-A", "TDL-B", "TDL-C", "TDL-D", "TDL-E"} <= set(config.channel)
-    assert config.views == list(views.VIEWS)
+    newest = name == "train-constellation"
+    assert (config.views == list(views.VIEWS)) == newest
     chain = config.capture_config()
     assert chain is not None and 0 < chain.probability <= 1 and chain.off_centre and chain.receiver_impairments
     assert {20e6, 30.72e6} <= set(chain.source_rates_hz)
@@ -142,3 +144,12 @@ def test_every_packaged_config_loads_and_keeps_its_keys(name):
     path = resources.files("lwmspectro") / "configs" / f"{name}.json"
     config = packaged_config(name)
     assert set(config.to_dict()) >= set(json.loads(path.read_text()))
+
+
+@pytest.mark.parametrize(
+    "train, heldout", [("train", "heldout-views"), ("train-constellation", "heldout-constellation")]
+)
+def test_each_heldout_config_is_its_training_recipe_on_the_heldout_site(train, heldout):
+    trained, scored = packaged_config(train), packaged_config(heldout)
+    assert scored.views == trained.views and scored.capture == trained.capture
+    assert scenario_names(scored.scenarios) == [scenarios.HELDOUT_SCENARIO] and scored.seed != trained.seed
