@@ -151,11 +151,13 @@ class Run:
             try:
                 recorded = json.loads(path.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                recorded = f"not valid JSON ({err})"
+            if not isinstance(recorded, dict):
                 raise ValueError(
-                    f"{path}: not valid JSON ({err}); restore it, or delete it to adopt {current['count']} "
-                    f"examples of {current['folder']}"
-                ) from None
-            if not isinstance(recorded, dict) or recorded.get("count") != current["count"]:
+                    f"{path}: {recorded if isinstance(recorded, str) else 'not a JSON object'}; restore it, "
+                    f"or delete it to adopt {current['count']} examples of {current['folder']}"
+                )
+            if recorded.get("count") != current["count"]:
                 raise ValueError(
                     f"{self.dir} was started on {recorded.get('count')} examples of {recorded.get('folder')}, "
                     f"which now holds {current['count']}; use a new run_dir for the grown dataset"
