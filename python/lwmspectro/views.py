@@ -596,6 +596,16 @@ def _native_samples(numerology: Numerology, n_samples: int, sample_rate_hz: floa
     return prefix_inputs(sample_rate_hz, numerology.sample_rate_hz, n_samples)
 
 
+def _ofdm_samples(params: OfdmSymbolsParams, sample_rate_hz: float) -> int:
+    """Source-rate samples a symbol-aligned view reads: its window at its numerology's rate."""
+    return _native_samples(params.numerology, params.window_samples, sample_rate_hz)
+
+
+def _ofdm_needs(params: OfdmSymbolsParams) -> dict[Numerology, int]:
+    """The native samples a symbol-aligned view reads through its Capture."""
+    return {params.numerology: params.window_samples}
+
+
 _KINDS: dict[str, _ViewKind] = {
     "wideband": _capture_kind(
         SpectrogramParams,
@@ -603,18 +613,8 @@ _KINDS: dict[str, _ViewKind] = {
         _wideband_samples,
         span=lambda p, rate: p.source_window_samples(rate),
     ),
-    "ofdm_aligned": _capture_kind(
-        OfdmAlignedParams,
-        _ofdm_aligned,
-        lambda p, rate: _native_samples(p.numerology, p.window_samples, rate),
-        lambda p: {p.numerology: p.window_samples},
-    ),
-    "ofdm_constellation": _capture_kind(
-        OfdmConstellationParams,
-        _ofdm_constellation,
-        lambda p, rate: _native_samples(p.numerology, p.window_samples, rate),
-        lambda p: {p.numerology: p.window_samples},
-    ),
+    "ofdm_aligned": _capture_kind(OfdmAlignedParams, _ofdm_aligned, _ofdm_samples, _ofdm_needs),
+    "ofdm_constellation": _capture_kind(OfdmConstellationParams, _ofdm_constellation, _ofdm_samples, _ofdm_needs),
     "cp_profile": _capture_kind(
         CpProfileParams,
         _cp_profile,
