@@ -66,6 +66,25 @@ def test_windows_are_the_view_of_a_capture_starting_at_each(rate):
     np.testing.assert_allclose(windows.views[0][0], whole, atol=2e-3)
 
 
+def test_a_stream_that_falls_behind_skips_its_oldest_windows_and_frames_the_rest_as_ever():
+    framer = ObservationFramer(PARAMS, 0.8e6, stride=700)
+    samples = noise(12 * framer.span, seed=4)
+    reach = framer.end_needed(0)
+    assert framer.windows_ready(reach - 1) == 0
+    assert framer.windows_ready(reach) == 1
+    assert framer.windows_ready(reach + 3 * 700 + 699) == 4
+    framer.skip(3)
+    assert (framer.next_start, framer.windows_skipped, framer.windows_ready(reach + 3 * 700 + 699)) == (2100, 3, 1)
+    first = framer.keep_from
+    windows = framer.take(samples[first:], first, limit=2)
+    assert list(windows.starts) == [2100, 2800]
+    ended = np.concatenate([samples, np.zeros(framer.span, np.complex64)])
+    for start, view in zip(windows.starts, windows.views[0]):
+        np.testing.assert_array_equal(view, compute_view(PARAMS, ended[start:], 0.8e6))
+    with pytest.raises(ValueError, match="skip -1"):
+        framer.skip(-1)
+
+
 @pytest.mark.parametrize("rate", [1e6, 0.8e6])
 def test_a_nan_in_a_window_invalidates_it_and_one_between_windows_spares_both(rate):
     span = PARAMS.source_window_samples(rate)

@@ -136,6 +136,16 @@ class qa_classifier(gr_unittest.TestCase):
         self.assertEqual(len(messages), 1)
         self.assertEqual(block.windows_skipped, 9)
 
+    def test_windows_a_spectrogram_skipped_to_keep_up_count_as_seen_and_dropped(self):
+        vectors = band_spectrograms(PARAMS, [0, 1])
+        tags = window_tags(2, spacing=4000) + [make_tag(1, "lwm_skipped", pmt.from_uint64(3))]
+        messages, block = self.run_classifier(vectors, tags)
+        self.assertEqual(len(messages), 2)
+        self.assertEqual(block.counters()["windows_seen"], 5)
+        self.assertEqual(block.counters()["windows_dropped"], 3)
+        last = max(map(pmt.to_python, messages), key=lambda r: r["window_start"])
+        self.assertEqual(last["windows_dropped"], 3)
+
     def test_a_slow_model_drops_windows_but_never_blocks_the_scheduler(self):
         slow = SlowRuntime(RUNTIME, delay=0.6)
         vectors = band_spectrograms(PARAMS, BANDS * 4)
@@ -257,7 +267,7 @@ class qa_receiver(gr_unittest.TestCase):
             [tone(window, -0.33, 1), tone(window, 0.0, 2), tone(window, 0.33, 3), noise, np.zeros(window, np.complex64)]
         )
         tb = gr.top_block()
-        receiver = lwm_blocks.receiver(BUNDLE, PARAMS.sample_rate_hz, embedding_output=True)
+        receiver = lwm_blocks.receiver(BUNDLE, PARAMS.sample_rate_hz, embedding_output=True, drop_when_full=False)
         debug = blocks.message_debug()
         sink = blocks.vector_sink_f(RUNTIME.embedding_dim)
         tb.connect(blocks.vector_source_c(stream), receiver, sink)
@@ -269,6 +279,32 @@ class qa_receiver(gr_unittest.TestCase):
         self.assertEqual((readouts[4]["valid"], readouts[4]["invalid_reason"]), (False, "all_zero"))
         self.assertEqual(len(sink.data()) // RUNTIME.embedding_dim, 3)
         self.assertEqual(receiver.counters()["windows_out"], 5)
+
+    def test_a_live_receiver_fed_faster_than_real_time_keeps_up_by_dropping_windows(self):
+        """40 windows handed to the receiver in as few buffers as the scheduler allows, far
+        faster than real time: a live receiver reads out the newest and counts the others
+        dropped, never making the source wait; set to replay, it reads out every window."""
+        stream = np.concatenate([tone(PARAMS.window_samples, 0.0, seed) for seed in range(40)])
+        for live in (True, False):
+            tb = gr.top_block()
+            receiver = lwm_blocks.receiver(BUNDLE, PARAMS.sample_rate_hz)
+            receiver.set_drop_when_full(live)
+            source = blocks.vector_source_c(stream)
+            source.set_min_output_buffer(len(stream))
+            debug = blocks.message_debug()
+            tb.connect(source, receiver)
+            tb.msg_connect(receiver, "readout", debug, "store")
+            tb.run()
+            counters = receiver.counters()
+            readouts = [pmt.to_python(m) for m in stored(debug)]
+            self.assertEqual(counters["windows_seen"], 40)
+            self.assertEqual(len(readouts), 40 - counters["windows_dropped"])
+            self.assertEqual(readouts[-1]["window_start"], 39 * PARAMS.window_samples)
+            if live:
+                self.assertGreater(counters["windows_dropped"], 0)
+                self.assertEqual(readouts[-1]["windows_dropped"], counters["windows_dropped"])
+            else:
+                self.assertEqual(counters["windows_dropped"], 0)
 
     def test_a_tracking_receiver_starts_a_new_track_when_the_spectrogram_tags_a_power_jump(self):
         window = PARAMS.window_samples

@@ -2,7 +2,7 @@
 pass of its loop of emissions at 20 dB SNR: it reads every window as the model reads the same
 samples offline, and tracks each emission's windows. Whether it keeps up with real time is the
 flowgraph benchmark's to measure (`lwmspectro bench flowgraph`), not a test's: here
-the classifier waits for room in its queue instead of dropping, so that a busy machine cannot
+the receiver waits (replay mode) instead of skipping or dropping windows, so that a busy machine cannot
 change what is read.
 
 The loop is three emissions of 16 windows each, whose windows share their emission's channel and
@@ -38,7 +38,7 @@ def shipped_bundle():
 def test_the_demo_flowgraph_reads_the_loop_as_the_model_does_offline_and_tracks_it(shipped_bundle, capsys):
     top, source, receiver, board = build_flowgraph(str(shipped_bundle), snr_db=SNR_DB, seed=SEED)
     source.refresh = False  # the pass is the loop's cached emissions, read offline below
-    receiver.classifier.drop_when_full = False
+    receiver.set_drop_when_full(False)
     debug = blocks.message_debug()
     top.msg_connect(receiver, "readout", debug, "store")
     top.start()

@@ -43,12 +43,16 @@ def make_tag(offset, key, value):
 
 
 class qa_spectrogram(gr_unittest.TestCase):
-    def run_block(self, samples, tags=(), **kwargs):
-        """(vectors (n, T, K), {output index: {tag key: python value}})."""
+    def run_block(self, samples, tags=(), at_once=False, **kwargs):
+        """(vectors (n, T, K), {output index: {tag key: python value}}); `at_once` has the source
+        hand the block all its samples in one buffer."""
         tb = gr.top_block()
         block = lwm_blocks.spectrogram(BUNDLE, **kwargs)
         sink = blocks.vector_sink_f(block.vlen)
-        tb.connect(blocks.vector_source_c(samples, False, 1, list(tags)), block, sink)
+        source = blocks.vector_source_c(samples, False, 1, list(tags))
+        if at_once:
+            source.set_min_output_buffer(len(samples))
+        tb.connect(source, block, sink)
         tb.run()
         vectors = np.asarray(sink.data(), np.float32).reshape(-1, *PARAMS.shape)
         out_tags = {}
@@ -73,6 +77,26 @@ class qa_spectrogram(gr_unittest.TestCase):
             self.assertEqual([tags[i]["window_start"] for i in range(len(starts))], starts)
             for vector, start in zip(vectors, starts):
                 np.testing.assert_allclose(vector, spectrogram(samples, PARAMS, start=start), atol=1e-5)
+
+    def test_a_block_keeping_up_skips_to_the_newest_windows_and_tags_how_many_it_skipped(self):
+        """A stream that comes faster than the views (here 40 windows, handed over in as few
+        buffers as the scheduler allows): rather than make the source wait, the block frames the
+        newest windows it holds, each as ever, and tags each with how many windows it skipped
+        just before it; waiting, it frames all 40."""
+        samples = noise(40 * WINDOW, seed=5)
+        vectors, tags, block = self.run_block(samples, at_once=True, samp_rate=1e6, keep_up=True)
+        starts = [tags[i]["window_start"] for i in range(len(vectors))]
+        skipped = [tags[i].get("lwm_skipped", 0) for i in range(len(vectors))]
+        self.assertGreater(block.windows_skipped, 0)
+        self.assertEqual(len(vectors) + block.windows_skipped, 40)
+        self.assertEqual(sum(skipped), block.windows_skipped)
+        self.assertEqual(np.diff([-WINDOW, *starts]).tolist(), [(n + 1) * WINDOW for n in skipped])
+        self.assertEqual(starts[-1], 39 * WINDOW)
+        for vector, start in zip(vectors, starts):
+            np.testing.assert_allclose(vector, spectrogram(samples, PARAMS, start=start), atol=1e-5)
+        vectors, tags, block = self.run_block(samples, at_once=True, samp_rate=1e6)
+        self.assertEqual((len(vectors), block.windows_skipped), (40, 0))
+        self.assertFalse(any("lwm_skipped" in tag for tag in tags.values()))
 
     def test_resampled_windows_are_g_of_a_capture_starting_at_each(self):
         """At another rate a window is G of the stream cut at its start and resampled from there

@@ -37,7 +37,9 @@ window: NaN, while the window keeps its verdict and its other views.
 `ObservationFramer.frame_recording` frames a whole recording (the runtime's
 `iter_classify_iq`, and so `lwmspectro classify`); a streaming caller feeds each buffer
 to `take`, which returns the windows the buffer holds whole and advances past them, and
-keeps the samples from `keep_from` on for the next ones.
+keeps the samples from `keep_from` on for the next ones. A live stream whose windows come in
+faster than their views are computed asks `windows_ready` how far behind it is and `skip`s the
+oldest.
 """
 
 from __future__ import annotations
@@ -169,6 +171,7 @@ class ObservationFramer:
         self.next_start = 0
         self.windows_out = 0
         self.windows_invalid = 0
+        self.windows_skipped = 0
 
     @property
     def vlen(self) -> int:
@@ -279,6 +282,19 @@ class ObservationFramer:
             frames = samples[offset + self._judged_positions]
         frame_power = (frames.real.astype(np.float64) ** 2 + frames.imag.astype(np.float64) ** 2).mean(axis=1)
         return float(10.0 * np.log10(max(np.percentile(frame_power, POWER_PERCENTILE), np.finfo(np.float64).tiny)))
+
+    def windows_ready(self, end: int) -> int:
+        """Whole windows, from `next_start` on, that a stream holding samples up to `end` holds."""
+        last_start = int(end) - self._reach
+        return 0 if last_start < self.next_start else (last_start - self.next_start) // self.stride + 1
+
+    def skip(self, n_windows: int) -> None:
+        """Move past the next `n_windows` windows without framing them (a live stream that the
+        views cannot keep up with drops its oldest windows rather than its newest samples)."""
+        if n_windows < 0:
+            raise ValueError(f"cannot skip {n_windows} windows")
+        self.next_start += n_windows * self.stride
+        self.windows_skipped += n_windows
 
     def take(self, samples: np.ndarray, first: int, limit: int) -> FramedWindows:
         """The next windows (at most `limit`) that `samples` (source samples first ..

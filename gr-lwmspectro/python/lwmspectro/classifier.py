@@ -7,7 +7,9 @@ block splits it and hands the model the views its card names, in the card's orde
 Inference runs in a worker thread through lwmspectro.runtime (the model's outputs; this
 block stamps each into a readout once, with lwmspectro.readout.build_readout), fed by a
 bounded queue, so work() never waits for the model: when the queue is full the window is dropped and
-counted, and the source upstream never overflows because the model is slow. A replay from a file,
+counted, and the source upstream never overflows because the model is slow. Windows an LWM
+Spectrogram keeping up with a live stream skipped (tag ``lwm_skipped``) are counted as seen and
+dropped too. A replay from a file,
 which can wait, sets drop_when_full=False instead: work() then waits for room and every window is
 read out. An optional
 readouts-per-second cap or "1 in N windows" thins the windows before they reach the queue.
@@ -59,6 +61,7 @@ from .common import (
     TAG_INVALID,
     TAG_POWER,
     TAG_RX_TIME,
+    TAG_SKIPPED,
     TAG_TRUTH,
     TAG_WINDOW_START,
     BlockBundle,
@@ -218,9 +221,10 @@ class classifier(gr.basic_block):
         return Tracker(span_s, runtime.head_classes, runtime.snr_half_bin_db, power_jump_db=jump_db)
 
     def counters(self) -> dict[str, int]:
-        """Windows seen, classified, dropped (queue full or inference failed), skipped (rate
-        cap, one in N) and invalid, so far; a readout carries the first three, and the
-        samples_dropped the source reported last (attribute samples_dropped)."""
+        """Windows seen, classified, dropped (skipped by a spectrogram keeping up, queue full,
+        or inference failed), skipped (rate cap, one in N) and invalid, so far; a readout
+        carries the first three, and the samples_dropped the source reported last (attribute
+        samples_dropped)."""
         return {
             "windows_seen": self.windows_seen,
             "windows_classified": self.windows_classified,
@@ -284,6 +288,10 @@ class classifier(gr.basic_block):
         for i in range(new_from, len(vectors)):
             offset = first + i
             window_tags = tags.get(offset, {})
+            if TAG_SKIPPED in window_tags:
+                skipped = int(pmt.to_uint64(window_tags[TAG_SKIPPED]))
+                self._count("windows_seen", skipped)
+                self._count("windows_dropped", skipped)
             self._count("windows_seen")
             if not self._admit():
                 self._count("windows_skipped")

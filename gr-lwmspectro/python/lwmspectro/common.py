@@ -35,6 +35,9 @@ TAG_CLOCK = "lwm_clock"
 the classifier measures a readout's latency from it."""
 TAG_TRUTH = "lwm_truth"
 """Ground-truth labels of a synthetic observation (PMT dict), at its first sample."""
+TAG_SKIPPED = "lwm_skipped"
+"""Windows a spectrogram keeping up with a live stream skipped just before the tagged one
+(uint64); the classifier counts them as seen and dropped."""
 TAG_ESTIMATES = "lwm_estimates"
 """The blind estimates the views of a window made (PMT dict: view name -> dict of estimates,
 e.g. symbol_starts and cfo_subcarriers of a symbol-aligned view)."""

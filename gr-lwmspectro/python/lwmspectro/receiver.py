@@ -18,7 +18,9 @@ class receiver(gr.hier_block2):
     embeddings of windows read as WiFi, LTE or NR on a vector output).
 
     See `spectrogram` and `classifier` for the parameters (`views` goes to both, `samp_rate` times
-    the windows for tracking too); the `drops` message input takes a
+    the windows for tracking too). `drop_when_full` (a live source) also has the spectrogram keep
+    up with the stream, skipping the oldest windows when the views fall behind; off (a file
+    replay), every window is computed and read out. The `drops` message input takes a
     source's loss counters (the LWM ZMQ Source's `drops`). The bundle is read once; both
     halves, and any block built after it (e.g. the SigMF annotator), share `self.bundle`.
     """
@@ -55,7 +57,9 @@ class receiver(gr.hier_block2):
         )
         runtime = self.classifier.runtime
         self.bundle = runtime.bundle
-        self.spectrogram = spectrogram(self.bundle, samp_rate, hop, views=self.classifier.views)
+        self.spectrogram = spectrogram(
+            self.bundle, samp_rate, hop, views=self.classifier.views, keep_up=self.classifier.drop_when_full
+        )
         out_sig = (
             gr.io_signature(1, 1, gr.sizeof_float * runtime.embedding_dim)
             if embedding_output
@@ -69,6 +73,10 @@ class receiver(gr.hier_block2):
             self.connect(self.classifier, self)
         self.msg_connect(self.classifier, READOUT_PORT, self, READOUT_PORT)
         self.msg_connect(self, DROPS_PORT, self.classifier, DROPS_PORT)
+
+    def set_drop_when_full(self, drop_when_full: bool) -> None:
+        """Live (drop and skip windows to keep up) or replay (every window read out)."""
+        self.classifier.drop_when_full = self.spectrogram.keep_up = bool(drop_when_full)
 
     def counters(self) -> dict[str, int]:
         return {**self.classifier.counters(), "windows_out": self.spectrogram.windows_out}

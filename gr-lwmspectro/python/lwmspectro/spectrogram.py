@@ -16,6 +16,12 @@ valid at that sample when the source tagged them, ``lwm_truth`` in force there w
 is labelled (the LWM Synthetic Source), ``lwm_invalid`` when the window cannot be judged (its
 vector is NaN), else ``lwm_power_db`` with its power, ``lwm_estimates`` with the blind estimates
 its views made (symbol timing, CFO), and ``lwm_clock`` for latency.
+
+A live source cannot wait: with `keep_up` on, a block that finds more than KEEP_UP_WINDOWS whole
+windows waiting (its views cost more than the stream's real time) skips to the newest one, so
+that the source's buffer never fills and overflows, and tags the next vector with
+``lwm_skipped``, the windows it skipped just before it. A file replay leaves it off and every
+window is computed, however long that takes.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from .common import (
     TAG_POWER,
     TAG_RX_FREQ,
     TAG_RX_TIME,
+    TAG_SKIPPED,
     TAG_TRUTH,
     TAG_WINDOW_START,
     BlockBundle,
@@ -51,6 +58,10 @@ LABEL = "LWM Spectrogram"
 MAX_WINDOWS_PER_CALL = 16
 """Windows transformed together: batching amortises numpy's per-call cost, the cap bounds
 the memory of one call."""
+KEEP_UP_WINDOWS = 2
+"""Whole windows a block keeping up may find waiting before it skips to the newest: a readout
+lags its window by at most this many windows' time plus the views' and the model's, while the
+upstream buffer (twice what one window reads) has room for several more."""
 
 
 class spectrogram(gr.basic_block):
@@ -65,6 +76,9 @@ class spectrogram(gr.basic_block):
     views: the views to compute, in order: '' = the bundle's; else names (comma-separated) of
     the bundle's views or of registered views (lwmspectro.views.VIEWS), e.g. to look at more
     of them than the model reads (an LWM Classifier given the same views picks its own).
+    keep_up: skip the oldest windows when the block falls behind the stream (a live radio),
+    instead of making the source wait (a file replay); attribute `keep_up`, counted in
+    `windows_skipped`.
     """
 
     def __init__(
@@ -74,7 +88,10 @@ class spectrogram(gr.basic_block):
         hop: int = 0,
         vlen: int = 0,
         views: BlockViews = "",
+        keep_up: bool = False,
     ):
+        self.keep_up = bool(keep_up)
+        self._skipped_untold = 0
         self.bundle = load_bundle(bundle, LABEL)
         self.params = self.bundle.params
         self.views = resolve_views(views, self.bundle, LABEL)
@@ -121,6 +138,14 @@ class spectrogram(gr.basic_block):
     def windows_invalid(self) -> int:
         return self.framer.windows_invalid
 
+    def set_keep_up(self, keep_up: bool) -> None:
+        self.keep_up = bool(keep_up)
+
+    @property
+    def windows_skipped(self) -> int:
+        """Windows skipped to keep up with the stream (`keep_up`)."""
+        return self.framer.windows_skipped
+
     def start(self):
         if self.bandwidth_warning:
             self.logger.warn(self.bandwidth_warning)
@@ -147,9 +172,18 @@ class spectrogram(gr.basic_block):
         samples = input_items[0]
         first = self.nitems_read(0)
         self._collect_tags(first + len(samples))
+        if self.keep_up:
+            ready = self.framer.windows_ready(first + len(samples))
+            if ready > KEEP_UP_WINDOWS:
+                self.framer.skip(ready - 1)
+                self._skipped_untold += ready - 1
         windows = self.framer.take(samples, first, min(len(output_items[0]), MAX_WINDOWS_PER_CALL))
         if len(windows):
             output_items[0][: len(windows)] = windows.flat()
+            if self._skipped_untold:
+                skipped = pmt.from_uint64(self._skipped_untold)
+                self.add_item_tag(0, self.nitems_written(0), pmt.intern(TAG_SKIPPED), skipped)
+                self._skipped_untold = 0
             clock = pmt.from_double(time.monotonic())
             for i, (window_start, reason, estimates, power_db) in enumerate(
                 zip(windows.starts, windows.invalid_reasons, windows.estimates, windows.power_db)
