@@ -524,6 +524,7 @@ GENERATE_CASES = [
     Case("gen-config-is-list", "generate --config {config} --out {tmp}/ds", config_file([1]), 1, r"c\.json: a generator config is a JSON object"),
     Case("gen-config-not-json", "generate --config {config} --out {tmp}/ds", config_file("{n_samples"), 1, r"c\.json: not valid JSON"),
     Case("gen-n-samples-option-zero", "generate --config {config} --out {tmp}/ds --n-samples 0", config_file({}), 2, r"--n-samples.*0"),
+    Case("gen-views-unknown", "generate --config {config} --out {tmp}/ds --views wideband,nope", config_file({}), 2, r"--views: unknown views\.1 'nope'; valid choices: wideband, "),
     Case("gen-workers-huge", "generate --config {config} --out {tmp}/ds --workers 100000", config_file({}), 2, r"--workers: 100000 workers: at most \d+"),
     Case("gen-shard-out-of-range", "generate --config {config} --out {tmp}/ds --shard 5/2", config_file({}), 2, r"--shard 5/2: need 0 <= i < N"),
     Case("gen-out-parent-is-file", "generate --config {config} --out {tmp}/c.json/ds", config_file(SMALL_CONFIG), 1, r"--out .*c\.json/ds: .*c\.json is a file, not a folder"),

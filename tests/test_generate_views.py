@@ -5,7 +5,7 @@ from importlib import resources
 
 import pytest
 
-from lwmspectro import capture, scenarios, views
+from lwmspectro import capture, cli, scenarios, views
 from lwmspectro.dataset import open_dataset
 from lwmspectro.dataset_generation import ExamplePlan, example_source, generate_dataset, make_example, pending_shards
 from lwmspectro.framer import ObservationFramer
@@ -153,3 +153,19 @@ def test_each_heldout_config_is_its_training_recipe_on_the_heldout_site(train, h
     trained, scored = packaged_config(train), packaged_config(heldout)
     assert scored.views == trained.views and scored.capture == trained.capture
     assert scenario_names(scored.scenarios) == [scenarios.HELDOUT_SCENARIO] and scored.seed != trained.seed
+
+
+def test_generate_views_override_draws_the_same_examples_and_stores_the_views_asked_for(tmp_path):
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({**views_config(n_samples=2).to_dict(), "views": ["wideband"]}))
+    for out, chosen in (("g", None), ("two", "wideband, cp_profile"), ("all", "all")):
+        argv = ["generate", "--config", str(config), "--out", str(tmp_path / out), "--no-progress"]
+        assert cli.main(argv + (["--views", chosen] if chosen else [])) == 0
+    alone, two, every = (open_dataset(tmp_path / out) for out in ("g", "two", "all"))
+    assert list(alone.views) == ["wideband"] and list(two.views) == ["wideband", "cp_profile"]
+    assert list(every.views) == list(views.VIEWS)
+    assert two.manifest["config"]["views"] == ["wideband", "cp_profile"]
+    drawn = ("protocol", "modulation", "snr_db", "mobility", "scenario", "user", "channel", "seed")
+    for row in range(2):
+        assert {key: alone.labels[row][key] for key in drawn} == {key: every.labels[row][key] for key in drawn}
+        assert alone.labels[row]["capture"]["source_rate_hz"] == every.labels[row]["capture"]["source_rate_hz"]

@@ -48,6 +48,12 @@ def add_arguments(parser):
         type=positive_int,
         help="override the config's n_samples; more than an --out folder holds grows that dataset in place",
     )
+    parser.add_argument(
+        "--views",
+        help="override the config's views: registered view names, comma-separated, or 'all' for every one "
+        "(lwmspectro.views.VIEWS): the same examples drawn (protocol, modulation, SNR, mobility, site, capture), "
+        "with the views asked for",
+    )
     add_progress_argument(parser)
 
 
@@ -57,6 +63,7 @@ def run(args) -> int:
     from ..cli import UsageError
     from ..dataset_generation import generate_dataset
     from ..synth import GeneratorConfig
+    from ..views import VIEWS
 
     try:
         part, parts = (int(v) for v in args.shard.split("/"))
@@ -69,6 +76,12 @@ def run(args) -> int:
     config = GeneratorConfig.from_file(args.config)
     if args.n_samples:
         config = GeneratorConfig.from_dict({**config.to_dict(), "n_samples": args.n_samples}, "--n-samples")
+    if args.views:
+        names = list(VIEWS) if args.views.strip() == "all" else [name.strip() for name in args.views.split(",")]
+        try:
+            config = GeneratorConfig.from_dict({**config.to_dict(), "views": names}, "--views")
+        except ValueError as err:
+            raise UsageError(str(err)) from None
     manifest = generate_dataset(
         config,
         args.out,
