@@ -174,6 +174,10 @@ def test_the_views_config_names_each_parts_views():
     assert small.reads_g_alone and small.views_of("wifi") == ("wideband",) and small.heads.outputs == "joint"
     with pytest.raises(ValueError, match="valid choices: router, wifi, lte, nr"):
         load_config("views-small", ['views={"bluetooth": ["wideband"]}'])
+    constellation = load_config("views-constellation")
+    assert constellation.views_of("router") == cfg.views_of("router")
+    assert constellation.views_of("lte") == ("ofdm_constellation_15khz", "cp_profile", "dynamics")
+    assert constellation.views_of("nr")[:2] == ("ofdm_constellation_15khz", "ofdm_constellation_30khz")
 
 
 def make_dataset(folder, n, seed):
@@ -265,6 +269,23 @@ def test_onnx_runtime_reads_fresh_examples_as_the_torch_model_does(recipe, tmp_p
 def views_run(config: Path, run_dir: Path, *overrides: str) -> Run:
     cfg = load_config(str(config), [f"run_dir={run_dir}", *overrides])
     return Run(cfg, Context(), progress=False)
+
+
+def test_each_stage_loads_only_the_views_its_part_reads(recipe):
+    _, config = recipe
+    run = views_run(config, recipe[0] / "run")
+    stage = run.cfg.stage("pretrain")
+    for protocol, part in ((None, "router"), ("lte", "lte"), ("wifi", "wifi")):
+        train, val = run.stage_sets(stage, protocol)
+        item = train[0]
+        wanted = run.cfg.views_of(part)
+        assert set(item.get("views", {})) | ({"wideband"} if "spectrogram" in item else set()) == set(wanted)
+        assert {name: x.shape for name, x in item.get("views", {}).items()} == {
+            name: x.shape for name, x in run.open_set(run.cfg.data.train)[0]["views"].items() if name in wanted
+        }
+        assert len(val) and val.views == train.views
+    with pytest.raises(ValueError, match="does not load"):
+        train.reading(["ofdm_constellation_wifi"])
 
 
 def test_a_multi_view_stage_resumes_bitwise(recipe, tmp_path):

@@ -60,11 +60,13 @@ TARGETS = (*CLASS_TARGETS, "snr_db", "mobility", "log_doppler")
 
 def batch_views(batch: dict) -> dict:
     """The views of a loader batch by name: G ("wideband") and those under "views"."""
-    return {WIDEBAND: batch["spectrogram"], **batch.get("views", {})}
+    wideband = {WIDEBAND: batch["spectrogram"]} if "spectrogram" in batch else {}
+    return {**wideband, **batch.get("views", {})}
 
 
 class SpectrogramSet(Dataset):
-    """Rows `indices` of a dataset folder as dicts of tensors: G under "spectrogram", the
+    """Rows `indices` of a dataset folder as dicts of tensors: G under "spectrogram" (unless
+    `reading` leaves it out), the
     `targets` (names in TARGETS; classes int64, numbers float32), and under "views" each view
     named in `views` (those the dataset stores besides G).
 
@@ -90,6 +92,7 @@ class SpectrogramSet(Dataset):
         self.manifest = dataset.manifest
         self.targets = encode_labels(dataset.labels)
         self.indices = np.arange(len(dataset)) if indices is None else np.asarray(indices, np.int64)
+        self.reads_g = True
         self._dataset = dataset
 
     def __getstate__(self):
@@ -100,6 +103,18 @@ class SpectrogramSet(Dataset):
         other = object.__new__(SpectrogramSet)
         other.__dict__.update(self.__dict__)
         other.indices = self.indices[np.asarray(indices, np.int64)]
+        return other
+
+    def reading(self, views: Sequence[str]) -> SpectrogramSet:
+        """This set loading only `views` (G, "wideband", among them or not), for a part of the
+        model that reads a few of the views: reading and collating the others cost an expert
+        of 80 tokens three times its own loading time."""
+        unknown = [name for name in views if name != WIDEBAND and name not in self.views]
+        if unknown:
+            raise ValueError(f"{self.folder}: this set does not load {unknown}; it loads {list(self.views)}")
+        other = self.subset(np.arange(len(self)))
+        other.views = tuple(name for name in views if name != WIDEBAND)
+        other.reads_g = WIDEBAND in views
         return other
 
     def target(self, name: str) -> np.ndarray:
@@ -118,8 +133,7 @@ class SpectrogramSet(Dataset):
         if self._dataset is None:
             self._dataset = open_dataset(self.folder)
         row = int(self.indices[i])
-        spectrogram, _ = self._dataset[row]
-        item = {"spectrogram": torch.from_numpy(spectrogram)}
+        item = {"spectrogram": torch.from_numpy(self._dataset[row][0])} if self.reads_g else {}
         for name in self.target_names:
             value = self.targets[name][row]
             item[name] = torch.tensor(value, dtype=torch.float32 if value.dtype.kind == "f" else torch.int64)

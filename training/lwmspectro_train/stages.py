@@ -212,11 +212,14 @@ class Run:
         return dataset.subset(limit(rows, max_count, self.cfg.seed + salt))
 
     def stage_sets(self, stage: StageConfig, protocol: str | None = None) -> tuple[SpectrogramSet, SpectrogramSet]:
+        """The rows a stage trains and validates on, `protocol`'s alone for an expert's (None: the
+        router's), each loading only the views that part reads."""
         train, val = self.datasets()
         salt = 0 if protocol is None else 1 + labels.PROTOCOLS.index(protocol)
+        views = self.cfg.views_of(ROUTER if protocol is None else protocol)
         return (
-            self._rows(train, protocol, stage.max_train_samples, salt),
-            self._rows(val, protocol, stage.max_val_samples, salt),
+            self._rows(train, protocol, stage.max_train_samples, salt).reading(views),
+            self._rows(val, protocol, stage.max_val_samples, salt).reading(views),
         )
 
     def _trainer(
