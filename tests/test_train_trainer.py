@@ -200,9 +200,10 @@ def test_a_broken_training_set_record_names_the_file_and_the_way_out(tmp_path):
     (tmp_path / "run" / "training_set.json").write_text("{broken")
     with pytest.raises(ValueError, match=r"training_set\.json: not valid JSON .* delete it to adopt 100 examples"):
         make_run(tmp_path / "run", train, max_steps=2).pretrain("wifi", resume=True)
-    (tmp_path / "run" / "training_set.json").write_text("[100]")
-    with pytest.raises(ValueError, match=r"training_set\.json: not a JSON object; .* delete it to adopt 100 examples"):
-        make_run(tmp_path / "run", train, max_steps=2).pretrain("wifi", resume=True)
+    for not_an_object in ("[100]", '"hello"'):
+        (tmp_path / "run" / "training_set.json").write_text(not_an_object)
+        with pytest.raises(ValueError, match=r"training_set\.json: not a JSON object; .* delete it to adopt 100"):
+            make_run(tmp_path / "run", train, max_steps=2).pretrain("wifi", resume=True)
 
 
 def test_a_set_override_of_the_wrong_type_names_the_key():

@@ -150,12 +150,13 @@ class Run:
         if path.exists():
             try:
                 recorded = json.loads(path.read_text())
+                problem = None if isinstance(recorded, dict) else "not a JSON object"
             except (json.JSONDecodeError, UnicodeDecodeError) as err:
-                recorded = f"not valid JSON ({err})"
-            if not isinstance(recorded, dict):
+                recorded, problem = {}, f"not valid JSON ({err})"
+            if problem is not None:
                 raise ValueError(
-                    f"{path}: {recorded if isinstance(recorded, str) else 'not a JSON object'}; restore it, "
-                    f"or delete it to adopt {current['count']} examples of {current['folder']}"
+                    f"{path}: {problem}; restore it, or delete it to adopt {current['count']} examples of "
+                    f"{current['folder']}"
                 )
             if recorded.get("count") != current["count"]:
                 raise ValueError(
