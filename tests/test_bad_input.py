@@ -326,11 +326,11 @@ def refused_access(make: Callable[[Path], dict], argv: str, folder: str) -> Call
     return command
 
 
-def _lwmspectro_child(argv: list[str]) -> subprocess.Popen:
+def _lwmspectro_child(argv: list[str], stdout=subprocess.PIPE, stderr=subprocess.PIPE) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "lwmspectro.cli", *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=stdout,
+        stderr=stderr,
         stdin=subprocess.DEVNULL,
         text=True,
     )
@@ -359,13 +359,22 @@ def zmq_publisher(messages: Callable[[int], bytes], seconds: float = 6.0, burst:
         publisher.setsockopt(zmq.LINGER, 0)
         publisher.bind("tcp://127.0.0.1:*")
         endpoint = publisher.getsockopt_string(zmq.LAST_ENDPOINT)
-        child = _lwmspectro_child(
-            ["run", "--source", f"zmq:{endpoint}", "--rate", "1e6", "--json", "--seconds", str(seconds)]
-        )
+        # The child writes to files, not pipes: this loop does not read while it publishes, and a child
+        # blocked on a full pipe would never end its run.
+        out_path, err_path = tmp / "stdout", tmp / "stderr"
+        with out_path.open("w") as out_file, err_path.open("w") as err_file:
+            child = _lwmspectro_child(
+                ["run", "--source", f"zmq:{endpoint}", "--rate", "1e6", "--json", "--seconds", str(seconds)],
+                stdout=out_file,
+                stderr=err_file,
+            )
         big = np.zeros(1 << 20, np.complex64).tobytes()
         peak, i, malformed = 0.0, 0, 0
+        deadline = time.monotonic() + seconds + 120
         try:
             while child.poll() is None:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"run --source zmq still running {seconds + 120} s after it started")
                 message = messages(i)
                 malformed += not message or len(message) % 8 != 0
                 publisher.send(message)
@@ -375,10 +384,10 @@ def zmq_publisher(messages: Callable[[int], bytes], seconds: float = 6.0, burst:
                         publisher.send(big, copy=False)
                 peak = max(peak, _peak_rss_mb(child.pid))
                 time.sleep(0.005)
-            out, err = child.communicate(timeout=60)
         finally:
             child.kill()
             publisher.close()
+        out, err = out_path.read_text(), err_path.read_text()
         readouts = [json.loads(line) for line in out.splitlines()]
         assert len(readouts) >= 3 and peak < 1024, f"{len(readouts)} readouts, peak RSS {peak:.0f} MB\n{err}"
         assert not burst or readouts[-1]["samples_dropped"] > 0, err
