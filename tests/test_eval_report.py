@@ -289,8 +289,11 @@ def test_another_bundle_reruns_only_the_lwm_trials(tiny_run, tmp_path, monkeypat
     assert "card `toy2`" in (tmp_path / "r.md").read_text()
     assert len(_rows(copy)) == len(_rows(out))  # the superseded rows are compacted away
     assert len((copy / "predictions.jsonl").read_text().splitlines()) == len(TrialLog(copy).finished())
-    assert cli.main(["eval", "--bundle", str(other), "--scenario", "elsewhere"] + rest) == 1
+    assert cli.main(["eval", "--bundle", str(other), "--scenario", "toy_train"] + rest) == 1
     assert "holds trials of another run" in capsys.readouterr().err
+    (copy / "trials.csv").unlink()  # as the error advises: the other run starts over there
+    assert cli.main(["eval", "--bundle", str(other), "--scenario", "toy_train"] + rest) == 0
+    assert json.loads((copy / "run.json").read_text())["identity"]["scenario"] == "toy_train"
 
 
 def test_bundle_loads_the_foundation_experts(tiny_run, tmp_path):

@@ -37,9 +37,9 @@ def _machine(device: str) -> str:
 
 def _check_resumable(out_dir: Path, identity: dict) -> dict:
     """Refuse to mix trials of different data, preset or scenario into `out_dir`; returns
-    the previous run.json (empty if none)."""
+    the previous run.json (empty if none, or if its trials were deleted to start over)."""
     path = out_dir / "run.json"
-    if not path.exists():
+    if not path.exists() or not (out_dir / "trials.csv").exists():
         return {}
     previous_run = json.loads(path.read_text())
     previous = previous_run.get("identity", {})
