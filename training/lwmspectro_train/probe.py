@@ -82,6 +82,7 @@ COMBINATIONS = {
         "ofdm_constellation_15khz",
         "ofdm_constellation_30khz",
     ),
+    "15 + 30 kHz: constellation": ("ofdm_constellation_15khz", "ofdm_constellation_30khz"),
     "every view": (),
 }
 """Columns that read several views at once (their features side by side), as a model with C > 1
@@ -276,9 +277,9 @@ def fit_probe(
 
 TARGETS = {
     "protocol": (0.97, "router: wideband + cp_profile"),
-    "modulation_wifi": (0.85, "wifi: aligned + constellation"),
-    "modulation_lte": (0.85, "15 kHz: aligned + constellation"),
-    "modulation_nr": (0.85, "15 + 30 kHz: aligned + constellation"),
+    "modulation_wifi": (0.85, "ofdm_constellation_wifi"),
+    "modulation_lte": (0.85, "ofdm_constellation_15khz"),
+    "modulation_nr": (0.85, "15 + 30 kHz: constellation"),
     "snr_bin": (0.80, "every view"),
     "mobility": (0.80, "dynamics"),
 }
@@ -592,7 +593,7 @@ def render_markdown(
         "## The chosen views against the targets",
         "",
         "Each label as the part of the model that reads it would see it (the router its view, each expert "
-        "its protocol's aligned views, mobility the dynamics view, SNR every view), with the best column "
+        "its protocol's constellation views, mobility the dynamics view, SNR every view), with the best column "
         "of the tables below beside it.",
         "",
         "| label | target | chosen views | "
