@@ -35,7 +35,7 @@ def fresh_config(name: str) -> GeneratorConfig:
 def fresh_views():
     """60 fresh held-out examples with the views models/small reads, in its card's order."""
     runtime = Runtime(BUNDLE)
-    config = fresh_config("heldout-views.json")
+    config = fresh_config("heldout-constellation.json")
     plan = ExamplePlan.of(config)
     rows, arrays = [], []
     for index in range(60):
@@ -67,7 +67,7 @@ def assert_card_holds(runtime: Runtime, readouts: list[dict], rows: list[dict]) 
     assert np.mean(said[noise] == "none") >= card["none_recall"]["value"] - 2 * TOLERANCE
 
 
-@pytest.mark.parametrize("bundle,config", [(BUNDLE, "heldout-views.json"), (WIDEBAND_BUNDLE, "heldout.json")])
+@pytest.mark.parametrize("bundle,config", [(BUNDLE, "heldout-constellation.json"), (WIDEBAND_BUNDLE, "heldout.json")])
 def test_card_describes_the_generator_and_model_it_ships_with(bundle, config):
     runtime = Runtime(bundle)
     assert runtime.params.to_dict() == GeneratorConfig().params.to_dict()
