@@ -92,6 +92,18 @@ def test_a_protocol_change_starts_a_new_track_and_one_misread_window_does_not():
     assert results[-1].protocol == "nr" and results[-1].modulation == "64QAM"
 
 
+def test_a_receiver_classifying_one_window_in_four_still_ends_a_track_at_the_protocol_change():
+    rng = np.random.default_rng(6)
+    track = tracker(0.25)
+    starts = [0, 1] + list(range(4, 64, 4))  # two windows in a row, then a receiver skipping three in four
+    for i in starts:
+        track.update(window(rng, "lte"), i * WINDOW_S)
+    first_nr = track.update(window(rng, "nr"), 64 * WINDOW_S)
+    assert (first_nr.protocol, first_nr.windows) == ("nr", 1), (
+        "no other window of the stream was classified in the time three windows take: the one read decides"
+    )
+
+
 def test_a_jump_of_the_window_power_starts_a_new_track_and_fading_does_not():
     rng = np.random.default_rng(3)
     track = tracker(1.0, power_jump_db=10.0)

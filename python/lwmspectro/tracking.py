@@ -15,7 +15,12 @@ The track holds the windows of the last `span_s` seconds and starts again when t
 changes:
 
 * its protocol: `change_windows` consecutive windows read as one protocol other than the tracked
-  one (a single misread window does not end the track; the new track starts with those windows);
+  one (a single misread window does not end the track; the new track starts with those windows).
+  The rule counts the windows the stream holds in that time, not those classified: when a live
+  receiver classifies only some windows (it skips to the newest when behind), the windows read
+  within `change_windows` window spacings of the newest decide, so that a track still ends within
+  about 50 ms of a change instead of holding the previous emission for most of the next one. The
+  spacing is the smallest gap between consecutive windows seen on the stream;
 * its power: a window whose power (lwmspectro.framer's `power_db`) differs from the previous
   window's by more than `power_jump_db` (another transmitter, or the same one retuned);
 * its time: a window that starts before the previous one (a stream started again).
@@ -121,6 +126,7 @@ class Tracker:
         self._windows: deque[_Window] = deque()
         self._protocol: str | None = None
         self._power_db: float | None = None
+        self._spacing_s: float | None = None
 
     def reset(self) -> None:
         """Forget the track: the next window starts a new one."""
@@ -138,17 +144,31 @@ class Tracker:
             return None
         if self._windows and time_s < self._windows[-1].time_s:
             self.reset()
+        if self._windows and time_s > self._windows[-1].time_s:
+            gap = time_s - self._windows[-1].time_s
+            self._spacing_s = gap if self._spacing_s is None else min(self._spacing_s, gap)
         if power_db is not None and math.isfinite(power_db):
             if self._power_db is not None and abs(power_db - self._power_db) > self.power_jump_db:
                 self.reset()
             self._power_db = power_db
         self._windows.append(self._window(outcome, time_s))
-        recent = list(itertools.islice(reversed(self._windows), self.change_windows))
-        if len(recent) == self.change_windows and all(w.protocol == outcome.protocol != self._protocol for w in recent):
+        recent = self._recent(time_s)
+        if recent and all(w.protocol == outcome.protocol != self._protocol for w in recent):
             self._windows = deque(reversed(recent))
         while self._windows[0].time_s <= time_s - self.span_s:
             self._windows.popleft()
         return self._tracked()
+
+    def _recent(self, time_s: float) -> list[_Window]:
+        """The windows, newest first, that decide a protocol change: the last `change_windows`, or
+        fewer when the stream's windows in that time were not all classified; none while a track has
+        fewer windows than that and the spacing is unknown."""
+        recent = list(itertools.islice(reversed(self._windows), self.change_windows))
+        if self._spacing_s is None:
+            return recent if len(recent) == self.change_windows else []
+        # Half a spacing of slack: window start times come from sample counts and rates.
+        since = time_s - (self.change_windows - 0.5) * self._spacing_s
+        return [w for w in recent if w.time_s > since]
 
     def _window(self, outcome: ModelOutput, time_s: float) -> _Window:
         log_probabilities = {
