@@ -125,14 +125,22 @@ def packaged_config(name):
     return GeneratorConfig.from_file(resources.files("lwmspectro") / "configs" / f"{name}.json")
 
 
-@pytest.mark.parametrize("name", ["train", "train-constellation"])
-def test_the_training_configs_draw_every_site_and_capture_and_the_newest_every_view(name):
+TRAINING_CONFIG_VIEWS = {
+    "train": ["wideband", "ofdm_aligned_wifi", "ofdm_aligned_15khz", "ofdm_aligned_30khz", "cp_profile", "dynamics"],
+    "train-constellation": [name for name in views.VIEWS if name != "ofdm_pattern_15khz"],
+    "train-router": ["wideband", "cp_profile", "ofdm_aligned_15khz", "ofdm_pattern_15khz"],
+}
+"""The views each training corpus stores: the aligned views (views-small), every view the experts
+and the router of the constellation model read, and the router's views with the 15 kHz pattern."""
+
+
+@pytest.mark.parametrize("name", list(TRAINING_CONFIG_VIEWS))
+def test_the_training_configs_draw_every_site_and_capture_and_their_views(name):
     config = packaged_config(name)
     assert scenario_names(config.scenarios) == list(scenarios.TRAIN_SCENARIOS) and len(scenarios.TRAIN_SCENARIOS) == 5
     assert isinstance(config.channel, dict) and max(config.channel, key=config.channel.get) == "site"
     assert {"TDL-A", "TDL-B", "TDL-C", "TDL-D", "TDL-E"} <= set(config.channel)
-    newest = name == "train-constellation"
-    assert (config.views == list(views.VIEWS)) == newest
+    assert list(config.view_params()) == TRAINING_CONFIG_VIEWS[name]
     chain = config.capture_config()
     assert chain is not None and 0 < chain.probability <= 1 and chain.off_centre and chain.receiver_impairments
     assert {20e6, 30.72e6} <= set(chain.source_rates_hz)

@@ -311,6 +311,52 @@ def test_frozen_heads_train_on_embeddings_with_and_without_the_view_of_the_past(
     assert {"val_snr_abs_error_db", "val_mobility_accuracy"} <= set(result["best"])
 
 
+def test_the_router_trains_on_a_dataset_of_its_own_views(recipe, tmp_path):
+    """data.router: a corpus of the router's views alone (here with a view the experts' training
+    set lacks) trains the router; the experts' stages and statistics stay those of data.train."""
+    root, config = recipe
+    router_views = ["wideband", "cp_profile", "ofdm_aligned_15khz", "ofdm_pattern_15khz"]
+    routed = GeneratorConfig(n_samples=24, shard_size=24, seed=8, views=router_views, channel="TDL-A")
+    generate_dataset(routed, tmp_path / "routed", progress=False)
+    everything = GeneratorConfig(
+        n_samples=6, shard_size=6, seed=9, views=[*GENERATED_VIEWS, "ofdm_pattern_15khz"], channel="TDL-A"
+    )
+    generate_dataset(everything, tmp_path / "test", progress=False)
+    values = json.loads(config.read_text())
+    values |= {"run_dir": str(tmp_path / "run")}
+    values["views"]["router"] = router_views
+    values["data"] |= {"router": str(tmp_path / "routed"), "test": str(tmp_path / "test")}
+    for stage in ("pretrain", "finetune", "heads"):
+        shutil.copytree(root / "run" / stage, tmp_path / "run" / stage)
+    assert (
+        cli.main(
+            [
+                "all",
+                "--config",
+                str(_write(tmp_path / "routed.json", values)),
+                "--no-progress",
+                "--out",
+                str(tmp_path / "bundle"),
+                "--resume",
+            ]
+        )
+        == 0
+    )
+    bundle = load_bundle(tmp_path / "bundle")
+    assert bundle.card["training"]["data"]["router"]["count"] == 18  # 24, less the quarter that validates
+    runtime = Runtime(bundle)
+    assert [runtime.view_names[i] for i in runtime._router.views] == router_views
+    trained = json.loads((root / "run" / "normalisation.json").read_text())["views"]
+    own = json.loads((tmp_path / "run" / "normalisation.json").read_text())["views"]
+    assert {name: own[name] for name in ("dynamics", "ofdm_aligned_wifi")} == {
+        name: trained[name] for name in ("dynamics", "ofdm_aligned_wifi")
+    }
+    assert "ofdm_pattern_15khz" in own
+    with pytest.raises(ValueError, match="stores no view 'ofdm_pattern_15khz'"):
+        values["data"]["router"] = values["data"]["train"]
+        views_run(_write(tmp_path / "bad.json", values), tmp_path / "bad").router_sets()
+
+
 def _write(path: Path, values: dict) -> Path:
     path.write_text(json.dumps(values))
     return path

@@ -369,6 +369,54 @@ def test_the_wifi_view_separates_constant_modulus_from_qam_across_packets_and_ga
 # --- the router's CP profile ----------------------------------------------------------------------
 
 
+# --- where reference signals repeat ---------------------------------------------------------------
+
+
+def pattern_of(protocol, snr_db, shift_hz=0.0, seed=1, **options):
+    """The 15 kHz pattern view of 17 ms of `protocol` at 30.72 MS/s through AWGN, off DC by `shift_hz`."""
+    wf = phy.generate(protocol, modulation="16QAM", duration_s=0.017, rng=np.random.default_rng(seed), **options)
+    iq = resample_to(wf.iq, wf.sample_rate_hz, 30.72e6)
+    iq = iq * np.exp(2j * np.pi * shift_hz * np.arange(len(iq)) / 30.72e6)
+    iq = iq + noise(len(iq), seed, 10 ** (-snr_db / 10) * 30.72e6 / wf.sample_rate_hz)
+    return compute_view(VIEWS["ofdm_pattern_15khz"], iq.astype(np.complex64), 30.72e6)
+
+
+CRS_ROWS = [0, 4]
+"""Symbols 0 and 4 of each LTE slot carry the CRS, in every subframe whatever the load."""
+
+
+def lag_6_peak(view):
+    """Per row of the first block (powers), how far the lag-6 correlation stands above lags 5 and 7."""
+    return view[:7, 6] - (view[:7, 5] + view[:7, 7]) / 2
+
+
+@pytest.mark.parametrize("shift_hz", [0.0, 3.3e6])
+def test_the_pattern_view_shows_the_crs_of_a_partly_loaded_lte_cell_every_six_subcarriers_at_0_db(shift_hz):
+    view = pattern_of("lte", 0.0, shift_hz, bandwidth_hz=5e6, load=0.3)
+    assert view.shape == view_shape(VIEWS["ofdm_pattern_15khz"]) == (14, 32)
+    assert lag_6_peak(view)[CRS_ROWS].min() > 0.2
+    assert np.abs(np.delete(lag_6_peak(view), CRS_ROWS)).max() < 0.06
+
+
+def test_the_pattern_view_of_nr_at_15_khz_has_no_crs():
+    """NR on LTE's numerology, band and prefixes: what tells them apart is the CRS LTE always sends."""
+    view = pattern_of("nr", 0.0, bandwidth_hz=5e6, mu=0, load=0.3)
+    assert np.abs(lag_6_peak(view)).max() < 0.06
+
+
+def test_the_pattern_view_does_not_depend_on_where_the_band_sits():
+    centred = pattern_of("lte", 20.0, bandwidth_hz=10e6, load=0.5)
+    shifted = pattern_of("lte", 20.0, -4.1e6, bandwidth_hz=10e6, load=0.5)
+    np.testing.assert_allclose(centred, shifted, atol=0.1)
+
+
+def test_the_pattern_view_of_noise_is_uncorrelated_with_unit_variance():
+    params = VIEWS["ofdm_pattern_15khz"]
+    view = compute_view(params, noise(min_source_samples(params, 30.72e6), 5), 30.72e6)
+    assert np.abs(view[:7, 0]).max() < 0.1  # log10 of an exponential power's variance: 0
+    assert np.abs(view[:, 1:]).max() < 0.06
+
+
 @pytest.mark.parametrize(
     "protocol,options,row",
     [

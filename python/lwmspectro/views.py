@@ -14,6 +14,10 @@ live blocks compute them with the same code.
 * ``ofdm_constellation``: the same symbols' resource elements blindly equalised (fourth-power
   phase, local gain) and histogrammed in one quadrant: the constellation's points themselves,
   which tell the QAM orders apart where the powers alone blur them.
+* ``ofdm_pattern``: where reference signals, empty and constant-modulus elements repeat across
+  the subcarriers of each symbol of a numerology's group (correlations of the elements'
+  relative powers at lags of 1-31 subcarriers, over the occupied band), for the router: LTE's
+  CRS against NR's DMRS on the same 15 kHz grid, wherever the band sits in the capture.
 * ``cp_profile``: the CP correlation coefficient of each candidate numerology across one
   period, for the router: which numerology, if any, is on the air.
 * ``dynamics``: how fast the fading changes over 128 ms (`lwmspectro.dynamics`), for mobility.
@@ -174,26 +178,21 @@ def _numerology(value: Numerology | Mapping[str, Any], where: str) -> Numerology
 
 
 @dataclass(frozen=True)
-class OfdmSymbolsParams(ConfigBase):
-    """Which OFDM symbols and subcarriers of one numerology a symbol-aligned view reads: the
-    first `n_symbols` of the `search_symbols` it searches, found with one timing for all of them
-    (continuous transmissions: LTE, NR), or with `burst_block_symbols` > 0 a timing per block of
-    that many symbols, taking first, in time order, the symbols whose own prefix correlates
-    clearly (bursts: WiFi packets, each with its own timing, and the gaps between them); and the
-    `n_subcarriers` subcarriers `subcarrier_stride` apart centred on the occupied band when they
-    do not span the FFT (`centre_on_band`: a signal off DC stays in view; else on DC)."""
+class OfdmTimingParams(ConfigBase):
+    """Which OFDM symbols of one numerology a symbol-aligned view reads: the first `n_symbols`
+    of the `search_symbols` it searches, found with one timing for all of them (continuous
+    transmissions: LTE, NR), or with `burst_block_symbols` > 0 a timing per block of that many
+    symbols, taking first, in time order, the symbols whose own prefix correlates clearly
+    (bursts: WiFi packets, each with its own timing, and the gaps between them). Every
+    subcarrier of the FFT is read."""
 
     numerology: Numerology = WIFI
     n_symbols: int = bounded(62, 2, 4096)
-    n_subcarriers: int = bounded(64, 2, 65536)
-    subcarrier_stride: int = bounded(1, 1, 1024)
     search_symbols: int = bounded(63, 2, 65536)
     burst_block_symbols: int = bounded(0, 0, 1024)
-    centre_on_band: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "numerology", _numerology(self.numerology, "numerology"))
-        n_fft = self.numerology.n_fft
         if self.search_symbols < self.n_symbols:
             raise ValueError(f"search_symbols ({self.search_symbols}) must be at least n_symbols ({self.n_symbols})")
         if self.burst_block_symbols and self.numerology.symbols_per_group != 1:
@@ -203,6 +202,36 @@ class OfdmSymbolsParams(ConfigBase):
                 f"search_symbols ({self.search_symbols}) must be a multiple of "
                 f"burst_block_symbols ({self.burst_block_symbols})"
             )
+
+    @property
+    def window_samples(self) -> int:
+        """Native-rate samples read: `search_symbols` whole symbols, the first of which
+        starts within two symbols."""
+        return (self.search_symbols + 2) * self.numerology.longest_symbol
+
+    @property
+    def follows_band(self) -> bool:
+        """Whether the subcarriers kept follow the occupied band (all of them are kept: no)."""
+        return False
+
+    def subcarriers(self, centre: int) -> np.ndarray:
+        """FFT bins (DC-centred order) of the subcarriers kept: all of them, from the lowest."""
+        return np.arange(self.numerology.n_fft)
+
+
+@dataclass(frozen=True)
+class OfdmSymbolsParams(OfdmTimingParams):
+    """The symbols of OfdmTimingParams, and of their subcarriers the `n_subcarriers`
+    `subcarrier_stride` apart centred on the occupied band when they do not span the FFT
+    (`centre_on_band`: a signal off DC stays in view; else on DC)."""
+
+    n_subcarriers: int = bounded(64, 2, 65536)
+    subcarrier_stride: int = bounded(1, 1, 1024)
+    centre_on_band: bool = True
+
+    def __post_init__(self):
+        super().__post_init__()
+        n_fft = self.numerology.n_fft
         if n_fft % self.n_subcarriers:
             raise ValueError(f"n_subcarriers ({self.n_subcarriers}) must divide n_fft ({n_fft})")
         if self.n_subcarriers * self.subcarrier_stride > n_fft:
@@ -210,12 +239,6 @@ class OfdmSymbolsParams(ConfigBase):
                 f"n_subcarriers x subcarrier_stride ({self.n_subcarriers} x {self.subcarrier_stride}) "
                 f"exceeds n_fft ({n_fft})"
             )
-
-    @property
-    def window_samples(self) -> int:
-        """Native-rate samples read: `search_symbols` whole symbols, the first of which
-        starts within two symbols."""
-        return (self.search_symbols + 2) * self.numerology.longest_symbol
 
     @property
     def follows_band(self) -> bool:
@@ -318,7 +341,8 @@ def _neighbour_means(power: np.ndarray, columns: np.ndarray, params: OfdmAligned
 
 @dataclass(frozen=True)
 class _AlignedSymbols:
-    """The symbols an OFDM view reads, found blindly and transformed (OfdmSymbolsParams)."""
+    """The symbols an OFDM view reads, found blindly and transformed (OfdmTimingParams); shared
+    by the views of a capture that read the same symbols, so read, never written."""
 
     spectrum: np.ndarray
     """(symbols, n_fft) complex, FFT order: DC-centred bin b is FFT bin (b - n_fft // 2) % n_fft."""
@@ -329,6 +353,8 @@ class _AlignedSymbols:
     subcarrier_power: np.ndarray
     """(n_fft,) DC-centred: each bin's power relative to its symbol's, averaged over the symbols."""
     starts: np.ndarray
+    positions: np.ndarray
+    """Each symbol's place in its numerology's group (0: the one after the longer prefix)."""
     cfos: np.ndarray
     centre: int
     columns: np.ndarray
@@ -342,7 +368,20 @@ class _AlignedSymbols:
         return self.spectrum[:, self.columns] * advance[:, None]
 
 
-def _aligned_symbols(params: OfdmSymbolsParams, capture: Capture) -> _AlignedSymbols:
+def _aligned_symbols(params: OfdmTimingParams, capture: Capture) -> _AlignedSymbols:
+    """The symbols `params` read and their FFTs, formed once per capture for every view that
+    reads the same symbols (the 15 kHz constellation and pattern views: the same 216), and the
+    subcarriers this view keeps."""
+    key = ("symbols", params.numerology, params.n_symbols, params.search_symbols, params.burst_block_symbols)
+    symbols = capture._once(key, lambda: _symbol_spectra(params, capture))
+    n_fft = params.numerology.n_fft
+    centre = _occupied_centre(symbols.subcarrier_power) if params.follows_band else n_fft // 2
+    columns = (params.subcarriers(centre) - n_fft // 2) % n_fft
+    return dataclasses.replace(symbols, centre=centre, columns=columns)
+
+
+def _symbol_spectra(params: OfdmTimingParams, capture: Capture) -> _AlignedSymbols:
+    """The symbols `params` read, found blindly and transformed; every subcarrier kept."""
     numerology = params.numerology
     n_fft = numerology.n_fft
     native = capture.native(numerology.sample_rate_hz, params.window_samples)
@@ -355,10 +394,13 @@ def _aligned_symbols(params: OfdmSymbolsParams, capture: Capture) -> _AlignedSym
         starts, cfos = burst_symbols(
             native, numerology, params.n_symbols, params.burst_block_symbols, backoff, lagged=correlator.lagged
         )
+        positions = np.zeros(len(starts), np.int64)
     else:
         timing = correlator.timing(params.window_samples)
         starts = symbol_starts(timing, numerology, len(native), params.n_symbols, backoff)
         cfos = np.full(len(starts), timing.cfo_subcarriers)
+        within_group = (starts + backoff - timing.group_start) % numerology.group_samples
+        positions = np.searchsorted(numerology.fft_starts, within_group)
     within = np.arange(n_fft)
     # The CFO's phase at each symbol's start turns the whole symbol and leaves its powers
     # alone: derotating within the symbols removes it.
@@ -370,9 +412,9 @@ def _aligned_symbols(params: OfdmSymbolsParams, capture: Capture) -> _AlignedSym
     power = spectrum.real**2 + spectrum.imag**2
     symbol_power = np.maximum(power.mean(axis=1), np.finfo(np.float32).tiny)
     subcarrier_power = np.fft.fftshift((1 / (len(power) * symbol_power)) @ power).astype(np.float64)
-    centre = _occupied_centre(subcarrier_power) if params.follows_band else n_fft // 2
-    columns = (params.subcarriers(centre) - n_fft // 2) % n_fft
-    return _AlignedSymbols(spectrum, power, symbol_power, subcarrier_power, starts, cfos, centre, columns)
+    return _AlignedSymbols(
+        spectrum, power, symbol_power, subcarrier_power, starts, positions, cfos, n_fft // 2, np.arange(n_fft)
+    )
 
 
 def _estimates(symbols: _AlignedSymbols) -> dict[str, Any]:
@@ -477,6 +519,103 @@ def _circularity(elements: np.ndarray) -> np.ndarray:
     squares = np.abs((blocks.astype(np.complex128) ** 2).sum(axis=1))
     powers = (np.abs(blocks.astype(np.complex128)) ** 2).sum(axis=1)
     return (squares / np.maximum(powers, np.finfo(np.float64).tiny)).mean(axis=0)
+
+
+@dataclass(frozen=True)
+class OfdmPatternParams(OfdmTimingParams):
+    """Where a numerology's reference signals, empty elements and constant-modulus elements
+    repeat across its subcarriers, for each symbol of its group. Each element's power is taken
+    relative to its symbol's mean and its channel's gain (as the aligned view has it); over the
+    occupied band (OCCUPIED_LEVEL) of every symbol at one place in its group:
+
+    * rows 0 .. S - 1 (S = symbols_per_group; row 0 the symbol after the longer prefix): column
+      0 is log10 of the variance of those powers, columns 1 .. n_lags - 1 the correlation of
+      the powers of subcarriers that many apart: empty or boosted elements that repeat;
+    * rows S .. 2S - 1: the same of the powers' squared deviations from their mean, the
+      correlation of how far each element's power strays: constant-modulus elements (pilots)
+      that repeat among QAM data, whose mean power is the data's.
+
+    LTE's cell-specific reference signals repeat every 6 subcarriers in symbols 0 and 4 of each
+    slot, in every subframe, loaded or not; an NR PDSCH's DMRS every 2 (type 1) or 6 (type 2)
+    in its DMRS symbols, on its allocation only, with no CRS; both fill a 15 kHz grid with the
+    same prefixes, so that neither G's bins nor the prefix profile tell them apart. The
+    correlations do not depend on where the band sits in the capture, and averaged over the
+    band and the window they stand out of the noise at SNRs where single elements do not."""
+
+    keys_name: ClassVar[str] = "ofdm_pattern parameters"
+
+    n_lags: int = bounded(32, 2, 4096)
+    gain_symbols: int = bounded(7, 1, 4097)
+    gain_subcarriers: int = bounded(13, 1, 65536)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.n_lags >= self.numerology.n_fft:
+            raise ValueError(f"n_lags ({self.n_lags}) must be smaller than n_fft ({self.numerology.n_fft})")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (2 * self.numerology.symbols_per_group, self.n_lags)
+
+
+OCCUPIED_LEVEL = 0.5
+"""A subcarrier is in the occupied band when its power, smoothed over 13 subcarriers, is at
+least this far from the floor (the 10th percentile) to the strongest: halfway up, so that the
+band's edges hold at 0 dB SNR, where a tenth of the strongest would take in the guard bands."""
+BAND_CONTRAST = 1.25
+"""The strongest smoothed subcarrier must exceed the floor this many times (1 dB) for a band to
+stand out; below, every subcarrier is read (noise, or a signal filling the capture), rather
+than the noise's own ripple taken for a band."""
+
+
+def _occupied_band(subcarrier_power: np.ndarray) -> np.ndarray:
+    """Which subcarriers (of the DC-centred `subcarrier_power`) are in the occupied band."""
+    smoothed = scipy.ndimage.uniform_filter1d(subcarrier_power, 13, mode="wrap")
+    floor, top = float(np.percentile(smoothed, 10)), float(smoothed.max())
+    if top < BAND_CONTRAST * floor:
+        return np.ones(len(smoothed), bool)
+    return smoothed >= floor + OCCUPIED_LEVEL * (top - floor)
+
+
+def _lag_correlations(values: np.ndarray, band: np.ndarray, positions: np.ndarray, params: OfdmPatternParams):
+    """(S, n_lags): per place in the group, log10 of the variance of `values` (symbols, subcarriers)
+    over the band, then their correlation at each lag (0 where no symbol sits at that place)."""
+    mean = values[:, band].mean(axis=1, keepdims=True)
+    centred = np.where(band[None, :], values - mean, 0.0).astype(np.float32)
+    # Every lag at once through the FFT, zero-padded so that the band's ends do not wrap onto
+    # each other; `pairs` counts the subcarrier pairs each lag has in the band.
+    length = scipy.fft.next_fast_len(len(band) + params.n_lags)
+    products = scipy.fft.irfft(np.abs(scipy.fft.rfft(centred, length, axis=1)) ** 2, length, axis=1)
+    pairs = scipy.fft.irfft(np.abs(scipy.fft.rfft(band.astype(np.float64), length)) ** 2, length)
+    rows = params.numerology.symbols_per_group
+    sums = np.zeros((rows, params.n_lags))
+    np.add.at(sums, positions, products[:, : params.n_lags])
+    counts = np.bincount(positions, minlength=rows)
+    covariance = sums / np.maximum(counts, 1)[:, None] / np.maximum(np.round(pairs[: params.n_lags]), 1.0)
+    values_out = np.zeros((rows, params.n_lags), np.float32)
+    held = counts > 0
+    variance = np.maximum(covariance[held, :1], np.finfo(np.float32).tiny)
+    values_out[held, 0] = np.log10(np.maximum(variance[:, 0], LOG_FLOOR))
+    values_out[held, 1:] = covariance[held, 1:] / variance
+    return values_out
+
+
+def _ofdm_pattern(params: OfdmPatternParams, capture: Capture) -> ViewOutput:
+    symbols = _aligned_symbols(params, capture)
+    relative = np.fft.fftshift(symbols.power / symbols.symbol_power[:, None], axes=1)
+    gain = scipy.ndimage.uniform_filter(
+        relative, (params.gain_symbols, params.gain_subcarriers), mode=("nearest", "wrap")
+    )
+    powers = relative / np.maximum(gain, np.finfo(np.float32).tiny)
+    band = _occupied_band(symbols.subcarrier_power)
+    strays = (powers - powers[:, band].mean(axis=1, keepdims=True)) ** 2
+    values = np.vstack(
+        [
+            _lag_correlations(powers, band, symbols.positions, params),
+            _lag_correlations(strays, band, symbols.positions, params),
+        ]
+    )
+    return ViewOutput(values, {"symbol_starts": symbols.starts, "cfo_subcarriers": symbols.cfos})
 
 
 @dataclass(frozen=True)
@@ -596,12 +735,12 @@ def _native_samples(numerology: Numerology, n_samples: int, sample_rate_hz: floa
     return prefix_inputs(sample_rate_hz, numerology.sample_rate_hz, n_samples)
 
 
-def _ofdm_samples(params: OfdmSymbolsParams, sample_rate_hz: float) -> int:
+def _ofdm_samples(params: OfdmTimingParams, sample_rate_hz: float) -> int:
     """Source-rate samples a symbol-aligned view reads: its window at its numerology's rate."""
     return _native_samples(params.numerology, params.window_samples, sample_rate_hz)
 
 
-def _ofdm_needs(params: OfdmSymbolsParams) -> dict[Numerology, int]:
+def _ofdm_needs(params: OfdmTimingParams) -> dict[Numerology, int]:
     """The native samples a symbol-aligned view reads through its Capture."""
     return {params.numerology: params.window_samples}
 
@@ -615,6 +754,7 @@ _KINDS: dict[str, _ViewKind] = {
     ),
     "ofdm_aligned": _capture_kind(OfdmAlignedParams, _ofdm_aligned, _ofdm_samples, _ofdm_needs),
     "ofdm_constellation": _capture_kind(OfdmConstellationParams, _ofdm_constellation, _ofdm_samples, _ofdm_needs),
+    "ofdm_pattern": _capture_kind(OfdmPatternParams, _ofdm_pattern, _ofdm_samples, _ofdm_needs),
     "cp_profile": _capture_kind(
         CpProfileParams,
         _cp_profile,
@@ -657,6 +797,8 @@ VIEWS: dict[str, Any] = {
     "ofdm_constellation_30khz": OfdmConstellationParams(
         NR_30KHZ, n_symbols=216, n_subcarriers=512, search_symbols=434, smooth_subcarriers=7
     ),
+    # The same 216 symbols as the 15 kHz constellation (LTE, NR at 15 kHz), every subcarrier.
+    "ofdm_pattern_15khz": OfdmPatternParams(LTE, n_symbols=216, search_symbols=218),
     "cp_profile": CpProfileParams(),
     "dynamics": DynamicsParams(),
 }

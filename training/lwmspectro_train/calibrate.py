@@ -32,7 +32,7 @@ from lwmspectro.readout import snr_confidence, snr_half_bin_db
 from lwmspectro.runtime import softmax
 
 from .data import TARGETS, SpectrogramSet
-from .heldout import model_outputs
+from .heldout import model_outputs, router_logits
 from .model import MixtureOfExperts
 
 ECE_BINS = 15
@@ -203,11 +203,22 @@ def calibrate_model(
     batch_size: int = 128,
     workers: int = 0,
     progress: bool = True,
+    router_dataset: SpectrogramSet | None = None,
 ) -> tuple[dict[str, dict[str, float]], dict]:
     """Calibrate `moe` on `dataset` (the validation split): the card's ``calibration`` and its
-    metrics report; the reliability diagram is written to `figure`."""
-    outputs = model_outputs(moe, dataset, batch_size, workers, progress=progress, desc="calibration")
-    heads = head_rows(outputs, {name: dataset.target(name) for name in TARGETS}, moe.expert_names)
+    metrics report; the reliability diagram is written to `figure`. With a `router_dataset`
+    (the router's own validation split, data.router) the router is calibrated on it and the
+    heads on `dataset`, each row routed by its labelled protocol (`dataset` need not hold the
+    router's views)."""
+    truth = {name: dataset.target(name) for name in TARGETS}
+    if router_dataset is None:
+        outputs = model_outputs(moe, dataset, batch_size, workers, progress=progress, desc="calibration")
+        heads = head_rows(outputs, truth, moe.expert_names)
+    else:
+        outputs = model_outputs(moe, dataset, batch_size, workers, progress=progress, desc="calibration", by_truth=True)
+        logits = router_logits(moe, router_dataset, batch_size, workers, progress)
+        router = HeadRows("router", "protocol", logits, router_dataset.target("protocol"))
+        heads = [router, *head_rows(outputs, truth, moe.expert_names)[1:]]
     calibration, report = calibrate(heads)
     reliability_diagram(heads, calibration, figure)
     return calibration, report

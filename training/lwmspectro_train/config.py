@@ -69,6 +69,11 @@ class DataConfig(ConfigBase):
     val: str | None = None
     val_fraction: float = 0.1
     test: str | None = "data/heldout"
+    router: str | None = None
+    """A dataset of the router's own (the router stage trains on it, a seeded val_fraction of
+    it validates): a corpus of the router's views alone costs a fraction of one of every view.
+    `train` then holds the experts' views, and the views both hold must be the same. Null: the
+    router trains on `train` as the experts do."""
 
     def __post_init__(self):
         if self.val is None and not 0.0 < self.val_fraction < 1.0:

@@ -235,7 +235,7 @@ def export_bundle(
     opened = {key: run.open_set(folder) for key, folder in held_out.items()}
     for key, dataset in opened.items():
         try:
-            run.check_same_views(dataset, train_set)
+            run.check_same_views(dataset)
         except (ValueError, KeyError) as err:
             where = "" if key == "held_out" else f"held-out set {key[len('held_out_') :]}: "
             raise ExportError(f"{where}{err}; evaluate on data made with the views of {cfg.data.train}") from err
@@ -246,7 +246,13 @@ def export_bundle(
         for key, folder in held_out.items()
     }
     calibration, calibration_report = calibrate_model(
-        moe, val_set, run.dir / RELIABILITY_FIGURE, cfg.loader.eval_batch_size, cfg.loader.workers, run.progress
+        moe,
+        val_set,
+        run.dir / RELIABILITY_FIGURE,
+        cfg.loader.eval_batch_size,
+        cfg.loader.workers,
+        run.progress,
+        router_dataset=run.router_sets()[1] if cfg.data.router else None,
     )
     print_calibration(calibration_report)
     rows = np.linspace(0, len(test_set) - 1, min(parity_samples, len(test_set))).round().astype(int)
@@ -440,7 +446,11 @@ def _card(
         training={
             "commands": _commands(run.dir) + ([command] if command else []),
             "config": cfg.to_dict(),
-            "data": {"train": _dataset_summary(train_set), "test": _dataset_summary(test_set)},
+            "data": {
+                "train": _dataset_summary(train_set),
+                **({"router": _dataset_summary(run.router_sets()[0])} if cfg.data.router else {}),
+                "test": _dataset_summary(test_set),
+            },
             "stages": stages,
             "checkpoint": WEIGHTS,
         },

@@ -59,20 +59,37 @@ def model_outputs(
     device="cpu",
     progress: bool = True,
     desc: str = "heldout",
+    by_truth: bool = False,
 ) -> dict[str, np.ndarray]:
     """What the deployed path gives per row: router_logits, top1 (ROUTER_CLASSES index), expert
     (index in moe.expert_names, -1 where the router chose none), each heads output of
     moe.output_widths (NaN without an expert) and needs_longer_capture. The one pass over a
-    dataset that `predict` and calibration (lwmspectro_train.calibrate) read."""
+    dataset that `predict` and calibration (lwmspectro_train.calibrate) read. `by_truth` routes
+    each row by its labelled protocol instead of the router's choice."""
     moe = moe.to(device).eval()
     names = ["router_logits", "top1", "expert", *moe.output_widths, "needs_longer_capture"]
     out: dict[str, list] = {name: [] for name in names}
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
     for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress, dynamic_ncols=True):
-        result = moe({name: x.to(device) for name, x in batch_views(batch).items()})
+        protocol = batch["protocol"].to(device) if by_truth else None
+        result = moe({name: x.to(device) for name, x in batch_views(batch).items()}, protocol=protocol)
         for name in names:
             out[name].append(result[name].float().cpu() if result[name].is_floating_point() else result[name].cpu())
     return {k: torch.cat(v).numpy() if v else np.zeros(0, np.int64) for k, v in out.items()}
+
+
+@torch.no_grad()
+def router_logits(
+    moe: MixtureOfExperts, dataset: SpectrogramSet, batch_size: int = 128, workers: int = 0, progress: bool = True
+) -> np.ndarray:
+    """The router's logits per row of `dataset` (which needs only the router's views)."""
+    moe = moe.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+    logits = [
+        moe.router.classify(batch_views(batch)).float()
+        for batch in tqdm(loader, desc="router", unit="batch", disable=not progress, dynamic_ncols=True)
+    ]
+    return torch.cat(logits).numpy() if logits else np.zeros((0, len(labels.ROUTER_CLASSES)), np.float32)
 
 
 def predict(

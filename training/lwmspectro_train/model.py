@@ -898,11 +898,19 @@ class MixtureOfExperts(nn.Module):
         parts = (self.router, *self.experts.values())
         return tuple(dict.fromkeys(name for part in parts for name in part.view_names))
 
-    def forward(self, views: ViewInput, mixture: bool = False) -> dict:
+    def forward(self, views: ViewInput, mixture: bool = False, protocol: torch.Tensor | None = None) -> dict:
+        """The deployed path: router -> top-1 expert -> its heads. With `protocol` (a
+        ROUTER_CLASSES index per row) the rows go to that class's expert instead and the router
+        is not run (its views may be missing): "router_logits" and "weights" are then the
+        one-hot routing. Calibrating the heads on a dataset without the router's views does so."""
         if isinstance(views, torch.Tensor):
             views = {WIDEBAND: views}
-        logits = self.router.classify(views)
-        weights = logits.softmax(dim=-1)
+        if protocol is None:
+            logits = self.router.classify(views)
+            weights = logits.softmax(dim=-1)
+        else:
+            weights = nn.functional.one_hot(protocol.long(), len(labels.ROUTER_CLASSES)).float()
+            logits = weights
         routing = route(weights, labels.ROUTER_CLASSES, self.expert_names)
         b, device = logits.shape[0], logits.device
         d = self.experts[self.expert_names[0]].cfg.d_model

@@ -15,7 +15,7 @@ one builder of the model a config describes.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,7 @@ class Run:
         self.cfg, self.ctx, self.progress = cfg, ctx, progress
         self.dir = Path(cfg.run_dir)
         self._sets = None
+        self._router_sets = None
         self._stats = None
 
     # --- shared pieces -----------------------------------------------------------------
@@ -108,45 +109,86 @@ class Run:
     @property
     def stored_views(self) -> tuple[str, ...]:
         """The views the model reads besides G, which a dataset item carries under "views"."""
-        return tuple(name for name in self.cfg.model_views if name != WIDEBAND)
+        return self._stored(self.cfg.parts)
+
+    def _stored(self, parts: Sequence[str]) -> tuple[str, ...]:
+        """The views `parts` read besides G, in order of first use."""
+        return tuple(name for name in dict.fromkeys(n for p in parts for n in self.cfg.views_of(p)) if name != WIDEBAND)
+
+    @property
+    def train_views(self) -> tuple[str, ...]:
+        """The views data.train must hold besides G: every part's, or the experts' alone when
+        the router has a dataset of its own (data.router)."""
+        return self._stored(self.cfg.experts if self.cfg.data.router else self.cfg.parts)
 
     @property
     def targets(self) -> tuple[str, ...]:
         return TARGETS if self.cfg.heads.outputs == "separate" else CLASS_TARGETS
 
-    def open_set(self, folder) -> SpectrogramSet:
-        """A dataset folder with the views and targets this run reads."""
-        return SpectrogramSet(folder, views=self.stored_views, targets=self.targets)
+    def open_set(self, folder, views: Sequence[str] | None = None) -> SpectrogramSet:
+        """A dataset folder with the targets this run reads and `views` (default: every view the
+        model reads)."""
+        return SpectrogramSet(folder, views=self.stored_views if views is None else views, targets=self.targets)
 
-    def check_same_views(self, other: SpectrogramSet, train: SpectrogramSet) -> None:
-        """Refuse `other` unless its G and the views the model reads are the training set's."""
-        differing = [name for name in self.cfg.model_views if other.view_params[name] != train.view_params[name]]
-        if other.params != train.params or differing:
+    def check_same_views(self, other: SpectrogramSet, names: Sequence[str] | None = None) -> None:
+        """Refuse `other` unless its G and the views `names` (default: every view the model
+        reads) are those the model was trained on."""
+        names = self.cfg.model_views if names is None else names
+        trained = self.view_params
+        differing = [name for name in names if other.view_params[name] != trained[name]]
+        if other.params != self.datasets()[0].params or differing:
             raise ValueError(
                 f"{other.folder} was made with other parameters of {', '.join(differing) or 'G'} than "
-                f"{train.folder}; both must use the same views"
+                f"the training data ({self.cfg.data.train}); both must use the same views"
             )
 
     def datasets(self) -> tuple[SpectrogramSet, SpectrogramSet]:
         """(train, val): data.val when given, else a seeded data.val_fraction of data.train."""
         if self._sets is None:
-            train = self.open_set(self.cfg.data.train)
-            self._check_same_training_set(train)
+            train = self.open_set(self.cfg.data.train, self.train_views)
+            self._check_same_training_set(train, self.cfg.data.train, "training_set.json")
             if self.cfg.data.val:
-                val = self.open_set(self.cfg.data.val)
-                self.check_same_views(val, train)
+                val = self.open_set(self.cfg.data.val, self.train_views)
+                if val.params != train.params or any(
+                    val.view_params[n] != train.view_params[n] for n in self.train_views
+                ):
+                    raise ValueError(
+                        f"{val.folder} was made with other views than {train.folder}; both must use the same views"
+                    )
             else:
                 train_rows, val_rows = split_indices(len(train), self.cfg.data.val_fraction, self.cfg.seed)
                 train, val = train.subset(train_rows), train.subset(val_rows)
             self._sets = (train, val)
         return self._sets
 
-    def _check_same_training_set(self, train: SpectrogramSet) -> None:
-        """A run keeps the training set it started on: a dataset grown since (`lwmspectro generate
+    def router_sets(self) -> tuple[SpectrogramSet, SpectrogramSet]:
+        """(train, val) of the router stage: a seeded data.val_fraction of data.router when the
+        router has a dataset of its own, else datasets(). The views it shares with data.train
+        must be the same."""
+        if not self.cfg.data.router:
+            return self.datasets()
+        if self._router_sets is None:
+            routed = self._stored((ROUTER,))
+            train = self.open_set(self.cfg.data.router, routed)
+            self._check_same_training_set(train, self.cfg.data.router, "router_set.json")
+            main = self.datasets()[0]
+            differing = [n for n in routed if n in main.view_params and main.view_params[n] != train.view_params[n]]
+            if train.params != main.params or differing:
+                raise ValueError(
+                    f"{train.folder} was made with other parameters of {', '.join(differing) or 'G'} than "
+                    f"{main.folder}; the router's dataset must use the views of the training set"
+                )
+            train_rows, val_rows = split_indices(len(train), self.cfg.data.val_fraction, self.cfg.seed)
+            self._router_sets = (train.subset(train_rows), train.subset(val_rows))
+        return self._router_sets
+
+    def _check_same_training_set(self, train: SpectrogramSet, folder, record: str) -> None:
+        """A run keeps the training sets it started on: a dataset grown since (`lwmspectro generate
         --n-samples`) would change the validation split and the pixel statistics under its
-        checkpoints. The first use records the set's size in training_set.json."""
-        path = self.dir / "training_set.json"
-        current = {"folder": str(self.cfg.data.train), "count": len(train)}
+        checkpoints. The first use records the set's size in `record` (training_set.json, or
+        router_set.json for data.router)."""
+        path = self.dir / record
+        current = {"folder": str(folder), "count": len(train)}
         if path.exists():
             try:
                 recorded = json.loads(path.read_text())
@@ -170,7 +212,12 @@ class Run:
     @property
     def view_params(self) -> dict[str, Any]:
         """The parameters of each view the model reads, by name, as the training set holds them."""
-        stored = self.datasets()[0].view_params
+        stored = dict(self.datasets()[0].view_params)
+        if self.cfg.data.router:
+            stored = {**self.router_sets()[0].view_params, **stored}
+        missing = [name for name in self.cfg.model_views if name not in stored]
+        if missing:
+            raise ValueError(f"no training dataset of this run holds the views {missing}")
         return {name: stored[name] for name in self.cfg.model_views}
 
     def normalisation(self) -> dict:
@@ -183,13 +230,21 @@ class Run:
                 if path.exists():
                     stats = json.loads(path.read_text())
                 else:
-                    views = None if self.cfg.reads_g_alone else self.cfg.model_views
-                    stats = normalisation_stats(
-                        self.datasets()[0],
-                        seed=self.cfg.seed,
-                        views=views,
-                        per_row=self.cfg.normalisation == "per_row",
-                    )
+                    per_row = self.cfg.normalisation == "per_row"
+                    if self.cfg.reads_g_alone:
+                        stats = normalisation_stats(self.datasets()[0], seed=self.cfg.seed, per_row=per_row)
+                    else:
+                        # Each view's statistics from data.train when it holds the view, else from
+                        # the router's dataset: the experts' stay those of their training data.
+                        held = (WIDEBAND, *self.train_views)
+                        own = [name for name in self.cfg.model_views if name in held]
+                        stats = normalisation_stats(self.datasets()[0], seed=self.cfg.seed, views=own, per_row=per_row)
+                        rest = [name for name in self.cfg.model_views if name not in held]
+                        if rest:
+                            routed = normalisation_stats(
+                                self.router_sets()[0], seed=self.cfg.seed, views=rest, per_row=per_row
+                            )
+                            stats["views"] = {**stats["views"], **routed["views"]}
                     self.dir.mkdir(parents=True, exist_ok=True)
                     atomic_write(path, json.dumps(stats, indent=1) + "\n")
             self._stats = self.ctx.broadcast_object(stats)
@@ -215,7 +270,7 @@ class Run:
     def stage_sets(self, stage: StageConfig, protocol: str | None = None) -> tuple[SpectrogramSet, SpectrogramSet]:
         """The rows a stage trains and validates on, `protocol`'s alone for an expert's (None: the
         router's), each loading only the views that part reads."""
-        train, val = self.datasets()
+        train, val = self.datasets() if protocol is not None else self.router_sets()
         salt = 0 if protocol is None else 1 + labels.PROTOCOLS.index(protocol)
         views = self.cfg.views_of(ROUTER if protocol is None else protocol)
         return (
@@ -438,8 +493,9 @@ def check_compatible(saved: dict, new: dict, where: str) -> None:
     except ValueError as err:
         raise ValueError(f"{where}/config.json is not a config this version reads ({err}); use a new run_dir") from err
     differing = [k for k in ARCHITECTURE_KEYS if saved.get(k) != new.get(k)]
-    if saved.get("data", {}).get("train") != new.get("data", {}).get("train"):
-        differing.append("data.train")
+    for key in ("train", "router"):
+        if saved.get("data", {}).get(key) != new.get("data", {}).get(key):
+            differing.append(f"data.{key}")
     if differing:
         raise ValueError(
             f"{where} was started with another {', '.join(differing)}; "
