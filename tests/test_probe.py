@@ -140,3 +140,37 @@ def test_combined_columns_join_their_views_features():
     assert "aligned 15 + 30 kHz" not in probe.column_names(named)
     assert probe.joined_features(named, features, "router: wideband + cp_profile").shape == (3, 2, 9)
     assert probe.joined_features(named, features, "every view").shape == (3, 2, 10)
+
+
+@pytest.fixture(scope="module")
+def stored_sets(tmp_path_factory):
+    """Two small labelled datasets of two views, made here: one to fit the probes, one to score them."""
+    from lwmspectro.dataset_generation import generate_dataset
+    from lwmspectro.synth import GeneratorConfig
+
+    root = tmp_path_factory.mktemp("stored")
+    for name, seed in (("fit", 11), ("score", 12)):
+        config = GeneratorConfig(
+            n_samples=24, shard_size=24, seed=seed, views=["wideband", "cp_profile"], channel="TDL-A", snr_db=[20]
+        )
+        generate_dataset(config, root / name, progress=False)
+    return root / "fit", root / "score"
+
+
+def test_stored_datasets_are_probed_column_by_column_without_generating(stored_sets, capsys):
+    fit, score = stored_sets
+    argv = ["probe", "--fit", str(fit), "--score", str(score), "--no-progress"]
+    assert cli.main([*argv, "--column", "cp_profile", "--column", "wideband, cp_profile"]) == 0
+    report = capsys.readouterr().out
+    assert "## Protocol" in report
+    rows = [line for line in report.splitlines() if line.startswith("| ") and "%" in line]
+    assert [row.split(" | ")[0] for row in rows] == ["| cp_profile", "| wideband + cp_profile"]
+    assert all(row.count("%") >= 2 for row in rows)
+
+
+def test_a_view_the_stored_datasets_lack_is_named(stored_sets, capsys):
+    fit, score = stored_sets
+    argv = ["probe", "--fit", str(fit), "--score", str(score), "--column", "dynamics", "--no-progress"]
+    assert cli.main(argv) == 1
+    assert "stores no view 'dynamics'" in capsys.readouterr().err
+    assert cli.main(["probe", "--fit", str(fit)]) == 2

@@ -670,3 +670,89 @@ def run_probe(
     Path(report).parent.mkdir(parents=True, exist_ok=True)
     atomic_write(report, text)
     return rows
+
+
+STORED_BATCH = 256
+"""Examples of a stored dataset pooled at once (a wideband view of 20 000 examples would be 1.3 GB)."""
+
+
+def _stored_features(
+    folder: Path, names: Sequence[str], progress: bool, limit: int | None = None
+) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """(label rows, pooled features of each view `names`) of the first `limit` examples (all
+    when None) of a dataset folder."""
+    from lwmspectro.dataset import open_dataset
+
+    dataset = open_dataset(folder)
+    missing = [name for name in names if name not in dataset.views]
+    if missing:
+        raise ValueError(
+            f"{folder} stores no view {', '.join(map(repr, missing))}; it stores {', '.join(dataset.views)}"
+        )
+    features: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    starts = range(0, count, STORED_BATCH)
+    for start in tqdm(starts, desc=str(folder), unit="batch", disable=not progress, dynamic_ncols=True):
+        rows = range(start, min(start + STORED_BATCH, count))
+        for name in names:
+            features[name].extend(pooled_features(x) for x in dataset.view(name, rows))
+    return dataset.labels[:count], {name: np.stack(values) for name, values in features.items()}
+
+
+def probe_datasets(
+    fit: Path,
+    scored: Path,
+    columns: Sequence[Sequence[str]],
+    targets: Sequence[str] = ("protocol",),
+    seed: int = 0,
+    progress: bool = True,
+    fit_limit: int | None = None,
+) -> str:
+    """Linear probes of views already stored in two labelled datasets (`lwmspectro generate`):
+    fitted on `fit`, scored on `scored`, one column per list of view names (their pooled
+    features side by side), for the tasks of `targets` (TASKS' targets), on the first
+    `fit_limit` examples of `fit` (all when None). A markdown report:
+    accuracy per column, by SNR, and for the protocol the share of each class read right.
+    Nothing is generated, so a view is compared on a corpus as large as one was made."""
+    known = {task.target: task for task in TASKS}
+    unknown = [target for target in targets if target not in known]
+    if unknown:
+        raise ValueError(f"unknown probe targets {unknown}; valid: {', '.join(known)}")
+    names = list(dict.fromkeys(name for column in columns for name in column))
+    fit_rows, fit_features = _stored_features(fit, names, progress, fit_limit)
+    scored_rows, scored_features = _stored_features(scored, names, progress)
+    lines = [f"Linear probes fitted on `{fit}` ({len(fit_rows)} examples), scored on `{scored}` (seed {seed}).", ""]
+    for target in targets:
+        task = known[target]
+        fit_keep = [i for i, row in enumerate(fit_rows) if task.keep(row)]
+        scored_keep = [i for i, row in enumerate(scored_rows) if task.keep(row)]
+        fit_y = [task.label(fit_rows[i]) for i in fit_keep]
+        truth = np.asarray([task.label(scored_rows[i]) for i in scored_keep])
+        snr = np.array(
+            [scored_rows[i]["snr_db"] if scored_rows[i]["snr_db"] is not None else np.nan for i in scored_keep]
+        )
+        classes = sorted(set(truth.tolist()), key=str)
+        snrs = sorted(float(s) for s in set(snr[np.isfinite(snr)].tolist()))
+        lines += [
+            f"## {task.title}",
+            "",
+            f"{len(fit_keep)} examples fit the probe, {len(scored_keep)} score it.",
+            "",
+            "| views | accuracy | "
+            + " | ".join(f"{c}" for c in classes)
+            + " | "
+            + " | ".join(f"{s:g} dB" for s in snrs)
+            + " |",
+            "|---" * (2 + len(classes) + len(snrs)) + "|",
+        ]
+        for column in columns:
+            x_fit = np.concatenate([fit_features[name][fit_keep] for name in column], axis=1)
+            x_scored = np.concatenate([scored_features[name][scored_keep] for name in column], axis=1)
+            predicted = probe_predictions(x_fit, fit_y, x_scored, seed)
+            right = np.zeros(len(truth), bool) if predicted is None else predicted == truth
+            cells = [_percent(float(right.mean()) if len(right) else None)]
+            cells += [_percent(float(right[truth == c].mean())) for c in classes]
+            cells += [_percent(float(right[snr == s].mean())) for s in snrs]
+            lines.append(f"| {' + '.join(column)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)

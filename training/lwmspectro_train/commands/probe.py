@@ -26,6 +26,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=int, default=1, help="processes generating the examples (default 1; the table is the same)"
     )
+    stored = parser.add_argument_group(
+        "stored datasets", "probe views two `lwmspectro generate` folders already hold, generating nothing"
+    )
+    stored.add_argument("--fit", metavar="DIR", help="labelled dataset the probes are fitted on")
+    stored.add_argument("--score", metavar="DIR", help="labelled dataset the probes are scored on")
+    stored.add_argument(
+        "--column",
+        action="append",
+        metavar="VIEWS",
+        help="comma-separated view names read side by side (repeatable; default: each stored view of --fit alone)",
+    )
+    stored.add_argument(
+        "--target", action="append", metavar="LABEL", help="label to probe (repeatable; default: protocol)"
+    )
+    stored.add_argument("--limit", type=int, metavar="N", help="fit on the first N examples of --fit (default: all)")
     add_progress_argument(parser)
 
 
@@ -50,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--seed {args.seed}: a seed is an integer >= 0")
     if args.workers < 1:
         raise UsageError(f"--workers {args.workers}: at least one process is needed")
+    if args.fit or args.score:
+        return _probe_stored(args)
     size = SIZES["quick" if args.quick else "default"]
     run_probe(
         Path(args.out),
@@ -61,4 +78,33 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
     )
     print(f"wrote {args.report} ({shlex.join(command_line(args))})")
+    return 0
+
+
+def _probe_stored(args: argparse.Namespace) -> int:
+    """`--fit` / `--score`: the report of probes of stored views, on stdout."""
+    from lwmspectro.cli import UsageError
+    from lwmspectro.dataset import open_dataset
+
+    from ..probe import probe_datasets
+
+    if not (args.fit and args.score):
+        raise UsageError("--fit and --score go together: the dataset the probes fit on and the one that scores them")
+    columns = [[name.strip() for name in column.split(",") if name.strip()] for column in args.column or []]
+    if any(not column for column in columns):
+        raise UsageError("--column: give view names, comma-separated")
+    columns = columns or [[name] for name in open_dataset(args.fit).views]
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit {args.limit}: fit on at least one example")
+    print(
+        probe_datasets(
+            Path(args.fit),
+            Path(args.score),
+            columns,
+            args.target or ["protocol"],
+            args.seed,
+            progress=not args.no_progress,
+            fit_limit=args.limit,
+        )
+    )
     return 0
