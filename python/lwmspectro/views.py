@@ -313,12 +313,18 @@ CENTRE_STEP = 12
 columns (its pilots, its DC) stay where they are whatever the noise does to its band's centre."""
 
 
+def _smoothed_band(subcarrier_power: np.ndarray) -> np.ndarray:
+    """Each subcarrier's power averaged over the 13 around it (around the FFT's ends), so that
+    single elements do not count where the band is judged."""
+    return scipy.ndimage.uniform_filter1d(subcarrier_power, 13, mode="wrap")
+
+
 def _occupied_centre(subcarrier_power: np.ndarray) -> int:
     """The bin at the centre of the band's power, over the bins within 10 dB of the strongest
     (smoothed over 13 bins, so that single elements do not count), in steps of CENTRE_STEP
     from DC."""
     dc = len(subcarrier_power) // 2
-    smoothed = scipy.ndimage.uniform_filter1d(subcarrier_power, 13, mode="wrap")
+    smoothed = _smoothed_band(subcarrier_power)
     weights = np.where(smoothed >= 0.1 * smoothed.max(), smoothed, 0.0)
     if not weights.any():
         return dc
@@ -570,7 +576,7 @@ than the noise's own ripple taken for a band."""
 
 def _occupied_band(subcarrier_power: np.ndarray) -> np.ndarray:
     """Which subcarriers (of the DC-centred `subcarrier_power`) are in the occupied band."""
-    smoothed = scipy.ndimage.uniform_filter1d(subcarrier_power, 13, mode="wrap")
+    smoothed = _smoothed_band(subcarrier_power)
     floor, top = float(np.percentile(smoothed, 10)), float(smoothed.max())
     if top < BAND_CONTRAST * floor:
         return np.ones(len(smoothed), bool)

@@ -134,13 +134,14 @@ class Run:
         """Refuse `other` unless its G and the views `names` (default: every view the model
         reads) are those the model was trained on."""
         names = self.cfg.model_views if names is None else names
-        trained = self.view_params
-        differing = [name for name in names if other.view_params[name] != trained[name]]
-        if other.params != self.datasets()[0].params or differing:
-            raise ValueError(
-                f"{other.folder} was made with other parameters of {', '.join(differing) or 'G'} than "
-                f"the training data ({self.cfg.data.train}); both must use the same views"
-            )
+        refuse_other_views(
+            other, self.datasets()[0].params, self.view_params, names, f"the training data ({self.cfg.data.train})"
+        )
+
+    def _split(self, dataset: SpectrogramSet) -> tuple[SpectrogramSet, SpectrogramSet]:
+        """(train, val): `dataset` less a seeded data.val_fraction of it, and that fraction."""
+        train_rows, val_rows = split_indices(len(dataset), self.cfg.data.val_fraction, self.cfg.seed)
+        return dataset.subset(train_rows), dataset.subset(val_rows)
 
     def datasets(self) -> tuple[SpectrogramSet, SpectrogramSet]:
         """(train, val): data.val when given, else a seeded data.val_fraction of data.train."""
@@ -149,16 +150,10 @@ class Run:
             self._check_same_training_set(train, self.cfg.data.train, "training_set.json")
             if self.cfg.data.val:
                 val = self.open_set(self.cfg.data.val, self.train_views)
-                if val.params != train.params or any(
-                    val.view_params[n] != train.view_params[n] for n in self.train_views
-                ):
-                    raise ValueError(
-                        f"{val.folder} was made with other views than {train.folder}; both must use the same views"
-                    )
+                refuse_other_views(val, train.params, train.view_params, self.train_views, str(train.folder))
+                self._sets = (train, val)
             else:
-                train_rows, val_rows = split_indices(len(train), self.cfg.data.val_fraction, self.cfg.seed)
-                train, val = train.subset(train_rows), train.subset(val_rows)
-            self._sets = (train, val)
+                self._sets = self._split(train)
         return self._sets
 
     def router_sets(self) -> tuple[SpectrogramSet, SpectrogramSet]:
@@ -172,14 +167,9 @@ class Run:
             train = self.open_set(self.cfg.data.router, routed)
             self._check_same_training_set(train, self.cfg.data.router, "router_set.json")
             main = self.datasets()[0]
-            differing = [n for n in routed if n in main.view_params and main.view_params[n] != train.view_params[n]]
-            if train.params != main.params or differing:
-                raise ValueError(
-                    f"{train.folder} was made with other parameters of {', '.join(differing) or 'G'} than "
-                    f"{main.folder}; the router's dataset must use the views of the training set"
-                )
-            train_rows, val_rows = split_indices(len(train), self.cfg.data.val_fraction, self.cfg.seed)
-            self._router_sets = (train.subset(train_rows), train.subset(val_rows))
+            shared = [name for name in routed if name in main.view_params]
+            refuse_other_views(train, main.params, main.view_params, shared, str(main.folder))
+            self._router_sets = self._split(train)
         return self._router_sets
 
     def _check_same_training_set(self, train: SpectrogramSet, folder, record: str) -> None:
@@ -481,6 +471,19 @@ class Run:
             head.load_state_dict(_prefixed(state, "heads."))
             experts[expert], heads[expert] = encoder, head
         return MixtureOfExperts(router, experts, heads).eval()
+
+
+def refuse_other_views(
+    other: SpectrogramSet, params, view_params: Mapping[str, Any], names: Sequence[str], reference: str
+) -> None:
+    """Refuse `other` unless its G is `params` and its views `names` are those of `view_params`
+    (`reference` names where those come from)."""
+    differing = [name for name in names if other.view_params[name] != view_params[name]]
+    if other.params != params or differing:
+        raise ValueError(
+            f"{other.folder} was made with other parameters of {', '.join(differing) or 'G'} than "
+            f"{reference}; both must use the same views"
+        )
 
 
 def check_compatible(saved: dict, new: dict, where: str) -> None:
