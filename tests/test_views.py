@@ -6,8 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import scipy.ndimage
 
-from lwmspectro import phy
+from lwmspectro import phy, views
 from lwmspectro.ofdm_sync import LTE, NR_30KHZ, SUMMED_AT_ONCE, WIFI, Numerology, PrefixFolds, estimate_timing
 from lwmspectro.phy.common import constellation
 from lwmspectro.resample import PointResampler, resample_to
@@ -552,3 +553,27 @@ def test_a_view_of_the_past_reads_the_span_ending_with_the_observation_and_is_ab
     assert early[1] is None and early[0] is not None
     np.testing.assert_array_equal(late[1].values, compute_view(VIEWS["dynamics"], iq[:past], rate))
     np.testing.assert_array_equal(late[0].values, compute_view(VIEWS["wideband"], iq[past - span :], rate))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64])
+@pytest.mark.parametrize(
+    ("symbols", "subcarriers", "wrap"), [(7, 13, True), (9, 7, False), (1, 4, False), (6, 1, False)]
+)
+def test_the_grid_mean_is_scipys_uniform_filter(dtype, symbols, subcarriers, wrap):
+    rng = np.random.default_rng(1)
+    grid = rng.standard_normal((40, 96)).astype(np.float32)
+    if dtype is np.complex64:
+        grid = (grid + 1j * rng.standard_normal((40, 96))).astype(np.complex64)
+    expected = scipy.ndimage.uniform_filter(
+        grid, (symbols, subcarriers), mode=("nearest", "wrap" if wrap else "nearest")
+    )
+    mean = views._grid_mean(grid, symbols, subcarriers, wrap=wrap)
+    assert mean.dtype == grid.dtype
+    np.testing.assert_allclose(mean, expected, atol=1e-6)
+
+
+def test_unit_phasors_are_exp_1j_phase_in_single_precision():
+    phase = np.linspace(-40, 40, 1001, dtype=np.float32).reshape(7, 143)
+    phasors = views._unit_phasors(phase)
+    assert phasors.dtype == np.complex64
+    np.testing.assert_allclose(phasors, np.exp(1j * phase.astype(np.float64)), atol=1e-6)

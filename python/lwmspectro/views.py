@@ -332,6 +332,27 @@ def _occupied_centre(subcarrier_power: np.ndarray) -> int:
     return dc + CENTRE_STEP * int(round((centre - dc) / CENTRE_STEP))
 
 
+def _grid_mean(values: np.ndarray, symbols: int, subcarriers: int, *, wrap: bool = False) -> np.ndarray:
+    """The mean of the 2-D `values` (symbols, subcarriers), real or complex, over the `symbols` x
+    `subcarriers` elements around each, the edge symbols repeated and the subcarriers' too, or
+    wrapped round the FFT with `wrap` (scipy.ndimage.uniform_filter's 'nearest' and 'wrap').
+
+    Across the symbols as a sum of shifted copies of the grid, which numpy adds a whole row at a
+    time: scipy's filter walks that axis one strided line at a time, ten times slower on these
+    grids. Across the subcarriers, where each line is contiguous, scipy's."""
+    mean = values
+    if symbols > 1:
+        length = len(values)
+        padded = values[np.clip(np.arange(length + symbols - 1) - symbols // 2, 0, length - 1)]
+        mean = padded[:length].copy()
+        for shift in range(1, symbols):
+            mean += padded[shift : shift + length]
+        mean *= 1 / symbols
+    if subcarriers > 1:
+        mean = scipy.ndimage.uniform_filter1d(mean, subcarriers, axis=1, mode="wrap" if wrap else "nearest")
+    return mean
+
+
 def _neighbour_means(power: np.ndarray, columns: np.ndarray, params: OfdmAlignedParams) -> np.ndarray:
     """(T, K): the mean of `power` (T, n_fft) over the gain_subcarriers columns around each of
     `columns` (subcarrier_stride apart), around the FFT's ends."""
@@ -440,7 +461,7 @@ def _ofdm_aligned(params: OfdmAlignedParams, capture: Capture) -> ViewOutput:
     # subcarriers kept need it.
     relative_power = symbols.power / symbols.symbol_power[:, None]
     across = _neighbour_means(relative_power, symbols.columns, params)
-    gain = scipy.ndimage.uniform_filter1d(across, params.gain_symbols, axis=0, mode="nearest")
+    gain = _grid_mean(across, params.gain_symbols, 1)
     relative = relative_power[:, symbols.columns] / np.maximum(gain, tiny)
     circularity = _circularity(symbols.kept())
     values = np.vstack([band[None, :], np.log10(np.maximum(relative, LOG_FLOOR)), circularity[None, :]])
@@ -452,8 +473,17 @@ LOG_SHARE_FLOOR = 1e-4
 
 
 def _smoothed(values: np.ndarray, params: OfdmConstellationParams) -> np.ndarray:
-    """The mean of the real `values` (symbols, K) over smooth_symbols x smooth_subcarriers around each."""
-    return scipy.ndimage.uniform_filter(values, (params.smooth_symbols, params.smooth_subcarriers), mode="nearest")
+    """The mean of `values` (symbols, K) over smooth_symbols x smooth_subcarriers around each."""
+    return _grid_mean(values, params.smooth_symbols, params.smooth_subcarriers)
+
+
+def _unit_phasors(phase: np.ndarray) -> np.ndarray:
+    """exp(1j * phase) for a float32 `phase`, in complex64: numpy's complex exp works in double
+    precision whatever the input, ten times the cost of float32 cos and sin."""
+    phasors = np.empty(phase.shape, np.complex64)
+    phasors.real = np.cos(phase)
+    phasors.imag = np.sin(phase)
+    return phasors
 
 
 def _timing_runs(starts: np.ndarray, params: OfdmConstellationParams) -> np.ndarray:
@@ -483,17 +513,16 @@ def _ofdm_constellation(params: OfdmConstellationParams, capture: Capture) -> Vi
     across = (fourth[:, 1:] * np.conj(fourth[:, :-1])).sum(axis=1, dtype=np.complex128)
     ramps = np.angle(np.bincount(runs, across.real) + 1j * np.bincount(runs, across.imag))[runs]
     ramp_phase = ramps.astype(np.float32)[:, None] * np.arange(elements.shape[1], dtype=np.float32)[None, :]
-    fourth *= np.exp(-1j * ramp_phase)
+    fourth *= _unit_phasors(-ramp_phase)
     turns = np.angle((fourth[1:] * np.conj(fourth[:-1])).sum(axis=1, dtype=np.complex128))
     common = np.concatenate([[0.0], np.cumsum(turns)])
     fourth *= np.exp(-1j * common).astype(np.complex64)[:, None]
     # The ramps and the phase common to each symbol (a residual CFO) removed, the channel's phase
     # is averaged over its neighbours, then they are put back.
-    averaged = _smoothed(fourth.real, params) + 1j * _smoothed(fourth.imag, params)
-    phase = np.angle(averaged) + ramp_phase
+    phase = np.angle(_smoothed(fourth, params)) + ramp_phase
     phase += common.astype(np.float32)[:, None]
-    phase *= 0.25
-    rotation = np.exp(-1j * phase)
+    phase *= -0.25
+    rotation = _unit_phasors(phase)
     gain = _smoothed(power, params)
     equalised = elements * rotation
     equalised *= 1 / np.sqrt(np.maximum(gain, tiny))
@@ -583,44 +612,53 @@ def _occupied_band(subcarrier_power: np.ndarray) -> np.ndarray:
     return smoothed >= floor + OCCUPIED_LEVEL * (top - floor)
 
 
-def _lag_correlations(values: np.ndarray, band: np.ndarray, positions: np.ndarray, params: OfdmPatternParams):
-    """(S, n_lags): per place in the group, log10 of the variance of `values` (symbols, subcarriers)
-    over the band, then their correlation at each lag (0 where no symbol sits at that place)."""
-    mean = values[:, band].mean(axis=1, keepdims=True)
-    centred = np.where(band[None, :], values - mean, 0.0).astype(np.float32)
+def _lag_correlations(rows: np.ndarray, inside: np.ndarray, positions: np.ndarray, params: OfdmPatternParams):
+    """(len(rows), S, n_lags): per place in the group, log10 of the variance over the band of each
+    of `rows` (each (symbols, subcarriers), centred over the band and 0 outside it), then their
+    correlation at each lag (0 where no symbol sits at that place)."""
+    n_lags = params.n_lags
+    places = params.numerology.symbols_per_group
     # Every lag at once through the FFT, zero-padded so that the band's ends do not wrap onto
-    # each other; `pairs` counts the subcarrier pairs each lag has in the band.
-    length = scipy.fft.next_fast_len(len(band) + params.n_lags)
-    products = scipy.fft.irfft(np.abs(scipy.fft.rfft(centred, length, axis=1)) ** 2, length, axis=1)
-    pairs = scipy.fft.irfft(np.abs(scipy.fft.rfft(band.astype(np.float64), length)) ** 2, length)
-    rows = params.numerology.symbols_per_group
-    sums = np.zeros((rows, params.n_lags))
-    np.add.at(sums, positions, products[:, : params.n_lags])
-    counts = np.bincount(positions, minlength=rows)
-    covariance = sums / np.maximum(counts, 1)[:, None] / np.maximum(np.round(pairs[: params.n_lags]), 1.0)
-    values_out = np.zeros((rows, params.n_lags), np.float32)
+    # each other; the power spectra summed over the symbols of each place before going back,
+    # and `pairs` counts the subcarrier pairs each lag has in the band.
+    length = scipy.fft.next_fast_len(len(inside) + n_lags, real=True)
+    spectra = scipy.fft.rfft(rows, length, axis=-1)
+    spectra = spectra.real**2 + spectra.imag**2
+    members = (positions[None, :] == np.arange(places)[:, None]).astype(np.float32)
+    sums = scipy.fft.irfft(members @ spectra, length, axis=-1)[..., :n_lags]
+    pairs = scipy.fft.irfft(np.abs(scipy.fft.rfft(inside.astype(np.float64), length)) ** 2, length)[:n_lags]
+    counts = members.sum(axis=1)
+    covariance = sums / np.maximum(counts, 1)[:, None] / np.maximum(np.round(pairs), 1.0)
     held = counts > 0
-    variance = np.maximum(covariance[held, :1], np.finfo(np.float32).tiny)
-    values_out[held, 0] = np.log10(np.maximum(variance[:, 0], LOG_FLOOR))
-    values_out[held, 1:] = covariance[held, 1:] / variance
-    return values_out
+    variance = np.maximum(covariance[:, held, :1], np.finfo(np.float32).tiny)
+    values = np.zeros((len(rows), places, n_lags), np.float32)
+    values[:, held, 0] = np.log10(np.maximum(variance[..., 0], LOG_FLOOR))
+    values[:, held, 1:] = covariance[:, held, 1:] / variance
+    return values
 
 
 def _ofdm_pattern(params: OfdmPatternParams, capture: Capture) -> ViewOutput:
     symbols = _aligned_symbols(params, capture)
-    relative = np.fft.fftshift(symbols.power / symbols.symbol_power[:, None], axes=1)
-    gain = scipy.ndimage.uniform_filter(
-        relative, (params.gain_symbols, params.gain_subcarriers), mode=("nearest", "wrap")
-    )
-    powers = relative / np.maximum(gain, np.finfo(np.float32).tiny)
+    n_fft = params.numerology.n_fft
     band = _occupied_band(symbols.subcarrier_power)
-    strays = (powers - powers[:, band].mean(axis=1, keepdims=True)) ** 2
-    values = np.vstack(
-        [
-            _lag_correlations(powers, band, symbols.positions, params),
-            _lag_correlations(strays, band, symbols.positions, params),
-        ]
-    )
+    occupied = np.flatnonzero(band)
+    # Only the band is read, and each element's gain reaches gain_subcarriers // 2 either side
+    # (round the FFT's ends): the DC-centred subcarriers from the band's first to its last, with
+    # that reach on both sides, in FFT order.
+    reach = params.gain_subcarriers // 2
+    span = np.arange(occupied[0] - reach, occupied[-1] + reach + 1)
+    relative = symbols.power[:, (span - n_fft // 2) % n_fft] / symbols.symbol_power[:, None]
+    gain = _grid_mean(relative, params.gain_symbols, params.gain_subcarriers)
+    kept = slice(reach, len(span) - reach)
+    powers = relative[:, kept] / np.maximum(gain[:, kept], np.finfo(np.float32).tiny)
+    inside = band[occupied[0] : occupied[-1] + 1]
+    rows = np.empty((2, *powers.shape), np.float32)
+    weights = inside.astype(np.float32)
+    np.multiply(powers - powers[:, inside].mean(axis=1, keepdims=True), weights, out=rows[0])
+    np.square(rows[0], out=rows[1])
+    rows[1] -= rows[1][:, inside].mean(axis=1, keepdims=True)
+    rows[1] *= weights
+    values = _lag_correlations(rows, inside, symbols.positions, params).reshape(params.shape)
     return ViewOutput(values, {"symbol_starts": symbols.starts, "cfo_subcarriers": symbols.cfos})
 
 
