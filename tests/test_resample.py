@@ -1,9 +1,19 @@
 """The segment resampler gives resample_to's samples, computed only where they are asked for."""
 
+import math
+
 import numpy as np
 import pytest
 
-from lwmspectro.resample import MAX_RATIO_TERM, PointResampler, rational_ratio, resample_segments, resample_to
+from lwmspectro.resample import (
+    MAX_PIECE_PHASES,
+    MAX_RATIO_TERM,
+    PointResampler,
+    rational_ratio,
+    resample_prefix,
+    resample_segments,
+    resample_to,
+)
 
 ANALYSIS = 30.72e6
 RATES = [20e6, 1.92e6, 61.44e6, ANALYSIS]
@@ -109,3 +119,15 @@ def test_rates_too_far_apart_or_not_finite_are_refused(rate):
 def test_a_resampler_with_a_huge_filter_is_refused_before_it_is_built():
     with pytest.raises(ValueError, match="integers from 1 to"):
         PointResampler(30_720_000, 1)
+
+
+@pytest.mark.parametrize("rate", [5e6, 25e6, 2.4e6, 61.44e6])
+def test_a_prefix_equals_the_whole_stream_resampled_in_pieces_of_few_phases(rate):
+    x = noise(int(0.004 * rate), seed=3)
+    n_out = int(0.003 * ANALYSIS)
+    resampler = PointResampler.for_rates(rate, ANALYSIS)
+    phases = resampler.up // math.gcd(resampler.up, resampler.narrow_piece)
+    assert resampler.narrow_piece <= 64 and phases <= MAX_PIECE_PHASES
+    np.testing.assert_allclose(
+        resample_prefix(x, rate, ANALYSIS, n_out), resample_to(x, rate, ANALYSIS)[:n_out], atol=1e-5
+    )

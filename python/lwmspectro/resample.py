@@ -17,6 +17,10 @@ MAX_SHARED_PIECE = 2048
 only while that keeps them this short."""
 
 
+MAX_PIECE_PHASES = 32
+"""Most weight matrices (one per phase of a piece) resample_prefix cycles through; within the
+matrix cache of each resampler."""
+
 MAX_RATIO_TERM = 100_000
 """Largest up or down factor: the polyphase filter has 20 max(up, down) + 1 taps, so this keeps it
 within 2 million taps (8 MB) however odd the rates."""
@@ -80,14 +84,15 @@ class PointResampler:
         self.n_taps = 2 * self.half_len // self.up + 1
         shared = self.up * max(1, PIECE_OUTPUTS // self.up)
         self.piece = shared if shared <= MAX_SHARED_PIECE else PIECE_OUTPUTS
-        self._matrix = functools.lru_cache(maxsize=64)(self._build_matrix)
+        self._matrix = functools.lru_cache(maxsize=2 * MAX_PIECE_PHASES)(self._build_matrix)
 
     @functools.cached_property
     def narrow_piece(self) -> int:
         """The shortest run of outputs (of at least 16, for the product's efficiency) that needs
-        at most 8 matrices: a run of N outputs reads N down / up + n_taps inputs each, so a long
-        resampled run costs least cut into short pieces."""
-        fits = [n for n in range(16, 65) if self.up // math.gcd(self.up, n) <= 8]
+        at most MAX_PIECE_PHASES matrices: a run of N outputs reads N down / up + n_taps inputs
+        each, so a long resampled run costs least cut into short pieces (a piece of `up` outputs,
+        768 at 5 or 25 MS/s to 30.72, reads 30 times the inputs its filter needs)."""
+        fits = [n for n in range(16, 65) if self.up // math.gcd(self.up, n) <= MAX_PIECE_PHASES]
         return fits[0] if fits else self.piece
 
     @classmethod
