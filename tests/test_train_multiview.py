@@ -357,6 +357,55 @@ def test_the_router_trains_on_a_dataset_of_its_own_views(recipe, tmp_path):
         views_run(_write(tmp_path / "bad.json", values), tmp_path / "bad").router_sets()
 
 
+def test_the_router_of_a_bundle_retrains_on_a_corpus_of_its_views_beside_the_bundles_experts(recipe, tmp_path):
+    """experts_from: only the router trains; the experts, their heads and the pixel statistics
+    of every view the bundle has stay the bundle's, and the card says where they come from."""
+    root, config = recipe
+    router_views = ["wideband", "cp_profile", "ofdm_aligned_15khz", "ofdm_pattern_15khz"]
+    routed = GeneratorConfig(n_samples=24, shard_size=24, seed=10, views=router_views, channel="TDL-A")
+    generate_dataset(routed, tmp_path / "routed", progress=False)
+    everything = GeneratorConfig(
+        n_samples=8, shard_size=8, seed=11, views=[*GENERATED_VIEWS, "ofdm_pattern_15khz"], channel="TDL-A"
+    )
+    generate_dataset(everything, tmp_path / "checks", progress=False)
+    values = json.loads(config.read_text())
+    values |= {"run_dir": str(tmp_path / "run"), "experts_from": str(root / "bundle")}
+    values["views"]["router"] = router_views
+    checks = str(tmp_path / "checks")
+    values["data"] = {"train": checks, "val": checks, "router": str(tmp_path / "routed"), "test": checks}
+    argv = ["all", "--config", str(_write(tmp_path / "experts-from.json", values)), "--no-progress"]
+    assert cli.main([*argv, "--out", str(tmp_path / "bundle")]) == 0
+
+    assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.is_dir()) == ["router"]
+    source, retrained = load_bundle(root / "bundle"), load_bundle(tmp_path / "bundle")
+    before = torch.load(root / "bundle" / "weights.pt", weights_only=True)
+    after = torch.load(tmp_path / "bundle" / "weights.pt", weights_only=True)
+    for part in ("experts", "foundation_experts", "heads"):
+        for expert, state in before[part].items():
+            assert all(torch.equal(state[key], after[part][expert][key]) for key in state), (part, expert)
+    assert set(after["router"]) != set(before["router"]), "the router reads the pattern view too"
+    stats = retrained.card["normalisation"]["views"]
+    assert {name: stats[name] for name in source.card["normalisation"]["views"]} == source.card["normalisation"][
+        "views"
+    ]
+    assert "ofdm_pattern_15khz" in stats
+    training = retrained.card["training"]
+    assert training["experts_from"]["card_sha256"] == source.card_sha256
+    assert training["data"]["train"] == source.card["training"]["data"]["train"]
+    assert training["stages"]["heads/lte"] == source.card["training"]["stages"]["heads/lte"]
+    assert training["commands"][: len(source.training["commands"])] == source.training["commands"]
+    assert Runtime(retrained).predict(_views_of(retrained, checks))
+
+    values["model"]["d_model"] = 32
+    with pytest.raises(ValueError, match=r"experts of .* were built with another model"):
+        views_run(_write(tmp_path / "other.json", values), tmp_path / "other").mixture_of_experts()
+
+
+def _views_of(bundle, folder: str) -> list[np.ndarray]:
+    dataset = open_dataset(folder)
+    return [dataset.view(name) for name in bundle.view_names]
+
+
 def _write(path: Path, values: dict) -> Path:
     path.write_text(json.dumps(values))
     return path

@@ -24,7 +24,7 @@ from lwmspectro.fileio import atomic_write
 from .commands.export import add_also_argument
 from .config import RunConfig, config_names, load_config
 from .distributed import Context, setup, teardown
-from .stages import Run, check_compatible
+from .stages import EXPERT_STAGES, Run, check_compatible
 
 COMMANDS = {
     "pretrain": "stage 1: masked spectrogram modelling, one expert per protocol",
@@ -180,6 +180,11 @@ def run_command(args, argv: list[str], cfg: RunConfig, ctx: Context) -> int:
         "heads": [(f"heads/{e}", lambda e=e: run.heads(e, resume)) for e in experts],
     }
     order = list(steps) if args.command == "all" else [args.command] if args.command in steps else []
+    if cfg.experts_from:
+        taken = [stage for stage in order if stage in EXPERT_STAGES]
+        if taken and ctx.is_main:
+            print(f"{', '.join(taken)}: the experts and heads of {cfg.experts_from} (experts_from), not trained here")
+        order = [stage for stage in order if stage not in EXPERT_STAGES]
     for stage in order:
         for name, step in steps[stage]:
             result = step()

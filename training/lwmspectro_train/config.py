@@ -108,6 +108,11 @@ class RunConfig(ConfigBase):
     """The pixel statistics folded in front of each trunk: one mean and std per view
     ("per_view"), or per row of each view ("per_row", for views whose rows hold different
     quantities)."""
+    experts_from: str | None = None
+    """A model bundle whose experts and heads (weights, pixel statistics, calibration data aside)
+    the run takes as they are instead of training them: the stages then train the router alone,
+    data.train and data.val only check the views and calibrate the heads, and the bundle's pixel
+    statistics are the run's. Retrains the router of a shipped model on a corpus of its views."""
     data: DataConfig = field(default_factory=DataConfig)
     model: EncoderConfig = field(default_factory=EncoderConfig)
     router: RouterConfig = field(default_factory=RouterConfig)

@@ -59,7 +59,7 @@ from .config import RunConfig
 from .data import SpectrogramSet, batch_views
 from .heldout import heldout_metrics
 from .model import WIDEBAND, MixtureOfExperts, count_parameters
-from .stages import Run, build_model
+from .stages import EXPERT_STAGES, Run, build_model
 
 OPSET = 17
 WEIGHTS = "weights.pt"
@@ -397,6 +397,7 @@ def _card(
     params = train_set.params
     stats = run.normalisation()
     inputs = graph_inputs(cfg, run.view_params)
+    source = run.experts_source
     stages = {}
     for stage, experts in (
         ("pretrain", cfg.experts),
@@ -405,6 +406,9 @@ def _card(
         ("heads", cfg.experts),
     ):
         for expert in experts:
+            if source is not None and stage in EXPERT_STAGES:
+                stages[f"{stage}/{expert}"] = source.bundle.training.get("stages", {}).get(f"{stage}/{expert}")
+                continue
             path = run.stage_dir(stage, expert) / "metrics.json"
             history = json.loads(path.read_text()) if path.exists() else []
             best = min(history, key=lambda row: row["val_loss"]) if history else None
@@ -444,10 +448,25 @@ def _card(
             "torch_version": torch.__version__,
         },
         training={
-            "commands": _commands(run.dir) + ([command] if command else []),
+            # The experts' own commands first when they come from another bundle.
+            "commands": [*(source.bundle.training.get("commands", []) if source else [])]
+            + _commands(run.dir)
+            + ([command] if command else []),
             "config": cfg.to_dict(),
+            **(
+                {
+                    "experts_from": {
+                        "bundle": source.bundle.name,
+                        "path": str(source.bundle.path),
+                        "card_sha256": source.bundle.card_sha256,
+                        "calibration_set": _dataset_summary(run.datasets()[1]),
+                    }
+                }
+                if source
+                else {}
+            ),
             "data": {
-                "train": _dataset_summary(train_set),
+                "train": source.bundle.training["data"]["train"] if source else _dataset_summary(train_set),
                 **({"router": _dataset_summary(run.router_sets()[0])} if cfg.data.router else {}),
                 "test": _dataset_summary(test_set),
             },

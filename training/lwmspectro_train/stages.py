@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lwmspectro import labels
+from lwmspectro import views as view_registry
+from lwmspectro.bundle import Bundle, load_bundle
 from lwmspectro.fileio import atomic_write
 
 from .config import ROUTER, RunConfig, StageConfig
@@ -43,7 +46,9 @@ from .model import (
 )
 from .trainer import BEST, Trainer, load_checkpoint
 
-ARCHITECTURE_KEYS = ("model", "router", "heads", "experts", "views", "normalisation")
+ARCHITECTURE_KEYS = ("model", "router", "heads", "experts", "views", "normalisation", "experts_from")
+EXPERT_STAGES = ("pretrain", "finetune", "heads")
+"""The stages that train the experts and their heads: none of them runs under experts_from."""
 
 
 def _prefixed(state: dict, prefix: str) -> dict:
@@ -91,6 +96,52 @@ class EmbeddingSet(Dataset):
         return item
 
 
+@dataclass(frozen=True)
+class ExpertsSource:
+    """The experts and heads of a bundle that a run takes as they are (RunConfig.experts_from)."""
+
+    bundle: Bundle
+    weights: dict
+    """The bundle's torch twin (export.save_weights): experts, foundation experts, heads, views."""
+
+    @classmethod
+    def load(cls, cfg: RunConfig) -> ExpertsSource:
+        """The bundle cfg.experts_from names, refused unless its experts are those `cfg` describes."""
+        from .export import torch_weights_path
+
+        bundle = load_bundle(cfg.experts_from)
+        path = torch_weights_path(bundle)
+        weights = torch.load(path, map_location="cpu", weights_only=True)
+        missing = [key for key in ("config", "experts", "foundation_experts", "heads", "views") if key not in weights]
+        if missing:
+            raise ValueError(
+                f"experts_from: {path} holds no {missing}; it needs a bundle of views with its torch weights"
+            )
+        source = RunConfig.from_dict({**weights["config"], "name": bundle.name}, f"{path}: config")
+        differing = [key for key in ("model", "heads", "normalisation") if getattr(source, key) != getattr(cfg, key)]
+        differing += [
+            f"views.{e}" for e in cfg.experts if e not in source.experts or source.views_of(e) != cfg.views_of(e)
+        ]
+        if differing:
+            raise ValueError(
+                f"experts_from: the experts of {bundle.path} were built with another {', '.join(differing)}; "
+                "take their model, heads, normalisation and views from the config they were trained with"
+            )
+        return cls(bundle, weights)
+
+    def check_views(self, view_params: Mapping[str, Any], experts: Sequence[str], cfg: RunConfig) -> None:
+        """Refuse views of this run that the experts read with other parameters than they were trained on."""
+        names = dict.fromkeys(name for expert in experts for name in cfg.views_of(expert))
+        differing = [
+            name for name in names if self.weights["views"].get(name) != view_registry.view_to_dict(view_params[name])
+        ]
+        if differing:
+            raise ValueError(
+                f"experts_from: the experts of {self.bundle.path} read {', '.join(differing)} with other parameters "
+                "than this run's data; generate the data with the bundle's views"
+            )
+
+
 class Run:
     """One run directory under one config: data, shared statistics and the stages."""
 
@@ -100,8 +151,18 @@ class Run:
         self._sets = None
         self._router_sets = None
         self._stats = None
+        self._experts_source: ExpertsSource | None = None
 
     # --- shared pieces -----------------------------------------------------------------
+
+    @property
+    def experts_source(self) -> ExpertsSource | None:
+        """The bundle the experts and heads are taken from (experts_from), None when trained here."""
+        if self.cfg.experts_from and self._experts_source is None:
+            source = ExpertsSource.load(self.cfg)
+            source.check_views(self.view_params, self.cfg.experts, self.cfg)
+            self._experts_source = source
+        return self._experts_source
 
     def stage_dir(self, stage: str, expert: str | None = None) -> Path:
         return self.dir / stage / expert if expert else self.dir / stage
@@ -219,6 +280,22 @@ class Run:
             if self.ctx.is_main:
                 if path.exists():
                     stats = json.loads(path.read_text())
+                elif self.experts_source is not None:
+                    # The experts' statistics are inside their weights: the router shares those of
+                    # the views the bundle has, and a view new to it gets the router's data's.
+                    card = self.experts_source.bundle.normalisation
+                    stats = {key: value for key, value in card.items() if key != "applied"}
+                    new = [name for name in self.cfg.model_views if name not in stats["views"]]
+                    if new:
+                        routed = normalisation_stats(
+                            self.router_sets()[0],
+                            seed=self.cfg.seed,
+                            views=new,
+                            per_row=self.cfg.normalisation == "per_row",
+                        )
+                        stats["views"] = {**stats["views"], **routed["views"]}
+                    self.dir.mkdir(parents=True, exist_ok=True)
+                    atomic_write(path, json.dumps(stats, indent=1) + "\n")
                 else:
                     per_row = self.cfg.normalisation == "per_row"
                     if self.cfg.reads_g_alone:
@@ -377,8 +454,12 @@ class Run:
         ).fit(resume)
 
     def trained_encoder(self, expert: str) -> SpectrogramEncoder:
-        """The expert after stage 1b (what the heads stage starts from)."""
+        """The expert after stage 1b (what the heads stage starts from), or as experts_from's
+        foundation stages left it."""
         encoder = self.new_part(expert)
+        if self.experts_source is not None:
+            encoder.load_state_dict(self.experts_source.weights["foundation_experts"][expert])
+            return encoder
         encoder.load_state_dict(
             _prefixed(load_checkpoint(self.stage_dir("finetune", expert) / BEST)["model"], "encoder.")
         )
@@ -458,11 +539,19 @@ class Run:
     # --- the deployed model ---------------------------------------------------------------
 
     def mixture_of_experts(self) -> MixtureOfExperts:
-        """Router + experts + heads from the run's best checkpoints."""
+        """Router + experts + heads from the run's best checkpoints (the experts and heads as
+        experts_from has them, when set)."""
         router = self.new_part(ROUTER)
         router.load_state_dict(_prefixed(load_checkpoint(self.stage_dir("router") / BEST)["model"], "router."))
         experts, heads = {}, {}
+        source = self.experts_source
         for expert in self.cfg.experts:
+            if source is not None:
+                experts[expert] = self.new_part(expert)
+                experts[expert].load_state_dict(source.weights["experts"][expert])
+                heads[expert] = build_heads(self.cfg.model.d_model, self.cfg.heads)
+                heads[expert].load_state_dict(source.weights["heads"][expert])
+                continue
             state = load_checkpoint(self.stage_dir("heads", expert) / BEST)["model"]
             encoder = self.trained_encoder(expert)
             if self.cfg.heads.mode == "lwm_ft":
