@@ -131,3 +131,13 @@ def test_a_prefix_equals_the_whole_stream_resampled_in_pieces_of_few_phases(rate
     np.testing.assert_allclose(
         resample_prefix(x, rate, ANALYSIS, n_out), resample_to(x, rate, ANALYSIS)[:n_out], atol=1e-5
     )
+
+
+@pytest.mark.parametrize("rate", [20e6, 61.44e6])
+def test_a_frame_is_the_same_numbers_whichever_other_frames_are_formed_with_it(rate):
+    x = noise(int(0.01 * rate), seed=4)
+    resampler = PointResampler.for_rates(rate, ANALYSIS)
+    many = np.arange(0, 200_000, 960)
+    few = many[[3, 50, 101]]
+    together = resampler.frames(x, 0, many, 192)
+    np.testing.assert_array_equal(resampler.frames(x, 0, few, 192), together[[3, 50, 101]])

@@ -85,6 +85,7 @@ class PointResampler:
         shared = self.up * max(1, PIECE_OUTPUTS // self.up)
         self.piece = shared if shared <= MAX_SHARED_PIECE else PIECE_OUTPUTS
         self._matrix = functools.lru_cache(maxsize=2 * MAX_PIECE_PHASES)(self._build_matrix)
+        self._double_matrix = functools.lru_cache(maxsize=2 * MAX_PIECE_PHASES)(self._build_double_matrix)
 
     @functools.cached_property
     def narrow_piece(self) -> int:
@@ -121,6 +122,10 @@ class PointResampler:
         inside = (filter_index >= 0) & (filter_index <= 2 * self.half_len)
         return np.where(inside, self.taps[np.clip(filter_index, 0, 2 * self.half_len)], np.float32(0))
 
+    def _build_double_matrix(self, phase_class: int, length: int) -> np.ndarray:
+        """_build_matrix in double precision (frames' product)."""
+        return self._matrix(phase_class, length).astype(np.float64)
+
     def frames(self, x: np.ndarray, x_first: int, starts, length: int) -> np.ndarray:
         """(len(starts), length) complex64: outputs starts[f] .. starts[f] + length - 1, reading
         `x`, whose first element is input sample `x_first`.
@@ -150,14 +155,17 @@ class PointResampler:
         classes = starts % self.up
         for phase_class in np.unique(classes):
             chosen = np.flatnonzero(classes == phase_class)
-            matrix = self._matrix(int(phase_class), length)
+            matrix = self._double_matrix(int(phase_class), length)
             rows = firsts[chosen] - x_first
             # The weights are real: one real product of the rows' real parts stacked over their
-            # imaginary parts costs half a complex product.
-            stacked = np.empty((2 * len(chosen), len(matrix)), np.float32)
+            # imaginary parts costs half a complex product. In double precision, rounded once to
+            # single: BLAS rounds a row differently with the number of rows of the product (its
+            # last rows take other kernels), and a frame must be the same numbers whichever other
+            # frames are formed with it.
+            stacked = np.empty((2 * len(chosen), len(matrix)), np.float64)
             for part, into in ((x.real, stacked[: len(chosen)]), (x.imag, stacked[len(chosen) :])):
                 into[...] = np.lib.stride_tricks.sliding_window_view(part, len(matrix))[rows]
-            products = stacked @ matrix
+            products = (stacked @ matrix).astype(np.float32)
             out.real[chosen] = products[: len(chosen)]
             out.imag[chosen] = products[len(chosen) :]
         return out
