@@ -75,6 +75,25 @@ def test_a_band_wider_than_the_passband_stays_centred():
     assert capture.max_offset_hz(20e6, 0.9, 8e6) == pytest.approx(5e6)
 
 
+def test_a_band_off_dc_lands_anywhere_inside_the_passband_and_a_centred_capture_leaves_it_there():
+    centres = []
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        settings = capture.draw_capture(rng, 0.5e6, 0.9e9, source_rate_hz=2e6, occupied_centre_hz=0.5e6)
+        centre = 0.5e6 + settings.offset_hz
+        assert abs(centre) + 0.25e6 <= settings.passband_edge_hz
+        centres.append(centre)
+    assert min(centres) < -0.4e6 and max(centres) > 0.4e6
+    wide = capture.draw_capture(np.random.default_rng(0), 3e6, 0.9e9, source_rate_hz=2e6, occupied_centre_hz=0.5e6)
+    assert wide.offset_hz == -0.5e6, "a band wider than the passband is tuned to its centre"
+    receiver = capture.draw_receiver(np.random.default_rng(0), 2e6)
+    tuned = capture.draw_tuning(
+        np.random.default_rng(1), receiver, 0.5e6, 0.9e9, occupied_centre_hz=0.5e6, centred=True
+    )
+    assert tuned.offset_hz == 0.0 and tuned.passband_fraction == receiver.passband_fraction
+    assert receiver.passband_hz == pytest.approx(2e6 * receiver.passband_fraction)
+
+
 def test_centred_captures_draw_no_offset_and_the_cfo_is_a_few_ppm_of_the_carrier():
     for seed in range(20):
         settings = capture.draw_capture(np.random.default_rng(seed), 1e6, 3.5e9, centred=True)

@@ -102,6 +102,26 @@ def test_an_example_that_draws_no_capture_is_viewed_at_the_analysis_rate_as_the_
         assert array.tobytes() == live[0].tobytes(), name
 
 
+def test_other_signals_are_drawn_to_fit_the_passband_of_the_capture_they_go_through():
+    config = GeneratorConfig(
+        n_samples=48,
+        seed=5,
+        channel="TDL-A",
+        classes={"other": 1.0},
+        views=["wideband"],
+        capture={"probability": 1.0, "source_rates_hz": [2e6, 2.4e6, 3.2e6]},
+    )
+    plan = ExamplePlan.of(config)
+    shares = []
+    for index in range(config.n_samples):
+        _, _, _, row = example_source(config, index, plan)
+        settings = capture.CaptureSettings(**row["capture"])
+        centre = row["phy"]["offset_hz"] + settings.offset_hz
+        assert abs(centre) + row["occupied_bw_hz"] / 2 <= settings.passband_edge_hz * (1 + 1e-12), index
+        shares.append(row["occupied_bw_hz"] / settings.passband_hz)
+    assert min(shares) < 0.05 and max(shares) > 0.85
+
+
 def test_a_views_dataset_stores_every_view_and_regenerates_a_lost_one(tmp_path):
     config = views_config(capture={"probability": 0.5, "source_rates_hz": [20e6, 30.72e6]}, n_samples=3)
     manifest = generate_dataset(config, tmp_path, progress=False)

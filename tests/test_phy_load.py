@@ -267,8 +267,7 @@ def test_lte_light_load_has_empty_subframes_with_crs_and_pdsch_of_the_labelled_m
     grid = grid / gain
     data_region = np.zeros(grid.shape[1:], bool)
     data_region[2:] = True
-    for l in (4, 7, 11):
-        data_region[l, lte.crs_subcarriers(cell_id, l % 7, n_rb)] = False
+    data_region &= ~lte.crs_mask(cell_id, n_rb, range(wf.meta["crs_ports"]))
     busy = []
     for g, number in zip(grid, numbers):
         for l in (0, 4, 7, 11):  # CRS in every subframe, loaded or not
@@ -303,6 +302,26 @@ def test_lte_allocations_are_contiguous_or_scattered_and_cover_few_to_all_rbs():
     assert min(m["pdsch_rb_per_busy_unit"][0] for m in metas) <= 5
     assert max(m["pdsch_rb_per_busy_unit"][1] for m in metas) == 50
     assert all(m["tbs_bits"][0] <= m["tbs_bits"][1] for m in metas)
+
+
+def test_lte_cells_draw_1_2_or_4_crs_ports_and_label_them():
+    def lte_meta(seed, **options):
+        return generate(
+            "lte",
+            bandwidth_hz=1.4e6,
+            modulation="QPSK",
+            code_rate="1/2",
+            duration_s=0.001,
+            rng=np.random.default_rng(seed),
+            **options,
+        ).meta
+
+    drawn = [lte_meta(seed)["crs_ports"] for seed in range(60)]
+    assert sorted(set(drawn)) == [1, 2, 4]
+    assert min(drawn.count(ports) for ports in (1, 2, 4)) >= 10  # uniform: 20 each on average
+    assert lte_meta(0, crs_ports=4)["crs_ports"] == 4
+    with pytest.raises(ValueError, match="number of CRS ports 3; valid choices: 1, 2, 4"):
+        lte_meta(0, crs_ports=3)
 
 
 def test_lte_transport_block_table_agrees_with_the_search():

@@ -102,9 +102,10 @@ def test_occupied_bandwidth_labels_follow_the_standards():
     ).occupied_bw_hz == pytest.approx(53 * 312.5e3)
 
 
+@pytest.mark.parametrize("max_band_hz", [None, 1.6e6])
 @pytest.mark.parametrize("kind", ["sc_psk", "sc_qam", "fm", "cw", "ofdm_other", "chirp"])
-def test_other_signals_sit_inside_their_labelled_band(kind):
-    wf = generate("other", kind=kind, duration_s=0.004, rng=np.random.default_rng(4))
+def test_other_signals_sit_inside_their_labelled_band(kind, max_band_hz):
+    wf = generate("other", kind=kind, duration_s=0.004, rng=np.random.default_rng(4), max_band_hz=max_band_hz)
     f, p = scipy.signal.welch(wf.iq, fs=wf.sample_rate_hz, nperseg=8192, return_onesided=False, detrend=False)
     centre = wf.meta["offset_hz"]
     inside = np.abs(f - centre) <= wf.occupied_bw_hz / 2 + wf.sample_rate_hz / 8192
@@ -113,6 +114,30 @@ def test_other_signals_sit_inside_their_labelled_band(kind):
         assert wf.modulation in {"sc_psk": ("BPSK", "QPSK"), "sc_qam": ("16QAM", "64QAM")}[kind]
         assert 0.5e6 * 0.99 <= wf.meta["symbol_rate_hz"] <= 10e6 * 1.01
         assert not wf.active.all() and not np.any(wf.iq[~wf.active])  # bursts with silence between
+
+
+NARROW_PASSBANDS_HZ = (1.6e6, 1.9e6, 2.28e6, 3.04e6)
+"""Passbands of captures at 2-3.2 MS/s (80-95 % of the rate), narrower than many `other` signals."""
+
+
+@pytest.mark.parametrize("kind", labels.OTHER_KINDS)
+def test_other_signals_drawn_for_a_narrow_passband_lie_inside_it_and_still_span_widths(kind):
+    for band in NARROW_PASSBANDS_HZ:
+        widths = []
+        for seed in range(30):
+            wf = generate("other", kind=kind, duration_s=0.001, rng=np.random.default_rng(seed), max_band_hz=band)
+            assert wf.occupied_centre_hz == wf.meta["offset_hz"]
+            assert abs(wf.occupied_centre_hz) + wf.occupied_bw_hz / 2 <= band / 2 * (1 + 1e-12), (band, seed)
+            widths.append(wf.occupied_bw_hz)
+        if kind in ("sc_psk", "sc_qam", "ofdm_other", "chirp"):  # up to 10-25 MHz wide when nothing limits them
+            assert min(widths) < 0.7 * band and max(widths) > 0.85 * band
+        elif kind == "fm":
+            assert max(widths) > 3 * min(widths)
+
+
+def test_other_signals_refuse_a_band_too_narrow_for_them():
+    with pytest.raises(ValueError, match="max_band_hz must be at least 50000 Hz"):
+        generate("other", kind="fm", duration_s=0.001, rng=np.random.default_rng(0), max_band_hz=10e3)
 
 
 @pytest.mark.parametrize("protocol", labels.PROTOCOLS + ("other",))

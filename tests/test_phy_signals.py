@@ -79,6 +79,85 @@ def test_lte_crs_pss_sss_and_pdsch_at_their_resource_elements():
     assert np.abs(g[1]).min() > 0.5  # the second control symbol (CFI 2) is filled with QPSK
 
 
+def lte_crs_res(cell_id, n_rb, ports):
+    """{(symbol of the subframe, port): subcarriers} of the CRS, written out from 36.211 6.10.1.2:
+    ports 0 and 1 on the two combs of symbols 0 and 4 of each slot (v = 0 / 3 and 3 / 0), ports 2
+    and 3 on those of symbol 1 (v = 3 (n_s mod 2) and 3 + 3 (n_s mod 2))."""
+    v = {(0, 0): 0, (4, 0): 3, (7, 0): 0, (11, 0): 3, (0, 1): 3, (4, 1): 0, (7, 1): 3, (11, 1): 0}
+    v |= {(1, 2): 0, (8, 2): 3, (1, 3): 3, (8, 3): 0}
+    m = np.arange(2 * n_rb)
+    return {(l, port): 6 * m + (shift + cell_id % 6) % 6 for (l, port), shift in v.items() if port < ports}
+
+
+@pytest.mark.parametrize("ports, cfi", [(2, 1), (4, 1), (4, 2)])
+def test_lte_crs_of_every_port_at_its_comb_and_pdsch_rate_matched_around_them(ports, cfi):
+    cell_id, n_rb, n_sc = 100, 15, 180
+    wf = generate(
+        "lte",
+        bandwidth_hz=3e6,
+        modulation="16QAM",
+        code_rate="1/2",
+        duration_s=0.012,
+        rng=np.random.default_rng(5),
+        cell_id=cell_id,
+        cfi=cfi,
+        load=1.0,
+        crs_ports=ports,
+    )
+    assert wf.meta["crs_ports"] == ports
+    grid, numbers = lte_grid(wf)
+    res = lte_crs_res(cell_id, n_rb, ports)
+    gain = np.mean(np.abs(grid[0, 0, res[0, 0]]))
+    grid = grid / gain
+    crs = np.zeros((14, n_sc), bool)
+    for (l, port), k in res.items():
+        crs[l, k] = True
+        for g, number in zip(grid, numbers):
+            expected = lte.crs(cell_id, 2 * number + l // 7, l % 7, n_rb)
+            assert np.allclose(g[l, k], expected, atol=1e-3), (l, port)
+    assert crs[0].mean() == crs[4].mean() == 1 / 3, "ports 0 and 1 fill both combs of symbols 0 and 4"
+    assert crs[1].mean() == crs[8].mean() == (1 / 3 if ports == 4 else 0.0)
+    # Full load: every RE after the control region that holds no CRS carries PDSCH (16QAM), none that holds one.
+    points = constellation("16QAM", "3gpp")
+    for g, number in zip(grid, numbers):
+        assert np.abs(g[:cfi][~crs[:cfi]]).min() > 0.5, "the control region fills the REs the CRS leave"
+        if number not in (0, 5):
+            pdsch = np.min(np.abs(g[:, :, None] - points[None, None, :]), axis=2) < 1e-3
+            assert not (pdsch & crs).any()
+            assert np.array_equal(pdsch[cfi:], ~crs[cfi:])
+    n_re = (14 - cfi) * n_sc - 2 * n_rb * sum(l >= cfi for l, _ in res)
+    assert wf.meta["tbs_bits"][1] == lte.transport_block_size(round(n_re * 4 / 2))
+
+
+def test_lte_with_one_port_leaves_port_1s_control_res_empty_and_fills_its_others_with_pdsch():
+    cell_id, n_rb = 7, 15
+    wf = generate(
+        "lte",
+        bandwidth_hz=3e6,
+        modulation="64QAM",
+        code_rate="3/4",
+        duration_s=0.012,
+        rng=np.random.default_rng(2),
+        cell_id=cell_id,
+        cfi=2,
+        load=1.0,
+        crs_ports=1,
+    )
+    grid, numbers = lte_grid(wf)
+    port_0, port_1 = lte_crs_res(cell_id, n_rb, 1), lte_crs_res(cell_id, n_rb, 2)
+    gain = np.mean(np.abs(grid[0, 0, port_0[0, 0]]))
+    points = constellation("64QAM", "3gpp")
+    for g, number in zip(grid / gain, numbers):
+        # Resource-element groups of the first symbol keep out of the REs of ports 0 and 1 (36.211 6.2.4).
+        assert np.allclose(g[0, port_1[0, 1]], 0, atol=1e-3)
+        control = np.delete(g[0], np.r_[port_0[0, 0], port_1[0, 1]])
+        assert np.abs(control).min() > 0.5 and np.abs(g[1]).min() > 0.5
+        if number not in (0, 5):
+            for l in (4, 7, 11):
+                data = g[l, port_1[l, 1]]
+                assert np.max(np.min(np.abs(data[:, None] - points[None, :]), axis=1)) < 1e-3
+
+
 # --- NR -----------------------------------------------------------------------------------------
 
 

@@ -38,6 +38,7 @@ def test_labels_record_what_was_drawn():
     assert row["protocol"] == "lte" and row["modulation"] == "16QAM" and row["snr_db"] == 10.0
     assert row["doppler_hz"] == pytest.approx(72 / 3.6 * 2.14e9 / 299792458.0, rel=1e-6)
     assert row["coding"] in ("turbo", "bcc", "ldpc", "none")
+    assert row["phy"]["crs_ports"] in (1, 2, 4)
 
 
 @pytest.mark.parametrize("snr_db", [0.0, 15.0])
@@ -67,6 +68,8 @@ def test_bad_input_lists_valid_choices():
         lte(modulation="BPSK")
     with pytest.raises(ValueError, match="out of range"):
         lte(snr=99.0)
+    with pytest.raises(ValueError, match="max_band_hz applies to 'other' signals"):
+        lte(max_band_hz=2e6)
     with pytest.raises(ValueError, match="valid choices: static, pedestrian, vehicular"):
         SyntheticStream(mobility="flying")
 

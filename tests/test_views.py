@@ -382,8 +382,9 @@ def pattern_of(protocol, snr_db, shift_hz=0.0, seed=1, **options):
     return compute_view(VIEWS["ofdm_pattern_15khz"], iq.astype(np.complex64), 30.72e6)
 
 
-CRS_ROWS = [0, 4]
-"""Symbols 0 and 4 of each LTE slot carry the CRS, in every subframe whatever the load."""
+CRS_ROWS = {1: [0, 4], 2: [0, 4], 4: [0, 1, 4]}
+"""The symbols of each LTE slot that carry the CRS, in every subframe whatever the load, by the
+number of antenna ports: 0 and 4 (ports 0 and 1), and 1 with four ports (ports 2 and 3)."""
 
 
 def lag_6_peak(view):
@@ -391,12 +392,12 @@ def lag_6_peak(view):
     return view[:7, 6] - (view[:7, 5] + view[:7, 7]) / 2
 
 
-@pytest.mark.parametrize("shift_hz", [0.0, 3.3e6])
-def test_the_pattern_view_shows_the_crs_of_a_partly_loaded_lte_cell_every_six_subcarriers_at_0_db(shift_hz):
-    view = pattern_of("lte", 0.0, shift_hz, bandwidth_hz=5e6, load=0.3)
+@pytest.mark.parametrize(("shift_hz", "ports"), [(0.0, 1), (3.3e6, 1), (0.0, 2), (3.3e6, 4)])
+def test_the_pattern_view_shows_the_crs_of_a_partly_loaded_lte_cell_every_six_subcarriers_at_0_db(shift_hz, ports):
+    view = pattern_of("lte", 0.0, shift_hz, bandwidth_hz=5e6, load=0.3, crs_ports=ports)
     assert view.shape == view_shape(VIEWS["ofdm_pattern_15khz"]) == (14, 32)
-    assert lag_6_peak(view)[CRS_ROWS].min() > 0.2
-    assert np.abs(np.delete(lag_6_peak(view), CRS_ROWS)).max() < 0.06
+    assert lag_6_peak(view)[CRS_ROWS[ports]].min() > 0.2
+    assert np.abs(np.delete(lag_6_peak(view), CRS_ROWS[ports])).max() < 0.06
 
 
 def test_the_pattern_view_of_nr_at_15_khz_has_no_crs():

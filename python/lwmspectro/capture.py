@@ -1,13 +1,13 @@
 """The capture chain: what an SDR makes of a signal, applied to an analysis-rate labelled stream.
 
-The generator writes its streams at the analysis rate (30.72 MS/s) with the signal at DC. A
-real capture differs in the ways listed here, each drawn from a seeded generator
-(`draw_capture`) and recorded as a label (`CaptureSettings.labels`), in the order a receive
-chain applies them (`apply_capture`):
+The generator writes its streams at the analysis rate (30.72 MS/s) with the signal at DC (an
+`other` signal off it by an offset of its own). A real capture differs in the ways listed here,
+each drawn from a seeded generator (`draw_capture`) and recorded as a label
+(`CaptureSettings.labels`), in the order a receive chain applies them (`apply_capture`):
 
 1. the receiver is tuned off the signal's centre (`offset_hz`, kept small enough that the
-   occupied band stays inside the filter's passband) and its oscillator is off by a few ppm
-   (`cfo_ppm`, uncompensated);
+   occupied band, wherever the stream holds it, stays inside the filter's passband) and its
+   oscillator is off by a few ppm (`cfo_ppm`, uncompensated);
 2. it samples at its own rate (`source_rate_hz`, one of `SOURCE_RATES_HZ`); above the
    analysis rate the band the stream does not hold is filled with noise at the stream's
    floor, as a receiver's own noise fills it;
@@ -84,6 +84,11 @@ class CaptureSettings:
     def passband_edge_hz(self) -> float:
         return self.passband_fraction * self.source_rate_hz / 2
 
+    @property
+    def passband_hz(self) -> float:
+        """Width of the passband, centred at DC."""
+        return 2 * self.passband_edge_hz
+
     def labels(self) -> dict:
         """The settings as a label dict (JSON-ready)."""
         return dataclasses.asdict(self)
@@ -95,26 +100,35 @@ def max_offset_hz(source_rate_hz: float, passband_fraction: float, occupied_bw_h
     return max(0.0, passband_fraction * source_rate_hz / 2 - occupied_bw_hz / 2)
 
 
-def draw_capture(
+def draw_receiver(rng: np.random.Generator, source_rate_hz: float | None = None) -> CaptureSettings:
+    """The receiver's rate (`source_rate_hz`, default: drawn from SOURCE_RATES_HZ) and anti-alias
+    filter, nothing else yet: drawn before the signal, so that a signal that draws its own width
+    can be drawn to fit the passband."""
+    rate = float(source_rate_hz if source_rate_hz is not None else rng.choice(SOURCE_RATES_HZ))
+    return CaptureSettings(rate, float(rng.uniform(*PASSBAND_FRACTION_RANGE)))
+
+
+def draw_tuning(
     rng: np.random.Generator,
+    receiver: CaptureSettings,
     occupied_bw_hz: float,
     carrier_hz: float,
     *,
-    source_rate_hz: float | None = None,
+    occupied_centre_hz: float = 0.0,
     analysis_rate_hz: float = 30.72e6,
     centred: bool = False,
     receiver_steps: bool = True,
 ) -> CaptureSettings:
-    """Draw one capture of a signal occupying `occupied_bw_hz` at `carrier_hz`.
+    """The rest of the capture by `receiver` (draw_receiver) of a signal occupying `occupied_bw_hz`
+    around `occupied_centre_hz` of the stream, at `carrier_hz`: offset, CFO and receiver steps.
 
-    `source_rate_hz` fixes the rate (default: drawn from SOURCE_RATES_HZ); `centred` keeps the
-    signal at DC; `receiver_steps` False leaves out the gain step, IQ imbalance, DC spike and
-    quantisation (rate, filter, offset and CFO are always drawn)."""
-    rate = float(source_rate_hz if source_rate_hz is not None else rng.choice(SOURCE_RATES_HZ))
-    fraction = float(rng.uniform(*PASSBAND_FRACTION_RANGE))
+    Off centre, the band's centre lands anywhere that keeps the band inside the passband (at
+    DC when it does not fit); `centred` leaves the tuning on the carrier; `receiver_steps` False
+    leaves out the gain step, IQ imbalance, DC spike and quantisation."""
+    rate, fraction = receiver.source_rate_hz, receiver.passband_fraction
     # The offset must also keep the band inside the analysis-rate stream it is shifted in.
     limit = min(max_offset_hz(rate, fraction, occupied_bw_hz), max_offset_hz(analysis_rate_hz, 1.0, occupied_bw_hz))
-    offset = 0.0 if centred else float(rng.uniform(-limit, limit))
+    offset = 0.0 if centred else float(rng.uniform(-limit, limit)) - occupied_centre_hz
     ppm = float(rng.uniform(*CFO_PPM_RANGE))
     settings = CaptureSettings(rate, fraction, offset, ppm, ppm * 1e-6 * carrier_hz)
     if not receiver_steps:
@@ -137,6 +151,32 @@ def draw_capture(
     if chosen():
         updates.update(adc_bits=int(rng.choice(ADC_BITS)), agc_backoff_db=float(rng.uniform(*ranges["agc_backoff_db"])))
     return dataclasses.replace(settings, **updates)
+
+
+def draw_capture(
+    rng: np.random.Generator,
+    occupied_bw_hz: float,
+    carrier_hz: float,
+    *,
+    source_rate_hz: float | None = None,
+    occupied_centre_hz: float = 0.0,
+    analysis_rate_hz: float = 30.72e6,
+    centred: bool = False,
+    receiver_steps: bool = True,
+) -> CaptureSettings:
+    """Draw one capture of a signal occupying `occupied_bw_hz` around `occupied_centre_hz` at
+    `carrier_hz`: its receiver (draw_receiver, at `source_rate_hz` when given), then its tuning
+    (draw_tuning, which the other options go to)."""
+    return draw_tuning(
+        rng,
+        draw_receiver(rng, source_rate_hz),
+        occupied_bw_hz,
+        carrier_hz,
+        occupied_centre_hz=occupied_centre_hz,
+        analysis_rate_hz=analysis_rate_hz,
+        centred=centred,
+        receiver_steps=receiver_steps,
+    )
 
 
 @dataclass(frozen=True)
@@ -163,18 +203,30 @@ class CaptureConfig(ConfigBase):
                     f"({low / 1e6:g} to {high / 1e6:g} MS/s, in Hz)"
                 )
 
-    def draw(
-        self, rng: np.random.Generator, occupied_bw_hz: float, carrier_hz: float, analysis_rate_hz: float
-    ) -> CaptureSettings | None:
-        """The capture of one example, or None when it goes without one."""
+    def draw_receiver(self, rng: np.random.Generator) -> CaptureSettings | None:
+        """The receiver of one example (the module's draw_receiver at one of `source_rates_hz`), or
+        None when the example goes without a capture; its tuning follows with draw_tuning."""
         if not rng.random() < self.probability:
             return None
-        rate = float(self.source_rates_hz[int(rng.integers(len(self.source_rates_hz)))])
-        return draw_capture(
+        return draw_receiver(rng, float(self.source_rates_hz[int(rng.integers(len(self.source_rates_hz)))]))
+
+    def draw_tuning(
+        self,
+        rng: np.random.Generator,
+        receiver: CaptureSettings,
+        occupied_bw_hz: float,
+        occupied_centre_hz: float,
+        carrier_hz: float,
+        analysis_rate_hz: float,
+    ) -> CaptureSettings:
+        """The whole capture by `receiver` of a signal occupying `occupied_bw_hz` around
+        `occupied_centre_hz` (the module's draw_tuning, off centre and with receiver steps as set)."""
+        return draw_tuning(
             rng,
+            receiver,
             occupied_bw_hz,
             carrier_hz,
-            source_rate_hz=rate,
+            occupied_centre_hz=occupied_centre_hz,
             analysis_rate_hz=analysis_rate_hz,
             centred=not self.off_centre,
             receiver_steps=self.receiver_impairments,

@@ -9,9 +9,11 @@ n_samples keeps every whole shard and makes the rest (it never shrinks).
 
 An example of G alone is realised only at the T frames G reads (synth.make_spectrogram).
 One with other views or a capture chain is a stream as long as its views read, put through its
-capture (when it draws one), and its views are computed from the capture at its source rate
-with views.compute_observation, as the receiver's framer computes them: for the observation
-that starts once a view of the past (the dynamics view's 128 ms) has all it reads behind it.
+capture (when it draws one: its receiver is drawn first, and an `other` signal, which draws its
+own width, is drawn to fit the receiver's passband), and its views are computed from the
+capture at its source rate with views.compute_observation, as the receiver's framer computes
+them: for the observation that starts once a view of the past (the dynamics view's 128 ms) has
+all it reads behind it.
 Only the samples the views read are formed (views.observation_regions), through the capture
 chain's reach (capture.capture_reach) and the channel's: the same numbers the whole stream has
 there (synth.ReceivedStream, capture.apply_capture_regions), some 3 % of the 128 ms.
@@ -19,6 +21,7 @@ there (synth.ReceivedStream, capture.apply_capture_regions), some 3 % of the 128
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -98,10 +101,17 @@ def example_source(
     params = config.params
     spec = draw_example(config, index)
     rate = params.sample_rate_hz
+    rng = np.random.default_rng([config.seed, index, CAPTURE_DRAW])
+    receiver = None if plan.capture is None else plan.capture.draw_receiver(rng)
+    if receiver is not None and spec.protocol == "other":
+        # An `other` signal draws its own width: wider than the passband, the capture would leave
+        # band-limited noise under its label.
+        spec = dataclasses.replace(spec, max_band_hz=receiver.passband_hz)
     stream = ReceivedStream(spec, params, plan.lead + plan.samples, config.scenario_folder)
-    settings, rng = None, np.random.default_rng([config.seed, index, CAPTURE_DRAW])
-    if plan.capture is not None:
-        settings = plan.capture.draw(rng, float(stream.occupied_bw_hz or 0.0), spec.carrier_hz, rate)
+    settings = None
+    if plan.capture is not None and receiver is not None:
+        occupied = float(stream.occupied_bw_hz or 0.0)
+        settings = plan.capture.draw_tuning(rng, receiver, occupied, stream.occupied_centre_hz, spec.carrier_hz, rate)
     source_rate = rate if settings is None else settings.source_rate_hz
     cut = int(plan.lead * source_rate / rate)
     chosen = list(plan.views.values())

@@ -214,6 +214,9 @@ class ExampleSpec:
     channel: str = "site"
     delay_spread_s: float = 100e-9
     impairments: bool = False
+    max_band_hz: float | None = None
+    """The band, centred at DC, an `other` signal is drawn to fit (the passband of the capture it
+    goes through); None: the generator's own. The other classes' widths are their standards'."""
 
     def __post_init__(self):
         labels.check_choice("protocol", self.protocol, labels.ROUTER_CLASSES)
@@ -225,6 +228,8 @@ class ExampleSpec:
             labels.check_choice("mobility", self.mobility, labels.MOBILITY_CLASSES)
         if self.other_kind is not None:
             labels.check_choice("other kind", self.other_kind, labels.OTHER_KINDS)
+        if self.max_band_hz is not None and self.protocol != "other":
+            raise ValueError(f"max_band_hz applies to 'other' signals, which draw their own width, not {self.protocol}")
         if self.speed_kmh is not None and not SPEED_RANGE_KMH[0] <= self.speed_kmh <= SPEED_RANGE_KMH[1]:
             raise ValueError(
                 f"speed {self.speed_kmh:g} km/h is out of range; valid: "
@@ -300,7 +305,7 @@ def _channel(spec: ExampleSpec, sample_rate_hz: float, rng, scenario_folder=None
 
 def _phy_waveform(spec: ExampleSpec, duration_s: float, rng) -> phy.PhyWaveform:
     if spec.protocol == "other":
-        return phy.generate("other", kind=spec.other_kind, duration_s=duration_s, rng=rng)
+        return phy.generate("other", kind=spec.other_kind, duration_s=duration_s, rng=rng, max_band_hz=spec.max_band_hz)
     return phy.generate(
         spec.protocol,
         bandwidth_hz=spec.bandwidth_hz,
@@ -485,6 +490,11 @@ class ReceivedStream:
     @property
     def occupied_bw_hz(self) -> float | None:
         return None if self.wf is None else self.wf.occupied_bw_hz
+
+    @property
+    def occupied_centre_hz(self) -> float:
+        """Where the occupied band sits in the stream, before the channel's and oscillators' offsets."""
+        return 0.0 if self.wf is None else self.wf.occupied_centre_hz
 
     def _noise(self, regions, taps: np.ndarray | None) -> np.ndarray:
         parts = [indexed_noise(self.key, start + self.guard, stop + self.guard, taps) for start, stop in regions]

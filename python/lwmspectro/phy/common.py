@@ -26,6 +26,8 @@ class PhyWaveform:
     code_rate: str | None
     coding: str
     meta: dict = field(default_factory=dict)
+    occupied_centre_hz: float = 0.0
+    """Centre of the occupied band relative to the carrier (DC): `other` signals sit off it."""
 
 
 MIN_VISIBLE_RUN_S = 0.2e-3

@@ -1,21 +1,37 @@
-"""LTE downlink FDD (3GPP TS 36.211 / 36.212), normal cyclic prefix, one antenna port.
+"""LTE downlink FDD (3GPP TS 36.211 / 36.212), normal cyclic prefix, with 1, 2 or 4 CRS antenna
+ports as a receiver with one antenna sees them.
 
 Per subframe: a control region of CFI symbols, PSS / SSS in subframes 0 and 5 (slots 0 and 10,
 last two symbols, centre 62 subcarriers), PBCH in subframe 0 (slot 1, symbols 0-3, centre 72
-subcarriers, the REs of CRS ports 0-3 left out), cell-specific reference signals of port 0
-(Gold-sequence QPSK, v_shift = cell_id mod 6) in every subframe, and PDSCH on the remaining REs
-of the resource blocks the scheduler allocates. The cell's load is drawn per waveform (see
-common.schedule_pdsch): from a few RBs in a few subframes, contiguous (allocation type 2) or
-in scattered resource block groups (type 0), to every RB of every subframe; subframes without
-PDSCH keep their CRS, control region and sync signals. A PDSCH carries one DL-SCH transport
-block: CRC, segmentation, turbo coding and rate matching to the labelled code rate (turbo.py),
-scrambled per 36.211 6.3.1 and Gray-mapped per 7.1. The control region and PBCH carry QPSK of
-random bits: their channel coding (PDCCH convolutional code, PBCH MIB) is not modelled.
+subcarriers, the REs of CRS ports 0-3 left out), cell-specific reference signals (Gold-sequence
+QPSK, v_shift = cell_id mod 6) of each configured port in every subframe (6.10.1.2: ports 0 and
+1 on the two combs of symbols 0 and 4 of each slot, ports 2 and 3 on those of symbol 1), and
+PDSCH on the remaining REs of the resource blocks the scheduler allocates. The control region's
+resource-element groups leave out the REs of ports 0 and 1 in its first symbol even when only
+port 0 is configured, and those of ports 2 and 3 in its second when four are (6.2.4).
+
+The ports share one channel: the channel model has one input and the receiver one antenna, so
+each port's reference signal is written to its own REs of one transmitted grid (on each port the
+other ports' reference-signal REs are empty, so every RE of the sum holds one port's symbol), and
+the PDSCH is one rank-1 precoded layer, which a one-antenna receiver sees through one effective
+channel. No transmit diversity (SFBC) or spatial multiplexing is modelled. The number of ports is
+drawn per waveform, uniformly over CRS_PORTS, and recorded as `crs_ports`: it sets where
+reference signals and empty REs repeat across the subcarriers, and the PDSCH's rate matching,
+which leaves out the REs of every configured port.
+
+The cell's load is drawn per waveform (see common.schedule_pdsch): from a few RBs in a few
+subframes, contiguous (allocation type 2) or in scattered resource block groups (type 0), to
+every RB of every subframe; subframes without PDSCH keep their CRS, control region and sync
+signals. A PDSCH carries one DL-SCH transport block: CRC, segmentation, turbo coding and rate
+matching to the labelled code rate (turbo.py), scrambled per 36.211 6.3.1 and Gray-mapped per
+7.1. The control region and PBCH carry QPSK of random bits: their channel coding (PDCCH
+convolutional code, PBCH MIB) is not modelled.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from fractions import Fraction
 
 import numpy as np
@@ -50,6 +66,12 @@ CODE_RATES = {
 }
 N_RB_MAX = 110
 SYMBOLS_PER_SLOT = 7
+CRS_PORTS = (1, 2, 4)
+"""How many antenna ports a cell's CRS may be configured on (36.211 6.10.1: ports 0, 0-1 or 0-3)."""
+CRS_SYMBOLS = {0: (0, 4), 1: (0, 4), 2: (1,), 3: (1,)}
+"""The symbols of a slot that hold each port's CRS (normal cyclic prefix)."""
+CRS_SUBFRAME_SYMBOLS = (0, 1, 4, 7, 8, 11)
+"""The symbols of a subframe that hold the CRS of some port."""
 
 
 def rbg_size(n_rb: int) -> int:
@@ -104,7 +126,8 @@ def sss(n_id1: int, n_id2: int, subframe: int) -> np.ndarray:
 
 
 def crs(cell_id: int, slot, symbol, n_rb: int) -> np.ndarray:
-    """Port-0 reference symbols r(m'), m' = m + N_RB_max - N_RB, m = 0..2 N_RB - 1 (6.10.1.1).
+    """Reference symbols r(m'), m' = m + N_RB_max - N_RB, m = 0..2 N_RB - 1 (6.10.1.1): the same
+    sequence for every port that has CRS in `symbol` of `slot`.
 
     slot and symbol may be arrays (one row per pair)."""
     slot, symbol = np.asarray(slot), np.asarray(symbol)
@@ -112,10 +135,32 @@ def crs(cell_id: int, slot, symbol, n_rb: int) -> np.ndarray:
     return gold_qpsk(c_init, 2 * N_RB_MAX)[..., N_RB_MAX - n_rb : N_RB_MAX + n_rb]
 
 
-def crs_subcarriers(cell_id: int, symbol: int, n_rb: int) -> np.ndarray:
-    """k = 6m + (v + v_shift) mod 6 for port 0: v = 0 in symbol 0, 3 in symbol 4 of a slot."""
-    v = 0 if symbol == 0 else 3
+def crs_subcarriers(cell_id: int, symbol: int, n_rb: int, port: int = 0, slot: int = 0) -> np.ndarray:
+    """k = 6m + (v + v_shift) mod 6 of `port` in `symbol` of `slot` (6.10.1.2): port 0 has v = 0 in
+    symbol 0 and 3 in symbol 4, port 1 the other comb of each (3, then 0); ports 2 and 3 have
+    v = 3 (slot mod 2) and 3 + 3 (slot mod 2) in symbol 1."""
+    if symbol not in CRS_SYMBOLS.get(port, ()):
+        raise ValueError(f"CRS port {port} has no reference signal in symbol {symbol} of a slot")
+    v = (0 if symbol == 0 else 3) + 3 * port if port < 2 else 3 * (slot % 2) + 3 * (port - 2)
     return 6 * np.arange(2 * n_rb) + (v + cell_id % 6) % 6
+
+
+def crs_positions(cell_id: int, n_rb: int, ports: Iterable[int]) -> list[tuple[int, np.ndarray]]:
+    """(symbol of the subframe, subcarriers) of every CRS of `ports` in a subframe."""
+    return [
+        (SYMBOLS_PER_SLOT * slot + symbol, crs_subcarriers(cell_id, symbol, n_rb, port, slot))
+        for port in ports
+        for slot in (0, 1)
+        for symbol in CRS_SYMBOLS[port]
+    ]
+
+
+def crs_mask(cell_id: int, n_rb: int, ports: Iterable[int]) -> np.ndarray:
+    """(14, 12 N_RB) bool: the REs of a subframe that hold the CRS of `ports`."""
+    mask = np.zeros((2 * SYMBOLS_PER_SLOT, 12 * n_rb), bool)
+    for l, k in crs_positions(cell_id, n_rb, ports):
+        mask[l, k] = True
+    return mask
 
 
 @functools.cache
@@ -145,27 +190,25 @@ def transport_block_size(target_bits: int) -> int:
 class _Cell:
     """Resource map of one cell configuration: what sits on every RE of each of the 10 subframes."""
 
-    def __init__(self, n_rb: int, cell_id: int, cfi: int):
-        self.n_rb, self.cell_id, self.cfi = n_rb, cell_id, cfi
+    def __init__(self, n_rb: int, cell_id: int, cfi: int, crs_ports: int):
+        self.n_rb, self.cell_id, self.cfi, self.crs_ports = n_rb, cell_id, cfi, crs_ports
         self.n_sc = 12 * n_rb
         centre = np.arange(self.n_sc // 2 - 36, self.n_sc // 2 + 36)
         self.sync_sc = self.n_sc // 2 - 31 + np.arange(62)
-        v_shift = cell_id % 6
-        crs_mask = np.zeros((14, self.n_sc), bool)
-        for l in (0, 4, 7, 11):
-            crs_mask[l, crs_subcarriers(cell_id, l % 7, n_rb)] = True
-        self.crs_mask = crs_mask
+        self.crs_mask = crs_mask(cell_id, n_rb, range(crs_ports))
         control = np.zeros((14, self.n_sc), bool)
         control[:cfi] = True
-        control &= ~crs_mask
+        # Resource-element groups take ports 0 and 1 as configured even when port 0 alone is (6.2.4).
+        control &= ~(self.crs_mask | crs_mask(cell_id, n_rb, (0, 1)))
         self.control_mask = control
         self.pbch_mask = np.zeros((14, self.n_sc), bool)
         self.pbch_mask[7:11, centre] = True
-        reserved = (np.arange(self.n_sc) % 3) == (v_shift % 3)  # CRS REs of ports 0-3 in symbols 0, 1 of slot 1
-        self.pbch_mask[7:9] &= ~reserved
+        # The PBCH leaves out the REs of ports 0-3 whichever are configured (6.6.4): the receiver
+        # learns the port count from it.
+        self.pbch_mask &= ~crs_mask(cell_id, n_rb, range(4))
         data = np.ones((14, self.n_sc), bool)
         data[:cfi] = False
-        data &= ~crs_mask
+        data &= ~self.crs_mask
         self.pdsch_masks = []
         for subframe in range(10):
             mask = data.copy()
@@ -191,9 +234,9 @@ def _fill(grid: np.ndarray, rows: np.ndarray, mask: np.ndarray, values: np.ndarr
 
 @functools.lru_cache(maxsize=64)
 def _crs_frame(cell_id: int, n_rb: int) -> np.ndarray:
-    """CRS values of a radio frame: (10 subframes, 4 CRS symbols, 2 N_RB)."""
-    sf, l = np.meshgrid(np.arange(10), np.array([0, 4, 7, 11]), indexing="ij")
-    return crs(cell_id, 2 * sf + l // 7, l % 7, n_rb)
+    """CRS values of a radio frame: (10 subframes, CRS_SUBFRAME_SYMBOLS, 2 N_RB)."""
+    sf, l = np.meshgrid(np.arange(10), np.array(CRS_SUBFRAME_SYMBOLS), indexing="ij")
+    return crs(cell_id, 2 * sf + l // SYMBOLS_PER_SLOT, l % SYMBOLS_PER_SLOT, n_rb)
 
 
 def generate(
@@ -206,10 +249,12 @@ def generate(
     cell_id: int | None = None,
     cfi: int | None = None,
     load: float | None = None,
+    crs_ports: int | None = None,
     **unknown,
 ) -> PhyWaveform:
+    """One LTE downlink waveform; cell_id, cfi, load and crs_ports are drawn when None."""
     if unknown:
-        raise ValueError(f"unknown LTE options {sorted(unknown)}; valid: cell_id, cfi, load")
+        raise ValueError(f"unknown LTE options {sorted(unknown)}; valid: cell_id, cfi, load, crs_ports")
     n_rb, n_fft = NUMEROLOGY[bandwidth_hz]
     fs = n_fft * SUBCARRIER_SPACING_HZ
     cell_id = int(rng.integers(504)) if cell_id is None else int(cell_id)
@@ -218,10 +263,12 @@ def generate(
     cfi_range = (2, 3, 4) if n_rb <= 10 else (1, 2, 3)
     cfi = int(rng.choice(cfi_range)) if cfi is None else int(cfi)
     labels.check_choice(f"CFI for {n_rb} RBs", cfi, cfi_range)
+    crs_ports = int(rng.choice(CRS_PORTS)) if crs_ports is None else int(crs_ports)
+    labels.check_choice("number of CRS ports", crs_ports, CRS_PORTS)
     load = draw_load(rng) if load is None else check_load(load)
     rnti = int(rng.integers(1, 0xFFF4))
     qm = labels.BITS_PER_SYMBOL[modulation]
-    cell = _Cell(n_rb, cell_id, cfi)
+    cell = _Cell(n_rb, cell_id, cfi, crs_ports)
     n_id1, n_id2 = divmod(cell_id, 3)
 
     cp_first, cp_other = 160 * n_fft // 2048, 144 * n_fft // 2048
@@ -233,8 +280,8 @@ def generate(
     grid = np.zeros((len(numbers), 14, cell.n_sc), np.complex64)
 
     crs_values = _crs_frame(cell_id, n_rb)[numbers]
-    for i, l in enumerate((0, 4, 7, 11)):
-        grid[:, l, crs_subcarriers(cell_id, l % 7, n_rb)] = crs_values[:, i]
+    for l, k in crs_positions(cell_id, n_rb, range(crs_ports)):
+        grid[:, l, k] = crs_values[:, CRS_SUBFRAME_SYMBOLS.index(l)]
     n_control = int(cell.control_mask.sum())
     control_bits = random_bits(rng, 2 * n_control * len(numbers))
     grid[:, cell.control_mask] = modulate(control_bits, "QPSK", "3gpp").reshape(len(numbers), n_control)
@@ -278,6 +325,7 @@ def generate(
         "subcarrier_spacing_hz": SUBCARRIER_SPACING_HZ,
         "cell_id": cell_id,
         "cfi": cfi,
+        "crs_ports": crs_ports,
         "rnti": rnti,
         **traffic_meta(load, schedule, int(n_res.sum()), full_load_res, grid.size),
         "tbs_bits": [min(tb_sizes), max(tb_sizes)],

@@ -13,7 +13,12 @@
   product of 20 or more, continuous or in frames) or LoRa-like packets (125-500 kHz, spreading
   factor 7-12, each symbol a cyclic shift of the up-chirp).
 
-All at 30.72 MS/s by default (the spectrogram's analysis rate), so no resampling is needed.
+All at 30.72 MS/s by default (the spectrogram's analysis rate), so no resampling is needed,
+and inside +-0.4 fs. `max_band_hz` narrows that band (centred at DC) to a capture's passband: a
+signal wider than the passband would reach the receiver as band-limited noise under an `other`
+label. Each kind then draws its width (symbol rate, OFDM width and subcarrier spacing, FM
+deviation, chirp sweep and bandwidth) over what fits, as above, and its offset so that the whole
+labelled band stays inside; a kind whose narrowest form does not fit takes the widest that does.
 """
 
 from __future__ import annotations
@@ -45,6 +50,14 @@ OFDM_BW_RANGE_HZ = (1e6, 25e6)
 OFDM_CP_FRACTION_RANGE = (1 / 32, 1 / 4)
 OFDM_MIN_SUBCARRIERS = 24
 """Fewer would make a narrow single-carrier-like signal, not an OFDM one."""
+FM_DEVIATION_RANGE_HZ = (5e3, 75e3)
+RADAR_SWEEP_RANGE_HZ = (1e6, 20e6)
+RADAR_PERIOD_RANGE_S = (10e-6, 1e-3)
+LORA_BANDWIDTHS_HZ = (125e3, 250e3, 500e3)
+OWN_BAND_FRACTION = 0.8
+"""Without `max_band_hz` a signal stays inside this fraction of its sample rate, centred at DC."""
+MIN_BAND_HZ = 50e3
+"""The narrowest `max_band_hz`: a tone and its drift, and FM of the widest message, still fit."""
 
 
 def options() -> dict:
@@ -78,10 +91,26 @@ def rrc(beta: float, samples_per_symbol: int, span_symbols: int = 8) -> np.ndarr
     return taps / np.sqrt(np.sum(taps**2))
 
 
-def _offset(rng: np.random.Generator, fs: float, width: float) -> float:
-    """A carrier offset that keeps the signal inside +-0.4 fs."""
-    room = max(0.4 * fs - width / 2, 0.0)
+def _offset(rng: np.random.Generator, edge: float, width: float) -> float:
+    """A carrier offset that keeps a band of `width` inside +-`edge`."""
+    room = max(edge - width / 2, 0.0)
     return float(rng.uniform(-room, room))
+
+
+def _uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    """Uniform over [low, high]; `high` when the range is empty (the least value does not fit)."""
+    return float(rng.uniform(min(low, high), high))
+
+
+def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    """Log-uniform over [low, high]; `high` when the range is empty (the least value does not fit)."""
+    return float(np.exp(rng.uniform(np.log(min(low, high)), np.log(high))))
+
+
+def _on_grid(value: float, step: float, room: float) -> float:
+    """`value` rounded to a whole number of `step`, kept within +-`room` (a grid point is: 0)."""
+    limit = np.floor(room / step)
+    return float(np.clip(np.round(value / step), -limit, limit) * step)
 
 
 def _phasor(cycles: np.ndarray) -> np.ndarray:
@@ -95,8 +124,8 @@ def _phasor(cycles: np.ndarray) -> np.ndarray:
     return out
 
 
-def _cw(n: int, fs: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float, dict]:
-    f0 = _offset(rng, fs, CW_NOMINAL_BW_HZ)
+def _cw(n: int, fs: float, edge: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float, dict]:
+    f0 = _offset(rng, edge, CW_NOMINAL_BW_HZ)
     drift = np.cumsum(rng.standard_normal(n // 4096 + 2))
     drift = np.interp(np.arange(n) / 4096, np.arange(len(drift)), drift)
     drift *= (CW_NOMINAL_BW_HZ / 4) / max(np.max(np.abs(drift)), 1e-12)
@@ -104,20 +133,21 @@ def _cw(n: int, fs: float, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
     return carrier, np.ones(n, bool), CW_NOMINAL_BW_HZ, {"offset_hz": f0}
 
 
-def _single_carrier(n: int, fs: float, rng: np.random.Generator, modulation: str):
+def _single_carrier(n: int, fs: float, edge: float, rng: np.random.Generator, modulation: str):
     # Samples per symbol p/q with q <= 4 keeps the polyphase filter short (8 p taps) while the
-    # symbol rate still takes hundreds of values across 0.5-10 MBd (log-uniform draw).
+    # symbol rate still takes hundreds of values across 0.5-10 MBd (log-uniform draw), up to
+    # the rate whose band, (1 + roll-off) times it, spans +-edge.
     beta = float(rng.choice(ROLL_OFFS))
-    target = float(np.exp(rng.uniform(*np.log(SYMBOL_RATE_RANGE))))
+    target = _log_uniform(rng, SYMBOL_RATE_RANGE[0], min(SYMBOL_RATE_RANGE[1], 2 * edge / (1 + beta)))
     down = int(rng.integers(1, 5))
-    up = max(int(round(fs / target * down)), 2 * down + 1)
+    up = max(int(round(fs / target * down)), int(np.ceil(fs * down * (1 + beta) / (2 * edge))), 2 * down + 1)
     rate = fs * down / up
     n_symbols = int(np.ceil(n * down / up)) + 16
     bits = random_bits(rng, n_symbols * labels.BITS_PER_SYMBOL[modulation])
     symbols = modulate(bits, modulation, "3gpp")
     taps = rrc(beta, up) * np.sqrt(up)
     shaped = scipy.signal.upfirdn(taps, symbols, up=up, down=down)[len(taps) // (2 * down) :][:n]
-    f0 = _offset(rng, fs, (1 + beta) * rate)
+    f0 = _offset(rng, edge, (1 + beta) * rate)
     iq = shaped.astype(np.complex64) * _phasor(f0 / fs * np.arange(n))
     # Bursts: on for 0.2-4 ms, off for 0.05-2 ms, starting at a random point of the pattern.
     active = np.zeros(n, bool)
@@ -130,15 +160,15 @@ def _single_carrier(n: int, fs: float, rng: np.random.Generator, modulation: str
     return iq, active, (1 + beta) * rate, {"symbol_rate_hz": rate, "roll_off": beta, "offset_hz": f0}
 
 
-def _fm(n: int, fs: float, rng: np.random.Generator):
+def _fm(n: int, fs: float, edge: float, rng: np.random.Generator):
     audio_bw = float(rng.uniform(3e3, 15e3))
-    deviation = float(rng.uniform(5e3, 75e3))
+    deviation = _uniform(rng, FM_DEVIATION_RANGE_HZ[0], min(FM_DEVIATION_RANGE_HZ[1], edge - audio_bw))
     sos = scipy.signal.butter(4, audio_bw, fs=fs / 64, output="sos")
     message = scipy.signal.sosfilt(sos, rng.standard_normal(n // 64 + 64))[64:]
     message = np.interp(np.arange(n) / 64, np.arange(len(message)), message)
     message /= max(np.max(np.abs(message)), 1e-12)
     width = 2 * (deviation + audio_bw)  # Carson's rule
-    f0 = _offset(rng, fs, width)
+    f0 = _offset(rng, edge, width)
     carrier = _phasor(np.cumsum(f0 + deviation * message) / fs + rng.uniform(0, 1))
     return carrier, np.ones(n, bool), width, {"deviation_hz": deviation, "audio_bw_hz": audio_bw, "offset_hz": f0}
 
@@ -164,23 +194,27 @@ def _bursts(
     return bursts
 
 
-def _ofdm_numerology(rng: np.random.Generator, fs: float) -> tuple[int, float]:
-    """FFT size and subcarrier spacing fs / N_FFT, log-uniform, away from the standards' spacings."""
+def _ofdm_numerology(rng: np.random.Generator, fs: float, widest: float) -> tuple[int, float]:
+    """FFT size and subcarrier spacing fs / N_FFT, log-uniform up to `widest`, away from the
+    standards' spacings."""
     while True:
-        n_fft = int(round(fs / np.exp(rng.uniform(*np.log(OFDM_SPACING_RANGE_HZ)))))
+        drawn = _log_uniform(rng, OFDM_SPACING_RANGE_HZ[0], min(OFDM_SPACING_RANGE_HZ[1], widest))
+        n_fft = max(int(round(fs / drawn)), int(np.ceil(fs / widest)))
         spacing = fs / n_fft
         if all(abs(spacing / standard - 1) > 0.1 for standard in STANDARD_SPACINGS_HZ):
             return n_fft, spacing
 
 
-def _ofdm_other(n: int, fs: float, rng: np.random.Generator, modulation: str):
-    n_fft, spacing = _ofdm_numerology(rng, fs)
-    widest = min(OFDM_BW_RANGE_HZ[1], 0.8 * fs)
-    narrowest = min(max(OFDM_BW_RANGE_HZ[0], OFDM_MIN_SUBCARRIERS * spacing), widest)
-    n_used = int(round(np.exp(rng.uniform(np.log(narrowest), np.log(widest))) / spacing))
+def _ofdm_other(n: int, fs: float, edge: float, rng: np.random.Generator, modulation: str):
+    # The band spans the used subcarriers and the DC null: with two spacings to spare, a shift of
+    # whole subcarriers can always keep it inside +-edge.
+    n_fft, spacing = _ofdm_numerology(rng, fs, 2 * edge / (OFDM_MIN_SUBCARRIERS + 2))
+    widest = min(OFDM_BW_RANGE_HZ[1], 2 * edge)
+    narrowest = max(OFDM_BW_RANGE_HZ[0], OFDM_MIN_SUBCARRIERS * spacing)
+    n_used = min(int(round(_log_uniform(rng, narrowest, widest) / spacing)), int(2 * edge // spacing) - 2)
     dc_null = bool(rng.random() < 0.5)
-    half = n_used // 2
-    subcarriers = np.arange(-half, n_used - half + dc_null)
+    below = n_used // 2
+    subcarriers = np.arange(-below, n_used - below + dc_null)
     if dc_null:
         subcarriers = subcarriers[subcarriers != 0]
     pilot_step = int(rng.choice((0, 6, 8, 12, 16)))  # 0: no pilots
@@ -195,7 +229,16 @@ def _ofdm_other(n: int, fs: float, rng: np.random.Generator, modulation: str):
     counts = [length // symbol_len for _, length in bursts]
     n_symbols = sum(counts)
     # The carrier offset is a whole number of subcarriers: a shift of the grid keeps every prefix cyclic.
-    shift = int(round(_offset(rng, fs, (n_used + 1) * spacing) / spacing))
+    middle = (subcarriers.min() + subcarriers.max()) / 2
+    width = (subcarriers.max() - subcarriers.min() + 1) * spacing
+    room = edge - width / 2
+    shift = int(
+        np.clip(
+            round(_offset(rng, edge, width) / spacing - middle),
+            np.ceil(-room / spacing - middle),
+            np.floor(room / spacing - middle),
+        )
+    )
     bins = np.mod(subcarriers + shift, n_fft)
     grid = np.zeros((n_symbols, n_fft), np.complex64)
     data = ~pilots
@@ -228,19 +271,24 @@ def _ofdm_other(n: int, fs: float, rng: np.random.Generator, modulation: str):
     return iq, active, (highest - lowest + 1) * spacing, meta
 
 
-def _chirp(n: int, fs: float, rng: np.random.Generator):
+def _chirp(n: int, fs: float, edge: float, rng: np.random.Generator):
     if rng.random() < 0.5:
-        return _radar_chirp(n, fs, rng)
-    return _lora_chirp(n, fs, rng)
+        return _radar_chirp(n, fs, edge, rng)
+    return _lora_chirp(n, fs, edge, rng)
 
 
-def _radar_chirp(n: int, fs: float, rng: np.random.Generator):
+def _radar_chirp(n: int, fs: float, edge: float, rng: np.random.Generator):
     """Sawtooth FMCW: back-to-back linear sweeps across `sweep` Hz, coherent from sweep to sweep,
-    continuous or in frames of sweeps (automotive and altimeter radars)."""
-    sweep = float(np.exp(rng.uniform(np.log(1e6), np.log(20e6))))
-    period_s = float(np.exp(rng.uniform(np.log(max(10e-6, 20 / sweep)), np.log(1e-3))))  # time-bandwidth >= 20
+    continuous or in frames of sweeps (automotive and altimeter radars). The band is the sweep
+    widened by the ramp's own main lobe (2 / period): the sweep leaves room for the longest
+    period's, and the period is drawn long enough for its own."""
+    shortest_s, longest_s = RADAR_PERIOD_RANGE_S
+    sweep = _log_uniform(rng, RADAR_SWEEP_RANGE_HZ[0], min(RADAR_SWEEP_RANGE_HZ[1], 2 * edge - 2 / longest_s))
+    shortest_s = max(shortest_s, 20 / sweep, 2 / (2 * edge - sweep))  # time-bandwidth >= 20
+    period_s = _log_uniform(rng, shortest_s, longest_s)
+    width = sweep + 2 / period_s
     direction = 1 if rng.random() < 0.5 else -1
-    f0 = _offset(rng, fs, sweep)
+    f0 = _offset(rng, edge, width)
     length = int(period_s * fs)
     t = np.arange(length) / fs
     ramp = _phasor(direction * (0.5 * sweep / period_s * t**2 - 0.5 * sweep * t) + f0 * t)
@@ -268,19 +316,19 @@ def _radar_chirp(n: int, fs: float, rng: np.random.Generator):
         "continuous": continuous,
         "offset_hz": f0,
     }
-    return iq, active, sweep + 2 / period_s, meta  # the sweep widened by the ramp's own main lobe
+    return iq, active, width, meta
 
 
-def _lora_chirp(n: int, fs: float, rng: np.random.Generator):
+def _lora_chirp(n: int, fs: float, edge: float, rng: np.random.Generator):
     """Packets of chirp-spread-spectrum symbols: 8 plain up-chirps, then up-chirps cyclically
     shifted by the symbol value (the frequency wraps from +bw/2 to -bw/2), phase-continuous."""
-    bw = float(rng.choice((125e3, 250e3, 500e3)))
+    bw = float(rng.choice([bw for bw in LORA_BANDWIDTHS_HZ if bw <= 2 * edge] or [2 * edge]))
     sf = int(rng.integers(7, 13))
     chips = 2**sf
     symbol_s = chips / bw
     symbol_len = int(round(symbol_s * fs))
     # An offset of whole cycles per symbol keeps the wrapped chirp continuous: a symbol is a roll of one.
-    f0 = round(_offset(rng, fs, bw) * symbol_s) / symbol_s
+    f0 = _on_grid(_offset(rng, edge, bw), 1 / symbol_s, edge - bw / 2)
     t = np.arange(symbol_len) / fs
     up = _phasor(0.5 * bw / symbol_s * t**2 + (f0 - 0.5 * bw) * t)
     twice = np.concatenate([up, up])
@@ -312,10 +360,13 @@ def generate(
     duration_s: float,
     rng: np.random.Generator,
     sample_rate_hz: float = SAMPLE_RATE_HZ,
+    max_band_hz: float | None = None,
     **unknown,
 ) -> PhyWaveform:
+    """One `other` signal; `max_band_hz` (default: OWN_BAND_FRACTION of the sample rate) is the
+    band, centred at DC, its labelled occupied band is drawn to lie inside."""
     if unknown:
-        raise ValueError(f"unknown options for 'other' {sorted(unknown)}; valid: sample_rate_hz")
+        raise ValueError(f"unknown options for 'other' {sorted(unknown)}; valid: sample_rate_hz, max_band_hz")
     if bandwidth_hz is not None or code_rate is not None:
         raise ValueError(
             "'other' signals draw their own width and carry no code rate: leave bandwidth_hz and code_rate as None"
@@ -333,19 +384,24 @@ def generate(
     labels.check_choice(f"modulation of {kind}", modulation, KIND_MODULATIONS[kind])
     if not sample_rate_hz > 0:
         raise ValueError(f"sample_rate_hz must be positive, got {sample_rate_hz}")
+    edge = OWN_BAND_FRACTION * sample_rate_hz / 2
+    if max_band_hz is not None:
+        if not MIN_BAND_HZ <= max_band_hz < float("inf"):
+            raise ValueError(f"max_band_hz must be at least {MIN_BAND_HZ:g} Hz, got {max_band_hz}")
+        edge = min(edge, max_band_hz / 2)
     n = n_samples_for(duration_s, sample_rate_hz)
     if kind == "cw":
-        iq, active, width, meta = _cw(n, sample_rate_hz, rng)
+        iq, active, width, meta = _cw(n, sample_rate_hz, edge, rng)
     elif kind == "fm":
-        iq, active, width, meta = _fm(n, sample_rate_hz, rng)
+        iq, active, width, meta = _fm(n, sample_rate_hz, edge, rng)
     elif kind == "chirp":
-        iq, active, width, meta = _chirp(n, sample_rate_hz, rng)
+        iq, active, width, meta = _chirp(n, sample_rate_hz, edge, rng)
     elif kind == "ofdm_other":
         assert modulation is not None, "ofdm_other lists its modulations"
-        iq, active, width, meta = _ofdm_other(n, sample_rate_hz, rng, modulation)
+        iq, active, width, meta = _ofdm_other(n, sample_rate_hz, edge, rng, modulation)
     else:
         assert modulation is not None, "every single-carrier kind lists its modulations"
-        iq, active, width, meta = _single_carrier(n, sample_rate_hz, rng, modulation)
+        iq, active, width, meta = _single_carrier(n, sample_rate_hz, edge, rng, modulation)
     iq, active = finish(iq, active)
     meta["kind"] = kind
     return PhyWaveform(
@@ -359,4 +415,5 @@ def generate(
         code_rate=None,
         coding="none",
         meta=meta,
+        occupied_centre_hz=meta["offset_hz"],
     )
