@@ -129,9 +129,9 @@ class ExpertsSource:
             )
         return cls(bundle, weights)
 
-    def check_views(self, view_params: Mapping[str, Any], experts: Sequence[str], cfg: RunConfig) -> None:
+    def check_views(self, view_params: Mapping[str, Any], cfg: RunConfig) -> None:
         """Refuse views of this run that the experts read with other parameters than they were trained on."""
-        names = dict.fromkeys(name for expert in experts for name in cfg.views_of(expert))
+        names = dict.fromkeys(name for expert in cfg.experts for name in cfg.views_of(expert))
         differing = [
             name for name in names if self.weights["views"].get(name) != view_registry.view_to_dict(view_params[name])
         ]
@@ -160,7 +160,7 @@ class Run:
         """The bundle the experts and heads are taken from (experts_from), None when trained here."""
         if self.cfg.experts_from and self._experts_source is None:
             source = ExpertsSource.load(self.cfg)
-            source.check_views(self.view_params, self.cfg.experts, self.cfg)
+            source.check_views(self.view_params, self.cfg)
             self._experts_source = source
         return self._experts_source
 
@@ -280,42 +280,33 @@ class Run:
             if self.ctx.is_main:
                 if path.exists():
                     stats = json.loads(path.read_text())
-                elif self.experts_source is not None:
-                    # The experts' statistics are inside their weights: the router shares those of
-                    # the views the bundle has, and a view new to it gets the router's data's.
-                    card = self.experts_source.bundle.normalisation
-                    stats = {key: value for key, value in card.items() if key != "applied"}
-                    new = [name for name in self.cfg.model_views if name not in stats["views"]]
-                    if new:
-                        routed = normalisation_stats(
-                            self.router_sets()[0],
-                            seed=self.cfg.seed,
-                            views=new,
-                            per_row=self.cfg.normalisation == "per_row",
-                        )
-                        stats["views"] = {**stats["views"], **routed["views"]}
-                    self.dir.mkdir(parents=True, exist_ok=True)
-                    atomic_write(path, json.dumps(stats, indent=1) + "\n")
                 else:
-                    per_row = self.cfg.normalisation == "per_row"
-                    if self.cfg.reads_g_alone:
-                        stats = normalisation_stats(self.datasets()[0], seed=self.cfg.seed, per_row=per_row)
-                    else:
-                        # Each view's statistics from data.train when it holds the view, else from
-                        # the router's dataset: the experts' stay those of their training data.
-                        held = (WIDEBAND, *self.train_views)
-                        own = [name for name in self.cfg.model_views if name in held]
-                        stats = normalisation_stats(self.datasets()[0], seed=self.cfg.seed, views=own, per_row=per_row)
-                        rest = [name for name in self.cfg.model_views if name not in held]
-                        if rest:
-                            routed = normalisation_stats(
-                                self.router_sets()[0], seed=self.cfg.seed, views=rest, per_row=per_row
-                            )
-                            stats["views"] = {**stats["views"], **routed["views"]}
+                    stats = self._fresh_stats()
                     self.dir.mkdir(parents=True, exist_ok=True)
                     atomic_write(path, json.dumps(stats, indent=1) + "\n")
             self._stats = self.ctx.broadcast_object(stats)
         return self._stats
+
+    def _fresh_stats(self) -> dict:
+        """normalisation() of a run that has none yet: each view's statistics from experts_from's
+        bundle when it has them (the experts' are inside their weights, and the router shares
+        them), else from data.train when it holds the view (so that the experts' stay those of
+        their training data), else from the router's dataset."""
+        per_row = self.cfg.normalisation == "per_row"
+        if self.experts_source is not None:
+            card = self.experts_source.bundle.normalisation
+            stats = {key: value for key, value in card.items() if key != "applied"}
+        elif self.cfg.reads_g_alone:
+            return normalisation_stats(self.datasets()[0], seed=self.cfg.seed, per_row=per_row)
+        else:
+            held = (WIDEBAND, *self.train_views)
+            own = [name for name in self.cfg.model_views if name in held]
+            stats = normalisation_stats(self.datasets()[0], seed=self.cfg.seed, views=own, per_row=per_row)
+        rest = [name for name in self.cfg.model_views if name not in stats["views"]]
+        if rest:
+            routed = normalisation_stats(self.router_sets()[0], seed=self.cfg.seed, views=rest, per_row=per_row)
+            stats["views"] = {**stats["views"], **routed["views"]}
+        return stats
 
     def new_part(self, part: str) -> Router | SpectrogramEncoder:
         """The router or an expert, fresh, with the training set's statistics."""
