@@ -311,21 +311,29 @@ def test_frozen_heads_train_on_embeddings_with_and_without_the_view_of_the_past(
     assert {"val_snr_abs_error_db", "val_mobility_accuracy"} <= set(result["best"])
 
 
+def make_router_sets(root: Path, seed: int) -> tuple[list[str], str]:
+    """(the router's views with the pattern view the recipe's data lacks, the folder of a few
+    examples of every view): 24 examples of the router's views in root/routed, 8 of every view in
+    root/everything."""
+    router_views = ["wideband", "cp_profile", "ofdm_aligned_15khz", "ofdm_pattern_15khz"]
+    routed = GeneratorConfig(n_samples=24, shard_size=24, seed=seed, views=router_views, channel="TDL-A")
+    generate_dataset(routed, root / "routed", progress=False)
+    everything = GeneratorConfig(
+        n_samples=8, shard_size=8, seed=seed + 1, views=[*GENERATED_VIEWS, "ofdm_pattern_15khz"], channel="TDL-A"
+    )
+    generate_dataset(everything, root / "everything", progress=False)
+    return router_views, str(root / "everything")
+
+
 def test_the_router_trains_on_a_dataset_of_its_own_views(recipe, tmp_path):
     """data.router: a corpus of the router's views alone (here with a view the experts' training
     set lacks) trains the router; the experts' stages and statistics stay those of data.train."""
     root, config = recipe
-    router_views = ["wideband", "cp_profile", "ofdm_aligned_15khz", "ofdm_pattern_15khz"]
-    routed = GeneratorConfig(n_samples=24, shard_size=24, seed=8, views=router_views, channel="TDL-A")
-    generate_dataset(routed, tmp_path / "routed", progress=False)
-    everything = GeneratorConfig(
-        n_samples=6, shard_size=6, seed=9, views=[*GENERATED_VIEWS, "ofdm_pattern_15khz"], channel="TDL-A"
-    )
-    generate_dataset(everything, tmp_path / "test", progress=False)
+    router_views, test = make_router_sets(tmp_path, seed=8)
     values = json.loads(config.read_text())
     values |= {"run_dir": str(tmp_path / "run")}
     values["views"]["router"] = router_views
-    values["data"] |= {"router": str(tmp_path / "routed"), "test": str(tmp_path / "test")}
+    values["data"] |= {"router": str(tmp_path / "routed"), "test": test}
     for stage in ("pretrain", "finetune", "heads"):
         shutil.copytree(root / "run" / stage, tmp_path / "run" / stage)
     assert (
@@ -361,17 +369,10 @@ def test_the_router_of_a_bundle_retrains_on_a_corpus_of_its_views_beside_the_bun
     """experts_from: only the router trains; the experts, their heads and the pixel statistics
     of every view the bundle has stay the bundle's, and the card says where they come from."""
     root, config = recipe
-    router_views = ["wideband", "cp_profile", "ofdm_aligned_15khz", "ofdm_pattern_15khz"]
-    routed = GeneratorConfig(n_samples=24, shard_size=24, seed=10, views=router_views, channel="TDL-A")
-    generate_dataset(routed, tmp_path / "routed", progress=False)
-    everything = GeneratorConfig(
-        n_samples=8, shard_size=8, seed=11, views=[*GENERATED_VIEWS, "ofdm_pattern_15khz"], channel="TDL-A"
-    )
-    generate_dataset(everything, tmp_path / "checks", progress=False)
+    router_views, checks = make_router_sets(tmp_path, seed=10)
     values = json.loads(config.read_text())
     values |= {"run_dir": str(tmp_path / "run"), "experts_from": str(root / "bundle")}
     values["views"]["router"] = router_views
-    checks = str(tmp_path / "checks")
     values["data"] = {"train": checks, "val": checks, "router": str(tmp_path / "routed"), "test": checks}
     argv = ["all", "--config", str(_write(tmp_path / "experts-from.json", values)), "--no-progress"]
     assert cli.main([*argv, "--out", str(tmp_path / "bundle")]) == 0
