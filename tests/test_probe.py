@@ -174,3 +174,17 @@ def test_a_view_the_stored_datasets_lack_is_named(stored_sets, capsys):
     assert cli.main(argv) == 1
     assert "stores no view 'dynamics'" in capsys.readouterr().err
     assert cli.main(["probe", "--fit", str(fit)]) == 2
+
+
+def test_an_other_signal_is_drawn_inside_the_band_limited_captures_passband():
+    config = probe.synth.GeneratorConfig(seed=0, scenarios=probe.SPLITS["train"])
+    others = [i for i in range(400) if probe.synth.draw_spec(config, i).protocol == "other"][:8]
+    assert len(others) == 8
+    for index in others:
+        captured, row = probe.probe_example(
+            config, index, probe.DEFAULT_PARAMS, probe.DEFAULT_PARAMS.window_samples, np.random.default_rng(index)
+        )
+        _, rate, settings = captured["band_limited"]
+        edge = settings["passband_fraction"] * rate / 2
+        assert rate == probe.BAND_LIMITED_RATE_HZ and settings["offset_hz"] == 0.0
+        assert abs(row["phy"]["offset_hz"]) + row["occupied_bw_hz"] / 2 <= edge

@@ -18,8 +18,10 @@ missing, then re-fits.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
+import inspect
 import json
 import multiprocessing
 import shlex
@@ -143,7 +145,8 @@ def code_digest(module: ModuleType) -> str:
 
 @functools.cache
 def generation_digest() -> str:
-    """sha256 of the core sources that decide the examples and their captures."""
+    """sha256 of the core sources that decide the examples and of the probe's own draws of their
+    captures (probe_example, captures_of)."""
     import lwmspectro
 
     root = Path(lwmspectro.__file__).parent
@@ -152,6 +155,8 @@ def generation_digest() -> str:
         paths = sorted((root / name).rglob("*.py")) if (root / name).is_dir() else [root / f"{name}.py"]
         for path in paths:
             digest.update(path.read_bytes())
+    for function in (probe_example, captures_of):
+        digest.update(inspect.getsource(function).encode())
     return digest.hexdigest()
 
 
@@ -344,21 +349,47 @@ def stream_samples(views: Sequence[View], params: SpectrogramParams = DEFAULT_PA
 
 
 def captures_of(
-    iq: np.ndarray, row: dict, rng: np.random.Generator, rate_hz: float
+    stream: synth.ReceivedStream,
+    iq: np.ndarray,
+    row: dict,
+    band_limited: capture.CaptureSettings,
+    rng: np.random.Generator,
 ) -> dict[str, tuple[np.ndarray, float, dict]]:
-    """The three captures of one analysis-rate example: name -> (I/Q, its rate, capture labels)."""
+    """The three captures of one analysis-rate example (`iq`, `row`: `stream` realised): name ->
+    (I/Q, its rate, capture labels). `band_limited` is the 20 MS/s receiver, drawn before the
+    stream so that an `other` signal was drawn to fit its passband (probe_example)."""
+    rate_hz = stream.params.sample_rate_hz
     occupied = float(row.get("occupied_bw_hz") or 0.0)
+    receivers = {"band_limited": (band_limited, True), "off_centre": (capture.draw_receiver(rng, rate_hz), False)}
     out = {"analysis": (iq, rate_hz, {})}
-    choices = {
-        "band_limited": dict(source_rate_hz=BAND_LIMITED_RATE_HZ, centred=True),
-        "off_centre": dict(source_rate_hz=rate_hz, centred=False),
-    }
-    for name, choice in choices.items():
-        settings = capture.draw_capture(
-            rng, occupied, row["carrier_hz"], analysis_rate_hz=rate_hz, receiver_steps=False, **choice
+    for name, (receiver, centred) in receivers.items():
+        settings = capture.draw_tuning(
+            rng,
+            receiver,
+            occupied,
+            row["carrier_hz"],
+            occupied_centre_hz=stream.occupied_centre_hz,
+            analysis_rate_hz=rate_hz,
+            centred=centred,
+            receiver_steps=False,
         )
         out[name] = (capture.apply_capture(iq, settings, rate_hz, rng), settings.source_rate_hz, settings.labels())
     return out
+
+
+def probe_example(
+    config: synth.GeneratorConfig, index: int, params: SpectrogramParams, n_samples: int, rng: np.random.Generator
+) -> tuple[dict[str, tuple[np.ndarray, float, dict]], dict]:
+    """(captures_of the `index`-th example of `config`, its label row). The narrowest capture's
+    receiver is drawn first: an `other` signal draws its own width, and one wider than the
+    20 MS/s passband would leave band-limited noise under its label, as the generator avoids."""
+    spec = synth.draw_spec(config, index)
+    band_limited = capture.draw_receiver(rng, BAND_LIMITED_RATE_HZ)
+    if spec.protocol == "other":
+        spec = dataclasses.replace(spec, max_band_hz=band_limited.passband_hz)
+    stream = synth.ReceivedStream(spec, params, n_samples)
+    iq, row = stream.realise([(0, n_samples)])
+    return captures_of(stream, iq, row, band_limited, rng), row
 
 
 def _view_digest(view: View, n_samples: int) -> str:
@@ -424,10 +455,8 @@ class ProbeCache:
         missing = self._missing(split, chunk)
         rows, features = [], {view.name: [] for view in missing}
         for index in indices:
-            spec = synth.draw_spec(config, index)
-            iq, row = synth.make_stream(spec, self.params, n_samples=self.n_samples)
             rng = np.random.default_rng([self.seed, list(SPLITS).index(split), index])
-            captured = captures_of(iq, row, rng, self.params.sample_rate_hz)
+            captured, row = probe_example(config, index, self.params, self.n_samples, rng)
             row["captures"] = {name: labels_ for name, (_, _, labels_) in captured.items()}
             rows.append(_json_ready(row))
             for view in missing:
