@@ -3,6 +3,7 @@ figures and the targets, resuming finished sections."""
 
 import json
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -40,7 +41,9 @@ def test_report_writes_the_page_the_figures_and_every_target(bundle_dir, tmp_pat
     assert {r["train_samples"] for r in los["rows"]} >= {pages.FEW_SHOT_USERS}
     assert {r["representation"] for r in los["rows"]} == {"raw", "cls", "channel", "cls_noisy_5db", "cls_finetuned"}
     recon = json.loads((tmp_path / "results" / "reconstruction.json").read_text())
-    assert recon["channels"] == 120 and recon["nmse"] > 0 and recon["mean_patch_nmse"] > 0
+    assert recon["channels"] == 120 and recon["nmse"] > 0 and recon["mean_patch_nmse"] > 0 and recon["sparse_nmse"] > 0
+    assert all(f"{p}channel_nmse_median_db" in recon for p in ("", "mean_patch_", "sparse_"))
+    assert "plane waves in angle and delay" in page and "median per channel" in page
     assert "wrote" in capsys.readouterr().out
 
 
@@ -52,6 +55,27 @@ def test_a_rerun_reuses_finished_sections_and_redoes_changed_ones(bundle_dir, tm
     assert (tmp_path / "results" / "reconstruction.json").read_text() == first["reconstruction"]
     assert cli.main([*command, "--seed", "1"]) == 0
     assert (tmp_path / "results" / "tsne.json").read_text() != first["tsne"]
+
+
+def test_a_few_path_channel_is_recovered_from_its_visible_entries_by_the_plane_wave_fit():
+    rng = np.random.default_rng(0)
+    antenna, subcarrier = np.arange(32)[:, None], np.arange(32)[None, :]
+    channels = np.stack(
+        [
+            sum(
+                rng.normal()
+                * np.exp(2j * np.pi * (rng.uniform() + antenna * rng.integers(128) / 128))
+                * np.exp(2j * np.pi * subcarrier * rng.integers(128) / 128)
+                for _ in range(3)
+            )
+            for _ in range(4)
+        ]
+    )
+    hidden = np.zeros(channels.shape, bool)
+    hidden[:, 5, :16] = hidden[:, 20, 16:] = True
+    fitted = pages.sparse_recovery(channels, hidden, plane_waves=3)
+    assert np.allclose(fitted[hidden], channels[hidden], atol=1e-6)
+    assert np.abs(pages.sparse_recovery(channels, hidden, plane_waves=1) - channels)[hidden].max() > 0.1
 
 
 def test_targets_are_judged_from_the_rows():
