@@ -26,6 +26,7 @@ from lwmspectro_train.lwm.downstream import (
     los_inputs,
     los_model,
     raw_patches,
+    sub6_beam_reference,
     training_count,
 )
 from lwmspectro_train.lwm.export import load_encoder
@@ -55,6 +56,16 @@ def test_dft_beams_are_orthonormal_and_find_a_single_path():
     channel = ula_steering(16, np.array([azimuth]), np.array([90.0]))[..., None] * np.ones((1, 1, 4))
     assert best_beams(channel, 16).tolist() == [10]  # u = -1 + 2 * 10 / 16 = 0.25
     assert best_beams(channel, 64).tolist() == [40]
+
+
+def test_the_untrained_beam_reference_reads_each_users_direction_off_its_sub6_channel():
+    azimuth = np.rad2deg(np.arcsin(np.linspace(-0.9, 0.9, 40)))
+    steering = ula_steering(32, azimuth, np.full(40, 90.0))[..., None] * np.ones((1, 1, 4))
+    rows = sub6_beam_reference(steering, 2j * steering, (16, 64))
+    scores = [(r["beams"], r["test_users"], r["accuracy"], r["f1"]) for r in rows]
+    assert scores == [(16, 4, 1.0, 1.0), (64, 4, 1.0, 1.0)]
+    reversed_users = sub6_beam_reference(steering, steering[::-1], (16,))[0]
+    assert reversed_users["accuracy"] < 0.5
 
 
 def test_heads_have_the_papers_shape():

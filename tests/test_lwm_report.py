@@ -44,6 +44,7 @@ def test_report_writes_the_page_the_figures_and_every_target(bundle_dir, tmp_pat
     assert recon["channels"] == 120 and recon["nmse"] > 0 and recon["mean_patch_nmse"] > 0 and recon["sparse_nmse"] > 0
     assert all(f"{p}channel_nmse_median_db" in recon for p in ("", "mean_patch_", "sparse_"))
     assert "plane waves in angle and delay" in page and "median per channel" in page
+    assert "Without training, each test user's sub-6 GHz channel" in page
     assert "wrote" in capsys.readouterr().out
 
 

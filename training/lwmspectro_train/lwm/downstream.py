@@ -384,6 +384,29 @@ def los_task(
     return [{"task": "los", **row} for row in rows]
 
 
+def sub6_beam_reference(
+    sub6: np.ndarray, mmwave: np.ndarray, codebook_sizes: Sequence[int] = CODEBOOK_SIZES, seed: int = 0
+) -> list[dict]:
+    """The beam prediction a user's sub-6 GHz channel gives without training: its own best beam
+    in the same DFT codebook (both carriers' arrays are half-wavelength ULAs, so a beam points
+    the same way at either), scored like `beam_task` on its test tenth of the users. It reads
+    the best beam straight off the strongest direction, which is what a head trained on the
+    users has to learn."""
+    rows = []
+    for beams in codebook_sizes:
+        labels, guessed = best_beams(mmwave, beams), best_beams(sub6, beams)
+        _, test = split_users(len(labels), seed, 0.1)
+        rows.append(
+            {
+                "beams": beams,
+                "test_users": len(test),
+                "f1": macro_f1(labels[test], guessed[test], np.unique(labels[test])),
+                "accuracy": float(np.mean(labels[test] == guessed[test])),
+            }
+        )
+    return rows
+
+
 def beam_task(
     bundle: LwmBundle,
     sub6: np.ndarray,

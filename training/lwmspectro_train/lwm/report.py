@@ -45,6 +45,7 @@ from .downstream import (
     best_beams,
     distinct_fractions,
     los_task,
+    sub6_beam_reference,
 )
 from .export import load_objective
 from .model import mcm_mask
@@ -370,6 +371,11 @@ def run_report(
         log(f"lwm report: {section}")
         settings, compute = plans[section]
         done[section] = cached(out, section, {**common, **settings}, compute)
+        if section == "beam":
+            # No training, under a second: computed afresh rather than cached with the heads' rows.
+            done[section] = done[section] | {
+                "reference": sub6_beam_reference(*users.beam_pair, preset.codebook_sizes, seed)
+            }
     figures = write_figures(done, out)
     write_markdown(bundle, users, done, figures, results_md, command, preset_name, preset)
     return done
@@ -572,6 +578,19 @@ def write_markdown(
                 lead = f"{group} | " if section == "beam" else ""
                 lines.append(f"| {lead}{fraction:.4g} | {first['train_samples']} | " + " | ".join(cells) + " |")
         lines.append("")
+        if section == "beam" and sections[section].get("reference"):
+            lines += [
+                "Without training, each test user's sub-6 GHz channel read for its own best beam in the same "
+                "codebook (`downstream.sub6_beam_reference`): what the heads above are trained to find.",
+                "",
+                "| beams | test users | macro F1 | accuracy |",
+                "|---|---|---|---|",
+                *(
+                    f"| {r['beams']} | {r['test_users']} | {r['f1']:.3f} | {r['accuracy']:.3f} |"
+                    for r in sections[section]["reference"]
+                ),
+                "",
+            ]
     if "tsne" in sections:
         result = sections["tsne"]
         lines += [
