@@ -392,10 +392,10 @@ def sub6_beam_reference(
     the same way at either), scored like `beam_task` on its test tenth of the users. It reads
     the best beam straight off the strongest direction, which is what a head trained on the
     users has to learn."""
+    _, test = split_users(len(mmwave), seed, 0.1)
     rows = []
     for beams in codebook_sizes:
         labels, guessed = best_beams(mmwave, beams), best_beams(sub6, beams)
-        _, test = split_users(len(labels), seed, 0.1)
         rows.append(
             {
                 "beams": beams,

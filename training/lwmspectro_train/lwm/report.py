@@ -136,8 +136,12 @@ def sparse_recovery(
     return fit.reshape(b, m, n)
 
 
-PREDICTORS = {"lwm": "LWM", "mean_patch": "mean patch", "sparse": "plane-wave fit"}
-"""The reconstruction section's predictors: key prefix in its rows -> name."""
+PREDICTORS = {
+    "": "LWM (encoder + linear decoder)",
+    "mean_patch_": "mean patch of the training channels",
+    "sparse_": f"{SPARSE_PLANE_WAVES} plane waves in angle and delay fitted to the visible entries (no training)",
+}
+"""The reconstruction section's predictors: the prefix of their keys in its rows -> their name."""
 
 
 @torch.no_grad()
@@ -165,9 +169,9 @@ def reconstruction(bundle: LwmBundle, channels: np.ndarray, draws: int, seed: in
             hidden = selected[..., None].expand_as(patches).reshape(planes.shape)[:, 0].numpy()
             fitted = sparse_recovery(planes[:, 0] + 1j * planes[:, 1], hidden)
             predictions = {
-                "lwm": objective.decoder(objective.encoder.tokens(masked)[:, 1:]),
-                "mean_patch": objective.mean_patch.expand_as(patches),
-                "sparse": torch.from_numpy(np.stack([fitted.real, fitted.imag], axis=1)).reshape(patches.shape),
+                "": objective.decoder(objective.encoder.tokens(masked)[:, 1:]),
+                "mean_patch_": objective.mean_patch.expand_as(patches),
+                "sparse_": torch.from_numpy(np.stack([fitted.real, fitted.imag], axis=1)).reshape(patches.shape),
             }
             weight = selected[..., None].double()
             for name, predicted in predictions.items():
@@ -182,10 +186,9 @@ def reconstruction(bundle: LwmBundle, channels: np.ndarray, draws: int, seed: in
         "sparse_plane_waves": SPARSE_PLANE_WAVES,
         "sparse_oversampling": SPARSE_OVERSAMPLING,
     }
-    for name in PREDICTORS:
-        error = np.concatenate(errors[name])
+    for prefix in PREDICTORS:
+        error = np.concatenate(errors[prefix])
         per_channel = error / np.maximum(energy, 1e-300)
-        prefix = "" if name == "lwm" else f"{name}_"
         out |= {
             f"{prefix}mse": float(error.sum()) / values,
             f"{prefix}nmse": float(error.sum() / energy.sum()),
@@ -296,8 +299,8 @@ def targets(sections: dict) -> list[dict]:
             "status": "reported" if recon else "not measured",
             "numbers": ""
             if not recon
-            else f"LWM {recon['nmse_db']:.2f} dB, mean patch {recon['mean_patch_nmse_db']:.2f} dB"
-            + ("" if "sparse_nmse_db" not in recon else f", plane-wave fit {recon['sparse_nmse_db']:.2f} dB"),
+            else f"LWM {recon['nmse_db']:.2f} dB, mean patch {recon['mean_patch_nmse_db']:.2f} dB, "
+            f"plane-wave fit {recon['sparse_nmse_db']:.2f} dB",
         }
     )
     return out
@@ -456,11 +459,6 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _optional(row: dict, key: str, spec: str) -> str:
-    """`row[key]` formatted, empty where a section written by an older version lacks it."""
-    return "" if row.get(key) is None else format(row[key], spec)
-
-
 def _score(row: dict) -> str:
     """F1 as mean ± std over the draws, or alone when there was one draw."""
     if len(row.get("f1_runs", [])) > 1:
@@ -532,19 +530,9 @@ def write_markdown(
             "| predictor | NMSE | NMSE (dB) | median per channel (dB) | mean per channel | MSE per value |",
             "|---|---|---|---|---|---|",
             *(
-                f"| {name} | {r[f'{p}nmse']:.4f} | {r[f'{p}nmse_db']:.2f} | "
-                f"{_optional(r, f'{p}channel_nmse_median_db', '.2f')} | "
-                f"{_optional(r, f'{p}channel_nmse_mean', '.4f')} | {r[f'{p}mse']:.4g} |"
-                for name, p in (
-                    ("LWM (encoder + linear decoder)", ""),
-                    ("mean patch of the training channels", "mean_patch_"),
-                    (
-                        f"{r.get('sparse_plane_waves')} plane waves in angle and delay fitted to the visible "
-                        "entries (no training)",
-                        "sparse_",
-                    ),
-                )
-                if f"{p}nmse" in r
+                f"| {name} | {r[f'{p}nmse']:.4f} | {r[f'{p}nmse_db']:.2f} | {r[f'{p}channel_nmse_median_db']:.2f} | "
+                f"{r[f'{p}channel_nmse_mean']:.4f} | {r[f'{p}mse']:.4g} |"
+                for p, name in PREDICTORS.items()
             ),
         ]
         if pretraining:
