@@ -260,8 +260,8 @@ def hard_bits(values, modulation):
     return ((index[:, None] >> np.arange(m - 1, -1, -1)) & 1).astype(np.uint8).ravel()
 
 
-@pytest.mark.parametrize("mu,modulation,code_rate", [(0, "16QAM", "1/2"), (1, "64QAM", "3/4")])
-def test_nr_pdsch_carries_the_scrambled_ldpc_codewords(monkeypatch, mu, modulation, code_rate):
+@pytest.mark.parametrize("mu,modulation,code_rate,n_cdm", [(0, "16QAM", "1/2", 1), (1, "64QAM", "3/4", 2)])
+def test_nr_pdsch_carries_the_scrambled_ldpc_codewords(monkeypatch, mu, modulation, code_rate, n_cdm):
     calls = []
 
     def recording(transport_blocks, coded_bits, bits_per_symbol, rate):
@@ -281,6 +281,7 @@ def test_nr_pdsch_carries_the_scrambled_ldpc_codewords(monkeypatch, mu, modulati
         rng=np.random.default_rng(12),
         load=1.0,
         ssb_period_ms=20,
+        dmrs_cdm_groups_without_data=n_cdm,
     )
     assert wf.coding == "ldpc" and wf.code_rate == code_rate
     ((transport_blocks, coded_bits, codewords),) = calls
@@ -288,7 +289,7 @@ def test_nr_pdsch_carries_the_scrambled_ldpc_codewords(monkeypatch, mu, modulati
     n_rb, qm = meta["n_rb"], labels.BITS_PER_SYMBOL[modulation]
     rate = Fraction(code_rate)
     # Every slot is fully allocated: one transport block of the 38.214 size each.
-    re_per_prb = 12 * (14 - meta["pdsch_start_symbol"]) - len(meta["dmrs_symbols"]) * (
+    re_per_prb = 12 * (14 - meta["pdsch_start_symbol"]) - len(meta["dmrs_symbols"]) * n_cdm * (
         6 if meta["dmrs_config_type"] == 1 else 4
     )
     assert {len(b) for b in transport_blocks} == {ldpc.transport_block_size(n_rb, re_per_prb, rate, qm)}
@@ -298,7 +299,8 @@ def test_nr_pdsch_carries_the_scrambled_ldpc_codewords(monkeypatch, mu, modulati
     mask = np.zeros((14, 12 * n_rb), bool)
     mask[meta["pdsch_start_symbol"] :] = True
     for l in meta["dmrs_symbols"]:
-        mask[l, nr.dmrs_subcarriers(meta["dmrs_config_type"], n_rb)] = False
+        for group in range(n_cdm):
+            mask[l, nr.dmrs_subcarriers(meta["dmrs_config_type"], n_rb, group)] = False
     group = 7 * 2**mu
     cp0, cp = meta["cp"]
     slot_len = (cp0 + meta["n_fft"] + (group - 1) * (cp + meta["n_fft"])) * 14 // group

@@ -87,6 +87,8 @@ def test_nr_at_load_0_2_has_pdsch_on_a_fifth_of_its_res_all_of_the_labelled_modu
         load=0.2,
         dmrs_type_a_position=2,
         dmrs_config_type=1,
+        dmrs_cdm_groups_without_data=1,
+        pdcch=True,
     )
     assert wf.meta["load"] == 0.2 and wf.meta["served_load"] == pytest.approx(0.2, abs=0.02)
     grid, slots = nr_slots(wf)
@@ -242,6 +244,64 @@ def test_dmrs_type_2_sits_on_the_allocated_rbs_only():
             assert np.array_equal(sent[outside_ssb], allocated[outside_ssb])
             on_rbs = np.repeat(sent & outside_ssb, 4)
             assert np.allclose(received[on_rbs], expected[on_rbs], atol=1e-3)
+
+
+@pytest.mark.parametrize("config_type,n_cdm", [(1, 2), (2, 2), (2, 3)])
+def test_nr_dmrs_cdm_groups_without_data_stay_empty_and_the_dmrs_is_boosted(config_type, n_cdm):
+    wf = generate(
+        "nr",
+        bandwidth_hz=10e6,
+        mu=1,
+        modulation="16QAM",
+        code_rate="1/2",
+        duration_s=0.004,
+        rng=np.random.default_rng(8),
+        load=1.0,
+        dmrs_type_a_position=2,
+        dmrs_additional_position=1,
+        dmrs_config_type=config_type,
+        dmrs_cdm_groups_without_data=n_cdm,
+    )
+    assert wf.meta["dmrs_cdm_groups_without_data"] == n_cdm
+    n_rb = wf.meta["n_rb"]
+    grid, _ = nr_slots(wf)
+    ssb = 12 * wf.meta["ssb_rb_offset"] + np.arange(240)
+    away = ~np.isin(np.arange(12 * n_rb), ssb)
+    pdsch = grid[:, 12][:, away]  # symbol 12: PDSCH alone
+    for l in (2, 11):
+        dmrs = grid[:, l, nr.dmrs_subcarriers(config_type, n_rb)]
+        # beta_DMRS of 38.214 Table 4.1-1: the DMRS's power n_cdm times the PDSCH's per RE.
+        ratio = np.mean(np.abs(dmrs) ** 2) / np.mean(np.abs(pdsch) ** 2)
+        assert ratio == pytest.approx(n_cdm, rel=0.05)
+        for group in range(1, n_cdm):
+            others = nr.dmrs_subcarriers(config_type, n_rb, group)
+            assert np.abs(grid[:, l, others[away[others]]]).max() < 1e-3
+
+
+def test_nr_without_pdcch_leaves_the_symbols_before_its_pdsch_empty_and_may_start_on_symbol_0():
+    starts = set()
+    for seed in range(12):
+        wf = generate(
+            "nr",
+            bandwidth_hz=10e6,
+            mu=0,
+            modulation="QPSK",
+            code_rate="1/2",
+            duration_s=0.003,
+            rng=np.random.default_rng(seed),
+            load=1.0,
+            pdcch=False,
+            ssb_period_ms=20,
+        )
+        start = wf.meta["pdsch_start_symbol"]
+        starts.add(start)
+        assert wf.meta["pdcch"] is False and wf.meta["coreset_symbols"] == 0
+        grid, _ = nr_slots(wf)
+        away = ~np.isin(np.arange(12 * wf.meta["n_rb"]), 12 * wf.meta["ssb_rb_offset"] + np.arange(240))
+        if start:
+            assert np.abs(grid[:, :start][..., away]).max() < 1e-3
+        assert (np.abs(grid[:, start][..., away]) > 0.1).mean() > 0.4
+    assert 0 in starts and len(starts) > 1
 
 
 # --- LTE ----------------------------------------------------------------------------------------

@@ -10,15 +10,20 @@ from lwmspectro import labels
 from lwmspectro.phy import generate, options
 
 # The standards' values, written out here rather than read from the package.
-LTE = {1.4e6: 128, 3e6: 256, 5e6: 512, 10e6: 1024, 20e6: 2048}  # 15 kHz, fs = N x 15 kHz
-NR = {(0, 5e6): 512, (0, 10e6): 1024, (0, 20e6): 2048, (1, 10e6): 512, (1, 20e6): 1024}
+LTE = {1.4e6: 128, 3e6: 256, 5e6: 512, 10e6: 1024, 15e6: 1536, 20e6: 2048}  # 15 kHz, fs = N x 15 kHz
+NR = {(0, 5e6): 512, (0, 10e6): 1024, (0, 15e6): 1536, (0, 20e6): 2048, (1, 10e6): 512, (1, 15e6): 768, (1, 20e6): 1024}
 
 CASES = (
     [("wifi", 20e6, {}, "64QAM", "3/4"), ("wifi", 20e6, {}, "256QAM", "3/4")]
     + [("lte", bw, {"load": 1.0}, "16QAM", "1/2") for bw in LTE]
-    + [("nr", bw, {"mu": mu, "load": 1.0}, "64QAM", "2/3") for mu, bw in NR]
+    + [
+        ("nr", bw, {"mu": mu, "load": 1.0, "dmrs_cdm_groups_without_data": 1, "pdcch": True}, "64QAM", "2/3")
+        for mu, bw in NR
+    ]
 )
-"""Full load: every symbol carries REs, so every cyclic prefix shows as a run."""
+"""Full load: every symbol carries REs, so every cyclic prefix shows as a run (for NR, with PDSCH
+on every RE of the DMRS symbols too: a DMRS symbol of every other subcarrier alone repeats
+itself after half a symbol; and with PDCCH, so that symbol 0 and its long prefix are never empty)."""
 
 
 def expected_numerology(protocol, bw, opts):
@@ -175,7 +180,9 @@ def test_random_start_inside_the_frame():
 
 def test_options_list_what_each_standard_allows():
     assert options("wifi")["code_rate"]["256QAM"] == ["3/4"]
-    assert options("lte")["bandwidth_hz"] == [1.4e6, 3e6, 5e6, 10e6, 20e6]
+    assert options("lte")["bandwidth_hz"] == [1.4e6, 3e6, 5e6, 10e6, 15e6, 20e6]
+    assert options("nr")["bandwidth_hz"] == [5e6, 10e6, 15e6, 20e6]
+    assert options("nr")["dmrs_cdm_groups_without_data"] == {"1": [1, 2], "2": [1, 2, 3]}
     assert "BPSK" not in options("nr")["modulation"]
     for protocol in labels.PROTOCOLS:
         opts = options(protocol)
@@ -189,7 +196,7 @@ def test_options_list_what_each_standard_allows():
     [
         (dict(protocol="bluetooth"), "valid choices: wifi, lte, nr, other"),
         (dict(protocol="lte", modulation="BPSK"), "QPSK, 16QAM, 64QAM, 256QAM"),
-        (dict(protocol="nr", bandwidth_hz=7e6), "5000000.0, 10000000.0, 20000000.0"),
+        (dict(protocol="nr", bandwidth_hz=7e6), "5000000.0, 10000000.0, 15000000.0, 20000000.0"),
         (dict(protocol="wifi", modulation="256QAM", code_rate="5/6"), "valid choices: 3/4"),
         (dict(protocol="nr", bandwidth_hz=5e6, mu=1), "valid choices: 0"),
         (dict(protocol="lte", kind="cw"), "cw, sc_psk, sc_qam, fm, ofdm_other, chirp"),

@@ -339,7 +339,8 @@ def judge(readout: dict, truth: dict, snr_bins_db: Sequence[float] = labels.SNR_
     """{task: True/False} for the tasks the truth decides, for the window's values and the
     tracked ones alike: the protocol always; modulation, SNR (the readout and the truth each as
     the nearest of the bundle's SNR bins, `snr_bins_db`, so that an SNR read as a number in dB is
-    judged by its bin) and mobility when the truth is WiFi, LTE or NR and the readout has
+    judged by its bin) and mobility when the truth is WiFi, LTE or NR, states that value (a
+    recording labelled with its protocol alone is judged on the protocol) and the readout has
     them (mobility only when the readout has one: a capture too short for it says so rather than
     guess)."""
     verdict = {}
@@ -349,11 +350,75 @@ def judge(readout: dict, truth: dict, snr_bins_db: Sequence[float] = labels.SNR_
         verdict[prefix + "protocol"] = readout[prefix + "protocol"] == truth["protocol"]
         if truth["protocol"] not in labels.PROTOCOLS or readout[prefix + "modulation"] is None:
             continue
-        verdict[prefix + "modulation"] = readout[prefix + "modulation"] == truth["modulation"]
-        if readout[prefix + "snr_db"] is not None:
+        if truth.get("modulation") is not None:
+            verdict[prefix + "modulation"] = readout[prefix + "modulation"] == truth["modulation"]
+        if readout[prefix + "snr_db"] is not None and truth.get("snr_db") is not None:
             verdict[prefix + "snr_db"] = labels.nearest_snr_bin(
                 readout[prefix + "snr_db"], snr_bins_db
             ) == labels.nearest_snr_bin(truth["snr_db"], snr_bins_db)
-        if readout[prefix + "mobility"] is not None:
+        if readout[prefix + "mobility"] is not None and truth.get("mobility") is not None:
             verdict[prefix + "mobility"] = readout[prefix + "mobility"] == truth["mobility"]
     return verdict
+
+
+def task_name(task: str) -> str:
+    """How a line or a summary names a task: 'snr', 'tracked modulation'."""
+    return task.removesuffix("_db").replace("_", " ")
+
+
+def truth_text(truth: Mapping[str, Any]) -> str:
+    """The truth's labels in one short phrase, e.g. 'lte 64QAM 10 dB static' (those it states)."""
+    parts = [str(truth["protocol"])]
+    if truth["protocol"] in labels.PROTOCOLS:
+        if truth.get("modulation") is not None:
+            parts.append(str(truth["modulation"]))
+        if truth.get("snr_db") is not None:
+            parts.append(f"{truth['snr_db']:.0f} dB")
+        if truth.get("mobility") is not None:
+            parts.append(str(truth["mobility"]))
+    return " ".join(parts)
+
+
+class Tally:
+    """Running agreement of readouts with their truth, per task (`judge`): the scoreboard's, the
+    readout widget's and `lwmspectro score`'s."""
+
+    def __init__(self, snr_bins_db: Sequence[float] = labels.SNR_GRID_DB) -> None:
+        self.snr_bins_db = tuple(snr_bins_db)
+        self.correct = dict.fromkeys(JUDGED_TASKS, 0)
+        self.judged = dict.fromkeys(JUDGED_TASKS, 0)
+        self.invalid = 0
+        self.unlabelled = 0
+        self.readouts = 0
+
+    def record(self, readout: dict, truth: Mapping[str, Any] | None) -> dict:
+        """Count one readout; returns its verdict ({task: right}, empty when nothing is judged)."""
+        self.readouts += 1
+        if not readout["valid"]:
+            self.invalid += 1
+            return {}
+        if truth is None:
+            self.unlabelled += 1
+            return {}
+        verdict = judge(readout, dict(truth), self.snr_bins_db)
+        for task, right in verdict.items():
+            self.judged[task] += 1
+            self.correct[task] += int(right)
+        return verdict
+
+    def accuracy(self) -> dict:
+        """{task: fraction correct or None when nothing was judged} (tracked tasks None without tracking)."""
+        return {task: (self.correct[task] / self.judged[task] if self.judged[task] else None) for task in JUDGED_TASKS}
+
+    def summary(self) -> str:
+        parts = []
+        for task in JUDGED_TASKS:
+            if self.judged[task]:
+                parts.append(
+                    f"{task_name(task)} {100 * self.correct[task] / self.judged[task]:.0f} % "
+                    f"({self.correct[task]}/{self.judged[task]})"
+                )
+        parts.append(f"invalid {self.invalid}")
+        if self.unlabelled:
+            parts.append(f"without truth {self.unlabelled}")
+        return "accuracy: " + ", ".join(parts)

@@ -8,10 +8,10 @@ import collections
 
 from PyQt5 import QtCore, QtWidgets
 
-from lwmspectro.readout import CONFIDENCE_OF, TRACKED_PREFIX, format_line
+from lwmspectro.readout import CONFIDENCE_OF, TRACKED_PREFIX, Tally, format_line, task_name
 
 from .common import BlockBundle, ConfigError, ReadoutSink, load_bundle
-from .scoreboard import Tally, line, task_name, truth_of
+from .scoreboard import line, truth_of
 
 LABEL = "LWM Readout Widget"
 ROWS = (("protocol", "Protocol"), ("modulation", "Modulation"), ("snr_db", "SNR"), ("mobility", "Mobility"))

@@ -56,7 +56,7 @@ from .common import (
 
 SUBCARRIER_SPACING_HZ = 15e3
 # bandwidth -> (N_RB, FFT size); the sample rate is N_FFT x 15 kHz.
-NUMEROLOGY = {1.4e6: (6, 128), 3e6: (15, 256), 5e6: (25, 512), 10e6: (50, 1024), 20e6: (100, 2048)}
+NUMEROLOGY = {1.4e6: (6, 128), 3e6: (15, 256), 5e6: (25, 512), 10e6: (50, 1024), 15e6: (75, 1536), 20e6: (100, 2048)}
 BANDWIDTHS_HZ = tuple(NUMEROLOGY)
 CODE_RATES = {
     "QPSK": ("1/3", "1/2", "2/3"),

@@ -1,26 +1,32 @@
 """5G NR downlink (3GPP TS 38.211 / 38.213 / 38.214), numerology mu = 0 (15 kHz) and 1 (30 kHz),
 one antenna port, FDD (every slot downlink).
 
-Per slot: a CORESET of 1-3 symbols over whole groups of 6 RBs, carrying PDCCH (QPSK of random
-bits: PDCCH coding is not modelled) in some of its groups in every slot that schedules PDSCH and
-in half of the others; the PDSCH (mapping type A) from the symbol after the CORESET to the end
-of the slot on the resource blocks the scheduler allocates, with its DMRS on those RBs only
-(configuration type 1 or 2, port 1000, dmrs-TypeA-Position pos2 or pos3 plus 0-3 additional
-positions per Table 7.4.1.1.2-3, one CDM group without data so PDSCH also fills the other REs of
-DMRS symbols); and the SS/PBCH blocks of a half frame (L_max = 4: case A at 15 kHz, case B at
-30 kHz, a random ssb-PositionsInBurst) every 5, 10 or 20 ms in a random half frame of the period:
-PSS, SSS, PBCH DMRS with their sequences for the cell ID, and PBCH REs carrying QPSK of random
-bits (the MIB's polar coding is not modelled). A 16 ms window thus sometimes holds no SS/PBCH
-block. The cell's load is drawn per waveform (see common.schedule_pdsch): from a few RBs in a
-few slots, contiguous (allocation type 1) or in scattered resource block groups (type 0), to
-every RB of every slot. PDSCH bits are scrambled (38.211 7.3.1.1) and Gray-mapped (5.1).
+Per slot: in half of the waveforms, a CORESET of 1-3 symbols over whole groups of 6 RBs,
+carrying PDCCH (QPSK of random bits: PDCCH coding is not modelled) in some of its groups in every
+slot that schedules PDSCH and in half of the others, the PDSCH starting on the symbol after it; in
+the others no PDCCH (a PDSCH-only waveform, as test generators and the control region of another
+cell's scheduling leave it), the PDSCH starting on symbol 0-3 and the symbols before it empty; the
+PDSCH (mapping type A) to the end of the slot on the resource blocks the scheduler allocates, with
+its DMRS on those RBs only (configuration type 1 or 2, port 1000, dmrs-TypeA-Position pos2 or
+pos3 plus 0-3 additional positions per Table 7.4.1.1.2-3, and 1 or 2 CDM groups without data for
+type 1, 1-3 for type 2 (38.214 5.1.6.2: DCI format 1_0 uses 2): the REs of the groups other than
+port 1000's stay empty and the DMRS is boosted by beta_DMRS of 38.214 Table 4.1-1, 0 / 3 / 4.77
+dB; with one group PDSCH fills the other REs of DMRS symbols); and the SS/PBCH blocks of a half
+frame (L_max = 4: case A at 15 kHz, case B at 30 kHz, a random ssb-PositionsInBurst) every 5, 10
+or 20 ms in a random half frame of the period: PSS, SSS, PBCH DMRS with their sequences for the
+cell ID, and PBCH REs carrying QPSK of random bits (the MIB's polar coding is not modelled). A
+16 ms window thus sometimes holds no SS/PBCH block. The cell's load is drawn per waveform (see
+common.schedule_pdsch): from a few RBs in a few slots, contiguous (allocation type 1) or in
+scattered resource block groups (type 0), to every RB of every slot. PDSCH bits are scrambled
+(38.211 7.3.1.1) and Gray-mapped (5.1).
 
 Coding: every slot with PDSCH carries one LDPC-coded transport block (ldpc.py, 38.212 7.2): its
 size from 38.214 5.1.3.2 for the slot's PRBs at the labelled code rate, CRC, segmentation, LDPC
 and rv-0 rate matching to the slot's PDSCH REs, which SS/PBCH blocks may reduce.
 
 Normal CP: 144 kappa 2^-mu Tc, plus 16 kappa Tc on the first symbol of each half-subframe.
-5 MHz is offered at 15 kHz only: 11 RBs at 30 kHz cannot hold the 20-RB SS/PBCH block.
+Channel bandwidths 5, 10, 15 and 20 MHz (38.101-1 Table 5.3.2-1); 5 MHz is offered at 15 kHz
+only: 11 RBs at 30 kHz cannot hold the 20-RB SS/PBCH block.
 """
 
 from __future__ import annotations
@@ -52,11 +58,13 @@ from .common import (
 NUMEROLOGY = {
     (0, 5e6): (25, 512),
     (0, 10e6): (52, 1024),
+    (0, 15e6): (79, 1536),
     (0, 20e6): (106, 2048),
     (1, 10e6): (24, 512),
+    (1, 15e6): (38, 768),
     (1, 20e6): (51, 1024),
 }
-BANDWIDTHS_HZ = (5e6, 10e6, 20e6)
+BANDWIDTHS_HZ = (5e6, 10e6, 15e6, 20e6)
 CODE_RATES = {
     "QPSK": ("1/3", "1/2", "2/3"),
     "16QAM": ("1/2", "2/3", "3/4"),
@@ -67,6 +75,10 @@ SSB_FIRST_SYMBOLS = {0: (2, 8, 16, 22), 1: (4, 8, 16, 20)}  # case A / case B, f
 DMRS_TYPE_A_POSITIONS = (2, 3)
 DMRS_ADDITIONAL_POSITIONS = (0, 1, 2, 3)
 DMRS_CONFIG_TYPES = (1, 2)
+CDM_GROUPS = {1: (1, 2), 2: (1, 2, 3)}
+"""CDM groups without data each DMRS configuration type allows (38.212 Tables 7.3.1.2.2-1..4)."""
+PDCCH_PROBABILITY = 0.5
+"""Share of waveforms whose slots open with a CORESET carrying PDCCH; the others are PDSCH alone."""
 SSB_PERIODS_MS = (5, 10, 20)
 SSB_RB = 20
 SSB_BITMAPS = tuple(format(bitmap, "04b") for bitmap in range(1, 16))
@@ -86,13 +98,15 @@ def dmrs_symbols(type_a_position: int, additional_position: int) -> tuple[int, .
     return (type_a_position,) + ((), (11,), (7, 11), (5, 8, 11))[additional_position]
 
 
-def dmrs_subcarriers(config_type: int, n_rb: int) -> np.ndarray:
-    """Subcarriers of CDM group 0 in order of the sequence index m: k = 2m (type 1), or
-    k = 6n + k' for m = 2n + k', k' = 0, 1 (type 2) (38.211 7.4.1.1.2)."""
+def dmrs_subcarriers(config_type: int, n_rb: int, cdm_group: int = 0) -> np.ndarray:
+    """Subcarriers of a CDM group in order of the sequence index m: k = 2m + delta (type 1,
+    delta = group), or k = 6n + k' + delta for m = 2n + k', k' = 0, 1 (type 2, delta = 2 group)
+    (38.211 7.4.1.1.2)."""
     labels.check_choice("dmrs_config_type", config_type, DMRS_CONFIG_TYPES)
+    labels.check_choice(f"CDM group of DMRS type {config_type}", cdm_group, range(len(CDM_GROUPS[config_type])))
     if config_type == 1:
-        return np.arange(0, 12 * n_rb, 2)
-    return (6 * np.arange(2 * n_rb)[:, None] + np.arange(2)).ravel()
+        return np.arange(cdm_group, 12 * n_rb, 2)
+    return (6 * np.arange(2 * n_rb)[:, None] + np.arange(2) + 2 * cdm_group).ravel()
 
 
 def rbg_size(n_rb: int, config: int) -> int:
@@ -110,6 +124,8 @@ def options() -> dict:
         "dmrs_type_a_position": list(DMRS_TYPE_A_POSITIONS),
         "dmrs_additional_position": list(DMRS_ADDITIONAL_POSITIONS),
         "dmrs_config_type": list(DMRS_CONFIG_TYPES),
+        "dmrs_cdm_groups_without_data": {str(t): list(g) for t, g in CDM_GROUPS.items()},
+        "pdcch": [True, False],
         "ssb_period_ms": list(SSB_PERIODS_MS),
     }
 
@@ -193,6 +209,8 @@ def generate(
     dmrs_type_a_position: int | None = None,
     dmrs_additional_position: int | None = None,
     dmrs_config_type: int | None = None,
+    dmrs_cdm_groups_without_data: int | None = None,
+    pdcch: bool | None = None,
     ssb_period_ms: int | None = None,
     ssb_positions_in_burst: str | None = None,
     load: float | None = None,
@@ -201,7 +219,8 @@ def generate(
     if unknown:
         raise ValueError(
             f"unknown NR options {sorted(unknown)}; valid: mu, cell_id, dmrs_type_a_position, "
-            "dmrs_additional_position, dmrs_config_type, ssb_period_ms, ssb_positions_in_burst, load"
+            "dmrs_additional_position, dmrs_config_type, dmrs_cdm_groups_without_data, pdcch, ssb_period_ms, "
+            "ssb_positions_in_burst, load"
         )
     valid_mu = [m for m in (0, 1) if (m, bandwidth_hz) in NUMEROLOGY]
     mu = int(rng.choice(valid_mu)) if mu is None else mu
@@ -215,6 +234,10 @@ def generate(
     positions = dmrs_symbols(l0, dmrs_additional_position)
     config_type = int(rng.choice(DMRS_CONFIG_TYPES)) if dmrs_config_type is None else dmrs_config_type
     labels.check_choice("dmrs_config_type", config_type, DMRS_CONFIG_TYPES)
+    cdm_groups = CDM_GROUPS[config_type]
+    n_cdm = int(rng.choice(cdm_groups)) if dmrs_cdm_groups_without_data is None else dmrs_cdm_groups_without_data
+    labels.check_choice(f"dmrs_cdm_groups_without_data with DMRS type {config_type}", n_cdm, cdm_groups)
+    pdcch = bool(rng.random() < PDCCH_PROBABILITY) if pdcch is None else bool(pdcch)
     ssb_period = int(rng.choice(SSB_PERIODS_MS)) if ssb_period_ms is None else ssb_period_ms
     labels.check_choice("ssb_period_ms", ssb_period, SSB_PERIODS_MS)
     load = draw_load(rng) if load is None else check_load(load)
@@ -233,7 +256,9 @@ def generate(
     else:
         labels.check_choice("ssb_positions_in_burst", ssb_positions_in_burst, SSB_BITMAPS)
         ssb_bitmap = int(ssb_positions_in_burst, 2)
-    coreset_symbols = int(rng.integers(1, l0 + 1))  # the PDSCH starts after it, at the latest on l0
+    # The PDSCH starts after the CORESET, at the latest on l0; without PDCCH, on any symbol up to l0.
+    pdsch_start = int(rng.integers(1 if pdcch else 0, l0 + 1))
+    coreset_symbols = pdsch_start if pdcch else 0
     coreset_groups = int(rng.integers(1, n_rb // 6 + 1))
     coreset_first = 6 * int(rng.integers(n_rb // 6 - coreset_groups + 1))
     slots_per_frame = 10 * 2**mu
@@ -255,13 +280,13 @@ def generate(
     # PDCCH in a random subset of the CORESET's 6-RB groups, at least one where it schedules PDSCH.
     used = np.zeros((n_slots, n_rb // 6), bool)
     for i, count in enumerate(rng.integers(1, coreset_groups + 1, n_slots)):
-        if busy[i] or rng.random() < PDCCH_IN_IDLE_SLOT:
+        if pdcch and (busy[i] or rng.random() < PDCCH_IN_IDLE_SLOT):
             used[i, coreset_first // 6 + rng.choice(coreset_groups, count, replace=False)] = True
     pdcch_sc = np.repeat(used, 72, axis=1)
     n_pdcch = int(pdcch_sc.sum())
-    pdcch = modulate(random_bits(rng, 2 * n_pdcch * coreset_symbols), "QPSK", "3gpp").reshape(n_pdcch, coreset_symbols)
+    pdcch_values = modulate(random_bits(rng, 2 * n_pdcch * coreset_symbols), "QPSK", "3gpp")
     slot_index, sc_index = np.nonzero(pdcch_sc)
-    grid[slot_index, :coreset_symbols, sc_index] = pdcch
+    grid[slot_index, :coreset_symbols, sc_index] = pdcch_values.reshape(n_pdcch, coreset_symbols)
 
     # SS/PBCH blocks: which slots and symbols carry one, and which REs they take.
     ssb_grid_mask = np.zeros((n_slots, 14, n_sc), bool)
@@ -289,10 +314,12 @@ def generate(
             ssb_grid_mask[i, l0_ssb : l0_ssb + 4, 12 * ssb_rb : 12 * (ssb_rb + SSB_RB)] = True
             ssb_in_window += 0 <= slot * slot_len + starts_in_slot[l0_ssb] - start < n_out
 
-    # PDSCH DMRS on CDM group 0 of the allocated RBs, except where an SS/PBCH block sits.
+    # PDSCH DMRS on CDM group 0 of the allocated RBs, except where an SS/PBCH block sits, boosted
+    # by beta_DMRS (38.214 Table 4.1-1) when the REs of other CDM groups are left empty.
     allocated = np.repeat(schedule.rbs, 12, axis=1)
     comb = dmrs_subcarriers(config_type, n_rb)
     dmrs_values = _dmrs_frame(cell_id, n_rb, mu, positions)[slots % slots_per_frame][..., : len(comb)]
+    dmrs_values = dmrs_values * np.float32(np.sqrt(n_cdm))
     for j, l in enumerate(positions):
         on = allocated[:, comb] & ~ssb_grid_mask[:, l, comb]
         grid[:, l, comb] = np.where(on, dmrs_values[:, j], grid[:, l, comb])
@@ -300,15 +327,15 @@ def generate(
     # PDSCH: from the symbol after the CORESET on the allocated RBs, every RE that is neither
     # DMRS nor SS/PBCH block; k first, then l.
     pdsch_mask = np.zeros((n_slots, 14, n_sc), bool)
-    pdsch_mask[:, coreset_symbols:] = allocated[:, None, :]
+    pdsch_mask[:, pdsch_start:] = allocated[:, None, :]
     dmrs_re = np.zeros(n_sc, bool)
-    dmrs_re[comb] = True
+    dmrs_re[np.concatenate([dmrs_subcarriers(config_type, n_rb, group) for group in range(n_cdm)])] = True
     pdsch_mask[:, positions] &= ~dmrs_re
     pdsch_mask &= ~ssb_grid_mask
     per_slot = pdsch_mask.reshape(n_slots, -1).sum(axis=1)
     scrambling = gold_sequence(rnti * 2**15 + cell_id, int(per_slot.max()) * qm)  # the same in every slot
-    # N'_RE per PRB of 38.214 5.1.3.2: the PDSCH symbols' REs less the DMRS CDM group's.
-    re_per_prb = 12 * (14 - coreset_symbols) - len(positions) * len(comb) // n_rb
+    # N'_RE per PRB of 38.214 5.1.3.2: the PDSCH symbols' REs less those of the DMRS CDM groups without data.
+    re_per_prb = 12 * (14 - pdsch_start) - len(positions) * n_cdm * len(comb) // n_rb
     rate = Fraction(code_rate)
     scheduled = np.flatnonzero(per_slot)
     tb_sizes = [ldpc.transport_block_size(int(schedule.rbs[i].sum()), re_per_prb, rate, qm) for i in scheduled]
@@ -327,7 +354,7 @@ def generate(
     active = np.ones(len(iq), bool)
     iq, active = finish(*crop(iq, active, start - first_slot * slot_len, n_out))
     full_load = np.zeros((n_slots, 14, n_sc), bool)
-    full_load[:, coreset_symbols:] = True
+    full_load[:, pdsch_start:] = True
     full_load[:, positions] &= ~dmrs_re
     full_load &= ~ssb_grid_mask
     meta = {
@@ -347,10 +374,12 @@ def generate(
         "ssb_blocks_in_window": int(ssb_in_window),
         "coreset_symbols": coreset_symbols,
         "coreset_rb": [coreset_first, 6 * coreset_groups],
-        "pdsch_start_symbol": coreset_symbols,
+        "pdcch": pdcch,
+        "pdsch_start_symbol": pdsch_start,
         "dmrs_type_a_position": l0,
         "dmrs_additional_position": dmrs_additional_position,
         "dmrs_config_type": config_type,
+        "dmrs_cdm_groups_without_data": n_cdm,
         "dmrs_symbols": list(positions),
         **traffic_meta(load, schedule, int(per_slot.sum()), int(full_load.sum()), grid.size),
         "start_sample": start,
