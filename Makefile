@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 # Every Python dependency is declared in these two files (python[dev] adds pytest, ruff, mypy and ray).
 REQS    := python/pyproject.toml training/pyproject.toml
 
-.PHONY: all setup system build lint typecheck test demo gallery scenarios clean
+.PHONY: all setup system build lint typecheck test demo gallery scenarios foreign clean
 
 all: setup
 
@@ -57,6 +57,15 @@ scenarios: setup
 	  || { echo "ray tracing runs on LLVM 19 (Dr.Jit's CPU backend): sudo apt-get install libllvm19" >&2; exit 1; }
 	test -x .venv-rt/bin/python || (/usr/bin/python3 -m venv .venv-rt && .venv-rt/bin/pip install -r tools/rt/requirements.txt)
 	$(VENV)/bin/lwmspectro scenarios build
+
+# Labelled recordings made by another toolkit (Sionna's 5G NR PUSCH chain, an 802.11-like OFDM
+# modem, noise and CW) in the ray-tracing venv (Sionna needs numpy 2), then scored by the shipped
+# model window by window and tracked (docs/foreign-recordings.md).
+foreign: setup
+	test -x .venv-rt/bin/python || /usr/bin/python3 -m venv .venv-rt
+	.venv-rt/bin/pip install -q -r tools/foreign/requirements.txt
+	.venv-rt/bin/python tools/foreign/sionna_recordings.py --out data/foreign-sionna
+	$(VENV)/bin/lwmspectro score data/foreign-sionna --track 1
 
 clean:
 	rm -rf build out

@@ -44,11 +44,11 @@ NR_RATE = 30.72e6
 WIFI_RATE = 20e6
 NOISE_RATES = (20e6, 23.04e6, 25e6, 30.72e6)
 BITS_TO_MODULATION = {2: "QPSK", 4: "16QAM", 6: "64QAM", 8: "256QAM"}
-# MCS indices of each modulation: table 1 (up to 64QAM) and table 2 (256QAM), TS 38.214 5.1.3.1;
-# below index 3 the code rate is under the 1/5 Sionna's LDPC encoder takes.
+# MCS indices of each modulation: table 1 (up to 64QAM) and table 2 (256QAM), TS 38.214 5.1.3.1,
+# from code rate 0.37 on: Sionna's LDPC encoder takes no rate under 1/3 on base graph 1.
 MCS_CHOICES = {
-    "QPSK": (1, range(3, 10)),
-    "16QAM": (1, range(10, 17)),
+    "QPSK": (1, range(5, 10)),
+    "16QAM": (1, range(11, 17)),
     "64QAM": (1, range(17, 28)),
     "256QAM": (2, range(20, 28)),
 }
