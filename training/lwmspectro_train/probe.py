@@ -75,6 +75,12 @@ BAND_LIMITED_RATE_HZ = 20e6
 TODAYS_G = "G (today)"
 COMBINATIONS = {
     "router: wideband + cp_profile": ("wideband", "cp_profile"),
+    "router: wideband + cp_profile + 15 kHz aligned + pattern": (
+        "wideband",
+        "cp_profile",
+        "ofdm_aligned_15khz",
+        "ofdm_pattern_15khz",
+    ),
     "aligned 15 + 30 kHz": ("ofdm_aligned_15khz", "ofdm_aligned_30khz"),
     "wifi: aligned + constellation": ("ofdm_aligned_wifi", "ofdm_constellation_wifi"),
     "15 kHz: aligned + constellation": ("ofdm_aligned_15khz", "ofdm_constellation_15khz"),
@@ -281,7 +287,7 @@ def fit_probe(
 
 
 TARGETS = {
-    "protocol": (0.97, "router: wideband + cp_profile"),
+    "protocol": (0.97, "router: wideband + cp_profile + 15 kHz aligned + pattern"),
     "modulation_wifi": (0.85, "ofdm_constellation_wifi"),
     "modulation_lte": (0.85, "ofdm_constellation_15khz"),
     "modulation_nr": (0.85, "15 + 30 kHz: constellation"),
