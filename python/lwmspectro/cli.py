@@ -29,8 +29,13 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from .allocator import keep_freed_memory
+
+if TYPE_CHECKING:  # the runtime loads ONNX Runtime: imported by the commands that classify, when they run
+    from .runtime import Runtime
+    from .tracking import Tracker
 
 COMMAND_GROUP = "lwmspectro.commands"
 BENCHMARK_GROUP = "lwmspectro.benchmarks"
@@ -182,6 +187,16 @@ def uncertain_below(args: argparse.Namespace) -> dict[str, float]:
     for task, value in args.uncertain_below:
         thresholds.update({task: value} if task else dict.fromkeys(TASKS, value))
     return thresholds
+
+
+def readout_tracker(args: argparse.Namespace, runtime: Runtime) -> Tracker | None:
+    """A fresh tracker (lwmspectro.tracking.Tracker) for the stream `runtime` reads, as
+    `add_readout_arguments`' --track and --track-reset-db ask; None without --track."""
+    from .tracking import Tracker
+
+    if not args.track:
+        return None
+    return Tracker(args.track, runtime.head_classes, runtime.snr_half_bin_db, power_jump_db=args.track_reset_db)
 
 
 class LazyCommandParser(argparse.ArgumentParser):

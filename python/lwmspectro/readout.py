@@ -335,7 +335,7 @@ JUDGED_TASKS = (*TASKS, *(TRACKED_PREFIX + task for task in TASKS))
 """What `judge` decides: the window's values, and the tracked ones when the readout has them."""
 
 
-def judge(readout: dict, truth: dict, snr_bins_db: Sequence[float] = labels.SNR_GRID_DB) -> dict:
+def judge(readout: dict, truth: Mapping[str, Any], snr_bins_db: Sequence[float] = labels.SNR_GRID_DB) -> dict:
     """{task: True/False} for the tasks the truth decides, for the window's values and the
     tracked ones alike: the protocol always; modulation, SNR (the readout and the truth each as
     the nearest of the bundle's SNR bins, `snr_bins_db`, so that an SNR read as a number in dB is
@@ -400,7 +400,7 @@ class Tally:
         if truth is None:
             self.unlabelled += 1
             return {}
-        verdict = judge(readout, dict(truth), self.snr_bins_db)
+        verdict = judge(readout, truth, self.snr_bins_db)
         for task, right in verdict.items():
             self.judged[task] += 1
             self.correct[task] += int(right)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..cli import add_readout_arguments, positive_int, thread_count, uncertain_below
+from ..cli import add_readout_arguments, positive_int, readout_tracker, thread_count, uncertain_below
 
 HELP = "classify every analysis window of a SigMF recording (cf32, ci16, ci8) with a model bundle"
 
@@ -38,7 +38,6 @@ def run(args: argparse.Namespace) -> int:
     from ..framer import RECORDING_BATCH, SOURCE_RATE_RANGE_HZ
     from ..runtime import Runtime
     from ..sigmf_io import RecordingError, SigMFReader
-    from ..tracking import Tracker
 
     # The recording is checked first: a bad one fails in a moment, before the bundle loads.
     samples = SigMFReader(args.recording)
@@ -65,16 +64,13 @@ def run(args: argparse.Namespace) -> int:
     )
     batch = max(1, min(RECORDING_BATCH, READ_BUDGET_SAMPLES // max(span, args.stride or span)))
     show = readout.to_json if args.json else readout.format_line
-    tracker = None
-    if args.track:
-        tracker = Tracker(args.track, runtime.head_classes, runtime.snr_half_bin_db, power_jump_db=args.track_reset_db)
     windows = runtime.iter_classify_iq(
         samples,
         rate,
         stride=args.stride,
         max_windows=args.max_windows,
         batch_windows=batch,
-        tracker=tracker,
+        tracker=readout_tracker(args, runtime),
         uncertain_below=uncertain_below(args),
     )
     for result in windows:

@@ -12,7 +12,7 @@ import json
 import logging
 from pathlib import Path
 
-from ..cli import add_readout_arguments, thread_count, uncertain_below
+from ..cli import add_readout_arguments, readout_tracker, thread_count, uncertain_below
 
 HELP = "classify labelled SigMF recordings and score the readouts against their lwm: truth"
 
@@ -84,7 +84,6 @@ def run(args: argparse.Namespace) -> int:
     from ..readout import JUDGED_TASKS, Tally, task_name, truth_text
     from ..runtime import Runtime
     from ..sigmf_io import SigMFReader
-    from ..tracking import Tracker
 
     # Every recording and its truth are checked first: a bad one fails in a moment, before the bundle loads.
     readers = [SigMFReader(path) for path in recording_paths(args.recordings)]
@@ -95,14 +94,9 @@ def run(args: argparse.Namespace) -> int:
     by_protocol: collections.defaultdict[str, Tally] = collections.defaultdict(lambda: Tally(bins))
     rows = []
     for reader, truth in zip(readers, truths):
-        tracker = None
-        if args.track:
-            tracker = Tracker(
-                args.track, runtime.head_classes, runtime.snr_half_bin_db, power_jump_db=args.track_reset_db
-            )
         tally, read_as = Tally(bins), collections.Counter[str]()
         readouts = runtime.iter_classify_iq(
-            reader, reader.sample_rate_hz, tracker=tracker, uncertain_below=uncertain_below(args)
+            reader, reader.sample_rate_hz, tracker=readout_tracker(args, runtime), uncertain_below=uncertain_below(args)
         )
         for readout in readouts:
             for each in (tally, overall, by_protocol[truth["protocol"]]):
