@@ -147,11 +147,12 @@ def packaged_config(name):
 
 TRAINING_CONFIG_VIEWS = {
     "train": ["wideband", "ofdm_aligned_wifi", "ofdm_aligned_15khz", "ofdm_aligned_30khz", "cp_profile", "dynamics"],
-    "train-constellation": [name for name in views.VIEWS if name != "ofdm_pattern_15khz"],
-    "train-router": ["wideband", "cp_profile", "ofdm_aligned_15khz", "ofdm_pattern_15khz"],
+    "train-constellation": [name for name in views.VIEWS if name not in ("ofdm_pattern_15khz", "lte_sync_15khz")],
+    "train-router": ["wideband", "cp_profile", "ofdm_aligned_15khz", "ofdm_pattern_15khz", "lte_sync_15khz"],
 }
 """The views each training corpus stores: the aligned views (views-small), every view the experts
-and the router of the constellation model read, and the router's views with the 15 kHz pattern."""
+and the first router of the constellation model read, and the router's views with the 15 kHz
+pattern and LTE's synchronisation signal."""
 
 
 @pytest.mark.parametrize("name", list(TRAINING_CONFIG_VIEWS))

@@ -19,6 +19,7 @@ from lwmspectro.views import (
     VIEWS,
     CpProfileParams,
     OfdmAlignedParams,
+    OfdmSyncParams,
     compute_observation,
     compute_view,
     min_source_samples,
@@ -419,6 +420,50 @@ def test_the_pattern_view_of_noise_is_uncorrelated_with_unit_variance():
     assert np.abs(view[:, 1:]).max() < 0.06
 
 
+# --- LTE's synchronisation signal ----------------------------------------------------------------
+
+
+def sync_of(protocol, snr_db, shift_hz=0.0, seed=1, **options):
+    """The LTE sync view of 17 ms of `protocol` at 30.72 MS/s through AWGN, off DC by `shift_hz`."""
+    wf = phy.generate(protocol, modulation="QPSK", duration_s=0.017, rng=np.random.default_rng(seed), **options)
+    iq = resample_to(wf.iq, wf.sample_rate_hz, 30.72e6)
+    iq = iq * np.exp(2j * np.pi * shift_hz * np.arange(len(iq)) / 30.72e6)
+    iq = iq + noise(len(iq), seed, 10 ** (-snr_db / 10) * 30.72e6 / wf.sample_rate_hz)
+    return view_output(VIEWS["lte_sync_15khz"], iq.astype(np.complex64), 30.72e6)
+
+
+@pytest.mark.parametrize(("shift_hz", "ports"), [(0.0, 1), (2.7e6, 2), (-4.1e6, 4)])
+def test_the_sync_view_finds_the_pss_of_lte_every_5_ms_in_slots_0_and_10(shift_hz, ports):
+    output = sync_of("lte", 5.0, shift_hz, bandwidth_hz=10e6, load=0.3, crs_ports=ports)
+    view, starts = output.values, output.estimates["symbol_starts"]
+    assert view.shape == view_shape(VIEWS["lte_sync_15khz"]) == (216, 3)
+    strongest = view.max(axis=1)
+    found = np.flatnonzero(strongest > 0.6)
+    assert len(found) in (3, 4) and len(set(view[found].argmax(axis=1))) == 1  # 15.4 ms; one cell, one root
+    assert np.all(np.diff(starts[found]) == 5e-3 * 30.72e6)
+    assert set(starts[found] // 15360) <= {0, 10, 20, 30}  # 0.5 ms slots from the first subframe
+    assert np.delete(strongest, found).max() < 0.5
+
+
+@pytest.mark.parametrize(
+    "protocol,options",
+    [
+        ("nr", {"mu": 0, "pdcch": False, "dmrs_cdm_groups_without_data": 1}),
+        ("nr", {"mu": 0, "ssb_period_ms": 5}),
+        ("wifi", {}),
+    ],
+)
+def test_the_sync_view_finds_no_lte_pss_in_nr_on_the_same_grid_nor_in_wifi(protocol, options):
+    view = sync_of(protocol, 20.0, bandwidth_hz=10e6 if protocol == "nr" else 20e6, **options).values
+    assert view.max() < 0.5
+
+
+def test_the_sync_view_of_noise_stays_low():
+    params = VIEWS["lte_sync_15khz"]
+    view = compute_view(params, noise(min_source_samples(params, 30.72e6), 3), 30.72e6)
+    assert 0.2 < view.max() < 0.5
+
+
 @pytest.mark.parametrize(
     "protocol,options,row",
     [
@@ -458,6 +503,8 @@ def test_cp_profile_of_noise_is_flat_and_low(rate):
         (lambda: CpProfileParams(span_s=1e-4), "shorter than one period"),
         (lambda: CpProfileParams(numerologies=()), "non-empty"),
         (lambda: CpProfileParams(n_bins=100), "shorter than n_bins"),
+        (lambda: OfdmSyncParams(LTE, sequences="nr_pss"), "not one of lte_pss"),
+        (lambda: OfdmSyncParams(LTE, search_subcarriers=1000), "reaches past the FFT"),
     ],
 )
 def test_inconsistent_parameters_are_refused(make, match):

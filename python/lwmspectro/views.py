@@ -18,6 +18,9 @@ live blocks compute them with the same code.
   the subcarriers of each symbol of a numerology's group (correlations of the elements'
   relative powers at lags of 1-31 subcarriers, over the occupied band), for the router: LTE's
   CRS against NR's DMRS on the same 15 kHz grid, wherever the band sits in the capture.
+* ``ofdm_sync``: how strongly each symbol holds each root of LTE's primary synchronisation
+  signal, around the band's centre, for the router: LTE sends it every 5 ms whatever its load,
+  and NR on the same grid and prefixes never does.
 * ``cp_profile``: the CP correlation coefficient of each candidate numerology across one
   period, for the router: which numerology, if any, is on the air.
 * ``dynamics``: how fast the fading changes over 128 ms (`lwmspectro.dynamics`), for mobility.
@@ -662,6 +665,110 @@ def _ofdm_pattern(params: OfdmPatternParams, capture: Capture) -> ViewOutput:
     return ViewOutput(values, {"symbol_starts": symbols.starts, "cfo_subcarriers": symbols.cfos})
 
 
+SYNC_SEQUENCES = ("lte_pss",)
+"""Synchronisation sequences an ofdm_sync view can search for."""
+
+
+@functools.lru_cache(maxsize=4)
+def _sync_templates(sequences: str) -> np.ndarray:
+    """(roots, length) each root's sequence on its consecutive subcarriers, DC-centred, with
+    0 where a subcarrier is left empty: LTE's PSS on the 62 subcarriers around the carrier's
+    DC, which it skips (36.211 6.11.1.2)."""
+    from .phy.lte import pss
+
+    templates = np.zeros((3, 63), np.complex64)
+    for root in range(3):
+        sequence = pss(root)
+        templates[root, :31], templates[root, 32:] = sequence[:31], sequence[31:]
+    return templates
+
+
+@dataclass(frozen=True)
+class OfdmSyncParams(OfdmTimingParams):
+    """How strongly each symbol holds each root of a synchronisation sequence (`sequences`):
+    T = n_symbols rows of K = one column per root, each the normalised correlation of the
+    symbol's subcarriers with the root's, at its best place within `search_subcarriers` of
+    the occupied band's centre, in [0, 1].
+
+    LTE sends its primary synchronisation signal (PSS) on the 62 subcarriers around its
+    carrier's centre in one symbol every 5 ms, whatever its load and antenna ports; NR's is
+    another sequence, sent in SS/PBCH blocks that may be 20 ms apart, and other OFDM sends
+    none. The PSS is what a receiver looks for first, and what no power or prefix statistic
+    shows: LTE and NR fill the same 15 kHz grid with the same prefixes. The correlation is
+    of adjacent subcarriers' products (Y[k+1] Y*[k] against d[k+1] d*[k]), which the channel
+    and a timing error within the prefix leave alone, normalised by both sides' energy: 1
+    for the sequence alone, about 1 / sqrt(62) per place for noise or data."""
+
+    keys_name: ClassVar[str] = "ofdm_sync parameters"
+
+    sequences: str = "lte_pss"
+    search_subcarriers: int = bounded(64, 0, 4096)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.sequences not in SYNC_SEQUENCES:
+            raise ValueError(f"sequences: {self.sequences!r} is not one of {', '.join(SYNC_SEQUENCES)}")
+        span = 2 * self.search_subcarriers + _sync_templates(self.sequences).shape[1]
+        if span > self.numerology.n_fft:
+            raise ValueError(
+                f"search_subcarriers ({self.search_subcarriers}) reaches past the FFT ({self.numerology.n_fft} bins)"
+            )
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_symbols, _sync_templates(self.sequences).shape[0])
+
+
+SYNC_BAND_LEVEL = 0.1
+"""Where the sync view takes a carrier's edges: a tenth of the way from the floor to the
+strongest subcarrier, low enough to take in the RBs where an LTE cell sends only its CRS and
+control region, whose power is a fifth of a loaded RB's or more."""
+
+
+def _band_middle(subcarrier_power: np.ndarray) -> int:
+    """The bin halfway between the band's lowest and highest subcarriers (SYNC_BAND_LEVEL),
+    where a carrier's DC is whatever part of it is loaded; DC when no band stands out. Unlike
+    the power's centroid, noise across the capture does not pull it towards DC."""
+    smoothed = _smoothed_band(subcarrier_power)
+    floor, top = float(np.percentile(smoothed, 10)), float(smoothed.max())
+    if top < BAND_CONTRAST * floor:
+        return len(smoothed) // 2
+    occupied = np.flatnonzero(smoothed >= floor + SYNC_BAND_LEVEL * (top - floor))
+    return int(round((occupied[0] + occupied[-1]) / 2))
+
+
+def _ofdm_sync(params: OfdmSyncParams, capture: Capture) -> ViewOutput:
+    # A matched filter over a few shifts of a known sequence (the textbook cell search's first
+    # step); numpy's FFT does the correlations, which no library offers over a resource grid.
+    symbols = _aligned_symbols(params, capture)
+    n_fft = params.numerology.n_fft
+    templates = _sync_templates(params.sequences)
+    reference = templates[:, 1:] * np.conj(templates[:, :-1])
+    length = reference.shape[1]
+    centre = _band_middle(symbols.subcarrier_power)
+    # The subcarriers the sequence may lie on, DC-centred bins from the lowest, in FFT order.
+    first = centre - params.search_subcarriers - templates.shape[1] // 2
+    bins = (first + np.arange(2 * params.search_subcarriers + templates.shape[1]) - n_fft // 2) % n_fft
+    grid = symbols.spectrum[:, bins]
+    products = grid[:, 1:] * np.conj(grid[:, :-1])
+    size = scipy.fft.next_fast_len(products.shape[1] + length)
+    spectra = scipy.fft.fft(products, size, axis=-1)
+    shifts = products.shape[1] - length + 1
+    correlations = scipy.fft.ifft(spectra[:, None, :] * np.conj(scipy.fft.fft(reference, size, axis=-1)), axis=-1)
+    magnitude = np.abs(correlations[..., :shifts])
+    # Each shift's energy over the products the sequence holds: a running sum, less the
+    # products next to its empty DC, whose reference is 0 (the same places for every root).
+    power = (products.real**2 + products.imag**2).astype(np.float64)
+    sums = np.concatenate([np.zeros((len(power), 1)), np.cumsum(power, axis=1)], axis=1)
+    energy = sums[:, length:] - sums[:, :-length]
+    for gap in np.flatnonzero(np.all(reference == 0, axis=0)):
+        energy -= power[:, gap : gap + shifts]
+    norm = np.sqrt(np.maximum(energy, 0.0))[:, None, :] * np.sqrt((np.abs(reference) ** 2).sum(axis=1))[None, :, None]
+    tiny = np.finfo(np.float32).tiny
+    values = (magnitude / np.maximum(norm, tiny)).max(axis=-1)
+    return ViewOutput(values.astype(np.float32), {**_estimates(symbols), "centre_subcarrier": centre})
+
+
 @dataclass(frozen=True)
 class CpProfileParams(ConfigBase):
     """The CP correlation coefficient |sum r[n] r*[n + N]| / energy of each candidate
@@ -799,6 +906,7 @@ _KINDS: dict[str, _ViewKind] = {
     "ofdm_aligned": _capture_kind(OfdmAlignedParams, _ofdm_aligned, _ofdm_samples, _ofdm_needs),
     "ofdm_constellation": _capture_kind(OfdmConstellationParams, _ofdm_constellation, _ofdm_samples, _ofdm_needs),
     "ofdm_pattern": _capture_kind(OfdmPatternParams, _ofdm_pattern, _ofdm_samples, _ofdm_needs),
+    "ofdm_sync": _capture_kind(OfdmSyncParams, _ofdm_sync, _ofdm_samples, _ofdm_needs),
     "cp_profile": _capture_kind(
         CpProfileParams,
         _cp_profile,
@@ -843,6 +951,8 @@ VIEWS: dict[str, Any] = {
     ),
     # The same 216 symbols as the 15 kHz constellation (LTE, NR at 15 kHz), every subcarrier.
     "ofdm_pattern_15khz": OfdmPatternParams(LTE, n_symbols=216, search_symbols=218),
+    # The same symbols again: three LTE PSS in each window, 5 ms apart.
+    "lte_sync_15khz": OfdmSyncParams(LTE, n_symbols=216, search_symbols=218),
     "cp_profile": CpProfileParams(),
     "dynamics": DynamicsParams(),
 }

@@ -81,6 +81,13 @@ COMBINATIONS = {
         "ofdm_aligned_15khz",
         "ofdm_pattern_15khz",
     ),
+    "router: wideband + cp_profile + 15 kHz aligned + pattern + LTE sync": (
+        "wideband",
+        "cp_profile",
+        "ofdm_aligned_15khz",
+        "ofdm_pattern_15khz",
+        "lte_sync_15khz",
+    ),
     "aligned 15 + 30 kHz": ("ofdm_aligned_15khz", "ofdm_aligned_30khz"),
     "wifi: aligned + constellation": ("ofdm_aligned_wifi", "ofdm_constellation_wifi"),
     "15 kHz: aligned + constellation": ("ofdm_aligned_15khz", "ofdm_constellation_15khz"),
@@ -287,7 +294,7 @@ def fit_probe(
 
 
 TARGETS = {
-    "protocol": (0.97, "router: wideband + cp_profile + 15 kHz aligned + pattern"),
+    "protocol": (0.97, "router: wideband + cp_profile + 15 kHz aligned + pattern + LTE sync"),
     "modulation_wifi": (0.85, "ofdm_constellation_wifi"),
     "modulation_lte": (0.85, "ofdm_constellation_15khz"),
     "modulation_nr": (0.85, "15 + 30 kHz: constellation"),
