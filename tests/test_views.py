@@ -423,13 +423,13 @@ def test_the_pattern_view_of_noise_is_uncorrelated_with_unit_variance():
 # --- LTE's synchronisation signal ----------------------------------------------------------------
 
 
-def sync_of(protocol, snr_db, shift_hz=0.0, seed=1, **options):
+def sync_of(protocol, snr_db, shift_hz=0.0, seed=1, params=VIEWS["lte_sync_15khz"], **options):
     """The LTE sync view of 17 ms of `protocol` at 30.72 MS/s through AWGN, off DC by `shift_hz`."""
     wf = phy.generate(protocol, modulation="QPSK", duration_s=0.017, rng=np.random.default_rng(seed), **options)
     iq = resample_to(wf.iq, wf.sample_rate_hz, 30.72e6)
     iq = iq * np.exp(2j * np.pi * shift_hz * np.arange(len(iq)) / 30.72e6)
     iq = iq + noise(len(iq), seed, 10 ** (-snr_db / 10) * 30.72e6 / wf.sample_rate_hz)
-    return view_output(VIEWS["lte_sync_15khz"], iq.astype(np.complex64), 30.72e6)
+    return view_output(params, iq.astype(np.complex64), 30.72e6)
 
 
 @pytest.mark.parametrize(("shift_hz", "ports"), [(0.0, 1), (2.7e6, 2), (-4.1e6, 4)])
@@ -453,9 +453,25 @@ def test_the_sync_view_finds_the_pss_of_lte_every_5_ms_in_slots_0_and_10(shift_h
         ("wifi", {}),
     ],
 )
-def test_the_sync_view_finds_no_lte_pss_in_nr_on_the_same_grid_nor_in_wifi(protocol, options):
-    view = sync_of(protocol, 20.0, bandwidth_hz=10e6 if protocol == "nr" else 20e6, **options).values
+@pytest.mark.parametrize("dc_candidates", [0, 3])
+def test_the_sync_view_finds_no_lte_pss_in_nr_on_the_same_grid_nor_in_wifi(protocol, options, dc_candidates):
+    params = dataclasses.replace(VIEWS["lte_sync_15khz"], dc_candidates=dc_candidates)
+    view = sync_of(protocol, 20.0, params=params, bandwidth_hz=10e6 if protocol == "nr" else 20e6, **options).values
     assert view.max() < 0.5
+
+
+def test_the_sync_view_finds_lte_off_the_middle_of_a_captures_passband_by_its_empty_dc():
+    """A 20 MS/s capture's noise fills +-8 MHz and sets the band's edges; the cell 2.4 MHz off DC
+    sits 160 subcarriers from their middle, past the search, but its empty DC shows it."""
+    wf = phy.generate("lte", modulation="QPSK", duration_s=0.017, bandwidth_hz=5e6, rng=np.random.default_rng(4))
+    iq = resample_to(wf.iq, wf.sample_rate_hz, 30.72e6)
+    iq = iq * np.exp(2j * np.pi * 2.4e6 * np.arange(len(iq)) / 30.72e6)
+    passband = np.abs(np.fft.fftfreq(len(iq), 1 / 30.72e6)) < 8e6
+    floor = np.fft.ifft(np.fft.fft(noise(len(iq), 4, 10 ** (-10 / 10) * 30.72e6 / wf.sample_rate_hz)) * passband)
+    iq = (iq + floor).astype(np.complex64)
+    middle_only = view_output(VIEWS["lte_sync_15khz"], iq, 30.72e6).values
+    with_dc = view_output(dataclasses.replace(VIEWS["lte_sync_15khz"], dc_candidates=3), iq, 30.72e6).values
+    assert middle_only.max() < 0.5 < 0.8 < with_dc.max()
 
 
 def test_the_sync_view_of_noise_stays_low():

@@ -703,6 +703,11 @@ class OfdmSyncParams(OfdmTimingParams):
 
     sequences: str = "lte_pss"
     search_subcarriers: int = bounded(64, 0, 4096)
+    dc_candidates: int = bounded(0, 0, 16)
+    """Also search within DC_SEARCH subcarriers of this many of the band's deepest one-subcarrier
+    notches: LTE leaves its carrier's DC subcarrier empty, and where a capture's filter or the
+    channel skews the band's edges, the band's middle misses the carrier's centre (0: the
+    middle alone, as the first cards read it)."""
 
     def __post_init__(self):
         super().__post_init__()
@@ -737,19 +742,35 @@ def _band_middle(subcarrier_power: np.ndarray) -> int:
     return int(round((occupied[0] + occupied[-1]) / 2))
 
 
-def _ofdm_sync(params: OfdmSyncParams, capture: Capture) -> ViewOutput:
+DC_SEARCH = 8
+"""Subcarriers either side of a notch that the sync view searches (dc_candidates)."""
+
+
+def _dc_notches(subcarrier_power: np.ndarray, count: int) -> np.ndarray:
+    """The `count` bins of the band (SYNC_BAND_LEVEL) whose power is lowest against the two
+    subcarriers either side of them: an empty DC subcarrier among loaded ones."""
+    if not count:
+        return np.zeros(0, np.int64)
+    neighbours = sum(np.roll(subcarrier_power, shift) for shift in (-2, -1, 1, 2)) / 4
+    ratio = subcarrier_power / np.maximum(neighbours, np.finfo(np.float64).tiny)
+    smoothed = _smoothed_band(subcarrier_power)
+    floor = float(np.percentile(smoothed, 10))
+    inside = smoothed >= floor + SYNC_BAND_LEVEL * (float(smoothed.max()) - floor)
+    return np.argsort(np.where(inside, ratio, np.inf), kind="stable")[:count]
+
+
+def _sync_correlations(spectrum: np.ndarray, templates: np.ndarray, centre: int, reach: int) -> np.ndarray:
+    """(symbols, roots): each symbol's best normalised correlation with each root within `reach`
+    subcarriers of the DC-centred bin `centre`."""
     # A matched filter over a few shifts of a known sequence (the textbook cell search's first
     # step); numpy's FFT does the correlations, which no library offers over a resource grid.
-    symbols = _aligned_symbols(params, capture)
-    n_fft = params.numerology.n_fft
-    templates = _sync_templates(params.sequences)
+    n_fft = spectrum.shape[1]
     reference = templates[:, 1:] * np.conj(templates[:, :-1])
     length = reference.shape[1]
-    centre = _band_middle(symbols.subcarrier_power)
     # The subcarriers the sequence may lie on, DC-centred bins from the lowest, in FFT order.
-    first = centre - params.search_subcarriers - templates.shape[1] // 2
-    bins = (first + np.arange(2 * params.search_subcarriers + templates.shape[1]) - n_fft // 2) % n_fft
-    grid = symbols.spectrum[:, bins]
+    first = centre - reach - templates.shape[1] // 2
+    bins = (first + np.arange(2 * reach + templates.shape[1]) - n_fft // 2) % n_fft
+    grid = spectrum[:, bins]
     products = grid[:, 1:] * np.conj(grid[:, :-1])
     size = scipy.fft.next_fast_len(products.shape[1] + length)
     spectra = scipy.fft.fft(products, size, axis=-1)
@@ -764,8 +785,16 @@ def _ofdm_sync(params: OfdmSyncParams, capture: Capture) -> ViewOutput:
     for gap in np.flatnonzero(np.all(reference == 0, axis=0)):
         energy -= power[:, gap : gap + shifts]
     norm = np.sqrt(np.maximum(energy, 0.0))[:, None, :] * np.sqrt((np.abs(reference) ** 2).sum(axis=1))[None, :, None]
-    tiny = np.finfo(np.float32).tiny
-    values = (magnitude / np.maximum(norm, tiny)).max(axis=-1)
+    return (magnitude / np.maximum(norm, np.finfo(np.float32).tiny)).max(axis=-1)
+
+
+def _ofdm_sync(params: OfdmSyncParams, capture: Capture) -> ViewOutput:
+    symbols = _aligned_symbols(params, capture)
+    templates = _sync_templates(params.sequences)
+    centre = _band_middle(symbols.subcarrier_power)
+    values = _sync_correlations(symbols.spectrum, templates, centre, params.search_subcarriers)
+    for notch in _dc_notches(symbols.subcarrier_power, params.dc_candidates):
+        values = np.maximum(values, _sync_correlations(symbols.spectrum, templates, int(notch), DC_SEARCH))
     return ViewOutput(values.astype(np.float32), {**_estimates(symbols), "centre_subcarrier": centre})
 
 
