@@ -723,6 +723,13 @@ class OfdmSyncParams(OfdmTimingParams):
     def shape(self) -> tuple[int, int]:
         return (self.n_symbols, _sync_templates(self.sequences).shape[0])
 
+    def to_dict(self) -> dict[str, Any]:
+        """Without dc_candidates when it is 0, as the cards and graphs made before it record the view."""
+        values = super().to_dict()
+        if not self.dc_candidates:
+            del values["dc_candidates"]
+        return values
+
 
 SYNC_BAND_LEVEL = 0.1
 """Where the sync view takes a carrier's edges: a tenth of the way from the floor to the
