@@ -606,13 +606,19 @@ stand out; below, every subcarrier is read (noise, or a signal filling the captu
 than the noise's own ripple taken for a band."""
 
 
-def _occupied_band(subcarrier_power: np.ndarray) -> np.ndarray:
-    """Which subcarriers (of the DC-centred `subcarrier_power`) are in the occupied band."""
+def _band_at(subcarrier_power: np.ndarray, level: float) -> tuple[np.ndarray, bool]:
+    """Which subcarriers (of the DC-centred `subcarrier_power`, smoothed over 13) reach `level`
+    of the way from the floor (the 10th percentile) to the strongest, and whether a band stands
+    out at all (BAND_CONTRAST)."""
     smoothed = _smoothed_band(subcarrier_power)
     floor, top = float(np.percentile(smoothed, 10)), float(smoothed.max())
-    if top < BAND_CONTRAST * floor:
-        return np.ones(len(smoothed), bool)
-    return smoothed >= floor + OCCUPIED_LEVEL * (top - floor)
+    return smoothed >= floor + level * (top - floor), top >= BAND_CONTRAST * floor
+
+
+def _occupied_band(subcarrier_power: np.ndarray) -> np.ndarray:
+    """Which subcarriers (of the DC-centred `subcarrier_power`) are in the occupied band."""
+    band, stands_out = _band_at(subcarrier_power, OCCUPIED_LEVEL)
+    return band if stands_out else np.ones(len(band), bool)
 
 
 def _lag_correlations(rows: np.ndarray, inside: np.ndarray, positions: np.ndarray, params: OfdmPatternParams):
@@ -737,15 +743,13 @@ strongest subcarrier, low enough to take in the RBs where an LTE cell sends only
 control region, whose power is a fifth of a loaded RB's or more."""
 
 
-def _band_middle(subcarrier_power: np.ndarray) -> int:
-    """The bin halfway between the band's lowest and highest subcarriers (SYNC_BAND_LEVEL),
-    where a carrier's DC is whatever part of it is loaded; DC when no band stands out. Unlike
-    the power's centroid, noise across the capture does not pull it towards DC."""
-    smoothed = _smoothed_band(subcarrier_power)
-    floor, top = float(np.percentile(smoothed, 10)), float(smoothed.max())
-    if top < BAND_CONTRAST * floor:
-        return len(smoothed) // 2
-    occupied = np.flatnonzero(smoothed >= floor + SYNC_BAND_LEVEL * (top - floor))
+def _band_middle(band: np.ndarray, stands_out: bool) -> int:
+    """The bin halfway between the lowest and highest subcarriers of `band` (_band_at at
+    SYNC_BAND_LEVEL), where a carrier's DC is whatever part of it is loaded; DC when no band
+    stands out. Unlike the power's centroid, noise across the capture does not pull it towards DC."""
+    if not stands_out:
+        return len(band) // 2
+    occupied = np.flatnonzero(band)
     return int(round((occupied[0] + occupied[-1]) / 2))
 
 
@@ -753,17 +757,14 @@ DC_SEARCH = 8
 """Subcarriers either side of a notch that the sync view searches (dc_candidates)."""
 
 
-def _dc_notches(subcarrier_power: np.ndarray, count: int) -> np.ndarray:
-    """The `count` bins of the band (SYNC_BAND_LEVEL) whose power is lowest against the two
-    subcarriers either side of them: an empty DC subcarrier among loaded ones."""
+def _dc_notches(subcarrier_power: np.ndarray, band: np.ndarray, count: int) -> np.ndarray:
+    """The `count` bins of `band` whose power is lowest against the two subcarriers either side
+    of them: an empty DC subcarrier among loaded ones."""
     if not count:
         return np.zeros(0, np.int64)
     neighbours = sum(np.roll(subcarrier_power, shift) for shift in (-2, -1, 1, 2)) / 4
     ratio = subcarrier_power / np.maximum(neighbours, np.finfo(np.float64).tiny)
-    smoothed = _smoothed_band(subcarrier_power)
-    floor = float(np.percentile(smoothed, 10))
-    inside = smoothed >= floor + SYNC_BAND_LEVEL * (float(smoothed.max()) - floor)
-    return np.argsort(np.where(inside, ratio, np.inf), kind="stable")[:count]
+    return np.argsort(np.where(band, ratio, np.inf), kind="stable")[:count]
 
 
 def _sync_correlations(spectrum: np.ndarray, templates: np.ndarray, centre: int, reach: int) -> np.ndarray:
@@ -798,9 +799,10 @@ def _sync_correlations(spectrum: np.ndarray, templates: np.ndarray, centre: int,
 def _ofdm_sync(params: OfdmSyncParams, capture: Capture) -> ViewOutput:
     symbols = _aligned_symbols(params, capture)
     templates = _sync_templates(params.sequences)
-    centre = _band_middle(symbols.subcarrier_power)
+    band, stands_out = _band_at(symbols.subcarrier_power, SYNC_BAND_LEVEL)
+    centre = _band_middle(band, stands_out)
     values = _sync_correlations(symbols.spectrum, templates, centre, params.search_subcarriers)
-    for notch in _dc_notches(symbols.subcarrier_power, params.dc_candidates):
+    for notch in _dc_notches(symbols.subcarrier_power, band, params.dc_candidates):
         values = np.maximum(values, _sync_correlations(symbols.spectrum, templates, int(notch), DC_SEARCH))
     return ViewOutput(values.astype(np.float32), {**_estimates(symbols), "centre_subcarrier": centre})
 
