@@ -19,7 +19,7 @@ from lwmspectro.dataset_generation import generate_dataset
 from lwmspectro.dynamics import DynamicsParams
 from lwmspectro.runtime import Runtime
 from lwmspectro.synth import GeneratorConfig
-from lwmspectro.views import view_to_dict
+from lwmspectro.views import CpProfileParams, view_to_dict
 from lwmspectro_train import cli
 from lwmspectro_train.config import STAGES, load_config
 from lwmspectro_train.distributed import Context
@@ -286,6 +286,16 @@ def test_each_stage_loads_only_the_views_its_part_reads(recipe):
         assert len(val) and val.views == train.views
     with pytest.raises(ValueError, match="does not load"):
         train.reading(["ofdm_constellation_wifi"])
+
+
+def test_held_out_data_made_with_other_view_parameters_is_refused(recipe, tmp_path, capsys):
+    root, config = recipe
+    other = [view_to_dict(CpProfileParams(span_s=0.004)) if view == "cp_profile" else view for view in GENERATED_VIEWS]
+    folder = tmp_path / "other-cp"
+    generate_dataset(GeneratorConfig(n_samples=4, shard_size=4, seed=9, views=other, channel="TDL-A"), folder, progress=False)
+    assert cli.main(["heldout", "--config", str(config), "--data", str(folder), "--no-progress"]) == 1
+    assert "other parameters of cp_profile" in capsys.readouterr().err
+    assert cli.main(["heldout", "--config", str(config), "--data", str(root / "test"), "--no-progress"]) == 0
 
 
 def test_a_multi_view_stage_resumes_bitwise(recipe, tmp_path):

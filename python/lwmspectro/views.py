@@ -989,8 +989,9 @@ VIEWS: dict[str, Any] = {
     ),
     # The same 216 symbols as the 15 kHz constellation (LTE, NR at 15 kHz), every subcarrier.
     "ofdm_pattern_15khz": OfdmPatternParams(LTE, n_symbols=216, search_symbols=218),
-    # The same symbols again: three LTE PSS in each window, 5 ms apart.
-    "lte_sync_15khz": OfdmSyncParams(LTE, n_symbols=216, search_symbols=218),
+    # The same symbols again: three LTE PSS in each window, 5 ms apart, searched near the band's
+    # middle and near its three deepest one-subcarrier notches (an LTE carrier's empty DC).
+    "lte_sync_15khz": OfdmSyncParams(LTE, n_symbols=216, search_symbols=218, dc_candidates=3),
     "cp_profile": CpProfileParams(),
     "dynamics": DynamicsParams(),
 }

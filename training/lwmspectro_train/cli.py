@@ -157,6 +157,7 @@ def run_heldout(run: Run, data: str | None) -> dict:
     folder = data or run.cfg.data.test
     if not folder:
         raise ValueError("no held-out dataset: set data.test in the config or pass --data DIR")
+    run.check_same_views(run.open_set(folder))
     metrics = heldout_metrics(
         run.mixture_of_experts(), folder, run.cfg.loader.eval_batch_size, run.cfg.loader.workers, progress=run.progress
     )
