@@ -292,7 +292,8 @@ def test_held_out_data_made_with_other_view_parameters_is_refused(recipe, tmp_pa
     root, config = recipe
     other = [view_to_dict(CpProfileParams(span_s=0.004)) if view == "cp_profile" else view for view in GENERATED_VIEWS]
     folder = tmp_path / "other-cp"
-    generate_dataset(GeneratorConfig(n_samples=4, shard_size=4, seed=9, views=other, channel="TDL-A"), folder, progress=False)
+    config_other = GeneratorConfig(n_samples=4, shard_size=4, seed=9, views=other, channel="TDL-A")
+    generate_dataset(config_other, folder, progress=False)
     assert cli.main(["heldout", "--config", str(config), "--data", str(folder), "--no-progress"]) == 1
     assert "other parameters of cp_profile" in capsys.readouterr().err
     assert cli.main(["heldout", "--config", str(config), "--data", str(root / "test"), "--no-progress"]) == 0
