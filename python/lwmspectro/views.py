@@ -989,21 +989,12 @@ VIEWS: dict[str, Any] = {
     ),
     # The same 216 symbols as the 15 kHz constellation (LTE, NR at 15 kHz), every subcarrier.
     "ofdm_pattern_15khz": OfdmPatternParams(LTE, n_symbols=216, search_symbols=218),
-    # The same symbols again: three LTE PSS in each window, 5 ms apart, searched near the band's
-    # middle and near its three deepest one-subcarrier notches (an LTE carrier's empty DC).
-    "lte_sync_15khz": OfdmSyncParams(LTE, n_symbols=216, search_symbols=218, dc_candidates=3),
+    # The same symbols again: three LTE PSS in each window, 5 ms apart.
+    "lte_sync_15khz": OfdmSyncParams(LTE, n_symbols=216, search_symbols=218),
     "cp_profile": CpProfileParams(),
     "dynamics": DynamicsParams(),
 }
 """Every registered view by name, with its default parameters."""
-
-FORMER_PARAMETERS: dict[str, tuple[Any, ...]] = {
-    # Searched near the band's middle alone (dc_candidates 0): the router of models/small.
-    "lte_sync_15khz": (OfdmSyncParams(LTE, n_symbols=216, search_symbols=218),),
-}
-"""Parameters a registered name stood for before its current ones. A bundle's graphs name each
-input after its view (view_names), and a card records the parameters, not the name: a view
-whose registered parameters change keeps its name for the bundles made with the former ones."""
 
 
 def _kind_of(params: Any) -> tuple[str, _ViewKind]:
@@ -1055,12 +1046,9 @@ def reads_past(params: Any) -> bool:
 
 
 def view_name(params: Any) -> str:
-    """The registered name of `params` (VIEWS, or FORMER_PARAMETERS) when they are a registered
-    view's, now or before, else its kind."""
+    """The registered name of `params` (VIEWS) when they are a registered view's, else its kind."""
     kind, _ = _kind_of(params)
-    return next(
-        (name for name, registered in VIEWS.items() if params in (registered, *FORMER_PARAMETERS.get(name, ()))), kind
-    )
+    return next((name for name, registered in VIEWS.items() if registered == params), kind)
 
 
 def view_names(views: Sequence[Any]) -> list[str]:
