@@ -1,10 +1,11 @@
 """Confidences that mean what they say: each head of the deployed model calibrated on the
 validation split, for the card's ``calibration`` (lwmspectro.bundle) that the runtime applies.
 
-A classification head gets a temperature T (its logits divided by T before the softmax), the
-Gaussian SNR head a factor on its standard deviation; each is fitted by minimising the negative
-log-likelihood of the validation labels (temperature scaling: one number per head, so it cannot
-change an arg-max nor overfit a validation split of a few hundred rows). The expected calibration
+A classification head gets a temperature T (its logits divided by T before the softmax), fitted by
+minimising the negative log-likelihood of the validation labels; the Gaussian SNR head a factor on
+its standard deviation, fitted by the log loss of the event its confidence states
+(fit_sigma_scale). Each is one number per head, so it cannot change an arg-max nor overfit a
+validation split of a few hundred rows. The expected calibration
 error (ECE_BINS equal-width bins of the top-1 confidence) is reported before and after, and a
 reliability diagram drawn.
 
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from scipy.special import logsumexp
+from scipy.special import erf, logsumexp
 
 from lwmspectro import labels
 from lwmspectro.readout import snr_confidence, snr_half_bin_db
@@ -90,11 +91,26 @@ def fit_temperature(logits: np.ndarray, truth: np.ndarray) -> float:
     return float(math.exp(minimize_scalar(nll, bounds=(math.log(low), math.log(high)), method="bounded").x))
 
 
-def fit_sigma_scale(mean: np.ndarray, log_variance: np.ndarray, truth: np.ndarray) -> float:
-    """The factor s on a Gaussian head's standard deviation of least negative log-likelihood of
-    `truth`: s^2 is the mean squared error in units of the head's variance."""
-    z2 = (np.asarray(truth, np.float64) - mean) ** 2 * np.exp(-np.asarray(log_variance, np.float64))
-    return float(np.sqrt(np.mean(z2)))
+def fit_sigma_scale(
+    mean: np.ndarray, log_variance: np.ndarray, truth: np.ndarray, half_bin_db: float = HALF_BIN_DB
+) -> float:
+    """The factor s on a Gaussian head's standard deviation that makes its readout confidence
+    (readout.snr_confidence: the probability that the SNR lies within `half_bin_db` of the
+    estimate) best foretell whether the true SNR does, by the least log loss of that event.
+
+    Not the Gaussian likelihood of `truth`: that is ruled by the few windows whose error is many
+    standard deviations (a window cut by a capture's band edge, a burst's gap), and the scale it
+    fits leaves every other window's confidence too low."""
+    sigma = np.exp(0.5 * np.asarray(log_variance, np.float64))
+    within = np.abs(np.asarray(truth, np.float64) - mean) < half_bin_db
+    eps = 1e-9
+
+    def log_loss(log_s: float) -> float:
+        confidence = np.clip(erf(half_bin_db / (sigma * math.exp(log_s) * math.sqrt(2.0))), eps, 1 - eps)
+        return float(-np.mean(np.where(within, np.log(confidence), np.log1p(-confidence))))
+
+    low, high = TEMPERATURE_RANGE
+    return float(math.exp(minimize_scalar(log_loss, bounds=(math.log(low), math.log(high)), method="bounded").x))
 
 
 def reliability(confidence: np.ndarray, right: np.ndarray, bins: int = ECE_BINS) -> dict[str, np.ndarray]:
