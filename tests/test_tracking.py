@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from lwmspectro import labels
+from lwmspectro import labels, views
 from lwmspectro.readout import InvalidWindow, ModelOutput, build_readout, format_line
 from lwmspectro.runtime import softmax
 from lwmspectro.tracking import TRACK_CHANGE_WINDOWS, Tracker
@@ -104,6 +104,49 @@ def test_a_receiver_classifying_one_window_in_four_still_ends_a_track_at_the_pro
     )
 
 
+def sure_window(rng, protocol, mobility):
+    """A window whose router and mobility head are both sure (logit margins of 6)."""
+    probabilities = {
+        "protocol": noisy_probabilities(rng, CLASSES["protocol"], protocol, 6.0),
+        "mobility": noisy_probabilities(rng, CLASSES["mobility"], mobility, 6.0),
+    }
+    return ModelOutput(
+        protocol,
+        float(probabilities["protocol"].max()),
+        mobility=mobility,
+        expert=protocol,
+        probabilities=probabilities,
+    )
+
+
+def test_a_new_track_leaves_out_the_mobility_of_windows_whose_dynamics_reach_back_across_its_start():
+    """An LTE cell, then an NR one: the NR windows of the first 111 ms read the change from one
+    emission to the other as fast fading (vehicular); the tracked mobility waits for the windows
+    that see the NR cell alone (static)."""
+    rng = np.random.default_rng(8)
+    settle_s = views.past_reach_s([views.VIEWS["wideband"], views.VIEWS["dynamics"]], 30.72e6)
+    assert 0.1 < settle_s < 0.12
+    track = tracker(1.0, mobility_settle_s=settle_s)
+    for i in range(40):
+        track.update(sure_window(rng, "lte", "static"), i * WINDOW_S)
+    tracked = []
+    for i in range(40, 70):
+        straddling = (i - 40) * WINDOW_S < settle_s
+        tracked.append(track.update(sure_window(rng, "nr", "vehicular" if straddling else "static"), i * WINDOW_S))
+    first_nr = TRACK_CHANGE_WINDOWS - 1
+    assert tracked[first_nr].protocol == "nr" and tracked[first_nr].mobility is None, "no settled NR window yet"
+    settled = [t for i, t in enumerate(tracked) if i * WINDOW_S >= settle_s]
+    assert settled and all(t.mobility == "static" for t in settled)
+    assert all(t.mobility in (None, "static") for t in tracked[first_nr:])
+
+    unsettled = tracker(1.0)
+    for i in range(40):
+        unsettled.update(sure_window(rng, "lte", "static"), i * WINDOW_S)
+    for i in range(40, 48):
+        result = unsettled.update(sure_window(rng, "nr", "vehicular"), i * WINDOW_S)
+    assert result.mobility == "vehicular", "without the settling time the change reads as fading"
+
+
 def test_a_jump_of_the_window_power_starts_a_new_track_and_fading_does_not():
     rng = np.random.default_rng(3)
     track = tracker(1.0, power_jump_db=10.0)
@@ -173,6 +216,7 @@ def test_a_gaussian_snr_is_tracked_as_the_precision_weighted_mean():
         ({"power_jump_db": math.nan}, r"track power jump nan dB: give a positive number of dB"),
         ({"power_jump_db": -3.0}, r"track power jump -3.0 dB"),
         ({"change_windows": 0}, r"track change windows 0: give a whole number of windows, 1 or more"),
+        ({"mobility_settle_s": -0.1}, r"track mobility settle -0.1 s: give 0 or a positive number of seconds"),
     ],
 )
 def test_bad_tracking_settings_are_refused_with_what_to_give(kwargs, message):

@@ -196,7 +196,13 @@ def readout_tracker(args: argparse.Namespace, runtime: Runtime) -> Tracker | Non
 
     if not args.track:
         return None
-    return Tracker(args.track, runtime.head_classes, runtime.snr_half_bin_db, power_jump_db=args.track_reset_db)
+    return Tracker(
+        args.track,
+        runtime.head_classes,
+        runtime.snr_half_bin_db,
+        power_jump_db=args.track_reset_db,
+        mobility_settle_s=runtime.past_reach_s,
+    )
 
 
 class LazyCommandParser(argparse.ArgumentParser):

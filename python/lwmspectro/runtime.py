@@ -312,6 +312,12 @@ class Runtime:
         }
 
     @property
+    def past_reach_s(self) -> float:
+        """Seconds before a window's start that its views read (views.past_reach_s): how long
+        after an emission starts a window's mobility still reads the one before it."""
+        return view_registry.past_reach_s(self.views, self.params.sample_rate_hz)
+
+    @property
     def window_samples(self) -> int:
         """Analysis-rate samples one observation spans."""
         return self.params.window_samples

@@ -26,7 +26,11 @@ changes:
 * its time: a window that starts before the previous one (a stream started again).
 
 Modulation, SNR and mobility are averaged over the windows the tracked protocol's expert read, so
-that another expert's heads, reading a window it was not made for, do not blur the track. A window
+that another expert's heads, reading a window it was not made for, do not blur the track. Mobility
+leaves out the windows that start within `mobility_settle_s` of the track's first window (the
+runtime's `past_reach_s`, 111 ms for today's cards): their dynamics view reaches back past it,
+across the change that started the track (the previous emission, a gain step), and reads that
+change as fast fading. A track younger than that has no tracked mobility yet. A window
 that cannot be judged (readout.InvalidWindow) adds nothing and ends nothing.
 """
 
@@ -102,6 +106,8 @@ class Tracker:
     (the runtime's `snr_half_bin_db`).
     power_jump_db: the change of window power that starts a new track (math.inf: never).
     change_windows: consecutive windows of another protocol that start a new track.
+    mobility_settle_s: seconds after a track's first window before its windows' mobility counts
+    (the runtime's `past_reach_s`; 0: from the first window).
     """
 
     def __init__(
@@ -112,6 +118,7 @@ class Tracker:
         *,
         power_jump_db: float = TRACK_POWER_JUMP_DB,
         change_windows: int = TRACK_CHANGE_WINDOWS,
+        mobility_settle_s: float = 0.0,
     ):
         self.span_s = check_span(span_s)
         self.power_jump_db = check_power_jump(power_jump_db)
@@ -120,10 +127,18 @@ class Tracker:
         missing = [task for task in TASKS if task not in classes]
         if missing:
             raise ValueError(f"the tracker needs the classes of every task; missing {missing}")
+        if (
+            isinstance(mobility_settle_s, bool)
+            or not isinstance(mobility_settle_s, (int, float))
+            or not 0 <= mobility_settle_s < math.inf
+        ):
+            raise ValueError(f"track mobility settle {mobility_settle_s!r} s: give 0 or a positive number of seconds")
+        self.mobility_settle_s = float(mobility_settle_s)
         self.classes = {task: list(names) for task, names in classes.items()}
         self.snr_half_bin_db = float(snr_half_bin_db)
         self.change_windows = change_windows
         self._windows: deque[_Window] = deque()
+        self._started_s: float | None = None
         self._protocol: str | None = None
         self._power_db: float | None = None
         self._spacing_s: float | None = None
@@ -131,6 +146,7 @@ class Tracker:
     def reset(self) -> None:
         """Forget the track: the next window starts a new one."""
         self._windows.clear()
+        self._started_s = None
         self._protocol = None
         self._power_db = None
 
@@ -152,9 +168,12 @@ class Tracker:
                 self.reset()
             self._power_db = power_db
         self._windows.append(self._window(outcome, time_s))
+        if self._started_s is None:
+            self._started_s = time_s
         recent = self._recent(time_s)
         if recent and all(w.protocol == outcome.protocol != self._protocol for w in recent):
             self._windows = deque(reversed(recent))
+            self._started_s = recent[-1].time_s
         while self._windows[0].time_s <= time_s - self.span_s:
             self._windows.popleft()
         return self._tracked()
@@ -187,9 +206,15 @@ class Tracker:
         protocol = str(self.classes["protocol"][best])
         self._protocol = protocol
         read = [w for w in windows if w.expert == protocol]
+        # Half a microsecond of slack: window start times come from sample counts and rates.
+        settled = self._started_s + self.mobility_settle_s - 5e-7
         values: dict[str, Any] = {}
         for task in TASKS[1:]:
-            rows = [w.log_probabilities[task] for w in read if task in w.log_probabilities]
+            rows = [
+                w.log_probabilities[task]
+                for w in read
+                if task in w.log_probabilities and (task != "mobility" or w.time_s >= settled)
+            ]
             if rows:
                 best, values[CONFIDENCE_OF[task]] = _agreement(rows)
                 values[task] = self.classes[task][best]

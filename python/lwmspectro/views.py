@@ -1074,6 +1074,12 @@ def view_offsets(views: Sequence[Any], sample_rate_hz: float) -> list[int]:
     return list(_view_offsets(tuple(views), float(sample_rate_hz)))
 
 
+def past_reach_s(views: Sequence[Any], sample_rate_hz: float) -> float:
+    """Seconds before an observation's start that its views read (the dynamics view's 112 ms
+    for today's cards; 0 when no view reads the past)."""
+    return max(0, -min(view_offsets(views, sample_rate_hz))) / float(sample_rate_hz)
+
+
 @functools.lru_cache(maxsize=64)
 def _view_offsets(views: tuple[Any, ...], sample_rate_hz: float) -> tuple[int, ...]:
     span = observation_span(views, sample_rate_hz)

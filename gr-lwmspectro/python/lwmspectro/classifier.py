@@ -218,7 +218,13 @@ class classifier(gr.basic_block):
                 "set it to the rate the LWM Spectrogram is given"
             )
         runtime = self.runtime
-        return Tracker(span_s, runtime.head_classes, runtime.snr_half_bin_db, power_jump_db=jump_db)
+        return Tracker(
+            span_s,
+            runtime.head_classes,
+            runtime.snr_half_bin_db,
+            power_jump_db=jump_db,
+            mobility_settle_s=runtime.past_reach_s,
+        )
 
     def counters(self) -> dict[str, int]:
         """Windows seen, classified, dropped (skipped by a spectrogram keeping up, queue full,
