@@ -2,6 +2,7 @@
 windows, started again when the protocol or the power changes."""
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -126,7 +127,9 @@ def test_a_new_track_leaves_out_the_mobility_of_windows_whose_dynamics_reach_bac
     rng = np.random.default_rng(8)
     settle_s = views.past_reach_s([views.VIEWS["wideband"], views.VIEWS["dynamics"]], 30.72e6)
     assert 0.1 < settle_s < 0.12
-    track = tracker(1.0, mobility_settle_s=settle_s)
+    runtime = SimpleNamespace(head_classes=CLASSES, snr_half_bin_db=2.5, past_reach_s=settle_s)
+    track = Tracker.for_runtime(runtime, 1.0)
+    assert track.mobility_settle_s == settle_s
     for i in range(40):
         track.update(sure_window(rng, "lte", "static"), i * WINDOW_S)
     tracked = []

@@ -196,13 +196,7 @@ def readout_tracker(args: argparse.Namespace, runtime: Runtime) -> Tracker | Non
 
     if not args.track:
         return None
-    return Tracker(
-        args.track,
-        runtime.head_classes,
-        runtime.snr_half_bin_db,
-        power_jump_db=args.track_reset_db,
-        mobility_settle_s=runtime.past_reach_s,
-    )
+    return Tracker.for_runtime(runtime, args.track, power_jump_db=args.track_reset_db)
 
 
 class LazyCommandParser(argparse.ArgumentParser):

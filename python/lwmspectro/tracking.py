@@ -143,6 +143,18 @@ class Tracker:
         self._power_db: float | None = None
         self._spacing_s: float | None = None
 
+    @classmethod
+    def for_runtime(cls, runtime: Any, span_s: float, *, power_jump_db: float = TRACK_POWER_JUMP_DB) -> Tracker:
+        """A tracker of the windows `runtime` (lwmspectro.runtime.Runtime) reads: its classes, its
+        SNR bins and its views' reach into the past (mobility_settle_s)."""
+        return cls(
+            span_s,
+            runtime.head_classes,
+            runtime.snr_half_bin_db,
+            power_jump_db=power_jump_db,
+            mobility_settle_s=runtime.past_reach_s,
+        )
+
     def reset(self) -> None:
         """Forget the track: the next window starts a new one."""
         self._windows.clear()

@@ -43,7 +43,7 @@ def emission_plan(config: GeneratorConfig, seconds: float) -> ExamplePlan:
 
 def score_recording(runtime: Runtime, iq: np.ndarray, rate: float, row: dict, track_s: float) -> dict[str, list]:
     """{task: [hit, ...]} over the recording's judged windows, window and tracked values alike."""
-    tracker = Tracker(track_s, runtime.head_classes, runtime.snr_half_bin_db, mobility_settle_s=runtime.past_reach_s)
+    tracker = Tracker.for_runtime(runtime, track_s)
     hits: dict[str, list] = {task: [] for task in JUDGED_TASKS}
     truth = {key: row.get(key) for key in ("protocol", "modulation", "snr_db", "mobility")}
     for readout in runtime.iter_classify_iq(iq, rate, tracker=tracker):

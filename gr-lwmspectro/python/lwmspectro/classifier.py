@@ -217,14 +217,7 @@ class classifier(gr.basic_block):
                 f"{LABEL}: tracking needs the source sample rate to time the windows, got {samp_rate!r}; "
                 "set it to the rate the LWM Spectrogram is given"
             )
-        runtime = self.runtime
-        return Tracker(
-            span_s,
-            runtime.head_classes,
-            runtime.snr_half_bin_db,
-            power_jump_db=jump_db,
-            mobility_settle_s=runtime.past_reach_s,
-        )
+        return Tracker.for_runtime(self.runtime, span_s, power_jump_db=jump_db)
 
     def counters(self) -> dict[str, int]:
         """Windows seen, classified, dropped (skipped by a spectrogram keeping up, queue full,
