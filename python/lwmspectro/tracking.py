@@ -218,8 +218,9 @@ class Tracker:
         protocol = str(self.classes["protocol"][best])
         self._protocol = protocol
         read = [w for w in windows if w.expert == protocol]
+        started = windows[0].time_s if self._started_s is None else self._started_s
         # Half a microsecond of slack: window start times come from sample counts and rates.
-        settled = self._started_s + self.mobility_settle_s - 5e-7
+        settled = started + self.mobility_settle_s - 5e-7
         values: dict[str, Any] = {}
         for task in TASKS[1:]:
             rows = [
