@@ -1075,7 +1075,7 @@ def view_offsets(views: Sequence[Any], sample_rate_hz: float) -> list[int]:
 
 
 def past_reach_s(views: Sequence[Any], sample_rate_hz: float) -> float:
-    """Seconds before an observation's start that its views read (the dynamics view's 112 ms
+    """Seconds before an observation's start that its views read (the dynamics view's 111 ms
     for today's cards; 0 when no view reads the past)."""
     return max(0, -min(view_offsets(views, sample_rate_hz))) / float(sample_rate_hz)
 
