@@ -66,7 +66,7 @@ def test_an_snr_head_whose_sigma_is_too_small_gets_it_scaled_up():
     mean = rng.uniform(-5, 25, 3000)
     truth = mean + 4.0 * rng.standard_normal(3000)
     outputs = np.stack([mean, np.full(3000, np.log(2.0**2))], axis=1)
-    assert fit_sigma_scale(mean, outputs[:, 1], truth) == pytest.approx(2.0, rel=0.1)
+    assert fit_sigma_scale(mean, outputs[:, 1], truth) == pytest.approx(2.0, rel=0.05)
     head = HeadRows("nr", "snr_db", outputs, truth)
     confidence, right = head.judged(head.fit())
     assert confidence.mean() == pytest.approx(right.mean(), abs=0.03), f"within {HALF_BIN_DB} dB as often as it says"

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from scipy.special import erf, logsumexp
+from scipy.special import logsumexp
 
 from lwmspectro import labels
 from lwmspectro.readout import snr_confidence, snr_half_bin_db
@@ -106,7 +106,9 @@ def fit_sigma_scale(
     eps = 1e-9
 
     def log_loss(log_s: float) -> float:
-        confidence = np.clip(erf(half_bin_db / (sigma * math.exp(log_s) * math.sqrt(2.0))), eps, 1 - eps)
+        scale = math.exp(log_s)
+        confidence = np.array([snr_confidence(float(s) * scale, half_bin_db) for s in sigma])
+        confidence = np.clip(confidence, eps, 1 - eps)
         return float(-np.mean(np.where(within, np.log(confidence), np.log1p(-confidence))))
 
     low, high = TEMPERATURE_RANGE
