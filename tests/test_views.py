@@ -7,9 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import scipy.ndimage
+import threadpoolctl
 
 from lwmspectro import phy, views
-from lwmspectro.ofdm_sync import LTE, NR_30KHZ, SUMMED_AT_ONCE, WIFI, Numerology, PrefixFolds, estimate_timing
+from lwmspectro.ofdm_sync import LTE, NR_30KHZ, WIFI, Numerology, PrefixFolds, estimate_timing
 from lwmspectro.phy.common import constellation
 from lwmspectro.resample import PointResampler, resample_to
 from lwmspectro.spectrogram import SpectrogramParams, spectrogram
@@ -594,7 +595,7 @@ def test_views_computed_together_are_each_computed_alone(rate):
     assert aligned["cfo_subcarriers"] == pytest.approx(0.2, abs=0.03)
 
 
-@pytest.mark.parametrize("periods", [SUMMED_AT_ONCE // 3, 2 * SUMMED_AT_ONCE])  # summed as asked, all at once
+@pytest.mark.parametrize("periods", [21, 128])
 def test_prefix_folds_are_the_same_numbers_whichever_lengths_were_asked_before(periods):
     """The CP correlation's folds: any prefix summed modulo the period, the numbers of a fold
     asked alone whatever the same PrefixFolds (shared by the views of a capture) formed before."""
@@ -642,3 +643,30 @@ def test_unit_phasors_are_exp_1j_phase_in_single_precision():
     phasors = views._unit_phasors(phase)
     assert phasors.dtype == np.complex64
     np.testing.assert_allclose(phasors, np.exp(1j * phase.astype(np.float64)), atol=1e-6)
+
+
+def _blas_threads() -> set[int]:
+    return {pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"}
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_views_keep_blas_to_the_calling_thread_and_give_its_threads_back_after(monkeypatch, parallel):
+    """BLAS threads on the other cores spin between the views' small products, taking the core
+    the model needs; the process's own setting is back once the observation's views are done."""
+    seen: list[set[int]] = []
+    compute = views._compute
+
+    def recording(params, capture):
+        seen.append(_blas_threads())
+        return compute(params, capture)
+
+    monkeypatch.setattr(views, "_compute", recording)
+    chosen = [VIEWS["wideband"], VIEWS["cp_profile"], VIEWS["ofdm_aligned_15khz"]]
+    iq = noise(observation_span(chosen, 30.72e6) + 100_000, seed=3)
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        executor = ThreadPoolExecutor(2) if parallel else None
+        views.compute_observation(chosen, iq, 30.72e6, executor=executor)
+        views.view_output(VIEWS["cp_profile"], iq, 30.72e6)
+        after = _blas_threads()
+    assert seen and all(threads == {1} for threads in seen)
+    assert after == {2}

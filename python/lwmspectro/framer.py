@@ -52,7 +52,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import threadpoolctl
 
 from . import quality, views
 from .dynamics import SnippetHistory
@@ -83,9 +82,7 @@ def available_cores() -> int:
 @functools.cache
 def _view_threads() -> ThreadPoolExecutor:
     """The threads the views of an observation run in, one per core, shared by every framer of
-    the process. They are the parallelism: BLAS is kept to one thread in the process, as BLAS
-    threads on top of them would only wait for cores (and spin while they wait)."""
-    threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+    the process (views.compute_observation keeps BLAS to the calling thread meanwhile)."""
     return ThreadPoolExecutor(max_workers=available_cores(), thread_name_prefix="lwm_views")
 
 

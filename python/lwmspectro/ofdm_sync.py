@@ -123,31 +123,23 @@ def lag_products(iq: np.ndarray, lag: int) -> np.ndarray:
     return out
 
 
-SUMMED_AT_ONCE = 64
-"""Above this many periods, all the prefix sums are formed at once with numpy's cumsum; up to
-it, only those asked for, period after period (numpy's cumsum down the rows is slow when they
-are long, and the sums of all of them were a double-precision copy of the whole capture)."""
-
-
 class PrefixFolds:
     """x[:length] summed modulo the period, in double precision, for any length within x.
 
-    The periods are added one after the other (the first to zeros, or above SUMMED_AT_ONCE of
-    them as numpy's cumsum adds them), so the sums of a prefix are the same numbers however long
-    `x` goes on and whichever were asked before: two views that read different lengths of one
-    capture share them. Safe to ask from several threads."""
+    The whole periods of a prefix are one numpy reduction down the rows (each column summed
+    row after row, in order), formed when first asked and kept: the sums of a prefix are the
+    same numbers however long `x` goes on and whichever were asked before, so two views that
+    read different lengths of one capture share them. Only the prefixes asked are summed (a
+    running sum of every period was a double-precision copy of the whole capture, most of it
+    never read). Safe to ask from several threads."""
 
     def __init__(self, x: np.ndarray, period: int):
         self.x = x
         self.period = int(period)
         whole = len(x) // self.period
         self._rows = x[: whole * self.period].reshape(whole, self.period)
-        dtype = np.complex128 if np.iscomplexobj(x) else np.float64
-        self._all: np.ndarray | None = None
-        self._asked: dict[int, np.ndarray] = {0: np.zeros(self.period, dtype)}
-        if whole > SUMMED_AT_ONCE:
-            self._all = np.zeros((whole + 1, self.period), dtype)
-            np.cumsum(self._rows, axis=0, out=self._all[1:])
+        self._dtype = np.complex128 if np.iscomplexobj(x) else np.float64
+        self._asked: dict[int, np.ndarray] = {0: np.zeros(self.period, self._dtype)}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -155,15 +147,9 @@ class PrefixFolds:
 
     def _periods(self, count: int) -> np.ndarray:
         """The first `count` whole periods summed (not to be written to)."""
-        if self._all is not None:
-            return self._all[count]
         with self._lock:
             if count not in self._asked:
-                done = max(k for k in self._asked if k < count)
-                sums = self._asked[done].copy()
-                for row in self._rows[done:count]:
-                    np.add(sums, row, out=sums)
-                self._asked[count] = sums
+                self._asked[count] = np.add.reduce(self._rows[:count], axis=0, dtype=self._dtype)
             return self._asked[count]
 
     def fold(self, length: int) -> np.ndarray:
@@ -172,12 +158,8 @@ class PrefixFolds:
         sums = self._periods(whole)
         if not part:
             return sums.copy()
-        if self._all is not None and whole < len(self._rows):
-            head = self._all[whole + 1, :part]  # cumsum's next row: its first is the first period itself
-        else:
-            start = whole * self.period
-            head = sums[:part] + self.x[start : start + part]
-        return np.concatenate([head, sums[part:]])
+        start = whole * self.period
+        return np.concatenate([sums[:part] + self.x[start : start + part], sums[part:]])
 
 
 @functools.lru_cache(maxsize=32)

@@ -43,6 +43,7 @@ parallel threads when given an executor.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import threading
@@ -54,6 +55,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 import scipy.fft
 import scipy.ndimage
+import threadpoolctl
 
 from .config_base import ConfigBase, bounded
 from .dynamics import DynamicsParams, SnippetHistory, dynamics
@@ -1086,6 +1088,19 @@ def _view_offsets(views: tuple[Any, ...], sample_rate_hz: float) -> tuple[int, .
     return tuple(span - min_source_samples(v, sample_rate_hz) if reads_past(v) else 0 for v in views)
 
 
+@functools.cache
+def _thread_pools() -> threadpoolctl.ThreadpoolController:
+    return threadpoolctl.ThreadpoolController()
+
+
+def one_blas_thread() -> contextlib.AbstractContextManager:
+    """A context in which BLAS runs in the calling thread only. The views' matrix products are
+    small (a few milliseconds): BLAS threads on other cores gain nothing on them and then spin
+    while they wait for the next, taking the core the model or another worker needs (on two
+    cores they doubled the CPU time of an observation's views for the same wall time)."""
+    return _thread_pools().limit(limits=1, user_api="blas")
+
+
 def _compute(params: Any, capture: Capture) -> ViewOutput:
     kind = _kind_of(params)[1]
     if kind.from_capture is not None:
@@ -1120,19 +1135,27 @@ def compute_observation(
             end = offset + max(min_source_samples(v, sample_rate_hz) for v in chosen)
             captures[offset] = Capture(iq[offset:end], sample_rate_hz, chosen, history, first + offset)
     jobs = [(params, captures[offset]) for params, offset in zip(views, offsets) if offset >= 0]
-    if executor is None:
-        computed = [_compute(params, capture) for params, capture in jobs]
-    else:
-        # What views share first (each resampled stream, each CP correlation), so that no thread
-        # waits for another to form it; then the views, the longest reads first.
-        shared = [executor.submit(capture.prepare) for capture in captures.values()]
-        order = sorted(range(len(jobs)), key=lambda i: -min_source_samples(jobs[i][0], sample_rate_hz))
-        futures = {i: executor.submit(_compute, *jobs[i]) for i in order}
-        computed = [futures[i].result() for i in range(len(jobs))]
-        for future in shared:
-            future.result()
+    with one_blas_thread():
+        computed = _compute_jobs(jobs, captures, executor, sample_rate_hz)
     outputs = iter(computed)
     return [next(outputs) if offset >= 0 else None for offset in offsets]
+
+
+def _compute_jobs(
+    jobs: list[tuple[Any, Capture]], captures: dict[int, Capture], executor: Executor | None, sample_rate_hz: float
+) -> list[ViewOutput]:
+    """The views of `jobs`, in order, in the caller's thread or in the executor's threads."""
+    if executor is None:
+        return [_compute(params, capture) for params, capture in jobs]
+    # What views share first (each resampled stream, each CP correlation), so that no thread
+    # waits for another to form it; then the views, the longest reads first.
+    shared = [executor.submit(capture.prepare) for capture in captures.values()]
+    order = sorted(range(len(jobs)), key=lambda i: -min_source_samples(jobs[i][0], sample_rate_hz))
+    futures = {i: executor.submit(_compute, *jobs[i]) for i in order}
+    computed = [futures[i].result() for i in range(len(jobs))]
+    for future in shared:
+        future.result()
+    return computed
 
 
 def _checked(params: Any, iq: np.ndarray, sample_rate_hz: float) -> tuple[str, _ViewKind, np.ndarray]:
@@ -1156,7 +1179,8 @@ def view_output(params: Any, iq: np.ndarray, sample_rate_hz: float) -> ViewOutpu
     name, _kind, iq = _checked(params, iq, sample_rate_hz)
     if iq.ndim != 1:
         raise ValueError(f"view {name!r}: one observation is a 1-D array of samples, got shape {iq.shape}")
-    return _compute(params, Capture(iq, sample_rate_hz, [params]))
+    with one_blas_thread():
+        return _compute(params, Capture(iq, sample_rate_hz, [params]))
 
 
 def compute_view(params: Any, iq: np.ndarray, sample_rate_hz: float) -> np.ndarray:
@@ -1166,8 +1190,9 @@ def compute_view(params: Any, iq: np.ndarray, sample_rate_hz: float) -> np.ndarr
     _name, kind, iq = _checked(params, iq, sample_rate_hz)
     rows = iq.reshape(-1, iq.shape[-1])
     out = np.zeros((len(rows), *params.shape), np.float32)
-    for i, row in enumerate(rows):
-        out[i] = kind.compute(params, row, sample_rate_hz)
+    with one_blas_thread():
+        for i, row in enumerate(rows):
+            out[i] = kind.compute(params, row, sample_rate_hz)
     return out.reshape(*iq.shape[:-1], *out.shape[1:])
 
 
