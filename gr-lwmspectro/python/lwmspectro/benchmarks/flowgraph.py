@@ -16,7 +16,10 @@
    classifier waits for the model instead of dropping), against the 2x real-time target.
 5. The LWM Synthetic Source alone, unpaced: the rate its loop of cached observations streams at
    while its worker refreshes them (it must exceed real time for the demo to keep pace).
-6. Peak resident memory of the process.
+6. Peak resident memory: of a fresh process that loads the bundle and runs the receiver alone
+   on the same input with every window classified (what a user's flowgraph holds; the target),
+   and of this benchmark's own process, which has built every flowgraph above and the
+   synthetic source's cache.
 
 The receiver's input is a few observations from the synthetic generator, looped in a stock
 vector source, so that the figures measure the receiver alone.
@@ -156,6 +159,65 @@ def _stock_chain(samples, params):
     return top, lambda: to_vector.nitems_read(0)
 
 
+def receiver_peak_mb(bundle: str, samples_path: str, seconds: float, results) -> None:
+    """In a fresh process: load `bundle`, run the receiver (every window classified) on the
+    looped samples of `samples_path` for `seconds`, and put (the process's peak RSS in MB, the
+    windows it classified) on the `results` queue."""
+    import time
+
+    import numpy as np
+    from gnuradio import gr
+    from gnuradio import lwmspectro as lwm_blocks
+
+    from lwmspectro.runtime import Runtime
+
+    runtime = Runtime(bundle)
+    top = gr.top_block("receiver alone")
+    receiver = lwm_blocks.receiver(runtime, runtime.params.sample_rate_hz, drop_when_full=False)
+    top.connect(_looped_source(np.load(samples_path)), receiver)
+    top.start()
+    time.sleep(seconds)
+    top.stop()
+    top.wait()
+    results.put((_own_peak_mb(), receiver.counters()["windows_classified"]))
+
+
+def _own_peak_mb() -> float:
+    """This process's peak RSS in MB since it started its program: VmHWM on Linux, where
+    getrusage's maximum is carried across exec from the process it was forked from (a spawned
+    child would report its parent's peak); getrusage elsewhere."""
+    import resource
+    from pathlib import Path
+
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def receiver_alone_peak_mb(bundle: str, samples, seconds: float) -> tuple[float, int]:
+    """receiver_peak_mb in a process of its own (spawned: nothing of this one is inherited):
+    (peak RSS in MB, windows classified)."""
+    import multiprocessing
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    with tempfile.TemporaryDirectory() as folder:
+        path = str(Path(folder) / "samples.npy")
+        np.save(path, samples)
+        process = context.Process(target=receiver_peak_mb, args=(bundle, path, seconds, results))
+        process.start()
+        peak = results.get(timeout=seconds + 300)
+        process.join()
+    return peak
+
+
 def run(args) -> int:
     import resource
 
@@ -234,7 +296,12 @@ def run(args) -> int:
         f"{source_rate / source.samp_rate:5.2f} x real time ({source.fresh_observations} fresh observations)"
     )
 
+    alone_mb, classified = receiver_alone_peak_mb(bundle, samples, args.seconds)
+    verdict = "meets" if alone_mb < TARGET_RSS_MB else "MISSES"
+    print(
+        f"{'peak resident memory, the receiver alone':<46s} {alone_mb:8.0f} MB  "
+        f"({verdict} the {TARGET_RSS_MB:g} MB target; a fresh process, {classified} windows classified)"
+    )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    verdict = "meets" if peak_mb < TARGET_RSS_MB else "MISSES"
-    print(f"{'peak resident memory':<46s} {peak_mb:8.0f} MB  ({verdict} the {TARGET_RSS_MB:g} MB target)")
+    print(f"{'peak resident memory, this benchmark':<46s} {peak_mb:8.0f} MB  (every flowgraph above, one process)")
     return 0
