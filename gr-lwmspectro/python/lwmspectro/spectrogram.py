@@ -7,6 +7,9 @@ counted at the source rate), judges them and computes each view as lwmspectro.vi
 it offline for a capture starting there, so the vectors are exactly what the model was
 trained on and a window gets the same verdict here as offline.
 
+The views of a window run in one thread per core (the framer's `parallel`), with the same
+numbers as in one.
+
 A vector is the window's views, each flattened time-major (T x K) and joined in the order of
 the card's views (or of the `views` asked for): a card of today's G alone gives the T x K
 vector of G, as before. A view of the past the stream does not yet hold (the dynamics view in
@@ -112,7 +115,7 @@ class spectrogram(gr.basic_block):
                 f"starts, or 0 for back-to-back windows of {self.span}"
             )
         self.hop = hop or self.span
-        self.framer = ObservationFramer(self.views, self.samp_rate, self.hop)
+        self.framer = ObservationFramer(self.views, self.samp_rate, self.hop, parallel=True)
         self.vlen = self.framer.vlen
         if vlen and int(vlen) != self.vlen:
             raise ConfigError(
