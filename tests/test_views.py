@@ -595,7 +595,7 @@ def test_views_computed_together_are_each_computed_alone(rate):
     assert aligned["cfo_subcarriers"] == pytest.approx(0.2, abs=0.03)
 
 
-@pytest.mark.parametrize("periods", [21, 128])
+@pytest.mark.parametrize("periods", [21, 128])  # added row by row, and reduced from the first
 def test_prefix_folds_are_the_same_numbers_whichever_lengths_were_asked_before(periods):
     """The CP correlation's folds: any prefix summed modulo the period, the numbers of a fold
     asked alone whatever the same PrefixFolds (shared by the views of a capture) formed before."""

@@ -123,15 +123,21 @@ def lag_products(iq: np.ndarray, lag: int) -> np.ndarray:
     return out
 
 
+ADDED_ROWS = 64
+"""Most rows PrefixFolds adds one call at a time to a prefix it has summed; beyond, one reduction
+from the first row costs less than as many calls."""
+
+
 class PrefixFolds:
     """x[:length] summed modulo the period, in double precision, for any length within x.
 
-    The whole periods of a prefix are one numpy reduction down the rows (each column summed
-    row after row, in order), formed when first asked and kept: the sums of a prefix are the
-    same numbers however long `x` goes on and whichever were asked before, so two views that
-    read different lengths of one capture share them. Only the prefixes asked are summed (a
-    running sum of every period was a double-precision copy of the whole capture, most of it
-    never read). Safe to ask from several threads."""
+    The whole periods of a prefix are summed row after row, in order, and kept: from the longest
+    prefix already summed when a few rows (up to ADDED_ROWS) are left, else by one numpy
+    reduction down the rows from the first, which adds them in the same order. So the sums of a
+    prefix are the same numbers however long `x` goes on and whichever were asked before, and two
+    views that read different lengths of one capture share them. Only the prefixes asked are
+    summed (a running sum of every period was a double-precision copy of the whole capture, most
+    of it never read). Safe to ask from several threads."""
 
     def __init__(self, x: np.ndarray, period: int):
         self.x = x
@@ -149,7 +155,14 @@ class PrefixFolds:
         """The first `count` whole periods summed (not to be written to)."""
         with self._lock:
             if count not in self._asked:
-                self._asked[count] = np.add.reduce(self._rows[:count], axis=0, dtype=self._dtype)
+                done = max(k for k in self._asked if k < count)
+                if count - done <= ADDED_ROWS:
+                    sums = self._asked[done].copy()
+                    for row in self._rows[done:count]:
+                        np.add(sums, row, out=sums)
+                else:
+                    sums = np.add.reduce(self._rows[:count], axis=0, dtype=self._dtype)
+                self._asked[count] = sums
             return self._asked[count]
 
     def fold(self, length: int) -> np.ndarray:
