@@ -26,7 +26,7 @@ import numpy as np
 
 from ..labels import check_choice
 from .fading import require_generator
-from .noise import mean_power
+from .noise import CounterStreams, mean_power
 
 RECEIVER_IMPAIRMENTS = ("phase_noise", "iq_imbalance", "dc_offset", "adc8")
 
@@ -266,12 +266,11 @@ def indexed_phase_noise(
     corners = np.concatenate([[0.0], np.cumsum(walk)]) * step_std * np.sqrt(length)
     phase = np.empty(sample_index.size)
     unique, firsts = np.unique(blocks, return_index=True)  # sorted indices: each block's samples are a run
+    streams = CounterStreams(key)
+    fraction = np.arange(1, length + 1) / length
     for block, first, end in zip(unique, firsts, [*firsts[1:], sample_index.size]):
         chosen = slice(first, end)
-        counter = np.array([0, int(block) + 1, 0, 0], np.uint64)
-        steps = np.random.Generator(np.random.Philox(counter=counter, key=key)).standard_normal(length)
-        path = np.cumsum(steps) * step_std
-        fraction = np.arange(1, length + 1) / length
+        path = np.cumsum(streams.at(int(block) + 1).standard_normal(length)) * step_std
         bridge = path - fraction * path[-1]
         within = sample_index[chosen] - block * length
         start, end = corners[block], corners[block + 1]

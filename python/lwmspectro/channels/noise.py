@@ -147,13 +147,32 @@ def noise_key(*words: int) -> np.ndarray:
     return np.random.SeedSequence(list(words)).generate_state(2, np.uint64)
 
 
+class CounterStreams:
+    """The Philox streams of one key, each starting at a counter of its own: `at(b)` is the
+    generator `np.random.Generator(np.random.Philox(counter=[0, b, 0, 0], key=key))` would be,
+    the same numbers, by moving one generator's counter (half the cost of making one per block)."""
+
+    def __init__(self, key: np.ndarray):
+        self._bits = np.random.Philox(key=key)
+        self._generator = np.random.Generator(self._bits)
+        self._state = self._bits.state
+
+    def at(self, stream: int) -> np.random.Generator:
+        state = self._state
+        state["state"]["counter"] = np.array([0, int(stream) % 2**64, 0, 0], np.uint64)
+        state["buffer_pos"] = 4  # nothing buffered: the next draw starts at the counter
+        state["has_uint32"] = 0
+        self._bits.state = state
+        return self._generator
+
+
 def _white_blocks(key: np.ndarray, blocks: np.ndarray) -> np.ndarray:
     """(len(blocks), NOISE_BLOCK) unit-variance circular Gaussian noise, block b from a Philox
     generator whose counter starts at b: a pure function of (key, b)."""
     out = np.empty((len(blocks), NOISE_BLOCK), np.complex64)
+    streams = CounterStreams(key)
     for row, block in zip(out, blocks):
-        counter = np.array([0, int(block) % 2**64, 0, 0], np.uint64)
-        rng = np.random.Generator(np.random.Philox(counter=counter, key=key))
+        rng = streams.at(block)
         row.real = rng.standard_normal(NOISE_BLOCK, np.float32)
         row.imag = rng.standard_normal(NOISE_BLOCK, np.float32)
     return out
