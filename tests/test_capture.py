@@ -148,3 +148,17 @@ def test_the_phasor_at_far_absolute_indices_is_the_exact_rotation():
     cycles = 1.2345e6 / FS
     expected = np.exp(2j * np.pi * ((cycles * index) % 1.0))
     np.testing.assert_allclose(impairments.phasor_at(index, cycles), expected, atol=2e-6)
+
+
+def test_in_regions_marks_what_isin_of_the_regions_samples_marks():
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        n = 20_000
+        formed = capture.merge_regions([(int(a), int(a + rng.integers(0, 900))) for a in rng.integers(-50, n, 12)], n)
+        measured = capture.merge_regions(
+            [(int(a), int(a + rng.integers(0, 2000))) for a in rng.integers(-50, n, rng.integers(0, 6))], n
+        )
+        index = capture.region_index(formed)
+        np.testing.assert_array_equal(
+            capture.in_regions(index, measured), np.isin(index, capture.region_index(measured))
+        )

@@ -282,6 +282,18 @@ def region_index(regions) -> np.ndarray:
     return np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in regions])
 
 
+def in_regions(index: np.ndarray, regions) -> np.ndarray:
+    """Whether each sample index lies in one of `regions` (merge_regions' sorted, disjoint
+    pairs): np.isin of their region_index, by a binary search among the regions' starts rather
+    than a sort of both arrays."""
+    index = np.asarray(index, np.int64)
+    if not regions:
+        return np.zeros(index.shape, bool)
+    starts, stops = np.asarray(regions, np.int64).T
+    region = np.searchsorted(starts, index, side="right") - 1
+    return (region >= 0) & (index < stops[np.maximum(region, 0)])
+
+
 def covering_blocks(regions, block: int) -> np.ndarray:
     """The indices of the blocks of `block` samples (from sample 0) that `regions` touch."""
     if not regions:
@@ -413,7 +425,7 @@ def apply_capture_regions(
     if settings.gain_step_db:
         step = int(settings.gain_step_at * reach.n_source)
         values[index >= step] *= np.float32(10.0 ** (settings.gain_step_db / 20.0))
-    level_mask = np.isin(index, region_index(merge_regions(measured_source or regions, reach.n_source)))
+    level_mask = in_regions(index, merge_regions(measured_source or regions, reach.n_source))
     if settings.iq_gain_db is not None and settings.iq_phase_deg is not None:
         values, _ = impairments.iq_imbalance(values, settings.iq_gain_db, settings.iq_phase_deg)
     if settings.dc_spike_dbc is not None:

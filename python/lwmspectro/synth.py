@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import labels, phy, views
-from .capture import CaptureConfig, covering_blocks, merge_regions, region_index
+from .capture import CaptureConfig, covering_blocks, in_regions, merge_regions, region_index
 from .channels import (
     TDL_PROFILES,
     TapProfile,
@@ -509,7 +509,7 @@ class ReceivedStream:
         regions = merge_regions(regions, self.n_samples)
         index = region_index(regions)
         absolute = index + guard
-        measured_mask = np.isin(index, region_index(merge_regions(measured or regions, self.n_samples)))
+        measured_mask = in_regions(index, merge_regions(measured or regions, self.n_samples))
         out = np.zeros(self.n_samples, np.complex64)
         row = label_row(self.spec, self.extra)
         if self.wf is None:
