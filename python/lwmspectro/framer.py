@@ -22,8 +22,9 @@ each, the framer
 The views of an observation run in the caller's thread unless `parallel` asks for one thread
 per core (on a machine with more than one): with BLAS kept to the calling thread
 (views.one_blas_thread), two threads on two cores cut an observation's views from about 90 to
-about 60 ms of wall time, and the GNU Radio receiver with every window classified went from
-0.17 to 0.25 x real time with them (bench flowgraph, same run), the model sharing the cores.
+about 60 ms of wall time (bench flowgraph, the views rows). In the GNU Radio receiver, where the
+model and the scheduler's Python blocks take the interpreter lock too, they gained 0-10 % of
+throughput for 15 % more CPU time.
 
 Each judged window also gets its power (`FramedWindows.power_db`), the level of its strongest
 frames in dB (POWER_PERCENTILE), so that a tracker can tell a new emission from the same one
