@@ -66,24 +66,32 @@ def views_batch(n, seed=0):
     return {name: torch.randn(n, *shape, generator=g) for name, shape in SHAPES.items()}
 
 
-def test_the_shipped_model_of_g_alone_loads_and_gives_bitwise_its_recorded_outputs():
-    """Recorded with models/small-wideband (then models/small) before views existed (float32, one thread)."""
+def test_the_shipped_model_of_g_alone_loads_and_gives_its_recorded_outputs():
+    """Recorded with models/small-wideband (then models/small) before views existed (float32, one
+    thread). The same numbers bit for bit on the processor they were recorded on; another one's
+    kernels (AVX-512 against AVX2) round a float32 product differently, so they are held to a few
+    float32 roundings of their size."""
     reference = np.load(REFERENCE)
     model = load_torch_from_bundle(SHIPPED)
     weights = torch.load(SHIPPED / "weights.pt", weights_only=True)
     assert list(model.router.state_dict()) == list(weights["router"])
     assert all(list(model.experts[p].state_dict()) == list(weights["experts"][p]) for p in model.expert_names)
     x = torch.from_numpy(np.random.default_rng(20240611).standard_normal((4, 128, 128)).astype(np.float32))
+
+    def recorded(name: str) -> torch.Tensor:
+        return torch.from_numpy(reference[name])
+
+    close = {"rtol": 1e-5, "atol": 1e-5}
     with torch.no_grad():
         out = model(x, mixture=True)
-        assert torch.equal(out["router_logits"], torch.from_numpy(reference["router_logits"]))
-        assert torch.equal(out["mixture_embedding"], torch.from_numpy(reference["mixture_embedding"]))
+        torch.testing.assert_close(out["router_logits"], recorded("router_logits"), **close)
+        torch.testing.assert_close(out["mixture_embedding"], recorded("mixture_embedding"), **close)
         for name in model.expert_names:
             embedding = model.experts[name](x)
             modulation, joint = model.heads[name](embedding)
-            assert torch.equal(embedding, torch.from_numpy(reference[f"embedding_{name}"]))
-            assert torch.equal(modulation, torch.from_numpy(reference[f"modulation_{name}"]))
-            assert torch.equal(joint, torch.from_numpy(reference[f"snr_mobility_{name}"]))
+            torch.testing.assert_close(embedding, recorded(f"embedding_{name}"), **close)
+            torch.testing.assert_close(modulation, recorded(f"modulation_{name}"), **close)
+            torch.testing.assert_close(joint, recorded(f"snr_mobility_{name}"), **close)
 
 
 def test_a_trunk_of_several_views_has_per_view_embeddings_positions_and_an_absent_token():
