@@ -13,7 +13,8 @@
    real-time factor that gives; all of them together as the framer computes them (sharing
    resampled streams and CP correlations), in one thread and in one thread per core; the LWM Spectrogram block
    computing them; and the whole receiver computing them with every window classified (the
-   classifier waits for the model instead of dropping), against the 2x real-time target.
+   classifier waits for the model instead of dropping), against the 2x real-time target, with
+   its CPU time per window and the cores it keeps busy.
 5. The LWM Synthetic Source alone, unpaced: the rate its loop of cached observations streams at
    while its worker refreshes them (it must exceed real time for the demo to keep pace).
 6. Peak resident memory: of a fresh process that loads the bundle and runs the receiver alone
@@ -48,16 +49,23 @@ def add_arguments(parser):
 
 def _sustained_rate(top, counter, seconds: float, warmup: float = 1.0) -> float:
     """Items/s `counter()` advances while `top` runs, after a warm-up."""
+    return _sustained_rate_and_cores(top, counter, seconds, warmup)[0]
+
+
+def _sustained_rate_and_cores(top, counter, seconds: float, warmup: float = 1.0) -> tuple[float, float]:
+    """(items/s `counter()` advances, cores this process keeps busy meanwhile: its CPU seconds
+    per second) while `top` runs, after a warm-up."""
     import time
 
     top.start()
     time.sleep(warmup)
-    start_count, start = counter(), time.monotonic()
+    start_count, start, cpu = counter(), time.monotonic(), time.process_time()
     time.sleep(seconds)
-    rate = (counter() - start_count) / (time.monotonic() - start)
+    wall = time.monotonic() - start
+    rate, cores = (counter() - start_count) / wall, (time.process_time() - cpu) / wall
     top.stop()
     top.wait()
-    return rate
+    return rate, cores
 
 
 def _cpu_and_wall_ms(observe, starts, seconds: float) -> tuple[float, float]:
@@ -124,14 +132,15 @@ def _views_rows(args, runtime, samples, rate: float) -> None:
     top = gr.top_block("receiver, views")
     receiver = lwm_blocks.receiver(runtime, rate, views=chosen, drop_when_full=False)
     top.connect(_looped_source(samples), receiver)
-    receiver_rate = _sustained_rate(top, lambda: receiver.spectrogram.nitems_read(0), args.seconds)
+    receiver_rate, cores = _sustained_rate_and_cores(top, lambda: receiver.spectrogram.nitems_read(0), args.seconds)
     counters = receiver.counters()
     verdict = "meets" if receiver_rate / rate >= TARGET_REAL_TIME else "MISSES"
+    cpu_ms = cores / (receiver_rate / framer.span) * 1e3
     print(
         f"{f'whole receiver, {len(chosen)} views, every window classified':<46s} {receiver_rate / 1e6:8.1f} MS/s  "
         f"{receiver_rate / rate:5.2f} x real time ({verdict} the {TARGET_REAL_TIME:g}x target; "
         f"{counters['windows_classified']} of {counters['windows_seen']} windows classified, "
-        f"{counters['windows_dropped']} dropped)"
+        f"{counters['windows_dropped']} dropped; {cpu_ms:.0f} ms of CPU per window, {cores:.2f} cores busy)"
     )
 
 
