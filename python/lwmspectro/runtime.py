@@ -493,12 +493,12 @@ class Runtime:
         read one batch of observations at a time and framed by lwmspectro.framer: observations
         start every `stride` source samples (default: back to back), windows that cannot be
         judged yield an invalid readout and never reach the model (the views of a window run in
-        one thread per core). `window_start` is in
-        source samples plus `start_offset`; `latency_ms` is the time the window's batch took
-        from reading to the model's output. Input too short for one observation yields a
-        single `too_short` readout. Counters count this call's windows. A `tracker`
-        (lwmspectro.tracking) takes the windows in order and each readout carries its tracked
-        values; `uncertain_below` marks values (readout.uncertain_thresholds).
+        one thread per core). `window_start` is in source samples plus `start_offset`;
+        `latency_ms` is the time the window's batch took from reading to the model's output.
+        Input too short for one observation yields a single `too_short` readout. Counters count
+        this call's windows. A `tracker` (lwmspectro.tracking) takes the windows in order and
+        each readout carries its tracked values; `uncertain_below` marks values
+        (readout.uncertain_thresholds).
         """
         thresholds = uncertain_thresholds(uncertain_below)
         framer = ObservationFramer(self.views, sample_rate_hz, stride, parallel=True)

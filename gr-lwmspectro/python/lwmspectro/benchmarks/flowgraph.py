@@ -135,12 +135,12 @@ def _views_rows(args, runtime, samples, rate: float) -> None:
     receiver_rate, cores = _sustained_rate_and_cores(top, lambda: receiver.spectrogram.nitems_read(0), args.seconds)
     counters = receiver.counters()
     verdict = "meets" if receiver_rate / rate >= TARGET_REAL_TIME else "MISSES"
-    cpu_ms = cores / (receiver_rate / framer.span) * 1e3
+    per_window = f"{cores / (receiver_rate / framer.span) * 1e3:.0f} ms" if receiver_rate > 0 else "n/a"
     print(
         f"{f'whole receiver, {len(chosen)} views, every window classified':<46s} {receiver_rate / 1e6:8.1f} MS/s  "
         f"{receiver_rate / rate:5.2f} x real time ({verdict} the {TARGET_REAL_TIME:g}x target; "
         f"{counters['windows_classified']} of {counters['windows_seen']} windows classified, "
-        f"{counters['windows_dropped']} dropped; {cpu_ms:.0f} ms of CPU per window, {cores:.2f} cores busy)"
+        f"{counters['windows_dropped']} dropped; {per_window} of CPU per window, {cores:.2f} cores busy)"
     )
 
 
@@ -194,7 +194,7 @@ def receiver_peak_mb(bundle: str, samples_path: str, seconds: float, results) ->
 def _own_peak_mb() -> float:
     """This process's peak RSS in MB since it started its program: VmHWM on Linux, where
     getrusage's maximum is carried across exec from the process it was forked from (a spawned
-    child would report its parent's peak); getrusage elsewhere."""
+    child would report its parent's peak); getrusage elsewhere. Both memory rows read it."""
     import resource
     from pathlib import Path
 
@@ -210,6 +210,7 @@ def receiver_alone_peak_mb(bundle: str, samples, seconds: float) -> tuple[float,
     """receiver_peak_mb in a process of its own (spawned: nothing of this one is inherited):
     (peak RSS in MB, windows classified)."""
     import multiprocessing
+    import queue
     import tempfile
     from pathlib import Path
 
@@ -222,14 +223,20 @@ def receiver_alone_peak_mb(bundle: str, samples, seconds: float) -> tuple[float,
         np.save(path, samples)
         process = context.Process(target=receiver_peak_mb, args=(bundle, path, seconds, results))
         process.start()
-        peak = results.get(timeout=seconds + 300)
+        while True:
+            try:
+                peak = results.get(timeout=1.0)
+                break
+            except queue.Empty:
+                if not process.is_alive():
+                    raise RuntimeError(
+                        f"the receiver's memory process ended with exit code {process.exitcode} before reporting"
+                    ) from None
         process.join()
     return peak
 
 
 def run(args) -> int:
-    import resource
-
     import numpy as np
     import pmt
     from gnuradio import blocks, gr
@@ -312,6 +319,6 @@ def run(args) -> int:
         f"{'peak resident memory, the receiver alone':<46s} {alone_mb:8.0f} MB  "
         f"({verdict} the {TARGET_RSS_MB:g} MB target; a fresh process, {classified} windows classified)"
     )
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = _own_peak_mb()
     print(f"{'peak resident memory, this benchmark':<46s} {peak_mb:8.0f} MB  (every flowgraph above, one process)")
     return 0
