@@ -17,6 +17,7 @@ from lwmspectro.bundle import BundleError
 from lwmspectro.lwm_channels import channel_planes, paths_channels, random_paths
 from lwmspectro.lwm_embed import ChannelEmbedder, LwmBundle
 from lwmspectro_train.distributed import Context
+from lwmspectro_train.lwm.data import PhaseDrawSet
 from lwmspectro_train.lwm.export import load_encoder
 from lwmspectro_train.lwm.train import LwmRunConfig, load_config, pretrain, step_decay
 from lwmspectro_train.trainer import BEST, CHECKPOINT, load_checkpoint
@@ -52,17 +53,34 @@ def test_named_configs_load_and_a_misspelt_key_is_named():
         LwmRunConfig.from_dict({"name": "x", "run_dir": "runs/x"})
 
 
-def test_a_paused_and_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
-    whole = tiny_config(tmp_path / "whole")
+@pytest.mark.parametrize("phase_draws", [1, 3])
+def test_a_paused_and_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, phase_draws):
+    whole = tiny_config(tmp_path / "whole", f"data.phase_draws={phase_draws}")
     assert pretrain(whole, Context(), progress=False)["complete"]
-    paused = tiny_config(tmp_path / "paused", "pretrain.max_steps=5")
+    paused = tiny_config(tmp_path / "paused", f"data.phase_draws={phase_draws}", "pretrain.max_steps=5")
     assert not pretrain(paused, Context(), progress=False)["complete"]
-    resumed = tiny_config(tmp_path / "paused")
+    resumed = tiny_config(tmp_path / "paused", f"data.phase_draws={phase_draws}")
     assert pretrain(resumed, Context(), resume=True, progress=False)["complete"]
     a = load_checkpoint(tmp_path / "whole" / "pretrain" / CHECKPOINT)["model"]
     b = load_checkpoint(tmp_path / "paused" / "pretrain" / CHECKPOINT)["model"]
     assert a.keys() == b.keys()
     assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+def test_phase_draws_show_each_user_with_its_traced_phases_then_with_other_phases_of_the_same_paths():
+    shape = {"antennas": 8, "subcarriers": 8, "bandwidth_hz": 5e6}
+    paths, _ = random_paths(np.random.default_rng(5), 6, max_paths=3)
+    single, _ = random_paths(np.random.default_rng(6), 1, max_paths=1, los_probability=1.0)
+    paths = paths.concatenate([paths, single])
+    traced = paths_channels(paths, **shape)
+    draws = PhaseDrawSet(traced, paths, draws=3, seed=0, **shape)
+    assert len(draws) == 21
+    planes = np.stack([draws[i]["planes"].numpy() for i in range(len(draws))])
+    np.testing.assert_array_equal(planes[:7], channel_planes(traced))
+    assert not np.allclose(planes[7:14], planes[:7]) and not np.allclose(planes[14:], planes[7:14])
+    np.testing.assert_array_equal(draws[9]["planes"].numpy(), planes[9])
+    one_path = np.hypot(planes[6::7, 0], planes[6::7, 1])
+    np.testing.assert_allclose(one_path, np.broadcast_to(one_path[0], one_path.shape), rtol=1e-5)
 
 
 def test_the_rate_falls_by_a_tenth_every_decay_period(tmp_path):

@@ -149,7 +149,7 @@ def export_bundle(
     best = load_checkpoint(Path(run_dir) / PRETRAIN / BEST)
     commands_path = Path(run_dir) / "commands.jsonl"
     commands = [json.loads(line) for line in commands_path.read_text().splitlines()] if commands_path.is_file() else []
-    channels = load_channels(cfg.data, cfg.model, cfg.seed)
+    channels, _ = load_channels(cfg.data, cfg.model, cfg.seed)
     _, val_index = split(len(channels), cfg.data.val_fraction, cfg.seed)
     card = build_card(
         name=cfg.name,

@@ -23,7 +23,7 @@ from ..config import LoaderConfig, StageConfig, apply_overrides, read_config
 from ..config import config_names as shared_config_names
 from ..distributed import Context
 from ..trainer import Trainer
-from .data import ChannelSet, LwmDataConfig, load_channels, split
+from .data import ChannelSet, LwmDataConfig, PhaseDrawSet, load_channels, split
 from .model import LwmConfig, LwmEncoder, MaskedChannelModelling
 
 CONFIG_PACKAGE = "lwmspectro_train.lwm"
@@ -158,7 +158,7 @@ def mean_patch(encoder: LwmEncoder, channels: np.ndarray, batch: int = 4096) -> 
 
 def pretrain(cfg: LwmRunConfig, ctx: Context, resume: bool = False, progress: bool = True) -> dict:
     """Run (or resume) masked channel modelling; the Trainer's result (best validation row, complete)."""
-    channels = load_channels(cfg.data, cfg.model, cfg.seed)
+    channels, paths = load_channels(cfg.data, cfg.model, cfg.seed)
     train_index, val_index = split(len(channels), cfg.data.val_fraction, cfg.seed)
     train_index = train_index[: cfg.pretrain.max_train_samples]
     val_index = val_index[: cfg.pretrain.max_val_samples]
@@ -172,7 +172,15 @@ def pretrain(cfg: LwmRunConfig, ctx: Context, resume: bool = False, progress: bo
         PRETRAIN,
         Path(cfg.run_dir) / PRETRAIN,
         objective,
-        ChannelSet(channels[train_index]),
+        PhaseDrawSet(
+            channels[train_index],
+            paths.select(train_index),
+            cfg.data.phase_draws,
+            cfg.seed,
+            antennas=cfg.model.antennas,
+            subcarriers=cfg.model.subcarriers,
+            bandwidth_hz=cfg.data.bandwidth_hz,
+        ),
         ChannelSet(channels[val_index]),
         lambda batch, generator: {"planes": batch["planes"], "generator": generator},
         stage=cfg.pretrain,
