@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from lwmspectro.lwm_channels import (
+    ChannelPaths,
     channel_planes,
     paths_channels,
     random_paths,
@@ -92,6 +93,16 @@ def test_channels_of_active_users_have_the_papers_shape(toy_root):
     assert result.user_indices.tolist() == [0, 2]
     assert result.los.dtype == bool and result.los.tolist() == [True, False]
     assert result.carrier_hz == CARRIER_HZ and result.scenario == "toy"
+
+
+def test_a_scenarios_channels_come_with_the_paths_that_make_them(toy_root):
+    result = scenario_channels("toy", toy_root, antennas=8, subcarriers=4)
+    np.testing.assert_array_equal(paths_channels(result.paths, antennas=8, subcarriers=4), result.channels)
+    narrow, _ = random_paths(np.random.default_rng(0), 3, max_paths=1)
+    both = ChannelPaths.concatenate([narrow, result.paths])
+    made = paths_channels(both, antennas=8, subcarriers=4)
+    np.testing.assert_array_equal(made[3:], result.channels)
+    np.testing.assert_array_equal(made[:3], paths_channels(narrow, antennas=8, subcarriers=4))
 
 
 def test_a_los_channel_concentrates_in_few_dft_beams(toy_root):

@@ -45,6 +45,7 @@ def bundle(tmp_path_factory) -> Path:
 def test_named_configs_load_and_a_misspelt_key_is_named():
     assert load_config("lwm").pretrain.lr == 1e-4
     assert load_config("lwm").model.channel_scale == 1e6
+    assert load_config("lwm-draws").data.phase_draws == 8
     with pytest.raises(ValueError, match="lr_decays"):
         load_config("lwm-tiny", ["pretrain.lr_decays=0.5"])
     with pytest.raises(ValueError, match="no channels"):
@@ -89,6 +90,19 @@ def test_the_rate_falls_by_a_tenth_every_decay_period(tmp_path):
     history = json.loads((tmp_path / "run" / "pretrain" / "metrics.json").read_text())
     assert [row["lr"] for row in history] == pytest.approx([1e-3 * 0.9**epoch for epoch in (1, 2, 3)])
     assert [step_decay(step, 10, 0.9) for step in (0, 9, 10, 25)] == pytest.approx([1, 1, 0.9, 0.81])
+
+
+def test_a_warm_up_raises_the_rate_linearly_before_the_step_decay(tmp_path):
+    assert [step_decay(step, 10, 0.9, warmup_steps=4) for step in (0, 1, 3, 9, 10)] == pytest.approx(
+        [0.25, 0.5, 1, 1, 0.9]
+    )
+    cfg = tiny_config(tmp_path / "run", "pretrain.warmup_epochs=2", "pretrain.epochs=3")
+    pretrain(cfg, Context(), progress=False)
+    history = json.loads((tmp_path / "run" / "pretrain" / "metrics.json").read_text())
+    steps_per_epoch = history[0]["step"]
+    rates = [row["lr"] for row in history]
+    assert rates[0] == pytest.approx(1e-3 * (steps_per_epoch + 1) / (2 * steps_per_epoch) * 0.9)
+    assert rates[1:] == pytest.approx([1e-3 * 0.9**2, 1e-3 * 0.9**3])
 
 
 def test_a_fitted_channel_scale_gives_unit_rms_patches_and_reaches_the_card(bundle):

@@ -113,21 +113,25 @@ def prepare_run_dir(cfg: LwmRunConfig, record: dict, ctx: Context) -> None:
     ctx.barrier()
 
 
-def step_decay(step: int, steps_per_decay: int, factor: float) -> float:
-    """The rate's factor at `step`: `factor` to the number of whole decay periods passed."""
-    return factor ** (step // steps_per_decay)
+def step_decay(step: int, steps_per_decay: int, factor: float, warmup_steps: int = 0) -> float:
+    """The rate's factor at `step`: a linear rise over the first `warmup_steps` (none by default,
+    as Table I), times `factor` to the number of whole decay periods passed."""
+    rise = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+    return rise * factor ** (step // steps_per_decay)
 
 
 class StepDecayTrainer(Trainer):
-    """The Trainer with Table I's schedule in place of its warm-up and cosine: the rate times
-    `lr_decay` every `lr_decay_epochs` epochs. The schedule's state is its step count, which
-    the checkpoint keeps, so a resumed run continues it."""
+    """The Trainer with Table I's schedule in place of its cosine: the rate times `lr_decay`
+    every `lr_decay_epochs` epochs, after a linear warm-up of `warmup_epochs` (0 in Table I).
+    The schedule's state is its step count, which the checkpoint keeps, so a resumed run
+    continues it."""
 
     def __init__(self, *args, stage: LwmStageConfig, **kwargs):
         super().__init__(*args, stage=stage, **kwargs)
         steps = stage.lr_decay_epochs * self.steps_per_epoch
+        warmup = int(round(stage.warmup_epochs * self.steps_per_epoch))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: step_decay(step, steps, stage.lr_decay)
+            self.optimizer, lambda step: step_decay(step, steps, stage.lr_decay, warmup)
         )
 
 
