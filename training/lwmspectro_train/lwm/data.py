@@ -57,9 +57,14 @@ class LwmDataConfig(ConfigBase):
             raise ValueError("no channels: name scenarios, or set synthetic_users")
 
 
+def channel_shape(data: LwmDataConfig, model: LwmConfig) -> dict:
+    """The keyword arguments of lwm_channels' channel formula for this corpus and model."""
+    return {"antennas": model.antennas, "subcarriers": model.subcarriers, "bandwidth_hz": data.bandwidth_hz}
+
+
 def load_channels(data: LwmDataConfig, model: LwmConfig, seed: int) -> tuple[np.ndarray, ChannelPaths]:
     """(complex64 (users, M, N), their paths): every active user of each scenario, then the self-made users."""
-    shape = {"antennas": model.antennas, "subcarriers": model.subcarriers, "bandwidth_hz": data.bandwidth_hz}
+    shape = channel_shape(data, model)
     made = [scenario_channels(name, data.folder, **shape) for name in data.scenarios]
     channels, paths = [m.channels for m in made], [m.paths for m in made]
     if data.synthetic_users:

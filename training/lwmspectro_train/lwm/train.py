@@ -23,7 +23,7 @@ from ..config import LoaderConfig, StageConfig, apply_overrides, read_config
 from ..config import config_names as shared_config_names
 from ..distributed import Context
 from ..trainer import Trainer
-from .data import ChannelSet, LwmDataConfig, PhaseDrawSet, load_channels, split
+from .data import ChannelSet, LwmDataConfig, PhaseDrawSet, channel_shape, load_channels, split
 from .model import LwmConfig, LwmEncoder, MaskedChannelModelling
 
 CONFIG_PACKAGE = "lwmspectro_train.lwm"
@@ -181,9 +181,7 @@ def pretrain(cfg: LwmRunConfig, ctx: Context, resume: bool = False, progress: bo
             paths.select(train_index),
             cfg.data.phase_draws,
             cfg.seed,
-            antennas=cfg.model.antennas,
-            subcarriers=cfg.model.subcarriers,
-            bandwidth_hz=cfg.data.bandwidth_hz,
+            **channel_shape(cfg.data, cfg.model),
         ),
         ChannelSet(channels[val_index]),
         lambda batch, generator: {"planes": batch["planes"], "generator": generator},
