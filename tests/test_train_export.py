@@ -188,8 +188,18 @@ def test_the_target_figures_are_given_per_protocol_and_per_capture_slice():
     }
     rows = [
         {"protocol": "wifi", "channel": "site", "capture": None},
-        {"protocol": "lte", "channel": "TDL-A", "capture": {"source_rate_hz": 20e6, "offset_hz": 2e6}},
-        {"protocol": "nr", "channel": "site", "capture": {"source_rate_hz": 20e6, "offset_hz": 0.0}},
+        {
+            "protocol": "lte",
+            "channel": "TDL-A",
+            "occupied_bw_hz": 9e6,
+            "capture": {"source_rate_hz": 20e6, "offset_hz": 2e6, "passband_fraction": 0.9},
+        },
+        {
+            "protocol": "nr",
+            "channel": "site",
+            "occupied_bw_hz": 19e6,
+            "capture": {"source_rate_hz": 20e6, "offset_hz": 0.0, "passband_fraction": 0.9},
+        },
         {"protocol": "none", "channel": None, "capture": {"source_rate_hz": 2e6}},
         {"protocol": "none", "channel": None, "capture": {"source_rate_hz": 20e6}},
         {"protocol": "lte", "channel": "site", "capture": None},
@@ -202,5 +212,8 @@ def test_the_target_figures_are_given_per_protocol_and_per_capture_slice():
     slices = m["slices"]
     assert slices["centred_30.72_msps"]["n"] == 2 and slices["centred_30.72_msps"]["router_accuracy_snr_ge_0"] == 0.5
     assert slices["captured_20_msps"]["n"] == 3 and slices["off_centre_over_1_mhz"]["n"] == 1
+    # A 20 MS/s capture passing 90 % keeps all of a 9 MHz band and part of a 19 MHz one.
+    assert slices["capture_keeps_whole_band"]["n"] == 1 and slices["capture_keeps_part_of_band"]["n"] == 1
+    assert slices["capture_keeps_part_of_band"]["router_accuracy_snr_ge_0"] == 0.0
     assert slices["channel_TDL-A"]["router_accuracy_snr_ge_0"] == 1.0
     assert slices["noise_2_msps"]["none_recall"] == 1.0 and slices["noise_20_msps"]["none_recall"] == 0.0

@@ -215,16 +215,22 @@ def _headline(targets: dict, predictions: dict, rows: np.ndarray, snr_bin: np.nd
 def capture_slices(rows: list[dict]) -> dict[str, np.ndarray]:
     """Masks of the held-out rows by the capture chain and channel they went through (the row's
     `capture` and `channel` labels): centred at the analysis rate, band-limited at 20 MS/s, off
-    centre by more than 1 MHz, each channel model, and noise alone at each source rate."""
+    centre by more than 1 MHz, a capture whose passband keeps all or only part of the signal's
+    occupied band (a narrow capture shows a share of the subcarriers, and the modulation fewer
+    elements), each channel model, and noise alone at each source rate."""
     capture = [row.get("capture") or {} for row in rows]
     rate = np.array([c.get("source_rate_hz", np.nan) for c in capture], float)
     offset = np.array([abs(c.get("offset_hz", 0.0)) for c in capture], float)
+    passband = rate * np.array([c.get("passband_fraction", np.nan) for c in capture], float)
+    occupied = np.array([row.get("occupied_bw_hz") or np.nan for row in rows], float)
     protocol = np.array([row.get("protocol") for row in rows])
     channel = np.array([row.get("channel") or "" for row in rows])
     slices = {
         "centred_30.72_msps": np.isnan(rate),
         "captured_20_msps": rate == 20e6,
         "off_centre_over_1_mhz": offset > 1e6,
+        "capture_keeps_whole_band": passband >= occupied,
+        "capture_keeps_part_of_band": passband < occupied,
     }
     slices |= {f"channel_{name}": channel == name for name in sorted(set(channel) - {""})}
     noise = (protocol == "none") & np.isfinite(rate)
