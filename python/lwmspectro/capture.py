@@ -61,6 +61,12 @@ FILL_CROSSOVER_WIDTH = 0.05
 """Transition (fraction of Nyquist) between the stream's band and the noise that fills the band beyond it."""
 
 
+def passband_width_hz(source_rate_hz: float | np.ndarray, passband_fraction: float | np.ndarray) -> float | np.ndarray:
+    """Width of a capture's passband, centred at DC: the share `passband_fraction` of its
+    Nyquist band (numbers or arrays, as a capture's labels hold them)."""
+    return passband_fraction * source_rate_hz
+
+
 @dataclass(frozen=True)
 class CaptureSettings:
     """One capture's drawn values; None (or 0 dB) means the step was not applied."""
@@ -82,12 +88,12 @@ class CaptureSettings:
 
     @property
     def passband_edge_hz(self) -> float:
-        return self.passband_fraction * self.source_rate_hz / 2
+        return self.passband_hz / 2
 
     @property
     def passband_hz(self) -> float:
         """Width of the passband, centred at DC."""
-        return 2 * self.passband_edge_hz
+        return float(passband_width_hz(self.source_rate_hz, self.passband_fraction))
 
     def labels(self) -> dict:
         """The settings as a label dict (JSON-ready)."""

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from lwmspectro import labels
+from lwmspectro.capture import passband_width_hz
 
 from .data import TARGETS as TARGET_NAMES
 from .data import SpectrogramSet, batch_views
@@ -217,11 +218,12 @@ def capture_slices(rows: list[dict]) -> dict[str, np.ndarray]:
     `capture` and `channel` labels): centred at the analysis rate, band-limited at 20 MS/s, off
     centre by more than 1 MHz, a capture whose passband keeps all or only part of the signal's
     occupied band (a narrow capture shows a share of the subcarriers, and the modulation fewer
-    elements), each channel model, and noise alone at each source rate."""
+    elements; the widths decide, since a capture tunes a band that fits wholly inside), each
+    channel model, and noise alone at each source rate."""
     capture = [row.get("capture") or {} for row in rows]
     rate = np.array([c.get("source_rate_hz", np.nan) for c in capture], float)
     offset = np.array([abs(c.get("offset_hz", 0.0)) for c in capture], float)
-    passband = rate * np.array([c.get("passband_fraction", np.nan) for c in capture], float)
+    passband = passband_width_hz(rate, np.array([c.get("passband_fraction", np.nan) for c in capture], float))
     occupied = np.array([row.get("occupied_bw_hz") or np.nan for row in rows], float)
     protocol = np.array([row.get("protocol") for row in rows])
     channel = np.array([row.get("channel") or "" for row in rows])
