@@ -421,6 +421,42 @@ def test_the_router_of_a_bundle_retrains_on_a_corpus_of_its_views_beside_the_bun
         views_run(_write(tmp_path / "other.json", values), tmp_path / "other").mixture_of_experts()
 
 
+def test_the_experts_of_a_bundle_retrain_beside_the_router_of_another(recipe, tmp_path):
+    """router_from: the experts train on data.train, which lacks a view only the router reads;
+    the router, its view's parameters and statistics and its calibration stay the bundle's, and
+    the card says where it comes from."""
+    root, config = recipe
+    router_views, everything = make_router_sets(tmp_path, seed=12)
+    values = json.loads(config.read_text())
+    values |= {"run_dir": str(tmp_path / "router-run"), "experts_from": str(root / "bundle")}
+    values["views"]["router"] = router_views
+    values["data"] = {"train": everything, "val": everything, "router": str(tmp_path / "routed"), "test": everything}
+    argv = ["all", "--config", str(_write(tmp_path / "router.json", values)), "--no-progress"]
+    assert cli.main([*argv, "--out", str(tmp_path / "routed-bundle")]) == 0
+    values |= {"run_dir": str(tmp_path / "run"), "experts_from": None, "router_from": str(tmp_path / "routed-bundle")}
+    values["data"] = json.loads(config.read_text())["data"] | {"test": everything}
+    argv = ["all", "--config", str(_write(tmp_path / "router-from.json", values)), "--no-progress"]
+    assert cli.main([*argv, "--out", str(tmp_path / "bundle")]) == 0
+
+    assert "router" not in {p.name for p in (tmp_path / "run").iterdir()}
+    source, retrained = load_bundle(tmp_path / "routed-bundle"), load_bundle(tmp_path / "bundle")
+    before = torch.load(tmp_path / "routed-bundle" / "weights.pt", weights_only=True)["router"]
+    after = torch.load(tmp_path / "bundle" / "weights.pt", weights_only=True)["router"]
+    assert all(torch.equal(before[key], after[key]) for key in before)
+    stats = retrained.card["normalisation"]["views"]
+    assert stats["ofdm_pattern_15khz"] == source.card["normalisation"]["views"]["ofdm_pattern_15khz"]
+    assert retrained.calibration_of("router") == source.calibration_of("router")
+    training = retrained.card["training"]
+    assert training["router_from"]["card_sha256"] == source.card_sha256
+    assert training["stages"]["router"] == source.card["training"]["stages"]["router"]
+    assert training["data"]["router"] == source.card["training"]["data"]["router"]
+    assert Runtime(retrained).predict(_views_of(retrained, everything))
+
+    values["router"]["n_layers"] += 1
+    with pytest.raises(ValueError, match=r"router of .* was built with another router"):
+        views_run(_write(tmp_path / "other.json", values), tmp_path / "other").mixture_of_experts()
+
+
 def _views_of(bundle, folder: str) -> list[np.ndarray]:
     dataset = open_dataset(folder)
     return [dataset.view(name) for name in bundle.view_names]

@@ -29,6 +29,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp
 
 from lwmspectro import labels
+from lwmspectro.bundle import Bundle
 from lwmspectro.readout import snr_confidence, snr_half_bin_db
 from lwmspectro.runtime import softmax
 
@@ -222,13 +223,25 @@ def calibrate_model(
     workers: int = 0,
     progress: bool = True,
     router_dataset: SpectrogramSet | None = None,
+    router_from: Bundle | None = None,
 ) -> tuple[dict[str, dict[str, float]], dict]:
     """Calibrate `moe` on `dataset` (the validation split): the card's ``calibration`` and its
     metrics report; the reliability diagram is written to `figure`. With a `router_dataset`
     (the router's own validation split, data.router) the router is calibrated on it and the
     heads on `dataset`, each row routed by its labelled protocol (`dataset` need not hold the
-    router's views)."""
+    router's views). With `router_from` (the bundle the router was taken from, unchanged) the
+    router keeps that bundle's calibration and report, and the heads are calibrated the same way."""
     truth = {name: dataset.target(name) for name in TARGETS}
+    if router_from is not None:
+        outputs = model_outputs(moe, dataset, batch_size, workers, progress=progress, desc="calibration", by_truth=True)
+        heads = head_rows(outputs, truth, moe.expert_names)[1:]
+        calibration, report = calibrate(heads)
+        reliability_diagram(heads, calibration, figure)
+        taken = router_from.card.get("metrics", {}).get("calibration", {}).get("heads", {}).get("router")
+        calibration = {"router": dict(router_from.calibration_of("router")), **calibration}
+        report["heads"] = {**({"router": taken} if taken else {}), **report["heads"]}
+        report["router_from"] = router_from.name
+        return calibration, report
     if router_dataset is None:
         outputs = model_outputs(moe, dataset, batch_size, workers, progress=progress, desc="calibration")
         heads = head_rows(outputs, truth, moe.expert_names)

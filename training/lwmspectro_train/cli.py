@@ -186,6 +186,10 @@ def run_command(args, argv: list[str], cfg: RunConfig, ctx: Context) -> int:
         if taken and ctx.is_main:
             print(f"{', '.join(taken)}: the experts and heads of {cfg.experts_from} (experts_from), not trained here")
         order = [stage for stage in order if stage not in EXPERT_STAGES]
+    if cfg.router_from and "router" in order:
+        if ctx.is_main:
+            print(f"router: the router of {cfg.router_from} (router_from), not trained here")
+        order.remove("router")
     for stage in order:
         for name, step in steps[stage]:
             result = step()

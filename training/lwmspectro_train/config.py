@@ -113,6 +113,12 @@ class RunConfig(ConfigBase):
     the run takes as they are instead of training them: the stages then train the router alone,
     data.train and data.val only check the views and calibrate the heads, and the bundle's pixel
     statistics are the run's. Retrains the router of a shipped model on a corpus of its views."""
+    router_from: str | None = None
+    """A model bundle whose router (weights, pixel statistics of its views, calibration) the run
+    takes as it is instead of training it: the router stage then does not run and data.router is
+    not needed; the bundle gives the parameters of the views only the router reads, and those it
+    shares with data.train must be the same. Retrains the experts of a shipped model on a corpus
+    of their views and keeps its router."""
     data: DataConfig = field(default_factory=DataConfig)
     model: EncoderConfig = field(default_factory=EncoderConfig)
     router: RouterConfig = field(default_factory=RouterConfig)
@@ -132,6 +138,8 @@ class RunConfig(ConfigBase):
                 raise ValueError(f"views.{part}: {names!r} is not a non-empty list of view names, each once")
         if self.views is not None:
             object.__setattr__(self, "views", {part: list(names) for part, names in self.views.items()})
+        if self.experts_from and self.router_from:
+            raise ValueError("experts_from and router_from together leave nothing to train; set one of them")
 
     def views_of(self, part: str) -> tuple[str, ...]:
         """The views `part` ("router" or an expert) reads, in order."""

@@ -253,6 +253,7 @@ def export_bundle(
         cfg.loader.workers,
         run.progress,
         router_dataset=run.router_sets()[1] if cfg.data.router else None,
+        router_from=run.router_source.bundle if run.router_source else None,
     )
     print_calibration(calibration_report)
     rows = np.linspace(0, len(test_set) - 1, min(parity_samples, len(test_set))).round().astype(int)
@@ -397,7 +398,7 @@ def _card(
     params = train_set.params
     stats = run.normalisation()
     inputs = graph_inputs(cfg, run.view_params)
-    source = run.experts_source
+    source, router_source = run.experts_source, run.router_source
     stages = {}
     for stage, experts in (
         ("pretrain", cfg.experts),
@@ -408,6 +409,9 @@ def _card(
         for expert in experts:
             if source is not None and stage in EXPERT_STAGES:
                 stages[f"{stage}/{expert}"] = source.bundle.training.get("stages", {}).get(f"{stage}/{expert}")
+                continue
+            if router_source is not None and stage == "router":
+                stages[stage] = router_source.bundle.training.get("stages", {}).get(stage)
                 continue
             path = run.stage_dir(stage, expert) / "metrics.json"
             history = json.loads(path.read_text()) if path.exists() else []
@@ -448,8 +452,11 @@ def _card(
             "torch_version": torch.__version__,
         },
         training={
-            # The experts' own commands first when they come from another bundle.
-            "commands": [*(source.bundle.training.get("commands", []) if source else [])]
+            # The commands of the bundle a part comes from first.
+            "commands": [
+                *(source.bundle.training.get("commands", []) if source else []),
+                *(router_source.bundle.training.get("commands", []) if router_source else []),
+            ]
             + _commands(run.dir)
             + ([command] if command else []),
             "config": cfg.to_dict(),
@@ -465,9 +472,25 @@ def _card(
                 if source
                 else {}
             ),
+            **(
+                {
+                    "router_from": {
+                        "bundle": router_source.bundle.name,
+                        "path": str(router_source.bundle.path),
+                        "card_sha256": router_source.bundle.card_sha256,
+                    }
+                }
+                if router_source
+                else {}
+            ),
             "data": {
                 "train": source.bundle.training["data"]["train"] if source else _dataset_summary(train_set),
                 **({"router": _dataset_summary(run.router_sets()[0])} if cfg.data.router else {}),
+                **(
+                    {"router": router_source.bundle.training["data"]["router"]}
+                    if router_source and "router" in router_source.bundle.training.get("data", {})
+                    else {}
+                ),
                 "test": _dataset_summary(test_set),
             },
             "stages": stages,

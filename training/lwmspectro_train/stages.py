@@ -46,7 +46,16 @@ from .model import (
 )
 from .trainer import BEST, Trainer, load_checkpoint
 
-ARCHITECTURE_KEYS = ("model", "router", "heads", "experts", "views", "normalisation", "experts_from")
+ARCHITECTURE_KEYS = (
+    "model",
+    "router",
+    "heads",
+    "experts",
+    "views",
+    "normalisation",
+    "experts_from",
+    "router_from",
+)
 EXPERT_STAGES = ("pretrain", "finetune", "heads")
 """The stages that train the experts and their heads: none of them runs under experts_from."""
 
@@ -96,6 +105,38 @@ class EmbeddingSet(Dataset):
         return item
 
 
+def _source_weights(path: str, option: str, keys: Sequence[str]) -> tuple[Bundle, dict, RunConfig]:
+    """The bundle at `path`, its torch twin (export.save_weights) and the config it was trained
+    with; refused (naming `option`) when the twin lacks any of `keys`."""
+    from .export import torch_weights_path
+
+    bundle = load_bundle(path)
+    weights_path = torch_weights_path(bundle)
+    weights = torch.load(weights_path, map_location="cpu", weights_only=True)
+    missing = [key for key in keys if key not in weights]
+    if missing:
+        raise ValueError(
+            f"{option}: {weights_path} holds no {missing}; it needs a bundle of views with its torch weights"
+        )
+    return bundle, weights, RunConfig.from_dict({**weights["config"], "name": bundle.name}, f"{weights_path}: config")
+
+
+def _refuse_other_view_params(
+    option: str, bundle: Bundle, source_views: Mapping[str, Any], view_params: Mapping[str, Any], names
+) -> None:
+    """Refuse views `names` of a run that the bundle's parts read with other parameters."""
+    differing = [
+        name
+        for name in dict.fromkeys(names)
+        if name in view_params and source_views.get(name) != view_registry.view_to_dict(view_params[name])
+    ]
+    if differing:
+        raise ValueError(
+            f"{option}: {bundle.path} reads {', '.join(differing)} with other parameters than this run's data; "
+            "generate the data with the bundle's views"
+        )
+
+
 @dataclass(frozen=True)
 class ExpertsSource:
     """The experts and heads of a bundle that a run takes as they are (RunConfig.experts_from)."""
@@ -107,17 +148,9 @@ class ExpertsSource:
     @classmethod
     def load(cls, cfg: RunConfig) -> ExpertsSource:
         """The bundle cfg.experts_from names, refused unless its experts are those `cfg` describes."""
-        from .export import torch_weights_path
-
-        bundle = load_bundle(cfg.experts_from)
-        path = torch_weights_path(bundle)
-        weights = torch.load(path, map_location="cpu", weights_only=True)
-        missing = [key for key in ("config", "experts", "foundation_experts", "heads", "views") if key not in weights]
-        if missing:
-            raise ValueError(
-                f"experts_from: {path} holds no {missing}; it needs a bundle of views with its torch weights"
-            )
-        source = RunConfig.from_dict({**weights["config"], "name": bundle.name}, f"{path}: config")
+        assert cfg.experts_from is not None
+        keys = ("config", "experts", "foundation_experts", "heads", "views")
+        bundle, weights, source = _source_weights(cfg.experts_from, "experts_from", keys)
         differing = [key for key in ("model", "heads", "normalisation") if getattr(source, key) != getattr(cfg, key)]
         differing += [
             f"views.{e}" for e in cfg.experts if e not in source.experts or source.views_of(e) != cfg.views_of(e)
@@ -131,15 +164,44 @@ class ExpertsSource:
 
     def check_views(self, view_params: Mapping[str, Any], cfg: RunConfig) -> None:
         """Refuse views of this run that the experts read with other parameters than they were trained on."""
-        names = dict.fromkeys(name for expert in cfg.experts for name in cfg.views_of(expert))
-        differing = [
-            name for name in names if self.weights["views"].get(name) != view_registry.view_to_dict(view_params[name])
-        ]
+        names = [name for expert in cfg.experts for name in cfg.views_of(expert)]
+        _refuse_other_view_params("experts_from", self.bundle, self.weights["views"], view_params, names)
+
+
+@dataclass(frozen=True)
+class RouterSource:
+    """The router of a bundle that a run takes as it is (RunConfig.router_from)."""
+
+    bundle: Bundle
+    weights: dict
+    """The bundle's torch twin (export.save_weights): its router and the parameters of its views."""
+
+    @classmethod
+    def load(cls, cfg: RunConfig) -> RouterSource:
+        """The bundle cfg.router_from names, refused unless its router is the one `cfg` describes."""
+        assert cfg.router_from is not None
+        bundle, weights, source = _source_weights(cfg.router_from, "router_from", ("config", "router", "views"))
+        differing = [key for key in ("router", "normalisation") if getattr(source, key) != getattr(cfg, key)]
+        if source.views_of(ROUTER) != cfg.views_of(ROUTER):
+            differing.append(f"views.{ROUTER}")
         if differing:
             raise ValueError(
-                f"experts_from: the experts of {self.bundle.path} read {', '.join(differing)} with other parameters "
-                "than this run's data; generate the data with the bundle's views"
+                f"router_from: the router of {bundle.path} was built with another {', '.join(differing)}; "
+                "take its router settings, normalisation and views from the config it was trained with"
             )
+        return cls(bundle, weights)
+
+    @property
+    def view_params(self) -> dict[str, Any]:
+        """The parameters of each view the router reads, as it was trained on them."""
+        return {
+            name: view_registry.view_from_dict(values, f"router_from: {self.bundle.path}: views.{name}")
+            for name, values in self.weights["views"].items()
+        }
+
+    def check_views(self, view_params: Mapping[str, Any], cfg: RunConfig) -> None:
+        """Refuse views of this run's data that the router reads with other parameters than it was trained on."""
+        _refuse_other_view_params("router_from", self.bundle, self.weights["views"], view_params, cfg.views_of(ROUTER))
 
 
 class Run:
@@ -152,6 +214,7 @@ class Run:
         self._router_sets = None
         self._stats = None
         self._experts_source: ExpertsSource | None = None
+        self._router_source: RouterSource | None = None
 
     # --- shared pieces -----------------------------------------------------------------
 
@@ -163,6 +226,15 @@ class Run:
             source.check_views(self.view_params, self.cfg)
             self._experts_source = source
         return self._experts_source
+
+    @property
+    def router_source(self) -> RouterSource | None:
+        """The bundle the router is taken from (router_from), None when trained here."""
+        if self.cfg.router_from and self._router_source is None:
+            source = RouterSource.load(self.cfg)
+            source.check_views(self.datasets()[0].view_params, self.cfg)
+            self._router_source = source
+        return self._router_source
 
     def stage_dir(self, stage: str, expert: str | None = None) -> Path:
         return self.dir / stage / expert if expert else self.dir / stage
@@ -179,8 +251,8 @@ class Run:
     @property
     def train_views(self) -> tuple[str, ...]:
         """The views data.train must hold besides G: every part's, or the experts' alone when
-        the router has a dataset of its own (data.router)."""
-        return self._stored(self.cfg.experts if self.cfg.data.router else self.cfg.parts)
+        the router has a dataset of its own (data.router) or is taken from a bundle (router_from)."""
+        return self._stored(self.cfg.experts if self.cfg.data.router or self.cfg.router_from else self.cfg.parts)
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -266,6 +338,9 @@ class Run:
         stored = dict(self.datasets()[0].view_params)
         if self.cfg.data.router:
             stored = {**self.router_sets()[0].view_params, **stored}
+        elif self.router_source is not None:
+            routed = self.router_source.view_params
+            stored = {**{name: routed[name] for name in self.cfg.views_of(ROUTER)}, **stored}
         missing = [name for name in self.cfg.model_views if name not in stored]
         if missing:
             raise ValueError(f"no training dataset of this run holds the views {missing}")
@@ -291,7 +366,7 @@ class Run:
         """normalisation() of a run that has none yet: each view's statistics from experts_from's
         bundle when it has them (the experts' are inside their weights, and the router shares
         them), else from data.train when it holds the view (so that the experts' stay those of
-        their training data), else from the router's dataset."""
+        their training data), else from the router's dataset or router_from's bundle."""
         per_row = self.cfg.normalisation == "per_row"
         if self.experts_source is not None:
             card = self.experts_source.bundle.normalisation
@@ -303,7 +378,10 @@ class Run:
             own = [name for name in self.cfg.model_views if name in held]
             stats = normalisation_stats(self.datasets()[0], seed=self.cfg.seed, views=own, per_row=per_row)
         rest = [name for name in self.cfg.model_views if name not in stats["views"]]
-        if rest:
+        if rest and self.router_source is not None:
+            card = self.router_source.bundle.normalisation["views"]
+            stats["views"] = {**stats["views"], **{name: card[name] for name in rest}}
+        elif rest:
             routed = normalisation_stats(self.router_sets()[0], seed=self.cfg.seed, views=rest, per_row=per_row)
             stats["views"] = {**stats["views"], **routed["views"]}
         return stats
@@ -531,9 +609,12 @@ class Run:
 
     def mixture_of_experts(self) -> MixtureOfExperts:
         """Router + experts + heads from the run's best checkpoints (the experts and heads as
-        experts_from has them, when set)."""
+        experts_from has them, the router as router_from has it, when set)."""
         router = self.new_part(ROUTER)
-        router.load_state_dict(_prefixed(load_checkpoint(self.stage_dir("router") / BEST)["model"], "router."))
+        if self.router_source is not None:
+            router.load_state_dict(self.router_source.weights["router"])
+        else:
+            router.load_state_dict(_prefixed(load_checkpoint(self.stage_dir("router") / BEST)["model"], "router."))
         experts, heads = {}, {}
         source = self.experts_source
         for expert in self.cfg.experts:
