@@ -16,7 +16,7 @@ from lwmspectro import labels
 from lwmspectro.bundle import load_bundle
 from lwmspectro.dataset import open_dataset
 from lwmspectro.runtime import Runtime, softmax
-from lwmspectro_train import cli
+from lwmspectro_train import cli, selective
 from lwmspectro_train.calibrate import (
     HALF_BIN_DB,
     HeadRows,
@@ -26,6 +26,7 @@ from lwmspectro_train.calibrate import (
     fit_temperature,
     head_rows,
     reliability_diagram,
+    selective_accuracy,
 )
 from lwmspectro_train.export import RELIABILITY_FIGURE
 
@@ -117,6 +118,20 @@ def test_each_head_is_calibrated_on_the_labelled_rows_its_expert_reads():
     assert ("wifi", "snr_mobility") not in rows
 
 
+def test_a_confidence_threshold_states_the_confident_rows_and_reports_their_accuracy():
+    class_0 = np.array([0.95, 0.75, 0.6, 0.55])
+    logits = np.log(np.stack([class_0, 1 - class_0], axis=1))
+    head = HeadRows("lte", "modulation", logits, truth=np.array([0, 1, 0, 1]))
+    report = selective_accuracy([head], {}, thresholds=(0.5, 0.7, 0.9, 0.99))
+    entry = report["heads"]["lte"]["modulation"]
+    assert report["thresholds"] == [0.5, 0.7, 0.9, 0.99]
+    assert entry["rows"] == 4
+    assert entry["coverage"] == [1.0, 0.5, 0.25, 0.0]
+    assert entry["accuracy"][:3] == pytest.approx([0.5, 0.5, 1.0]) and entry["accuracy"][3] is None
+    flattened = selective_accuracy([head], {"lte": {"modulation": 20.0}}, thresholds=(0.5, 0.7))
+    assert flattened["heads"]["lte"]["modulation"]["coverage"][1] == 0.0, "the calibration's temperature applies"
+
+
 def test_a_head_with_too_few_rows_keeps_its_logits_and_the_diagram_shows_the_others(tmp_path):
     logits, truth = over_confident(n=200)
     heads = [HeadRows("router", "protocol", logits, truth), HeadRows("nr", "mobility", logits[:4, :3], truth[:4] % 3)]
@@ -152,6 +167,23 @@ def test_an_exported_bundle_carries_its_calibration_and_the_ece_before_and_after
             assert entry["temperature"] == value and entry["rows"] >= 10
             assert 0.0 <= entry["ece_after"] <= entry["ece_before"] + 0.05
     assert (exported / "run" / RELIABILITY_FIGURE).read_bytes()[:4] == b"\x89PNG"
+    selective = bundle.metrics["selective"]
+    assert selective["thresholds"] == [0.5, 0.6, 0.7, 0.8, 0.9]
+    router = selective["heads"]["router"]["protocol"]
+    assert router["rows"] == 40 and router["coverage"] == sorted(router["coverage"], reverse=True)
+
+
+def test_the_selective_command_reports_a_bundles_stated_share_and_accuracy_on_a_dataset(exported, tmp_path, capsys):
+    out = tmp_path / "selective.json"
+    argv = ["--bundle", str(exported / "bundle"), "--data", str(exported / "test"), "--no-progress"]
+    assert selective.main([*argv, "--thresholds", "0.5", "0.8", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["thresholds"] == [0.5, 0.8]
+    assert "router" in report["heads"] and set(report["heads"]) <= {"router", *labels.PROTOCOLS}
+    assert all(len(entry["coverage"]) == 2 for heads in report["heads"].values() for entry in heads.values())
+    assert "stated share / accuracy" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        selective.main([*argv, "--thresholds", "1.5"])
 
 
 def test_the_runtime_applies_the_exported_temperatures(exported):

@@ -176,6 +176,50 @@ def calibrate(heads: Sequence[HeadRows]) -> tuple[dict[str, dict[str, float]], d
     return calibration, {"split": "validation", "bins": ECE_BINS, "heads": report, "too_few_rows": too_few}
 
 
+SELECTIVE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
+"""The confidence thresholds the card reports selective accuracy at (`--uncertain-below`)."""
+
+
+def selective_accuracy(
+    heads: Sequence[HeadRows],
+    calibration: Mapping[str, Mapping[str, float]],
+    thresholds: Sequence[float] = SELECTIVE_THRESHOLDS,
+) -> dict:
+    """What a confidence threshold buys, per graph and head: at each of `thresholds`, the share
+    of the head's rows whose calibrated confidence reaches it (`coverage`: the values a readout
+    with `--uncertain-below` at that threshold states rather than marks uncertain) and the
+    accuracy among them (None where none does)."""
+    report: dict[str, dict] = {}
+    for head in heads:
+        if not len(head.truth):
+            continue
+        confidence, right = head.judged(calibration.get(head.graph, {}).get(head.head, 1.0))
+        kept = [confidence >= threshold for threshold in thresholds]
+        report.setdefault(head.graph, {})[head.head] = {
+            "rows": len(head.truth),
+            "coverage": [float(np.mean(mask)) for mask in kept],
+            "accuracy": [float(np.mean(right[mask])) if mask.any() else None for mask in kept],
+        }
+    return {"thresholds": list(thresholds), "heads": report}
+
+
+def selective_accuracy_on(
+    moe: MixtureOfExperts,
+    dataset: SpectrogramSet,
+    calibration: Mapping[str, Mapping[str, float]],
+    batch_size: int = 128,
+    workers: int = 0,
+    progress: bool = True,
+    thresholds: Sequence[float] = SELECTIVE_THRESHOLDS,
+) -> dict:
+    """selective_accuracy of `moe`'s heads, calibrated by `calibration`, on `dataset` read as in
+    deployment (each row through the expert the router chose)."""
+    outputs = model_outputs(moe, dataset, batch_size, workers, progress=progress, desc="selective")
+    truth = {name: dataset.target(name) for name in TARGETS}
+    heads = head_rows(outputs, truth, moe.expert_names)
+    return {"dataset": str(dataset.folder), **selective_accuracy(heads, calibration, thresholds)}
+
+
 def reliability_diagram(heads: Sequence[HeadRows], calibration: Mapping[str, Mapping[str, float]], path: Path) -> Path:
     """A PNG of one panel per calibrated head: accuracy against confidence per bin, before and
     after calibration, beside the diagonal a calibrated head follows."""

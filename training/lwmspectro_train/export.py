@@ -54,7 +54,7 @@ from lwmspectro.bundle import (
 )
 from lwmspectro.fileio import atomic_write
 
-from .calibrate import calibrate_model
+from .calibrate import calibrate_model, selective_accuracy_on
 from .config import RunConfig
 from .data import SpectrogramSet, batch_views
 from .heldout import heldout_metrics
@@ -256,6 +256,10 @@ def export_bundle(
         router_from=run.router_source.bundle if run.router_source else None,
     )
     print_calibration(calibration_report)
+    metrics["selective"] = selective_accuracy_on(
+        moe, test_set, calibration, cfg.loader.eval_batch_size, cfg.loader.workers, run.progress
+    )
+    print_selective(metrics["selective"])
     rows = np.linspace(0, len(test_set) - 1, min(parity_samples, len(test_set))).round().astype(int)
     items = [batch_views(test_set[int(i)]) for i in rows]
     examples = {name: np.stack([item[name].numpy() for item in items]).astype(np.float32) for name in cfg.model_views}
@@ -362,6 +366,21 @@ def print_parity(parity: dict) -> None:
             )
             agree = all(value for key, value in entry.items() if key.endswith("agree"))
             lines.append(f"  {name:<13s} {diffs}  argmax agree {agree}")
+    print("\n".join(lines))
+
+
+def print_selective(report: dict) -> None:
+    """Per head, the share of held-out rows stated and their accuracy at each confidence threshold."""
+    thresholds = report["thresholds"]
+    lines = [f"selective accuracy on {report['dataset']} (stated share / accuracy at confidence >= threshold):"]
+    lines.append("  " + " " * 22 + "".join(f"{t:>15g}" for t in thresholds))
+    for graph, heads in report["heads"].items():
+        for head, entry in heads.items():
+            cells = "".join(
+                f"{100 * c:>6.1f} / {'   -' if a is None else f'{100 * a:5.1f}'} %"
+                for c, a in zip(entry["coverage"], entry["accuracy"])
+            )
+            lines.append(f"  {graph:<7s} {head:<14s}{cells}")
     print("\n".join(lines))
 
 
