@@ -193,7 +193,8 @@ class RouterSource:
 
     @property
     def view_params(self) -> dict[str, Any]:
-        """The parameters of each view the router reads, as it was trained on them."""
+        """The parameters of each view the bundle's model reads (the router's among them), as it
+        was trained on them."""
         return {
             name: view_registry.view_from_dict(values, f"router_from: {self.bundle.path}: views.{name}")
             for name, values in self.weights["views"].items()
