@@ -186,6 +186,19 @@ def test_the_selective_command_reports_a_bundles_stated_share_and_accuracy_on_a_
         selective.main([*argv, "--thresholds", "1.5"])
 
 
+def test_the_selective_command_gives_the_figures_the_export_wrote_into_the_card(exported, tmp_path):
+    out = tmp_path / "selective.json"
+    argv = ["--bundle", str(exported / "bundle"), "--data", str(exported / "test"), "--no-progress", "--out", str(out)]
+    assert selective.main(argv) == 0
+    card = load_bundle(exported / "bundle").metrics["selective"]
+    report = json.loads(out.read_text())
+    assert report["thresholds"] == card["thresholds"] and report["heads"].keys() == card["heads"].keys()
+    for graph, heads in card["heads"].items():
+        for head, entry in heads.items():
+            assert report["heads"][graph][head]["rows"] == entry["rows"]
+            assert report["heads"][graph][head]["coverage"] == pytest.approx(entry["coverage"], abs=0.03)
+
+
 def test_the_runtime_applies_the_exported_temperatures(exported):
     bundle = load_bundle(exported / "bundle")
     x = open_dataset(exported / "test").spectrograms(range(10))

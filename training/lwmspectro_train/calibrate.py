@@ -204,19 +204,16 @@ def selective_accuracy(
 
 
 def selective_accuracy_on(
-    moe: MixtureOfExperts,
     dataset: SpectrogramSet,
+    outputs: Mapping[str, np.ndarray],
+    expert_names: Sequence[str],
     calibration: Mapping[str, Mapping[str, float]],
-    batch_size: int = 128,
-    workers: int = 0,
-    progress: bool = True,
     thresholds: Sequence[float] = SELECTIVE_THRESHOLDS,
 ) -> dict:
-    """selective_accuracy of `moe`'s heads, calibrated by `calibration`, on `dataset` read as in
-    deployment (each row through the expert the router chose)."""
-    outputs = model_outputs(moe, dataset, batch_size, workers, progress=progress, desc="selective")
+    """selective_accuracy on `dataset` of the heads whose heldout.model_outputs (each row through
+    the expert the router chose, as in deployment) are `outputs`, calibrated by `calibration`."""
     truth = {name: dataset.target(name) for name in TARGETS}
-    heads = head_rows(outputs, truth, moe.expert_names)
+    heads = head_rows(outputs, truth, expert_names)
     return {"dataset": str(dataset.folder), **selective_accuracy(heads, calibration, thresholds)}
 
 

@@ -57,7 +57,7 @@ from lwmspectro.fileio import atomic_write
 from .calibrate import calibrate_model, selective_accuracy_on
 from .config import RunConfig
 from .data import SpectrogramSet, batch_views
-from .heldout import heldout_metrics
+from .heldout import metrics_of, model_outputs
 from .model import WIDEBAND, MixtureOfExperts, count_parameters
 from .stages import EXPERT_STAGES, Run, build_model
 
@@ -241,10 +241,11 @@ def export_bundle(
             raise ExportError(f"{where}{err}; evaluate on data made with the views of {cfg.data.train}") from err
     test_set = opened["held_out"]
     moe = run.mixture_of_experts()
-    metrics = {
-        key: heldout_metrics(moe, folder, cfg.loader.eval_batch_size, cfg.loader.workers, progress=run.progress)
-        for key, folder in held_out.items()
+    outputs = {
+        key: model_outputs(moe, dataset, cfg.loader.eval_batch_size, cfg.loader.workers, progress=run.progress)
+        for key, dataset in opened.items()
     }
+    metrics = {key: metrics_of(opened[key], outputs[key]) for key in held_out}
     calibration, calibration_report = calibrate_model(
         moe,
         val_set,
@@ -256,9 +257,7 @@ def export_bundle(
         router_from=run.router_source.bundle if run.router_source else None,
     )
     print_calibration(calibration_report)
-    metrics["selective"] = selective_accuracy_on(
-        moe, test_set, calibration, cfg.loader.eval_batch_size, cfg.loader.workers, run.progress
-    )
+    metrics["selective"] = selective_accuracy_on(test_set, outputs["held_out"], moe.expert_names, calibration)
     print_selective(metrics["selective"])
     rows = np.linspace(0, len(test_set) - 1, min(parity_samples, len(test_set))).round().astype(int)
     items = [batch_views(test_set[int(i)]) for i in rows]

@@ -101,11 +101,15 @@ def predict(
     device="cpu",
     progress: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Top-1 predictions per row: protocol (ROUTER_CLASSES index), modulation and SNR x
-    mobility (-1 where the router chose no expert); with separate heads also snr_db and
+    """predictions_from the model_outputs of `moe` on `dataset`."""
+    return predictions_from(model_outputs(moe, dataset, batch_size, workers, device, progress))
+
+
+def predictions_from(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Top-1 predictions per row of model_outputs: protocol (ROUTER_CLASSES index), modulation and
+    SNR x mobility (-1 where the router chose no expert); with separate heads also snr_db and
     log_doppler (the means; NaN without an expert), mobility (-1 without) and
     needs_longer_capture, the joint class then from the SNR's nearest bin and the mobility."""
-    outputs = model_outputs(moe, dataset, batch_size, workers, device, progress)
     routed = outputs["expert"] >= 0
     predictions = {"protocol": outputs["top1"], "modulation": _chosen(outputs["modulation_logits"], routed)}
     if "snr_db" not in outputs:
@@ -290,11 +294,15 @@ def heldout_metrics(
 ) -> dict:
     """Metrics of `moe` on the dataset folder `folder` (the held-out scenario)."""
     dataset = SpectrogramSet(folder, views=[name for name in moe.view_names if name != WIDEBAND])
-    predictions = predict(moe, dataset, batch_size, workers, device, progress)
+    return metrics_of(dataset, model_outputs(moe, dataset, batch_size, workers, device, progress))
+
+
+def metrics_of(dataset: SpectrogramSet, outputs: dict[str, np.ndarray]) -> dict:
+    """heldout_metrics from the model_outputs already computed on `dataset`."""
     targets = {name: dataset.target(name) for name in TARGET_NAMES}
     return {
-        "dataset": str(folder),
+        "dataset": str(dataset.folder),
         "count": len(dataset),
         "generator_config": dataset.manifest.get("config"),
-        **metrics_from_predictions(targets, predictions, dataset.label_rows()),
+        **metrics_from_predictions(targets, predictions_from(outputs), dataset.label_rows()),
     }

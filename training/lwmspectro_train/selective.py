@@ -18,6 +18,7 @@ from lwmspectro.bundle import load_bundle
 from .calibrate import SELECTIVE_THRESHOLDS, selective_accuracy_on
 from .data import TARGETS, SpectrogramSet
 from .export import load_torch_from_bundle, print_selective
+from .heldout import model_outputs
 from .model import WIDEBAND
 
 
@@ -43,9 +44,8 @@ def main(argv=None) -> int:
         dataset = SpectrogramSet(args.data, views=[n for n in moe.view_names if n != WIDEBAND], targets=TARGETS)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
-    report = selective_accuracy_on(
-        moe, dataset, bundle.calibration, progress=not args.no_progress, thresholds=args.thresholds
-    )
+    outputs = model_outputs(moe, dataset, progress=not args.no_progress, desc="selective")
+    report = selective_accuracy_on(dataset, outputs, moe.expert_names, bundle.calibration, args.thresholds)
     print_selective(report)
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
