@@ -188,6 +188,17 @@ def test_each_heldout_config_is_its_training_recipe_on_the_heldout_site(train, h
     assert scenario_names(scored.scenarios) == [scenarios.HELDOUT_SCENARIO] and scored.seed != trained.seed
 
 
+def test_the_off_grid_heldout_set_draws_snrs_that_no_training_corpus_holds():
+    """So that an SNR head which has learnt its corpus's grid cannot score by snapping to it."""
+    offgrid, heldout = packaged_config("heldout-offgrid"), packaged_config("heldout-constellation")
+    trained = {snr for name in ("train-constellation", "train-router") for snr in packaged_config(name).snr_db}
+    assert not set(offgrid.snr_db) & (trained | set(heldout.snr_db))
+    assert min(offgrid.snr_db) < 0 and max(offgrid.snr_db) > max(heldout.snr_db)
+    same = ("classes", "mobility", "channel", "scenarios", "views", "capture", "impairment_probability")
+    assert all(offgrid.to_dict()[key] == heldout.to_dict()[key] for key in same)
+    assert offgrid.seed not in (heldout.seed, packaged_config("train-constellation").seed)
+
+
 def test_generate_views_override_draws_the_same_examples_and_stores_the_views_asked_for(tmp_path):
     config = tmp_path / "c.json"
     config.write_text(json.dumps({**views_config(n_samples=2).to_dict(), "views": ["wideband"]}))
