@@ -245,7 +245,7 @@ def export_bundle(
         key: model_outputs(moe, dataset, cfg.loader.eval_batch_size, cfg.loader.workers, progress=run.progress)
         for key, dataset in opened.items()
     }
-    metrics = {key: metrics_of(opened[key], outputs[key]) for key in held_out}
+    metrics = {key: metrics_of(dataset, outputs[key]) for key, dataset in opened.items()}
     calibration, calibration_report = calibrate_model(
         moe,
         val_set,

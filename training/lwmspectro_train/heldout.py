@@ -65,7 +65,7 @@ def model_outputs(
     """What the deployed path gives per row: router_logits, top1 (ROUTER_CLASSES index), expert
     (index in moe.expert_names, -1 where the router chose none), each heads output of
     moe.output_widths (NaN without an expert) and needs_longer_capture. The one pass over a
-    dataset that `predict` and calibration (lwmspectro_train.calibrate) read. `by_truth` routes
+    dataset that `predictions_from` and calibration (lwmspectro_train.calibrate) read. `by_truth` routes
     each row by its labelled protocol instead of the router's choice."""
     moe = moe.to(device).eval()
     names = ["router_logits", "top1", "expert", *moe.output_widths, "needs_longer_capture"]
@@ -91,18 +91,6 @@ def router_logits(
         for batch in tqdm(loader, desc="router", unit="batch", disable=not progress, dynamic_ncols=True)
     ]
     return torch.cat(logits).numpy() if logits else np.zeros((0, len(labels.ROUTER_CLASSES)), np.float32)
-
-
-def predict(
-    moe: MixtureOfExperts,
-    dataset: SpectrogramSet,
-    batch_size: int = 128,
-    workers: int = 0,
-    device="cpu",
-    progress: bool = True,
-) -> dict[str, np.ndarray]:
-    """predictions_from the model_outputs of `moe` on `dataset`."""
-    return predictions_from(model_outputs(moe, dataset, batch_size, workers, device, progress))
 
 
 def predictions_from(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -249,7 +237,7 @@ def metrics_from_predictions(targets: dict, predictions: dict, rows: list[dict] 
     """Overall and per-SNR-bin metrics, the issue's target figures (also per protocol), the router
     confusion, and with the label `rows` the target figures per capture and channel slice.
 
-    `targets` as data.encode_labels gives them; `predictions` as `predict` returns."""
+    `targets` as data.encode_labels gives them; `predictions` as `predictions_from` returns."""
     n = len(targets["protocol"])
     snr_bin = _snr_bins(targets)
     everything = np.ones(n, bool)
