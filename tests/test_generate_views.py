@@ -3,6 +3,7 @@
 import json
 from importlib import resources
 
+import numpy as np
 import pytest
 
 from lwmspectro import capture, cli, scenarios, views
@@ -141,18 +142,53 @@ def test_a_views_dataset_stores_every_view_and_regenerates_a_lost_one(tmp_path):
     assert lost.read_bytes() == before
 
 
+def test_a_dataset_gains_a_view_in_its_new_shards_and_reads_it_as_absent_in_the_old_ones(tmp_path):
+    made = generate_dataset(views_config(n_samples=2), tmp_path, progress=False)
+    grown = views_config(n_samples=4, views=[*SOME_VIEWS, "ofdm_circularity_wifi"])
+    manifest = generate_dataset(grown, tmp_path, progress=False)
+    assert manifest["complete"] and manifest["added_views"] == ["ofdm_circularity_wifi"]
+    assert manifest["shards"][0] == made["shards"][0], "the shard made before is kept as it was"
+    ds = open_dataset(tmp_path, verify=True)
+    assert ds.partial_views == ("ofdm_circularity_wifi",)
+    circularity = ds.view("ofdm_circularity_wifi")
+    assert np.isnan(circularity[:2]).all() and np.isfinite(circularity[2:]).all()
+    assert pending_shards(grown, tmp_path, added=["ofdm_circularity_wifi"]) == []
+    assert pending_shards(grown, tmp_path) == [0], "without added_views the old shard would be remade"
+
+
+@pytest.mark.parametrize(
+    "views_now, message",
+    [
+        (["wideband", "cp_profile"], "views this config no longer lists"),
+        (
+            ["wideband", {"name": "cp_profile", "params": {"n_bins": 16}}, "ofdm_aligned_wifi"],
+            "other parameters than this version's defaults",
+        ),
+    ],
+)
+def test_a_dataset_refuses_a_config_that_drops_or_changes_a_view_it_holds(tmp_path, views_now, message):
+    generate_dataset(views_config(n_samples=2), tmp_path, progress=False)
+    with pytest.raises(ValueError, match=message):
+        generate_dataset(views_config(n_samples=4, views=views_now), tmp_path, progress=False)
+
+
 def packaged_config(name):
     return GeneratorConfig.from_file(resources.files("lwmspectro") / "configs" / f"{name}.json")
 
 
+CIRCULARITY = "ofdm_circularity_wifi"
 TRAINING_CONFIG_VIEWS = {
     "train": ["wideband", "ofdm_aligned_wifi", "ofdm_aligned_15khz", "ofdm_aligned_30khz", "cp_profile", "dynamics"],
-    "train-constellation": [name for name in views.VIEWS if name not in ("ofdm_pattern_15khz", "lte_sync_15khz")],
+    "train-constellation": [
+        *(name for name in views.VIEWS if name not in ("ofdm_pattern_15khz", "lte_sync_15khz", CIRCULARITY)),
+        CIRCULARITY,
+    ],
     "train-router": ["wideband", "cp_profile", "ofdm_aligned_15khz", "ofdm_pattern_15khz", "lte_sync_15khz"],
 }
 """The views each training corpus stores: the aligned views (views-small), every view the experts
-and the first router of the constellation model read, and the router's views with the 15 kHz
-pattern and LTE's synchronisation signal."""
+and the first router of the constellation model read (the WiFi circularity added last, after the
+first shards were made), and the router's views with the 15 kHz pattern and LTE's
+synchronisation signal."""
 
 
 @pytest.mark.parametrize("name", list(TRAINING_CONFIG_VIEWS))

@@ -186,6 +186,13 @@ def test_the_views_config_names_each_parts_views():
     assert constellation.views_of("router") == cfg.views_of("router")
     assert constellation.views_of("lte") == ("ofdm_constellation_15khz", "cp_profile", "dynamics")
     assert constellation.views_of("nr")[:2] == ("ofdm_constellation_15khz", "ofdm_constellation_30khz")
+    circularity, synced = load_config("views-circ-experts"), load_config("views-sync-experts")
+    wifi_views = ("ofdm_constellation_wifi", "ofdm_circularity_wifi", "cp_profile", "dynamics")
+    assert circularity.views_of("wifi") == wifi_views
+    assert circularity.optional_views == ("ofdm_circularity_wifi",) and not synced.optional_views
+    assert all(circularity.views_of(part) == synced.views_of(part) for part in ("router", "lte", "nr"))
+    with pytest.raises(ValueError, match="optional_views: 'dynamics' is not a list of view names"):
+        load_config("views-small", ['optional_views="dynamics"'])
 
 
 def make_dataset(folder, n, seed):
@@ -465,3 +472,27 @@ def _views_of(bundle, folder: str) -> list[np.ndarray]:
 def _write(path: Path, values: dict) -> Path:
     path.write_text(json.dumps(values))
     return path
+
+
+def test_a_view_the_corpus_gained_later_is_optional_and_the_expert_trains_without_it_where_shards_lack_it(tmp_path):
+    """The shards made before the view was added read it as absent: the run refuses them until
+    the config lists the view under optional_views, then the expert takes its absent embedding
+    there and the view itself everywhere else."""
+    train = make_dataset(tmp_path / "train", 16, seed=8)
+    grown = GeneratorConfig(
+        n_samples=32, shard_size=16, seed=8, views=[*GENERATED_VIEWS, "ofdm_circularity_wifi"], channel="TDL-A"
+    )
+    generate_dataset(grown, train, progress=False)
+    values = json.loads(tiny_views_config(tmp_path, train, train).read_text())
+    values["views"]["wifi"] = [*values["views"]["wifi"], "ofdm_circularity_wifi"]
+    values["model"]["patch_shapes"]["ofdm_circularity_wifi"] = [8, 8]
+    with pytest.raises(ValueError, match=r"lack the views \['ofdm_circularity_wifi'\].*optional_views"):
+        views_run(_write(tmp_path / "strict.json", values), tmp_path / "strict").datasets()
+    values["optional_views"] = ["ofdm_circularity_wifi"]
+    run = views_run(_write(tmp_path / "optional.json", values), tmp_path / "optional")
+    items = [run.datasets()[0][i]["views"]["ofdm_circularity_wifi"] for i in range(len(run.datasets()[0]))]
+    assert any(torch.isnan(x).all() for x in items) and any(torch.isfinite(x).all() for x in items)
+    wifi = run.new_part("wifi")
+    assert wifi.optional == ("dynamics", "ofdm_circularity_wifi")
+    config = tmp_path / "optional.json"
+    assert cli.main(["pretrain", "--config", str(config), "--no-progress", "--experts", "wifi"]) == 0

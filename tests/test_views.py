@@ -344,6 +344,33 @@ def test_the_constellation_view_of_wifi_reads_the_packets_of_the_whole_window():
     assert shares["16QAM"]["16QAM"] > 2 * shares["16QAM"]["QPSK"]
 
 
+@pytest.mark.parametrize("offset_subcarriers", [0.0, 3.3])
+def test_the_circularity_view_tells_bpsk_from_qpsk_which_the_folded_constellation_cannot(offset_subcarriers):
+    """BPSK's elements lie on a line (near 1), QPSK's and 16QAM's do not (near 0.3 over 8
+    symbols), whatever the packets' timing; off centre by a whole number of subcarriers and a
+    fraction, each 802.11 symbol turns a quarter turn per subcarrier of offset, which the view
+    estimates blindly."""
+    params = VIEWS["ofdm_circularity_wifi"]
+    medians = {}
+    for modulation in ("BPSK", "QPSK", "16QAM"):
+        wf = phy.generate(
+            "wifi", modulation=modulation, duration_s=0.016, rng=np.random.default_rng(3), psdu_bytes=(1500, 1500)
+        )
+        iq = received(wf, 20, 3, cfo_subcarriers=offset_subcarriers, n_fft=64)
+        view = compute_view(params, resample_to(iq, wf.sample_rate_hz, 30.72e6), 30.72e6)
+        assert view.shape == params.shape and np.isfinite(view).all() and view.min() >= 0 and view.max() <= 1 + 1e-6
+        medians[modulation] = float(np.median(view.mean(axis=0)))
+    print("median circularity over the subcarriers, by modulation sent:", medians)
+    assert medians["BPSK"] > 0.8
+    assert medians["QPSK"] < 0.5 and medians["16QAM"] < 0.5
+
+
+def test_the_circularity_view_of_noise_reads_no_line():
+    params = VIEWS["ofdm_circularity_wifi"]
+    view = compute_view(params, noise(min_source_samples(params, 30.72e6), 4), 30.72e6)
+    assert 0.2 < np.median(view) < 0.5
+
+
 def test_the_wifi_view_separates_constant_modulus_from_qam_across_packets_and_gaps():
     """A WiFi stream is packets, each with its own symbol timing, and gaps: the view times
     each block of symbols and puts the symbols with clear prefixes first. Short packets and

@@ -12,6 +12,10 @@ A shard exists only once its sidecar does, and each file is written to a tempora
 name and renamed, so a killed writer leaves no corrupt shard; a resumed run skips
 shards whose sidecar checks out and rewrites the rest. A dataset of G alone has no
 `views` in its manifest nor `sha256_views` in its sidecars, as before views existed.
+
+A dataset's config may gain views: the shards made before keep what they hold, the manifest
+lists the new views under `added_views`, and a view a shard lacks reads as all NaN, an absent
+view, which a model takes through its learnt 'absent' embedding.
 """
 
 from __future__ import annotations
@@ -126,16 +130,23 @@ def read_sidecar(path: Path) -> dict:
 
 
 def shard_is_complete(
-    folder: Path, index: int, verify: bool = True, views: Sequence[str] = (), count: int | None = None
+    folder: Path,
+    index: int,
+    verify: bool = True,
+    views: Sequence[str] = (),
+    count: int | None = None,
+    added: Sequence[str] = (),
 ) -> bool:
-    """True when the shard's sidecar exists, lists exactly the other `views` (besides G), holds
-    `count` rows when given (a dataset grown past a last shard cut short remakes it) and (if
-    `verify`) every checksum matches its file."""
+    """True when the shard's sidecar exists, lists the other `views` (besides G) and no others,
+    those `added` to the dataset's config after it was made excepted (a shard made before a
+    view was added lacks it), holds `count` rows when given (a dataset grown past a last shard
+    cut short remakes it) and (if `verify`) every checksum matches its file."""
     base = Path(folder) / shard_name(index)
     try:
         sidecar = json.loads(base.with_suffix(".json").read_text())
         view_sums = sidecar.get("sha256_views", {})
-        if set(view_sums) != set(views) or (count is not None and sidecar["count"] != count):
+        held, wanted = set(view_sums), set(views)
+        if not wanted - set(added) <= held <= wanted or (count is not None and sidecar["count"] != count):
             return False
         if not verify:
             return True
@@ -155,10 +166,16 @@ def shard_is_complete(
 
 
 def write_manifest(
-    folder: Path, params: SpectrogramParams, config: dict, n_shards: int, views: Mapping[str, Any] | None = None
+    folder: Path,
+    params: SpectrogramParams,
+    config: dict,
+    n_shards: int,
+    views: Mapping[str, Any] | None = None,
+    added_views: Sequence[str] = (),
 ) -> dict:
     """Write manifest.json listing the complete shards (call after writing, or to refresh);
-    `views` (name -> view parameters, G among them) is recorded when given."""
+    `views` (name -> view parameters, G among them) is recorded when given, and `added_views`,
+    those of them added to the config after some shards were made (which lack them), when any."""
     folder = Path(folder)
     shards = []
     for index in range(n_shards):
@@ -171,6 +188,8 @@ def write_manifest(
     }
     if views is not None:
         manifest["views"] = {name: view_registry.view_to_dict(view) for name, view in views.items()}
+    if added_views:
+        manifest["added_views"] = list(added_views)
     manifest |= {
         "config": config,
         "label_fields": list(LABEL_FIELDS),
@@ -193,7 +212,8 @@ class Dataset:
     views: dict[str, Any]
     """Parameters of every stored view by name, G ("wideband") among them."""
     _arrays: dict[str, list]
-    """View name -> its memory-mapped array in each shard."""
+    """View name -> its memory-mapped array in each shard (None where the shard lacks the view:
+    it was made before the view was added to the dataset's config)."""
     labels: list[dict]
     _offsets: np.ndarray
 
@@ -218,7 +238,19 @@ class Dataset:
         shard, row = self._locate(i)
         for name in names or ():
             self._check_stored(name)
-        return {name: np.asarray(self._arrays[name][shard][row], np.float32) for name in names or self.views}
+        return {name: self._row(name, shard, row) for name in names or self.views}
+
+    def _row(self, name: str, shard: int, row: int) -> np.ndarray:
+        """One example's view, float32; all NaN (an absent view) where its shard lacks the view."""
+        array = self._arrays[name][shard]
+        if array is None:
+            return np.full(view_registry.view_shape(self.views[name]), np.nan, np.float32)
+        return np.asarray(array[row], np.float32)
+
+    @property
+    def partial_views(self) -> tuple[str, ...]:
+        """The views some shards lack (added to the config after they were made)."""
+        return tuple(name for name, arrays in self._arrays.items() if any(a is None for a in arrays))
 
     def _check_stored(self, name: str) -> None:
         if name not in self.views:
@@ -230,8 +262,7 @@ class Dataset:
         indices = range(len(self)) if indices is None else indices
         if not len(indices):
             return np.zeros((0, *view_registry.view_shape(self.views[name])), np.float32)
-        rows = [self._locate(i) for i in indices]
-        return np.stack([np.asarray(self._arrays[name][shard][row], np.float32) for shard, row in rows])
+        return np.stack([self._row(name, *self._locate(i)) for i in indices])
 
     def spectrograms(self, indices=None) -> np.ndarray:
         """float32 (n, T, K) of G for `indices` (all when None)."""
@@ -257,6 +288,14 @@ def _manifest_views(manifest: dict, params: SpectrogramParams, where: Path) -> d
     return stored
 
 
+def _added_views(manifest: dict, others: Sequence[str], where: Path) -> list[str]:
+    """The manifest's `added_views`, checked to be among its other views."""
+    added = manifest.get("added_views", [])
+    if not isinstance(added, list) or not set(added) <= set(others):
+        raise ValueError(f"{where}: added_views must list some of the views {list(others)}, not {added!r}")
+    return added
+
+
 def open_dataset(folder, verify: bool = False) -> Dataset:
     """Open a dataset folder; `verify` re-checks every shard's checksums."""
     folder = Path(folder)
@@ -276,14 +315,25 @@ def open_dataset(folder, verify: bool = False) -> Dataset:
     params = SpectrogramParams.from_dict(manifest["spectrogram"])
     views = _manifest_views(manifest, params, manifest_path)
     others = [name for name in views if name != G_VIEW]
+    added = _added_views(manifest, others, manifest_path)
     arrays: dict[str, list] = {name: [] for name in views}
     labels, offsets = [], [0]
     for shard in manifest["shards"]:
         index = shard["index"]
-        if verify and not shard_is_complete(folder, index, views=others):
+        if verify and not shard_is_complete(folder, index, views=others, added=added):
             raise ValueError(f"{folder / shard['name']}: checksum mismatch or missing file")
         rows = [json.loads(line) for line in (folder / (shard["name"] + ".jsonl")).read_text().splitlines()]
+        held = shard.get("sha256_views", {}) if others else {}
+        lacking = [name for name in others if name not in held]
+        if set(lacking) - set(added):
+            raise ValueError(
+                f"{folder / shard['name']}: lacks the views {sorted(set(lacking) - set(added))} that every shard "
+                "holds; run the same `lwmspectro generate` again to remake it"
+            )
         for name in views:
+            if name in lacking:
+                arrays[name].append(None)
+                continue
             array = np.load(view_path(folder, index, name), mmap_mode="r")
             if len(rows) != len(array):
                 raise ValueError(

@@ -5,7 +5,9 @@ on (config.seed, index), so shards can be made in any order, by any number of pr
 or machines (`shard_filter` = (i, N) keeps the shards with index % N == i, `use_ray`
 spreads them over a Ray cluster), and a killed run resumes by skipping the shards whose
 checksums verify. For the same reason a dataset grows in place: the same config with a larger
-n_samples keeps every whole shard and makes the rest (it never shrinks).
+n_samples keeps every whole shard and makes the rest (it never shrinks). A config may also
+gain views (those it lists keep their parameters): the shards made before keep what they hold,
+and only those made from then on hold the new views (the manifest's `added_views`).
 
 An example of G alone is realised only at the T frames G reads (synth.make_spectrogram).
 One with other views or a capture chain is a stream as long as its views read, put through its
@@ -25,6 +27,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,7 +205,11 @@ def one_thread_per_worker() -> None:
     threadpool_limits(limits=1)
 
 
-def pending_shards(config: GeneratorConfig, folder: Path, shard_filter: tuple[int, int] = (0, 1)) -> list[int]:
+def pending_shards(
+    config: GeneratorConfig, folder: Path, shard_filter: tuple[int, int] = (0, 1), added: Sequence[str] = ()
+) -> list[int]:
+    """The shards of `shard_filter` still to make: missing, cut short or corrupt; a shard that
+    lacks only views `added` to the config after it was made is kept."""
     part, parts = shard_filter
     if not 0 <= part < parts:
         raise ValueError(f"--shard {part}/{parts}: need 0 <= i < N")
@@ -210,37 +217,46 @@ def pending_shards(config: GeneratorConfig, folder: Path, shard_filter: tuple[in
     return [
         i
         for i in range(config.n_shards)
-        if i % parts == part and not shard_is_complete(folder, i, views=others, count=config.shard_count(i))
+        if i % parts == part
+        and not shard_is_complete(folder, i, views=others, count=config.shard_count(i), added=added)
     ]
 
 
-def _check_same_config(folder: Path, config: GeneratorConfig) -> None:
+def _check_same_config(folder: Path, config: GeneratorConfig) -> list[str]:
+    """Refuse a folder made with another config; returns the views added to the config since
+    its first shards were made (which those shards lack)."""
     manifest = folder / "manifest.json"
-    if manifest.exists():
-        try:
-            written = json.loads(manifest.read_text())
-            previous = written["config"]
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
-            raise ValueError(
-                f"{manifest}: not a dataset manifest ({err}); delete it to resume (it is rewritten from the "
-                "shards), or use a new --out folder"
-            ) from None
-        current = config.to_dict()
-        if not isinstance(previous, dict) or {**previous, "n_samples": None} != {**current, "n_samples": None}:
-            raise ValueError(f"{folder} holds a dataset made with another config; use a new --out folder")
-        stored = config.view_params() if config.views is not None else None
-        if stored is not None and written.get("views") != {
-            name: views.view_to_dict(params) for name, params in stored.items()
-        }:
-            raise ValueError(
-                f"{folder} holds views made with other parameters than this version's defaults for the "
-                "names its config lists; use a new --out folder"
-            )
-        if previous["n_samples"] > current["n_samples"]:
-            raise ValueError(
-                f"{folder} holds {previous['n_samples']} examples of this config and a dataset only grows; "
-                f"pass --n-samples {previous['n_samples']} or more, or use a new --out folder"
-            )
+    if not manifest.exists():
+        return []
+    try:
+        written = json.loads(manifest.read_text())
+        previous = written["config"]
+        added = list(written.get("added_views", []))
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(
+            f"{manifest}: not a dataset manifest ({err}); delete it to resume (it is rewritten from the "
+            "shards), or use a new --out folder"
+        ) from None
+    current = config.to_dict()
+    if not isinstance(previous, dict) or {**previous, "n_samples": None, "views": None} != {
+        **current,
+        "n_samples": None,
+        "views": None,
+    }:
+        raise ValueError(f"{folder} holds a dataset made with another config; use a new --out folder")
+    stored = {name: views.view_to_dict(params) for name, params in config.view_params().items()}
+    before = written.get("views") or {G_VIEW: views.view_to_dict(config.params)}
+    if any(stored.get(name) != entry for name, entry in before.items()):
+        raise ValueError(
+            f"{folder} holds views made with other parameters than this version's defaults for the "
+            "names its config lists, or views this config no longer lists; use a new --out folder"
+        )
+    if previous["n_samples"] > current["n_samples"]:
+        raise ValueError(
+            f"{folder} holds {previous['n_samples']} examples of this config and a dataset only grows; "
+            f"pass --n-samples {previous['n_samples']} or more, or use a new --out folder"
+        )
+    return added + [name for name in stored if name not in before]
 
 
 def generate_dataset(
@@ -250,9 +266,9 @@ def generate_dataset(
     folder = Path(folder)
     check_output_folder(folder, f"--out {folder}")
     folder.mkdir(parents=True, exist_ok=True)
-    _check_same_config(folder, config)
-    _write_manifest(folder, config)
-    todo = pending_shards(config, folder, shard_filter)
+    added = _check_same_config(folder, config)
+    _write_manifest(folder, config, added)
+    todo = pending_shards(config, folder, shard_filter, added)
     jobs = [(config.to_dict(), i, str(folder)) for i in todo]
     total = sum(config.shard_count(i) for i in todo)
     bar = tqdm(total=total, unit="spec", desc=f"generate {folder.name}", disable=not progress)
@@ -266,12 +282,12 @@ def generate_dataset(
         for job in jobs:
             bar.update(_make_shard_job(job))
     bar.close()
-    return _write_manifest(folder, config)
+    return _write_manifest(folder, config, added)
 
 
-def _write_manifest(folder: Path, config: GeneratorConfig) -> dict:
+def _write_manifest(folder: Path, config: GeneratorConfig, added: Sequence[str]) -> dict:
     stored = config.view_params() if config.views is not None else None
-    return write_manifest(folder, config.params, config.to_dict(), config.n_shards, stored)
+    return write_manifest(folder, config.params, config.to_dict(), config.n_shards, stored, added)
 
 
 def _make_shards_on_ray(jobs: list, bar: tqdm) -> None:

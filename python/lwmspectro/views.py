@@ -313,6 +313,39 @@ class OfdmConstellationParams(OfdmSymbolsParams):
         return (self.n_bins, self.n_bins)
 
 
+@dataclass(frozen=True)
+class OfdmCircularityParams(OfdmSymbolsParams):
+    """How far each subcarrier's elements lie on a line, the one thing a quadrant-folded
+    constellation cannot show: the fourth powers that recover its phase land BPSK on QPSK's
+    points. Per block of `block_symbols` symbols and subcarrier, |sum Y^2| / sum |Y|^2 once each
+    symbol's Y^2 is turned onto the previous one's (BPSK, 802.11's pilots: near 1; QPSK, QAM and
+    noise: near 0.3 for 8 symbols); a row sums n_symbols / n_rows symbols' blocks, each weighing
+    as its power (a packet speaks, a gap hardly).
+
+    The turn from symbol to symbol is estimated blindly over the subcarriers: the CFO's residual,
+    and the advance of a whole-subcarrier offset through the prefix (a quarter turn per 802.11
+    symbol), which the aligned view's circularity row does not remove. Where the timing changes
+    between two symbols (a new block of a burst), so does the phase ramp across subcarriers, and
+    it is estimated and removed too."""
+
+    keys_name: ClassVar[str] = "ofdm_circularity parameters"
+
+    block_symbols: int = bounded(8, 2, 1024)
+    n_rows: int = bounded(8, 1, 4096)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.n_symbols % (self.block_symbols * self.n_rows):
+            raise ValueError(
+                f"n_symbols ({self.n_symbols}) must be a multiple of block_symbols x n_rows "
+                f"({self.block_symbols} x {self.n_rows})"
+            )
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_rows, self.n_subcarriers)
+
+
 CENTRE_STEP = 12
 """The K subcarriers move off DC in steps of a resource block, so that a centred signal's
 columns (its pilots, its DC) stay where they are whatever the noise does to its band's centre."""
@@ -491,7 +524,7 @@ def _unit_phasors(phase: np.ndarray) -> np.ndarray:
     return phasors
 
 
-def _timing_runs(starts: np.ndarray, params: OfdmConstellationParams) -> np.ndarray:
+def _timing_runs(starts: np.ndarray, params: OfdmTimingParams) -> np.ndarray:
     """For each symbol, which run of symbols timed together it belongs to: all one run for a
     continuous transmission; for bursts, a new run wherever a symbol does not start one symbol
     after the previous one (a block's own timing, or the next block of clear symbols)."""
@@ -544,6 +577,32 @@ def _ofdm_constellation(params: OfdmConstellationParams, capture: Capture) -> Vi
     histogram = histogram.reshape(n_bins + 1, n_bins + 1)[:n_bins, :n_bins].ravel()
     share = histogram / max(float(histogram.sum()), tiny)
     values = np.log10(share + LOG_SHARE_FLOOR).reshape(params.n_bins, params.n_bins)
+    return ViewOutput(values.astype(np.float32), _estimates(symbols))
+
+
+def _ofdm_circularity(params: OfdmCircularityParams, capture: Capture) -> ViewOutput:
+    symbols = _aligned_symbols(params, capture)
+    elements = symbols.kept()
+    squares = elements * elements
+    power = elements.real**2 + elements.imag**2
+    columns = np.arange(elements.shape[1], dtype=np.float32)
+    # Each pair of symbols' Y^2 products: their phase is the turn from one to the next, plus a
+    # ramp across subcarriers where the timing changed between them.
+    pairs = squares[1:] * np.conj(squares[:-1])
+    new_run = np.diff(_timing_runs(symbols.starts, params)) != 0
+    ramps = np.zeros(len(pairs), np.float32)
+    if new_run.any():
+        across = (pairs[new_run, 1:] * np.conj(pairs[new_run, :-1])).sum(axis=1, dtype=np.complex128)
+        ramps[new_run] = np.angle(across)
+    pairs *= _unit_phasors(-ramps[:, None] * columns[None, :])
+    turns = np.angle(pairs.sum(axis=1, dtype=np.complex128)).astype(np.float32)
+    phase = np.zeros(elements.shape, np.float32)
+    phase[1:] = np.cumsum(turns[:, None] + ramps[:, None] * columns[None, :], axis=0)
+    squares *= _unit_phasors(-phase)
+    shape = (params.n_rows, -1, params.block_symbols, elements.shape[1])
+    lined = np.abs(squares.reshape(shape).sum(axis=2)).sum(axis=1)
+    total = power.reshape(shape).sum(axis=(1, 2))
+    values = lined / np.maximum(total, np.finfo(np.float32).tiny)
     return ViewOutput(values.astype(np.float32), _estimates(symbols))
 
 
@@ -947,6 +1006,7 @@ _KINDS: dict[str, _ViewKind] = {
     ),
     "ofdm_aligned": _capture_kind(OfdmAlignedParams, _ofdm_aligned, _ofdm_samples, _ofdm_needs),
     "ofdm_constellation": _capture_kind(OfdmConstellationParams, _ofdm_constellation, _ofdm_samples, _ofdm_needs),
+    "ofdm_circularity": _capture_kind(OfdmCircularityParams, _ofdm_circularity, _ofdm_samples, _ofdm_needs),
     "ofdm_pattern": _capture_kind(OfdmPatternParams, _ofdm_pattern, _ofdm_samples, _ofdm_needs),
     "ofdm_sync": _capture_kind(OfdmSyncParams, _ofdm_sync, _ofdm_samples, _ofdm_needs),
     "cp_profile": _capture_kind(
@@ -983,6 +1043,10 @@ VIEWS: dict[str, Any] = {
     # histogram. The channel's phase and gain over 9 symbols x 0.2 MHz (LTE, NR; as for the
     # aligned views' gain) or x 3 subcarriers (WiFi, 0.9 MHz: its packets are short).
     "ofdm_constellation_wifi": OfdmConstellationParams(
+        WIFI, n_symbols=512, n_subcarriers=64, search_symbols=3840, burst_block_symbols=8
+    ),
+    # The constellation's symbols again, in 8 rows of 64 symbols.
+    "ofdm_circularity_wifi": OfdmCircularityParams(
         WIFI, n_symbols=512, n_subcarriers=64, search_symbols=3840, burst_block_symbols=8
     ),
     "ofdm_constellation_15khz": OfdmConstellationParams(

@@ -104,6 +104,11 @@ class RunConfig(ConfigBase):
     views: dict | None = None
     """The views each part reads, by part ("router" or an expert) and in order, named as the
     dataset stores them; a part not listed, and every part when null, reads G ("wideband") alone."""
+    optional_views: tuple = ()
+    """Views besides those of the past that a window may lack, each part taking a learnt
+    'absent' embedding where it does: views added to the corpus's config after some of its
+    shards were made (the manifest's `added_views`), which those shards lack. Live captures
+    always have them."""
     normalisation: str = "per_view"
     """The pixel statistics folded in front of each trunk: one mean and std per view
     ("per_view"), or per row of each view ("per_row", for views whose rows hold different
@@ -138,6 +143,10 @@ class RunConfig(ConfigBase):
                 raise ValueError(f"views.{part}: {names!r} is not a non-empty list of view names, each once")
         if self.views is not None:
             object.__setattr__(self, "views", {part: list(names) for part, names in self.views.items()})
+        names = self.optional_views
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"optional_views: {self.optional_views!r} is not a list of view names")
+        object.__setattr__(self, "optional_views", tuple(self.optional_views))
         if self.experts_from and self.router_from:
             raise ValueError("experts_from and router_from together leave nothing to train; set one of them")
 

@@ -90,6 +90,8 @@ class SpectrogramSet(Dataset):
         self.view_params = dict(dataset.views)
         """Parameters of every view the dataset stores, by name (G as "wideband")."""
         self.manifest = dataset.manifest
+        self.partial_views = tuple(name for name in dataset.partial_views if name in self.views)
+        """The views loaded that some shards lack (all NaN there: absent)."""
         self.targets = encode_labels(dataset.labels)
         self.indices = np.arange(len(dataset)) if indices is None else np.asarray(indices, np.int64)
         self.reads_g = True

@@ -944,14 +944,17 @@ class MixtureOfExperts(nn.Module):
         return out
 
 
-def view_inputs(view_params: Mapping[str, Any], names: Sequence[str]) -> tuple[dict[str, tuple[int, int]], tuple]:
+def view_inputs(
+    view_params: Mapping[str, Any], names: Sequence[str], also_optional: Sequence[str] = ()
+) -> tuple[dict[str, tuple[int, int]], tuple]:
     """({view name: (T, K)} of the views `names` a part reads, the names of those that may be
-    absent from a window: the views of the past, which a short capture does not reach)."""
+    absent from a window: the views of the past, which a short capture does not reach, and
+    those of `also_optional`)."""
     missing = [name for name in names if name not in view_params]
     if missing:
         raise ValueError(f"views {missing} are not among the views {sorted(view_params)}")
     shapes = {name: view_registry.view_shape(view_params[name]) for name in names}
-    optional = tuple(name for name in names if view_registry.reads_past(view_params[name]))
+    optional = tuple(name for name in names if view_registry.reads_past(view_params[name]) or name in also_optional)
     return shapes, optional
 
 

@@ -67,7 +67,7 @@ def _prefixed(state: dict, prefix: str) -> dict:
 def build_part(cfg: RunConfig, part: str, view_params: Mapping[str, Any]) -> Router | SpectrogramEncoder:
     """The router (`part` "router") or an expert of `cfg`, fresh, reading its views; `view_params`
     gives the parameters of each view by name (a dataset's or a bundle's)."""
-    shapes, optional = view_inputs(view_params, cfg.views_of(part))
+    shapes, optional = view_inputs(view_params, cfg.views_of(part), cfg.optional_views)
     if part == ROUTER:
         return Router(cfg.router, shapes, optional=optional)
     return SpectrogramEncoder(cfg.model, shapes, optional=optional)
@@ -262,7 +262,14 @@ class Run:
     def open_set(self, folder, views: Sequence[str] | None = None) -> SpectrogramSet:
         """A dataset folder with the targets this run reads and `views` (default: every view the
         model reads)."""
-        return SpectrogramSet(folder, views=self.stored_views if views is None else views, targets=self.targets)
+        dataset = SpectrogramSet(folder, views=self.stored_views if views is None else views, targets=self.targets)
+        undeclared = [name for name in dataset.partial_views if name not in self.cfg.optional_views]
+        if undeclared:
+            raise ValueError(
+                f"{folder}: some shards lack the views {undeclared} (added to its config after they were made); "
+                "list them under optional_views so that the model learns to do without them"
+            )
+        return dataset
 
     def check_same_views(self, other: SpectrogramSet, names: Sequence[str] | None = None) -> None:
         """Refuse `other` unless its G and the views `names` (default: every view the model
