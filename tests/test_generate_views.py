@@ -154,6 +154,11 @@ def test_a_dataset_gains_a_view_in_its_new_shards_and_reads_it_as_absent_in_the_
     assert np.isnan(circularity[:2]).all() and np.isfinite(circularity[2:]).all()
     assert pending_shards(grown, tmp_path, added=["ofdm_circularity_wifi"]) == []
     assert pending_shards(grown, tmp_path) == [0], "without added_views the old shard would be remade"
+    drawn = [{key: row[key] for key in ("protocol", "modulation", "snr_db", "mobility")} for row in ds.labels]
+    filled = generate_dataset(grown, tmp_path, progress=False, fill_views=True)
+    ds = open_dataset(tmp_path, verify=True)
+    assert ds.partial_views == () and filled["shards"][1] == manifest["shards"][1], "only the old shard is remade"
+    assert [{key: row[key] for key in drawn[0]} for row in ds.labels] == drawn, "the same examples drawn"
 
 
 @pytest.mark.parametrize(

@@ -260,15 +260,25 @@ def _check_same_config(folder: Path, config: GeneratorConfig) -> list[str]:
 
 
 def generate_dataset(
-    config: GeneratorConfig, folder, workers: int = 1, shard_filter=(0, 1), use_ray: bool = False, progress: bool = True
+    config: GeneratorConfig,
+    folder,
+    workers: int = 1,
+    shard_filter=(0, 1),
+    use_ray: bool = False,
+    progress: bool = True,
+    fill_views: bool = False,
 ) -> dict:
-    """Make every pending shard, then (re)write the manifest; returns it."""
+    """Make every pending shard, then (re)write the manifest; returns it. `fill_views` also
+    remakes the shards made before views were added to the config, which then hold every view
+    (each remade shard costs what it cost the first time, and holds the same draws: protocol,
+    modulation, SNR, mobility, site, capture; the samples realised follow the views read, so
+    the views it held come out close, not bit for bit, to what they were)."""
     folder = Path(folder)
     check_output_folder(folder, f"--out {folder}")
     folder.mkdir(parents=True, exist_ok=True)
     added = _check_same_config(folder, config)
     _write_manifest(folder, config, added)
-    todo = pending_shards(config, folder, shard_filter, added)
+    todo = pending_shards(config, folder, shard_filter, () if fill_views else added)
     jobs = [(config.to_dict(), i, str(folder)) for i in todo]
     total = sum(config.shard_count(i) for i in todo)
     bar = tqdm(total=total, unit="spec", desc=f"generate {folder.name}", disable=not progress)

@@ -54,6 +54,12 @@ def add_arguments(parser):
         "(lwmspectro.views.VIEWS): the same examples drawn (protocol, modulation, SNR, mobility, site, capture), "
         "with the views asked for",
     )
+    parser.add_argument(
+        "--fill-views",
+        action="store_true",
+        help="also remake the shards made before views were added to the config, so that every shard holds "
+        "every view (they cost what they cost the first time); without it they read the new views as absent",
+    )
     add_progress_argument(parser)
 
 
@@ -89,6 +95,7 @@ def run(args) -> int:
         shard_filter=(part, parts),
         use_ray=args.ray,
         progress=not args.no_progress,
+        fill_views=args.fill_views,
     )
     state = "complete" if manifest["complete"] else f"{len(manifest['shards'])}/{manifest['n_shards_planned']} shards"
     print(f"{args.out}: {manifest['count']} examples ({state})")
