@@ -28,9 +28,11 @@ from lwmspectro_train.model import (
     SNR_CENTRE_DB,
     EncoderConfig,
     HeadsConfig,
+    HeadsTraining,
     MaskedModelling,
     SeparateHeads,
     SpectrogramEncoder,
+    build_heads,
     log_doppler,
 )
 from lwmspectro_train.stages import Run
@@ -493,6 +495,18 @@ def test_a_view_the_corpus_gained_later_is_optional_and_the_expert_trains_withou
     items = [run.datasets()[0][i]["views"]["ofdm_circularity_wifi"] for i in range(len(run.datasets()[0]))]
     assert any(torch.isnan(x).all() for x in items) and any(torch.isfinite(x).all() for x in items)
     wifi = run.new_part("wifi")
-    assert wifi.optional == ("dynamics", "ofdm_circularity_wifi")
+    assert wifi.optional == ("dynamics", "ofdm_circularity_wifi") and wifi.past == ("dynamics",)
+    training = HeadsTraining(build_heads(run.cfg.model.d_model, run.cfg.heads), encoder=wifi)
+    targets = dict(
+        modulation=torch.tensor([0, 1, 2, 3]),
+        snr_db=torch.full((4,), 10.0),
+        mobility=torch.tensor([0, 1, 2, 0]),
+        log_doppler=torch.full((4,), 1.0),
+    )
+    for lacking, mobility_scored in (("ofdm_circularity_wifi", True), ("dynamics", False)):
+        views = {name: torch.randn(4, *wifi.view_shapes[name]) for name in wifi.view_names}
+        views[lacking][:] = float("nan")
+        losses = training(views, **targets)
+        assert bool(losses["mobility_loss"] > 0) == mobility_scored, f"mobility without {lacking}"
     config = tmp_path / "optional.json"
     assert cli.main(["pretrain", "--config", str(config), "--no-progress", "--experts", "wifi"]) == 0

@@ -296,6 +296,8 @@ class Runtime:
         self.embedding_dim = next(iter(dims.values()), 0)
         self._read = sorted({i for model in (self._router, *self._experts.values()) for i in model.views})
         self._may_be_absent = {self.view_names.index(name) for name in self.bundle.absent_views}
+        self._past = {i for i in self._may_be_absent if view_registry.reads_past(self.bundle.views[i])}
+        """The views of the past: a window that lacks one is too short for mobility."""
 
     @property
     def bundle_dir(self) -> Path:
@@ -387,7 +389,7 @@ class Runtime:
             heads = self._heads[protocol]
             tasks = self._task_fields(heads.kind, heads(embeddings), self.bundle.calibration_of(protocol))
             lacking = np.zeros(len(chosen), bool)
-            for i in set(expert.views) & set(absent):
+            for i in set(expert.views) & set(absent) & self._past:
                 lacking |= absent[i][rows][chosen]
             for i, embedding, task, too_short in zip(chosen, embeddings, tasks, lacking):
                 if too_short:

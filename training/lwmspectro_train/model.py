@@ -293,6 +293,7 @@ class Trunk(nn.Module):
         mask_token: bool = False,
         use_cls: bool = False,
         optional: Sequence[str] = (),
+        past: Sequence[str] | None = None,
     ):
         super().__init__()
         self.cfg = cfg
@@ -304,6 +305,10 @@ class Trunk(nn.Module):
             raise ValueError(f"{what}: optional views {list(optional)} must be some, not all, of {list(shapes)}")
         self.view_names = tuple(shapes)
         self.optional = tuple(optional)
+        self.past = self.optional if past is None else tuple(past)
+        """The optional views of the past: a window that lacks one is too short for mobility."""
+        if not set(self.past) <= set(self.optional):
+            raise ValueError(f"{what}: views of the past {list(self.past)} must be among the optional {list(optional)}")
         self.view_shapes = {name: (int(t), int(k)) for name, (t, k) in shapes.items()}
         self.patch_shapes = {name: cfg.patch_shape(name) for name in self.view_names}
         self.grids = {
@@ -422,8 +427,16 @@ class Trunk(nn.Module):
 class SpectrogramEncoder(Trunk):
     """One expert: its views -> pooled embedding (B, d)."""
 
-    def __init__(self, cfg: EncoderConfig, input_shape=(128, 128), optional: Sequence[str] = ()):
-        super().__init__(cfg, input_shape, "encoder", mask_token=True, use_cls=cfg.use_cls, optional=optional)
+    def __init__(
+        self,
+        cfg: EncoderConfig,
+        input_shape=(128, 128),
+        optional: Sequence[str] = (),
+        past: Sequence[str] | None = None,
+    ):
+        super().__init__(
+            cfg, input_shape, "encoder", mask_token=True, use_cls=cfg.use_cls, optional=optional, past=past
+        )
         self.init_embeddings()
 
     def forward(self, *views):
@@ -597,8 +610,9 @@ class Router(Trunk):
         input_shape=(128, 128),
         n_classes: int = len(labels.ROUTER_CLASSES),
         optional: Sequence[str] = (),
+        past: Sequence[str] | None = None,
     ):
-        super().__init__(cfg, input_shape, "router", optional=optional)
+        super().__init__(cfg, input_shape, "router", optional=optional, past=past)
         self.classifier = nn.Linear(cfg.d_model, n_classes)
         self.init_embeddings()
 
@@ -801,11 +815,14 @@ def build_heads(d_model: int, cfg: HeadsConfig) -> TaskHeads | SeparateHeads:
     return (SeparateHeads if cfg.outputs == "separate" else TaskHeads)(d_model, cfg)
 
 
-def any_absent(absent: Mapping[str, torch.Tensor], batch: int, device=None) -> torch.Tensor:
-    """(B,) True where any of the views in `absent` is absent."""
+def any_absent(
+    absent: Mapping[str, torch.Tensor], batch: int, device=None, among: Sequence[str] | None = None
+) -> torch.Tensor:
+    """(B,) True where any of the views in `absent` (those `among` alone, when given) is absent."""
     out = torch.zeros(batch, dtype=torch.bool, device=device)
-    for missing in absent.values():
-        out = out | missing
+    for name, missing in absent.items():
+        if among is None or name in among:
+            out = out | missing
     return out
 
 
@@ -843,7 +860,7 @@ class HeadsTraining(TrainingObjective):
         if self.encoder is not None:
             absent = self.encoder.absent(inputs, self.absent_prob)
             embedding = self.encoder.embed(inputs, absent)
-            unseen = any_absent(absent, len(embedding), embedding.device)
+            unseen = any_absent(absent, len(embedding), embedding.device, self.encoder.past)
         elif absent_inputs is not None and self.training and self.absent_prob > 0:
             unseen = torch.rand(len(inputs), device=inputs.device) < self.absent_prob
             embedding = torch.where(unseen[:, None], absent_inputs, inputs)
@@ -935,7 +952,7 @@ class MixtureOfExperts(nn.Module):
             out["embedding"][rows] = embedding
             for output, values in zip(self.output_widths, self.heads[name](embedding)):
                 out[output][rows] = values
-            out["needs_longer_capture"][rows] = any_absent(absent, len(rows), device)
+            out["needs_longer_capture"][rows] = any_absent(absent, len(rows), device, expert.past)
         if mixture:
             gate = weights[:, self.expert_classes]
             gate = gate / gate.sum(dim=-1, keepdim=True)
@@ -946,16 +963,17 @@ class MixtureOfExperts(nn.Module):
 
 def view_inputs(
     view_params: Mapping[str, Any], names: Sequence[str], also_optional: Sequence[str] = ()
-) -> tuple[dict[str, tuple[int, int]], tuple]:
+) -> tuple[dict[str, tuple[int, int]], tuple, tuple]:
     """({view name: (T, K)} of the views `names` a part reads, the names of those that may be
     absent from a window: the views of the past, which a short capture does not reach, and
-    those of `also_optional`)."""
+    those of `also_optional`; the names of the views of the past)."""
     missing = [name for name in names if name not in view_params]
     if missing:
         raise ValueError(f"views {missing} are not among the views {sorted(view_params)}")
     shapes = {name: view_registry.view_shape(view_params[name]) for name in names}
-    optional = tuple(name for name in names if view_registry.reads_past(view_params[name]) or name in also_optional)
-    return shapes, optional
+    past = tuple(name for name in names if view_registry.reads_past(view_params[name]))
+    optional = tuple(name for name in names if name in past or name in also_optional)
+    return shapes, optional, past
 
 
 def count_parameters(module: nn.Module) -> int:

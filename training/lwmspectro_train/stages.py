@@ -67,10 +67,10 @@ def _prefixed(state: dict, prefix: str) -> dict:
 def build_part(cfg: RunConfig, part: str, view_params: Mapping[str, Any]) -> Router | SpectrogramEncoder:
     """The router (`part` "router") or an expert of `cfg`, fresh, reading its views; `view_params`
     gives the parameters of each view by name (a dataset's or a bundle's)."""
-    shapes, optional = view_inputs(view_params, cfg.views_of(part), cfg.optional_views)
+    shapes, optional, past = view_inputs(view_params, cfg.views_of(part), cfg.optional_views)
     if part == ROUTER:
-        return Router(cfg.router, shapes, optional=optional)
-    return SpectrogramEncoder(cfg.model, shapes, optional=optional)
+        return Router(cfg.router, shapes, optional=optional, past=past)
+    return SpectrogramEncoder(cfg.model, shapes, optional=optional, past=past)
 
 
 def build_model(cfg: RunConfig, view_params: Mapping[str, Any]) -> MixtureOfExperts:
