@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,6 +129,13 @@ def read_sidecar(path: Path) -> dict:
     )
 
 
+def _required_but_lacking(held: Iterable[str], views: Sequence[str], added: Sequence[str]) -> list[str]:
+    """The `views` a shard holding `held` lacks, those `added` to the config after it was made
+    excepted: what no shard may lack."""
+    held = set(held)
+    return sorted(name for name in views if name not in held and name not in added)
+
+
 def shard_is_complete(
     folder: Path,
     index: int,
@@ -145,8 +152,11 @@ def shard_is_complete(
     try:
         sidecar = json.loads(base.with_suffix(".json").read_text())
         view_sums = sidecar.get("sha256_views", {})
-        held, wanted = set(view_sums), set(views)
-        if not wanted - set(added) <= held <= wanted or (count is not None and sidecar["count"] != count):
+        if (
+            _required_but_lacking(view_sums, views, added)
+            or not set(view_sums) <= set(views)
+            or (count is not None and sidecar["count"] != count)
+        ):
             return False
         if not verify:
             return True
@@ -325,9 +335,10 @@ def open_dataset(folder, verify: bool = False) -> Dataset:
         rows = [json.loads(line) for line in (folder / (shard["name"] + ".jsonl")).read_text().splitlines()]
         held = shard.get("sha256_views", {}) if others else {}
         lacking = [name for name in others if name not in held]
-        if set(lacking) - set(added):
+        required = _required_but_lacking(held, others, added)
+        if required:
             raise ValueError(
-                f"{folder / shard['name']}: lacks the views {sorted(set(lacking) - set(added))} that every shard "
+                f"{folder / shard['name']}: lacks the views {required} that every shard "
                 "holds; run the same `lwmspectro generate` again to remake it"
             )
         for name in views:

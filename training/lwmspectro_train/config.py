@@ -145,8 +145,8 @@ class RunConfig(ConfigBase):
             object.__setattr__(self, "views", {part: list(names) for part, names in self.views.items()})
         names = self.optional_views
         if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
-            raise ValueError(f"optional_views: {self.optional_views!r} is not a list of view names")
-        object.__setattr__(self, "optional_views", tuple(self.optional_views))
+            raise ValueError(f"optional_views: {names!r} is not a list of view names")
+        object.__setattr__(self, "optional_views", tuple(names))
         if self.experts_from and self.router_from:
             raise ValueError("experts_from and router_from together leave nothing to train; set one of them")
 
