@@ -69,8 +69,11 @@ class ExamplePlan:
         return list(self.views) == [G_VIEW] and (self.capture is None or self.capture.probability == 0)
 
     @classmethod
-    def of(cls, config: GeneratorConfig) -> ExamplePlan:
-        stored, capture = config.view_params(), config.capture_config()
+    def of(cls, config: GeneratorConfig, stored: dict[str, Any] | None = None) -> ExamplePlan:
+        """The plan of `config`'s examples, for the views it stores or for the views `stored`
+        (by name; G among them), as a study of a view's variants reads them."""
+        stored = config.view_params() if stored is None else stored
+        capture = config.capture_config()
         rate = config.params.sample_rate_hz
         if capture is None or capture.probability == 0:
             return cls(stored, capture, 0, observation_reads(list(stored.values()), rate)[1])
