@@ -147,10 +147,15 @@ def snippet_powers(params: DynamicsParams, snippets: np.ndarray) -> np.ndarray:
     return power.reshape(len(snippets), params.n_subbands, -1).mean(axis=-1)
 
 
+def snippets_on(power: np.ndarray) -> np.ndarray:
+    """(n_snippets,) True for the snippets that count (GATE_FRACTION): not in a gap or an empty subframe."""
+    total = power.sum(axis=1)
+    return total >= GATE_FRACTION * np.percentile(total, 90) if total.any() else np.zeros(len(total), bool)
+
+
 def dynamics_from_powers(params: DynamicsParams, power: np.ndarray) -> np.ndarray:
     """The view (T, K) from the subband powers of the snippets (n_snippets, n_subbands)."""
-    total = power.sum(axis=1)
-    on = total >= GATE_FRACTION * np.percentile(total, 90) if total.any() else np.zeros(len(total), bool)
+    on = snippets_on(power)
     out = np.zeros(params.shape, np.float32)
     if on.sum() < 2:
         return out

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from lwmspectro import dataset_generation, labels, views
 from lwmspectro.dataset import open_dataset
-from lwmspectro.dynamics import DynamicsParams, SnippetHistory, dynamics_from_powers
+from lwmspectro.dynamics import DynamicsParams, SnippetHistory, dynamics_from_powers, snippets_on
 from lwmspectro.fileio import atomic_write
 from lwmspectro.synth import GeneratorConfig
 
@@ -94,7 +94,7 @@ def example_powers(config_path: str, first: int, count: int) -> dict[str, np.nda
     examples first .. first + count - 1 of a config."""
     config = GeneratorConfig.from_file(config_path)
     plan = _plan(config)
-    rows: list[tuple] = []
+    rows: list[dict] = []
     powers: dict[str, list[np.ndarray]] = {name: [] for name in LAYOUTS}
     for index in range(first, first + count):
         source, rate, start, row = dataset_generation.example_source(config, index, plan)
@@ -102,19 +102,19 @@ def example_powers(config_path: str, first: int, count: int) -> dict[str, np.nda
         views.compute_observation(list(plan.views.values()), source, rate, start, history=history)
         for name, params in LAYOUTS.items():
             powers[name].append(history.recorded[params].astype(np.float32))
-        mobility = row["mobility"]
-        rows.append(
-            (
-                row["protocol"],
-                np.nan if row["snr_db"] is None else float(row["snr_db"]),
-                labels.MOBILITY_CLASSES.index(mobility) if mobility else -1,
-            )
-        )
+        rows.append(row)
     return {
-        "protocol": np.array([r[0] for r in rows]),
-        "snr_db": np.array([r[1] for r in rows]),
-        "mobility": np.array([r[2] for r in rows]),
+        **_label_arrays([r["protocol"] for r in rows], [r["snr_db"] for r in rows], [r["mobility"] for r in rows]),
         **{name: np.stack(p) for name, p in powers.items()},
+    }
+
+
+def _label_arrays(protocols: list, snrs: list, mobilities: list) -> dict[str, np.ndarray]:
+    """Label rows' fields as arrays: the SNR NaN and the mobility index -1 where a row has none."""
+    return {
+        "protocol": np.array(protocols),
+        "snr_db": np.array([np.nan if v is None else v for v in snrs], float),
+        "mobility": np.array([labels.MOBILITY_CLASSES.index(m) if m else -1 for m in mobilities]),
     }
 
 
@@ -142,8 +142,7 @@ def features(variant: Variant, power: np.ndarray) -> np.ndarray:
     pooled = power.reshape(len(power), variant.subbands, -1).sum(axis=-1)
     rows = [dynamics_from_powers(params, pooled).ravel()]
     if variant.common_mode:
-        total = pooled.sum(axis=1)
-        on = total >= 0.1 * np.percentile(total, 90) if total.any() else np.zeros(len(total), bool)
+        on = snippets_on(pooled)
         strongest = np.argsort(-pooled[on].mean(axis=0) if on.any() else np.zeros(variant.subbands))
         top = strongest[: max(1, int(COMMON_MODE_SUBBANDS * variant.subbands))]
         reference = np.median(pooled[:, top], axis=1, keepdims=True)
@@ -201,13 +200,9 @@ def scores(fit: dict[str, np.ndarray], held_out: dict[str, np.ndarray]) -> dict[
 def stored_view(folder: str) -> dict[str, np.ndarray]:
     """The stored dynamics view (flattened) and the labels of every example of a dataset folder."""
     dataset = open_dataset(folder)
-    mobility = dataset.column("mobility")
-    snr = dataset.column("snr_db")
     return {
         "view": dataset.view("dynamics").reshape(len(dataset), -1),
-        "protocol": np.array(dataset.column("protocol")),
-        "snr_db": np.array([np.nan if v is None else v for v in snr], float),
-        "mobility": np.array([labels.MOBILITY_CLASSES.index(m) if m else -1 for m in mobility]),
+        **_label_arrays(dataset.column("protocol"), dataset.column("snr_db"), dataset.column("mobility")),
     }
 
 
