@@ -175,3 +175,25 @@ def tdl_a_channel():
 def test_bad_input_is_refused(make, message):
     with pytest.raises((ValueError, TypeError), match=message):
         make()
+
+
+def test_frequency_response_is_what_the_channel_does_to_a_tone():
+    """A static channel multiplies a tone at f by H(f): the frequency response a perfect
+    receiver would estimate is the one the stream's filter applies."""
+    channel = TDLChannel(tdl_profile("TDL-C", delay_spread_s=300e-9), FS, 0.0, np.random.default_rng(3))
+    n = np.arange(8192)
+    for f in (-7e6, 1.3e6, 9e6):
+        tone = np.exp(2j * np.pi * f * n / FS).astype(np.complex64)
+        settled = slice(256, None)
+        gain = np.mean(channel.apply(tone)[settled] / tone[settled])
+        assert channel.frequency_response([0.0], [f])[0, 0] == pytest.approx(gain, abs=0.02 * abs(gain) + 1e-3)
+
+
+def test_frequency_response_follows_the_fading_over_time():
+    channel = TDLChannel(tdl_profile("TDL-A", delay_spread_s=100e-9), FS, 200.0, np.random.default_rng(4))
+    response = channel.frequency_response(np.arange(64) * 1e-3, np.linspace(-5e6, 5e6, 16))
+    assert response.shape == (64, 16) and response.dtype == np.complex64
+    static = TDLChannel(tdl_profile("TDL-A", delay_spread_s=100e-9), FS, 0.0, np.random.default_rng(4))
+    steady = np.abs(static.frequency_response(np.arange(64) * 1e-3, [0.0]))
+    assert np.ptp(steady, axis=0) == pytest.approx(0.0, abs=1e-6)
+    assert np.ptp(np.abs(response), axis=0).min() > 0.05

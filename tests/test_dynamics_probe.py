@@ -4,8 +4,19 @@ common-mode rows cancel what moves the whole band at once."""
 import numpy as np
 import pytest
 
-from lwmspectro.dynamics import dynamics_from_powers
-from lwmspectro_train.dynamics_probe import LAYOUTS, VARIANTS, Variant, example_powers, features
+from lwmspectro import labels, phy
+from lwmspectro.dynamics import dynamics, dynamics_from_powers
+from lwmspectro_train.dynamics_probe import (
+    CEILING_LAYOUTS,
+    LAYOUTS,
+    LTE_REFERENCE_READS,
+    VARIANTS,
+    Variant,
+    channel_powers,
+    example_powers,
+    features,
+    lte_reference_powers,
+)
 
 TODAY = LAYOUTS["33 us every 1 ms"]
 
@@ -51,3 +62,64 @@ def test_every_snippet_of_each_layout_is_read_from_the_re_synthesised_example():
     for name, params in LAYOUTS.items():
         assert chunk[name].shape == (1, params.n_snippets, params.n_subbands)
         assert (chunk[name][0].sum(axis=1) > 0).all(), name
+
+
+def test_a_scheduler_switching_resource_blocks_drops_out_of_the_subband_gated_rows():
+    """A static channel whose cell allocates a quarter of its subbands in half the subframes:
+    gated over the whole band, those subbands' changes read ~20 dB, as a fast channel's would;
+    gated per subband, only the static channel's ~0.3 dB remain."""
+    power = static_powers()
+    switched = np.random.default_rng(1).random(TODAY.n_snippets) < 0.5
+    power[np.ix_(switched, np.arange(0, TODAY.n_subbands, 4))] *= 0.01
+    n_lags = len(TODAY.lags)
+    medians = slice(n_lags + 1, 2 * n_lags + 1)
+    band_gated = features(Variant("33 us every 1 ms"), power).reshape(-1, TODAY.n_subbands)
+    subband_gated = features(Variant("33 us every 1 ms", subband_gate=True), power).reshape(-1, TODAY.n_subbands)
+    assert band_gated[medians].max() > 15
+    assert subband_gated[medians].max() < 1
+    assert np.array_equal(subband_gated[0], band_gated[0])
+
+
+def test_the_ceiling_is_the_channel_alone_inside_the_signal_band():
+    chunk = channel_powers("python/lwmspectro/configs/heldout-constellation.json", 0, 12)
+    signals = np.flatnonzero(np.isin(chunk["protocol"], labels.PROTOCOLS))
+    assert len(signals) >= 3
+    for index in signals:
+        exact = chunk["the channel itself"][index]
+        assert exact.shape == (TODAY.n_snippets, TODAY.n_subbands)
+        assert exact[:, TODAY.n_subbands // 2].min() > 0 and (exact[:, 0] == 0).all()
+        change_per_ms = np.median(np.abs(np.diff(10 * np.log10(exact[:, TODAY.n_subbands // 2]))))
+        mobility = labels.MOBILITY_CLASSES[chunk["mobility"][index]]
+        if mobility == "static":
+            assert change_per_ms < 0.2
+        elif mobility == "vehicular":
+            assert change_per_ms > 0.5
+        spread = chunk["the channel through a snippet's spread"][index]
+        assert (spread > 0).all() and not np.allclose(spread, exact)
+    assert set(CEILING_LAYOUTS) <= set(chunk)
+
+
+def test_lte_reference_signals_hold_their_power_whatever_the_cell_schedules():
+    """A cell at 20 % load switches its resource blocks every subframe, so today's subband powers
+    swing by many dB with no motion at all; its cell reference signals, found blind on their comb,
+    keep one power in every subband the cell spans."""
+    waveform = phy.generate(
+        "lte",
+        bandwidth_hz=20e6,
+        modulation="16QAM",
+        code_rate="1/2",
+        duration_s=0.135,
+        rng=np.random.default_rng(5),
+        load=0.2,
+        cell_id=7,
+        crs_ports=1,
+    )
+    assert waveform.sample_rate_hz == LTE_REFERENCE_READS.sample_rate_hz
+    reference = lte_reference_powers(LTE_REFERENCE_READS, waveform.iq, waveform.sample_rate_hz)
+    today = dynamics(TODAY, waveform.iq, waveform.sample_rate_hz)
+    spanned = reference.min(axis=0) > 0.01 * reference.max()
+    assert spanned.sum() >= 18
+    swing = 10 * np.log10(reference[:, spanned].max(axis=0) / reference[:, spanned].min(axis=0))
+    assert swing.max() < 0.5
+    n_lags = len(TODAY.lags)
+    assert today[n_lags + 1 : 2 * n_lags + 1, :18].mean() > 3

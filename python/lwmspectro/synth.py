@@ -290,7 +290,9 @@ def draw_spec(config: GeneratorConfig, index: int) -> ExampleSpec:
     return dataclasses.replace(spec, bandwidth_hz=bandwidth, modulation=modulation, code_rate=code_rate)
 
 
-def _channel(spec: ExampleSpec, sample_rate_hz: float, rng, scenario_folder=None) -> TDLChannel:
+def example_channel(spec: ExampleSpec, sample_rate_hz: float, rng, scenario_folder=None) -> TDLChannel:
+    """The channel an example's labels ask for (its site's paths or a TDL profile, its Doppler), its
+    fading drawn from `rng`."""
     if spec.channel == "site":
         from . import scenarios
 
@@ -384,7 +386,7 @@ def _realise(
     if spec.snr_db is None:
         raise ValueError(f"a {spec.protocol} example needs an SNR")
     wf = _phy_waveform(spec, (int(starts.max()) + length) / params.sample_rate_hz, rng)
-    channel = _channel(spec, params.sample_rate_hz, rng, scenario_folder)
+    channel = example_channel(spec, params.sample_rate_hz, rng, scenario_folder)
     x, active = _at_analysis_rate(wf, params, starts, length, channel.support)
     occupied_bw = wf.occupied_bw_hz
     phy_labels = {
@@ -472,7 +474,7 @@ class ReceivedStream:
             raise ValueError(f"a {spec.protocol} example needs an SNR")
         fs = params.sample_rate_hz
         self.wf = _phy_waveform(spec, (self.guard + self.n_samples) / fs, rng)
-        self.channel = _channel(spec, fs, rng, scenario_folder)
+        self.channel = example_channel(spec, fs, rng, scenario_folder)
         self.offsets = impairments.draw_frequency_offsets(rng, spec.carrier_hz)
         self.drawn = impairments.draw_receiver_impairments(rng) if spec.impairments else None
         self.extra = {

@@ -2,16 +2,23 @@
 remade for one.
 
 Each example of a generator config is re-synthesised (`dataset_generation.example_source`, its
-capture chain included) and the snippet powers of three snippet layouts are kept: today's (33 us
-every 1 ms), longer snippets (133 us every 1 ms) and a finer hop (33 us every 0.25 ms), each over
-the same 128 ms. A variant turns one layout's powers into view rows (`dynamics_from_powers`),
-optionally over fewer, wider subbands and with the common-mode rows: the same change quantiles
-after each snippet's level is taken relative to its strongest subbands', where a receiver's gain
-step or a burst switching the whole band cancels and the frequency-selective fading stays. A
-gradient-boosted classifier (the view's rows and the true SNR) is fitted per variant on the
-examples of one config (the training sites) and scored on those of another (the held-out
-site), signals at SNR >= 10 dB. The powers are cached by chunk under `--out`, so a rerun fits
-again without generating. `--stored` fits the same classifier on today's view as two generated
+capture chain included) and the snippet powers of four snippet layouts are kept: today's (33 us
+every 1 ms), longer snippets (133 us every 1 ms), a finer hop (33 us every 0.25 ms) and subbands
+as narrow as a scheduler's allocation unit, each over the same 128 ms. A variant turns one
+layout's powers into view rows (`dynamics_from_powers`), optionally over fewer, wider subbands,
+gated per subband as well as over the band, and with the common-mode rows: the same change
+quantiles after each snippet's level is taken relative to its strongest subbands', where a
+receiver's gain step or a burst switching the whole band cancels and the frequency-selective
+fading stays. A gradient-boosted classifier (the view's rows and the true SNR) is fitted per
+variant on the examples of one config (the training sites) and scored on those of another (the
+held-out site), signals at SNR >= 10 dB, overall and by protocol, class, LTE/NR load and gain
+step. The powers are cached by chunk under `--out`, so a rerun fits again without generating.
+
+Three other modes set the bounds. `--ceiling` makes the view of each example's channel alone
+(no signal is synthesised): what a perfect estimate of the channel would show, and the same
+measured through one snippet's data and noise. `--lte-reference` puts today's view beside the
+power of LTE's cell reference signals, which a cell sends at one power whatever it schedules,
+on the LTE examples. `--stored` fits the same classifier on today's view as two generated
 folders hold it, to set what a whole corpus shows beside what the variants show on a few
 thousand examples.
 """
@@ -22,6 +29,7 @@ import argparse
 import dataclasses
 import json
 import multiprocessing
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,11 +37,20 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from tqdm import tqdm
 
-from lwmspectro import dataset_generation, labels, views
+from lwmspectro import dataset_generation, labels, ofdm_sync, views
 from lwmspectro.dataset import open_dataset
-from lwmspectro.dynamics import DynamicsParams, SnippetHistory, dynamics_from_powers, snippets_on
+from lwmspectro.dynamics import (
+    CHANGE_QUANTILES,
+    GATE_FRACTION,
+    LOG_FLOOR,
+    DynamicsParams,
+    SnippetHistory,
+    dynamics_from_powers,
+    snippets_on,
+)
 from lwmspectro.fileio import atomic_write
-from lwmspectro.synth import GeneratorConfig
+from lwmspectro.resample import PointResampler
+from lwmspectro.synth import GeneratorConfig, draw_example, example_channel
 
 LAYOUTS = {
     "33 us every 1 ms": views.VIEWS["dynamics"],
@@ -44,15 +61,29 @@ LAYOUTS = {
         n_snippets=512,
         lags=(1, 2, 4, 8, 12, 16, 24, 32, 44, 64, 90, 128, 180, 256),
     ),
+    "33 us in 128 subbands every 1 ms": dataclasses.replace(
+        views.VIEWS["dynamics"], n_fft=1024, frames_per_snippet=1, n_subbands=128
+    ),
 }
-"""Snippet layouts, each over the same 128 ms (the last lag reaches 64 ms in each)."""
+"""Snippet layouts, each over the same 128 ms (the last lag reaches 64 ms in each); the last one's
+subbands (240 kHz) are as narrow as a scheduler's allocation unit (LTE's 180 kHz RB, a 4-RB
+group at 20 MHz being 720 kHz), so that a subband is mostly either allocated or empty."""
 
 
 @dataclass(frozen=True)
 class Variant:
+    """View rows of one layout's powers: over `subbands` (None: the layout's own), with the
+    common-mode rows, and gated per subband (`subband_gate`) rather than over the whole band."""
+
     layout: str
-    subbands: int = 32
+    subbands: int | None = None
     common_mode: bool = False
+    subband_gate: bool = False
+
+    @property
+    def params(self) -> DynamicsParams:
+        layout = {**LAYOUTS, **CEILING_LAYOUTS, **LTE_REFERENCE_LAYOUTS}[self.layout]
+        return dataclasses.replace(layout, n_subbands=self.subbands or layout.n_subbands)
 
 
 VARIANTS = {
@@ -63,10 +94,39 @@ VARIANTS = {
     "0.25 ms hop": Variant("33 us every 0.25 ms"),
     "0.25 ms hop, 8 subbands": Variant("33 us every 0.25 ms", subbands=8),
     "0.25 ms hop, 8 subbands + common-mode rows": Variant("33 us every 0.25 ms", subbands=8, common_mode=True),
+    "today's view, gated per subband": Variant("33 us every 1 ms", subband_gate=True),
+    "128 subbands": Variant("33 us in 128 subbands every 1 ms"),
+    "128 subbands, gated per subband": Variant("33 us in 128 subbands every 1 ms", subband_gate=True),
+    "133 us snippets, gated per subband": Variant("133 us every 1 ms", subband_gate=True),
 }
+CEILING_LAYOUTS = {
+    "the channel itself": views.VIEWS["dynamics"],
+    "the channel through a snippet's spread": views.VIEWS["dynamics"],
+}
+"""The ceiling's powers, at today's snippets: the channel's own subband power |H(t, f)|^2 over the
+signal's band (what a perfect channel estimate would give), and the same as one 33 us snippet
+measures it: scaled by the mean of its subband's n_fft / n_subbands x frames_per_snippet
+exponential elements (an OFDM signal's data) plus noise at the example's SNR measured alike."""
+CEILING_VARIANTS = {name: Variant(name) for name in CEILING_LAYOUTS}
+LTE_REFERENCE_READS = dataclasses.replace(views.VIEWS["dynamics"], n_fft=ofdm_sync.LTE.n_fft, frames_per_snippet=13)
+"""What the LTE reference layout reads: 0.87 ms every 1 ms at 30.72 MS/s, so that each read holds
+the fourth symbol of a whole slot (a slot is 15 360 samples, its fourth symbol ends 10 976 in)."""
+LTE_REFERENCE_LAYOUTS = {
+    "today's view, LTE": views.VIEWS["dynamics"],
+    "LTE cell reference signals": views.VIEWS["dynamics"],
+}
+"""The powers the LTE reference mode keeps: today's snippets, and the power of the cell-specific
+reference signals (CRS) in today's subbands, one OFDM symbol a millisecond (`lte_reference_powers`)."""
+LTE_REFERENCE_VARIANTS = {name: Variant(name) for name in LTE_REFERENCE_LAYOUTS}
+CEILING_DRAW = 7
+"""Stream of the ceiling's own fading draw (the example's channel, its phases drawn anew)."""
 COMMON_MODE_SUBBANDS = 0.25
 """Share of the subbands (the strongest) whose median level a common-mode row is taken against."""
 CHUNK = 50
+FULL_OCCUPANCY = 0.95
+"""An LTE or NR cell counts as at full load from this served load on (`_occupancy`)."""
+GAIN_STEP_DB = 1.0
+"""A capture counts as holding a gain step from this size on."""
 MIN_SNR_DB = 10.0
 SEEDS = 3
 
@@ -105,8 +165,128 @@ def example_powers(config_path: str, first: int, count: int) -> dict[str, np.nda
         rows.append(row)
     return {
         **_label_arrays([r["protocol"] for r in rows], [r["snr_db"] for r in rows], [r["mobility"] for r in rows]),
+        "occupancy": np.array([_occupancy(r) for r in rows]),
+        "gain_step_db": np.array([abs((r["capture"] or {}).get("gain_step_db", 0.0)) for r in rows]),
         **{name: np.stack(p) for name, p in powers.items()},
     }
+
+
+def channel_powers(config_path: str, first: int, count: int) -> dict[str, np.ndarray]:
+    """The labels and the ceiling's powers (CEILING_LAYOUTS) of the examples first .. first +
+    count - 1 of a config, from their channels alone: no signal is synthesised, so the channel's
+    fading is drawn anew (the same site, paths, K-factors and Doppler) and each ceiling powers the
+    subbands of the analysis band inside the signal's channel bandwidth, zero elsewhere."""
+    config = GeneratorConfig.from_file(config_path)
+    params = views.VIEWS["dynamics"]
+    rate = params.sample_rate_hz
+    frequencies = (np.arange(params.n_fft) - params.n_fft // 2) * rate / params.n_fft
+    elements = params.n_fft // params.n_subbands * params.frames_per_snippet
+    times = params.snippet_starts() / rate
+    specs = [draw_example(config, index) for index in range(first, first + count)]
+    exact, spread = [], []
+    for spec in specs:
+        power = np.zeros((params.n_snippets, params.n_subbands), np.float32)
+        measured = power
+        if spec.protocol in labels.PROTOCOLS:
+            rng = np.random.default_rng([spec.seed, CEILING_DRAW])
+            channel = example_channel(spec, rate, rng, config.scenario_folder)
+            inside = np.abs(frequencies) < spec.bandwidth_hz / 2
+            response = np.abs(channel.frequency_response(times, frequencies)) ** 2 * inside
+            power = response.reshape(len(times), params.n_subbands, -1).mean(axis=-1)
+            data, noise = rng.gamma(elements, 1 / elements, (2, *power.shape))
+            in_band_power = power[:, power.any(axis=0)].mean()
+            measured = power * data + noise * in_band_power * 10 ** (-spec.snr_db / 10)
+        exact.append(power)
+        spread.append(measured.astype(np.float32))
+    return {
+        **_label_arrays([s.protocol for s in specs], [s.snr_db for s in specs], [s.mobility for s in specs]),
+        "occupancy": np.full(len(specs), np.nan),
+        "gain_step_db": np.zeros(len(specs)),
+        "the channel itself": np.stack(exact),
+        "the channel through a snippet's spread": np.stack(spread).astype(np.float32),
+    }
+
+
+def lte_reference_powers(params: DynamicsParams, iq: np.ndarray, source_rate_hz: float) -> np.ndarray:
+    """(n_snippets, 32) power of an LTE cell's reference signals in today's subbands, one symbol per
+    snippet of `params` (LTE_REFERENCE_READS): the fourth symbol of the first whole slot the
+    snippet holds, found by its cyclic prefixes (`ofdm_sync`, timing and fractional CFO per
+    snippet, so that a sampling-clock offset does not walk it out of its prefix). A port's CRS
+    sit on one comb of every sixth subcarrier at a fixed power whatever the cell's traffic; the
+    comb is the one of the six whose power is the highest in the snippets' lowest decile (data
+    come and go, the reference signals stay). Subcarrier k of the grid is FFT bin k - 6 N_RB below
+    DC and k - 6 N_RB + 1 above it (DC is skipped), so the comb of bin b is b mod 6 below DC and
+    (b - 1) mod 6 above, whatever the bandwidth."""
+    lte = ofdm_sync.LTE
+    resampler = PointResampler.for_rates(source_rate_hz, params.sample_rate_hz)
+    snippets = resampler.frames(iq, 0, params.snippet_starts(), params.snippet_samples)
+    within = np.arange(lte.n_fft)
+    spectra = np.empty((len(snippets), lte.n_fft), np.float32)
+    for row, snippet in enumerate(snippets):
+        timing = ofdm_sync.estimate_timing(snippet, lte)
+        start = timing.group_start + lte.fft_starts[4] - lte.cp_other // 4
+        symbol = snippet[start : start + lte.n_fft] * np.exp(-2j * np.pi * timing.cfo_subcarriers * within / lte.n_fft)
+        spectra[row] = np.abs(np.fft.fftshift(np.fft.fft(symbol))) ** 2
+    bins = within - lte.n_fft // 2
+    comb = np.where(bins < 0, bins, bins - 1) % 6
+    totals = np.stack([spectra[:, comb == c].sum(axis=1) for c in range(6)], axis=1)
+    reference = comb == np.argmax(np.percentile(totals, 10, axis=0))
+    subbands = within // (lte.n_fft // views.VIEWS["dynamics"].n_subbands)
+    counts = np.bincount(subbands[reference], minlength=views.VIEWS["dynamics"].n_subbands)
+    return np.stack(
+        [np.bincount(subbands[reference], s[reference], counts.size) / np.maximum(counts, 1) for s in spectra]
+    )
+
+
+class _LteReferenceHistory(SnippetHistory):
+    """A stream history that keeps today's snippet powers and the LTE reference powers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.recorded: dict[str, np.ndarray] = {}
+
+    def powers(self, params: DynamicsParams, iq: np.ndarray, source_rate_hz: float, position: int) -> np.ndarray:
+        power = super().powers(params, iq, source_rate_hz, position)
+        if params == LTE_REFERENCE_READS:
+            self.recorded["LTE cell reference signals"] = lte_reference_powers(params, iq, source_rate_hz)
+        elif params == views.VIEWS["dynamics"]:
+            self.recorded["today's view, LTE"] = power
+        return power
+
+
+def lte_reference_examples(config_path: str, first: int, count: int) -> dict[str, np.ndarray]:
+    """The labels, today's snippet powers and the LTE reference powers of the LTE examples among
+    first .. first + count - 1 of a config (the others are not synthesised)."""
+    config = GeneratorConfig.from_file(config_path)
+    plan = dataset_generation.ExamplePlan.of(
+        config, {"wideband": config.params, "dynamics": views.VIEWS["dynamics"], "reference": LTE_REFERENCE_READS}
+    )
+    rows: list[dict] = []
+    powers: dict[str, list[np.ndarray]] = {name: [] for name in LTE_REFERENCE_LAYOUTS}
+    for index in range(first, first + count):
+        if draw_example(config, index).protocol != "lte":
+            continue
+        source, rate, start, row = dataset_generation.example_source(config, index, plan)
+        history = _LteReferenceHistory()
+        views.compute_observation(list(plan.views.values()), source, rate, start, history=history)
+        for name in LTE_REFERENCE_LAYOUTS:
+            powers[name].append(history.recorded[name].astype(np.float32))
+        rows.append(row)
+    today = views.VIEWS["dynamics"]
+    empty = np.zeros((0, today.n_snippets, today.n_subbands), np.float32)
+    return {
+        **_label_arrays([r["protocol"] for r in rows], [r["snr_db"] for r in rows], [r["mobility"] for r in rows]),
+        "occupancy": np.array([_occupancy(r) for r in rows]),
+        "gain_step_db": np.array([abs((r["capture"] or {}).get("gain_step_db", 0.0)) for r in rows]),
+        **{name: np.stack(p) if p else empty for name, p in powers.items()},
+    }
+
+
+def _occupancy(row: dict) -> float:
+    """The share of its capacity a signal used: the PDSCH load an LTE or NR cell served, the time
+    a WiFi medium was busy (NaN for noise and other signals)."""
+    phy = row.get("phy") or {}
+    return float(phy.get("served_load", phy.get("duty_cycle", np.nan)))
 
 
 def _label_arrays(protocols: list, snrs: list, mobilities: list) -> dict[str, np.ndarray]:
@@ -118,16 +298,18 @@ def _label_arrays(protocols: list, snrs: list, mobilities: list) -> dict[str, np
     }
 
 
-def examples(config_path: str, count: int, folder: Path, workers: int, progress: bool) -> dict[str, np.ndarray]:
-    """The powers and labels of the first `count` examples of a config, from the cache or made."""
+def examples(
+    config_path: str, count: int, folder: Path, workers: int, progress: bool, make=example_powers
+) -> dict[str, np.ndarray]:
+    """The powers and labels of the first `count` examples of a config, from the cache or made
+    (`make`: example_powers, channel_powers for the ceiling, or lte_reference_examples)."""
     folder.mkdir(parents=True, exist_ok=True)
     starts = list(range(0, count, CHUNK))
     paths = [folder / f"chunk-{first:06d}.npz" for first in starts]
     missing = [(first, path) for first, path in zip(starts, paths) if not path.exists()]
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         jobs = [
-            (path, pool.apply_async(example_powers, (config_path, first, min(CHUNK, count - first))))
-            for first, path in missing
+            (path, pool.apply_async(make, (config_path, first, min(CHUNK, count - first)))) for first, path in missing
         ]
         for path, job in tqdm(jobs, desc=folder.name, unit="chunk", disable=not progress):
             arrays = job.get()
@@ -136,15 +318,38 @@ def examples(config_path: str, count: int, folder: Path, workers: int, progress:
     return {key: np.concatenate([part[key] for part in parts]) for key in parts[0].files}
 
 
+def subband_gated_rows(params: DynamicsParams, power: np.ndarray) -> np.ndarray:
+    """The view's rows with a gate per subband as well as the band's: a snippet counts in a
+    subband when that subband's power is at least GATE_FRACTION of its own 90th percentile, so
+    that resource blocks a scheduler switches on and off drop out there, as a WiFi gap does
+    from the whole band."""
+    out = dynamics_from_powers(params, power)
+    band_on = snippets_on(power)
+    if band_on.sum() < 2:
+        return out
+    on = band_on[:, None] & (power >= GATE_FRACTION * np.percentile(power[band_on], 90, axis=0))
+    level = 10 * np.log10(np.maximum(power, LOG_FLOOR))
+    order = np.argsort(-level[band_on].mean(axis=0), kind="stable")
+    n_lags = len(params.lags)
+    for row, lag in enumerate(params.lags, start=1):
+        pairs = on[lag:] & on[:-lag]
+        change = np.where(pairs, np.abs(level[lag:] - level[:-lag]), np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a subband without pairs at this lag
+            quartile, median = np.nan_to_num(np.nanquantile(change, CHANGE_QUANTILES, axis=0))
+        out[row], out[row + n_lags] = quartile[order], median[order]
+    return out
+
+
 def features(variant: Variant, power: np.ndarray) -> np.ndarray:
-    """The view rows a variant makes of one example's snippet powers (n_snippets, 32)."""
-    params = dataclasses.replace(LAYOUTS[variant.layout], n_subbands=variant.subbands)
-    pooled = power.reshape(len(power), variant.subbands, -1).sum(axis=-1)
-    rows = [dynamics_from_powers(params, pooled).ravel()]
+    """The view rows a variant makes of one example's snippet powers (n_snippets, the layout's subbands)."""
+    params = variant.params
+    pooled = power.reshape(len(power), params.n_subbands, -1).sum(axis=-1)
+    rows = [(subband_gated_rows if variant.subband_gate else dynamics_from_powers)(params, pooled).ravel()]
     if variant.common_mode:
         on = snippets_on(pooled)
-        strongest = np.argsort(-pooled[on].mean(axis=0) if on.any() else np.zeros(variant.subbands))
-        top = strongest[: max(1, int(COMMON_MODE_SUBBANDS * variant.subbands))]
+        strongest = np.argsort(-pooled[on].mean(axis=0) if on.any() else np.zeros(params.n_subbands))
+        top = strongest[: max(1, int(COMMON_MODE_SUBBANDS * params.n_subbands))]
         reference = np.median(pooled[:, top], axis=1, keepdims=True)
         relative = np.where(on[:, None], pooled / np.maximum(reference, 1e-30), 0.0)
         rows.append(dynamics_from_powers(params, relative)[1:].ravel())
@@ -152,9 +357,15 @@ def features(variant: Variant, power: np.ndarray) -> np.ndarray:
 
 
 def _accuracy(
-    x_fit: np.ndarray, y_fit: np.ndarray, x_held: np.ndarray, truth: np.ndarray, protocol: np.ndarray
+    x_fit: np.ndarray,
+    y_fit: np.ndarray,
+    x_held: np.ndarray,
+    truth: np.ndarray,
+    protocol: np.ndarray,
+    groups: dict[str, np.ndarray] | None = None,
 ) -> dict:
-    """The classifier's held-out accuracy (mean over SEEDS fits), overall, by protocol and by class."""
+    """The classifier's held-out accuracy (mean over SEEDS fits), overall, by protocol, by class
+    and over each of `groups` (masks of the scored rows)."""
     hits = np.mean(
         [
             HistGradientBoostingClassifier(max_iter=200, early_stopping=False, random_state=seed)
@@ -171,6 +382,7 @@ def _accuracy(
         "by_class": {
             c: float(hits[truth == i].mean()) for i, c in enumerate(labels.MOBILITY_CLASSES) if (truth == i).any()
         },
+        "by_group": {name: float(hits[mask].mean()) for name, mask in (groups or {}).items() if mask.any()},
         "fit_rows": len(y_fit),
         "scored_rows": len(truth),
     }
@@ -180,7 +392,9 @@ def _signals(data: dict[str, np.ndarray]) -> np.ndarray:
     return np.isin(data["protocol"], labels.PROTOCOLS) & (data["mobility"] >= 0)
 
 
-def scores(fit: dict[str, np.ndarray], held_out: dict[str, np.ndarray]) -> dict[str, dict]:
+def scores(
+    fit: dict[str, np.ndarray], held_out: dict[str, np.ndarray], variants: dict[str, Variant] = VARIANTS
+) -> dict[str, dict]:
     """Held-out mobility accuracy per variant (signals at SNR >= MIN_SNR_DB), by protocol and class."""
 
     def table(data: dict, variant: Variant) -> np.ndarray:
@@ -189,11 +403,24 @@ def scores(fit: dict[str, np.ndarray], held_out: dict[str, np.ndarray]) -> dict[
     fitted = _signals(fit)
     scored = _signals(held_out) & (held_out["snr_db"] >= MIN_SNR_DB)
     truth, protocol = held_out["mobility"][scored], held_out["protocol"][scored]
+    occupancy, step = held_out["occupancy"][scored], held_out["gain_step_db"][scored]
+    cell = protocol != "wifi"
+    groups = {
+        "LTE/NR full load": cell & (occupancy >= FULL_OCCUPANCY),
+        "LTE/NR partial load": cell & (occupancy < FULL_OCCUPANCY),
+        "gain step": step >= GAIN_STEP_DB,
+        "no gain step": step < GAIN_STEP_DB,
+    }
     return {
         name: _accuracy(
-            table(fit, variant)[fitted], fit["mobility"][fitted], table(held_out, variant)[scored], truth, protocol
+            table(fit, variant)[fitted],
+            fit["mobility"][fitted],
+            table(held_out, variant)[scored],
+            truth,
+            protocol,
+            groups,
         )
-        for name, variant in VARIANTS.items()
+        for name, variant in variants.items()
     }
 
 
@@ -235,6 +462,16 @@ def main(argv=None) -> int:
         metavar=("FIT_DIR", "SCORE_DIR"),
         help="instead, fit today's view as two generated dataset folders store it (a whole corpus)",
     )
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="instead, the view made of each example's channel alone (CEILING_LAYOUTS): what estimating it can reach",
+    )
+    parser.add_argument(
+        "--lte-reference",
+        action="store_true",
+        help="instead, today's view beside the power of LTE's cell reference signals, on the LTE examples",
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -245,18 +482,36 @@ def main(argv=None) -> int:
             f"({result['fit_rows']} rows fitted, {result['scored_rows']} scored)"
         )
         return 0
-    fit = examples(args.fit_config, args.fit, out / "fit", args.workers, not args.no_progress)
-    held_out = examples(args.score_config, args.score, out / "score", args.workers, not args.no_progress)
-    results = scores(fit, held_out)
-    atomic_write(out / "results.json", json.dumps(results, indent=1))
+    make, prefix, variants = (
+        (channel_powers, "ceiling-", CEILING_VARIANTS)
+        if args.ceiling
+        else (lte_reference_examples, "lte-reference-", LTE_REFERENCE_VARIANTS)
+        if args.lte_reference
+        else (example_powers, "", VARIANTS)
+    )
+    progress = not args.no_progress
+    fit = examples(args.fit_config, args.fit, out / f"{prefix}fit", args.workers, progress, make)
+    held_out = examples(args.score_config, args.score, out / f"{prefix}score", args.workers, progress, make)
+    results = scores(fit, held_out, variants)
+    atomic_write(out / f"{prefix}results.json", json.dumps(results, indent=1))
     first = next(iter(results.values()))
     print(f"mobility at SNR >= {MIN_SNR_DB:g} dB, {first['fit_rows']} rows fitted, {first['scored_rows']} scored")
-    print("| variant | accuracy | WiFi / LTE / NR | static / pedestrian / vehicular |")
-    print("|---|---|---|---|")
+    print(
+        "| variant | accuracy | WiFi / LTE / NR | static / pedestrian / vehicular | LTE/NR full / partial load "
+        "| gain step / none |"
+    )
+    print("|---|---|---|---|---|---|")
     for name, r in results.items():
-        by_protocol = " / ".join(f"{100 * v:.1f}" for v in r["by_protocol"].values())
-        by_class = " / ".join(f"{100 * v:.1f}" for v in r["by_class"].values())
-        print(f"| {name} | {100 * r['accuracy']:.1f} % | {by_protocol} | {by_class} |")
+        cells = [
+            " / ".join(f"{100 * r[key][k]:.1f}" if k in r[key] else "-" for k in keys)
+            for key, keys in (
+                ("by_protocol", labels.PROTOCOLS),
+                ("by_class", labels.MOBILITY_CLASSES),
+                ("by_group", ("LTE/NR full load", "LTE/NR partial load")),
+                ("by_group", ("gain step", "no gain step")),
+            )
+        ]
+        print(f"| {name} | {100 * r['accuracy']:.1f} % | " + " | ".join(cells) + " |")
     return 0
 
 

@@ -324,6 +324,14 @@ class TDLChannel:
         a = FRACTIONAL_DELAY_HALF_WIDTH
         return self._integer_first_tap - a, self._integer_first_tap + self._integer_weights.shape[1] - 1 + a
 
+    def frequency_response(self, times_s, frequencies_hz) -> np.ndarray:
+        """H(t, f) = sum_p sqrt(p_p) alpha_p(t) exp(-j 2 pi f tau_p) at each of `times_s` (T,) and
+        `frequencies_hz` (F,), relative to the carrier: (T, F) complex64, the channel a perfect
+        receiver would estimate (the exact delays, not their taps on the sample grid)."""
+        frequencies = np.asarray(frequencies_hz, np.float64)
+        delay_phase = np.exp(-2j * np.pi * np.outer(self.profile.delays_s, frequencies)).astype(np.complex64)
+        return (self.fading(times_s) * self._amplitudes) @ delay_phase
+
     def labels(self) -> dict:
         return {
             "channel_profile": self.profile.name,
