@@ -9,13 +9,14 @@ from lwmspectro.dynamics import dynamics, dynamics_from_powers
 from lwmspectro_train.dynamics_probe import (
     CEILING_LAYOUTS,
     LAYOUTS,
-    LTE_REFERENCE_READS,
+    REFERENCES,
     VARIANTS,
     Variant,
     channel_powers,
     example_powers,
     features,
     lte_reference_powers,
+    wifi_busy_powers,
 )
 
 TODAY = LAYOUTS["33 us every 1 ms"]
@@ -114,8 +115,9 @@ def test_lte_reference_signals_hold_their_power_whatever_the_cell_schedules():
         cell_id=7,
         crs_ports=1,
     )
-    assert waveform.sample_rate_hz == LTE_REFERENCE_READS.sample_rate_hz
-    reference = lte_reference_powers(LTE_REFERENCE_READS, waveform.iq, waveform.sample_rate_hz)
+    reads = REFERENCES["lte"].reads
+    assert waveform.sample_rate_hz == reads.sample_rate_hz
+    reference = lte_reference_powers(reads, waveform.iq, waveform.sample_rate_hz)
     today = dynamics(TODAY, waveform.iq, waveform.sample_rate_hz)
     spanned = reference.min(axis=0) > 0.01 * reference.max()
     assert spanned.sum() >= 18
@@ -123,3 +125,29 @@ def test_lte_reference_signals_hold_their_power_whatever_the_cell_schedules():
     assert swing.max() < 0.5
     n_lags = len(TODAY.lags)
     assert today[n_lags + 1 : 2 * n_lags + 1, :18].mean() > 3
+
+
+def test_wifi_busy_time_keeps_the_packets_power_and_leaves_idle_milliseconds_out():
+    """A static medium's packets keep one power in each subband, whichever millisecond of busy
+    time reads them; a millisecond without a whole frame of a packet is left at zero."""
+    waveform = phy.generate(
+        "wifi",
+        bandwidth_hz=20e6,
+        modulation="16QAM",
+        code_rate="1/2",
+        duration_s=0.135,
+        rng=np.random.default_rng(5),
+    )
+    iq = waveform.iq.copy()
+    per_ms = int(waveform.sample_rate_hz * 1e-3)
+    iq[10 * per_ms : 20 * per_ms] = 0
+    reads = REFERENCES["wifi"].reads
+    reference = wifi_busy_powers(reads, iq, waveform.sample_rate_hz)
+    assert reference.shape == (reads.n_snippets, TODAY.n_subbands)
+    idle = reference.sum(axis=1) == 0
+    assert idle[11:19].all() and idle.sum() < 12
+    busy = reference[~idle]
+    spanned = busy.mean(axis=0) > 0.05 * busy.mean(axis=0).max()
+    assert spanned.sum() >= 16
+    swing = 10 * np.log10(busy[:, spanned].max(axis=0) / busy[:, spanned].min(axis=0))
+    assert swing.max() < 1.5

@@ -16,24 +16,27 @@ step. The powers are cached by chunk under `--out`, so a rerun fits again withou
 
 Three other modes set the bounds. `--ceiling` makes the view of each example's channel alone
 (no signal is synthesised): what a perfect estimate of the channel would show, and the same
-measured through one snippet's data and noise. `--lte-reference` puts today's view beside the
-power of LTE's cell reference signals, which a cell sends at one power whatever it schedules,
-on the LTE examples. `--stored` fits the same classifier on today's view as two generated
-folders hold it, to set what a whole corpus shows beside what the variants show on a few
-thousand examples.
+measured through one snippet's data and noise. `--reference` puts today's view beside a view of
+what one protocol sends at a fixed power, on that protocol's examples (REFERENCES: LTE's cell
+reference signals, sent at one power whatever the cell schedules; a WiFi medium's busy time).
+`--stored` fits the same classifier on today's view as two generated folders hold it, to set
+what a whole corpus shows beside what the variants show on a few thousand examples.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import multiprocessing
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.signal
 from sklearn.ensemble import HistGradientBoostingClassifier
 from tqdm import tqdm
 
@@ -82,7 +85,10 @@ class Variant:
 
     @property
     def params(self) -> DynamicsParams:
-        layout = {**LAYOUTS, **CEILING_LAYOUTS, **LTE_REFERENCE_LAYOUTS}[self.layout]
+        references = dict.fromkeys(
+            [name for r in REFERENCES.values() for name in (r.today_name, r.name)], views.VIEWS["dynamics"]
+        )
+        layout = {**LAYOUTS, **CEILING_LAYOUTS, **references}[self.layout]
         return dataclasses.replace(layout, n_subbands=self.subbands or layout.n_subbands)
 
 
@@ -108,16 +114,6 @@ signal's band (what a perfect channel estimate would give), and the same as one 
 measures it: scaled by the mean of its subband's n_fft / n_subbands x frames_per_snippet
 exponential elements (an OFDM signal's data) plus noise at the example's SNR measured alike."""
 CEILING_VARIANTS = {name: Variant(name) for name in CEILING_LAYOUTS}
-LTE_REFERENCE_READS = dataclasses.replace(views.VIEWS["dynamics"], n_fft=ofdm_sync.LTE.n_fft, frames_per_snippet=13)
-"""What the LTE reference layout reads: 0.87 ms every 1 ms at 30.72 MS/s, so that each read holds
-the fourth symbol of a whole slot (a slot is 15 360 samples, its fourth symbol ends 10 976 in)."""
-LTE_REFERENCE_LAYOUTS = {
-    "today's view, LTE": views.VIEWS["dynamics"],
-    "LTE cell reference signals": views.VIEWS["dynamics"],
-}
-"""The powers the LTE reference mode keeps: today's snippets, and the power of the cell-specific
-reference signals (CRS) in today's subbands, one OFDM symbol a millisecond (`lte_reference_powers`)."""
-LTE_REFERENCE_VARIANTS = {name: Variant(name) for name in LTE_REFERENCE_LAYOUTS}
 CEILING_DRAW = 7
 """Stream of the ceiling's own fading draw (the example's channel, its phases drawn anew)."""
 COMMON_MODE_SUBBANDS = 0.25
@@ -131,44 +127,67 @@ MIN_SNR_DB = 10.0
 SEEDS = 3
 
 
-class _RecordingHistory(SnippetHistory):
-    """A stream history that also keeps the last snippet powers of each layout."""
+Measure = Callable[[DynamicsParams, np.ndarray, float], np.ndarray]
+"""What a probe makes of the capture a layout reads: (its params, the source-rate I/Q, the rate)."""
 
-    def __init__(self) -> None:
+
+class _RecordingHistory(SnippetHistory):
+    """A stream history that also keeps, by name, what each of `measures` makes of the capture its
+    layout reads (None: that layout's snippet powers)."""
+
+    def __init__(self, measures: dict[str, tuple[DynamicsParams, Measure | None]]) -> None:
         super().__init__()
-        self.recorded: dict[DynamicsParams, np.ndarray] = {}
+        self.measures = measures
+        self.recorded: dict[str, np.ndarray] = {}
 
     def powers(self, params: DynamicsParams, iq: np.ndarray, source_rate_hz: float, position: int) -> np.ndarray:
         power = super().powers(params, iq, source_rate_hz, position)
-        self.recorded[params] = power
+        for name, (reads, measure) in self.measures.items():
+            if reads == params:
+                self.recorded[name] = power if measure is None else measure(params, iq, source_rate_hz)
         return power
 
 
-def _plan(config: GeneratorConfig) -> dataset_generation.ExamplePlan:
-    """The config's examples as they would be made with G and the layouts as their views."""
-    return dataset_generation.ExamplePlan.of(config, {"wideband": config.params, **LAYOUTS})
-
-
-def example_powers(config_path: str, first: int, count: int) -> dict[str, np.ndarray]:
-    """The labels (protocol, SNR, mobility index or -1) and each layout's snippet powers of the
-    examples first .. first + count - 1 of a config."""
+def _recorded_examples(
+    config_path: str,
+    first: int,
+    count: int,
+    measures: dict[str, tuple[DynamicsParams, Measure | None]],
+    protocol: str | None = None,
+) -> dict[str, np.ndarray]:
+    """The labels (protocol, SNR, mobility index or -1, occupancy, gain step) and what each of
+    `measures` records of the examples first .. first + count - 1 of a config (those of
+    `protocol` alone when given: the others are not synthesised), each made with G and the
+    measures' layouts as its views."""
     config = GeneratorConfig.from_file(config_path)
-    plan = _plan(config)
+    plan = dataset_generation.ExamplePlan.of(
+        config, {"wideband": config.params, **{name: reads for name, (reads, _) in measures.items()}}
+    )
     rows: list[dict] = []
-    powers: dict[str, list[np.ndarray]] = {name: [] for name in LAYOUTS}
+    recorded: dict[str, list[np.ndarray]] = {name: [] for name in measures}
     for index in range(first, first + count):
+        if protocol is not None and draw_example(config, index).protocol != protocol:
+            continue
         source, rate, start, row = dataset_generation.example_source(config, index, plan)
-        history = _RecordingHistory()
+        history = _RecordingHistory(measures)
         views.compute_observation(list(plan.views.values()), source, rate, start, history=history)
-        for name, params in LAYOUTS.items():
-            powers[name].append(history.recorded[params].astype(np.float32))
+        for name in measures:
+            recorded[name].append(history.recorded[name].astype(np.float32))
         rows.append(row)
     return {
         **_label_arrays([r["protocol"] for r in rows], [r["snr_db"] for r in rows], [r["mobility"] for r in rows]),
         "occupancy": np.array([_occupancy(r) for r in rows]),
         "gain_step_db": np.array([abs((r["capture"] or {}).get("gain_step_db", 0.0)) for r in rows]),
-        **{name: np.stack(p) for name, p in powers.items()},
+        **{
+            name: np.stack(kept) if kept else np.zeros((0, reads.n_snippets, reads.n_subbands), np.float32)
+            for (name, kept), (reads, _) in zip(recorded.items(), measures.values())
+        },
     }
+
+
+def example_powers(config_path: str, first: int, count: int) -> dict[str, np.ndarray]:
+    """The labels and each layout's snippet powers of the examples first .. first + count - 1 of a config."""
+    return _recorded_examples(config_path, first, count, {name: (params, None) for name, params in LAYOUTS.items()})
 
 
 def channel_powers(config_path: str, first: int, count: int) -> dict[str, np.ndarray]:
@@ -209,7 +228,7 @@ def channel_powers(config_path: str, first: int, count: int) -> dict[str, np.nda
 
 def lte_reference_powers(params: DynamicsParams, iq: np.ndarray, source_rate_hz: float) -> np.ndarray:
     """(n_snippets, 32) power of an LTE cell's reference signals in today's subbands, one symbol per
-    snippet of `params` (LTE_REFERENCE_READS): the fourth symbol of the first whole slot the
+    snippet of `params` (REFERENCES["lte"].reads): the fourth symbol of the first whole slot the
     snippet holds, found by its cyclic prefixes (`ofdm_sync`, timing and fractional CFO per
     snippet, so that a sampling-clock offset does not walk it out of its prefix). A port's CRS
     sit on one comb of every sixth subcarrier at a fixed power whatever the cell's traffic; the
@@ -238,48 +257,78 @@ def lte_reference_powers(params: DynamicsParams, iq: np.ndarray, source_rate_hz:
     )
 
 
-class _LteReferenceHistory(SnippetHistory):
-    """A stream history that keeps today's snippet powers and the LTE reference powers."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.recorded: dict[str, np.ndarray] = {}
-
-    def powers(self, params: DynamicsParams, iq: np.ndarray, source_rate_hz: float, position: int) -> np.ndarray:
-        power = super().powers(params, iq, source_rate_hz, position)
-        if params == LTE_REFERENCE_READS:
-            self.recorded["LTE cell reference signals"] = lte_reference_powers(params, iq, source_rate_hz)
-        elif params == views.VIEWS["dynamics"]:
-            self.recorded["today's view, LTE"] = power
-        return power
-
-
-def lte_reference_examples(config_path: str, first: int, count: int) -> dict[str, np.ndarray]:
-    """The labels, today's snippet powers and the LTE reference powers of the LTE examples among
-    first .. first + count - 1 of a config (the others are not synthesised)."""
-    config = GeneratorConfig.from_file(config_path)
-    plan = dataset_generation.ExamplePlan.of(
-        config, {"wideband": config.params, "dynamics": views.VIEWS["dynamics"], "reference": LTE_REFERENCE_READS}
-    )
-    rows: list[dict] = []
-    powers: dict[str, list[np.ndarray]] = {name: [] for name in LTE_REFERENCE_LAYOUTS}
-    for index in range(first, first + count):
-        if draw_example(config, index).protocol != "lte":
-            continue
-        source, rate, start, row = dataset_generation.example_source(config, index, plan)
-        history = _LteReferenceHistory()
-        views.compute_observation(list(plan.views.values()), source, rate, start, history=history)
-        for name in LTE_REFERENCE_LAYOUTS:
-            powers[name].append(history.recorded[name].astype(np.float32))
-        rows.append(row)
+def wifi_busy_powers(params: DynamicsParams, iq: np.ndarray, source_rate_hz: float) -> np.ndarray:
+    """(n_snippets, 32) power of a WiFi medium's busy time in today's subbands, per millisecond:
+    every 256-sample frame of each millisecond (WIFI_BUSY_READS reads all of them) that lies inside
+    a packet, its neighbours on both sides busy too, so that no frame straddles a packet's edge
+    (a half-busy frame reads a fade of a few dB). An 802.11 transmitter keeps its power for a
+    whole packet and fills every subcarrier of every symbol, so what moves between these is the
+    channel; a millisecond without such a frame is left at zero (out of the view's gate)."""
     today = views.VIEWS["dynamics"]
-    empty = np.zeros((0, today.n_snippets, today.n_subbands), np.float32)
-    return {
-        **_label_arrays([r["protocol"] for r in rows], [r["snr_db"] for r in rows], [r["mobility"] for r in rows]),
-        "occupancy": np.array([_occupancy(r) for r in rows]),
-        "gain_step_db": np.array([abs((r["capture"] or {}).get("gain_step_db", 0.0)) for r in rows]),
-        **{name: np.stack(p) if p else empty for name, p in powers.items()},
+    resampler = PointResampler.for_rates(source_rate_hz, params.sample_rate_hz)
+    snippets = resampler.frames(iq, 0, params.snippet_starts(), params.snippet_samples)
+    frames = snippets.reshape(-1, today.n_fft)
+    spectrum = np.fft.fftshift(np.fft.fft(frames * scipy.signal.get_window("hann", today.n_fft)), axes=-1)
+    power = (np.abs(spectrum) ** 2).reshape(len(frames), today.n_subbands, -1).mean(axis=-1)
+    total = power.sum(axis=1)
+    busy = total >= GATE_FRACTION * np.percentile(total, BUSY_PERCENTILE)
+    inside = busy & np.r_[False, busy[:-1]] & np.r_[busy[1:], False]
+    per_snippet = len(frames) // params.n_snippets
+    inside = inside.reshape(params.n_snippets, per_snippet)
+    power = power.reshape(params.n_snippets, per_snippet, today.n_subbands)
+    kept = (power * inside[..., None]).sum(axis=1)
+    return kept / np.maximum(inside.sum(axis=1), 1)[:, None]
+
+
+BUSY_PERCENTILE = 99.5
+"""A frame is busy at GATE_FRACTION of this percentile of the frames' power: inside the packets
+for a medium busy 0.5 % of the time or more (the view's own gate, at the 90th percentile of 128
+snippets, passes noise as signal where the medium is busy less than a tenth of the time)."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A protocol's view of the power it sends fixed: what it reads and how it is made of that."""
+
+    label: str
+    name: str
+    reads: DynamicsParams
+    powers: Callable[[DynamicsParams, np.ndarray, float], np.ndarray]
+
+    @property
+    def today_name(self) -> str:
+        """Today's view on the same windows."""
+        return f"today's view, {self.label}"
+
+
+REFERENCES = {
+    "lte": Reference(
+        "LTE",
+        "LTE cell reference signals",
+        dataclasses.replace(views.VIEWS["dynamics"], n_fft=ofdm_sync.LTE.n_fft, frames_per_snippet=13),
+        lte_reference_powers,
+    ),
+    "wifi": Reference(
+        "WiFi",
+        "WiFi busy time",
+        dataclasses.replace(views.VIEWS["dynamics"], frames_per_snippet=120),
+        wifi_busy_powers,
+    ),
+}
+"""The reference views probed. LTE's reads 0.87 ms every 1 ms at 30.72 MS/s, so that each read
+holds the fourth symbol of a whole slot (a slot is 15 360 samples, its fourth symbol ends 10 976
+in); WiFi's reads every sample, 120 frames of 256 a millisecond."""
+
+
+def reference_examples(protocol: str, config_path: str, first: int, count: int) -> dict[str, np.ndarray]:
+    """The labels, today's snippet powers and the reference powers (REFERENCES[protocol]) of the
+    examples of that protocol among first .. first + count - 1 of a config."""
+    reference = REFERENCES[protocol]
+    measures = {
+        reference.today_name: (views.VIEWS["dynamics"], None),
+        reference.name: (reference.reads, reference.powers),
     }
+    return _recorded_examples(config_path, first, count, measures, protocol)
 
 
 def _occupancy(row: dict) -> float:
@@ -302,7 +351,7 @@ def examples(
     config_path: str, count: int, folder: Path, workers: int, progress: bool, make=example_powers
 ) -> dict[str, np.ndarray]:
     """The powers and labels of the first `count` examples of a config, from the cache or made
-    (`make`: example_powers, channel_powers for the ceiling, or lte_reference_examples)."""
+    (`make`: example_powers, channel_powers for the ceiling, or reference_examples)."""
     folder.mkdir(parents=True, exist_ok=True)
     starts = list(range(0, count, CHUNK))
     paths = [folder / f"chunk-{first:06d}.npz" for first in starts]
@@ -468,9 +517,9 @@ def main(argv=None) -> int:
         help="instead, the view made of each example's channel alone (CEILING_LAYOUTS): what estimating it can reach",
     )
     parser.add_argument(
-        "--lte-reference",
-        action="store_true",
-        help="instead, today's view beside the power of LTE's cell reference signals, on the LTE examples",
+        "--reference",
+        choices=("lte", "wifi"),
+        help="instead, today's view beside a reference view of one protocol (REFERENCES), on its examples",
     )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -485,8 +534,12 @@ def main(argv=None) -> int:
     make, prefix, variants = (
         (channel_powers, "ceiling-", CEILING_VARIANTS)
         if args.ceiling
-        else (lte_reference_examples, "lte-reference-", LTE_REFERENCE_VARIANTS)
-        if args.lte_reference
+        else (
+            functools.partial(reference_examples, args.reference),
+            f"{args.reference}-reference-",
+            {name: Variant(name) for name in (REFERENCES[args.reference].today_name, REFERENCES[args.reference].name)},
+        )
+        if args.reference
         else (example_powers, "", VARIANTS)
     )
     progress = not args.no_progress
