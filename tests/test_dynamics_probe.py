@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from lwmspectro import labels, phy
-from lwmspectro.dynamics import dynamics, dynamics_from_powers
+from lwmspectro.dynamics import SnippetHistory, dynamics, dynamics_from_powers
 from lwmspectro_train.dynamics_probe import (
     CEILING_LAYOUTS,
     LAYOUTS,
@@ -16,6 +16,7 @@ from lwmspectro_train.dynamics_probe import (
     example_powers,
     features,
     lte_reference_powers,
+    nr_scheduled_powers,
     wifi_busy_powers,
 )
 
@@ -151,3 +152,34 @@ def test_wifi_busy_time_keeps_the_packets_power_and_leaves_idle_milliseconds_out
     assert spanned.sum() >= 16
     swing = 10 * np.log10(busy[:, spanned].max(axis=0) / busy[:, spanned].min(axis=0))
     assert swing.max() < 1.5
+
+
+@pytest.mark.parametrize("mu", [0, 1])
+def test_nr_scheduled_blocks_hold_their_power_whatever_the_slot_schedules(mu):
+    """An NR carrier at 30 % load schedules other resource blocks in each slot, so today's
+    subband powers swing by many dB with no motion at all; its scheduled blocks, each counted
+    where it is scheduled, keep one power from one millisecond to the next at either subcarrier
+    spacing, as the view's change quantiles read them (the 12-subcarrier blocks are not aligned
+    to the grid's resource blocks, so a subband at an allocation's or the band's edge may not)."""
+    waveform = phy.generate(
+        "nr",
+        bandwidth_hz=20e6,
+        modulation="16QAM",
+        code_rate="1/2",
+        duration_s=0.135,
+        rng=np.random.default_rng(6),
+        mu=mu,
+        load=0.3,
+    )
+    reads = REFERENCES["nr"].reads
+    reference = nr_scheduled_powers(reads, waveform.iq, waveform.sample_rate_hz)
+    today = SnippetHistory().powers(TODAY, waveform.iq, waveform.sample_rate_hz, 0)
+    spanned = np.flatnonzero(reference.mean(axis=0) > 0.05 * reference.mean(axis=0).max())
+    assert len(spanned) >= 16
+    steady = [np.median(np.abs(np.diff(10 * np.log10(reference[reference[:, k] > 0, k])))) < 0.3 for k in spanned]
+    assert np.mean(steady) >= 0.9
+    sent = today[:, spanned] > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        today_change = np.abs(np.diff(10 * np.log10(today[:, spanned]), axis=0))
+    both_sent = sent[1:] & sent[:-1]
+    assert np.median([np.percentile(today_change[both_sent[:, k], k], 75) for k in range(len(spanned))]) > 3

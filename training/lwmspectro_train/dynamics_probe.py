@@ -259,7 +259,7 @@ def lte_reference_powers(params: DynamicsParams, iq: np.ndarray, source_rate_hz:
 
 def wifi_busy_powers(params: DynamicsParams, iq: np.ndarray, source_rate_hz: float) -> np.ndarray:
     """(n_snippets, 32) power of a WiFi medium's busy time in today's subbands, per millisecond:
-    every 256-sample frame of each millisecond (WIFI_BUSY_READS reads all of them) that lies inside
+    every 256-sample frame of each millisecond (REFERENCES["wifi"].reads reads all of them) that lies inside
     a packet, its neighbours on both sides busy too, so that no frame straddles a packet's edge
     (a half-busy frame reads a fade of a few dB). An 802.11 transmitter keeps its power for a
     whole packet and fills every subcarrier of every symbol, so what moves between these is the
@@ -286,6 +286,54 @@ for a medium busy 0.5 % of the time or more (the view's own gate, at the 90th pe
 snippets, passes noise as signal where the medium is busy less than a tenth of the time)."""
 
 
+def nr_scheduled_powers(params: DynamicsParams, iq: np.ndarray, source_rate_hz: float) -> np.ndarray:
+    """(n_snippets, 32) power of an NR carrier's scheduled resource blocks in today's subbands,
+    per millisecond (REFERENCES["nr"].reads reads every sample). The subcarrier spacing is the one (15 or
+    30 kHz) whose cyclic prefixes correlate best; in each millisecond the symbols are found by
+    their prefixes (`ofdm_sync`, timing and fractional CFO per millisecond) and transformed, and
+    the power of each 12-subcarrier block (a resource block, give or take its offset) in each
+    symbol counts where it is scheduled: at least GATE_FRACTION of that block's BUSY_PERCENTILE
+    over the 128 ms (a scheduled block keeps one power over its symbols, an unscheduled one is
+    empty; no block is half-scheduled, as a 960 kHz subband is). Each block's counted power is
+    taken relative to its mean over them, so that blocks scheduled at different times compare,
+    and a subband's value is the median over its counted blocks and symbols (the data's: DMRS,
+    control and SS/PBCH symbols, a few of a slot's, have powers of their own), times its own
+    mean power; a subband without one in a millisecond is left at zero (out of the per-subband
+    gate)."""
+    today = views.VIEWS["dynamics"]
+    resampler = PointResampler.for_rates(source_rate_hz, params.sample_rate_hz)
+    snippets = resampler.frames(iq, 0, params.snippet_starts(), params.snippet_samples)
+    numerology = max(
+        (ofdm_sync.LTE, ofdm_sync.NR_30KHZ),
+        key=lambda n: np.mean([ofdm_sync.estimate_timing(s, n).correlation for s in snippets[:: len(snippets) // 8]]),
+    )
+    n_fft = numerology.n_fft
+    symbols_per_ms = int(1e-3 * numerology.sample_rate_hz) // (n_fft + numerology.cp_other) - 1
+    within = np.arange(n_fft)
+    spectra = []
+    for snippet in snippets:
+        timing = ofdm_sync.estimate_timing(snippet, numerology)
+        starts = ofdm_sync.symbol_starts(timing, numerology, len(snippet), symbols_per_ms, numerology.cp_other // 4)
+        symbols = snippet[starts[:, None] + within] * np.exp(-2j * np.pi * timing.cfo_subcarriers * within / n_fft)
+        spectra.append(np.abs(np.fft.fftshift(np.fft.fft(symbols, axis=-1), axes=-1)) ** 2)
+    grid = np.stack(spectra)  # (n_snippets, symbols, n_fft)
+    blocks = grid[..., : n_fft // 12 * 12].reshape(*grid.shape[:2], -1, 12).mean(axis=-1)
+    scheduled = blocks >= GATE_FRACTION * np.percentile(blocks, BUSY_PERCENTILE, axis=(0, 1))
+    mean_scheduled = (blocks * scheduled).sum(axis=(0, 1)) / np.maximum(scheduled.sum(axis=(0, 1)), 1)
+    relative = blocks / np.maximum(mean_scheduled, LOG_FLOOR)
+    subband = (np.arange(blocks.shape[-1]) * 12 + 6) * today.n_subbands // n_fft
+    counted = np.where(scheduled, relative, np.nan)
+    out = np.zeros((len(snippets), today.n_subbands))
+    for k in range(today.n_subbands):
+        mine = subband == k
+        if mine.any() and scheduled[..., mine].any():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a millisecond without a scheduled block here
+                median = np.nanmedian(counted[..., mine].reshape(len(snippets), -1), axis=1)
+            out[:, k] = np.nan_to_num(median) * mean_scheduled[mine].mean()
+    return out
+
+
 @dataclass(frozen=True)
 class Reference:
     """A protocol's view of the power it sends fixed: what it reads and how it is made of that."""
@@ -293,7 +341,9 @@ class Reference:
     label: str
     name: str
     reads: DynamicsParams
-    powers: Callable[[DynamicsParams, np.ndarray, float], np.ndarray]
+    powers: Measure
+    subband_gate: bool = False
+    """Its rows are gated per subband (subband_gated_rows): where its powers leave subbands at zero."""
 
     @property
     def today_name(self) -> str:
@@ -314,10 +364,17 @@ REFERENCES = {
         dataclasses.replace(views.VIEWS["dynamics"], frames_per_snippet=120),
         wifi_busy_powers,
     ),
+    "nr": Reference(
+        "NR",
+        "NR scheduled resource blocks",
+        dataclasses.replace(views.VIEWS["dynamics"], frames_per_snippet=120),
+        nr_scheduled_powers,
+        subband_gate=True,
+    ),
 }
 """The reference views probed. LTE's reads 0.87 ms every 1 ms at 30.72 MS/s, so that each read
 holds the fourth symbol of a whole slot (a slot is 15 360 samples, its fourth symbol ends 10 976
-in); WiFi's reads every sample, 120 frames of 256 a millisecond."""
+in); WiFi's and NR's read every sample, 120 frames of 256 a millisecond."""
 
 
 def reference_examples(protocol: str, config_path: str, first: int, count: int) -> dict[str, np.ndarray]:
@@ -518,7 +575,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--reference",
-        choices=("lte", "wifi"),
+        choices=tuple(REFERENCES),
         help="instead, today's view beside a reference view of one protocol (REFERENCES), on its examples",
     )
     parser.add_argument("--no-progress", action="store_true")
@@ -537,7 +594,12 @@ def main(argv=None) -> int:
         else (
             functools.partial(reference_examples, args.reference),
             f"{args.reference}-reference-",
-            {name: Variant(name) for name in (REFERENCES[args.reference].today_name, REFERENCES[args.reference].name)},
+            {
+                REFERENCES[args.reference].today_name: Variant(REFERENCES[args.reference].today_name),
+                REFERENCES[args.reference].name: Variant(
+                    REFERENCES[args.reference].name, subband_gate=REFERENCES[args.reference].subband_gate
+                ),
+            },
         )
         if args.reference
         else (example_powers, "", VARIANTS)
