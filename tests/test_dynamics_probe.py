@@ -23,6 +23,19 @@ from lwmspectro_train.dynamics_probe import (
 TODAY = LAYOUTS["33 us every 1 ms"]
 
 
+def clean_waveform(protocol, seed, **options):
+    """135 ms of a 20 MHz 16QAM signal as transmitted: no channel, no noise, nothing moves."""
+    return phy.generate(
+        protocol,
+        bandwidth_hz=20e6,
+        modulation="16QAM",
+        code_rate="1/2",
+        duration_s=0.135,
+        rng=np.random.default_rng(seed),
+        **options,
+    )
+
+
 def static_powers(seed=0):
     """A static channel: each subband keeps its gain, the data moves each snippet by ~0.3 dB."""
     rng = np.random.default_rng(seed)
@@ -105,17 +118,7 @@ def test_lte_reference_signals_hold_their_power_whatever_the_cell_schedules():
     """A cell at 20 % load switches its resource blocks every subframe, so today's subband powers
     swing by many dB with no motion at all; its cell reference signals, found blind on their comb,
     keep one power in every subband the cell spans."""
-    waveform = phy.generate(
-        "lte",
-        bandwidth_hz=20e6,
-        modulation="16QAM",
-        code_rate="1/2",
-        duration_s=0.135,
-        rng=np.random.default_rng(5),
-        load=0.2,
-        cell_id=7,
-        crs_ports=1,
-    )
+    waveform = clean_waveform("lte", 5, load=0.2, cell_id=7, crs_ports=1)
     reads = REFERENCES["lte"].reads
     assert waveform.sample_rate_hz == reads.sample_rate_hz
     reference = lte_reference_powers(reads, waveform.iq, waveform.sample_rate_hz)
@@ -131,14 +134,7 @@ def test_lte_reference_signals_hold_their_power_whatever_the_cell_schedules():
 def test_wifi_busy_time_keeps_the_packets_power_and_leaves_idle_milliseconds_out():
     """A static medium's packets keep one power in each subband, whichever millisecond of busy
     time reads them; a millisecond without a whole frame of a packet is left at zero."""
-    waveform = phy.generate(
-        "wifi",
-        bandwidth_hz=20e6,
-        modulation="16QAM",
-        code_rate="1/2",
-        duration_s=0.135,
-        rng=np.random.default_rng(5),
-    )
+    waveform = clean_waveform("wifi", 5)
     iq = waveform.iq.copy()
     per_ms = int(waveform.sample_rate_hz * 1e-3)
     iq[10 * per_ms : 20 * per_ms] = 0
@@ -161,16 +157,7 @@ def test_nr_scheduled_blocks_hold_their_power_whatever_the_slot_schedules(mu):
     where it is scheduled, keep one power from one millisecond to the next at either subcarrier
     spacing, as the view's change quantiles read them (the 12-subcarrier blocks are not aligned
     to the grid's resource blocks, so a subband at an allocation's or the band's edge may not)."""
-    waveform = phy.generate(
-        "nr",
-        bandwidth_hz=20e6,
-        modulation="16QAM",
-        code_rate="1/2",
-        duration_s=0.135,
-        rng=np.random.default_rng(6),
-        mu=mu,
-        load=0.3,
-    )
+    waveform = clean_waveform("nr", 6, mu=mu, load=0.3)
     reads = REFERENCES["nr"].reads
     reference = nr_scheduled_powers(reads, waveform.iq, waveform.sample_rate_hz)
     today = SnippetHistory().powers(TODAY, waveform.iq, waveform.sample_rate_hz, 0)

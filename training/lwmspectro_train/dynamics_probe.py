@@ -226,6 +226,23 @@ def channel_powers(config_path: str, first: int, count: int) -> dict[str, np.nda
     }
 
 
+def _read_snippets(params: DynamicsParams, iq: np.ndarray, source_rate_hz: float) -> np.ndarray:
+    """(n_snippets, snippet_samples) the reads of a reference layout, resampled to its analysis rate."""
+    resampler = PointResampler.for_rates(source_rate_hz, params.sample_rate_hz)
+    return resampler.frames(iq, 0, params.snippet_starts(), params.snippet_samples)
+
+
+def _symbol_powers(
+    snippet: np.ndarray, numerology: ofdm_sync.Numerology, timing: ofdm_sync.SymbolTiming, fft_starts
+) -> np.ndarray:
+    """(len(fft_starts), n_fft) power of the OFDM symbols whose FFT windows start at `fft_starts`,
+    the fractional CFO of `timing` derotated, DC-centred."""
+    within = np.arange(numerology.n_fft)
+    derotation = np.exp(-2j * np.pi * timing.cfo_subcarriers * within / numerology.n_fft)
+    symbols = snippet[np.asarray(fft_starts)[:, None] + within] * derotation
+    return np.abs(np.fft.fftshift(np.fft.fft(symbols, axis=-1), axes=-1)) ** 2
+
+
 def lte_reference_powers(params: DynamicsParams, iq: np.ndarray, source_rate_hz: float) -> np.ndarray:
     """(n_snippets, 32) power of an LTE cell's reference signals in today's subbands, one symbol per
     snippet of `params` (REFERENCES["lte"].reads): the fourth symbol of the first whole slot the
@@ -237,15 +254,13 @@ def lte_reference_powers(params: DynamicsParams, iq: np.ndarray, source_rate_hz:
     DC and k - 6 N_RB + 1 above it (DC is skipped), so the comb of bin b is b mod 6 below DC and
     (b - 1) mod 6 above, whatever the bandwidth."""
     lte = ofdm_sync.LTE
-    resampler = PointResampler.for_rates(source_rate_hz, params.sample_rate_hz)
-    snippets = resampler.frames(iq, 0, params.snippet_starts(), params.snippet_samples)
+    snippets = _read_snippets(params, iq, source_rate_hz)
     within = np.arange(lte.n_fft)
     spectra = np.empty((len(snippets), lte.n_fft), np.float32)
     for row, snippet in enumerate(snippets):
         timing = ofdm_sync.estimate_timing(snippet, lte)
         start = timing.group_start + lte.fft_starts[4] - lte.cp_other // 4
-        symbol = snippet[start : start + lte.n_fft] * np.exp(-2j * np.pi * timing.cfo_subcarriers * within / lte.n_fft)
-        spectra[row] = np.abs(np.fft.fftshift(np.fft.fft(symbol))) ** 2
+        spectra[row] = _symbol_powers(snippet, lte, timing, [start])[0]
     bins = within - lte.n_fft // 2
     comb = np.where(bins < 0, bins, bins - 1) % 6
     totals = np.stack([spectra[:, comb == c].sum(axis=1) for c in range(6)], axis=1)
@@ -265,9 +280,7 @@ def wifi_busy_powers(params: DynamicsParams, iq: np.ndarray, source_rate_hz: flo
     whole packet and fills every subcarrier of every symbol, so what moves between these is the
     channel; a millisecond without such a frame is left at zero (out of the view's gate)."""
     today = views.VIEWS["dynamics"]
-    resampler = PointResampler.for_rates(source_rate_hz, params.sample_rate_hz)
-    snippets = resampler.frames(iq, 0, params.snippet_starts(), params.snippet_samples)
-    frames = snippets.reshape(-1, today.n_fft)
+    frames = _read_snippets(params, iq, source_rate_hz).reshape(-1, today.n_fft)
     spectrum = np.fft.fftshift(np.fft.fft(frames * scipy.signal.get_window("hann", today.n_fft)), axes=-1)
     power = (np.abs(spectrum) ** 2).reshape(len(frames), today.n_subbands, -1).mean(axis=-1)
     total = power.sum(axis=1)
@@ -301,21 +314,18 @@ def nr_scheduled_powers(params: DynamicsParams, iq: np.ndarray, source_rate_hz: 
     mean power; a subband without one in a millisecond is left at zero (out of the per-subband
     gate)."""
     today = views.VIEWS["dynamics"]
-    resampler = PointResampler.for_rates(source_rate_hz, params.sample_rate_hz)
-    snippets = resampler.frames(iq, 0, params.snippet_starts(), params.snippet_samples)
+    snippets = _read_snippets(params, iq, source_rate_hz)
     numerology = max(
         (ofdm_sync.LTE, ofdm_sync.NR_30KHZ),
         key=lambda n: np.mean([ofdm_sync.estimate_timing(s, n).correlation for s in snippets[:: len(snippets) // 8]]),
     )
     n_fft = numerology.n_fft
     symbols_per_ms = int(1e-3 * numerology.sample_rate_hz) // (n_fft + numerology.cp_other) - 1
-    within = np.arange(n_fft)
     spectra = []
     for snippet in snippets:
         timing = ofdm_sync.estimate_timing(snippet, numerology)
         starts = ofdm_sync.symbol_starts(timing, numerology, len(snippet), symbols_per_ms, numerology.cp_other // 4)
-        symbols = snippet[starts[:, None] + within] * np.exp(-2j * np.pi * timing.cfo_subcarriers * within / n_fft)
-        spectra.append(np.abs(np.fft.fftshift(np.fft.fft(symbols, axis=-1), axes=-1)) ** 2)
+        spectra.append(_symbol_powers(snippet, numerology, timing, starts))
     grid = np.stack(spectra)  # (n_snippets, symbols, n_fft)
     blocks = grid[..., : n_fft // 12 * 12].reshape(*grid.shape[:2], -1, 12).mean(axis=-1)
     scheduled = blocks >= GATE_FRACTION * np.percentile(blocks, BUSY_PERCENTILE, axis=(0, 1))
@@ -349,6 +359,14 @@ class Reference:
     def today_name(self) -> str:
         """Today's view on the same windows."""
         return f"today's view, {self.label}"
+
+    @property
+    def variants(self) -> dict[str, Variant]:
+        """Today's view and the reference's, side by side."""
+        return {
+            self.today_name: Variant(self.today_name),
+            self.name: Variant(self.name, subband_gate=self.subband_gate),
+        }
 
 
 REFERENCES = {
@@ -594,12 +612,7 @@ def main(argv=None) -> int:
         else (
             functools.partial(reference_examples, args.reference),
             f"{args.reference}-reference-",
-            {
-                REFERENCES[args.reference].today_name: Variant(REFERENCES[args.reference].today_name),
-                REFERENCES[args.reference].name: Variant(
-                    REFERENCES[args.reference].name, subband_gate=REFERENCES[args.reference].subband_gate
-                ),
-            },
+            REFERENCES[args.reference].variants,
         )
         if args.reference
         else (example_powers, "", VARIANTS)
