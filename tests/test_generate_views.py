@@ -191,9 +191,9 @@ TRAINING_CONFIG_VIEWS = {
     "train-router": ["wideband", "cp_profile", "ofdm_aligned_15khz", "ofdm_pattern_15khz", "lte_sync_15khz"],
 }
 """The views each training corpus stores: the aligned views (views-small), every view the experts
-and the first router of the constellation model read (the WiFi circularity added last, after the
-first shards were made), and the router's views with the 15 kHz pattern and LTE's
-synchronisation signal."""
+(today's dynamics view and each protocol's sent-power view among them) and the first router of
+the constellation model read (the WiFi circularity last), and the router's views with the 15 kHz
+pattern and LTE's synchronisation signal."""
 
 
 @pytest.mark.parametrize("name", list(TRAINING_CONFIG_VIEWS))

@@ -193,6 +193,10 @@ def test_the_views_config_names_each_parts_views():
     assert circularity.views_of("wifi") == wifi_views
     assert circularity.optional_views == ("ofdm_circularity_wifi",) and not synced.optional_views
     assert all(circularity.views_of(part) == synced.views_of(part) for part in ("router", "lte", "nr"))
+    sent_power = load_config("views-sent-power-experts")
+    assert sent_power.views_of("router") == synced.views_of("router")
+    for part in ("wifi", "lte", "nr"):
+        assert sent_power.views_of(part) == (*synced.views_of(part)[:-1], f"dynamics_{part}")
     with pytest.raises(ValueError, match="optional_views: 'dynamics' is not a list of view names"):
         load_config("views-small", ['optional_views="dynamics"'])
 

@@ -593,10 +593,13 @@ def test_the_observation_is_as_long_as_its_views_but_the_past_ones():
     span = observation_span(list(VIEWS.values()), rate)
     assert span == VIEWS["wideband"].source_window_samples(rate)
     offsets = view_offsets(list(VIEWS.values()), rate)
-    assert reads_past(VIEWS["dynamics"]) and not reads_past(VIEWS["cp_profile"])
-    assert offsets[list(VIEWS).index("dynamics")] == span - min_source_samples(VIEWS["dynamics"], rate) < 0
-    assert [o for name, o in zip(VIEWS, offsets) if name != "dynamics"] == [0] * (len(VIEWS) - 1)
-    assert observation_span([VIEWS["dynamics"]], rate) == min_source_samples(VIEWS["dynamics"], rate)
+    past = [name for name in VIEWS if name.startswith("dynamics")]
+    assert past == ["dynamics", "dynamics_wifi", "dynamics_lte", "dynamics_nr"]
+    assert all(reads_past(VIEWS[name]) for name in past) and not reads_past(VIEWS["cp_profile"])
+    for name in past:
+        assert offsets[list(VIEWS).index(name)] == span - min_source_samples(VIEWS[name], rate) < 0
+        assert observation_span([VIEWS[name]], rate) == min_source_samples(VIEWS[name], rate)
+    assert [o for name, o in zip(VIEWS, offsets) if name not in past] == [0] * (len(VIEWS) - len(past))
 
 
 @pytest.mark.parametrize("rate", [30.72e6, 20e6])
@@ -606,7 +609,7 @@ def test_views_computed_together_are_each_computed_alone(rate):
     compute_view of the capture from where that view starts, exactly."""
     wf = phy.generate("lte", bandwidth_hz=10e6, modulation="16QAM", duration_s=0.02, rng=np.random.default_rng(6))
     iq = resample_to(received(wf, 15, 6, 0.2, LTE.n_fft * wf.sample_rate_hz / 30.72e6), wf.sample_rate_hz, rate)
-    chosen = [v for name, v in VIEWS.items() if name != "dynamics"]
+    chosen = [v for v in VIEWS.values() if not reads_past(v)]
     start = 1234
     with ThreadPoolExecutor(2) as threads:
         together = compute_observation(chosen, iq, rate, start, executor=threads)

@@ -24,6 +24,9 @@ live blocks compute them with the same code.
 * ``cp_profile``: the CP correlation coefficient of each candidate numerology across one
   period, for the router: which numerology, if any, is on the air.
 * ``dynamics``: how fast the fading changes over 128 ms (`lwmspectro.dynamics`), for mobility.
+* ``sent_power``: the same rows over the same 128 ms, of what one protocol sends at a fixed
+  power (`dynamics.SentPowerParams`; ``dynamics_wifi``, ``dynamics_lte``, ``dynamics_nr``):
+  each expert reads its own, where a scheduler's or a medium's traffic does not move it.
 
 Every view reads the I/Q at any source rate, resamples it to its own analysis rate and
 estimates whatever it needs (symbol timing, CFO) blindly from the samples.
@@ -32,7 +35,7 @@ An observation is read as a capture that starts at its first sample: each view r
 source samples from there on (`min_source_samples` of them, its resampling filter's reach
 included), as `compute_view` reads a capture from its start, so a recording cut at an
 observation's start gives the same view offline as the live blocks compute. A view that reads
-far into the past (`reads_past`: the dynamics view's 128 ms, against 16 ms for the others)
+far into the past (`reads_past`: the dynamics views' 128 ms, against 16 ms for the others)
 does not set the observation's length (`observation_span`): it reads the span that ends where
 the observation ends, and is absent (None, NaN in the framer) when the capture does not reach
 back that far. `compute_observation` computes the views of one observation together, sharing
@@ -58,7 +61,14 @@ import scipy.ndimage
 import threadpoolctl
 
 from .config_base import ConfigBase, bounded
-from .dynamics import DynamicsParams, SnippetHistory, dynamics
+from .dynamics import (
+    SENT_POWER_PROTOCOLS,
+    DynamicsParams,
+    SentPowerParams,
+    SnippetHistory,
+    dynamics,
+    sent_power_dynamics,
+)
 from .dynamics import source_regions as dynamics_source_regions
 from .dynamics import source_samples as dynamics_source_samples
 from .ofdm_sync import (
@@ -931,11 +941,23 @@ def _dynamics(params: DynamicsParams, capture: Capture) -> ViewOutput:
     return ViewOutput(dynamics(params, capture.iq, capture.sample_rate_hz, capture.history, capture.position))
 
 
+def _sent_power(params: SentPowerParams, capture: Capture) -> ViewOutput:
+    return ViewOutput(
+        sent_power_dynamics(params, capture.iq, capture.sample_rate_hz, capture.history, capture.position)
+    )
+
+
 def _wideband(params: SpectrogramParams, capture: Capture) -> ViewOutput:
     """Today's G, resampling only the frames it reads (3 % of the observation)."""
     resampler = PointResampler.for_rates(capture.sample_rate_hz, params.sample_rate_hz)
     frames = resampler.frames(capture.iq, 0, params.frame_starts, params.n_fft)
     return ViewOutput(spectrogram_from_frames(frames, params))
+
+
+def _wideband_regions(params: SpectrogramParams, sample_rate_hz: float) -> list[tuple[int, int]]:
+    """G reads its frames (and their resampling filter's reach)."""
+    resampler = PointResampler.for_rates(sample_rate_hz, params.sample_rate_hz)
+    return [resampler.input_span([start], params.n_fft) for start in params.frame_starts]
 
 
 def _wideband_samples(params: SpectrogramParams, sample_rate_hz: float) -> int:
@@ -959,6 +981,8 @@ class _ViewKind(NamedTuple):
     span: Callable[[Any, float], int] | None = None
     """Source-rate samples an observation of the view spans, when fewer than it reads (default:
     min_source_samples): the wideband view's observation is G's window, as it always was."""
+    regions: Callable[[Any, float], list[tuple[int, int]]] | None = None
+    """The source-rate ranges the view reads (source_regions), when not its whole min_source_samples."""
 
 
 def _capture_kind(
@@ -967,6 +991,7 @@ def _capture_kind(
     min_samples: Callable[[Any, float], int],
     native_needs: Callable[[Any], Mapping[Numerology, int]] | None = None,
     span: Callable[[Any, float], int] | None = None,
+    regions: Callable[[Any, float], list[tuple[int, int]]] | None = None,
 ) -> _ViewKind:
     """A view computed from a Capture (alone, compute reads a Capture of its own)."""
 
@@ -980,6 +1005,7 @@ def _capture_kind(
         from_capture=from_capture,
         native_needs=native_needs,
         span=span,
+        regions=regions,
     )
 
 
@@ -1003,6 +1029,7 @@ _KINDS: dict[str, _ViewKind] = {
         _wideband,
         _wideband_samples,
         span=lambda p, rate: p.source_window_samples(rate),
+        regions=_wideband_regions,
     ),
     "ofdm_aligned": _capture_kind(OfdmAlignedParams, _ofdm_aligned, _ofdm_samples, _ofdm_needs),
     "ofdm_constellation": _capture_kind(OfdmConstellationParams, _ofdm_constellation, _ofdm_samples, _ofdm_needs),
@@ -1015,7 +1042,22 @@ _KINDS: dict[str, _ViewKind] = {
         lambda p, rate: max(_native_samples(n, p.analysis_samples(n), rate) for n in p.numerologies),
         lambda p: {n: p.analysis_samples(n) for n in p.numerologies},
     ),
-    "dynamics": _ViewKind(DynamicsParams, dynamics, dynamics_source_samples, reads_past=True, from_capture=_dynamics),
+    "dynamics": _ViewKind(
+        DynamicsParams,
+        dynamics,
+        dynamics_source_samples,
+        reads_past=True,
+        from_capture=_dynamics,
+        regions=dynamics_source_regions,
+    ),
+    "sent_power": _ViewKind(
+        SentPowerParams,
+        sent_power_dynamics,
+        dynamics_source_samples,
+        reads_past=True,
+        from_capture=_sent_power,
+        regions=dynamics_source_regions,
+    ),
 }
 
 VIEWS: dict[str, Any] = {
@@ -1061,6 +1103,9 @@ VIEWS: dict[str, Any] = {
     "lte_sync_15khz": OfdmSyncParams(LTE, n_symbols=216, search_symbols=218),
     "cp_profile": CpProfileParams(),
     "dynamics": DynamicsParams(),
+    # What each protocol sends at a fixed power, over the dynamics view's 128 ms: LTE's cell
+    # reference signals, a WiFi medium's busy frames, NR's scheduled resource blocks.
+    **{f"dynamics_{protocol}": SentPowerParams(protocol) for protocol in SENT_POWER_PROTOCOLS},
 }
 """Every registered view by name, with its default parameters."""
 
@@ -1266,13 +1311,10 @@ def source_regions(params: Any, sample_rate_hz: float) -> list[tuple[int, int]]:
     """The source-rate ranges [start, stop) the view reads of a capture from its first sample (its
     resampler's reach included; before 0 where it reaches before the capture): it reads nothing
     else, so a capture formed only there gives the same view. G reads its frames, the dynamics
-    view its snippets, the others their whole min_source_samples."""
-    name, _kind = _kind_of(params)
-    if name == "wideband":
-        resampler = PointResampler.for_rates(sample_rate_hz, params.sample_rate_hz)
-        return [resampler.input_span([start], params.n_fft) for start in params.frame_starts]
-    if name == "dynamics":
-        return dynamics_source_regions(params, sample_rate_hz)
+    views their snippets' reads, the others their whole min_source_samples."""
+    kind = _kind_of(params)[1]
+    if kind.regions is not None:
+        return kind.regions(params, sample_rate_hz)
     return [(0, min_source_samples(params, sample_rate_hz))]
 
 

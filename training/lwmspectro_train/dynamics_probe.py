@@ -137,12 +137,12 @@ class _RecordingHistory(SnippetHistory):
 
     def __init__(self, measures: dict[str, tuple[DynamicsParams, Measure | None]]) -> None:
         super().__init__()
-        self.measures = measures
+        self.layouts = measures
         self.recorded: dict[str, np.ndarray] = {}
 
     def powers(self, params: DynamicsParams, iq: np.ndarray, source_rate_hz: float, position: int) -> np.ndarray:
         power = super().powers(params, iq, source_rate_hz, position)
-        for name, (reads, measure) in self.measures.items():
+        for name, (reads, measure) in self.layouts.items():
             if reads == params:
                 self.recorded[name] = power if measure is None else measure(params, iq, source_rate_hz)
         return power
@@ -154,33 +154,47 @@ def _recorded_examples(
     count: int,
     measures: dict[str, tuple[DynamicsParams, Measure | None]],
     protocol: str | None = None,
+    computed: tuple[str, ...] = (),
 ) -> dict[str, np.ndarray]:
     """The labels (protocol, SNR, mobility index or -1, occupancy, gain step) and what each of
     `measures` records of the examples first .. first + count - 1 of a config (those of
-    `protocol` alone when given: the others are not synthesised), each made with G and the
-    measures' layouts as its views."""
+    `protocol` alone when given: the others are not synthesised), each made with G, the
+    measures' layouts and the registered views `computed` as its views; the latter as computed."""
     config = GeneratorConfig.from_file(config_path)
     plan = dataset_generation.ExamplePlan.of(
-        config, {"wideband": config.params, **{name: reads for name, (reads, _) in measures.items()}}
+        config,
+        {
+            "wideband": config.params,
+            **{name: reads for name, (reads, _) in measures.items()},
+            **{name: views.VIEWS[name] for name in computed},
+        },
     )
     rows: list[dict] = []
-    recorded: dict[str, list[np.ndarray]] = {name: [] for name in measures}
+    recorded: dict[str, list[np.ndarray]] = {name: [] for name in [*measures, *computed]}
     for index in range(first, first + count):
         if protocol is not None and draw_example(config, index).protocol != protocol:
             continue
         source, rate, start, row = dataset_generation.example_source(config, index, plan)
         history = _RecordingHistory(measures)
-        views.compute_observation(list(plan.views.values()), source, rate, start, history=history)
+        outputs = dict(
+            zip(plan.views, views.compute_observation(list(plan.views.values()), source, rate, start, history=history))
+        )
         for name in measures:
             recorded[name].append(history.recorded[name].astype(np.float32))
+        for name in computed:
+            recorded[name].append(outputs[name].values)
         rows.append(row)
+    shapes = {
+        **{name: (reads.n_snippets, reads.n_subbands) for name, (reads, _) in measures.items()},
+        **{name: views.view_shape(views.VIEWS[name]) for name in computed},
+    }
     return {
         **_label_arrays([r["protocol"] for r in rows], [r["snr_db"] for r in rows], [r["mobility"] for r in rows]),
         "occupancy": np.array([_occupancy(r) for r in rows]),
         "gain_step_db": np.array([abs((r["capture"] or {}).get("gain_step_db", 0.0)) for r in rows]),
         **{
-            name: np.stack(kept) if kept else np.zeros((0, reads.n_snippets, reads.n_subbands), np.float32)
-            for (name, kept), (reads, _) in zip(recorded.items(), measures.values())
+            name: np.stack(kept) if kept else np.zeros((0, *shapes[name]), np.float32)
+            for name, kept in recorded.items()
         },
     }
 
@@ -406,6 +420,14 @@ def reference_examples(protocol: str, config_path: str, first: int, count: int) 
     return _recorded_examples(config_path, first, count, measures, protocol)
 
 
+def view_examples(protocol: str, config_path: str, first: int, count: int) -> dict[str, np.ndarray]:
+    """The labels, today's snippet powers and the registered sent-power view of `protocol`
+    (views.VIEWS["dynamics_" + protocol], as computed) of the examples of that protocol among
+    first .. first + count - 1 of a config."""
+    measures = {f"today's view, {REFERENCES[protocol].label}": (views.VIEWS["dynamics"], None)}
+    return _recorded_examples(config_path, first, count, measures, protocol, computed=(f"dynamics_{protocol}",))
+
+
 def _occupancy(row: dict) -> float:
     """The share of its capacity a signal used: the PDSCH load an LTE or NR cell served, the time
     a WiFi medium was busy (NaN for noise and other signals)."""
@@ -466,7 +488,10 @@ def subband_gated_rows(params: DynamicsParams, power: np.ndarray) -> np.ndarray:
 
 
 def features(variant: Variant, power: np.ndarray) -> np.ndarray:
-    """The view rows a variant makes of one example's snippet powers (n_snippets, the layout's subbands)."""
+    """The view rows a variant makes of one example's snippet powers (n_snippets, the layout's
+    subbands); a registered view's (its layout named as in views.VIEWS) are recorded as computed."""
+    if variant.layout in views.VIEWS:
+        return power.ravel()
     params = variant.params
     pooled = power.reshape(len(power), params.n_subbands, -1).sum(axis=-1)
     rows = [(subband_gated_rows if variant.subband_gate else dynamics_from_powers)(params, pooled).ravel()]
@@ -596,6 +621,11 @@ def main(argv=None) -> int:
         choices=tuple(REFERENCES),
         help="instead, today's view beside a reference view of one protocol (REFERENCES), on its examples",
     )
+    parser.add_argument(
+        "--view",
+        choices=tuple(REFERENCES),
+        help="instead, today's view beside the registered sent-power view of one protocol, on its examples",
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -609,6 +639,15 @@ def main(argv=None) -> int:
     make, prefix, variants = (
         (channel_powers, "ceiling-", CEILING_VARIANTS)
         if args.ceiling
+        else (
+            functools.partial(view_examples, args.view),
+            f"{args.view}-view-",
+            {
+                REFERENCES[args.view].today_name: Variant(REFERENCES[args.view].today_name),
+                f"dynamics_{args.view}": Variant(f"dynamics_{args.view}"),
+            },
+        )
+        if args.view
         else (
             functools.partial(reference_examples, args.reference),
             f"{args.reference}-reference-",
