@@ -54,7 +54,9 @@ def test_the_registered_views_span_the_dynamics_view_read_under_half_of_it_and_r
     with pytest.raises(ValueError, match="protocol"):
         SentPowerParams(protocol="gsm")
     with pytest.raises(ValueError, match="read_samples"):
-        SentPowerParams(protocol="lte", read_samples=8000)
+        SentPowerParams(protocol="lte", read_samples=8000, wifi_frames=16)
+    with pytest.raises(ValueError, match="do not fit"):
+        SentPowerParams(protocol="wifi", wifi_frames=45)
     with pytest.raises(ValueError, match="n_subbands"):
         SentPowerParams(n_subbands=24)
 

@@ -53,7 +53,7 @@ site, `lwmspectro_train.dynamics_probe`). Each sent-power view keeps the rows ab
 A snippet's reads are measured by group (measure_group) and kept in the stream's history like
 today's snippets; what needs the whole window (the comb, the busy level, the scheduled blocks)
 is decided over it. LTE and NR read 0.37 ms of each millisecond (the shortest read that holds a
-whole CRS symbol wherever it starts), WiFi 16 frames of 8.3 us.
+whole CRS symbol wherever it starts), WiFi the same samples in 44 frames of 8.3 us.
 """
 
 from __future__ import annotations
@@ -369,7 +369,9 @@ class SentPowerParams(ConfigBase):
     LTE and NR read `read_samples` every hop, the reads of `stagger` consecutive snippets each a
     `1 / stagger` of a half-subframe later in their hop than the one before, so that a group's
     reads together cover every phase of a half-subframe (its symbol timing is folded over them).
-    WiFi reads `wifi_frames` frames of `frame_samples` evenly over each hop."""
+    WiFi reads `wifi_frames` frames of `frame_samples` evenly over the same reads (44 of 256
+    samples fill them: 88.7 % against 86.6 % for 16 frames spread over each hop, on the probe's
+    held-out windows), so that the three views read the same samples."""
 
     keys_name: ClassVar[str] = "sent-power dynamics parameters"
 
@@ -380,7 +382,7 @@ class SentPowerParams(ConfigBase):
     lags: tuple[int, ...] = DynamicsParams.lags
     read_samples: int = bounded(11264, 1, 10**6)
     stagger: int = bounded(4, 1, 64)
-    wifi_frames: int = bounded(16, 1, 4096)
+    wifi_frames: int = bounded(44, 1, 4096)
     frame_samples: int = bounded(256, 2 * EDGE_SAMPLES, 65536)
 
     def __post_init__(self):
@@ -395,6 +397,11 @@ class SentPowerParams(ConfigBase):
         for n_fft in (self.frame_samples, ofdm_sync.LTE.n_fft):
             if n_fft % self.n_subbands:
                 raise ValueError(f"n_subbands ({self.n_subbands}) must divide {n_fft}")
+        if self.wifi_frames * self.frame_samples > self.read_samples:
+            raise ValueError(
+                f"{self.wifi_frames} WiFi frames of {self.frame_samples} samples do not fit in a read "
+                f"of {self.read_samples}"
+            )
         if self.protocol != "wifi" and self.read_samples < self.min_read_samples:
             raise ValueError(
                 f"read_samples ({self.read_samples}) must hold a whole CRS symbol and {NR_SYMBOLS} "
@@ -443,10 +450,11 @@ class SentPowerParams(ConfigBase):
     def read_starts(self) -> np.ndarray:
         """(n_snippets, reads_per_snippet) analysis-rate start of each read."""
         snippets = np.arange(self.n_snippets, dtype=np.int64) * self.hop_samples
-        if self.protocol == "wifi":
-            return snippets[:, None] + np.arange(self.wifi_frames) * (self.hop_samples // self.wifi_frames)
         step = ofdm_sync.LTE.group_samples // self.stagger
-        return (snippets + np.arange(self.n_snippets) % self.stagger * step)[:, None]
+        reads = (snippets + np.arange(self.n_snippets) % self.stagger * step)[:, None]
+        if self.protocol == "wifi":
+            return reads + np.arange(self.wifi_frames) * (self.read_samples // self.wifi_frames)
+        return reads
 
     @property
     def window_samples(self) -> int:
