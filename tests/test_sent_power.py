@@ -147,9 +147,9 @@ def test_a_stream_reuses_the_previous_windows_groups_and_gives_the_offline_numbe
     measured = [0]
     measure = dynamics.measure_group
 
-    def counting(params, resampler, iq, group_starts):
-        measured[0] += len(group_starts)
-        return measure(params, resampler, iq, group_starts)
+    def counting(params, reads, starts):
+        measured[0] += len(starts)
+        return measure(params, reads, starts)
 
     monkeypatch.setattr(dynamics, "measure_group", counting)
     framed = list(framer.frame_recording(samples, batch_windows=2))

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -251,10 +252,16 @@ class SnippetHistory:
     those, with the stream offset of its first input. A group that reads before its capture's
     start or past its end (as zeros, resample_poly's padding) is neither kept nor taken; a
     stride that does not line the groups up finds none to take. Offsets are those of one
-    stream: a framer holds one history."""
+    stream: a framer holds one history.
+
+    The sent-power views read the same samples (SentPowerParams.read_starts): a capture's
+    resampled reads are formed once, by whichever view asks first, for the others to measure."""
 
     def __init__(self) -> None:
         self._kept: dict[tuple[SnippetSeries, float], dict[tuple[int, int, int], dict[str, np.ndarray]]] = {}
+        self._reads: dict[tuple, np.ndarray] = {}
+        self._reads_of: tuple[int, int] | None = None
+        self._lock = threading.Lock()
 
     def measures(
         self, params: SnippetSeries, iq: np.ndarray, source_rate_hz: float, position: int
@@ -273,7 +280,8 @@ class SnippetHistory:
             key = (position + first, int(group_starts[0, 0]) % resampler.up, len(group_starts))
             group = earlier.get(key) if whole else None
             if group is None:
-                group = measure_group(params, resampler, iq, group_starts)
+                reads = self._group_reads(params, resampler, iq, group_starts, position)
+                group = measure_group(params, reads, group_starts)
             if whole:
                 kept[key] = group
             groups.append(group)
@@ -284,11 +292,32 @@ class SnippetHistory:
         """snippet_powers of the capture `iq` (source samples from stream offset `position`)."""
         return self.measures(params, iq, source_rate_hz, position)["power"]
 
+    def _group_reads(
+        self, params: SnippetSeries, resampler: PointResampler, iq: np.ndarray, group_starts: np.ndarray, position: int
+    ) -> np.ndarray:
+        """The reads starting at `group_starts` (n, 1) resampled from `iq`: for a sent-power view,
+        those another view of the same capture formed, or formed and kept for the others (the
+        reads of earlier captures are let go)."""
+        if isinstance(params, DynamicsParams):
+            return _snippets(params, resampler, iq, group_starts[:, 0])
+        key = (group_starts.tobytes(), params.read_length, resampler.up, resampler.down)
+        capture = (position, len(iq))
+        with self._lock:
+            if self._reads_of != capture:
+                self._reads, self._reads_of = {}, capture
+            reads = self._reads.get(key)
+        if reads is None:
+            reads = resampler.frames(iq, 0, group_starts.ravel(), params.read_length)
+            with self._lock:
+                if self._reads_of == capture:
+                    self._reads[key] = reads
+        return reads
+
 
 def source_regions(params: SnippetSeries, source_rate_hz: float) -> list[tuple[int, int]]:
-    """The source-rate ranges [start, stop) the view reads: each read's resampling inputs."""
+    """The source-rate ranges [start, stop) the view reads: each snippet's reads' resampling inputs."""
     resampler = PointResampler.for_rates(source_rate_hz, params.sample_rate_hz)
-    return [resampler.input_span([start], params.read_length) for start in params.read_starts().ravel()]
+    return [resampler.input_span(starts, params.read_length) for starts in params.read_starts()]
 
 
 def gated_rows(params: SnippetSeries, power: np.ndarray, on: np.ndarray) -> np.ndarray:
@@ -407,10 +436,8 @@ class SentPowerParams(ConfigBase):
                 f"read_samples ({self.read_samples}) must hold a whole CRS symbol and {NR_SYMBOLS} "
                 f"whole symbols wherever a read starts: at least {self.min_read_samples}"
             )
-        if self.read_span > self.hop_samples:
-            raise ValueError(
-                f"a snippet's reads ({self.read_span} samples) are longer than the hop ({self.hop_samples})"
-            )
+        if self.read_starts()[: self.stagger].max() + self.read_samples > self.stagger * self.hop_samples:
+            raise ValueError(f"staggered reads of {self.read_samples} samples overlap at a hop of {self.hop_samples}")
 
     @property
     def sample_rate_hz(self) -> float:
@@ -434,32 +461,23 @@ class SentPowerParams(ConfigBase):
         return int(max(gaps.max(), NR_SYMBOLS * (lte.n_fft + lte.cp_other) + lte.cp_first - lte.cp_other) + lte.n_fft)
 
     @property
-    def reads_per_snippet(self) -> int:
-        return self.wifi_frames if self.protocol == "wifi" else 1
-
-    @property
     def read_length(self) -> int:
-        return self.frame_samples if self.protocol == "wifi" else self.read_samples
-
-    @property
-    def read_span(self) -> int:
-        """Samples from a snippet's first read's start to its last read's end."""
-        starts = self.read_starts()
-        return int((starts - starts[:, :1]).max() + self.read_length)
+        return self.read_samples
 
     def read_starts(self) -> np.ndarray:
-        """(n_snippets, reads_per_snippet) analysis-rate start of each read."""
+        """(n_snippets, 1) analysis-rate start of each snippet's read."""
         snippets = np.arange(self.n_snippets, dtype=np.int64) * self.hop_samples
         step = ofdm_sync.LTE.group_samples // self.stagger
-        reads = (snippets + np.arange(self.n_snippets) % self.stagger * step)[:, None]
-        if self.protocol == "wifi":
-            return reads + np.arange(self.wifi_frames) * (self.read_samples // self.wifi_frames)
-        return reads
+        return (snippets + np.arange(self.n_snippets) % self.stagger * step)[:, None]
+
+    def frame_starts(self) -> np.ndarray:
+        """(wifi_frames,) where the WiFi frames start in a read."""
+        return np.arange(self.wifi_frames) * (self.read_samples // self.wifi_frames)
 
     @property
     def window_samples(self) -> int:
         """Analysis-rate samples the view spans."""
-        return int(self.read_starts().max() + self.read_length)
+        return int(self.read_starts().max() + self.read_samples)
 
     @property
     def span_s(self) -> float:
@@ -475,18 +493,16 @@ SnippetSeries = DynamicsParams | SentPowerParams
 """The parameters of a view made of snippets read every hop, which SnippetHistory keeps."""
 
 
-def measure_group(
-    params: SnippetSeries, resampler: PointResampler, iq: np.ndarray, group_starts: np.ndarray
-) -> dict[str, np.ndarray]:
-    """What the snippets whose reads start at `group_starts` (n, reads_per_snippet) measure, each
-    array with one row per snippet: the subband powers of today's view, the raw measures of a
-    sent-power view (its window's whole is needed to finish them: sent_power_from_measures)."""
+def measure_group(params: SnippetSeries, reads: np.ndarray, starts: np.ndarray) -> dict[str, np.ndarray]:
+    """What the snippets of a group measure from their `reads` (one per snippet, starting at
+    `starts`, rows of read_starts), each array with one row per snippet: the subband powers of today's
+    view, the raw measures of a sent-power view (its window's whole is needed to finish them:
+    sent_power_from_measures)."""
     if isinstance(params, DynamicsParams):
-        return {"power": snippet_powers(params, _snippets(params, resampler, iq, group_starts[:, 0]))}
-    reads = resampler.frames(iq, 0, group_starts.ravel(), params.read_length)
+        return {"power": snippet_powers(params, reads)}
     if params.protocol == "wifi":
-        return _wifi_frames(params, reads.reshape(len(group_starts), params.wifi_frames, -1))
-    offsets = group_starts[:, 0] - group_starts[0, 0]
+        return _wifi_frames(params, reads[:, params.frame_starts()[:, None] + np.arange(params.frame_samples)])
+    offsets = starts[:, 0] - starts[0, 0]
     return (_lte_reference_signals if params.protocol == "lte" else _nr_blocks)(params, reads, offsets)
 
 

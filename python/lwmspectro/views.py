@@ -1238,6 +1238,8 @@ def compute_observation(
     of (iq[0] its sample `first`), the views reuse what they computed for its earlier windows
     (Capture), the same numbers."""
     iq = np.asarray(iq, np.complex64)
+    # One history for the observation's views at least: the sent-power views share their reads.
+    history = SnippetHistory() if history is None else history
     offsets = [start + offset for offset in view_offsets(views, sample_rate_hz)]
     captures: dict[int, Capture] = {}
     for offset in sorted(set(offsets)):
