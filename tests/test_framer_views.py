@@ -12,7 +12,14 @@ from lwmspectro.dynamics import DynamicsParams
 from lwmspectro.framer import ObservationFramer
 from lwmspectro.ofdm_sync import Numerology
 from lwmspectro.spectrogram import SpectrogramParams
-from lwmspectro.views import OfdmAlignedParams, compute_view, min_source_samples, view_output
+from lwmspectro.views import (
+    OfdmAlignedParams,
+    aligned_offsets,
+    compute_view,
+    min_source_samples,
+    past_period,
+    view_output,
+)
 
 WIDEBAND = SpectrogramParams(sample_rate_hz=1e6, n_fft=32, hop=64, n_frames=32, n_bins=16)
 ALIGNED = OfdmAlignedParams(
@@ -69,7 +76,8 @@ def test_each_view_is_that_of_the_capture_from_where_it_starts(rate):
         np.testing.assert_array_equal(views[1][i], aligned.values)
         for key, value in aligned.estimates.items():
             np.testing.assert_array_equal(estimates[i]["ofdm_aligned"][key], value)
-        begins = start + span - past
+        begins = start + aligned_offsets(VIEWS, rate, start)[2]
+        assert begins % past_period(PAST, rate) == 0 and start + span - past - past_period(PAST, rate) < begins
         if begins < 0:
             assert np.isnan(views[2][i]).all()
         else:
@@ -101,7 +109,8 @@ def test_a_nan_in_the_past_drops_that_view_only_and_one_in_the_window_drops_the_
     assert np.isfinite(views[2][first_whole:k]).all()
     for i in range(k + 1, len(starts)):
         assert np.isfinite(views[0][i]).all() and np.isfinite(views[1][i]).all()
-        assert np.isnan(views[2][i]).all() == (starts[i] + span - past <= k * span + 10)
+        begins = starts[i] + aligned_offsets(VIEWS, 1e6, starts[i])[2]
+        assert np.isnan(views[2][i]).all() == (begins <= k * span + 10 < begins + past)
 
 
 @pytest.mark.parametrize("rate", [1e6, 0.8e6])
@@ -150,41 +159,45 @@ def snippets_computed(monkeypatch) -> list[int]:
 
 
 @pytest.mark.parametrize("rate", [1e6, 0.8e6])
-@pytest.mark.parametrize("aligned", [True, False])
-def test_the_past_view_reuses_the_previous_windows_snippets_and_gives_the_offline_numbers(monkeypatch, rate, aligned):
-    """Windows a whole number of snippet groups apart compute only their new groups (and the
-    first, which a resampled capture reads before its start); others compute every snippet.
-    Either way each window's view is compute_view's of the capture from where it starts, and
-    absent while the stream does not reach back that far."""
-    group_s = dynamics.SNIPPET_GROUP * GROUPED_PAST.hop_s
-    stride = int(round(group_s * rate)) + (0 if aligned else 7)
+@pytest.mark.parametrize("stride_groups", [1, 0.6, 1.3])
+def test_the_past_view_reuses_the_previous_windows_snippets_and_gives_the_offline_numbers(
+    monkeypatch, rate, stride_groups
+):
+    """The view of the past starts on the stream's grid of snippet groups, so that whatever the
+    stride a window computes only the groups the window before did not (and the first, which a
+    resampled capture reads before its start). Each window's view is compute_view's of the
+    capture from where it starts, and absent while the stream does not reach back that far."""
+    period = past_period(GROUPED_PAST, rate)
+    assert period == int(round(dynamics.SNIPPET_GROUP * GROUPED_PAST.hop_s * rate))
+    stride = int(stride_groups * period)
     framer = ObservationFramer([WIDEBAND, GROUPED_PAST], rate, stride)
-    span, past = framer.span, min_source_samples(GROUPED_PAST, rate)
-    samples = ofdm(past + 5 * stride, seed=6)
+    samples = ofdm(min_source_samples(GROUPED_PAST, rate) + 6 * period, seed=6)
     counted = snippets_computed(monkeypatch)
     framed = list(framer.frame_recording(samples, batch_windows=2))
     starts = np.concatenate([w.starts for w in framed])
     views = np.concatenate([w.views[1] for w in framed])
-    present = starts + span - past >= 0
-    assert present.argmax() > 0 and present.sum() >= 5
+    begins = np.array([start + aligned_offsets([WIDEBAND, GROUPED_PAST], rate, start)[1] for start in starts])
+    present = begins >= 0
+    assert present.argmax() > 0 and present.sum() >= 5 and (begins % period == 0).all()
     assert np.isnan(views[~present]).all()
-    if aligned:
-        groups_per_window = 1 + (rate != GROUPED_PAST.sample_rate_hz)
-        later = (present.sum() - 1) * groups_per_window * dynamics.SNIPPET_GROUP
-        assert counted[0] == GROUPED_PAST.n_snippets + later
-    else:
-        assert counted[0] == GROUPED_PAST.n_snippets * present.sum()
-    for start, view in zip(starts[present], views[present]):
-        np.testing.assert_array_equal(view, compute_view(GROUPED_PAST, samples[start + span - past :], rate))
+    new_groups = np.diff(begins[present]) // period
+    resampled = int(rate != GROUPED_PAST.sample_rate_hz)
+    later = sum(n + resampled for n in new_groups) * dynamics.SNIPPET_GROUP
+    assert counted[0] == GROUPED_PAST.n_snippets + later
+    for begin, view in zip(begins[present], views[present]):
+        np.testing.assert_array_equal(view, compute_view(GROUPED_PAST, samples[begin:], rate))
 
 
-def test_a_resampled_stream_at_a_16_ms_stride_reuses_the_registered_views_snippets(monkeypatch):
-    """The registered dynamics view at 20 MS/s, windows 16 ms (one group) apart, streamed buffer
-    by buffer: 2 of its 8 groups computed per window, the numbers compute_view gives."""
+def test_a_resampled_stream_of_back_to_back_windows_reuses_the_registered_views_groups(monkeypatch):
+    """The registered dynamics view at 20 MS/s, windows back to back (15.88 ms apart, the
+    receiver's default), streamed buffer by buffer: its start on the 16 ms grid moves by one
+    group from most windows to the next (two groups computed: the new one and the first, read
+    before the capture), by none from some (only the first), the numbers compute_view gives."""
     rate, params = 20e6, registered_views.VIEWS["dynamics"]
-    framer = ObservationFramer([registered_views.VIEWS["wideband"], params], rate, int(16e-3 * rate))
-    span, past = framer.span, min_source_samples(params, rate)
-    samples = noise(framer.end_needed(0) + past + 3 * framer.stride, seed=7)
+    chosen = [registered_views.VIEWS["wideband"], params]
+    framer = ObservationFramer(chosen, rate)
+    past = min_source_samples(params, rate)
+    samples = noise(framer.end_needed(0) + past + 4 * framer.stride, seed=7)
     counted = snippets_computed(monkeypatch)
     starts, values = [], []
     for end in [*range(framer.span, len(samples), 1 << 20), len(samples)]:
@@ -192,11 +205,15 @@ def test_a_resampled_stream_at_a_16_ms_stride_reuses_the_registered_views_snippe
         windows = framer.take(samples[first:end], first, limit=100)
         starts += list(windows.starts)
         values += list(windows.views[1])
-    present = np.array(starts) + span - past >= 0
+    begins = np.array([start + aligned_offsets(chosen, rate, start)[1] for start in starts])
+    present = begins >= 0
     assert present.sum() >= 4 and np.isnan(np.array(values)[~present]).all()
-    assert counted[0] == params.n_snippets + (present.sum() - 1) * 2 * dynamics.SNIPPET_GROUP
-    for start, view in zip(np.array(starts)[present], np.array(values)[present]):
-        np.testing.assert_array_equal(view, compute_view(params, samples[start + span - past :], rate))
+    new_groups = np.diff(begins[present]) // past_period(params, rate)
+    assert set(new_groups) <= {0, 1}
+    later = sum(n + 1 for n in new_groups) * dynamics.SNIPPET_GROUP
+    assert counted[0] == params.n_snippets + later
+    for begin, view in zip(begins[present], np.array(values)[present]):
+        np.testing.assert_array_equal(view, compute_view(params, samples[begin:], rate))
 
 
 def test_snippets_computed_around_a_nan_serve_only_windows_that_drop_the_past_view():
@@ -210,7 +227,7 @@ def test_snippets_computed_around_a_nan_serve_only_windows_that_drop_the_past_vi
     framed = list(framer.frame_recording(samples, batch_windows=3))
     starts = np.concatenate([w.starts for w in framed])
     views = np.concatenate([w.views[1] for w in framed])
-    begins = starts + span - past
+    begins = np.array([start + aligned_offsets([WIDEBAND, GROUPED_PAST], rate, start)[1] for start in starts])
     reads_nan = (begins <= broken) & (broken < starts + span)
     assert reads_nan.any() and (begins[~reads_nan] >= 0).sum() >= 3
     assert np.isnan(views[reads_nan]).all()

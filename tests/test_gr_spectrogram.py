@@ -14,7 +14,7 @@ from lwmspectro.framer import ObservationFramer
 from lwmspectro.resample import rational_ratio, resample_to
 from lwmspectro.runtime import Runtime
 from lwmspectro.spectrogram import SpectrogramParams, spectrogram, spectrograms
-from lwmspectro.views import VIEWS, compute_view, view_offsets, view_output, view_shape
+from lwmspectro.views import VIEWS, aligned_offsets, compute_view, view_output, view_shape
 
 from bundle_factory import make_bundle
 
@@ -225,14 +225,14 @@ def lte_like(n, rate, seed=0):
 class qa_views_live_and_offline(gr_unittest.TestCase):
     """Every registered view, live and offline: the block, fed in small buffers of odd sizes,
     gives for each window each view as views.compute_view gives it for the capture from where
-    that view starts (and NaN for a view of the past the stream does not reach back to), with
-    the same blind estimates (symbol timing, CFO, occupied band)."""
+    that view starts (a view of the past on the stream's grid of snippet groups; NaN for one the
+    stream does not reach back to), with the same blind estimates (symbol timing, CFO, occupied
+    band)."""
 
     def check(self, rate):
         chosen = list(VIEWS.values())
         framer = ObservationFramer(chosen, rate)
-        offsets = view_offsets(chosen, rate)
-        samples = lte_like(-min(offsets) + 3 * framer.span + framer.end_needed(0), rate)
+        samples = lte_like(framer.samples_read + 3 * framer.span, rate)
         tb = gr.top_block()
         source = blocks.vector_source_c(samples, False)
         source.set_max_noutput_items(4099)
@@ -253,7 +253,7 @@ class qa_views_live_and_offline(gr_unittest.TestCase):
             self.assertNotIn("lwm_invalid", tags[i])
             estimates = pmt.to_python(tags[i]["lwm_estimates"]) if "lwm_estimates" in tags[i] else {}
             parts = []
-            for name, params, offset in zip(framer.names, chosen, offsets):
+            for name, params, offset in zip(framer.names, chosen, aligned_offsets(chosen, rate, start)):
                 if start + offset < 0:
                     parts.append(np.full(view_shape(params), np.nan, np.float32))
                     continue

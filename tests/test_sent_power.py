@@ -139,11 +139,12 @@ SHORT = SentPowerParams(protocol="nr", n_snippets=48, lags=(1, 2, 4))
 
 
 def test_a_stream_reuses_the_previous_windows_groups_and_gives_the_offline_numbers(monkeypatch):
+    """Back-to-back windows (the receiver's default): each computes only the groups of reads the
+    one before did not, on the stream's grid, and gives compute_view's numbers."""
     rate = 30.72e6
-    stride = int(dynamics.SNIPPET_GROUP * SHORT.hop_s * rate)
-    framer = ObservationFramer([views.VIEWS["wideband"], SHORT], rate, stride)
-    span, past = framer.span, views.min_source_samples(SHORT, rate)
-    samples = clean_waveform("nr", 2, mu=1, load=0.5).iq[: past + 3 * stride]
+    chosen = [views.VIEWS["wideband"], SHORT]
+    framer = ObservationFramer(chosen, rate)
+    samples = clean_waveform("nr", 2, mu=1, load=0.5).iq[: framer.samples_read + 4 * framer.stride]
     measured = [0]
     measure = dynamics.measure_group
 
@@ -155,8 +156,10 @@ def test_a_stream_reuses_the_previous_windows_groups_and_gives_the_offline_numbe
     framed = list(framer.frame_recording(samples, batch_windows=2))
     starts = np.concatenate([w.starts for w in framed])
     values = np.concatenate([w.views[1] for w in framed])
-    present = starts + span - past >= 0
+    begins = np.array([start + views.aligned_offsets(chosen, rate, start)[1] for start in starts])
+    present = begins >= 0
     assert present.sum() >= 3
-    assert measured[0] == SHORT.n_snippets + (present.sum() - 1) * dynamics.SNIPPET_GROUP
-    for start, view in zip(starts[present], values[present]):
-        np.testing.assert_array_equal(view, views.compute_view(SHORT, samples[start + span - past :], rate))
+    new_groups = np.diff(begins[present]) // views.past_period(SHORT, rate)
+    assert measured[0] == SHORT.n_snippets + new_groups.sum() * dynamics.SNIPPET_GROUP
+    for begin, view in zip(begins[present], values[present]):
+        np.testing.assert_array_equal(view, views.compute_view(SHORT, samples[begin:], rate))

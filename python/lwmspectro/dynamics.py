@@ -88,7 +88,8 @@ SNIPPET_GROUP = 16
 """Snippets resampled and transformed together. A capture's snippets are computed in groups of
 this many from its first (the last group may be shorter), each group alone, so that its powers
 are the same numbers whatever else is computed: a stream's next window reuses those of its
-previous one (SnippetHistory) when the stride is a whole number of groups (16 ms). A group's
+previous one (SnippetHistory) when their views start a whole number of groups (16 ms) apart,
+as the framer starts them (views.aligned_offsets). A group's
 arrays also stay in the processor's cache, where those of all 128 snippets at once did not."""
 
 
@@ -243,16 +244,17 @@ def _snippets(params: DynamicsParams, resampler: PointResampler, iq: np.ndarray,
 class SnippetHistory:
     """What the snippets of a stream's latest windows measured, by view and group
     (SNIPPET_GROUP), so that the next window's view computes only the groups it does not share
-    with it: 1 of 8 when the stride is 16 of its 128 snippets (2 where the first group reads
-    before the capture, as a resampled one does). Back-to-back windows of G (15.88 ms) do not
-    line the groups up.
+    with it: 1 of 8 when the views start 16 of its 128 snippets apart (2 where the first group
+    reads before the capture, as a resampled one does). The framer starts a stream's views of
+    the past on a grid of whole groups (views.aligned_offsets), so that back-to-back windows of
+    G (15.88 ms) line their groups up too.
 
     A group's measures are a function of the source samples it reads, of the resampler's phase
     at its first output (which fixes the filter's weights) and of its length alone: its key is
     those, with the stream offset of its first input. A group that reads before its capture's
-    start or past its end (as zeros, resample_poly's padding) is neither kept nor taken; a
-    stride that does not line the groups up finds none to take. Offsets are those of one
-    stream: a framer holds one history.
+    start or past its end (as zeros, resample_poly's padding) is neither kept nor taken;
+    captures that do not start a whole number of groups apart find none to take. Offsets are
+    those of one stream: a framer holds one history.
 
     The sent-power views read the same samples (SentPowerParams.read_starts): a capture's
     resampled reads are formed once, by whichever view asks first, for the others to measure."""
@@ -312,6 +314,14 @@ class SnippetHistory:
                 if self._reads_of == capture:
                     self._reads[key] = reads
         return reads
+
+
+def group_period(params: SnippetSeries, source_rate_hz: float) -> int:
+    """Source samples from one snippet group's start to the next (SNIPPET_GROUP hops), 0 when
+    that is not a whole number: a stream's windows whose view starts on multiples of it reuse
+    each other's groups (SnippetHistory), whatever their stride."""
+    period = SNIPPET_GROUP * params.hop_samples * source_rate_hz / params.sample_rate_hz
+    return int(round(period)) if abs(period - round(period)) < 1e-6 else 0
 
 
 def source_regions(params: SnippetSeries, source_rate_hz: float) -> list[tuple[int, int]]:

@@ -15,9 +15,9 @@ each, the framer
 3. computes each view with `views.compute_observation`, as `views.compute_view` computes it
    for a capture that starts at the observation's first sample (the wideband view resamples
    only the frames G reads; the views that resample share one resampled stream per rate and
-   one CP correlation per numerology; the dynamics view takes from the stream's previous
-   window the snippets it shares with it, dynamics.SnippetHistory, when the stride lines them
-   up).
+   one CP correlation per numerology; the dynamics views start on a grid of 16 ms from the
+   stream's start, views.aligned_offsets, and take from the stream's previous window the
+   snippet groups they share with it, dynamics.SnippetHistory, whatever the stride).
 
 The views of an observation run in the caller's thread unless `parallel` asks for one thread
 per core (on a machine with more than one): with BLAS kept to the calling thread
@@ -31,10 +31,11 @@ frames in dB (POWER_PERCENTILE), so that a tracker can tell a new emission from 
 read again (lwmspectro.tracking): gain-normalised views keep no level.
 
 A window that cannot be judged gets no views (NaN). A view that reads the past
-(`views.reads_past`: the dynamics view's 128 ms) reads the span that ends where the
-observation ends; where the stream does not reach back that far (its first windows, a capture
-shorter than that view), or holds a non-finite sample there, that view alone is absent for the
-window: NaN, while the window keeps its verdict and its other views.
+(`views.reads_past`: the dynamics views' 128 ms) reads the span that ends where the
+observation ends, moved back onto that grid; where the stream does not reach back that far
+(its first windows, a capture shorter than that view), or holds a non-finite sample there,
+that view alone is absent for the window: NaN, while the window keeps its verdict and its
+other views.
 
 `ObservationFramer.frame_recording` frames a whole recording (the runtime's
 `iter_classify_iq`, and so `lwmspectro classify`); a streaming caller feeds each buffer
@@ -160,7 +161,9 @@ class ObservationFramer:
         self._offsets = views.view_offsets(self.views, rate)
         self._reads = [views.min_source_samples(v, rate) for v in self.views]
         self._reach = max(offset + read for offset, read in zip(self._offsets, self._reads))
-        self._lookback = -min(self._offsets)
+        # A view of the past starts up to one period earlier than its offset (views.aligned_offsets).
+        periods = [views.past_period(v, rate) if views.reads_past(v) else 0 for v in self.views]
+        self._lookback = max(-offset + max(period - 1, 0) for offset, period in zip(self._offsets, periods))
         self._executor = _view_threads() if parallel and len(self.views) > 1 and available_cores() > 1 else None
         wideband = next((v for v in self.views if isinstance(v, SpectrogramParams)), None)
         self._judged_positions = None if wideband is None else self._positions_under_frames(wideband)
@@ -242,6 +245,7 @@ class ObservationFramer:
             if reason is not None:
                 continue
             power_db[i] = self._power_db(samples, first, int(start))
+            offsets = views.aligned_offsets(self.views, self.source_rate_hz, int(start))
             computed = views.compute_observation(
                 self.views,
                 samples,
@@ -250,8 +254,9 @@ class ObservationFramer:
                 executor=self._executor,
                 history=self._history,
                 first=first,
+                offsets=offsets,
             )
-            for v, (output, offset, read) in enumerate(zip(computed, self._offsets, self._reads)):
+            for v, (output, offset, read) in enumerate(zip(computed, offsets, self._reads)):
                 if output is None or (offset and self._any_non_finite(start + offset, start + offset + read)):
                     continue  # a view of the past the stream does not hold (whole and finite)
                 out[v][i] = output.values

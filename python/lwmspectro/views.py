@@ -67,6 +67,7 @@ from .dynamics import (
     SentPowerParams,
     SnippetHistory,
     dynamics,
+    group_period,
     sent_power_dynamics,
 )
 from .dynamics import source_regions as dynamics_source_regions
@@ -1193,6 +1194,27 @@ def past_reach_s(views: Sequence[Any], sample_rate_hz: float) -> float:
     return max(0, -min(view_offsets(views, sample_rate_hz))) / float(sample_rate_hz)
 
 
+def past_period(params: Any, sample_rate_hz: float) -> int:
+    """Source samples a stream's view of the past is aligned to (dynamics.group_period; 0 for
+    the views of the present): see aligned_offsets."""
+    return group_period(params, sample_rate_hz) if isinstance(params, (DynamicsParams, SentPowerParams)) else 0
+
+
+def aligned_offsets(views: Sequence[Any], sample_rate_hz: float, position: int) -> list[int]:
+    """view_offsets of the observation at stream offset `position`, each view of the past moved
+    back to the last multiple of its past_period from the stream's start (by less than 16 ms):
+    so a stream's windows read their views of the past on one grid of snippet groups, and each
+    window computes only the groups the one before did not, whatever the stride (back-to-back
+    windows of G, 15.88 ms apart, would otherwise line up none). The framer reads them so; a
+    view so moved is the view of the capture from where it then starts, as offline."""
+    offsets = view_offsets(views, sample_rate_hz)
+    aligned = []
+    for params, offset in zip(views, offsets):
+        period = past_period(params, sample_rate_hz) if reads_past(params) else 0
+        aligned.append(offset - (position + offset) % period if period else offset)
+    return aligned
+
+
 @functools.lru_cache(maxsize=64)
 def _view_offsets(views: tuple[Any, ...], sample_rate_hz: float) -> tuple[int, ...]:
     span = observation_span(views, sample_rate_hz)
@@ -1228,6 +1250,7 @@ def compute_observation(
     executor: Executor | None = None,
     history: SnippetHistory | None = None,
     first: int = 0,
+    offsets: Sequence[int] | None = None,
 ) -> list[ViewOutput | None]:
     """The views of the observation that starts at `start` of the 1-D source-rate `iq`, each as
     compute_view gives it for the capture iq[start + view_offsets:], with its estimates; None for
@@ -1236,11 +1259,12 @@ def compute_observation(
     judges them). With an `executor` the views run in its threads (numpy, BLAS and scipy.fft
     release the interpreter while they compute). With the `history` of the stream `iq` is part
     of (iq[0] its sample `first`), the views reuse what they computed for its earlier windows
-    (Capture), the same numbers."""
+    (Capture), the same numbers. `offsets` (default view_offsets) says where each view starts
+    from `start`: the framer gives aligned_offsets."""
     iq = np.asarray(iq, np.complex64)
     # One history for the observation's views at least: the sent-power views share their reads.
     history = SnippetHistory() if history is None else history
-    offsets = [start + offset for offset in view_offsets(views, sample_rate_hz)]
+    offsets = [start + offset for offset in (view_offsets(views, sample_rate_hz) if offsets is None else offsets)]
     captures: dict[int, Capture] = {}
     for offset in sorted(set(offsets)):
         if offset >= 0:
