@@ -14,12 +14,13 @@ variant on the examples of one config (the training sites) and scored on those o
 held-out site), signals at SNR >= 10 dB, overall and by protocol, class, LTE/NR load and gain
 step. The powers are cached by chunk under `--out`, so a rerun fits again without generating.
 
-Three other modes set the bounds. `--ceiling` makes the view of each example's channel alone
+Other modes set the bounds. `--ceiling` makes the view of each example's channel alone
 (no signal is synthesised): what a perfect estimate of the channel would show, and the same
 measured through one snippet's data and noise. `--reference` puts today's view beside a view of
 what one protocol sends at a fixed power, on that protocol's examples (REFERENCES: LTE's cell
 reference signals, sent at one power whatever the cell schedules; a WiFi medium's busy time).
-`--stored` fits the same classifier on today's view as two generated folders hold it, to set
+`--view` does the same for the registered sent-power view of a protocol (`dynamics_lte`, ...), as
+the views compute it. `--stored` fits the same classifier on today's view as two generated folders hold it, to set
 what a whole corpus shows beside what the variants show on a few thousand examples.
 """
 
