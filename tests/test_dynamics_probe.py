@@ -3,8 +3,9 @@ common-mode rows cancel what moves the whole band at once."""
 
 import numpy as np
 import pytest
+from waveforms import clean_waveform
 
-from lwmspectro import labels, phy
+from lwmspectro import labels
 from lwmspectro.dynamics import SnippetHistory, dynamics, dynamics_from_powers
 from lwmspectro_train.dynamics_probe import (
     CEILING_LAYOUTS,
@@ -21,19 +22,6 @@ from lwmspectro_train.dynamics_probe import (
 )
 
 TODAY = LAYOUTS["33 us every 1 ms"]
-
-
-def clean_waveform(protocol, seed, **options):
-    """135 ms of a 20 MHz 16QAM signal as transmitted: no channel, no noise, nothing moves."""
-    return phy.generate(
-        protocol,
-        bandwidth_hz=20e6,
-        modulation="16QAM",
-        code_rate="1/2",
-        duration_s=0.135,
-        rng=np.random.default_rng(seed),
-        **options,
-    )
 
 
 def static_powers(seed=0):

@@ -5,8 +5,9 @@ import dataclasses
 
 import numpy as np
 import pytest
+from waveforms import clean_waveform
 
-from lwmspectro import dynamics, phy, synth, views
+from lwmspectro import dynamics, synth, views
 from lwmspectro.channels.mobility import speed_for_doppler
 from lwmspectro.dynamics import SentPowerParams, SnippetHistory, sent_power_from_measures
 from lwmspectro.framer import ObservationFramer
@@ -14,19 +15,6 @@ from lwmspectro.framer import ObservationFramer
 TODAY = views.VIEWS["dynamics"]
 N_LAGS = len(TODAY.lags)
 CHANGE_ROWS = slice(1, 2 * N_LAGS + 1)
-
-
-def clean_waveform(protocol, seed, **options):
-    """135 ms of a 20 MHz 16QAM signal as transmitted: no channel, no noise, nothing moves."""
-    return phy.generate(
-        protocol,
-        bandwidth_hz=20e6,
-        modulation="16QAM",
-        code_rate="1/2",
-        duration_s=0.135,
-        rng=np.random.default_rng(seed),
-        **options,
-    )
 
 
 def sent_power(protocol, iq, rate=30.72e6):

@@ -93,6 +93,16 @@ as the framer starts them (views.aligned_offsets). A group's
 arrays also stay in the processor's cache, where those of all 128 snippets at once did not."""
 
 
+def _checked_lags(lags: Any, n_snippets: int) -> tuple[int, ...]:
+    """`lags` as a tuple of whole numbers of snippets from 1 to n_snippets - 1, else a ValueError."""
+    lags = tuple(lags)
+    if not lags or any(isinstance(lag, bool) or not isinstance(lag, int) for lag in lags):
+        raise ValueError(f"lags: {list(lags)} is not a non-empty list of whole numbers of snippets")
+    if min(lags) < 1 or max(lags) >= n_snippets:
+        raise ValueError(f"lags must lie from 1 to n_snippets - 1 ({n_snippets - 1}), got {list(lags)}")
+    return lags
+
+
 @dataclass(frozen=True)
 class DynamicsParams(ConfigBase):
     """T = 2 len(lags) + 1 rows of K = n_subbands (see the module's docstring)."""
@@ -108,12 +118,7 @@ class DynamicsParams(ConfigBase):
     lags: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64)
 
     def __post_init__(self):
-        lags = tuple(self.lags)
-        object.__setattr__(self, "lags", lags)
-        if not lags or any(isinstance(lag, bool) or not isinstance(lag, int) for lag in lags):
-            raise ValueError(f"lags: {list(lags)} is not a non-empty list of whole numbers of snippets")
-        if min(lags) < 1 or max(lags) >= self.n_snippets:
-            raise ValueError(f"lags must lie from 1 to n_snippets - 1 ({self.n_snippets - 1}), got {list(lags)}")
+        object.__setattr__(self, "lags", _checked_lags(self.lags, self.n_snippets))
         if self.n_fft % self.n_subbands:
             raise ValueError(f"n_subbands ({self.n_subbands}) must divide n_fft ({self.n_fft})")
         if self.snippet_samples > self.hop_samples:
@@ -425,14 +430,9 @@ class SentPowerParams(ConfigBase):
     frame_samples: int = bounded(256, 2 * EDGE_SAMPLES, 65536)
 
     def __post_init__(self):
-        lags = tuple(self.lags)
-        object.__setattr__(self, "lags", lags)
+        object.__setattr__(self, "lags", _checked_lags(self.lags, self.n_snippets))
         if self.protocol not in SENT_POWER_PROTOCOLS:
             raise ValueError(f"protocol: {self.protocol!r} is not one of {', '.join(SENT_POWER_PROTOCOLS)}")
-        if not lags or any(isinstance(lag, bool) or not isinstance(lag, int) for lag in lags):
-            raise ValueError(f"lags: {list(lags)} is not a non-empty list of whole numbers of snippets")
-        if min(lags) < 1 or max(lags) >= self.n_snippets:
-            raise ValueError(f"lags must lie from 1 to n_snippets - 1 ({self.n_snippets - 1}), got {list(lags)}")
         for n_fft in (self.frame_samples, ofdm_sync.LTE.n_fft):
             if n_fft % self.n_subbands:
                 raise ValueError(f"n_subbands ({self.n_subbands}) must divide {n_fft}")
@@ -446,8 +446,12 @@ class SentPowerParams(ConfigBase):
                 f"read_samples ({self.read_samples}) must hold a whole CRS symbol and {NR_SYMBOLS} "
                 f"whole symbols wherever a read starts: at least {self.min_read_samples}"
             )
-        if self.read_starts()[: self.stagger].max() + self.read_samples > self.stagger * self.hop_samples:
-            raise ValueError(f"staggered reads of {self.read_samples} samples overlap at a hop of {self.hop_samples}")
+        latest = (self.stagger - 1) * (ofdm_sync.LTE.group_samples // self.stagger)
+        if latest + self.read_samples > self.hop_samples:
+            raise ValueError(
+                f"a read of {self.read_samples} samples staggered by up to {latest} does not fit in a hop of "
+                f"{self.hop_samples}"
+            )
 
     @property
     def sample_rate_hz(self) -> float:
