@@ -162,8 +162,7 @@ class ObservationFramer:
         self._reads = [views.min_source_samples(v, rate) for v in self.views]
         self._reach = max(offset + read for offset, read in zip(self._offsets, self._reads))
         # A view of the past starts up to one period earlier than its offset (views.aligned_offsets).
-        periods = [views.past_period(v, rate) if views.reads_past(v) else 0 for v in self.views]
-        self._lookback = max(-offset + max(period - 1, 0) for offset, period in zip(self._offsets, periods))
+        self._lookback = views.past_reach(self.views, rate)
         self._executor = _view_threads() if parallel and len(self.views) > 1 and available_cores() > 1 else None
         wideband = next((v for v in self.views if isinstance(v, SpectrogramParams)), None)
         self._judged_positions = None if wideband is None else self._positions_under_frames(wideband)

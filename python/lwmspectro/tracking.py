@@ -28,7 +28,7 @@ changes:
 Modulation, SNR and mobility are averaged over the windows the tracked protocol's expert read, so
 that another expert's heads, reading a window it was not made for, do not blur the track. Mobility
 leaves out the windows that start within `mobility_settle_s` of the track's first window (the
-runtime's `past_reach_s`, 111 ms for today's cards): their dynamics view reaches back past it,
+runtime's `past_reach_s`, 127 ms for today's cards): their dynamics view reaches back past it,
 across the change that started the track (the previous emission, a gain step), and reads that
 change as fast fading. A track younger than that has no tracked mobility yet. A window
 that cannot be judged (readout.InvalidWindow) adds nothing and ends nothing.

@@ -1189,9 +1189,17 @@ def view_offsets(views: Sequence[Any], sample_rate_hz: float) -> list[int]:
 
 
 def past_reach_s(views: Sequence[Any], sample_rate_hz: float) -> float:
-    """Seconds before an observation's start that its views read (the dynamics view's 111 ms
-    for today's cards; 0 when no view reads the past)."""
-    return max(0, -min(view_offsets(views, sample_rate_hz))) / float(sample_rate_hz)
+    """Seconds before an observation's start that its views read at most in a stream (the
+    dynamics view's 111 ms for today's cards, and up to 16 ms more where aligned_offsets moves
+    it back; 0 when no view reads the past)."""
+    return past_reach(views, sample_rate_hz) / float(sample_rate_hz)
+
+
+def past_reach(views: Sequence[Any], sample_rate_hz: float) -> int:
+    """past_reach_s in source samples."""
+    offsets = view_offsets(views, sample_rate_hz)
+    periods = [past_period(v, sample_rate_hz) if reads_past(v) else 0 for v in views]
+    return max(0, *(-offset + max(period - 1, 0) for offset, period in zip(offsets, periods)))
 
 
 def past_period(params: Any, sample_rate_hz: float) -> int:
