@@ -65,6 +65,20 @@ def test_lte_reference_signals_keep_their_level_whatever_the_cell_schedules():
     assert today[N_LAGS + 1 :, :18].mean() > 3
 
 
+def test_an_lte_cell_off_the_captures_centre_keeps_its_reference_signals_level_on_both_sides_of_dc():
+    """Tuned 3 MHz and 4 kHz off the cell's carrier: the comb of the bins changes at the cell's
+    DC subcarrier, not at the capture's, and each subband's comb is found where it is."""
+    waveform = clean_waveform("lte", 5, load=0.2, cell_id=7, crs_ports=1)
+    n = np.arange(len(waveform.iq))
+    shifted = (waveform.iq * np.exp(2j * np.pi * (3e6 + 4e3) * n / waveform.sample_rate_hz)).astype(np.complex64)
+    power, on = sent_power("lte", shifted)
+    inside = np.flatnonzero(spanned(power, on))[1:-1]  # the band's edges fill their subbands in part
+    assert on.all() and len(inside) >= 16
+    swing = 10 * np.log10(power[:, inside].max(axis=0) / power[:, inside].min(axis=0))
+    # The subband that holds the cell's DC has half its bins on each of two combs.
+    assert np.sort(swing)[-2] < 0.1 and swing.max() < 1.5
+
+
 def test_wifi_busy_frames_keep_the_packets_level_and_idle_milliseconds_drop_out():
     """A medium busy in a few milliseconds of the 128: the frames inside its packets keep one
     power in each subband and the idle milliseconds are left out, where today's view counts

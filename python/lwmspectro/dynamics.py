@@ -642,8 +642,10 @@ def _wifi_frames(params: SentPowerParams, frames: np.ndarray) -> dict[str, np.nd
 def sent_power_from_measures(params: SentPowerParams, measured: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(n_snippets, n_subbands) power and where it counts (per snippet, or per snippet and
     subband for NR) from the snippets' measures (measure_group) over the whole window:
-    * LTE: the comb of the six whose power is the highest in the snippets' lowest decile (data
-      come and go, the reference signals stay), each subband's mean over its bins;
+    * LTE: in each subband, the comb of the six whose power is the highest in the snippets'
+      lowest decile (data come and go, the reference signals stay), its mean over its bins; per
+      subband, because a carrier off the capture's centre moves its DC subcarrier, where the
+      comb of the bins shifts by one, off the capture's DC;
     * WiFi: the mean over the frames inside packets (both ends at least GATE_FRACTION of the
       BUSY_PERCENTILE of the ends' power), snippets without one left out;
     * NR: a block counts where scheduled, at least GATE_FRACTION of its BUSY_PERCENTILE over the
@@ -652,8 +654,9 @@ def sent_power_from_measures(params: SentPowerParams, measured: dict[str, np.nda
       symbols (those of the data: DMRS, control and SS/PBCH symbols have powers of their own),
       times the subband's mean; it counts where any block does."""
     if params.protocol == "lte":
-        combs = measured["combs"]
-        power = combs[:, np.argmax(np.percentile(combs.sum(axis=2), 10, axis=0))]
+        combs = measured["combs"]  # (snippets, combs, subbands)
+        comb = np.argmax(np.percentile(combs, 10, axis=0), axis=0)
+        power = np.take_along_axis(combs, comb[None, None, :], axis=1)[:, 0]
         return power, snippets_on(power)
     if params.protocol == "wifi":
         edge = measured["edge"]
