@@ -96,7 +96,8 @@ def test_an_example_that_draws_no_capture_is_viewed_at_the_analysis_rate_as_the_
     chosen = list(config.view_params().values())
     start = -min(views.view_offsets(chosen, rate))
     framer = ObservationFramer(chosen, rate, parallel=False)
-    assert start > 0 and plan.samples == framer.samples_read, "the observation ends the dynamics' 128 ms"
+    assert start > 0 and plan.samples == framer.end_needed(start), "the observation ends the dynamics' 128 ms"
+    assert views.aligned_offsets(chosen, rate, start) == views.view_offsets(chosen, rate), "which starts the stream"
     framed = framer.transform(iq, 0, [start])
     assert framed.invalid_reasons == (None,)
     for (name, array), live in zip(arrays.items(), framed.views):
