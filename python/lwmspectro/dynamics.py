@@ -63,7 +63,7 @@ import functools
 import threading
 import warnings
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.fft
@@ -93,18 +93,62 @@ as the framer starts them (views.aligned_offsets). A group's
 arrays also stay in the processor's cache, where those of all 128 snippets at once did not."""
 
 
-def _checked_lags(lags: Any, n_snippets: int) -> tuple[int, ...]:
-    """`lags` as a tuple of whole numbers of snippets from 1 to n_snippets - 1, else a ValueError."""
-    lags = tuple(lags)
-    if not lags or any(isinstance(lag, bool) or not isinstance(lag, int) for lag in lags):
-        raise ValueError(f"lags: {list(lags)} is not a non-empty list of whole numbers of snippets")
-    if min(lags) < 1 or max(lags) >= n_snippets:
-        raise ValueError(f"lags must lie from 1 to n_snippets - 1 ({n_snippets - 1}), got {list(lags)}")
-    return lags
+class _SnippetLayout(ConfigBase):
+    """What the views made of snippets read every hop have in common (SnippetSeries): the rows
+    of the lags over the subbands, and where their reads lie (read_starts, read_length)."""
+
+    hop_s: float
+    n_snippets: int
+    n_subbands: int
+    lags: tuple[int, ...]
+
+    if TYPE_CHECKING:
+
+        @property
+        def sample_rate_hz(self) -> float: ...
+
+    def _check_lags(self) -> None:
+        """Keep `lags` as a tuple of whole numbers of snippets from 1 to n_snippets - 1, else a ValueError."""
+        lags = tuple(self.lags)
+        object.__setattr__(self, "lags", lags)
+        if not lags or any(isinstance(lag, bool) or not isinstance(lag, int) for lag in lags):
+            raise ValueError(f"lags: {list(lags)} is not a non-empty list of whole numbers of snippets")
+        if min(lags) < 1 or max(lags) >= self.n_snippets:
+            raise ValueError(f"lags must lie from 1 to n_snippets - 1 ({self.n_snippets - 1}), got {list(lags)}")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (2 * len(self.lags) + 1, self.n_subbands)
+
+    @property
+    def hop_samples(self) -> int:
+        return int(round(self.hop_s * self.sample_rate_hz))
+
+    def read_starts(self) -> np.ndarray:
+        """(n_snippets, 1) analysis-rate start of each snippet's read."""
+        raise NotImplementedError
+
+    @property
+    def read_length(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def window_samples(self) -> int:
+        """Analysis-rate samples the view spans."""
+        return int(self.read_starts().max() + self.read_length)
+
+    @property
+    def span_s(self) -> float:
+        return self.window_samples / self.sample_rate_hz
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["lags"] = list(values["lags"])
+        return values
 
 
 @dataclass(frozen=True)
-class DynamicsParams(ConfigBase):
+class DynamicsParams(_SnippetLayout):
     """T = 2 len(lags) + 1 rows of K = n_subbands (see the module's docstring)."""
 
     keys_name: ClassVar[str] = "dynamics parameters"
@@ -118,7 +162,7 @@ class DynamicsParams(ConfigBase):
     lags: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64)
 
     def __post_init__(self):
-        object.__setattr__(self, "lags", _checked_lags(self.lags, self.n_snippets))
+        self._check_lags()
         if self.n_fft % self.n_subbands:
             raise ValueError(f"n_subbands ({self.n_subbands}) must divide n_fft ({self.n_fft})")
         if self.snippet_samples > self.hop_samples:
@@ -127,25 +171,8 @@ class DynamicsParams(ConfigBase):
             )
 
     @property
-    def shape(self) -> tuple[int, int]:
-        return (2 * len(self.lags) + 1, self.n_subbands)
-
-    @property
     def snippet_samples(self) -> int:
         return self.n_fft * self.frames_per_snippet
-
-    @property
-    def hop_samples(self) -> int:
-        return int(round(self.hop_s * self.sample_rate_hz))
-
-    @property
-    def window_samples(self) -> int:
-        """Analysis-rate samples the view spans."""
-        return (self.n_snippets - 1) * self.hop_samples + self.snippet_samples
-
-    @property
-    def span_s(self) -> float:
-        return self.window_samples / self.sample_rate_hz
 
     def snippet_starts(self) -> np.ndarray:
         return np.arange(self.n_snippets, dtype=np.int64) * self.hop_samples
@@ -157,11 +184,6 @@ class DynamicsParams(ConfigBase):
     @property
     def read_length(self) -> int:
         return self.snippet_samples
-
-    def to_dict(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self)
-        values["lags"] = list(values["lags"])
-        return values
 
 
 def source_samples(params: SnippetSeries, source_rate_hz: float) -> int:
@@ -406,7 +428,7 @@ two ends are busy holds no packet edge."""
 
 
 @dataclass(frozen=True)
-class SentPowerParams(ConfigBase):
+class SentPowerParams(_SnippetLayout):
     """T = 2 len(lags) + 1 rows of K = n_subbands: the dynamics view of what one protocol sends
     at a fixed power (see the module's docstring), at 30.72 MS/s (LTE's and NR's native rate).
 
@@ -430,7 +452,7 @@ class SentPowerParams(ConfigBase):
     frame_samples: int = bounded(256, 2 * EDGE_SAMPLES, 65536)
 
     def __post_init__(self):
-        object.__setattr__(self, "lags", _checked_lags(self.lags, self.n_snippets))
+        self._check_lags()
         if self.protocol not in SENT_POWER_PROTOCOLS:
             raise ValueError(f"protocol: {self.protocol!r} is not one of {', '.join(SENT_POWER_PROTOCOLS)}")
         for n_fft in (self.frame_samples, ofdm_sync.LTE.n_fft):
@@ -458,14 +480,6 @@ class SentPowerParams(ConfigBase):
         return ofdm_sync.LTE.sample_rate_hz
 
     @property
-    def shape(self) -> tuple[int, int]:
-        return (2 * len(self.lags) + 1, self.n_subbands)
-
-    @property
-    def hop_samples(self) -> int:
-        return int(round(self.hop_s * self.sample_rate_hz))
-
-    @property
     def min_read_samples(self) -> int:
         """The longest wait for a whole CRS symbol (from just after one's FFT window starts to
         the end of the next's) or for NR_SYMBOLS whole symbols, whichever is longer."""
@@ -487,20 +501,6 @@ class SentPowerParams(ConfigBase):
     def frame_starts(self) -> np.ndarray:
         """(wifi_frames,) where the WiFi frames start in a read."""
         return np.arange(self.wifi_frames) * (self.read_samples // self.wifi_frames)
-
-    @property
-    def window_samples(self) -> int:
-        """Analysis-rate samples the view spans."""
-        return int(self.read_starts().max() + self.read_samples)
-
-    @property
-    def span_s(self) -> float:
-        return self.window_samples / self.sample_rate_hz
-
-    def to_dict(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self)
-        values["lags"] = list(values["lags"])
-        return values
 
 
 SnippetSeries = DynamicsParams | SentPowerParams

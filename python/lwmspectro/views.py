@@ -984,6 +984,8 @@ class _ViewKind(NamedTuple):
     min_source_samples): the wideband view's observation is G's window, as it always was."""
     regions: Callable[[Any, float], list[tuple[int, int]]] | None = None
     """The source-rate ranges the view reads (source_regions), when not its whole min_source_samples."""
+    period: Callable[[Any, float], int] | None = None
+    """Source samples a stream's view of the past is aligned to (past_period)."""
 
 
 def _capture_kind(
@@ -1050,6 +1052,7 @@ _KINDS: dict[str, _ViewKind] = {
         reads_past=True,
         from_capture=_dynamics,
         regions=dynamics_source_regions,
+        period=group_period,
     ),
     "sent_power": _ViewKind(
         SentPowerParams,
@@ -1058,6 +1061,7 @@ _KINDS: dict[str, _ViewKind] = {
         reads_past=True,
         from_capture=_sent_power,
         regions=dynamics_source_regions,
+        period=group_period,
     ),
 }
 
@@ -1198,14 +1202,15 @@ def past_reach_s(views: Sequence[Any], sample_rate_hz: float) -> float:
 def past_reach(views: Sequence[Any], sample_rate_hz: float) -> int:
     """past_reach_s in source samples."""
     offsets = view_offsets(views, sample_rate_hz)
-    periods = [past_period(v, sample_rate_hz) if reads_past(v) else 0 for v in views]
+    periods = [past_period(v, sample_rate_hz) for v in views]
     return max(0, *(-offset + max(period - 1, 0) for offset, period in zip(offsets, periods)))
 
 
 def past_period(params: Any, sample_rate_hz: float) -> int:
     """Source samples a stream's view of the past is aligned to (dynamics.group_period; 0 for
-    the views of the present): see aligned_offsets."""
-    return group_period(params, sample_rate_hz) if isinstance(params, (DynamicsParams, SentPowerParams)) else 0
+    the views of the present, and where it is not a whole number): see aligned_offsets."""
+    kind = _kind_of(params)[1]
+    return kind.period(params, sample_rate_hz) if kind.reads_past and kind.period is not None else 0
 
 
 def aligned_offsets(views: Sequence[Any], sample_rate_hz: float, position: int) -> list[int]:
@@ -1218,7 +1223,7 @@ def aligned_offsets(views: Sequence[Any], sample_rate_hz: float, position: int) 
     offsets = view_offsets(views, sample_rate_hz)
     aligned = []
     for params, offset in zip(views, offsets):
-        period = past_period(params, sample_rate_hz) if reads_past(params) else 0
+        period = past_period(params, sample_rate_hz)
         aligned.append(offset - (position + offset) % period if period else offset)
     return aligned
 
