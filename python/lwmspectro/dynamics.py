@@ -242,18 +242,21 @@ def dynamics_from_powers(params: SnippetSeries, power: np.ndarray, on: np.ndarra
 
 
 def dynamics(
-    params: DynamicsParams,
+    params: SnippetSeries,
     iq: np.ndarray,
     source_rate_hz: float,
     history: SnippetHistory | None = None,
     position: int = 0,
 ) -> np.ndarray:
-    """The view of one capture at `source_rate_hz` (its first source_samples samples are read);
-    only the snippets are resampled to the analysis rate. Given the `history` of the stream the
-    capture is part of (from the stream's sample `position` on), the snippets it shares with the
-    stream's previous window are taken from there."""
+    """The view (today's or a sent-power one) of one capture at `source_rate_hz` (its first
+    source_samples samples are read); only the snippets are resampled to the analysis rate.
+    Given the `history` of the stream the capture is part of (from the stream's sample
+    `position` on), the snippets it shares with the stream's previous window are taken from there."""
     history = SnippetHistory() if history is None else history
-    return dynamics_from_powers(params, history.powers(params, np.asarray(iq), source_rate_hz, position))
+    measured = history.measures(params, np.asarray(iq), source_rate_hz, position)
+    if isinstance(params, DynamicsParams):
+        return dynamics_from_powers(params, measured["power"])
+    return dynamics_from_powers(params, *sent_power_from_measures(params, measured))
 
 
 def _snippets(params: DynamicsParams, resampler: PointResampler, iq: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -688,17 +691,3 @@ def _subband_units(n_subbands: int) -> np.ndarray:
         units[k, : len(m)] = m
     units.setflags(write=False)
     return units
-
-
-def sent_power_dynamics(
-    params: SentPowerParams,
-    iq: np.ndarray,
-    source_rate_hz: float,
-    history: SnippetHistory | None = None,
-    position: int = 0,
-) -> np.ndarray:
-    """The sent-power view of one capture at `source_rate_hz` (its first source_samples samples
-    are read), with the stream's `history` as dynamics() takes it."""
-    history = SnippetHistory() if history is None else history
-    measured = history.measures(params, np.asarray(iq), source_rate_hz, position)
-    return dynamics_from_powers(params, *sent_power_from_measures(params, measured))

@@ -68,7 +68,6 @@ from .dynamics import (
     SnippetHistory,
     dynamics,
     group_period,
-    sent_power_dynamics,
 )
 from .dynamics import source_regions as dynamics_source_regions
 from .dynamics import source_samples as dynamics_source_samples
@@ -938,14 +937,8 @@ def _cp_profile(params: CpProfileParams, capture: Capture) -> ViewOutput:
     return ViewOutput(rows, {"peak_offsets": np.array(peaks)})
 
 
-def _dynamics(params: DynamicsParams, capture: Capture) -> ViewOutput:
+def _dynamics(params: DynamicsParams | SentPowerParams, capture: Capture) -> ViewOutput:
     return ViewOutput(dynamics(params, capture.iq, capture.sample_rate_hz, capture.history, capture.position))
-
-
-def _sent_power(params: SentPowerParams, capture: Capture) -> ViewOutput:
-    return ViewOutput(
-        sent_power_dynamics(params, capture.iq, capture.sample_rate_hz, capture.history, capture.position)
-    )
 
 
 def _wideband(params: SpectrogramParams, capture: Capture) -> ViewOutput:
@@ -1056,10 +1049,10 @@ _KINDS: dict[str, _ViewKind] = {
     ),
     "sent_power": _ViewKind(
         SentPowerParams,
-        sent_power_dynamics,
+        dynamics,
         dynamics_source_samples,
         reads_past=True,
-        from_capture=_sent_power,
+        from_capture=_dynamics,
         regions=dynamics_source_regions,
         period=group_period,
     ),
