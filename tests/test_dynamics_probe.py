@@ -148,7 +148,7 @@ def test_nr_scheduled_blocks_hold_their_power_whatever_the_slot_schedules(mu):
     waveform = clean_waveform("nr", 6, mu=mu, load=0.3)
     reads = REFERENCES["nr"].reads
     reference = nr_scheduled_powers(reads, waveform.iq, waveform.sample_rate_hz)
-    today = SnippetHistory().powers(TODAY, waveform.iq, waveform.sample_rate_hz, 0)
+    today = SnippetHistory().measures(TODAY, waveform.iq, waveform.sample_rate_hz, 0)["power"]
     spanned = np.flatnonzero(reference.mean(axis=0) > 0.05 * reference.mean(axis=0).max())
     assert len(spanned) >= 16
     steady = [np.median(np.abs(np.diff(10 * np.log10(reference[reference[:, k] > 0, k])))) < 0.3 for k in spanned]

@@ -320,10 +320,6 @@ class SnippetHistory:
         self._kept[(params, source_rate_hz)] = kept
         return {name: np.concatenate([group[name] for group in groups]) for name in groups[0]}
 
-    def powers(self, params: DynamicsParams, iq: np.ndarray, source_rate_hz: float, position: int) -> np.ndarray:
-        """snippet_powers of the capture `iq` (source samples from stream offset `position`)."""
-        return self.measures(params, iq, source_rate_hz, position)["power"]
-
     def _group_reads(
         self, params: SnippetSeries, resampler: PointResampler, iq: np.ndarray, group_starts: np.ndarray, position: int
     ) -> np.ndarray:

@@ -1019,6 +1019,19 @@ def _ofdm_needs(params: OfdmTimingParams) -> dict[Numerology, int]:
     return {params.numerology: params.window_samples}
 
 
+def _snippet_kind(params_type: type[ConfigBase]) -> _ViewKind:
+    """A view made of snippets read every hop over the past 128 ms (`lwmspectro.dynamics`)."""
+    return _ViewKind(
+        params_type,
+        dynamics,
+        dynamics_source_samples,
+        reads_past=True,
+        from_capture=_dynamics,
+        regions=dynamics_source_regions,
+        period=group_period,
+    )
+
+
 _KINDS: dict[str, _ViewKind] = {
     "wideband": _capture_kind(
         SpectrogramParams,
@@ -1038,24 +1051,8 @@ _KINDS: dict[str, _ViewKind] = {
         lambda p, rate: max(_native_samples(n, p.analysis_samples(n), rate) for n in p.numerologies),
         lambda p: {n: p.analysis_samples(n) for n in p.numerologies},
     ),
-    "dynamics": _ViewKind(
-        DynamicsParams,
-        dynamics,
-        dynamics_source_samples,
-        reads_past=True,
-        from_capture=_dynamics,
-        regions=dynamics_source_regions,
-        period=group_period,
-    ),
-    "sent_power": _ViewKind(
-        SentPowerParams,
-        dynamics,
-        dynamics_source_samples,
-        reads_past=True,
-        from_capture=_dynamics,
-        regions=dynamics_source_regions,
-        period=group_period,
-    ),
+    "dynamics": _snippet_kind(DynamicsParams),
+    "sent_power": _snippet_kind(SentPowerParams),
 }
 
 VIEWS: dict[str, Any] = {

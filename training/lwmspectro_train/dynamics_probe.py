@@ -141,12 +141,12 @@ class _RecordingHistory(SnippetHistory):
         self.layouts = measures
         self.recorded: dict[str, np.ndarray] = {}
 
-    def powers(self, params: DynamicsParams, iq: np.ndarray, source_rate_hz: float, position: int) -> np.ndarray:
-        power = super().powers(params, iq, source_rate_hz, position)
+    def measures(self, params, iq: np.ndarray, source_rate_hz: float, position: int) -> dict[str, np.ndarray]:
+        measured = super().measures(params, iq, source_rate_hz, position)
         for name, (reads, measure) in self.layouts.items():
             if reads == params:
-                self.recorded[name] = power if measure is None else measure(params, iq, source_rate_hz)
-        return power
+                self.recorded[name] = measured["power"] if measure is None else measure(params, iq, source_rate_hz)
+        return measured
 
 
 def _recorded_examples(
