@@ -514,3 +514,31 @@ def test_a_view_the_corpus_gained_later_is_optional_and_the_expert_trains_withou
         assert bool(losses["mobility_loss"] > 0) == mobility_scored, f"mobility without {lacking}"
     config = tmp_path / "optional.json"
     assert cli.main(["pretrain", "--config", str(config), "--no-progress", "--experts", "wifi"]) == 0
+
+
+def test_experts_start_from_a_bundles_where_they_read_the_same_views_and_fresh_where_not(recipe, tmp_path):
+    """init_from: the encoder blocks and the embeddings of the views the bundle's expert read come
+    from its foundation expert (the view embedding row by view, in whatever order the run reads
+    them); a view it did not read starts fresh, and the pixel statistics are the run's own."""
+    root, config = recipe
+    values = json.loads(config.read_text())
+    values |= {"run_dir": str(tmp_path / "run"), "init_from": str(root / "bundle")}
+    values["views"]["lte"] = ["cp_profile", "ofdm_aligned_15khz", "wideband"]
+    run = views_run(_write(tmp_path / "init.json", values), tmp_path / "run")
+    source = torch.load(root / "bundle" / "weights.pt", weights_only=True)["foundation_experts"]["lte"]
+
+    started = run.started_part("lte").state_dict()
+
+    assert all(torch.equal(started[key], source[key]) for key in source if key.startswith("blocks."))
+    assert torch.equal(started["patch_embed.cp_profile.weight"], source["patch_embed.cp_profile.weight"])
+    assert "patch_embed.wideband.weight" not in source and "patch_embed.dynamics.weight" not in started
+    assert torch.equal(started["view_embed"][0], source["view_embed"][1]), "cp_profile's row, moved"
+    assert torch.equal(started["view_embed"][1], source["view_embed"][0]), "ofdm_aligned_15khz's row, moved"
+    assert not torch.equal(started["view_embed"][2], source["view_embed"][2])
+    own = run.normalisation()["views"]["cp_profile"]["mean"]
+    assert started["normalise.cp_profile.mean"].flatten().tolist() == pytest.approx(own)
+    assert run.pretrain("lte")["complete"]
+
+    values["experts_from"] = str(root / "bundle")
+    with pytest.raises(ValueError, match="experts_from takes the experts as they are, init_from trains them"):
+        load_config(str(_write(tmp_path / "both.json", values)))

@@ -124,6 +124,13 @@ class RunConfig(ConfigBase):
     not needed; the bundle gives the parameters of the views only the router reads, and those it
     shares with data.train must be the same. Retrains the experts of a shipped model on a corpus
     of their views and keeps its router."""
+    init_from: str | None = None
+    """A model bundle whose experts start this run's experts before pretraining (its foundation
+    experts: the encoders its heads were trained over): every parameter of the same name and shape,
+    a view's own parameters only where the bundle's experts read that view by the same name with the
+    same parameters, and no pixel statistics (the run's are its data's). What the bundle's experts
+    do not have (the embedding of a view they did not read) starts fresh. The stages then train as
+    usual: a shipped model's experts learn a new view on less data than they took from scratch."""
     data: DataConfig = field(default_factory=DataConfig)
     model: EncoderConfig = field(default_factory=EncoderConfig)
     router: RouterConfig = field(default_factory=RouterConfig)
@@ -149,6 +156,8 @@ class RunConfig(ConfigBase):
         object.__setattr__(self, "optional_views", tuple(names))
         if self.experts_from and self.router_from:
             raise ValueError("experts_from and router_from together leave nothing to train; set one of them")
+        if self.experts_from and self.init_from:
+            raise ValueError("experts_from takes the experts as they are, init_from trains them; set one of them")
 
     def views_of(self, part: str) -> tuple[str, ...]:
         """The views `part` ("router" or an expert) reads, in order."""

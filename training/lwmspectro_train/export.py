@@ -184,6 +184,11 @@ def parity_check(moe: MixtureOfExperts, folder: Path, examples: dict[str, np.nda
     return report
 
 
+def _source_summary(bundle) -> dict:
+    """Which bundle a part of the model started from: its name, path and card checksum."""
+    return {"bundle": bundle.name, "path": str(bundle.path), "card_sha256": bundle.card_sha256}
+
+
 def _dataset_summary(dataset: SpectrogramSet) -> dict:
     return {
         "path": str(dataset.folder),
@@ -480,27 +485,14 @@ def _card(
             "config": cfg.to_dict(),
             **(
                 {
-                    "experts_from": {
-                        "bundle": source.bundle.name,
-                        "path": str(source.bundle.path),
-                        "card_sha256": source.bundle.card_sha256,
-                        "calibration_set": _dataset_summary(run.datasets()[1]),
-                    }
+                    "experts_from": _source_summary(source.bundle)
+                    | {"calibration_set": _dataset_summary(run.datasets()[1])}
                 }
                 if source
                 else {}
             ),
-            **(
-                {
-                    "router_from": {
-                        "bundle": router_source.bundle.name,
-                        "path": str(router_source.bundle.path),
-                        "card_sha256": router_source.bundle.card_sha256,
-                    }
-                }
-                if router_source
-                else {}
-            ),
+            **({"init_from": _source_summary(load_bundle(cfg.init_from))} if cfg.init_from else {}),
+            **({"router_from": _source_summary(router_source.bundle)} if router_source else {}),
             "data": {
                 "train": source.bundle.training["data"]["train"] if source else _dataset_summary(train_set),
                 **({"router": _dataset_summary(run.router_sets()[0])} if cfg.data.router else {}),

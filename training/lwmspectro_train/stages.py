@@ -55,6 +55,7 @@ ARCHITECTURE_KEYS = (
     "normalisation",
     "experts_from",
     "router_from",
+    "init_from",
 )
 EXPERT_STAGES = ("pretrain", "finetune", "heads")
 """The stages that train the experts and their heads: none of them runs under experts_from."""
@@ -166,6 +167,45 @@ class ExpertsSource:
         """Refuse views of this run that the experts read with other parameters than they were trained on."""
         names = [name for expert in cfg.experts for name in cfg.views_of(expert)]
         _refuse_other_view_params("experts_from", self.bundle, self.weights["views"], view_params, names)
+
+
+def initial_expert_state(
+    cfg: RunConfig, expert: SpectrogramEncoder, name: str, view_params: Mapping[str, Any]
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """The parameters of init_from's foundation expert `name` that `expert` (fresh) starts from,
+    and the names of those it keeps fresh. A parameter is taken where its name and shape are the
+    same and, when it belongs to one view, the bundle's expert read that view with the same
+    parameters (the view embedding row by row, by view name); pixel statistics never (the run's
+    are its own data's)."""
+    assert cfg.init_from is not None
+    bundle, weights, source_cfg = _source_weights(cfg.init_from, "init_from", ("foundation_experts", "views"))
+    if name not in weights["foundation_experts"] or name not in source_cfg.experts:
+        raise ValueError(f"init_from: {bundle.path} has no {name} expert to start from")
+    source = weights["foundation_experts"][name]
+    source_views = list(source_cfg.views_of(name))
+    shared = [
+        view
+        for view in expert.view_names
+        if view in source_views and weights["views"].get(view) == view_registry.view_to_dict(view_params[view])
+    ]
+    own = expert.state_dict()
+    state = {}
+    for key, value in own.items():
+        kind, _, rest = key.partition(".")
+        if kind in ("normalise", "view_embed") or key not in source or source[key].shape != value.shape:
+            continue
+        if kind in ("patch_embed", "pos_embed", "absent_embed") and rest.split(".")[0] not in shared:
+            continue
+        state[key] = source[key]
+    if "view_embed" in own and "view_embed" in source and shared:
+        rows = own["view_embed"].clone()
+        for view in shared:
+            rows[expert.view_names.index(view)] = source["view_embed"][source_views.index(view)]
+        state["view_embed"] = rows
+    fresh = [key for key in own if key not in state and not key.startswith("normalise.")]
+    if "view_embed" in state and len(shared) < len(expert.view_names):
+        fresh.append("view_embed rows of " + ", ".join(v for v in expert.view_names if v not in shared))
+    return state, fresh
 
 
 @dataclass(frozen=True)
@@ -400,6 +440,19 @@ class Run:
         trunk.set_normalisation(self.normalisation())
         return trunk
 
+    def started_part(self, expert: str) -> SpectrogramEncoder:
+        """An expert as pretraining starts it: fresh, or from init_from's foundation expert."""
+        trunk = self.new_part(expert)
+        if self.cfg.init_from:
+            state, fresh = initial_expert_state(self.cfg, trunk, expert, self.view_params)
+            trunk.load_state_dict(state, strict=False)
+            if self.ctx.is_main:
+                print(
+                    f"pretrain/{expert}: {len(state)} parameters from {self.cfg.init_from} (init_from), "
+                    f"fresh: {', '.join(fresh) or 'none'}"
+                )
+        return trunk
+
     def _rows(self, dataset: SpectrogramSet, protocol: str | None, max_count: int | None, salt: int) -> SpectrogramSet:
         rows = np.arange(len(dataset))
         if protocol is not None:
@@ -464,7 +517,7 @@ class Run:
         train_set, val_set = self.stage_sets(stage, expert)
         self._seed(1 + labels.PROTOCOLS.index(expert))
         module = MaskedModelling(
-            self.new_part(expert), lambda_recon=1.0, lambda_cont=0.0, absent_prob=stage.absent_view_prob
+            self.started_part(expert), lambda_recon=1.0, lambda_cont=0.0, absent_prob=stage.absent_view_prob
         )
         return self._trainer(
             f"pretrain/{expert}",
