@@ -35,7 +35,8 @@ from lwmspectro_train.model import (
     build_heads,
     log_doppler,
 )
-from lwmspectro_train.stages import Run
+from lwmspectro_train.stages import Run, initial_heads_state
+from lwmspectro_train.trainer import BEST, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "small-wideband"
@@ -518,14 +519,14 @@ def test_a_view_the_corpus_gained_later_is_optional_and_the_expert_trains_withou
 
 def test_experts_start_from_a_bundles_where_they_read_the_same_views_and_fresh_where_not(recipe, tmp_path):
     """init_from: the encoder blocks and the embeddings of the views the bundle's expert read come
-    from its foundation expert (the view embedding row by view, in whatever order the run reads
-    them); a view it did not read starts fresh, and the pixel statistics are the run's own."""
+    from its expert (the view embedding row by view, in whatever order the run reads
+    them); a view it did not read starts fresh; the pixel statistics of the views the bundle read are its own."""
     root, config = recipe
     values = json.loads(config.read_text())
     values |= {"run_dir": str(tmp_path / "run"), "init_from": str(root / "bundle")}
     values["views"]["lte"] = ["cp_profile", "ofdm_aligned_15khz", "wideband"]
     run = views_run(_write(tmp_path / "init.json", values), tmp_path / "run")
-    source = torch.load(root / "bundle" / "weights.pt", weights_only=True)["foundation_experts"]["lte"]
+    source = torch.load(root / "bundle" / "weights.pt", weights_only=True)["experts"]["lte"]
 
     started = run.started_part("lte").state_dict()
 
@@ -535,9 +536,29 @@ def test_experts_start_from_a_bundles_where_they_read_the_same_views_and_fresh_w
     assert torch.equal(started["view_embed"][0], source["view_embed"][1]), "cp_profile's row, moved"
     assert torch.equal(started["view_embed"][1], source["view_embed"][0]), "ofdm_aligned_15khz's row, moved"
     assert not torch.equal(started["view_embed"][2], source["view_embed"][2])
-    own = run.normalisation()["views"]["cp_profile"]["mean"]
-    assert started["normalise.cp_profile.mean"].flatten().tolist() == pytest.approx(own)
+    bundle = load_bundle(root / "bundle").normalisation["views"]
+    assert run.normalisation()["views"]["cp_profile"] == bundle["cp_profile"], "the taken layers' statistics"
+    assert "wideband" not in load_bundle(root / "bundle").card["model"]["views"]["lte"]
+    assert started["normalise.wideband.mean"].flatten().tolist() == pytest.approx(
+        run.normalisation()["views"]["wideband"]["mean"]
+    )
     assert run.pretrain("lte")["complete"]
+    kept = views_run(_write(tmp_path / "init.json", values), tmp_path / "kept", "stages.pretrain.keep_taken=true")
+    assert kept.pretrain("lte")["complete"]
+    kept._seed(1 + labels.PROTOCOLS.index("lte"))
+    fresh = kept.started_part("lte").state_dict()["patch_embed.wideband.weight"]
+    for folder, frozen in ((tmp_path / "run", False), (tmp_path / "kept", True)):
+        pretrained = load_checkpoint(folder / "pretrain" / "lte" / BEST)["model"]
+        block = pretrained["encoder.blocks.0.attn.qkv.weight"]
+        assert torch.equal(block, source["blocks.0.attn.qkv.weight"]) == frozen, "keep_taken: the blocks stay"
+        assert not torch.equal(pretrained["encoder.patch_embed.wideband.weight"], fresh), "the new view trains"
+    heads = torch.load(root / "bundle" / "weights.pt", weights_only=True)["heads"]["lte"]
+    taken = initial_heads_state(run.cfg, "lte")
+    assert taken.keys() == build_heads(16, run.cfg.heads).state_dict().keys()
+    assert all(torch.equal(taken[key], heads[key]) for key in taken), "the heads stage starts from the bundle's heads"
+    other = views_run(_write(tmp_path / "init.json", values), tmp_path / "run", "heads.channels=8")
+    with pytest.raises(ValueError, match=r"lte heads of .* are built otherwise than this run's"):
+        initial_heads_state(other.cfg, "lte")
 
     values["experts_from"] = str(root / "bundle")
     with pytest.raises(ValueError, match="experts_from takes the experts as they are, init_from trains them"):

@@ -47,6 +47,11 @@ class StageConfig(ConfigBase):
     absent_view_prob: float = bounded(0.25, 0.0, 1.0)
     """The share of training rows whose optional views (views of the past, which a short capture
     lacks) are taken as absent, so that the model learns windows with and without them."""
+    keep_taken: bool = False
+    """Under init_from: the parameters each expert took from the bundle stay as they are in this
+    stage, so that only what they lacked (a new view's embedding; the view embedding) and the
+    stage's own layers train, and a small corpus teaches the new view without wearing away what
+    the bundle's experts learnt from a larger one."""
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
@@ -125,12 +130,13 @@ class RunConfig(ConfigBase):
     shares with data.train must be the same. Retrains the experts of a shipped model on a corpus
     of their views and keeps its router."""
     init_from: str | None = None
-    """A model bundle whose experts start this run's experts before pretraining (its foundation
-    experts: the encoders its heads were trained over): every parameter of the same name and shape,
-    a view's own parameters only where the bundle's experts read that view by the same name with the
-    same parameters, and no pixel statistics (the run's are its data's). What the bundle's experts
-    do not have (the embedding of a view they did not read) starts fresh. The stages then train as
-    usual: a shipped model's experts learn a new view on less data than they took from scratch."""
+    """A model bundle whose experts and heads start this run's, so that a shipped model's experts
+    learn a new view on less data than they took from scratch. Each expert's pretraining starts from
+    the bundle's expert (the encoder its heads read, so that the two start as a pair): every
+    parameter of the same name and shape, a view's own ones only where the bundle's expert read
+    that view under the same name with the same parameters, and those views' pixel statistics
+    (the layers taken read them). Each heads stage starts from the bundle's heads. What the
+    bundle's experts lack (a new view's embedding) starts fresh; the stages train as configured."""
     data: DataConfig = field(default_factory=DataConfig)
     model: EncoderConfig = field(default_factory=EncoderConfig)
     router: RouterConfig = field(default_factory=RouterConfig)

@@ -172,16 +172,17 @@ class ExpertsSource:
 def initial_expert_state(
     cfg: RunConfig, expert: SpectrogramEncoder, name: str, view_params: Mapping[str, Any]
 ) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """The parameters of init_from's foundation expert `name` that `expert` (fresh) starts from,
+    """The parameters of init_from's expert `name` (the encoder its heads read) that `expert`
+    (fresh) starts from,
     and the names of those it keeps fresh. A parameter is taken where its name and shape are the
     same and, when it belongs to one view, the bundle's expert read that view with the same
     parameters (the view embedding row by row, by view name); pixel statistics never (the run's
     are its own data's)."""
     assert cfg.init_from is not None
-    bundle, weights, source_cfg = _source_weights(cfg.init_from, "init_from", ("foundation_experts", "views"))
-    if name not in weights["foundation_experts"] or name not in source_cfg.experts:
+    bundle, weights, source_cfg = _source_weights(cfg.init_from, "init_from", ("experts", "views"))
+    if name not in weights["experts"] or name not in source_cfg.experts:
         raise ValueError(f"init_from: {bundle.path} has no {name} expert to start from")
-    source = weights["foundation_experts"][name]
+    source = weights["experts"][name]
     source_views = list(source_cfg.views_of(name))
     shared = [
         view
@@ -206,6 +207,19 @@ def initial_expert_state(
     if "view_embed" in state and len(shared) < len(expert.view_names):
         fresh.append("view_embed rows of " + ", ".join(v for v in expert.view_names if v not in shared))
     return state, fresh
+
+
+def initial_heads_state(cfg: RunConfig, name: str) -> dict[str, torch.Tensor]:
+    """init_from's heads of expert `name`, which the run's heads stage starts from: refused unless
+    the bundle's heads are built as this run's."""
+    assert cfg.init_from is not None
+    bundle, weights, source_cfg = _source_weights(cfg.init_from, "init_from", ("heads",))
+    if source_cfg.heads != cfg.heads or source_cfg.model.d_model != cfg.model.d_model or name not in weights["heads"]:
+        raise ValueError(
+            f"init_from: the {name} heads of {bundle.path} are built otherwise than this run's "
+            "(heads settings, d_model); take them from the config they were trained with"
+        )
+    return weights["heads"][name]
 
 
 @dataclass(frozen=True)
@@ -425,6 +439,12 @@ class Run:
             held = (WIDEBAND, *self.train_views)
             own = [name for name in self.cfg.model_views if name in held]
             stats = normalisation_stats(self.datasets()[0], seed=self.cfg.seed, views=own, per_row=per_row)
+        if self.cfg.init_from:
+            # The layers taken from the bundle read its pixel statistics: keep them for its views.
+            source = load_bundle(self.cfg.init_from)
+            read = dict(zip(source.view_names, source.views))
+            same = [name for name in self.cfg.model_views if read.get(name) == self.view_params[name]]
+            stats["views"] |= {name: source.normalisation["views"][name] for name in same}
         rest = [name for name in self.cfg.model_views if name not in stats["views"]]
         if rest and self.router_source is not None:
             card = self.router_source.bundle.normalisation["views"]
@@ -441,7 +461,7 @@ class Run:
         return trunk
 
     def started_part(self, expert: str) -> SpectrogramEncoder:
-        """An expert as pretraining starts it: fresh, or from init_from's foundation expert."""
+        """An expert as pretraining starts it: fresh, or from init_from's expert."""
         trunk = self.new_part(expert)
         if self.cfg.init_from:
             state, fresh = initial_expert_state(self.cfg, trunk, expert, self.view_params)
@@ -452,6 +472,15 @@ class Run:
                     f"fresh: {', '.join(fresh) or 'none'}"
                 )
         return trunk
+
+    def _keep_taken(self, encoder: SpectrogramEncoder, expert: str, stage: StageConfig) -> None:
+        """Freeze the parameters `expert` took from init_from when `stage` keeps them (keep_taken)."""
+        if not (self.cfg.init_from and stage.keep_taken):
+            return
+        taken = set(initial_expert_state(self.cfg, encoder, expert, self.view_params)[0]) - {"view_embed"}
+        for name, param in encoder.named_parameters():
+            if name in taken:
+                param.requires_grad_(False)
 
     def _rows(self, dataset: SpectrogramSet, protocol: str | None, max_count: int | None, salt: int) -> SpectrogramSet:
         rows = np.arange(len(dataset))
@@ -519,6 +548,7 @@ class Run:
         module = MaskedModelling(
             self.started_part(expert), lambda_recon=1.0, lambda_cont=0.0, absent_prob=stage.absent_view_prob
         )
+        self._keep_taken(module.encoder, expert, stage)
         return self._trainer(
             f"pretrain/{expert}",
             self.stage_dir("pretrain", expert),
@@ -548,6 +578,7 @@ class Run:
         pretrained = load_checkpoint(self.stage_dir("pretrain", expert) / BEST)["model"]
         module.encoder.load_state_dict(_prefixed(pretrained, "encoder."))
         module.decoder.load_state_dict(_prefixed(pretrained, "decoder."))
+        self._keep_taken(module.encoder, expert, stage)
         names = stage.contrastive_labels
         return self._trainer(
             f"finetune/{expert}",
@@ -635,6 +666,8 @@ class Run:
         encoder = self.trained_encoder(expert)
         self._seed(31 + labels.PROTOCOLS.index(expert))
         heads = build_heads(self.cfg.model.d_model, self.cfg.heads)
+        if self.cfg.init_from:
+            heads.load_state_dict(initial_heads_state(self.cfg, expert))
         frozen = self.cfg.heads.mode == "lwm"
 
         def inputs(b, g):
@@ -653,6 +686,7 @@ class Run:
             train_set, val_set = cached(train_set, with_absent), cached(val_set, False)
             module, workers = HeadsTraining(heads, absent_prob=stage.absent_view_prob), 0
         else:
+            self._keep_taken(encoder, expert, stage)
             module = HeadsTraining(heads, encoder, self.cfg.heads.encoder_lr_scale, stage.absent_view_prob)
             workers = None
         return self._trainer(
