@@ -48,6 +48,8 @@ SEPARATE_TARGETS = {
 """The targets of the figures only separate heads give."""
 PER_PROTOCOL_TARGET = "modulation_macro_f1_snr_ge_15"
 """The target also met by each expert's protocol alone (`modulation_macro_f1_snr_ge_15_<protocol>`)."""
+PER_PROTOCOL_SEPARATE_TARGET = "mobility_accuracy_snr_ge_10"
+"""The separate heads' target also reported per protocol (`mobility_accuracy_snr_ge_10_<protocol>`)."""
 LOWER_IS_BETTER = ("snr_abs_error_median_db", "snr_abs_error_p90_db", "signal_as_none_snr_ge_0")
 
 
@@ -195,13 +197,17 @@ def _headline(targets: dict, predictions: dict, rows: np.ndarray, snr_bin: np.nd
         own = high & (targets["protocol"] == labels.ROUTER_CLASSES.index(protocol))
         figures[f"{PER_PROTOCOL_TARGET}_{protocol}"] = _summary(targets, predictions, own)["modulation_macro_f1"]
     if "snr_db" in predictions:
+        moving = rows & has_snr & (snr_bin >= 10)
         figures |= {
             "snr_abs_error_median_db": overall["snr_abs_error_median_db"],
             "snr_abs_error_p90_db": overall["snr_abs_error_p90_db"],
-            "mobility_accuracy_snr_ge_10": _summary(targets, predictions, rows & has_snr & (snr_bin >= 10))[
-                "mobility_accuracy"
-            ],
+            PER_PROTOCOL_SEPARATE_TARGET: _summary(targets, predictions, moving)["mobility_accuracy"],
         }
+        for protocol in labels.PROTOCOLS:
+            own = moving & (targets["protocol"] == labels.ROUTER_CLASSES.index(protocol))
+            figures[f"{PER_PROTOCOL_SEPARATE_TARGET}_{protocol}"] = _summary(targets, predictions, own)[
+                "mobility_accuracy"
+            ]
     return figures
 
 
@@ -249,7 +255,10 @@ def metrics_from_predictions(targets: dict, predictions: dict, rows: list[dict] 
     figures = _headline(targets, predictions, everything, snr_bin)
     targets_met = dict(TARGETS) | {f"{PER_PROTOCOL_TARGET}_{p}": TARGETS[PER_PROTOCOL_TARGET] for p in labels.PROTOCOLS}
     if "snr_db" in predictions:
-        targets_met |= SEPARATE_TARGETS
+        targets_met |= SEPARATE_TARGETS | {
+            f"{PER_PROTOCOL_SEPARATE_TARGET}_{p}": SEPARATE_TARGETS[PER_PROTOCOL_SEPARATE_TARGET]
+            for p in labels.PROTOCOLS
+        }
     result = {
         "overall": {
             **overall,
