@@ -35,7 +35,7 @@ from lwmspectro_train.model import (
     build_heads,
     log_doppler,
 )
-from lwmspectro_train.stages import Run, initial_heads_state
+from lwmspectro_train.stages import Run
 from lwmspectro_train.trainer import BEST, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -553,12 +553,12 @@ def test_experts_start_from_a_bundles_where_they_read_the_same_views_and_fresh_w
         assert torch.equal(block, source["blocks.0.attn.qkv.weight"]) == frozen, "keep_taken: the blocks stay"
         assert not torch.equal(pretrained["encoder.patch_embed.wideband.weight"], fresh), "the new view trains"
     heads = torch.load(root / "bundle" / "weights.pt", weights_only=True)["heads"]["lte"]
-    taken = initial_heads_state(run.cfg, "lte")
+    taken = run.init_source.heads_state(run.cfg, "lte")
     assert taken.keys() == build_heads(16, run.cfg.heads).state_dict().keys()
     assert all(torch.equal(taken[key], heads[key]) for key in taken), "the heads stage starts from the bundle's heads"
     other = views_run(_write(tmp_path / "init.json", values), tmp_path / "run", "heads.channels=8")
     with pytest.raises(ValueError, match=r"lte heads of .* are built otherwise than this run's"):
-        initial_heads_state(other.cfg, "lte")
+        other.init_source.heads_state(other.cfg, "lte")
 
     values["experts_from"] = str(root / "bundle")
     with pytest.raises(ValueError, match="experts_from takes the experts as they are, init_from trains them"):

@@ -491,7 +491,7 @@ def _card(
                 if source
                 else {}
             ),
-            **({"init_from": _source_summary(load_bundle(cfg.init_from))} if cfg.init_from else {}),
+            **({"init_from": _source_summary(run.init_source.bundle)} if run.init_source else {}),
             **({"router_from": _source_summary(router_source.bundle)} if router_source else {}),
             "data": {
                 "train": source.bundle.training["data"]["train"] if source else _dataset_summary(train_set),

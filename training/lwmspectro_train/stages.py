@@ -169,57 +169,70 @@ class ExpertsSource:
         _refuse_other_view_params("experts_from", self.bundle, self.weights["views"], view_params, names)
 
 
-def initial_expert_state(
-    cfg: RunConfig, expert: SpectrogramEncoder, name: str, view_params: Mapping[str, Any]
-) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """The parameters of init_from's expert `name` (the encoder its heads read) that `expert`
-    (fresh) starts from,
-    and the names of those it keeps fresh. A parameter is taken where its name and shape are the
-    same and, when it belongs to one view, the bundle's expert read that view with the same
-    parameters (the view embedding row by row, by view name); pixel statistics never (the run's
-    are its own data's)."""
-    assert cfg.init_from is not None
-    bundle, weights, source_cfg = _source_weights(cfg.init_from, "init_from", ("experts", "views"))
-    if name not in weights["experts"] or name not in source_cfg.experts:
-        raise ValueError(f"init_from: {bundle.path} has no {name} expert to start from")
-    source = weights["experts"][name]
-    source_views = list(source_cfg.views_of(name))
-    shared = [
-        view
-        for view in expert.view_names
-        if view in source_views and weights["views"].get(view) == view_registry.view_to_dict(view_params[view])
-    ]
-    own = expert.state_dict()
-    state = {}
-    for key, value in own.items():
-        kind, _, rest = key.partition(".")
-        if kind in ("normalise", "view_embed") or key not in source or source[key].shape != value.shape:
-            continue
-        if kind in ("patch_embed", "pos_embed", "absent_embed") and rest.split(".")[0] not in shared:
-            continue
-        state[key] = source[key]
-    if "view_embed" in own and "view_embed" in source and shared:
-        rows = own["view_embed"].clone()
-        for view in shared:
-            rows[expert.view_names.index(view)] = source["view_embed"][source_views.index(view)]
-        state["view_embed"] = rows
-    fresh = [key for key in own if key not in state and not key.startswith("normalise.")]
-    if "view_embed" in state and len(shared) < len(expert.view_names):
-        fresh.append("view_embed rows of " + ", ".join(v for v in expert.view_names if v not in shared))
-    return state, fresh
+@dataclass(frozen=True)
+class InitSource:
+    """The bundle whose experts and heads a run's start from (RunConfig.init_from)."""
 
+    bundle: Bundle
+    weights: dict
+    """The bundle's torch twin (export.save_weights): experts, heads, views."""
+    config: RunConfig
+    """The config the bundle was trained with."""
 
-def initial_heads_state(cfg: RunConfig, name: str) -> dict[str, torch.Tensor]:
-    """init_from's heads of expert `name`, which the run's heads stage starts from: refused unless
-    the bundle's heads are built as this run's."""
-    assert cfg.init_from is not None
-    bundle, weights, source_cfg = _source_weights(cfg.init_from, "init_from", ("heads",))
-    if source_cfg.heads != cfg.heads or source_cfg.model.d_model != cfg.model.d_model or name not in weights["heads"]:
-        raise ValueError(
-            f"init_from: the {name} heads of {bundle.path} are built otherwise than this run's "
-            "(heads settings, d_model); take them from the config they were trained with"
-        )
-    return weights["heads"][name]
+    @classmethod
+    def load(cls, cfg: RunConfig) -> InitSource:
+        assert cfg.init_from is not None
+        return cls(*_source_weights(cfg.init_from, "init_from", ("experts", "heads", "views")))
+
+    def same_views(self, names: Sequence[str], view_params: Mapping[str, Any]) -> list[str]:
+        """Those of `names` the bundle's model read with the parameters `view_params` gives them."""
+        return [
+            name for name in names if self.weights["views"].get(name) == view_registry.view_to_dict(view_params[name])
+        ]
+
+    def expert_state(
+        self, expert: SpectrogramEncoder, name: str, view_params: Mapping[str, Any]
+    ) -> tuple[dict[str, torch.Tensor], list[str]]:
+        """The parameters of the bundle's expert `name` (the encoder its heads read) that `expert`
+        (fresh) starts from, and the names of those it keeps fresh. A parameter is taken where its
+        name and shape are the same and, when it belongs to one view, the bundle's expert read that
+        view with the same parameters (the view embedding row by row, by view name); pixel
+        statistics are not parameters to take (the run's normalisation holds the bundle's for
+        those views)."""
+        if name not in self.weights["experts"] or name not in self.config.experts:
+            raise ValueError(f"init_from: {self.bundle.path} has no {name} expert to start from")
+        source = self.weights["experts"][name]
+        source_views = list(self.config.views_of(name))
+        shared = [view for view in self.same_views(expert.view_names, view_params) if view in source_views]
+        own = expert.state_dict()
+        state = {}
+        for key, value in own.items():
+            kind, _, rest = key.partition(".")
+            if kind in ("normalise", "view_embed") or key not in source or source[key].shape != value.shape:
+                continue
+            if kind in ("patch_embed", "pos_embed", "absent_embed") and rest.split(".")[0] not in shared:
+                continue
+            state[key] = source[key]
+        if "view_embed" in own and "view_embed" in source and shared:
+            rows = own["view_embed"].clone()
+            for view in shared:
+                rows[expert.view_names.index(view)] = source["view_embed"][source_views.index(view)]
+            state["view_embed"] = rows
+        fresh = [key for key in own if key not in state and not key.startswith("normalise.")]
+        if "view_embed" in state and len(shared) < len(expert.view_names):
+            fresh.append("view_embed rows of " + ", ".join(v for v in expert.view_names if v not in shared))
+        return state, fresh
+
+    def heads_state(self, cfg: RunConfig, name: str) -> dict[str, torch.Tensor]:
+        """The bundle's heads of expert `name`, which the run's heads stage starts from: refused
+        unless they are built as `cfg`'s."""
+        source = self.config
+        if source.heads != cfg.heads or source.model.d_model != cfg.model.d_model or name not in self.weights["heads"]:
+            raise ValueError(
+                f"init_from: the {name} heads of {self.bundle.path} are built otherwise than this run's "
+                "(heads settings, d_model); take them from the config they were trained with"
+            )
+        return self.weights["heads"][name]
 
 
 @dataclass(frozen=True)
@@ -270,6 +283,7 @@ class Run:
         self._stats = None
         self._experts_source: ExpertsSource | None = None
         self._router_source: RouterSource | None = None
+        self._init_source: InitSource | None = None
 
     # --- shared pieces -----------------------------------------------------------------
 
@@ -290,6 +304,13 @@ class Run:
             source.check_views(self.datasets()[0].view_params, self.cfg)
             self._router_source = source
         return self._router_source
+
+    @property
+    def init_source(self) -> InitSource | None:
+        """The bundle the experts and heads start from (init_from), None when they start fresh."""
+        if self.cfg.init_from and self._init_source is None:
+            self._init_source = InitSource.load(self.cfg)
+        return self._init_source
 
     def stage_dir(self, stage: str, expert: str | None = None) -> Path:
         return self.dir / stage / expert if expert else self.dir / stage
@@ -428,7 +449,8 @@ class Run:
         """normalisation() of a run that has none yet: each view's statistics from experts_from's
         bundle when it has them (the experts' are inside their weights, and the router shares
         them), else from data.train when it holds the view (so that the experts' stay those of
-        their training data), else from the router's dataset or router_from's bundle."""
+        their training data), else from the router's dataset or router_from's bundle; init_from's
+        bundle gives those of the views it read with the same parameters."""
         per_row = self.cfg.normalisation == "per_row"
         if self.experts_source is not None:
             card = self.experts_source.bundle.normalisation
@@ -439,12 +461,11 @@ class Run:
             held = (WIDEBAND, *self.train_views)
             own = [name for name in self.cfg.model_views if name in held]
             stats = normalisation_stats(self.datasets()[0], seed=self.cfg.seed, views=own, per_row=per_row)
-        if self.cfg.init_from:
+        if self.init_source is not None:
             # The layers taken from the bundle read its pixel statistics: keep them for its views.
-            source = load_bundle(self.cfg.init_from)
-            read = dict(zip(source.view_names, source.views))
-            same = [name for name in self.cfg.model_views if read.get(name) == self.view_params[name]]
-            stats["views"] |= {name: source.normalisation["views"][name] for name in same}
+            card = self.init_source.bundle.normalisation["views"]
+            same = self.init_source.same_views(self.cfg.model_views, self.view_params)
+            stats["views"] |= {name: card[name] for name in same}
         rest = [name for name in self.cfg.model_views if name not in stats["views"]]
         if rest and self.router_source is not None:
             card = self.router_source.bundle.normalisation["views"]
@@ -463,8 +484,8 @@ class Run:
     def started_part(self, expert: str) -> SpectrogramEncoder:
         """An expert as pretraining starts it: fresh, or from init_from's expert."""
         trunk = self.new_part(expert)
-        if self.cfg.init_from:
-            state, fresh = initial_expert_state(self.cfg, trunk, expert, self.view_params)
+        if self.init_source is not None:
+            state, fresh = self.init_source.expert_state(trunk, expert, self.view_params)
             trunk.load_state_dict(state, strict=False)
             if self.ctx.is_main:
                 print(
@@ -475,9 +496,9 @@ class Run:
 
     def _keep_taken(self, encoder: SpectrogramEncoder, expert: str, stage: StageConfig) -> None:
         """Freeze the parameters `expert` took from init_from when `stage` keeps them (keep_taken)."""
-        if not (self.cfg.init_from and stage.keep_taken):
+        if self.init_source is None or not stage.keep_taken:
             return
-        taken = set(initial_expert_state(self.cfg, encoder, expert, self.view_params)[0]) - {"view_embed"}
+        taken = set(self.init_source.expert_state(encoder, expert, self.view_params)[0]) - {"view_embed"}
         for name, param in encoder.named_parameters():
             if name in taken:
                 param.requires_grad_(False)
@@ -666,8 +687,8 @@ class Run:
         encoder = self.trained_encoder(expert)
         self._seed(31 + labels.PROTOCOLS.index(expert))
         heads = build_heads(self.cfg.model.d_model, self.cfg.heads)
-        if self.cfg.init_from:
-            heads.load_state_dict(initial_heads_state(self.cfg, expert))
+        if self.init_source is not None:
+            heads.load_state_dict(self.init_source.heads_state(self.cfg, expert))
         frozen = self.cfg.heads.mode == "lwm"
 
         def inputs(b, g):
