@@ -119,6 +119,18 @@ def test_frames_equal_the_stream_on_its_blocks_when_fading():
     assert not np.allclose(frames[0] / x[starts[0] : starts[0] + hold], frames[-1] / x[starts[-1] : starts[-1] + hold])
 
 
+def test_regions_read_apart_get_the_whole_streams_numbers_there():
+    rng = np.random.default_rng(15)
+    x = (rng.standard_normal(60000) + 1j * rng.standard_normal(60000)).astype(np.complex64)
+    channel = TDLChannel(tdl_profile("TDL-C", 300e-9), FS, 400.0, rng)
+    stream = channel.apply(x, sampling_offset_ppm=3.0)
+    regions = [(1000, 2000), (1500, 4000), (10000, 10001), (0, 3), (50000, 59990), (7000, 7000)]
+    formed = channel.apply_regions(x, regions, sampling_offset_ppm=3.0)
+    np.testing.assert_array_equal(formed, np.concatenate([stream[a:b] for a, b in regions]))
+    np.testing.assert_array_equal(channel.apply_range(x, 1500, 4000, 3.0), stream[1500:4000])
+    assert channel.apply_regions(x, []).shape == (0,)
+
+
 def test_hold_interval_follows_doppler():
     profile = tdl_profile("TDL-B")
     rng = np.random.default_rng(15)

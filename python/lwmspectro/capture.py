@@ -255,30 +255,38 @@ def anti_alias_taps(passband_fraction: float) -> np.ndarray:
     return lowpass_taps(passband_fraction + width / 2, width)
 
 
-def frequency_shift(iq: np.ndarray, shift_hz: float, sample_rate_hz: float, first: int = 0) -> np.ndarray:
-    """iq[n] exp(j 2 pi shift (first + n) / fs), complex64 (impairments.phasor_at): a stretch
-    shifted alone gets the numbers the whole stream gets there."""
+def frequency_shift(iq: np.ndarray, shift_hz: float, sample_rate_hz: float, index=None) -> np.ndarray:
+    """iq[i] exp(j 2 pi shift n_i / fs), complex64, at the absolute sample indices n_i of `iq`'s
+    samples (default 0, 1, ...; impairments.phasor_at): samples shifted apart get the numbers the
+    whole stream gets there."""
     iq = np.asarray(iq, np.complex64)
-    return iq * impairments.phasor_at(np.arange(first, first + iq.size), shift_hz / sample_rate_hz)
+    index = np.arange(iq.size) if index is None else index
+    return iq * impairments.phasor_at(index, shift_hz / sample_rate_hz)
 
 
-FILTER_BLOCK = 4096
+FILTER_BLOCK = 256
 """Source-rate outputs per block of the capture's filters: each block is filtered alone, from its
 inputs and its filter's reach either side, with one FFT size, so that a sample is the same number
-whichever other blocks are formed."""
+whichever other blocks are formed. Short, because the views read short stretches (a snippet of 33
+us every millisecond) and a block is formed whole: blocks of 4096 formed 2.4 M analysis-rate
+samples per example for the 0.15 M that the wideband and dynamics views read, blocks of 256 form
+0.7 M (with the resampler's narrow pieces, capture_reach), at 2.2 times the examples per second."""
 
 
 def merge_regions(regions, n_samples: int) -> list[tuple[int, int]]:
-    """`regions` ((start, stop) pairs) clipped to [0, n_samples), sorted, overlapping ones merged."""
-    merged: list[list[int]] = []
-    for start, stop in sorted((max(0, int(a)), min(n_samples, int(b))) for a, b in regions):
-        if stop <= start:
-            continue
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], stop)
-        else:
-            merged.append([start, stop])
-    return [(a, b) for a, b in merged]
+    """`regions` ((start, stop) pairs) clipped to [0, n_samples), sorted, overlapping or touching
+    ones merged. In numpy: a capture's reach lists thousands of regions."""
+    pairs = np.array(regions if isinstance(regions, (list, np.ndarray)) else list(regions), np.int64).reshape(-1, 2)
+    starts, stops = np.maximum(pairs[:, 0], 0), np.minimum(pairs[:, 1], int(n_samples))
+    kept = stops > starts
+    order = np.argsort(starts[kept], kind="stable")
+    starts, stops = starts[kept][order], stops[kept][order]
+    if not len(starts):
+        return []
+    opens = np.ones(len(starts), bool)
+    opens[1:] = starts[1:] > np.maximum.accumulate(stops)[:-1]
+    firsts = np.flatnonzero(opens)
+    return list(zip(starts[firsts].tolist(), np.maximum.reduceat(stops, firsts).tolist()))
 
 
 def region_index(regions) -> np.ndarray:
@@ -290,14 +298,16 @@ def region_index(regions) -> np.ndarray:
 
 def in_regions(index: np.ndarray, regions) -> np.ndarray:
     """Whether each sample index lies in one of `regions` (merge_regions' sorted, disjoint
-    pairs): np.isin of their region_index, by a binary search among the regions' starts rather
-    than a sort of both arrays."""
+    pairs): np.isin of their region_index, read off a mask of the span `index` covers rather
+    than by sorting both arrays."""
     index = np.asarray(index, np.int64)
-    if not regions:
+    if not regions or not index.size:
         return np.zeros(index.shape, bool)
-    starts, stops = np.asarray(regions, np.int64).T
-    region = np.searchsorted(starts, index, side="right") - 1
-    return (region >= 0) & (index < stops[np.maximum(region, 0)])
+    low, high = int(index.min()), int(index.max()) + 1
+    mask = np.zeros(high - low, bool)
+    for start, stop in regions:
+        mask[max(start, low) - low : max(min(stop, high), low) - low] = True
+    return mask[index - low]
 
 
 def covering_blocks(regions, block: int) -> np.ndarray:
@@ -307,21 +317,18 @@ def covering_blocks(regions, block: int) -> np.ndarray:
     return np.unique(np.concatenate([np.arange(a // block, -(-b // block)) for a, b in regions]))
 
 
-def window(iq: np.ndarray, start: int, stop: int) -> np.ndarray:
-    """iq[start:stop], zero where the range reaches past either end of `iq`."""
-    out = np.zeros(stop - start, np.complex64)
-    a, b = max(start, 0), min(stop, len(iq))
-    if b > a:
-        out[a - start : b - start] = iq[a:b]
-    return out
-
-
-def fir_blocks(read, taps: np.ndarray, blocks: np.ndarray) -> np.ndarray:
-    """(len(blocks), FILTER_BLOCK): oaconvolve(signal, taps, mode="same") over each grid block, for
-    the signal `read(start, stop)` gives (odd-length `taps`)."""
+def fir_blocks(signal: np.ndarray, taps: np.ndarray, blocks: np.ndarray) -> np.ndarray:
+    """(len(blocks), FILTER_BLOCK): oaconvolve(signal, taps, mode="same") over each grid block of
+    `signal` (zero outside it; odd-length `taps`), each block from its inputs and the filter's
+    reach either side. In double precision, rounded once to single: an FFT of a batch rounds a row
+    differently with its place in the batch (SIMD lanes), and a block must be the same numbers
+    whichever other blocks are formed with it."""
     half = len(taps) // 2
-    segments = np.stack([read(b * FILTER_BLOCK - half, (b + 1) * FILTER_BLOCK + half) for b in blocks])
-    return scipy.signal.fftconvolve(segments, taps[None, :], mode="valid", axes=1).astype(np.complex64)
+    index = blocks[:, None] * FILTER_BLOCK - half + np.arange(FILTER_BLOCK + 2 * half)
+    inside = (index >= 0) & (index < len(signal))
+    segments = np.where(inside, signal[np.clip(index, 0, max(len(signal) - 1, 0))], 0).astype(np.complex128)
+    kernel = np.asarray(taps, np.float64)[None, :]
+    return scipy.signal.fftconvolve(segments, kernel, mode="valid", axes=1).astype(np.complex64)
 
 
 def _scatter(blocks: np.ndarray, values: np.ndarray, block: int, n_samples: int) -> np.ndarray:
@@ -363,8 +370,12 @@ def capture_reach(settings: CaptureSettings, analysis_rate_hz: float, n_analysis
     )
     fill = _fill_taps(analysis_rate_hz, settings.source_rate_hz)
     fill_blocks = covering_blocks(filter_inputs, FILTER_BLOCK) if fill is not None else np.zeros(0, np.int64)
-    pieces = covering_blocks(filter_inputs, resampler.piece)
-    spans = [resampler.input_span([p * resampler.piece], resampler.piece) for p in pieces]
+    # Narrow pieces: at 2 MS/s a piece of `resampler.piece` (250 outputs) reads 3840 analysis-rate
+    # samples, where a snippet of the dynamics view needs 67 outputs.
+    piece = resampler.narrow_piece
+    pieces = covering_blocks(filter_inputs, piece)
+    firsts = resampler.first_input(pieces * piece)
+    spans = zip(firsts.tolist(), (resampler.first_input(pieces * piece + piece - 1) + resampler.n_taps).tolist())
     return CaptureReach(n_source, filter_blocks, filter_inputs, fill_blocks, pieces, merge_regions(spans, n_analysis))
 
 
@@ -397,11 +408,10 @@ def apply_capture_regions(
     reach = capture_reach(settings, analysis_rate_hz, len(iq), source_regions)
     shift = settings.offset_hz + settings.cfo_hz
     shifted = np.zeros(len(iq), np.complex64)
-    for start, stop in reach.analysis_regions:
-        part = iq[start:stop]
-        shifted[start:stop] = frequency_shift(part, shift, analysis_rate_hz, start) if shift else part
+    formed = region_index(reach.analysis_regions)
+    shifted[formed] = frequency_shift(iq[formed], shift, analysis_rate_hz, formed) if shift else iq[formed]
     resampler = PointResampler.for_rates(analysis_rate_hz, rate)
-    piece = resampler.piece
+    piece = resampler.narrow_piece
     resampled = resampler.frames(shifted, 0, reach.pieces * piece, piece)
     resampled = _scatter(reach.pieces, resampled, piece, reach.n_source)
     fill = _fill_taps(analysis_rate_hz, rate)
@@ -410,20 +420,17 @@ def apply_capture_regions(
         density = _noise_floor_density(shifted[region_index(measured)], analysis_rate_hz)
         scale = np.float32(np.sqrt(density * rate / 2))
 
-        def noise(start: int, stop: int) -> np.ndarray:
-            values = indexed_noise(key, start, stop) * scale
-            values[: max(0, -start)] = 0
-            values[max(0, reach.n_source - start) :] = 0
-            return values
-
-        inside = _scatter(reach.fill_blocks, fir_blocks(noise, fill, reach.fill_blocks), FILTER_BLOCK, reach.n_source)
+        # The fill noise wherever a block's filter reads it, drawn once (a function of the index).
+        half = len(fill) // 2
+        fill_noise = np.zeros(reach.n_source, np.complex64)
+        reads = [(b * FILTER_BLOCK - half, (b + 1) * FILTER_BLOCK + half) for b in reach.fill_blocks.tolist()]
+        for start, stop in merge_regions(reads, reach.n_source):
+            fill_noise[start:stop] = indexed_noise(key, start, stop) * scale
+        filtered_fill = fir_blocks(fill_noise, fill, reach.fill_blocks)
+        inside = _scatter(reach.fill_blocks, filtered_fill, FILTER_BLOCK, reach.n_source)
         for start, stop in reach.filter_inputs:
-            resampled[start:stop] += noise(start, stop) - inside[start:stop]
-    filtered = fir_blocks(
-        lambda start, stop: window(resampled, start, stop),
-        anti_alias_taps(settings.passband_fraction),
-        reach.filter_blocks,
-    )
+            resampled[start:stop] += fill_noise[start:stop] - inside[start:stop]
+    filtered = fir_blocks(resampled, anti_alias_taps(settings.passband_fraction), reach.filter_blocks)
     y = _scatter(reach.filter_blocks, filtered, FILTER_BLOCK, reach.n_source)
     regions = merge_regions(source_regions, reach.n_source)
     index = region_index(regions)

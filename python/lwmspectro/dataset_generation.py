@@ -18,7 +18,9 @@ them: for the observation that starts once a view of the past (the dynamics view
 all it reads behind it.
 Only the samples the views read are formed (views.observation_regions), through the capture
 chain's reach (capture.capture_reach) and the channel's: the same numbers the whole stream has
-there (synth.ReceivedStream, capture.apply_capture_regions), some 3 % of the 128 ms.
+there (synth.ReceivedStream, capture.apply_capture_regions): with the capture's reach, some 18 %
+of the 128 ms for the wideband and dynamics views, some 55 % with a sent-power view (which reads
+0.37 ms of each millisecond).
 """
 
 from __future__ import annotations

@@ -520,8 +520,7 @@ class ReceivedStream:
         reads = [self.channel.input_range(start + guard, stop + guard) for start, stop in regions]
         x, active = _waveform_at(self.wf, self.params, reads, guard + self.n_samples)
         sfo_ppm = self.offsets["sfo_ppm"]
-        parts = [self.channel.apply_range(x, start + guard, stop + guard, sfo_ppm) for start, stop in regions]
-        y = np.concatenate(parts) if parts else np.zeros(0, np.complex64)
+        y = self.channel.apply_regions(x, [(start + guard, stop + guard) for start, stop in regions], sfo_ppm)
         y, _ = impairments.carrier_frequency_offset(y, self.offsets["cfo_hz"], fs, absolute)
         on = active[absolute] & measured_mask
         signal_power = mean_power(y[on] if on.any() else y[measured_mask])

@@ -288,7 +288,9 @@ def apply_drawn(
     kinds = drawn["receiver_impairments"]
     if "phase_noise" in kinds:
         phase = indexed_phase_noise(key, sample_index, drawn["phase_noise_linewidth_hz"], sample_rate_hz)
-        y = (y * np.exp(1j * phase)).astype(np.complex64)
+        # Wrapped in double precision, turned in single: the walk reaches thousands of radians.
+        phase = np.remainder(phase, 2 * np.pi).astype(np.float32)
+        y = y * (np.cos(phase) + 1j * np.sin(phase)).astype(np.complex64)
     if "iq_imbalance" in kinds:
         y, _ = iq_imbalance(y, drawn["iq_gain_db"], drawn["iq_phase_deg"])
     if "dc_offset" in kinds:
