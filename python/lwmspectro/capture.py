@@ -320,15 +320,12 @@ def covering_blocks(regions, block: int) -> np.ndarray:
 def fir_blocks(signal: np.ndarray, taps: np.ndarray, blocks: np.ndarray) -> np.ndarray:
     """(len(blocks), FILTER_BLOCK): oaconvolve(signal, taps, mode="same") over each grid block of
     `signal` (zero outside it; odd-length `taps`), each block from its inputs and the filter's
-    reach either side. In double precision, rounded once to single: an FFT of a batch rounds a row
-    differently with its place in the batch (SIMD lanes), and a block must be the same numbers
-    whichever other blocks are formed with it."""
+    reach either side, all blocks in one batch of FFTs of one size."""
     half = len(taps) // 2
     index = blocks[:, None] * FILTER_BLOCK - half + np.arange(FILTER_BLOCK + 2 * half)
     inside = (index >= 0) & (index < len(signal))
-    segments = np.where(inside, signal[np.clip(index, 0, max(len(signal) - 1, 0))], 0).astype(np.complex128)
-    kernel = np.asarray(taps, np.float64)[None, :]
-    return scipy.signal.fftconvolve(segments, kernel, mode="valid", axes=1).astype(np.complex64)
+    segments = np.where(inside, signal[np.clip(index, 0, max(len(signal) - 1, 0))], np.complex64(0))
+    return scipy.signal.fftconvolve(segments, taps[None, :], mode="valid", axes=1).astype(np.complex64)
 
 
 def _scatter(blocks: np.ndarray, values: np.ndarray, block: int, n_samples: int) -> np.ndarray:
