@@ -345,6 +345,8 @@ class CaptureReach:
     filter_blocks: np.ndarray
     filter_inputs: list[tuple[int, int]]
     fill_blocks: np.ndarray
+    piece: int
+    """Source-rate outputs per resampler piece."""
     pieces: np.ndarray
     analysis_regions: list[tuple[int, int]]
 
@@ -373,7 +375,8 @@ def capture_reach(settings: CaptureSettings, analysis_rate_hz: float, n_analysis
     pieces = covering_blocks(filter_inputs, piece)
     firsts = resampler.first_input(pieces * piece)
     spans = zip(firsts.tolist(), (resampler.first_input(pieces * piece + piece - 1) + resampler.n_taps).tolist())
-    return CaptureReach(n_source, filter_blocks, filter_inputs, fill_blocks, pieces, merge_regions(spans, n_analysis))
+    analysis_regions = merge_regions(spans, n_analysis)
+    return CaptureReach(n_source, filter_blocks, filter_inputs, fill_blocks, piece, pieces, analysis_regions)
 
 
 def _noise_floor_density(iq: np.ndarray, sample_rate_hz: float) -> float:
@@ -408,9 +411,8 @@ def apply_capture_regions(
     formed = region_index(reach.analysis_regions)
     shifted[formed] = frequency_shift(iq[formed], shift, analysis_rate_hz, formed) if shift else iq[formed]
     resampler = PointResampler.for_rates(analysis_rate_hz, rate)
-    piece = resampler.narrow_piece
-    resampled = resampler.frames(shifted, 0, reach.pieces * piece, piece)
-    resampled = _scatter(reach.pieces, resampled, piece, reach.n_source)
+    resampled = resampler.frames(shifted, 0, reach.pieces * reach.piece, reach.piece)
+    resampled = _scatter(reach.pieces, resampled, reach.piece, reach.n_source)
     fill = _fill_taps(analysis_rate_hz, rate)
     if fill is not None:
         measured = merge_regions(measured_analysis or reach.analysis_regions, len(iq))
