@@ -131,3 +131,10 @@ def test_receiver_impairments_apply_the_chosen_ones_with_labels():
     np.testing.assert_array_equal(none, frames)
     with pytest.raises(ValueError, match="phase_noise, iq_imbalance, dc_offset, adc8"):
         impairments.apply_random(frames, index, FS, rng, kinds=("adc12",))
+
+
+def test_unit_phasors_are_exp_1j_phase_in_single_precision():
+    phase = np.linspace(-40, 40, 1001, dtype=np.float32).reshape(7, 143)
+    phasors = impairments.unit_phasors(phase)
+    assert phasors.dtype == np.complex64
+    np.testing.assert_allclose(phasors, np.exp(1j * phase.astype(np.float64)), atol=1e-6)

@@ -668,13 +668,6 @@ def test_the_grid_mean_is_scipys_uniform_filter(dtype, symbols, subcarriers, wra
     np.testing.assert_allclose(mean, expected, atol=1e-6)
 
 
-def test_unit_phasors_are_exp_1j_phase_in_single_precision():
-    phase = np.linspace(-40, 40, 1001, dtype=np.float32).reshape(7, 143)
-    phasors = views._unit_phasors(phase)
-    assert phasors.dtype == np.complex64
-    np.testing.assert_allclose(phasors, np.exp(1j * phase.astype(np.float64)), atol=1e-6)
-
-
 def _blas_threads() -> set[int]:
     return {pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"}
 

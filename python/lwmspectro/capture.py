@@ -276,7 +276,7 @@ samples per example for the 0.15 M that the wideband and dynamics views read, bl
 def merge_regions(regions, n_samples: int) -> list[tuple[int, int]]:
     """`regions` ((start, stop) pairs) clipped to [0, n_samples), sorted, overlapping or touching
     ones merged. In numpy: a capture's reach lists thousands of regions."""
-    pairs = np.array(regions if isinstance(regions, (list, np.ndarray)) else list(regions), np.int64).reshape(-1, 2)
+    pairs = np.array(list(regions), np.int64).reshape(-1, 2)
     starts, stops = np.maximum(pairs[:, 0], 0), np.minimum(pairs[:, 1], int(n_samples))
     kept = stops > starts
     order = np.argsort(starts[kept], kind="stable")
@@ -315,6 +315,12 @@ def covering_blocks(regions, block: int) -> np.ndarray:
     if not regions:
         return np.zeros(0, np.int64)
     return np.unique(np.concatenate([np.arange(a // block, -(-b // block)) for a, b in regions]))
+
+
+def _block_reads(blocks: np.ndarray, taps: np.ndarray, n_samples: int) -> list[tuple[int, int]]:
+    """What fir_blocks reads of a stream of n_samples to filter the grid `blocks` with `taps`."""
+    half = len(taps) // 2
+    return merge_regions([(b * FILTER_BLOCK - half, (b + 1) * FILTER_BLOCK + half) for b in blocks.tolist()], n_samples)
 
 
 def fir_blocks(signal: np.ndarray, taps: np.ndarray, blocks: np.ndarray) -> np.ndarray:
@@ -363,10 +369,7 @@ def capture_reach(settings: CaptureSettings, analysis_rate_hz: float, n_analysis
     resampler = PointResampler.for_rates(analysis_rate_hz, settings.source_rate_hz)
     n_source = -(-n_analysis * resampler.up // resampler.down)
     filter_blocks = covering_blocks(merge_regions(source_regions, n_source), FILTER_BLOCK)
-    half = len(anti_alias_taps(settings.passband_fraction)) // 2
-    filter_inputs = merge_regions(
-        [(b * FILTER_BLOCK - half, (b + 1) * FILTER_BLOCK + half) for b in filter_blocks], n_source
-    )
+    filter_inputs = _block_reads(filter_blocks, anti_alias_taps(settings.passband_fraction), n_source)
     fill = _fill_taps(analysis_rate_hz, settings.source_rate_hz)
     fill_blocks = covering_blocks(filter_inputs, FILTER_BLOCK) if fill is not None else np.zeros(0, np.int64)
     # Narrow pieces: at 2 MS/s a piece of `resampler.piece` (250 outputs) reads 3840 analysis-rate
@@ -420,10 +423,8 @@ def apply_capture_regions(
         scale = np.float32(np.sqrt(density * rate / 2))
 
         # The fill noise wherever a block's filter reads it, drawn once (a function of the index).
-        half = len(fill) // 2
         fill_noise = np.zeros(reach.n_source, np.complex64)
-        reads = [(b * FILTER_BLOCK - half, (b + 1) * FILTER_BLOCK + half) for b in reach.fill_blocks.tolist()]
-        for start, stop in merge_regions(reads, reach.n_source):
+        for start, stop in _block_reads(reach.fill_blocks, fill, reach.n_source):
             fill_noise[start:stop] = indexed_noise(key, start, stop) * scale
         filtered_fill = fir_blocks(fill_noise, fill, reach.fill_blocks)
         inside = _scatter(reach.fill_blocks, filtered_fill, FILTER_BLOCK, reach.n_source)

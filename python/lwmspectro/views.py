@@ -60,6 +60,7 @@ import scipy.fft
 import scipy.ndimage
 import threadpoolctl
 
+from .channels.impairments import unit_phasors
 from .config_base import ConfigBase, bounded
 from .dynamics import (
     SENT_POWER_PROTOCOLS,
@@ -525,15 +526,6 @@ def _smoothed(values: np.ndarray, params: OfdmConstellationParams) -> np.ndarray
     return _grid_mean(values, params.smooth_symbols, params.smooth_subcarriers)
 
 
-def _unit_phasors(phase: np.ndarray) -> np.ndarray:
-    """exp(1j * phase) for a float32 `phase`, in complex64: numpy's complex exp works in double
-    precision whatever the input, ten times the cost of float32 cos and sin."""
-    phasors = np.empty(phase.shape, np.complex64)
-    phasors.real = np.cos(phase)
-    phasors.imag = np.sin(phase)
-    return phasors
-
-
 def _timing_runs(starts: np.ndarray, params: OfdmTimingParams) -> np.ndarray:
     """For each symbol, which run of symbols timed together it belongs to: all one run for a
     continuous transmission; for bursts, a new run wherever a symbol does not start one symbol
@@ -561,7 +553,7 @@ def _ofdm_constellation(params: OfdmConstellationParams, capture: Capture) -> Vi
     across = (fourth[:, 1:] * np.conj(fourth[:, :-1])).sum(axis=1, dtype=np.complex128)
     ramps = np.angle(np.bincount(runs, across.real) + 1j * np.bincount(runs, across.imag))[runs]
     ramp_phase = ramps.astype(np.float32)[:, None] * np.arange(elements.shape[1], dtype=np.float32)[None, :]
-    fourth *= _unit_phasors(-ramp_phase)
+    fourth *= unit_phasors(-ramp_phase)
     turns = np.angle((fourth[1:] * np.conj(fourth[:-1])).sum(axis=1, dtype=np.complex128))
     common = np.concatenate([[0.0], np.cumsum(turns)])
     fourth *= np.exp(-1j * common).astype(np.complex64)[:, None]
@@ -570,7 +562,7 @@ def _ofdm_constellation(params: OfdmConstellationParams, capture: Capture) -> Vi
     phase = np.angle(_smoothed(fourth, params)) + ramp_phase
     phase += common.astype(np.float32)[:, None]
     phase *= -0.25
-    rotation = _unit_phasors(phase)
+    rotation = unit_phasors(phase)
     gain = _smoothed(power, params)
     equalised = elements * rotation
     equalised *= 1 / np.sqrt(np.maximum(gain, tiny))
@@ -604,11 +596,11 @@ def _ofdm_circularity(params: OfdmCircularityParams, capture: Capture) -> ViewOu
     if new_run.any():
         across = (pairs[new_run, 1:] * np.conj(pairs[new_run, :-1])).sum(axis=1, dtype=np.complex128)
         ramps[new_run] = np.angle(across)
-    pairs *= _unit_phasors(-ramps[:, None] * columns[None, :])
+    pairs *= unit_phasors(-ramps[:, None] * columns[None, :])
     turns = np.angle(pairs.sum(axis=1, dtype=np.complex128)).astype(np.float32)
     phase = np.zeros(elements.shape, np.float32)
     phase[1:] = np.cumsum(turns[:, None] + ramps[:, None] * columns[None, :], axis=0)
-    squares *= _unit_phasors(-phase)
+    squares *= unit_phasors(-phase)
     shape = (params.n_rows, -1, params.block_symbols, elements.shape[1])
     lined = np.abs(squares.reshape(shape).sum(axis=2)).sum(axis=1)
     total = power.reshape(shape).sum(axis=(1, 2))
