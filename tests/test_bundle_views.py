@@ -203,14 +203,19 @@ def test_each_graph_gets_the_views_its_inputs_name(bundle):
     assert {o.protocol for o in outputs} & set(EXPERT_INPUTS)
 
 
-def test_a_window_without_a_view_of_the_past_is_too_short_and_never_fed(bundle):
+def test_a_window_without_a_view_of_the_past_its_expert_reads_is_too_short_and_never_fed(bundle):
+    """Only the lte expert reads the dynamics view: a window without it is read when the router
+    sends it elsewhere; a broken router view leaves nothing to read."""
     runtime = Runtime(bundle, intra_op_threads=1)
-    views = batch(3, seed=1)
-    views[2][0] = np.nan  # no dynamics: the capture did not reach back far enough
-    views[1][1, 0, 0] = np.inf  # a broken view
+    views = batch(24, seed=1)
+    whole = runtime.predict(views)
+    views[2][:] = np.nan  # no dynamics: the capture did not reach back far enough
+    views[1][0, 0, 0] = np.inf  # a broken view
     outputs = runtime.predict(views)
-    assert [getattr(o, "reason", None) for o in outputs[:2]] == ["too_short", "nan_or_inf"]
-    assert outputs[2].protocol in labels.ROUTER_CLASSES
+    assert outputs[0].reason == "nan_or_inf"
+    expected = ["too_short" if o.protocol == "lte" else o.protocol for o in whole[1:]]
+    assert [getattr(o, "reason", None) or o.protocol for o in outputs[1:]] == expected
+    assert "too_short" in expected and len(set(expected)) > 1
 
 
 def test_raw_iq_is_framed_into_the_cards_views(bundle):
@@ -223,9 +228,43 @@ def test_raw_iq_is_framed_into_the_cards_views(bundle):
     assert [r["window_start"] for r in readouts] == list(windows.starts)
     absent = np.isnan(windows.views[2]).all(axis=(1, 2))
     assert absent[0] and not absent[-1]
-    assert [r["invalid_reason"] for r in readouts] == ["too_short" if a else None for a in absent]
-    fed = runtime.classify([view[~absent] for view in windows.views])
-    assert [r["protocol"] for r in readouts if r["valid"]] == [r["protocol"] for r in fed]
+    # The router does not read the dynamics view: zeros in its place route each window alike.
+    routed = [o.protocol for o in runtime.predict([*windows.views[:2], np.zeros_like(windows.views[2])])]
+    too_short = absent & (np.array(routed) == "lte")
+    assert [r["invalid_reason"] for r in readouts] == ["too_short" if t else None for t in too_short]
+    assert [r["protocol"] for r in readouts if r["valid"]] == [p for p, t in zip(routed, too_short) if not t]
+
+
+def test_a_routed_framer_computes_the_views_of_the_router_and_its_chosen_expert_only(bundle):
+    """Only the lte expert reads the dynamics view: routed, a window the router sends elsewhere
+    has none, one sent to lte the very numbers of the unrouted framer, and each window reads out
+    as unrouted without the router running again."""
+    runtime = Runtime(bundle, intra_op_threads=1)
+    rate = 1e6
+    routing = runtime.routing()
+    assert routing is not None and routing.lead == [0, 1]
+    iq = (np.random.default_rng(4).standard_normal(12 * ObservationFramer(CARD_VIEWS, rate).span) * (1 + 1j)).astype(
+        np.complex64
+    )
+    (whole,) = ObservationFramer(CARD_VIEWS, rate).frame_recording(iq)
+    (routed,) = ObservationFramer(CARD_VIEWS, rate, routing=routing).frame_recording(iq)
+    expected = runtime.predict([*whole.views[:2], np.zeros_like(whole.views[2])])
+    protocols = np.array([o.protocol for o in expected])
+    assert {"lte", "wifi"} <= set(protocols)
+    for view in (0, 1):
+        np.testing.assert_array_equal(routed.views[view], whole.views[view])
+    lte = protocols == "lte"
+    np.testing.assert_array_equal(routed.views[2][lte], whole.views[2][lte])
+    assert np.isnan(routed.views[2][~lte]).all()
+    np.testing.assert_allclose(routed.routes, [o.probabilities["protocol"] for o in expected], rtol=1e-5)
+    read = runtime.predict(list(routed.views), routed.routes)
+    assert [getattr(o, "reason", None) or o.protocol for o in read] == [
+        getattr(o, "reason", None) or o.protocol for o in runtime.predict(list(whole.views))
+    ]
+
+
+def test_a_bundle_whose_experts_read_only_router_views_is_not_routed():
+    assert Runtime(SHIPPED, intra_op_threads=1).routing() is None
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ import shutil
 import tempfile
 import threading
 import time
+from pathlib import Path
 from unittest import mock
 
 import gnuradio.lwmspectro as lwm_blocks
@@ -12,9 +13,12 @@ import numpy as np
 import pmt
 from gnuradio import blocks, gr, gr_unittest
 from gnuradio.lwmspectro.common import ConfigError
+from test_bundle_views import CARD_VIEWS as MULTI_VIEWS
+from test_bundle_views import multi_view_bundle
 
 from lwmspectro import labels, readout
 from lwmspectro.bundle import Bundle
+from lwmspectro.framer import ObservationFramer
 from lwmspectro.ofdm_sync import Numerology
 from lwmspectro.runtime import Runtime
 from lwmspectro.sigmf_io import write_recording
@@ -349,6 +353,45 @@ class qa_receiver(gr_unittest.TestCase):
         self.assertEqual([r[1] for r in readouts[0]], ["wifi", "lte", "nr"])
         with self.assertRaisesRegex(ConfigError, r"LWM Classifier: the views \['cp_profile'\] lack \['wideband'\]"):
             lwm_blocks.classifier(RUNTIME, views="cp_profile")
+
+    def test_a_routed_spectrogram_tags_the_route_and_the_classifier_reads_out_as_unrouted(self):
+        """A bundle whose lte expert alone reads the dynamics view: routed, the spectrogram leaves
+        it NaN in the vectors of windows the router sends elsewhere, tags each judged vector with
+        the router's probabilities, and the classifier reads out every window as unrouted."""
+        bundle = multi_view_bundle(Path(_FOLDER) / "multi")
+        runtime = Runtime(bundle, intra_op_threads=1)
+        rate = 1e6
+        span = ObservationFramer(MULTI_VIEWS, rate).span
+        rng = np.random.default_rng(5)
+        iq = ((rng.standard_normal(12 * span) + 1j * rng.standard_normal(12 * span)) * 0.3).astype(np.complex64)
+        runs = {}
+        for routed in (False, True):
+            tb = gr.top_block()
+            spectrogram = lwm_blocks.spectrogram(runtime, rate, routed=routed)
+            classifier = lwm_blocks.classifier(runtime, drop_when_full=False)
+            vectors = blocks.vector_sink_f(spectrogram.vlen)
+            debug = blocks.message_debug()
+            tb.connect(blocks.vector_source_c(iq), spectrogram, classifier)
+            tb.connect(spectrogram, vectors)
+            tb.msg_connect(classifier, "readout", debug, "store")
+            tb.run()
+            readouts = sorted((pmt.to_python(m) for m in stored(debug)), key=lambda r: r["window_start"])
+            routes = [t for t in vectors.tags() if pmt.symbol_to_string(t.key) == "lwm_route"]
+            runs[routed] = readouts, routes, np.reshape(vectors.data(), (-1, spectrogram.vlen))
+        (unrouted, no_routes, _), (readouts, routes, data) = runs[False], runs[True]
+        self.assertEqual(no_routes, [])
+        fields = ("window_start", "protocol", "invalid_reason", "modulation")
+        self.assertEqual([[r[f] for f in fields] for r in readouts], [[r[f] for f in fields] for r in unrouted])
+        protocols = [r["protocol"] for r in readouts]
+        self.assertTrue({"lte", "wifi"} <= set(protocols))
+        self.assertEqual(len(routes), len(readouts))
+        for tag in routes:
+            route = pmt.f64vector_elements(tag.value)
+            self.assertEqual(labels.ROUTER_CLASSES[int(np.argmax(route))], protocols[tag.offset])
+        dynamics = data[:, -int(np.prod(MULTI_VIEWS[2].shape)) :]
+        lte = np.array(protocols) == "lte"
+        self.assertTrue(np.isnan(dynamics[~lte]).all())
+        self.assertTrue(np.isfinite(dynamics[lte][-1]).all())
 
     def test_the_card_is_read_once_for_the_receiver_and_an_annotator(self):
         """What `lwmspectro run --annotate` builds: one Bundle shared by every block."""

@@ -223,6 +223,35 @@ class _Model:
         return [np.concatenate(outputs) for outputs in zip(*parts)]
 
 
+class ViewRouting:
+    """The router of a Runtime for an ObservationFramer of `views` (framer.Routing): from a
+    window's router views, its probabilities and the views the chosen expert reads (none for
+    `none` and `other`), as indices in `views`."""
+
+    def __init__(self, runtime: Runtime, views: Sequence[Any]):
+        views = list(views)
+        missing = [name for name, v in zip(runtime.view_names, runtime.views) if v not in views]
+        if missing:
+            raise ValueError(f"the framer's views lack {missing}, which the bundle reads")
+        self._runtime = runtime
+        self._position = [views.index(v) for v in runtime.views]
+        """Where each card view is among `views`."""
+        self.lead: Sequence[int] = [self._position[i] for i in runtime._router.views]
+        self.n_classes = len(runtime.router_classes)
+        self._expert_views = {
+            runtime.router_classes.index(protocol): [self._position[i] for i in expert.views]
+            for protocol, expert in runtime._experts.items()
+        }
+
+    def choose(self, outputs: Sequence[np.ndarray | None]) -> tuple[np.ndarray, Sequence[int]]:
+        card_views = []
+        for position, shape in zip(self._position, self._runtime.view_shapes):
+            values = outputs[position] if position in self.lead else None
+            card_views.append(np.zeros((1, *shape), np.float32) if values is None else values[None])
+        probabilities = self._runtime._router_probabilities(card_views)[0]
+        return probabilities, self._expert_views.get(int(probabilities.argmax()), [])
+
+
 class Runtime:
     """ONNX sessions for a loaded, validated model bundle, turning spectrograms or raw I/Q
     into the model's outputs (`predict`) or readouts (`classify`, `iter_classify_iq`)."""
@@ -347,68 +376,101 @@ class Runtime:
                 raise ValueError(f"views of {len(batches[0])} and {len(x)} windows: give each view of every window")
         return batches
 
-    def _unread_reason(self, batches: list[np.ndarray], row: int) -> str:
-        """Why window `row` is not fed: "too_short" when the views it lacks are wholly NaN (a view
-        of the past the capture does not reach back to, which the graphs cannot do without) and
-        another view is there, else "nan_or_inf"."""
-        whole = [np.isfinite(batches[i][row]).all() for i in self._read]
-        absent = [np.isnan(batches[i][row]).all() for i in self._read]
+    def _unread_reason(self, batches: list[np.ndarray], row: int, read: Sequence[int]) -> str:
+        """Why window `row` is not fed the graphs that `read` those views: "too_short" when the
+        views it lacks are wholly NaN (a view of the past the capture does not reach back to,
+        which the graphs cannot do without) and another view is there, else "nan_or_inf"."""
+        whole = [np.isfinite(batches[i][row]).all() for i in read]
+        absent = [np.isnan(batches[i][row]).all() for i in read]
         if any(whole) and all(w or a for w, a in zip(whole, absent)):
             return "too_short"
         return "nan_or_inf"
 
-    def predict(self, model_input: np.ndarray | Sequence[np.ndarray]) -> list[ModelOutput | InvalidWindow]:
+    def _router_probabilities(self, views: Sequence[np.ndarray]) -> np.ndarray:
+        """(B, router classes): the calibrated router's probabilities, given the card's views."""
+        logits = self._router(*(views[i] for i in self._router.views))[0]
+        return softmax(logits, self.bundle.calibration_of("router").get("protocol", 1.0))
+
+    def routing(self, views: Sequence[Any] | None = None) -> ViewRouting | None:
+        """What lets an ObservationFramer of `views` (default the card's; they must hold the
+        card's) compute only the router's views and those of the expert it picks
+        (framer.Routing); `predict` then takes the framed windows' `routes`. None when every
+        view an expert reads is the router's too (today's G alone): routing would spare no view,
+        and the router runs faster on a batch of windows."""
+        router_views = set(self._router.views)
+        if all(set(expert.views) <= router_views for expert in self._experts.values()):
+            return None
+        return ViewRouting(self, self.views if views is None else tuple(views))
+
+    def predict(
+        self, model_input: np.ndarray | Sequence[np.ndarray], routes: np.ndarray | None = None
+    ) -> list[ModelOutput | InvalidWindow]:
         """The model's output for each window of a batch, given its views (one (B, T, K) array per
         card view, in the card's order; an array alone for a card of one view), with the chosen
-        expert's embedding. A window whose views the model reads are not all finite is not fed:
-        it is an InvalidWindow (`_unread_reason`)."""
+        expert's embedding. `routes` (B, router classes), the router's probabilities of windows
+        a routing framed (framer.FramedWindows.routes; NaN rows are routed here), spares running
+        the router again; the views no chosen expert reads may then be NaN. A window whose views
+        the router or its chosen expert read are not all finite is not fed: it is an
+        InvalidWindow (`_unread_reason`)."""
         batches = self._view_batches(model_input)
-        finite = np.ones(len(batches[0]), bool)
-        absent = {}
-        for i in self._read:
-            finite_view = np.isfinite(batches[i]).all(axis=(1, 2))
-            if i in self._may_be_absent:
-                absent[i] = np.isnan(batches[i]).all(axis=(1, 2))
-                finite_view |= absent[i]
-            finite &= finite_view
-        unread = {int(row): InvalidWindow(self._unread_reason(batches, row)) for row in np.flatnonzero(~finite)}
-        rows = np.flatnonzero(finite)
-        if not len(rows):
-            return [unread[row] for row in range(len(finite))]
-        feed = [batch[rows] for batch in batches]
-        router_logits = self._router(*(feed[i] for i in self._router.views))[0]
-        router_probs = softmax(router_logits, self.bundle.calibration_of("router").get("protocol", 1.0))
-        top = router_probs.argmax(axis=-1)
+        n_windows = len(batches[0])
+        finite = {i: np.isfinite(batches[i]).all(axis=(1, 2)) for i in self._read}
+        absent = {i: np.isnan(batches[i]).all(axis=(1, 2)) for i in self._may_be_absent & set(self._read)}
+
+        def readable(read: Sequence[int]) -> np.ndarray:
+            mask = np.ones(n_windows, bool)
+            for i in read:
+                mask &= finite[i] | absent[i] if i in absent else finite[i]
+            return mask
+
+        outputs: dict[int, ModelOutput | InvalidWindow] = {}
+        routed = readable(self._router.views)
+        for row in np.flatnonzero(~routed):
+            outputs[int(row)] = InvalidWindow(self._unread_reason(batches, row, self._router.views))
+        router_probs = np.full((n_windows, len(self.router_classes)), np.nan)
+        if routes is not None:
+            router_probs[:] = np.asarray(routes, np.float64).reshape(n_windows, len(self.router_classes))
+        unrouted = np.flatnonzero(routed & ~np.isfinite(router_probs).all(axis=1))
+        if len(unrouted):
+            router_probs[unrouted] = self._router_probabilities([batch[unrouted] for batch in batches])
+        top = np.where(routed, np.nan_to_num(router_probs).argmax(axis=-1), -1)
         expert_fields: dict[int, dict] = {}
         for protocol in self.experts:
+            expert = self._experts[protocol]
             chosen = np.flatnonzero(top == self.router_classes.index(protocol))
+            fed = readable(expert.views)[chosen]
+            for row in chosen[~fed]:
+                outputs[int(row)] = InvalidWindow(
+                    self._unread_reason(batches, row, [*self._router.views, *expert.views])
+                )
+            chosen = chosen[fed]
             if not len(chosen):
                 continue
-            expert = self._experts[protocol]
-            embeddings = expert(*(feed[i][chosen] for i in expert.views))[0]
+            embeddings = expert(*(batches[i][chosen] for i in expert.views))[0]
             heads = self._heads[protocol]
             tasks = self._task_fields(heads.kind, heads(embeddings), self.bundle.calibration_of(protocol))
             lacking = np.zeros(len(chosen), bool)
             for i in set(expert.views) & set(absent) & self._past:
-                lacking |= absent[i][rows][chosen]
-            for i, embedding, task, too_short in zip(chosen, embeddings, tasks, lacking):
+                lacking |= absent[i][chosen]
+            for row, embedding, task, too_short in zip(chosen, embeddings, tasks, lacking):
                 if too_short:
                     task.update(
                         mobility=None, mobility_confidence=None, doppler_hz=None, mobility_status="needs_longer_capture"
                     )
                     del task["probabilities"]["mobility"]
-                expert_fields[i] = {**task, "expert": protocol, "embedding": embedding}
-        read = {}
-        for i, (row, cls) in enumerate(zip(rows, top)):
-            fields = expert_fields.get(i, {})
-            read[int(row)] = ModelOutput(
+                expert_fields[int(row)] = {**task, "expert": protocol, "embedding": embedding}
+        for row in np.flatnonzero(routed):
+            if int(row) in outputs:
+                continue
+            cls = top[row]
+            fields = expert_fields.get(int(row), {})
+            outputs[int(row)] = ModelOutput(
                 protocol=self.router_classes[cls],
-                protocol_confidence=float(router_probs[i, cls]),
+                protocol_confidence=float(router_probs[row, cls]),
                 **{key: value for key, value in fields.items() if key != "probabilities"},
-                probabilities={"protocol": router_probs[i], **fields.get("probabilities", {})},
+                probabilities={"protocol": router_probs[row], **fields.get("probabilities", {})},
             )
-        outputs: dict[int, ModelOutput | InvalidWindow] = {**unread, **read}
-        return [outputs[row] for row in range(len(finite))]
+        return [outputs[row] for row in range(n_windows)]
 
     def _task_fields(self, kind: str, outputs: list[np.ndarray], calibration: Mapping[str, float]) -> list[dict]:
         """The readout's task fields of each row from a heads graph's outputs (`kind`: HEADS_KINDS),
@@ -495,15 +557,15 @@ class Runtime:
         read one batch of observations at a time and framed by lwmspectro.framer: observations
         start every `stride` source samples (default: back to back), windows that cannot be
         judged yield an invalid readout and never reach the model (the views of a window run in
-        one thread per core). `window_start` is in source samples plus `start_offset`;
-        `latency_ms` is the time the window's batch took from reading to the model's output.
-        Input too short for one observation yields a single `too_short` readout. Counters count
-        this call's windows. A `tracker` (lwmspectro.tracking) takes the windows in order and
-        each readout carries its tracked values; `uncertain_below` marks values
-        (readout.uncertain_thresholds).
+        one thread per core, and only those of the router and the expert it picks: `routing`).
+        `window_start` is in source samples plus `start_offset`; `latency_ms` is the time the
+        window's batch took from reading to the model's output. Input too short for one
+        observation yields a single `too_short` readout. Counters count this call's windows. A
+        `tracker` (lwmspectro.tracking) takes the windows in order and each readout carries its
+        tracked values; `uncertain_below` marks values (readout.uncertain_thresholds).
         """
         thresholds = uncertain_thresholds(uncertain_below)
-        framer = ObservationFramer(self.views, sample_rate_hz, stride, parallel=True)
+        framer = ObservationFramer(self.views, sample_rate_hz, stride, parallel=True, routing=self.routing())
         if len(iq) < framer.span:
             yield build_readout(
                 InvalidWindow("too_short"),
@@ -518,7 +580,9 @@ class Runtime:
             windows = next(batches, None)
             if windows is None:
                 return
-            predicted = iter(self.predict([view[windows.valid] for view in windows.views]))
+            valid = windows.valid
+            routes = None if windows.routes is None else windows.routes[valid]
+            predicted = iter(self.predict([view[valid] for view in windows.views], routes))
             outputs = [
                 next(predicted) if reason is None else InvalidWindow(reason) for reason in windows.invalid_reasons
             ]

@@ -50,7 +50,7 @@ import contextlib
 import dataclasses
 import functools
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
@@ -153,9 +153,16 @@ class Capture:
             entry = self._entries.setdefault(key, _Once(make))
         return entry.get()
 
-    def prepare(self) -> None:
-        """Form what the views declared they share (resampled streams, CP correlations)."""
-        for numerology in [key for key in self._lengths if isinstance(key, Numerology)]:
+    def prepare(self, views: Sequence[Any] | None = None) -> None:
+        """Form what the views declared they share (resampled streams, CP correlations), or only
+        what `views` of them read, at the length every declared view reads."""
+        needed: set[Any] = set(self._lengths)
+        if views is not None:
+            needed = set()
+            for params in views:
+                needs = _kind_of(params)[1].native_needs
+                needed.update(needs(params) if needs else ())
+        for numerology in [key for key in self._lengths if isinstance(key, Numerology) and key in needed]:
             self.correlator(numerology, self._lengths[numerology])
 
     def _length(self, key: Any, n_samples: int) -> int:
@@ -1236,6 +1243,10 @@ def _compute(params: Any, capture: Capture) -> ViewOutput:
     return ViewOutput(kind.compute(params, capture.iq, capture.sample_rate_hz))
 
 
+ViewChooser = Callable[[Sequence["ViewOutput | None"]], Collection[int]]
+"""Given the views computed first (the others None), the indices of the views to compute next."""
+
+
 def compute_observation(
     views: Sequence[Any],
     iq: np.ndarray,
@@ -1246,6 +1257,8 @@ def compute_observation(
     history: SnippetHistory | None = None,
     first: int = 0,
     offsets: Sequence[int] | None = None,
+    lead: Collection[int] | None = None,
+    then: ViewChooser | None = None,
 ) -> list[ViewOutput | None]:
     """The views of the observation that starts at `start` of the 1-D source-rate `iq`, each as
     compute_view gives it for the capture iq[start + view_offsets:], with its estimates; None for
@@ -1255,7 +1268,12 @@ def compute_observation(
     release the interpreter while they compute). With the `history` of the stream `iq` is part
     of (iq[0] its sample `first`), the views reuse what they computed for its earlier windows
     (Capture), the same numbers. `offsets` (default view_offsets) says where each view starts
-    from `start`: the framer gives aligned_offsets."""
+    from `start`: the framer gives aligned_offsets.
+
+    With `lead` (indices of `views`) and `then`, only the lead views are computed first; `then`
+    sees them and names the views to compute next, from the same captures (a router's views,
+    then those of the expert it picks): the views neither names are None. Each view computed
+    has the numbers it has when every view is computed."""
     iq = np.asarray(iq, np.complex64)
     # One history for the observation's views at least: the sent-power views share their reads.
     history = SnippetHistory() if history is None else history
@@ -1266,11 +1284,21 @@ def compute_observation(
             chosen = [v for v, o in zip(views, offsets) if o == offset]
             end = offset + max(min_source_samples(v, sample_rate_hz) for v in chosen)
             captures[offset] = Capture(iq[offset:end], sample_rate_hz, chosen, history, first + offset)
-    jobs = [(params, captures[offset]) for params, offset in zip(views, offsets) if offset >= 0]
+    computed: list[ViewOutput | None] = [None] * len(views)
+
+    def compute(indices: Iterable[int]) -> None:
+        chosen = [i for i in sorted(set(indices)) if offsets[i] >= 0 and computed[i] is None]
+        jobs = [(views[i], captures[offsets[i]]) for i in chosen]
+        for i, output in zip(chosen, _compute_jobs(jobs, captures, executor, sample_rate_hz)):
+            computed[i] = output
+
     with one_blas_thread():
-        computed = _compute_jobs(jobs, captures, executor, sample_rate_hz)
-    outputs = iter(computed)
-    return [next(outputs) if offset >= 0 else None for offset in offsets]
+        if lead is None or then is None:
+            compute(range(len(views)))
+        else:
+            compute(lead)
+            compute(then(computed))
+    return computed
 
 
 def _compute_jobs(
@@ -1281,7 +1309,10 @@ def _compute_jobs(
         return [_compute(params, capture) for params, capture in jobs]
     # What views share first (each resampled stream, each CP correlation), so that no thread
     # waits for another to form it; then the views, the longest reads first.
-    shared = [executor.submit(capture.prepare) for capture in captures.values()]
+    shared = [
+        executor.submit(capture.prepare, [params for params, owner in jobs if owner is capture])
+        for capture in captures.values()
+    ]
     order = sorted(range(len(jobs)), key=lambda i: -min_source_samples(jobs[i][0], sample_rate_hz))
     futures = {i: executor.submit(_compute, *jobs[i]) for i in order}
     computed = [futures[i].result() for i in range(len(jobs))]

@@ -20,6 +20,9 @@ lwmspectro.tracking.Tracker, and each readout carries the values tracked over th
 ``lwm_power_db`` by the spectrogram, jumps); windows thinned out or dropped are simply not in the
 track. `uncertain_below` lists in each readout the values whose confidence is below it.
 
+A window an LWM Spectrogram routed (tag ``lwm_route``, the router's probabilities) is not routed
+again: its vector holds the views of the router and of the expert it picked, NaN elsewhere.
+
 A window tagged with ground truth (``lwm_truth``, from the LWM Synthetic Source through the
 spectrogram) publishes it under a ``truth`` key beside the readout fields, for the LWM
 Scoreboard; every other consumer reads the readout fields only.
@@ -60,6 +63,7 @@ from .common import (
     TAG_CLOCK,
     TAG_INVALID,
     TAG_POWER,
+    TAG_ROUTE,
     TAG_RX_TIME,
     TAG_SKIPPED,
     TAG_TRUTH,
@@ -94,6 +98,7 @@ class _Window:
     truth: object = None
     invalid_reason: str | None = None
     power_db: float | None = None
+    route: np.ndarray | None = None  # the router's probabilities, when the spectrogram routed the window
 
 
 class classifier(gr.basic_block):
@@ -304,6 +309,7 @@ class classifier(gr.basic_block):
             if reason not in INVALID_REASONS:
                 reason = None  # no tag, or one this block does not know: the model judges the window
             power_db = pmt.to_double(window_tags[TAG_POWER]) if TAG_POWER in window_tags else None
+            route = self._route(window_tags.get(TAG_ROUTE))
             # Invalid windows queue too (they cost the model nothing) so that readouts stay in order.
             window = _Window(
                 None if reason else self._split(vectors[i]),
@@ -313,8 +319,17 @@ class classifier(gr.basic_block):
                 window_tags.get(TAG_TRUTH),
                 reason,
                 power_db,
+                route,
             )
             self._enqueue(window)
+
+    def _route(self, tag) -> np.ndarray | None:
+        """The router's probabilities a window's ``lwm_route`` tag holds, or None (no tag, or one
+        that is not a vector of one probability per router class: the window is routed here)."""
+        if tag is None or not pmt.is_f64vector(tag):
+            return None
+        route = np.asarray(pmt.f64vector_elements(tag), np.float64)
+        return route if route.shape == (len(self.runtime.router_classes),) else None
 
     def _split(self, vector: np.ndarray) -> list[np.ndarray]:
         """The model's views in a vector, in the card's order (copies: the buffer is reused)."""
@@ -384,7 +399,9 @@ class classifier(gr.basic_block):
         if valid:
             try:
                 model_input = [np.stack(views) for views in zip(*(w.views for w in valid))]
-                predicted = self.runtime.predict(model_input)
+                unrouted = np.full(len(self.runtime.router_classes), np.nan)
+                routes = np.stack([unrouted if w.route is None else w.route for w in valid])
+                predicted = self.runtime.predict(model_input, routes)
                 outputs = {id(w): output for w, output in zip(valid, predicted)}
             except Exception as err:  # a failing model must not take the flowgraph down; say so and count
                 self.logger.error(f"inference failed on {len(valid)} windows: {err}")

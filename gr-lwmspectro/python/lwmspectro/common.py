@@ -38,6 +38,9 @@ TAG_TRUTH = "lwm_truth"
 TAG_SKIPPED = "lwm_skipped"
 """Windows a spectrogram keeping up with a live stream skipped just before the tagged one
 (uint64); the classifier counts them as seen and dropped."""
+TAG_ROUTE = "lwm_route"
+"""The router's class probabilities of a window whose views were routed (f64vector, the
+bundle's router classes in order): the classifier takes them rather than route it again."""
 TAG_ESTIMATES = "lwm_estimates"
 """The blind estimates the views of a window made (PMT dict: view name -> dict of estimates,
 e.g. symbol_starts and cfo_subcarriers of a symbol-aligned view)."""

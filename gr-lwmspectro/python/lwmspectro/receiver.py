@@ -17,12 +17,14 @@ class receiver(gr.hier_block2):
     """Complex samples in; readouts on the `readout` message port (and, optionally, the
     embeddings of windows read as WiFi, LTE or NR on a vector output).
 
-    See `spectrogram` and `classifier` for the parameters (`views` goes to both, `samp_rate` times
-    the windows for tracking too). `drop_when_full` (a live source) also has the spectrogram keep
-    up with the stream, skipping the oldest windows when the views fall behind; off (a file
-    replay), every window is computed and read out. The `drops` message input takes a
-    source's loss counters (the LWM ZMQ Source's `drops`). The bundle is read once; both
-    halves, and any block built after it (e.g. the SigMF annotator), share `self.bundle`.
+    See `spectrogram` and `classifier` for the parameters (`views` goes to both, `samp_rate`
+    times the windows for tracking too). `drop_when_full` (a live source) also has the
+    spectrogram keep up with the stream, skipping the oldest windows when the views fall behind;
+    off (a file replay), every window is computed and read out. The spectrogram is `routed`: it
+    computes the views of the router and of the expert the router picks only, the same readouts
+    for less CPU. The `drops` message input takes a source's loss counters (the LWM ZMQ Source's
+    `drops`). The bundle is read once; both halves, and any block built after it (e.g. the SigMF
+    annotator), share `self.bundle`.
     """
 
     def __init__(
@@ -58,7 +60,12 @@ class receiver(gr.hier_block2):
         runtime = self.classifier.runtime
         self.bundle = runtime.bundle
         self.spectrogram = spectrogram(
-            self.bundle, samp_rate, hop, views=self.classifier.views, keep_up=self.classifier.drop_when_full
+            runtime,
+            samp_rate,
+            hop,
+            views=self.classifier.views,
+            keep_up=self.classifier.drop_when_full,
+            routed=True,
         )
         out_sig = (
             gr.io_signature(1, 1, gr.sizeof_float * runtime.embedding_dim)

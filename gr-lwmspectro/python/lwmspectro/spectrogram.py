@@ -20,6 +20,13 @@ is labelled (the LWM Synthetic Source), ``lwm_invalid`` when the window cannot b
 vector is NaN), else ``lwm_power_db`` with its power, ``lwm_estimates`` with the blind estimates
 its views made (symbol timing, CFO), and ``lwm_clock`` for latency.
 
+With `routed` on, the block runs the bundle's router on each window's router views and computes
+only the views of the expert it picks (lwmspectro.framer's routing): the other experts' parts of
+the vector are NaN (every expert's for `none` and `other`), and the vector is tagged
+``lwm_route`` with the router's probabilities, which an LWM Classifier takes as they are. The
+readouts are the same for less CPU (lwmspectro.framer). The LWM Receiver routes; a vector meant for
+other consumers should hold every view.
+
 A live source cannot wait: with `keep_up` on, a block that finds more than KEEP_UP_WINDOWS whole
 windows waiting (its views cost more than the stream's real time) skips to the newest one, so
 that the source's buffer never fills and overflows, and tags the next vector with
@@ -29,19 +36,23 @@ window is computed, however long that takes.
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
 import pmt
 from gnuradio import gr
 
+from lwmspectro.bundle import Bundle
 from lwmspectro.framer import ObservationFramer
+from lwmspectro.runtime import Runtime
 
 from .common import (
     TAG_CLOCK,
     TAG_ESTIMATES,
     TAG_INVALID,
     TAG_POWER,
+    TAG_ROUTE,
     TAG_RX_FREQ,
     TAG_RX_TIME,
     TAG_SKIPPED,
@@ -53,6 +64,7 @@ from .common import (
     describe_views,
     estimates_to_pmt,
     load_bundle,
+    load_runtime,
     resolve_views,
     rx_time_pmt,
 )
@@ -70,8 +82,9 @@ upstream buffer (twice what one window reads) has room for several more."""
 class spectrogram(gr.basic_block):
     """Complex stream in, one float32 vector of the views (sum of T*K) per analysis window out.
 
-    bundle: model bundle folder ('' = the shipped model), or a loaded lwmspectro Bundle; its
-    card fixes the views (and so the analysis rates).
+    bundle: model bundle folder ('' = the shipped model), a loaded lwmspectro Bundle, or a
+    loaded lwmspectro Runtime (whose router `routed` runs); its card fixes the views (and so the
+    analysis rates).
     samp_rate: the source's sample rate in Hz.
     hop: source samples from one window's start to the next; 0 = back to back.
     vlen: the output vector length the flowgraph expects (sum of T*K of the views); 0 = take
@@ -82,20 +95,25 @@ class spectrogram(gr.basic_block):
     keep_up: skip the oldest windows when the block falls behind the stream (a live radio),
     instead of making the source wait (a file replay); attribute `keep_up`, counted in
     `windows_skipped`.
+    routed: compute only the router's views and those of the expert it picks, the others NaN,
+    each vector tagged with the router's probabilities (see the module docstring).
     """
 
     def __init__(
         self,
-        bundle: BlockBundle = "",
+        bundle: Runtime | BlockBundle = "",
         samp_rate: float = 30.72e6,
         hop: int = 0,
         vlen: int = 0,
         views: BlockViews = "",
         keep_up: bool = False,
+        routed: bool = False,
     ):
         self.keep_up = bool(keep_up)
         self._skipped_untold = 0
-        self.bundle = load_bundle(bundle, LABEL)
+        loaded = isinstance(bundle, (Bundle, str, os.PathLike))
+        runtime = load_runtime(bundle, LABEL) if routed or not loaded else None
+        self.bundle = load_bundle(bundle, LABEL) if runtime is None else runtime.bundle
         self.params = self.bundle.params
         self.views = resolve_views(views, self.bundle, LABEL)
         if not samp_rate or samp_rate <= 0:
@@ -115,7 +133,8 @@ class spectrogram(gr.basic_block):
                 f"starts, or 0 for back-to-back windows of {self.span}"
             )
         self.hop = hop or self.span
-        self.framer = ObservationFramer(self.views, self.samp_rate, self.hop, parallel=True)
+        routing = runtime.routing(self.views) if routed and runtime is not None else None
+        self.framer = ObservationFramer(self.views, self.samp_rate, self.hop, parallel=True, routing=routing)
         self.vlen = self.framer.vlen
         if vlen and int(vlen) != self.vlen:
             raise ConfigError(
@@ -191,7 +210,11 @@ class spectrogram(gr.basic_block):
             for i, (window_start, reason, estimates, power_db) in enumerate(
                 zip(windows.starts, windows.invalid_reasons, windows.estimates, windows.power_db)
             ):
-                self._tag_window(self.nitems_written(0) + i, int(window_start), reason, estimates, power_db, clock)
+                item = self.nitems_written(0) + i
+                self._tag_window(item, int(window_start), reason, estimates, power_db, clock)
+                route = None if windows.routes is None else windows.routes[i]
+                if route is not None and np.isfinite(route).all():
+                    self.add_item_tag(0, item, pmt.intern(TAG_ROUTE), pmt.init_f64vector(len(route), route.tolist()))
         self.consume(0, min(len(samples), max(0, self.framer.keep_from - first)))
         return len(windows)
 
