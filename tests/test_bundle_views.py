@@ -263,6 +263,20 @@ def test_a_routed_framer_computes_the_views_of_the_router_and_its_chosen_expert_
     ]
 
 
+def test_a_routed_framer_computes_the_views_beside_the_cards_whatever_the_route(bundle):
+    runtime = Runtime(bundle, intra_op_threads=1)
+    beside = SpectrogramParams(sample_rate_hz=1e6, n_fft=16, hop=64, n_frames=32, n_bins=16)
+    chosen = [beside, *CARD_VIEWS]
+    rate = 1e6
+    iq = (np.random.default_rng(6).standard_normal(10 * ObservationFramer(chosen, rate).span) * (1 + 1j)).astype(
+        np.complex64
+    )
+    (whole,) = ObservationFramer(chosen, rate).frame_recording(iq)
+    (routed,) = ObservationFramer(chosen, rate, routing=runtime.routing(chosen)).frame_recording(iq)
+    np.testing.assert_array_equal(routed.views[0], whole.views[0])
+    assert np.isfinite(routed.views[0]).all()
+
+
 def test_a_bundle_whose_experts_read_only_router_views_is_not_routed():
     assert Runtime(SHIPPED, intra_op_threads=1).routing() is None
 

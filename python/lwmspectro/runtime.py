@@ -226,7 +226,7 @@ class _Model:
 class ViewRouting:
     """The router of a Runtime for an ObservationFramer of `views` (framer.Routing): from a
     window's router views, its probabilities and the views the chosen expert reads (none for
-    `none` and `other`), as indices in `views`."""
+    `none` and `other`) with the views of `views` that are not the card's, as indices in `views`."""
 
     def __init__(self, runtime: Runtime, views: Sequence[Any]):
         views = list(views)
@@ -238,10 +238,13 @@ class ViewRouting:
         """Where each card view is among `views`."""
         self.lead: Sequence[int] = [self._position[i] for i in runtime._router.views]
         self.n_classes = len(runtime.router_classes)
+        # Views beside the card's are computed whatever the route: the framer's caller asked for them.
+        beside = [i for i, v in enumerate(views) if v not in runtime.views]
         self._expert_views = {
-            runtime.router_classes.index(protocol): [self._position[i] for i in expert.views]
+            runtime.router_classes.index(protocol): [self._position[i] for i in expert.views] + beside
             for protocol, expert in runtime._experts.items()
         }
+        self._beside = beside
 
     def choose(self, outputs: Sequence[np.ndarray | None]) -> tuple[np.ndarray, Sequence[int]]:
         card_views = []
@@ -249,7 +252,7 @@ class ViewRouting:
             values = outputs[position] if position in self.lead else None
             card_views.append(np.zeros((1, *shape), np.float32) if values is None else values[None])
         probabilities = self._runtime._router_probabilities(card_views)[0]
-        return probabilities, self._expert_views.get(int(probabilities.argmax()), [])
+        return probabilities, self._expert_views.get(int(probabilities.argmax()), self._beside)
 
 
 class Runtime:
