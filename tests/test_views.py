@@ -625,6 +625,29 @@ def test_views_computed_together_are_each_computed_alone(rate):
     assert aligned["cfo_subcarriers"] == pytest.approx(0.2, abs=0.03)
 
 
+def test_views_computed_in_stages_are_those_computed_together():
+    """Staged (`lead`, then what `then` names, as a router and its expert), each view computed is
+    the view computed with all the others, though the later views' resampled streams and CP
+    correlations are formed once they are known; the views neither names are None."""
+    wf = phy.generate("wifi", bandwidth_hz=20e6, modulation="16QAM", duration_s=0.02, rng=np.random.default_rng(7))
+    iq = resample_to(received(wf, 15, 7, 0.1, 64), wf.sample_rate_hz, 30.72e6)
+    names = ["cp_profile", "ofdm_pattern_15khz", "ofdm_constellation_wifi", "ofdm_constellation_30khz", "wideband"]
+    chosen = [VIEWS[name] for name in names]
+    together = compute_observation(chosen, iq, 30.72e6, 99)
+    seen = []
+
+    def then(outputs):
+        seen.append([output is not None for output in outputs])
+        return [2]
+
+    with ThreadPoolExecutor(2) as threads:
+        staged = compute_observation(chosen, iq, 30.72e6, 99, executor=threads, lead=[0, 1], then=then)
+    assert seen == [[True, True, False, False, False]]
+    assert [output is not None for output in staged] == [True, True, True, False, False]
+    for output, whole in zip(staged[:3], together[:3]):
+        np.testing.assert_array_equal(output.values, whole.values)
+
+
 @pytest.mark.parametrize("periods", [21, 128])  # added row by row, and reduced from the first
 def test_prefix_folds_are_the_same_numbers_whichever_lengths_were_asked_before(periods):
     """The CP correlation's folds: any prefix summed modulo the period, the numbers of a fold

@@ -139,14 +139,19 @@ class Capture:
         self.history = history
         self.position = int(position)
         self._lengths: dict[Any, int] = {}
+        self.declare(views)
+        self._lock = threading.Lock()
+        self._entries: dict[Any, _Once] = {}
+
+    def declare(self, views: Sequence[Any]) -> None:
+        """Have what `views` share formed over the longest length they read, from now on (what
+        was formed shorter before is formed again at that length, with the same first numbers)."""
         for params in views:
             needs = _kind_of(params)[1].native_needs
             for numerology, length in (needs(params) if needs else {}).items():
                 rate = numerology.sample_rate_hz
                 for key in (numerology, rate, (rate, numerology.group_samples)):
                     self._lengths[key] = max(self._lengths.get(key, 0), length)
-        self._lock = threading.Lock()
-        self._entries: dict[Any, _Once] = {}
 
     def _once(self, key: Any, make: Callable[[], Any]) -> Any:
         with self._lock:
@@ -1278,16 +1283,22 @@ def compute_observation(
     # One history for the observation's views at least: the sent-power views share their reads.
     history = SnippetHistory() if history is None else history
     offsets = [start + offset for offset in (view_offsets(views, sample_rate_hz) if offsets is None else offsets)]
+    staged = lead is not None and then is not None
     captures: dict[int, Capture] = {}
     for offset in sorted(set(offsets)):
         if offset >= 0:
             chosen = [v for v, o in zip(views, offsets) if o == offset]
             end = offset + max(min_source_samples(v, sample_rate_hz) for v in chosen)
-            captures[offset] = Capture(iq[offset:end], sample_rate_hz, chosen, history, first + offset)
+            # Staged, what the later views share is declared once they are known: a resampled
+            # stream or a CP correlation only they read that far is then formed only for them.
+            declared = [views[i] for i in (lead or ()) if offsets[i] == offset] if staged else chosen
+            captures[offset] = Capture(iq[offset:end], sample_rate_hz, declared, history, first + offset)
     computed: list[ViewOutput | None] = [None] * len(views)
 
     def compute(indices: Iterable[int]) -> None:
         chosen = [i for i in sorted(set(indices)) if offsets[i] >= 0 and computed[i] is None]
+        for i in chosen:
+            captures[offsets[i]].declare([views[i]])
         jobs = [(views[i], captures[offsets[i]]) for i in chosen]
         for i, output in zip(chosen, _compute_jobs(jobs, captures, executor, sample_rate_hz)):
             computed[i] = output
