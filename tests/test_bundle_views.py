@@ -277,6 +277,12 @@ def test_a_routed_framer_computes_the_views_beside_the_cards_whatever_the_route(
     assert np.isfinite(routed.views[0]).all()
 
 
+def test_routes_of_the_wrong_shape_are_refused(bundle):
+    runtime = Runtime(bundle, intra_op_threads=1)
+    with pytest.raises(ValueError, match=r"routes must have shape \(3, 5\)"):
+        runtime.predict(batch(3), np.ones((3, 4)))
+
+
 def test_a_bundle_whose_experts_read_only_router_views_is_not_routed():
     assert Runtime(SHIPPED, intra_op_threads=1).routing() is None
 

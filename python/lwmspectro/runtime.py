@@ -432,7 +432,13 @@ class Runtime:
             outputs[int(row)] = InvalidWindow(self._unread_reason(batches, row, self._router.views))
         router_probs = np.full((n_windows, len(self.router_classes)), np.nan)
         if routes is not None:
-            router_probs[:] = np.asarray(routes, np.float64).reshape(n_windows, len(self.router_classes))
+            routes = np.asarray(routes, np.float64)
+            if routes.shape != router_probs.shape:
+                raise ValueError(
+                    f"routes must have shape {router_probs.shape} (a row of {len(self.router_classes)} router "
+                    f"probabilities per window), got {routes.shape}"
+                )
+            router_probs[:] = routes
         unrouted = np.flatnonzero(routed & ~np.isfinite(router_probs).all(axis=1))
         if len(unrouted):
             router_probs[unrouted] = self._router_probabilities([batch[unrouted] for batch in batches])
