@@ -277,6 +277,28 @@ def test_a_routed_framer_computes_the_views_beside_the_cards_whatever_the_route(
     assert np.isfinite(routed.views[0]).all()
 
 
+def test_a_window_whose_router_fails_in_the_framer_gets_every_view_and_no_route(bundle, caplog):
+    runtime = Runtime(bundle, intra_op_threads=1)
+    routing = runtime.routing()
+    rate = 1e6
+    iq = (np.random.default_rng(8).standard_normal(6 * ObservationFramer(CARD_VIEWS, rate).span) * (1 + 1j)).astype(
+        np.complex64
+    )
+    (whole,) = ObservationFramer(CARD_VIEWS, rate).frame_recording(iq)
+
+    def broken(outputs):
+        raise RuntimeError("no session")
+
+    routing.choose = broken
+    framer = ObservationFramer(CARD_VIEWS, rate, routing=routing)
+    (framed,) = framer.frame_recording(iq)
+    for view, expected in zip(framed.views, whole.views):
+        np.testing.assert_array_equal(view, expected)
+    assert np.isnan(framed.routes).all()
+    assert framer.routing_failures == len(framed)
+    assert caplog.text.count("computing every view") == 1
+
+
 def test_routes_of_the_wrong_shape_are_refused(bundle):
     runtime = Runtime(bundle, intra_op_threads=1)
     with pytest.raises(ValueError, match=r"routes must have shape \(3, 5\)"):

@@ -56,6 +56,7 @@ oldest.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -68,6 +69,8 @@ from . import quality, views
 from .dynamics import SnippetHistory
 from .resample import PointResampler
 from .spectrogram import SpectrogramParams
+
+logger = logging.getLogger(__name__)
 
 RECORDING_BATCH = 32
 """Observations `frame_recording` cuts and transforms together."""
@@ -207,6 +210,7 @@ class ObservationFramer:
         self.windows_out = 0
         self.windows_invalid = 0
         self.windows_skipped = 0
+        self.routing_failures = 0
 
     @property
     def vlen(self) -> int:
@@ -314,8 +318,8 @@ class ObservationFramer:
         computed: Sequence[views.ViewOutput | None],
     ) -> Sequence[int]:
         """The views to compute after the router's (Routing.choose), its probabilities written
-        into `route`; every view when a router view is absent or not finite (the model then
-        judges the window as it would unrouted)."""
+        into `route`; every view when a router view is absent or not finite, or the router
+        fails (the model then judges and routes the window as it would unrouted)."""
         lead = [
             None
             if output is None or (offset and self._any_non_finite(start + offset, start + offset + read))
@@ -324,7 +328,13 @@ class ObservationFramer:
         ]
         if not all(values is not None and np.isfinite(values).all() for values in (lead[i] for i in routing.lead)):
             return range(len(self.views))
-        probabilities, chosen = routing.choose(lead)
+        try:
+            probabilities, chosen = routing.choose(lead)
+        except Exception as err:  # a failing router must not lose the window: the model reads all of it
+            self.routing_failures += 1
+            log = logger.warning if self.routing_failures == 1 else logger.debug
+            log("routing the window at %d failed (%s); computing every view (said once)", start, err)
+            return range(len(self.views))
         route[:] = probabilities
         return chosen
 
