@@ -211,6 +211,40 @@ def test_a_gaussian_snr_is_tracked_as_the_precision_weighted_mean():
     assert values.snr_confidence == pytest.approx(math.erf(2.5 / (3.0 * math.sqrt(2.0))))
 
 
+def test_a_doppler_estimate_is_tracked_over_the_settled_windows_weighed_by_their_precision():
+    """A pedestrian at 40 Hz read through a noisy log-Doppler head, after a change whose straddling
+    windows read 300 Hz: the tracked fD leaves those out and weighs the sure windows more."""
+    rng = np.random.default_rng(9)
+    runtime = SimpleNamespace(head_classes=CLASSES, snr_half_bin_db=2.5, past_reach_s=0.064)
+    track = Tracker.for_runtime(runtime, 1.0)
+    sigmas = np.where(np.arange(60) % 2, 0.1, 0.4)
+    estimates = []
+    for i in range(60):
+        router = noisy_probabilities(rng, CLASSES["protocol"], "lte", 6.0)
+        straddling = i * WINDOW_S < 0.064
+        mean = math.log10(301.0) if straddling else math.log10(41.0) + sigmas[i] * rng.standard_normal()
+        if not straddling:
+            estimates.append((mean, sigmas[i]))
+        output = ModelOutput(
+            "lte",
+            float(router.max()),
+            mobility="pedestrian",
+            mobility_confidence=0.9,
+            doppler_hz=10.0**mean - 1.0,
+            expert="lte",
+            probabilities={"protocol": router, "mobility": np.array([0.05, 0.9, 0.05])},
+            log_doppler=(mean, float(sigmas[i])),
+        )
+        values = track.update(output, i * WINDOW_S)
+    weights = np.array([1.0 / s**2 for _, s in estimates])
+    expected = 10.0 ** (np.sum(weights * [m for m, _ in estimates]) / weights.sum()) - 1.0
+    assert values.doppler_hz == pytest.approx(expected, abs=0.06)
+    assert 30.0 < values.doppler_hz < 55.0
+    readout = build_readout(output, window_start=0, tracked=values)
+    assert readout["tracked_doppler_hz"] == values.doppler_hz
+    assert f"(fD {values.doppler_hz:.0f} Hz)]" in format_line(readout)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

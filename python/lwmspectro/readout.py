@@ -40,6 +40,7 @@ CONFIDENCE_OF = {
 TRACKED_PREFIX = "tracked_"
 TRACKED_FIELDS = (
     *(TRACKED_PREFIX + name for task in TASKS for name in (task, CONFIDENCE_OF[task])),
+    "tracked_doppler_hz",
     "tracked_windows",
 )
 """The values read over the emission's recent windows, and how many windows they rest on; None
@@ -143,6 +144,9 @@ class ModelOutput:
     tracker averages; the readout carries only the chosen class and its probability."""
     snr_sigma_db: float | None = None
     """The standard deviation of the SNR estimate of a Gaussian SNR head (None for a joint head)."""
+    log_doppler: tuple[float, float] | None = None
+    """The Doppler head's Gaussian over log10(1 + fD / Hz), (mean, standard deviation): what a
+    tracker weighs windows' Doppler estimates by (None without a Doppler head)."""
 
     def __post_init__(self) -> None:
         if self.mobility_status is not None and self.mobility_status not in MOBILITY_STATUSES:
@@ -163,6 +167,7 @@ class Tracked:
     snr_confidence: float | None = None
     mobility: str | None = None
     mobility_confidence: float | None = None
+    doppler_hz: float | None = None
 
     def readout_fields(self) -> dict[str, Any]:
         """Its fields as a readout names them (TRACKED_FIELDS)."""
@@ -227,6 +232,7 @@ def make_readout(
     tracked_snr_confidence: float | None = None,
     tracked_mobility: str | None = None,
     tracked_mobility_confidence: float | None = None,
+    tracked_doppler_hz: float | None = None,
     tracked_windows: int | None = None,
     expert: str | None = None,
     window_start: int = 0,

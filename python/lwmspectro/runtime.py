@@ -464,7 +464,11 @@ class Runtime:
             for row, embedding, task, too_short in zip(chosen, embeddings, tasks, lacking):
                 if too_short:
                     task.update(
-                        mobility=None, mobility_confidence=None, doppler_hz=None, mobility_status="needs_longer_capture"
+                        mobility=None,
+                        mobility_confidence=None,
+                        doppler_hz=None,
+                        log_doppler=None,
+                        mobility_status="needs_longer_capture",
                     )
                     del task["probabilities"]["mobility"]
                 expert_fields[int(row)] = {**task, "expert": protocol, "embedding": embedding}
@@ -486,6 +490,7 @@ class Runtime:
         with its head probabilities, under the graph's `calibration` (bundle.CALIBRATED_HEADS)."""
         probabilities: dict[str, np.ndarray] = {}
         sigma: np.ndarray | None = None
+        log_doppler: list[tuple[float, float] | None] = []
         if kind == "heads":
             modulation_logits, joint_logits = outputs
             joint_probs = softmax(joint_logits, calibration.get("snr_mobility", 1.0))
@@ -494,10 +499,12 @@ class Runtime:
             snr_db = [self.snr_bins_db[b] for b in snr_bin]
             snr_confidences = snr_probs[np.arange(len(snr_bin)), snr_bin]
             mobility_probs = joint_probs @ self._joint_to_mobility
+            log_doppler = [None] * len(joint_probs)
         else:
-            modulation_logits, snr, mobility_logits, log_doppler = outputs
-            # The head's Gaussian over log10(1 + fD): its mean in column 0.
-            doppler_hz = [round(float(10.0**value - 1.0), 1) for value in log_doppler[:, 0]]
+            modulation_logits, snr, mobility_logits, doppler = outputs
+            # The head's Gaussian over log10(1 + fD): its mean in column 0, its log variance in 1.
+            doppler_hz = [round(float(10.0**value - 1.0), 1) for value in doppler[:, 0]]
+            log_doppler = [(float(mean), float(np.exp(0.5 * log_var))) for mean, log_var in doppler.astype(np.float64)]
             snr_db = [round(float(mean), 1) for mean in snr[:, 0]]
             sigma = np.exp(0.5 * snr[:, 1].astype(np.float64)) * calibration.get("snr_db", 1.0)
             snr_confidences = [snr_confidence(float(s), self.snr_half_bin_db) for s in sigma]
@@ -516,6 +523,7 @@ class Runtime:
                 "mobility": self.mobility_classes[mobility[i]],
                 "mobility_confidence": float(mobility_probs[i, mobility[i]]),
                 "doppler_hz": None if kind == "heads" else max(doppler_hz[i], 0.0),
+                "log_doppler": log_doppler[i],
                 "probabilities": {task: p[i] for task, p in probabilities.items()},
             }
             for i in range(len(modulation))

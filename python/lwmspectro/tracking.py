@@ -9,7 +9,8 @@ probabilities. That share is the windows' agreement: it does not grow with the n
 (consecutive windows of one emission share its channel, so they are not independent evidence
 and their product would overstate it), which leaves a long track's confidence on the modest side.
 A Gaussian SNR estimate is tracked the same way: the normalised geometric mean of the windows'
-Gaussians, whose mean weighs each window by its precision.
+Gaussians, whose mean weighs each window by its precision; so is a Doppler head's estimate, over
+log10(1 + fD), on the windows whose mobility counts.
 
 The track holds the windows of the last `span_s` seconds and starts again when the emission
 changes:
@@ -67,6 +68,8 @@ class _Window:
     log_probabilities: Mapping[str, np.ndarray]
     snr: tuple[float, float] | None
     """(mean, standard deviation) in dB of a Gaussian SNR head's estimate."""
+    log_doppler: tuple[float, float] | None
+    """(mean, standard deviation) of a Doppler head's estimate of log10(1 + fD / Hz)."""
 
 
 def check_span(span_s: float) -> float:
@@ -210,7 +213,7 @@ class Tracker:
         snr = None
         if outcome.snr_db is not None and outcome.snr_sigma_db is not None:
             snr = (float(outcome.snr_db), float(outcome.snr_sigma_db))
-        return _Window(time_s, outcome.protocol, outcome.expert, log_probabilities, snr)
+        return _Window(time_s, outcome.protocol, outcome.expert, log_probabilities, snr, outcome.log_doppler)
 
     def _tracked(self) -> Tracked:
         windows = list(self._windows)
@@ -231,10 +234,22 @@ class Tracker:
             if rows:
                 best, values[CONFIDENCE_OF[task]] = _agreement(rows)
                 values[task] = self.classes[task][best]
-        gaussians = [w.snr for w in read if w.snr is not None]
-        if "snr_db" not in values and gaussians:
-            precision = float(np.mean([1.0 / sigma**2 for _, sigma in gaussians]))
-            mean = float(np.mean([m / sigma**2 for m, sigma in gaussians])) / precision
-            values["snr_db"] = round(mean, 1)
-            values["snr_confidence"] = snr_confidence(precision**-0.5, self.snr_half_bin_db)
+        snr = _geometric_mean([w.snr for w in read if w.snr is not None])
+        if "snr_db" not in values and snr is not None:
+            values["snr_db"] = round(snr[0], 1)
+            values["snr_confidence"] = snr_confidence(snr[1], self.snr_half_bin_db)
+        doppler = _geometric_mean([w.log_doppler for w in read if w.log_doppler is not None and w.time_s >= settled])
+        if doppler is not None:
+            values["doppler_hz"] = round(max(10.0 ** doppler[0] - 1.0, 0.0), 1)
         return Tracked(windows=len(windows), protocol=protocol, protocol_confidence=confidence, **values)
+
+
+def _geometric_mean(gaussians: Sequence[tuple[float, float]]) -> tuple[float, float] | None:
+    """(mean, standard deviation) of the normalised geometric mean of Gaussians (mean, standard
+    deviation): each weighed by its precision, the spread that of their mean precision (the windows
+    of one emission share its channel: their agreement, not independent evidence); None for none."""
+    if not gaussians:
+        return None
+    precision = float(np.mean([1.0 / sigma**2 for _, sigma in gaussians]))
+    mean = float(np.mean([m / sigma**2 for m, sigma in gaussians])) / precision
+    return mean, precision**-0.5
