@@ -143,6 +143,27 @@ def test_a_views_dataset_stores_every_view_and_regenerates_a_lost_one(tmp_path):
     assert lost.read_bytes() == before
 
 
+def test_an_interrupted_run_leaves_a_manifest_of_the_shards_it_made(tmp_path, monkeypatch):
+    """The manifest is rewritten as each shard lands: the shards made before a run stops can be
+    read (and trained on) at once, and the run resumes with the rest."""
+    import lwmspectro.dataset_generation as generation
+
+    made = generation._make_shard_job
+
+    def stops_at_the_second(job):
+        if job[1] == 1:
+            raise KeyboardInterrupt
+        return made(job)
+
+    monkeypatch.setattr(generation, "_make_shard_job", stops_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        generate_dataset(views_config(), tmp_path, progress=False)
+    ds = open_dataset(tmp_path, verify=True)
+    assert len(ds) == 2 and not ds.manifest["complete"]
+    monkeypatch.setattr(generation, "_make_shard_job", made)
+    assert generate_dataset(views_config(), tmp_path, progress=False)["count"] == 4
+
+
 def test_a_dataset_gains_a_view_in_its_new_shards_and_reads_it_as_absent_in_the_old_ones(tmp_path):
     made = generate_dataset(views_config(n_samples=2), tmp_path, progress=False)
     grown = views_config(n_samples=4, views=[*SOME_VIEWS, "ofdm_circularity_wifi"])

@@ -29,7 +29,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -273,7 +273,9 @@ def generate_dataset(
     progress: bool = True,
     fill_views: bool = False,
 ) -> dict:
-    """Make every pending shard, then (re)write the manifest; returns it. `fill_views` also
+    """Make every pending shard, the manifest rewritten as each one lands (so that the shards made
+    so far can be read, and trained on, while the rest are made or after an interrupted run), and
+    return the final manifest. `fill_views` also
     remakes the shards made before views were added to the config, which then hold every view
     (each remade shard costs what it cost the first time, and holds the same draws: protocol,
     modulation, SNR, mobility, site, capture; the samples realised follow the views read, so
@@ -287,15 +289,20 @@ def generate_dataset(
     jobs = [(config.to_dict(), i, str(folder)) for i in todo]
     total = sum(config.shard_count(i) for i in todo)
     bar = tqdm(total=total, unit="spec", desc=f"generate {folder.name}", disable=not progress)
+
+    def landed(count: int) -> None:
+        bar.update(count)
+        _write_manifest(folder, config, added)
+
     if use_ray:
-        _make_shards_on_ray(jobs, bar)
+        _make_shards_on_ray(jobs, landed)
     elif workers > 1 and len(jobs) > 1:
         with multiprocessing.get_context("spawn").Pool(workers, initializer=one_thread_per_worker) as pool:
             for count in pool.imap_unordered(_make_shard_job, jobs):
-                bar.update(count)
+                landed(count)
     else:
         for job in jobs:
-            bar.update(_make_shard_job(job))
+            landed(_make_shard_job(job))
     bar.close()
     return _write_manifest(folder, config, added)
 
@@ -305,9 +312,10 @@ def _write_manifest(folder: Path, config: GeneratorConfig, added: Sequence[str])
     return write_manifest(folder, config.params, config.to_dict(), config.n_shards, stored, added)
 
 
-def _make_shards_on_ray(jobs: list, bar: tqdm) -> None:
+def _make_shards_on_ray(jobs: list, landed: Callable[[int], None]) -> None:
     """Make the shards as Ray tasks: on the cluster at RAY_ADDRESS when it is set (each node
-    needs this package installed), else on a local instance started here and stopped after."""
+    needs this package installed), else on a local instance started here and stopped after;
+    `landed` is told each finished task's example count."""
     try:
         import ray
     except ImportError as err:
@@ -324,7 +332,7 @@ def _make_shards_on_ray(jobs: list, bar: tqdm) -> None:
         pending = [remote.remote(job) for job in jobs]
         while pending:
             done, pending = ray.wait(pending)
-            bar.update(sum(ray.get(done)))
+            landed(sum(ray.get(done)))
     finally:
         if started:
             ray.shutdown()
