@@ -118,6 +118,12 @@ def snr_confidence(sigma_db: float, half_bin_db: float) -> float:
     return math.erf(half_bin_db / (sigma_db * math.sqrt(2.0)))
 
 
+def doppler_hz_of(log_doppler: float) -> float:
+    """The maximum Doppler in Hz (to 0.1 Hz, never negative) that a Doppler head's estimate of
+    log10(1 + fD / Hz) stands for."""
+    return round(max(10.0 ** float(log_doppler) - 1.0, 0.0), 1)
+
+
 @dataclass(frozen=True)
 class ModelOutput:
     """What the model reads in one window: the router's class and, when an expert took the

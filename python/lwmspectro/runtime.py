@@ -61,6 +61,7 @@ from .readout import (
     ModelOutput,
     Thresholds,
     build_readout,
+    doppler_hz_of,
     snr_confidence,
     snr_half_bin_db,
     uncertain_thresholds,
@@ -247,11 +248,13 @@ class ViewRouting:
         self._beside = beside
 
     def choose(self, outputs: Sequence[np.ndarray | None]) -> tuple[np.ndarray, Sequence[int]]:
-        card_views = []
-        for position, shape in zip(self._position, self._runtime.view_shapes):
-            values = outputs[position] if position in self.lead else None
-            card_views.append(np.zeros((1, *shape), np.float32) if values is None else values[None])
-        probabilities = self._runtime._router_probabilities(card_views)[0]
+        inputs = []
+        for position in self.lead:
+            values = outputs[position]
+            if values is None:
+                raise ValueError("the router's views must be computed before it routes the window")
+            inputs.append(values[None])
+        probabilities = self._runtime._router_probabilities(inputs)[0]
         return probabilities, self._expert_views.get(int(probabilities.argmax()), self._beside)
 
 
@@ -389,9 +392,10 @@ class Runtime:
             return "too_short"
         return "nan_or_inf"
 
-    def _router_probabilities(self, views: Sequence[np.ndarray]) -> np.ndarray:
-        """(B, router classes): the calibrated router's probabilities, given the card's views."""
-        logits = self._router(*(views[i] for i in self._router.views))[0]
+    def _router_probabilities(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
+        """(B, router classes): the calibrated router's probabilities, given its inputs (the card's
+        views it reads, in the order of its graph's inputs)."""
+        logits = self._router(*inputs)[0]
         return softmax(logits, self.bundle.calibration_of("router").get("protocol", 1.0))
 
     def routing(self, views: Sequence[Any] | None = None) -> ViewRouting | None:
@@ -441,7 +445,7 @@ class Runtime:
             router_probs[:] = routes
         unrouted = np.flatnonzero(routed & ~np.isfinite(router_probs).all(axis=1))
         if len(unrouted):
-            router_probs[unrouted] = self._router_probabilities([batch[unrouted] for batch in batches])
+            router_probs[unrouted] = self._router_probabilities([batches[i][unrouted] for i in self._router.views])
         top = np.where(routed, np.nan_to_num(router_probs).argmax(axis=-1), -1)
         expert_fields: dict[int, dict] = {}
         for protocol in self.experts:
@@ -503,7 +507,7 @@ class Runtime:
         else:
             modulation_logits, snr, mobility_logits, doppler = outputs
             # The head's Gaussian over log10(1 + fD): its mean in column 0, its log variance in 1.
-            doppler_hz = [round(float(10.0**value - 1.0), 1) for value in doppler[:, 0]]
+            doppler_hz = [doppler_hz_of(value) for value in doppler[:, 0]]
             log_doppler = [(float(mean), float(np.exp(0.5 * log_var))) for mean, log_var in doppler.astype(np.float64)]
             snr_db = [round(float(mean), 1) for mean in snr[:, 0]]
             sigma = np.exp(0.5 * snr[:, 1].astype(np.float64)) * calibration.get("snr_db", 1.0)
@@ -522,7 +526,7 @@ class Runtime:
                 "snr_sigma_db": None if sigma is None else float(sigma[i]),
                 "mobility": self.mobility_classes[mobility[i]],
                 "mobility_confidence": float(mobility_probs[i, mobility[i]]),
-                "doppler_hz": None if kind == "heads" else max(doppler_hz[i], 0.0),
+                "doppler_hz": None if kind == "heads" else doppler_hz[i],
                 "log_doppler": log_doppler[i],
                 "probabilities": {task: p[i] for task, p in probabilities.items()},
             }

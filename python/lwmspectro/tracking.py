@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from .readout import CONFIDENCE_OF, TASKS, InvalidWindow, ModelOutput, Tracked, snr_confidence
+from .readout import CONFIDENCE_OF, TASKS, InvalidWindow, ModelOutput, Tracked, doppler_hz_of, snr_confidence
 
 TRACK_POWER_JUMP_DB = 10.0
 """A window power this far from the previous window's starts a new track: a new emission. Fading
@@ -240,7 +240,7 @@ class Tracker:
             values["snr_confidence"] = snr_confidence(snr[1], self.snr_half_bin_db)
         doppler = _geometric_mean([w.log_doppler for w in read if w.log_doppler is not None and w.time_s >= settled])
         if doppler is not None:
-            values["doppler_hz"] = round(max(10.0 ** doppler[0] - 1.0, 0.0), 1)
+            values["doppler_hz"] = doppler_hz_of(doppler[0])
         return Tracked(windows=len(windows), protocol=protocol, protocol_confidence=confidence, **values)
 
 

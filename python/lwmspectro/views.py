@@ -147,8 +147,7 @@ class Capture:
         """Have what `views` share formed over the longest length they read, from now on (what
         was formed shorter before is formed again at that length, with the same first numbers)."""
         for params in views:
-            needs = _kind_of(params)[1].native_needs
-            for numerology, length in (needs(params) if needs else {}).items():
+            for numerology, length in _native_needs(params).items():
                 rate = numerology.sample_rate_hz
                 for key in (numerology, rate, (rate, numerology.group_samples)):
                     self._lengths[key] = max(self._lengths.get(key, 0), length)
@@ -158,16 +157,11 @@ class Capture:
             entry = self._entries.setdefault(key, _Once(make))
         return entry.get()
 
-    def prepare(self, views: Sequence[Any] | None = None) -> None:
-        """Form what the views declared they share (resampled streams, CP correlations), or only
-        what `views` of them read, at the length every declared view reads."""
-        needed: set[Any] = set(self._lengths)
-        if views is not None:
-            needed = set()
-            for params in views:
-                needs = _kind_of(params)[1].native_needs
-                needed.update(needs(params) if needs else ())
-        for numerology in [key for key in self._lengths if isinstance(key, Numerology) and key in needed]:
+    def prepare(self, views: Sequence[Any]) -> None:
+        """Form the CP correlations (and so the resampled streams) `views` read, at the length
+        every declared view reads."""
+        needed = dict.fromkeys(numerology for params in views for numerology in _native_needs(params))
+        for numerology in needed:
             self.correlator(numerology, self._lengths[numerology])
 
     def _length(self, key: Any, n_samples: int) -> int:
@@ -199,6 +193,12 @@ class Capture:
             return CpCorrelator(self.native(rate, length), numerology, length, folds)
 
         return self._once(("correlator", numerology, length), correlator)
+
+
+def _native_needs(params: Any) -> Mapping[Numerology, int]:
+    """The native samples of each numerology a view reads through a capture (none for most)."""
+    needs = _kind_of(params)[1].native_needs
+    return needs(params) if needs else {}
 
 
 def _numerology(value: Numerology | Mapping[str, Any], where: str) -> Numerology:
@@ -1297,8 +1297,9 @@ def compute_observation(
 
     def compute(indices: Iterable[int]) -> None:
         chosen = [i for i in sorted(set(indices)) if offsets[i] >= 0 and computed[i] is None]
-        for i in chosen:
-            captures[offsets[i]].declare([views[i]])
+        if staged:
+            for i in chosen:
+                captures[offsets[i]].declare([views[i]])
         jobs = [(views[i], captures[offsets[i]]) for i in chosen]
         for i, output in zip(chosen, _compute_jobs(jobs, captures, executor, sample_rate_hz)):
             computed[i] = output
