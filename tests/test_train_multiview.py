@@ -175,6 +175,34 @@ def test_separate_heads_regress_snr_and_doppler_and_skip_what_a_row_lacks():
     assert again["mobility_loss"] == losses["mobility_loss"], "mobility is not scored where its view is absent"
 
 
+def test_sigma_floors_bound_the_loss_of_a_confidently_misread_row():
+    def sure_heads(**floors):
+        heads = SeparateHeads(16, HeadsConfig(channels=4, n_blocks=1, outputs="separate", **floors))
+        with torch.no_grad():
+            for head in (heads.snr, heads.doppler):
+                head.classifier.weight.zero_()
+                head.classifier.bias.copy_(torch.tensor([0.0, -50.0]))
+        return heads
+
+    targets = {
+        "modulation": torch.tensor([0, 0]),
+        "snr_db": torch.tensor([SNR_CENTRE_DB, SNR_CENTRE_DB + 3.0]),
+        "mobility": torch.tensor([1, 1]),
+        "log_doppler": log_doppler(torch.tensor([3.0, 24.0])),
+    }
+    embedding = torch.zeros(2, 16)
+    bare, floored = sure_heads(), sure_heads(snr_sigma_floor_db=0.5, log_doppler_sigma_floor=0.1)
+    _, snr, _, doppler = floored(embedding)
+    for sigma, floor in ((snr[:, 1].exp().sqrt(), 0.5), (doppler[:, 1].exp().sqrt(), 0.1)):
+        assert (sigma >= floor).all() and (sigma < 1.05 * floor).all()
+    assert bare(embedding)[1][:, 1].exp().sqrt().max() < 0.2, "without a floor only the raw clamp holds it"
+    loose, bounded = bare.losses(bare(embedding), targets), floored.losses(floored(embedding), targets)
+    assert loose["snr_loss"] > 100 and loose["doppler_loss"] > 100
+    assert bounded["snr_loss"] < 10 and bounded["doppler_loss"] < 10
+    with pytest.raises(ValueError, match="sigma floors"):
+        HeadsConfig(outputs="separate", snr_sigma_floor_db=-1.0)
+
+
 def test_the_views_config_names_each_parts_views():
     cfg = load_config("views-small")
     assert cfg.views_of("router") == ("wideband", "cp_profile", "ofdm_aligned_15khz")
@@ -216,6 +244,7 @@ def tiny_views_config(root, train, test, heads_mode="lwm_ft") -> Path:
     values["model"] |= {"d_model": 16, "n_layers": 1, "n_heads": 2, "decoder_hidden": 16, "projection_dim": 8}
     values["router"] |= {"d_model": 16, "n_layers": 1, "n_heads": 2}
     values["heads"] |= {"channels": 4, "n_blocks": 1, "mode": heads_mode}
+    values["heads"] |= {"snr_sigma_floor_db": 0.5, "log_doppler_sigma_floor": 0.1}
     values["loader"] = {"workers": 0, "threads": 1, "eval_batch_size": 16}
     for stage in STAGES:
         values["stages"][stage] |= {"epochs": 1, "batch_size": 8, "warmup_epochs": 0.5, "lr": 3e-3}

@@ -111,6 +111,13 @@ class HeadsConfig(ConfigBase):
     mode: str = "lwm_ft"
     encoder_lr_scale: float = 0.1
     outputs: str = "joint"
+    snr_sigma_floor_db: float = 0.0
+    """The least standard deviation the separate SNR head may state, in dB (0: only LOG_VARIANCE_RANGE)."""
+    log_doppler_sigma_floor: float = 0.0
+    """The same for the Doppler head, in units of log10(1 + fD / Hz). A floor is what a window can
+    resolve: without one, a head that has learnt to be sure of most rows states a vanishing sigma,
+    and the Gaussian NLL of a few misread rows swamps the summed loss, its clipped gradients and
+    the early stopping that reads it."""
 
     def __post_init__(self):
         if self.mode not in ("lwm", "lwm_ft"):
@@ -121,6 +128,8 @@ class HeadsConfig(ConfigBase):
         if self.kernel_size % 2 == 0:
             raise ValueError(f"heads kernel_size must be odd to keep the length, got {self.kernel_size}")
         labels.check_choice("heads outputs", self.outputs, HEADS_OUTPUTS)
+        if self.snr_sigma_floor_db < 0 or self.log_doppler_sigma_floor < 0:
+            raise ValueError("heads sigma floors must be >= 0")
 
 
 class ZScore(nn.Module):
@@ -739,9 +748,12 @@ def log_doppler(doppler_hz):
     return torch.log10(1.0 + torch.as_tensor(doppler_hz))
 
 
-def gaussian(raw, centre: float, scale: float):
-    """(B, 2) raw outputs -> (B, 2) mean and log variance in the target's units."""
+def gaussian(raw, centre: float, scale: float, sigma_floor: float = 0.0):
+    """(B, 2) raw outputs -> (B, 2) mean and log variance in the target's units; a floor adds its
+    variance to the stated one, so that sigma never falls below it and its gradient never stops."""
     log_var = raw[:, 1].clamp(*LOG_VARIANCE_RANGE) + 2.0 * math.log(scale)
+    if sigma_floor > 0:
+        log_var = torch.log(torch.exp(log_var.float()) + sigma_floor**2)
     return torch.stack([centre + scale * raw[:, 0], log_var], dim=1)
 
 
@@ -780,9 +792,9 @@ class SeparateHeads(nn.Module):
     def forward(self, embedding):
         return (
             self.modulation(embedding),
-            gaussian(self.snr(embedding), SNR_CENTRE_DB, SNR_SCALE_DB),
+            gaussian(self.snr(embedding), SNR_CENTRE_DB, SNR_SCALE_DB, self.cfg.snr_sigma_floor_db),
             self.mobility(embedding),
-            gaussian(self.doppler(embedding), LOG_DOPPLER_CENTRE, LOG_DOPPLER_SCALE),
+            gaussian(self.doppler(embedding), LOG_DOPPLER_CENTRE, LOG_DOPPLER_SCALE, self.cfg.log_doppler_sigma_floor),
         )
 
     def losses(self, outputs, targets: Mapping[str, torch.Tensor], unseen=None) -> dict:
