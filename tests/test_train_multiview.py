@@ -203,6 +203,26 @@ def test_sigma_floors_bound_the_loss_of_a_confidently_misread_row():
         HeadsConfig(outputs="separate", snr_sigma_floor_db=-1.0)
 
 
+def test_the_heads_stage_weighs_each_tasks_loss_as_configured():
+    heads = SeparateHeads(16, HeadsConfig(channels=4, n_blocks=1, outputs="separate"))
+    rows = {
+        "modulation": torch.tensor([0, 3]),
+        "snr_db": torch.tensor([2.0, 20.0]),
+        "mobility": torch.tensor([0, 2]),
+        "log_doppler": log_doppler(torch.tensor([0.2, 100.0])),
+    }
+    embedding = torch.randn(2, 16)
+    plain = HeadsTraining(heads)(embedding, **rows)
+    weighed = HeadsTraining(heads, loss_weights={"snr": 0.5, "doppler": 0.0})(embedding, **rows)
+    expected = plain["modulation_loss"] + 0.5 * plain["snr_loss"] + plain["mobility_loss"]
+    assert torch.allclose(weighed["loss"], expected)
+    assert torch.allclose(plain["loss"], expected + plain["doppler_loss"] + 0.5 * plain["snr_loss"])
+    with pytest.raises(ValueError, match="modulation, snr, mobility, doppler"):
+        HeadsTraining(heads, loss_weights={"snr_db": 0.5})
+    with pytest.raises(ValueError, match="loss_weights must be >= 0"):
+        load_config("views-sent-power-experts", ['stages.heads.loss_weights={"snr": -1}'])
+
+
 def test_the_views_config_names_each_parts_views():
     cfg = load_config("views-small")
     assert cfg.views_of("router") == ("wideband", "cp_profile", "ofdm_aligned_15khz")

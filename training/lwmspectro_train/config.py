@@ -44,6 +44,9 @@ class StageConfig(ConfigBase):
     lambda_recon: float = 1.0
     lambda_cont: float = 0.3
     contrastive_labels: tuple = ("modulation",)
+    loss_weights: dict[str, float] = field(default_factory=dict)
+    """The heads stage's weight of each task's loss in the sum it minimises and early stopping
+    reads, 1 where not named; a task by the name its heads give its loss (`loss_terms`)."""
     absent_view_prob: float = bounded(0.25, 0.0, 1.0)
     """The share of training rows whose optional views (views of the past, which a short capture
     lacks) are taken as absent, so that the model learns windows with and without them."""
@@ -64,6 +67,8 @@ class StageConfig(ConfigBase):
                 f"contrastive_labels {list(self.contrastive_labels)!r} is not valid; "
                 f"valid: {', '.join(CONTRASTIVE_LABELS)} (one or more)"
             )
+        if any(weight < 0 for weight in self.loss_weights.values()):
+            raise ValueError(f"loss_weights must be >= 0, got {self.loss_weights}")
         object.__setattr__(self, "betas", tuple(self.betas))
         object.__setattr__(self, "contrastive_labels", tuple(self.contrastive_labels))
 

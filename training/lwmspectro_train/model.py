@@ -705,6 +705,8 @@ class TaskHeads(nn.Module):
     """Per-expert heads: embedding (B, d) -> (modulation logits, SNR x mobility logits)."""
 
     targets = ("modulation", "snr_mobility")
+    loss_terms = ("modulation", "snr_mobility")
+    """The tasks whose losses (`<term>_loss`) `losses` sums."""
     tensor_kind = "heads"
     """Its graph's tensor names in the bundle (`bundle.TENSOR_NAMES`)."""
     output_widths: ClassVar[dict[str, int]] = {
@@ -773,6 +775,7 @@ class SeparateHeads(nn.Module):
     whose expert lacks a view they need (`unseen`: the window is too short for it)."""
 
     targets = ("modulation", "snr_db", "mobility", "log_doppler")
+    loss_terms = ("modulation", "snr", "mobility", "doppler")
     tensor_kind = "heads_separate"
     output_widths: ClassVar[dict[str, int]] = {
         "modulation_logits": len(labels.MODULATIONS),
@@ -843,7 +846,9 @@ class HeadsTraining(TrainingObjective):
     absent: the stage feeds cached embeddings) or fine-tuned with the heads ("lwm_ft") at
     `encoder_lr_scale` times their learning rate. In training, a random `absent_prob` of the
     rows go without the expert's optional views (with a frozen encoder: their cached
-    embedding made without them, `absent_inputs`), their mobility and Doppler unscored."""
+    embedding made without them, `absent_inputs`), their mobility and Doppler unscored.
+    `loss_weights` weighs each task's loss in the sum (1 where not named): the heads share the
+    encoder and its gradient, and the regression heads' NLLs can drown the modulation's."""
 
     def __init__(
         self,
@@ -851,12 +856,17 @@ class HeadsTraining(TrainingObjective):
         encoder: SpectrogramEncoder | None = None,
         encoder_lr_scale: float = 1.0,
         absent_prob: float = 0.0,
+        loss_weights: Mapping[str, float] | None = None,
     ):
         super().__init__()
+        unknown = sorted(set(loss_weights or {}) - set(heads.loss_terms))
+        if unknown:
+            raise ValueError(f"loss_weights names {unknown}; these heads' losses: {', '.join(heads.loss_terms)}")
         self.heads = heads
         self.encoder = encoder
         self.encoder_lr_scale = encoder_lr_scale
         self.absent_prob = absent_prob
+        self.loss_weights = dict(loss_weights or {})
 
     def param_groups(self, lr: float) -> list[dict]:
         groups = decay_groups(self.heads, lr)
@@ -880,7 +890,11 @@ class HeadsTraining(TrainingObjective):
             embedding, unseen = inputs, None
         targets = {"modulation": modulation, "snr_mobility": snr_mobility, "snr_db": snr_db}
         targets |= {"mobility": mobility, "log_doppler": log_doppler}
-        return self.heads.losses(self.heads(embedding), targets, unseen)
+        losses = self.heads.losses(self.heads(embedding), targets, unseen)
+        if self.loss_weights:
+            terms = self.heads.loss_terms
+            losses["loss"] = sum(self.loss_weights.get(term, 1.0) * losses[f"{term}_loss"] for term in terms)
+        return losses
 
 
 class RouterTraining(TrainingObjective):

@@ -705,10 +705,13 @@ class Run:
 
             with_absent = bool(encoder.optional) and stage.absent_view_prob > 0
             train_set, val_set = cached(train_set, with_absent), cached(val_set, False)
-            module, workers = HeadsTraining(heads, absent_prob=stage.absent_view_prob), 0
+            module = HeadsTraining(heads, absent_prob=stage.absent_view_prob, loss_weights=stage.loss_weights)
+            workers = 0
         else:
             self._keep_taken(encoder, expert, stage)
-            module = HeadsTraining(heads, encoder, self.cfg.heads.encoder_lr_scale, stage.absent_view_prob)
+            module = HeadsTraining(
+                heads, encoder, self.cfg.heads.encoder_lr_scale, stage.absent_view_prob, stage.loss_weights
+            )
             workers = None
         return self._trainer(
             f"heads/{expert}",
