@@ -701,12 +701,20 @@ class ResidualCNNHead(nn.Module):
         return self.classifier(h.mean(dim=-1))
 
 
+def task_losses(terms: Sequence[str], losses: Sequence, weights: Mapping[str, float] | None) -> dict:
+    """{"loss": the sum of the tasks' losses, each times its weight (1 where `weights` does not
+    name it), "<term>_loss": each task's}."""
+    weights = weights or {}
+    total = sum(weights.get(term, 1.0) * loss for term, loss in zip(terms, losses, strict=True))
+    return {"loss": total, **{f"{term}_loss": loss for term, loss in zip(terms, losses, strict=True)}}
+
+
 class TaskHeads(nn.Module):
     """Per-expert heads: embedding (B, d) -> (modulation logits, SNR x mobility logits)."""
 
     targets = ("modulation", "snr_mobility")
     loss_terms = ("modulation", "snr_mobility")
-    """The tasks whose losses (`<term>_loss`) `losses` sums."""
+    """The tasks whose losses (`<term>_loss`) `losses` sums, weighted as `weights` says."""
     tensor_kind = "heads"
     """Its graph's tensor names in the bundle (`bundle.TENSOR_NAMES`)."""
     output_widths: ClassVar[dict[str, int]] = {
@@ -723,15 +731,13 @@ class TaskHeads(nn.Module):
     def forward(self, embedding):
         return self.modulation(embedding), self.snr_mobility(embedding)
 
-    def losses(self, outputs, targets: Mapping[str, torch.Tensor], unseen=None) -> dict:
+    def losses(self, outputs, targets: Mapping[str, torch.Tensor], unseen=None, weights=None) -> dict:
         mod_logits, snr_logits = outputs
         modulation, snr_mobility = targets["modulation"], targets["snr_mobility"]
         mod_loss = F.cross_entropy(mod_logits, modulation, ignore_index=-1)
         snr_loss = F.cross_entropy(snr_logits, snr_mobility, ignore_index=-1)
         return {
-            "loss": mod_loss + snr_loss,
-            "modulation_loss": mod_loss,
-            "snr_mobility_loss": snr_loss,
+            **task_losses(self.loss_terms, (mod_loss, snr_loss), weights),
             "modulation_accuracy": (mod_logits.argmax(-1) == modulation).float().mean(),
             "snr_mobility_accuracy": (snr_logits.argmax(-1) == snr_mobility).float().mean(),
         }
@@ -800,7 +806,7 @@ class SeparateHeads(nn.Module):
             gaussian(self.doppler(embedding), LOG_DOPPLER_CENTRE, LOG_DOPPLER_SCALE, self.cfg.log_doppler_sigma_floor),
         )
 
-    def losses(self, outputs, targets: Mapping[str, torch.Tensor], unseen=None) -> dict:
+    def losses(self, outputs, targets: Mapping[str, torch.Tensor], unseen=None, weights=None) -> dict:
         mod_logits, snr, mob_logits, doppler = outputs
         seen = torch.ones_like(targets["modulation"], dtype=torch.bool) if unseen is None else ~unseen
         has_mod, has_mob = targets["modulation"] >= 0, (targets["mobility"] >= 0) & seen
@@ -814,11 +820,7 @@ class SeparateHeads(nn.Module):
         snr_error = (snr[:, 0] - targets["snr_db"].nan_to_num()).abs()
         doppler_error = (doppler[:, 0] - targets["log_doppler"].nan_to_num()).abs()
         return {
-            "loss": mod_loss + snr_loss + mob_loss + doppler_loss,
-            "modulation_loss": mod_loss,
-            "snr_loss": snr_loss,
-            "mobility_loss": mob_loss,
-            "doppler_loss": doppler_loss,
+            **task_losses(self.loss_terms, (mod_loss, snr_loss, mob_loss, doppler_loss), weights),
             "modulation_accuracy": masked_mean((mod_logits.argmax(-1) == targets["modulation"]).float(), has_mod),
             "mobility_accuracy": masked_mean((mob_logits.argmax(-1) == targets["mobility"]).float(), has_mob),
             "snr_abs_error_db": masked_mean(snr_error.detach(), has_snr),
@@ -890,11 +892,7 @@ class HeadsTraining(TrainingObjective):
             embedding, unseen = inputs, None
         targets = {"modulation": modulation, "snr_mobility": snr_mobility, "snr_db": snr_db}
         targets |= {"mobility": mobility, "log_doppler": log_doppler}
-        losses = self.heads.losses(self.heads(embedding), targets, unseen)
-        if self.loss_weights:
-            terms = self.heads.loss_terms
-            losses["loss"] = sum(self.loss_weights.get(term, 1.0) * losses[f"{term}_loss"] for term in terms)
-        return losses
+        return self.heads.losses(self.heads(embedding), targets, unseen, self.loss_weights)
 
 
 class RouterTraining(TrainingObjective):
