@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import scipy.ndimage
+import scipy.signal
 import threadpoolctl
 
 from lwmspectro import phy, views
@@ -342,6 +343,46 @@ def test_the_constellation_view_of_wifi_reads_the_packets_of_the_whole_window():
     print("share of the weight near each grid's points, by modulation sent:", shares)
     assert shares["QPSK"]["QPSK"] > 0.6 and shares["QPSK"]["QPSK"] > 10 * shares["QPSK"]["16QAM"]
     assert shares["16QAM"]["16QAM"] > 2 * shares["16QAM"]["QPSK"]
+
+
+def wifi_views_at_25_db(modulation, seed=5):
+    """Today's 802.11 constellation view and the pilot-tracked one of 16 ms of WiFi traffic."""
+    wf = phy.generate("wifi", modulation=modulation, duration_s=0.016, rng=np.random.default_rng(seed))
+    iq = resample_to(received(wf, 25, seed), wf.sample_rate_hz, 30.72e6)
+    return [
+        compute_view(VIEWS[name], iq, 30.72e6) for name in ("ofdm_constellation_wifi", "ofdm_constellation_wifi_pilots")
+    ]
+
+
+@pytest.mark.parametrize("modulation,gain", [("16QAM", 2.0), ("64QAM", 1.4)])
+def test_pilot_tracking_shows_the_wifi_qam_grid_where_fourth_powers_alone_show_rings(modulation, gain):
+    """48 data elements a symbol are too few for 16QAM's fourth powers to follow the phase from
+    one symbol to the next: summed over the packet, the turns wander and the points spread into
+    rings. The squares of the four BPSK pilots follow it whatever their polarity."""
+    params = VIEWS["ofdm_constellation_wifi_pilots"]
+    today, tracked = (grid_share(view, modulation, params) for view in wifi_views_at_25_db(modulation))
+    print(f"{modulation}: share of the weight near its points, today's view {today:.3f}, pilot-tracked {tracked:.3f}")
+    assert tracked > gain * today
+
+
+def test_pilot_tracking_falls_back_to_fourth_powers_where_the_capture_drops_the_pilots():
+    """A capture 2 MHz wide keeps 6 of 802.11's subcarriers and none of its pilots: each symbol's
+    common phase then comes from the turns of its fourth powers, as in today's view."""
+    wf = phy.generate("wifi", modulation="QPSK", duration_s=0.016, rng=np.random.default_rng(2))
+    narrow = scipy.signal.lfilter(scipy.signal.firwin(129, 1e6, fs=wf.sample_rate_hz), 1.0, received(wf, 25, 2))
+    iq = resample_to(narrow.astype(np.complex64), wf.sample_rate_hz, 30.72e6)
+    today, tracked = (
+        compute_view(VIEWS[name], iq, 30.72e6) for name in ("ofdm_constellation_wifi", "ofdm_constellation_wifi_pilots")
+    )
+    assert np.isfinite(tracked).all() and tracked.shape == today.shape
+    shares = [grid_share(view, "QPSK", VIEWS["ofdm_constellation_wifi_pilots"]) for view in (today, tracked)]
+    print("QPSK behind a 2 MHz capture, share of the weight near its points (today, pilot-tracked):", shares)
+    assert shares[1] > 0.8 * shares[0]
+
+
+def test_pilot_tracking_is_for_the_80211_numerology_in_bursts():
+    with pytest.raises(ValueError, match="wifi_pilots"):
+        dataclasses.replace(VIEWS["ofdm_constellation_15khz"], wifi_pilots=True)
 
 
 @pytest.mark.parametrize("offset_subcarriers", [0.0, 3.3])

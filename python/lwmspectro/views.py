@@ -330,10 +330,30 @@ class OfdmConstellationParams(OfdmSymbolsParams):
     extent: float = bounded(1.6, 0.1, 10.0)
     weight_quantile: float = bounded(0.99, 0.0, 1.0)
     weight_power: float = bounded(2.0, 0.0, 16.0)
+    wifi_pilots: bool = False
+    """Track each symbol's common phase with 802.11's four pilots (WIFI_PILOT_SUBCARRIERS), and
+    smooth the channel over the symbols of one run only (`_pilot_tracked_phase`); for bursts
+    of the 802.11 numerology."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.wifi_pilots and (self.numerology.n_fft != WIFI.n_fft or not self.burst_block_symbols):
+            raise ValueError(
+                "wifi_pilots needs the 802.11 numerology's 64-point FFT and burst timing (burst_block_symbols)"
+            )
 
     @property
     def shape(self) -> tuple[int, int]:
         return (self.n_bins, self.n_bins)
+
+
+WIFI_PILOT_SUBCARRIERS = (-21, -7, 7, 21)
+"""802.11's pilots in a 20 MHz channel (legacy, HT and VHT alike): BPSK in every data and SIG
+symbol, whatever the data's modulation."""
+PILOT_SHARE = 0.3
+"""Below this mean power of the pilots, over the mean of every subcarrier kept (about 1.2 for
+a whole 802.11 channel), a run's pilots are taken as outside the capture and its symbols' common
+phase is followed from their fourth powers instead."""
 
 
 @dataclass(frozen=True)
@@ -547,24 +567,33 @@ def _timing_runs(starts: np.ndarray, params: OfdmTimingParams) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(np.diff(starts) != params.numerology.group_samples)])
 
 
-def _ofdm_constellation(params: OfdmConstellationParams, capture: Capture) -> ViewOutput:
-    # Blind equalisation by fourth powers (a textbook non-data-aided estimator; no library
-    # offers it over a resource grid, hence written here).
-    symbols = _aligned_symbols(params, capture)
-    elements = symbols.kept()
-    power = elements.real**2 + elements.imag**2
-    tiny = float(np.finfo(np.float32).tiny)
-    # -Y^4 points at four times the channel's phase for any QAM or PSK (E[s^4] is real and
-    # negative); divided by |Y|^2 so that the strong elements do not drown the others.
+def _fourth_powers(elements: np.ndarray, power: np.ndarray) -> np.ndarray:
+    """-Y^4 / |Y|^2: four times the channel's phase for any QAM or PSK but BPSK (E[s^4] is real
+    and negative), each element weighing as its power so that the strong do not drown the rest."""
     squares = elements * elements
     fourth = squares * squares
-    fourth /= -np.maximum(power, tiny)
-    # The timing error turns the phase across subcarriers, by a ramp of its own for each run of
-    # symbols timed together (one for a continuous transmission, one per block of a burst).
-    runs = _timing_runs(symbols.starts, params)
+    fourth /= -np.maximum(power, float(np.finfo(np.float32).tiny))
+    return fourth
+
+
+def _timing_ramps(fourth: np.ndarray, runs: np.ndarray) -> np.ndarray:
+    """(symbols, K) the phase ramp across the subcarriers of each run's fourth powers: the timing
+    error turns the phase across subcarriers, by a ramp of its own for each run of symbols timed
+    together (one for a continuous transmission, one per block of a burst)."""
     across = (fourth[:, 1:] * np.conj(fourth[:, :-1])).sum(axis=1, dtype=np.complex128)
     ramps = np.angle(np.bincount(runs, across.real) + 1j * np.bincount(runs, across.imag))[runs]
-    ramp_phase = ramps.astype(np.float32)[:, None] * np.arange(elements.shape[1], dtype=np.float32)[None, :]
+    return ramps.astype(np.float32)[:, None] * np.arange(fourth.shape[1], dtype=np.float32)[None, :]
+
+
+def _fourth_power_phase(
+    params: OfdmConstellationParams, symbols: _AlignedSymbols, elements: np.ndarray, power: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(each element's rotation, its channel's gain): the phase from the fourth powers of its
+    `smooth_symbols` x `smooth_subcarriers` neighbours, the phase common to each symbol followed
+    by the turn of the fourth powers from symbol to symbol."""
+    fourth = _fourth_powers(elements, power)
+    runs = _timing_runs(symbols.starts, params)
+    ramp_phase = _timing_ramps(fourth, runs)
     fourth *= unit_phasors(-ramp_phase)
     turns = np.angle((fourth[1:] * np.conj(fourth[:-1])).sum(axis=1, dtype=np.complex128))
     common = np.concatenate([[0.0], np.cumsum(turns)])
@@ -574,8 +603,63 @@ def _ofdm_constellation(params: OfdmConstellationParams, capture: Capture) -> Vi
     phase = np.angle(_smoothed(fourth, params)) + ramp_phase
     phase += common.astype(np.float32)[:, None]
     phase *= -0.25
+    return phase, _smoothed(power, params)
+
+
+def _pilot_tracked_phase(
+    params: OfdmConstellationParams, symbols: _AlignedSymbols, elements: np.ndarray, power: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """_fourth_power_phase for 802.11 bursts, where it fails beyond QPSK: a symbol holds only 48
+    to 52 data elements, too few for the turn of 16QAM's fourth powers from one symbol to the
+    next, and those turns add up over the symbols (a random walk that smears the points into
+    rings); the BPSK symbols of each preamble and the pilots beside the data pull the other way.
+
+    Here each symbol's common phase comes from the squares of its four pilots (BPSK: their
+    polarity squares away) against its run's, where the pilots are in the capture (PILOT_SHARE);
+    the pilots take no part in the channel's phase; a symbol whose fourth powers oppose its
+    run's (BPSK) is turned over before the smoothing and back after; and the channel's phase and
+    gain are averaged over `smooth_symbols` of the same run only, never across a packet's edge."""
+    n_fft = params.numerology.n_fft
+    tiny = float(np.finfo(np.float32).tiny)
+    pilot = np.isin((symbols.columns + n_fft // 2) % n_fft - symbols.centre, WIFI_PILOT_SUBCARRIERS)
+    runs = _timing_runs(symbols.starts, params)
+    firsts = np.flatnonzero(np.diff(runs, prepend=-1))
+    fourth = _fourth_powers(elements, power)
+    fourth[:, pilot] = 0
+    ramp_phase = _timing_ramps(fourth, runs)
+    fourth *= unit_phasors(-ramp_phase)
+    squares = elements[:, pilot].astype(np.complex128) ** 2
+    tracked = 2 * np.angle((squares * np.conj(np.add.reduceat(squares, firsts)[runs])).sum(axis=1))
+    pilot_share = np.add.reduceat(power[:, pilot].mean(axis=1), firsts) / np.maximum(
+        np.add.reduceat(power.mean(axis=1), firsts), tiny
+    )
+    turns = np.angle((fourth[1:] * np.conj(fourth[:-1])).sum(axis=1, dtype=np.complex128))
+    followed = np.concatenate([[0.0], np.cumsum(turns)])
+    common = np.where(pilot_share[runs] >= PILOT_SHARE, tracked, followed).astype(np.float32)
+    fourth *= unit_phasors(-common)[:, None]
+    opposed = np.real((fourth * np.conj(np.add.reduceat(fourth, firsts)[runs])).sum(axis=1)) < 0
+    fourth[opposed] *= -1
+    smoothed, gain = np.empty_like(fourth), np.empty_like(power)
+    for start, end in zip(firsts, [*firsts[1:], len(runs)]):
+        symbols_around = min(params.smooth_symbols, end - start)
+        smoothed[start:end] = _grid_mean(fourth[start:end], symbols_around, params.smooth_subcarriers)
+        gain[start:end] = _grid_mean(power[start:end], symbols_around, params.smooth_subcarriers)
+    phase = np.angle(smoothed) + ramp_phase
+    phase += (common + np.where(opposed, np.float32(np.pi), np.float32(0)))[:, None]
+    phase *= -0.25
+    return phase, gain
+
+
+def _ofdm_constellation(params: OfdmConstellationParams, capture: Capture) -> ViewOutput:
+    # Blind equalisation by fourth powers (a textbook non-data-aided estimator; no library
+    # offers it over a resource grid, hence written here).
+    symbols = _aligned_symbols(params, capture)
+    elements = symbols.kept()
+    power = elements.real**2 + elements.imag**2
+    tiny = float(np.finfo(np.float32).tiny)
+    estimate = _pilot_tracked_phase if params.wifi_pilots else _fourth_power_phase
+    phase, gain = estimate(params, symbols, elements, power)
     rotation = unit_phasors(phase)
-    gain = _smoothed(power, params)
     equalised = elements * rotation
     equalised *= 1 / np.sqrt(np.maximum(gain, tiny))
     reference = max(float(np.quantile(gain, params.weight_quantile)), tiny)
@@ -1085,6 +1169,17 @@ VIEWS: dict[str, Any] = {
     # aligned views' gain) or x 3 subcarriers (WiFi, 0.9 MHz: its packets are short).
     "ofdm_constellation_wifi": OfdmConstellationParams(
         WIFI, n_symbols=512, n_subcarriers=64, search_symbols=3840, burst_block_symbols=8
+    ),
+    # The same symbols with each one's common phase from 802.11's pilots and the channel's over
+    # up to 33 symbols of its packet: the QAM grid rather than its rings.
+    "ofdm_constellation_wifi_pilots": OfdmConstellationParams(
+        WIFI,
+        n_symbols=512,
+        n_subcarriers=64,
+        search_symbols=3840,
+        burst_block_symbols=8,
+        smooth_symbols=33,
+        wifi_pilots=True,
     ),
     # The constellation's symbols again, in 8 rows of 64 symbols.
     "ofdm_circularity_wifi": OfdmCircularityParams(
