@@ -9,6 +9,7 @@ import pytest
 from lwmspectro import capture, cli, scenarios, views
 from lwmspectro.dataset import open_dataset
 from lwmspectro.dataset_generation import ExamplePlan, example_source, generate_dataset, make_example, pending_shards
+from lwmspectro.fileio import file_sha256
 from lwmspectro.framer import ObservationFramer
 from lwmspectro.synth import GeneratorConfig, draw_example, draw_spec, make_spectrogram, scenario_names
 
@@ -179,8 +180,29 @@ def test_a_dataset_gains_a_view_in_its_new_shards_and_reads_it_as_absent_in_the_
     drawn = [{key: row[key] for key in ("protocol", "modulation", "snr_db", "mobility")} for row in ds.labels]
     filled = generate_dataset(grown, tmp_path, progress=False, fill_views=True)
     ds = open_dataset(tmp_path, verify=True)
-    assert ds.partial_views == () and filled["shards"][1] == manifest["shards"][1], "only the old shard is remade"
+    assert ds.partial_views == () and filled["shards"][1] == manifest["shards"][1], "only the old shard is filled"
+    old, now = made["shards"][0], filled["shards"][0]
+    assert {key: now[key] for key in ("sha256_npy", "sha256_jsonl")} == {
+        key: old[key] for key in ("sha256_npy", "sha256_jsonl")
+    }
+    assert {name: now["sha256_views"][name] for name in old["sha256_views"]} == old["sha256_views"], "its views kept"
     assert [{key: row[key] for key in drawn[0]} for row in ds.labels] == drawn, "the same examples drawn"
+    generate_dataset(grown, tmp_path / "whole", progress=False)
+    whole = open_dataset(tmp_path / "whole")
+    added, made_whole = ds.view("ofdm_circularity_wifi")[:2], whole.view("ofdm_circularity_wifi")[:2]
+    assert np.abs(added - made_whole).max() < 0.05, "the view alone reads what it reads beside every other"
+
+
+def test_filling_views_refuses_a_shard_whose_examples_the_generator_draws_otherwise(tmp_path):
+    generate_dataset(views_config(n_samples=2), tmp_path, progress=False)
+    rows = tmp_path / "shard-000000.jsonl"
+    lines = rows.read_text().splitlines()
+    rows.write_text("\n".join([lines[0].replace('"snr_db": ', '"snr_db": 1'), *lines[1:]]) + "\n")
+    sidecar = tmp_path / "shard-000000.json"
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "sha256_jsonl": file_sha256(rows)}))
+    grown = views_config(n_samples=2, views=[*SOME_VIEWS, "ofdm_circularity_wifi"])
+    with pytest.raises(ValueError, match="draws other labels than the shard holds"):
+        generate_dataset(grown, tmp_path, progress=False, fill_views=True)
 
 
 @pytest.mark.parametrize(
@@ -204,17 +226,24 @@ def packaged_config(name):
 
 
 CIRCULARITY = "ofdm_circularity_wifi"
+PILOT_TRACKED = "ofdm_constellation_wifi_pilots"
 TRAINING_CONFIG_VIEWS = {
     "train": ["wideband", "ofdm_aligned_wifi", "ofdm_aligned_15khz", "ofdm_aligned_30khz", "cp_profile", "dynamics"],
     "train-constellation": [
-        *(name for name in views.VIEWS if name not in ("ofdm_pattern_15khz", "lte_sync_15khz", CIRCULARITY)),
+        *(
+            name
+            for name in views.VIEWS
+            if name not in ("ofdm_pattern_15khz", "lte_sync_15khz", CIRCULARITY, PILOT_TRACKED)
+        ),
         CIRCULARITY,
+        PILOT_TRACKED,
     ],
     "train-router": ["wideband", "cp_profile", "ofdm_aligned_15khz", "ofdm_pattern_15khz", "lte_sync_15khz"],
 }
 """The views each training corpus stores: the aligned views (views-small), every view the experts
 (today's dynamics view and each protocol's sent-power view among them) and the first router of
-the constellation model read (the WiFi circularity last), and the router's views with the 15 kHz
+the constellation model read (the WiFi circularity, then the pilot-tracked 802.11 constellation,
+last: added in that order), and the router's views with the 15 kHz
 pattern and LTE's synchronisation signal."""
 
 

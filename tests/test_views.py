@@ -22,6 +22,7 @@ from lwmspectro.views import (
     CpProfileParams,
     OfdmAlignedParams,
     OfdmSyncParams,
+    WifiPilotConstellationParams,
     compute_observation,
     compute_view,
     min_source_samples,
@@ -381,8 +382,8 @@ def test_pilot_tracking_falls_back_to_fourth_powers_where_the_capture_drops_the_
 
 
 def test_pilot_tracking_is_for_the_80211_numerology_in_bursts():
-    with pytest.raises(ValueError, match="wifi_pilots"):
-        dataclasses.replace(VIEWS["ofdm_constellation_15khz"], wifi_pilots=True)
+    with pytest.raises(ValueError, match="64-point FFT"):
+        WifiPilotConstellationParams(LTE, n_symbols=216, n_subcarriers=512, search_symbols=218)
 
 
 @pytest.mark.parametrize("offset_subcarriers", [0.0, 3.3])

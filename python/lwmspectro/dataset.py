@@ -113,6 +113,24 @@ def write_shard(
     return sidecar
 
 
+def add_shard_views(folder: Path, index: int, views: Mapping[str, np.ndarray]) -> dict:
+    """Write `views` beside a complete shard that lacks them, then its sidecar listing them too
+    (atomically, last: a shard interrupted before reads as lacking them still); returns the
+    sidecar. The shard's G, labels and other views are left as they are."""
+    base = Path(folder) / shard_name(index)
+    sidecar = read_sidecar(base.with_suffix(".json"))
+    for name, array in views.items():
+        if name == G_VIEW or name in sidecar.get("sha256_views", {}):
+            raise ValueError(f"shard {index} already holds view {name!r}")
+        if len(array) != sidecar["count"]:
+            raise ValueError(f"{len(array)} examples of view {name!r} but shard {index} holds {sidecar['count']}")
+        _save_float16(view_path(folder, index, name), array)
+    sums = sidecar.get("sha256_views", {}) | {name: file_sha256(view_path(folder, index, name)) for name in views}
+    sidecar = {**sidecar, "sha256_views": sums}
+    atomic_write(base.with_suffix(".json"), lambda f: f.write(json.dumps(sidecar).encode()))
+    return sidecar
+
+
 def read_sidecar(path: Path) -> dict:
     """A shard's sidecar; a ValueError naming it and how to recover when it is not one."""
     try:

@@ -330,21 +330,27 @@ class OfdmConstellationParams(OfdmSymbolsParams):
     extent: float = bounded(1.6, 0.1, 10.0)
     weight_quantile: float = bounded(0.99, 0.0, 1.0)
     weight_power: float = bounded(2.0, 0.0, 16.0)
-    wifi_pilots: bool = False
-    """Track each symbol's common phase with 802.11's four pilots (WIFI_PILOT_SUBCARRIERS), and
-    smooth the channel over the symbols of one run only (`_pilot_tracked_phase`); for bursts
-    of the 802.11 numerology."""
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.wifi_pilots and (self.numerology.n_fft != WIFI.n_fft or not self.burst_block_symbols):
-            raise ValueError(
-                "wifi_pilots needs the 802.11 numerology's 64-point FFT and burst timing (burst_block_symbols)"
-            )
 
     @property
     def shape(self) -> tuple[int, int]:
         return (self.n_bins, self.n_bins)
+
+
+@dataclass(frozen=True)
+class WifiPilotConstellationParams(OfdmConstellationParams):
+    """OfdmConstellationParams for 802.11 bursts, each symbol's common phase tracked by its four
+    pilots (WIFI_PILOT_SUBCARRIERS) and the channel smoothed over the symbols of one run only
+    (`_pilot_tracked_phase`)."""
+
+    keys_name: ClassVar[str] = "ofdm_pilot_constellation parameters"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.numerology.n_fft != WIFI.n_fft or not self.burst_block_symbols:
+            raise ValueError(
+                "the pilot-tracked constellation needs the 802.11 numerology's 64-point FFT and burst timing "
+                "(burst_block_symbols > 0)"
+            )
 
 
 WIFI_PILOT_SUBCARRIERS = (-21, -7, 7, 21)
@@ -607,7 +613,7 @@ def _fourth_power_phase(
 
 
 def _pilot_tracked_phase(
-    params: OfdmConstellationParams, symbols: _AlignedSymbols, elements: np.ndarray, power: np.ndarray
+    params: WifiPilotConstellationParams, symbols: _AlignedSymbols, elements: np.ndarray, power: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """_fourth_power_phase for 802.11 bursts, where it fails beyond QPSK: a symbol holds only 48
     to 52 data elements, too few for the turn of 16QAM's fourth powers from one symbol to the
@@ -657,7 +663,7 @@ def _ofdm_constellation(params: OfdmConstellationParams, capture: Capture) -> Vi
     elements = symbols.kept()
     power = elements.real**2 + elements.imag**2
     tiny = float(np.finfo(np.float32).tiny)
-    estimate = _pilot_tracked_phase if params.wifi_pilots else _fourth_power_phase
+    estimate = _pilot_tracked_phase if isinstance(params, WifiPilotConstellationParams) else _fourth_power_phase
     phase, gain = estimate(params, symbols, elements, power)
     rotation = unit_phasors(phase)
     equalised = elements * rotation
@@ -1130,6 +1136,9 @@ _KINDS: dict[str, _ViewKind] = {
     ),
     "ofdm_aligned": _capture_kind(OfdmAlignedParams, _ofdm_aligned, _ofdm_samples, _ofdm_needs),
     "ofdm_constellation": _capture_kind(OfdmConstellationParams, _ofdm_constellation, _ofdm_samples, _ofdm_needs),
+    "ofdm_pilot_constellation": _capture_kind(
+        WifiPilotConstellationParams, _ofdm_constellation, _ofdm_samples, _ofdm_needs
+    ),
     "ofdm_circularity": _capture_kind(OfdmCircularityParams, _ofdm_circularity, _ofdm_samples, _ofdm_needs),
     "ofdm_pattern": _capture_kind(OfdmPatternParams, _ofdm_pattern, _ofdm_samples, _ofdm_needs),
     "ofdm_sync": _capture_kind(OfdmSyncParams, _ofdm_sync, _ofdm_samples, _ofdm_needs),
@@ -1172,14 +1181,13 @@ VIEWS: dict[str, Any] = {
     ),
     # The same symbols with each one's common phase from 802.11's pilots and the channel's over
     # up to 33 symbols of its packet: the QAM grid rather than its rings.
-    "ofdm_constellation_wifi_pilots": OfdmConstellationParams(
+    "ofdm_constellation_wifi_pilots": WifiPilotConstellationParams(
         WIFI,
         n_symbols=512,
         n_subcarriers=64,
         search_symbols=3840,
         burst_block_symbols=8,
         smooth_symbols=33,
-        wifi_pilots=True,
     ),
     # The constellation's symbols again, in 8 rows of 64 symbols.
     "ofdm_circularity_wifi": OfdmCircularityParams(

@@ -57,8 +57,8 @@ def add_arguments(parser):
     parser.add_argument(
         "--fill-views",
         action="store_true",
-        help="also remake the shards made before views were added to the config, so that every shard holds "
-        "every view (they cost what they cost the first time); without it they read the new views as absent",
+        help="also add to the shards made before views were added to the config the views they lack, each "
+        "example's capture formed again for just those views; without it they read the new views as absent",
     )
     add_progress_argument(parser)
 
