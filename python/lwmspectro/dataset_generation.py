@@ -326,7 +326,7 @@ def generate_dataset(
     # they read costs a fraction of a whole example (0.12 against 0.78 CPU-s for one 802.11 view
     # of train-constellation.json), and the shard's other files stay as they were.
     fills = [i for i in pending_shards(config, folder, shard_filter) if i not in todo] if fill_views else []
-    jobs = [(config.to_dict(), i, str(folder)) for i in todo]
+    jobs: list[tuple] = [(config.to_dict(), i, str(folder)) for i in todo]
     jobs += [(config.to_dict(), i, str(folder), _lacking(folder, i, added)) for i in fills]
     total = sum(config.shard_count(i) for i in todo + fills)
     bar = tqdm(total=total, unit="spec", desc=f"generate {folder.name}", disable=not progress)

@@ -663,8 +663,10 @@ def _ofdm_constellation(params: OfdmConstellationParams, capture: Capture) -> Vi
     elements = symbols.kept()
     power = elements.real**2 + elements.imag**2
     tiny = float(np.finfo(np.float32).tiny)
-    estimate = _pilot_tracked_phase if isinstance(params, WifiPilotConstellationParams) else _fourth_power_phase
-    phase, gain = estimate(params, symbols, elements, power)
+    if isinstance(params, WifiPilotConstellationParams):
+        phase, gain = _pilot_tracked_phase(params, symbols, elements, power)
+    else:
+        phase, gain = _fourth_power_phase(params, symbols, elements, power)
     rotation = unit_phasors(phase)
     equalised = elements * rotation
     equalised *= 1 / np.sqrt(np.maximum(gain, tiny))
