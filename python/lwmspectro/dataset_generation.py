@@ -341,11 +341,16 @@ def generate_dataset(
     todo = pending_shards(config, folder, shard_filter, added)
     # Shards made before views were added get just those views: forming again only the samples
     # they read costs a fraction of a whole example (0.12 against 0.78 CPU-s for one 802.11 view
-    # of train-constellation.json), and the shard's other files stay as they were.
-    fills = [i for i in pending_shards(config, folder, shard_filter) if i not in todo] if fill_views else []
+    # of train-constellation.json), and the shard's other files stay as they were. The shards
+    # not pending were verified just above: their sidecars say what they lack.
+    fills: dict[int, list[str]] = {}
+    if fill_views and added:
+        part, parts = shard_filter
+        lacking = {i: _lacking(folder, i, added) for i in range(part, config.n_shards, parts) if i not in todo}
+        fills = {i: names for i, names in lacking.items() if names}
     jobs: list[tuple] = [(config.to_dict(), i, str(folder)) for i in todo]
-    jobs += [(config.to_dict(), i, str(folder), _lacking(folder, i, added)) for i in fills]
-    total = sum(config.shard_count(i) for i in todo + fills)
+    jobs += [(config.to_dict(), i, str(folder), names) for i, names in fills.items()]
+    total = sum(config.shard_count(i) for i in [*todo, *fills])
     bar = tqdm(total=total, unit="spec", desc=f"generate {folder.name}", disable=not progress)
 
     def landed(count: int) -> None:
