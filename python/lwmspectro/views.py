@@ -591,6 +591,13 @@ def _timing_ramps(fourth: np.ndarray, runs: np.ndarray) -> np.ndarray:
     return ramps.astype(np.float32)[:, None] * np.arange(fourth.shape[1], dtype=np.float32)[None, :]
 
 
+def _followed_phase(fourth: np.ndarray) -> np.ndarray:
+    """Each symbol's common phase in the fourth powers' terms, followed by their turn from one
+    symbol to the next over all its subcarriers (0 for the first)."""
+    turns = np.angle((fourth[1:] * np.conj(fourth[:-1])).sum(axis=1, dtype=np.complex128))
+    return np.concatenate([[0.0], np.cumsum(turns)])
+
+
 def _fourth_power_phase(
     params: OfdmConstellationParams, symbols: _AlignedSymbols, elements: np.ndarray, power: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -601,8 +608,7 @@ def _fourth_power_phase(
     runs = _timing_runs(symbols.starts, params)
     ramp_phase = _timing_ramps(fourth, runs)
     fourth *= unit_phasors(-ramp_phase)
-    turns = np.angle((fourth[1:] * np.conj(fourth[:-1])).sum(axis=1, dtype=np.complex128))
-    common = np.concatenate([[0.0], np.cumsum(turns)])
+    common = _followed_phase(fourth)
     fourth *= np.exp(-1j * common).astype(np.complex64)[:, None]
     # The ramps and the phase common to each symbol (a residual CFO) removed, the channel's phase
     # is averaged over its neighbours, then they are put back.
@@ -639,9 +645,7 @@ def _pilot_tracked_phase(
     pilot_share = np.add.reduceat(power[:, pilot].mean(axis=1), firsts) / np.maximum(
         np.add.reduceat(power.mean(axis=1), firsts), tiny
     )
-    turns = np.angle((fourth[1:] * np.conj(fourth[:-1])).sum(axis=1, dtype=np.complex128))
-    followed = np.concatenate([[0.0], np.cumsum(turns)])
-    common = np.where(pilot_share[runs] >= PILOT_SHARE, tracked, followed).astype(np.float32)
+    common = np.where(pilot_share[runs] >= PILOT_SHARE, tracked, _followed_phase(fourth)).astype(np.float32)
     fourth *= unit_phasors(-common)[:, None]
     opposed = np.real((fourth * np.conj(np.add.reduceat(fourth, firsts)[runs])).sum(axis=1)) < 0
     fourth[opposed] *= -1
