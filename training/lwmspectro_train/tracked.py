@@ -140,7 +140,7 @@ def _score_emission(
     runtimes: Sequence[Runtime], config_dict: dict, index: int, seconds: float, track_s: float
 ) -> tuple[dict, list[dict[str, list]]]:
     """(the emission's label row, score_recording of each runtime): the emission realised once."""
-    config = GeneratorConfig(**config_dict)
+    config = GeneratorConfig.from_dict(config_dict)
     iq, rate, _, row = example_source(config, index, emission_plan(config, seconds), whole_stream=True)
     return row, [score_recording(runtime, iq, rate, row, track_s) for runtime in runtimes]
 
