@@ -246,6 +246,10 @@ def test_the_views_config_names_each_parts_views():
     assert sent_power.views_of("router") == synced.views_of("router")
     for part in ("wifi", "lte", "nr"):
         assert sent_power.views_of(part) == (*synced.views_of(part)[:-1], f"dynamics_{part}")
+    pilots = load_config("views-pilot-experts")
+    wifi_constellations = ("ofdm_constellation_wifi", "ofdm_constellation_wifi_pilots")
+    assert pilots.views_of("wifi") == (*wifi_constellations, *sent_power.views_of("wifi")[1:])
+    assert all(pilots.views_of(part) == sent_power.views_of(part) for part in ("router", "lte", "nr"))
     with pytest.raises(ValueError, match="optional_views: 'dynamics' is not a list of view names"):
         load_config("views-small", ['optional_views="dynamics"'])
 
