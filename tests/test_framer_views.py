@@ -233,3 +233,20 @@ def test_snippets_computed_around_a_nan_serve_only_windows_that_drop_the_past_vi
     assert np.isnan(views[reads_nan]).all()
     for begin, view in zip(begins[~reads_nan & (begins >= 0)], views[~reads_nan & (begins >= 0)]):
         np.testing.assert_array_equal(view, compute_view(GROUPED_PAST, samples[begin:], rate))
+
+
+def test_the_framer_counts_each_views_cpu_time_and_none_for_a_view_it_skips():
+    """Every view framed gains CPU time; with a chooser that names no view after the lead, the
+    others are not computed and gain none (the receiver's routed windows)."""
+    framer = ObservationFramer(VIEWS, 1e6)
+    iq = noise(framer.samples_read + 4 * framer.span)
+    assert not framer.view_cpu_s.any()
+    next(framer.frame_recording(iq))
+    assert (framer.view_cpu_s > 0).all()
+
+    spent = np.zeros(len(VIEWS))
+    computed = registered_views.compute_observation(
+        VIEWS, iq, 1e6, framer.samples_read, lead=[0], then=lambda _computed: [], cpu_seconds=spent
+    )
+    assert computed[0] is not None and computed[1] is None and computed[2] is None
+    assert spent[0] > 0 and not spent[1:].any()

@@ -230,21 +230,35 @@ PILOT_TRACKED = "ofdm_constellation_wifi_pilots"
 TRAINING_CONFIG_VIEWS = {
     "train": ["wideband", "ofdm_aligned_wifi", "ofdm_aligned_15khz", "ofdm_aligned_30khz", "cp_profile", "dynamics"],
     "train-constellation": [
-        *(
-            name
-            for name in views.VIEWS
-            if name not in ("ofdm_pattern_15khz", "lte_sync_15khz", CIRCULARITY, PILOT_TRACKED)
-        ),
+        "wideband",
+        "ofdm_aligned_wifi",
+        "ofdm_aligned_15khz",
+        "ofdm_aligned_30khz",
+        "ofdm_constellation_wifi",
+        "ofdm_constellation_15khz",
+        "ofdm_constellation_30khz",
+        "cp_profile",
+        "dynamics",
+        "dynamics_wifi",
+        "dynamics_lte",
+        "dynamics_nr",
         CIRCULARITY,
         PILOT_TRACKED,
     ],
-    "train-router": ["wideband", "cp_profile", "ofdm_aligned_15khz", "ofdm_pattern_15khz", "lte_sync_15khz"],
+    "train-router": [
+        "wideband",
+        "cp_profile",
+        "ofdm_aligned_15khz",
+        "ofdm_pattern_15khz",
+        "lte_sync_15khz",
+        "narrowband",
+    ],
 }
 """The views each training corpus stores: the aligned views (views-small), every view the experts
 (today's dynamics view and each protocol's sent-power view among them) and the first router of
 the constellation model read (the WiFi circularity, then the pilot-tracked 802.11 constellation,
 last: added in that order), and the router's views with the 15 kHz
-pattern and LTE's synchronisation signal."""
+pattern, LTE's synchronisation signal and the narrowband view."""
 
 
 @pytest.mark.parametrize("name", list(TRAINING_CONFIG_VIEWS))

@@ -250,6 +250,10 @@ def test_the_views_config_names_each_parts_views():
     wifi_constellations = ("ofdm_constellation_wifi", "ofdm_constellation_wifi_pilots")
     assert pilots.views_of("wifi") == (*wifi_constellations, *sent_power.views_of("wifi")[1:])
     assert all(pilots.views_of(part) == sent_power.views_of(part) for part in ("router", "lte", "nr"))
+    narrowband = load_config("views-narrowband-router")
+    assert narrowband.views_of("router") == (*pilots.views_of("router"), "narrowband")
+    assert all(narrowband.views_of(part) == pilots.views_of(part) for part in ("wifi", "lte", "nr"))
+    assert narrowband.experts_from == "models/small" and narrowband.router_from is None
     with pytest.raises(ValueError, match="optional_views: 'dynamics' is not a list of view names"):
         load_config("views-small", ['optional_views="dynamics"'])
 

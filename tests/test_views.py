@@ -758,3 +758,35 @@ def test_views_keep_blas_to_the_calling_thread_and_give_its_threads_back_after(m
         after = _blas_threads()
     assert seen and all(threads == {1} for threads in seen)
     assert after == {2}
+
+
+def narrowband_of(iq, rate):
+    return compute_view(VIEWS["narrowband"], iq, rate)
+
+
+def test_a_tone_too_narrow_for_g_stands_out_of_its_band_in_the_narrowband_view():
+    """A tone at 0 dB over 15 kHz: some -12 dB in one of G's 240 kHz bins, 7 dB over the bins
+    around it here, in the band at its frequency; noise alone stays near 3 dB in every band."""
+    rate = 30.72e6
+    n = min_source_samples(VIEWS["narrowband"], rate)
+    tone = np.sqrt(15e3 / rate) * np.exp(2j * np.pi * 3.1e6 * np.arange(n) / rate)
+    alone = narrowband_of(noise(n), rate)
+    with_tone = narrowband_of((noise(n) + tone).astype(np.complex64), rate)
+    assert alone.shape == with_tone.shape == view_shape(VIEWS["narrowband"]) == (2, 128)
+    band = 64 + int(3.1e6 / (rate / 128))
+    assert np.argmax(with_tone[0]) == band and with_tone[0, band] > 6.0
+    assert alone[0].max() < 4.5 and np.delete(with_tone[0], band).max() < 4.5
+    np.testing.assert_allclose(alone[1], 0.0, atol=1.0)
+
+
+@pytest.mark.parametrize("rate", [2e6, 20e6, 61.44e6])
+def test_a_capture_narrower_or_wider_than_the_analysis_rate_shows_no_false_tone(rate):
+    """Noise at other source rates: resampled to 30.72 MS/s, a narrower capture's filter edge
+    slopes across a band and leaves its stopband empty, and neither reads as a tone; the empty
+    bands' level is floored."""
+    view = narrowband_of(noise(min_source_samples(VIEWS["narrowband"], rate)), rate)
+    assert np.isfinite(view).all() and view[0].max() < 4.5
+    assert view[1].max() == 0.0 and view[1].min() >= -views.NARROWBAND_RANGE_DB
+    if rate < 30.72e6:
+        stopband = view[1] == -views.NARROWBAND_RANGE_DB
+        assert stopband.any() and not view[0][stopband].any()

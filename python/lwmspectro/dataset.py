@@ -131,6 +131,11 @@ def add_shard_views(folder: Path, index: int, views: Mapping[str, np.ndarray]) -
     return sidecar
 
 
+def read_shard_labels(folder: Path, index: int) -> list[dict]:
+    """The label rows of shard `index` of `folder`, in example order."""
+    return [json.loads(line) for line in (Path(folder) / f"{shard_name(index)}.jsonl").read_text().splitlines()]
+
+
 def read_sidecar(path: Path) -> dict:
     """A shard's sidecar; a ValueError naming it and how to recover when it is not one."""
     try:
@@ -350,7 +355,7 @@ def open_dataset(folder, verify: bool = False) -> Dataset:
         index = shard["index"]
         if verify and not shard_is_complete(folder, index, views=others, added=added):
             raise ValueError(f"{folder / shard['name']}: checksum mismatch or missing file")
-        rows = [json.loads(line) for line in (folder / (shard["name"] + ".jsonl")).read_text().splitlines()]
+        rows = read_shard_labels(folder, index)
         held = shard.get("sha256_views", {}) if others else {}
         lacking = [name for name in others if name not in held]
         required = _required_but_lacking(held, others, added)

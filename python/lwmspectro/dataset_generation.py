@@ -45,6 +45,7 @@ from .dataset import (
     G_VIEW,
     LABEL_FIELDS,
     add_shard_views,
+    read_shard_labels,
     read_sidecar,
     shard_is_complete,
     shard_name,
@@ -238,7 +239,7 @@ def fill_shard_views(config: GeneratorConfig, index: int, folder: Path, names: S
     keep_freed_memory()
     folder = Path(folder)
     first = index * config.shard_size
-    stored_rows = [json.loads(line) for line in (folder / f"{shard_name(index)}.jsonl").read_text().splitlines()]
+    stored_rows = read_shard_labels(folder, index)
     alone = GeneratorConfig.from_dict({**config.to_dict(), "views": [G_VIEW, *names]})
     plan = ExamplePlan.of(alone)
     arrays = {name: np.empty((len(stored_rows), *views.view_shape(plan.views[name])), np.float16) for name in names}

@@ -211,6 +211,8 @@ class ObservationFramer:
         self.windows_invalid = 0
         self.windows_skipped = 0
         self.routing_failures = 0
+        # CPU seconds each view has taken so far (views.compute_observation's cpu_seconds).
+        self.view_cpu_s = np.zeros(len(self.views))
 
     @property
     def vlen(self) -> int:
@@ -298,6 +300,7 @@ class ObservationFramer:
                 offsets=offsets,
                 lead=None if self.routing is None else self.routing.lead,
                 then=routed,
+                cpu_seconds=self.view_cpu_s,
             )
             for v, (output, offset, read) in enumerate(zip(computed, offsets, self._reads)):
                 if output is None or (offset and self._any_non_finite(start + offset, start + offset + read)):

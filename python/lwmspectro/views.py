@@ -23,6 +23,8 @@ live blocks compute them with the same code.
   and NR on the same grid and prefixes never does.
 * ``cp_profile``: the CP correlation coefficient of each candidate numerology across one
   period, for the router: which numerology, if any, is on the air.
+* ``narrowband``: how far the strongest 1.9 kHz bin of each band stands above the band's median,
+  for the router: a carrier too narrow for G's 240 kHz bins to show.
 * ``dynamics``: how fast the fading changes over 128 ms (`lwmspectro.dynamics`), for mobility.
 * ``sent_power``: the same rows over the same 128 ms, of what one protocol sends at a fixed
   power (`dynamics.SentPowerParams`; ``dynamics_wifi``, ``dynamics_lte``, ``dynamics_nr``):
@@ -50,6 +52,7 @@ import contextlib
 import dataclasses
 import functools
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -58,6 +61,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 import scipy.fft
 import scipy.ndimage
+import scipy.signal
 import threadpoolctl
 
 from .channels.impairments import unit_phasors
@@ -1037,6 +1041,81 @@ def _cp_profile(params: CpProfileParams, capture: Capture) -> ViewOutput:
     return ViewOutput(rows, {"peak_offsets": np.array(peaks)})
 
 
+@dataclass(frozen=True)
+class NarrowbandParams(ConfigBase):
+    """Where a narrow signal stands out of the band around it, for the router: a Welch
+    periodogram (`n_segments` Hann-windowed `n_fft`-point FFTs back to back, averaged; 1.9 kHz
+    bins at 30.72 MS/s) cut into `n_bands` bands of equal width, each band's
+
+    * row 0: its strongest bin over the bins around it (NARROWBAND_REACH), in dB: a few dB for
+      noise (a bin's spread after 29 averages), where a tone sits its power over theirs;
+    * row 1: median bin, in dB relative to the band whose median is highest (at least
+      -NARROWBAND_RANGE_DB; row 0 is 0 dB in a band that far down).
+
+    A carrier a few kHz wide at 0 dB over its own band is some -12 dB in one of G's 240 kHz bins
+    and hides in its noise; here it lifts its bin above the band's median. On generated
+    examples (TDL-C, six seeds each), the largest row-0 value was 2.8-2.9 dB for noise alone,
+    5.5-7.3 dB for a CW at 0 dB (its SNR over its 15 kHz), 9.6-11.6 dB at 5 dB and 2.8-4.0 dB at
+    -5 dB; a single-carrier QAM of 1.3 MHz at 0 dB, whose power spreads over its band, 2.8-3.3 dB."""
+
+    keys_name: ClassVar[str] = "narrowband parameters"
+
+    sample_rate_hz: float = bounded(30.72e6, 1e5, 1e9)
+    n_fft: int = bounded(16384, 64, 1 << 20)
+    n_segments: int = bounded(29, 1, 4096)
+    n_bands: int = bounded(128, 1, 1 << 20)
+
+    def __post_init__(self):
+        if self.n_fft % self.n_bands:
+            raise ValueError(f"n_bands ({self.n_bands}) must divide n_fft ({self.n_fft})")
+
+    @property
+    def analysis_samples(self) -> int:
+        return self.n_fft * self.n_segments
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (2, self.n_bands)
+
+
+NARROWBAND_GAP = 2
+NARROWBAND_REACH = 10
+"""A bin of the narrowband view is set against the mean of the bins 3 to 10 away on each side:
+past the main lobe of a tone under the Hann window (2 bins each side), near enough that a
+capture's filter edge, sloping across them, leaves the ratio near 1."""
+NARROWBAND_RANGE_DB = 60.0
+"""How far below the strongest band a band's median may read (row 1 of the narrowband view):
+the stopband of a capture narrower than the analysis rate, not a level to tell apart. In the
+held-out set's noise captured at 2-15.36 MS/s, a fifth read a 5-18 dB tone in such a band (the
+resampler's images of the capture's DC spike) before these bands were left out of row 0."""
+
+
+def _narrowband(params: NarrowbandParams, capture: Capture) -> ViewOutput:
+    native = capture.native(params.sample_rate_hz, params.analysis_samples)
+    _frequencies, density = scipy.signal.welch(
+        native, window="hann", nperseg=params.n_fft, noverlap=0, detrend=False, return_onesided=False
+    )
+    density = np.fft.fftshift(density).astype(np.float64)
+    tiny = float(np.finfo(np.float32).tiny)
+    # The ring around each bin: the mean of the bins NARROWBAND_GAP + 1 .. NARROWBAND_REACH away
+    # on both sides, beyond the main lobe of a tone's Hann window.
+    wide, near = 2 * NARROWBAND_REACH + 1, 2 * NARROWBAND_GAP + 1
+    ring = (
+        wide * scipy.ndimage.uniform_filter1d(density, wide, mode="wrap")
+        - near * scipy.ndimage.uniform_filter1d(density, near, mode="wrap")
+    ) / (wide - near)
+    contrast = (density / np.maximum(ring, tiny)).reshape(params.n_bands, -1)
+    median = np.maximum(np.median(density.reshape(params.n_bands, -1), axis=1), tiny)
+    level = 10 * np.log10(median / median.max())
+    rows = np.empty(params.shape, np.float32)
+    # A band at the floor is the stopband of a narrower capture, where the resampler's images
+    # of the band's DC spike would read as tones: nothing there stands out.
+    held = level > -NARROWBAND_RANGE_DB
+    rows[0] = np.where(held, 10 * np.log10(np.maximum(contrast.max(axis=1), tiny)), 0.0)
+    rows[1] = np.maximum(level, -NARROWBAND_RANGE_DB)
+    return ViewOutput(rows)
+
+
 def _dynamics(params: DynamicsParams | SentPowerParams, capture: Capture) -> ViewOutput:
     return ViewOutput(dynamics(params, capture.iq, capture.sample_rate_hz, capture.history, capture.position))
 
@@ -1154,6 +1233,9 @@ _KINDS: dict[str, _ViewKind] = {
         lambda p, rate: max(_native_samples(n, p.analysis_samples(n), rate) for n in p.numerologies),
         lambda p: {n: p.analysis_samples(n) for n in p.numerologies},
     ),
+    "narrowband": _capture_kind(
+        NarrowbandParams, _narrowband, lambda p, rate: prefix_inputs(rate, p.sample_rate_hz, p.analysis_samples)
+    ),
     "dynamics": _snippet_kind(DynamicsParams),
     "sent_power": _snippet_kind(SentPowerParams),
 }
@@ -1210,6 +1292,8 @@ VIEWS: dict[str, Any] = {
     # The same symbols again: three LTE PSS in each window, 5 ms apart.
     "lte_sync_15khz": OfdmSyncParams(LTE, n_symbols=216, search_symbols=218),
     "cp_profile": CpProfileParams(),
+    # 29 x 16384 samples: as much of G's 15.9 ms window as whole FFTs fill.
+    "narrowband": NarrowbandParams(),
     "dynamics": DynamicsParams(),
     # What each protocol sends at a fixed power, over the dynamics view's 128 ms: LTE's cell
     # reference signals, a WiFi medium's busy frames, NR's scheduled resource blocks.
@@ -1373,6 +1457,7 @@ def compute_observation(
     offsets: Sequence[int] | None = None,
     lead: Collection[int] | None = None,
     then: ViewChooser | None = None,
+    cpu_seconds: np.ndarray | None = None,
 ) -> list[ViewOutput | None]:
     """The views of the observation that starts at `start` of the 1-D source-rate `iq`, each as
     compute_view gives it for the capture iq[start + view_offsets:], with its estimates; None for
@@ -1387,7 +1472,11 @@ def compute_observation(
     With `lead` (indices of `views`) and `then`, only the lead views are computed first; `then`
     sees them and names the views to compute next, from the same captures (a router's views,
     then those of the expert it picks): the views neither names are None. Each view computed
-    has the numbers it has when every view is computed."""
+    has the numbers it has when every view is computed.
+
+    `cpu_seconds` (one float per view), when given, gains the CPU time of the thread that
+    computed each view: what views share (a resampled stream, a CP correlation, the aligned
+    symbols) counts for the first view that forms it."""
     iq = np.asarray(iq, np.complex64)
     # One history for the observation's views at least: the sent-power views share their reads.
     history = SnippetHistory() if history is None else history
@@ -1410,7 +1499,8 @@ def compute_observation(
             for i in chosen:
                 captures[offsets[i]].declare([views[i]])
         jobs = [(views[i], captures[offsets[i]]) for i in chosen]
-        for i, output in zip(chosen, _compute_jobs(jobs, captures, executor, sample_rate_hz)):
+        timed = None if cpu_seconds is None else [(cpu_seconds, i) for i in chosen]
+        for i, output in zip(chosen, _compute_jobs(jobs, captures, executor, sample_rate_hz, timed)):
             computed[i] = output
 
     with one_blas_thread():
@@ -1422,12 +1512,29 @@ def compute_observation(
     return computed
 
 
+def _timed_compute(params: Any, capture: Capture, counter: tuple[np.ndarray, int] | None) -> ViewOutput:
+    """_compute, its thread's CPU time added to counter[0][counter[1]] when a counter is given."""
+    if counter is None:
+        return _compute(params, capture)
+    before = time.thread_time()
+    try:
+        return _compute(params, capture)
+    finally:
+        counter[0][counter[1]] += time.thread_time() - before
+
+
 def _compute_jobs(
-    jobs: list[tuple[Any, Capture]], captures: dict[int, Capture], executor: Executor | None, sample_rate_hz: float
+    jobs: list[tuple[Any, Capture]],
+    captures: dict[int, Capture],
+    executor: Executor | None,
+    sample_rate_hz: float,
+    counters: Sequence[tuple[np.ndarray, int]] | None = None,
 ) -> list[ViewOutput]:
-    """The views of `jobs`, in order, in the caller's thread or in the executor's threads."""
+    """The views of `jobs`, in order, in the caller's thread or in the executor's threads, each
+    job's CPU time added to its counter (_timed_compute) when `counters` are given."""
+    timers = [None] * len(jobs) if counters is None else list(counters)
     if executor is None:
-        return [_compute(params, capture) for params, capture in jobs]
+        return [_timed_compute(params, capture, timer) for (params, capture), timer in zip(jobs, timers)]
     # What views share first (each resampled stream, each CP correlation), so that no thread
     # waits for another to form it; then the views, the longest reads first.
     shared = [
@@ -1435,7 +1542,7 @@ def _compute_jobs(
         for capture in captures.values()
     ]
     order = sorted(range(len(jobs)), key=lambda i: -min_source_samples(jobs[i][0], sample_rate_hz))
-    futures = {i: executor.submit(_compute, *jobs[i]) for i in order}
+    futures = {i: executor.submit(_timed_compute, *jobs[i], timers[i]) for i in order}
     computed = [futures[i].result() for i in range(len(jobs))]
     for future in shared:
         future.result()

@@ -9,14 +9,18 @@
    window's last sample to its readout (p50/p99), the rate the source kept, and the windows
    dropped to keep it.
 4. The views (`--views`, default every registered view): each view's cost per observation on
-   one core (computed alone, as lwmspectro.views.compute_observation computes it) and the
-   real-time factor that gives; all of them together as the framer computes them (sharing
-   resampled streams and CP correlations), in one thread and in one thread per core; the LWM Spectrogram block
-   computing them; and the whole receiver (spectrogram and classifier) with every window
-   classified (the classifier waits for the model instead of dropping), computing the bundle's
-   views routed as the LWM Receiver does (the router's, then those of the expert it picks) and
-   every view of the bundle, against the 2x real-time target, with its CPU time per window and
-   the cores it keeps busy.
+   one core, computed alone (as lwmspectro.views.compute_observation computes it for one
+   observation: a view of the past over its whole span) and in the stream (all of them framed
+   over consecutive windows, as a stream's framer computes them: a view of the past keeps its
+   snippet groups from one window to the next, and what views share counts for the first view
+   that forms it), with the real-time factor in the stream; all of them
+   together as the framer computes them (sharing resampled streams and CP correlations), in
+   one thread and in one thread per core; the LWM Spectrogram block computing them; and the
+   whole receiver (spectrogram and classifier) with every window classified (the classifier
+   waits for the model instead of dropping), computing the bundle's views routed as the LWM
+   Receiver does (the router's, then those of the expert it picks) and every view of the
+   bundle, against the 2x real-time target, with its CPU time per window and the cores it
+   keeps busy.
 5. The LWM Synthetic Source alone, unpaced: the rate its loop of cached observations streams at
    while its worker refreshes them (it must exceed real time for the demo to keep pace).
 6. Peak resident memory: of a fresh process that loads the bundle and runs the receiver alone
@@ -90,6 +94,34 @@ def _frame_one(framer, samples, start: int) -> None:
     framer.transform(samples, 0, [start])
 
 
+def _streamed_cpu_ms(framer, samples, seconds: float):
+    """CPU ms per window of each of `framer`'s views (ObservationFramer.view_cpu_s), framing
+    consecutive windows of `samples` looped one at a time, as a live stream hands them over: a
+    view of the past keeps its snippet groups from one window to the next. Counted from the first
+    window whose past the stream holds whole, over at least three windows and `seconds` of CPU
+    time."""
+    import time
+
+    import numpy as np
+
+    from lwmspectro import views
+
+    reach = views.past_reach(framer.views, framer.source_rate_hz)
+    start, calls, cpu = 0, 0, 0.0
+    while calls < 3 or cpu < seconds:
+        low, high = framer.first_needed(start), framer.end_needed(start)
+        looped = samples[np.arange(low, high) % len(samples)]
+        if start >= reach and not calls:
+            framer.view_cpu_s[:] = 0.0
+        before = time.process_time()
+        framer.transform(looped, low, [start])
+        if start >= reach:
+            cpu += time.process_time() - before
+            calls += 1
+        start += framer.stride
+    return framer.view_cpu_s / calls * 1e3
+
+
 def _views_rows(args, runtime, samples, rate: float) -> None:
     """Section 3 of the module docstring."""
     import functools
@@ -108,13 +140,22 @@ def _views_rows(args, runtime, samples, rate: float) -> None:
     # Observations at the end of the looped input, so that views of the past have theirs.
     looped = np.tile(samples, -(-(framer.samples_read + 4 * framer.span) // len(samples)))
     starts = [len(looped) - framer.end_needed(0) - k * framer.span for k in range(3)]
-    print(f"views, per observation of {span_ms:.1f} ms at {rate / 1e6:g} MS/s:")
-    for name, params, offset in zip(framer.names, chosen, views.view_offsets(chosen, rate)):
+    cores = available_cores()
+    print(
+        f"views, per observation of {span_ms:.1f} ms at {rate / 1e6:g} MS/s (the {TARGET_REAL_TIME:g}x target "
+        f"leaves {span_ms * cores / TARGET_REAL_TIME:.1f} ms of CPU per window on {cores} cores, views and model):"
+    )
+    # In the stream every view is computed, in one thread; what views share counts for the first.
+    streamed_ms = _streamed_cpu_ms(ObservationFramer(chosen, rate), samples, args.seconds / 2)
+    print(f"  {'view (one core): alone / in the stream':<44s} {'alone':>11s}  {'in stream':>11s}")
+    for name, params, offset, in_stream in zip(framer.names, chosen, views.view_offsets(chosen, rate), streamed_ms):
         # Alone, a view of the past is its own observation: it starts where the framer starts it.
         observe = functools.partial(views.compute_observation, [params], looped, rate)
         cpu_ms, _wall = _cpu_and_wall_ms(observe, [start + offset for start in starts], args.seconds / 4)
-        print(f"  {f'{name} (one core)':<44s} {cpu_ms:8.2f} ms  {span_ms / cpu_ms:6.2f} x real time")
-    for label, parallel in (("one thread", False), (f"{available_cores()} threads", True)):
+        factor = span_ms / in_stream
+        print(f"  {name:<44s} {cpu_ms:8.2f} ms  {in_stream:8.2f} ms  {factor:6.2f} x real time in the stream")
+    print(f"  {'all of them in the stream':<44s} {'':11s}  {streamed_ms.sum():8.2f} ms")
+    for label, parallel in (("one thread", False), (f"{cores} threads", True)):
         framed = ObservationFramer(chosen, rate, parallel=parallel)
         cpu_ms, wall_ms = _cpu_and_wall_ms(functools.partial(_frame_one, framed, looped), starts, args.seconds / 2)
         print(
