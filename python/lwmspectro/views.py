@@ -1066,8 +1066,8 @@ class NarrowbandParams(ConfigBase):
     n_bands: int = bounded(128, 1, 1 << 20)
     dc_guard_bins: int = bounded(4, 0, 1 << 10)
     """Bins on each side of DC that row 0 leaves out (7.5 kHz at 30.72 MS/s): the capture's DC
-    spike, a tone of 9-26 dB over its ring in the noise captures of the held-out site, where a CW
-    at 0-10 dB reads 6-17 dB in its own band."""
+    spike, 9-26 dB over its ring in the held-out site's noise captures that read over 8 dB, more
+    than a CW at 0-5 dB reads in its own band (5.5-11.6 dB)."""
 
     def __post_init__(self):
         if self.n_fft % self.n_bands:
