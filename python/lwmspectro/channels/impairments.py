@@ -22,6 +22,8 @@ their parameters from `RECEIVER_IMPAIRMENT_RANGES` and applies the chosen ones.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ..labels import check_choice
@@ -192,20 +194,28 @@ def quantize(y, bits: int = 8, backoff_db: float = 12.0) -> tuple[np.ndarray, di
     }
 
 
+def _receiver_draws(rng: np.random.Generator, kinds) -> tuple[tuple[str, ...], Callable[[str], float]]:
+    """`kinds` checked against RECEIVER_IMPAIRMENTS, and a draw of one named parameter from
+    RECEIVER_IMPAIRMENT_RANGES: what apply_random and draw_receiver_impairments share, so that
+    both draw the same values in the same order."""
+    require_generator(rng)
+    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+    for kind in kinds:
+        check_choice("receiver impairment", kind, RECEIVER_IMPAIRMENTS)
+
+    def draw(name: str) -> float:
+        return float(rng.uniform(*RECEIVER_IMPAIRMENT_RANGES[name]))
+
+    return kinds, draw
+
+
 def apply_random(
     y, sample_index, sample_rate_hz: float, rng: np.random.Generator, kinds=RECEIVER_IMPAIRMENTS
 ) -> tuple[np.ndarray, dict]:
     """Apply the receiver impairments named in `kinds`, in receive-chain order, with
     parameters drawn from RECEIVER_IMPAIRMENT_RANGES; returns (y, all their labels).
     `sample_index` is as in `phase_noise` (None for a stream)."""
-    require_generator(rng)
-    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
-    for kind in kinds:
-        check_choice("receiver impairment", kind, RECEIVER_IMPAIRMENTS)
-    ranges = RECEIVER_IMPAIRMENT_RANGES
-
-    def draw(name):
-        return float(rng.uniform(*ranges[name]))
+    kinds, draw = _receiver_draws(rng, kinds)
 
     labels = {"receiver_impairments": [k for k in RECEIVER_IMPAIRMENTS if k in kinds]}
     if "phase_noise" in kinds:
@@ -226,14 +236,7 @@ def apply_random(
 def draw_receiver_impairments(rng: np.random.Generator, kinds=RECEIVER_IMPAIRMENTS) -> dict:
     """The parameters apply_random would draw for `kinds`, in its order, as labels; the phase
     noise's own samples are left to `indexed_phase_noise`."""
-    require_generator(rng)
-    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
-    for kind in kinds:
-        check_choice("receiver impairment", kind, RECEIVER_IMPAIRMENTS)
-    ranges = RECEIVER_IMPAIRMENT_RANGES
-
-    def draw(name):
-        return float(rng.uniform(*ranges[name]))
+    kinds, draw = _receiver_draws(rng, kinds)
 
     drawn: dict = {"receiver_impairments": [k for k in RECEIVER_IMPAIRMENTS if k in kinds]}
     if "phase_noise" in kinds:
