@@ -793,6 +793,19 @@ def test_the_captures_dc_spike_does_not_read_as_a_tone_where_a_cw_beside_it_does
     assert np.argmax(with_tone[0]) == 64 + int(tone_hz / (rate / 128)) and with_tone[0].max() > 8.0
 
 
+def test_a_record_written_before_the_dc_guard_reads_as_made_without_it_and_a_hand_config_gets_the_guard():
+    recorded = views.view_to_dict(VIEWS["narrowband"])
+    del recorded["params"]["dc_guard_bins"]
+    assert views.view_from_dict(recorded).dc_guard_bins == 0
+    assert views.view_from_dict(recorded, record=False) == VIEWS["narrowband"]
+    assert views.view_from_dict(views.view_to_dict(VIEWS["narrowband"])) == VIEWS["narrowband"]
+
+
+def test_a_dc_guard_wider_than_the_fft_is_refused():
+    with pytest.raises(ValueError, match=r"dc_guard_bins \(40\) leaves out more than the 64 bins"):
+        views.NarrowbandParams(n_fft=64, n_bands=8, dc_guard_bins=40)
+
+
 @pytest.mark.parametrize("rate", [2e6, 20e6, 61.44e6])
 def test_a_capture_narrower_or_wider_than_the_analysis_rate_shows_no_false_tone(rate):
     """Noise at other source rates: resampled to 30.72 MS/s, a narrower capture's filter edge

@@ -24,13 +24,25 @@ ConfigT = TypeVar("ConfigT", bound="ConfigBase")
 BOUNDS = "bounds"
 """The field metadata key of a field's (low, high) bounds, either None for no bound."""
 
+ABSENT = "absent"
+"""The field metadata key of the value a record written before the field existed means."""
+
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list"}
 _KEY_PATH = re.compile(r"^[A-Za-z_][\w.]*$")
 
 
-def bounded(default: Any, low: float | None = None, high: float | None = None) -> Any:
-    """A dataclass field with `default` whose value must lie in [low, high]."""
-    return dataclasses.field(default=default, metadata={BOUNDS: (low, high)})
+def bounded(
+    default: Any, low: float | None = None, high: float | None = None, absent: Any = dataclasses.MISSING
+) -> Any:
+    """A dataclass field with `default` whose value must lie in [low, high].
+
+    `absent` is for a field added after records (manifests, cards) were written without it:
+    `ConfigBase.from_record` reads such a record as `absent`, what it was made with, where a
+    config written by hand still gets `default`."""
+    metadata: dict[str, Any] = {BOUNDS: (low, high)}
+    if absent is not dataclasses.MISSING:
+        metadata[ABSENT] = absent
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def _describe(hint: Any) -> str:
@@ -156,6 +168,18 @@ class ConfigBase:
             if not where or str(err).startswith(where):
                 raise
             raise ValueError(f"{where}: {err}") from err
+
+    @classmethod
+    def from_record(cls: type[ConfigT], values: Mapping[str, Any], where: str = "") -> ConfigT:
+        """The config a record (written by `to_dict` into a manifest or card) describes: a field
+        the record lacks takes the value its ``absent`` names, what the record was made with,
+        and only a field without one takes its default."""
+        recorded = {
+            spec.name: spec.metadata[ABSENT]
+            for spec in dataclasses.fields(cls)
+            if ABSENT in spec.metadata and spec.name not in values
+        }
+        return cls.from_dict({**values, **recorded}, where)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -132,7 +132,7 @@ class GeneratorConfig(ConfigBase):
                 labels.check_choice(where, entry, list(views.VIEWS))
                 name, params = entry, self.params if entry == "wideband" else views.VIEWS[entry]
             else:
-                params = views.view_from_dict(entry, where)
+                params = views.view_from_dict(entry, where, record=False)
                 name = entry["name"]
             if name == "wideband" and params != self.params:
                 raise ValueError(f"{where}: the wideband view is G; set its parameters in `spectrogram`")

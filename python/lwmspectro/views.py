@@ -1064,14 +1064,17 @@ class NarrowbandParams(ConfigBase):
     n_fft: int = bounded(16384, 64, 1 << 20)
     n_segments: int = bounded(29, 1, 4096)
     n_bands: int = bounded(128, 1, 1 << 20)
-    dc_guard_bins: int = bounded(4, 0, 1 << 10)
+    dc_guard_bins: int = bounded(4, 0, 1 << 10, absent=0)
     """Bins on each side of DC that row 0 leaves out (7.5 kHz at 30.72 MS/s): the capture's DC
     spike, 9-26 dB over its ring in the held-out site's noise captures that read over 8 dB, more
-    than a CW at 0-5 dB reads in its own band (5.5-11.6 dB)."""
+    than a CW at 0-5 dB reads in its own band (5.5-11.6 dB). A record written before this field
+    existed was made without a guard."""
 
     def __post_init__(self):
         if self.n_fft % self.n_bands:
             raise ValueError(f"n_bands ({self.n_bands}) must divide n_fft ({self.n_fft})")
+        if 2 * self.dc_guard_bins + 1 > self.n_fft:
+            raise ValueError(f"dc_guard_bins ({self.dc_guard_bins}) leaves out more than the {self.n_fft} bins")
 
     @property
     def analysis_samples(self) -> int:
@@ -1324,9 +1327,11 @@ def view_to_dict(params: Any) -> dict[str, Any]:
     return {"name": name, "params": params.to_dict()}
 
 
-def view_from_dict(values: Mapping[str, Any], where: str = "view") -> Any:
+def view_from_dict(values: Mapping[str, Any], where: str = "view", *, record: bool = True) -> Any:
     """The view parameters `values` (as written by view_to_dict) describe; a ValueError naming
-    `where` and the field when they do not."""
+    `where` and the field when they do not. A record (a manifest's or card's view) lacking a
+    field added since reads as it was made (ConfigBase.from_record); `record=False` is for a
+    config written by hand, whose missing fields take their defaults."""
     if not isinstance(values, Mapping) or set(values) != {"name", "params"}:
         raise ValueError(f"{where}: a view is an object with exactly the keys 'name' and 'params'")
     kind = _KINDS.get(values["name"])
@@ -1334,7 +1339,8 @@ def view_from_dict(values: Mapping[str, Any], where: str = "view") -> Any:
         raise ValueError(f"{where}.name: unknown view {values['name']!r}; valid: {', '.join(_KINDS)}")
     if not isinstance(values["params"], Mapping):
         raise ValueError(f"{where}.params: {values['params']!r} is not an object")
-    return kind.params_type.from_dict(values["params"], f"{where}.params")
+    read = kind.params_type.from_record if record else kind.params_type.from_dict
+    return read(values["params"], f"{where}.params")
 
 
 def view_shape(params: Any) -> tuple[int, int]:
