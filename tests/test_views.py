@@ -733,6 +733,23 @@ def test_the_grid_mean_is_scipys_uniform_filter(dtype, symbols, subcarriers, wra
     np.testing.assert_allclose(mean, expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64])
+def test_the_runs_grid_mean_is_the_grid_mean_of_each_run_on_its_own(dtype):
+    """Runs of 1 to 40 symbols (packets, blocks timed apart), each averaged over at most 9 of its
+    own symbols: the same numbers as a _grid_mean per run."""
+    rng = np.random.default_rng(2)
+    lengths = np.array([1, 3, 9, 40, 2, 12, 1, 5])
+    grid = rng.standard_normal((lengths.sum(), 64)).astype(np.float32)
+    if dtype is np.complex64:
+        grid = (grid + 1j * rng.standard_normal(grid.shape)).astype(np.complex64)
+    firsts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    mean = views._runs_grid_mean(grid, firsts, 9, 3)
+    for first, length in zip(firsts, lengths):
+        run = grid[first : first + length]
+        np.testing.assert_array_equal(mean[first : first + length], views._grid_mean(run, min(9, length), 3))
+    assert mean.dtype == grid.dtype
+
+
 def _blas_threads() -> set[int]:
     return {pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"}
 

@@ -444,6 +444,35 @@ def _grid_mean(values: np.ndarray, symbols: int, subcarriers: int, *, wrap: bool
     return mean
 
 
+def _runs_grid_mean(values: np.ndarray, firsts: np.ndarray, symbols: int, subcarriers: int) -> np.ndarray:
+    """_grid_mean of each run of symbols (from each of `firsts` to the next) on its own, over
+    min(`symbols`, the run's length) symbols, the run's edge symbols repeated: the same sums in
+    the same order. A window may hold hundreds of runs of a few symbols (802.11 packets, blocks
+    timed apart), where a call per run costs more than its sums: those shorter than `symbols`
+    are summed all at once; a long run's contiguous rows are summed faster on their own."""
+    n_rows = len(values)
+    lengths = np.diff(np.append(firsts, n_rows))
+    mean = np.empty_like(values)
+    for first, length in zip(firsts[lengths >= symbols], lengths[lengths >= symbols]):
+        mean[first : first + length] = _grid_mean(values[first : first + length], symbols, 1)
+    short = lengths < symbols
+    if short.any():
+        rows = np.flatnonzero(np.repeat(short, lengths))
+        run_of = np.repeat(np.arange(len(firsts)), lengths)[rows]
+        low, high = firsts[run_of], firsts[run_of] + lengths[run_of] - 1
+        around = lengths[run_of]
+        first_row = rows - around // 2
+        sums = values[np.clip(first_row, low, high)]
+        for shift in range(1, int(around.max())):
+            longer = np.flatnonzero(around > shift)
+            sums[longer] += values[np.clip(first_row[longer] + shift, low[longer], high[longer])]
+        sums *= (1 / around).astype(np.float32)[:, None]
+        mean[rows] = sums
+    if subcarriers > 1:
+        mean = scipy.ndimage.uniform_filter1d(mean, subcarriers, axis=1, mode="nearest")
+    return mean
+
+
 def _neighbour_means(power: np.ndarray, columns: np.ndarray, params: OfdmAlignedParams) -> np.ndarray:
     """(T, K): the mean of `power` (T, n_fft) over the gain_subcarriers columns around each of
     `columns` (subcarrier_stride apart), around the FFT's ends."""
@@ -653,11 +682,8 @@ def _pilot_tracked_phase(
     fourth *= unit_phasors(-common)[:, None]
     opposed = np.real((fourth * np.conj(np.add.reduceat(fourth, firsts)[runs])).sum(axis=1)) < 0
     fourth[opposed] *= -1
-    smoothed, gain = np.empty_like(fourth), np.empty_like(power)
-    for start, end in zip(firsts, [*firsts[1:], len(runs)]):
-        symbols_around = min(params.smooth_symbols, end - start)
-        smoothed[start:end] = _grid_mean(fourth[start:end], symbols_around, params.smooth_subcarriers)
-        gain[start:end] = _grid_mean(power[start:end], symbols_around, params.smooth_subcarriers)
+    smoothed = _runs_grid_mean(fourth, firsts, params.smooth_symbols, params.smooth_subcarriers)
+    gain = _runs_grid_mean(power, firsts, params.smooth_symbols, params.smooth_subcarriers)
     phase = np.angle(smoothed) + ramp_phase
     phase += (common + np.where(opposed, np.float32(np.pi), np.float32(0)))[:, None]
     phase *= -0.25
