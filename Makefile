@@ -55,16 +55,18 @@ demo: build
 scenarios: setup
 	@test -e /usr/lib/x86_64-linux-gnu/libLLVM.so.19.1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -q --no-install-recommends libllvm19; } \
 	  || { echo "ray tracing runs on LLVM 19 (Dr.Jit's CPU backend): sudo apt-get install libllvm19" >&2; exit 1; }
-	test -x .venv-rt/bin/python || (/usr/bin/python3 -m venv .venv-rt && .venv-rt/bin/pip install -r tools/rt/requirements.txt)
+	test -x .venv-rt/bin/python || /usr/bin/python3 -m venv .venv-rt
+	.venv-rt/bin/pip install -q -r tools/rt/requirements.txt
 	$(VENV)/bin/lwmspectro scenarios build
 
 # Labelled recordings made by another toolkit (Sionna's 5G NR PUSCH chain, an 802.11-like OFDM
-# modem, noise and CW) in the ray-tracing venv (Sionna needs numpy 2), then scored by the shipped
-# model window by window and tracked (docs/foreign-recordings.md).
+# modem, noise and CW) in a venv of their own (Sionna needs numpy 2, and its newer Sionna RT must
+# not replace the one the scenarios are traced with), then scored by the shipped model window by
+# window and tracked (docs/foreign-recordings.md).
 foreign: setup
-	test -x .venv-rt/bin/python || /usr/bin/python3 -m venv .venv-rt
-	.venv-rt/bin/pip install -q -r tools/foreign/requirements.txt
-	.venv-rt/bin/python tools/foreign/sionna_recordings.py --out data/foreign-sionna
+	test -x .venv-sionna/bin/python || /usr/bin/python3 -m venv .venv-sionna
+	.venv-sionna/bin/pip install -q -r tools/foreign/requirements.txt
+	.venv-sionna/bin/python tools/foreign/sionna_recordings.py --out data/foreign-sionna
 	$(VENV)/bin/lwmspectro score data/foreign-sionna --track 1
 
 clean:

@@ -18,9 +18,10 @@ offset from DC; noise is added for the occupied-band SNR. Truth goes under the `
 (protocol, modulation, snr_db, mobility, occupied_bw_hz, channel, speed_kmh, doppler_hz), so
 `lwmspectro score` reads it.
 
-Runs in the ray-tracing venv, which has numpy 2: `.venv-rt/bin/pip install -r
-tools/foreign/requirements.txt`, then `.venv-rt/bin/python tools/foreign/sionna_recordings.py
---out data/foreign-sionna`.
+Runs in a venv of its own, with numpy 2 (`make foreign`: `/usr/bin/python3 -m venv .venv-sionna`,
+`.venv-sionna/bin/pip install -r tools/foreign/requirements.txt`, then
+`.venv-sionna/bin/python tools/foreign/sionna_recordings.py --out data/foreign-sionna`). Sionna
+2.2 brings a newer Sionna RT than the one the scenarios are traced with (.venv-rt).
 """
 
 from __future__ import annotations

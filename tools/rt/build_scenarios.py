@@ -356,7 +356,14 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_arguments(argv)
-    if not os.environ.get("DRJIT_LIBLLVM_PATH") and Path(LLVM_LIBRARY).exists():
+    if not os.environ.get("DRJIT_LIBLLVM_PATH"):
+        if not Path(LLVM_LIBRARY).exists():
+            # Dr.Jit would fall back to whichever LLVM it finds, and Debian's 14 and 15 abort
+            # inside the first trace (LLVM ERROR: Cannot select ... fmaximum).
+            sys.exit(
+                f"error: ray tracing on the CPU needs LLVM 19 at {LLVM_LIBRARY} (Debian: apt-get install "
+                "libllvm19, or make scenarios); DRJIT_LIBLLVM_PATH names another libLLVM"
+            )
         os.environ["DRJIT_LIBLLVM_PATH"] = LLVM_LIBRARY
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.scene:
