@@ -20,6 +20,7 @@ from lwmspectro_train.lwm.downstream import (
     best_beams,
     dft_codebook,
     distinct_fractions,
+    draw_training_users,
     fit,
     fraction_sweep,
     frozen_tokens,
@@ -135,6 +136,24 @@ def test_repeated_draws_report_the_mean_and_spread_of_each_fraction():
         assert row["f1_std"] == pytest.approx(np.std(row["f1_runs"]))
     scores = {r["representation"]: r["f1"] for r in rows}
     assert scores["informative"] > 0.9 > scores["noise"]
+
+
+def test_a_few_shot_draw_holds_both_classes_and_a_draw_that_did_is_kept_as_drawn():
+    """Six users out of a pool where one user in ten is LoS: most plain draws hold NLoS alone."""
+    labels = np.zeros(200, np.int64)
+    labels[::10] = 1
+    pool = np.arange(40, 200)
+    for draw in range(20):
+        key = (0, 4, 6, draw)
+        train = draw_training_users(labels, pool, 6, key)
+        plain = np.random.default_rng(list(key)).permutation(pool)[:6]
+        assert len(train) == 6 and set(train) <= set(pool) and set(labels[train]) == {0, 1}
+        if len(set(labels[plain])) == 2:
+            np.testing.assert_array_equal(train, plain)
+    one_class = np.zeros(200, np.int64)
+    np.testing.assert_array_equal(
+        draw_training_users(one_class, pool, 6, (0, 4, 6, 0)), np.random.default_rng([0, 4, 6, 0]).permutation(pool)[:6]
+    )
 
 
 def test_cli_writes_a_report_with_the_command_and_the_bundle_on_top(bundle, tmp_path, capsys):

@@ -258,6 +258,24 @@ def training_count(fraction: float, users: int, pool: int) -> int:
     return min(pool, max(2, round(fraction * users)))
 
 
+REDRAWS = 100
+"""Draws draw_training_users tries before it keeps one that holds a single class."""
+
+
+def draw_training_users(labels: np.ndarray, pool: np.ndarray, count: int, key: Sequence[int]) -> np.ndarray:
+    """`count` users of `pool` drawn at random (seeded by `key`), drawn again (`key` and the
+    attempt) until they hold two classes at least, where the pool does: six users of one class
+    train a head that can only answer that class, whatever it reads, so such a draw scores
+    every representation alike and says nothing of them. A draw that holds two classes the first
+    time is the plain draw of `key`."""
+    several = count >= 2 and len(np.unique(labels[pool])) >= 2
+    for attempt in range(REDRAWS):
+        train = np.random.default_rng([*key, attempt] if attempt else list(key)).permutation(pool)[:count]
+        if not several or len(np.unique(labels[train])) >= 2:
+            break
+    return train
+
+
 def distinct_fractions(fractions: Sequence[float], users: int, test_fraction: float = 0.2) -> list[float]:
     """`fractions` sorted, without those that train on as many users as a smaller one (on a
     small site 0.1 % and 0.5 % may both round to a handful)."""
@@ -287,7 +305,8 @@ def fraction_sweep(
     default one per label up to the largest); F1 averages over the classes the test users have.
     With `repeats` > 1 each fraction of up to REPEATED_UP_TO users is drawn again that many times
     (other users, another initialisation), because a handful of labelled users makes one draw a
-    matter of luck; every representation still trains on the same users in each draw.
+    matter of luck; every representation still trains on the same users in each draw, and a
+    draw holds two classes at least (draw_training_users).
     Rows: representation, fraction, train_samples, f1 (the mean over the draws), f1_std, f1_runs."""
     labels = np.asarray(labels, dtype=np.int64)
     classes = int(labels.max()) + 1 if classes is None else classes
@@ -300,7 +319,7 @@ def fraction_sweep(
         count = training_count(fraction, len(labels), len(pool))
         runs: dict[str, list[float]] = {name: [] for name in inputs}
         for draw in range(repeats if count <= REPEATED_UP_TO else 1):
-            train = np.random.default_rng([seed, 4, count, draw]).permutation(pool)[:count]
+            train = draw_training_users(labels, pool, count, (seed, 4, count, draw))
             for name, x in tensors.items():
                 torch.manual_seed(seed + draw)
                 model = make_model(name, tuple(x.shape[1:]), classes)
