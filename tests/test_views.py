@@ -750,6 +750,24 @@ def test_the_runs_grid_mean_is_the_grid_mean_of_each_run_on_its_own(dtype):
     assert mean.dtype == grid.dtype
 
 
+@pytest.mark.parametrize(
+    "columns",
+    [
+        np.arange(100, 612),  # a band inside the FFT
+        np.arange(-300, 300) % 2048,  # round the FFT's ends, as a band on DC is kept
+        np.arange(-512, 512, 2) % 2048,  # every second subcarrier, round the ends
+        np.array([7]),
+        np.array([5, 1, 9]),  # not evenly spaced: indexed as given
+    ],
+)
+def test_columns_are_the_indexed_columns_as_a_new_contiguous_array(columns):
+    rng = np.random.default_rng(4)
+    grid = (rng.standard_normal((30, 2048)) + 1j * rng.standard_normal((30, 2048))).astype(np.complex64)
+    taken = views._columns(grid, columns)
+    np.testing.assert_array_equal(taken, grid[:, columns])
+    assert taken.flags["C_CONTIGUOUS"] and not np.shares_memory(taken, grid)
+
+
 def _blas_threads() -> set[int]:
     return {pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"}
 

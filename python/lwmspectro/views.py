@@ -473,6 +473,24 @@ def _runs_grid_mean(values: np.ndarray, firsts: np.ndarray, symbols: int, subcar
     return mean
 
 
+def _columns(array: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """array[..., columns] of a 2-D `array`, C-contiguous. The columns these views read are a
+    band's subcarriers, evenly spaced round the FFT's ends; those are copied as one or two
+    slices: numpy's indexing with an array of columns copies element by element into an array
+    laid out columns first, over which the rows' arithmetic then runs several times slower."""
+    count, width = len(columns), array.shape[-1]
+    first, step = (int(columns[0]), int(columns[1] - columns[0]) % width) if count > 1 else (0, 0)
+    if array.ndim != 2 or not step or not np.array_equal(columns, (first + step * np.arange(count)) % width):
+        return np.ascontiguousarray(array[..., columns])
+    out = np.empty((len(array), count), array.dtype)
+    done = 0
+    while done < count:
+        taken = min(count - done, -(-(width - first) // step))
+        out[:, done : done + taken] = array[:, first : first + step * (taken - 1) + 1 : step]
+        done, first = done + taken, (first + step * taken) % width
+    return out
+
+
 def _neighbour_means(power: np.ndarray, columns: np.ndarray, params: OfdmAlignedParams) -> np.ndarray:
     """(T, K): the mean of `power` (T, n_fft) over the gain_subcarriers columns around each of
     `columns` (subcarrier_stride apart), around the FFT's ends."""
@@ -481,7 +499,7 @@ def _neighbour_means(power: np.ndarray, columns: np.ndarray, params: OfdmAligned
         neighbours = (columns[:, None] + np.arange(width)[None, :] - width // 2) % n_fft
         return power[:, neighbours].mean(axis=-1)
     # Adjacent columns: running sums over the run of columns they and their neighbours cover.
-    run = power[:, (columns[0] - width // 2 + np.arange(len(columns) + width - 1)) % n_fft]
+    run = _columns(power, (columns[0] - width // 2 + np.arange(len(columns) + width - 1)) % n_fft)
     sums = np.concatenate([np.zeros((len(run), 1)), np.cumsum(run, axis=1, dtype=np.float64)], axis=1)
     return ((sums[:, width:] - sums[:, :-width]) / width).astype(np.float32)
 
@@ -512,7 +530,7 @@ class _AlignedSymbols:
         symbol removed (what is left turns slowly: a residual CFO, the channel)."""
         n_fft = self.spectrum.shape[1]
         advance = np.exp(-2j * np.pi * self.cfos * self.starts / n_fft).astype(np.complex64)
-        return self.spectrum[:, self.columns] * advance[:, None]
+        return _columns(self.spectrum, self.columns) * advance[:, None]
 
 
 def _aligned_symbols(params: OfdmTimingParams, capture: Capture) -> _AlignedSymbols:
@@ -582,7 +600,7 @@ def _ofdm_aligned(params: OfdmAlignedParams, capture: Capture) -> ViewOutput:
     relative_power = symbols.power / symbols.symbol_power[:, None]
     across = _neighbour_means(relative_power, symbols.columns, params)
     gain = _grid_mean(across, params.gain_symbols, 1)
-    relative = relative_power[:, symbols.columns] / np.maximum(gain, tiny)
+    relative = _columns(relative_power, symbols.columns) / np.maximum(gain, tiny)
     circularity = _circularity(symbols.kept())
     values = np.vstack([band[None, :], np.log10(np.maximum(relative, LOG_FLOOR)), circularity[None, :]])
     return ViewOutput(values.astype(np.float32), _estimates(symbols))
@@ -859,7 +877,7 @@ def _ofdm_pattern(params: OfdmPatternParams, capture: Capture) -> ViewOutput:
     # that reach on both sides, in FFT order.
     reach = params.gain_subcarriers // 2
     span = np.arange(occupied[0] - reach, occupied[-1] + reach + 1)
-    relative = symbols.power[:, (span - n_fft // 2) % n_fft] / symbols.symbol_power[:, None]
+    relative = _columns(symbols.power, (span - n_fft // 2) % n_fft) / symbols.symbol_power[:, None]
     gain = _grid_mean(relative, params.gain_symbols, params.gain_subcarriers)
     kept = slice(reach, len(span) - reach)
     powers = relative[:, kept] / np.maximum(gain[:, kept], np.finfo(np.float32).tiny)
@@ -981,7 +999,7 @@ def _sync_correlations(spectrum: np.ndarray, templates: np.ndarray, centre: int,
     # The subcarriers the sequence may lie on, DC-centred bins from the lowest, in FFT order.
     first = centre - reach - templates.shape[1] // 2
     bins = (first + np.arange(2 * reach + templates.shape[1]) - n_fft // 2) % n_fft
-    grid = spectrum[:, bins]
+    grid = _columns(spectrum, bins)
     products = grid[:, 1:] * np.conj(grid[:, :-1])
     size = scipy.fft.next_fast_len(products.shape[1] + length)
     spectra = scipy.fft.fft(products, size, axis=-1)
