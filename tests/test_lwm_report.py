@@ -58,6 +58,31 @@ def test_a_rerun_reuses_finished_sections_and_redoes_changed_ones(bundle_dir, tm
     assert (tmp_path / "results" / "tsne.json").read_text() != first["tsne"]
 
 
+def test_a_section_made_by_other_code_is_computed_again(bundle_dir, tmp_path, monkeypatch, capsys):
+    command = report_command(bundle_dir, tmp_path, "--sections", "reconstruction")
+    assert cli.main(command) == 0
+    made = json.loads((tmp_path / "results" / "reconstruction.json").read_text())
+    assert made["settings"]["code_sha256"] == pages.code_digest()
+    monkeypatch.setattr(pages, "code_digest", lambda: "0" * 64)
+    capsys.readouterr()
+    assert cli.main(command) == 0
+    assert "reconstruction computed again (code_sha256 changed" in capsys.readouterr().out
+    assert json.loads((tmp_path / "results" / "reconstruction.json").read_text())["settings"]["code_sha256"] == "0" * 64
+
+
+def test_the_code_digest_follows_the_source_of_the_modules_that_compute_the_rows(monkeypatch, tmp_path):
+    digest = pages.code_digest()
+    assert digest == pages.code_digest() and len(digest) == 64
+    changed = tmp_path / "changed.py"
+    changed.write_text("ROWS = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(pages, "CODE_MODULES", (*pages.CODE_MODULES, "changed"))
+    with_module = pages.code_digest()
+    assert with_module != digest
+    changed.write_text("ROWS = 2\n")
+    assert pages.code_digest() != with_module
+
+
 def test_a_few_path_channel_is_recovered_from_its_visible_entries_by_the_plane_wave_fit():
     rng = np.random.default_rng(0)
     antenna, subcarrier = np.arange(32)[:, None], np.arange(32)[None, :]

@@ -11,14 +11,18 @@ pretraining never saw, regenerated into docs/ by one command.
     tsne             t-SNE of raw channels and CLS embeddings coloured by LoS and by best beam,
                      with the 5-nearest-neighbour accuracy of each space (Fig. 5)
 
-Each section's rows go to OUT/<section>.json with the settings that made them; a rerun with the
-same bundle and settings reuses them, so an interrupted report resumes section by section. The
+Each section's rows go to OUT/<section>.json with the settings that made them and a digest of the
+code that computes them (`code_digest`); a rerun with the same bundle, settings and code reuses
+them, so an interrupted report resumes section by section, and a section made by other code is
+computed again rather than presented as this code's. The
 markdown (command, bundle, users, machine and compute at the top, then the targets of issue 13)
 and the figures are written from those files.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import json
 import os
 import platform
@@ -306,7 +310,27 @@ def targets(sections: dict) -> list[dict]:
     return out
 
 
-def cached(folder: Path, section: str, settings: dict, compute: Callable[[], dict]) -> dict:
+CODE_PACKAGES = ("lwmspectro_train.lwm",)
+CODE_MODULES = ("lwmspectro.lwm_channels", "lwmspectro.lwm_embed", "lwmspectro.scenarios.loader")
+"""What computes the sections' rows: every module of the packages, and the core's modules they read."""
+
+
+def code_digest() -> str:
+    """sha256 over the source of CODE_PACKAGES' modules and CODE_MODULES, in a fixed order: what
+    a cached section must have been made by to be reused (its settings alone say nothing of a
+    fix to the head training or the channels since)."""
+    files = [Path(importlib.import_module(name).__file__ or "") for name in CODE_MODULES]
+    for package in CODE_PACKAGES:
+        files += sorted(Path(importlib.import_module(package).__file__ or "").parent.glob("*.py"))
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def cached(
+    folder: Path, section: str, settings: dict, compute: Callable[[], dict], log: Callable[[str], None] = print
+) -> dict:
     """OUT/<section>.json when it was made with `settings`, else computed, timed and written."""
     path = folder / f"{section}.json"
     if path.is_file():
@@ -316,6 +340,9 @@ def cached(folder: Path, section: str, settings: dict, compute: Callable[[], dic
             saved = {}
         if saved.get("settings") == settings:
             return saved
+        before = saved.get("settings") or {}
+        changed = sorted(key for key in {*before, *settings} if before.get(key) != settings.get(key))
+        log(f"lwm report: {section} computed again ({', '.join(changed) or 'unreadable'} changed since {path})")
     started = time.perf_counter()
     started_cpu = time.process_time()
     result = {"settings": settings, **compute()}
@@ -339,7 +366,12 @@ def run_report(
 ) -> dict:
     """Every section into `out` (reusing finished ones), then the figures and `results_md`."""
     out.mkdir(parents=True, exist_ok=True)
-    common = {"bundle_sha256": file_sha256(bundle.card_path), "users": users.source, "seed": seed}
+    common = {
+        "bundle_sha256": file_sha256(bundle.card_path),
+        "code_sha256": code_digest(),
+        "users": users.source,
+        "seed": seed,
+    }
     head = asdict(preset.head)
     n = len(users.channels)
     los_fractions = distinct_fractions([FEW_SHOT_USERS / n, FINE_TUNED_FRACTION, *preset.los_fractions], n)
@@ -373,7 +405,7 @@ def run_report(
             continue
         log(f"lwm report: {section}")
         settings, compute = plans[section]
-        done[section] = cached(out, section, {**common, **settings}, compute)
+        done[section] = cached(out, section, {**common, **settings}, compute, log)
         if section == "beam":
             # No training, under a second: computed afresh rather than cached with the heads' rows.
             done[section] = done[section] | {
