@@ -11,7 +11,9 @@ TARGET_PER_CORE = 50.0
 
 
 def add_arguments(parser):
-    parser.add_argument("--seconds", type=float, default=5.0, help="CPU time per protocol and config")
+    from ..cli import positive_float
+
+    parser.add_argument("--seconds", type=positive_float, default=5.0, help="CPU time per protocol and config")
     parser.add_argument("--channel", default="site", help="channel of the G-alone rows: 'site' or a TDL profile name")
     parser.add_argument(
         "--views-config",

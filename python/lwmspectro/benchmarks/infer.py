@@ -44,13 +44,15 @@ class ComparisonModel:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..cli import positive_float
+
     parser.add_argument("--bundle", help="model bundle folder (default: $LWMSPECTRO_BUNDLE, else models/small)")
     parser.add_argument(
         "--data",
         help="labelled dataset folder: inputs for timing and the int8 accuracy check "
         "(default: spectrograms made by the generator)",
     )
-    parser.add_argument("--seconds", type=float, default=3.0, help="time spent on each measurement")
+    parser.add_argument("--seconds", type=positive_float, default=3.0, help="time spent on each measurement")
     parser.add_argument("--batch", type=int, default=32, help="batch size for the throughput figure")
     parser.add_argument("--threads", type=int, help="threads for ONNX Runtime and torch (default: all cores)")
     parser.add_argument("--int8", action="store_true", help="also measure an int8 dynamically quantised bundle")
@@ -203,8 +205,8 @@ def run(args: argparse.Namespace) -> int:
     from ..cli import UsageError
     from ..runtime import Runtime, available_cores, default_bundle_dir
 
-    if args.seconds <= 0 or args.batch < 1 or args.max_samples < 1 or (args.threads is not None and args.threads < 1):
-        raise UsageError("--seconds, --batch, --max-samples and --threads must be positive")
+    if args.batch < 1 or args.max_samples < 1 or (args.threads is not None and args.threads < 1):
+        raise UsageError("--batch, --max-samples and --threads must be positive")
     if args.threads is not None and args.threads > available_cores():
         raise UsageError(f"--threads {args.threads}: at most {available_cores()}, the cores available here")
     threads = args.threads or available_cores()

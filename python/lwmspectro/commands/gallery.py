@@ -4,8 +4,10 @@ HELP = "write a few labelled SigMF recordings and a PNG gallery of their spectro
 
 
 def add_arguments(parser):
+    from ..cli import finite_float
+
     parser.add_argument("--out", default="out/gallery", help="output folder")
-    parser.add_argument("--snr", type=float, default=20.0)
+    parser.add_argument("--snr", type=finite_float, default=20.0)
     parser.add_argument("--seed", type=int, default=1)
 
 

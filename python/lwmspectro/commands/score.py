@@ -12,7 +12,7 @@ import json
 import logging
 from pathlib import Path
 
-from ..cli import add_readout_arguments, readout_tracker, thread_count, uncertain_below
+from ..cli import add_readout_arguments, finite_float, readout_tracker, thread_count, uncertain_below
 
 HELP = "classify labelled SigMF recordings and score the readouts against their lwm: truth"
 
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", help="model bundle folder (default: $LWMSPECTRO_BUNDLE, else models/small)")
     parser.add_argument(
         "--min-snr",
-        type=float,
+        type=finite_float,
         default=None,
         metavar="DB",
         help="judge modulation, SNR and mobility only on recordings whose true SNR is at least DB (default: all)",

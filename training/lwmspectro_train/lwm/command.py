@@ -183,7 +183,7 @@ def _numbers(text: str, kind: type, option: str) -> list:
         values = [kind(item) for item in text.split(",") if item.strip()]
     except ValueError:
         raise UsageError(f"{option} {text!r}: not a comma-separated list of numbers") from None
-    if not values or any(value <= 0 for value in values):
+    if not values or not all(0 < value < float("inf") for value in values):
         raise UsageError(f"{option} {text!r}: give one or more positive numbers")
     return values
 

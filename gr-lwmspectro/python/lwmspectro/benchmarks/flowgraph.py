@@ -43,9 +43,11 @@ READOUT_CAP = 20.0
 
 
 def add_arguments(parser):
+    from lwmspectro.cli import positive_float, positive_int
+
     parser.add_argument("--bundle", default="", help="model bundle folder (default: the shipped model)")
-    parser.add_argument("--seconds", type=float, default=6.0, help="time spent on each measurement")
-    parser.add_argument("--observations", type=int, default=3, help="synthetic observations looped as input")
+    parser.add_argument("--seconds", type=positive_float, default=6.0, help="time spent on each measurement")
+    parser.add_argument("--observations", type=positive_int, default=3, help="synthetic observations looped as input")
     parser.add_argument(
         "--views",
         default="",

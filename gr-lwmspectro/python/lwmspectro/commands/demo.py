@@ -17,22 +17,22 @@ HELP = (
 
 
 def add_arguments(parser):
-    from lwmspectro.cli import track_seconds
+    from lwmspectro.cli import finite_float, positive_float, track_seconds
     from lwmspectro.synth import DEFAULT_EMISSION_S
 
     parser.add_argument(
         "--seconds",
-        type=float,
+        type=positive_float,
         default=30.0,
         help="how long to stream (wall clock, default 30); the last observation then finishes",
     )
     parser.add_argument("--bundle", default="", help="model bundle folder (default: the shipped model)")
     parser.add_argument("--protocol", default="", help="fix the protocol (wifi, lte, nr, none, other; default: cycle)")
-    parser.add_argument("--snr", type=float, default=None, help="fix the SNR in dB (default: drawn)")
+    parser.add_argument("--snr", type=finite_float, default=None, help="fix the SNR in dB (default: drawn)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed")
     parser.add_argument(
         "--emission",
-        type=float,
+        type=positive_float,
         default=DEFAULT_EMISSION_S,
         metavar="SECONDS",
         help=f"how long each synthetic emission lasts (default {DEFAULT_EMISSION_S:g}: 16 windows, longer than the "
@@ -74,12 +74,8 @@ def build_flowgraph(
 
 
 def run(args) -> int:
-    from lwmspectro.cli import UsageError
-
     from .run import stdout_for_python_only
 
-    if args.seconds <= 0:
-        raise UsageError(f"--seconds {args.seconds} must be positive")
     with stdout_for_python_only():
         return _run(args)
 

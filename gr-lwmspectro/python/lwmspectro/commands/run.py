@@ -24,7 +24,14 @@ LIVE_MAX_RATE = 20.0
 
 
 def add_arguments(parser):
-    from lwmspectro.cli import add_readout_arguments
+    from lwmspectro.cli import (
+        add_readout_arguments,
+        finite_float,
+        non_negative_float,
+        non_negative_int,
+        positive_float,
+        positive_int,
+    )
 
     parser.add_argument(
         "--source",
@@ -32,15 +39,15 @@ def add_arguments(parser):
         help="synthetic | sigmf:PATH | zmq:ADDR (a ZMQ PUB socket of raw complex64 samples) | "
         "soapy:ARGS (e.g. soapy:driver=rtlsdr) | uhd:ARGS (e.g. uhd:type=b200)",
     )
-    parser.add_argument("--freq", type=float, default=2.437e9, help="centre frequency in Hz (soapy, uhd)")
+    parser.add_argument("--freq", type=positive_float, default=2.437e9, help="centre frequency in Hz (soapy, uhd)")
     parser.add_argument(
         "--rate",
-        type=float,
+        type=positive_float,
         default=None,
         help=f"sample rate in Hz (soapy, uhd, zmq; default {DEFAULT_RATE:g}); "
         "a recording's and the synthetic source's are their own",
     )
-    parser.add_argument("--gain", type=float, default=30.0, help="gain in dB (soapy, uhd)")
+    parser.add_argument("--gain", type=finite_float, default=30.0, help="gain in dB (soapy, uhd)")
     parser.add_argument("--bundle", default="", help="model bundle folder (default: the shipped model)")
     parser.add_argument("--json", action="store_true", help="one JSON object per readout instead of a text line")
     parser.add_argument(
@@ -55,18 +62,20 @@ def add_arguments(parser):
     )
     parser.add_argument(
         "--max-rate",
-        type=float,
+        type=non_negative_float,
         default=None,
         help=f"at most this many readouts/s (0 = no cap; default {LIVE_MAX_RATE:g} for a live source, "
         "no cap for a recording, which is then read out window by window, none dropped)",
     )
-    parser.add_argument("--one-in", type=int, default=1, help="classify one window in N")
-    parser.add_argument("--hop", type=int, default=0, help="source samples between window starts (0 = back to back)")
+    parser.add_argument("--one-in", type=positive_int, default=1, help="classify one window in N")
+    parser.add_argument(
+        "--hop", type=non_negative_int, default=0, help="source samples between window starts (0 = back to back)"
+    )
     parser.add_argument(
         "--seconds",
-        type=float,
+        type=non_negative_float,
         default=0.0,
-        help="stop after this many seconds (default: when the source ends, or Ctrl-C)",
+        help="stop after this many seconds (default 0: when the source ends, or Ctrl-C)",
     )
     add_readout_arguments(parser)
 
@@ -188,7 +197,7 @@ def open_source(spec: str, rate, freq: float, gain: float):
         source = lwm_blocks.sigmf_source(argument)
         return source, source.samp_rate, None
     rate = DEFAULT_RATE if rate is None else rate
-    if rate <= 0:
+    if not 0 < rate < float("inf"):
         from lwmspectro.cli import UsageError
 
         raise UsageError(f"--rate {rate:g} must be a positive number of samples per second")
