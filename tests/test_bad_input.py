@@ -579,6 +579,7 @@ RUN_CASES: list[Case] = [
     Case("bench-infer-seconds-nan", "bench infer --seconds nan", None, 2, r"--seconds: 'nan' is not a finite number"),
     Case("lwm-downstream-fractions-nan", "lwm downstream --bundle models/lwm --task los --synthetic 10 --fractions nan --out {tmp}/o.json", None, 2, r"--fractions 'nan': give one or more positive numbers"),
     Case("score-min-snr-nan", "score {tmp} --min-snr nan", None, 2, r"--min-snr: 'nan' is not a finite number"),
+    Case("embed-scenario-empty", "embed --scenario '' --bundle models/lwm --out {tmp}/e.npz", None, 2, r"give either a \.npy of channels or --scenario NAME"),
     Case("run-zmq-bad-address", "run --source zmq:nowhere", None, 1, r"LWM ZMQ Source: cannot connect to 'nowhere'.*tcp://127\.0\.0\.1:5555"),
     Case("run-missing-recording", "run --source sigmf:{tmp}/absent.sigmf-meta", None, 1, r"LWM SigMF Source: no SigMF recording at .*absent"),
     Case("run-recording-unsupported-datatype", "run --source sigmf:{meta}", with_global(**{"core:datatype": "ru8"}), 1, r"core:datatype 'ru8'.*supported: cf32_le"),

@@ -75,19 +75,22 @@ class qa_channel_embedder(gr_unittest.TestCase):
             self.assertAlmostEqual(readout["los_confidence"], float(probabilities[user].max()), places=5)
             self.assertEqual((readout["channels_seen"], readout["channels_invalid"]), (user + 1, 0))
 
-    def test_nan_and_all_zero_channels_are_marked_and_the_others_still_embedded(self):
-        h = channels(6, seed=1)
+    def test_nan_all_zero_and_out_of_scale_channels_are_marked_and_the_others_still_embedded(self):
+        h = channels(7, seed=1)
         h[1, 2, 3] = np.nan
         h[4] = 0
+        h[6] *= 1e12  # far beyond the pretraining channels' scale: its float32 embedding would overflow
         cls, readouts = run_embedder(h)
-        self.assertTrue(np.isnan(cls[[1, 4]]).all())
+        self.assertTrue(np.isnan(cls[[1, 4, 6]]).all())
         good = [0, 2, 3, 5]
         np.testing.assert_allclose(cls[good], EMBEDDER.embed(h[good]).cls, rtol=1e-5, atol=1e-6)
-        self.assertEqual([r["invalid_reason"] for r in readouts], [None, "nan_or_inf", None, None, "all_zero", None])
-        self.assertEqual([r["valid"] for r in readouts], [True, False, True, True, False, True])
+        self.assertEqual(
+            [r["invalid_reason"] for r in readouts], [None, "nan_or_inf", None, None, "all_zero", None, "out_of_range"]
+        )
+        self.assertEqual([r["valid"] for r in readouts], [True, False, True, True, False, True, False])
         self.assertIsNone(readouts[1]["los"])
         self.assertIsNone(readouts[4]["los_confidence"])
-        self.assertEqual(readouts[-1]["channels_invalid"], 2)
+        self.assertEqual(readouts[-1]["channels_invalid"], 3)
 
     def test_a_bundle_without_a_los_head_reads_out_no_class(self):
         h = channels(3, seed=2)

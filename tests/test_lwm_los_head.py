@@ -16,7 +16,7 @@ from lwmspectro.lwm_embed import (
     CHANNEL_READOUT_FIELDS,
     ChannelEmbedder,
     LwmBundle,
-    channel_fault,
+    channel_faults,
     channel_readout,
     write_card,
 )
@@ -38,12 +38,14 @@ def copy_of(bundle: Path, folder: Path) -> Path:
 
 
 def test_channel_faults_are_named():
-    h = np.ones((2, 3), np.complex64)
-    assert channel_fault(h) is None
-    assert channel_fault(np.zeros((2, 3), np.complex64)) == "all_zero"
-    for bad in (np.nan, np.inf, complex(0, -np.inf)):
-        h[1, 2] = bad
-        assert channel_fault(h) == "nan_or_inf"
+    """At channel_scale 1e4 the model reads channels whose largest entry is 1e-10 to 1e2."""
+    h = np.ones((7, 2, 3), np.complex64) * 1e-4
+    h[1] = 0
+    h[2, 1, 2], h[3, 0, 0], h[4, 1, 1] = np.nan, np.inf, complex(0, -np.inf)
+    h[5] *= 1e7
+    h[6] *= 1e-7
+    assert channel_faults(h, 1e4) == [None, "all_zero", "nan_or_inf", "nan_or_inf", "nan_or_inf"] + 2 * ["out_of_range"]
+    assert channel_faults(h[5:6], 1.0) == [None]
 
 
 def test_a_readout_names_the_likelier_class_only_for_an_embedded_channel():

@@ -179,6 +179,23 @@ def test_cli_refuses_channels_it_cannot_read_with_a_clear_message(bundle, tmp_pa
     assert not (tmp_path / "e.npz").exists()
 
 
+@pytest.mark.parametrize(
+    ("factor", "message"),
+    [
+        (0.0, "user 1: all zeros"),
+        (1e9, r"user 1: its largest entry .* is beyond 1e-06 to 1e\+06 times 1 / channel_scale"),
+        (1e-9, r"user 1: its largest entry .* is beyond"),
+    ],
+)
+def test_cli_refuses_channels_the_model_cannot_read_naming_the_first(bundle, tmp_path, capsys, factor, message):
+    h = channels(3, seed=4)
+    h[1] *= factor
+    np.save(tmp_path / "h.npy", h)
+    assert cli.main(["embed", str(tmp_path / "h.npy"), "--bundle", str(bundle), "--out", str(tmp_path / "e.npz")]) == 1
+    assert re.search(f"h\\.npy: 1 of 3 channels cannot be embedded \\(the first, {message}", capsys.readouterr().err)
+    assert not (tmp_path / "e.npz").exists()
+
+
 def test_cli_embeds_a_scenarios_users_with_their_labels(bundle, tmp_path, capsys):
     root = write_scenario(
         tmp_path / "scenarios",

@@ -312,8 +312,14 @@ def read_channels(path: str | Path, antennas: int, subcarriers: int) -> np.ndarr
     return check_channels(array, antennas, subcarriers, str(path))
 
 
-CHANNEL_FAULTS = ("nan_or_inf", "all_zero")
-"""Why a channel estimate cannot be embedded (the names readouts of spectrogram windows use too)."""
+CHANNEL_FAULTS = ("nan_or_inf", "all_zero", "out_of_range")
+"""Why a channel estimate cannot be embedded (the first two are the names readouts of
+spectrogram windows use too)."""
+SCALED_RANGE = (1e-6, 1e6)
+"""The largest entry of a channel, times the bundle's channel_scale (about 1 for the channels it
+was pretrained on), must lie within this range: a million times larger or smaller and the
+embedding is that of a scale the model never saw (the positions' encoding drowned, or drowning
+the channel), and beyond about 1e12 its float32 arithmetic overflows to NaN."""
 CHANNEL_READOUT_FIELDS = (
     "user",
     "valid",
@@ -326,15 +332,20 @@ CHANNEL_READOUT_FIELDS = (
 """The fields of every channel readout, in order."""
 
 
-def channel_fault(channel: np.ndarray) -> str | None:
-    """Why one complex channel cannot be embedded (one of CHANNEL_FAULTS), or None when it can:
-    NaN or infinite values would turn every embedding NaN, and an all-zero estimate (no signal,
-    or an estimator not yet locked) carries no channel to describe."""
-    if not np.isfinite(channel).all():
-        return "nan_or_inf"
-    if not np.any(channel):
-        return "all_zero"
-    return None
+def channel_faults(channels: np.ndarray, channel_scale: float) -> list[str | None]:
+    """Why each complex channel of `channels` (users, ...) cannot be embedded by a model that
+    reads channels times `channel_scale` (one of CHANNEL_FAULTS), or None where it can: NaN or
+    infinite values would turn every embedding NaN, an all-zero estimate (no signal, or an
+    estimator not yet locked) carries no channel to describe, and one far from the scale the
+    model was pretrained on (SCALED_RANGE) gives an embedding that means nothing."""
+    flat = np.asarray(channels).reshape(len(channels), -1)
+    finite = np.isfinite(flat).all(axis=1)
+    peak = np.abs(np.where(finite[:, None], flat, 0)).max(axis=1, initial=0.0) * float(channel_scale)
+    low, high = SCALED_RANGE
+    return [
+        "nan_or_inf" if not ok else "all_zero" if top == 0 else None if low <= top <= high else "out_of_range"
+        for ok, top in zip(finite, peak)
+    ]
 
 
 def channel_readout(
@@ -405,10 +416,31 @@ class ChannelEmbedder:
                 {LOS_HEAD_INPUT: [b.embedding_dim], LOS_HEAD_OUTPUT: [len(LOS_CLASSES)]},
             )
 
-    def embed(self, channels: np.ndarray) -> ChannelEmbeddings:
-        """Embeddings of `channels`, complex (users, M, N) as the card's input says."""
+    @property
+    def channel_scale(self) -> float:
+        """What the model multiplies a channel by before reading it (card input.channel_scale)."""
+        return float(self.bundle.input["channel_scale"])
+
+    def embed(self, channels: np.ndarray, where: str = "channels") -> ChannelEmbeddings:
+        """Embeddings of `channels`, complex (users, M, N) as the card's input says; a ValueError
+        naming the first of those that cannot be embedded (channel_faults) and why."""
         bundle = self.bundle
-        channels = check_channels(channels, bundle.antennas, bundle.subcarriers)
+        channels = check_channels(channels, bundle.antennas, bundle.subcarriers, where)
+        faults = channel_faults(channels, self.channel_scale)
+        bad = [user for user, fault in enumerate(faults) if fault is not None]
+        if bad:
+            first = bad[0]
+            peak = float(np.abs(channels[first]).max())
+            reasons = {
+                "all_zero": "all zeros, no channel to describe",
+                "out_of_range": f"its largest entry {peak:.3g} is beyond {SCALED_RANGE[0]:g} to {SCALED_RANGE[1]:g} "
+                f"times 1 / channel_scale ({1 / self.channel_scale:.3g}), the scale of the channels the model "
+                "was pretrained on; scale the channels to physical path gains",
+            }
+            raise ValueError(
+                f"{where}: {len(bad)} of {len(channels)} channels cannot be embedded (the first, user {first}: "
+                f"{reasons.get(faults[first] or '', faults[first])})"
+            )
         cls_parts, channel_parts = [], []
         for start in range(0, len(channels), EMBED_BATCH):
             planes = channel_planes(channels[start : start + EMBED_BATCH])

@@ -9,7 +9,8 @@ PMT dict on the `readout` message port (lwm_embed.channel_readout): the channel'
 the stream (`user`), whether it was embedded, and the LoS/NLoS class and confidence when the
 bundle has a LoS head.
 
-A channel that cannot be embedded (NaN or infinite values, or all zeros) gives a NaN embedding
+A channel that cannot be embedded (NaN or infinite values, all zeros, or a scale a million times
+off the channels the model was pretrained on: lwm_embed.channel_faults) gives a NaN embedding
 and a readout that says why, never a guess; the stream goes on. Inference runs in work(), in
 batches of the vectors at hand: channel estimates arrive at frame rates, and a batch of a few
 hundred costs milliseconds, so the scheduler is not held up the way a stream of I/Q windows would be.
@@ -25,7 +26,7 @@ import pmt
 from gnuradio import gr
 
 from lwmspectro.bundle import CARD_FILE, BundleError
-from lwmspectro.lwm_embed import ChannelEmbedder, LwmBundle, channel_fault, channel_readout
+from lwmspectro.lwm_embed import ChannelEmbedder, LwmBundle, channel_faults, channel_readout
 
 from .common import READOUT_PORT, ConfigError, to_pmt
 
@@ -98,7 +99,7 @@ class channel_embedder(gr.sync_block):
     def work(self, input_items, output_items):
         channels = np.asarray(input_items[0]).reshape(-1, *self.shape)
         out = output_items[0]
-        faults = [channel_fault(channel) for channel in channels]
+        faults = channel_faults(channels, self.embedder.channel_scale)
         valid = np.array([fault is None for fault in faults])
         out[:] = np.nan
         probabilities = None

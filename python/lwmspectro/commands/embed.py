@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from ..lwm_channels import scenario_channels
     from ..lwm_embed import ChannelEmbedder, LwmBundle, read_channels
 
-    if (args.channels is None) == (args.scenario is None):
+    if bool(args.channels) == bool(args.scenario):
         raise UsageError("give either a .npy of channels or --scenario NAME, not both and not neither")
     if args.folder and not args.scenario:
         raise UsageError("--folder names where --scenario is; it takes no .npy")
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         extra = {"user_index": made.user_indices, "los": made.los}
     else:
         channels, source = read_channels(args.channels, bundle.antennas, bundle.subcarriers), args.channels
-    embeddings = ChannelEmbedder(bundle, threads=args.threads).embed(channels)
+    embeddings = ChannelEmbedder(bundle, threads=args.threads).embed(channels, source)
     arrays = {"cls": embeddings.cls, **({} if args.cls_only else {"channel": embeddings.channel}), **extra}
     atomic_write(args.out, lambda stream: np.savez(stream, **arrays))
     shapes = ", ".join(f"{name} {tuple(value.shape)}" for name, value in arrays.items())
