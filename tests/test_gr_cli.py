@@ -97,7 +97,7 @@ def test_an_unsupported_recording_and_a_missing_bundle_fail_before_streaming(bun
     meta["global"]["core:datatype"] = "cu8"
     recording.write_text(json.dumps(meta))
     assert cli.main(["run", "--source", f"sigmf:{recording}", "--bundle", bundle]) == 1
-    assert "core:datatype 'cu8', which is not supported; supported: cf32_le" in capsys.readouterr().err
+    assert "core:datatype 'cu8' is not supported; supported: cf32_le" in capsys.readouterr().err
     assert cli.main(["run", "--source", "synthetic", "--bundle", str(tmp_path / "nothing")]) == 1
     assert "LWM Classifier: bundle" in capsys.readouterr().err
 

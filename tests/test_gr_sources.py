@@ -88,7 +88,8 @@ class qa_sigmf_source(gr_unittest.TestCase):
     def test_recordings_that_cannot_be_replayed_name_the_block_the_value_and_the_fix(self):
         meta_path = write_recording(FOLDER / "ru8", np.zeros(4, np.complex64), 1e6, 0.0)
         rewrite_as(meta_path, "ru8", bytes(8))
-        with self.assertRaisesRegex(ConfigError, r"LWM SigMF Source: .*core:datatype 'ru8'.*supported: cf32_le.*Fix"):
+        unsupported = r"LWM SigMF Source: .*core:datatype 'ru8' is not supported; supported: cf32_le.*convert"
+        with self.assertRaisesRegex(ConfigError, unsupported):
             lwm_blocks.sigmf_source(str(meta_path))
         with self.assertRaisesRegex(ConfigError, r"LWM SigMF Source: no SigMF recording at '.*missing'"):
             lwm_blocks.sigmf_source(str(FOLDER / "missing"))

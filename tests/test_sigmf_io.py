@@ -44,6 +44,18 @@ def test_a_data_file_cut_inside_a_sample_reads_the_whole_samples_and_warns(tmp_p
     assert "ends 3 bytes into a 8-byte cf32_le sample" in caplog.text
 
 
+@pytest.mark.parametrize(("datatype", "dtype"), [("ci8", np.int8), ("ci16_le", np.int16)])
+def test_fixed_point_data_cut_inside_a_sample_reads_the_whole_samples(tmp_path, datatype, dtype):
+    meta = write_recording(tmp_path / "rec", np.zeros(1, np.complex64), 1e6, 0.0)
+    doc = json.loads(meta.read_text())
+    doc["global"]["core:datatype"] = datatype
+    meta.write_text(json.dumps(doc))
+    whole = np.array([1, -2, 3, -4, 5, -6], dtype)
+    meta.with_suffix(".sigmf-data").write_bytes(whole.tobytes() + b"\x07")
+    scale = 2.0 ** (8 * np.dtype(dtype).itemsize - 1)
+    np.testing.assert_allclose(read_recording(meta).iq, (whole[0::2] + 1j * whole[1::2]) / scale)
+
+
 def test_the_reader_reads_slices_on_demand(tmp_path):
     iq = (np.arange(100) * 1j).astype(np.complex64)
     reader = SigMFReader(write_recording(tmp_path / "rec", iq, 2e6, 1e9))

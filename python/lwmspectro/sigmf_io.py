@@ -191,6 +191,20 @@ def write_recording(
     return meta_path
 
 
+def _data_path(meta_path: Path, dataset: object, base: Path) -> Path:
+    """The data file of a recording: core:dataset, a file name beside the metadata file (never a
+    path elsewhere, which a recording from someone else could point at any file), or the
+    .sigmf-data of the same base name."""
+    if dataset is None:
+        return base.with_suffix(".sigmf-data")
+    if not isinstance(dataset, str) or not dataset or Path(dataset).name != dataset or dataset in (".", ".."):
+        raise RecordingError(
+            f"{meta_path}: core:dataset {dataset!r} is not the name of a file beside the metadata file; "
+            "give the data file's name alone (and keep it in the same folder), or remove core:dataset"
+        )
+    return meta_path.parent / dataset
+
+
 class SigMFReader:
     """A checked SigMF recording, its samples read on demand (so a long one never has to fit in memory).
 
@@ -201,15 +215,25 @@ class SigMFReader:
         base = _base(path)
         self.path = base.with_suffix(".sigmf-meta")
         doc = _load_metadata(self.path)
-        dataset = doc["global"].get("core:dataset")
-        self.data_path = self.path.parent / dataset if isinstance(dataset, str) else base.with_suffix(".sigmf-data")
+        self.data_path = _data_path(self.path, doc["global"].get("core:dataset"), base)
         check_readable_file(self.data_path, "SigMF data file (.sigmf-data)")
         self.sample_rate_hz = float(doc["global"]["core:sample_rate"])
         captures = doc.get("captures", [])
         self.frequency_hz = float(captures[0].get("core:frequency", 0.0)) if captures else 0.0
         self.labels = {k.split(":", 1)[1]: v for k, v in doc["global"].items() if k.startswith(NAMESPACE + ":")}
         self.annotations = list(doc.get("annotations", []))
-        self._warn_partial_sample(doc)
+        self.captures: list[dict] = list(captures)
+        partial = self._partial_sample_bytes(doc)
+        if partial:
+            # The bytes of the sample cut short are left out as trailing bytes, which numpy's
+            # memory map (inside sigmf) would otherwise fail to split into samples.
+            doc = {
+                **doc,
+                "global": {
+                    **doc["global"],
+                    "core:trailing_bytes": doc["global"].get("core:trailing_bytes", 0) + partial,
+                },
+            }
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -221,8 +245,9 @@ class SigMFReader:
                 logger.warning("%s: %s", self.path, warning.message)
         self.sample_count = int(self._file.sample_count)
 
-    def _warn_partial_sample(self, doc: dict) -> None:
-        """Log when the data file ends inside a sample (a recording cut short): the whole samples are read."""
+    def _partial_sample_bytes(self, doc: dict) -> int:
+        """The bytes after the last whole sample of the data file, logged when there are any (a
+        recording cut short): the whole samples are read."""
         skipped = sum(c.get("core:header_bytes", 0) for c in doc.get("captures", []))
         skipped += (
             doc["global"].get("core:trailing_bytes", 0)
@@ -240,6 +265,7 @@ class SigMFReader:
                 sample_bytes,
                 datatype,
             )
+        return extra
 
     def __len__(self) -> int:
         return self.sample_count

@@ -8,10 +8,8 @@ from pathlib import Path
 import numpy as np
 import pmt
 from gnuradio import gr
-from sigmf.error import SigMFError
-from sigmf.sigmffile import fromfile
 
-from lwmspectro.sigmf_io import SUPPORTED_DATATYPES
+from lwmspectro.sigmf_io import RecordingError, SigMFReader
 
 from .common import TAG_RX_FREQ, TAG_RX_TIME, ConfigError, rx_time_pmt
 
@@ -27,12 +25,18 @@ def meta_path_of(path) -> Path:
     return path.with_suffix(".sigmf-meta")
 
 
-def _capture_time(capture: dict):
+def _capture_time(meta_path: Path, capture: dict) -> tuple[int, float] | None:
     """(whole seconds, fraction) since the epoch of a capture's core:datetime, or None."""
     stamp = capture.get("core:datetime")
     if not stamp:
         return None
-    moment = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    try:
+        moment = datetime.datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            f"{LABEL}: {meta_path}: a capture's core:datetime {stamp!r} is not an ISO 8601 time "
+            "(such as 2026-01-31T12:00:00.5Z); fix or remove it"
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.timezone.utc)
     seconds = moment.timestamp()
@@ -55,32 +59,20 @@ class sigmf_source(gr.sync_block):
                 f"{LABEL}: no SigMF recording at {str(path)!r} ({meta_path} is missing); "
                 "give the path of a .sigmf-meta file with its .sigmf-data beside it"
             )
+        # The reader `lwmspectro classify` uses: every field reading the samples relies on is
+        # checked there, with a message naming the field and the fix.
         try:
-            self.meta = fromfile(str(meta_path), skip_checksum=True, autoscale=True)
-        except (SigMFError, ValueError, OSError) as err:
-            raise ConfigError(f"{LABEL}: {meta_path} is not a readable SigMF recording: {err}") from err
-        datatype = self.meta.get_global_field("core:datatype")
-        if datatype not in SUPPORTED_DATATYPES:
-            raise ConfigError(
-                f"{LABEL}: {meta_path} has core:datatype {datatype!r}, which is not supported; "
-                f"supported: {', '.join(SUPPORTED_DATATYPES)}. Fix: convert the recording to "
-                "cf32_le (for example `lwmspectro iq`-style writing with lwmspectro.sigmf_io)"
-            )
-        channels = self.meta.get_global_field("core:num_channels", 1)
-        if channels != 1:
-            raise ConfigError(
-                f"{LABEL}: {meta_path} holds {channels} channels; only single-channel "
-                "recordings can be replayed, split it into one recording per channel"
-            )
-        rate = self.meta.get_global_field("core:sample_rate")
-        if not rate or rate <= 0:
-            raise ConfigError(f"{LABEL}: {meta_path} has no positive core:sample_rate; add it to the global object")
-        self.samp_rate = float(rate)
-        self.sample_count = int(self.meta.sample_count)
+            self.reader = SigMFReader(meta_path)
+        except RecordingError as err:
+            raise ConfigError(f"{LABEL}: {err}") from None
+        self.samp_rate = self.reader.sample_rate_hz
+        self.sample_count = len(self.reader)
         if self.sample_count == 0:
-            raise ConfigError(f"{LABEL}: {meta_path} has no samples in its data file")
-        self.captures = [(int(c.get("core:sample_start", 0)), c) for c in self.meta.get_captures()]
-        self.center_freq = float(self.captures[0][1].get("core:frequency", 0.0)) if self.captures else 0.0
+            raise ConfigError(f"{LABEL}: {self.reader.data_path} holds no whole sample; record some samples into it")
+        self.captures = [
+            (int(c.get("core:sample_start", 0)), c, _capture_time(meta_path, c)) for c in self.reader.captures
+        ]
+        self.center_freq = self.reader.frequency_hz
         self.path = meta_path
         self.repeat = bool(repeat)
         self._position = 0
@@ -93,17 +85,16 @@ class sigmf_source(gr.sync_block):
                 return -1
             self._position = 0
         count = min(len(out), self.sample_count - self._position)
-        out[:count] = self.meta.read_samples(self._position, count)
-        for start, capture in self.captures:
+        out[:count] = self.reader.read(self._position, count)
+        for start, capture, moment in self.captures:
             if self._position <= start < self._position + count:
-                self._tag_capture(self.nitems_written(0) + start - self._position, capture)
+                self._tag_capture(self.nitems_written(0) + start - self._position, capture, moment)
         self._position += count
         return count
 
-    def _tag_capture(self, offset: int, capture: dict) -> None:
+    def _tag_capture(self, offset: int, capture: dict, moment: tuple[int, float] | None) -> None:
         self.add_item_tag(0, offset, pmt.intern(TAG_RX_RATE), pmt.from_double(self.samp_rate))
         if "core:frequency" in capture:
             self.add_item_tag(0, offset, pmt.intern(TAG_RX_FREQ), pmt.from_double(float(capture["core:frequency"])))
-        moment = _capture_time(capture)
         if moment is not None:
             self.add_item_tag(0, offset, pmt.intern(TAG_RX_TIME), rx_time_pmt(*moment))
