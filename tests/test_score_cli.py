@@ -1,6 +1,7 @@
 """`lwmspectro score` on labelled SigMF recordings: every window judged against the recording's truth."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -98,3 +99,39 @@ def test_a_recording_without_a_protocol_label_is_refused_by_name(tmp_path, bundl
 def test_a_folder_without_recordings_is_refused(tmp_path, bundle, capsys):
     code, _, err = score(capsys, tmp_path, "--bundle", bundle)
     assert code == 1 and "a folder without SigMF recordings" in err
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ({**WIFI_TRUTH, "snr_db": "high"}, r"lwm:snr_db is 'high', not a number of dB"),
+        ({**WIFI_TRUTH, "snr_db": [1, 2]}, r"lwm:snr_db is \[1, 2\], not a number of dB"),
+        ({**WIFI_TRUTH, "snr_db": True}, r"lwm:snr_db is True, not a number of dB"),
+        ({**WIFI_TRUTH, "modulation": "1024QAM"}, r"lwm:modulation is '1024QAM', not a modulation of a wifi recording"),
+        (
+            {**WIFI_TRUTH, "protocol": "lte", "modulation": "BPSK"},
+            r"lwm:modulation is 'BPSK', not a modulation of a lte recording",
+        ),
+        ({**WIFI_TRUTH, "mobility": "flying"}, r"lwm:mobility is 'flying', not a mobility"),
+    ],
+)
+def test_a_label_that_cannot_be_scored_is_refused_naming_the_recording(tmp_path, bundle, capsys, labels, message):
+    meta = write_recording(tmp_path / "odd", np.zeros(1000, np.complex64), RATE, 2.4e9, labels=labels)
+    code, out, err = score(capsys, meta, "--bundle", bundle)
+    assert code == 1 and out == ""
+    assert re.search(rf"odd\.sigmf-meta: {message}", err)
+
+
+def test_recordings_whose_windows_are_all_invalid_count_them_in_a_whole_table(tmp_path, bundle, capsys):
+    write_recording(
+        tmp_path / "silent",
+        np.zeros(3 * Runtime(bundle).window_samples, np.complex64),
+        RATE,
+        2.4e9,
+        labels={"protocol": "none"},
+    )
+    code, out, _ = score(capsys, tmp_path, "--bundle", bundle)
+    assert code == 0
+    table = [line for line in out.splitlines() if line.startswith("|")]
+    assert table[0] == "| true protocol | windows | invalid |" and table[1] == "|---|---|---|"
+    assert table[2:] == ["| none | 3 | 3 |", "| all | 3 | 3 |"]

@@ -10,6 +10,7 @@ import argparse
 import collections
 import json
 import logging
+import math
 from pathlib import Path
 
 from ..cli import add_readout_arguments, finite_float, readout_tracker, thread_count, uncertain_below
@@ -58,7 +59,7 @@ def recording_paths(names: list[str]) -> list[Path]:
 def truth_of(labels: dict, path: Path, min_snr_db: float | None) -> dict:
     """The truth a recording's `lwm:` labels state, the values other than the protocol dropped
     below `min_snr_db`."""
-    from ..labels import ROUTER_CLASSES
+    from ..labels import ALLOWED_MODULATIONS, MOBILITY_CLASSES, MODULATIONS, ROUTER_CLASSES
     from ..sigmf_io import RecordingError
 
     protocol = labels.get("protocol")
@@ -68,7 +69,20 @@ def truth_of(labels: dict, path: Path, min_snr_db: float | None) -> dict:
             "under the global object's lwm:protocol to score it"
         )
     truth = {key: labels.get(key) for key in ("protocol", "modulation", "snr_db", "mobility")}
+    allowed = {"modulation": ALLOWED_MODULATIONS.get(protocol, MODULATIONS), "mobility": MOBILITY_CLASSES}
+    for key, valid in allowed.items():
+        if truth[key] is not None and truth[key] not in valid:
+            raise RecordingError(
+                f"{path}: lwm:{key} is {truth[key]!r}, not a {key} of a {protocol} recording; "
+                f"label it with one of {', '.join(valid)} or remove it"
+            )
     snr_db = truth["snr_db"]
+    if snr_db is not None and (
+        isinstance(snr_db, bool) or not isinstance(snr_db, (int, float)) or not math.isfinite(snr_db)
+    ):
+        raise RecordingError(
+            f"{path}: lwm:snr_db is {snr_db!r}, not a number of dB; write it as a JSON number or remove it"
+        )
     if min_snr_db is not None and (snr_db is None or snr_db < min_snr_db):
         truth.update(modulation=None, snr_db=None, mobility=None)
     return truth
@@ -125,10 +139,13 @@ def run(args: argparse.Namespace) -> int:
                             "read_as": dict(read_as),
                             "accuracy": tally.accuracy(),
                             "judged": tally.judged,
+                            "invalid": tally.invalid,
                         }
                         for reader, truth, tally, read_as in rows
                     ],
-                    "by_protocol": {name: {"accuracy": t.accuracy(), "judged": t.judged} for name, t in groups},
+                    "by_protocol": {
+                        name: {"accuracy": t.accuracy(), "judged": t.judged, "invalid": t.invalid} for name, t in groups
+                    },
                 }
             )
         )
@@ -136,8 +153,11 @@ def run(args: argparse.Namespace) -> int:
     tasks = [task for task in JUDGED_TASKS if overall.judged[task]]
     tracked = " and tracked" if args.track else ""
     print(f"\n{len(rows)} recordings, bundle {runtime.bundle_dir}; accuracy per window{tracked}")
-    print("| true protocol | windows | " + " | ".join(task_name(task) for task in tasks) + " |")
-    print("|---|---|" + "---|" * len(tasks))
+    print("| true protocol | windows | invalid |" + "".join(f" {task_name(task)} |" for task in tasks))
+    print("|---|---|---|" + "---|" * len(tasks))
     for name, tally in groups:
-        print(f"| {name} | {tally.readouts} | " + " | ".join(_percent(tally, task) for task in tasks) + " |")
+        print(
+            f"| {name} | {tally.readouts} | {tally.invalid} |"
+            + "".join(f" {_percent(tally, task)} |" for task in tasks)
+        )
     return 0
