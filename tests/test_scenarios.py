@@ -1,6 +1,7 @@
 """Scenario loading: the hand-made fixture, the committed ray-traced sites, and the error paths."""
 
 import builtins
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -125,3 +126,52 @@ def test_a_scenario_holding_an_object_array_is_refused_before_anything_is_unpick
     with pytest.raises(ValueError, match=r"delay_t000_tx000_r001\.npz: not a plain numeric array file"):
         scenarios.load_scenario("tiny_site", folder)
     assert not (tmp_path / "ran").exists()
+
+
+def _damaged(tmp_path: Path, damage) -> Path:
+    """A copy of the tiny_site fixture, `damage(folder)` done to it."""
+    root = tmp_path / "scenarios"
+    shutil.copytree(FIXTURES / "tiny_site", root / "tiny_site")
+    damage(root / "tiny_site")
+    return root
+
+
+def _power(folder: Path) -> Path:
+    return next(folder.glob("power_*.npz"))
+
+
+def _rewrite_power(folder: Path, change) -> None:
+    with np.load(_power(folder)) as saved:
+        arrays = {name: saved[name] for name in saved.files}
+    np.savez(_power(folder), **change(arrays))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda f: (f / "params.json").write_text("[]"), r"its files cannot be read \(\w+Error"),
+        (lambda f: (f / "params.json").write_text("{cut"), r"its files cannot be read"),
+        (lambda f: _power(f).unlink(), r"its files cannot be read|power has"),
+        (
+            lambda f: _power(f).write_bytes(_power(f).read_bytes()[:50]),
+            r"power_t000_tx000_r001\.npz: not a plain numeric",
+        ),
+        (
+            lambda f: _rewrite_power(f, lambda a: {"other": next(iter(a.values()))}),
+            r"its files cannot be read|power has",
+        ),
+        (
+            lambda f: _rewrite_power(f, lambda a: {k: v[:1] for k, v in a.items()}),
+            r"its files cannot be read \(IndexError|power has \(1,\) rows, not one per user \(3\)",
+        ),
+        (
+            lambda f: _rewrite_power(f, lambda a: {k: np.full_like(v, np.nan) for k, v in a.items()}),
+            r"power holds NaN or infinite values",
+        ),
+    ],
+)
+def test_a_damaged_scenario_folder_is_refused_naming_it(tmp_path, no_stdin, damage, message):
+    root = _damaged(tmp_path, damage)
+    with pytest.raises(ValueError, match=message) as err:
+        loader._load_cached("tiny_site", str(root))
+    assert "'tiny_site'" in str(err.value) or "power_t000" in str(err.value)

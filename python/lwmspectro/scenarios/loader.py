@@ -18,6 +18,7 @@ import builtins
 import contextlib
 import functools
 import io
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,7 +154,7 @@ def check_plain_arrays(folder: Path) -> None:
                 with loaded:
                     for name in loaded.files:
                         loaded[name]
-        except (ValueError, OSError, EOFError) as err:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
             raise ValueError(
                 f"{path}: not a plain numeric array file ({err}); scenario arrays are loaded without "
                 "pickle, so object arrays are refused"
@@ -168,21 +169,63 @@ def _load_cached(name: str, root_text: str) -> Scenario:
     if name != name.lower():
         raise ValueError(f"scenario {name!r} in {root}: DeepMIMO scenario names are lower case; rename the folder")
     check_plain_arrays(root / name)
+    # deepmimo trusts its files: a folder cut short or edited by hand fails inside it in any way
+    # (KeyError, IndexError, TypeError, JSON errors), which is said here with the folder.
     with _quiet_deepmimo(root) as dm:
-        dataset = dm.load(name, matrices=MATRICES)
-    if isinstance(dataset, dm.DynamicDataset):
-        raise ValueError(f"scenario {name!r} is dynamic (several snapshots); only static scenarios are supported")
-    if isinstance(dataset, dm.MacroDataset):
-        dataset = dataset.datasets[0]
-    los = np.asarray(dataset.los)
-    return Scenario(
-        name=name,
-        folder=root / name,
-        carrier_hz=float(dataset.rt_params["frequency"]),
-        delays_s=np.asarray(dataset.delay, dtype=np.float64),
-        powers_db=np.asarray(dataset.power, dtype=np.float32),
-        num_paths=np.asarray(dataset.num_paths, dtype=np.int64),
-        los=los == 1,
-        rx_positions_m=np.asarray(dataset.rx_pos, dtype=np.float64),
-        tx_position_m=np.asarray(dataset.tx_pos, dtype=np.float64).reshape(-1, 3)[0],
+        try:
+            dataset = dm.load(name, matrices=MATRICES)
+        except Exception as err:
+            raise _unreadable(name, root, err) from err
+        if isinstance(dataset, dm.DynamicDataset):
+            raise ValueError(f"scenario {name!r} is dynamic (several snapshots); only static scenarios are supported")
+        if isinstance(dataset, dm.MacroDataset):
+            dataset = dataset.datasets[0]
+    try:
+        scenario = Scenario(
+            name=name,
+            folder=root / name,
+            carrier_hz=float(dataset.rt_params["frequency"]),
+            delays_s=np.asarray(dataset.delay, dtype=np.float64),
+            powers_db=np.asarray(dataset.power, dtype=np.float32),
+            num_paths=np.asarray(dataset.num_paths, dtype=np.int64),
+            los=np.asarray(dataset.los) == 1,
+            rx_positions_m=np.asarray(dataset.rx_pos, dtype=np.float64),
+            tx_position_m=np.asarray(dataset.tx_pos, dtype=np.float64).reshape(-1, 3)[0],
+        )
+    except Exception as err:
+        raise _unreadable(name, root, err) from err
+    _check_consistent(scenario)
+    return scenario
+
+
+def _unreadable(name: str, root: Path, err: Exception) -> ValueError:
+    return ValueError(
+        f"scenario {name!r} in {root}: its files cannot be read ({type(err).__name__}: {err}); "
+        f"restore them or trace the site again ({BUILD_HINT})"
     )
+
+
+def _check_consistent(scenario: Scenario) -> None:
+    """ValueError unless the arrays agree on the users and the paths they hold are numbers."""
+    where = f"scenario {scenario.name!r} in {scenario.folder.parent}"
+    if not 0 < scenario.carrier_hz < np.inf:
+        raise ValueError(f"{where}: carrier frequency {scenario.carrier_hz:g} Hz is not a positive frequency")
+    users = len(scenario.num_paths)
+    arrays = {
+        "delay": scenario.delays_s,
+        "power": scenario.powers_db,
+        "los": scenario.los,
+        "rx_pos": scenario.rx_positions_m,
+    }
+    for field, array in arrays.items():
+        if array.ndim == 0 or len(array) != users:
+            raise ValueError(f"{where}: {field} has {array.shape[:1] or 'no'} rows, not one per user ({users})")
+    widest = int(scenario.num_paths.max(initial=0))
+    if scenario.num_paths.min(initial=0) < 0 or widest > min(scenario.delays_s.shape[-1], scenario.powers_db.shape[-1]):
+        raise ValueError(
+            f"{where}: num_paths does not fit the delay and power arrays' {scenario.delays_s.shape[-1]} paths"
+        )
+    held = np.arange(widest)[None, :] < scenario.num_paths[:, None]
+    for field, array in (("delay", scenario.delays_s), ("power", scenario.powers_db)):
+        if not np.isfinite(array[:, :widest][held]).all():
+            raise ValueError(f"{where}: {field} holds NaN or infinite values on paths the users receive")
