@@ -212,6 +212,13 @@ class Bundle:
         where = folder / CARD_FILE
         if not isinstance(card, Mapping):
             raise BundleError(f"{where}: not a JSON object but {_json_type(card)}")
+        from .lwm_embed import CARD_KIND as CHANNEL_MODEL_KIND
+
+        if card.get("kind") == CHANNEL_MODEL_KIND:
+            raise BundleError(
+                f"{where}: a channel model bundle (kind {CHANNEL_MODEL_KIND!r}), which embeds channel matrices "
+                "(`lwmspectro embed`), not I/Q; give a spectrogram model bundle such as models/small"
+            )
         if card.get("schema_version") == 1:
             raise BundleError(
                 f"{where}: schema_version 1 records no file checksums and its graphs do not say what they "
