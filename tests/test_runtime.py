@@ -608,3 +608,7 @@ def test_check_iq_names_each_fault():
     loud8 = noise(n, rng, 90.0)
     int8 = np.clip(np.round(loud8.real), -128, 127) + 1j * np.clip(np.round(loud8.imag), -128, 127)
     assert quality.check_iq((int8 / 128).astype(np.complex64)) == "clipped"
+    for scale in (1e-13, 1e8):  # where the views' float32 arithmetic under- or overflows
+        assert quality.check_iq(noise(n, rng, scale)) == "out_of_range"
+    for scale in (1e-10, 1e5):  # a simulation's own units, still read
+        assert quality.check_iq(noise(n, rng, scale)) is None

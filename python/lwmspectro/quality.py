@@ -16,6 +16,13 @@ DC_RESIDUAL_FRACTION = 1e-4
 """A window whose power away from 0 Hz is below this fraction of its total power
 (40 dB under the DC component) carries nothing but a constant."""
 
+POWER_RANGE = (1e-22, 1e12)
+"""Mean power (|x|^2, full scale 1) a window must have for the views to be computed: beyond,
+amplitudes below 1e-11 or above 1e6, their float32 arithmetic (fourth powers of 2048-point FFT
+bins) under- or overflows, and they read noise or NaN. A WiFi capture read the same from
+1.4e-23 to 1.3e14 and failed at 1.4e-25 and 1.4e15; a CW's bins overflow from about 4e12. No
+SDR delivers such samples; a simulation written in other units may, and is told to scale them."""
+
 CLIPPED_FRACTION = 0.01
 """A window with at least this fraction of samples sitting exactly on the extreme value of
 I or Q is clipped: an unclipped signal reaches its extreme in a handful of samples."""
@@ -63,7 +70,7 @@ def check_observation(span: np.ndarray, read: np.ndarray) -> str | None:
 def check_iq(iq: np.ndarray) -> str | None:
     """The reason a window of complex samples cannot be judged, or None when it can.
 
-    Reasons (readout.INVALID_REASONS): "nan_or_inf", "all_zero", "dc_only", "clipped".
+    Reasons (readout.INVALID_REASONS): "nan_or_inf", "all_zero", "out_of_range", "dc_only", "clipped".
     """
     iq = np.asarray(iq)
     if iq.size == 0:
@@ -76,6 +83,8 @@ def check_iq(iq: np.ndarray) -> str | None:
     total = power.mean()
     if total == 0.0:
         return "all_zero"
+    if not POWER_RANGE[0] <= total <= POWER_RANGE[1]:
+        return "out_of_range"
     dc_power = abs(iq.mean(dtype=np.complex128)) ** 2
     if total - dc_power <= DC_RESIDUAL_FRACTION * total:
         return "dc_only"

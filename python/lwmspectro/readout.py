@@ -71,7 +71,7 @@ FIELDS = (
     "samples_dropped",
 )
 
-INVALID_REASONS = ("nan_or_inf", "all_zero", "dc_only", "clipped", "too_short")
+INVALID_REASONS = ("nan_or_inf", "all_zero", "dc_only", "clipped", "too_short", "out_of_range")
 
 MOBILITY_STATUSES = ("needs_longer_capture",)
 """Why a window judged otherwise has no mobility: its capture does not yet reach back as far as
