@@ -241,7 +241,7 @@ def test_cli_generate_and_iq_write_their_outputs(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert bad.returncode == 1 and "valid choices" in bad.stderr
+    assert bad.returncode == 2 and "valid choices" in bad.stderr
 
 
 @pytest.mark.parametrize(

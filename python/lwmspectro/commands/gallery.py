@@ -4,11 +4,11 @@ HELP = "write a few labelled SigMF recordings and a PNG gallery of their spectro
 
 
 def add_arguments(parser):
-    from ..cli import finite_float
+    from ..cli import finite_float, non_negative_int
 
     parser.add_argument("--out", default="out/gallery", help="output folder")
     parser.add_argument("--snr", type=finite_float, default=20.0)
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=non_negative_int, default=1)
 
 
 def run(args) -> int:

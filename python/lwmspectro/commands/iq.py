@@ -39,17 +39,24 @@ CARRIED = {
 
 
 def add_arguments(parser):
-    from ..labels import OTHER_KINDS
+    from ..cli import non_negative_int, positive_float
+    from ..labels import MOBILITY_CLASSES, MODULATIONS, OTHER_KINDS, ROUTER_CLASSES
 
-    parser.add_argument("--protocol", required=True, help="wifi, lte, nr, other or none")
-    parser.add_argument("--bandwidth", type=float, help="channel bandwidth in Hz (default: drawn)")
-    parser.add_argument("--modulation", help="BPSK, QPSK, 16QAM, 64QAM or 256QAM (default: drawn)")
+    parser.add_argument("--protocol", required=True, choices=ROUTER_CLASSES, help="wifi, lte, nr, other or none")
+    parser.add_argument("--bandwidth", type=positive_float, help="channel bandwidth in Hz (default: drawn)")
+    parser.add_argument("--modulation", choices=MODULATIONS, help="BPSK, QPSK, 16QAM, 64QAM or 256QAM (default: drawn)")
     parser.add_argument("--code-rate", help="e.g. 1/2, 3/4 (default: drawn)")
-    parser.add_argument("--other-kind", help="for --protocol other: " + ", ".join(OTHER_KINDS) + " (default: drawn)")
+    parser.add_argument(
+        "--other-kind",
+        choices=OTHER_KINDS,
+        help="for --protocol other: " + ", ".join(OTHER_KINDS) + " (default: drawn)",
+    )
     parser.add_argument(
         "--snr", type=float, help=f"SNR in dB within the occupied bandwidth (default {DEFAULT_SNR_DB:g})"
     )
-    parser.add_argument("--mobility", help=f"static, pedestrian or vehicular (default {DEFAULT_MOBILITY})")
+    parser.add_argument(
+        "--mobility", choices=MOBILITY_CLASSES, help=f"static, pedestrian or vehicular (default {DEFAULT_MOBILITY})"
+    )
     parser.add_argument("--speed", type=float, help="km/h, 0 to 500 (default: its Doppler drawn in the mobility class)")
     parser.add_argument("--carrier", type=float, help="carrier in Hz (default: drawn for the protocol)")
     parser.add_argument("--channel", help="'site' (ray-traced scenario user, the default) or TDL-A..TDL-E")
@@ -60,7 +67,7 @@ def add_arguments(parser):
     parser.add_argument(
         "--seconds", type=float, help=f"length, up to {MAX_SECONDS:g} s (default: one model observation)"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--out", required=True, help="output path without extension")
     parser.add_argument("--overwrite", action="store_true")
 
@@ -165,11 +172,14 @@ def spec_from_args(args):
         return dataclasses.replace(spec, other_kind=kind)
     opts = phy.options(args.protocol)
     modulation = args.modulation or str(rng.choice(opts["modulation"]))
-    labels.check_modulation(args.protocol, modulation)
-    bandwidth = args.bandwidth or float(rng.choice(opts["bandwidth_hz"]))
-    labels.check_choice(f"{args.protocol} bandwidth (Hz)", bandwidth, opts["bandwidth_hz"])
-    code_rate = args.code_rate or str(rng.choice(opts["code_rate"][modulation]))
-    labels.check_choice(f"{args.protocol} {modulation} code rate", code_rate, opts["code_rate"][modulation])
+    bandwidth = args.bandwidth if args.bandwidth is not None else float(rng.choice(opts["bandwidth_hz"]))
+    code_rate = args.code_rate or str(rng.choice(opts["code_rate"].get(modulation, ("",))))
+    try:
+        labels.check_modulation(args.protocol, modulation)
+        labels.check_choice(f"{args.protocol} bandwidth (Hz)", bandwidth, opts["bandwidth_hz"])
+        labels.check_choice(f"{args.protocol} {modulation} code rate", code_rate, opts["code_rate"][modulation])
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     return dataclasses.replace(spec, bandwidth_hz=bandwidth, modulation=modulation, code_rate=code_rate)
 
 

@@ -6,7 +6,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from lwmspectro.cli import add_progress_argument
+from lwmspectro.cli import add_progress_argument, non_negative_int
 
 HELP = "fit a linear probe per label on each spectrogram view and capture; writes docs/g-ablation.md"
 
@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"folder caching the generated examples' features; a rerun reuses them (default: {DEFAULT_OUT})",
     )
     parser.add_argument("--report", default=DEFAULT_REPORT, help=f"markdown table to write (default: {DEFAULT_REPORT})")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the labelled set (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the labelled set (default 0)")
     parser.add_argument("--quick", action="store_true", help="a tiny set that runs in seconds (a smoke test)")
     parser.add_argument(
         "--workers", type=int, default=1, help="processes generating the examples (default 1; the table is the same)"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from lwmspectro.cli import add_progress_argument, positive_int
+from lwmspectro.cli import add_progress_argument, non_negative_int, positive_int
 
 HELP = "the LWM channel foundation model: pretrain, export its bundle, add a LoS head, score embeddings downstream"
 
@@ -64,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     downstream.add_argument("--fractions", help="comma-separated training fractions (default: the task's sweep)")
     downstream.add_argument("--beams", help="beam: comma-separated codebook sizes (default 16,32,64,128,256)")
     downstream.add_argument("--epochs", type=positive_int, default=100, help="head training epochs (default 100)")
-    downstream.add_argument("--seed", type=int, default=0)
+    downstream.add_argument("--seed", type=non_negative_int, default=0)
     downstream.add_argument("--out", required=True, help="the JSON report to write")
     report = sub.add_parser(
         "report",
@@ -83,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     report.add_argument(
         "--sections", nargs="+", metavar="SECTION", help="run only these (reconstruction, los, beam, tsne)"
     )
-    report.add_argument("--seed", type=int, default=0)
+    report.add_argument("--seed", type=non_negative_int, default=0)
     report.add_argument(
         "--out", default="docs/lwm-results", help="folder of the sections' JSON and the figures; a rerun resumes there"
     )
@@ -98,7 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--synthetic", type=positive_int, metavar="USERS", help="self-made users (lwm_channels.random_paths) instead"
     )
     los_head.add_argument("--epochs", type=positive_int, default=100, help="head training epochs (default 100)")
-    los_head.add_argument("--seed", type=int, default=0)
+    los_head.add_argument("--seed", type=non_negative_int, default=0)
 
 
 def command_line(args: argparse.Namespace) -> list[str]:

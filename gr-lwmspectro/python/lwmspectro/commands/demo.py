@@ -17,7 +17,7 @@ HELP = (
 
 
 def add_arguments(parser):
-    from lwmspectro.cli import finite_float, positive_float, track_seconds
+    from lwmspectro.cli import finite_float, non_negative_int, positive_float, track_seconds
     from lwmspectro.synth import DEFAULT_EMISSION_S
 
     parser.add_argument(
@@ -29,7 +29,7 @@ def add_arguments(parser):
     parser.add_argument("--bundle", default="", help="model bundle folder (default: the shipped model)")
     parser.add_argument("--protocol", default="", help="fix the protocol (wifi, lte, nr, none, other; default: cycle)")
     parser.add_argument("--snr", type=finite_float, default=None, help="fix the SNR in dB (default: drawn)")
-    parser.add_argument("--seed", type=int, default=0, help="generator seed")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="generator seed")
     parser.add_argument(
         "--emission",
         type=positive_float,
