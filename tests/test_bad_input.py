@@ -586,6 +586,8 @@ RUN_CASES: list[Case] = [
     Case("bench-infer-seconds-nan", "bench infer --seconds nan", None, 2, r"--seconds: 'nan' is not a finite number"),
     Case("lwm-downstream-fractions-nan", "lwm downstream --bundle models/lwm --task los --synthetic 10 --fractions nan --out {tmp}/o.json", None, 2, r"--fractions 'nan': give one or more positive numbers"),
     Case("score-min-snr-nan", "score {tmp} --min-snr nan", None, 2, r"--min-snr: 'nan' is not a finite number"),
+    Case("embed-out-folder-missing", "embed --scenario etoile --bundle models/lwm --out {tmp}/absent/e.npz", None, 2, r"--out .*absent/e\.npz: the folder .*absent does not exist"),
+    Case("classify-a-folder", "classify {tmp}", None, 1, r"a folder, not a SigMF recording; give a recording's \.sigmf-meta"),
     Case("embed-scenario-empty", "embed --scenario '' --bundle models/lwm --out {tmp}/e.npz", None, 2, r"give either a \.npy of channels or --scenario NAME"),
     Case("run-zmq-bad-address", "run --source zmq:nowhere", None, 1, r"LWM ZMQ Source: cannot connect to 'nowhere'.*tcp://127\.0\.0\.1:5555"),
     Case("run-missing-recording", "run --source sigmf:{tmp}/absent.sigmf-meta", None, 1, r"LWM SigMF Source: no SigMF recording at .*absent"),

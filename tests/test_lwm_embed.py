@@ -17,6 +17,12 @@ def test_a_complex_npy_is_read_as_complex64(tmp_path):
     assert read.dtype == np.complex64 and np.array_equal(read, h.astype(np.complex64))
 
 
+def test_a_text_file_is_not_taken_for_a_pickle(tmp_path):
+    (tmp_path / "h.npy").write_text("user,h\n0,1+1j\n")
+    with pytest.raises(ValueError, match=r"h\.npy: not a \.npy array \(it has no \.npy header"):
+        read_channels(tmp_path / "h.npy", 4, 8)
+
+
 def test_a_pickle_is_not_run(tmp_path):
     class Sentinel:
         def __reduce__(self):

@@ -19,6 +19,8 @@ def atomic_write(path: str | os.PathLike[str], content: Content) -> Path:
     A file being replaced keeps its permission bits; a new one gets the process's default.
     The temporary file is removed when writing fails."""
     path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path}: its folder {path.parent} does not exist; create it or write elsewhere")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:

@@ -295,6 +295,11 @@ def read_channels(path: str | Path, antennas: int, subcarriers: int) -> np.ndarr
     path = Path(path)
     try:
         with open(path, "rb") as stream:
+            start = stream.read(6)
+            stream.seek(0)
+            # numpy reads whatever is not a .npy or .npz header as a pickle, and says so for text too.
+            if start and start[:1] != b"\x80" and not start.startswith((b"\x93NUMPY", b"PK")):
+                raise ValueError("it has no .npy header; save the channels with numpy.save")
             array = np.load(stream, allow_pickle=False)
     except ValueError as err:
         if "allow_pickle" in str(err) or "Object arrays" in str(err):

@@ -212,6 +212,11 @@ class SigMFReader:
     readable regular file: whatever is wrong raises RecordingError naming the file, field or value."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        if Path(path).is_dir():
+            raise RecordingError(
+                f"{path}: a folder, not a SigMF recording; give a recording's .sigmf-meta "
+                "(`lwmspectro score` reads every recording in a folder)"
+            )
         base = _base(path)
         self.path = base.with_suffix(".sigmf-meta")
         doc = _load_metadata(self.path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from ..cli import UsageError, thread_count
 
@@ -44,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--folder names where --scenario is; it takes no .npy")
     if not args.out.endswith(".npz"):
         raise UsageError(f"--out {args.out}: the embeddings are written as one .npz; name it NAME.npz")
+    if not Path(args.out).parent.is_dir():
+        raise UsageError(f"--out {args.out}: the folder {Path(args.out).parent} does not exist; create it first")
     bundle = LwmBundle.load(args.bundle)
     extra: dict[str, np.ndarray] = {}
     if args.scenario:
