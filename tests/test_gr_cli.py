@@ -102,6 +102,14 @@ def test_an_unsupported_recording_and_a_missing_bundle_fail_before_streaming(bun
     assert "LWM Classifier: bundle" in capsys.readouterr().err
 
 
+def test_a_recording_shorter_than_a_window_says_so(bundle, tmp_path, capsys):
+    meta = write_recording(tmp_path / "short", np.ones(4, np.complex64), 30.72e6, 0.0)
+    assert cli.main(["run", "--source", f"sigmf:{meta}", "--bundle", bundle, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "short.sigmf-meta holds 4 samples, fewer than the" in captured.err and "nothing to read out" in captured.err
+
+
 def test_demo_prints_readouts_beside_the_truth_then_accuracy_and_throughput(bundle, capsys):
     assert cli.main(["demo", "--seconds", "1", "--bundle", bundle, "--protocol", "lte", "--snr", "20"]) == 0
     out = capsys.readouterr().out.splitlines()

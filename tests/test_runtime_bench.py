@@ -128,5 +128,8 @@ def test_accuracy_counts_against_the_labels(bundle, dataset):
 
 
 def test_bad_arguments_are_refused(bundle, capsys):
-    assert main(["bench", "infer", "--bundle", str(bundle), "--seconds", "0"]) == 2
-    assert "must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["bench", "infer", "--bundle", str(bundle), "--seconds", "0"])
+    assert stop.value.code == 2 and "--seconds: 0 is not a positive number" in capsys.readouterr().err
+    assert main(["bench", "infer", "--bundle", str(bundle), "--batch", "0"]) == 2
+    assert "--batch, --max-samples and --threads must be positive" in capsys.readouterr().err

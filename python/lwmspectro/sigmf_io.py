@@ -212,7 +212,7 @@ class SigMFReader:
     readable regular file: whatever is wrong raises RecordingError naming the file, field or value."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        if Path(path).is_dir():
+        if Path(path).is_dir() and Path(path).suffix not in (".sigmf-meta", ".sigmf-data"):
             raise RecordingError(
                 f"{path}: a folder, not a SigMF recording; give a recording's .sigmf-meta "
                 "(`lwmspectro score` reads every recording in a folder)"

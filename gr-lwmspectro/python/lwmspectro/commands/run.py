@@ -348,6 +348,14 @@ def _run(args) -> int:
         file=sys.stderr,
         flush=True,
     )
+    needed = runtime.source_window_samples(rate)
+    if replay and not counters["windows_out"] and source.sample_count < needed:
+        print(
+            f"lwmspectro run: {source.path} holds {source.sample_count} samples, fewer than the {needed} one "
+            "window reads: nothing to read out (record a longer capture)",
+            file=sys.stderr,
+            flush=True,
+        )
     if console.stdout_closed:
         raise BrokenPipeError("stdout was closed by its reader")
     return stop.exit_status
