@@ -430,6 +430,7 @@ GOOD = _good()
 NOT_ROOT = pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
 CLASSIFY_CASES = [
     Case("classify-missing-meta", "classify {tmp}/absent.sigmf-meta", None, 1, r"absent\.sigmf-meta.*(no such|not found|missing)"),
+    Case("classify-uncertain-below-no-task", "classify {meta} --uncertain-below =0.5", recording(), 2, r"--uncertain-below: '=0\.5' names no task before '='"),
     Case("classify-channel-model-bundle", "classify {meta} --bundle models/lwm", recording(), 1, r"models/lwm/card\.json: a channel model bundle \(kind 'lwm_channels'\), which embeds channel matrices"),
     Case("classify-missing-data", "classify {meta}", recording(data=no_data), 1, r"rec\.sigmf-data.*(no such|missing)"),
     Case("classify-data-is-directory", "classify {meta}", recording(data=directory), 1, r"rec\.sigmf-data.*directory"),

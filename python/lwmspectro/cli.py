@@ -163,7 +163,9 @@ def uncertain_threshold(text: str) -> tuple[str | None, float]:
     """argparse type of --uncertain-below: P (every task) or TASK=P, P a confidence from 0 to 1."""
     from .readout import uncertain_thresholds
 
-    task, _, value = text.rpartition("=")
+    task, equals, value = text.rpartition("=")
+    if equals and not task:
+        raise argparse.ArgumentTypeError(f"{text!r} names no task before '='; give P or TASK=P")
     try:
         threshold = float(value)
     except ValueError:
