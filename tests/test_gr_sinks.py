@@ -1,6 +1,7 @@
 """QA for the readout sinks: console, ZMQ PUB, SigMF annotator and the Qt readout widget."""
 
 import contextlib
+import importlib
 import io
 import json
 import os
@@ -8,6 +9,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -26,6 +28,9 @@ from lwmspectro.sigmf_io import write_recording
 from lwmspectro.spectrogram import SpectrogramParams
 
 from bundle_factory import make_bundle
+
+# The module itself: the package's name sigmf_annotator is the block's class.
+annotator_module = importlib.import_module("gnuradio.lwmspectro.sigmf_annotator")
 
 PARAMS = SpectrogramParams(sample_rate_hz=1e6, n_fft=32, hop=64, n_frames=32, n_bins=16)
 READOUTS = [
@@ -256,6 +261,34 @@ class qa_sigmf_annotator(gr_unittest.TestCase):
     def test_missing_recording_names_the_block_and_the_path(self):
         with self.assertRaisesRegex(ConfigError, r"LWM SigMF Annotator: no SigMF metadata at .*nowhere.sigmf-meta"):
             lwm_blocks.sigmf_annotator(str(FOLDER / "nowhere"), str(BUNDLE))
+
+    def test_recordings_and_settings_it_cannot_write_with_are_refused_when_made(self):
+        meta_path = self.make_recording("refused")
+        cases = [
+            ("", {}, r"no recording given"),
+            (str(meta_path), {"flush_seconds": float("nan")}, r"flush interval nan s; give 0 or more"),
+            (str(meta_path), {"flush_seconds": "5"}, r"flush interval '5' is not a number"),
+        ]
+        for path, options, message in cases:
+            with self.assertRaisesRegex(ConfigError, f"LWM SigMF Annotator: {message}"):
+                lwm_blocks.sigmf_annotator(path, str(BUNDLE), **options)
+        unwritable = r"folder of .*refused\.sigmf-meta is not writable.*copy the"
+        with (
+            mock.patch.object(annotator_module.os, "access", return_value=False),
+            self.assertRaisesRegex(ConfigError, unwritable),
+        ):
+            lwm_blocks.sigmf_annotator(str(meta_path), str(BUNDLE))
+
+    def test_a_write_that_fails_is_logged_and_the_flowgraph_still_stops(self):
+        meta_path = self.make_recording("unwritable")
+        before = meta_path.read_text()
+        sink = lwm_blocks.sigmf_annotator(str(meta_path), str(BUNDLE), 0.0)
+        failing = mock.patch.object(annotator_module, "atomic_write", side_effect=PermissionError("read-only folder"))
+        with failing, self.assertLogs(level="ERROR") as logged:
+            feed(sink)
+        self.assertIn("cannot write the annotations", logged.output[-1])
+        self.assertEqual(meta_path.read_text(), before)
+        self.assertEqual(len(sink.added), len(READOUTS))
 
 
 class qa_readout_widget(gr_unittest.TestCase):

@@ -83,7 +83,7 @@ def _number(meta_path: Path, key: str, value: object) -> float:
     return float(value)
 
 
-def _load_metadata(meta_path: Path) -> dict:
+def load_metadata(meta_path: Path) -> dict:
     """The metadata document, checked for what reading the samples relies on."""
     check_readable_file(meta_path, "SigMF metadata file (.sigmf-meta)")
     try:
@@ -219,7 +219,7 @@ class SigMFReader:
             )
         base = _base(path)
         self.path = base.with_suffix(".sigmf-meta")
-        doc = _load_metadata(self.path)
+        doc = load_metadata(self.path)
         self.data_path = _data_path(self.path, doc["global"].get("core:dataset"), base)
         check_readable_file(self.data_path, "SigMF data file (.sigmf-data)")
         self.sample_rate_hz = float(doc["global"]["core:sample_rate"])

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import time
 from typing import Any
 
 import numpy as np
 from scipy import signal as sps
-from sigmf.error import SigMFError
-from sigmf.sigmffile import fromfile
 
 from lwmspectro import views as view_registry
 from lwmspectro.fileio import atomic_write
 from lwmspectro.readout import TRACKED_FIELDS, mobility_text
+from lwmspectro.sigmf_io import RecordingError, SigMFReader, load_metadata
 
 from .common import BlockBundle, ConfigError, ReadoutSink, load_bundle
 from .sigmf_source import meta_path_of
@@ -144,23 +145,29 @@ class sigmf_annotator(ReadoutSink):
     """
 
     def __init__(self, path, bundle: BlockBundle = "", flush_seconds: float = 5.0):
+        if not str(path):
+            raise ConfigError(f"{LABEL}: no recording given; give the path of the recording the receiver reads")
         self.path = meta_path_of(path)
-        try:
-            self.meta = json.loads(self.path.read_text())
-        except FileNotFoundError as err:
+        if not self.path.exists():
             raise ConfigError(
                 f"{LABEL}: no SigMF metadata at {self.path}; give the path of the recording "
                 "whose samples the receiver reads"
-            ) from err
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{LABEL}: {self.path} is not valid JSON ({err}); repair or regenerate it") from err
-        if not isinstance(self.meta, dict) or not isinstance(self.meta.get("global"), dict):
-            raise ConfigError(f"{LABEL}: {self.path} has no global object; it is not SigMF metadata")
-        rate = self.meta["global"].get("core:sample_rate")
-        if not isinstance(rate, (int, float)) or not rate > 0:
-            raise ConfigError(f"{LABEL}: {self.path} has no positive core:sample_rate in its global object")
-        if flush_seconds < 0:
-            raise ConfigError(f"{LABEL}: flush interval {flush_seconds} s is negative; give 0 or more seconds")
+            )
+        # The checks `lwmspectro classify` makes, with the message naming the field and the fix.
+        try:
+            self.meta = load_metadata(self.path)
+        except RecordingError as err:
+            raise ConfigError(f"{LABEL}: {err}") from None
+        if not os.access(self.path.parent, os.W_OK):
+            raise ConfigError(
+                f"{LABEL}: the folder of {self.path} is not writable, so its annotations could not be "
+                "written; copy the recording into a folder this user may write to"
+            )
+        if isinstance(flush_seconds, bool) or not isinstance(flush_seconds, (int, float)):
+            raise ConfigError(f"{LABEL}: flush interval {flush_seconds!r} is not a number of seconds")
+        if not 0 <= flush_seconds < math.inf:
+            raise ConfigError(f"{LABEL}: flush interval {flush_seconds} s; give 0 or more seconds")
+        rate = self.meta["global"]["core:sample_rate"]
         loaded = load_bundle(bundle, LABEL)
         self.model = loaded.name
         self.sample_rate = float(rate)
@@ -181,20 +188,26 @@ class sigmf_annotator(ReadoutSink):
         self.added: list[dict] = []
         ReadoutSink.__init__(self, "lwm_sigmf_annotator")
 
-    def _open_samples(self):
+    def _open_samples(self) -> SigMFReader | None:
         """The recording's samples, for the occupied band; None (and a warning) when they cannot be read."""
         try:
-            return fromfile(str(self.path), skip_checksum=True, autoscale=True)
-        except (SigMFError, ValueError, OSError, KeyError, TypeError) as err:  # any recording sigmf cannot open
-            log.warning(
-                "%s: cannot read the samples of %s (%s); annotations get no frequency edges", LABEL, self.path, err
-            )
+            return SigMFReader(self.path)
+        except RecordingError as err:
+            log.warning("%s: cannot read the samples (%s); annotations get no frequency edges", LABEL, err)
             return None
 
     def handle_readout(self, readout: dict, message) -> None:
         self.added.append(self.annotation(readout))
         if time.monotonic() - self._written_at >= self.flush_seconds:
+            self._write_or_log()
+
+    def _write_or_log(self) -> None:
+        """write(), an OSError (the disk full, the folder made read-only since) logged, never
+        raised into the scheduler: the annotations stay in memory for the next attempt."""
+        try:
             self.write()
+        except OSError as err:
+            log.error("%s: cannot write the annotations into %s: %s", LABEL, self.path, err)
 
     def centre_frequency(self, sample: int) -> float:
         """core:frequency of the capture holding `sample`."""
@@ -209,12 +222,12 @@ class sigmf_annotator(ReadoutSink):
         """The absolute edges of the occupied band in the window starting at `start`, or None."""
         if self.samples is None:
             return None
-        count = min(self.sample_count, int(self.samples.sample_count) - start)
+        count = min(self.sample_count, len(self.samples) - start)
         if count <= 0:
             return None
         try:
-            band = occupied_band(self.samples.read_samples(start, count), self.sample_rate)
-        except (SigMFError, ValueError, OSError) as err:
+            band = occupied_band(self.samples.read(start, count), self.sample_rate)
+        except (ValueError, OSError) as err:
             log.warning("%s: cannot read samples %d..%d of %s: %s", LABEL, start, start + count, self.path, err)
             return None
         if band is None:
@@ -256,5 +269,5 @@ class sigmf_annotator(ReadoutSink):
         self._written_at = time.monotonic()
 
     def stop(self):
-        self.write()
+        self._write_or_log()
         return True

@@ -53,6 +53,8 @@ class sigmf_source(gr.sync_block):
     """
 
     def __init__(self, path, repeat=False):
+        if not str(path):
+            raise ConfigError(f"{LABEL}: no recording given; give the path of a .sigmf-meta file")
         meta_path = meta_path_of(path)
         if not meta_path.exists():
             raise ConfigError(
