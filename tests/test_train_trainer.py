@@ -158,6 +158,7 @@ def test_two_process_gloo_ddp_trains_one_model(tmp_path, toy_train):
     [
         (b"", r"not a readable checkpoint"),
         (b"\x80\x02garbage" * 50, r"not a readable checkpoint"),
+        (b"junk\n", r"not a readable checkpoint"),
         ("truncated", r"not a readable checkpoint"),
         ("no-entries", r"a checkpoint without \['model'"),
     ],

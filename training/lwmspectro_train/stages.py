@@ -437,7 +437,13 @@ class Run:
             stats = None
             if self.ctx.is_main:
                 if path.exists():
-                    stats = json.loads(path.read_text())
+                    try:
+                        stats = json.loads(path.read_text())
+                    except (ValueError, UnicodeDecodeError) as err:
+                        raise ValueError(
+                            f"{path}: not readable JSON ({err}); delete it and it is computed again from the "
+                            "training set"
+                        ) from None
                 else:
                     stats = self._fresh_stats()
                     self.dir.mkdir(parents=True, exist_ok=True)
