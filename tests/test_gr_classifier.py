@@ -239,6 +239,10 @@ class qa_classifier(gr_unittest.TestCase):
             lwm_blocks.classifier("/no/such")
         with self.assertRaisesRegex(ConfigError, r"LWM Classifier: max rate -1"):
             lwm_blocks.classifier(RUNTIME, max_rate=-1)
+        with self.assertRaisesRegex(ConfigError, r"LWM Classifier: max rate nan"):
+            lwm_blocks.classifier(RUNTIME, max_rate=float("nan"))
+        with self.assertRaisesRegex(ConfigError, r"LWM Classifier: embedding size -1"):
+            lwm_blocks.classifier(RUNTIME, embedding_dim=-1)
         with self.assertRaisesRegex(ConfigError, r"LWM Classifier: one in N = 0"):
             lwm_blocks.classifier(RUNTIME, one_in_n=0)
         with self.assertRaisesRegex(ConfigError, r"LWM Classifier: queue size 0"):

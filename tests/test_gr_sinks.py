@@ -171,6 +171,11 @@ class qa_zmq_pub_sink(gr_unittest.TestCase):
             lwm_blocks.zmq_pub_sink(first.endpoint)
         with self.assertRaisesRegex(ConfigError, r"LWM ZMQ PUB Sink: cannot bind 'localhost'"):
             lwm_blocks.zmq_pub_sink("localhost")
+        # zmq binds a port beyond 65535 to another port, which no subscriber would find.
+        with self.assertRaisesRegex(ConfigError, r"'tcp://127.0.0.1:99999' has no port from 1 to 65535"):
+            lwm_blocks.zmq_pub_sink("tcp://127.0.0.1:99999")
+        with self.assertRaisesRegex(ConfigError, r"address None is not an endpoint"):
+            lwm_blocks.zmq_pub_sink(None)
         first.stop()
 
 

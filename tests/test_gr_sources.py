@@ -125,6 +125,9 @@ class qa_synthetic_source(gr_unittest.TestCase):
             lwm_blocks.synthetic_source(protocol="lte", modulation="BPSK")
         with self.assertRaisesRegex(ConfigError, r"LWM Synthetic Source: emission length 0 s: give a number"):
             lwm_blocks.synthetic_source(emission_s=0)
+        # Refused before the observations are generated and cached, not after.
+        with self.assertRaisesRegex(ConfigError, r"LWM Synthetic Source: seed -1 is not a non-negative integer"):
+            lwm_blocks.synthetic_source(seed=-1)
 
 
 if __name__ == "__main__":

@@ -185,6 +185,14 @@ class qa_spectrogram(gr_unittest.TestCase):
             lwm_blocks.spectrogram(BUNDLE, 1e6, -5)
         with self.assertRaisesRegex(ConfigError, r"LWM Spectrogram: sample rate 0"):
             lwm_blocks.spectrogram(BUNDLE, 0)
+        for rate in ("30.72e6", float("nan")):
+            with self.assertRaisesRegex(ConfigError, r"LWM Spectrogram: sample rate .* is not a positive number"):
+                lwm_blocks.spectrogram(BUNDLE, rate)
+        with self.assertRaisesRegex(ConfigError, r"LWM Spectrogram: hop 1.5 is not a whole number"):
+            lwm_blocks.spectrogram(BUNDLE, 1e6, 1.5)
+        # A hop the scheduler would have to buffer whole: 2**31 - 1 failed to cast, 10**9 to allocate.
+        with self.assertRaisesRegex(ConfigError, r"LWM Spectrogram: hop 2147483647 is more than 1 s of samples"):
+            lwm_blocks.spectrogram(BUNDLE, 1e6, 2**31 - 1)
 
     def test_a_source_narrower_than_the_analysis_band_is_warned_about(self):
         self.assertIsNone(lwm_blocks.spectrogram(BUNDLE, 1e6).bandwidth_warning)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import queue
 import threading
 import time
@@ -167,8 +168,10 @@ class classifier(gr.basic_block):
         self._model_views = [
             (int(offsets[self.views.index(v)]), shapes[self.views.index(v)]) for v in self.runtime.views
         ]
-        if max_rate < 0:
-            raise ConfigError(f"{LABEL}: max rate {max_rate} is negative; give readouts per second, or 0 for no cap")
+        if isinstance(max_rate, bool) or not isinstance(max_rate, (int, float)) or not 0 <= max_rate < math.inf:
+            raise ConfigError(f"{LABEL}: max rate {max_rate!r}; give readouts per second, or 0 for no cap")
+        if isinstance(embedding_dim, bool) or not isinstance(embedding_dim, (int, np.integer)) or embedding_dim < 0:
+            raise ConfigError(f"{LABEL}: embedding size {embedding_dim!r}; give the bundle's size, or 0")
         if int(one_in_n) < 1:
             raise ConfigError(f"{LABEL}: one in N = {one_in_n}; give 1 to classify every window, or more")
         if int(queue_size) < 1:

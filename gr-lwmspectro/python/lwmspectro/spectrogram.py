@@ -36,6 +36,7 @@ window is computed, however long that takes.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -69,6 +70,8 @@ from .common import (
     rx_time_pmt,
 )
 
+MAX_HOP_S = 1.0
+"""Longest hop between window starts, in seconds of the source's samples."""
 LABEL = "LWM Spectrogram"
 MAX_WINDOWS_PER_CALL = 16
 """Windows transformed together: batching amortises numpy's per-call cost, the cap bounds
@@ -116,7 +119,7 @@ class spectrogram(gr.basic_block):
         self.bundle = load_bundle(bundle, LABEL) if runtime is None else runtime.bundle
         self.params = self.bundle.params
         self.views = resolve_views(views, self.bundle, LABEL)
-        if not samp_rate or samp_rate <= 0:
+        if isinstance(samp_rate, bool) or not isinstance(samp_rate, (int, float)) or not 0 < samp_rate < math.inf:
             raise ConfigError(
                 f"{LABEL}: sample rate {samp_rate!r} is not a positive number of Hz; set it to the source's sample rate"
             )
@@ -126,11 +129,21 @@ class spectrogram(gr.basic_block):
         except ValueError as err:
             raise ConfigError(f"{LABEL}: {err}") from err
         self.span = self.framer.span
+        if isinstance(hop, bool) or not isinstance(hop, (int, float, np.integer)) or hop != int(hop):
+            raise ConfigError(f"{LABEL}: hop {hop!r} is not a whole number of source samples")
         hop = int(hop)
         if hop < 0:
             raise ConfigError(
                 f"{LABEL}: hop {hop} is negative; give source samples between window "
                 f"starts, or 0 for back-to-back windows of {self.span}"
+            )
+        # The scheduler's buffer must hold a hop's samples at once (set_relative_rate below).
+        longest = max(self.span, int(self.samp_rate * MAX_HOP_S))
+        if hop > longest:
+            raise ConfigError(
+                f"{LABEL}: hop {hop} is more than {MAX_HOP_S:g} s of samples ({longest}), which the scheduler "
+                "would have to buffer at once; for fewer readouts keep the hop and set the classifier's "
+                "max rate or one in N"
             )
         self.hop = hop or self.span
         routing = runtime.routing(self.views) if routed and runtime is not None else None

@@ -244,6 +244,8 @@ class synthetic_source(gr.sync_block):
     ):
         from lwmspectro.synth import SyntheticStream
 
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ConfigError(f"{LABEL}: seed {seed!r} is not a non-negative integer")
         if int(observations) < 0:
             raise ConfigError(f"{LABEL}: observations {observations} is negative; give 0 (endless) or a count")
         if int(loop_emissions) < 1:
