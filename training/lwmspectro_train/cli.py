@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from lwmspectro import labels
+from lwmspectro.cli import UsageError
 from lwmspectro.fileio import atomic_write
 
 from .commands.export import add_also_argument
@@ -122,9 +123,11 @@ def prepare_run_dir(cfg: RunConfig, record: dict, ctx: Context) -> None:
 
 
 def _experts(args, cfg: RunConfig) -> tuple[str, ...]:
-    if not args.experts:
+    if args.experts is None:
         return cfg.experts
     chosen = tuple(e.strip() for e in args.experts.split(",") if e.strip())
+    if not chosen:
+        raise UsageError(f"--experts {args.experts!r} names no expert; give some of {', '.join(cfg.experts)}")
     for expert in chosen:
         labels.check_choice("expert", expert, cfg.experts)
     return chosen
@@ -223,6 +226,9 @@ def main(argv=None) -> int:
             return run_command(args, argv, cfg, ctx)
         finally:
             teardown()
+    except UsageError as err:
+        print(f"lwmspectro-train {args.command}: error: {err}", file=sys.stderr)
+        return 2
     except (ValueError, OSError, FloatingPointError) as err:
         print(f"lwmspectro-train {args.command}: error: {err}", file=sys.stderr)
         return 1

@@ -151,6 +151,10 @@ class RunConfig(ConfigBase):
 
     def __post_init__(self):
         labels.check_choice("normalisation", self.normalisation, NORMALISATIONS)
+        if isinstance(self.experts, str):  # "wifi,lte", as `--set experts=wifi,lte` writes it
+            object.__setattr__(self, "experts", tuple(e.strip() for e in self.experts.split(",") if e.strip()))
+        if not self.experts:
+            raise ValueError("experts: none named; list one or more of " + ", ".join(labels.PROTOCOLS))
         for expert in self.experts:
             labels.check_choice("expert", expert, labels.PROTOCOLS)
         object.__setattr__(self, "experts", tuple(self.experts))
