@@ -213,3 +213,19 @@ def test_a_set_override_of_the_wrong_type_names_the_key():
     with pytest.raises(ValueError, match=r"stages\.pretrain\.epochs: 'abc' is not an integer"):
         load_config("small", ["stages.pretrain.epochs=abc"])
     assert load_config("small", ["stages.pretrain.epochs=3.0"]).stage("pretrain").epochs == 3
+
+
+def test_a_run_dir_takes_a_new_training_set_until_a_stage_has_written_into_it(tmp_path, toy_train):
+    from lwmspectro_train.cli import prepare_run_dir
+
+    def config(train):
+        return RunConfig.from_dict(tiny_config(tmp_path / "run", train))
+
+    prepare_run_dir(config("/mistyped/path"), {"command": "first"}, Context())  # failed before any stage
+    prepare_run_dir(config(toy_train), {"command": "retried"}, Context())
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["data"]["train"] == str(toy_train)
+    assert len((tmp_path / "run" / "commands.jsonl").read_text().splitlines()) == 2
+    (tmp_path / "run" / "normalisation.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"was started with another data\.train; use a new run_dir"):
+        prepare_run_dir(config("/another/set"), {"command": "third"}, Context())

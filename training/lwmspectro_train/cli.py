@@ -103,12 +103,16 @@ def command_record(command: list[str], ctx: Context) -> dict:
 
 
 def prepare_run_dir(cfg: RunConfig, record: dict, ctx: Context) -> None:
-    """config.json (one architecture per run dir) and commands.jsonl (every command run)."""
+    """config.json (one architecture per run dir, once a stage has written into it) and
+    commands.jsonl (every command run)."""
     if ctx.is_main:
         folder = Path(cfg.run_dir)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "config.json"
-        if path.exists():
+        # A run dir whose commands all failed before any stage wrote a file holds nothing the
+        # config must still describe: it takes this command's (a mistyped data path retried).
+        started = any(p.name not in ("config.json", "commands.jsonl") for p in folder.iterdir())
+        if path.exists() and started:
             try:
                 previous = json.loads(path.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError) as err:
