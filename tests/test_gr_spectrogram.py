@@ -68,6 +68,13 @@ class qa_spectrogram(gr_unittest.TestCase):
         self.assertEqual([tags[i]["window_start"] for i in range(5)], [i * WINDOW for i in range(5)])
         self.assertEqual(block.windows_out, 5)
 
+    def test_a_source_tagging_another_sample_rate_is_warned_about(self):
+        samples = noise(2 * WINDOW, seed=3)
+        _, _, block = self.run_block(samples, [make_tag(0, "rx_rate", pmt.from_double(1e6))], samp_rate=1e6)
+        self.assertIsNone(block.rate_warning)
+        _, _, block = self.run_block(samples, [make_tag(0, "rx_rate", pmt.from_double(2e6))], samp_rate=1e6)
+        self.assertIn("the source tags rx_rate 2e+06 Hz, but this block is set to 1e+06 Hz", block.rate_warning)
+
     def test_overlapping_and_gapped_hops(self):
         samples = noise(4 * WINDOW, seed=1)
         for hop in (700, WINDOW + 333):

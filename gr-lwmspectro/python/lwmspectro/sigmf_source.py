@@ -11,10 +11,9 @@ from gnuradio import gr
 
 from lwmspectro.sigmf_io import RecordingError, SigMFReader
 
-from .common import TAG_RX_FREQ, TAG_RX_TIME, ConfigError, rx_time_pmt
+from .common import TAG_RX_FREQ, TAG_RX_RATE, TAG_RX_TIME, ConfigError, rx_time_pmt
 
 LABEL = "LWM SigMF Source"
-TAG_RX_RATE = "rx_rate"
 
 
 def meta_path_of(path) -> Path:

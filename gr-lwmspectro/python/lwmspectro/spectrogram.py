@@ -55,6 +55,7 @@ from .common import (
     TAG_POWER,
     TAG_ROUTE,
     TAG_RX_FREQ,
+    TAG_RX_RATE,
     TAG_RX_TIME,
     TAG_SKIPPED,
     TAG_TRUTH,
@@ -164,6 +165,7 @@ class spectrogram(gr.basic_block):
         self._time_tags: list[tuple[int, object]] = []
         self._freq_tags: list[tuple[int, object]] = []
         self._truth_tags: list[tuple[int, object]] = []
+        self.rate_warning: str | None = None
 
     @property
     def windows_out(self) -> int:
@@ -239,10 +241,25 @@ class spectrogram(gr.basic_block):
                 key = pmt.symbol_to_string(tag.key)
                 if key in kept:
                     kept[key].append((tag.offset, tag.value))
+                elif key == TAG_RX_RATE and pmt.is_number(tag.value):
+                    self._check_rate(pmt.to_double(tag.value))
             self._tags_upto = end
         for tags in kept.values():
             while len(tags) > 1 and tags[1][0] <= self.framer.next_start:
                 del tags[0]
+
+    def _check_rate(self, tagged: float) -> None:
+        """Warn, once per rate, when the source tags a sample rate other than the block's: every
+        view then reads the samples at the wrong rate, and the readouts are confidently wrong."""
+        if abs(tagged - self.samp_rate) <= 1e-6 * self.samp_rate:
+            return
+        warning = (
+            f"{LABEL}: the source tags rx_rate {tagged:g} Hz, but this block is set to {self.samp_rate:g} Hz; "
+            "the readouts assume the block's rate: set it to the source's"
+        )
+        if warning != self.rate_warning:
+            self.rate_warning = warning
+            self.logger.warn(warning)
 
     @staticmethod
     def _in_force(tags, offset):
