@@ -689,6 +689,7 @@ TRAIN_CASES = [
     Case("train-set-workers-negative", train_command("pretrain --config small --set loader.workers=-1"), None, 2, r"loader\.workers: -1 is out of range; valid: 0 to 256"),
     Case("train-set-experts-unknown", train_command("pretrain --config small --set experts=wifi,gsm"), None, 2, r"unknown expert 'gsm'; valid choices: wifi, lte, nr"),
     Case("train-set-experts-none", train_command("pretrain --config small --set experts=[]"), None, 2, r"experts: none named; list one or more of wifi, lte, nr"),
+    Case("train-config-is-folder", train_command("pretrain --config {tmp}"), None, 2, r"config file .* is a folder; give a \.json file or a config name"),
     Case("train-experts-empty", train_command("pretrain --config small --experts ''"), None, 2, r"--experts '' names no expert; give some of wifi, lte, nr"),
     Case("train-resume-junk-checkpoint", train_command(RESUME, training_run(lambda path: path.write_bytes(b"junk\n"))), None, 1, r"checkpoint\.pt: not a readable checkpoint .*delete it"),
 ]

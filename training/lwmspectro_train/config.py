@@ -240,6 +240,8 @@ def read_config(name_or_path: str, package: str = "lwmspectro_train") -> dict:
     """The JSON of a config named in `package`'s configs folder, or of a .json path."""
     path = Path(name_or_path)
     if path.suffix == ".json" or path.exists():
+        if path.is_dir():
+            raise ValueError(f"config file {path} is a folder; give a .json file or a config name")
         if not path.is_file():
             raise FileNotFoundError(f"config file {path} does not exist")
         text = path.read_text()
