@@ -134,14 +134,6 @@ def non_negative_float(text: str) -> float:
     return value
 
 
-def fraction(text: str) -> float:
-    """argparse type: a share above 0 and at most 1."""
-    value = finite_float(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a fraction above 0 and at most 1")
-    return value
-
-
 def thread_count(text: str) -> int:
     """argparse type: a number of threads from 1 to the cores this process may run on (thousands of
     threads crash ONNX Runtime; more threads than cores only slow it down)."""
