@@ -112,14 +112,15 @@ def prepare_run_dir(cfg: RunConfig, record: dict, ctx: Context) -> None:
         # A run dir whose commands all failed before any stage wrote a file holds nothing the
         # config must still describe: it takes this command's (a mistyped data path retried).
         started = any(p.name not in ("config.json", "commands.jsonl") for p in folder.iterdir())
-        if path.exists() and started:
+        if path.exists():
             try:
                 previous = json.loads(path.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError) as err:
                 raise ValueError(
                     f"{path}: not valid JSON ({err}); restore it, or delete it to adopt this command's config"
                 ) from None
-            check_compatible(previous, cfg.to_dict(), str(folder))
+            if started:
+                check_compatible(previous, cfg.to_dict(), str(folder))
         atomic_write(path, json.dumps(cfg.to_dict(), indent=2) + "\n")
         with open(folder / "commands.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
