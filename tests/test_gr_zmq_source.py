@@ -163,8 +163,19 @@ class qa_zmq_source(gr_unittest.TestCase):
     def test_bad_parameters_name_the_block_and_the_fix(self):
         with self.assertRaisesRegex(ConfigError, r"LWM ZMQ Source: cannot connect to 'nowhere' .*tcp://127.0.0.1:5555"):
             lwm_blocks.zmq_source("nowhere")
-        with self.assertRaisesRegex(ConfigError, r"LWM ZMQ Source: queue of 0 samples; give at least 1"):
-            lwm_blocks.zmq_source(self.publisher.endpoint, queue_samples=0)
+        endpoint = self.publisher.endpoint
+        with self.assertRaisesRegex(ConfigError, r"LWM ZMQ Source: queue size \(samples\) 0; give at least 1"):
+            lwm_blocks.zmq_source(endpoint, queue_samples=0)
+        for options, message in (
+            ({"queue_samples": "abc"}, r"queue size \(samples\) 'abc' is not a whole number"),
+            ({"hwm": 2.5}, r"high-water mark \(messages\) 2.5 is not a whole number"),
+            ({"timeout_ms": float("nan")}, r"timeout \(ms\) nan is not a whole number"),
+            ({"timeout_ms": -1}, r"timeout \(ms\) -1; give at least 0"),
+        ):
+            with self.assertRaisesRegex(ConfigError, f"LWM ZMQ Source: {message}"):
+                lwm_blocks.zmq_source(endpoint, **options)
+        with self.assertRaisesRegex(ConfigError, r"LWM ZMQ Source: address 5557 is not an endpoint"):
+            lwm_blocks.zmq_source(5557)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,17 @@ class ConfigError(ValueError):
     """A block parameter that cannot work; the message names the block, the value and the fix."""
 
 
+def whole_number(value: Any, least: int, block_label: str, what: str) -> int:
+    """`value` as an int of at least `least`, or a ConfigError naming the block, the setting and
+    the value (text, a fraction or a boolean typed into a GRC field included)."""
+    numeric = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+    if not numeric or not np.isfinite(value) or value != int(value):
+        raise ConfigError(f"{block_label}: {what} {value!r} is not a whole number")
+    if int(value) < least:
+        raise ConfigError(f"{block_label}: {what} {value!r}; give at least {least}")
+    return int(value)
+
+
 def to_pmt(value):
     """pmt.to_pmt for plain Python values, after turning numpy scalars and arrays into them."""
     if isinstance(value, dict):

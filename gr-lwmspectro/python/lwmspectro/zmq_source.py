@@ -19,7 +19,7 @@ import pmt
 import zmq
 from gnuradio import gr
 
-from .common import DROPS_PORT, ConfigError, to_pmt
+from .common import DROPS_PORT, ConfigError, to_pmt, whole_number
 
 LABEL = "LWM ZMQ Source"
 SAMPLE_BYTES = np.dtype(np.complex64).itemsize
@@ -46,18 +46,14 @@ class zmq_source(gr.sync_block):
     """
 
     def __init__(self, address: str, queue_samples: int = 1 << 22, hwm: int = 4, timeout_ms: int = 100):
-        if int(queue_samples) < 1:
-            raise ConfigError(f"{LABEL}: queue of {queue_samples} samples; give at least 1 (default {1 << 22})")
-        if int(hwm) < 1:
-            raise ConfigError(f"{LABEL}: high-water mark {hwm}; give at least 1 message")
-        if int(timeout_ms) < 0:
-            raise ConfigError(f"{LABEL}: timeout {timeout_ms} ms is negative; give 0 or more milliseconds")
+        if not isinstance(address, str) or not address:
+            raise ConfigError(f"{LABEL}: address {address!r} is not an endpoint; give one such as tcp://127.0.0.1:5555")
+        self.queue_samples = whole_number(queue_samples, 1, LABEL, "queue size (samples)")
+        self.hwm = whole_number(hwm, 1, LABEL, "high-water mark (messages)")
+        self.timeout_s = whole_number(timeout_ms, 0, LABEL, "timeout (ms)") / 1e3
         gr.sync_block.__init__(self, name="lwm_zmq_source", in_sig=None, out_sig=[np.complex64])
         self.message_port_register_out(pmt.intern(DROPS_PORT))
         self.address = address
-        self.queue_samples = int(queue_samples)
-        self.hwm = int(hwm)
-        self.timeout_s = int(timeout_ms) / 1e3
         self._queue: collections.deque[np.ndarray] = collections.deque()
         self._queued = 0
         self._head = 0  # samples of the queue's first message already streamed
