@@ -84,12 +84,17 @@ class UsageError(Exception):
     """An option value a command refuses once it has parsed them all: exits with EXIT_USAGE, as argparse does."""
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1."""
+def integer(text: str) -> int:
+    """argparse type: an integer."""
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    value = integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
     return value
@@ -97,10 +102,7 @@ def positive_int(text: str) -> int:
 
 def non_negative_int(text: str) -> int:
     """argparse type: an integer of at least 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    value = integer(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} is negative")
     return value
