@@ -197,6 +197,8 @@ class qa_spectrogram(gr_unittest.TestCase):
                 lwm_blocks.spectrogram(BUNDLE, rate)
         with self.assertRaisesRegex(ConfigError, r"LWM Spectrogram: hop 1.5 is not a whole number"):
             lwm_blocks.spectrogram(BUNDLE, 1e6, 1.5)
+        with self.assertRaisesRegex(ConfigError, r"LWM Spectrogram: hop nan is not a whole number"):
+            lwm_blocks.spectrogram(BUNDLE, 1e6, float("nan"))
         # A hop the scheduler would have to buffer whole: 2**31 - 1 failed to cast, 10**9 to allocate.
         with self.assertRaisesRegex(ConfigError, r"LWM Spectrogram: hop 2147483647 is more than 1 s of samples"):
             lwm_blocks.spectrogram(BUNDLE, 1e6, 2**31 - 1)

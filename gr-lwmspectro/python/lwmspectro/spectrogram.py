@@ -69,6 +69,7 @@ from .common import (
     load_runtime,
     resolve_views,
     rx_time_pmt,
+    whole_number,
 )
 
 MAX_HOP_S = 1.0
@@ -130,14 +131,12 @@ class spectrogram(gr.basic_block):
         except ValueError as err:
             raise ConfigError(f"{LABEL}: {err}") from err
         self.span = self.framer.span
-        if isinstance(hop, bool) or not isinstance(hop, (int, float, np.integer)) or hop != int(hop):
-            raise ConfigError(f"{LABEL}: hop {hop!r} is not a whole number of source samples")
-        hop = int(hop)
-        if hop < 0:
+        if isinstance(hop, (int, float, np.integer, np.floating)) and not isinstance(hop, bool) and hop < 0:
             raise ConfigError(
                 f"{LABEL}: hop {hop} is negative; give source samples between window "
                 f"starts, or 0 for back-to-back windows of {self.span}"
             )
+        hop = whole_number(hop, 0, LABEL, "hop")
         # The scheduler's buffer must hold a hop's samples at once (set_relative_rate below).
         longest = max(self.span, int(self.samp_rate * MAX_HOP_S))
         if hop > longest:
