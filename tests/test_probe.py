@@ -188,3 +188,17 @@ def test_an_other_signal_is_drawn_inside_the_band_limited_captures_passband():
         edge = settings["passband_fraction"] * rate / 2
         assert rate == probe.BAND_LIMITED_RATE_HZ and settings["offset_hz"] == 0.0
         assert abs(row["phy"]["offset_hz"]) + row["occupied_bw_hz"] / 2 <= edge
+
+
+def test_worker_processes_fill_a_cache_of_some_views_as_one_process_does(tmp_path):
+    chosen = [view for view in probe.probe_views() if view.name == "cp_profile"]
+    n_samples = probe.DEFAULT_PARAMS.window_samples * 2
+    caches = {}
+    for workers in (1, 2):
+        cache = probe.ProbeCache(tmp_path / str(workers), 0, chosen, n_samples, probe.DEFAULT_PARAMS)
+        cache.fill({"train": 1, "heldout": 1}, progress=False, workers=workers)
+        caches[workers] = [cache.load(split, 1) for split in ("train", "heldout")]
+    for (rows_one, features_one), (rows_two, features_two) in zip(caches[1], caches[2]):
+        assert rows_one == rows_two
+        assert list(features_two) == ["cp_profile"]
+        np.testing.assert_array_equal(features_one["cp_profile"], features_two["cp_profile"])

@@ -498,11 +498,12 @@ class ProbeCache:
 
 
 def _fill_chunk_job(job: tuple) -> int:
-    """One chunk in a worker process, under the parent's cache names: the views are rebuilt
-    there (they hold closures, which do not pickle)."""
+    """One chunk in a worker process, under the parent's cache names: the parent's views are
+    rebuilt there (they hold closures, which do not pickle)."""
     folder, digests, seed, params_dict, n_samples, split, chunk, n_examples = job
     params = SpectrogramParams.from_dict(params_dict)
-    cache = ProbeCache(folder.parent, seed, probe_views(params), n_samples, params)
+    views = [view for view in probe_views(params) if view.name in digests]
+    cache = ProbeCache(folder.parent, seed, views, n_samples, params)
     cache.folder, cache.digests = folder, digests
     return cache.fill_chunk(split, chunk, n_examples)
 
