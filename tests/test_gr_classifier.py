@@ -243,10 +243,16 @@ class qa_classifier(gr_unittest.TestCase):
             lwm_blocks.classifier(RUNTIME, max_rate=float("nan"))
         with self.assertRaisesRegex(ConfigError, r"LWM Classifier: embedding size -1"):
             lwm_blocks.classifier(RUNTIME, embedding_dim=-1)
-        with self.assertRaisesRegex(ConfigError, r"LWM Classifier: one in N = 0"):
+        with self.assertRaisesRegex(ConfigError, r"LWM Classifier: one in N 0; give at least 1"):
             lwm_blocks.classifier(RUNTIME, one_in_n=0)
-        with self.assertRaisesRegex(ConfigError, r"LWM Classifier: queue size 0"):
+        with self.assertRaisesRegex(ConfigError, r"LWM Classifier: one in N 2.5 is not a whole number"):
+            lwm_blocks.classifier(RUNTIME, one_in_n=2.5)
+        with self.assertRaisesRegex(ConfigError, r"LWM Classifier: queue size 0; give at least 1"):
             lwm_blocks.classifier(RUNTIME, queue_size=0)
+        with self.assertRaisesRegex(ConfigError, r"LWM Classifier: queue size '8' is not a whole number"):
+            lwm_blocks.classifier(RUNTIME, queue_size="8")
+        with self.assertRaisesRegex(ConfigError, r"LWM Classifier: max rate '20'; give readouts per second"):
+            lwm_blocks.classifier(RUNTIME, max_rate="20")
         with self.assertRaisesRegex(ConfigError, r"LWM Classifier: uncertain threshold nan for protocol"):
             lwm_blocks.classifier(RUNTIME, uncertain_below=float("nan"))
         with self.assertRaisesRegex(ConfigError, r"LWM Classifier: uncertain threshold for unknown 'snr'"):

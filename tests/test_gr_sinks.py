@@ -271,8 +271,8 @@ class qa_sigmf_annotator(gr_unittest.TestCase):
         meta_path = self.make_recording("refused")
         cases = [
             ("", {}, r"no recording given"),
-            (str(meta_path), {"flush_seconds": float("nan")}, r"flush interval nan s; give 0 or more"),
-            (str(meta_path), {"flush_seconds": "5"}, r"flush interval '5' is not a number"),
+            (str(meta_path), {"flush_seconds": float("nan")}, r"flush interval nan; give 0 or more seconds"),
+            (str(meta_path), {"flush_seconds": "5"}, r"flush interval '5'; give 0 or more seconds"),
         ]
         for path, options, message in cases:
             with self.assertRaisesRegex(ConfigError, f"LWM SigMF Annotator: {message}"):

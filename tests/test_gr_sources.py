@@ -126,8 +126,12 @@ class qa_synthetic_source(gr_unittest.TestCase):
         with self.assertRaisesRegex(ConfigError, r"LWM Synthetic Source: emission length 0 s: give a number"):
             lwm_blocks.synthetic_source(emission_s=0)
         # Refused before the observations are generated and cached, not after.
-        with self.assertRaisesRegex(ConfigError, r"LWM Synthetic Source: seed -1 is not a non-negative integer"):
+        with self.assertRaisesRegex(ConfigError, r"LWM Synthetic Source: seed -1; give at least 0"):
             lwm_blocks.synthetic_source(seed=-1)
+        with self.assertRaisesRegex(ConfigError, r"observations \(0: endless\) 1.5 is not a whole"):
+            lwm_blocks.synthetic_source(observations=1.5)
+        with self.assertRaisesRegex(ConfigError, r"LWM Synthetic Source: loop emissions 0; give at least 1"):
+            lwm_blocks.synthetic_source(loop_emissions=0)
 
 
 if __name__ == "__main__":

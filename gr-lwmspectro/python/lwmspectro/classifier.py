@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import math
 import queue
 import threading
 import time
@@ -73,10 +72,12 @@ from .common import (
     BlockViews,
     ConfigError,
     describe_views,
+    finite_number,
     load_runtime,
     readout_to_pmt,
     resolve_views,
     rx_time_to_seconds,
+    whole_number,
 )
 
 LABEL = "LWM Classifier"
@@ -168,25 +169,21 @@ class classifier(gr.basic_block):
         self._model_views = [
             (int(offsets[self.views.index(v)]), shapes[self.views.index(v)]) for v in self.runtime.views
         ]
-        if isinstance(max_rate, bool) or not isinstance(max_rate, (int, float)) or not 0 <= max_rate < math.inf:
-            raise ConfigError(f"{LABEL}: max rate {max_rate!r}; give readouts per second, or 0 for no cap")
-        if isinstance(embedding_dim, bool) or not isinstance(embedding_dim, (int, np.integer)) or embedding_dim < 0:
-            raise ConfigError(f"{LABEL}: embedding size {embedding_dim!r}; give the bundle's size, or 0")
-        if int(one_in_n) < 1:
-            raise ConfigError(f"{LABEL}: one in N = {one_in_n}; give 1 to classify every window, or more")
-        if int(queue_size) < 1:
-            raise ConfigError(f"{LABEL}: queue size {queue_size}; give at least 1 window")
+        max_rate = finite_number(max_rate, LABEL, "max rate", "give readouts per second, or 0 for no cap")
+        embedding_dim = whole_number(embedding_dim, 0, LABEL, "embedding size")
+        one_in_n = whole_number(one_in_n, 1, LABEL, "one in N")
+        queue_size = whole_number(queue_size, 1, LABEL, "queue size")
         try:
             self.uncertain_below = uncertain_thresholds(uncertain_below)
         except ValueError as err:
             raise ConfigError(f"{LABEL}: {err}") from err
         self.tracker = self._tracker(track_seconds, samp_rate, track_power_jump_db)
         self.samp_rate = float(samp_rate)
-        self.max_rate = float(max_rate)
-        self.one_in_n = int(one_in_n)
+        self.max_rate = max_rate
+        self.one_in_n = one_in_n
         self.embedding_output = bool(embedding_output)
         self.embedding_dim = self.runtime.embedding_dim
-        if self.embedding_output and embedding_dim and int(embedding_dim) != self.embedding_dim:
+        if self.embedding_output and embedding_dim and embedding_dim != self.embedding_dim:
             raise ConfigError(
                 f"{LABEL}: embedding size {embedding_dim} does not match the bundle's "
                 f"{self.embedding_dim}; set the embedding size to {self.embedding_dim} (or 0)"
@@ -198,7 +195,7 @@ class classifier(gr.basic_block):
         self.message_port_register_in(pmt.intern(DROPS_PORT))
         self.set_msg_handler(pmt.intern(DROPS_PORT), self._source_drops)
         self.drop_when_full = bool(drop_when_full)
-        self._queue: queue.Queue = queue.Queue(maxsize=int(queue_size))
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._lock = threading.Condition()
         self._pending = 0
         self._embeddings: collections.deque = collections.deque()

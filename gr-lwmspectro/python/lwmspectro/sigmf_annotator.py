@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
 from typing import Any
@@ -23,7 +22,7 @@ from lwmspectro.fileio import atomic_write
 from lwmspectro.readout import TRACKED_FIELDS, mobility_text
 from lwmspectro.sigmf_io import RecordingError, SigMFReader, load_metadata
 
-from .common import BlockBundle, ConfigError, ReadoutSink, load_bundle
+from .common import BlockBundle, ConfigError, ReadoutSink, finite_number, load_bundle
 from .sigmf_source import meta_path_of
 
 LABEL = "LWM SigMF Annotator"
@@ -163,16 +162,12 @@ class sigmf_annotator(ReadoutSink):
                 f"{LABEL}: the folder of {self.path} is not writable, so its annotations could not be "
                 "written; copy the recording into a folder this user may write to"
             )
-        if isinstance(flush_seconds, bool) or not isinstance(flush_seconds, (int, float)):
-            raise ConfigError(f"{LABEL}: flush interval {flush_seconds!r} is not a number of seconds")
-        if not 0 <= flush_seconds < math.inf:
-            raise ConfigError(f"{LABEL}: flush interval {flush_seconds} s; give 0 or more seconds")
+        self.flush_seconds = finite_number(flush_seconds, LABEL, "flush interval", "give 0 or more seconds")
         rate = self.meta["global"]["core:sample_rate"]
         loaded = load_bundle(bundle, LABEL)
         self.model = loaded.name
         self.sample_rate = float(rate)
         self.sample_count = view_registry.observation_span(loaded.views, self.sample_rate)
-        self.flush_seconds = float(flush_seconds)
         self.captures = sorted(
             (int(c.get("core:sample_start", 0)), float(c.get("core:frequency", 0.0)))
             for c in self.meta.get("captures", [])

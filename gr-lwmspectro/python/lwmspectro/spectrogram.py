@@ -36,7 +36,6 @@ window is computed, however long that takes.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 
@@ -65,6 +64,7 @@ from .common import (
     ConfigError,
     describe_views,
     estimates_to_pmt,
+    finite_number,
     load_bundle,
     load_runtime,
     resolve_views,
@@ -121,11 +121,9 @@ class spectrogram(gr.basic_block):
         self.bundle = load_bundle(bundle, LABEL) if runtime is None else runtime.bundle
         self.params = self.bundle.params
         self.views = resolve_views(views, self.bundle, LABEL)
-        if isinstance(samp_rate, bool) or not isinstance(samp_rate, (int, float)) or not 0 < samp_rate < math.inf:
-            raise ConfigError(
-                f"{LABEL}: sample rate {samp_rate!r} is not a positive number of Hz; set it to the source's sample rate"
-            )
-        self.samp_rate = float(samp_rate)
+        self.samp_rate = finite_number(
+            samp_rate, LABEL, "sample rate", "set it to the source's sample rate in Hz", positive=True
+        )
         try:
             self.framer = ObservationFramer(self.views, self.samp_rate)
         except ValueError as err:

@@ -31,7 +31,7 @@ from gnuradio import gr
 
 from lwmspectro.synth import DEFAULT_EMISSION_S
 
-from .common import TAG_TRUTH, ConfigError, to_pmt
+from .common import TAG_TRUTH, ConfigError, to_pmt, whole_number
 
 LABEL = "LWM Synthetic Source"
 LOOP_EMISSIONS = 3
@@ -244,12 +244,9 @@ class synthetic_source(gr.sync_block):
     ):
         from lwmspectro.synth import SyntheticStream
 
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ConfigError(f"{LABEL}: seed {seed!r} is not a non-negative integer")
-        if int(observations) < 0:
-            raise ConfigError(f"{LABEL}: observations {observations} is negative; give 0 (endless) or a count")
-        if int(loop_emissions) < 1:
-            raise ConfigError(f"{LABEL}: loop_emissions {loop_emissions} must be at least 1")
+        seed = whole_number(seed, 0, LABEL, "seed")
+        observations = whole_number(observations, 0, LABEL, "observations (0: endless)")
+        loop_emissions = whole_number(loop_emissions, 1, LABEL, "loop emissions")
         try:
             self.stream = SyntheticStream(
                 protocol=_choice(protocol),
@@ -257,7 +254,7 @@ class synthetic_source(gr.sync_block):
                 snr_db=snr_db,
                 mobility=_choice(mobility),
                 cycle=bool(cycle),
-                seed=int(seed),
+                seed=seed,
                 emission_s=emission_s,
             )
         except ValueError as err:
@@ -269,12 +266,12 @@ class synthetic_source(gr.sync_block):
         self.emission_observations = self.stream.emission_observations
         self.emission_seconds = self.emission_observations * self.observation_samples / self.samp_rate
         """The emission length as played: whole observations."""
-        self.limit = int(observations)
-        loop_size = int(loop_emissions) * self.emission_observations
+        self.limit = observations
+        loop_size = loop_emissions * self.emission_observations
         if self.limit:
             loop_size = min(loop_size, self.limit)
         self._loop, self._truths = load_loop(self.stream, loop_size)
-        self.stream.index = int(loop_emissions)  # the worker goes on after the loop's emissions
+        self.stream.index = loop_emissions  # the worker goes on after the loop's emissions
         self.realtime = bool(realtime)
         self.refresh = bool(refresh) and (self.limit == 0 or self.limit > loop_size)
         self._fresh: FreshEmissions | None = None
