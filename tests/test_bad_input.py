@@ -554,6 +554,7 @@ GENERATE_CASES = [
     Case("iq-seconds-zero", "iq --protocol lte --seconds 0 --out {tmp}/rec", None, 2, r"--seconds 0: the length must be a positive number of seconds"),
     Case("iq-seconds-negative", "iq --protocol lte --seconds -1 --out {tmp}/rec", None, 2, r"--seconds -1: the length must be a positive"),
     Case("iq-seconds-nan", "iq --protocol lte --seconds nan --out {tmp}/rec", None, 2, r"--seconds nan: the length must be a positive"),
+    Case("iq-seconds-under-a-sample", "iq --protocol lte --seconds 1e-9 --out {tmp}/rec", None, 2, r"--seconds 1e-09: shorter than one sample at 30.72 MS/s"),
     Case("iq-speed-absurd", "iq --protocol lte --speed 1e9 --out {tmp}/rec", None, 2, r"--speed 1e\+09: out of range; valid: 0 to 500 km/h"),
     Case("iq-speed-negative", "iq --protocol wifi --speed -3 --out {tmp}/rec", None, 2, r"--speed -3: out of range"),
     Case("iq-speed-while-static", "iq --protocol lte --mobility static --speed 40 --channel TDL-A --out {tmp}/rec", None, 2, r"--speed 40 km/h at .* GHz is a Doppler of .* not static"),

@@ -97,15 +97,21 @@ def check_options(args) -> None:
 
 
 def check_seconds(seconds: float | None) -> None:
-    """Refuse a length that is not positive, or longer than one call may write (before allocating)."""
+    """Refuse a length that is not positive, shorter than one sample, or longer than one call may
+    write (before allocating)."""
     import math
 
     from ..cli import UsageError
+    from ..spectrogram import DEFAULT_PARAMS
 
     if seconds is None:
         return
     if not math.isfinite(seconds) or seconds <= 0:
         raise UsageError(f"--seconds {seconds:g}: the length must be a positive number of seconds")
+    if round(seconds * DEFAULT_PARAMS.sample_rate_hz) < 1:
+        raise UsageError(
+            f"--seconds {seconds:g}: shorter than one sample at {DEFAULT_PARAMS.sample_rate_hz / 1e6:g} MS/s"
+        )
     if seconds > MAX_SECONDS:
         raise UsageError(
             f"--seconds {seconds:g}: at most {MAX_SECONDS:g} s per recording (it is held in memory); "
