@@ -75,6 +75,16 @@ class qa_spectrogram(gr_unittest.TestCase):
         _, _, block = self.run_block(samples, [make_tag(0, "rx_rate", pmt.from_double(2e6))], samp_rate=1e6)
         self.assertIn("the source tags rx_rate 2e+06 Hz, but this block is set to 1e+06 Hz", block.rate_warning)
 
+    def test_a_stream_shorter_than_one_window_is_warned_about(self):
+        vectors, _, block = self.run_block(noise(WINDOW - 1, seed=4), samp_rate=1e6)
+        self.assertEqual(len(vectors), 0)
+        self.assertIn(
+            f"no window was formed: the stream ended or was stopped before the first window's {WINDOW} ",
+            block.short_stream_warning,
+        )
+        _, _, block = self.run_block(noise(WINDOW, seed=4), samp_rate=1e6)
+        self.assertIsNone(block.short_stream_warning)
+
     def test_overlapping_and_gapped_hops(self):
         samples = noise(4 * WINDOW, seed=1)
         for hop in (700, WINDOW + 333):

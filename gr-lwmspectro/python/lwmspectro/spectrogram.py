@@ -163,6 +163,7 @@ class spectrogram(gr.basic_block):
         self._freq_tags: list[tuple[int, object]] = []
         self._truth_tags: list[tuple[int, object]] = []
         self.rate_warning: str | None = None
+        self.short_stream_warning: str | None = None
 
     @property
     def windows_out(self) -> int:
@@ -183,6 +184,18 @@ class spectrogram(gr.basic_block):
     def start(self):
         if self.bandwidth_warning:
             self.logger.warn(self.bandwidth_warning)
+        return True
+
+    def stop(self):
+        """Say so when the stream ended before one whole window: the scheduler never hands such a
+        stream to the block, and the flowgraph would end without a readout or a word."""
+        if not self.windows_out and not self.windows_skipped:
+            needed = self.framer.end_needed(self.framer.next_start)
+            self.short_stream_warning = (
+                f"{LABEL}: no window was formed: the stream ended or was stopped before the first window's "
+                f"{needed} samples ({1e3 * needed / self.samp_rate:g} ms at {self.samp_rate / 1e6:g} MS/s) arrived"
+            )
+            self.logger.warn(self.short_stream_warning)
         return True
 
     @property
