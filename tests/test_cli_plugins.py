@@ -239,3 +239,9 @@ def test_a_closed_stdout_ends_quietly(monkeypatch, capsys):
     monkeypatch.setattr("lwmspectro.commands.scenarios.run", run)
     assert cli.main(["scenarios", "list"]) == cli.EXIT_BROKEN_PIPE
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("value", ["-5", "-2.5", "-.5", "-1e1", "-2.5E-1"])
+def test_a_negative_number_is_a_value_in_every_notation(value):
+    args = cli.build_parser().parse_args(["score", "recordings", "--min-snr", value])
+    assert args.min_snr == float(value)

@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import pkgutil
+import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -243,6 +244,10 @@ def readout_tracker(args: argparse.Namespace, runtime: Runtime) -> Tracker | Non
     return Tracker.for_runtime(runtime, args.track, power_jump_db=args.track_reset_db)
 
 
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$", re.IGNORECASE)
+"""A negative number as a command line writes it, exponent included."""
+
+
 class LazyCommandParser(argparse.ArgumentParser):
     """A subcommand's parser that imports its module and adds its arguments on first use."""
 
@@ -250,6 +255,10 @@ class LazyCommandParser(argparse.ArgumentParser):
         self, *args, load: Callable[[], ModuleType] | None = None, run_key: str = "run_command", **kwargs
     ) -> None:
         super().__init__(*args, **kwargs)
+        # argparse's own pattern for a negative number has no exponent, so `--min-snr -1e1` was
+        # taken for an option and refused with "expected one argument"; no option here looks
+        # like a number, so every negative number is a value.
+        self._negative_number_matcher = NEGATIVE_NUMBER
         self._load = load
         self._run_key = run_key
         add_common_options(self, argparse.SUPPRESS)
