@@ -41,6 +41,19 @@ def atomic_write(path: str | os.PathLike[str], content: Content) -> Path:
     return path
 
 
+def unwritable_reason(path: str | os.PathLike[str]) -> str | None:
+    """Why `atomic_write` could not write a file at `path`, or None: checked before a long
+    computation whose result it is to hold, so that a mistyped path costs nothing."""
+    path = Path(path)
+    if path.is_dir():
+        return f"{path} is a folder; name a file in it"
+    if not path.parent.is_dir():
+        return f"its folder {path.parent} does not exist; create it or write elsewhere"
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return f"its folder {path.parent} is not writable; write elsewhere"
+    return None
+
+
 def file_sha256(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str:
     """The sha256 hex digest of the file at `path`, read in chunks so that a large file costs no memory."""
     digest = hashlib.sha256()

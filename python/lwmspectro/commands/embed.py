@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 from ..cli import UsageError, thread_count
 
@@ -35,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..fileio import atomic_write
+    from ..fileio import atomic_write, unwritable_reason
     from ..lwm_channels import scenario_channels
     from ..lwm_embed import ChannelEmbedder, LwmBundle, read_channels
 
@@ -45,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--folder names where --scenario is; it takes no .npy")
     if not args.out.endswith(".npz"):
         raise UsageError(f"--out {args.out}: the embeddings are written as one .npz; name it NAME.npz")
-    if not Path(args.out).parent.is_dir():
-        raise UsageError(f"--out {args.out}: the folder {Path(args.out).parent} does not exist; create it first")
+    if reason := unwritable_reason(args.out):
+        raise UsageError(f"--out {args.out}: {reason}")
     bundle = LwmBundle.load(args.bundle)
     extra: dict[str, np.ndarray] = {}
     if args.scenario:

@@ -234,13 +234,15 @@ def downstream(args: argparse.Namespace, argv: list[str]) -> int:
     import json
 
     from lwmspectro.cli import UsageError
-    from lwmspectro.fileio import atomic_write, file_sha256
+    from lwmspectro.fileio import atomic_write, file_sha256, unwritable_reason
     from lwmspectro.lwm_embed import LwmBundle
 
     from . import downstream as tasks
 
     if (args.scenario is None) == (args.synthetic is None):
         raise UsageError("give either --scenario NAME or --synthetic USERS")
+    if reason := unwritable_reason(args.out):
+        raise UsageError(f"--out {args.out}: {reason}")
     if args.task == "beam" and args.scenario and not args.mmwave_scenario:
         raise UsageError("beam prediction from a scenario needs --mmwave-scenario, the same site at the mmWave carrier")
     bundle = LwmBundle.load(args.bundle)
