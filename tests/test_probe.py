@@ -202,3 +202,15 @@ def test_worker_processes_fill_a_cache_of_some_views_as_one_process_does(tmp_pat
         assert rows_one == rows_two
         assert list(features_two) == ["cp_profile"]
         np.testing.assert_array_equal(features_one["cp_profile"], features_two["cp_profile"])
+
+
+def test_probes_fitted_on_two_processes_score_as_on_one(quick_run):
+    folder, rows, _text = quick_run
+    views = probe.probe_views()
+    size = probe.SIZES["quick"]
+    cache = probe.ProbeCache(folder / "out" / "cache", 0, views, probe.stream_samples(views), probe.DEFAULT_PARAMS)
+    splits = cache.load("train", size.n_train), cache.load("heldout", size.n_heldout)
+    again = probe.score(views, *splits, seed=0, progress=False, workers=2)
+    assert [(row.task.target, row.capture, row.accuracy) for row in again] == [
+        (row.task.target, row.capture, row.accuracy) for row in rows
+    ]

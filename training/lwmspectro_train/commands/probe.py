@@ -24,7 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the labelled set (default 0)")
     parser.add_argument("--quick", action="store_true", help="a tiny set that runs in seconds (a smoke test)")
     parser.add_argument(
-        "--workers", type=int, default=1, help="processes generating the examples (default 1; the table is the same)"
+        "--workers",
+        type=int,
+        default=1,
+        help="processes generating the examples and fitting the probes (default 1; the table is the same)",
     )
     stored = parser.add_argument_group(
         "stored datasets", "probe views two `lwmspectro generate` folders already hold, generating nothing"
@@ -105,6 +108,7 @@ def _probe_stored(args: argparse.Namespace) -> int:
             args.seed,
             progress=not args.no_progress,
             fit_limit=args.limit,
+            workers=args.workers,
         )
     )
     return 0
