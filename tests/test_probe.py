@@ -214,3 +214,13 @@ def test_probes_fitted_on_two_processes_score_as_on_one(quick_run):
     assert [(row.task.target, row.capture, row.accuracy) for row in again] == [
         (row.task.target, row.capture, row.accuracy) for row in rows
     ]
+
+
+def test_no_held_out_example_repeats_a_fitting_example_but_for_its_site():
+    configs = [probe.split_config(0, split, probe.DEFAULT_PARAMS) for split in probe.SPLITS]
+    specs = [[probe.synth.draw_spec(config, index) for index in range(40)] for config in configs]
+    fitting_seeds = {spec.seed for spec in specs[0]}
+    assert not fitting_seeds & {spec.seed for spec in specs[1]}
+    assert [config.seed for config in configs] != [
+        probe.split_config(1, split, probe.DEFAULT_PARAMS).seed for split in probe.SPLITS
+    ]

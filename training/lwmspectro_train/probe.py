@@ -166,8 +166,8 @@ def code_digest(module: ModuleType) -> str:
 
 @functools.cache
 def generation_digest() -> str:
-    """sha256 of the core sources that decide the examples and of the probe's own draws of their
-    captures (probe_example, captures_of)."""
+    """sha256 of the core sources that decide the examples and of the probe's own draws of them
+    and their captures (split_config, probe_example, captures_of)."""
     import lwmspectro
 
     root = Path(lwmspectro.__file__).parent
@@ -176,7 +176,7 @@ def generation_digest() -> str:
         paths = sorted((root / name).rglob("*.py")) if (root / name).is_dir() else [root / f"{name}.py"]
         for path in paths:
             digest.update(path.read_bytes())
-    for function in (probe_example, captures_of):
+    for function in (split_config, probe_example, captures_of):
         digest.update(inspect.getsource(function).encode())
     return digest.hexdigest()
 
@@ -398,6 +398,16 @@ def captures_of(
     return out
 
 
+def split_config(seed: int, split: str, params: SpectrogramParams) -> synth.GeneratorConfig:
+    """The generator config of one split's examples. Each split draws from a seed of its own: the
+    `index`-th example of a config is a function of (seed, index) alone, so with one seed for both
+    the held-out example i would be the fitting example i again (the same protocol, SNR, bits and
+    noise) but for the site's channel, and a probe could read it from memory."""
+    return synth.GeneratorConfig(
+        seed=seed * len(SPLITS) + list(SPLITS).index(split), scenarios=SPLITS[split], spectrogram=params.to_dict()
+    )
+
+
 def probe_example(
     config: synth.GeneratorConfig, index: int, params: SpectrogramParams, n_samples: int, rng: np.random.Generator
 ) -> tuple[dict[str, tuple[np.ndarray, float, dict]], dict]:
@@ -471,7 +481,7 @@ class ProbeCache:
 
     def fill_chunk(self, split: str, chunk: int, n_examples: int) -> int:
         """Generate one chunk's labels and missing features; returns its example count."""
-        config = synth.GeneratorConfig(seed=self.seed, scenarios=SPLITS[split], spectrogram=self.params.to_dict())
+        config = split_config(self.seed, split, self.params)
         indices = self._indices(chunk, n_examples)
         missing = self._missing(split, chunk)
         rows, features = [], {view.name: [] for view in missing}
