@@ -177,7 +177,7 @@ def test_a_view_the_stored_datasets_lack_is_named(stored_sets, capsys):
 
 
 def test_an_other_signal_is_drawn_inside_the_band_limited_captures_passband():
-    config = probe.synth.GeneratorConfig(seed=0, scenarios=probe.SPLITS["train"])
+    config = probe.split_config(0, "train", probe.DEFAULT_PARAMS)
     others = [i for i in range(400) if probe.synth.draw_spec(config, i).protocol == "other"][:8]
     assert len(others) == 8
     for index in others:

@@ -27,7 +27,7 @@ import multiprocessing
 import shlex
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -291,6 +291,16 @@ def probe_predictions(train_x: np.ndarray, train_y: Sequence, test_x: np.ndarray
             setting = PROBE_SETTINGS[int(np.argmax(scores))]
         model = _probe_model(n_features, *setting, seed).fit(train_x, train_y)
     return model.predict(test_x)
+
+
+def column_predictions(
+    columns: Iterable[tuple[np.ndarray, Sequence, np.ndarray]], seed: int, workers: int
+) -> list[np.ndarray | None]:
+    """probe_predictions of each (fitting x, fitting labels, scored x), on `workers` processes
+    (each fit is seeded alone, so the predictions are the same)."""
+    return Parallel(n_jobs=workers)(
+        delayed(probe_predictions)(fit_x, fit_y, scored_x, seed) for fit_x, fit_y, scored_x in columns
+    )
 
 
 def fit_probe(
@@ -585,7 +595,6 @@ def score(
     """Fit and score a probe per task, capture and view, the columns of a row on `workers`
     processes (each fit is seeded alone, so the table is the same)."""
     out = []
-    parallel = Parallel(n_jobs=workers)
     cells = [(task, name) for task in TASKS for name in CAPTURES]
     for task, name in tqdm(cells, desc="probes", unit="row", disable=not progress, dynamic_ncols=True):
         column = CAPTURES.index(name)
@@ -600,14 +609,17 @@ def score(
             chance = float(counts.max() / len(held_y))
         held_snr = np.array([held_rows[i]["snr_db"] for i in held_keep], dtype=float)
         names = column_names(views)
-        predictions = parallel(
-            delayed(probe_predictions)(
-                joined_features(views, train_features, view_column)[train_keep, column],
-                train_y,
-                joined_features(views, held_features, view_column)[held_keep, column],
-                seed,
-            )
-            for view_column in names
+        predictions = column_predictions(
+            (
+                (
+                    joined_features(views, train_features, view_column)[train_keep, column],
+                    train_y,
+                    joined_features(views, held_features, view_column)[held_keep, column],
+                )
+                for view_column in names
+            ),
+            seed,
+            workers,
         )
         correct = {
             view_column: None if predicted is None else predicted == np.asarray(held_y)
@@ -821,14 +833,17 @@ def probe_datasets(
             + " |",
             "|---" * (2 + len(classes) + len(snrs)) + "|",
         ]
-        predictions = Parallel(n_jobs=workers)(
-            delayed(probe_predictions)(
-                np.concatenate([fit_features[name][fit_keep] for name in column], axis=1),
-                fit_y,
-                np.concatenate([scored_features[name][scored_keep] for name in column], axis=1),
-                seed,
-            )
-            for column in columns
+        predictions = column_predictions(
+            (
+                (
+                    np.concatenate([fit_features[name][fit_keep] for name in column], axis=1),
+                    fit_y,
+                    np.concatenate([scored_features[name][scored_keep] for name in column], axis=1),
+                )
+                for column in columns
+            ),
+            seed,
+            workers,
         )
         for column, predicted in zip(columns, predictions):
             right = np.zeros(len(truth), bool) if predicted is None else predicted == truth

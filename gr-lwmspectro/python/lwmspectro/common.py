@@ -56,7 +56,7 @@ class ConfigError(ValueError):
     """A block parameter that cannot work; the message names the block, the value and the fix."""
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     """Whether `value` is a finite real number (a boolean or text typed into a GRC field is not)."""
     numeric = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
     return numeric and bool(np.isfinite(value))
@@ -65,7 +65,7 @@ def _is_number(value: Any) -> bool:
 def whole_number(value: Any, least: int, block_label: str, what: str) -> int:
     """`value` as an int of at least `least`, or a ConfigError naming the block, the setting and
     the value (text, a fraction or a boolean typed into a GRC field included)."""
-    if not _is_number(value) or value != int(value):
+    if not is_number(value) or value != int(value):
         raise ConfigError(f"{block_label}: {what} {value!r} is not a whole number")
     if int(value) < least:
         raise ConfigError(f"{block_label}: {what} {value!r}; give at least {least}")
@@ -76,7 +76,7 @@ def finite_number(value: Any, block_label: str, what: str, hint: str, *, positiv
     """`value` as a float of at least 0 (above 0 when `positive`), or a ConfigError naming the
     block, the setting and the value and ending with `hint`, what to give (text, NaN, infinity or
     a boolean typed into a GRC field included)."""
-    if not _is_number(value) or value < 0 or (positive and value == 0):
+    if not is_number(value) or value < 0 or (positive and value == 0):
         raise ConfigError(f"{block_label}: {what} {value!r}; {hint}")
     return float(value)
 

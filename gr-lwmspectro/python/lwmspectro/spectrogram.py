@@ -65,6 +65,7 @@ from .common import (
     describe_views,
     estimates_to_pmt,
     finite_number,
+    is_number,
     load_bundle,
     load_runtime,
     resolve_views,
@@ -129,7 +130,7 @@ class spectrogram(gr.basic_block):
         except ValueError as err:
             raise ConfigError(f"{LABEL}: {err}") from err
         self.span = self.framer.span
-        if isinstance(hop, (int, float, np.integer, np.floating)) and not isinstance(hop, bool) and hop < 0:
+        if is_number(hop) and hop < 0:
             raise ConfigError(
                 f"{LABEL}: hop {hop} is negative; give source samples between window "
                 f"starts, or 0 for back-to-back windows of {self.span}"
