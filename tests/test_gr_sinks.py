@@ -271,6 +271,7 @@ class qa_sigmf_annotator(gr_unittest.TestCase):
         meta_path = self.make_recording("refused")
         cases = [
             ("", {}, r"no recording given"),
+            (None, {}, r"no recording given \(None\); give the path of the recording"),
             (str(meta_path), {"flush_seconds": float("nan")}, r"flush interval nan; give 0 or more seconds"),
             (str(meta_path), {"flush_seconds": "5"}, r"flush interval '5'; give 0 or more seconds"),
         ]

@@ -93,6 +93,9 @@ class qa_sigmf_source(gr_unittest.TestCase):
             lwm_blocks.sigmf_source(str(meta_path))
         with self.assertRaisesRegex(ConfigError, r"LWM SigMF Source: no SigMF recording at '.*missing'"):
             lwm_blocks.sigmf_source(str(FOLDER / "missing"))
+        for nothing in ("", None):
+            with self.assertRaisesRegex(ConfigError, r"LWM SigMF Source: no recording given .*a \.sigmf-meta file"):
+                lwm_blocks.sigmf_source(nothing)
 
 
 class qa_synthetic_source(gr_unittest.TestCase):

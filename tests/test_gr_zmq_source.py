@@ -176,6 +176,9 @@ class qa_zmq_source(gr_unittest.TestCase):
                 lwm_blocks.zmq_source(endpoint, **options)
         with self.assertRaisesRegex(ConfigError, r"LWM ZMQ Source: address 5557 is not an endpoint"):
             lwm_blocks.zmq_source(5557)
+        for endpoint in ("tcp://127.0.0.1:99999", "tcp://127.0.0.1:*", "tcp://127.0.0.1"):
+            with self.assertRaisesRegex(ConfigError, r"LWM ZMQ Source: .* has no port from 1 to 65535; give one such"):
+                lwm_blocks.zmq_source(endpoint)
 
 
 if __name__ == "__main__":

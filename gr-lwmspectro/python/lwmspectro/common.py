@@ -81,6 +81,18 @@ def finite_number(value: Any, block_label: str, what: str, hint: str, *, positiv
     return float(value)
 
 
+def zmq_endpoint(address: Any, block_label: str, example: str, *, any_port: bool = False) -> str:
+    """`address` as a ZeroMQ endpoint, or a ConfigError naming the block and suggesting `example`:
+    a non-empty string whose TCP port, if any, is 1-65535 (or `*` where `any_port`, for a bind)."""
+    if not isinstance(address, str) or not address:
+        raise ConfigError(f"{block_label}: address {address!r} is not an endpoint; give one such as {example}")
+    port = address.rpartition(":")[2]
+    wildcard = any_port and port == "*"
+    if address.startswith("tcp://") and not wildcard and (not port.isdigit() or not 0 < int(port) <= 65535):
+        raise ConfigError(f"{block_label}: {address!r} has no port from 1 to 65535; give one such as {example}")
+    return address
+
+
 def to_pmt(value):
     """pmt.to_pmt for plain Python values, after turning numpy scalars and arrays into them."""
     if isinstance(value, dict):

@@ -144,9 +144,7 @@ class sigmf_annotator(ReadoutSink):
     """
 
     def __init__(self, path, bundle: BlockBundle = "", flush_seconds: float = 5.0):
-        if not str(path):
-            raise ConfigError(f"{LABEL}: no recording given; give the path of the recording the receiver reads")
-        self.path = meta_path_of(path)
+        self.path = meta_path_of(path, LABEL, "give the path of the recording the receiver reads")
         if not self.path.exists():
             raise ConfigError(
                 f"{LABEL}: no SigMF metadata at {self.path}; give the path of the recording "

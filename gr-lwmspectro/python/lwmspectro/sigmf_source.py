@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,11 @@ from .common import TAG_RX_FREQ, TAG_RX_RATE, TAG_RX_TIME, ConfigError, rx_time_
 LABEL = "LWM SigMF Source"
 
 
-def meta_path_of(path) -> Path:
-    """`path` as the .sigmf-meta file of a recording (given as base, .sigmf-meta or .sigmf-data)."""
+def meta_path_of(path, block_label: str, hint: str) -> Path:
+    """`path` as the .sigmf-meta file of a recording (given as base, .sigmf-meta or .sigmf-data),
+    or a ConfigError naming the block and ending with `hint` when no path is given."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise ConfigError(f"{block_label}: no recording given ({path!r}); {hint}")
     path = Path(path)
     if path.suffix in (".sigmf-meta", ".sigmf-data"):
         path = path.with_suffix("")
@@ -52,9 +56,7 @@ class sigmf_source(gr.sync_block):
     """
 
     def __init__(self, path, repeat=False):
-        if not str(path):
-            raise ConfigError(f"{LABEL}: no recording given; give the path of a .sigmf-meta file")
-        meta_path = meta_path_of(path)
+        meta_path = meta_path_of(path, LABEL, "give the path of a .sigmf-meta file")
         if not meta_path.exists():
             raise ConfigError(
                 f"{LABEL}: no SigMF recording at {str(path)!r} ({meta_path} is missing); "

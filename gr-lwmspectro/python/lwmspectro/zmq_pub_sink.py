@@ -6,7 +6,7 @@ import zmq
 
 from lwmspectro.readout import to_json
 
-from .common import ConfigError, ReadoutSink
+from .common import ConfigError, ReadoutSink, zmq_endpoint
 
 LABEL = "LWM ZMQ PUB Sink"
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"
@@ -22,12 +22,7 @@ class zmq_pub_sink(ReadoutSink):
 
     def __init__(self, address=DEFAULT_ADDRESS):
         ReadoutSink.__init__(self, "lwm_zmq_pub_sink")
-        if not isinstance(address, str) or not address:
-            raise ConfigError(f"{LABEL}: address {address!r} is not an endpoint; give one such as {DEFAULT_ADDRESS}")
-        port = address.rpartition(":")[2]
-        if address.startswith("tcp://") and port != "*" and (not port.isdigit() or not 0 < int(port) <= 65535):
-            raise ConfigError(f"{LABEL}: {address!r} has no port from 1 to 65535; give one such as {DEFAULT_ADDRESS}")
-        self.address = address
+        self.address = zmq_endpoint(address, LABEL, DEFAULT_ADDRESS, any_port=True)
         self._socket = None
         self._bind()
         self.sent = 0

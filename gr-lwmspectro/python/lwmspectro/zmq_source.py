@@ -19,7 +19,7 @@ import pmt
 import zmq
 from gnuradio import gr
 
-from .common import DROPS_PORT, ConfigError, to_pmt, whole_number
+from .common import DROPS_PORT, ConfigError, to_pmt, whole_number, zmq_endpoint
 
 LABEL = "LWM ZMQ Source"
 SAMPLE_BYTES = np.dtype(np.complex64).itemsize
@@ -46,8 +46,7 @@ class zmq_source(gr.sync_block):
     """
 
     def __init__(self, address: str, queue_samples: int = 1 << 22, hwm: int = 4, timeout_ms: int = 100):
-        if not isinstance(address, str) or not address:
-            raise ConfigError(f"{LABEL}: address {address!r} is not an endpoint; give one such as tcp://127.0.0.1:5555")
+        address = zmq_endpoint(address, LABEL, "tcp://127.0.0.1:5555")
         self.queue_samples = whole_number(queue_samples, 1, LABEL, "queue size (samples)")
         self.hwm = whole_number(hwm, 1, LABEL, "high-water mark (messages)")
         self.timeout_s = whole_number(timeout_ms, 0, LABEL, "timeout (ms)") / 1e3
