@@ -20,6 +20,7 @@ from lwmspectro.views import (
     LOG_SHARE_FLOOR,
     VIEWS,
     CpProfileParams,
+    CpSnrParams,
     OfdmAlignedParams,
     OfdmSyncParams,
     WifiPilotConstellationParams,
@@ -575,6 +576,68 @@ def test_cp_profile_of_noise_is_flat_and_low(rate):
     assert profile.max() < 0.1
 
 
+# --- the SNR views ------------------------------------------------------------------------------
+
+
+def lte_at_in_band_snr(snr_db, shift_hz=0.0, gain=1.0, seed=3):
+    """LTE 10 MHz at its native 15.36 MS/s with white noise at `snr_db` over its occupied band."""
+    wf = phy.generate("lte", bandwidth_hz=10e6, duration_s=0.02, rng=np.random.default_rng(seed))
+    rate, occupied = wf.sample_rate_hz, wf.occupied_bw_hz
+    shifted = wf.iq * np.exp(2j * np.pi * shift_hz / rate * np.arange(len(wf.iq)))
+    noisy = shifted + noise(len(wf.iq), seed, 10 ** (-snr_db / 10) * rate / occupied)
+    return (gain * noisy).astype(np.complex64), rate, occupied
+
+
+@pytest.mark.parametrize("snr_db", [0, 10, 20])
+def test_spectral_levels_read_the_in_band_snr_between_the_band_and_the_guard(snr_db):
+    iq, rate, _ = lte_at_in_band_snr(snr_db)
+    levels = compute_view(VIEWS["spectral_levels"], iq, rate)
+    assert levels.shape == view_shape(VIEWS["spectral_levels"]) == (7, 32)
+    band_over_guard = levels[0, -3] - levels[0, 2]
+    assert band_over_guard == pytest.approx(np.log10(1 + 10 ** (snr_db / 10)), abs=0.15)
+
+
+def test_spectral_levels_do_not_depend_on_where_the_band_sits_nor_on_the_gain():
+    centred = compute_view(VIEWS["spectral_levels"], lte_at_in_band_snr(15)[0], 15.36e6)
+    moved = compute_view(VIEWS["spectral_levels"], lte_at_in_band_snr(15, 2e6, gain=30.0)[0], 15.36e6)
+    guard_and_band = [0, 2, -3, -1]
+    np.testing.assert_allclose(moved[:, guard_and_band], centred[:, guard_and_band], atol=0.06)
+    midway = (centred[0, 0] + centred[0, -1]) / 2
+    assert abs(np.sum(moved[0] > midway) - np.sum(centred[0] > midway)) <= 1
+
+
+def test_spectral_levels_show_the_noise_in_the_gaps_of_wifi_traffic():
+    """A bursty signal at 20 dB over its band: the low time quantiles of its own bins read the
+    gaps' noise, some 20 dB under its bursts; noise alone reads no such spread."""
+    wf = phy.generate("wifi", duration_s=0.02, rng=np.random.default_rng(4))
+    on = np.abs(wf.iq) > 0
+    assert 0.1 < on.mean() < 0.9
+    power = np.mean(np.abs(wf.iq[on]) ** 2)
+    iq = wf.iq + noise(len(wf.iq), 4, power * 10 ** (-20 / 10) * wf.sample_rate_hz / wf.occupied_bw_hz)
+    levels = compute_view(VIEWS["spectral_levels"], iq.astype(np.complex64), wf.sample_rate_hz)
+    bursts_over_gaps = levels[6, -1] - levels[1, -1]
+    assert bursts_over_gaps > 1.5
+    flat = compute_view(VIEWS["spectral_levels"], noise(len(wf.iq), 5), wf.sample_rate_hz)
+    assert flat[6, -1] - flat[1, -1] < 1.0
+    assert np.abs(flat[0]).max() < 0.05
+
+
+@pytest.mark.parametrize("snr_db", [0, 10, 20])
+def test_cp_snr_reads_the_snr_over_the_capture_band_from_the_cp_of_the_numerology_on_the_air(snr_db):
+    iq, rate, occupied = lte_at_in_band_snr(snr_db)
+    snr = compute_view(VIEWS["cp_snr"], iq, rate)
+    assert snr.shape == view_shape(VIEWS["cp_snr"]) == (1, 4)
+    over_capture_band = snr_db / 10 + np.log10(occupied / rate)
+    lte_column = list(VIEWS["cp_snr"].numerologies).index(LTE)
+    assert snr[0, lte_column] == pytest.approx(over_capture_band, abs=0.2)
+    assert snr[0, lte_column] > np.delete(snr[0], lte_column).max() + 0.5
+
+
+def test_cp_snr_of_noise_reads_far_below_0_db():
+    params = VIEWS["cp_snr"]
+    assert compute_view(params, noise(min_source_samples(params, 30.72e6), 6), 30.72e6).max() < -1
+
+
 # --- parameters --------------------------------------------------------------------------------
 
 
@@ -592,6 +655,9 @@ def test_cp_profile_of_noise_is_flat_and_low(rate):
         (lambda: CpProfileParams(n_bins=100), "shorter than n_bins"),
         (lambda: OfdmSyncParams(LTE, sequences="nr_pss"), "not one of lte_pss"),
         (lambda: OfdmSyncParams(LTE, search_subcarriers=1000), "reaches past the FFT"),
+        (lambda: CpSnrParams(span_s=1e-4), "shorter than one period"),
+        (lambda: CpSnrParams(numerologies=()), "non-empty"),
+        (lambda: view_from_dict({"name": "spectral_levels", "params": {"n_levels": 1}}), "n_levels"),
     ],
 )
 def test_inconsistent_parameters_are_refused(make, match):

@@ -25,6 +25,13 @@ live blocks compute them with the same code.
   period, for the router: which numerology, if any, is on the air.
 * ``narrowband``: how far the strongest 1.9 kHz bin of each band stands above the band's median,
   for the router: a carrier too narrow for G's 240 kHz bins to show.
+* ``spectral_levels``: the levels of the capture's spectrum, sorted over frequency, of its
+  time-averaged power and of quantiles of its power over time, relative to its mean, for the
+  SNR: how far the occupied band stands above the noise of a guard band or of the gaps in its
+  traffic, wherever the band sits and however wide it is.
+* ``cp_snr``: the SNR over the capture's band that the CP correlation of each candidate
+  numerology implies (its peak coefficient rho as log10(rho / (1 - rho))), for the SNR where no
+  noise-only band or gap is in view.
 * ``dynamics``: how fast the fading changes over 128 ms (`lwmspectro.dynamics`), for mobility.
 * ``sent_power``: the same rows over the same 128 ms, of what one protocol sends at a fixed
   power (`dynamics.SentPowerParams`; ``dynamics_wifi``, ``dynamics_lte``, ``dynamics_nr``):
@@ -1172,6 +1179,129 @@ def _narrowband(params: NarrowbandParams, capture: Capture) -> ViewOutput:
     return ViewOutput(rows)
 
 
+SPECTRAL_TIME_QUANTILES = (0.02, 0.1, 0.25, 0.5, 0.75, 0.9)
+"""Quantiles over time of each bin's block powers that the spectral_levels view reads beside
+their mean: the low ones the noise in a bursty signal's gaps, the high ones its bursts."""
+SPECTRAL_FLOOR = -10.0
+"""The lowest a spectral_levels value reads (log10 of a power relative to the mean: a bin of
+digital zeros)."""
+
+
+@dataclass(frozen=True)
+class SpectralLevelsParams(ConfigBase):
+    """The levels of the spectrum of `span_s` seconds, for the SNR: Hann-windowed FFTs back to
+    back with bins `bin_hz` wide at the capture's own rate (no resampling: a capture narrower
+    than the analysis rate would gain an empty band, lower than any noise), their powers
+    averaged over blocks of `block_frames` frames. Per bin, the mean power (row 0) and the
+    SPECTRAL_TIME_QUANTILES of its block powers over time (rows 1-6); each row sorted over the
+    bins and read at `n_levels` quantiles from 2 % to 98 % (columns), as log10 of the power
+    relative to the mean power of all bins (at least SPECTRAL_FLOOR; as the aligned views read
+    relative powers).
+
+    Sorting over frequency keeps what the SNR needs and drops where: an occupied band at S + N
+    over a guard band at N reads log10(1 + S / N) between the row's high and low columns,
+    whatever the band's width, offset or the capture's rate; a bursty signal (WiFi's packets, a
+    cell's empty slots) shows the noise of its gaps in the low time quantiles of its own bins."""
+
+    keys_name: ClassVar[str] = "spectral_levels parameters"
+
+    bin_hz: float = bounded(120e3, 1e3, 1e7)
+    block_frames: int = bounded(8, 1, 1 << 12)
+    span_s: float = bounded(0.015, 1e-4, 1.0)
+    n_levels: int = bounded(32, 2, 1 << 12)
+
+    def n_fft(self, sample_rate_hz: float) -> int:
+        """Samples per frame at `sample_rate_hz`: bins of about bin_hz, at least 8 of them."""
+        return max(8, round(sample_rate_hz / self.bin_hz))
+
+    def analysis_samples(self, sample_rate_hz: float) -> int:
+        """Source samples the view reads: span_s, at least one block of frames."""
+        span = int(np.ceil(round(self.span_s * sample_rate_hz, 6)))
+        return max(span, self.n_fft(sample_rate_hz) * self.block_frames)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (1 + len(SPECTRAL_TIME_QUANTILES), self.n_levels)
+
+
+@functools.lru_cache(maxsize=16)
+def _power_window(n_fft: int) -> np.ndarray:
+    """A periodic Hann window scaled so that white noise of power P reads P in every bin: its
+    sidelobes keep a strong band's leakage off the guard band that measures the noise."""
+    window = scipy.signal.get_window("hann", n_fft, fftbins=True)
+    return (window / np.sqrt(np.mean(window**2))).astype(np.float32)
+
+
+def _spectral_levels(params: SpectralLevelsParams, capture: Capture) -> ViewOutput:
+    rate = capture.sample_rate_hz
+    n_fft = params.n_fft(rate)
+    block = n_fft * params.block_frames
+    iq = capture.iq[: params.analysis_samples(rate)]
+    frames = iq[: len(iq) // block * block].reshape(-1, params.block_frames, n_fft)
+    spectra = scipy.fft.fft(frames * _power_window(n_fft), axis=-1)
+    blocks = (spectra.real**2 + spectra.imag**2).mean(axis=1, dtype=np.float64) / n_fft
+    per_bin = np.concatenate([blocks.mean(axis=0)[None], np.quantile(blocks, SPECTRAL_TIME_QUANTILES, axis=0)])
+    reference = float(per_bin[0].mean())
+    if not reference > 0:
+        return ViewOutput(np.full(params.shape, SPECTRAL_FLOOR, np.float32))
+    levels = np.quantile(per_bin, np.linspace(0.02, 0.98, params.n_levels), axis=1).T / reference
+    return ViewOutput(np.log10(np.maximum(levels, 10**SPECTRAL_FLOOR)).astype(np.float32))
+
+
+CP_SNR_RANGE = (-3.0, 5.0)
+"""The log10 SNRs a cp_snr value may read (-30 to 50 dB): a coefficient of 0 or 1 has no finite one."""
+
+
+@dataclass(frozen=True)
+class CpSnrParams(ConfigBase):
+    """The SNR each candidate numerology's CP correlation implies, for the SNR where no band or
+    gap holds noise alone (a cell at full load filling a band-limited capture): the coefficient
+    at the CP of an OFDM signal is SNR / (SNR + 1) over the capture's band, so its peak rho over
+    one period gives log10(rho / (1 - rho)), within CP_SNR_RANGE (one value per numerology; far
+    below 0 for a numerology that is absent). The correlations are those of the cp_profile view
+    of the same numerologies and span, shared with it."""
+
+    keys_name: ClassVar[str] = "cp_snr parameters"
+
+    numerologies: tuple[Numerology, ...] = (WIFI, LTE, NR_30KHZ, NR_60KHZ)
+    span_s: float = bounded(0.005, 1e-5, 0.1)
+
+    def __post_init__(self):
+        if isinstance(self.numerologies, (str, Mapping)) or not self.numerologies:
+            raise ValueError("numerologies: a non-empty list of numerologies is needed")
+        numerologies = tuple(_numerology(n, f"numerologies.{i}") for i, n in enumerate(self.numerologies))
+        object.__setattr__(self, "numerologies", numerologies)
+        for i, numerology in enumerate(numerologies):
+            if self.analysis_samples(numerology) < numerology.group_samples + numerology.n_fft:
+                raise ValueError(
+                    f"span_s ({self.span_s:g} s) is shorter than one period of numerologies.{i} "
+                    f"({(numerology.group_samples + numerology.n_fft) / numerology.sample_rate_hz:g} s)"
+                )
+
+    def analysis_samples(self, numerology: Numerology) -> int:
+        return int(np.ceil(round(self.span_s * numerology.sample_rate_hz, 6)))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (1, len(self.numerologies))
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["numerologies"] = list(values["numerologies"])
+        return values
+
+
+def _cp_snr(params: CpSnrParams, capture: Capture) -> ViewOutput:
+    low, high = CP_SNR_RANGE
+    peaks = np.empty(len(params.numerologies))
+    for i, numerology in enumerate(params.numerologies):
+        length = params.analysis_samples(numerology)
+        peaks[i] = capture.correlator(numerology, length).correlation(length).coefficient.max()
+    with np.errstate(divide="ignore"):
+        snr = np.log10(peaks) - np.log10(np.maximum(1.0 - peaks, 0.0))
+    return ViewOutput(np.clip(np.nan_to_num(snr, nan=low), low, high).astype(np.float32)[None])
+
+
 def _dynamics(params: DynamicsParams | SentPowerParams, capture: Capture) -> ViewOutput:
     return ViewOutput(dynamics(params, capture.iq, capture.sample_rate_hz, capture.history, capture.position))
 
@@ -1292,6 +1422,13 @@ _KINDS: dict[str, _ViewKind] = {
     "narrowband": _capture_kind(
         NarrowbandParams, _narrowband, lambda p, rate: prefix_inputs(rate, p.sample_rate_hz, p.analysis_samples)
     ),
+    "spectral_levels": _capture_kind(SpectralLevelsParams, _spectral_levels, lambda p, rate: p.analysis_samples(rate)),
+    "cp_snr": _capture_kind(
+        CpSnrParams,
+        _cp_snr,
+        lambda p, rate: max(_native_samples(n, p.analysis_samples(n), rate) for n in p.numerologies),
+        lambda p: {n: p.analysis_samples(n) for n in p.numerologies},
+    ),
     "dynamics": _snippet_kind(DynamicsParams),
     "sent_power": _snippet_kind(SentPowerParams),
 }
@@ -1350,6 +1487,8 @@ VIEWS: dict[str, Any] = {
     "cp_profile": CpProfileParams(),
     # 29 x 16384 samples: as much of G's 15.9 ms window as whole FFTs fill.
     "narrowband": NarrowbandParams(),
+    "spectral_levels": SpectralLevelsParams(),
+    "cp_snr": CpSnrParams(),
     "dynamics": DynamicsParams(),
     # What each protocol sends at a fixed power, over the dynamics view's 128 ms: LTE's cell
     # reference signals, a WiFi medium's busy frames, NR's scheduled resource blocks.

@@ -101,6 +101,14 @@ COMBINATIONS = {
     ),
     "15 + 30 kHz: constellation": ("ofdm_constellation_15khz", "ofdm_constellation_30khz"),
     "sent power: wifi + lte + nr": ("dynamics_wifi", "dynamics_lte", "dynamics_nr"),
+    "SNR: spectral levels + CP SNR": ("spectral_levels", "cp_snr"),
+    "SNR: spectral levels + CP SNR + sent power": (
+        "spectral_levels",
+        "cp_snr",
+        "dynamics_wifi",
+        "dynamics_lte",
+        "dynamics_nr",
+    ),
     "every view": (),
 }
 """Columns that read several views at once (their features side by side), as a model with C > 1
