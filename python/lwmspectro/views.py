@@ -1035,8 +1035,37 @@ def _ofdm_sync(params: OfdmSyncParams, capture: Capture) -> ViewOutput:
     return ViewOutput(values.astype(np.float32), {**_estimates(symbols), "centre_subcarrier": centre})
 
 
+class _PerNumerology(ConfigBase):
+    """Mixin for view parameters that read each of `numerologies` at its own rate over `span_s` seconds
+    (the CP correlation views, which share those correlations)."""
+
+    numerologies: tuple[Numerology, ...]
+    span_s: float
+
+    def _check_numerologies(self) -> None:
+        """Read the numerologies (records included) and refuse a span shorter than one period."""
+        if isinstance(self.numerologies, (str, Mapping)) or not self.numerologies:
+            raise ValueError("numerologies: a non-empty list of numerologies is needed")
+        numerologies = tuple(_numerology(n, f"numerologies.{i}") for i, n in enumerate(self.numerologies))
+        object.__setattr__(self, "numerologies", numerologies)
+        for i, numerology in enumerate(numerologies):
+            if self.analysis_samples(numerology) < numerology.group_samples + numerology.n_fft:
+                raise ValueError(
+                    f"span_s ({self.span_s:g} s) is shorter than one period of numerologies.{i} "
+                    f"({(numerology.group_samples + numerology.n_fft) / numerology.sample_rate_hz:g} s)"
+                )
+
+    def analysis_samples(self, numerology: Numerology) -> int:
+        return int(np.ceil(round(self.span_s * numerology.sample_rate_hz, 6)))
+
+    def to_dict(self) -> dict[str, Any]:
+        values = super().to_dict()
+        values["numerologies"] = list(values["numerologies"])
+        return values
+
+
 @dataclass(frozen=True)
-class CpProfileParams(ConfigBase):
+class CpProfileParams(_PerNumerology):
     """The CP correlation coefficient |sum r[n] r*[n + N]| / energy of each candidate
     numerology (one row each) over `span_s` seconds, folded over the numerology's period and
     max-pooled into K = n_bins offsets, rolled so that the largest sits in bin 0. An OFDM
@@ -1050,33 +1079,17 @@ class CpProfileParams(ConfigBase):
     span_s: float = bounded(0.005, 1e-5, 0.1)
 
     def __post_init__(self):
-        if isinstance(self.numerologies, (str, Mapping)) or not self.numerologies:
-            raise ValueError("numerologies: a non-empty list of numerologies is needed")
-        numerologies = tuple(_numerology(n, f"numerologies.{i}") for i, n in enumerate(self.numerologies))
-        object.__setattr__(self, "numerologies", numerologies)
-        for i, numerology in enumerate(numerologies):
+        self._check_numerologies()
+        for i, numerology in enumerate(self.numerologies):
             if numerology.group_samples < self.n_bins:
                 raise ValueError(
                     f"numerologies.{i}: its period ({numerology.group_samples} samples) is shorter than "
                     f"n_bins ({self.n_bins})"
                 )
-            if self.analysis_samples(numerology) < numerology.group_samples + numerology.n_fft:
-                raise ValueError(
-                    f"span_s ({self.span_s:g} s) is shorter than one period of numerologies.{i} "
-                    f"({(numerology.group_samples + numerology.n_fft) / numerology.sample_rate_hz:g} s)"
-                )
-
-    def analysis_samples(self, numerology: Numerology) -> int:
-        return int(np.ceil(round(self.span_s * numerology.sample_rate_hz, 6)))
 
     @property
     def shape(self) -> tuple[int, int]:
         return (len(self.numerologies), self.n_bins)
-
-    def to_dict(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self)
-        values["numerologies"] = list(values["numerologies"])
-        return values
 
 
 def _cp_profile(params: CpProfileParams, capture: Capture) -> ViewOutput:
@@ -1253,7 +1266,7 @@ CP_SNR_RANGE = (-3.0, 5.0)
 
 
 @dataclass(frozen=True)
-class CpSnrParams(ConfigBase):
+class CpSnrParams(_PerNumerology):
     """The SNR each candidate numerology's CP correlation implies, for the SNR where no band or
     gap holds noise alone (a cell at full load filling a band-limited capture): the coefficient
     at the CP of an OFDM signal is SNR / (SNR + 1) over the capture's band, so its peak rho over
@@ -1267,28 +1280,11 @@ class CpSnrParams(ConfigBase):
     span_s: float = bounded(0.005, 1e-5, 0.1)
 
     def __post_init__(self):
-        if isinstance(self.numerologies, (str, Mapping)) or not self.numerologies:
-            raise ValueError("numerologies: a non-empty list of numerologies is needed")
-        numerologies = tuple(_numerology(n, f"numerologies.{i}") for i, n in enumerate(self.numerologies))
-        object.__setattr__(self, "numerologies", numerologies)
-        for i, numerology in enumerate(numerologies):
-            if self.analysis_samples(numerology) < numerology.group_samples + numerology.n_fft:
-                raise ValueError(
-                    f"span_s ({self.span_s:g} s) is shorter than one period of numerologies.{i} "
-                    f"({(numerology.group_samples + numerology.n_fft) / numerology.sample_rate_hz:g} s)"
-                )
-
-    def analysis_samples(self, numerology: Numerology) -> int:
-        return int(np.ceil(round(self.span_s * numerology.sample_rate_hz, 6)))
+        self._check_numerologies()
 
     @property
     def shape(self) -> tuple[int, int]:
         return (1, len(self.numerologies))
-
-    def to_dict(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self)
-        values["numerologies"] = list(values["numerologies"])
-        return values
 
 
 def _cp_snr(params: CpSnrParams, capture: Capture) -> ViewOutput:
