@@ -1058,6 +1058,22 @@ class _PerNumerology(ConfigBase):
     def analysis_samples(self, numerology: Numerology) -> int:
         return int(np.ceil(round(self.span_s * numerology.sample_rate_hz, 6)))
 
+    def native_needs(self) -> dict[Numerology, int]:
+        """The native samples of each numerology the view reads through its Capture."""
+        return {numerology: self.analysis_samples(numerology) for numerology in self.numerologies}
+
+    def source_samples(self, sample_rate_hz: float) -> int:
+        """Source-rate samples the view reads: those the longest native read resamples from."""
+        return max(_native_samples(n, length, sample_rate_hz) for n, length in self.native_needs().items())
+
+    def coefficients(self, capture: Capture) -> list[np.ndarray]:
+        """The CP correlation coefficient of each numerology over the span, from the capture's
+        correlators (shared by every view of the observation that reads them)."""
+        return [
+            capture.correlator(numerology, length).correlation(length).coefficient
+            for numerology, length in self.native_needs().items()
+        ]
+
     def to_dict(self) -> dict[str, Any]:
         values = super().to_dict()
         values["numerologies"] = list(values["numerologies"])
@@ -1095,9 +1111,7 @@ class CpProfileParams(_PerNumerology):
 def _cp_profile(params: CpProfileParams, capture: Capture) -> ViewOutput:
     rows = np.zeros(params.shape, np.float32)
     peaks = []
-    for row, numerology in zip(rows, params.numerologies):
-        length = params.analysis_samples(numerology)
-        coefficient = capture.correlator(numerology, length).correlation(length).coefficient
+    for row, numerology, coefficient in zip(rows, params.numerologies, params.coefficients(capture)):
         edges = np.arange(params.n_bins) * numerology.group_samples // params.n_bins
         pooled = np.maximum.reduceat(coefficient, edges)
         row[:] = np.roll(pooled, -int(np.argmax(pooled)))
@@ -1289,10 +1303,7 @@ class CpSnrParams(_PerNumerology):
 
 def _cp_snr(params: CpSnrParams, capture: Capture) -> ViewOutput:
     low, high = CP_SNR_RANGE
-    peaks = np.empty(len(params.numerologies))
-    for i, numerology in enumerate(params.numerologies):
-        length = params.analysis_samples(numerology)
-        peaks[i] = capture.correlator(numerology, length).correlation(length).coefficient.max()
+    peaks = np.array([coefficient.max() for coefficient in params.coefficients(capture)])
     with np.errstate(divide="ignore"):
         snr = np.log10(peaks) - np.log10(np.maximum(1.0 - peaks, 0.0))
     return ViewOutput(np.clip(np.nan_to_num(snr, nan=low), low, high).astype(np.float32)[None])
@@ -1410,21 +1421,13 @@ _KINDS: dict[str, _ViewKind] = {
     "ofdm_pattern": _capture_kind(OfdmPatternParams, _ofdm_pattern, _ofdm_samples, _ofdm_needs),
     "ofdm_sync": _capture_kind(OfdmSyncParams, _ofdm_sync, _ofdm_samples, _ofdm_needs),
     "cp_profile": _capture_kind(
-        CpProfileParams,
-        _cp_profile,
-        lambda p, rate: max(_native_samples(n, p.analysis_samples(n), rate) for n in p.numerologies),
-        lambda p: {n: p.analysis_samples(n) for n in p.numerologies},
+        CpProfileParams, _cp_profile, CpProfileParams.source_samples, CpProfileParams.native_needs
     ),
     "narrowband": _capture_kind(
         NarrowbandParams, _narrowband, lambda p, rate: prefix_inputs(rate, p.sample_rate_hz, p.analysis_samples)
     ),
     "spectral_levels": _capture_kind(SpectralLevelsParams, _spectral_levels, lambda p, rate: p.analysis_samples(rate)),
-    "cp_snr": _capture_kind(
-        CpSnrParams,
-        _cp_snr,
-        lambda p, rate: max(_native_samples(n, p.analysis_samples(n), rate) for n in p.numerologies),
-        lambda p: {n: p.analysis_samples(n) for n in p.numerologies},
-    ),
+    "cp_snr": _capture_kind(CpSnrParams, _cp_snr, CpSnrParams.source_samples, CpSnrParams.native_needs),
     "dynamics": _snippet_kind(DynamicsParams),
     "sent_power": _snippet_kind(SentPowerParams),
 }
