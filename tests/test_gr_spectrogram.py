@@ -1,8 +1,10 @@
 """QA for the LWM Spectrogram block: G per window, resampling, hops, tags, bad input and parameters,
 and every registered view live as offline."""
 
+import re
 import shutil
 import tempfile
+from pathlib import Path
 
 import gnuradio.lwmspectro as lwm_blocks
 import numpy as np
@@ -231,6 +233,11 @@ class qa_spectrogram(gr_unittest.TestCase):
             lwm_blocks.spectrogram(BUNDLE, 1e6, views="wideband,spectrum")
         with self.assertRaisesRegex(ConfigError, r"view 'cp_profile' is listed twice"):
             lwm_blocks.spectrogram(BUNDLE, 1e6, views="cp_profile,cp_profile")
+
+    def test_the_companion_documentation_names_every_registered_view_in_order(self):
+        yml = (Path(__file__).resolve().parents[1] / "grc" / "lwmspectro_spectrogram.block.yml").read_text()
+        listed = re.search(r"registered views \(([^)]*)\)", " ".join(yml.split())).group(1)
+        self.assertEqual([name.strip() for name in listed.split(",")], list(VIEWS))
 
 
 def lte_like(n, rate, seed=0):

@@ -18,11 +18,14 @@ from lwmspectro.spectrogram import SpectrogramParams, spectrogram
 from lwmspectro.synth import ExampleSpec, make_stream
 from lwmspectro.views import (
     LOG_SHARE_FLOOR,
+    SPECTRAL_TIME_QUANTILES,
     VIEWS,
     CpProfileParams,
     CpSnrParams,
     OfdmAlignedParams,
     OfdmSyncParams,
+    SpectralLevelsParams,
+    SpreadLevelsParams,
     WifiPilotConstellationParams,
     compute_observation,
     compute_view,
@@ -622,6 +625,39 @@ def test_spectral_levels_show_the_noise_in_the_gaps_of_wifi_traffic():
     assert np.abs(flat[0]).max() < 0.05
 
 
+@pytest.mark.parametrize("rate", [2.4e6, 20e6, 30.72e6])
+def test_spread_levels_read_as_many_blocks_as_the_present_view_from_the_start_to_the_end_of_their_span(rate):
+    spread, present = VIEWS["spectral_levels_spread"], VIEWS["spectral_levels"]
+    starts, block = spread.block_starts(rate), spread.block_samples(rate)
+    assert reads_past(spread) and not reads_past(present)
+    assert len(starts) == len(present.block_starts(rate))
+    assert starts[0] == 0 and starts[-1] + block == min_source_samples(spread, rate) // block * block
+    assert np.all(np.diff(starts) >= block)
+    assert views.source_regions(spread, rate) == [(start, start + block) for start in starts]
+
+
+def test_spread_levels_read_the_traffic_of_the_past_125_ms_where_the_present_view_reads_15():
+    """LTE at 20 dB over its band for its first 20 ms, the same noise alone after: in the 15 ms
+    view the band stands well above the guard in the median block; spread over 125 ms, most
+    blocks are quiet and the median block's band is noise, level with the guard."""
+    iq, rate, occupied = lte_at_in_band_snr(20)
+    spread = VIEWS["spectral_levels_spread"]
+    quiet = noise(min_source_samples(spread, rate) - len(iq), 8, 10 ** (-20 / 10) * rate / occupied)
+    capture = np.concatenate([iq, quiet])
+    present, past = compute_view(VIEWS["spectral_levels"], capture, rate), compute_view(spread, capture, rate)
+    median = 1 + SPECTRAL_TIME_QUANTILES.index(0.5)
+    assert present[median, -1] - present[median, 0] > 1.0
+    assert abs(past[median, -1] - past[median, 0]) < 0.2
+
+
+def test_spread_levels_spanning_only_what_they_read_are_the_present_view():
+    iq, rate, _ = lte_at_in_band_snr(10)
+    present = SpectralLevelsParams(span_s=0.01)
+    np.testing.assert_array_equal(
+        compute_view(SpreadLevelsParams(span_s=0.01, read_s=0.01), iq, rate), compute_view(present, iq, rate)
+    )
+
+
 @pytest.mark.parametrize("snr_db", [0, 10, 20])
 def test_cp_snr_reads_the_snr_over_the_capture_band_from_the_cp_of_the_numerology_on_the_air(snr_db):
     iq, rate, occupied = lte_at_in_band_snr(snr_db)
@@ -658,6 +694,7 @@ def test_cp_snr_of_noise_reads_far_below_0_db():
         (lambda: CpSnrParams(span_s=1e-4), "shorter than one period"),
         (lambda: CpSnrParams(numerologies=()), "non-empty"),
         (lambda: view_from_dict({"name": "spectral_levels", "params": {"n_levels": 1}}), "n_levels"),
+        (lambda: SpreadLevelsParams(span_s=0.01, read_s=0.02), "at most span_s"),
     ],
 )
 def test_inconsistent_parameters_are_refused(make, match):
@@ -701,8 +738,8 @@ def test_the_observation_is_as_long_as_its_views_but_the_past_ones():
     span = observation_span(list(VIEWS.values()), rate)
     assert span == VIEWS["wideband"].source_window_samples(rate)
     offsets = view_offsets(list(VIEWS.values()), rate)
-    past = [name for name in VIEWS if name.startswith("dynamics")]
-    assert past == ["dynamics", "dynamics_wifi", "dynamics_lte", "dynamics_nr"]
+    past = [name for name in VIEWS if name.startswith("dynamics") or name.endswith("_spread")]
+    assert past == ["spectral_levels_spread", "dynamics", "dynamics_wifi", "dynamics_lte", "dynamics_nr"]
     assert all(reads_past(VIEWS[name]) for name in past) and not reads_past(VIEWS["cp_profile"])
     for name in past:
         assert offsets[list(VIEWS).index(name)] == span - min_source_samples(VIEWS[name], rate) < 0
