@@ -227,6 +227,7 @@ def packaged_config(name):
 
 CIRCULARITY = "ofdm_circularity_wifi"
 PILOT_TRACKED = "ofdm_constellation_wifi_pilots"
+SNR_VIEWS = ("spectral_levels", "spectral_levels_spread", "cp_snr")
 TRAINING_CONFIG_VIEWS = {
     "train": ["wideband", "ofdm_aligned_wifi", "ofdm_aligned_15khz", "ofdm_aligned_30khz", "cp_profile", "dynamics"],
     "train-constellation": [
@@ -244,6 +245,7 @@ TRAINING_CONFIG_VIEWS = {
         "dynamics_nr",
         CIRCULARITY,
         PILOT_TRACKED,
+        *SNR_VIEWS,
     ],
     "train-router": [
         "wideband",
@@ -257,7 +259,7 @@ TRAINING_CONFIG_VIEWS = {
 """The views each training corpus stores: the aligned views (views-small), every view the experts
 (today's dynamics view and each protocol's sent-power view among them) and the first router of
 the constellation model read (the WiFi circularity, then the pilot-tracked 802.11 constellation,
-last: added in that order), and the router's views with the 15 kHz
+then the SNR views: added in that order), and the router's views with the 15 kHz
 pattern, LTE's synchronisation signal and the narrowband view."""
 
 

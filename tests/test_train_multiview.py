@@ -254,6 +254,10 @@ def test_the_views_config_names_each_parts_views():
     assert narrowband.views_of("router") == (*pilots.views_of("router"), "narrowband")
     assert all(narrowband.views_of(part) == pilots.views_of(part) for part in ("wifi", "lte", "nr"))
     assert narrowband.experts_from == "models/small" and narrowband.router_from is None
+    snr = load_config("views-snr-experts")
+    snr_views = ("spectral_levels", "spectral_levels_spread", "cp_snr")
+    assert all(snr.views_of(part) == (*pilots.views_of(part), *snr_views) for part in ("wifi", "lte", "nr"))
+    assert snr.views_of("router") == pilots.views_of("router") and snr.router_from == "models/small"
     with pytest.raises(ValueError, match="optional_views: 'dynamics' is not a list of view names"):
         load_config("views-small", ['optional_views="dynamics"'])
 
