@@ -1306,9 +1306,8 @@ def _spectral_levels(params: SpectralLevelsParams, capture: Capture) -> ViewOutp
     rate = capture.sample_rate_hz
     n_fft = params.n_fft(rate)
     starts = params.block_starts(rate)
-    frames = capture.iq[starts[:, None] + np.arange(params.block_samples(rate))].reshape(
-        len(starts), params.block_frames, n_fft
-    )
+    blocks = np.lib.stride_tricks.sliding_window_view(capture.iq, params.block_samples(rate))
+    frames = blocks[starts].reshape(len(starts), params.block_frames, n_fft)
     spectra = scipy.fft.fft(frames * _power_window(n_fft), axis=-1)
     blocks = (spectra.real**2 + spectra.imag**2).mean(axis=1, dtype=np.float64) / n_fft
     per_bin = np.concatenate([blocks.mean(axis=0)[None], np.quantile(blocks, SPECTRAL_TIME_QUANTILES, axis=0)])
