@@ -74,37 +74,21 @@ CHUNK = 25
 """Examples per cache file."""
 BAND_LIMITED_RATE_HZ = 20e6
 TODAYS_G = "G (today)"
+ROUTER_VIEWS = ("wideband", "cp_profile", "ofdm_aligned_15khz", "ofdm_pattern_15khz", "lte_sync_15khz")
+"""The views the shipped router reads."""
+SENT_POWER_VIEWS = ("dynamics_wifi", "dynamics_lte", "dynamics_nr")
 COMBINATIONS = {
-    "router: wideband + cp_profile": ("wideband", "cp_profile"),
-    "router: wideband + cp_profile + 15 kHz aligned + pattern": (
-        "wideband",
-        "cp_profile",
-        "ofdm_aligned_15khz",
-        "ofdm_pattern_15khz",
-    ),
-    "router: wideband + cp_profile + 15 kHz aligned + pattern + LTE sync": (
-        "wideband",
-        "cp_profile",
-        "ofdm_aligned_15khz",
-        "ofdm_pattern_15khz",
-        "lte_sync_15khz",
-    ),
+    "router: wideband + cp_profile": ROUTER_VIEWS[:2],
+    "router: wideband + cp_profile + 15 kHz aligned + pattern": ROUTER_VIEWS[:4],
+    "router: wideband + cp_profile + 15 kHz aligned + pattern + LTE sync": ROUTER_VIEWS,
     "router: the five + narrowband + spectral levels + CP SNR": (
-        "wideband",
-        "cp_profile",
-        "ofdm_aligned_15khz",
-        "ofdm_pattern_15khz",
-        "lte_sync_15khz",
+        *ROUTER_VIEWS,
         "narrowband",
         "spectral_levels",
         "cp_snr",
     ),
     "router: the five + narrowband + spread levels + CP SNR": (
-        "wideband",
-        "cp_profile",
-        "ofdm_aligned_15khz",
-        "ofdm_pattern_15khz",
-        "lte_sync_15khz",
+        *ROUTER_VIEWS,
         "narrowband",
         "spectral_levels_spread",
         "cp_snr",
@@ -120,23 +104,11 @@ COMBINATIONS = {
         "ofdm_constellation_30khz",
     ),
     "15 + 30 kHz: constellation": ("ofdm_constellation_15khz", "ofdm_constellation_30khz"),
-    "sent power: wifi + lte + nr": ("dynamics_wifi", "dynamics_lte", "dynamics_nr"),
+    "sent power: wifi + lte + nr": SENT_POWER_VIEWS,
     "SNR: spectral levels + CP SNR": ("spectral_levels", "cp_snr"),
-    "SNR: spectral levels + CP SNR + sent power": (
-        "spectral_levels",
-        "cp_snr",
-        "dynamics_wifi",
-        "dynamics_lte",
-        "dynamics_nr",
-    ),
+    "SNR: spectral levels + CP SNR + sent power": ("spectral_levels", "cp_snr", *SENT_POWER_VIEWS),
     "SNR: spread levels + CP SNR": ("spectral_levels_spread", "cp_snr"),
-    "SNR: spread levels + CP SNR + sent power": (
-        "spectral_levels_spread",
-        "cp_snr",
-        "dynamics_wifi",
-        "dynamics_lte",
-        "dynamics_nr",
-    ),
+    "SNR: spread levels + CP SNR + sent power": ("spectral_levels_spread", "cp_snr", *SENT_POWER_VIEWS),
     "every view": (),
 }
 """Columns that read several views at once (their features side by side), as a model with C > 1
