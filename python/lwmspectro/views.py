@@ -49,10 +49,10 @@ observation's start gives the same view offline as the live blocks compute. A vi
 far into the past (`reads_past`: the dynamics views' 128 ms and spectral_levels_spread's 125
 ms, against 16 ms for the others) does not set the observation's length (`observation_span`): it
 reads the span that ends where the observation ends, and is absent (None, NaN in the framer) when
-the capture does not reach back that far. `compute_observation` computes the views of one observation together, sharing
-what they have in common (`Capture`: each analysis rate's resampled I/Q, each numerology's CP
-correlation; given the stream's history, the dynamics snippets of its previous window), in
-parallel threads when given an executor.
+the capture does not reach back that far. `compute_observation` computes the views of one
+observation together, sharing what they have in common (`Capture`: each analysis rate's resampled
+I/Q, each numerology's CP correlation; given the stream's history, the dynamics snippets of its
+previous window), in parallel threads when given an executor.
 """
 
 from __future__ import annotations
@@ -1306,8 +1306,8 @@ def _spectral_levels(params: SpectralLevelsParams, capture: Capture) -> ViewOutp
     rate = capture.sample_rate_hz
     n_fft = params.n_fft(rate)
     starts = params.block_starts(rate)
-    blocks = np.lib.stride_tricks.sliding_window_view(capture.iq, params.block_samples(rate))
-    frames = blocks[starts].reshape(len(starts), params.block_frames, n_fft)
+    windows = np.lib.stride_tricks.sliding_window_view(capture.iq, params.block_samples(rate))
+    frames = windows[starts].reshape(len(starts), params.block_frames, n_fft)
     spectra = scipy.fft.fft(frames * _power_window(n_fft), axis=-1)
     blocks = (spectra.real**2 + spectra.imag**2).mean(axis=1, dtype=np.float64) / n_fft
     per_bin = np.concatenate([blocks.mean(axis=0)[None], np.quantile(blocks, SPECTRAL_TIME_QUANTILES, axis=0)])
