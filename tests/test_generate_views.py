@@ -254,13 +254,14 @@ TRAINING_CONFIG_VIEWS = {
         "ofdm_pattern_15khz",
         "lte_sync_15khz",
         "narrowband",
+        "dynamics_wifi",
     ],
 }
 """The views each training corpus stores: the aligned views (views-small), every view the experts
 (today's dynamics view and each protocol's sent-power view among them) and the first router of
 the constellation model read (the WiFi circularity, then the pilot-tracked 802.11 constellation,
 then the SNR views: added in that order), and the router's views with the 15 kHz
-pattern, LTE's synchronisation signal and the narrowband view."""
+pattern, LTE's synchronisation signal, the narrowband view and WiFi's sent-power view."""
 
 
 @pytest.mark.parametrize("name", list(TRAINING_CONFIG_VIEWS))

@@ -254,6 +254,10 @@ def test_the_views_config_names_each_parts_views():
     assert narrowband.views_of("router") == (*pilots.views_of("router"), "narrowband")
     assert all(narrowband.views_of(part) == pilots.views_of(part) for part in ("wifi", "lte", "nr"))
     assert narrowband.experts_from == "models/small" and narrowband.router_from is None
+    wifi_power = load_config("views-wifi-power-router")
+    assert wifi_power.views_of("router") == (*pilots.views_of("router"), "dynamics_wifi")
+    assert all(wifi_power.views_of(part) == pilots.views_of(part) for part in ("wifi", "lte", "nr"))
+    assert wifi_power.experts_from == "models/small" and wifi_power.router_from is None
     snr = load_config("views-snr-experts")
     snr_views = ("spectral_levels", "spectral_levels_spread", "cp_snr")
     assert all(snr.views_of(part) == (*pilots.views_of(part), *snr_views) for part in ("wifi", "lte", "nr"))
