@@ -3,6 +3,7 @@
 import json
 import pickle
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,8 @@ from lwmspectro.lwm_channels import channel_planes, paths_channels, random_paths
 from lwmspectro.lwm_embed import ChannelEmbedder, LwmBundle
 from lwmspectro_train.distributed import Context
 from lwmspectro_train.lwm.data import PhaseDrawSet
-from lwmspectro_train.lwm.export import load_encoder
-from lwmspectro_train.lwm.train import LwmRunConfig, load_config, pretrain, step_decay
+from lwmspectro_train.lwm.export import load_encoder, load_objective
+from lwmspectro_train.lwm.train import LwmRunConfig, initial_objective, load_config, pretrain, step_decay
 from lwmspectro_train.trainer import BEST, CHECKPOINT, load_checkpoint
 
 
@@ -216,3 +217,43 @@ def test_cli_embeds_a_scenarios_users_with_their_labels(bundle, tmp_path, capsys
         assert saved["cls"].shape == (2, 16) and saved["channel"].shape == (2, 32, 16)
         assert saved["user_index"].tolist() == [0, 1] and saved["los"].tolist() == [True, False]
     assert "embedded 2 channels of scenario two_users" in capsys.readouterr().out
+
+
+def test_a_run_started_from_a_bundle_takes_its_weights_and_channel_scale(bundle, tmp_path):
+    cfg = tiny_config(tmp_path / "more", f"init_from={bundle}", "pretrain.epochs=1")
+    started = initial_objective(cfg)
+    shipped = load_objective(bundle / "weights.pt")
+    assert all(torch.equal(value, shipped.state_dict()[key]) for key, value in started.state_dict().items())
+    assert pretrain(cfg, Context(), progress=False)["complete"]
+    trained = load_checkpoint(tmp_path / "more" / "pretrain" / CHECKPOINT)["model"]
+    assert float(trained["encoder.scale"]) == float(shipped.encoder.scale)
+
+
+def test_a_run_goes_on_from_the_loss_its_bundle_reached_not_from_scratch(bundle, tmp_path):
+    def first_validation_loss(run_dir: Path, *overrides: str) -> float:
+        pretrain(tiny_config(run_dir, "pretrain.epochs=1", *overrides), Context(), progress=False)
+        return json.loads((run_dir / "pretrain" / "metrics.json").read_text())[0]["val_loss"]
+
+    reached = json.loads((bundle / "card.json").read_text())["metrics"]["pretraining"]["val_loss"]
+    fresh = first_validation_loss(tmp_path / "fresh")
+    continued = first_validation_loss(tmp_path / "continued", f"init_from={bundle}")
+    assert continued < fresh
+    assert continued == pytest.approx(reached, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [("model.n_layers=3", r"n_layers 2 \(this run: 3\)"), ("model.channel_scale=2.5", "scaled by")],
+)
+def test_a_bundle_built_otherwise_is_refused_naming_what_differs(bundle, tmp_path, override, message):
+    with pytest.raises(ValueError, match=message):
+        initial_objective(tiny_config(tmp_path / "run", f"init_from={bundle}", override))
+
+
+def test_a_bundle_without_torch_weights_cannot_start_a_run(bundle, tmp_path):
+    onnx_only = tmp_path / "onnx-only"
+    shutil.copytree(bundle, onnx_only)
+    card = json.loads((onnx_only / "card.json").read_text())
+    (onnx_only / card["training"]["checkpoint"]).unlink()
+    with pytest.raises(ValueError, match="no torch weights"):
+        initial_objective(tiny_config(tmp_path / "run", f"init_from={onnx_only}"))

@@ -63,6 +63,11 @@ class LwmRunConfig(ConfigBase):
     model: LwmConfig = field(default_factory=LwmConfig)
     pretrain: LwmStageConfig = field(default_factory=LwmStageConfig)
     loader: LoaderConfig = field(default_factory=LoaderConfig)
+    init_from: str | None = None
+    """A channel model bundle with its torch weights (e.g. models/lwm) whose encoder, decoder and
+    channel scale start this run, so that a shipped model's pretraining goes on over other
+    channels (a user's own sites) instead of starting afresh. Its architecture must be `model`'s
+    (ARCHITECTURE); masking and dropout are this run's. A resumed run goes on from its own checkpoint."""
 
     @classmethod
     def from_dict(cls, values: dict, where: str = "config") -> LwmRunConfig:
@@ -141,6 +146,52 @@ def build_objective(cfg: LwmRunConfig) -> MaskedChannelModelling:
     return MaskedChannelModelling(LwmEncoder(cfg.model))
 
 
+ARCHITECTURE = (
+    "antennas",
+    "subcarriers",
+    "patch_length",
+    "d_model",
+    "n_layers",
+    "n_heads",
+    "head_dim",
+    "ffn_mult",
+    "position_encoding",
+)
+"""The LwmConfig fields that decide what an encoder computes; the others only shape its training."""
+
+
+def initial_objective(cfg: LwmRunConfig) -> MaskedChannelModelling:
+    """What a fresh run starts from: the seeded encoder and decoder or, under `init_from`, those
+    of the bundle it names with their channel scale; refused, naming the fields, when the bundle's
+    model is built otherwise."""
+    objective = build_objective(cfg)
+    if cfg.init_from is None:
+        return objective
+    from lwmspectro.lwm_embed import LwmBundle
+
+    from .export import load_objective
+
+    bundle = LwmBundle.load(cfg.init_from)
+    if bundle.checkpoint is None:
+        raise ValueError(f"init_from: {cfg.init_from} holds no torch weights (training.checkpoint) to start from")
+    source = load_objective(bundle.checkpoint)
+    differing = [
+        f"{name} {getattr(source.encoder.cfg, name)!r} (this run: {getattr(cfg.model, name)!r})"
+        for name in ARCHITECTURE
+        if getattr(source.encoder.cfg, name) != getattr(cfg.model, name)
+    ]
+    if differing:
+        raise ValueError(f"init_from: {cfg.init_from} was built with {', '.join(differing)}; set the run's model so")
+    scale = float(source.encoder.scale)
+    if cfg.model.channel_scale is not None and not np.isclose(cfg.model.channel_scale, scale, rtol=1e-6):
+        raise ValueError(
+            f"init_from: {cfg.init_from} reads channels scaled by {scale:g}, this run's model.channel_scale is "
+            f"{cfg.model.channel_scale:g}; set it to null to keep the bundle's"
+        )
+    objective.load_state_dict(source.state_dict())
+    return objective
+
+
 def fitted_scale(channels: np.ndarray) -> float:
     """The reciprocal RMS of the real and imaginary values of `channels`: the channel scale a
     model with `channel_scale` null is given (lwm.model docstring)."""
@@ -168,8 +219,8 @@ def pretrain(cfg: LwmRunConfig, ctx: Context, resume: bool = False, progress: bo
     val_index = val_index[: cfg.pretrain.max_val_samples]
     if len(val_index) == 0:
         raise ValueError(f"no validation channels among {len(channels)}: raise data.val_fraction or add channels")
-    objective = build_objective(cfg)
-    if cfg.model.channel_scale is None:
+    objective = initial_objective(cfg)
+    if cfg.model.channel_scale is None and cfg.init_from is None:
         objective.encoder.scale.fill_(fitted_scale(channels[train_index]))
     objective.mean_patch.copy_(mean_patch(objective.encoder, channels[train_index]))
     trainer = StepDecayTrainer(
