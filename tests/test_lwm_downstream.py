@@ -17,6 +17,7 @@ from lwmspectro_train.lwm.downstream import (
     HeadTraining,
     LosHead,
     beam_model,
+    beam_probe,
     best_beams,
     dft_codebook,
     distinct_fractions,
@@ -124,6 +125,19 @@ def test_beam_prediction_maps_sub6_channels_to_the_mmwave_beam(bundle):
     assert all(0.0 <= r["f1"] <= 1.0 for r in rows)
 
 
+def test_the_beam_probe_learns_the_beam_from_the_direction_profile_and_scores_every_input(bundle):
+    """Line-of-sight users of one path: the mmWave best beam is the sub-6 GHz channel's direction."""
+    rng = np.random.default_rng(4)
+    paths, _ = random_paths(rng, 300, los_probability=1.0, max_paths=1)
+    sub6 = paths_channels(paths, antennas=8, subcarriers=8, bandwidth_hz=5e6)
+    mmwave = paths_channels(paths.with_phases(rng.uniform(-180, 180, paths.phase_deg.shape)), antennas=8)
+    rows = beam_probe(bundle, sub6, mmwave, (8,), (0.7,), QUICK)
+    scores = {r["representation"]: r["f1"] for r in rows}
+    assert set(scores) == {"raw_unit_rms", "cls", "channel", "sub6_direction"}
+    assert all(r["task"] == "beam_probe" and r["beams"] == 8 and r["train_samples"] == 210 for r in rows)
+    assert scores["sub6_direction"] > 0.8 and scores["sub6_direction"] > scores["raw_unit_rms"]
+
+
 def test_repeated_draws_report_the_mean_and_spread_of_each_fraction():
     rng = np.random.default_rng(2)
     labels = rng.integers(0, 2, 80)
@@ -167,6 +181,15 @@ def test_cli_writes_a_report_with_the_command_and_the_bundle_on_top(bundle, tmp_
     assert "cls_finetuned" in capsys.readouterr().out
     assert cli.main([*command[:-2], "--out", str(out)]) == 2
     assert "--scenario NAME or --synthetic USERS" in capsys.readouterr().err
+
+
+def test_cli_runs_the_beam_probe_with_a_bound_on_the_head_updates(bundle, tmp_path, capsys):
+    out = tmp_path / "probe.json"
+    command = ["lwm", "downstream", "--bundle", str(bundle.path), "--task", "beam-probe", "--synthetic", "80"]
+    assert cli.main([*command, "--beams", "8", "--fractions", "0.5", "--max-updates", "3", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["representation"] for r in rows] == ["raw_unit_rms", "cls", "channel", "sub6_direction"]
+    assert "sub6_direction" in capsys.readouterr().out
 
 
 def test_fractions_that_train_on_the_same_users_are_swept_once():

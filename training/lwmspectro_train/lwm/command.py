@@ -52,7 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "downstream", help="LoS/NLoS or beam prediction F1 of raw channels vs embeddings over training fractions"
     )
     downstream.add_argument("--bundle", required=True, help="channel model bundle folder")
-    downstream.add_argument("--task", required=True, choices=("los", "beam"))
+    downstream.add_argument(
+        "--task",
+        required=True,
+        choices=("los", "beam", "beam-probe"),
+        help="beam-probe: one MLP on raw values, CLS and channel embeddings and the sub-6 GHz direction profile",
+    )
     downstream.add_argument(
         "--scenario", help="labelled users of this scenario (for beam: the sub-6 GHz trace), unseen in pretraining"
     )
@@ -64,6 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     downstream.add_argument("--fractions", help="comma-separated training fractions (default: the task's sweep)")
     downstream.add_argument("--beams", help="beam: comma-separated codebook sizes (default 16,32,64,128,256)")
     downstream.add_argument("--epochs", type=positive_int, default=100, help="head training epochs (default 100)")
+    downstream.add_argument(
+        "--max-updates", type=positive_int, help="stop each head after this many optimiser steps (default: no limit)"
+    )
     downstream.add_argument("--seed", type=non_negative_int, default=0)
     downstream.add_argument("--out", required=True, help="the JSON report to write")
     report = sub.add_parser(
@@ -243,15 +251,16 @@ def downstream(args: argparse.Namespace, argv: list[str]) -> int:
         raise UsageError("give either --scenario NAME or --synthetic USERS")
     if reason := unwritable_reason(args.out):
         raise UsageError(f"--out {args.out}: {reason}")
-    if args.task == "beam" and args.scenario and not args.mmwave_scenario:
+    beams = args.task != "los"
+    if beams and args.scenario and not args.mmwave_scenario:
         raise UsageError("beam prediction from a scenario needs --mmwave-scenario, the same site at the mmWave carrier")
     bundle = LwmBundle.load(args.bundle)
-    training = tasks.HeadTraining(epochs=args.epochs)
+    training = tasks.HeadTraining(epochs=args.epochs, max_updates=args.max_updates)
     fractions = _numbers(args.fractions, float, "--fractions") if args.fractions else None
     if args.synthetic:
         users = tasks.synthetic_users(bundle, args.synthetic, args.seed)
     else:
-        mmwave = args.mmwave_scenario if args.task == "beam" else None
+        mmwave = args.mmwave_scenario if beams else None
         users = tasks.site_users(bundle, args.scenario, args.folder, mmwave)
     if args.task == "los":
         fractions = fractions or tasks.LOS_FRACTIONS
@@ -261,7 +270,8 @@ def downstream(args: argparse.Namespace, argv: list[str]) -> int:
         sizes = _numbers(args.beams, int, "--beams") if args.beams else tasks.CODEBOOK_SIZES
         sub6, mmwave_channels = users.beam_pair
         fractions = fractions or tasks.BEAM_FRACTIONS
-        rows = tasks.beam_task(bundle, sub6, mmwave_channels, sizes, fractions, training, args.seed)
+        task = tasks.beam_task if args.task == "beam" else tasks.beam_probe
+        rows = task(bundle, sub6, mmwave_channels, sizes, fractions, training, args.seed)
         scored = len(sub6)
     report = {
         "command": " ".join(argv),
@@ -274,7 +284,7 @@ def downstream(args: argparse.Namespace, argv: list[str]) -> int:
     for row in rows:
         beams = f"{row['beams']:>4d} beams  " if "beams" in row else ""
         print(
-            f"{row['task']:<5s} {beams}{row['representation']:<14s} fraction {row['fraction']:<6g} "
+            f"{row['task']:<10s} {beams}{row['representation']:<14s} fraction {row['fraction']:<6g} "
             f"({row['train_samples']:>6d} users)  F1 {row['f1']:.3f}"
         )
     return 0

@@ -7,7 +7,9 @@ to a small model trained on few labels.
   last three layers are trained with the head (`FineTunedCls`).
 - Sub-6 GHz to mmWave beam prediction: the best beam of a DFT codebook (`dft_codebook`) for each
   user's mmWave channel, predicted from its sub-6 GHz channel by a residual 1-D CNN
-  (`BeamHead`) reading raw patches (P x L) or channel embeddings (P x D).
+  (`BeamHead`) reading raw patches (P x L) or channel embeddings (P x D). `beam_probe` puts one
+  MLP on raw values, both embeddings and the channel's direction profile, to tell whether the
+  label can be learnt from that many users and which input keeps the direction.
 
 Each task is scored by the macro F1 on a held-out part of the labelled users, over a sweep of
 training fractions (`fraction_sweep`): every representation is trained on the same users at each
@@ -126,11 +128,15 @@ def dft_codebook(antennas: int, beams: int) -> np.ndarray:
     return np.exp(1j * np.pi * u[:, None] * np.arange(antennas)) / np.sqrt(antennas)
 
 
+def beam_gains(channels: np.ndarray, beams: int) -> np.ndarray:
+    """float (users, beams): the power each codebook beam draws from a channel, summed over the subcarriers."""
+    codebook = dft_codebook(channels.shape[1], beams)
+    return (np.abs(np.einsum("bm,umn->ubn", codebook.conj(), channels)) ** 2).sum(axis=2)
+
+
 def best_beams(channels: np.ndarray, beams: int) -> np.ndarray:
     """int64 (users,): the codebook beam with the most power summed over the subcarriers."""
-    codebook = dft_codebook(channels.shape[1], beams)
-    gain = np.abs(np.einsum("bm,umn->ubn", codebook.conj(), channels)) ** 2
-    return gain.sum(axis=2).argmax(axis=1)
+    return beam_gains(channels, beams).argmax(axis=1)
 
 
 def add_noise(channels: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
@@ -423,6 +429,49 @@ def sub6_beam_reference(
                 "accuracy": float(np.mean(labels[test] == guessed[test])),
             }
         )
+    return rows
+
+
+DIRECTION_BEAMS = 256
+"""Beams of the sub-6 GHz direction profile `beam_probe_inputs` gives: 32 antennas oversampled eight times."""
+
+
+def beam_probe_inputs(sub6: np.ndarray, bundle: LwmBundle) -> dict[str, np.ndarray]:
+    """What the beam probe reads of each user's sub-6 GHz channel: its raw values at unit RMS
+    (raw_unit_rms), its CLS and channel embeddings, and its direction profile (sub6_direction:
+    the power of each of DIRECTION_BEAMS DFT beams over the strongest's), the angle a head
+    would need, computed rather than learnt."""
+    raw = raw_patches(sub6, bundle)
+    gains = beam_gains(sub6, DIRECTION_BEAMS)
+    embeddings = ChannelEmbedder(bundle).embed(sub6)
+    return {
+        "raw_unit_rms": raw / np.sqrt(np.mean(raw**2, axis=(1, 2), keepdims=True)).clip(min=1e-30),
+        "cls": embeddings.cls,
+        "channel": embeddings.channel,
+        "sub6_direction": (gains / gains.max(axis=1, keepdims=True).clip(min=1e-30)).astype(np.float32),
+    }
+
+
+def beam_probe(
+    bundle: LwmBundle,
+    sub6: np.ndarray,
+    mmwave: np.ndarray,
+    codebook_sizes: Sequence[int] = CODEBOOK_SIZES,
+    fractions: Sequence[float] = BEAM_FRACTIONS,
+    training: HeadTraining = HeadTraining(),
+    seed: int = 0,
+    repeats: int = 1,
+) -> list[dict]:
+    """How much of the best mmWave beam each input of `beam_probe_inputs` holds: one head for
+    all of them, the LoS task's MLP (flattened input), on the same users and test tenth as
+    `beam_task`. Not the paper's figure: it tells whether the label can be learnt from that
+    many users at all (sub6_direction) and which representation keeps the direction."""
+    inputs = beam_probe_inputs(sub6, bundle)
+    rows = []
+    for beams in codebook_sizes:
+        labels = best_beams(mmwave, beams)
+        sweep = fraction_sweep(inputs, labels, fractions, los_model(None), training, seed, 0.1, beams, repeats)
+        rows += [{"task": "beam_probe", "beams": beams, **row} for row in sweep]
     return rows
 
 
