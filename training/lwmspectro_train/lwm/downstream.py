@@ -432,6 +432,28 @@ def sub6_beam_reference(
     return rows
 
 
+def codebook_sweeps(
+    task: str,
+    inputs: Mapping[str, np.ndarray],
+    mmwave: np.ndarray,
+    make_model: Callable[[str, tuple[int, ...], int], nn.Module],
+    codebook_sizes: Sequence[int],
+    fractions: Sequence[float],
+    training: HeadTraining,
+    seed: int,
+    repeats: int,
+) -> list[dict]:
+    """`fraction_sweep` of `inputs` for each codebook size, labelled with the best DFT beam of each
+    user's mmWave channel, a tenth of the users tested on (the paper's 70/20/10 split); rows
+    tagged with `task` and the codebook size."""
+    rows = []
+    for beams in codebook_sizes:
+        labels = best_beams(mmwave, beams)
+        sweep = fraction_sweep(inputs, labels, fractions, make_model, training, seed, 0.1, beams, repeats)
+        rows += [{"task": task, "beams": beams, **row} for row in sweep]
+    return rows
+
+
 DIRECTION_BEAMS = 256
 """Beams of the sub-6 GHz direction profile `beam_probe_inputs` gives: 32 antennas oversampled eight times."""
 
@@ -467,12 +489,8 @@ def beam_probe(
     `beam_task`. Not the paper's figure: it tells whether the label can be learnt from that
     many users at all (sub6_direction) and which representation keeps the direction."""
     inputs = beam_probe_inputs(sub6, bundle)
-    rows = []
-    for beams in codebook_sizes:
-        labels = best_beams(mmwave, beams)
-        sweep = fraction_sweep(inputs, labels, fractions, los_model(None), training, seed, 0.1, beams, repeats)
-        rows += [{"task": "beam_probe", "beams": beams, **row} for row in sweep]
-    return rows
+    sweep = (fractions, training, seed, repeats)
+    return codebook_sweeps("beam_probe", inputs, mmwave, los_model(None), codebook_sizes, *sweep)
 
 
 def beam_task(
@@ -490,9 +508,4 @@ def beam_task(
     tenth of the users is tested on, as the paper's 70/20/10 split does; its 20 % validation
     share is not drawn, the heads train for a fixed number of epochs."""
     inputs = {"raw": raw_patches(sub6, bundle), "channel": ChannelEmbedder(bundle).embed(sub6).channel}
-    rows = []
-    for beams in codebook_sizes:
-        labels = best_beams(mmwave, beams)
-        sweep = fraction_sweep(inputs, labels, fractions, beam_model, training, seed, 0.1, beams, repeats)
-        rows += [{"task": "beam", "beams": beams, **row} for row in sweep]
-    return rows
+    return codebook_sweeps("beam", inputs, mmwave, beam_model, codebook_sizes, fractions, training, seed, repeats)

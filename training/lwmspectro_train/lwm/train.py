@@ -18,6 +18,7 @@ import torch
 from lwmspectro.config_base import ConfigBase, bounded
 from lwmspectro.fileio import atomic_write
 from lwmspectro.lwm_channels import channel_planes
+from lwmspectro.lwm_embed import LwmBundle
 
 from ..config import LoaderConfig, StageConfig, apply_overrides, read_config
 from ..config import config_names as shared_config_names
@@ -167,9 +168,7 @@ def initial_objective(cfg: LwmRunConfig) -> MaskedChannelModelling:
     objective = build_objective(cfg)
     if cfg.init_from is None:
         return objective
-    from lwmspectro.lwm_embed import LwmBundle
-
-    from .export import load_objective
+    from .export import load_objective  # export imports this module
 
     bundle = LwmBundle.load(cfg.init_from)
     if bundle.checkpoint is None:
