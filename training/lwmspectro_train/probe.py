@@ -330,7 +330,7 @@ def fit_probe(
 
 
 TARGETS = {
-    "protocol": (0.97, "router: wideband + cp_profile + 15 kHz aligned + pattern + LTE sync"),
+    "protocol": (0.97, "router: the five + WiFi sent power"),
     "modulation_wifi": (0.85, "wifi: constellation + pilot-tracked"),
     "modulation_lte": (0.85, "ofdm_constellation_15khz"),
     "modulation_nr": (0.85, "15 + 30 kHz: constellation"),
